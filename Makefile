@@ -1,0 +1,65 @@
+# CacheMax build. `make` builds build/cachemax; `make check` runs every test; `make demo` shows it.
+CC      ?= cc
+WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
+           -Wpointer-arith -Wcast-align -Wvla -Wno-unused-parameter
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 -D_GNU_SOURCE -pthread -Isrc $(WARN) -MMD -MP
+SANFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDLIBS  += -pthread
+
+LIB_SRC := $(wildcard src/fuse/*.c src/fs/*.c src/sys/*.c src/util/*.c src/control/*.c src/daemon/*.c)
+CLI_SRC := $(wildcard src/cli/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=build/obj/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=build/obj/%.o)
+SAN_LIB_OBJ := $(LIB_SRC:%.c=build/san/%.o)
+SAN_CLI_OBJ := $(CLI_SRC:%.c=build/san/%.o)
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/san/tests/%)
+TOOL_SRC := $(wildcard tests/diff/*.c tests/integ/*.c)
+TOOL_BIN := $(patsubst tests/%.c,build/tests/%,$(TOOL_SRC))
+
+.PHONY: all deps check unit integ diff demo clean bench
+all: build/cachemax build/san/cachemax $(TOOL_BIN)
+
+deps:
+	@scripts/install-deps.sh
+
+build/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+build/san/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SANFLAGS) -c -o $@ $<
+
+build/cachemax: $(LIB_OBJ) $(CLI_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+build/san/cachemax: $(SAN_LIB_OBJ) $(SAN_CLI_OBJ)
+	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+
+build/san/tests/%: tests/unit/%.c $(SAN_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+build/tests/%: tests/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
+
+unit: deps $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+integ: deps all
+	@tests/integ/run-all.sh
+
+check: deps all unit integ
+
+demo: deps all
+	@scripts/demo.sh
+
+bench: deps all
+	@bench/mount-bench.sh
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the Debian packages CacheMax needs to build, test and benchmark, when they are missing.
+# Idempotent: prints nothing and does nothing when everything is already there.
+set -euo pipefail
+need=(gcc make pkg-config libcmocka-dev fuse3 fio bindfs attr psmisc util-linux)
+missing=()
+for p in "${need[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing packages: ${missing[*]}; run as root or: apt-get install ${missing[*]}" >&2
+  exit 1
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,373 @@
+/* cachemax: the command line. Parses arguments, checks them with messages that say what is
+ * wrong and what to do, and drives the daemon (start), the mount (stop) and the state records
+ * (status). Exit codes: 0 success, 1 failure, 2 usage error. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "control/control.h"
+#include "daemon/daemon.h"
+#include "fuse/fuse_session.h"
+
+#define EXIT_USAGE 2
+#define STOP_WAIT_SECONDS 10
+
+static const char usage_text[] =
+	"usage: cachemax <command> [options]\n"
+	"\n"
+	"Accelerates a directory in place with a cache on a fast device.\n"
+	"\n"
+	"commands:\n"
+	"  start DIR --cache CACHEDIR [options]   accelerate DIR (same path, no new mount point to use)\n"
+	"      --cache CACHEDIR        cache directory on the fast device (created if missing)\n"
+	"      --no-passthrough        serve every read and write through the daemon\n"
+	"      --threads N             FUSE worker threads (1-16, default 4)\n"
+	"      --attr-timeout SEC      seconds the kernel may cache attributes (default 1)\n"
+	"      --entry-timeout SEC     seconds the kernel may cache names (default 1)\n"
+	"      --foreground            run the daemon in this process, without a watchdog\n"
+	"  stop DIR [--lazy]          give DIR back exactly as it was; refuses while files under it\n"
+	"                             are open unless --lazy (detach now, finish when closed);\n"
+	"                             also clears a dead mount left by a crash\n"
+	"  status [--json]            every accelerated directory: cache, daemon, passthrough, uptime\n"
+	"  help                       this text\n";
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "cachemax: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nrun 'cachemax help' for usage\n");
+	return EXIT_USAGE;
+}
+
+static bool path_inside(const char *inner, const char *outer)
+{
+	size_t n = strlen(outer);
+	if (!strcmp(outer, "/"))
+		return true;
+	return !strncmp(inner, outer, n) && (inner[n] == '\0' || inner[n] == '/');
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+	char buf[CONTROL_PATH_MAX];
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int parse_seconds(const char *s, double *out)
+{
+	char *end;
+	double v = strtod(s, &end);
+	if (*end || v < 0 || v > 86400)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int cmd_start(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "cache", required_argument, NULL, 'c' },
+		{ "no-passthrough", no_argument, NULL, 'P' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "attr-timeout", required_argument, NULL, 'a' },
+		{ "entry-timeout", required_argument, NULL, 'e' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct daemon_options o = { .passthrough = true, .threads = 4, .attr_timeout = 1.0,
+	                            .entry_timeout = 1.0 };
+	const char *cache = NULL;
+	bool foreground = false;
+	char summary[512];
+	struct stat st;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': cache = optarg; break;
+		case 'P': o.passthrough = false; break;
+		case 't': {
+			char *end;
+			long n = strtol(optarg, &end, 10);
+			if (*end || n < 1 || n > FUSE_SESSION_MAX_THREADS)
+				return usage_error("--threads takes a number from 1 to 16, not '%s'", optarg);
+			o.threads = (unsigned)n;
+			break;
+		}
+		case 'a':
+			if (parse_seconds(optarg, &o.attr_timeout) < 0)
+				return usage_error("--attr-timeout takes seconds (0 to 86400), not '%s'", optarg);
+			break;
+		case 'e':
+			if (parse_seconds(optarg, &o.entry_timeout) < 0)
+				return usage_error("--entry-timeout takes seconds (0 to 86400), not '%s'", optarg);
+			break;
+		case 'f': foreground = true; break;
+		default: return usage_error("%s", "unknown option for 'start'");
+		}
+	}
+	if (optind + 1 != argc)
+		return usage_error("%s", "'start' takes exactly one directory: cachemax start DIR --cache CACHEDIR");
+	if (!cache)
+		return usage_error("'start %s' needs --cache CACHEDIR (a directory on the fast device)", argv[optind]);
+	if (geteuid() != 0) {
+		fprintf(stderr, "cachemax: must run as root: mounting in place and passthrough need CAP_SYS_ADMIN\n");
+		return 1;
+	}
+	if (stat(argv[optind], &st) < 0) {
+		fprintf(stderr, "cachemax: cannot accelerate '%s': %s\n", argv[optind], strerror(errno));
+		return 1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "cachemax: cannot accelerate '%s': not a directory\n", argv[optind]);
+		return 1;
+	}
+	if (control_resolve_path(argv[optind], o.dir, sizeof(o.dir)) < 0 ||
+	    control_resolve_path(cache, o.cache, sizeof(o.cache)) < 0) {
+		fprintf(stderr, "cachemax: cannot resolve the paths given\n");
+		return 1;
+	}
+	if (!strcmp(o.dir, "/")) {
+		fprintf(stderr, "cachemax: cannot accelerate '/': choose a directory below it\n");
+		return 1;
+	}
+	if (control_is_accelerated(o.dir)) {
+		fprintf(stderr, "cachemax: '%s' is already accelerated (see 'cachemax status')\n", o.dir);
+		return 1;
+	}
+	if (path_inside(o.cache, o.dir)) {
+		fprintf(stderr, "cachemax: the cache directory '%s' is inside '%s': choose a cache directory outside it\n",
+		        o.cache, o.dir);
+		return 1;
+	}
+	if (path_inside(o.dir, o.cache)) {
+		fprintf(stderr, "cachemax: '%s' is inside the cache directory '%s': choose a cache directory elsewhere\n",
+		        o.dir, o.cache);
+		return 1;
+	}
+	if (stat(o.cache, &st) == 0 && !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "cachemax: the cache '%s' exists and is not a directory\n", o.cache);
+		return 1;
+	}
+	rc = mkdir_p(o.cache, 0700);
+	if (rc < 0) {
+		fprintf(stderr, "cachemax: cannot create the cache directory '%s': %s\n", o.cache, strerror(-rc));
+		return 1;
+	}
+	if (foreground)
+		return daemon_run_foreground(&o) == 0 ? 0 : 1;
+	if (daemon_start(&o, summary, sizeof(summary)) < 0)
+		return 1;
+	printf("accelerated %s (cache %s, %s)\n", o.dir, o.cache, summary);
+	return 0;
+}
+
+static bool pid_alive(pid_t pid) { return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM); }
+
+static int cmd_stop(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "lazy", no_argument, NULL, 'l' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char dir[CONTROL_PATH_MAX], state_path[CONTROL_PATH_MAX], holders[2048];
+	struct control_state state;
+	bool lazy = false, have_state;
+	pid_t ignore[2];
+	struct stat st;
+	int c, count;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c != 'l')
+			return usage_error("%s", "unknown option for 'stop'");
+		lazy = true;
+	}
+	if (optind + 1 != argc)
+		return usage_error("%s", "'stop' takes exactly one directory: cachemax stop DIR [--lazy]");
+	if (control_resolve_path(argv[optind], dir, sizeof(dir)) < 0) {
+		fprintf(stderr, "cachemax: cannot resolve '%s'\n", argv[optind]);
+		return 1;
+	}
+	control_state_path(dir, state_path, sizeof(state_path));
+	have_state = control_state_read(state_path, &state) == 0;
+	if (!control_is_accelerated(dir)) {
+		if (have_state && !pid_alive(state.daemon_pid))
+			control_state_remove(dir);
+		fprintf(stderr, "cachemax: '%s' is not accelerated (see 'cachemax status')\n", dir);
+		return 1;
+	}
+	/* A dead daemon leaves a mount that answers ENOTCONN: detach it, nothing else can be done. */
+	if (stat(dir, &st) < 0 && (errno == ENOTCONN || errno == ECONNABORTED)) {
+		if (umount2(dir, MNT_DETACH) < 0) {
+			fprintf(stderr, "cachemax: cannot clear the dead mount on '%s': %s\n", dir, strerror(errno));
+			return 1;
+		}
+		control_state_remove(dir);
+		printf("cleared a dead mount on %s; the original directory is back\n", dir);
+		return 0;
+	}
+	ignore[0] = have_state ? state.daemon_pid : 0;
+	ignore[1] = have_state ? state.watchdog_pid : 0;
+	count = control_holders(dir, ignore, 2, holders, sizeof(holders));
+	if (count > 0 && !lazy) {
+		fprintf(stderr, "cachemax: cannot stop '%s': files under it are in use by %s\n"
+		        "close them, or run 'cachemax stop --lazy %s' to detach now and finish when they are closed\n",
+		        dir, holders, dir);
+		return 1;
+	}
+	if (umount2(dir, lazy ? MNT_DETACH : 0) < 0) {
+		if (errno == EBUSY)
+			fprintf(stderr, "cachemax: cannot stop '%s': it is busy; close the files under it or use --lazy\n", dir);
+		else
+			fprintf(stderr, "cachemax: cannot unmount '%s': %s\n", dir, strerror(errno));
+		return 1;
+	}
+	if (have_state && count == 0) {
+		/* The daemon sees the unmount and exits; wait so that stop means stopped. */
+		for (int i = 0; i < STOP_WAIT_SECONDS * 20 && pid_alive(state.daemon_pid); i++)
+			usleep(50000);
+		if (pid_alive(state.daemon_pid))
+			fprintf(stderr, "cachemax: warning: daemon %d is still running after the unmount\n",
+			        (int)state.daemon_pid);
+	}
+	if (count > 0)
+		printf("detached %s; the daemon serves the %d process(es) still using it until they close their files\n",
+		       dir, count);
+	else
+		printf("stopped %s\n", dir);
+	return 0;
+}
+
+static void json_string(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\')
+			fprintf(f, "\\%c", ch);
+		else if (ch < 0x20)
+			fprintf(f, "\\u%04x", ch);
+		else
+			fputc(ch, f);
+	}
+	fputc('"', f);
+}
+
+struct status_ctx {
+	bool json;
+	unsigned count;
+};
+
+static const char *health_of(const struct control_state *st)
+{
+	if (!pid_alive(st->daemon_pid))
+		return "daemon not running";
+	if (!control_is_accelerated(st->dir))
+		return "not mounted";
+	return "ok";
+}
+
+static int status_one(const struct control_state *st, void *arg)
+{
+	struct status_ctx *ctx = arg;
+	int64_t up = time(NULL) - st->started;
+	const char *health = health_of(st);
+
+	if (ctx->json) {
+		printf("%s\n    {\"dir\": ", ctx->count ? "," : "");
+		json_string(stdout, st->dir);
+		printf(", \"cache\": ");
+		json_string(stdout, st->cache);
+		printf(", \"daemon_pid\": %d, \"watchdog_pid\": %d, \"threads\": %u, \"uptime_seconds\": %lld, "
+		       "\"restarts\": %u, \"passthrough\": %s, \"passthrough_reason\": ",
+		       (int)st->daemon_pid, (int)st->watchdog_pid, st->threads, (long long)up, st->restarts,
+		       st->passthrough ? "true" : "false");
+		json_string(stdout, st->passthrough ? "" : st->passthrough_why);
+		printf(", \"health\": ");
+		json_string(stdout, health);
+		printf(", \"log\": ");
+		json_string(stdout, st->log);
+		printf("}");
+	} else {
+		printf("%s%s\n", ctx->count ? "\n" : "", st->dir);
+		printf("  cache:        %s\n", st->cache);
+		printf("  health:       %s\n", health);
+		printf("  daemon:       pid %d (watchdog %d), %u threads, up %lldh%02lldm%02llds, restarts %u\n",
+		       (int)st->daemon_pid, (int)st->watchdog_pid, st->threads, (long long)(up / 3600),
+		       (long long)(up / 60 % 60), (long long)(up % 60), st->restarts);
+		if (st->passthrough)
+			printf("  passthrough:  on\n");
+		else
+			printf("  passthrough:  off (%s)\n", st->passthrough_why);
+		printf("  log:          %s\n", st->log);
+	}
+	ctx->count++;
+	return 0;
+}
+
+static int cmd_status(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct status_ctx ctx = { 0 };
+	int c;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c != 'j')
+			return usage_error("%s", "unknown option for 'status'");
+		ctx.json = true;
+	}
+	if (optind != argc)
+		return usage_error("%s", "'status' takes no arguments besides --json");
+	if (ctx.json)
+		printf("{\"directories\": [");
+	control_state_each(status_one, &ctx);
+	if (ctx.json)
+		printf("%s]}\n", ctx.count ? "\n" : "");
+	else if (!ctx.count)
+		printf("no directory is accelerated\n");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd = argc > 1 ? argv[1] : NULL;
+
+	if (!cmd || !strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+		fputs(usage_text, cmd ? stdout : stderr);
+		return cmd ? 0 : EXIT_USAGE;
+	}
+	argv[1] = argv[0];  /* so getopt sees "cachemax" as the program and the rest as arguments */
+	if (!strcmp(cmd, "start"))
+		return cmd_start(argc - 1, argv + 1);
+	if (!strcmp(cmd, "stop"))
+		return cmd_stop(argc - 1, argv + 1);
+	if (!strcmp(cmd, "status"))
+		return cmd_status(argc - 1, argv + 1);
+	return usage_error("unknown command '%s'", cmd);
+}

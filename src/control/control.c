@@ -1,0 +1,347 @@
+/* control: state records, mount discovery and open-file holders (see control.h). */
+#include "control/control.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+const char *control_run_dir(void)
+{
+	const char *d = getenv("CACHEMAX_RUN_DIR");
+	return d && *d ? d : "/run/cachemax";
+}
+
+static uint64_t path_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;  /* FNV-1a */
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+void control_state_path(const char *dir, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s/%016" PRIx64 ".state", control_run_dir(), path_hash(dir));
+}
+
+void control_log_path(const char *dir, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s/%016" PRIx64 ".log", control_run_dir(), path_hash(dir));
+}
+
+int control_state_write(const struct control_state *st)
+{
+	char path[CONTROL_PATH_MAX], tmp[CONTROL_PATH_MAX + 8];
+	FILE *f;
+
+	if (mkdir(control_run_dir(), 0755) < 0 && errno != EEXIST)
+		return -errno;
+	control_state_path(st->dir, path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	if (!f)
+		return -errno;
+	fprintf(f, "dir=%s\ncache=%s\nlog=%s\ndaemon_pid=%d\nwatchdog_pid=%d\nstarted=%" PRId64
+	        "\nfirst_started=%" PRId64 "\nrestarts=%u\npassthrough=%d\npassthrough_why=%s\nthreads=%u\n",
+	        st->dir, st->cache, st->log, (int)st->daemon_pid, (int)st->watchdog_pid, st->started,
+	        st->first_started, st->restarts, st->passthrough ? 1 : 0, st->passthrough_why, st->threads);
+	if (fclose(f) != 0 || rename(tmp, path) < 0) {
+		int e = errno;
+		unlink(tmp);
+		return -e;
+	}
+	return 0;
+}
+
+int control_state_read(const char *path, struct control_state *out)
+{
+	struct control_state st;
+	char line[CONTROL_PATH_MAX + 32];
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return -errno;
+	memset(&st, 0, sizeof(st));
+	while (fgets(line, sizeof(line), f)) {
+		char *eq = strchr(line, '='), *v;
+		size_t len = strlen(line);
+		if (len && line[len - 1] == '\n')
+			line[len - 1] = '\0';
+		if (!eq)
+			continue;
+		*eq = '\0';
+		v = eq + 1;
+		if (!strcmp(line, "dir")) snprintf(st.dir, sizeof(st.dir), "%s", v);
+		else if (!strcmp(line, "cache")) snprintf(st.cache, sizeof(st.cache), "%s", v);
+		else if (!strcmp(line, "log")) snprintf(st.log, sizeof(st.log), "%s", v);
+		else if (!strcmp(line, "daemon_pid")) st.daemon_pid = (pid_t)atoi(v);
+		else if (!strcmp(line, "watchdog_pid")) st.watchdog_pid = (pid_t)atoi(v);
+		else if (!strcmp(line, "started")) st.started = strtoll(v, NULL, 10);
+		else if (!strcmp(line, "first_started")) st.first_started = strtoll(v, NULL, 10);
+		else if (!strcmp(line, "restarts")) st.restarts = (unsigned)atoi(v);
+		else if (!strcmp(line, "passthrough")) st.passthrough = atoi(v) != 0;
+		else if (!strcmp(line, "passthrough_why")) snprintf(st.passthrough_why, sizeof(st.passthrough_why), "%s", v);
+		else if (!strcmp(line, "threads")) st.threads = (unsigned)atoi(v);
+	}
+	fclose(f);
+	if (!st.dir[0])
+		return -EINVAL;
+	*out = st;
+	return 0;
+}
+
+int control_state_remove(const char *dir)
+{
+	char path[CONTROL_PATH_MAX];
+	control_state_path(dir, path, sizeof(path));
+	return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+}
+
+int control_state_each(int (*fn)(const struct control_state *st, void *arg), void *arg)
+{
+	DIR *d = opendir(control_run_dir());
+	struct dirent *de;
+
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(d))) {
+		char path[CONTROL_PATH_MAX];
+		struct control_state st;
+		size_t len = strlen(de->d_name);
+		if (len < 7 || strcmp(de->d_name + len - 6, ".state"))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", control_run_dir(), de->d_name);
+		if (control_state_read(path, &st) == 0 && fn(&st, arg))
+			break;
+	}
+	closedir(d);
+	return 0;
+}
+
+/* mountinfo escapes space, tab, newline and backslash as \ooo. */
+static void unescape_octal(char *s)
+{
+	char *w = s;
+	for (char *r = s; *r; r++) {
+		if (r[0] == '\\' && isdigit((unsigned char)r[1]) && isdigit((unsigned char)r[2]) &&
+		    isdigit((unsigned char)r[3])) {
+			*w++ = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
+			r += 3;
+		} else {
+			*w++ = *r;
+		}
+	}
+	*w = '\0';
+}
+
+int control_mount_type(const char *dir, char *fstype, size_t size)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	char *line = NULL, found[256] = "";
+	size_t cap = 0;
+
+	if (!f)
+		return -errno;
+	/* Later lines are mounted on top of earlier ones: the last match is the visible one. */
+	while (getline(&line, &cap, f) > 0) {
+		char *save = NULL, *fields[10] = { 0 };
+		char *tok = strtok_r(line, " ", &save);
+		int i = 0;
+		for (; tok && i < 10; tok = strtok_r(NULL, " ", &save)) {
+			fields[i++] = tok;
+			if (!strcmp(tok, "-"))
+				break;
+		}
+		if (i < 6 || !tok)
+			continue;
+		unescape_octal(fields[4]);
+		if (strcmp(fields[4], dir))
+			continue;
+		tok = strtok_r(NULL, " ", &save);  /* fstype after the "-" separator */
+		if (tok)
+			snprintf(found, sizeof(found), "%s", tok);
+	}
+	free(line);
+	fclose(f);
+	if (!found[0])
+		return -ENOENT;
+	snprintf(fstype, size, "%s", found);
+	return 0;
+}
+
+bool control_is_accelerated(const char *dir)
+{
+	char type[256];
+	return control_mount_type(dir, type, sizeof(type)) == 0 && !strcmp(type, "fuse.cachemax");
+}
+
+int control_resolve_path(const char *path, char *out, size_t size)
+{
+	char abs[PATH_MAX * 2], norm[PATH_MAX], resolved[PATH_MAX];
+	char *save = NULL, *tok;
+	size_t len = 0;
+
+	if (!path || !*path)
+		return -EINVAL;
+	if (path[0] == '/') {
+		snprintf(abs, sizeof(abs), "%s", path);
+	} else {
+		char cwd[PATH_MAX];
+		if (!getcwd(cwd, sizeof(cwd)))
+			return -errno;
+		snprintf(abs, sizeof(abs), "%s/%s", cwd, path);
+	}
+	norm[0] = '\0';
+	for (tok = strtok_r(abs, "/", &save); tok; tok = strtok_r(NULL, "/", &save)) {
+		if (!strcmp(tok, "."))
+			continue;
+		if (!strcmp(tok, "..")) {
+			char *slash = strrchr(norm, '/');
+			if (slash)
+				*slash = '\0';
+			len = strlen(norm);
+			continue;
+		}
+		if (len + 1 + strlen(tok) >= sizeof(norm))
+			return -ENAMETOOLONG;
+		norm[len++] = '/';
+		strcpy(norm + len, tok);
+		len += strlen(tok);
+	}
+	if (!norm[0])
+		strcpy(norm, "/");
+	/* Resolve symlinks where possible; a dead mount point keeps its lexical form. */
+	if (realpath(norm, resolved)) {
+		snprintf(out, size, "%s", resolved);
+	} else {
+		char parent[PATH_MAX], *slash;
+		snprintf(parent, sizeof(parent), "%s", norm);
+		slash = strrchr(parent, '/');
+		if (slash && slash != parent) {
+			*slash = '\0';
+			if (realpath(parent, resolved)) {
+				snprintf(out, size, "%s/%s", strcmp(resolved, "/") ? resolved : "", slash + 1);
+				return 0;
+			}
+		}
+		snprintf(out, size, "%s", norm);
+	}
+	return 0;
+}
+
+static bool path_under(const char *p, const char *dir)
+{
+	size_t n = strlen(dir);
+	return !strncmp(p, dir, n) && (p[n] == '\0' || p[n] == '/');
+}
+
+static bool link_under(const char *link, const char *dir)
+{
+	char target[PATH_MAX];
+	ssize_t n = readlink(link, target, sizeof(target) - 1);
+	if (n <= 0)
+		return false;
+	target[n] = '\0';
+	return path_under(target, dir);
+}
+
+static bool maps_under(pid_t pid, const char *dir)
+{
+	char path[64], *line = NULL;
+	size_t cap = 0;
+	bool hit = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	while (!hit && getline(&line, &cap, f) > 0) {
+		char *p = strchr(line, '/');
+		size_t len;
+		if (!p)
+			continue;
+		len = strlen(p);
+		if (len && p[len - 1] == '\n')
+			p[len - 1] = '\0';
+		hit = path_under(p, dir);
+	}
+	free(line);
+	fclose(f);
+	return hit;
+}
+
+static bool pid_holds(pid_t pid, const char *dir)
+{
+	char path[64];
+	DIR *fds;
+	struct dirent *de;
+	bool hit = false;
+
+	snprintf(path, sizeof(path), "/proc/%d/cwd", (int)pid);
+	if (link_under(path, dir))
+		return true;
+	snprintf(path, sizeof(path), "/proc/%d/root", (int)pid);
+	if (link_under(path, dir))
+		return true;
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	fds = opendir(path);
+	if (fds) {
+		while (!hit && (de = readdir(fds))) {
+			char fdpath[320];
+			if (de->d_name[0] == '.')
+				continue;
+			snprintf(fdpath, sizeof(fdpath), "/proc/%d/fd/%s", (int)pid, de->d_name);
+			hit = link_under(fdpath, dir);
+		}
+		closedir(fds);
+	}
+	return hit || maps_under(pid, dir);
+}
+
+int control_holders(const char *dir, const pid_t *ignore, size_t ignore_count, char *buf, size_t size)
+{
+	DIR *proc = opendir("/proc");
+	struct dirent *de;
+	size_t used = 0;
+	int count = 0;
+
+	if (size)
+		buf[0] = '\0';
+	if (!proc)
+		return -errno;
+	while ((de = readdir(proc))) {
+		pid_t pid = (pid_t)atoi(de->d_name);
+		bool skip = pid <= 0 || pid == getpid();
+		char comm[64] = "?", path[64];
+		FILE *f;
+
+		for (size_t i = 0; i < ignore_count && !skip; i++)
+			skip = ignore[i] == pid;
+		if (skip || !pid_holds(pid, dir))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+		f = fopen(path, "r");
+		if (f) {
+			if (fgets(comm, sizeof(comm), f))
+				comm[strcspn(comm, "\n")] = '\0';
+			fclose(f);
+		}
+		if (used < size) {
+			int n = snprintf(buf + used, size - used, "%s%d (%s)", count ? ", " : "", (int)pid, comm);
+			if (n > 0)
+				used += (size_t)n;
+		}
+		count++;
+	}
+	closedir(proc);
+	return count;
+}

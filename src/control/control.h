@@ -1,0 +1,54 @@
+/* control: how the CLI finds and describes accelerated directories.
+ *   - state records: one small key=value file per accelerated directory in the run directory
+ *     (CACHEMAX_RUN_DIR, default /run/cachemax), written by the daemon, removed by the watchdog;
+ *   - mount discovery from /proc/self/mountinfo (is DIR covered by our mount? dead or alive?);
+ *   - the processes that hold files under a directory (for a refusing stop).
+ * Errors: 0 or -errno; out-parameters written only on success.
+ */
+#ifndef CACHEMAX_CONTROL_H
+#define CACHEMAX_CONTROL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define CONTROL_PATH_MAX 4096
+
+struct control_state {
+	char dir[CONTROL_PATH_MAX];
+	char cache[CONTROL_PATH_MAX];
+	char log[CONTROL_PATH_MAX];
+	pid_t daemon_pid;
+	pid_t watchdog_pid;
+	int64_t started;            /* unix seconds of the current daemon's mount */
+	int64_t first_started;      /* unix seconds of the first start */
+	unsigned restarts;
+	bool passthrough;
+	char passthrough_why[256];
+	unsigned threads;
+};
+
+const char *control_run_dir(void);
+/* Paths of the state and log files for an accelerated directory. */
+void control_state_path(const char *dir, char *buf, size_t size);
+void control_log_path(const char *dir, char *buf, size_t size);
+int control_state_write(const struct control_state *st);
+int control_state_read(const char *path, struct control_state *st);
+int control_state_remove(const char *dir);
+/* Call fn for every state record; stops early if fn returns non-zero. */
+int control_state_each(int (*fn)(const struct control_state *st, void *arg), void *arg);
+
+/* The topmost mount at exactly `dir`: its fstype (e.g. "fuse.cachemax"). -ENOENT if none. */
+int control_mount_type(const char *dir, char *fstype, size_t size);
+bool control_is_accelerated(const char *dir);
+
+/* Lexically normalise `path` (absolute, no ".", "..", "//"), resolving symlinks of every
+ * component that can be resolved: works on a dead mount point, where realpath() fails. */
+int control_resolve_path(const char *path, char *out, size_t size);
+
+/* Processes with a cwd, root, open file or mapping under dir (other than `ignore` pids).
+ * Writes "pid (comm)" items separated by ", " into buf; returns how many were found. */
+int control_holders(const char *dir, const pid_t *ignore, size_t ignore_count, char *buf, size_t size);
+
+#endif

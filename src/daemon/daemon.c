@@ -1,0 +1,273 @@
+/* daemon: watchdog and daemon processes (see daemon.h). */
+#include "daemon/daemon.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs/fs.h"
+#include "fuse/fuse_session.h"
+#include "sys/sys.h"
+#include "util/log.h"
+
+#define EXIT_STARTUP_FAILED 2
+#define RESTART_DELAY_MS 300
+
+static void report(int ready_fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void report(int ready_fd, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (ready_fd >= 0) {
+		size_t len = strlen(msg);
+		if (write(ready_fd, msg, len) != (ssize_t)len)
+			log_warn("cannot report to the starting command: %s", strerror(errno));
+	}
+}
+
+static unsigned long mount_flags_like(const char *dir)
+{
+	struct statvfs sv;
+	unsigned long flags = 0;
+	if (statvfs(dir, &sv) < 0)
+		return MS_NOSUID | MS_NODEV;
+	if (sv.f_flag & ST_RDONLY) flags |= MS_RDONLY;
+	if (sv.f_flag & ST_NOSUID) flags |= MS_NOSUID;
+	if (sv.f_flag & ST_NODEV) flags |= MS_NODEV;
+	if (sv.f_flag & ST_NOEXEC) flags |= MS_NOEXEC;
+	return flags;
+}
+
+/* Backing files on a stacked file system (overlayfs, FUSE) need stack depth 2. */
+static unsigned stack_depth_for(int origin_fd)
+{
+	struct statfs sf;
+	if (fstatfs(origin_fd, &sf) == 0 &&
+	    (sf.f_type == OVERLAYFS_SUPER_MAGIC || sf.f_type == FUSE_SUPER_MAGIC))
+		return 2;
+	return 1;
+}
+
+/* The daemon proper: returns 0 after a clean unmount, EXIT_STARTUP_FAILED if it never mounted. */
+static int daemon_serve(const struct daemon_options *o, bool supervised, unsigned restarts,
+                        int64_t first_started, int ready_fd)
+{
+	struct fuse_session_config cfg = {
+		.mountpoint = o->dir,
+		.fsname = "cachemax",
+		.subtype = "cachemax",
+		.threads = o->threads,
+		.passthrough = o->passthrough,
+	};
+	struct fs_config fcfg = {
+		.passthrough = o->passthrough,
+		.attr_timeout = o->attr_timeout,
+		.entry_timeout = o->entry_timeout,
+	};
+	struct control_state st;
+	struct fuse_session *se = NULL;
+	struct fs *fs = NULL;
+	const char *fault = getenv("CACHEMAX_FAULT");
+	int origin_fd, rc;
+
+	prctl(PR_SET_NAME, "cachemaxd");
+	umask(0);
+	if (chdir("/") < 0)
+		log_warn("cannot chdir to /: %s", strerror(errno));
+	if (fault && *fault && sys_fault_parse(fault) < 0)
+		log_warn("ignoring malformed CACHEMAX_FAULT '%s'", fault);
+
+	/* The origin must be opened before our mount covers it: afterwards it is unreachable. */
+	origin_fd = open(o->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (origin_fd < 0) {
+		report(ready_fd, "ERR cannot open '%s': %s\n", o->dir, strerror(errno));
+		return EXIT_STARTUP_FAILED;
+	}
+	cfg.mount_flags = mount_flags_like(o->dir);
+	cfg.max_stack_depth = stack_depth_for(origin_fd);
+	fcfg.origin_fd = origin_fd;
+	rc = fs_create(&fcfg, &fs);
+	if (rc < 0) {
+		close(origin_fd);
+		report(ready_fd, "ERR cannot prepare '%s': %s\n", o->dir, strerror(-rc));
+		return EXIT_STARTUP_FAILED;
+	}
+	rc = fuse_session_mount(&cfg, fs_fuse_ops(), fs, &se);
+	if (rc < 0) {
+		fs_free(fs);
+		report(ready_fd, "ERR cannot mount over '%s': %s\n", o->dir, strerror(-rc));
+		return EXIT_STARTUP_FAILED;
+	}
+	fs_passthrough_probe(fs);
+
+	memset(&st, 0, sizeof(st));
+	snprintf(st.dir, sizeof(st.dir), "%s", o->dir);
+	snprintf(st.cache, sizeof(st.cache), "%s", o->cache);
+	control_log_path(o->dir, st.log, sizeof(st.log));
+	st.daemon_pid = getpid();
+	st.watchdog_pid = supervised ? getppid() : 0;
+	st.started = time(NULL);
+	st.first_started = first_started ? first_started : st.started;
+	st.restarts = restarts;
+	st.threads = o->threads;
+	st.passthrough = fs_passthrough_active(fs, st.passthrough_why, sizeof(st.passthrough_why));
+	rc = control_state_write(&st);
+	if (rc < 0)
+		log_warn("cannot write state file: %s", strerror(-rc));
+	log_info("serving '%s' with %u threads, passthrough %s%s%s", o->dir, o->threads,
+	         st.passthrough ? "on" : "off", st.passthrough ? "" : ": ", st.passthrough_why);
+	if (st.passthrough)
+		report(ready_fd, "OK passthrough on\n");
+	else
+		report(ready_fd, "OK passthrough off (%s)\n", st.passthrough_why);
+	if (ready_fd >= 0)
+		close(ready_fd);
+
+	fuse_session_wait(se);
+	log_info("'%s' was unmounted; daemon exits", o->dir);
+	fuse_session_free(se);
+	fs_free(fs);
+	return 0;
+}
+
+static bool wait_quantum(unsigned ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	return nanosleep(&ts, NULL) == 0;
+}
+
+static void watchdog_main(const struct daemon_options *o, int ready_fd)
+{
+	int64_t first_started = time(NULL);
+	unsigned restarts = 0;
+
+	prctl(PR_SET_NAME, "cachemax-wd");
+	log_set_prefix("cachemax-watchdog");
+	for (;;) {
+		int status;
+		pid_t pid = fork();
+		if (pid < 0) {
+			log_error("cannot fork the daemon: %s", strerror(errno));
+			report(ready_fd, "ERR cannot fork the daemon: %s\n", strerror(errno));
+			break;
+		}
+		if (pid == 0) {
+			log_set_prefix("cachemaxd");
+			_exit(daemon_serve(o, true, restarts, first_started, ready_fd));
+		}
+		if (ready_fd >= 0) {
+			close(ready_fd);  /* only the first daemon reports to the starting command */
+			ready_fd = -1;
+		}
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+		if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+			break;  /* clean unmount */
+		if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_STARTUP_FAILED && restarts == 0)
+			break;  /* never started: the starting command has the reason */
+		if (WIFSIGNALED(status))
+			log_error("daemon %d was killed by signal %d", (int)pid, WTERMSIG(status));
+		else
+			log_error("daemon %d exited with status %d", (int)pid, WEXITSTATUS(status));
+		/* Give the original directory back at once; applications go on uncached. */
+		if (control_is_accelerated(o->dir)) {
+			if (umount2(o->dir, MNT_DETACH) < 0)
+				log_error("cannot unmount '%s': %s", o->dir, strerror(errno));
+			else
+				log_info("unmounted '%s' lazily; the original directory is visible again", o->dir);
+		}
+		if (restarts >= DAEMON_MAX_RESTARTS) {
+			log_error("giving up on '%s' after %u restarts", o->dir, restarts);
+			break;
+		}
+		restarts++;
+		wait_quantum(RESTART_DELAY_MS * restarts);
+		log_info("restarting the daemon for '%s' (restart %u of %u)", o->dir, restarts,
+		         DAEMON_MAX_RESTARTS);
+	}
+	control_state_remove(o->dir);
+}
+
+int daemon_start(const struct daemon_options *o, char *summary, size_t size)
+{
+	char log_path[CONTROL_PATH_MAX], msg[1200];
+	size_t used = 0;
+	int pipefd[2];
+	pid_t pid;
+
+	if (mkdir(control_run_dir(), 0755) < 0 && errno != EEXIST) {
+		fprintf(stderr, "cachemax: cannot create '%s': %s\n", control_run_dir(), strerror(errno));
+		return -errno;
+	}
+	control_log_path(o->dir, log_path, sizeof(log_path));
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return -errno;
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		close(pipefd[0]);
+		close(pipefd[1]);
+		return -errno;
+	}
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+		int logfd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		close(pipefd[0]);
+		setsid();
+		signal(SIGINT, SIG_IGN);
+		signal(SIGHUP, SIG_IGN);
+		signal(SIGPIPE, SIG_IGN);
+		if (null >= 0)
+			dup2(null, STDIN_FILENO);
+		if (logfd >= 0) {
+			dup2(logfd, STDOUT_FILENO);
+			dup2(logfd, STDERR_FILENO);
+		}
+		watchdog_main(o, pipefd[1]);
+		_exit(0);
+	}
+	close(pipefd[1]);
+	for (;;) {
+		ssize_t n = read(pipefd[0], msg + used, sizeof(msg) - 1 - used);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		used += (size_t)n;
+		if (used >= sizeof(msg) - 1)
+			break;
+	}
+	close(pipefd[0]);
+	msg[used] = '\0';
+	msg[strcspn(msg, "\n")] = '\0';
+	if (!strncmp(msg, "OK ", 3)) {
+		snprintf(summary, size, "%s", msg + 3);
+		return 0;
+	}
+	if (!strncmp(msg, "ERR ", 4))
+		fprintf(stderr, "cachemax: %s\n", msg + 4);
+	else
+		fprintf(stderr, "cachemax: the daemon for '%s' failed to start; see %s\n", o->dir, log_path);
+	return -EIO;
+}
+
+int daemon_run_foreground(const struct daemon_options *o)
+{
+	return daemon_serve(o, false, 0, 0, -1) == 0 ? 0 : -EIO;
+}

@@ -1,0 +1,961 @@
+/* fs_ops: every FUSE operation, applied to the origin through the sys seam.
+ * Names are resolved relative to the parent node's O_PATH fd; inode-wide calls that have no
+ * O_PATH form (chmod, truncate, xattrs) use the node's /proc/self/fd path, which reaches the
+ * same inode without a path lookup under the mount. Creations run with the caller's fsuid,
+ * fsgid and the supplementary group the kernel sent, so new files belong to the caller.
+ */
+#include "fs/fs_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "sys/sys.h"
+#include "util/log.h"
+
+#define FS_OF(r) ((struct fs *)fuse_req_fs(r))
+
+/* ---- helpers ---------------------------------------------------------------------------- */
+
+static void split_timeout(double t, uint64_t *sec, uint32_t *nsec)
+{
+	if (t < 0)
+		t = 0;
+	*sec = (uint64_t)t;
+	*nsec = (uint32_t)((t - (double)*sec) * 1e9);
+}
+
+static void attr_from_stat(struct fuse_attr *a, const struct stat *st)
+{
+	memset(a, 0, sizeof(*a));
+	a->ino = st->st_ino;
+	a->size = (uint64_t)st->st_size;
+	a->blocks = (uint64_t)st->st_blocks;
+	a->atime = (uint64_t)st->st_atim.tv_sec;
+	a->mtime = (uint64_t)st->st_mtim.tv_sec;
+	a->ctime = (uint64_t)st->st_ctim.tv_sec;
+	a->atimensec = (uint32_t)st->st_atim.tv_nsec;
+	a->mtimensec = (uint32_t)st->st_mtim.tv_nsec;
+	a->ctimensec = (uint32_t)st->st_ctim.tv_nsec;
+	a->mode = st->st_mode;
+	a->nlink = (uint32_t)st->st_nlink;
+	a->uid = st->st_uid;
+	a->gid = st->st_gid;
+	a->rdev = (uint32_t)st->st_rdev;
+	a->blksize = (uint32_t)st->st_blksize;
+}
+
+static void entry_fill(struct fs *fs, struct fuse_entry_out *e, const struct fs_node *n,
+                       const struct stat *st)
+{
+	memset(e, 0, sizeof(*e));
+	e->nodeid = n->nodeid;
+	e->generation = 0;  /* nodeids are never reused */
+	split_timeout(fs->cfg.entry_timeout, &e->entry_valid, &e->entry_valid_nsec);
+	split_timeout(fs->cfg.attr_timeout, &e->attr_valid, &e->attr_valid_nsec);
+	attr_from_stat(&e->attr, st);
+}
+
+static int node_stat(const struct fs_node *n, struct stat *st)
+{
+	return sys_fstatat(n->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+}
+
+/* Resolve name under a directory fd and take a lookup reference on its node. */
+static int lookup_at(struct fs *fs, int dirfd, const char *name, struct fuse_entry_out *e)
+{
+	struct fs_node *n;
+	struct stat st;
+	int fd, rc;
+
+	fd = sys_openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC, 0);
+	if (fd < 0)
+		return fd;
+	rc = sys_fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+	if (rc < 0) {
+		sys_close(fd);
+		return rc;
+	}
+	rc = fs_node_acquire(fs, fd, &st, &n);
+	if (rc < 0)
+		return rc;
+	entry_fill(fs, e, n, &st);
+	return 0;
+}
+
+/* Node for an fd we just created or opened (create, tmpfile): reach it by /proc, not by name,
+ * so a concurrent rename cannot make us describe another file. */
+static int acquire_from_open_fd(struct fs *fs, int fd, struct fs_node **out, struct stat *st)
+{
+	char path[FS_PROC_PATH_MAX];
+	int opath, rc;
+
+	fs_proc_path(fd, path);
+	opath = sys_openat(AT_FDCWD, path, O_PATH | O_CLOEXEC, 0);
+	if (opath < 0)
+		return opath;
+	rc = sys_fstatat(opath, "", st, AT_EMPTY_PATH);
+	if (rc < 0) {
+		sys_close(opath);
+		return rc;
+	}
+	return fs_node_acquire(fs, opath, st, out);
+}
+
+/* Run a creation with the caller's identity (per-thread fsuid/fsgid/groups, raw syscalls:
+ * glibc's setgroups would change every thread). */
+static void creds_enter(const struct fuse_req_ctx *c)
+{
+	gid_t groups[FUSE_PROTO_MAX_GROUPS];
+	for (uint32_t i = 0; i < c->group_count; i++)
+		groups[i] = c->groups[i];
+	syscall(SYS_setgroups, (size_t)c->group_count, groups);
+	syscall(SYS_setfsgid, c->gid);
+	syscall(SYS_setfsuid, c->uid);
+}
+
+static void creds_leave(void)
+{
+	syscall(SYS_setfsuid, 0);
+	syscall(SYS_setfsgid, 0);
+	syscall(SYS_setgroups, (size_t)0, NULL);
+}
+
+/* Flags for the daemon's own fd: O_APPEND would turn page writeback (mmap) at an offset into an
+ * append, and O_DIRECT needs aligned buffers we do not have; the kernel already resolved both. */
+static int own_open_flags(uint32_t flags)
+{
+	return (int)((flags & ~(uint32_t)(O_APPEND | O_DIRECT | O_NOCTTY | O_CREAT | O_EXCL)) | O_CLOEXEC);
+}
+
+#define GET_NODE(fs, r, n, ino) do { \
+	(n) = fs_node_get((fs), (ino)); \
+	if (!(n)) { fuse_reply_err((r), ESTALE); return; } \
+} while (0)
+
+/* ---- passthrough decisions -------------------------------------------------------------- */
+
+static void passthrough_disable(struct fs *fs, const char *why)
+{
+	if (atomic_exchange(&fs->passthrough_ok, false)) {
+		snprintf(fs->passthrough_why, sizeof(fs->passthrough_why), "%s", why);
+		log_warn("passthrough off: %s", why);
+	}
+}
+
+/* Decide the io-mode of a new open of a regular file and account for it. The kernel allows one
+ * mode and one backing file per inode: a new open joins the mode the inode is in. */
+static void file_attach(struct fs *fs, struct fs_file *f, struct cm_fuse_open_out *o)
+{
+	struct fs_node *n = f->node;
+
+	memset(o, 0, sizeof(*o));
+	o->fh = (uint64_t)(uintptr_t)f;
+	o->open_flags = FOPEN_NOFLUSH;
+	pthread_mutex_lock(&n->lock);
+	if (n->type == S_IFREG && atomic_load(&fs->passthrough_ok) &&
+	    (n->open_count == 0 || n->passthrough_count > 0)) {
+		if (n->backing_id <= 0) {
+			int id = fuse_session_backing_open(fs->session, n->fd);
+			if (id > 0) {
+				n->backing_id = id;
+			} else if (id == -EPERM) {
+				passthrough_disable(fs, "the kernel refused backing files (EPERM: needs CAP_SYS_ADMIN)");
+			} else {
+				log_warn("passthrough unavailable for inode %llu: %s; serving it in user space",
+				         (unsigned long long)n->ino, strerror(-id));
+			}
+		}
+		if (n->backing_id > 0) {
+			f->passthrough = true;
+			n->passthrough_count++;
+			o->open_flags |= FOPEN_PASSTHROUGH;
+			o->backing_id = n->backing_id;
+		}
+	}
+	n->open_count++;
+	pthread_mutex_unlock(&n->lock);
+}
+
+static void file_detach(struct fs *fs, struct fs_file *f)
+{
+	struct fs_node *n = f->node;
+	pthread_mutex_lock(&n->lock);
+	n->open_count--;
+	if (f->passthrough && --n->passthrough_count == 0 && n->backing_id > 0) {
+		int rc = fuse_session_backing_close(fs->session, n->backing_id);
+		if (rc < 0)
+			log_warn("closing backing id %d failed: %s", n->backing_id, strerror(-rc));
+		n->backing_id = 0;
+	}
+	pthread_mutex_unlock(&n->lock);
+}
+
+static struct fs_file *file_new(struct fs_node *n, int fd, uint32_t flags)
+{
+	struct fs_file *f = calloc(1, sizeof(*f));
+	if (!f)
+		return NULL;
+	f->node = n;
+	f->fd = fd;
+	f->open_flags = (int)flags;
+	return f;
+}
+
+static struct fs_file *file_of(uint64_t fh) { return (struct fs_file *)(uintptr_t)fh; }
+static struct fs_dir *dir_of(uint64_t fh) { return (struct fs_dir *)(uintptr_t)fh; }
+
+/* ---- callbacks -------------------------------------------------------------------------- */
+
+static void op_init(void *fsv, struct fuse_session *se, const struct fuse_proto_init_result *init)
+{
+	struct fs *fs = fsv;
+	fs->session = se;
+	if (!fs->cfg.passthrough) {
+		snprintf(fs->passthrough_why, sizeof(fs->passthrough_why), "disabled by --no-passthrough");
+	} else if (!(init->granted & FUSE_PASSTHROUGH)) {
+		snprintf(fs->passthrough_why, sizeof(fs->passthrough_why),
+		         "the kernel (FUSE 7.%u) does not offer FUSE_PASSTHROUGH (needs Linux >= 6.9 "
+		         "with CONFIG_FUSE_PASSTHROUGH)", init->kernel_minor);
+	} else {
+		atomic_store(&fs->passthrough_ok, true);
+	}
+}
+
+static void op_forget(void *fsv, uint64_t ino, uint64_t nlookup)
+{
+	fs_node_forget(fsv, ino, nlookup);
+}
+
+static void op_lookup(struct fuse_req *r, uint64_t parent, const char *name)
+{
+	struct fs *fs = FS_OF(r);
+	struct fuse_entry_out e;
+	struct fs_node *p;
+	int rc;
+
+	GET_NODE(fs, r, p, parent);
+	rc = lookup_at(fs, p->fd, name, &e);
+	if (rc < 0)
+		fuse_reply_err(r, -rc);
+	else
+		fuse_reply_entry(r, &e);
+}
+
+static void reply_attr_stat(struct fuse_req *r, const struct stat *st)
+{
+	struct fs *fs = FS_OF(r);
+	struct fuse_attr_out a;
+	memset(&a, 0, sizeof(a));
+	split_timeout(fs->cfg.attr_timeout, &a.attr_valid, &a.attr_valid_nsec);
+	attr_from_stat(&a.attr, st);
+	fuse_reply_attr(r, &a);
+}
+
+static void op_getattr(struct fuse_req *r, uint64_t ino, const struct fuse_getattr_in *in)
+{
+	struct fs *fs = FS_OF(r);
+	struct fs_node *n;
+	struct stat st;
+	int rc;
+
+	GET_NODE(fs, r, n, ino);
+	if ((in->getattr_flags & FUSE_GETATTR_FH) && n->type == S_IFREG)
+		rc = sys_fstatat(file_of(in->fh)->fd, "", &st, AT_EMPTY_PATH);
+	else
+		rc = node_stat(n, &st);
+	if (rc < 0)
+		fuse_reply_err(r, -rc);
+	else
+		reply_attr_stat(r, &st);
+}
+
+static void op_setattr(struct fuse_req *r, uint64_t ino, const struct fuse_setattr_in *in)
+{
+	struct fs *fs = FS_OF(r);
+	struct fs_node *n;
+	struct fs_file *f = NULL;
+	char path[FS_PROC_PATH_MAX];
+	struct stat st;
+	int rc = 0;
+
+	GET_NODE(fs, r, n, ino);
+	if ((in->valid & FATTR_FH) && n->type == S_IFREG)
+		f = file_of(in->fh);
+	fs_proc_path(f ? f->fd : n->fd, path);
+
+	if (in->valid & FATTR_MODE) {
+		rc = sys_chmod(path, in->mode);
+	} else if ((in->valid & FATTR_KILL_SUIDGID) && n->type == S_IFREG) {
+		rc = node_stat(n, &st);
+		if (rc == 0 && (st.st_mode & (S_ISUID | S_ISGID)))
+			rc = sys_chmod(path, st.st_mode & ~(mode_t)(S_ISUID | ((st.st_mode & S_IXGRP) ? S_ISGID : 0)) & 07777);
+	}
+	if (rc == 0 && (in->valid & (FATTR_UID | FATTR_GID))) {
+		uid_t uid = (in->valid & FATTR_UID) ? in->uid : (uid_t)-1;
+		gid_t gid = (in->valid & FATTR_GID) ? in->gid : (gid_t)-1;
+		rc = sys_fchownat(n->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+	}
+	if (rc == 0 && (in->valid & FATTR_SIZE))
+		rc = f ? sys_ftruncate(f->fd, (off_t)in->size) : sys_truncate(path, (off_t)in->size);
+	if (rc == 0 && (in->valid & (FATTR_ATIME | FATTR_MTIME))) {
+		struct timespec ts[2] = { { 0, UTIME_OMIT }, { 0, UTIME_OMIT } };
+		if (in->valid & FATTR_ATIME_NOW)
+			ts[0].tv_nsec = UTIME_NOW;
+		else if (in->valid & FATTR_ATIME)
+			ts[0] = (struct timespec){ (time_t)in->atime, in->atimensec };
+		if (in->valid & FATTR_MTIME_NOW)
+			ts[1].tv_nsec = UTIME_NOW;
+		else if (in->valid & FATTR_MTIME)
+			ts[1] = (struct timespec){ (time_t)in->mtime, in->mtimensec };
+		rc = sys_utimensat(n->fd, "", ts, AT_EMPTY_PATH);
+	}
+	if (rc == 0)
+		rc = node_stat(n, &st);
+	if (rc < 0)
+		fuse_reply_err(r, -rc);
+	else
+		reply_attr_stat(r, &st);
+}
+
+static void op_readlink(struct fuse_req *r, uint64_t ino)
+{
+	struct fs *fs = FS_OF(r);
+	struct fs_node *n;
+	char *buf = fuse_req_scratch(r);
+	ssize_t len;
+
+	GET_NODE(fs, r, n, ino);
+	len = sys_readlinkat(n->fd, "", buf, FUSE_SESSION_SCRATCH);
+	if (len < 0)
+		fuse_reply_err(r, (int)-len);
+	else
+		fuse_reply_data(r, buf, (size_t)len);
+}
+
+/* After a creation by name: look the new entry up and answer with it. */
+static void reply_created_entry(struct fuse_req *r, struct fs_node *parent, const char *name, int rc)
+{
+	struct fuse_entry_out e;
+	if (rc == 0)
+		rc = lookup_at(FS_OF(r), parent->fd, name, &e);
+	if (rc < 0)
+		fuse_reply_err(r, -rc);
+	else
+		fuse_reply_entry(r, &e);
+}
+
+static void op_mknod(struct fuse_req *r, uint64_t parent, const char *name,
+                     const struct fuse_mknod_in *in)
+{
+	struct fs *fs = FS_OF(r);
+	struct fs_node *p;
+	int rc;
+
+	GET_NODE(fs, r, p, parent);
+	creds_enter(fuse_req_ctx(r));
+	rc = sys_mknodat(p->fd, name, in->mode, in->rdev);
+	creds_leave();
+	reply_created_entry(r, p, name, rc);
+}
+
+static void op_mkdir(struct fuse_req *r, uint64_t parent, const char *name,
+                     const struct fuse_mkdir_in *in)
+{
+	struct fs *fs = FS_OF(r);
+	struct fs_node *p;
+	int rc;
+
+	GET_NODE(fs, r, p, parent);
+	creds_enter(fuse_req_ctx(r));
+	rc = sys_mkdirat(p->fd, name, in->mode);
+	creds_leave();
+	reply_created_entry(r, p, name, rc);
+}
+
+static void op_symlink(struct fuse_req *r, uint64_t parent, const char *name, const char *target)
+{
+	struct fs *fs = FS_OF(r);
+	struct fs_node *p;
+	int rc;
+
+	GET_NODE(fs, r, p, parent);
+	creds_enter(fuse_req_ctx(r));
+	rc = sys_symlinkat(target, p->fd, name);
+	creds_leave();
+	reply_created_entry(r, p, name, rc);
+}
+
+static void op_link(struct fuse_req *r, uint64_t ino, uint64_t newparent, const char *newname)
+{
+	struct fs *fs = FS_OF(r);
+	struct fs_node *n, *p;
+
+	GET_NODE(fs, r, n, ino);
+	GET_NODE(fs, r, p, newparent);
+	reply_created_entry(r, p, newname, sys_linkat(n->fd, "", p->fd, newname, AT_EMPTY_PATH));
+}
+
+static void op_unlink(struct fuse_req *r, uint64_t parent, const char *name)
+{
+	struct fs *fs = FS_OF(r);
+	struct fs_node *p;
+	GET_NODE(fs, r, p, parent);
+	fuse_reply_err(r, -sys_unlinkat(p->fd, name, 0));
+}
+
+static void op_rmdir(struct fuse_req *r, uint64_t parent, const char *name)
+{
+	struct fs *fs = FS_OF(r);
+	struct fs_node *p;
+	GET_NODE(fs, r, p, parent);
+	fuse_reply_err(r, -sys_unlinkat(p->fd, name, AT_REMOVEDIR));
+}
+
+static void op_rename(struct fuse_req *r, uint64_t parent, const char *name, uint64_t newparent,
+                      const char *newname, uint32_t flags)
+{
+	struct fs *fs = FS_OF(r);
+	struct fs_node *p, *np;
+	GET_NODE(fs, r, p, parent);
+	GET_NODE(fs, r, np, newparent);
+	fuse_reply_err(r, -sys_renameat2(p->fd, name, np->fd, newname, flags));
+}
+
+static void op_open(struct fuse_req *r, uint64_t ino, const struct fuse_open_in *in)
+{
+	struct fs *fs = FS_OF(r);
+	struct cm_fuse_open_out o;
+	char path[FS_PROC_PATH_MAX];
+	struct fs_node *n;
+	struct fs_file *f;
+	int fd;
+
+	GET_NODE(fs, r, n, ino);
+	fs_proc_path(n->fd, path);
+	fd = sys_openat(AT_FDCWD, path, own_open_flags(in->flags), 0);
+	if (fd < 0) {
+		fuse_reply_err(r, -fd);
+		return;
+	}
+	f = file_new(n, fd, in->flags);
+	if (!f) {
+		sys_close(fd);
+		fuse_reply_err(r, ENOMEM);
+		return;
+	}
+	file_attach(fs, f, &o);
+	fuse_reply_open(r, &o);
+}
+
+/* Finish create/tmpfile: the new file is open as fd. */
+static void reply_new_file(struct fuse_req *r, int fd, uint32_t flags)
+{
+	struct fs *fs = FS_OF(r);
+	struct fuse_entry_out e;
+	struct cm_fuse_open_out o;
+	struct fs_node *n;
+	struct fs_file *f;
+	struct stat st;
+	int rc = acquire_from_open_fd(fs, fd, &n, &st);
+
+	if (rc < 0) {
+		sys_close(fd);
+		fuse_reply_err(r, -rc);
+		return;
+	}
+	f = file_new(n, fd, flags);
+	if (!f) {
+		sys_close(fd);
+		fs_node_forget(fs, n->nodeid, 1);
+		fuse_reply_err(r, ENOMEM);
+		return;
+	}
+	entry_fill(fs, &e, n, &st);
+	file_attach(fs, f, &o);
+	fuse_reply_create(r, &e, &o);
+}
+
+static void op_create(struct fuse_req *r, uint64_t parent, const char *name,
+                      const struct fuse_create_in *in)
+{
+	struct fs *fs = FS_OF(r);
+	struct fs_node *p;
+	int fd, flags = own_open_flags(in->flags) | O_CREAT | (int)(in->flags & O_EXCL);
+
+	GET_NODE(fs, r, p, parent);
+	creds_enter(fuse_req_ctx(r));
+	fd = sys_openat(p->fd, name, flags, in->mode);
+	creds_leave();
+	if (fd < 0) {
+		fuse_reply_err(r, -fd);
+		return;
+	}
+	reply_new_file(r, fd, in->flags);
+}
+
+static void op_tmpfile(struct fuse_req *r, uint64_t parent, const struct fuse_create_in *in)
+{
+	struct fs *fs = FS_OF(r);
+	struct fs_node *p;
+	int fd, flags = (own_open_flags(in->flags) & ~(O_TMPFILE | O_TRUNC)) | O_TMPFILE |
+	                (int)(in->flags & O_EXCL);
+
+	GET_NODE(fs, r, p, parent);
+	creds_enter(fuse_req_ctx(r));
+	fd = sys_openat(p->fd, ".", flags, in->mode);
+	creds_leave();
+	if (fd < 0) {
+		fuse_reply_err(r, -fd);
+		return;
+	}
+	reply_new_file(r, fd, in->flags);
+}
+
+static void op_read(struct fuse_req *r, uint64_t ino, const struct fuse_read_in *in)
+{
+	struct fs_file *f = file_of(in->fh);
+	void *buf = fuse_req_scratch(r);
+	size_t size = in->size < FUSE_SESSION_SCRATCH ? in->size : FUSE_SESSION_SCRATCH;
+	ssize_t n = sys_pread(f->fd, buf, size, (off_t)in->offset);
+
+	if (n < 0)
+		fuse_reply_err(r, (int)-n);
+	else
+		fuse_reply_data(r, buf, (size_t)n);
+}
+
+static void op_write(struct fuse_req *r, uint64_t ino, const struct fuse_write_in *in,
+                     const void *data)
+{
+	struct fs_file *f = file_of(in->fh);
+	ssize_t n = sys_pwrite(f->fd, data, in->size, (off_t)in->offset);
+
+	if (n < 0)
+		fuse_reply_err(r, (int)-n);
+	else
+		fuse_reply_write(r, (uint32_t)n);
+}
+
+static void op_flush(struct fuse_req *r, uint64_t ino, const struct fuse_flush_in *in)
+{
+	/* Writes are synchronous to the origin; locks are the kernel's. Nothing to flush. */
+	fuse_reply_err(r, 0);
+}
+
+static void op_release(struct fuse_req *r, uint64_t ino, const struct fuse_release_in *in)
+{
+	struct fs_file *f = file_of(in->fh);
+	file_detach(FS_OF(r), f);
+	sys_close(f->fd);
+	free(f);
+	fuse_reply_err(r, 0);
+}
+
+static void op_fsync(struct fuse_req *r, uint64_t ino, const struct fuse_fsync_in *in)
+{
+	struct fs_file *f = file_of(in->fh);
+	fuse_reply_err(r, -sys_fsync(f->fd, in->fsync_flags & FUSE_FSYNC_FDATASYNC));
+}
+
+static void op_statfs(struct fuse_req *r, uint64_t ino)
+{
+	struct fs *fs = FS_OF(r);
+	struct fs_node *n = fs_node_get(fs, ino);
+	struct statvfs st;
+	int rc = sys_fstatvfs(n ? n->fd : fs->root->fd, &st);
+	if (rc < 0)
+		fuse_reply_err(r, -rc);
+	else
+		fuse_reply_statfs(r, &st);
+}
+
+static void op_setxattr(struct fuse_req *r, uint64_t ino, const char *name, const void *value,
+                        size_t size, uint32_t flags)
+{
+	struct fs *fs = FS_OF(r);
+	char path[FS_PROC_PATH_MAX];
+	struct fs_node *n;
+
+	GET_NODE(fs, r, n, ino);
+	if (n->type == S_IFLNK) {
+		fuse_reply_err(r, EPERM);  /* Linux allows no user xattrs on symlinks */
+		return;
+	}
+	fs_proc_path(n->fd, path);
+	fuse_reply_err(r, -sys_setxattr(path, name, value, size, (int)flags));
+}
+
+static void op_getxattr(struct fuse_req *r, uint64_t ino, const char *name, uint32_t size)
+{
+	struct fs *fs = FS_OF(r);
+	char path[FS_PROC_PATH_MAX];
+	struct fs_node *n;
+	void *buf = fuse_req_scratch(r);
+	ssize_t len;
+
+	GET_NODE(fs, r, n, ino);
+	if (n->type == S_IFLNK) {
+		fuse_reply_err(r, ENODATA);
+		return;
+	}
+	fs_proc_path(n->fd, path);
+	if (size == 0) {
+		len = sys_getxattr(path, name, NULL, 0);
+		if (len < 0)
+			fuse_reply_err(r, (int)-len);
+		else
+			fuse_reply_xattr_size(r, (uint32_t)len);
+		return;
+	}
+	len = sys_getxattr(path, name, buf, size < FUSE_SESSION_SCRATCH ? size : FUSE_SESSION_SCRATCH);
+	if (len < 0)
+		fuse_reply_err(r, (int)-len);
+	else
+		fuse_reply_data(r, buf, (size_t)len);
+}
+
+static void op_listxattr(struct fuse_req *r, uint64_t ino, uint32_t size)
+{
+	struct fs *fs = FS_OF(r);
+	char path[FS_PROC_PATH_MAX];
+	struct fs_node *n;
+	char *buf = fuse_req_scratch(r);
+	ssize_t len;
+
+	GET_NODE(fs, r, n, ino);
+	if (n->type == S_IFLNK) {
+		if (size == 0)
+			fuse_reply_xattr_size(r, 0);
+		else
+			fuse_reply_data(r, buf, 0);
+		return;
+	}
+	fs_proc_path(n->fd, path);
+	if (size == 0) {
+		len = sys_listxattr(path, NULL, 0);
+		if (len < 0)
+			fuse_reply_err(r, (int)-len);
+		else
+			fuse_reply_xattr_size(r, (uint32_t)len);
+		return;
+	}
+	len = sys_listxattr(path, buf, size < FUSE_SESSION_SCRATCH ? size : FUSE_SESSION_SCRATCH);
+	if (len < 0)
+		fuse_reply_err(r, (int)-len);
+	else
+		fuse_reply_data(r, buf, (size_t)len);
+}
+
+static void op_removexattr(struct fuse_req *r, uint64_t ino, const char *name)
+{
+	struct fs *fs = FS_OF(r);
+	char path[FS_PROC_PATH_MAX];
+	struct fs_node *n;
+
+	GET_NODE(fs, r, n, ino);
+	if (n->type == S_IFLNK) {
+		fuse_reply_err(r, ENODATA);
+		return;
+	}
+	fs_proc_path(n->fd, path);
+	fuse_reply_err(r, -sys_removexattr(path, name));
+}
+
+static void op_opendir(struct fuse_req *r, uint64_t ino, const struct fuse_open_in *in)
+{
+	struct fs *fs = FS_OF(r);
+	struct cm_fuse_open_out o;
+	struct fs_node *n;
+	struct fs_dir *d;
+	int fd;
+
+	GET_NODE(fs, r, n, ino);
+	fd = sys_openat(n->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	if (fd < 0) {
+		fuse_reply_err(r, -fd);
+		return;
+	}
+	d = calloc(1, sizeof(*d));
+	if (!d) {
+		sys_close(fd);
+		fuse_reply_err(r, ENOMEM);
+		return;
+	}
+	d->fd = fd;
+	pthread_mutex_init(&d->lock, NULL);
+	memset(&o, 0, sizeof(o));
+	o.fh = (uint64_t)(uintptr_t)d;
+	fuse_reply_open(r, &o);
+}
+
+struct linux_dirent64 {
+	uint64_t d_ino;
+	int64_t d_off;
+	unsigned short d_reclen;
+	unsigned char d_type;
+	char d_name[];
+};
+
+/* Fill one READDIR(PLUS) reply from the directory stream, starting at cookie `offset`.
+ * Cookies are the origin's d_off values, so they stay stable across calls and seeks. */
+static void op_readdir(struct fuse_req *r, uint64_t ino, const struct fuse_read_in *in, bool plus)
+{
+	struct fs *fs = FS_OF(r);
+	struct fs_dir *d = dir_of(in->fh);
+	char *out = fuse_req_scratch(r);
+	size_t cap = in->size < FUSE_SESSION_SCRATCH ? in->size : FUSE_SESSION_SCRATCH;
+	size_t used = 0;
+	int err = 0;
+
+	pthread_mutex_lock(&d->lock);
+	if (in->offset != d->offset || (in->offset == 0 && d->buf_pos == d->buf_len)) {
+		off_t pos = sys_lseek(d->fd, (off_t)in->offset, SEEK_SET);
+		if (pos < 0) {
+			err = (int)-pos;
+			goto out;
+		}
+		d->offset = in->offset;
+		d->buf_len = d->buf_pos = 0;
+	}
+	for (;;) {
+		struct linux_dirent64 *de;
+		size_t namelen, rec;
+
+		if (d->buf_pos >= d->buf_len) {
+			ssize_t n = sys_getdents(d->fd, d->buf, sizeof(d->buf));
+			if (n < 0) {
+				err = (int)-n;
+				break;
+			}
+			if (n == 0)
+				break;
+			d->buf_len = (size_t)n;
+			d->buf_pos = 0;
+		}
+		de = (struct linux_dirent64 *)(void *)(d->buf + d->buf_pos);
+		namelen = strlen(de->d_name);
+		if (plus) {
+			struct fuse_entry_out e;
+			bool dots = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..");
+			if (fuse_proto_direntplus_size(namelen) > cap - used)
+				break;
+			memset(&e, 0, sizeof(e));
+			e.attr.ino = de->d_ino;
+			/* A failed lookup (entry removed meanwhile) is sent without attributes. */
+			if (!dots && lookup_at(fs, d->fd, de->d_name, &e) < 0) {
+				memset(&e, 0, sizeof(e));
+				e.attr.ino = de->d_ino;
+			}
+			rec = fuse_proto_direntplus_add(out, cap, used, de->d_name, namelen, &e, de->d_type,
+			                                (uint64_t)de->d_off);
+		} else {
+			rec = fuse_proto_dirent_add(out, cap, used, de->d_name, namelen, de->d_ino,
+			                            de->d_type, (uint64_t)de->d_off);
+			if (!rec)
+				break;
+		}
+		used += rec;
+		d->buf_pos += de->d_reclen;
+		d->offset = (uint64_t)de->d_off;
+	}
+out:
+	pthread_mutex_unlock(&d->lock);
+	/* An error after some entries were packed is reported by the next call. */
+	if (err && used == 0)
+		fuse_reply_err(r, err);
+	else
+		fuse_reply_data(r, out, used);
+}
+
+static void op_releasedir(struct fuse_req *r, uint64_t ino, const struct fuse_release_in *in)
+{
+	struct fs_dir *d = dir_of(in->fh);
+	sys_close(d->fd);
+	pthread_mutex_destroy(&d->lock);
+	free(d);
+	fuse_reply_err(r, 0);
+}
+
+static void op_fsyncdir(struct fuse_req *r, uint64_t ino, const struct fuse_fsync_in *in)
+{
+	struct fs_dir *d = dir_of(in->fh);
+	fuse_reply_err(r, -sys_fsync(d->fd, in->fsync_flags & FUSE_FSYNC_FDATASYNC));
+}
+
+static void op_access(struct fuse_req *r, uint64_t ino, uint32_t mask)
+{
+	struct fs *fs = FS_OF(r);
+	char path[FS_PROC_PATH_MAX];
+	struct fs_node *n;
+	int rc;
+
+	GET_NODE(fs, r, n, ino);
+	fs_proc_path(n->fd, path);
+	creds_enter(fuse_req_ctx(r));
+	rc = faccessat(AT_FDCWD, path, (int)mask, AT_EACCESS) < 0 ? -errno : 0;
+	creds_leave();
+	fuse_reply_err(r, -rc);
+}
+
+static void op_fallocate(struct fuse_req *r, uint64_t ino, const struct fuse_fallocate_in *in)
+{
+	struct fs_file *f = file_of(in->fh);
+	fuse_reply_err(r, -sys_fallocate(f->fd, (int)in->mode, (off_t)in->offset, (off_t)in->length));
+}
+
+static void op_lseek(struct fuse_req *r, uint64_t ino, const struct fuse_lseek_in *in)
+{
+	struct fs_file *f = file_of(in->fh);
+	off_t pos = sys_lseek(f->fd, (off_t)in->offset, (int)in->whence);
+	if (pos < 0)
+		fuse_reply_err(r, (int)-pos);
+	else
+		fuse_reply_lseek(r, (uint64_t)pos);
+}
+
+static void op_copy_file_range(struct fuse_req *r, uint64_t ino,
+                               const struct fuse_copy_file_range_in *in, bool wide)
+{
+	struct fs_file *fin = file_of(in->fh_in), *fout = file_of(in->fh_out);
+	off_t off_in = (off_t)in->off_in, off_out = (off_t)in->off_out;
+	size_t len = wide ? in->len : (in->len > UINT32_MAX ? UINT32_MAX : in->len);
+	ssize_t n = sys_copy_file_range(fin->fd, &off_in, fout->fd, &off_out, len, (unsigned)in->flags);
+
+	if (n < 0)
+		fuse_reply_err(r, (int)-n);
+	else if (wide)
+		fuse_reply_copy_range(r, (uint64_t)n);
+	else
+		fuse_reply_write(r, (uint32_t)n);
+}
+
+static void op_syncfs(struct fuse_req *r, uint64_t ino)
+{
+	struct fs *fs = FS_OF(r);
+	int fd = sys_openat(fs->root->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	int rc = fd < 0 ? fd : sys_syncfs(fd);
+	if (fd >= 0)
+		sys_close(fd);
+	fuse_reply_err(r, -rc);
+}
+
+static const struct fuse_ops fs_ops = {
+	.init = op_init,
+	.forget = op_forget,
+	.lookup = op_lookup,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.readlink = op_readlink,
+	.symlink = op_symlink,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.rename = op_rename,
+	.link = op_link,
+	.open = op_open,
+	.create = op_create,
+	.tmpfile = op_tmpfile,
+	.read = op_read,
+	.write = op_write,
+	.flush = op_flush,
+	.release = op_release,
+	.fsync = op_fsync,
+	.statfs = op_statfs,
+	.setxattr = op_setxattr,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.removexattr = op_removexattr,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.releasedir = op_releasedir,
+	.fsyncdir = op_fsyncdir,
+	.access = op_access,
+	.fallocate = op_fallocate,
+	.lseek = op_lseek,
+	.copy_file_range = op_copy_file_range,
+	.syncfs = op_syncfs,
+};
+
+const struct fuse_ops *fs_fuse_ops(void) { return &fs_ops; }
+
+/* ---- lifecycle -------------------------------------------------------------------------- */
+
+int fs_create(const struct fs_config *cfg, struct fs **out)
+{
+	struct fs *fs = calloc(1, sizeof(*fs));
+	struct stat st;
+	int rc;
+
+	if (!fs)
+		return -ENOMEM;
+	fs->cfg = *cfg;
+	fs->next_nodeid = FUSE_ROOT_ID + 1;
+	rc = fs_table_init(fs);
+	if (rc < 0)
+		goto err;
+	rc = sys_fstatat(cfg->origin_fd, "", &st, AT_EMPTY_PATH);
+	if (rc < 0)
+		goto err_table;
+	fs->root = calloc(1, sizeof(*fs->root));
+	if (!fs->root) {
+		rc = -ENOMEM;
+		goto err_table;
+	}
+	fs->root->nodeid = FUSE_ROOT_ID;
+	fs->root->dev = st.st_dev;
+	fs->root->ino = st.st_ino;
+	fs->root->type = S_IFDIR;
+	fs->root->fd = cfg->origin_fd;
+	fs->root->lookups = 1;
+	pthread_mutex_init(&fs->root->lock, NULL);
+	snprintf(fs->passthrough_why, sizeof(fs->passthrough_why), "not negotiated yet");
+	*out = fs;
+	return 0;
+
+err_table:
+	fs_table_release(fs);
+err:
+	free(fs);
+	return rc;
+}
+
+void fs_free(struct fs *fs)
+{
+	if (!fs)
+		return;
+	fs_table_release(fs);
+	sys_close(fs->root->fd);
+	pthread_mutex_destroy(&fs->root->lock);
+	free(fs->root);
+	free(fs);
+}
+
+bool fs_passthrough_active(struct fs *fs, char *why, size_t why_size)
+{
+	bool ok = atomic_load(&fs->passthrough_ok);
+	if (!ok && why)
+		snprintf(why, why_size, "%s", fs->passthrough_why);
+	return ok;
+}
+
+void fs_passthrough_probe(struct fs *fs)
+{
+	int fd, id;
+	if (!atomic_load(&fs->passthrough_ok))
+		return;
+	fd = sys_openat(AT_FDCWD, "/proc/self/exe", O_PATH | O_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	id = fuse_session_backing_open(fs->session, fd);
+	if (id > 0)
+		fuse_session_backing_close(fs->session, id);
+	else if (id == -EPERM)
+		passthrough_disable(fs, "the kernel refused backing files (EPERM: needs CAP_SYS_ADMIN)");
+	sys_close(fd);
+}

@@ -1,0 +1,630 @@
+/* fuse_session: /dev/fuse transport, mount, INIT, worker threads and request dispatch.
+ * Thread model: worker i blocks in read() on its own fd (the master for i = 0, clones for the
+ * rest) and answers each request on that same fd, as the kernel requires. INIT is answered by
+ * worker 0; with FUSE_DEV_IOC_SYNC_INIT it arrives inside mount(2), so worker 0 is started first.
+ */
+#include "fuse/fuse_session.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/log.h"
+
+#define READ_BUFFER_SIZE (FUSE_SESSION_MAX_WRITE + 4096)
+#define INIT_TIMEOUT_SECONDS 10
+
+struct fuse_channel {
+	struct fuse_session *se;
+	int fd;
+	pthread_t thread;
+	bool started;
+	void *in_buf;      /* one request */
+	void *scratch;     /* reply data of the request being served */
+};
+
+struct fuse_session {
+	const struct fuse_ops *ops;
+	void *fs;
+	struct fuse_session_config cfg;
+	unsigned channel_count;
+	struct fuse_channel channels[FUSE_SESSION_MAX_THREADS];
+
+	pthread_mutex_t lock;            /* protects the fields below */
+	pthread_cond_t cond;
+	bool initialized;                /* INIT answered and ops->init called */
+	int init_error;                  /* negative errno if INIT failed */
+	unsigned running;                /* workers still in their loop */
+	struct fuse_proto_init_result init;
+
+	atomic_bool stopping;            /* set when the session shuts down */
+};
+
+struct fuse_req {
+	struct fuse_session *se;
+	struct fuse_channel *ch;
+	uint64_t unique;
+	struct fuse_req_ctx ctx;
+	bool replied;
+};
+
+void *fuse_req_fs(const struct fuse_req *r) { return r->se->fs; }
+const struct fuse_req_ctx *fuse_req_ctx(const struct fuse_req *r) { return &r->ctx; }
+struct fuse_session *fuse_req_session(const struct fuse_req *r) { return r->se; }
+void *fuse_req_scratch(struct fuse_req *r) { return r->ch->scratch; }
+const struct fuse_proto_init_result *fuse_session_init_result(const struct fuse_session *se)
+{
+	return &se->init;
+}
+
+/* ---- replies ---------------------------------------------------------------------------- */
+
+static int send_reply_iov(struct fuse_req *r, int err, const struct iovec *args, int nargs)
+{
+	struct iovec iov[4];
+	struct fuse_out_header out;
+	size_t total = sizeof(out);
+	ssize_t n;
+
+	if (r->replied) {
+		log_error("request %llu: second reply dropped (bug)", (unsigned long long)r->unique);
+		return -EALREADY;
+	}
+	r->replied = true;
+	if (err < 0 || err >= 512) {
+		log_error("request %llu: errno %d out of range, sending EIO", (unsigned long long)r->unique, err);
+		err = EIO;
+	}
+	iov[0].iov_base = &out;
+	iov[0].iov_len = sizeof(out);
+	for (int i = 0; i < nargs && !err; i++) {
+		iov[1 + i] = args[i];
+		total += args[i].iov_len;
+	}
+	out.len = (uint32_t)total;
+	out.error = -err;
+	out.unique = r->unique;
+	n = writev(r->ch->fd, iov, err ? 1 : 1 + nargs);
+	if (n < 0) {
+		int e = errno;
+		if (e == ENOENT)  /* interrupted or aborted meanwhile: nobody waits for it */
+			return 0;
+		log_warn("reply to request %llu failed: %s", (unsigned long long)r->unique, strerror(e));
+		return -e;
+	}
+	return 0;
+}
+
+static int send_reply(struct fuse_req *r, const void *arg, size_t size)
+{
+	struct iovec iov = { (void *)arg, size };
+	return send_reply_iov(r, 0, &iov, size ? 1 : 0);
+}
+
+int fuse_reply_err(struct fuse_req *r, int err) { return send_reply_iov(r, err, NULL, 0); }
+int fuse_reply_entry(struct fuse_req *r, const struct fuse_entry_out *e) { return send_reply(r, e, sizeof(*e)); }
+int fuse_reply_attr(struct fuse_req *r, const struct fuse_attr_out *a) { return send_reply(r, a, sizeof(*a)); }
+int fuse_reply_open(struct fuse_req *r, const struct cm_fuse_open_out *o) { return send_reply(r, o, sizeof(*o)); }
+int fuse_reply_data(struct fuse_req *r, const void *data, size_t size) { return send_reply(r, data, size); }
+
+int fuse_reply_create(struct fuse_req *r, const struct fuse_entry_out *e, const struct cm_fuse_open_out *o)
+{
+	struct iovec iov[2] = { { (void *)e, sizeof(*e) }, { (void *)o, sizeof(*o) } };
+	return send_reply_iov(r, 0, iov, 2);
+}
+
+int fuse_reply_write(struct fuse_req *r, uint32_t count)
+{
+	struct fuse_write_out o = { .size = count };
+	return send_reply(r, &o, sizeof(o));
+}
+
+int fuse_reply_statfs(struct fuse_req *r, const struct statvfs *st)
+{
+	struct fuse_statfs_out o;
+	memset(&o, 0, sizeof(o));
+	o.st.blocks = st->f_blocks;
+	o.st.bfree = st->f_bfree;
+	o.st.bavail = st->f_bavail;
+	o.st.files = st->f_files;
+	o.st.ffree = st->f_ffree;
+	o.st.bsize = (uint32_t)st->f_bsize;
+	o.st.namelen = (uint32_t)st->f_namemax;
+	o.st.frsize = (uint32_t)st->f_frsize;
+	return send_reply(r, &o, sizeof(o));
+}
+
+int fuse_reply_xattr_size(struct fuse_req *r, uint32_t size)
+{
+	struct fuse_getxattr_out o = { .size = size };
+	return send_reply(r, &o, sizeof(o));
+}
+
+int fuse_reply_lseek(struct fuse_req *r, uint64_t offset)
+{
+	struct fuse_lseek_out o = { .offset = offset };
+	return send_reply(r, &o, sizeof(o));
+}
+
+int fuse_reply_copy_range(struct fuse_req *r, uint64_t count)
+{
+	struct cm_fuse_copy_file_range_out o = { .bytes_copied = count };
+	return send_reply(r, &o, sizeof(o));
+}
+
+/* ---- notifications ---------------------------------------------------------------------- */
+
+static int send_notify(struct fuse_session *se, int code, const struct iovec *args, int nargs)
+{
+	struct iovec iov[4];
+	struct fuse_out_header out;
+	size_t total = sizeof(out);
+
+	iov[0].iov_base = &out;
+	iov[0].iov_len = sizeof(out);
+	for (int i = 0; i < nargs; i++) {
+		iov[1 + i] = args[i];
+		total += args[i].iov_len;
+	}
+	out.len = (uint32_t)total;
+	out.error = code;
+	out.unique = 0;
+	if (writev(se->channels[0].fd, iov, 1 + nargs) < 0)
+		return -errno;
+	return 0;
+}
+
+int fuse_session_notify_inval_inode(struct fuse_session *se, uint64_t ino, int64_t off, int64_t len)
+{
+	struct fuse_notify_inval_inode_out o = { .ino = ino, .off = off, .len = len };
+	struct iovec iov = { &o, sizeof(o) };
+	return send_notify(se, FUSE_NOTIFY_INVAL_INODE, &iov, 1);
+}
+
+int fuse_session_notify_inval_entry(struct fuse_session *se, uint64_t parent, const char *name,
+                                    uint32_t flags)
+{
+	struct fuse_notify_inval_entry_out o = { .parent = parent, .namelen = (uint32_t)strlen(name) };
+	struct iovec iov[2] = { { &o, sizeof(o) }, { (void *)name, strlen(name) + 1 } };
+	o.flags = flags;
+	return send_notify(se, FUSE_NOTIFY_INVAL_ENTRY, iov, 2);
+}
+
+int fuse_session_backing_open(struct fuse_session *se, int fd)
+{
+	struct cm_fuse_backing_map map = { .fd = fd };
+	int id = ioctl(se->channels[0].fd, CM_FUSE_DEV_IOC_BACKING_OPEN, &map);
+	return id < 0 ? -errno : id;
+}
+
+int fuse_session_backing_close(struct fuse_session *se, int backing_id)
+{
+	uint32_t id = (uint32_t)backing_id;
+	return ioctl(se->channels[0].fd, CM_FUSE_DEV_IOC_BACKING_CLOSE, &id) < 0 ? -errno : 0;
+}
+
+/* ---- dispatch --------------------------------------------------------------------------- */
+
+static void handle_init(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	struct fuse_session *se = r->se;
+	struct fuse_proto_init_wants wants = {
+		.flags = FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_ATOMIC_O_TRUNC | FUSE_AUTO_INVAL_DATA |
+		         FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO | FUSE_ASYNC_DIO | FUSE_PARALLEL_DIROPS |
+		         FUSE_MAX_PAGES | FUSE_CACHE_SYMLINKS | FUSE_NO_EXPORT_SUPPORT |
+		         FUSE_CREATE_SUPP_GROUP |
+		         se->cfg.extra_flags | (se->cfg.passthrough ? FUSE_PASSTHROUGH : 0),
+		.max_write = FUSE_SESSION_MAX_WRITE,
+		.max_pages = FUSE_SESSION_MAX_WRITE / 4096,
+		.max_background = 64,
+		.max_stack_depth = se->cfg.max_stack_depth,
+	};
+	struct cm_fuse_init_out out;
+	struct fuse_proto_init_result res;
+	size_t out_size;
+	int rc = fuse_proto_init_negotiate(pr->arg, pr->body_size, &wants, &out, &out_size, &res);
+
+	if (rc == -EAGAIN) {
+		send_reply(r, &out, out_size);
+		return;
+	}
+	if (rc < 0) {
+		log_error("fuse init failed: kernel protocol %u.%u is not supported", res.kernel_major,
+		          res.kernel_minor);
+		fuse_reply_err(r, -rc);
+		pthread_mutex_lock(&se->lock);
+		se->init_error = rc;
+		pthread_cond_broadcast(&se->cond);
+		pthread_mutex_unlock(&se->lock);
+		return;
+	}
+	se->init = res;
+	if (se->ops->init)
+		se->ops->init(se->fs, se, &res);
+	send_reply(r, &out, out_size);
+	pthread_mutex_lock(&se->lock);
+	se->initialized = true;
+	pthread_cond_broadcast(&se->cond);
+	pthread_mutex_unlock(&se->lock);
+}
+
+static void dispatch(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	const struct fuse_ops *ops = r->se->ops;
+	const void *a = pr->arg;
+	uint64_t ino = pr->header->nodeid;
+
+#define CALL(fn, ...) do { if (ops->fn) ops->fn(__VA_ARGS__); else fuse_reply_err(r, ENOSYS); } while (0)
+	switch (pr->opcode) {
+	case FUSE_LOOKUP: CALL(lookup, r, ino, pr->names[0]); break;
+	case FUSE_GETATTR: CALL(getattr, r, ino, a); break;
+	case FUSE_SETATTR: CALL(setattr, r, ino, a); break;
+	case FUSE_READLINK: CALL(readlink, r, ino); break;
+	case FUSE_SYMLINK: CALL(symlink, r, ino, pr->names[0], pr->names[1]); break;
+	case FUSE_MKNOD: CALL(mknod, r, ino, pr->names[0], a); break;
+	case FUSE_MKDIR: CALL(mkdir, r, ino, pr->names[0], a); break;
+	case FUSE_UNLINK: CALL(unlink, r, ino, pr->names[0]); break;
+	case FUSE_RMDIR: CALL(rmdir, r, ino, pr->names[0]); break;
+	case FUSE_RENAME: {
+		const struct fuse_rename_in *in = a;
+		CALL(rename, r, ino, pr->names[0], in->newdir, pr->names[1], 0);
+		break;
+	}
+	case FUSE_RENAME2: {
+		const struct fuse_rename2_in *in = a;
+		CALL(rename, r, ino, pr->names[0], in->newdir, pr->names[1], in->flags);
+		break;
+	}
+	case FUSE_LINK: {
+		const struct fuse_link_in *in = a;
+		CALL(link, r, in->oldnodeid, ino, pr->names[0]);
+		break;
+	}
+	case FUSE_OPEN: CALL(open, r, ino, a); break;
+	case FUSE_CREATE: CALL(create, r, ino, pr->names[0], a); break;
+	case FUSE_TMPFILE: CALL(tmpfile, r, ino, a); break;
+	case FUSE_READ: CALL(read, r, ino, a); break;
+	case FUSE_WRITE: {
+		const struct fuse_write_in *in = a;
+		if (in->size != pr->data_size)
+			fuse_reply_err(r, EINVAL);
+		else
+			CALL(write, r, ino, in, pr->data);
+		break;
+	}
+	case FUSE_FLUSH: CALL(flush, r, ino, a); break;
+	case FUSE_RELEASE: CALL(release, r, ino, a); break;
+	case FUSE_FSYNC: CALL(fsync, r, ino, a); break;
+	case FUSE_STATFS: CALL(statfs, r, ino); break;
+	case FUSE_SETXATTR: {
+		const struct fuse_setxattr_in *in = a;
+		if (in->size != pr->data_size)
+			fuse_reply_err(r, EINVAL);
+		else
+			CALL(setxattr, r, ino, pr->names[0], pr->data, in->size, in->flags);
+		break;
+	}
+	case FUSE_GETXATTR: {
+		const struct fuse_getxattr_in *in = a;
+		CALL(getxattr, r, ino, pr->names[0], in->size);
+		break;
+	}
+	case FUSE_LISTXATTR: {
+		const struct fuse_getxattr_in *in = a;
+		CALL(listxattr, r, ino, in->size);
+		break;
+	}
+	case FUSE_REMOVEXATTR: CALL(removexattr, r, ino, pr->names[0]); break;
+	case FUSE_OPENDIR: CALL(opendir, r, ino, a); break;
+	case FUSE_READDIR: CALL(readdir, r, ino, a, false); break;
+	case FUSE_READDIRPLUS: CALL(readdir, r, ino, a, true); break;
+	case FUSE_RELEASEDIR: CALL(releasedir, r, ino, a); break;
+	case FUSE_FSYNCDIR: CALL(fsyncdir, r, ino, a); break;
+	case FUSE_ACCESS: {
+		const struct fuse_access_in *in = a;
+		CALL(access, r, ino, in->mask);
+		break;
+	}
+	case FUSE_FALLOCATE: CALL(fallocate, r, ino, a); break;
+	case FUSE_LSEEK: CALL(lseek, r, ino, a); break;
+	case FUSE_COPY_FILE_RANGE: CALL(copy_file_range, r, ino, a, false); break;
+	case CM_FUSE_COPY_FILE_RANGE_64: CALL(copy_file_range, r, ino, a, true); break;
+	case FUSE_SYNCFS: CALL(syncfs, r, ino); break;
+	case FUSE_DESTROY: fuse_reply_err(r, 0); break;
+	default: fuse_reply_err(r, ENOSYS); break;
+	}
+#undef CALL
+}
+
+static void process_request(struct fuse_channel *ch, size_t len)
+{
+	struct fuse_session *se = ch->se;
+	struct fuse_proto_request pr;
+	struct fuse_req r;
+	int rc = fuse_proto_request_decode(ch->in_buf, len, &pr);
+
+	memset(&r, 0, sizeof(r));
+	r.se = se;
+	r.ch = ch;
+	if (len >= sizeof(struct fuse_in_header)) {
+		const struct fuse_in_header *h = ch->in_buf;
+		r.unique = h->unique;
+		r.ctx.uid = h->uid;
+		r.ctx.gid = h->gid;
+		r.ctx.pid = h->pid;
+	}
+	if (rc < 0) {
+		log_warn("request %s (%u bytes) rejected: %s", rc == -ENOSYS ? pr.opname : "malformed",
+		         (unsigned)len, strerror(-rc));
+		if (len >= sizeof(struct fuse_in_header))
+			fuse_reply_err(&r, -rc);
+		return;
+	}
+	r.ctx.group_count = pr.group_count;
+	r.ctx.groups = pr.groups;
+
+	switch (pr.opcode) {
+	case FUSE_INIT:
+		handle_init(&r, &pr);
+		return;
+	case FUSE_FORGET: {
+		const struct fuse_forget_in *in = pr.arg;
+		if (se->ops->forget)
+			se->ops->forget(se->fs, pr.header->nodeid, in->nlookup);
+		return;
+	}
+	case FUSE_BATCH_FORGET: {
+		const struct fuse_batch_forget_in *in = pr.arg;
+		const uint8_t *p = pr.data;
+		size_t avail = pr.data_size / sizeof(struct fuse_forget_one);
+		size_t count = in->count < avail ? in->count : avail;
+		for (size_t i = 0; i < count && se->ops->forget; i++) {
+			struct fuse_forget_one one;
+			memcpy(&one, p + i * sizeof(one), sizeof(one));
+			se->ops->forget(se->fs, one.nodeid, one.nlookup);
+		}
+		return;
+	}
+	case FUSE_INTERRUPT:
+		/* Our requests finish quickly; ENOSYS tells the kernel to stop sending these. */
+		fuse_reply_err(&r, ENOSYS);
+		return;
+	case FUSE_NOTIFY_REPLY:
+		return;
+	default:
+		break;
+	}
+	if (!__atomic_load_n(&se->initialized, __ATOMIC_ACQUIRE)) {
+		fuse_reply_err(&r, EIO);
+		return;
+	}
+	dispatch(&r, &pr);
+	if (!r.replied) {
+		log_error("request %s got no reply (bug): answering EIO", pr.opname);
+		fuse_reply_err(&r, EIO);
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct fuse_channel *ch = arg;
+	struct fuse_session *se = ch->se;
+
+	for (;;) {
+		ssize_t n = read(ch->fd, ch->in_buf, READ_BUFFER_SIZE);
+		if (n < 0) {
+			int e = errno;
+			if (atomic_load(&se->stopping))
+				break;
+			if (e == EINTR || e == EAGAIN || e == ENOENT)
+				continue;
+			if (e != ENODEV && e != ECONNABORTED)
+				log_error("read from /dev/fuse failed: %s", strerror(e));
+			break;
+		}
+		process_request(ch, (size_t)n);
+	}
+	pthread_mutex_lock(&se->lock);
+	se->running--;
+	pthread_cond_broadcast(&se->cond);
+	pthread_mutex_unlock(&se->lock);
+	return NULL;
+}
+
+static void wake_signal_handler(int sig) { (void)sig; }
+
+static int channel_start(struct fuse_session *se, unsigned i, int fd)
+{
+	struct fuse_channel *ch = &se->channels[i];
+	int rc;
+
+	ch->se = se;
+	ch->fd = fd;
+	ch->in_buf = malloc(READ_BUFFER_SIZE);
+	ch->scratch = malloc(FUSE_SESSION_SCRATCH);
+	if (!ch->in_buf || !ch->scratch)
+		return -ENOMEM;
+	pthread_mutex_lock(&se->lock);
+	se->running++;
+	pthread_mutex_unlock(&se->lock);
+	rc = pthread_create(&ch->thread, NULL, worker_main, ch);
+	if (rc) {
+		pthread_mutex_lock(&se->lock);
+		se->running--;
+		pthread_mutex_unlock(&se->lock);
+		return -rc;
+	}
+	ch->started = true;
+	return 0;
+}
+
+/* Stop every worker: set the flag, then poke threads blocked in read() with a signal. */
+static void session_stop_workers(struct fuse_session *se)
+{
+	atomic_store(&se->stopping, true);
+	for (;;) {
+		pthread_mutex_lock(&se->lock);
+		unsigned running = se->running;
+		pthread_mutex_unlock(&se->lock);
+		if (!running)
+			break;
+		for (unsigned i = 0; i < se->channel_count; i++)
+			if (se->channels[i].started)
+				pthread_kill(se->channels[i].thread, SIGUSR1);
+		usleep(10000);
+	}
+}
+
+static int wait_initialized(struct fuse_session *se)
+{
+	struct timespec deadline;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += INIT_TIMEOUT_SECONDS;
+	pthread_mutex_lock(&se->lock);
+	while (!se->initialized && !se->init_error && se->running && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&se->cond, &se->lock, &deadline);
+	rc = se->initialized ? 0 : se->init_error ? se->init_error : -ETIMEDOUT;
+	pthread_mutex_unlock(&se->lock);
+	return rc;
+}
+
+int fuse_session_mount(const struct fuse_session_config *cfg, const struct fuse_ops *ops, void *fs,
+                       struct fuse_session **out)
+{
+	struct fuse_session *se;
+	struct sigaction sa;
+	struct stat st;
+	char opts[256], type[64];
+	bool sync_init;
+	int fd, rc;
+
+	if (cfg->threads < 1 || cfg->threads > FUSE_SESSION_MAX_THREADS)
+		return -EINVAL;
+	if (stat(cfg->mountpoint, &st) < 0)
+		return -errno;
+	se = calloc(1, sizeof(*se));
+	if (!se)
+		return -ENOMEM;
+	se->ops = ops;
+	se->fs = fs;
+	se->cfg = *cfg;
+	pthread_mutex_init(&se->lock, NULL);
+	pthread_cond_init(&se->cond, NULL);
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = wake_signal_handler;  /* no SA_RESTART: read() returns EINTR */
+	sigaction(SIGUSR1, &sa, NULL);
+
+	fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		rc = -errno;
+		log_error("cannot open /dev/fuse: %s", strerror(errno));
+		goto err_free;
+	}
+	se->channel_count = 1;
+	/* With synchronous INIT, mount(2) waits for our INIT reply, so the reader must run first.
+	 * Without it, read() before mount(2) fails, so the reader starts after. */
+	sync_init = ioctl(fd, CM_FUSE_DEV_IOC_SYNC_INIT) == 0;
+	if (sync_init) {
+		rc = channel_start(se, 0, fd);
+		if (rc < 0) {
+			close(fd);
+			goto err_free;
+		}
+	} else {
+		se->channels[0].fd = fd;
+	}
+
+	snprintf(opts, sizeof(opts),
+	         "fd=%d,rootmode=%o,user_id=0,group_id=0,default_permissions,allow_other", fd,
+	         st.st_mode & S_IFMT);
+	snprintf(type, sizeof(type), "fuse.%s", cfg->subtype);
+	if (mount(cfg->fsname, cfg->mountpoint, type, cfg->mount_flags, opts) < 0) {
+		rc = -errno;
+		log_error("cannot mount %s on '%s': %s", type, cfg->mountpoint, strerror(errno));
+		goto err_stop;
+	}
+	if (!sync_init) {
+		rc = channel_start(se, 0, fd);
+		if (rc < 0) {
+			umount2(cfg->mountpoint, MNT_DETACH);
+			goto err_stop;
+		}
+	}
+	rc = wait_initialized(se);
+	if (rc < 0) {
+		log_error("fuse init did not complete on '%s': %s", cfg->mountpoint, strerror(-rc));
+		umount2(cfg->mountpoint, MNT_DETACH);
+		goto err_stop;
+	}
+	log_info("mounted '%s' (protocol 7.%u, %s init, flags %#llx)", cfg->mountpoint,
+	         se->init.kernel_minor, sync_init ? "synchronous" : "asynchronous",
+	         (unsigned long long)se->init.granted);
+
+	for (unsigned i = 1; i < cfg->threads; i++) {
+		uint32_t master = (uint32_t)fd;
+		int cfd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+		if (cfd < 0) {
+			log_warn("cannot open a cloned /dev/fuse fd: %s; using %u threads", strerror(errno), i);
+			break;
+		}
+		if (ioctl(cfd, FUSE_DEV_IOC_CLONE, &master) < 0) {
+			log_warn("cannot clone /dev/fuse: %s; using %u threads", strerror(errno), i);
+			close(cfd);
+			break;
+		}
+		se->channel_count = i + 1;
+		if (channel_start(se, i, cfd) < 0) {
+			se->channel_count = i;
+			close(cfd);
+			break;
+		}
+	}
+	*out = se;
+	return 0;
+
+err_stop:
+	session_stop_workers(se);
+err_free:
+	fuse_session_free(se);
+	return rc;
+}
+
+int fuse_session_wait(struct fuse_session *se)
+{
+	pthread_mutex_lock(&se->lock);
+	while (se->running)
+		pthread_cond_wait(&se->cond, &se->lock);
+	pthread_mutex_unlock(&se->lock);
+	return 0;
+}
+
+void fuse_session_free(struct fuse_session *se)
+{
+	if (!se)
+		return;
+	session_stop_workers(se);
+	for (unsigned i = 0; i < se->channel_count; i++) {
+		struct fuse_channel *ch = &se->channels[i];
+		if (ch->started)
+			pthread_join(ch->thread, NULL);
+		if (ch->fd > 0)
+			close(ch->fd);
+		free(ch->in_buf);
+		free(ch->scratch);
+	}
+	pthread_mutex_destroy(&se->lock);
+	pthread_cond_destroy(&se->cond);
+	free(se);
+}

@@ -1,0 +1,66 @@
+/* sys: the one syscall seam for the origin (and later the cache device).
+ * Every wrapper returns the syscall's non-negative result or -errno, never -1 with errno, and
+ * goes through a call counter so tests can fail the Nth call of any operation:
+ *   CACHEMAX_FAULT="pwrite:3:EIO,openat:10:ENOSPC"   (in the daemon's environment), or
+ *   sys_fault_set(SYS_OP_PWRITE, 3, EIO)              (in unit tests).
+ * A short read/write can be injected with the pseudo-errno "SHORT" (returns half the bytes).
+ */
+#ifndef CACHEMAX_SYS_H
+#define CACHEMAX_SYS_H
+
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+
+enum sys_op {
+	SYS_OP_OPENAT, SYS_OP_CLOSE, SYS_OP_FSTATAT, SYS_OP_PREAD, SYS_OP_PWRITE, SYS_OP_FTRUNCATE,
+	SYS_OP_TRUNCATE, SYS_OP_FSYNC, SYS_OP_FALLOCATE, SYS_OP_LSEEK, SYS_OP_COPY_FILE_RANGE,
+	SYS_OP_MKDIRAT, SYS_OP_MKNODAT, SYS_OP_SYMLINKAT, SYS_OP_READLINKAT, SYS_OP_UNLINKAT,
+	SYS_OP_RENAMEAT2, SYS_OP_LINKAT, SYS_OP_FCHOWNAT, SYS_OP_CHMOD, SYS_OP_UTIMENSAT,
+	SYS_OP_GETXATTR, SYS_OP_SETXATTR, SYS_OP_LISTXATTR, SYS_OP_REMOVEXATTR, SYS_OP_FSTATVFS,
+	SYS_OP_GETDENTS, SYS_OP_SYNCFS,
+	SYS_OP_COUNT
+};
+
+#define SYS_FAULT_SHORT 100000  /* pseudo-errno: short read/write */
+
+/* Fail the nth (1-based) future call of op with err (positive errno or SYS_FAULT_SHORT). */
+void sys_fault_set(enum sys_op op, uint64_t nth, int err);
+void sys_fault_clear(void);
+/* Parse CACHEMAX_FAULT-style text; returns 0 or -EINVAL. */
+int sys_fault_parse(const char *spec);
+
+int sys_openat(int dirfd, const char *path, int flags, mode_t mode);
+int sys_close(int fd);
+int sys_fstatat(int dirfd, const char *path, struct stat *st, int flags);
+ssize_t sys_pread(int fd, void *buf, size_t size, off_t off);
+ssize_t sys_pwrite(int fd, const void *buf, size_t size, off_t off);
+int sys_ftruncate(int fd, off_t size);
+int sys_truncate(const char *path, off_t size);
+int sys_fsync(int fd, int datasync);
+int sys_fallocate(int fd, int mode, off_t off, off_t len);
+off_t sys_lseek(int fd, off_t off, int whence);
+ssize_t sys_copy_file_range(int fd_in, off_t *off_in, int fd_out, off_t *off_out, size_t len,
+                            unsigned flags);
+int sys_mkdirat(int dirfd, const char *name, mode_t mode);
+int sys_mknodat(int dirfd, const char *name, mode_t mode, dev_t dev);
+int sys_symlinkat(const char *target, int dirfd, const char *name);
+ssize_t sys_readlinkat(int dirfd, const char *path, char *buf, size_t size);
+int sys_unlinkat(int dirfd, const char *name, int flags);
+int sys_renameat2(int olddir, const char *oldname, int newdir, const char *newname, unsigned flags);
+int sys_linkat(int olddir, const char *oldpath, int newdir, const char *newname, int flags);
+int sys_fchownat(int dirfd, const char *path, uid_t uid, gid_t gid, int flags);
+int sys_chmod(const char *path, mode_t mode);
+int sys_utimensat(int dirfd, const char *path, const struct timespec ts[2], int flags);
+ssize_t sys_getxattr(const char *path, const char *name, void *value, size_t size);
+int sys_setxattr(const char *path, const char *name, const void *value, size_t size, int flags);
+ssize_t sys_listxattr(const char *path, char *list, size_t size);
+int sys_removexattr(const char *path, const char *name);
+int sys_fstatvfs(int fd, struct statvfs *st);
+ssize_t sys_getdents(int fd, void *buf, size_t size);
+int sys_syncfs(int fd);
+
+#endif

@@ -1,0 +1,42 @@
+# Shared helpers for integration tests (sourced). Every test gets a private scratch directory
+# and a trap that stops any mount it made and removes the scratch, also when the test fails.
+# Exit codes: 0 pass, 1 fail, 77 skip.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+CACHEMAX=${CACHEMAX:-$ROOT/build/san/cachemax}
+TOOLS=$ROOT/build/tests
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+T_MOUNTS=()
+T_SCRATCH=$(mktemp -d /tmp/cmtest.XXXXXX)
+
+t_cleanup() {
+  local rc=$?
+  local m
+  for m in "${T_MOUNTS[@]+"${T_MOUNTS[@]}"}"; do
+    "$CACHEMAX" stop "$m" --lazy >/dev/null 2>&1 || true
+    # Belt and braces: whatever is left of ours at that path goes away lazily.
+    while grep -q " $m fuse.cachemax " /proc/mounts 2>/dev/null; do umount -l "$m" 2>/dev/null || break; done
+  done
+  rm -rf "$T_SCRATCH" 2>/dev/null || true
+  exit $rc
+}
+trap t_cleanup EXIT
+trap 'exit 130' INT TERM
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+skip() { echo "SKIP: $*" >&2; exit 77; }
+need_root() { [ "$(id -u)" -eq 0 ] || skip "needs root"; [ -c /dev/fuse ] || skip "no /dev/fuse"; }
+
+# t_mount DIR CACHE [options...]: accelerate DIR in place and register it for cleanup.
+t_mount() {
+  local dir=$1 cache=$2; shift 2
+  T_MOUNTS+=("$dir")
+  "$CACHEMAX" start "$dir" --cache "$cache" "$@"
+  grep -q " $dir fuse.cachemax " /proc/mounts || fail "start $dir: no fuse.cachemax mount appeared"
+}
+t_unmount() {
+  "$CACHEMAX" stop "$1"
+  if grep -q " $1 fuse.cachemax " /proc/mounts; then fail "stop $1: mount still present"; fi
+}
