@@ -363,6 +363,25 @@ static const char *pick_dirish(void)
 	return chance(65) ? dir_paths[rnd(NELEM(dir_paths))] : pick_path();
 }
 
+/* bias towards names that do (or do not) exist on side B, the reference, so that fewer ops
+ * are plain ENOENT/EEXIST; side A is never consulted for decisions */
+static const char *pick_biased(int want_exist, int tries)
+{
+	const char *p = chance(85) ? pick_file() : pick_path();
+	struct stat st;
+	for (int i = 1; i < tries; i++) {
+		if ((fstatat(S[1].dirfd, p, &st, AT_SYMLINK_NOFOLLOW) == 0) == want_exist)
+			return p;
+		p = chance(80) ? pick_file() : pick_path();
+	}
+	return p;
+}
+
+static const char *pick_target(void)
+{
+	return chance(65) ? pick_biased(1, 3) : pick_path();
+}
+
 static int pick_mode(void)
 {
 	static const int modes[] = {0644, 0600, 0755, 0700, 0444, 0640, 0666, 0777, 0000, 04755, 02755, 01777};
@@ -581,6 +600,8 @@ static ssize_t do_write(struct side *s, int fd, size_t len, long long off, int p
 	if (len > 0 && s->idx == 0 && inject_n && ++s->nwrites == inject_n) {
 		wbuf[flip] ^= 0x5a;
 		inject = 1;
+		if (verbose)
+			fprintf(stderr, "difftest: injecting a fault into op #%lu on side A (byte %zu of %zu)\n", opno, flip, len);
 	}
 	ssize_t n = positional ? write(fd, wbuf, len) : pwrite(fd, wbuf, len, off);
 	int e = errno;
@@ -646,6 +667,22 @@ static void s_read(struct side *s, struct op *o, struct res *r)
 	res_sys(r, n);
 	r->data.len = n > 0 ? (size_t)n : 0;
 	res_printf(r, " pos=%lld", (long long)lseek(fd, 0, SEEK_CUR));
+}
+
+/* read back a just-written range through a readable fd (a reopen if the slot is O_WRONLY) */
+static void s_readback(struct side *s, struct op *o, struct res *r)
+{
+	int tmp, fd = readable_fd(o->slot, SFD(s, o->slot), &tmp);
+	if (fd < 0) {
+		res_sys(r, -1);
+		return;
+	}
+	unsigned char *d = res_data(r, (size_t)o->len);
+	ssize_t n = pread(fd, d, (size_t)o->len, o->off);
+	res_sys(r, n);
+	r->data.len = n > 0 ? (size_t)n : 0;
+	if (tmp >= 0)
+		close(tmp);
 }
 
 static void s_lseek(struct side *s, struct op *o, struct res *r)
@@ -1065,7 +1102,7 @@ enum {
 	K_CREATE, K_OPEN, K_CLOSE, K_PWRITE, K_WRITE, K_PREAD, K_READ, K_LSEEK, K_FTRUNC, K_TRUNC,
 	K_RENAME, K_UNLINK, K_LINK, K_SYMLINK, K_READLINK, K_CHMOD, K_CHOWN, K_UTIMENS, K_SETX,
 	K_GETX, K_LISTX, K_REMOVEX, K_MKDIR, K_RMDIR, K_RMTREE, K_STAT, K_FSTAT, K_READDIR, K_FSYNC,
-	K_FALLOC, K_COPY, K_MMAPR, K_MMAPW, K_ACCESS, K_N
+	K_FALLOC, K_COPY, K_MMAPR, K_MMAPW, K_ACCESS, K_READBACK, K_N
 };
 static unsigned long counts[K_N], errcounts[K_N];
 static int cur_kind;
@@ -1256,8 +1293,8 @@ static void g_create(void)
 	op_init(&o);
 	o.slot = free_slot();
 	o.p1 = chance(90) ? pick_file() : pick_path();
-	long long a = rnd(10);
-	int acc = a < 4 ? O_WRONLY : a < 9 ? O_RDWR : O_RDONLY;
+	long long a = rnd(20);
+	int acc = a < 5 ? O_WRONLY : a < 18 ? O_RDWR : O_RDONLY;
 	o.flags = O_CREAT | acc;
 	if (chance(25))
 		o.flags |= O_EXCL;
@@ -1278,9 +1315,9 @@ static void g_open(void)
 	char fs[96];
 	op_init(&o);
 	o.slot = free_slot();
-	o.p1 = pick_path();
-	long long a = rnd(10);
-	int acc = a < 4 ? O_RDONLY : a < 6 ? O_WRONLY : O_RDWR;
+	o.p1 = chance(80) ? pick_biased(1, 3) : pick_path();
+	long long a = rnd(20);
+	int acc = a < 6 ? O_RDONLY : a < 9 ? O_WRONLY : O_RDWR;
 	o.flags = acc;
 	if (chance(15))
 		o.flags |= O_APPEND;
@@ -1312,6 +1349,21 @@ static void g_close(void)
 		return;            \
 	}
 
+/* half of all successful writes are read back at once (read-your-writes) */
+static void maybe_readback(int sl, long long end, long long len)
+{
+	struct op o;
+	char b[96];
+	if (R[1].ret <= 0 || !chance(50))
+		return;
+	op_init(&o);
+	o.slot = sl;
+	o.len = R[1].ret < len ? R[1].ret : len;
+	o.off = end - o.len;
+	desc(&o, "readback(%s, off=%lld, len=%lld)", sname(sl, b, sizeof b), o.off, o.len);
+	run(K_READBACK, &o, s_readback);
+}
+
 static void g_pwrite(void)
 {
 	struct op o;
@@ -1332,6 +1384,7 @@ static void g_pwrite(void)
 	fill_data((size_t)o.len);
 	desc(&o, "pwrite(%s, off=%lld, len=%lld)", sname(sl, b, sizeof b), o.off, o.len);
 	run(K_PWRITE, &o, s_pwrite);
+	maybe_readback(sl, (slots[sl].flags & O_APPEND) ? ref_size(sl) : o.off + R[1].ret, o.len);
 }
 
 static void g_write(void)
@@ -1351,6 +1404,7 @@ static void g_write(void)
 	desc(&o, "write(%s, len=%lld)%s", sname(sl, b, sizeof b), o.len,
 	     (slots[sl].flags & O_APPEND) ? " [O_APPEND]" : "");
 	run(K_WRITE, &o, s_write);
+	maybe_readback(sl, ref_pos(sl), o.len);
 }
 
 static long long read_len(void)
@@ -1452,7 +1506,7 @@ static void g_trunc(void)
 	struct op o;
 	struct stat st;
 	op_init(&o);
-	o.p1 = pick_path();
+	o.p1 = pick_target();
 	long long size = fstatat(S[1].dirfd, o.p1, &st, 0) == 0 && S_ISREG(st.st_mode) ? (long long)st.st_size : 0;
 	o.off = pick_size(size);
 	desc(&o, "truncate(%s, %lld)", o.p1, o.off);
@@ -1464,7 +1518,7 @@ static void g_rename(void)
 	struct op o;
 	static const char *fn[] = {"0", "NOREPLACE", "EXCHANGE", "NOREPLACE|EXCHANGE"};
 	op_init(&o);
-	o.p1 = chance(25) ? pick_dirish() : pick_path();
+	o.p1 = chance(25) ? pick_dirish() : chance(70) ? pick_biased(1, 4) : pick_path();
 	o.p2 = chance(25) ? pick_dirish() : pick_path();
 	long long r = rnd(100);
 	o.flags = r < 55 ? 0 : r < 75 ? RENAME_NOREPLACE : r < 97 ? RENAME_EXCHANGE : RENAME_NOREPLACE | RENAME_EXCHANGE;
@@ -1476,7 +1530,7 @@ static void g_unlink(void)
 {
 	struct op o;
 	op_init(&o);
-	o.p1 = pick_path();
+	o.p1 = chance(60) ? pick_biased(1, 3) : pick_path();
 	desc(&o, "unlink(%s)", o.p1);
 	run(K_UNLINK, &o, s_unlink);
 }
@@ -1485,8 +1539,8 @@ static void g_link(void)
 {
 	struct op o;
 	op_init(&o);
-	o.p1 = chance(85) ? pick_file() : pick_path();
-	o.p2 = pick_file();
+	o.p1 = chance(85) ? pick_biased(1, 4) : pick_path();
+	o.p2 = chance(70) ? pick_biased(0, 3) : pick_file();
 	o.flags = chance(20) ? AT_SYMLINK_FOLLOW : 0;
 	desc(&o, "linkat(%s, %s%s)", o.p1, o.p2, o.flags ? ", FOLLOW" : "");
 	run(K_LINK, &o, s_link);
@@ -1503,7 +1557,7 @@ static void g_symlink(void)
 	};
 	struct op o;
 	op_init(&o);
-	o.p1 = pick_path();
+	o.p1 = chance(60) ? pick_biased(0, 3) : pick_path();
 	o.p2 = targets[rnd(NELEM(targets))];
 	desc(&o, "symlink(%s -> %.40s)", o.p1, o.p2);
 	run(K_SYMLINK, &o, s_symlink);
@@ -1513,7 +1567,7 @@ static void g_readlink(void)
 {
 	struct op o;
 	op_init(&o);
-	o.p1 = pick_path();
+	o.p1 = chance(60) ? pick_biased(1, 3) : pick_path();
 	o.len = chance(85) ? 4096 : 1 + rnd(8);
 	desc(&o, "readlink(%s, bufsiz=%lld)", o.p1, o.len);
 	run(K_READLINK, &o, s_readlink);
@@ -1529,7 +1583,7 @@ static void g_chmod(void)
 		desc(&o, "fchmod(%s, 0%o)", sname(o.slot, b, sizeof b), o.mode);
 	} else {
 		o.slot = -1;
-		o.p1 = pick_path();
+		o.p1 = pick_target();
 		desc(&o, "chmod(%s, 0%o)", o.p1, o.mode);
 	}
 	run(K_CHMOD, &o, s_chmod);
@@ -1547,7 +1601,7 @@ static void g_chown(void)
 		desc(&o, "fchown(%s, %lld, %lld)", sname(o.slot, b, sizeof b), o.uid, o.gid);
 	} else {
 		o.slot = -1;
-		o.p1 = pick_path();
+		o.p1 = pick_target();
 		o.flags = chance(50) ? AT_SYMLINK_NOFOLLOW : 0;
 		desc(&o, "%s(%s, %lld, %lld)", o.flags ? "lchown" : "chown", o.p1, o.uid, o.gid);
 	}
@@ -1597,7 +1651,7 @@ static void g_utimens(void)
 		desc(&o, "futimens(%s, %s %s)", sname(o.slot, b, sizeof b), ta, tm);
 	} else {
 		o.slot = -1;
-		o.p1 = pick_path();
+		o.p1 = pick_target();
 		o.flags = chance(30) ? AT_SYMLINK_NOFOLLOW : 0;
 		desc(&o, "utimensat(%s, %s %s%s)", o.p1, ta, tm, o.flags ? ", NOFOLLOW" : "");
 	}
@@ -1616,7 +1670,7 @@ static void pick_xtarget(struct op *o, char *b, size_t n)
 	} else {
 		o->slot = -1;
 		o->xvariant = r < 45 ? 1 : 0;
-		o->p1 = pick_path();
+		o->p1 = pick_target();
 		snprintf(b, n, "%s", o->p1);
 	}
 }
@@ -1707,7 +1761,7 @@ static void g_stat(void)
 {
 	struct op o;
 	op_init(&o);
-	o.p1 = pick_path();
+	o.p1 = pick_target();
 	o.flags = chance(50) ? AT_SYMLINK_NOFOLLOW : 0;
 	desc(&o, "%s(%s)", o.flags ? "lstat" : "stat", o.p1);
 	run(K_STAT, &o, s_stat);
@@ -1808,7 +1862,7 @@ static void g_access(void)
 	static const int am[] = {F_OK, R_OK, W_OK, X_OK, R_OK | W_OK, R_OK | W_OK | X_OK};
 	struct op o;
 	op_init(&o);
-	o.p1 = pick_path();
+	o.p1 = pick_target();
 	o.mode = am[rnd(NELEM(am))];
 	long long r = rnd(100);
 	o.flags = r < 60 ? 0 : r < 80 ? AT_EACCESS : AT_SYMLINK_NOFOLLOW;
@@ -1838,6 +1892,7 @@ static const struct {
 	[K_FSYNC] = {"fsync", 5, g_fsync},         [K_FALLOC] = {"fallocate", 25, g_falloc},
 	[K_COPY] = {"copy_file_range", 25, g_copy}, [K_MMAPR] = {"mmap-read", 20, g_mmapr},
 	[K_MMAPW] = {"mmap-write", 10, g_mmapw},   [K_ACCESS] = {"access", 15, g_access},
+	[K_READBACK] = {"readback", 0, NULL}, /* issued after writes, never drawn */
 };
 
 /* ------------------------------------------------------------------------------------------ */

@@ -14,7 +14,8 @@ fi
 
 # A tmpfs scratch beside $T_SCRATCH, removed on exit together with everything lib.sh cleans.
 SHM=$(mktemp -d /dev/shm/cmoptest.XXXXXX)
-trap 'rc=$?; rm -rf "$SHM"; (exit $rc); t_cleanup' EXIT
+# (set +e: under errexit the "(exit $rc)" that hands the status on to t_cleanup would end the trap.)
+trap 't_rc=$?; rm -rf "$SHM"; set +e; (exit $t_rc); t_cleanup' EXIT
 
 # run_optest DIR OUT: runs optest in the fresh directory DIR and checks it got to the end.
 run_optest() {
@@ -40,8 +41,9 @@ same_fs() {
 
 OUT=$T_SCRATCH/out
 mkdir -p "$OUT"
-shm_type=$(stat -f -c %T "$SHM")
-scr_type=$(stat -f -c %T "$T_SCRATCH")
+fstype() { df --output=fstype "$1" 2>/dev/null | tail -n 1 | tr -c 'a-zA-Z0-9\n' _; }
+shm_type=$(fstype "$SHM")
+scr_type=$(fstype "$T_SCRATCH")
 
 run_optest "$SHM/a" "$OUT/shm-a.txt"
 run_optest "$SHM/b" "$OUT/shm-b.txt"

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The command line refuses bad input with a clear message and the documented exit code, and a
+# normal start/status/stop cycle leaves the directory exactly as it was plus the writes made.
+. "$(dirname "$0")/lib.sh"
+need_root
+
+D=$T_SCRATCH/data C=/dev/shm/cmtest-cache-$$
+T_MOUNTS+=("$D")
+trap 'rm -rf "$C"; t_cleanup' EXIT
+mkdir -p "$D/sub"
+echo original > "$D/x"
+
+expect() {  # expect RC PATTERN command...: exit code and a message matching PATTERN
+  local want=$1 pat=$2; shift 2
+  local out rc=0
+  out=$("$@" 2>&1) || rc=$?
+  [ "$rc" -eq "$want" ] || fail "'$*' exited $rc, expected $want: $out"
+  echo "$out" | grep -qiE -- "$pat" || fail "'$*' said '$out', expected /$pat/"
+}
+
+expect 2 "usage" "$CACHEMAX"
+expect 2 "unknown command" "$CACHEMAX" frobnicate
+expect 2 "needs --cache" "$CACHEMAX" start "$D"
+expect 2 "exactly one directory" "$CACHEMAX" start --cache "$C"
+expect 2 "--threads" "$CACHEMAX" start "$D" --cache "$C" --threads 0
+expect 1 "No such file" "$CACHEMAX" start "$T_SCRATCH/missing" --cache "$C"
+expect 1 "not a directory" "$CACHEMAX" start "$D/x" --cache "$C"
+expect 1 "inside" "$CACHEMAX" start "$D" --cache "$D/sub/cache"
+expect 1 "inside the cache" "$CACHEMAX" start "$D/sub" --cache "$D"
+expect 1 "not a directory" "$CACHEMAX" start "$D/sub" --cache "$D/x"
+expect 1 "cannot accelerate '/'" "$CACHEMAX" start / --cache "$C"
+expect 1 "not accelerated" "$CACHEMAX" stop "$D"
+if id nobody >/dev/null 2>&1 && command -v setpriv >/dev/null; then
+  expect 1 "must run as root" setpriv --reuid=65534 --regid=65534 --clear-groups "$CACHEMAX" start "$D" --cache "$C"
+fi
+[ ! -e "$D/sub/cache" ] || fail "a refused start created the cache directory inside DIR"
+
+before=$(cd "$D" && find . -printf '%p %m %s\n' | sort)
+t_mount "$D" "$C"
+[ -d "$C" ] || fail "start did not create the cache directory"
+expect 1 "already accelerated" "$CACHEMAX" start "$D" --cache "$C"
+[ "$(cat "$D/x")" = original ] || fail "content differs through the mount"
+echo more >> "$D/x"
+
+"$CACHEMAX" status | grep -q "^$D\$" || fail "status does not list $D"
+"$CACHEMAX" status | grep -q "health: *ok" || fail "status does not say ok"
+"$CACHEMAX" status | grep -q "passthrough: *on" || fail "status: passthrough not on: $("$CACHEMAX" status)"
+"$CACHEMAX" status --json | python3 -c '
+import json,sys
+d=json.load(sys.stdin)["directories"]
+e=[x for x in d if x["dir"]==sys.argv[1]][0]
+assert e["cache"]==sys.argv[2] and e["passthrough"] is True and e["daemon_pid"]>0 and e["health"]=="ok", e
+' "$D" "$C" || fail "status --json is wrong"
+
+# stop refuses while a process has a file open under DIR, and names it
+exec 7<"$D/x"
+expect 1 "in use by .*[0-9]+ \(" "$CACHEMAX" stop "$D"
+grep -q " $D fuse.cachemax " /proc/mounts || fail "a refused stop unmounted anyway"
+exec 7<&-
+t_unmount "$D"
+after=$(cd "$D" && find . -printf '%p %m %s\n' | sort)
+[ "$before" != "$after" ] || fail "the write made through the mount is missing"
+[ "$(cat "$D/x")" = "$(printf 'original\nmore')" ] || fail "origin content after stop: $(cat "$D/x")"
+"$CACHEMAX" status | grep -q "no directory is accelerated" || fail "status still lists something after stop"
+
+# --no-passthrough: status says why
+t_mount "$D" "$C" --no-passthrough
+"$CACHEMAX" status | grep -q "passthrough: *off (disabled by --no-passthrough)" || fail "status: $("$CACHEMAX" status)"
+[ "$(head -1 "$D/x")" = original ] || fail "read through user-space path"
+# --lazy detaches even with open files; the open file keeps working
+exec 7<"$D/x"
+"$CACHEMAX" stop "$D" --lazy | grep -q detached || fail "stop --lazy with an open file"
+grep -q " $D fuse.cachemax " /proc/mounts && fail "stop --lazy left the mount visible"
+[ "$(head -1 <&7)" = original ] || fail "open file broke after lazy stop"
+exec 7<&-
+echo "ok"
