@@ -605,8 +605,11 @@ static ssize_t do_write(struct side *s, int fd, size_t len, long long off, int p
 	}
 	ssize_t n = positional ? write(fd, wbuf, len) : pwrite(fd, wbuf, len, off);
 	int e = errno;
-	if (inject)
+	if (inject) {
 		wbuf[flip] ^= 0x5a;
+		if (n <= (ssize_t)flip)
+			s->nwrites--; /* the wrong byte did not land: corrupt the next write instead */
+	}
 	errno = e;
 	return n;
 }
