@@ -3,7 +3,6 @@
  * (status). Exit codes: 0 success, 1 failure, 2 usage error. */
 #include <errno.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,7 +184,6 @@ static int cmd_start(int argc, char **argv)
 	return 0;
 }
 
-static bool pid_alive(pid_t pid) { return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM); }
 
 static int cmd_stop(int argc, char **argv)
 {
@@ -214,7 +212,7 @@ static int cmd_stop(int argc, char **argv)
 	control_state_path(dir, state_path, sizeof(state_path));
 	have_state = control_state_read(state_path, &state) == 0;
 	if (!control_is_accelerated(dir)) {
-		if (have_state && !pid_alive(state.daemon_pid))
+		if (have_state && !control_pid_alive(state.daemon_pid))
 			control_state_remove(dir);
 		fprintf(stderr, "cachemax: '%s' is not accelerated (see 'cachemax status')\n", dir);
 		return 1;
@@ -247,9 +245,9 @@ static int cmd_stop(int argc, char **argv)
 	}
 	if (have_state && count == 0) {
 		/* The daemon sees the unmount and exits; wait so that stop means stopped. */
-		for (int i = 0; i < STOP_WAIT_SECONDS * 20 && pid_alive(state.daemon_pid); i++)
+		for (int i = 0; i < STOP_WAIT_SECONDS * 20 && control_pid_alive(state.daemon_pid); i++)
 			usleep(50000);
-		if (pid_alive(state.daemon_pid))
+		if (control_pid_alive(state.daemon_pid))
 			fprintf(stderr, "cachemax: warning: daemon %d is still running after the unmount\n",
 			        (int)state.daemon_pid);
 	}
@@ -283,7 +281,7 @@ struct status_ctx {
 
 static const char *health_of(const struct control_state *st)
 {
-	if (!pid_alive(st->daemon_pid))
+	if (!control_pid_alive(st->daemon_pid))
 		return "daemon not running";
 	if (!control_is_accelerated(st->dir))
 		return "not mounted";

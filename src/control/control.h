@@ -39,6 +39,9 @@ int control_state_remove(const char *dir);
 /* Call fn for every state record; stops early if fn returns non-zero. */
 int control_state_each(int (*fn)(const struct control_state *st, void *arg), void *arg);
 
+/* A process that exists and is not a zombie (an orphaned daemon may stay unreaped). */
+bool control_pid_alive(pid_t pid);
+
 /* The topmost mount at exactly `dir`: its fstype (e.g. "fuse.cachemax"). -ENOENT if none. */
 int control_mount_type(const char *dir, char *fstype, size_t size);
 bool control_is_accelerated(const char *dir);

@@ -70,4 +70,22 @@ PY
 
 round passthrough
 round userspace --no-passthrough
+
+# Nobody left to clean up: kill the watchdog, then the daemon. The mount is dead (ENOTCONN) and
+# hides the original; stop must clear it and give the directory back.
+echo "before the dead mount" > "$D/keep"
+t_mount "$D" "$C"
+read -r pid _ _ < <(state_of "$D")
+wd=$(sed -n 's/^watchdog_pid=//p' "$(grep -l "^dir=$D\$" "${CACHEMAX_RUN_DIR:-/run/cachemax}"/*.state)")
+[ -n "$wd" ] && [ "$wd" -gt 1 ] || fail "no watchdog pid in the state record"
+kill -9 "$wd"; kill -9 "$pid"
+for _ in $(seq 1 50); do stat "$D/." >/dev/null 2>&1 || break; sleep 0.05; done
+err=$(stat "$D/." 2>&1 || true)
+echo "$err" | grep -q "not connected" || fail "expected a dead mount (ENOTCONN), got: $err"
+"$CACHEMAX" status | grep -q "daemon not running" || fail "status does not report the dead daemon: $("$CACHEMAX" status)"
+out=$("$CACHEMAX" stop "$D") || fail "stop on a dead mount failed: $out"
+echo "$out" | grep -q "cleared a dead mount" || fail "stop said: $out"
+grep -q " $D fuse.cachemax " /proc/mounts && fail "dead mount still there"
+[ "$(cat "$D/keep")" = "before the dead mount" ] || fail "original not visible after clearing"
+"$CACHEMAX" status | grep -q "no directory is accelerated" || fail "stale status record after clearing"
 echo ok
