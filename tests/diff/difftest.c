@@ -363,23 +363,50 @@ static const char *pick_dirish(void)
 	return chance(65) ? dir_paths[rnd(NELEM(dir_paths))] : pick_path();
 }
 
-/* bias towards names that do (or do not) exist on side B, the reference, so that fewer ops
- * are plain ENOENT/EEXIST; side A is never consulted for decisions */
-static const char *pick_biased(int want_exist, int tries)
+/* Bias towards names in a given state on side B (the reference) so that fewer ops are plain
+ * ENOENT/EEXIST/EINVAL; side A is never consulted for decisions. */
+enum { W_ABSENT, W_EXISTS, W_SYMLINK, W_XATTR };
+
+static int path_is(const char *p, int what)
+{
+	struct stat st;
+	char pb[PATH_MAX];
+	int rc = fstatat(S[1].dirfd, p, &st, AT_SYMLINK_NOFOLLOW);
+	switch (what) {
+	case W_ABSENT: return rc < 0;
+	case W_EXISTS: return rc == 0;
+	case W_SYMLINK: return rc == 0 && S_ISLNK(st.st_mode);
+	default:
+		snprintf(pb, sizeof pb, "/proc/self/fd/%d/%s", S[1].dirfd, p);
+		return rc == 0 && llistxattr(pb, NULL, 0) > 0;
+	}
+}
+
+static const char *pick_biased(int what, int tries)
 {
 	const char *p = chance(85) ? pick_file() : pick_path();
-	struct stat st;
-	for (int i = 1; i < tries; i++) {
-		if ((fstatat(S[1].dirfd, p, &st, AT_SYMLINK_NOFOLLOW) == 0) == want_exist)
-			return p;
+	for (int i = 1; i < tries && !path_is(p, what); i++)
 		p = chance(80) ? pick_file() : pick_path();
-	}
 	return p;
+}
+
+/* a directory path whose state on B is `want`: 0 missing, 1 present but not a directory */
+static const char *pick_dir_state(int want)
+{
+	long long n = NELEM(dir_paths), start = rnd(n);
+	struct stat st;
+	for (long long i = 0; i < n; i++) {
+		const char *p = dir_paths[(start + i) % n];
+		int rc = fstatat(S[1].dirfd, p, &st, AT_SYMLINK_NOFOLLOW);
+		if (want == 0 ? (rc < 0 && errno == ENOENT) : (rc == 0 && !S_ISDIR(st.st_mode)))
+			return p;
+	}
+	return NULL;
 }
 
 static const char *pick_target(void)
 {
-	return chance(65) ? pick_biased(1, 3) : pick_path();
+	return chance(65) ? pick_biased(W_EXISTS, 3) : pick_path();
 }
 
 static int pick_mode(void)
@@ -1060,7 +1087,12 @@ static void s_mmap(struct side *s, struct op *o, struct res *r)
 		return;
 	}
 	size_t size = (size_t)st.st_size;
-	res_printf(r, " size=%zu", size);
+	if (S_ISDIR(st.st_mode)) {
+		res_printf(r, " dir"); /* directory sizes are not comparable: map a fixed length */
+		size = 4096;
+	} else {
+		res_printf(r, " size=%zu", size);
+	}
 	void *m = mmap(NULL, size, wr ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);
 	if (m == MAP_FAILED) {
 		res_sys(r, -1);
@@ -1181,7 +1213,9 @@ static int pick_used(void)
 static long long ref_size(int sl)
 {
 	struct stat st;
-	return fstat(slots[sl].fd[1], &st) == 0 ? (long long)st.st_size : 0;
+	/* regular files only: directory sizes are fs-specific and would make the op sequence
+	 * depend on the file system type of DIR_B */
+	return fstat(slots[sl].fd[1], &st) == 0 && S_ISREG(st.st_mode) ? (long long)st.st_size : 0;
 }
 
 static long long ref_pos(int sl)
@@ -1318,7 +1352,7 @@ static void g_open(void)
 	char fs[96];
 	op_init(&o);
 	o.slot = free_slot();
-	o.p1 = chance(80) ? pick_biased(1, 3) : pick_path();
+	o.p1 = chance(80) ? pick_biased(W_EXISTS, 3) : pick_path();
 	long long a = rnd(20);
 	int acc = a < 6 ? O_RDONLY : a < 9 ? O_WRONLY : O_RDWR;
 	o.flags = acc;
@@ -1521,7 +1555,7 @@ static void g_rename(void)
 	struct op o;
 	static const char *fn[] = {"0", "NOREPLACE", "EXCHANGE", "NOREPLACE|EXCHANGE"};
 	op_init(&o);
-	o.p1 = chance(25) ? pick_dirish() : chance(70) ? pick_biased(1, 4) : pick_path();
+	o.p1 = chance(25) ? pick_dirish() : chance(70) ? pick_biased(W_EXISTS, 4) : pick_path();
 	o.p2 = chance(25) ? pick_dirish() : pick_path();
 	long long r = rnd(100);
 	o.flags = r < 55 ? 0 : r < 75 ? RENAME_NOREPLACE : r < 97 ? RENAME_EXCHANGE : RENAME_NOREPLACE | RENAME_EXCHANGE;
@@ -1533,7 +1567,7 @@ static void g_unlink(void)
 {
 	struct op o;
 	op_init(&o);
-	o.p1 = chance(60) ? pick_biased(1, 3) : pick_path();
+	o.p1 = chance(60) ? pick_biased(W_EXISTS, 3) : pick_path();
 	desc(&o, "unlink(%s)", o.p1);
 	run(K_UNLINK, &o, s_unlink);
 }
@@ -1542,8 +1576,8 @@ static void g_link(void)
 {
 	struct op o;
 	op_init(&o);
-	o.p1 = chance(85) ? pick_biased(1, 4) : pick_path();
-	o.p2 = chance(70) ? pick_biased(0, 3) : pick_file();
+	o.p1 = chance(85) ? pick_biased(W_EXISTS, 4) : pick_path();
+	o.p2 = chance(70) ? pick_biased(W_ABSENT, 3) : pick_file();
 	o.flags = chance(20) ? AT_SYMLINK_FOLLOW : 0;
 	desc(&o, "linkat(%s, %s%s)", o.p1, o.p2, o.flags ? ", FOLLOW" : "");
 	run(K_LINK, &o, s_link);
@@ -1560,7 +1594,7 @@ static void g_symlink(void)
 	};
 	struct op o;
 	op_init(&o);
-	o.p1 = chance(60) ? pick_biased(0, 3) : pick_path();
+	o.p1 = chance(60) ? pick_biased(W_ABSENT, 3) : pick_path();
 	o.p2 = targets[rnd(NELEM(targets))];
 	desc(&o, "symlink(%s -> %.40s)", o.p1, o.p2);
 	run(K_SYMLINK, &o, s_symlink);
@@ -1570,7 +1604,7 @@ static void g_readlink(void)
 {
 	struct op o;
 	op_init(&o);
-	o.p1 = chance(60) ? pick_biased(1, 3) : pick_path();
+	o.p1 = chance(70) ? pick_biased(W_SYMLINK, 5) : pick_path();
 	o.len = chance(85) ? 4096 : 1 + rnd(8);
 	desc(&o, "readlink(%s, bufsiz=%lld)", o.p1, o.len);
 	run(K_READLINK, &o, s_readlink);
@@ -1663,7 +1697,7 @@ static void g_utimens(void)
 
 static const char *xnames[] = {"user.a", "user.b", "user.cachemax_difftest", "user.long_attribute_name_0123456789"};
 
-static void pick_xtarget(struct op *o, char *b, size_t n)
+static void pick_xtarget(struct op *o, char *b, size_t n, int want_xattr)
 {
 	long long r = rnd(100);
 	o->xname = xnames[rnd(NELEM(xnames))];
@@ -1673,7 +1707,7 @@ static void pick_xtarget(struct op *o, char *b, size_t n)
 	} else {
 		o->slot = -1;
 		o->xvariant = r < 45 ? 1 : 0;
-		o->p1 = pick_target();
+		o->p1 = want_xattr && chance(70) ? pick_biased(W_XATTR, 5) : pick_target();
 		snprintf(b, n, "%s", o->p1);
 	}
 }
@@ -1689,7 +1723,7 @@ static void g_setx(void)
 	char b[96];
 	static const char *fl[] = {"0", "CREATE", "REPLACE"};
 	op_init(&o);
-	pick_xtarget(&o, b, sizeof b);
+	pick_xtarget(&o, b, sizeof b, 0);
 	long long r = rnd(100);
 	o.flags = r < 60 ? 0 : r < 80 ? XATTR_CREATE : XATTR_REPLACE;
 	r = rnd(100);
@@ -1704,7 +1738,7 @@ static void g_getx(void)
 	struct op o;
 	char b[96];
 	op_init(&o);
-	pick_xtarget(&o, b, sizeof b);
+	pick_xtarget(&o, b, sizeof b, 1);
 	long long r = rnd(100);
 	o.len = r < 70 ? 65536 : r < 85 ? 0 : 1 + rnd(4);
 	desc(&o, "%sgetxattr(%s, %s, size=%lld)", xv(&o), b, o.xname, o.len);
@@ -1716,7 +1750,7 @@ static void g_listx(void)
 	struct op o;
 	char b[96];
 	op_init(&o);
-	pick_xtarget(&o, b, sizeof b);
+	pick_xtarget(&o, b, sizeof b, 1);
 	desc(&o, "%slistxattr(%s)", xv(&o), b);
 	run(K_LISTX, &o, s_listx);
 }
@@ -1726,7 +1760,7 @@ static void g_removex(void)
 	struct op o;
 	char b[96];
 	op_init(&o);
-	pick_xtarget(&o, b, sizeof b);
+	pick_xtarget(&o, b, sizeof b, 1);
 	desc(&o, "%sremovexattr(%s, %s)", xv(&o), b, o.xname);
 	run(K_REMOVEX, &o, s_removex);
 }
@@ -1736,7 +1770,9 @@ static void g_mkdir(void)
 	static const int dmodes[] = {0755, 0700, 0777, 0750};
 	struct op o;
 	op_init(&o);
-	o.p1 = pick_dirish();
+	o.p1 = chance(50) ? pick_dir_state(0) : NULL; /* keep the subdirectories mostly in place */
+	if (!o.p1)
+		o.p1 = pick_dirish();
 	o.mode = chance(85) ? dmodes[rnd(NELEM(dmodes))] : pick_mode();
 	desc(&o, "mkdir(%s, 0%o)", o.p1, o.mode);
 	run(K_MKDIR, &o, s_mkdir);
@@ -1755,7 +1791,9 @@ static void g_rmtree(void)
 {
 	struct op o;
 	op_init(&o);
-	o.p1 = chance(80) ? dir_paths[rnd(NELEM(dir_paths))] : pick_file();
+	o.p1 = chance(70) ? pick_dir_state(1) : NULL; /* mostly: a file squatting on a directory name */
+	if (!o.p1)
+		o.p1 = chance(80) ? dir_paths[rnd(NELEM(dir_paths))] : pick_file();
 	desc(&o, "rm -rf %s", o.p1);
 	run(K_RMTREE, &o, s_rmtree);
 }
@@ -1887,10 +1925,10 @@ static const struct {
 	[K_LINK] = {"link", 25, g_link},           [K_SYMLINK] = {"symlink", 20, g_symlink},
 	[K_READLINK] = {"readlink", 20, g_readlink}, [K_CHMOD] = {"chmod", 20, g_chmod},
 	[K_CHOWN] = {"chown", 10, g_chown},        [K_UTIMENS] = {"utimens", 30, g_utimens},
-	[K_SETX] = {"setxattr", 25, g_setx},       [K_GETX] = {"getxattr", 20, g_getx},
-	[K_LISTX] = {"listxattr", 15, g_listx},    [K_REMOVEX] = {"removexattr", 15, g_removex},
+	[K_SETX] = {"setxattr", 30, g_setx},       [K_GETX] = {"getxattr", 20, g_getx},
+	[K_LISTX] = {"listxattr", 15, g_listx},    [K_REMOVEX] = {"removexattr", 10, g_removex},
 	[K_MKDIR] = {"mkdir", 25, g_mkdir},        [K_RMDIR] = {"rmdir", 20, g_rmdir},
-	[K_RMTREE] = {"rmtree", 3, g_rmtree},      [K_STAT] = {"stat", 40, g_stat},
+	[K_RMTREE] = {"rmtree", 5, g_rmtree},      [K_STAT] = {"stat", 40, g_stat},
 	[K_FSTAT] = {"fstat", 30, g_fstat},        [K_READDIR] = {"readdir", 25, g_readdir},
 	[K_FSYNC] = {"fsync", 5, g_fsync},         [K_FALLOC] = {"fallocate", 25, g_falloc},
 	[K_COPY] = {"copy_file_range", 25, g_copy}, [K_MMAPR] = {"mmap-read", 20, g_mmapr},

@@ -10,6 +10,8 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 T_MOUNTS=()
 T_SCRATCH=$(mktemp -d /tmp/cmtest.XXXXXX)
+# A private run directory: this test's state records and daemon logs, nobody else's.
+export CACHEMAX_RUN_DIR=$T_SCRATCH/run
 
 t_cleanup() {
   local rc=$?
@@ -19,6 +21,12 @@ t_cleanup() {
     # Belt and braces: whatever is left of ours at that path goes away lazily.
     while grep -q " $m fuse.cachemax " /proc/mounts 2>/dev/null; do umount -l "$m" 2>/dev/null || break; done
   done
+  # A sanitizer report in a daemon log fails the test, even if the watchdog restarted it.
+  if grep -l -E "AddressSanitizer|LeakSanitizer|runtime error:" "$CACHEMAX_RUN_DIR"/*.log >/dev/null 2>&1; then
+    echo "FAIL: sanitizer report in a daemon log:" >&2
+    grep -h -A 30 -E "AddressSanitizer|LeakSanitizer|runtime error:" "$CACHEMAX_RUN_DIR"/*.log | head -60 >&2
+    [ $rc -eq 0 ] && rc=1
+  fi
   rm -rf "$T_SCRATCH" 2>/dev/null || true
   exit $rc
 }
