@@ -126,10 +126,13 @@ static void creds_leave(void)
 }
 
 /* Flags for the daemon's own fd: O_APPEND would turn page writeback (mmap) at an offset into an
- * append, and O_DIRECT needs aligned buffers we do not have; the kernel already resolved both. */
+ * append, and O_DIRECT needs aligned buffers we do not have; the kernel already resolved both.
+ * O_NOFOLLOW was applied by the kernel to the name; on our /proc/self/fd reopen it would refuse
+ * the magic link itself (ELOOP). */
 static int own_open_flags(uint32_t flags)
 {
-	return (int)((flags & ~(uint32_t)(O_APPEND | O_DIRECT | O_NOCTTY | O_CREAT | O_EXCL)) | O_CLOEXEC);
+	return (int)((flags & ~(uint32_t)(O_APPEND | O_DIRECT | O_NOCTTY | O_CREAT | O_EXCL |
+	                                   O_NOFOLLOW)) | O_CLOEXEC);
 }
 
 #define GET_NODE(fs, r, n, ino) do { \

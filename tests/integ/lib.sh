@@ -9,6 +9,7 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 T_MOUNTS=()
+T_REMOVE=()   # extra paths to delete at exit (outside $T_SCRATCH, e.g. on /dev/shm)
 T_SCRATCH=$(mktemp -d /tmp/cmtest.XXXXXX)
 # A private run directory: this test's state records and daemon logs, nobody else's.
 export CACHEMAX_RUN_DIR=$T_SCRATCH/run
@@ -27,9 +28,10 @@ t_cleanup() {
     grep -h -A 30 -E "AddressSanitizer|LeakSanitizer|runtime error:" "$CACHEMAX_RUN_DIR"/*.log | head -60 >&2
     [ $rc -eq 0 ] && rc=1
   fi
-  rm -rf "$T_SCRATCH" 2>/dev/null || true
+  rm -rf "$T_SCRATCH" "${T_REMOVE[@]+"${T_REMOVE[@]}"}" 2>/dev/null || true
   exit $rc
 }
+# Never replace this trap in a test (its status would be lost): add paths to T_REMOVE instead.
 trap t_cleanup EXIT
 trap 'exit 130' INT TERM
 

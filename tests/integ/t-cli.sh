@@ -6,7 +6,7 @@ need_root
 
 D=$T_SCRATCH/data C=/dev/shm/cmtest-cache-$$
 T_MOUNTS+=("$D")
-trap 'rm -rf "$C"; t_cleanup' EXIT
+T_REMOVE+=("$C")
 mkdir -p "$D/sub"
 echo original > "$D/x"
 

@@ -8,7 +8,7 @@ OPTEST=$TOOLS/integ/optest
 [ -x "$OPTEST" ] || fail "missing $OPTEST (make all)"
 
 SHM=$(mktemp -d /dev/shm/cmtest-opt.XXXXXX)
-trap 'rm -rf "$SHM"; t_cleanup' EXIT
+T_REMOVE+=("$SHM")
 
 run_pair() {  # run_pair BASE LABEL [start options]
   local base=$1 label=$2; shift 2

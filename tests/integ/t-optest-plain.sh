@@ -14,8 +14,7 @@ fi
 
 # A tmpfs scratch beside $T_SCRATCH, removed on exit together with everything lib.sh cleans.
 SHM=$(mktemp -d /dev/shm/cmoptest.XXXXXX)
-# (set +e: under errexit the "(exit $rc)" that hands the status on to t_cleanup would end the trap.)
-trap 't_rc=$?; rm -rf "$SHM"; set +e; (exit $t_rc); t_cleanup' EXIT
+T_REMOVE+=("$SHM")
 
 # run_optest DIR OUT: runs optest in the fresh directory DIR and checks it got to the end.
 run_optest() {
