@@ -21,7 +21,7 @@ const char *control_run_dir(void)
 
 static uint64_t path_hash(const char *s)
 {
-	uint64_t h = 1469598103934665603ULL;  /* FNV-1a */
+	uint64_t h = 14695981039346656037ULL;  /* FNV-1a offset basis */
 	for (; *s; s++)
 		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
 	return h;
@@ -37,6 +37,35 @@ void control_log_path(const char *dir, char *buf, size_t size)
 	snprintf(buf, size, "%s/%016" PRIx64 ".log", control_run_dir(), path_hash(dir));
 }
 
+/* Values are written on one line each: a newline or backslash in a path is escaped. */
+static void put_text(FILE *f, const char *key, const char *value)
+{
+	fprintf(f, "%s=", key);
+	for (; *value; value++) {
+		if (*value == '\\')
+			fputs("\\\\", f);
+		else if (*value == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*value, f);
+	}
+	fputc('\n', f);
+}
+
+static void get_text(char *dst, size_t size, const char *value)
+{
+	size_t n = 0;
+	for (; *value && n + 1 < size; value++) {
+		if (value[0] == '\\' && value[1]) {
+			value++;
+			dst[n++] = *value == 'n' ? '\n' : *value;
+		} else {
+			dst[n++] = *value;
+		}
+	}
+	dst[n] = '\0';
+}
+
 int control_state_write(const struct control_state *st)
 {
 	char path[CONTROL_PATH_MAX], tmp[CONTROL_PATH_MAX + 8];
@@ -49,10 +78,14 @@ int control_state_write(const struct control_state *st)
 	f = fopen(tmp, "w");
 	if (!f)
 		return -errno;
-	fprintf(f, "dir=%s\ncache=%s\nlog=%s\ndaemon_pid=%d\nwatchdog_pid=%d\nstarted=%" PRId64
-	        "\nfirst_started=%" PRId64 "\nrestarts=%u\npassthrough=%d\npassthrough_why=%s\nthreads=%u\n",
-	        st->dir, st->cache, st->log, (int)st->daemon_pid, (int)st->watchdog_pid, st->started,
-	        st->first_started, st->restarts, st->passthrough ? 1 : 0, st->passthrough_why, st->threads);
+	put_text(f, "dir", st->dir);
+	put_text(f, "cache", st->cache);
+	put_text(f, "log", st->log);
+	put_text(f, "passthrough_why", st->passthrough_why);
+	fprintf(f, "daemon_pid=%d\nwatchdog_pid=%d\nstarted=%" PRId64 "\nfirst_started=%" PRId64
+	        "\nrestarts=%u\npassthrough=%d\nthreads=%u\n",
+	        (int)st->daemon_pid, (int)st->watchdog_pid, st->started, st->first_started,
+	        st->restarts, st->passthrough ? 1 : 0, st->threads);
 	if (fclose(f) != 0 || rename(tmp, path) < 0) {
 		int e = errno;
 		unlink(tmp);
@@ -79,16 +112,16 @@ int control_state_read(const char *path, struct control_state *out)
 			continue;
 		*eq = '\0';
 		v = eq + 1;
-		if (!strcmp(line, "dir")) snprintf(st.dir, sizeof(st.dir), "%s", v);
-		else if (!strcmp(line, "cache")) snprintf(st.cache, sizeof(st.cache), "%s", v);
-		else if (!strcmp(line, "log")) snprintf(st.log, sizeof(st.log), "%s", v);
+		if (!strcmp(line, "dir")) get_text(st.dir, sizeof(st.dir), v);
+		else if (!strcmp(line, "cache")) get_text(st.cache, sizeof(st.cache), v);
+		else if (!strcmp(line, "log")) get_text(st.log, sizeof(st.log), v);
 		else if (!strcmp(line, "daemon_pid")) st.daemon_pid = (pid_t)atoi(v);
 		else if (!strcmp(line, "watchdog_pid")) st.watchdog_pid = (pid_t)atoi(v);
 		else if (!strcmp(line, "started")) st.started = strtoll(v, NULL, 10);
 		else if (!strcmp(line, "first_started")) st.first_started = strtoll(v, NULL, 10);
 		else if (!strcmp(line, "restarts")) st.restarts = (unsigned)atoi(v);
 		else if (!strcmp(line, "passthrough")) st.passthrough = atoi(v) != 0;
-		else if (!strcmp(line, "passthrough_why")) snprintf(st.passthrough_why, sizeof(st.passthrough_why), "%s", v);
+		else if (!strcmp(line, "passthrough_why")) get_text(st.passthrough_why, sizeof(st.passthrough_why), v);
 		else if (!strcmp(line, "threads")) st.threads = (unsigned)atoi(v);
 	}
 	fclose(f);
@@ -209,17 +242,20 @@ int control_resolve_path(const char *path, char *out, size_t size)
 	char abs[PATH_MAX * 2], norm[PATH_MAX], resolved[PATH_MAX];
 	char *save = NULL, *tok;
 	size_t len = 0;
+	int n;
 
 	if (!path || !*path)
 		return -EINVAL;
 	if (path[0] == '/') {
-		snprintf(abs, sizeof(abs), "%s", path);
+		n = snprintf(abs, sizeof(abs), "%s", path);
 	} else {
 		char cwd[PATH_MAX];
 		if (!getcwd(cwd, sizeof(cwd)))
 			return -errno;
-		snprintf(abs, sizeof(abs), "%s/%s", cwd, path);
+		n = snprintf(abs, sizeof(abs), "%s/%s", cwd, path);
 	}
+	if (n < 0 || (size_t)n >= sizeof(abs))
+		return -ENAMETOOLONG;
 	norm[0] = '\0';
 	for (tok = strtok_r(abs, "/", &save); tok; tok = strtok_r(NULL, "/", &save)) {
 		if (!strcmp(tok, "."))
@@ -241,21 +277,18 @@ int control_resolve_path(const char *path, char *out, size_t size)
 		strcpy(norm, "/");
 	/* Resolve symlinks where possible; a dead mount point keeps its lexical form. */
 	if (realpath(norm, resolved)) {
-		snprintf(out, size, "%s", resolved);
+		n = snprintf(out, size, "%s", resolved);
 	} else {
 		char parent[PATH_MAX], *slash;
 		snprintf(parent, sizeof(parent), "%s", norm);
 		slash = strrchr(parent, '/');
-		if (slash && slash != parent) {
-			*slash = '\0';
-			if (realpath(parent, resolved)) {
-				snprintf(out, size, "%s/%s", strcmp(resolved, "/") ? resolved : "", slash + 1);
-				return 0;
-			}
-		}
-		snprintf(out, size, "%s", norm);
+		*slash = '\0';
+		if (slash != parent && realpath(parent, resolved))
+			n = snprintf(out, size, "%s/%s", strcmp(resolved, "/") ? resolved : "", slash + 1);
+		else
+			n = snprintf(out, size, "%s", norm);
 	}
-	return 0;
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
 static bool path_under(const char *p, const char *dir)

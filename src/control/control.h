@@ -46,8 +46,11 @@ bool control_pid_alive(pid_t pid);
 int control_mount_type(const char *dir, char *fstype, size_t size);
 bool control_is_accelerated(const char *dir);
 
-/* Lexically normalise `path` (absolute, no ".", "..", "//"), resolving symlinks of every
- * component that can be resolved: works on a dead mount point, where realpath() fails. */
+/* Lexically normalise `path` (absolute, no ".", "..", "//"), then resolve symlinks with
+ * realpath(). Where that fails (a dead mount point answers ENOTCONN, or the last component does
+ * not exist), the parent is resolved and the last component appended as typed; if the parent
+ * cannot be resolved either, the lexical form is returned. A dangling symlink as the last
+ * component is therefore not followed. -ENAMETOOLONG if the result does not fit. */
 int control_resolve_path(const char *path, char *out, size_t size);
 
 /* Processes with a cwd, root, open file or mapping under dir (other than `ignore` pids).

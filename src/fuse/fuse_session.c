@@ -52,6 +52,7 @@ struct fuse_session {
 struct fuse_req {
 	struct fuse_session *se;
 	struct fuse_channel *ch;
+	uint32_t opcode_raw;
 	uint64_t unique;
 	struct fuse_req_ctx ctx;
 	bool replied;
@@ -345,6 +346,12 @@ static void dispatch(struct fuse_req *r, const struct fuse_proto_request *pr)
 #undef CALL
 }
 
+/* The kernel waits for no answer to these; a reply to them would be an error on the device. */
+static bool opcode_without_reply(uint32_t opcode)
+{
+	return opcode == FUSE_FORGET || opcode == FUSE_BATCH_FORGET || opcode == FUSE_NOTIFY_REPLY;
+}
+
 static void process_request(struct fuse_channel *ch, size_t len)
 {
 	struct fuse_session *se = ch->se;
@@ -357,6 +364,7 @@ static void process_request(struct fuse_channel *ch, size_t len)
 	r.ch = ch;
 	if (len >= sizeof(struct fuse_in_header)) {
 		const struct fuse_in_header *h = ch->in_buf;
+		r.opcode_raw = h->opcode;
 		r.unique = h->unique;
 		r.ctx.uid = h->uid;
 		r.ctx.gid = h->gid;
@@ -365,7 +373,7 @@ static void process_request(struct fuse_channel *ch, size_t len)
 	if (rc < 0) {
 		log_warn("request %s (%u bytes) rejected: %s", rc == -ENOSYS ? pr.opname : "malformed",
 		         (unsigned)len, strerror(-rc));
-		if (len >= sizeof(struct fuse_in_header))
+		if (len >= sizeof(struct fuse_in_header) && !opcode_without_reply(r.opcode_raw))
 			fuse_reply_err(&r, -rc);
 		return;
 	}

@@ -53,28 +53,36 @@ static int errno_from_name(const char *s)
 	return 0;
 }
 
+/* All items are checked before any is armed: a rejected spec arms nothing. */
 int sys_fault_parse(const char *spec)
 {
+	struct { int op; unsigned long long nth; int err; } items[SYS_OP_COUNT * 2];
 	char buf[512], *save = NULL, *item;
+	size_t count = 0;
+
 	if (strlen(spec) >= sizeof(buf))
 		return -EINVAL;
 	strcpy(buf, spec);
 	for (item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
 		char *c1 = strchr(item, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL, *end;
-		int op = -1, err;
-		unsigned long long nth;
-		if (!c1 || !c2)
+		int op = -1;
+		if (!c1 || !c2 || count == sizeof(items) / sizeof(items[0]))
 			return -EINVAL;
 		*c1 = *c2 = '\0';
 		for (int i = 0; i < SYS_OP_COUNT; i++)
 			if (!strcmp(item, sys_op_names[i]))
 				op = i;
-		nth = strtoull(c1 + 1, &end, 10);
-		err = errno_from_name(c2 + 1);
-		if (op < 0 || *end || nth == 0 || !err)
+		if (op < 0 || c1[1] < '0' || c1[1] > '9')  /* strtoull would take "-1" or " 2" */
 			return -EINVAL;
-		sys_fault_set((enum sys_op)op, nth, err);
+		items[count].op = op;
+		items[count].nth = strtoull(c1 + 1, &end, 10);
+		items[count].err = errno_from_name(c2 + 1);
+		if (*end || items[count].nth == 0 || !items[count].err)
+			return -EINVAL;
+		count++;
 	}
+	for (size_t i = 0; i < count; i++)
+		sys_fault_set((enum sys_op)items[i].op, items[i].nth, items[i].err);
 	return 0;
 }
 
