@@ -191,10 +191,9 @@ static int cmd_stop(int argc, char **argv)
 		{ "lazy", no_argument, NULL, 'l' },
 		{ NULL, 0, NULL, 0 },
 	};
-	char dir[CONTROL_PATH_MAX], state_path[CONTROL_PATH_MAX], holders[2048];
+	char dir[CONTROL_PATH_MAX], holders[2048];
 	struct control_state state;
 	bool lazy = false, have_state;
-	pid_t ignore[2];
 	struct stat st;
 	int c, count;
 
@@ -209,8 +208,7 @@ static int cmd_stop(int argc, char **argv)
 		fprintf(stderr, "cachemax: cannot resolve '%s'\n", argv[optind]);
 		return 1;
 	}
-	control_state_path(dir, state_path, sizeof(state_path));
-	have_state = control_state_read(state_path, &state) == 0;
+	have_state = control_state_find(dir, &state) == 0;
 	if (!control_is_accelerated(dir)) {
 		if (have_state && !control_pid_alive(state.daemon_pid))
 			control_state_remove(dir);
@@ -227,9 +225,7 @@ static int cmd_stop(int argc, char **argv)
 		printf("cleared a dead mount on %s; the original directory is back\n", dir);
 		return 0;
 	}
-	ignore[0] = have_state ? state.daemon_pid : 0;
-	ignore[1] = have_state ? state.watchdog_pid : 0;
-	count = control_holders(dir, ignore, 2, holders, sizeof(holders));
+	count = control_holders(dir, holders, sizeof(holders));
 	if (count > 0 && !lazy) {
 		fprintf(stderr, "cachemax: cannot stop '%s': files under it are in use by %s\n"
 		        "close them, or run 'cachemax stop --lazy %s' to detach now and finish when they are closed\n",

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 const char *control_run_dir(void)
@@ -180,6 +181,35 @@ bool control_pid_alive(pid_t pid)
 	return paren && paren[1] == ' ' && paren[2] != 'Z' && paren[2] != 'X';
 }
 
+struct state_find {
+	const char *dir;
+	struct control_state *out;
+	bool found;
+};
+
+static int state_find_one(const struct control_state *st, void *arg)
+{
+	struct state_find *f = arg;
+	if (strcmp(st->dir, f->dir))
+		return 0;
+	*f->out = *st;
+	f->found = true;
+	return 1;
+}
+
+int control_state_find(const char *dir, struct control_state *out)
+{
+	struct control_state st;
+	struct state_find f = { dir, &st, false };
+	int rc = control_state_each(state_find_one, &f);
+	if (rc < 0)
+		return rc;
+	if (!f.found)
+		return -ENOENT;
+	*out = st;
+	return 0;
+}
+
 /* mountinfo escapes space, tab, newline and backslash as \ooo. */
 static void unescape_octal(char *s)
 {
@@ -196,18 +226,20 @@ static void unescape_octal(char *s)
 	*w = '\0';
 }
 
-int control_mount_type(const char *dir, char *fstype, size_t size)
+/* The topmost mount at exactly `dir` (later mountinfo lines are mounted on top of earlier ones). */
+static int mount_find(const char *dir, char *fstype, size_t size, struct control_mount *m)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "r");
 	char *line = NULL, found[256] = "";
+	struct control_mount last = { 0 };
 	size_t cap = 0;
 
 	if (!f)
 		return -errno;
-	/* Later lines are mounted on top of earlier ones: the last match is the visible one. */
 	while (getline(&line, &cap, f) > 0) {
 		char *save = NULL, *fields[10] = { 0 };
 		char *tok = strtok_r(line, " ", &save);
+		unsigned major, minor;
 		int i = 0;
 		for (; tok && i < 10; tok = strtok_r(NULL, " ", &save)) {
 			fields[i++] = tok;
@@ -220,15 +252,31 @@ int control_mount_type(const char *dir, char *fstype, size_t size)
 		if (strcmp(fields[4], dir))
 			continue;
 		tok = strtok_r(NULL, " ", &save);  /* fstype after the "-" separator */
-		if (tok)
-			snprintf(found, sizeof(found), "%s", tok);
+		if (!tok || sscanf(fields[2], "%u:%u", &major, &minor) != 2)
+			continue;
+		snprintf(found, sizeof(found), "%s", tok);
+		last.mount_id = atoi(fields[0]);
+		last.dev = makedev(major, minor);
 	}
 	free(line);
 	fclose(f);
 	if (!found[0])
 		return -ENOENT;
-	snprintf(fstype, size, "%s", found);
+	if (fstype)
+		snprintf(fstype, size, "%s", found);
+	if (m)
+		*m = last;
 	return 0;
+}
+
+int control_mount_type(const char *dir, char *fstype, size_t size)
+{
+	return mount_find(dir, fstype, size, NULL);
+}
+
+int control_mount_get(const char *dir, struct control_mount *m)
+{
+	return mount_find(dir, NULL, 0, m);
 }
 
 bool control_is_accelerated(const char *dir)
@@ -291,23 +339,36 @@ int control_resolve_path(const char *path, char *out, size_t size)
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
-static bool path_under(const char *p, const char *dir)
+/* Is the file behind a /proc magic link (cwd, root, fd/N) on mount `m`? Opening it O_PATH
+ * takes a reference without asking its file system anything (no FUSE request, even to a hung
+ * mount); fdinfo then names the mount. */
+static bool link_on_mount(const char *link, const struct control_mount *m)
 {
-	size_t n = strlen(dir);
-	return !strncmp(p, dir, n) && (p[n] == '\0' || p[n] == '/');
-}
+	char info[64], buf[1024];
+	bool hit = false;
+	ssize_t n;
+	int fd = open(link, O_PATH | O_CLOEXEC), infofd;
 
-static bool link_under(const char *link, const char *dir)
-{
-	char target[PATH_MAX];
-	ssize_t n = readlink(link, target, sizeof(target) - 1);
-	if (n <= 0)
+	if (fd < 0)
 		return false;
-	target[n] = '\0';
-	return path_under(target, dir);
+	snprintf(info, sizeof(info), "/proc/self/fdinfo/%d", fd);
+	infofd = open(info, O_RDONLY | O_CLOEXEC);
+	if (infofd >= 0) {
+		n = read(infofd, buf, sizeof(buf) - 1);
+		if (n > 0) {
+			char *p;
+			buf[n] = '\0';
+			p = strstr(buf, "mnt_id:");
+			hit = p && atoi(p + 7) == m->mount_id;
+		}
+		close(infofd);
+	}
+	close(fd);
+	return hit;
 }
 
-static bool maps_under(pid_t pid, const char *dir)
+/* A mapping of a file on the mount: maps lines carry the file's device as "maj:min" (hex). */
+static bool maps_on_mount(pid_t pid, const struct control_mount *m)
 {
 	char path[64], *line = NULL;
 	size_t cap = 0;
@@ -319,21 +380,17 @@ static bool maps_under(pid_t pid, const char *dir)
 	if (!f)
 		return false;
 	while (!hit && getline(&line, &cap, f) > 0) {
-		char *p = strchr(line, '/');
-		size_t len;
-		if (!p)
-			continue;
-		len = strlen(p);
-		if (len && p[len - 1] == '\n')
-			p[len - 1] = '\0';
-		hit = path_under(p, dir);
+		unsigned major, minor;
+		unsigned long ino;
+		if (sscanf(line, "%*s %*s %*s %x:%x %lu", &major, &minor, &ino) == 3 && ino != 0)
+			hit = makedev(major, minor) == m->dev;
 	}
 	free(line);
 	fclose(f);
 	return hit;
 }
 
-static bool pid_holds(pid_t pid, const char *dir)
+static bool pid_holds(pid_t pid, const struct control_mount *m)
 {
 	char path[64];
 	DIR *fds;
@@ -341,10 +398,10 @@ static bool pid_holds(pid_t pid, const char *dir)
 	bool hit = false;
 
 	snprintf(path, sizeof(path), "/proc/%d/cwd", (int)pid);
-	if (link_under(path, dir))
+	if (link_on_mount(path, m))
 		return true;
 	snprintf(path, sizeof(path), "/proc/%d/root", (int)pid);
-	if (link_under(path, dir))
+	if (link_on_mount(path, m))
 		return true;
 	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
 	fds = opendir(path);
@@ -354,33 +411,35 @@ static bool pid_holds(pid_t pid, const char *dir)
 			if (de->d_name[0] == '.')
 				continue;
 			snprintf(fdpath, sizeof(fdpath), "/proc/%d/fd/%s", (int)pid, de->d_name);
-			hit = link_under(fdpath, dir);
+			hit = link_on_mount(fdpath, m);
 		}
 		closedir(fds);
 	}
-	return hit || maps_under(pid, dir);
+	return hit || maps_on_mount(pid, m);
 }
 
-int control_holders(const char *dir, const pid_t *ignore, size_t ignore_count, char *buf, size_t size)
+int control_holders(const char *mountpoint, char *buf, size_t size)
 {
-	DIR *proc = opendir("/proc");
+	struct control_mount m;
+	DIR *proc;
 	struct dirent *de;
 	size_t used = 0;
-	int count = 0;
+	int count = 0, rc;
 
 	if (size)
 		buf[0] = '\0';
+	rc = control_mount_get(mountpoint, &m);
+	if (rc < 0)
+		return rc;
+	proc = opendir("/proc");
 	if (!proc)
 		return -errno;
 	while ((de = readdir(proc))) {
 		pid_t pid = (pid_t)atoi(de->d_name);
-		bool skip = pid <= 0 || pid == getpid();
 		char comm[64] = "?", path[64];
 		FILE *f;
 
-		for (size_t i = 0; i < ignore_count && !skip; i++)
-			skip = ignore[i] == pid;
-		if (skip || !pid_holds(pid, dir))
+		if (pid <= 0 || pid == getpid() || !pid_holds(pid, &m))
 			continue;
 		snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
 		f = fopen(path, "r");

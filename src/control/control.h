@@ -36,15 +36,25 @@ void control_log_path(const char *dir, char *buf, size_t size);
 int control_state_write(const struct control_state *st);
 int control_state_read(const char *path, struct control_state *st);
 int control_state_remove(const char *dir);
+/* The record of `dir`, found by its content (not its file name, which an older version may
+ * have derived differently); -ENOENT if there is none. */
+int control_state_find(const char *dir, struct control_state *st);
 /* Call fn for every state record; stops early if fn returns non-zero. */
 int control_state_each(int (*fn)(const struct control_state *st, void *arg), void *arg);
 
 /* A process that exists and is not a zombie (an orphaned daemon may stay unreaped). */
 bool control_pid_alive(pid_t pid);
 
+struct control_mount {
+	int mount_id;   /* as in /proc/PID/mountinfo and fdinfo's mnt_id */
+	dev_t dev;      /* st_dev of files on it */
+};
+
 /* The topmost mount at exactly `dir`: its fstype (e.g. "fuse.cachemax"). -ENOENT if none. */
 int control_mount_type(const char *dir, char *fstype, size_t size);
 bool control_is_accelerated(const char *dir);
+/* Identity of the topmost mount at exactly `dir`; -ENOENT if `dir` is not a mount point. */
+int control_mount_get(const char *dir, struct control_mount *m);
 
 /* Lexically normalise `path` (absolute, no ".", "..", "//"), then resolve symlinks with
  * realpath(). Where that fails (a dead mount point answers ENOTCONN, or the last component does
@@ -53,8 +63,10 @@ bool control_is_accelerated(const char *dir);
  * component is therefore not followed. -ENAMETOOLONG if the result does not fit. */
 int control_resolve_path(const char *path, char *out, size_t size);
 
-/* Processes with a cwd, root, open file or mapping under dir (other than `ignore` pids).
- * Writes "pid (comm)" items separated by ", " into buf; returns how many were found. */
-int control_holders(const char *dir, const pid_t *ignore, size_t ignore_count, char *buf, size_t size);
+/* Processes other than this one with a cwd, root, open file or file mapping on the mount at
+ * `mountpoint`, identified by mount id and device, not by path: the daemon's own fds on the
+ * covered original directory do not count, whatever its version. Writes "pid (comm)" items
+ * separated by ", " into buf; returns how many were found, or -ENOENT if no mount is there. */
+int control_holders(const char *mountpoint, char *buf, size_t size);
 
 #endif

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -778,70 +779,108 @@ static void test_pid_alive(void **state)
 	assert_false(control_pid_alive(child));
 }
 
-static void test_holders(void **state)
+/* Wait until /proc/PID/cwd reads `dir`. */
+static void wait_cwd(pid_t pid, const char *dir)
 {
-	struct fixture *f = *state;
-	char held[PATH_MAX], buf[512], want[64];
-	pid_t child;
-	int n;
+	for (int i = 0; i < 500; i++) {
+		char p[64], target[PATH_MAX];
+		ssize_t len;
+		snprintf(p, sizeof(p), "/proc/%d/cwd", (int)pid);
+		len = readlink(p, target, sizeof(target) - 1);
+		if (len > 0) {
+			target[len] = '\0';
+			if (!strcmp(target, dir))
+				return;
+		}
+		sleep_ms(10);
+	}
+}
 
-	make_dir(f, "held");
-	make_dir(f, "other");
-	pathf(held, sizeof(held), "%s/held", f->base);
-	child = fork();
+static pid_t child_in(const char *dir, int fd_to_keep)
+{
+	pid_t child = fork();
 	assert_true(child >= 0);
 	if (child == 0) {
-		if (chdir(held) != 0)
+		(void)fd_to_keep;
+		if (chdir(dir) != 0)
 			_exit(1);
 		for (;;)
 			pause();
 	}
-	for (int i = 0; i < 500; i++) {  /* until the child's cwd is there */
-		char p[64], target[PATH_MAX];
-		ssize_t len;
-		snprintf(p, sizeof(p), "/proc/%d/cwd", (int)child);
-		len = readlink(p, target, sizeof(target) - 1);
-		if (len > 0) {
-			target[len] = '\0';
-			if (!strcmp(target, held))
-				break;
-		}
-		sleep_ms(10);
-	}
+	wait_cwd(child, dir);
+	return child;
+}
 
-	n = control_holders(held, NULL, 0, buf, sizeof(buf));
-	snprintf(want, sizeof(want), "%d (", (int)child);
-	if (n < 1 || !strstr(buf, want))
-		fail_msg("holders of %s: %d \"%s\", expected pid %d", held, n, buf, (int)child);
-	/* Ignored pids are not reported. */
-	n = control_holders(held, &child, 1, buf, sizeof(buf));
-	assert_int_equal(n, 0);
+/* Holders are found by mount identity: a process whose cwd is on the mount counts; a process
+ * holding the directory the mount covers (as the daemon does) does not; our own pid never. */
+static void test_holders(void **state)
+{
+	struct fixture *f = *state;
+	char held[PATH_MAX], buf[512], want[64];
+	pid_t under, covered;
+	int n;
+
+	make_dir(f, "held");
+	pathf(held, sizeof(held), "%s/held", f->base);
+	/* Not a mount point: an error, not "nobody". */
+	assert_int_equal(control_holders(held, buf, sizeof(buf)), -ENOENT);
+	if (geteuid() != 0)
+		skip();
+	/* A process in the directory before the mount holds the covered directory, not the mount. */
+	covered = child_in(held, -1);
+	assert_int_equal(do_mount(f, "held", "tmpfs", "size=64k", held, sizeof(held)), 0);
+	assert_int_equal(control_holders(held, buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "");
-	/* A sibling directory with a common prefix is not "under" held. */
-	{
-		char other[PATH_MAX];
-		pathf(other, sizeof(other), "%s/hel", f->base);
-		assert_int_equal(control_holders(other, NULL, 0, buf, sizeof(buf)), 0);
-		pathf(other, sizeof(other), "%s/other", f->base);
-		assert_int_equal(control_holders(other, NULL, 0, buf, sizeof(buf)), 0);
-	}
-	/* The parent directory holds it too, and our own pid is never reported (though our cwd
-	 * is there as well). */
+
+	under = child_in(held, -1);
+	n = control_holders(held, buf, sizeof(buf));
+	snprintf(want, sizeof(want), "%d (", (int)under);
+	if (n != 1 || !strstr(buf, want))
+		fail_msg("holders of %s: %d \"%s\", expected only pid %d", held, n, buf, (int)under);
+	/* Our own cwd on the mount is never reported. */
+	assert_int_equal(chdir(held), 0);
+	assert_int_equal(control_holders(held, buf, sizeof(buf)), 1);
 	assert_int_equal(chdir(f->base), 0);
-	n = control_holders(f->base, NULL, 0, buf, sizeof(buf));
-	assert_true(n >= 1);
-	snprintf(want, sizeof(want), "%d (", (int)getpid());
-	assert_null(strstr(buf, want));
 	/* A tiny buffer still counts and stays terminated. */
 	{
 		char tiny[4];
-		assert_true(control_holders(held, NULL, 0, tiny, sizeof(tiny)) >= 1);
+		assert_int_equal(control_holders(held, tiny, sizeof(tiny)), 1);
 		assert_true(strlen(tiny) < sizeof(tiny));
 	}
+	assert_int_equal(kill(under, SIGKILL), 0);
+	assert_int_equal(waitpid(under, NULL, 0), under);
+	assert_int_equal(control_holders(held, buf, sizeof(buf)), 0);
 
-	assert_int_equal(kill(child, SIGKILL), 0);
-	assert_int_equal(waitpid(child, NULL, 0), child);
-	assert_int_equal(control_holders(held, NULL, 0, buf, sizeof(buf)), 0);
+	/* An open file and a mapping count too (the process has neither cwd nor fd left: only the
+	 * mapping holds the mount in the second case). */
+	{
+		char file[PATH_MAX];
+		int fd;
+		pathf(file, sizeof(file), "%s/f", held);
+		fd = open(file, O_RDWR | O_CREAT, 0644);
+		assert_true(fd >= 0);
+		assert_int_equal(ftruncate(fd, 4096), 0);
+		under = fork();
+		assert_true(under >= 0);
+		if (under == 0) {
+			void *map = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+			if (map == MAP_FAILED || chdir("/") != 0)
+				_exit(1);
+			close(fd);
+			for (;;)
+				pause();
+		}
+		close(fd);
+		for (int i = 0; i < 200 && control_holders(held, buf, sizeof(buf)) != 1; i++)
+			sleep_ms(10);
+		snprintf(want, sizeof(want), "%d (", (int)under);
+		if (!strstr(buf, want))
+			fail_msg("a process mapping %s is not a holder: \"%s\"", file, buf);
+		assert_int_equal(kill(under, SIGKILL), 0);
+		assert_int_equal(waitpid(under, NULL, 0), under);
+	}
+	assert_int_equal(kill(covered, SIGKILL), 0);
+	assert_int_equal(waitpid(covered, NULL, 0), covered);
 }
 
 int main(void)
