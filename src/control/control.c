@@ -132,14 +132,8 @@ int control_state_read(const char *path, struct control_state *out)
 	return 0;
 }
 
-int control_state_remove(const char *dir)
-{
-	char path[CONTROL_PATH_MAX];
-	control_state_path(dir, path, sizeof(path));
-	return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
-}
-
-int control_state_each(int (*fn)(const struct control_state *st, void *arg), void *arg)
+/* Visit every record in the run directory with its file path. */
+static int state_scan(int (*fn)(const char *path, const struct control_state *st, void *arg), void *arg)
 {
 	DIR *d = opendir(control_run_dir());
 	struct dirent *de;
@@ -153,11 +147,45 @@ int control_state_each(int (*fn)(const struct control_state *st, void *arg), voi
 		if (len < 7 || strcmp(de->d_name + len - 6, ".state"))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", control_run_dir(), de->d_name);
-		if (control_state_read(path, &st) == 0 && fn(&st, arg))
+		if (control_state_read(path, &st) == 0 && fn(path, &st, arg))
 			break;
 	}
 	closedir(d);
 	return 0;
+}
+
+struct state_each {
+	int (*fn)(const struct control_state *st, void *arg);
+	void *arg;
+};
+
+static int state_each_one(const char *path, const struct control_state *st, void *arg)
+{
+	struct state_each *e = arg;
+	return e->fn(st, e->arg);
+}
+
+int control_state_each(int (*fn)(const struct control_state *st, void *arg), void *arg)
+{
+	struct state_each e = { fn, arg };
+	return state_scan(state_each_one, &e);
+}
+
+static int state_remove_one(const char *path, const struct control_state *st, void *arg)
+{
+	if (!strcmp(st->dir, arg))
+		unlink(path);
+	return 0;
+}
+
+/* By content, so that a record another version wrote under another name goes too. */
+int control_state_remove(const char *dir)
+{
+	char path[CONTROL_PATH_MAX];
+	control_state_path(dir, path, sizeof(path));
+	if (unlink(path) < 0 && errno != ENOENT)
+		return -errno;
+	return state_scan(state_remove_one, (void *)dir);
 }
 
 bool control_pid_alive(pid_t pid)
