@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sys/sys.h"
 #include "util/log.h"
 
 #define READ_BUFFER_SIZE (FUSE_SESSION_MAX_WRITE + 4096)
@@ -203,8 +204,7 @@ int fuse_session_notify_inval_entry(struct fuse_session *se, uint64_t parent, co
 int fuse_session_backing_open(struct fuse_session *se, int fd)
 {
 	struct cm_fuse_backing_map map = { .fd = fd };
-	int id = ioctl(se->channels[0].fd, CM_FUSE_DEV_IOC_BACKING_OPEN, &map);
-	return id < 0 ? -errno : id;
+	return sys_backing_open(se->channels[0].fd, CM_FUSE_DEV_IOC_BACKING_OPEN, &map);
 }
 
 int fuse_session_backing_close(struct fuse_session *se, int backing_id)

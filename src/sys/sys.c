@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -14,7 +15,7 @@ static const char *const sys_op_names[SYS_OP_COUNT] = {
 	"openat", "close", "fstatat", "pread", "pwrite", "ftruncate", "truncate", "fsync",
 	"fallocate", "lseek", "copy_file_range", "mkdirat", "mknodat", "symlinkat", "readlinkat",
 	"unlinkat", "renameat2", "linkat", "fchownat", "chmod", "utimensat", "getxattr", "setxattr",
-	"listxattr", "removexattr", "fstatvfs", "getdents", "syncfs",
+	"listxattr", "removexattr", "fstatvfs", "getdents", "syncfs", "backing_open",
 };
 
 struct sys_fault {
@@ -160,3 +161,4 @@ int sys_removexattr(const char *path, const char *name) { FAULT_OR(SYS_OP_REMOVE
 int sys_fstatvfs(int fd, struct statvfs *st) { FAULT_OR(SYS_OP_FSTATVFS); RET(fstatvfs(fd, st)); }
 ssize_t sys_getdents(int fd, void *buf, size_t size) { FAULT_OR(SYS_OP_GETDENTS); RET(syscall(SYS_getdents64, fd, buf, size)); }
 int sys_syncfs(int fd) { FAULT_OR(SYS_OP_SYNCFS); RET(syncfs(fd)); }
+int sys_backing_open(int fuse_fd, unsigned long request, void *map) { FAULT_OR(SYS_OP_BACKING_OPEN); RET(ioctl(fuse_fd, request, map)); }

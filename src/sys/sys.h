@@ -21,7 +21,7 @@ enum sys_op {
 	SYS_OP_MKDIRAT, SYS_OP_MKNODAT, SYS_OP_SYMLINKAT, SYS_OP_READLINKAT, SYS_OP_UNLINKAT,
 	SYS_OP_RENAMEAT2, SYS_OP_LINKAT, SYS_OP_FCHOWNAT, SYS_OP_CHMOD, SYS_OP_UTIMENSAT,
 	SYS_OP_GETXATTR, SYS_OP_SETXATTR, SYS_OP_LISTXATTR, SYS_OP_REMOVEXATTR, SYS_OP_FSTATVFS,
-	SYS_OP_GETDENTS, SYS_OP_SYNCFS,
+	SYS_OP_GETDENTS, SYS_OP_SYNCFS, SYS_OP_BACKING_OPEN,
 	SYS_OP_COUNT
 };
 
@@ -62,5 +62,7 @@ int sys_removexattr(const char *path, const char *name);
 int sys_fstatvfs(int fd, struct statvfs *st);
 ssize_t sys_getdents(int fd, void *buf, size_t size);
 int sys_syncfs(int fd);
+/* ioctl(FUSE_DEV_IOC_BACKING_OPEN): its own op so tests can make the kernel "refuse" it. */
+int sys_backing_open(int fuse_fd, unsigned long request, void *map);
 
 #endif
