@@ -110,6 +110,17 @@ static struct fs_node *table_find_id(const struct fs_table *t, uint64_t nodeid)
 	return n;
 }
 
+/* The inode number can only be reused once its last reference is gone, and our O_PATH fd is
+ * one; the type check guards against an origin changed under us all the same. */
+static struct fs_node *table_find_key(const struct fs_table *t, const struct stat *st)
+{
+	struct fs_node *n = t->by_key[bucket_by_key(t, st->st_dev, st->st_ino)];
+	while (n && !(n->dev == st->st_dev && n->ino == st->st_ino &&
+	              n->type == (st->st_mode & S_IFMT)))
+		n = n->next_by_key;
+	return n;
+}
+
 static void table_remove(struct fs_table *t, struct fs_node *n)
 {
 	struct fs_node **pp = &t->by_id[bucket_by_id(t, n->nodeid)];
@@ -140,11 +151,7 @@ int fs_node_acquire(struct fs *fs, int fd, const struct stat *st, struct fs_node
 	struct fs_node *n, *fresh;
 
 	pthread_mutex_lock(&fs->table_lock);
-	for (n = t->by_key[bucket_by_key(t, st->st_dev, st->st_ino)]; n; n = n->next_by_key)
-		if (n->dev == st->st_dev && n->ino == st->st_ino && n->type == (st->st_mode & S_IFMT))
-			break;
-	/* The inode number can only be reused once its last reference is gone, and our O_PATH fd is
-	 * one; the type check is a guard against an origin changed under us all the same. */
+	n = table_find_key(t, st);
 	if (n) {
 		n->lookups++;
 		pthread_mutex_unlock(&fs->table_lock);
@@ -167,10 +174,7 @@ int fs_node_acquire(struct fs *fs, int fd, const struct stat *st, struct fs_node
 	pthread_mutex_init(&fresh->lock, NULL);
 
 	pthread_mutex_lock(&fs->table_lock);
-	/* Someone may have added it meanwhile. */
-	for (n = t->by_key[bucket_by_key(t, st->st_dev, st->st_ino)]; n; n = n->next_by_key)
-		if (n->dev == st->st_dev && n->ino == st->st_ino && n->type == fresh->type)
-			break;
+	n = table_find_key(t, st);  /* someone may have added it meanwhile */
 	if (n) {
 		n->lookups++;
 		pthread_mutex_unlock(&fs->table_lock);
