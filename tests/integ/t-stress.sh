@@ -30,8 +30,8 @@ round() {
   local pid; pid=$("$CACHEMAX" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["directories"][0]["daemon_pid"])')
   for w in 1 2 3 4; do storm "$D" "$w" & done
   fio --directory="$D" --size=24M --bsrange=4k-256k --rw=randwrite --verify=crc32c \
-      --verify_fatal=1 --numjobs=4 --name=buffered --ioengine=psync \
-      --name=direct --direct=1 --bs=4k --numjobs=4 --rw=randwrite --size=8M --ioengine=psync \
+      --verify_fatal=1 --verify_state_save=0 --numjobs=4 --name=buffered --ioengine=psync \
+      --name=direct --direct=1 --verify_state_save=0 --bs=4k --numjobs=4 --rw=randwrite --size=8M --ioengine=psync \
       --group_reporting --output="$T_SCRATCH/fio-$label.txt" >/dev/null 2>&1 || {
         cat "$T_SCRATCH/fio-$label.txt"; fail "$label: fio failed or a verify failed"; }
   wait
