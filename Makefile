@@ -7,7 +7,9 @@ CFLAGS  += -std=gnu11 -D_GNU_SOURCE -pthread -Isrc $(WARN) -MMD -MP
 SANFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 LDLIBS  += -pthread
 
-LIB_SRC := $(wildcard src/fuse/*.c src/fs/*.c src/sys/*.c src/util/*.c src/control/*.c src/daemon/*.c)
+# Every layer folder is library code; the CLI folder holds main().
+EXCLUDE ?=
+LIB_SRC := $(filter-out src/cli/% $(EXCLUDE),$(wildcard src/*/*.c))
 CLI_SRC := $(wildcard src/cli/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=build/obj/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=build/obj/%.o)

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "control/control.h"
+#include "control/control_socket.h"
 #include "daemon/daemon.h"
 #include "fuse/fuse_session.h"
 
@@ -36,6 +37,9 @@ static const char usage_text[] =
 	"                             are open unless --lazy (detach now, finish when closed);\n"
 	"                             also clears a dead mount left by a crash\n"
 	"  status [--json]            every accelerated directory: cache, daemon, passthrough, uptime\n"
+	"  stats DIR [--json] [--watch SEC [--count N]]\n"
+	"                             reads from cache and origin, hit ratio, writes, passthrough\n"
+	"                             opens, latency; --watch redraws every SEC seconds with rates\n"
 	"  help                       this text\n";
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -348,6 +352,148 @@ static int cmd_status(int argc, char **argv)
 	return 0;
 }
 
+#define STATS_TIMEOUT_MS 2000
+
+/* A number from our own stats JSON: the first "key": after the optional section "sect": {. */
+static double json_number(const char *json, const char *sect, const char *key)
+{
+	char pat[96];
+	const char *p = json;
+	if (sect) {
+		snprintf(pat, sizeof(pat), "\"%s\": {", sect);
+		p = strstr(p, pat);
+		if (!p)
+			return 0;
+	}
+	snprintf(pat, sizeof(pat), "\"%s\": ", key);
+	p = strstr(p, pat);
+	return p ? strtod(p + strlen(pat), NULL) : 0;
+}
+
+static void human_bytes(double b, char *buf, size_t size)
+{
+	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	int u = 0;
+	while (b >= 1024 && u < 4) {
+		b /= 1024;
+		u++;
+	}
+	snprintf(buf, size, u ? "%.1f %s" : "%.0f %s", b, unit[u]);
+}
+
+/* One screen of stats; with prev (the previous snapshot) and interval, rates as well. */
+static void stats_print(const char *dir, const char *j, const char *prev, double interval)
+{
+#define C(k) json_number(j, "counters", k)
+#define D(k) (prev ? (C(k) - json_number(prev, "counters", k)) / interval : 0)
+	char b1[32], b2[32], b3[32];
+	double up = json_number(j, NULL, "uptime_seconds");
+
+	printf("%s  (daemon pid %.0f, up %.0fs, passthrough %s)\n", dir, json_number(j, NULL, "pid"), up,
+	       strstr(j, "\"passthrough\": true") ? "on" : "off");
+	human_bytes(C("passthrough_bytes_origin"), b1, sizeof(b1));
+	human_bytes(C("passthrough_bytes_cache"), b2, sizeof(b2));
+	printf("  opens         %.0f; passthrough to origin %.0f (%s), to cache %.0f (%s)\n", C("opens"),
+	       C("passthrough_opens_origin"), b1, C("passthrough_opens_cache"), b2);
+	human_bytes(C("read_bytes_cache"), b1, sizeof(b1));
+	human_bytes(C("read_bytes_origin"), b2, sizeof(b2));
+	printf("  reads         from cache %.0f (%s), from origin %.0f (%s); hit ratio %.1f%% ops, %.1f%% bytes\n",
+	       C("read_ops_cache"), b1, C("read_ops_origin"), b2,
+	       100 * json_number(j, NULL, "hit_ratio_ops"), 100 * json_number(j, NULL, "hit_ratio_bytes"));
+	human_bytes(C("write_bytes"), b1, sizeof(b1));
+	printf("  writes        %.0f (%s)\n", C("write_ops"), b1);
+	human_bytes(C("fill_bytes"), b1, sizeof(b1));
+	printf("  cache         fills %.0f (%s), dropped %.0f, evictions %.0f, invalidations %.0f\n",
+	       C("fills"), b1, C("fills_dropped"), C("evictions"), C("invalidations"));
+	printf("  errors        origin %.0f, cache %.0f, bypasses %.0f\n", C("origin_errors"),
+	       C("cache_errors"), C("bypasses"));
+	printf("  latency (us)  read cache p50 %.1f p99 %.1f | read origin p50 %.1f p99 %.1f | write p50 %.1f p99 %.1f\n",
+	       json_number(j, "read_cache", "p50"), json_number(j, "read_cache", "p99"),
+	       json_number(j, "read_origin", "p50"), json_number(j, "read_origin", "p99"),
+	       json_number(j, "write", "p50"), json_number(j, "write", "p99"));
+	if (prev) {
+		human_bytes(D("read_bytes_cache") + D("read_bytes_origin"), b1, sizeof(b1));
+		human_bytes(D("write_bytes"), b2, sizeof(b2));
+		human_bytes(D("passthrough_bytes_origin") + D("passthrough_bytes_cache"), b3, sizeof(b3));
+		printf("  rates         %.0f reads/s (%s/s), %.0f writes/s (%s/s), %.0f requests/s, "
+		       "%.0f opens/s (files of %s/s opened for passthrough)\n",
+		       D("read_ops_cache") + D("read_ops_origin"), b1, D("write_ops"), b2, D("requests"),
+		       D("opens"), b3);
+	}
+#undef C
+#undef D
+}
+
+static int cmd_stats(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "watch", required_argument, NULL, 'w' },
+		{ "count", required_argument, NULL, 'n' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static char reply[CONTROL_REPLY_MAX], prev[CONTROL_REPLY_MAX];
+	char dir[CONTROL_PATH_MAX];
+	struct control_state state;
+	bool json = false, tty = isatty(STDOUT_FILENO);
+	double watch = 0;
+	long count = -1;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		char *end;
+		switch (c) {
+		case 'j': json = true; break;
+		case 'w':
+			watch = strtod(optarg, &end);
+			if (*end || watch < 0.1 || watch > 3600)
+				return usage_error("--watch takes seconds (0.1 to 3600), not '%s'", optarg);
+			break;
+		case 'n':
+			count = strtol(optarg, &end, 10);
+			if (*end || count < 1)
+				return usage_error("--count takes a positive number, not '%s'", optarg);
+			break;
+		default: return usage_error("%s", "unknown option for 'stats'");
+		}
+	}
+	if (optind + 1 != argc)
+		return usage_error("%s", "'stats' takes exactly one directory: cachemax stats DIR [--json] [--watch SEC]");
+	if (control_resolve_path(argv[optind], dir, sizeof(dir)) < 0) {
+		fprintf(stderr, "cachemax: cannot resolve '%s'\n", argv[optind]);
+		return 1;
+	}
+	if (control_state_find(dir, &state) < 0 || !control_is_accelerated(dir)) {
+		fprintf(stderr, "cachemax: '%s' is not accelerated (see 'cachemax status')\n", dir);
+		return 1;
+	}
+	if (!state.socket[0]) {
+		fprintf(stderr, "cachemax: the daemon of '%s' has no control socket; see %s\n", dir, state.log);
+		return 1;
+	}
+	prev[0] = '\0';
+	for (long round = 0;; round++) {
+		rc = control_request(state.socket, "stats", reply, sizeof(reply), STATS_TIMEOUT_MS);
+		if (rc < 0) {
+			fprintf(stderr, "cachemax: cannot get stats from the daemon of '%s': %s\n", dir, strerror(-rc));
+			return 1;
+		}
+		if (json) {
+			printf("%s\n", reply);
+		} else {
+			if (watch > 0 && tty)
+				printf("\033[H\033[2J");
+			stats_print(dir, reply, prev[0] ? prev : NULL, watch);
+		}
+		fflush(stdout);
+		if (watch <= 0 || (count > 0 && round + 1 >= count))
+			break;
+		memcpy(prev, reply, sizeof(prev));
+		usleep((useconds_t)(watch * 1e6));
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : NULL;
@@ -363,5 +509,7 @@ int main(int argc, char **argv)
 		return cmd_stop(argc - 1, argv + 1);
 	if (!strcmp(cmd, "status"))
 		return cmd_status(argc - 1, argv + 1);
+	if (!strcmp(cmd, "stats"))
+		return cmd_stats(argc - 1, argv + 1);
 	return usage_error("unknown command '%s'", cmd);
 }

@@ -38,6 +38,11 @@ void control_log_path(const char *dir, char *buf, size_t size)
 	snprintf(buf, size, "%s/%016" PRIx64 ".log", control_run_dir(), path_hash(dir));
 }
 
+void control_socket_path(const char *dir, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s/%016" PRIx64 ".sock", control_run_dir(), path_hash(dir));
+}
+
 /* Values are written on one line each: a newline or backslash in a path is escaped. */
 static void put_text(FILE *f, const char *key, const char *value)
 {
@@ -82,6 +87,7 @@ int control_state_write(const struct control_state *st)
 	put_text(f, "dir", st->dir);
 	put_text(f, "cache", st->cache);
 	put_text(f, "log", st->log);
+	put_text(f, "socket", st->socket);
 	put_text(f, "passthrough_why", st->passthrough_why);
 	fprintf(f, "daemon_pid=%d\nwatchdog_pid=%d\nstarted=%" PRId64 "\nfirst_started=%" PRId64
 	        "\nrestarts=%u\npassthrough=%d\nthreads=%u\n",
@@ -116,6 +122,7 @@ int control_state_read(const char *path, struct control_state *out)
 		if (!strcmp(line, "dir")) get_text(st.dir, sizeof(st.dir), v);
 		else if (!strcmp(line, "cache")) get_text(st.cache, sizeof(st.cache), v);
 		else if (!strcmp(line, "log")) get_text(st.log, sizeof(st.log), v);
+		else if (!strcmp(line, "socket")) get_text(st.socket, sizeof(st.socket), v);
 		else if (!strcmp(line, "daemon_pid")) st.daemon_pid = (pid_t)atoi(v);
 		else if (!strcmp(line, "watchdog_pid")) st.watchdog_pid = (pid_t)atoi(v);
 		else if (!strcmp(line, "started")) st.started = strtoll(v, NULL, 10);

@@ -19,6 +19,7 @@ struct control_state {
 	char dir[CONTROL_PATH_MAX];
 	char cache[CONTROL_PATH_MAX];
 	char log[CONTROL_PATH_MAX];
+	char socket[CONTROL_PATH_MAX];  /* the daemon's control socket (control_socket.h) */
 	pid_t daemon_pid;
 	pid_t watchdog_pid;
 	int64_t started;            /* unix seconds of the current daemon's mount */
@@ -33,6 +34,7 @@ const char *control_run_dir(void);
 /* Paths of the state and log files for an accelerated directory. */
 void control_state_path(const char *dir, char *buf, size_t size);
 void control_log_path(const char *dir, char *buf, size_t size);
+void control_socket_path(const char *dir, char *buf, size_t size);
 int control_state_write(const struct control_state *st);
 int control_state_read(const char *path, struct control_state *st);
 int control_state_remove(const char *dir);

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "control/control_socket.h"
 #include "fs/fs.h"
 #include "fuse/fuse_session.h"
 #include "sys/sys.h"
@@ -64,6 +65,38 @@ static unsigned stack_depth_for(int origin_fd)
 	return 1;
 }
 
+struct daemon_ctx {
+	struct control_state state;
+	struct fuse_session *session;
+	struct fs *fs;
+	struct stats stats;
+};
+
+/* Control socket requests: "stats" (snapshot), "ping". */
+static int daemon_control(const char *request, char *reply, size_t size, void *arg)
+{
+	struct daemon_ctx *d = arg;
+	char why[256] = "";
+	int n, m;
+
+	if (!strcmp(request, "ping"))
+		return snprintf(reply, size, "{\"pong\": true}");
+	if (strcmp(request, "stats"))
+		return -EINVAL;
+	atomic_store(&d->stats.counter[STATS_REQUESTS], fuse_session_requests(d->session));
+	n = snprintf(reply, size, "{\"pid\": %d, \"uptime_seconds\": %lld, \"passthrough\": %s, \"stats\": ",
+	             (int)getpid(), (long long)(time(NULL) - d->state.started),
+	             fs_passthrough_active(d->fs, why, sizeof(why)) ? "true" : "false");
+	if (n < 0 || (size_t)n >= size)
+		return -ENOSPC;
+	m = stats_snapshot_json(&d->stats, reply + n, size - (size_t)n);
+	if (m < 0 || (size_t)(n + m + 1) >= size)
+		return -ENOSPC;
+	reply[n + m] = '}';
+	reply[n + m + 1] = '\0';
+	return n + m + 1;
+}
+
 /* The daemon proper: returns 0 after a clean unmount, EXIT_STARTUP_FAILED if it never mounted. */
 static int daemon_serve(const struct daemon_options *o, bool supervised, unsigned restarts,
                         int64_t first_started, int ready_fd)
@@ -80,7 +113,9 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 		.attr_timeout = o->attr_timeout,
 		.entry_timeout = o->entry_timeout,
 	};
-	struct control_state st;
+	static struct daemon_ctx d;  /* large (histograms): not on the stack */
+	struct control_state *stp = &d.state;
+	struct control_server *control = NULL;
 	struct fuse_session *se = NULL;
 	struct fs *fs = NULL;
 	const char *fault = getenv("CACHEMAX_FAULT");
@@ -102,6 +137,8 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 	cfg.mount_flags = mount_flags_like(o->dir);
 	cfg.max_stack_depth = stack_depth_for(origin_fd);
 	fcfg.origin_fd = origin_fd;
+	stats_init(&d.stats);
+	fcfg.stats = &d.stats;
 	rc = fs_create(&fcfg, &fs);
 	if (rc < 0) {
 		close(origin_fd);
@@ -115,11 +152,15 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 		return EXIT_STARTUP_FAILED;
 	}
 	fs_passthrough_probe(fs);
+	d.session = se;
+	d.fs = fs;
 
+#define st (*stp)
 	memset(&st, 0, sizeof(st));
 	snprintf(st.dir, sizeof(st.dir), "%s", o->dir);
 	snprintf(st.cache, sizeof(st.cache), "%s", o->cache);
 	control_log_path(o->dir, st.log, sizeof(st.log));
+	control_socket_path(o->dir, st.socket, sizeof(st.socket));
 	st.daemon_pid = getpid();
 	st.watchdog_pid = supervised ? getppid() : 0;
 	st.started = time(NULL);
@@ -127,6 +168,11 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 	st.restarts = restarts;
 	st.threads = o->threads;
 	st.passthrough = fs_passthrough_active(fs, st.passthrough_why, sizeof(st.passthrough_why));
+	rc = control_server_start(st.socket, daemon_control, &d, &control);
+	if (rc < 0) {
+		log_warn("no control socket at '%s': %s (stats unavailable)", st.socket, strerror(-rc));
+		st.socket[0] = '\0';
+	}
 	rc = control_state_write(&st);
 	if (rc < 0)
 		log_warn("cannot write state file: %s", strerror(-rc));
@@ -139,8 +185,10 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 	if (ready_fd >= 0)
 		close(ready_fd);
 
+#undef st
 	fuse_session_wait(se);
 	log_info("'%s' was unmounted; daemon exits", o->dir);
+	control_server_stop(control);
 	fuse_session_free(se);
 	fs_free(fs);
 	return 0;

@@ -15,6 +15,7 @@
 #include <stddef.h>
 
 #include "fuse/fuse_session.h"
+#include "stats/stats.h"
 
 struct fs;
 
@@ -23,6 +24,7 @@ struct fs_config {
 	bool passthrough;       /* try kernel passthrough for regular files */
 	double attr_timeout;    /* seconds the kernel may cache attributes */
 	double entry_timeout;   /* seconds the kernel may cache names */
+	struct stats *stats;    /* counters to update; owned by the caller, may be NULL */
 };
 
 int fs_create(const struct fs_config *cfg, struct fs **out);

@@ -155,6 +155,7 @@ static void passthrough_disable(struct fs *fs, const char *why)
 static void file_attach(struct fs *fs, struct fs_file *f, struct cm_fuse_open_out *o)
 {
 	struct fs_node *n = f->node;
+	struct stat st;
 
 	memset(o, 0, sizeof(*o));
 	o->fh = (uint64_t)(uintptr_t)f;
@@ -182,6 +183,15 @@ static void file_attach(struct fs *fs, struct fs_file *f, struct cm_fuse_open_ou
 	}
 	n->open_count++;
 	pthread_mutex_unlock(&n->lock);
+	if (n->type != S_IFREG)
+		return;
+	stats_add(fs->cfg.stats, STATS_OPENS, 1);
+	/* Reads of a passthrough open never reach us: count the open and the file's size. */
+	if (f->passthrough) {
+		stats_add(fs->cfg.stats, STATS_PASSTHROUGH_OPENS_ORIGIN, 1);
+		if (sys_fstatat(f->fd, "", &st, AT_EMPTY_PATH) == 0)
+			stats_add(fs->cfg.stats, STATS_PASSTHROUGH_BYTES_ORIGIN, (uint64_t)st.st_size);
+	}
 }
 
 static void file_detach(struct fs *fs, struct fs_file *f)
@@ -521,27 +531,41 @@ static void op_tmpfile(struct fuse_req *r, uint64_t parent, const struct fuse_cr
 
 static void op_read(struct fuse_req *r, uint64_t ino, const struct fuse_read_in *in)
 {
+	struct stats *stats = FS_OF(r)->cfg.stats;
 	struct fs_file *f = file_of(in->fh);
 	void *buf = fuse_req_scratch(r);
 	size_t size = in->size < FUSE_SESSION_SCRATCH ? in->size : FUSE_SESSION_SCRATCH;
+	uint64_t start = stats_now_ns();
 	ssize_t n = sys_pread(f->fd, buf, size, (off_t)in->offset);
 
-	if (n < 0)
+	if (n < 0) {
+		stats_add(stats, STATS_ORIGIN_ERRORS, 1);
 		fuse_reply_err(r, (int)-n);
-	else
-		fuse_reply_data(r, buf, (size_t)n);
+		return;
+	}
+	stats_add(stats, STATS_READ_OPS_ORIGIN, 1);
+	stats_add(stats, STATS_READ_BYTES_ORIGIN, (uint64_t)n);
+	stats_record_latency(stats, STATS_LAT_READ_ORIGIN, stats_now_ns() - start);
+	fuse_reply_data(r, buf, (size_t)n);
 }
 
 static void op_write(struct fuse_req *r, uint64_t ino, const struct fuse_write_in *in,
                      const void *data)
 {
+	struct stats *stats = FS_OF(r)->cfg.stats;
 	struct fs_file *f = file_of(in->fh);
+	uint64_t start = stats_now_ns();
 	ssize_t n = sys_pwrite(f->fd, data, in->size, (off_t)in->offset);
 
-	if (n < 0)
+	if (n < 0) {
+		stats_add(stats, STATS_ORIGIN_ERRORS, 1);
 		fuse_reply_err(r, (int)-n);
-	else
-		fuse_reply_write(r, (uint32_t)n);
+		return;
+	}
+	stats_add(stats, STATS_WRITE_OPS, 1);
+	stats_add(stats, STATS_WRITE_BYTES, (uint64_t)n);
+	stats_record_latency(stats, STATS_LAT_WRITE, stats_now_ns() - start);
+	fuse_reply_write(r, (uint32_t)n);
 }
 
 static void op_flush(struct fuse_req *r, uint64_t ino, const struct fuse_flush_in *in)

@@ -48,6 +48,7 @@ struct fuse_session {
 	struct fuse_proto_init_result init;
 
 	atomic_bool stopping;            /* set when the session shuts down */
+	atomic_uint_fast64_t requests;   /* requests read from the device */
 };
 
 struct fuse_req {
@@ -66,6 +67,11 @@ void *fuse_req_scratch(struct fuse_req *r) { return r->ch->scratch; }
 const struct fuse_proto_init_result *fuse_session_init_result(const struct fuse_session *se)
 {
 	return &se->init;
+}
+
+uint64_t fuse_session_requests(const struct fuse_session *se)
+{
+	return atomic_load_explicit(&se->requests, memory_order_relaxed);
 }
 
 /* ---- replies ---------------------------------------------------------------------------- */
@@ -359,6 +365,7 @@ static void process_request(struct fuse_channel *ch, size_t len)
 	struct fuse_req r;
 	int rc = fuse_proto_request_decode(ch->in_buf, len, &pr);
 
+	atomic_fetch_add_explicit(&se->requests, 1, memory_order_relaxed);
 	memset(&r, 0, sizeof(r));
 	r.se = se;
 	r.ch = ch;

@@ -108,6 +108,9 @@ void fuse_session_free(struct fuse_session *se);
 /* What INIT granted. */
 const struct fuse_proto_init_result *fuse_session_init_result(const struct fuse_session *se);
 
+/* Requests read from the device so far (all opcodes). */
+uint64_t fuse_session_requests(const struct fuse_session *se);
+
 /* Passthrough backing files: register fd (O_PATH accepted); returns id > 0 or -errno. */
 int fuse_session_backing_open(struct fuse_session *se, int fd);
 int fuse_session_backing_close(struct fuse_session *se, int backing_id);

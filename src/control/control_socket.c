@@ -1,0 +1,230 @@
+/* control_socket: a small unix-socket server thread and its client (see control_socket.h). */
+#include "control/control_socket.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/log.h"
+
+#define REQUEST_MAX 256
+#define SERVER_IO_TIMEOUT_MS 1000
+
+struct control_server {
+	int listen_fd;
+	int stop_pipe[2];
+	pthread_t thread;
+	control_handler_fn handler;
+	void *arg;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char reply[CONTROL_REPLY_MAX + 1];  /* used by the server thread only */
+};
+
+static int address_of(const char *path, struct sockaddr_un *addr)
+{
+	memset(addr, 0, sizeof(*addr));
+	addr->sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(addr->sun_path))
+		return -ENAMETOOLONG;
+	strcpy(addr->sun_path, path);
+	return 0;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait for fd to become ready for `events` before the deadline. */
+static int wait_fd(int fd, short events, int64_t deadline)
+{
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = events };
+		int64_t left = deadline - now_ms();
+		int rc;
+		if (left <= 0)
+			return -ETIMEDOUT;
+		rc = poll(&p, 1, (int)left);
+		if (rc > 0)
+			return 0;
+		if (rc < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+static void serve_one(struct control_server *srv, int fd)
+{
+	char req[REQUEST_MAX];
+	size_t used = 0;
+	int64_t deadline = now_ms() + SERVER_IO_TIMEOUT_MS;
+	int len;
+
+	while (used < sizeof(req) - 1) {
+		ssize_t n;
+		if (wait_fd(fd, POLLIN, deadline) < 0)
+			return;
+		n = read(fd, req + used, sizeof(req) - 1 - used);
+		if (n <= 0)
+			return;
+		used += (size_t)n;
+		if (memchr(req, '\n', used))
+			break;
+	}
+	req[used] = '\0';
+	req[strcspn(req, "\r\n")] = '\0';
+	len = srv->handler(req, srv->reply, CONTROL_REPLY_MAX, srv->arg);
+	if (len < 0)
+		len = snprintf(srv->reply, CONTROL_REPLY_MAX, "{\"error\": \"%s\"}", strerror(-len));
+	srv->reply[len++] = '\n';
+	for (size_t off = 0; off < (size_t)len;) {
+		ssize_t n;
+		if (wait_fd(fd, POLLOUT, deadline) < 0)
+			return;
+		n = send(fd, srv->reply + off, (size_t)len - off, MSG_NOSIGNAL);
+		if (n <= 0)
+			return;
+		off += (size_t)n;
+	}
+}
+
+static void *server_main(void *arg)
+{
+	struct control_server *srv = arg;
+	for (;;) {
+		struct pollfd p[2] = { { srv->listen_fd, POLLIN, 0 }, { srv->stop_pipe[0], POLLIN, 0 } };
+		int fd;
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("control socket poll failed: %s", strerror(errno));
+			break;
+		}
+		if (p[1].revents)
+			break;
+		fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd < 0)
+			continue;
+		serve_one(srv, fd);
+		close(fd);
+	}
+	return NULL;
+}
+
+int control_server_start(const char *path, control_handler_fn handler, void *arg,
+                         struct control_server **out)
+{
+	struct control_server *srv = calloc(1, sizeof(*srv));
+	struct sockaddr_un addr;
+	int rc;
+
+	if (!srv)
+		return -ENOMEM;
+	srv->handler = handler;
+	srv->arg = arg;
+	srv->stop_pipe[0] = srv->stop_pipe[1] = -1;
+	rc = address_of(path, &addr);
+	if (rc < 0)
+		goto err_free;
+	strcpy(srv->path, path);
+	srv->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (srv->listen_fd < 0) {
+		rc = -errno;
+		goto err_free;
+	}
+	unlink(path);  /* a socket left by a killed daemon */
+	if (bind(srv->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
+	    listen(srv->listen_fd, 16) < 0 || pipe2(srv->stop_pipe, O_CLOEXEC) < 0) {
+		rc = -errno;
+		goto err_close;
+	}
+	rc = -pthread_create(&srv->thread, NULL, server_main, srv);
+	if (rc < 0)
+		goto err_close;
+	*out = srv;
+	return 0;
+
+err_close:
+	close(srv->listen_fd);
+	if (srv->stop_pipe[0] >= 0) {
+		close(srv->stop_pipe[0]);
+		close(srv->stop_pipe[1]);
+	}
+	unlink(path);
+err_free:
+	free(srv);
+	return rc;
+}
+
+void control_server_stop(struct control_server *srv)
+{
+	if (!srv)
+		return;
+	if (write(srv->stop_pipe[1], "x", 1) != 1)
+		log_warn("cannot wake the control socket thread: %s", strerror(errno));
+	pthread_join(srv->thread, NULL);
+	close(srv->listen_fd);
+	close(srv->stop_pipe[0]);
+	close(srv->stop_pipe[1]);
+	unlink(srv->path);
+	free(srv);
+}
+
+int control_request(const char *path, const char *request, char *reply, size_t size,
+                    int timeout_ms)
+{
+	struct sockaddr_un addr;
+	int64_t deadline = now_ms() + timeout_ms;
+	size_t used = 0, len = strlen(request);
+	int fd, rc;
+
+	if (!size)
+		return -EINVAL;
+	rc = address_of(path, &addr);
+	if (rc < 0)
+		return rc;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (send(fd, request, len, MSG_NOSIGNAL) != (ssize_t)len || send(fd, "\n", 1, MSG_NOSIGNAL) != 1) {
+		rc = -errno;
+		goto out;
+	}
+	for (;;) {
+		ssize_t n;
+		rc = wait_fd(fd, POLLIN, deadline);
+		if (rc < 0)
+			goto out;
+		n = read(fd, reply + used, size - 1 - used);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		used += (size_t)n;
+		if (memchr(reply, '\n', used) || used == size - 1)
+			break;
+	}
+	reply[used] = '\0';
+	if (!memchr(reply, '\n', used)) {
+		rc = used == size - 1 ? -ENOSPC : -EPROTO;
+		goto out;
+	}
+	reply[strcspn(reply, "\n")] = '\0';
+	rc = 0;
+out:
+	close(fd);
+	return rc;
+}
