@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
@@ -15,7 +16,8 @@ static const char *const sys_op_names[SYS_OP_COUNT] = {
 	"openat", "close", "fstatat", "pread", "pwrite", "ftruncate", "truncate", "fsync",
 	"fallocate", "lseek", "copy_file_range", "mkdirat", "mknodat", "symlinkat", "readlinkat",
 	"unlinkat", "renameat2", "linkat", "fchownat", "chmod", "utimensat", "getxattr", "setxattr",
-	"listxattr", "removexattr", "fstatvfs", "getdents", "syncfs", "backing_open",
+	"listxattr", "removexattr", "fstatvfs", "getdents", "syncfs", "backing_open", "fdatasync",
+	"flock",
 };
 
 struct sys_fault {
@@ -133,6 +135,7 @@ ssize_t sys_pwrite(int fd, const void *buf, size_t size, off_t off)
 int sys_ftruncate(int fd, off_t size) { FAULT_OR(SYS_OP_FTRUNCATE); RET(ftruncate(fd, size)); }
 int sys_truncate(const char *path, off_t size) { FAULT_OR(SYS_OP_TRUNCATE); RET(truncate(path, size)); }
 int sys_fsync(int fd, int datasync) { FAULT_OR(SYS_OP_FSYNC); RET(datasync ? fdatasync(fd) : fsync(fd)); }
+int sys_fdatasync(int fd) { FAULT_OR(SYS_OP_FDATASYNC); RET(fdatasync(fd)); }
 int sys_fallocate(int fd, int mode, off_t off, off_t len) { FAULT_OR(SYS_OP_FALLOCATE); RET(fallocate(fd, mode, off, len)); }
 off_t sys_lseek(int fd, off_t off, int whence) { FAULT_OR(SYS_OP_LSEEK); RET(lseek(fd, off, whence)); }
 ssize_t sys_copy_file_range(int fd_in, off_t *off_in, int fd_out, off_t *off_out, size_t len, unsigned flags)
@@ -161,4 +164,5 @@ int sys_removexattr(const char *path, const char *name) { FAULT_OR(SYS_OP_REMOVE
 int sys_fstatvfs(int fd, struct statvfs *st) { FAULT_OR(SYS_OP_FSTATVFS); RET(fstatvfs(fd, st)); }
 ssize_t sys_getdents(int fd, void *buf, size_t size) { FAULT_OR(SYS_OP_GETDENTS); RET(syscall(SYS_getdents64, fd, buf, size)); }
 int sys_syncfs(int fd) { FAULT_OR(SYS_OP_SYNCFS); RET(syncfs(fd)); }
+int sys_flock(int fd, int operation) { FAULT_OR(SYS_OP_FLOCK); RET(flock(fd, operation)); }
 int sys_backing_open(int fuse_fd, unsigned long request, void *map) { FAULT_OR(SYS_OP_BACKING_OPEN); RET(ioctl(fuse_fd, request, map)); }

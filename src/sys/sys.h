@@ -1,4 +1,4 @@
-/* sys: the one syscall seam for the origin (and later the cache device).
+/* sys: the one syscall seam for the origin and the cache device.
  * Every wrapper returns the syscall's non-negative result or -errno, never -1 with errno, and
  * goes through a call counter so tests can fail the Nth call of any operation:
  *   CACHEMAX_FAULT="pwrite:3:EIO,openat:10:ENOSPC"   (in the daemon's environment), or
@@ -21,7 +21,7 @@ enum sys_op {
 	SYS_OP_MKDIRAT, SYS_OP_MKNODAT, SYS_OP_SYMLINKAT, SYS_OP_READLINKAT, SYS_OP_UNLINKAT,
 	SYS_OP_RENAMEAT2, SYS_OP_LINKAT, SYS_OP_FCHOWNAT, SYS_OP_CHMOD, SYS_OP_UTIMENSAT,
 	SYS_OP_GETXATTR, SYS_OP_SETXATTR, SYS_OP_LISTXATTR, SYS_OP_REMOVEXATTR, SYS_OP_FSTATVFS,
-	SYS_OP_GETDENTS, SYS_OP_SYNCFS, SYS_OP_BACKING_OPEN,
+	SYS_OP_GETDENTS, SYS_OP_SYNCFS, SYS_OP_BACKING_OPEN, SYS_OP_FDATASYNC, SYS_OP_FLOCK,
 	SYS_OP_COUNT
 };
 
@@ -41,6 +41,8 @@ ssize_t sys_pwrite(int fd, const void *buf, size_t size, off_t off);
 int sys_ftruncate(int fd, off_t size);
 int sys_truncate(const char *path, off_t size);
 int sys_fsync(int fd, int datasync);
+/* fdatasync(2) as its own op, so tests can fail the cache's data syncs apart from record fsyncs. */
+int sys_fdatasync(int fd);
 int sys_fallocate(int fd, int mode, off_t off, off_t len);
 off_t sys_lseek(int fd, off_t off, int whence);
 ssize_t sys_copy_file_range(int fd_in, off_t *off_in, int fd_out, off_t *off_out, size_t len,
@@ -62,6 +64,7 @@ int sys_removexattr(const char *path, const char *name);
 int sys_fstatvfs(int fd, struct statvfs *st);
 ssize_t sys_getdents(int fd, void *buf, size_t size);
 int sys_syncfs(int fd);
+int sys_flock(int fd, int operation);
 /* ioctl(FUSE_DEV_IOC_BACKING_OPEN): its own op so tests can make the kernel "refuse" it. */
 int sys_backing_open(int fuse_fd, unsigned long request, void *map);
 

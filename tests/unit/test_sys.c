@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -103,7 +104,8 @@ static void test_parse_accepts(void **state)
 	                                 "unlinkat:9:EIO,renameat2:9:EIO,linkat:9:EIO,fchownat:9:EIO,"
 	                                 "chmod:9:EIO,utimensat:9:EIO,getxattr:9:EIO,setxattr:9:EIO,"
 	                                 "listxattr:9:EIO,removexattr:9:EIO,fstatvfs:9:EIO,"
-	                                 "getdents:9:EIO,syncfs:9:EIO"), 0);
+	                                 "getdents:9:EIO,syncfs:9:EIO,backing_open:9:EIO,"
+	                                 "fdatasync:9:EIO,flock:9:EIO"), 0);
 	/* Large nth, empty items and the empty spec. */
 	assert_int_equal(sys_fault_parse("lseek:18446744073709551615:EIO"), 0);
 	assert_int_equal(sys_fault_parse("pwrite:3:EIO,,openat:2:EIO"), 0);
@@ -366,6 +368,8 @@ static void test_wrappers_errno(void **state)
 	assert_int_equal(sys_getdents(-1, buf, sizeof(buf)), -EBADF);
 	assert_int_equal(sys_getdents(f->fd, buf, sizeof(buf)), -ENOTDIR);
 	assert_int_equal(sys_syncfs(-1), -EBADF);
+	assert_int_equal(sys_fdatasync(-1), -EBADF);
+	assert_int_equal(sys_flock(-1, LOCK_EX), -EBADF);
 	/* A name longer than NAME_MAX. */
 	{
 		char longname[NAME_MAX + 2];
@@ -401,6 +405,9 @@ static void test_wrappers_success(void **state)
 	assert_int_equal(sys_fstatvfs(fd, &vfs), 0);
 	assert_true(vfs.f_bsize > 0);
 	assert_int_equal(sys_syncfs(fd), 0);
+	assert_int_equal(sys_fdatasync(fd), 0);
+	assert_int_equal(sys_flock(fd, LOCK_EX | LOCK_NB), 0);
+	assert_int_equal(sys_flock(fd, LOCK_UN), 0);
 
 	fd2 = sys_openat(f->dirfd, "copy", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	assert_true(fd2 >= 0);

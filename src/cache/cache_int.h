@@ -1,0 +1,193 @@
+/* cache_int: the store's private structures and the seams between its files:
+ *   cache_store.c   the store: superblock, open-object table, usage
+ *   cache_object.c  the object API: locking, sharing, chunk arithmetic of reads and writes
+ *   cache_disk.c    one object's files and the crash-ordering rules (cache_disk_*)
+ *   cache_meta.c    the on-disk formats (pure)
+ * Private to src/cache/ and its unit tests.
+ */
+#ifndef CACHEMAX_CACHE_INT_H
+#define CACHEMAX_CACHE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cache/cache_store.h"
+
+#define CACHE_STORE_TABLE_SIZE 4096u   /* buckets of the open-object table (a power of two) */
+#define CACHE_SHARD_COUNT 256u         /* objects/00 .. objects/ff */
+#define CACHE_OBJECT_NAME_SIZE 40u     /* "HH/" + 16 hex + "-" + 16 hex + NUL, rounded up */
+#define CACHE_OBJECT_PATH_SIZE 64u     /* name + ".meta.tmp" + NUL, rounded up */
+#define CACHE_DATA_SUFFIX ".data"
+#define CACHE_META_SUFFIX ".meta"
+#define CACHE_META_TMP_SUFFIX ".meta.tmp"
+#define CACHE_BYTES_PER_BLOCK 512u     /* unit of st_blocks */
+
+struct cache_store {
+	int store_fd;      /* CACHEDIR/cachemax-v1, flock'ed for the store's lifetime */
+	int objects_fd;    /* .../objects */
+	uint32_t chunk_shift;
+	uint32_t persist_batch;
+
+	/* table_lock protects table[], open_objects and, in every object, refs, hash_next and
+	 * in_table. */
+	pthread_mutex_t table_lock;
+	struct cache_object *table[CACHE_STORE_TABLE_SIZE];
+	uint64_t open_objects;   /* objects allocated (in the table or still referenced) */
+
+	/* Usage. Held shared by whoever changes a data file's allocation or existence until the
+	 * change is accounted; held exclusive by the one scan. usage_known only changes under
+	 * the exclusive hold; the counters are atomics because shared holders add concurrently. */
+	pthread_rwlock_t usage_lock;
+	bool usage_known;
+	atomic_uint_fast64_t usage_bytes;
+	atomic_uint_fast64_t usage_objects;
+};
+
+struct cache_object {
+	/* Set at creation, then constant. */
+	struct cache_store *store;
+	struct cache_key key;
+	char name[CACHE_OBJECT_NAME_SIZE];   /* "HH/DEV-INO", relative to objects_fd */
+
+	/* store->table_lock */
+	uint32_t refs;
+	bool in_table;
+	struct cache_object *hash_next;
+
+	/* lock protects everything below. data_fd is constant once loaded, so a reader may use it
+	 * after dropping the lock (it re-checks generation afterwards). */
+	pthread_mutex_t lock;
+	bool loaded;           /* data file open, map matches the record or was reset */
+	bool removed;          /* cache_object_remove(): serves and stores nothing */
+	bool failed;           /* a reset after a device error failed: serves and stores nothing */
+	int data_fd;
+	struct cache_fingerprint fp;
+	uint64_t generation;   /* bumped before any present byte may change or a chunk is dropped */
+	uint8_t *map;          /* bitmap, on-disk layout; capacity map_capacity bytes */
+	uint64_t map_capacity;
+	uint64_t chunk_count;  /* chunks_for(fp.size) */
+	uint64_t present_count;
+	bool record_on_disk;   /* a persisted record may claim chunks: withdraw before changing them */
+	bool record_stale;     /* map or fingerprint differ from the persisted record */
+	bool data_unsynced;    /* data written since the last fdatasync */
+	uint32_t unpersisted_chunks;   /* chunks stored since the last record write */
+	uint64_t allocated;    /* data file st_blocks * 512 as last accounted */
+};
+
+/* Names: "HH/DEV-INO" for key (the caller's buffer holds CACHE_OBJECT_NAME_SIZE). */
+void cache_object_name(struct cache_key key, char name[CACHE_OBJECT_NAME_SIZE]);
+/* Shard index 0..CACHE_SHARD_COUNT-1 and table bucket of a key. */
+uint32_t cache_key_hash(struct cache_key key);
+
+/* cache_store.c: table references. cache_store_object_get() returns the key's object with one
+ * more reference, creating an unloaded one if needed (-ENOMEM). cache_store_object_put() drops
+ * a reference and frees the object after the last. cache_store_object_detach() takes it out of
+ * the table so that the next open of its key creates a fresh object. */
+int cache_store_object_get(struct cache_store *store, struct cache_key key,
+                           struct cache_object **out);
+void cache_store_object_put(struct cache_object *obj);
+void cache_store_object_detach(struct cache_object *obj);
+
+/* The usage lock, shared: taken with obj->lock held around anything that may change a data
+ * file's allocation or existence, until the change is passed on with cache_store_usage_add()
+ * (ignored until the first scan has counted everything). */
+void cache_store_usage_enter(struct cache_store *store);
+void cache_store_usage_leave(struct cache_store *store);
+void cache_store_usage_add(struct cache_store *store, int64_t bytes, int64_t objects);
+
+/* cache_object.c: closes the data file and frees an object nobody references. */
+void cache_object_free(struct cache_object *obj);
+
+/* ---- Chunk geometry and map (obj->lock held) -------------------------------------------- */
+
+static inline uint64_t cache_chunk_index(const struct cache_object *obj, uint64_t off)
+{
+	return off >> obj->store->chunk_shift;
+}
+
+static inline uint64_t cache_chunk_start(const struct cache_object *obj, uint64_t k)
+{
+	return k << obj->store->chunk_shift;
+}
+
+/* End of chunk k within the file: the last chunk may be partial. */
+static inline uint64_t cache_chunk_end(const struct cache_object *obj, uint64_t k)
+{
+	uint64_t end = (k + 1) << obj->store->chunk_shift;
+	return end < obj->fp.size ? end : obj->fp.size;
+}
+
+static inline bool cache_chunk_present(const struct cache_object *obj, uint64_t k)
+{
+	return (obj->map[k / 8] >> (k % 8)) & 1;
+}
+
+static inline void cache_chunk_set(struct cache_object *obj, uint64_t k)
+{
+	if (!cache_chunk_present(obj, k)) {
+		obj->map[k / 8] |= (uint8_t)(1u << (k % 8));
+		obj->present_count++;
+	}
+}
+
+static inline void cache_chunk_clear(struct cache_object *obj, uint64_t k)
+{
+	if (cache_chunk_present(obj, k)) {
+		obj->map[k / 8] &= (uint8_t)~(1u << (k % 8));
+		obj->present_count--;
+	}
+}
+
+/* Any chunk of [first, last] (clipped to the map) present. */
+static inline bool cache_chunks_any_present(const struct cache_object *obj, uint64_t first,
+                                            uint64_t last)
+{
+	for (uint64_t k = first; k <= last && k < obj->chunk_count; k++)
+		if (cache_chunk_present(obj, k))
+			return true;
+	return false;
+}
+
+static inline bool cache_object_servable(const struct cache_object *obj)
+{
+	return obj->loaded && !obj->removed && !obj->failed;
+}
+
+/* ---- cache_disk.c: with obj->lock held; those marked (usage) also with the usage lock held
+ * shared. All return 0 or -errno unless said otherwise. ------------------------------------ */
+
+/* Loads a new object's data file and record for current (usage). Returns 0, or
+ * CACHE_OBJECT_RESET if a record was found and not adopted. */
+int cache_disk_load(struct cache_object *obj, const struct cache_fingerprint *current);
+/* Rule 1: fdatasync the data, then write the record (tmp, fsync, rename) if the map or the
+ * fingerprint changed (usage). A failed data sync resets the object; a failed record write
+ * leaves the previous record, which claims only durable bytes. */
+int cache_disk_persist(struct cache_object *obj);
+/* cache_disk_persist() once persist_batch chunks are waiting (usage). */
+int cache_disk_persist_if_due(struct cache_object *obj);
+/* Rule 2: after 0, no record on disk claims any byte of the data file. */
+int cache_disk_withdraw(struct cache_object *obj);
+/* Empties the object for fp: withdraw, truncate the data file to 0 then to fp->size (usage).
+ * Any failure leaves the object failed. Bumps the generation. */
+int cache_disk_reset(struct cache_object *obj, const struct cache_fingerprint *fp);
+/* A cache-device error: reset (failed if even that fails); returns err (usage). */
+int cache_disk_fail(struct cache_object *obj, int err);
+/* Resizes the data file and the map to size bytes; new chunks are absent. */
+int cache_disk_resize(struct cache_object *obj, uint64_t size);
+/* Withdraws, drops chunks [first, last] and punches their bytes out (usage). */
+int cache_disk_drop_chunks(struct cache_object *obj, uint64_t first, uint64_t last);
+/* Re-reads the data file's allocation and passes the change to the store (usage). */
+int cache_disk_account(struct cache_object *obj);
+/* Writes the part of buf (which holds [off, end)) that falls in chunks [first, last]. */
+int cache_disk_write_chunks(struct cache_object *obj, const void *buf, uint64_t off, uint64_t end,
+                            uint64_t first, uint64_t last);
+/* pread until size bytes or EOF: the count, or -errno. */
+ssize_t cache_disk_pread(int fd, void *buf, size_t size, off_t off);
+/* Eviction: unlinks the record, then the data (usage). 0, -ENOENT if neither existed, or the
+ * device's error (the object is then failed). Marks the object removed. */
+int cache_disk_unlink(struct cache_object *obj);
+
+#endif

@@ -1,0 +1,225 @@
+/* cache_meta: encode and decode the cache store's on-disk records. This comment is the
+ * specification of the formats; change the version (and this changelog) with any change.
+ *
+ * All integers are little-endian. CRC32C is Castagnoli (reflected polynomial 0x82F63B78, initial
+ * value and final xor 0xFFFFFFFF; "123456789" -> 0xE3069283).
+ *
+ * Object record, objects/HH/DEV-INO.meta, version 1:
+ *   off  size  field
+ *     0     8  magic          "CMXOBJ\r\n"
+ *     8     4  version        1
+ *    12     4  header_size    96 (offset of the bitmap)
+ *    16     8  key_dev        the object's key (must match the file name)
+ *    24     8  key_ino
+ *    32     8  fp_dev         fingerprint of the origin file the present chunks belong to
+ *    40     8  fp_ino
+ *    48     8  fp_size
+ *    56     8  fp_mtime_ns    signed
+ *    64     8  fp_ctime_ns    signed
+ *    72     4  chunk_shift    log2(chunk size), 12..26
+ *    76     4  flags          0 (none defined; any other value is rejected)
+ *    80     8  chunk_count    ceil(fp_size / chunk size), at most CACHE_OBJECT_MAX_CHUNKS
+ *    88     8  present_count  bits set in the bitmap
+ *    96     B  bitmap         B = ceil(chunk_count / 8); chunk i present = bit (i % 8) of byte
+ *                             i / 8; bits past chunk_count are 0
+ *  96+B     4  crc32c         of bytes [0, 96 + B)
+ * The file is exactly 100 + B bytes. Anything else (torn, garbled, other version) is treated
+ * as no record at all. Written to DEV-INO.meta.tmp, fsynced, renamed over DEV-INO.meta.
+ *
+ * Superblock, cachemax-v1/superblock, version 1 (36 bytes):
+ *     0     8  magic          "CMXSTOR\n"
+ *     8     4  version        1
+ *    12     4  flags          0
+ *    16     8  origin_dev     st_dev, st_ino of the origin root the store belongs to
+ *    24     8  origin_ino
+ *    32     4  crc32c         of bytes [0, 32)
+ *
+ * Changelog: version 1 — first format.
+ */
+#include "cache/cache_meta.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#define CRC32C_POLY 0x82F63B78u
+#define CRC32C_INIT 0xFFFFFFFFu
+#define CRC_TABLE_SIZE 256
+
+static const uint8_t record_magic[8] = { 'C', 'M', 'X', 'O', 'B', 'J', '\r', '\n' };
+static const uint8_t superblock_magic[8] = { 'C', 'M', 'X', 'S', 'T', 'O', 'R', '\n' };
+
+enum record_offset {
+	REC_MAGIC = 0, REC_VERSION = 8, REC_HEADER_SIZE = 12, REC_KEY_DEV = 16, REC_KEY_INO = 24,
+	REC_FP_DEV = 32, REC_FP_INO = 40, REC_FP_SIZE = 48, REC_FP_MTIME = 56, REC_FP_CTIME = 64,
+	REC_CHUNK_SHIFT = 72, REC_FLAGS = 76, REC_CHUNK_COUNT = 80, REC_PRESENT_COUNT = 88,
+};
+enum superblock_offset {
+	SB_MAGIC = 0, SB_VERSION = 8, SB_FLAGS = 12, SB_ORIGIN_DEV = 16, SB_ORIGIN_INO = 24,
+	SB_CRC = 32,
+};
+
+static uint32_t crc_table[CRC_TABLE_SIZE];
+static pthread_once_t crc_table_once = PTHREAD_ONCE_INIT;
+
+static void crc_table_init(void)
+{
+	for (uint32_t i = 0; i < CRC_TABLE_SIZE; i++) {
+		uint32_t c = i;
+		for (int bit = 0; bit < 8; bit++)
+			c = (c & 1) ? (c >> 1) ^ CRC32C_POLY : c >> 1;
+		crc_table[i] = c;
+	}
+}
+
+/* crc is the value returned for the previous piece (0 to start). */
+uint32_t cache_crc32c(uint32_t crc, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	pthread_once(&crc_table_once, crc_table_init);
+	crc ^= CRC32C_INIT;
+	while (len--)
+		crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+	return crc ^ CRC32C_INIT;
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get_le32(const uint8_t *p)
+{
+	uint32_t v = 0;
+	for (int i = 3; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+uint64_t cache_meta_chunks_for(uint64_t size, uint32_t chunk_shift)
+{
+	return (size >> chunk_shift) + ((size & ((1ull << chunk_shift) - 1)) != 0);
+}
+
+uint64_t cache_meta_bitmap_bytes(uint64_t chunk_count)
+{
+	return chunk_count / 8 + (chunk_count % 8 != 0);
+}
+
+uint64_t cache_meta_record_size(uint64_t chunk_count)
+{
+	return CACHE_META_HEADER_SIZE + cache_meta_bitmap_bytes(chunk_count) + CACHE_META_CRC_SIZE;
+}
+
+void cache_meta_record_encode(const struct cache_meta_record *r, uint8_t *buf)
+{
+	uint64_t bitmap_bytes = cache_meta_bitmap_bytes(r->chunk_count);
+
+	memset(buf, 0, CACHE_META_HEADER_SIZE);
+	memcpy(buf + REC_MAGIC, record_magic, sizeof(record_magic));
+	put_le32(buf + REC_VERSION, CACHE_META_RECORD_VERSION);
+	put_le32(buf + REC_HEADER_SIZE, CACHE_META_HEADER_SIZE);
+	put_le64(buf + REC_KEY_DEV, r->key.dev);
+	put_le64(buf + REC_KEY_INO, r->key.ino);
+	put_le64(buf + REC_FP_DEV, r->fp.dev);
+	put_le64(buf + REC_FP_INO, r->fp.ino);
+	put_le64(buf + REC_FP_SIZE, r->fp.size);
+	put_le64(buf + REC_FP_MTIME, (uint64_t)r->fp.mtime_ns);
+	put_le64(buf + REC_FP_CTIME, (uint64_t)r->fp.ctime_ns);
+	put_le32(buf + REC_CHUNK_SHIFT, r->chunk_shift);
+	put_le32(buf + REC_FLAGS, 0);
+	put_le64(buf + REC_CHUNK_COUNT, r->chunk_count);
+	put_le64(buf + REC_PRESENT_COUNT, r->present_count);
+	if (bitmap_bytes)
+		memcpy(buf + CACHE_META_HEADER_SIZE, r->bitmap, bitmap_bytes);
+	put_le32(buf + CACHE_META_HEADER_SIZE + bitmap_bytes,
+	         cache_crc32c(0, buf, CACHE_META_HEADER_SIZE + bitmap_bytes));
+}
+
+static uint64_t popcount_bytes(const uint8_t *p, uint64_t n)
+{
+	uint64_t count = 0;
+	for (uint64_t i = 0; i < n; i++)
+		count += (uint64_t)__builtin_popcount(p[i]);
+	return count;
+}
+
+int cache_meta_record_decode(const uint8_t *buf, size_t len, struct cache_meta_record *out)
+{
+	struct cache_meta_record r;
+	uint64_t bitmap_bytes;
+
+	if (len < CACHE_META_HEADER_SIZE + CACHE_META_CRC_SIZE)
+		return -EBADMSG;
+	if (memcmp(buf + REC_MAGIC, record_magic, sizeof(record_magic)) ||
+	    get_le32(buf + REC_VERSION) != CACHE_META_RECORD_VERSION ||
+	    get_le32(buf + REC_HEADER_SIZE) != CACHE_META_HEADER_SIZE ||
+	    get_le32(buf + REC_FLAGS) != 0)
+		return -EBADMSG;
+	r.chunk_shift = get_le32(buf + REC_CHUNK_SHIFT);
+	r.chunk_count = get_le64(buf + REC_CHUNK_COUNT);
+	if (r.chunk_shift < CACHE_META_CHUNK_SHIFT_MIN || r.chunk_shift > CACHE_META_CHUNK_SHIFT_MAX ||
+	    r.chunk_count > CACHE_OBJECT_MAX_CHUNKS || cache_meta_record_size(r.chunk_count) != len)
+		return -EBADMSG;
+	bitmap_bytes = cache_meta_bitmap_bytes(r.chunk_count);
+	if (get_le32(buf + CACHE_META_HEADER_SIZE + bitmap_bytes) !=
+	    cache_crc32c(0, buf, CACHE_META_HEADER_SIZE + bitmap_bytes))
+		return -EBADMSG;
+
+	r.key.dev = get_le64(buf + REC_KEY_DEV);
+	r.key.ino = get_le64(buf + REC_KEY_INO);
+	r.fp.dev = get_le64(buf + REC_FP_DEV);
+	r.fp.ino = get_le64(buf + REC_FP_INO);
+	r.fp.size = get_le64(buf + REC_FP_SIZE);
+	r.fp.mtime_ns = (int64_t)get_le64(buf + REC_FP_MTIME);
+	r.fp.ctime_ns = (int64_t)get_le64(buf + REC_FP_CTIME);
+	r.present_count = get_le64(buf + REC_PRESENT_COUNT);
+	r.bitmap = buf + CACHE_META_HEADER_SIZE;
+	if (r.fp.size > INT64_MAX || cache_meta_chunks_for(r.fp.size, r.chunk_shift) != r.chunk_count)
+		return -EBADMSG;
+	if (r.chunk_count % 8 && (r.bitmap[bitmap_bytes - 1] >> (r.chunk_count % 8)))
+		return -EBADMSG;
+	if (popcount_bytes(r.bitmap, bitmap_bytes) != r.present_count)
+		return -EBADMSG;
+	*out = r;
+	return 0;
+}
+
+void cache_meta_superblock_encode(const struct cache_meta_superblock *sb,
+                                  uint8_t buf[CACHE_META_SUPERBLOCK_SIZE])
+{
+	memcpy(buf + SB_MAGIC, superblock_magic, sizeof(superblock_magic));
+	put_le32(buf + SB_VERSION, CACHE_META_SUPERBLOCK_VERSION);
+	put_le32(buf + SB_FLAGS, 0);
+	put_le64(buf + SB_ORIGIN_DEV, sb->origin_dev);
+	put_le64(buf + SB_ORIGIN_INO, sb->origin_ino);
+	put_le32(buf + SB_CRC, cache_crc32c(0, buf, SB_CRC));
+}
+
+int cache_meta_superblock_decode(const uint8_t *buf, size_t len, struct cache_meta_superblock *sb)
+{
+	if (len != CACHE_META_SUPERBLOCK_SIZE ||
+	    memcmp(buf + SB_MAGIC, superblock_magic, sizeof(superblock_magic)) ||
+	    get_le32(buf + SB_CRC) != cache_crc32c(0, buf, SB_CRC) || get_le32(buf + SB_FLAGS) != 0)
+		return -EBADMSG;
+	if (get_le32(buf + SB_VERSION) != CACHE_META_SUPERBLOCK_VERSION)
+		return -EPROTONOSUPPORT;
+	sb->origin_dev = get_le64(buf + SB_ORIGIN_DEV);
+	sb->origin_ino = get_le64(buf + SB_ORIGIN_INO);
+	return 0;
+}

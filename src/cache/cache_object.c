@@ -1,0 +1,440 @@
+/* cache_object: the object API — opening and sharing objects, reads, fills and the
+ * write-through helpers — as locking and chunk arithmetic over cache_disk.c, which owns the
+ * files and the crash-ordering rules. Every change bumps the generation first; readers copy
+ * outside the lock and re-check it afterwards.
+ */
+#include "cache/cache_int.h"
+#include "cache/cache_meta.h"
+#include "sys/sys.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+/* ---- Open and release ------------------------------------------------------------------- */
+
+int cache_object_open(struct cache_store *store, struct cache_key key,
+                      const struct cache_fingerprint *current, struct cache_object **out)
+{
+	struct cache_object *obj;
+	int rc;
+
+	if (cache_meta_chunks_for(current->size, store->chunk_shift) > CACHE_OBJECT_MAX_CHUNKS)
+		return -EFBIG;   /* before anything is created for it */
+	for (;;) {
+		rc = cache_store_object_get(store, key, &obj);
+		if (rc < 0)
+			return rc;
+		pthread_mutex_lock(&obj->lock);
+		if (!obj->removed)
+			break;
+		/* Removed while we looked it up: it is leaving the table; take a fresh one. */
+		pthread_mutex_unlock(&obj->lock);
+		cache_store_object_detach(obj);
+		cache_store_object_put(obj);
+	}
+	cache_store_usage_enter(store);
+	if (!obj->loaded) {
+		rc = cache_disk_load(obj, current);
+	} else if (obj->failed || !cache_fingerprint_equal(current, &obj->fp)) {
+		rc = cache_disk_reset(obj, current);
+		if (rc == 0)
+			rc = CACHE_OBJECT_RESET;
+	}
+	cache_store_usage_leave(store);
+	pthread_mutex_unlock(&obj->lock);
+	if (rc < 0) {
+		cache_store_object_put(obj);
+		return rc;
+	}
+	*out = obj;
+	return rc;
+}
+
+/* Every release persists what is pending, so the last one leaves nothing unpersisted. */
+int cache_object_release(struct cache_object *obj)
+{
+	int rc;
+
+	pthread_mutex_lock(&obj->lock);
+	cache_store_usage_enter(obj->store);
+	rc = cache_disk_persist(obj);
+	cache_store_usage_leave(obj->store);
+	pthread_mutex_unlock(&obj->lock);
+	cache_store_object_put(obj);
+	return rc;
+}
+
+void cache_object_free(struct cache_object *obj)
+{
+	if (obj->data_fd >= 0)
+		sys_close(obj->data_fd);
+	free(obj->map);
+	pthread_mutex_destroy(&obj->lock);
+	free(obj);
+}
+
+int cache_object_revalidate(struct cache_object *obj, const struct cache_fingerprint *current)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&obj->lock);
+	if (obj->loaded && !obj->removed &&
+	    (obj->failed || !cache_fingerprint_equal(current, &obj->fp))) {
+		cache_store_usage_enter(obj->store);
+		rc = cache_disk_reset(obj, current);
+		cache_store_usage_leave(obj->store);
+		if (rc == 0)
+			rc = CACHE_OBJECT_RESET;
+	}
+	pthread_mutex_unlock(&obj->lock);
+	return rc;
+}
+
+/* ---- Reads and fills -------------------------------------------------------------------- */
+
+uint64_t cache_object_generation(struct cache_object *obj)
+{
+	uint64_t generation;
+	pthread_mutex_lock(&obj->lock);
+	generation = obj->generation;
+	pthread_mutex_unlock(&obj->lock);
+	return generation;
+}
+
+/* off + size as a file offset, or -EINVAL if it would not be one. */
+static int range_check(off_t off, uint64_t size)
+{
+	if (off < 0 || size > (uint64_t)INT64_MAX - (uint64_t)off)
+		return -EINVAL;
+	return 0;
+}
+
+/* Every chunk of [start, end) is present (start < end). */
+static bool range_present(const struct cache_object *obj, uint64_t start, uint64_t end)
+{
+	for (uint64_t k = cache_chunk_index(obj, start); k <= cache_chunk_index(obj, end - 1); k++)
+		if (!cache_chunk_present(obj, k))
+			return false;
+	return true;
+}
+
+ssize_t cache_object_read(struct cache_object *obj, void *buf, size_t size, off_t off)
+{
+	uint64_t start = (uint64_t)off, end, generation;
+	ssize_t want, n;
+	int fd;
+
+	if (range_check(off, size) < 0)
+		return -EINVAL;
+	pthread_mutex_lock(&obj->lock);
+	if (!cache_object_servable(obj)) {
+		want = -ENODATA;
+	} else if (start >= obj->fp.size || size == 0) {
+		want = 0;
+	} else {
+		end = start + size < obj->fp.size ? start + size : obj->fp.size;
+		want = range_present(obj, start, end) ? (ssize_t)(end - start) : -ENODATA;
+	}
+	generation = obj->generation;
+	fd = obj->data_fd;
+	pthread_mutex_unlock(&obj->lock);
+	if (want <= 0)
+		return want;
+
+	n = cache_disk_pread(fd, buf, (size_t)want, off);
+
+	pthread_mutex_lock(&obj->lock);
+	if (obj->generation != generation) {
+		n = -ENODATA;   /* changed under the copy: the bytes may be a mix */
+	} else if (n != want) {
+		/* The device failed, or the data file is shorter than the map says. */
+		cache_store_usage_enter(obj->store);
+		n = cache_disk_fail(obj, n < 0 ? (int)n : -EIO);
+		cache_store_usage_leave(obj->store);
+	}
+	pthread_mutex_unlock(&obj->lock);
+	return n;
+}
+
+/* Chunk k is entirely inside [off, end) (its end clipped to the file size). */
+static bool chunk_covered(const struct cache_object *obj, uint64_t k, uint64_t off, uint64_t end)
+{
+	return cache_chunk_start(obj, k) >= off && cache_chunk_end(obj, k) <= end;
+}
+
+/* Stores the absent chunks that [start, end) covers entirely; counts them in *stored. */
+static int fill_locked(struct cache_object *obj, const void *buf, uint64_t start, uint64_t end,
+                       uint64_t *stored)
+{
+	/* The first chunk that starts at or after start. */
+	uint64_t k = cache_chunk_index(obj, start) +
+	             (cache_chunk_start(obj, cache_chunk_index(obj, start)) != start);
+
+	while (k < obj->chunk_count && chunk_covered(obj, k, start, end)) {
+		uint64_t last = k;
+		int rc;
+		if (cache_chunk_present(obj, k)) {
+			k++;
+			continue;
+		}
+		while (last + 1 < obj->chunk_count && !cache_chunk_present(obj, last + 1) &&
+		       chunk_covered(obj, last + 1, start, end))
+			last++;
+		rc = cache_disk_write_chunks(obj, buf, start, end, k, last);
+		if (rc < 0)
+			return rc;
+		*stored += last + 1 - k;
+		for (; k <= last; k++)
+			cache_chunk_set(obj, k);
+	}
+	if (*stored == 0)
+		return 0;
+	obj->data_unsynced = true;
+	obj->record_stale = true;
+	obj->unpersisted_chunks += (uint32_t)*stored;
+	return cache_disk_account(obj);
+}
+
+ssize_t cache_object_fill(struct cache_object *obj, uint64_t generation, const void *buf,
+                          size_t size, off_t off)
+{
+	uint64_t start = (uint64_t)off, end, stored = 0;
+	int rc;
+
+	if (range_check(off, size) < 0)
+		return -EINVAL;
+	pthread_mutex_lock(&obj->lock);
+	if (!cache_object_servable(obj) || generation != obj->generation) {
+		pthread_mutex_unlock(&obj->lock);
+		return -ESTALE;
+	}
+	end = start + size < obj->fp.size ? start + size : obj->fp.size;
+	cache_store_usage_enter(obj->store);
+	rc = fill_locked(obj, buf, start, end, &stored);
+	rc = rc < 0 ? cache_disk_fail(obj, rc) : cache_disk_persist_if_due(obj);
+	cache_store_usage_leave(obj->store);
+	pthread_mutex_unlock(&obj->lock);
+	return rc < 0 ? rc : (ssize_t)stored;
+}
+
+/* ---- Write-through ---------------------------------------------------------------------- */
+
+/* Present chunks take the new bytes in place; absent ones only if entirely covered. */
+static bool chunk_writable(const struct cache_object *obj, uint64_t k, uint64_t off, uint64_t end)
+{
+	return cache_chunk_present(obj, k) || chunk_covered(obj, k, off, end);
+}
+
+static int write_locked(struct cache_object *obj, const void *data, uint64_t start, uint64_t end)
+{
+	uint64_t first, last, stored = 0;
+	int rc;
+
+	if (end > obj->fp.size) {
+		rc = cache_disk_resize(obj, end);
+		if (rc < 0)
+			return rc;
+	}
+	first = cache_chunk_index(obj, start);
+	last = cache_chunk_index(obj, end - 1);
+	if (cache_chunks_any_present(obj, first, last)) {
+		rc = cache_disk_withdraw(obj);   /* rule 2: bytes a record may claim are about to change */
+		if (rc < 0)
+			return rc;
+	}
+	for (uint64_t k = first; k <= last;) {
+		uint64_t run_end = k;
+		if (!chunk_writable(obj, k, start, end)) {
+			k++;
+			continue;
+		}
+		while (run_end + 1 <= last && chunk_writable(obj, run_end + 1, start, end))
+			run_end++;
+		rc = cache_disk_write_chunks(obj, data, start, end, k, run_end);
+		if (rc < 0)
+			return rc;
+		for (; k <= run_end; k++) {
+			stored += !cache_chunk_present(obj, k);
+			cache_chunk_set(obj, k);
+		}
+	}
+	obj->data_unsynced = true;
+	obj->record_stale = true;
+	obj->unpersisted_chunks += (uint32_t)stored;
+	return cache_disk_account(obj);
+}
+
+int cache_object_write(struct cache_object *obj, const void *data, size_t size, off_t off)
+{
+	int rc = 0;
+
+	if (range_check(off, size) < 0)
+		return -EINVAL;
+	pthread_mutex_lock(&obj->lock);
+	obj->generation++;
+	if (cache_object_servable(obj) && size) {
+		cache_store_usage_enter(obj->store);
+		rc = write_locked(obj, data, (uint64_t)off, (uint64_t)off + size);
+		rc = rc < 0 ? cache_disk_fail(obj, rc) : cache_disk_persist_if_due(obj);
+		cache_store_usage_leave(obj->store);
+	}
+	pthread_mutex_unlock(&obj->lock);
+	return rc;
+}
+
+int cache_object_truncate(struct cache_object *obj, off_t new_size)
+{
+	int rc = 0;
+
+	if (new_size < 0)
+		return -EINVAL;
+	pthread_mutex_lock(&obj->lock);
+	obj->generation++;
+	if (!cache_object_servable(obj) || (uint64_t)new_size == obj->fp.size)
+		goto unlock;
+	cache_store_usage_enter(obj->store);
+	if ((uint64_t)new_size < obj->fp.size && obj->present_count)
+		rc = cache_disk_withdraw(obj);
+	if (rc == 0)
+		rc = cache_disk_resize(obj, (uint64_t)new_size);
+	if (rc == 0)
+		rc = cache_disk_account(obj);
+	if (rc < 0)
+		rc = cache_disk_fail(obj, rc);
+	cache_store_usage_leave(obj->store);
+unlock:
+	pthread_mutex_unlock(&obj->lock);
+	return rc;
+}
+
+int cache_object_invalidate(struct cache_object *obj, off_t off, off_t len)
+{
+	uint64_t end;
+	int rc = 0;
+
+	if (off < 0 || len < 0)
+		return -EINVAL;
+	pthread_mutex_lock(&obj->lock);
+	obj->generation++;
+	end = len == 0 || (uint64_t)len > obj->fp.size ? obj->fp.size : (uint64_t)off + (uint64_t)len;
+	if (end > obj->fp.size)
+		end = obj->fp.size;
+	if (!cache_object_servable(obj) || (uint64_t)off >= end)
+		goto unlock;
+	cache_store_usage_enter(obj->store);
+	rc = cache_disk_drop_chunks(obj, cache_chunk_index(obj, (uint64_t)off),
+	                            cache_chunk_index(obj, end - 1));
+	if (rc < 0)
+		rc = cache_disk_fail(obj, rc);
+	cache_store_usage_leave(obj->store);
+unlock:
+	pthread_mutex_unlock(&obj->lock);
+	return rc;
+}
+
+/* A size change nobody reported: the bytes from the smaller size on are unknown. Returns 0 or
+ * CACHE_OBJECT_RESET if chunks were dropped. */
+static int resize_unreported(struct cache_object *obj, const struct cache_fingerprint *fp)
+{
+	uint64_t from = cache_chunk_index(obj, fp->size < obj->fp.size ? fp->size : obj->fp.size);
+	bool dropped = cache_chunks_any_present(obj, from, obj->chunk_count);
+	int rc;
+
+	obj->generation++;
+	rc = cache_disk_drop_chunks(obj, from, obj->chunk_count);
+	if (rc == 0)
+		rc = cache_disk_resize(obj, fp->size);
+	if (rc == 0)
+		rc = cache_disk_account(obj);
+	if (rc < 0)
+		return rc;
+	obj->fp = *fp;
+	return dropped ? CACHE_OBJECT_RESET : 0;
+}
+
+int cache_object_set_fingerprint(struct cache_object *obj, const struct cache_fingerprint *fp)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&obj->lock);
+	if (!cache_object_servable(obj) || cache_fingerprint_equal(fp, &obj->fp))
+		goto unlock;
+	cache_store_usage_enter(obj->store);
+	if (fp->dev != obj->fp.dev || fp->ino != obj->fp.ino) {
+		rc = cache_disk_reset(obj, fp);   /* another file: nothing here is its bytes */
+		if (rc == 0)
+			rc = CACHE_OBJECT_RESET;
+	} else if (fp->size != obj->fp.size) {
+		rc = resize_unreported(obj, fp);
+		if (rc < 0)
+			rc = cache_disk_fail(obj, rc);
+	} else {
+		obj->fp = *fp;
+		obj->record_stale = true;
+	}
+	cache_store_usage_leave(obj->store);
+unlock:
+	pthread_mutex_unlock(&obj->lock);
+	return rc;
+}
+
+/* ---- State ------------------------------------------------------------------------------ */
+
+int cache_object_sync(struct cache_object *obj)
+{
+	int rc;
+	pthread_mutex_lock(&obj->lock);
+	cache_store_usage_enter(obj->store);
+	rc = cache_disk_persist(obj);
+	cache_store_usage_leave(obj->store);
+	pthread_mutex_unlock(&obj->lock);
+	return rc;
+}
+
+bool cache_object_complete(struct cache_object *obj)
+{
+	bool complete;
+	pthread_mutex_lock(&obj->lock);
+	complete = cache_object_servable(obj) && obj->present_count == obj->chunk_count;
+	pthread_mutex_unlock(&obj->lock);
+	return complete;
+}
+
+int cache_object_data_fd(struct cache_object *obj)
+{
+	return obj->data_fd;
+}
+
+void cache_object_info(struct cache_object *obj, struct cache_object_info *info)
+{
+	pthread_mutex_lock(&obj->lock);
+	info->fingerprint = obj->fp;
+	info->generation = obj->generation;
+	info->chunk_count = obj->chunk_count;
+	info->present_chunks = obj->present_count;
+	info->allocated_bytes = obj->allocated;
+	info->record_on_disk = obj->record_on_disk;
+	info->failed = obj->failed;
+	info->removed = obj->removed;
+	pthread_mutex_unlock(&obj->lock);
+}
+
+/* ---- Remove ----------------------------------------------------------------------------- */
+
+int cache_object_remove(struct cache_store *store, struct cache_key key)
+{
+	struct cache_object *obj;
+	int rc;
+
+	rc = cache_store_object_get(store, key, &obj);
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&obj->lock);
+	cache_store_usage_enter(store);
+	rc = obj->removed ? -ENOENT : cache_disk_unlink(obj);
+	cache_store_usage_leave(store);
+	pthread_mutex_unlock(&obj->lock);
+	cache_store_object_detach(obj);
+	cache_store_object_put(obj);
+	return rc;
+}

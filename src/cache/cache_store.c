@@ -1,0 +1,403 @@
+/* cache_store: the store as a whole — creating and checking CACHEDIR/cachemax-v1 and its
+ * superblock, the table of open objects (one struct cache_object per key, shared by its
+ * openers), and usage accounting. One object's data, map and record live in cache_object.c.
+ * Start-up reads only the superblock; usage is one scan of the data files on first demand.
+ */
+#include "cache/cache_int.h"
+#include "cache/cache_meta.h"
+#include "sys/sys.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+
+#define STORE_DIR_MODE 0700
+#define STORE_FILE_MODE 0600
+#define SUPERBLOCK_NAME "superblock"
+#define SUPERBLOCK_TMP_NAME "superblock.tmp"
+#define OBJECTS_DIR_NAME "objects"
+#define DIRENT_BUFFER_SIZE 65536
+#define HASH_MULTIPLIER 0x9E3779B97F4A7C15ull   /* splitmix64 constants */
+#define HASH_MIX1 0xBF58476D1CE4E5B9ull
+#define HASH_MIX2 0x94D049BB133111EBull
+
+void cache_fingerprint_from_stat(const struct stat *st, struct cache_fingerprint *fp)
+{
+	fp->dev = (uint64_t)st->st_dev;
+	fp->ino = (uint64_t)st->st_ino;
+	fp->size = (uint64_t)st->st_size;
+	fp->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+	fp->ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
+}
+
+struct cache_key cache_key_from_stat(const struct stat *st)
+{
+	return (struct cache_key){ .dev = (uint64_t)st->st_dev, .ino = (uint64_t)st->st_ino };
+}
+
+bool cache_fingerprint_equal(const struct cache_fingerprint *a, const struct cache_fingerprint *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	       a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns;
+}
+
+uint32_t cache_key_hash(struct cache_key key)
+{
+	uint64_t z = key.dev * HASH_MULTIPLIER ^ key.ino;
+	z = (z ^ (z >> 30)) * HASH_MIX1;
+	z = (z ^ (z >> 27)) * HASH_MIX2;
+	return (uint32_t)(z ^ (z >> 31));
+}
+
+void cache_object_name(struct cache_key key, char name[CACHE_OBJECT_NAME_SIZE])
+{
+	snprintf(name, CACHE_OBJECT_NAME_SIZE, "%02x/%016" PRIx64 "-%016" PRIx64,
+	         cache_key_hash(key) % CACHE_SHARD_COUNT, key.dev, key.ino);
+}
+
+uint32_t cache_store_chunk_size(const struct cache_store *store)
+{
+	return 1u << store->chunk_shift;
+}
+
+/* ---- Superblock ------------------------------------------------------------------------- */
+
+static int write_all(int fd, const void *buf, size_t size)
+{
+	const char *p = buf;
+	off_t off = 0;
+	while (size) {
+		ssize_t n = sys_pwrite(fd, p, size, off);
+		if (n < 0)
+			return (int)n;
+		if (n == 0)
+			return -EIO;
+		p += n;
+		off += n;
+		size -= (size_t)n;
+	}
+	return 0;
+}
+
+/* A new store: objects/ first, the superblock last (tmp, fsync, rename, fsync the directory),
+ * so a store with a superblock always has its objects directory. */
+static int store_create(int store_fd, const struct cache_store_config *config)
+{
+	struct cache_meta_superblock sb = { config->origin_dev, config->origin_ino };
+	uint8_t buf[CACHE_META_SUPERBLOCK_SIZE];
+	int fd, rc;
+
+	rc = sys_mkdirat(store_fd, OBJECTS_DIR_NAME, STORE_DIR_MODE);
+	if (rc < 0 && rc != -EEXIST)
+		return rc;
+	cache_meta_superblock_encode(&sb, buf);
+	fd = sys_openat(store_fd, SUPERBLOCK_TMP_NAME, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	                STORE_FILE_MODE);
+	if (fd < 0)
+		return fd;
+	rc = write_all(fd, buf, sizeof(buf));
+	if (rc == 0)
+		rc = sys_fsync(fd, 0);
+	sys_close(fd);
+	if (rc == 0)
+		rc = sys_renameat2(store_fd, SUPERBLOCK_TMP_NAME, store_fd, SUPERBLOCK_NAME, 0);
+	if (rc == 0)
+		rc = sys_fsync(store_fd, 0);
+	if (rc < 0)
+		sys_unlinkat(store_fd, SUPERBLOCK_TMP_NAME, 0);
+	return rc;
+}
+
+/* 0 if the store belongs to this origin; -ENOENT if there is no superblock yet. */
+static int store_check(int store_fd, const struct cache_store_config *config)
+{
+	uint8_t buf[CACHE_META_SUPERBLOCK_SIZE + 1];   /* one more: a longer file is damaged */
+	struct cache_meta_superblock sb;
+	ssize_t n;
+	int fd, rc;
+
+	fd = sys_openat(store_fd, SUPERBLOCK_NAME, O_RDONLY | O_CLOEXEC | O_NOFOLLOW, 0);
+	if (fd < 0)
+		return fd;
+	n = sys_pread(fd, buf, sizeof(buf), 0);
+	sys_close(fd);
+	if (n < 0)
+		return (int)n;
+	rc = cache_meta_superblock_decode(buf, (size_t)n, &sb);
+	if (rc == -EBADMSG)
+		return -EUCLEAN;
+	if (rc < 0)
+		return rc;
+	if (sb.origin_dev != config->origin_dev || sb.origin_ino != config->origin_ino)
+		return -EEXIST;
+	return 0;
+}
+
+static int config_chunk_shift(const struct cache_store_config *config, uint32_t *shift)
+{
+	uint32_t size = config->chunk_size ? config->chunk_size : CACHE_CHUNK_SIZE_DEFAULT;
+	if (size < CACHE_CHUNK_SIZE_MIN || size > CACHE_CHUNK_SIZE_MAX || (size & (size - 1)))
+		return -EINVAL;
+	*shift = (uint32_t)__builtin_ctz(size);
+	return 0;
+}
+
+int cache_store_open(int cachedir_fd, const struct cache_store_config *config,
+                     struct cache_store **out)
+{
+	pthread_rwlockattr_t rwattr;
+	struct cache_store *store;
+	uint32_t shift;
+	int store_fd, objects_fd, rc;
+
+	rc = config_chunk_shift(config, &shift);
+	if (rc < 0)
+		return rc;
+	rc = sys_mkdirat(cachedir_fd, CACHE_STORE_DIR_NAME, STORE_DIR_MODE);
+	if (rc < 0 && rc != -EEXIST)
+		return rc;
+	store_fd = sys_openat(cachedir_fd, CACHE_STORE_DIR_NAME,
+	                      O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+	if (store_fd < 0)
+		return store_fd;
+	rc = sys_flock(store_fd, LOCK_EX | LOCK_NB);
+	if (rc < 0) {
+		rc = rc == -EWOULDBLOCK ? -EBUSY : rc;
+		goto close_store_fd;
+	}
+	rc = store_check(store_fd, config);
+	if (rc == -ENOENT)
+		rc = store_create(store_fd, config);
+	if (rc < 0)
+		goto close_store_fd;
+	objects_fd = sys_openat(store_fd, OBJECTS_DIR_NAME, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	                        O_CLOEXEC, 0);
+	if (objects_fd == -ENOENT) {   /* removed by hand: an empty store is still consistent */
+		rc = sys_mkdirat(store_fd, OBJECTS_DIR_NAME, STORE_DIR_MODE);
+		objects_fd = rc < 0 ? rc : sys_openat(store_fd, OBJECTS_DIR_NAME,
+		                                     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+	}
+	if (objects_fd < 0) {
+		rc = objects_fd;
+		goto close_store_fd;
+	}
+	store = calloc(1, sizeof(*store));
+	if (!store) {
+		rc = -ENOMEM;
+		goto close_objects_fd;
+	}
+	store->store_fd = store_fd;
+	store->objects_fd = objects_fd;
+	store->chunk_shift = shift;
+	store->persist_batch = config->persist_batch_chunks ? config->persist_batch_chunks
+	                                                    : CACHE_PERSIST_BATCH_DEFAULT;
+	pthread_mutex_init(&store->table_lock, NULL);
+	/* The scan must not starve behind a steady stream of fills. */
+	pthread_rwlockattr_init(&rwattr);
+	pthread_rwlockattr_setkind_np(&rwattr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&store->usage_lock, &rwattr);
+	pthread_rwlockattr_destroy(&rwattr);
+	*out = store;
+	return 0;
+
+close_objects_fd:
+	sys_close(objects_fd);
+close_store_fd:
+	sys_close(store_fd);   /* also drops the flock */
+	return rc;
+}
+
+int cache_store_close(struct cache_store *store)
+{
+	int rc;
+
+	pthread_mutex_lock(&store->table_lock);
+	rc = store->open_objects ? -EBUSY : 0;
+	pthread_mutex_unlock(&store->table_lock);
+	if (rc < 0)
+		return rc;
+	/* Records are renamed into place without a directory fsync; make a clean stop durable. */
+	rc = sys_syncfs(store->store_fd);
+	sys_close(store->objects_fd);
+	sys_close(store->store_fd);
+	pthread_rwlock_destroy(&store->usage_lock);
+	pthread_mutex_destroy(&store->table_lock);
+	free(store);
+	return rc;
+}
+
+/* ---- Open-object table ------------------------------------------------------------------ */
+
+static struct cache_object **table_slot(struct cache_store *store, struct cache_key key)
+{
+	struct cache_object **slot = &store->table[cache_key_hash(key) % CACHE_STORE_TABLE_SIZE];
+	while (*slot && ((*slot)->key.dev != key.dev || (*slot)->key.ino != key.ino))
+		slot = &(*slot)->hash_next;
+	return slot;
+}
+
+int cache_store_object_get(struct cache_store *store, struct cache_key key,
+                           struct cache_object **out)
+{
+	struct cache_object *fresh = calloc(1, sizeof(*fresh)), **slot;
+
+	if (!fresh)
+		return -ENOMEM;
+	pthread_mutex_lock(&store->table_lock);
+	slot = table_slot(store, key);
+	if (*slot) {
+		(*slot)->refs++;
+		*out = *slot;
+		pthread_mutex_unlock(&store->table_lock);
+		free(fresh);
+		return 0;
+	}
+	fresh->store = store;
+	fresh->key = key;
+	cache_object_name(key, fresh->name);
+	fresh->refs = 1;
+	fresh->in_table = true;
+	fresh->data_fd = -1;
+	pthread_mutex_init(&fresh->lock, NULL);
+	*slot = fresh;
+	store->open_objects++;
+	pthread_mutex_unlock(&store->table_lock);
+	*out = fresh;
+	return 0;
+}
+
+static void table_unlink_locked(struct cache_object *obj)
+{
+	struct cache_object **slot = table_slot(obj->store, obj->key);
+	if (*slot == obj)
+		*slot = obj->hash_next;
+	obj->hash_next = NULL;
+	obj->in_table = false;
+}
+
+void cache_store_object_detach(struct cache_object *obj)
+{
+	pthread_mutex_lock(&obj->store->table_lock);
+	if (obj->in_table)
+		table_unlink_locked(obj);
+	pthread_mutex_unlock(&obj->store->table_lock);
+}
+
+void cache_store_object_put(struct cache_object *obj)
+{
+	struct cache_store *store = obj->store;
+	bool last;
+
+	pthread_mutex_lock(&store->table_lock);
+	last = --obj->refs == 0;
+	if (last) {
+		if (obj->in_table)
+			table_unlink_locked(obj);
+		store->open_objects--;
+	}
+	pthread_mutex_unlock(&store->table_lock);
+	if (last)
+		cache_object_free(obj);
+}
+
+/* ---- Usage ------------------------------------------------------------------------------ */
+
+void cache_store_usage_enter(struct cache_store *store)
+{
+	pthread_rwlock_rdlock(&store->usage_lock);
+}
+
+void cache_store_usage_leave(struct cache_store *store)
+{
+	pthread_rwlock_unlock(&store->usage_lock);
+}
+
+void cache_store_usage_add(struct cache_store *store, int64_t bytes, int64_t objects)
+{
+	if (!store->usage_known)
+		return;   /* the scan will count the file as it finds it */
+	atomic_fetch_add(&store->usage_bytes, (uint64_t)bytes);
+	atomic_fetch_add(&store->usage_objects, (uint64_t)objects);
+}
+
+static bool name_has_suffix(const char *name, const char *suffix)
+{
+	size_t n = strlen(name), s = strlen(suffix);
+	return n > s && !strcmp(name + n - s, suffix);
+}
+
+static int scan_shard(int shard_fd, void *dirents, uint64_t *bytes, uint64_t *objects)
+{
+	for (;;) {
+		ssize_t n = sys_getdents(shard_fd, dirents, DIRENT_BUFFER_SIZE);
+		if (n <= 0)
+			return (int)n;
+		for (ssize_t pos = 0; pos < n;) {
+			struct dirent64 *d = (struct dirent64 *)((char *)dirents + pos);
+			struct stat st;
+			pos += d->d_reclen;
+			if (!name_has_suffix(d->d_name, CACHE_DATA_SUFFIX))
+				continue;
+			if (sys_fstatat(shard_fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+			    !S_ISREG(st.st_mode))
+				continue;   /* gone or not ours: not an object */
+			*bytes += (uint64_t)st.st_blocks * CACHE_BYTES_PER_BLOCK;
+			(*objects)++;
+		}
+	}
+}
+
+/* With the usage lock held exclusive: nobody is changing a data file. */
+static int usage_scan(struct cache_store *store)
+{
+	uint64_t bytes = 0, objects = 0;
+	void *dirents = malloc(DIRENT_BUFFER_SIZE);
+	int rc = 0;
+
+	if (!dirents)
+		return -ENOMEM;
+	for (uint32_t shard = 0; shard < CACHE_SHARD_COUNT && rc == 0; shard++) {
+		char name[4];
+		int fd;
+		snprintf(name, sizeof(name), "%02x", shard);
+		fd = sys_openat(store->objects_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+		if (fd == -ENOENT)
+			continue;
+		if (fd < 0) {
+			rc = fd;
+			break;
+		}
+		rc = scan_shard(fd, dirents, &bytes, &objects);
+		sys_close(fd);
+	}
+	free(dirents);
+	if (rc < 0)
+		return rc;
+	atomic_store(&store->usage_bytes, bytes);
+	atomic_store(&store->usage_objects, objects);
+	store->usage_known = true;
+	return 0;
+}
+
+int cache_store_usage(struct cache_store *store, uint64_t *bytes, uint64_t *objects)
+{
+	int rc = 0;
+
+	pthread_rwlock_rdlock(&store->usage_lock);
+	if (!store->usage_known) {
+		pthread_rwlock_unlock(&store->usage_lock);
+		pthread_rwlock_wrlock(&store->usage_lock);
+		if (!store->usage_known)
+			rc = usage_scan(store);
+	}
+	if (rc == 0) {
+		*bytes = atomic_load(&store->usage_bytes);
+		*objects = atomic_load(&store->usage_objects);
+	}
+	pthread_rwlock_unlock(&store->usage_lock);
+	return rc;
+}

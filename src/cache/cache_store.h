@@ -1,0 +1,197 @@
+/* cache_store: the on-disk cache object store — one sparse copy of an origin file per object,
+ * a chunk map saying which of its bytes are valid, and the origin's fingerprint they belong to.
+ * It is the foundation of the cache engine: it knows nothing of FUSE, paths or policy (what to
+ * fill, what to evict); the caller reads the origin and tells the store what it read or wrote.
+ *
+ * Layout (formats in cache_meta.c):
+ *   CACHEDIR/cachemax-v1/superblock                 magic, version, origin root (st_dev, st_ino)
+ *   CACHEDIR/cachemax-v1/objects/HH/DEV-INO.data    sparse copy: byte i == origin byte i
+ *   CACHEDIR/cachemax-v1/objects/HH/DEV-INO.meta    record: key, fingerprint, chunk map, CRC
+ * HH is a hash byte of the key (256 shards); DEV and INO are 16 hex digits.
+ *
+ * Guarantees
+ * - Never stale: an object whose persisted record does not match the fingerprint the caller
+ *   passes (size, mtime_ns, ctime_ns, st_dev, st_ino), or whose record is damaged, is reset
+ *   (data truncated, map cleared) before anything is served from it.
+ * - Never a claim without data: a chunk is marked present in the persisted record only after
+ *   its data was made durable (fdatasync) on the cache device; and a persisted record is
+ *   withdrawn (unlinked, directory fsynced) before any byte it claims is changed or destroyed
+ *   (in-place write-through, truncate, invalidate, reset). After a crash at any point the
+ *   record on disk claims only durable bytes that equal the origin under the record's
+ *   fingerprint.
+ * - Start-up does not read the objects: cache_store_open() reads only the superblock; a record
+ *   is read when its object is opened. Usage is computed by one scan of the data files on the
+ *   first cache_store_usage() call and kept up to date in memory afterwards.
+ * - Cache-device errors (EIO, ENOSPC, EROFS, ...) are returned to the caller (who then serves
+ *   from the origin); the object is reset, or if even that fails, marked failed: it serves
+ *   nothing and stores nothing until the next cache_object_open() of its key manages a reset.
+ * - Limits: the fingerprint is the only witness of changes made behind the store's back, so a
+ *   change that keeps size, mtime and ctime goes unseen (Linux moves ctime on every change, at
+ *   nanosecond granularity once someone has looked, since 6.13). A record the device refuses to
+ *   withdraw stays on disk describing the origin under its older fingerprint.
+ *
+ * Errors: every function returns 0 (or a documented non-negative value) or -errno; out-params
+ * are written only on success. Store-specific codes:
+ *   -ENODATA   cache_object_read(): miss, a chunk of the range is not present (read the origin)
+ *   -ESTALE    cache_object_fill(): dropped: the generation changed, or the object serves
+ *              nothing (removed, or failed)
+ *   -EEXIST    cache_store_open(): CACHEDIR holds a store created for another origin
+ *   -EUCLEAN   cache_store_open(): the superblock is damaged
+ *   -EBUSY     cache_store_open(): another open store (any process) holds CACHEDIR;
+ *              cache_store_close(): objects are still open
+ *   -EFBIG     cache_object_open(): the file needs more than CACHE_OBJECT_MAX_CHUNKS chunks
+ *
+ * Threads: every function may be called from any thread. Each object has a mutex (cache_int.h
+ * lists what it protects) held across that object's own I/O; reads copy from the data file
+ * outside it and return -ENODATA if the generation moved meanwhile. Lock order: the store's
+ * table lock (never held across I/O), then an object's mutex, then the store's usage lock
+ * (held shared across I/O that changes a data file, exclusive by the one usage scan).
+ *
+ * Ordering the caller must provide: an origin write and its cache_object_write() must not be
+ * overtaken by another write to the same bytes (hold a per-inode write lock across both), since
+ * the store cannot see in which order they reached the origin. The same holds for truncate.
+ */
+#ifndef CACHEMAX_CACHE_STORE_H
+#define CACHEMAX_CACHE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#define CACHE_STORE_DIR_NAME "cachemax-v1"
+#define CACHE_CHUNK_SIZE_DEFAULT (256u * 1024)
+#define CACHE_CHUNK_SIZE_MIN 4096u
+#define CACHE_CHUNK_SIZE_MAX (64u * 1024 * 1024)
+#define CACHE_PERSIST_BATCH_DEFAULT 64u        /* chunks filled between record writes */
+#define CACHE_OBJECT_MAX_CHUNKS (1ull << 26)   /* 8 MiB of map; 16 TiB at 256 KiB chunks */
+
+struct cache_store;
+struct cache_object;
+
+/* An object's identity: the origin file's (st_dev, st_ino). */
+struct cache_key {
+	uint64_t dev;
+	uint64_t ino;
+};
+
+/* What the origin file looked like when its bytes were cached. Equal fingerprints (all five
+ * fields) mean the cached bytes may be served. */
+struct cache_fingerprint {
+	uint64_t dev;
+	uint64_t ino;
+	uint64_t size;
+	int64_t mtime_ns;
+	int64_t ctime_ns;
+};
+
+struct cache_store_config {
+	uint64_t origin_dev;            /* st_dev, st_ino of the origin root: the store belongs */
+	uint64_t origin_ino;            /* to that directory and refuses any other (-EEXIST) */
+	uint32_t chunk_size;            /* power of two, MIN..MAX; 0 = CACHE_CHUNK_SIZE_DEFAULT.
+	                                 * Records of another chunk size are reset when opened. */
+	uint32_t persist_batch_chunks;  /* write the record after this many new chunks (and at
+	                                 * sync/release); 1 = after every fill; 0 = default */
+};
+
+struct cache_object_info {
+	struct cache_fingerprint fingerprint;
+	uint64_t generation;
+	uint64_t chunk_count;         /* chunks covering fingerprint.size */
+	uint64_t present_chunks;
+	uint64_t allocated_bytes;     /* st_blocks * 512 of the data file at the last change */
+	bool record_on_disk;          /* a persisted record exists (it may lag the memory map) */
+	bool failed;                  /* a cache-device error left it serving nothing */
+	bool removed;
+};
+
+void cache_fingerprint_from_stat(const struct stat *st, struct cache_fingerprint *fp);
+struct cache_key cache_key_from_stat(const struct stat *st);
+bool cache_fingerprint_equal(const struct cache_fingerprint *a, const struct cache_fingerprint *b);
+
+/* ---- Store ------------------------------------------------------------------------------ */
+
+/* Opens (creating if needed) CACHEDIR/cachemax-v1 relative to cachedir_fd (any directory fd,
+ * O_PATH is fine; the store does not keep it) and locks it (flock) for this store. Errors: the
+ * codes above, -EINVAL for a bad config, or the cache device's error. */
+int cache_store_open(int cachedir_fd, const struct cache_store_config *config,
+                     struct cache_store **out);
+/* -EBUSY (nothing done) while objects are open. Otherwise syncs the cache file system, frees
+ * the store and returns 0 or the sync's error. */
+int cache_store_close(struct cache_store *store);
+uint32_t cache_store_chunk_size(const struct cache_store *store);
+/* Bytes allocated to data files (st_blocks * 512) and number of objects (data files). The first
+ * call scans the data files (one fstatat each, fills wait for it); later calls are O(1). */
+int cache_store_usage(struct cache_store *store, uint64_t *bytes, uint64_t *objects);
+/* Evicts an object: unlinks its record, then its data. Safe while the data file is open
+ * elsewhere (space returns at its last close) and while the object is open here: that
+ * cache_object stays valid but serves nothing and stores nothing. -ENOENT if there was none. */
+int cache_object_remove(struct cache_store *store, struct cache_key key);
+
+/* ---- Objects ---------------------------------------------------------------------------- */
+
+/* Returns the object for key, one reference per call (objects are shared between openers).
+ * A new object gets an empty data file. A persisted record is adopted if it is intact, has the
+ * store's chunk size and its fingerprint equals current; otherwise, and whenever an already
+ * open object's fingerprint differs from current, the object is reset to current.
+ * Returns 0, or 1 (CACHE_OBJECT_RESET) when cached contents were dropped: the caller should
+ * drop the kernel's page cache of the inode too. */
+#define CACHE_OBJECT_RESET 1
+int cache_object_open(struct cache_store *store, struct cache_key key,
+                      const struct cache_fingerprint *current, struct cache_object **out);
+/* Drops one reference; the last one persists the record (returned: 0 or the error; the object
+ * is released either way) and closes the data file. */
+int cache_object_release(struct cache_object *obj);
+
+/* The same check as at open, for an attribute refresh: 0 if current matches, 1 if the object
+ * was reset to current, -errno if the reset failed (the object then serves nothing). */
+int cache_object_revalidate(struct cache_object *obj, const struct cache_fingerprint *current);
+
+/* Sample BEFORE reading the origin for a fill; pass it to cache_object_fill(). */
+uint64_t cache_object_generation(struct cache_object *obj);
+
+/* A hit copies [off, min(off + size, fingerprint size)) from the data file and returns the byte
+ * count (0 at or after EOF). -ENODATA if any chunk of the range is absent (never a byte of an
+ * absent chunk), or if the object changed during the copy. Other errors are the device's. */
+ssize_t cache_object_read(struct cache_object *obj, void *buf, size_t size, off_t off);
+
+/* buf holds size bytes just read from the origin at off. Stores every chunk the buffer covers
+ * entirely (the last chunk of the file counts as covered when the buffer reaches the
+ * fingerprint size); partial chunks and bytes past the fingerprint size are ignored. Returns
+ * the number of chunks newly stored, or -ESTALE if generation is not the current one (nothing
+ * stored). The record is persisted after persist_batch_chunks new chunks: a sync error there
+ * resets the object and is returned. */
+ssize_t cache_object_fill(struct cache_object *obj, uint64_t generation, const void *buf,
+                          size_t size, off_t off);
+
+/* Write-through helpers, called after the same change succeeded on the origin. Each bumps the
+ * generation (so concurrent fills sampled before are dropped) and then, unless the object
+ * serves nothing anyway (removed, failed: they return 0), does what is said below. A
+ * cache-device error resets the object (or leaves it failed) and is returned: the cache copy
+ * then holds nothing, which is consistent with the origin. */
+/* copies data into the present chunks it overlaps, marks absent chunks it covers entirely as
+ * present, and extends the object if off + size is past its size. */
+int cache_object_write(struct cache_object *obj, const void *data, size_t size, off_t off);
+/* resizes the object; chunks past the new size are dropped. */
+int cache_object_truncate(struct cache_object *obj, off_t new_size);
+/* drops every chunk overlapping [off, off + len) (len 0: to the end) and frees its space. */
+int cache_object_invalidate(struct cache_object *obj, off_t off, off_t len);
+/* Records the origin's fingerprint after a change made through the mount, so that the next
+ * open does not reset the object. A size the store was not told of (by write or truncate)
+ * drops the chunks from the smaller size on; another dev/ino resets the object. Returns 0, or
+ * 1 if chunks were dropped. */
+int cache_object_set_fingerprint(struct cache_object *obj, const struct cache_fingerprint *fp);
+
+/* Persists the record now (fdatasync of the data first). */
+int cache_object_sync(struct cache_object *obj);
+/* Every chunk up to the fingerprint size is present (an empty file is complete). */
+bool cache_object_complete(struct cache_object *obj);
+/* The data file (O_RDWR), owned by the object: valid until the last cache_object_release(),
+ * even after cache_object_remove(). For kernel passthrough of a complete object; the caller
+ * must not write it, resize it or close it (dup it to keep it longer). Bytes of absent chunks
+ * are unspecified, and invalidate/truncate/reset change the file under a reader. */
+int cache_object_data_fd(struct cache_object *obj);
+void cache_object_info(struct cache_object *obj, struct cache_object_info *info);
+
+#endif
