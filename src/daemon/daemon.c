@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cache/cache_store.h"
 #include "control/control_socket.h"
 #include "fs/fs.h"
 #include "fuse/fuse_session.h"
@@ -97,6 +98,42 @@ static int daemon_control(const char *request, char *reply, size_t size, void *a
 	return n + m + 1;
 }
 
+/* Open the cache store in the cache directory. A store that belongs to another directory or
+ * is in use refuses the start; any other failure of the cache device runs without a cache
+ * (the directory still works, uncached) and says so in the log. */
+static int cache_open(const struct daemon_options *o, int origin_fd, struct cache_store **out,
+                      int ready_fd)
+{
+	struct cache_store_config cfg = { 0 };
+	struct stat st;
+	int fd, rc;
+
+	*out = NULL;
+	if (fstat(origin_fd, &st) < 0)
+		return -errno;
+	cfg.origin_dev = st.st_dev;
+	cfg.origin_ino = st.st_ino;
+	fd = open(o->cache, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	rc = fd < 0 ? -errno : cache_store_open(fd, &cfg, out);
+	if (fd >= 0)
+		close(fd);
+	if (rc == -EEXIST) {
+		report(ready_fd, "ERR the cache directory '%s' holds the cache of another directory: "
+		       "choose another cache directory\n", o->cache);
+		return rc;
+	}
+	if (rc == -EBUSY) {
+		report(ready_fd, "ERR the cache directory '%s' is in use by another running daemon\n", o->cache);
+		return rc;
+	}
+	if (rc < 0) {
+		*out = NULL;
+		log_error("cache '%s' unavailable: %s; serving '%s' without a cache", o->cache,
+		          strerror(-rc), o->dir);
+	}
+	return 0;
+}
+
 /* The daemon proper: returns 0 after a clean unmount, EXIT_STARTUP_FAILED if it never mounted. */
 static int daemon_serve(const struct daemon_options *o, bool supervised, unsigned restarts,
                         int64_t first_started, int ready_fd)
@@ -116,6 +153,7 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 	static struct daemon_ctx d;  /* large (histograms): not on the stack */
 	struct control_state *stp = &d.state;
 	struct control_server *control = NULL;
+	struct cache_store *store = NULL;
 	struct fuse_session *se = NULL;
 	struct fs *fs = NULL;
 	const char *fault = getenv("CACHEMAX_FAULT");
@@ -134,20 +172,28 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 		report(ready_fd, "ERR cannot open '%s': %s\n", o->dir, strerror(errno));
 		return EXIT_STARTUP_FAILED;
 	}
+	rc = cache_open(o, origin_fd, &store, ready_fd);
+	if (rc < 0) {
+		close(origin_fd);
+		return EXIT_STARTUP_FAILED;
+	}
 	cfg.mount_flags = mount_flags_like(o->dir);
 	cfg.max_stack_depth = stack_depth_for(origin_fd);
 	fcfg.origin_fd = origin_fd;
 	stats_init(&d.stats);
 	fcfg.stats = &d.stats;
+	fcfg.store = store;
 	rc = fs_create(&fcfg, &fs);
 	if (rc < 0) {
 		close(origin_fd);
+		cache_store_close(store);
 		report(ready_fd, "ERR cannot prepare '%s': %s\n", o->dir, strerror(-rc));
 		return EXIT_STARTUP_FAILED;
 	}
 	rc = fuse_session_mount(&cfg, fs_fuse_ops(), fs, &se);
 	if (rc < 0) {
 		fs_free(fs);
+		cache_store_close(store);
 		report(ready_fd, "ERR cannot mount over '%s': %s\n", o->dir, strerror(-rc));
 		return EXIT_STARTUP_FAILED;
 	}
@@ -191,6 +237,11 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 	control_server_stop(control);
 	fuse_session_free(se);
 	fs_free(fs);
+	if (store) {
+		rc = cache_store_close(store);
+		if (rc < 0)
+			log_warn("closing the cache store: %s", strerror(-rc));
+	}
 	return 0;
 }
 

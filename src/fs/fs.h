@@ -17,6 +17,8 @@
 #include "fuse/fuse_session.h"
 #include "stats/stats.h"
 
+struct cache_store;
+
 struct fs;
 
 struct fs_config {
@@ -25,6 +27,7 @@ struct fs_config {
 	double attr_timeout;    /* seconds the kernel may cache attributes */
 	double entry_timeout;   /* seconds the kernel may cache names */
 	struct stats *stats;    /* counters to update; owned by the caller, may be NULL */
+	struct cache_store *store; /* the cache; owned by the caller; NULL: no caching */
 };
 
 int fs_create(const struct fs_config *cfg, struct fs **out);

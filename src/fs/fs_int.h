@@ -1,7 +1,9 @@
 /* fs internals shared by the fs/ files only: the file system, its node table, open files.
  * Locking (see docs/ARCHITECTURE.md): fs->table_lock protects both hash tables and every
- * node's lookup count; node->lock protects the node's open state (open counts, backing id).
- * Order: table_lock before node->lock; never hold either across a reply.
+ * node's lookup count; node->lock protects the node's open state (open counts, io-mode,
+ * backing id, cache object pointer); node->write_lock orders an origin write with the cache
+ * update that follows it. Order: table_lock, node->lock, node->write_lock; never hold any
+ * across a reply.
  */
 #ifndef CACHEMAX_FS_INT_H
 #define CACHEMAX_FS_INT_H
@@ -12,7 +14,16 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include "cache/cache_store.h"
 #include "fs/fs.h"
+
+/* io-mode of an inode's open files (the kernel allows one per inode, DESIGN.md §5). */
+enum fs_io_mode {
+	FS_IO_NONE,    /* no open file */
+	FS_IO_ORIGIN,  /* passthrough to the original file */
+	FS_IO_CACHE,   /* passthrough to the complete cache copy */
+	FS_IO_USER,    /* served by the daemon: reads hit or fill the cache object */
+};
 
 struct fs_node {
 	uint64_t nodeid;              /* ours, never reused */
@@ -21,6 +32,7 @@ struct fs_node {
 	mode_t type;                  /* S_IFMT bits */
 	int fd;                       /* O_PATH fd on the origin inode */
 	uint64_t lookups;             /* kernel references; table_lock */
+	atomic_bool unlinked_by_us;   /* its last name went through the mount (unlink, rename over) */
 	struct fs_node *next_by_id;   /* table_lock */
 	struct fs_node *next_by_key;  /* table_lock */
 
@@ -28,6 +40,15 @@ struct fs_node {
 	unsigned open_count;          /* all open files of this inode */
 	unsigned passthrough_count;   /* those opened with FOPEN_PASSTHROUGH */
 	int backing_id;               /* > 0 while passthrough_count > 0 */
+	enum fs_io_mode mode;         /* how the open files of the inode are served */
+	/* Set at the first open, released at the last (or at the last unpin after that): stable
+	 * while any file is open, so the paths of an open file use it without node->lock until
+	 * they answer. Work after the answer (a fill) pins it: the file may be closed by then. */
+	struct cache_object *obj;
+	unsigned obj_pins;
+	unsigned cache_writers;       /* open writers over the cache copy (FS_IO_CACHE) */
+
+	pthread_mutex_t write_lock;   /* an origin change and the cache update after it */
 };
 
 struct fs_file {
@@ -35,6 +56,11 @@ struct fs_file {
 	int fd;                       /* our own open fd on the origin file */
 	int open_flags;               /* flags the application opened with */
 	bool passthrough;
+	/* Opened while the inode is in FS_IO_CACHE mode but must not use the cache copy as is:
+	 * FOPEN_DIRECT_IO sends its reads and writes to us. */
+	bool via_daemon;
+	bool bypass_cache;            /* the origin changed under the cache copy: read the origin */
+	bool check_writeback;         /* a writer over the cache copy: its mmap writes land there */
 };
 
 struct fs_dir {
@@ -54,6 +80,7 @@ struct fs_table {
 
 struct fs {
 	struct fs_config cfg;
+	struct cache_store *store;    /* NULL: no caching (cfg.store) */
 	struct fuse_session *session;
 	struct fs_node *root;
 	pthread_mutex_t table_lock;
@@ -72,8 +99,42 @@ struct fs_node *fs_node_get(struct fs *fs, uint64_t nodeid);
 /* Find or add the node for an origin inode and take one lookup reference. `fd` is an O_PATH fd
  * on it; it is consumed (kept by a new node or closed). */
 int fs_node_acquire(struct fs *fs, int fd, const struct stat *st, struct fs_node **out);
+/* The node of an origin inode if we have one, with a reference (drop with fs_node_forget). */
+struct fs_node *fs_node_find_ref(struct fs *fs, const struct stat *st);
+/* Take one more reference on a node we hold (undone by fs_node_forget(fs, n->nodeid, 1)). */
+void fs_node_ref(struct fs *fs, struct fs_node *n);
 /* Drop nlookup references; frees the node at zero (root is never freed). */
 void fs_node_forget(struct fs *fs, uint64_t nodeid, uint64_t nlookup);
+
+/* Open files and their io-mode, the read and write paths through the cache (fs_cache.c). */
+void fs_passthrough_disable(struct fs *fs, const char *why);
+/* Choose the io-mode of a new open (and do its deferred O_TRUNC); -errno fails the open. */
+int fs_file_attach(struct fs *fs, struct fs_file *f, struct cm_fuse_open_out *o);
+void fs_file_detach(struct fs *fs, struct fs_file *f);
+/* The fd whose bytes this open file shows: the cache copy in FS_IO_CACHE mode (it mirrors
+ * the origin plus mmap writes not yet written back), else our origin fd. For SEEK_DATA/HOLE. */
+int fs_file_data_fd(struct fs_file *f);
+/* fsync: a writer over the cache copy first writes its mmap changes back to the origin. */
+void fs_file_sync(struct fs *fs, struct fs_file *f);
+void fs_file_read(struct fuse_req *r, struct fs_file *f, const struct fuse_read_in *in);
+void fs_file_write(struct fuse_req *r, struct fs_file *f, const struct fuse_write_in *in,
+                   const void *data);
+/* The origin file of an open node was changed through the mount other than by WRITE
+ * (truncate to `size`, or bytes [off, off+len) by fallocate or copy_file_range): bring its
+ * cache object in step. Call with node->write_lock held, after the origin change succeeded. */
+void fs_cache_origin_changed(struct fs *fs, struct fs_node *n, bool truncated, off_t size,
+                             off_t off, off_t len);
+
+/* Before an origin change other than WRITE (truncate, fallocate, copy_file_range from or
+ * into it) in FS_IO_CACHE mode: write the cache copy's mmap changes back to the origin, which
+ * the change would otherwise be applied to without them. Call with node->lock and
+ * node->write_lock held. */
+void fs_cache_before_origin_change(struct fs *fs, struct fs_node *n);
+
+/* Metadata of the node's origin file changed through the mount (chmod, utimens, xattr, link
+ * count): its ctime moved, so record the new fingerprint of an open cache object, which
+ * otherwise would look changed behind our back. Takes the node's locks. */
+void fs_cache_metadata_changed(struct fs *fs, struct fs_node *n);
 
 /* "/proc/self/fd/N" for a node fd, for calls that have no *at() form usable with O_PATH. */
 #define FS_PROC_PATH_MAX 32

@@ -49,6 +49,7 @@ static void node_free(struct fs_node *n)
 {
 	sys_close(n->fd);
 	pthread_mutex_destroy(&n->lock);
+	pthread_mutex_destroy(&n->write_lock);
 	free(n);
 }
 
@@ -172,6 +173,7 @@ int fs_node_acquire(struct fs *fs, int fd, const struct stat *st, struct fs_node
 	fresh->fd = fd;
 	fresh->lookups = 1;
 	pthread_mutex_init(&fresh->lock, NULL);
+	pthread_mutex_init(&fresh->write_lock, NULL);
 
 	pthread_mutex_lock(&fs->table_lock);
 	n = table_find_key(t, st);  /* someone may have added it meanwhile */
@@ -189,6 +191,26 @@ int fs_node_acquire(struct fs *fs, int fd, const struct stat *st, struct fs_node
 	pthread_mutex_unlock(&fs->table_lock);
 	*out = fresh;
 	return 0;
+}
+
+struct fs_node *fs_node_find_ref(struct fs *fs, const struct stat *st)
+{
+	struct fs_node *n;
+	pthread_mutex_lock(&fs->table_lock);
+	n = table_find_key(&fs->table, st);
+	if (n)
+		n->lookups++;
+	pthread_mutex_unlock(&fs->table_lock);
+	return n;
+}
+
+void fs_node_ref(struct fs *fs, struct fs_node *n)
+{
+	if (n->nodeid == FUSE_ROOT_ID)
+		return;
+	pthread_mutex_lock(&fs->table_lock);
+	n->lookups++;
+	pthread_mutex_unlock(&fs->table_lock);
 }
 
 void fs_node_forget(struct fs *fs, uint64_t nodeid, uint64_t nlookup)

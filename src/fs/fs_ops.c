@@ -140,74 +140,6 @@ static int own_open_flags(uint32_t flags)
 	if (!(n)) { fuse_reply_err((r), ESTALE); return; } \
 } while (0)
 
-/* ---- passthrough decisions -------------------------------------------------------------- */
-
-static void passthrough_disable(struct fs *fs, const char *why)
-{
-	if (atomic_exchange(&fs->passthrough_ok, false)) {
-		snprintf(fs->passthrough_why, sizeof(fs->passthrough_why), "%s", why);
-		log_warn("passthrough off: %s", why);
-	}
-}
-
-/* Decide the io-mode of a new open of a regular file and account for it. The kernel allows one
- * mode and one backing file per inode: a new open joins the mode the inode is in. */
-static void file_attach(struct fs *fs, struct fs_file *f, struct cm_fuse_open_out *o)
-{
-	struct fs_node *n = f->node;
-	struct stat st;
-
-	memset(o, 0, sizeof(*o));
-	o->fh = (uint64_t)(uintptr_t)f;
-	o->open_flags = FOPEN_NOFLUSH;
-	pthread_mutex_lock(&n->lock);
-	if (n->type == S_IFREG && atomic_load(&fs->passthrough_ok) &&
-	    (n->open_count == 0 || n->passthrough_count > 0)) {
-		if (n->backing_id <= 0) {
-			int id = fuse_session_backing_open(fs->session, n->fd);
-			if (id > 0) {
-				n->backing_id = id;
-			} else if (id == -EPERM) {
-				passthrough_disable(fs, "the kernel refused backing files (EPERM: needs CAP_SYS_ADMIN)");
-			} else {
-				log_warn("passthrough unavailable for inode %llu: %s; serving it in user space",
-				         (unsigned long long)n->ino, strerror(-id));
-			}
-		}
-		if (n->backing_id > 0) {
-			f->passthrough = true;
-			n->passthrough_count++;
-			o->open_flags |= FOPEN_PASSTHROUGH;
-			o->backing_id = n->backing_id;
-		}
-	}
-	n->open_count++;
-	pthread_mutex_unlock(&n->lock);
-	if (n->type != S_IFREG)
-		return;
-	stats_add(fs->cfg.stats, STATS_OPENS, 1);
-	/* Reads of a passthrough open never reach us: count the open and the file's size. */
-	if (f->passthrough) {
-		stats_add(fs->cfg.stats, STATS_PASSTHROUGH_OPENS_ORIGIN, 1);
-		if (sys_fstatat(f->fd, "", &st, AT_EMPTY_PATH) == 0)
-			stats_add(fs->cfg.stats, STATS_PASSTHROUGH_BYTES_ORIGIN, (uint64_t)st.st_size);
-	}
-}
-
-static void file_detach(struct fs *fs, struct fs_file *f)
-{
-	struct fs_node *n = f->node;
-	pthread_mutex_lock(&n->lock);
-	n->open_count--;
-	if (f->passthrough && --n->passthrough_count == 0 && n->backing_id > 0) {
-		int rc = fuse_session_backing_close(fs->session, n->backing_id);
-		if (rc < 0)
-			log_warn("closing backing id %d failed: %s", n->backing_id, strerror(-rc));
-		n->backing_id = 0;
-	}
-	pthread_mutex_unlock(&n->lock);
-}
-
 static struct fs_file *file_new(struct fs_node *n, int fd, uint32_t flags)
 {
 	struct fs_file *f = calloc(1, sizeof(*f));
@@ -313,8 +245,16 @@ static void op_setattr(struct fuse_req *r, uint64_t ino, const struct fuse_setat
 		gid_t gid = (in->valid & FATTR_GID) ? in->gid : (gid_t)-1;
 		rc = sys_fchownat(n->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
 	}
-	if (rc == 0 && (in->valid & FATTR_SIZE))
+	if (rc == 0 && (in->valid & FATTR_SIZE)) {
+		pthread_mutex_lock(&n->lock);
+		pthread_mutex_lock(&n->write_lock);
+		fs_cache_before_origin_change(fs, n);
 		rc = f ? sys_ftruncate(f->fd, (off_t)in->size) : sys_truncate(path, (off_t)in->size);
+		if (rc == 0)
+			fs_cache_origin_changed(fs, n, true, (off_t)in->size, 0, 0);
+		pthread_mutex_unlock(&n->write_lock);
+		pthread_mutex_unlock(&n->lock);
+	}
 	if (rc == 0 && (in->valid & (FATTR_ATIME | FATTR_MTIME))) {
 		struct timespec ts[2] = { { 0, UTIME_OMIT }, { 0, UTIME_OMIT } };
 		if (in->valid & FATTR_ATIME_NOW)
@@ -327,8 +267,10 @@ static void op_setattr(struct fuse_req *r, uint64_t ino, const struct fuse_setat
 			ts[1] = (struct timespec){ (time_t)in->mtime, in->mtimensec };
 		rc = sys_utimensat(n->fd, "", ts, AT_EMPTY_PATH);
 	}
-	if (rc == 0)
+	if (rc == 0) {
+		fs_cache_metadata_changed(fs, n);
 		rc = node_stat(n, &st);
+	}
 	if (rc < 0)
 		fuse_reply_err(r, -rc);
 	else
@@ -408,17 +350,50 @@ static void op_link(struct fuse_req *r, uint64_t ino, uint64_t newparent, const 
 	struct fs *fs = FS_OF(r);
 	struct fs_node *n, *p;
 
+	int rc;
+
 	GET_NODE(fs, r, n, ino);
 	GET_NODE(fs, r, p, newparent);
-	reply_created_entry(r, p, newname, sys_linkat(n->fd, "", p->fd, newname, AT_EMPTY_PATH));
+	rc = sys_linkat(n->fd, "", p->fd, newname, AT_EMPTY_PATH);
+	if (rc == 0)
+		fs_cache_metadata_changed(fs, n);
+	reply_created_entry(r, p, newname, rc);
+}
+
+/* The node of name under dir, with a reference, if we know that inode (or NULL). */
+static struct fs_node *node_of_name(struct fs *fs, int dirfd, const char *name)
+{
+	struct stat st;
+	if (sys_fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+		return NULL;
+	return fs_node_find_ref(fs, &st);
+}
+
+/* After a link count change by name: refresh the fingerprint, then drop the reference. */
+static void name_metadata_changed(struct fs *fs, struct fs_node *n)
+{
+	if (!n)
+		return;
+	fs_cache_metadata_changed(fs, n);
+	fs_node_forget(fs, n->nodeid, 1);
 }
 
 static void op_unlink(struct fuse_req *r, uint64_t parent, const char *name)
 {
 	struct fs *fs = FS_OF(r);
-	struct fs_node *p;
+	struct fs_node *p, *victim;
+	int rc;
+
 	GET_NODE(fs, r, p, parent);
-	fuse_reply_err(r, -sys_unlinkat(p->fd, name, 0));
+	victim = node_of_name(fs, p->fd, name);
+	rc = sys_unlinkat(p->fd, name, 0);
+	if (rc == 0 && victim) {
+		atomic_store(&victim->unlinked_by_us, true);
+		fs_cache_metadata_changed(fs, victim);
+	}
+	if (victim)
+		fs_node_forget(fs, victim->nodeid, 1);
+	fuse_reply_err(r, -rc);
 }
 
 static void op_rmdir(struct fuse_req *r, uint64_t parent, const char *name)
@@ -434,9 +409,43 @@ static void op_rename(struct fuse_req *r, uint64_t parent, const char *name, uin
 {
 	struct fs *fs = FS_OF(r);
 	struct fs_node *p, *np;
+	struct fs_node *moved, *replaced;
+	int rc;
+
 	GET_NODE(fs, r, p, parent);
 	GET_NODE(fs, r, np, newparent);
-	fuse_reply_err(r, -sys_renameat2(p->fd, name, np->fd, newname, flags));
+	moved = node_of_name(fs, p->fd, name);
+	replaced = node_of_name(fs, np->fd, newname);
+	rc = sys_renameat2(p->fd, name, np->fd, newname, flags);
+	if (rc == 0) {
+		if (replaced && !(flags & RENAME_EXCHANGE))
+			atomic_store(&replaced->unlinked_by_us, true);
+		name_metadata_changed(fs, moved);
+		name_metadata_changed(fs, replaced);
+	} else {
+		if (moved)
+			fs_node_forget(fs, moved->nodeid, 1);
+		if (replaced)
+			fs_node_forget(fs, replaced->nodeid, 1);
+	}
+	fuse_reply_err(r, -rc);
+}
+
+/* O_TRUNC of a regular file opened for writing is done by fs_file_attach, under the node's
+ * locks together with the cache object, so no reader of the object sees it half done. */
+static int deferred_trunc(const struct fs_node *n, uint32_t flags)
+{
+	return n->type == S_IFREG && (flags & O_ACCMODE) != O_RDONLY ? O_TRUNC : 0;
+}
+
+/* The kernel's cached name still leads to an inode that was unlinked behind our back (the
+ * file was deleted or replaced in the original directory): opening it would serve the old
+ * file. An inode we unlinked ourselves (open via /proc/PID/fd) is opened as usual. */
+static bool origin_replaced_behind_us(struct fs_node *n, int fd)
+{
+	struct stat st;
+	return n->type == S_IFREG && !atomic_load(&n->unlinked_by_us) &&
+	       sys_fstatat(fd, "", &st, AT_EMPTY_PATH) == 0 && st.st_nlink == 0;
 }
 
 static void op_open(struct fuse_req *r, uint64_t ino, const struct fuse_open_in *in)
@@ -446,13 +455,20 @@ static void op_open(struct fuse_req *r, uint64_t ino, const struct fuse_open_in 
 	char path[FS_PROC_PATH_MAX];
 	struct fs_node *n;
 	struct fs_file *f;
-	int fd;
+
+	int fd, rc;
 
 	GET_NODE(fs, r, n, ino);
 	fs_proc_path(n->fd, path);
-	fd = sys_openat(AT_FDCWD, path, own_open_flags(in->flags), 0);
+	fd = sys_openat(AT_FDCWD, path, own_open_flags(in->flags) & ~deferred_trunc(n, in->flags), 0);
 	if (fd < 0) {
 		fuse_reply_err(r, -fd);
+		return;
+	}
+	if (origin_replaced_behind_us(n, fd)) {
+		/* The kernel retries the open with a fresh lookup of the name (LOOKUP_REVAL). */
+		sys_close(fd);
+		fuse_reply_err(r, ESTALE);
 		return;
 	}
 	f = file_new(n, fd, in->flags);
@@ -461,12 +477,18 @@ static void op_open(struct fuse_req *r, uint64_t ino, const struct fuse_open_in 
 		fuse_reply_err(r, ENOMEM);
 		return;
 	}
-	file_attach(fs, f, &o);
+	rc = fs_file_attach(fs, f, &o);
+	if (rc < 0) {
+		sys_close(fd);
+		free(f);
+		fuse_reply_err(r, -rc);
+		return;
+	}
 	fuse_reply_open(r, &o);
 }
 
 /* Finish create/tmpfile: the new file is open as fd. */
-static void reply_new_file(struct fuse_req *r, int fd, uint32_t flags)
+static void reply_new_file(struct fuse_req *r, int fd, uint32_t flags, bool tmpfile)
 {
 	struct fs *fs = FS_OF(r);
 	struct fuse_entry_out e;
@@ -481,6 +503,8 @@ static void reply_new_file(struct fuse_req *r, int fd, uint32_t flags)
 		fuse_reply_err(r, -rc);
 		return;
 	}
+	if (tmpfile)  /* nameless by design: reopening it through /proc is not a stale name */
+		atomic_store(&n->unlinked_by_us, true);
 	f = file_new(n, fd, flags);
 	if (!f) {
 		sys_close(fd);
@@ -488,8 +512,15 @@ static void reply_new_file(struct fuse_req *r, int fd, uint32_t flags)
 		fuse_reply_err(r, ENOMEM);
 		return;
 	}
+	rc = fs_file_attach(fs, f, &o);
+	if (rc < 0) {
+		sys_close(fd);
+		free(f);
+		fs_node_forget(fs, n->nodeid, 1);
+		fuse_reply_err(r, -rc);
+		return;
+	}
 	entry_fill(fs, &e, n, &st);
-	file_attach(fs, f, &o);
 	fuse_reply_create(r, &e, &o);
 }
 
@@ -498,7 +529,9 @@ static void op_create(struct fuse_req *r, uint64_t parent, const char *name,
 {
 	struct fs *fs = FS_OF(r);
 	struct fs_node *p;
-	int fd, flags = own_open_flags(in->flags) | O_CREAT | (int)(in->flags & O_EXCL);
+	/* O_TRUNC of an existing file is left to fs_file_attach (see deferred_trunc). */
+	int fd, flags = (own_open_flags(in->flags) & ~(((in->flags & O_ACCMODE) != O_RDONLY) ? O_TRUNC : 0)) |
+	                O_CREAT | (int)(in->flags & O_EXCL);
 
 	GET_NODE(fs, r, p, parent);
 	creds_enter(fuse_req_ctx(r));
@@ -508,7 +541,7 @@ static void op_create(struct fuse_req *r, uint64_t parent, const char *name,
 		fuse_reply_err(r, -fd);
 		return;
 	}
-	reply_new_file(r, fd, in->flags);
+	reply_new_file(r, fd, in->flags, false);
 }
 
 static void op_tmpfile(struct fuse_req *r, uint64_t parent, const struct fuse_create_in *in)
@@ -526,46 +559,18 @@ static void op_tmpfile(struct fuse_req *r, uint64_t parent, const struct fuse_cr
 		fuse_reply_err(r, -fd);
 		return;
 	}
-	reply_new_file(r, fd, in->flags);
+	reply_new_file(r, fd, in->flags, true);
 }
 
 static void op_read(struct fuse_req *r, uint64_t ino, const struct fuse_read_in *in)
 {
-	struct stats *stats = FS_OF(r)->cfg.stats;
-	struct fs_file *f = file_of(in->fh);
-	void *buf = fuse_req_scratch(r);
-	size_t size = in->size < FUSE_SESSION_SCRATCH ? in->size : FUSE_SESSION_SCRATCH;
-	uint64_t start = stats_now_ns();
-	ssize_t n = sys_pread(f->fd, buf, size, (off_t)in->offset);
-
-	if (n < 0) {
-		stats_add(stats, STATS_ORIGIN_ERRORS, 1);
-		fuse_reply_err(r, (int)-n);
-		return;
-	}
-	stats_add(stats, STATS_READ_OPS_ORIGIN, 1);
-	stats_add(stats, STATS_READ_BYTES_ORIGIN, (uint64_t)n);
-	stats_record_latency(stats, STATS_LAT_READ_ORIGIN, stats_now_ns() - start);
-	fuse_reply_data(r, buf, (size_t)n);
+	fs_file_read(r, file_of(in->fh), in);
 }
 
 static void op_write(struct fuse_req *r, uint64_t ino, const struct fuse_write_in *in,
                      const void *data)
 {
-	struct stats *stats = FS_OF(r)->cfg.stats;
-	struct fs_file *f = file_of(in->fh);
-	uint64_t start = stats_now_ns();
-	ssize_t n = sys_pwrite(f->fd, data, in->size, (off_t)in->offset);
-
-	if (n < 0) {
-		stats_add(stats, STATS_ORIGIN_ERRORS, 1);
-		fuse_reply_err(r, (int)-n);
-		return;
-	}
-	stats_add(stats, STATS_WRITE_OPS, 1);
-	stats_add(stats, STATS_WRITE_BYTES, (uint64_t)n);
-	stats_record_latency(stats, STATS_LAT_WRITE, stats_now_ns() - start);
-	fuse_reply_write(r, (uint32_t)n);
+	fs_file_write(r, file_of(in->fh), in, data);
 }
 
 static void op_flush(struct fuse_req *r, uint64_t ino, const struct fuse_flush_in *in)
@@ -577,7 +582,7 @@ static void op_flush(struct fuse_req *r, uint64_t ino, const struct fuse_flush_i
 static void op_release(struct fuse_req *r, uint64_t ino, const struct fuse_release_in *in)
 {
 	struct fs_file *f = file_of(in->fh);
-	file_detach(FS_OF(r), f);
+	fs_file_detach(FS_OF(r), f);
 	sys_close(f->fd);
 	free(f);
 	fuse_reply_err(r, 0);
@@ -586,6 +591,7 @@ static void op_release(struct fuse_req *r, uint64_t ino, const struct fuse_relea
 static void op_fsync(struct fuse_req *r, uint64_t ino, const struct fuse_fsync_in *in)
 {
 	struct fs_file *f = file_of(in->fh);
+	fs_file_sync(FS_OF(r), f);
 	fuse_reply_err(r, -sys_fsync(f->fd, in->fsync_flags & FUSE_FSYNC_FDATASYNC));
 }
 
@@ -607,6 +613,7 @@ static void op_setxattr(struct fuse_req *r, uint64_t ino, const char *name, cons
 	struct fs *fs = FS_OF(r);
 	char path[FS_PROC_PATH_MAX];
 	struct fs_node *n;
+	int rc;
 
 	GET_NODE(fs, r, n, ino);
 	if (n->type == S_IFLNK) {
@@ -614,7 +621,10 @@ static void op_setxattr(struct fuse_req *r, uint64_t ino, const char *name, cons
 		return;
 	}
 	fs_proc_path(n->fd, path);
-	fuse_reply_err(r, -sys_setxattr(path, name, value, size, (int)flags));
+	rc = sys_setxattr(path, name, value, size, (int)flags);
+	if (rc == 0)
+		fs_cache_metadata_changed(fs, n);
+	fuse_reply_err(r, -rc);
 }
 
 static void op_getxattr(struct fuse_req *r, uint64_t ino, const char *name, uint32_t size)
@@ -683,6 +693,7 @@ static void op_removexattr(struct fuse_req *r, uint64_t ino, const char *name)
 	struct fs *fs = FS_OF(r);
 	char path[FS_PROC_PATH_MAX];
 	struct fs_node *n;
+	int rc;
 
 	GET_NODE(fs, r, n, ino);
 	if (n->type == S_IFLNK) {
@@ -690,7 +701,10 @@ static void op_removexattr(struct fuse_req *r, uint64_t ino, const char *name)
 		return;
 	}
 	fs_proc_path(n->fd, path);
-	fuse_reply_err(r, -sys_removexattr(path, name));
+	rc = sys_removexattr(path, name);
+	if (rc == 0)
+		fs_cache_metadata_changed(fs, n);
+	fuse_reply_err(r, -rc);
 }
 
 static void op_opendir(struct fuse_req *r, uint64_t ino, const struct fuse_open_in *in)
@@ -832,13 +846,24 @@ static void op_access(struct fuse_req *r, uint64_t ino, uint32_t mask)
 static void op_fallocate(struct fuse_req *r, uint64_t ino, const struct fuse_fallocate_in *in)
 {
 	struct fs_file *f = file_of(in->fh);
-	fuse_reply_err(r, -sys_fallocate(f->fd, (int)in->mode, (off_t)in->offset, (off_t)in->length));
+	struct fs_node *n = f->node;
+	int rc;
+
+	pthread_mutex_lock(&n->lock);
+	pthread_mutex_lock(&n->write_lock);
+	fs_cache_before_origin_change(FS_OF(r), n);
+	rc = sys_fallocate(f->fd, (int)in->mode, (off_t)in->offset, (off_t)in->length);
+	if (rc == 0)
+		fs_cache_origin_changed(FS_OF(r), n, false, 0, (off_t)in->offset, (off_t)in->length);
+	pthread_mutex_unlock(&n->write_lock);
+	pthread_mutex_unlock(&n->lock);
+	fuse_reply_err(r, -rc);
 }
 
 static void op_lseek(struct fuse_req *r, uint64_t ino, const struct fuse_lseek_in *in)
 {
 	struct fs_file *f = file_of(in->fh);
-	off_t pos = sys_lseek(f->fd, (off_t)in->offset, (int)in->whence);
+	off_t pos = sys_lseek(fs_file_data_fd(f), (off_t)in->offset, (int)in->whence);
 	if (pos < 0)
 		fuse_reply_err(r, (int)-pos);
 	else
@@ -851,7 +876,24 @@ static void op_copy_file_range(struct fuse_req *r, uint64_t ino,
 	struct fs_file *fin = file_of(in->fh_in), *fout = file_of(in->fh_out);
 	off_t off_in = (off_t)in->off_in, off_out = (off_t)in->off_out;
 	size_t len = wide ? in->len : (in->len > UINT32_MAX ? UINT32_MAX : in->len);
-	ssize_t n = sys_copy_file_range(fin->fd, &off_in, fout->fd, &off_out, len, (unsigned)in->flags);
+	struct fs_node *dst = fout->node;
+	ssize_t n;
+
+	if (fin->node != dst) {  /* the source's mmap changes must be in the origin we copy from */
+		pthread_mutex_lock(&fin->node->lock);
+		pthread_mutex_lock(&fin->node->write_lock);
+		fs_cache_before_origin_change(FS_OF(r), fin->node);
+		pthread_mutex_unlock(&fin->node->write_lock);
+		pthread_mutex_unlock(&fin->node->lock);
+	}
+	pthread_mutex_lock(&dst->lock);
+	pthread_mutex_lock(&dst->write_lock);
+	fs_cache_before_origin_change(FS_OF(r), dst);
+	n = sys_copy_file_range(fin->fd, &off_in, fout->fd, &off_out, len, (unsigned)in->flags);
+	if (n > 0)
+		fs_cache_origin_changed(FS_OF(r), dst, false, 0, (off_t)in->off_out, (off_t)n);
+	pthread_mutex_unlock(&dst->write_lock);
+	pthread_mutex_unlock(&dst->lock);
 
 	if (n < 0)
 		fuse_reply_err(r, (int)-n);
@@ -922,6 +964,7 @@ int fs_create(const struct fs_config *cfg, struct fs **out)
 	if (!fs)
 		return -ENOMEM;
 	fs->cfg = *cfg;
+	fs->store = cfg->store;
 	fs->next_nodeid = FUSE_ROOT_ID + 1;
 	rc = fs_table_init(fs);
 	if (rc < 0)
@@ -941,6 +984,7 @@ int fs_create(const struct fs_config *cfg, struct fs **out)
 	fs->root->fd = cfg->origin_fd;
 	fs->root->lookups = 1;
 	pthread_mutex_init(&fs->root->lock, NULL);
+	pthread_mutex_init(&fs->root->write_lock, NULL);
 	snprintf(fs->passthrough_why, sizeof(fs->passthrough_why), "not negotiated yet");
 	*out = fs;
 	return 0;
@@ -959,6 +1003,7 @@ void fs_free(struct fs *fs)
 	fs_table_release(fs);
 	sys_close(fs->root->fd);
 	pthread_mutex_destroy(&fs->root->lock);
+	pthread_mutex_destroy(&fs->root->write_lock);
 	free(fs->root);
 	free(fs);
 }
@@ -983,6 +1028,6 @@ void fs_passthrough_probe(struct fs *fs)
 	if (id > 0)
 		fuse_session_backing_close(fs->session, id);
 	else if (id == -EPERM)
-		passthrough_disable(fs, "the kernel refused backing files (EPERM: needs CAP_SYS_ADMIN)");
+		fs_passthrough_disable(fs, "the kernel refused backing files (EPERM: needs CAP_SYS_ADMIN)");
 	sys_close(fd);
 }

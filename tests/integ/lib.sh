@@ -10,6 +10,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 T_MOUNTS=()
 T_REMOVE=()   # extra paths to delete at exit (outside $T_SCRATCH, e.g. on /dev/shm)
+T_BINDS=()    # other mounts a test made (bind mounts): lazily unmounted at exit
 T_SCRATCH=$(mktemp -d /tmp/cmtest.XXXXXX)
 # A private run directory: this test's state records and daemon logs, nobody else's.
 export CACHEMAX_RUN_DIR=$T_SCRATCH/run
@@ -22,6 +23,7 @@ t_cleanup() {
     # Belt and braces: whatever is left of ours at that path goes away lazily.
     while grep -q " $m fuse.cachemax " /proc/mounts 2>/dev/null; do umount -l "$m" 2>/dev/null || break; done
   done
+  for m in "${T_BINDS[@]+"${T_BINDS[@]}"}"; do umount -l "$m" 2>/dev/null || true; done
   # A sanitizer report in a daemon log fails the test, even if the watchdog restarted it.
   if grep -l -E "AddressSanitizer|LeakSanitizer|runtime error:" "$CACHEMAX_RUN_DIR"/*.log >/dev/null 2>&1; then
     echo "FAIL: sanitizer report in a daemon log:" >&2

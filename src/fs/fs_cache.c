@@ -1,0 +1,538 @@
+/* fs_cache: the io-mode of regular-file opens and the read and write paths through the cache.
+ * At the first open of an inode (DESIGN.md §5):
+ *   read-only, cache object complete   → FS_IO_CACHE: passthrough to the cache copy (a hit)
+ *   read-only, object partial/absent   → FS_IO_USER: reads hit the object or fill it
+ *   writable, object holds no data     → FS_IO_ORIGIN: passthrough to the original file
+ *   writable, object holds data        → FS_IO_USER: write-through, origin first
+ * Later opens join the inode's mode (the kernel allows one mode and one backing file per
+ * inode). A writer, or a reader that finds the origin changed behind the cache, joining
+ * FS_IO_CACHE gets FOPEN_DIRECT_IO: its reads and writes come here.
+ * Invariant of FS_IO_CACHE: passthrough readers read the cache copy's bytes directly, so every
+ * change made through the mount is mirrored into it byte for byte (never a punched hole), and
+ * no fill writes it meanwhile; its chunk map may only become more conservative.
+ */
+#include "fs/fs_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sys/sys.h"
+#include "util/log.h"
+
+void fs_passthrough_disable(struct fs *fs, const char *why)
+{
+	if (atomic_exchange(&fs->passthrough_ok, false)) {
+		snprintf(fs->passthrough_why, sizeof(fs->passthrough_why), "%s", why);
+		log_warn("passthrough off: %s", why);
+	}
+}
+
+static void fingerprint_refresh(struct fs *fs, struct fs_node *n, int fd);
+
+static void cache_error(struct fs *fs, const char *what, int rc)
+{
+	stats_add(fs->cfg.stats, STATS_CACHE_ERRORS, 1);
+	log_warn("cache %s failed: %s; serving from the origin", what, strerror(-rc));
+}
+
+/* Register fd as the inode's backing file; false if the kernel refused (then user space). */
+static bool backing_register(struct fs *fs, struct fs_node *n, int fd)
+{
+	int id = fuse_session_backing_open(fs->session, fd);
+	if (id > 0) {
+		n->backing_id = id;
+		return true;
+	}
+	if (id == -EPERM)
+		fs_passthrough_disable(fs, "the kernel refused backing files (EPERM: needs CAP_SYS_ADMIN)");
+	else
+		log_warn("passthrough unavailable for inode %llu: %s; serving it in user space",
+		         (unsigned long long)n->ino, strerror(-id));
+	return false;
+}
+
+/* First open of the inode: open its cache object and choose the mode. node->lock held. */
+static void mode_choose(struct fs *fs, struct fs_node *n, const struct stat *st, bool writer)
+{
+	bool pt = atomic_load(&fs->passthrough_ok);
+	struct cache_object_info info;
+
+	n->mode = FS_IO_USER;
+	if (fs->store) {
+		struct cache_fingerprint fp;
+		int rc;
+		cache_fingerprint_from_stat(st, &fp);
+		if (n->obj)  /* still pinned by a fill from before the last close: reuse it */
+			rc = cache_object_revalidate(n->obj, &fp);
+		else
+			rc = cache_object_open(fs->store, cache_key_from_stat(st), &fp, &n->obj);
+		if (rc < 0 && !n->obj_pins) {
+			if (n->obj)
+				cache_object_release(n->obj);
+			n->obj = NULL;
+			cache_error(fs, "object open", rc);
+		} else if (rc < 0) {
+			cache_error(fs, "object revalidation", rc);
+		} else if (rc == CACHE_OBJECT_RESET) {
+			stats_add(fs->cfg.stats, STATS_INVALIDATIONS, 1);
+		}
+	}
+	if (!pt)
+		return;
+	if (!n->obj) {
+		if (backing_register(fs, n, n->fd))
+			n->mode = FS_IO_ORIGIN;
+		return;
+	}
+	cache_object_info(n->obj, &info);
+	if (!writer && cache_object_complete(n->obj) && !info.failed) {
+		if (backing_register(fs, n, cache_object_data_fd(n->obj)))
+			n->mode = FS_IO_CACHE;
+	} else if (writer && info.present_chunks == 0) {
+		if (backing_register(fs, n, n->fd))
+			n->mode = FS_IO_ORIGIN;
+	}
+}
+
+int fs_file_attach(struct fs *fs, struct fs_file *f, struct cm_fuse_open_out *o)
+{
+	struct fs_node *n = f->node;
+	bool writer = (f->open_flags & O_ACCMODE) != O_RDONLY;
+	struct stat st;
+	bool have_stat;
+
+	memset(o, 0, sizeof(*o));
+	o->fh = (uint64_t)(uintptr_t)f;
+	o->open_flags = FOPEN_NOFLUSH;
+	if (n->type != S_IFREG) {
+		pthread_mutex_lock(&n->lock);
+		n->open_count++;
+		pthread_mutex_unlock(&n->lock);
+		return 0;
+	}
+	pthread_mutex_lock(&n->lock);
+	if (writer && (f->open_flags & O_TRUNC)) {
+		int rc;
+		pthread_mutex_lock(&n->write_lock);
+		rc = sys_ftruncate(f->fd, 0);
+		if (rc == 0)
+			fs_cache_origin_changed(fs, n, true, 0, 0, 0);
+		pthread_mutex_unlock(&n->write_lock);
+		if (rc < 0) {
+			pthread_mutex_unlock(&n->lock);
+			return rc;
+		}
+	}
+	have_stat = sys_fstatat(f->fd, "", &st, AT_EMPTY_PATH) == 0;
+	if (n->open_count == 0 && have_stat)
+		mode_choose(fs, n, &st, writer);
+	else if (n->open_count == 0)
+		n->mode = FS_IO_USER;
+	if (n->mode == FS_IO_CACHE) {
+		struct cache_fingerprint fp;
+		struct cache_object_info info;
+		cache_object_info(n->obj, &info);
+		cache_fingerprint_from_stat(&st, &fp);
+		f->bypass_cache = !have_stat || !cache_fingerprint_equal(&fp, &info.fingerprint);
+		f->via_daemon = writer || f->bypass_cache;
+		f->check_writeback = writer;
+		if (writer)
+			n->cache_writers++;
+	}
+	if (n->mode == FS_IO_CACHE || n->mode == FS_IO_ORIGIN) {
+		f->passthrough = true;
+		n->passthrough_count++;
+		o->open_flags |= FOPEN_PASSTHROUGH | (f->via_daemon ? FOPEN_DIRECT_IO : 0);
+		o->backing_id = n->backing_id;
+	}
+	n->open_count++;
+	pthread_mutex_unlock(&n->lock);
+
+	stats_add(fs->cfg.stats, STATS_OPENS, 1);
+	/* Reads of a passthrough open never reach us: count the open and the file's size. */
+	if (f->passthrough && !f->via_daemon && have_stat) {
+		bool hit = n->mode == FS_IO_CACHE;
+		stats_add(fs->cfg.stats, hit ? STATS_PASSTHROUGH_OPENS_CACHE : STATS_PASSTHROUGH_OPENS_ORIGIN, 1);
+		stats_add(fs->cfg.stats, hit ? STATS_PASSTHROUGH_BYTES_CACHE : STATS_PASSTHROUGH_BYTES_ORIGIN,
+		          (uint64_t)st.st_size);
+	}
+	return 0;
+}
+
+/* A writer over the cache copy may have written it through mmap (which the kernel maps to the
+ * backing file): copy every range of the copy that differs to the origin — unless the origin
+ * was changed behind us meanwhile, which then wins. node->write_lock held. */
+static void writeback_locked(struct fs *fs, struct fs_node *n)
+{
+	uint32_t chunk = cache_store_chunk_size(fs->store);
+	struct cache_object_info info;
+	struct cache_fingerprint fp;
+	char path[FS_PROC_PATH_MAX];
+	char *cached = NULL, *origin = NULL;
+	struct stat st;
+	int fd;
+
+	if (n->mode != FS_IO_CACHE || !n->obj || !n->cache_writers)
+		return;
+	fs_proc_path(n->fd, path);
+	fd = sys_openat(AT_FDCWD, path, O_RDWR | O_CLOEXEC, 0);
+	if (fd < 0) {
+		log_error("cannot open inode %llu to write mmap changes back: %s",
+		          (unsigned long long)n->ino, strerror(-fd));
+		return;
+	}
+	cache_object_info(n->obj, &info);
+	if (sys_fstatat(fd, "", &st, AT_EMPTY_PATH) < 0)
+		goto out;
+	cache_fingerprint_from_stat(&st, &fp);
+	if (!cache_fingerprint_equal(&fp, &info.fingerprint))
+		goto out;  /* changed behind us: the origin wins */
+	cached = malloc(chunk);
+	origin = malloc(chunk);
+	if (!cached || !origin)
+		goto out;
+	for (uint64_t off = 0; off < info.fingerprint.size; off += chunk) {
+		ssize_t c = sys_pread(cache_object_data_fd(n->obj), cached, chunk, (off_t)off);
+		ssize_t o = c > 0 ? sys_pread(fd, origin, (size_t)c, (off_t)off) : 0;
+		if (c > 0 && (o != c || memcmp(cached, origin, (size_t)c))) {
+			ssize_t w = sys_pwrite(fd, cached, (size_t)c, (off_t)off);
+			if (w != c)
+				log_error("writing mmap changes of inode %llu back to the origin failed: %s",
+				          (unsigned long long)n->ino, w < 0 ? strerror((int)-w) : "short write");
+		}
+	}
+	fingerprint_refresh(fs, n, fd);
+out:
+	sys_close(fd);
+	free(cached);
+	free(origin);
+}
+
+void fs_cache_before_origin_change(struct fs *fs, struct fs_node *n)
+{
+	writeback_locked(fs, n);
+}
+
+static void writeback(struct fs *fs, struct fs_node *n)
+{
+	pthread_mutex_lock(&n->lock);
+	pthread_mutex_lock(&n->write_lock);
+	writeback_locked(fs, n);
+	pthread_mutex_unlock(&n->write_lock);
+	pthread_mutex_unlock(&n->lock);
+}
+
+/* node->lock held. */
+static void object_release_locked(struct fs *fs, struct fs_node *n)
+{
+	int rc = cache_object_release(n->obj);
+	if (rc < 0)
+		cache_error(fs, "record write", rc);
+	n->obj = NULL;
+}
+
+/* Pin the node (a lookup reference, so a FORGET cannot free it) and its object (so the last
+ * RELEASE leaves it to object_unpin) for work done after the answer. */
+static struct cache_object *object_pin(struct fs *fs, struct fs_node *n)
+{
+	struct cache_object *obj;
+	fs_node_ref(fs, n);
+	pthread_mutex_lock(&n->lock);
+	obj = n->obj;
+	n->obj_pins++;
+	pthread_mutex_unlock(&n->lock);
+	return obj;
+}
+
+static void object_unpin(struct fs *fs, struct fs_node *n)
+{
+	pthread_mutex_lock(&n->lock);
+	if (--n->obj_pins == 0 && n->open_count == 0 && n->obj)
+		object_release_locked(fs, n);
+	pthread_mutex_unlock(&n->lock);
+	fs_node_forget(fs, n->nodeid, 1);  /* may free n */
+}
+
+void fs_file_sync(struct fs *fs, struct fs_file *f)
+{
+	if (f->check_writeback)
+		writeback(fs, f->node);
+}
+
+void fs_file_detach(struct fs *fs, struct fs_file *f)
+{
+	struct fs_node *n = f->node;
+
+	if (f->check_writeback)
+		writeback(fs, n);
+	pthread_mutex_lock(&n->lock);
+	n->open_count--;
+	if (f->check_writeback)
+		n->cache_writers--;
+	if (f->passthrough && --n->passthrough_count == 0 && n->backing_id > 0) {
+		int rc = fuse_session_backing_close(fs->session, n->backing_id);
+		if (rc < 0)
+			log_warn("closing backing id %d failed: %s", n->backing_id, strerror(-rc));
+		n->backing_id = 0;
+	}
+	if (n->open_count == 0) {
+		if (n->obj && !n->obj_pins)
+			object_release_locked(fs, n);
+		n->mode = FS_IO_NONE;
+	}
+	pthread_mutex_unlock(&n->lock);
+}
+
+/* Chunk-aligned origin range covering [off, off+size), clipped to the file size. */
+static void chunk_span(uint64_t chunk, uint64_t file_size, uint64_t off, uint64_t size,
+                       uint64_t *start, uint64_t *len)
+{
+	uint64_t end = off + size;
+	*start = off / chunk * chunk;
+	end = (end + chunk - 1) / chunk * chunk;
+	if (end > file_size)
+		end = file_size;
+	*len = end > *start ? end - *start : 0;
+}
+
+#define FILL_SPAN_MAX (8u * 1024 * 1024)
+
+/* A miss: read the origin in whole chunks, answer, then store the chunks. */
+static void read_miss_fill(struct fuse_req *r, struct fs *fs, struct fs_file *f,
+                           const struct fuse_read_in *in, size_t size)
+{
+	struct stats *stats = fs->cfg.stats;
+	struct fs_node *node = f->node;  /* f may be released once we answer; node is pinned */
+	struct cache_object *obj = object_pin(fs, node);
+	struct cache_object_info info;
+	uint64_t gen = cache_object_generation(obj), start, len, t0 = stats_now_ns();
+	char *buf;
+	ssize_t n, filled;
+
+	cache_object_info(obj, &info);
+	chunk_span(cache_store_chunk_size(fs->store), info.fingerprint.size, in->offset, size,
+	           &start, &len);
+	if (len == 0 || len > FILL_SPAN_MAX || !(buf = malloc(len))) {
+		n = sys_pread(f->fd, fuse_req_scratch(r), size, (off_t)in->offset);
+		if (n < 0) {
+			stats_add(stats, STATS_ORIGIN_ERRORS, 1);
+			fuse_reply_err(r, (int)-n);
+			object_unpin(fs, node);
+			return;
+		}
+		stats_add(stats, STATS_READ_OPS_ORIGIN, 1);
+		stats_add(stats, STATS_READ_BYTES_ORIGIN, (uint64_t)n);
+		stats_record_latency(stats, STATS_LAT_READ_ORIGIN, stats_now_ns() - t0);
+		fuse_reply_data(r, fuse_req_scratch(r), (size_t)n);
+		object_unpin(fs, node);
+		return;
+	}
+	n = sys_pread(f->fd, buf, len, (off_t)start);
+	if (n < 0) {
+		stats_add(stats, STATS_ORIGIN_ERRORS, 1);
+		fuse_reply_err(r, (int)-n);
+		free(buf);
+		object_unpin(fs, node);
+		return;
+	}
+	{
+		uint64_t skip = in->offset - start;
+		size_t give = (uint64_t)n > skip ? (size_t)((uint64_t)n - skip) : 0;
+		if (give > size)
+			give = size;
+		stats_add(stats, STATS_READ_OPS_ORIGIN, 1);
+		stats_add(stats, STATS_READ_BYTES_ORIGIN, give);
+		stats_record_latency(stats, STATS_LAT_READ_ORIGIN, stats_now_ns() - t0);
+		fuse_reply_data(r, buf + skip, give);
+	}
+	/* After the answer: the application does not wait for the cache. */
+	filled = cache_object_fill(obj, gen, buf, (size_t)n, (off_t)start);
+	if (filled == -ESTALE) {
+		stats_add(stats, STATS_FILLS_DROPPED, 1);
+	} else if (filled < 0) {
+		cache_error(fs, "fill", (int)filled);
+	} else if (filled > 0) {
+		stats_add(stats, STATS_FILLS, (uint64_t)filled);
+		stats_add(stats, STATS_FILL_BYTES, (uint64_t)filled * cache_store_chunk_size(fs->store) < (uint64_t)n
+		          ? (uint64_t)filled * cache_store_chunk_size(fs->store) : (uint64_t)n);
+	}
+	free(buf);
+	object_unpin(fs, node);
+}
+
+void fs_file_read(struct fuse_req *r, struct fs_file *f, const struct fuse_read_in *in)
+{
+	struct fs *fs = fuse_req_fs(r);
+	struct stats *stats = fs->cfg.stats;
+	struct cache_object *obj = f->node->obj;
+	void *buf = fuse_req_scratch(r);
+	size_t size = in->size < FUSE_SESSION_SCRATCH ? in->size : FUSE_SESSION_SCRATCH;
+	uint64_t t0 = stats_now_ns();
+	ssize_t n;
+
+	if (obj && !f->bypass_cache && f->node->mode == FS_IO_CACHE) {
+		/* The cache copy mirrors the origin (plus mmap writes not yet written back): read it
+		 * as the passthrough readers do. */
+		n = sys_pread(cache_object_data_fd(obj), buf, size, (off_t)in->offset);
+		if (n >= 0) {
+			stats_add(stats, STATS_READ_OPS_CACHE, 1);
+			stats_add(stats, STATS_READ_BYTES_CACHE, (uint64_t)n);
+			stats_record_latency(stats, STATS_LAT_READ_CACHE, stats_now_ns() - t0);
+			fuse_reply_data(r, buf, (size_t)n);
+			return;
+		}
+		cache_error(fs, "read", (int)n);
+		stats_add(stats, STATS_BYPASSES, 1);
+	} else if (obj && !f->bypass_cache) {
+		n = cache_object_read(obj, buf, size, (off_t)in->offset);
+		if (n >= 0) {
+			stats_add(stats, STATS_READ_OPS_CACHE, 1);
+			stats_add(stats, STATS_READ_BYTES_CACHE, (uint64_t)n);
+			stats_record_latency(stats, STATS_LAT_READ_CACHE, stats_now_ns() - t0);
+			fuse_reply_data(r, buf, (size_t)n);
+			return;
+		}
+		if (n != -ENODATA) {
+			cache_error(fs, "read", (int)n);
+			stats_add(stats, STATS_BYPASSES, 1);
+		} else {
+			read_miss_fill(r, fs, f, in, size);
+			return;
+		}
+	}
+	n = sys_pread(f->fd, buf, size, (off_t)in->offset);
+	if (n < 0) {
+		stats_add(stats, STATS_ORIGIN_ERRORS, 1);
+		fuse_reply_err(r, (int)-n);
+		return;
+	}
+	stats_add(stats, STATS_READ_OPS_ORIGIN, 1);
+	stats_add(stats, STATS_READ_BYTES_ORIGIN, (uint64_t)n);
+	stats_record_latency(stats, STATS_LAT_READ_ORIGIN, stats_now_ns() - t0);
+	fuse_reply_data(r, buf, (size_t)n);
+}
+
+/* FS_IO_CACHE: put bytes into the cache copy whether or not their chunks are present. */
+static void mirror_bytes(struct fs *fs, struct fs_node *n, const void *data, size_t size, off_t off)
+{
+	ssize_t w = sys_pwrite(cache_object_data_fd(n->obj), data, size, off);
+	if (w != (ssize_t)size)
+		cache_error(fs, "mirror write", w < 0 ? (int)w : -EIO);
+}
+
+/* FS_IO_CACHE: copy [off, off+len) of the origin into the cache copy (after fallocate or
+ * copy_file_range changed it there). */
+static void mirror_range(struct fs *fs, struct fs_node *n, off_t off, off_t len)
+{
+	char path[FS_PROC_PATH_MAX];
+	size_t bufsize = 1024 * 1024;
+	char *buf = malloc(bufsize);
+	int fd;
+
+	fs_proc_path(n->fd, path);
+	fd = sys_openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0 || !buf) {
+		cache_error(fs, "mirror", fd < 0 ? fd : -ENOMEM);
+		goto out;
+	}
+	while (len > 0) {
+		ssize_t r = sys_pread(fd, buf, (size_t)len < bufsize ? (size_t)len : bufsize, off);
+		if (r <= 0)
+			break;
+		mirror_bytes(fs, n, buf, (size_t)r, off);
+		cache_object_write(n->obj, buf, (size_t)r, off);
+		off += r;
+		len -= r;
+	}
+out:
+	if (fd >= 0)
+		sys_close(fd);
+	free(buf);
+}
+
+/* Record the origin's new fingerprint so our own change does not invalidate the object. */
+static void fingerprint_refresh(struct fs *fs, struct fs_node *n, int fd)
+{
+	struct cache_fingerprint fp;
+	struct stat st;
+	if (sys_fstatat(fd, "", &st, AT_EMPTY_PATH) < 0)
+		return;
+	cache_fingerprint_from_stat(&st, &fp);
+	if (cache_object_set_fingerprint(n->obj, &fp) > 0)
+		stats_add(fs->cfg.stats, STATS_INVALIDATIONS, 1);
+}
+
+void fs_file_write(struct fuse_req *r, struct fs_file *f, const struct fuse_write_in *in,
+                   const void *data)
+{
+	struct fs *fs = fuse_req_fs(r);
+	struct stats *stats = fs->cfg.stats;
+	struct fs_node *n = f->node;
+	uint64_t t0 = stats_now_ns();
+	ssize_t w;
+
+	/* Write-through: the origin first, then the cache copy, before the answer, so a reader of
+	 * the cache copy sees the write at once; the lock keeps both in the same order. */
+	pthread_mutex_lock(&n->write_lock);
+	w = sys_pwrite(f->fd, data, in->size, (off_t)in->offset);
+	if (w > 0 && n->obj) {
+		int rc = cache_object_write(n->obj, data, (size_t)w, (off_t)in->offset);
+		if (rc < 0)
+			cache_error(fs, "write-through", rc);
+		if (n->mode == FS_IO_CACHE)
+			mirror_bytes(fs, n, data, (size_t)w, (off_t)in->offset);
+		fingerprint_refresh(fs, n, f->fd);
+	}
+	pthread_mutex_unlock(&n->write_lock);
+	if (w < 0) {
+		stats_add(stats, STATS_ORIGIN_ERRORS, 1);
+		fuse_reply_err(r, (int)-w);
+		return;
+	}
+	stats_add(stats, STATS_WRITE_OPS, 1);
+	stats_add(stats, STATS_WRITE_BYTES, (uint64_t)w);
+	stats_record_latency(stats, STATS_LAT_WRITE, stats_now_ns() - t0);
+	fuse_reply_write(r, (uint32_t)w);
+}
+
+void fs_cache_origin_changed(struct fs *fs, struct fs_node *n, bool truncated, off_t size,
+                             off_t off, off_t len)
+{
+	int rc;
+	if (!n->obj)
+		return;
+	if (n->mode == FS_IO_CACHE && !truncated) {
+		mirror_range(fs, n, off, len);  /* invalidating would punch holes under readers */
+		fingerprint_refresh(fs, n, n->fd);
+		return;
+	}
+	rc = truncated ? cache_object_truncate(n->obj, size) : cache_object_invalidate(n->obj, off, len);
+	if (rc < 0)
+		cache_error(fs, truncated ? "truncate" : "invalidate", rc);
+	else if (!truncated)
+		stats_add(fs->cfg.stats, STATS_INVALIDATIONS, 1);
+	fingerprint_refresh(fs, n, n->fd);
+}
+
+void fs_cache_metadata_changed(struct fs *fs, struct fs_node *n)
+{
+	if (n->type != S_IFREG)
+		return;
+	pthread_mutex_lock(&n->lock);
+	if (n->obj) {
+		pthread_mutex_lock(&n->write_lock);
+		fingerprint_refresh(fs, n, n->fd);
+		pthread_mutex_unlock(&n->write_lock);
+	}
+	pthread_mutex_unlock(&n->lock);
+}
+
+int fs_file_data_fd(struct fs_file *f)
+{
+	struct fs_node *n = f->node;
+	if (n->mode == FS_IO_CACHE && n->obj && !f->bypass_cache)
+		return cache_object_data_fd(n->obj);
+	return f->fd;
+}

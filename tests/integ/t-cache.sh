@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The cache on a real mount: a read fills the cache and the next open is a passthrough hit; a
+# stop/start keeps the objects; a reader of the cache copy sees appends at once (tail -f); and
+# 200 changes made behind the cache's back (through a bind mount of the original directory)
+# are never served stale: same size, other size, mtime set back, file replaced by rename.
+. "$(dirname "$0")/lib.sh"
+need_root
+SHM=$(mktemp -d /dev/shm/cmtest-cache.XXXXXX)
+T_REMOVE+=("$SHM")
+D=$SHM/data BACK=$SHM/back C=$T_SCRATCH/cache
+mkdir -p "$D" "$BACK"
+mount --bind "$D" "$BACK"   # the original, reachable behind the mount
+T_BINDS+=("$BACK")
+head -c 3M /dev/urandom > "$D/big"
+counter() { "$CACHEMAX" stats "$D" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["stats"]["counters"][sys.argv[1]])' "$1"; }
+wait_fills() { for _ in $(seq 1 100); do [ "$(counter fills)" -ge "$1" ] && return 0; sleep 0.05; done; fail "fills did not reach $1: $(counter fills)"; }
+
+t_mount "$D" "$C"
+sum=$(md5sum < "$BACK/big")
+[ "$(md5sum < "$D/big")" = "$sum" ] || fail "first read differs"
+wait_fills 12
+[ "$(md5sum < "$D/big")" = "$sum" ] || fail "second read (from the cache copy) differs"
+[ "$(counter passthrough_opens_cache)" = 1 ] || fail "second open was not a cache hit"
+t_unmount "$D"
+
+t_mount "$D" "$C"   # objects survive a stop/start
+[ "$(md5sum < "$D/big")" = "$sum" ] || fail "read after restart differs"
+[ "$(counter passthrough_opens_cache)" = 1 ] || fail "the cache did not survive stop/start"
+[ "$(counter fills)" = 0 ] || fail "refilled after restart"
+
+# tail -f: a reader holding the cache copy sees appends made through the mount at once.
+printf 'line 0\n' > "$D/log"
+cat "$D/log" > /dev/null; cat "$D/log" > /dev/null
+exec 7<"$D/log"
+head -n1 <&7 >/dev/null
+for i in 1 2 3; do
+  printf 'line %d\n' "$i" >> "$D/log"
+  IFS= read -r got <&7 || fail "reader saw no appended line $i"
+  [ "$got" = "line $i" ] || fail "reader saw '$got', expected 'line $i'"
+done
+exec 7<&-
+[ "$(cat "$BACK/log" | wc -l)" = 4 ] || fail "appends did not reach the origin"
+
+# Changes behind the cache's back, each followed by a read through the mount.
+f=$D/victim b=$BACK/victim
+for i in $(seq 1 200); do
+  case $((i % 4)) in
+    0) printf 'v%05d-same-size\n' "$i" > "$b" ;;                       # size kept
+    1) head -c $((i * 37 % 5000 + 1)) /dev/urandom > "$b" ;;           # size changed
+    2) printf 'v%05d-same-size\n' "$i" > "$b"; touch -d '2001-01-01' "$b" ;;  # mtime set back
+    3) printf 'r%05d-renamed-in\n' "$i" > "$BACK/.new"; mv -f "$BACK/.new" "$b" ;;  # replaced
+  esac
+  want=$(md5sum < "$b")
+  got=$(md5sum < "$f")
+  [ "$got" = "$want" ] || fail "stale read after change $i (kind $((i % 4)))"
+  cat "$f" > /dev/null   # a second read, possibly from the cache copy
+  [ "$(md5sum < "$f")" = "$want" ] || fail "stale read from the cache copy after change $i"
+done
+echo "200 changes behind the cache: no stale read; invalidations $(counter invalidations)"
+t_unmount "$D"
+echo ok
