@@ -53,13 +53,7 @@ int cache_object_open(struct cache_store *store, struct cache_key key,
 /* Every release persists what is pending, so the last one leaves nothing unpersisted. */
 int cache_object_release(struct cache_object *obj)
 {
-	int rc;
-
-	pthread_mutex_lock(&obj->lock);
-	cache_store_usage_enter(obj->store);
-	rc = cache_disk_persist(obj);
-	cache_store_usage_leave(obj->store);
-	pthread_mutex_unlock(&obj->lock);
+	int rc = cache_object_sync(obj);
 	cache_store_object_put(obj);
 	return rc;
 }

@@ -285,6 +285,30 @@ void fs_file_detach(struct fs *fs, struct fs_file *f)
 	pthread_mutex_unlock(&n->lock);
 }
 
+/* Count one read answered from the cache copy or the origin. */
+static void count_read(struct stats *stats, bool from_cache, uint64_t bytes, uint64_t t0)
+{
+	stats_add(stats, from_cache ? STATS_READ_OPS_CACHE : STATS_READ_OPS_ORIGIN, 1);
+	stats_add(stats, from_cache ? STATS_READ_BYTES_CACHE : STATS_READ_BYTES_ORIGIN, bytes);
+	stats_record_latency(stats, from_cache ? STATS_LAT_READ_CACHE : STATS_LAT_READ_ORIGIN,
+	                     stats_now_ns() - t0);
+}
+
+/* Answer a read from the origin. */
+static void reply_from_origin(struct fuse_req *r, struct fs *fs, struct fs_file *f, size_t size,
+                              uint64_t off, uint64_t t0)
+{
+	void *buf = fuse_req_scratch(r);
+	ssize_t n = sys_pread(f->fd, buf, size, (off_t)off);
+	if (n < 0) {
+		stats_add(fs->cfg.stats, STATS_ORIGIN_ERRORS, 1);
+		fuse_reply_err(r, (int)-n);
+		return;
+	}
+	count_read(fs->cfg.stats, false, (uint64_t)n, t0);
+	fuse_reply_data(r, buf, (size_t)n);
+}
+
 /* Chunk-aligned origin range covering [off, off+size), clipped to the file size. */
 static void chunk_span(uint64_t chunk, uint64_t file_size, uint64_t off, uint64_t size,
                        uint64_t *start, uint64_t *len)
@@ -315,17 +339,7 @@ static void read_miss_fill(struct fuse_req *r, struct fs *fs, struct fs_file *f,
 	chunk_span(cache_store_chunk_size(fs->store), info.fingerprint.size, in->offset, size,
 	           &start, &len);
 	if (len == 0 || len > FILL_SPAN_MAX || !(buf = malloc(len))) {
-		n = sys_pread(f->fd, fuse_req_scratch(r), size, (off_t)in->offset);
-		if (n < 0) {
-			stats_add(stats, STATS_ORIGIN_ERRORS, 1);
-			fuse_reply_err(r, (int)-n);
-			object_unpin(fs, node);
-			return;
-		}
-		stats_add(stats, STATS_READ_OPS_ORIGIN, 1);
-		stats_add(stats, STATS_READ_BYTES_ORIGIN, (uint64_t)n);
-		stats_record_latency(stats, STATS_LAT_READ_ORIGIN, stats_now_ns() - t0);
-		fuse_reply_data(r, fuse_req_scratch(r), (size_t)n);
+		reply_from_origin(r, fs, f, size, in->offset, t0);
 		object_unpin(fs, node);
 		return;
 	}
@@ -342,9 +356,7 @@ static void read_miss_fill(struct fuse_req *r, struct fs *fs, struct fs_file *f,
 		size_t give = (uint64_t)n > skip ? (size_t)((uint64_t)n - skip) : 0;
 		if (give > size)
 			give = size;
-		stats_add(stats, STATS_READ_OPS_ORIGIN, 1);
-		stats_add(stats, STATS_READ_BYTES_ORIGIN, give);
-		stats_record_latency(stats, STATS_LAT_READ_ORIGIN, stats_now_ns() - t0);
+		count_read(stats, false, give, t0);
 		fuse_reply_data(r, buf + skip, give);
 	}
 	/* After the answer: the application does not wait for the cache. */
@@ -377,9 +389,7 @@ void fs_file_read(struct fuse_req *r, struct fs_file *f, const struct fuse_read_
 		 * as the passthrough readers do. */
 		n = sys_pread(cache_object_data_fd(obj), buf, size, (off_t)in->offset);
 		if (n >= 0) {
-			stats_add(stats, STATS_READ_OPS_CACHE, 1);
-			stats_add(stats, STATS_READ_BYTES_CACHE, (uint64_t)n);
-			stats_record_latency(stats, STATS_LAT_READ_CACHE, stats_now_ns() - t0);
+			count_read(stats, true, (uint64_t)n, t0);
 			fuse_reply_data(r, buf, (size_t)n);
 			return;
 		}
@@ -388,9 +398,7 @@ void fs_file_read(struct fuse_req *r, struct fs_file *f, const struct fuse_read_
 	} else if (obj && !f->bypass_cache) {
 		n = cache_object_read(obj, buf, size, (off_t)in->offset);
 		if (n >= 0) {
-			stats_add(stats, STATS_READ_OPS_CACHE, 1);
-			stats_add(stats, STATS_READ_BYTES_CACHE, (uint64_t)n);
-			stats_record_latency(stats, STATS_LAT_READ_CACHE, stats_now_ns() - t0);
+			count_read(stats, true, (uint64_t)n, t0);
 			fuse_reply_data(r, buf, (size_t)n);
 			return;
 		}
@@ -402,16 +410,7 @@ void fs_file_read(struct fuse_req *r, struct fs_file *f, const struct fuse_read_
 			return;
 		}
 	}
-	n = sys_pread(f->fd, buf, size, (off_t)in->offset);
-	if (n < 0) {
-		stats_add(stats, STATS_ORIGIN_ERRORS, 1);
-		fuse_reply_err(r, (int)-n);
-		return;
-	}
-	stats_add(stats, STATS_READ_OPS_ORIGIN, 1);
-	stats_add(stats, STATS_READ_BYTES_ORIGIN, (uint64_t)n);
-	stats_record_latency(stats, STATS_LAT_READ_ORIGIN, stats_now_ns() - t0);
-	fuse_reply_data(r, buf, (size_t)n);
+	reply_from_origin(r, fs, f, size, in->offset, t0);
 }
 
 /* FS_IO_CACHE: put bytes into the cache copy whether or not their chunks are present. */
