@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Failures of the cache device never reach applications: with the cache on a 1 MiB tmpfs
+# (ENOSPC), on a tmpfs remounted read-only mid-run (EROFS), with the cache directory deleted
+# under the daemon, and with EIO injected into the store's fdatasync, every read through the
+# mount returns the origin's bytes, writes reach the origin, and stats count cache errors.
+. "$(dirname "$0")/lib.sh"
+need_root
+SHM=$(mktemp -d /dev/shm/cmtest-cfault.XXXXXX)
+T_REMOVE+=("$SHM")
+counter() { "$CACHEMAX" stats "$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["stats"]["counters"][sys.argv[1]])' "$2"; }
+check_reads() {  # check_reads DIR: every file reads as its origin twice, and a write lands
+  local d=$1 f
+  for f in "$d"/f*; do
+    [ "$(md5sum < "$f")" = "$(cat "$SHM/sums/$(basename "$f")")" ] || fail "$f: wrong bytes through the mount"
+    [ "$(md5sum < "$f")" = "$(cat "$SHM/sums/$(basename "$f")")" ] || fail "$f: wrong bytes on the second read"
+  done
+  echo appended >> "$d/f0" && tail -n1 "$d/f0" | grep -q appended || fail "a write through the mount failed"
+  md5sum < "$d/f0" > "$SHM/sums/f0"
+  "$CACHEMAX" status --json | grep -q '"restarts": 0' || fail "the daemon crashed and was restarted"
+}
+setup() {  # setup NAME: an origin with 4 files of 1.5 MiB
+  local d=$SHM/$1
+  mkdir -p "$d" "$SHM/sums"
+  for i in 0 1 2 3; do head -c 1500000 /dev/urandom > "$d/f$i"; md5sum < "$d/f$i" > "$SHM/sums/f$i"; done
+  echo "$d"
+}
+
+# ENOSPC: a cache device far smaller than the data.
+D=$(setup nospc); C=$SHM/tiny
+mkdir -p "$C"; mount -t tmpfs -o size=1m cmtest "$C"; T_BINDS+=("$C")
+t_mount "$D" "$C/cache"
+check_reads "$D"
+[ "$(counter "$D" cache_errors)" -gt 0 ] || fail "ENOSPC on the cache device was not counted"
+t_unmount "$D"
+
+# EROFS: the cache device turns read-only while the daemon runs.
+D=$(setup erofs); C=$SHM/rofs
+mkdir -p "$C"; mount -t tmpfs -o size=64m cmtest "$C"; T_BINDS+=("$C")
+t_mount "$D" "$C/cache"
+cat "$D/f1" > /dev/null
+mount -o remount,ro "$C"
+check_reads "$D"
+[ "$(counter "$D" cache_errors)" -gt 0 ] || fail "EROFS on the cache device was not counted"
+t_unmount "$D"
+mount -o remount,rw "$C"
+
+# The cache directory disappears under the daemon.
+D=$(setup gone); C=$T_SCRATCH/gone-cache
+t_mount "$D" "$C"
+cat "$D/f2" > /dev/null
+rm -rf "$C"
+check_reads "$D"
+t_unmount "$D"
+
+# EIO from the cache device when a record is made durable.
+D=$(setup eio); C=$T_SCRATCH/eio-cache
+CACHEMAX_FAULT="fdatasync:1:EIO" t_mount "$D" "$C"
+check_reads "$D"
+[ "$(counter "$D" cache_errors)" -gt 0 ] || fail "the injected EIO was not counted"
+t_unmount "$D"
+echo ok
