@@ -299,6 +299,8 @@ static int status_one(const struct control_state *st, void *arg)
 		json_string(stdout, st->dir);
 		printf(", \"cache\": ");
 		json_string(stdout, st->cache);
+		printf(", \"cache_on\": %s, \"cache_reason\": ", st->cache_on ? "true" : "false");
+		json_string(stdout, st->cache_on ? "" : st->cache_why);
 		printf(", \"daemon_pid\": %d, \"watchdog_pid\": %d, \"threads\": %u, \"uptime_seconds\": %lld, "
 		       "\"restarts\": %u, \"passthrough\": %s, \"passthrough_reason\": ",
 		       (int)st->daemon_pid, (int)st->watchdog_pid, st->threads, (long long)up, st->restarts,
@@ -311,7 +313,10 @@ static int status_one(const struct control_state *st, void *arg)
 		printf("}");
 	} else {
 		printf("%s%s\n", ctx->count ? "\n" : "", st->dir);
-		printf("  cache:        %s\n", st->cache);
+		if (st->cache_on)
+			printf("  cache:        %s\n", st->cache);
+		else
+			printf("  cache:        %s (off: %s)\n", st->cache, st->cache_why);
 		printf("  health:       %s\n", health);
 		printf("  daemon:       pid %d (watchdog %d), %u threads, up %lldh%02lldm%02llds, restarts %u\n",
 		       (int)st->daemon_pid, (int)st->watchdog_pid, st->threads, (long long)(up / 3600),
@@ -403,7 +408,9 @@ static void stats_print(const char *dir, const char *j, const char *prev, double
 	human_bytes(C("write_bytes"), b1, sizeof(b1));
 	printf("  writes        %.0f (%s)\n", C("write_ops"), b1);
 	human_bytes(C("fill_bytes"), b1, sizeof(b1));
-	printf("  cache         fills %.0f (%s), dropped %.0f, evictions %.0f, invalidations %.0f\n",
+	human_bytes(json_number(j, NULL, "cache_bytes"), b2, sizeof(b2));
+	printf("  cache         %s, %.0f objects, fills %.0f (%s), dropped %.0f, evictions %.0f, invalidations %.0f\n",
+	       strstr(j, "\"cache\": true") ? b2 : "off", json_number(j, NULL, "cache_objects"),
 	       C("fills"), b1, C("fills_dropped"), C("evictions"), C("invalidations"));
 	printf("  errors        origin %.0f, cache %.0f, bypasses %.0f\n", C("origin_errors"),
 	       C("cache_errors"), C("bypasses"));

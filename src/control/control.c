@@ -89,10 +89,11 @@ int control_state_write(const struct control_state *st)
 	put_text(f, "log", st->log);
 	put_text(f, "socket", st->socket);
 	put_text(f, "passthrough_why", st->passthrough_why);
+	put_text(f, "cache_why", st->cache_why);
 	fprintf(f, "daemon_pid=%d\nwatchdog_pid=%d\nstarted=%" PRId64 "\nfirst_started=%" PRId64
-	        "\nrestarts=%u\npassthrough=%d\nthreads=%u\n",
+	        "\nrestarts=%u\npassthrough=%d\nthreads=%u\ncache_on=%d\n",
 	        (int)st->daemon_pid, (int)st->watchdog_pid, st->started, st->first_started,
-	        st->restarts, st->passthrough ? 1 : 0, st->threads);
+	        st->restarts, st->passthrough ? 1 : 0, st->threads, st->cache_on ? 1 : 0);
 	if (fclose(f) != 0 || rename(tmp, path) < 0) {
 		int e = errno;
 		unlink(tmp);
@@ -131,6 +132,8 @@ int control_state_read(const char *path, struct control_state *out)
 		else if (!strcmp(line, "passthrough")) st.passthrough = atoi(v) != 0;
 		else if (!strcmp(line, "passthrough_why")) get_text(st.passthrough_why, sizeof(st.passthrough_why), v);
 		else if (!strcmp(line, "threads")) st.threads = (unsigned)atoi(v);
+		else if (!strcmp(line, "cache_on")) st.cache_on = atoi(v) != 0;
+		else if (!strcmp(line, "cache_why")) get_text(st.cache_why, sizeof(st.cache_why), v);
 	}
 	fclose(f);
 	if (!st.dir[0])

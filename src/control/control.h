@@ -27,6 +27,8 @@ struct control_state {
 	unsigned restarts;
 	bool passthrough;
 	char passthrough_why[256];
+	bool cache_on;                  /* the cache store opened */
+	char cache_why[256];            /* why not, if not */
 	unsigned threads;
 };
 

@@ -70,6 +70,7 @@ struct daemon_ctx {
 	struct control_state state;
 	struct fuse_session *session;
 	struct fs *fs;
+	struct cache_store *store;
 	struct stats stats;
 };
 
@@ -85,9 +86,15 @@ static int daemon_control(const char *request, char *reply, size_t size, void *a
 	if (strcmp(request, "stats"))
 		return -EINVAL;
 	atomic_store(&d->stats.counter[STATS_REQUESTS], fuse_session_requests(d->session));
-	n = snprintf(reply, size, "{\"pid\": %d, \"uptime_seconds\": %lld, \"passthrough\": %s, \"stats\": ",
+	uint64_t cache_bytes = 0, cache_objects = 0;
+	if (d->store && cache_store_usage(d->store, &cache_bytes, &cache_objects) < 0)
+		cache_bytes = cache_objects = 0;
+	n = snprintf(reply, size, "{\"pid\": %d, \"uptime_seconds\": %lld, \"passthrough\": %s, "
+	             "\"cache\": %s, \"cache_bytes\": %llu, \"cache_objects\": %llu, \"stats\": ",
 	             (int)getpid(), (long long)(time(NULL) - d->state.started),
-	             fs_passthrough_active(d->fs, why, sizeof(why)) ? "true" : "false");
+	             fs_passthrough_active(d->fs, why, sizeof(why)) ? "true" : "false",
+	             d->store ? "true" : "false", (unsigned long long)cache_bytes,
+	             (unsigned long long)cache_objects);
 	if (n < 0 || (size_t)n >= size)
 		return -ENOSPC;
 	m = stats_snapshot_json(&d->stats, reply + n, size - (size_t)n);
@@ -102,7 +109,7 @@ static int daemon_control(const char *request, char *reply, size_t size, void *a
  * is in use refuses the start; any other failure of the cache device runs without a cache
  * (the directory still works, uncached) and says so in the log. */
 static int cache_open(const struct daemon_options *o, int origin_fd, struct cache_store **out,
-                      int ready_fd)
+                      int ready_fd, char *why, size_t why_size)
 {
 	struct cache_store_config cfg = { 0 };
 	struct stat st;
@@ -128,6 +135,7 @@ static int cache_open(const struct daemon_options *o, int origin_fd, struct cach
 	}
 	if (rc < 0) {
 		*out = NULL;
+		snprintf(why, why_size, "cache directory unusable: %s", strerror(-rc));
 		log_error("cache '%s' unavailable: %s; serving '%s' without a cache", o->cache,
 		          strerror(-rc), o->dir);
 	}
@@ -172,7 +180,7 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 		report(ready_fd, "ERR cannot open '%s': %s\n", o->dir, strerror(errno));
 		return EXIT_STARTUP_FAILED;
 	}
-	rc = cache_open(o, origin_fd, &store, ready_fd);
+	rc = cache_open(o, origin_fd, &store, ready_fd, d.state.cache_why, sizeof(d.state.cache_why));
 	if (rc < 0) {
 		close(origin_fd);
 		return EXIT_STARTUP_FAILED;
@@ -200,9 +208,16 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 	fs_passthrough_probe(fs);
 	d.session = se;
 	d.fs = fs;
+	d.store = store;
 
 #define st (*stp)
-	memset(&st, 0, sizeof(st));
+	{
+		char why[sizeof(st.cache_why)];
+		snprintf(why, sizeof(why), "%s", st.cache_why);
+		memset(&st, 0, sizeof(st));
+		snprintf(st.cache_why, sizeof(st.cache_why), "%s", why);
+	}
+	st.cache_on = store != NULL;
 	snprintf(st.dir, sizeof(st.dir), "%s", o->dir);
 	snprintf(st.cache, sizeof(st.cache), "%s", o->cache);
 	control_log_path(o->dir, st.log, sizeof(st.log));

@@ -58,4 +58,20 @@ CACHEMAX_FAULT="fdatasync:1:EIO" t_mount "$D" "$C"
 check_reads "$D"
 [ "$(counter "$D" cache_errors)" -gt 0 ] || fail "the injected EIO was not counted"
 t_unmount "$D"
+# A cache device that is read-only from the start: the directory is served without a cache,
+# and status says why.
+D=$(setup rostart); C=$SHM/rostart-dev
+mkdir -p "$C"; mount -t tmpfs -o size=8m,ro cmtest "$C"; T_BINDS+=("$C")
+t_mount "$D" "$C"
+"$CACHEMAX" status | grep -q "cache: .*(off: cache directory unusable: Read-only file system)" \
+  || fail "status does not say the cache is off: $("$CACHEMAX" status)"
+"$CACHEMAX" status --json | grep -q '"cache_on": false' || fail "status --json: cache_on not false"
+check_reads "$D"
+t_unmount "$D"
+
+# A cache directory that holds another directory's cache refuses the start, clearly.
+D2=$(setup other)
+out=$("$CACHEMAX" start "$D2" --cache "$T_SCRATCH/eio-cache" 2>&1) && { T_MOUNTS+=("$D2"); fail "start with another directory's cache succeeded"; }
+echo "$out" | grep -q "holds the cache of another directory" || fail "start said: $out"
+grep -q " $D2 fuse.cachemax " /proc/mounts && fail "a refused start left a mount"
 echo ok
