@@ -351,6 +351,74 @@ static int scan_shard(int shard_fd, void *dirents, uint64_t *bytes, uint64_t *ob
 	}
 }
 
+/* Keys of the data files in one shard, appended to *keys (grown as needed). */
+static int shard_keys(int shard_fd, void *dirents, struct cache_key **keys, size_t *count,
+                      size_t *cap)
+{
+	for (;;) {
+		ssize_t n = sys_getdents(shard_fd, dirents, DIRENT_BUFFER_SIZE);
+		if (n <= 0)
+			return (int)n;
+		for (ssize_t pos = 0; pos < n;) {
+			struct dirent64 *d = (struct dirent64 *)((char *)dirents + pos);
+			unsigned long long dev, ino;
+			char tail[8];
+			pos += d->d_reclen;
+			if (!name_has_suffix(d->d_name, CACHE_DATA_SUFFIX) ||
+			    sscanf(d->d_name, "%16llx-%16llx%7s", &dev, &ino, tail) != 3)
+				continue;
+			if (*count == *cap) {
+				size_t ncap = *cap ? *cap * 2 : 256;
+				struct cache_key *k = realloc(*keys, ncap * sizeof(**keys));
+				if (!k)
+					return -ENOMEM;
+				*keys = k;
+				*cap = ncap;
+			}
+			(*keys)[(*count)++] = (struct cache_key){ .dev = dev, .ino = ino };
+		}
+	}
+}
+
+int cache_store_remove_all(struct cache_store *store, uint64_t *removed)
+{
+	void *dirents = malloc(DIRENT_BUFFER_SIZE);
+	struct cache_key *keys = NULL;
+	size_t count = 0, cap = 0;
+	uint64_t done = 0;
+	int rc = 0;
+
+	if (!dirents)
+		return -ENOMEM;
+	for (uint32_t shard = 0; shard < CACHE_SHARD_COUNT && rc == 0; shard++) {
+		char name[4];
+		int fd;
+		snprintf(name, sizeof(name), "%02x", shard);
+		fd = sys_openat(store->objects_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+		if (fd == -ENOENT)
+			continue;
+		if (fd < 0) {
+			rc = fd;
+			break;
+		}
+		rc = shard_keys(fd, dirents, &keys, &count, &cap);
+		sys_close(fd);
+	}
+	free(dirents);
+	for (size_t i = 0; i < count && rc == 0; i++) {
+		int r = cache_object_remove(store, keys[i]);
+		if (r == 0)
+			done++;
+		else if (r != -ENOENT)
+			rc = r;
+	}
+	free(keys);
+	if (rc < 0)
+		return rc;
+	*removed = done;
+	return 0;
+}
+
 /* With the usage lock held exclusive: nobody is changing a data file. */
 static int usage_scan(struct cache_store *store)
 {

@@ -128,6 +128,8 @@ int cache_store_usage(struct cache_store *store, uint64_t *bytes, uint64_t *obje
  * elsewhere (space returns at its last close) and while the object is open here: that
  * cache_object stays valid but serves nothing and stores nothing. -ENOENT if there was none. */
 int cache_object_remove(struct cache_store *store, struct cache_key key);
+/* Evicts every object (as cache_object_remove, one by one); *removed counts them. */
+int cache_store_remove_all(struct cache_store *store, uint64_t *removed);
 
 /* ---- Objects ---------------------------------------------------------------------------- */
 

@@ -40,6 +40,7 @@ static const char usage_text[] =
 	"  stats DIR [--json] [--watch SEC [--count N]]\n"
 	"                             reads from cache and origin, hit ratio, writes, passthrough\n"
 	"                             opens, latency; --watch redraws every SEC seconds with rates\n"
+	"  evict DIR [PATH...]        drop cache copies: all of DIR's, or those of the files given\n"
 	"  help                       this text\n";
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -501,6 +502,54 @@ static int cmd_stats(int argc, char **argv)
 	return 0;
 }
 
+static int cmd_evict(int argc, char **argv)
+{
+	char dir[CONTROL_PATH_MAX], reply[512];
+	struct control_state state;
+	unsigned long long total = 0;
+	int rc, status = 0;
+
+	if (argc < 2)
+		return usage_error("%s", "'evict' takes a directory and optional files: cachemax evict DIR [PATH...]");
+	if (control_resolve_path(argv[1], dir, sizeof(dir)) < 0 || control_state_find(dir, &state) < 0 ||
+	    !control_is_accelerated(dir)) {
+		fprintf(stderr, "cachemax: '%s' is not accelerated (see 'cachemax status')\n", argv[1]);
+		return 1;
+	}
+	for (int i = argc > 2 ? 2 : 1; i < argc; i++) {
+		char path[CONTROL_PATH_MAX], request[CONTROL_PATH_MAX + 8];
+		size_t n = strlen(dir);
+		const char *rel = "";
+		char *err;
+		if (argc > 2) {
+			if (control_resolve_path(argv[i], path, sizeof(path)) < 0 ||
+			    strncmp(path, dir, n) || (path[n] != '/' && path[n] != '\0')) {
+				fprintf(stderr, "cachemax: '%s' is not inside '%s'\n", argv[i], dir);
+				status = 1;
+				continue;
+			}
+			rel = path[n] ? path + n + 1 : "";
+		}
+		snprintf(request, sizeof(request), *rel ? "evict %s" : "evict", rel);
+		rc = control_request(state.socket, request, reply, sizeof(reply), STATS_TIMEOUT_MS);
+		if (rc < 0) {
+			fprintf(stderr, "cachemax: cannot reach the daemon of '%s': %s\n", dir, strerror(-rc));
+			return 1;
+		}
+		err = strstr(reply, "\"error\": \"");
+		if (err) {
+			err += 10;
+			err[strcspn(err, "\"")] = '\0';
+			fprintf(stderr, "cachemax: cannot evict '%s': %s\n", argc > 2 ? argv[i] : dir, err);
+			status = 1;
+			continue;
+		}
+		total += (unsigned long long)json_number(reply, NULL, "evicted");
+	}
+	printf("evicted %llu cache cop%s\n", total, total == 1 ? "y" : "ies");
+	return status;
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : NULL;
@@ -518,5 +567,7 @@ int main(int argc, char **argv)
 		return cmd_status(argc - 1, argv + 1);
 	if (!strcmp(cmd, "stats"))
 		return cmd_stats(argc - 1, argv + 1);
+	if (!strcmp(cmd, "evict"))
+		return cmd_evict(argc - 1, argv + 1);
 	return usage_error("unknown command '%s'", cmd);
 }

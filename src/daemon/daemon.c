@@ -74,7 +74,38 @@ struct daemon_ctx {
 	struct stats stats;
 };
 
-/* Control socket requests: "stats" (snapshot), "ping". */
+/* "evict" drops every cache object; "evict REL" the one of the file at REL (relative to the
+ * directory). Open objects are safe to evict: readers keep the unlinked copy until they close. */
+static int daemon_evict(struct daemon_ctx *d, const char *rel, char *reply, size_t size)
+{
+	uint64_t removed = 0;
+	int rc;
+
+	if (!d->store)
+		return snprintf(reply, size, "{\"error\": \"the cache is off: %s\"}", d->state.cache_why);
+	if (!*rel) {
+		rc = cache_store_remove_all(d->store, &removed);
+	} else {
+		struct stat st;
+		if (rel[0] == '/')
+			return -EINVAL;
+		rc = fstatat(fs_origin_fd(d->fs), rel, &st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+		if (rc == 0 && !S_ISREG(st.st_mode))
+			rc = -EISDIR;
+		if (rc == 0) {
+			rc = cache_object_remove(d->store, cache_key_from_stat(&st));
+			removed = rc == 0;
+			if (rc == -ENOENT)
+				rc = 0;  /* not cached: nothing to evict */
+		}
+	}
+	if (rc < 0)
+		return snprintf(reply, size, "{\"error\": \"%s\"}", strerror(-rc));
+	stats_add(&d->stats, STATS_EVICTIONS, removed);
+	return snprintf(reply, size, "{\"evicted\": %llu}", (unsigned long long)removed);
+}
+
+/* Control socket requests: "stats" (snapshot), "evict [REL]", "ping". */
 static int daemon_control(const char *request, char *reply, size_t size, void *arg)
 {
 	struct daemon_ctx *d = arg;
@@ -83,6 +114,10 @@ static int daemon_control(const char *request, char *reply, size_t size, void *a
 
 	if (!strcmp(request, "ping"))
 		return snprintf(reply, size, "{\"pong\": true}");
+	if (!strcmp(request, "evict"))
+		return daemon_evict(d, "", reply, size);
+	if (!strncmp(request, "evict ", 6))
+		return daemon_evict(d, request + 6, reply, size);
 	if (strcmp(request, "stats"))
 		return -EINVAL;
 	atomic_store(&d->stats.counter[STATS_REQUESTS], fuse_session_requests(d->session));

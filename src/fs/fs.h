@@ -39,6 +39,9 @@ bool fs_passthrough_active(struct fs *fs, char *why, size_t why_size);
 
 
 
+/* The origin directory's O_PATH fd (owned by fs). */
+int fs_origin_fd(const struct fs *fs);
+
 /* After the mount: check that the kernel really lets us register backing files (it refuses
  * without CAP_SYS_ADMIN) so that status tells the truth before the first open. */
 void fs_passthrough_probe(struct fs *fs);

@@ -1008,6 +1008,8 @@ void fs_free(struct fs *fs)
 	free(fs);
 }
 
+int fs_origin_fd(const struct fs *fs) { return fs->root->fd; }
+
 bool fs_passthrough_active(struct fs *fs, char *why, size_t why_size)
 {
 	bool ok = atomic_load(&fs->passthrough_ok);

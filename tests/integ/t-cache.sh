@@ -28,6 +28,26 @@ t_mount "$D" "$C"   # objects survive a stop/start
 [ "$(counter passthrough_opens_cache)" = 1 ] || fail "the cache did not survive stop/start"
 [ "$(counter fills)" = 0 ] || fail "refilled after restart"
 
+# evict: one file's copy goes (the next open is a miss again), also while a reader holds it.
+exec 8<"$D/big"                       # a reader of the cache copy
+out=$("$CACHEMAX" evict "$D" "$D/big") || fail "evict of a file failed: $out"
+[ "$out" = "evicted 1 cache copy" ] || fail "evict said: $out"
+[ "$(md5sum <&8)" = "$sum" ] || fail "a reader of an evicted copy read wrong bytes"
+exec 8<&-
+[ "$(counter evictions)" = 1 ] || fail "evictions not counted"
+hits=$(counter passthrough_opens_cache) fills=$(counter fills)
+[ "$(md5sum < "$D/big")" = "$sum" ] || fail "read after evict differs"
+[ "$(counter passthrough_opens_cache)" = "$hits" ] || fail "an evicted file was still a cache hit"
+wait_fills $((fills + 12))   # refilled
+out=$("$CACHEMAX" evict "$D") || fail "evict of everything failed: $out"
+echo "$out" | grep -qE "^evicted [1-9][0-9]* cache cop" || fail "evict all said: $out"
+[ "$("$CACHEMAX" stats "$D" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["cache_objects"])')" = 0 ] \
+  || fail "objects left after evicting everything"
+out=$("$CACHEMAX" evict "$D" /etc/passwd 2>&1) && fail "evict of a path outside the directory succeeded"
+echo "$out" | grep -q "is not inside" || fail "evict outside said: $out"
+out=$("$CACHEMAX" evict "$D" "$D/missing" 2>&1) && fail "evict of a missing file succeeded"
+echo "$out" | grep -q "No such file" || fail "evict missing said: $out"
+
 # tail -f: a reader holding the cache copy sees appends made through the mount at once.
 printf 'line 0\n' > "$D/log"
 cat "$D/log" > /dev/null; cat "$D/log" > /dev/null
