@@ -330,8 +330,13 @@ static bool name_has_suffix(const char *name, const char *suffix)
 	return n > s && !strcmp(name + n - s, suffix);
 }
 
-static int scan_shard(int shard_fd, void *dirents, uint64_t *bytes, uint64_t *objects)
+struct usage_sum {
+	uint64_t bytes, objects;
+};
+
+static int scan_shard(int shard_fd, void *dirents, void *arg)
 {
+	struct usage_sum *u = arg;
 	for (;;) {
 		ssize_t n = sys_getdents(shard_fd, dirents, DIRENT_BUFFER_SIZE);
 		if (n <= 0)
@@ -345,16 +350,48 @@ static int scan_shard(int shard_fd, void *dirents, uint64_t *bytes, uint64_t *ob
 			if (sys_fstatat(shard_fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 			    !S_ISREG(st.st_mode))
 				continue;   /* gone or not ours: not an object */
-			*bytes += (uint64_t)st.st_blocks * CACHE_BYTES_PER_BLOCK;
-			(*objects)++;
+			u->bytes += (uint64_t)st.st_blocks * CACHE_BYTES_PER_BLOCK;
+			u->objects++;
 		}
 	}
 }
 
-/* Keys of the data files in one shard, appended to *keys (grown as needed). */
-static int shard_keys(int shard_fd, void *dirents, struct cache_key **keys, size_t *count,
-                      size_t *cap)
+/* Call fn on every shard directory that exists, with a getdents buffer; stops at an error. */
+static int shards_each(struct cache_store *store, int (*fn)(int shard_fd, void *dirents, void *arg),
+                       void *arg)
 {
+	void *dirents = malloc(DIRENT_BUFFER_SIZE);
+	int rc = 0;
+
+	if (!dirents)
+		return -ENOMEM;
+	for (uint32_t shard = 0; shard < CACHE_SHARD_COUNT && rc == 0; shard++) {
+		char name[4];
+		int fd;
+		snprintf(name, sizeof(name), "%02x", shard);
+		fd = sys_openat(store->objects_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+		if (fd == -ENOENT)
+			continue;
+		if (fd < 0) {
+			rc = fd;
+			break;
+		}
+		rc = fn(fd, dirents, arg);
+		sys_close(fd);
+	}
+	free(dirents);
+	return rc;
+}
+
+struct key_list {
+	struct cache_key *keys;
+	size_t count, cap;
+};
+
+/* Keys of the data files in one shard, appended to the key_list (grown as needed). */
+static int shard_keys(int shard_fd, void *dirents, void *arg)
+{
+	struct key_list *l = arg;
 	for (;;) {
 		ssize_t n = sys_getdents(shard_fd, dirents, DIRENT_BUFFER_SIZE);
 		if (n <= 0)
@@ -367,52 +404,33 @@ static int shard_keys(int shard_fd, void *dirents, struct cache_key **keys, size
 			if (!name_has_suffix(d->d_name, CACHE_DATA_SUFFIX) ||
 			    sscanf(d->d_name, "%16llx-%16llx%7s", &dev, &ino, tail) != 3)
 				continue;
-			if (*count == *cap) {
-				size_t ncap = *cap ? *cap * 2 : 256;
-				struct cache_key *k = realloc(*keys, ncap * sizeof(**keys));
+			if (l->count == l->cap) {
+				size_t ncap = l->cap ? l->cap * 2 : 256;
+				struct cache_key *k = realloc(l->keys, ncap * sizeof(*k));
 				if (!k)
 					return -ENOMEM;
-				*keys = k;
-				*cap = ncap;
+				l->keys = k;
+				l->cap = ncap;
 			}
-			(*keys)[(*count)++] = (struct cache_key){ .dev = dev, .ino = ino };
+			l->keys[l->count++] = (struct cache_key){ .dev = dev, .ino = ino };
 		}
 	}
 }
 
 int cache_store_remove_all(struct cache_store *store, uint64_t *removed)
 {
-	void *dirents = malloc(DIRENT_BUFFER_SIZE);
-	struct cache_key *keys = NULL;
-	size_t count = 0, cap = 0;
+	struct key_list l = { 0 };
 	uint64_t done = 0;
-	int rc = 0;
+	int rc = shards_each(store, shard_keys, &l);
 
-	if (!dirents)
-		return -ENOMEM;
-	for (uint32_t shard = 0; shard < CACHE_SHARD_COUNT && rc == 0; shard++) {
-		char name[4];
-		int fd;
-		snprintf(name, sizeof(name), "%02x", shard);
-		fd = sys_openat(store->objects_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-		if (fd == -ENOENT)
-			continue;
-		if (fd < 0) {
-			rc = fd;
-			break;
-		}
-		rc = shard_keys(fd, dirents, &keys, &count, &cap);
-		sys_close(fd);
-	}
-	free(dirents);
-	for (size_t i = 0; i < count && rc == 0; i++) {
-		int r = cache_object_remove(store, keys[i]);
+	for (size_t i = 0; i < l.count && rc == 0; i++) {
+		int r = cache_object_remove(store, l.keys[i]);
 		if (r == 0)
 			done++;
 		else if (r != -ENOENT)
 			rc = r;
 	}
-	free(keys);
+	free(l.keys);
 	if (rc < 0)
 		return rc;
 	*removed = done;
@@ -422,31 +440,13 @@ int cache_store_remove_all(struct cache_store *store, uint64_t *removed)
 /* With the usage lock held exclusive: nobody is changing a data file. */
 static int usage_scan(struct cache_store *store)
 {
-	uint64_t bytes = 0, objects = 0;
-	void *dirents = malloc(DIRENT_BUFFER_SIZE);
-	int rc = 0;
+	struct usage_sum u = { 0, 0 };
+	int rc = shards_each(store, scan_shard, &u);
 
-	if (!dirents)
-		return -ENOMEM;
-	for (uint32_t shard = 0; shard < CACHE_SHARD_COUNT && rc == 0; shard++) {
-		char name[4];
-		int fd;
-		snprintf(name, sizeof(name), "%02x", shard);
-		fd = sys_openat(store->objects_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-		if (fd == -ENOENT)
-			continue;
-		if (fd < 0) {
-			rc = fd;
-			break;
-		}
-		rc = scan_shard(fd, dirents, &bytes, &objects);
-		sys_close(fd);
-	}
-	free(dirents);
 	if (rc < 0)
 		return rc;
-	atomic_store(&store->usage_bytes, bytes);
-	atomic_store(&store->usage_objects, objects);
+	atomic_store(&store->usage_bytes, u.bytes);
+	atomic_store(&store->usage_objects, u.objects);
 	store->usage_known = true;
 	return 0;
 }
