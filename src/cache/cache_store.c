@@ -330,35 +330,10 @@ static bool name_has_suffix(const char *name, const char *suffix)
 	return n > s && !strcmp(name + n - s, suffix);
 }
 
-struct usage_sum {
-	uint64_t bytes, objects;
-};
-
-static int scan_shard(int shard_fd, void *dirents, void *arg)
-{
-	struct usage_sum *u = arg;
-	for (;;) {
-		ssize_t n = sys_getdents(shard_fd, dirents, DIRENT_BUFFER_SIZE);
-		if (n <= 0)
-			return (int)n;
-		for (ssize_t pos = 0; pos < n;) {
-			struct dirent64 *d = (struct dirent64 *)((char *)dirents + pos);
-			struct stat st;
-			pos += d->d_reclen;
-			if (!name_has_suffix(d->d_name, CACHE_DATA_SUFFIX))
-				continue;
-			if (sys_fstatat(shard_fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-			    !S_ISREG(st.st_mode))
-				continue;   /* gone or not ours: not an object */
-			u->bytes += (uint64_t)st.st_blocks * CACHE_BYTES_PER_BLOCK;
-			u->objects++;
-		}
-	}
-}
-
-/* Call fn on every shard directory that exists, with a getdents buffer; stops at an error. */
-static int shards_each(struct cache_store *store, int (*fn)(int shard_fd, void *dirents, void *arg),
-                       void *arg)
+/* Call fn(shard_fd, name, arg) for every data file ("*.data") of every shard that exists;
+ * stops at the first error. */
+static int data_files_each(struct cache_store *store,
+                           int (*fn)(int shard_fd, const char *name, void *arg), void *arg)
 {
 	void *dirents = malloc(DIRENT_BUFFER_SIZE);
 	int rc = 0;
@@ -376,11 +351,40 @@ static int shards_each(struct cache_store *store, int (*fn)(int shard_fd, void *
 			rc = fd;
 			break;
 		}
-		rc = fn(fd, dirents, arg);
+		for (;;) {
+			ssize_t n = sys_getdents(fd, dirents, DIRENT_BUFFER_SIZE);
+			if (n <= 0) {
+				rc = (int)n;
+				break;
+			}
+			for (ssize_t pos = 0; pos < n && rc == 0;) {
+				struct dirent64 *d = (struct dirent64 *)((char *)dirents + pos);
+				pos += d->d_reclen;
+				if (name_has_suffix(d->d_name, CACHE_DATA_SUFFIX))
+					rc = fn(fd, d->d_name, arg);
+			}
+			if (rc < 0)
+				break;
+		}
 		sys_close(fd);
 	}
 	free(dirents);
 	return rc;
+}
+
+struct usage_sum {
+	uint64_t bytes, objects;
+};
+
+static int usage_add(int shard_fd, const char *name, void *arg)
+{
+	struct usage_sum *u = arg;
+	struct stat st;
+	if (sys_fstatat(shard_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+		return 0;   /* gone or not ours: not an object */
+	u->bytes += (uint64_t)st.st_blocks * CACHE_BYTES_PER_BLOCK;
+	u->objects++;
+	return 0;
 }
 
 struct key_list {
@@ -388,40 +392,32 @@ struct key_list {
 	size_t count, cap;
 };
 
-/* Keys of the data files in one shard, appended to the key_list (grown as needed). */
-static int shard_keys(int shard_fd, void *dirents, void *arg)
+/* Append the key named by a data file ("DEV-INO.data") to the key_list. */
+static int key_add(int shard_fd, const char *name, void *arg)
 {
 	struct key_list *l = arg;
-	for (;;) {
-		ssize_t n = sys_getdents(shard_fd, dirents, DIRENT_BUFFER_SIZE);
-		if (n <= 0)
-			return (int)n;
-		for (ssize_t pos = 0; pos < n;) {
-			struct dirent64 *d = (struct dirent64 *)((char *)dirents + pos);
-			unsigned long long dev, ino;
-			char tail[8];
-			pos += d->d_reclen;
-			if (!name_has_suffix(d->d_name, CACHE_DATA_SUFFIX) ||
-			    sscanf(d->d_name, "%16llx-%16llx%7s", &dev, &ino, tail) != 3)
-				continue;
-			if (l->count == l->cap) {
-				size_t ncap = l->cap ? l->cap * 2 : 256;
-				struct cache_key *k = realloc(l->keys, ncap * sizeof(*k));
-				if (!k)
-					return -ENOMEM;
-				l->keys = k;
-				l->cap = ncap;
-			}
-			l->keys[l->count++] = (struct cache_key){ .dev = dev, .ino = ino };
-		}
+	unsigned long long dev, ino;
+	char tail[8];
+
+	if (sscanf(name, "%16llx-%16llx%7s", &dev, &ino, tail) != 3)
+		return 0;
+	if (l->count == l->cap) {
+		size_t ncap = l->cap ? l->cap * 2 : 256;
+		struct cache_key *k = realloc(l->keys, ncap * sizeof(*k));
+		if (!k)
+			return -ENOMEM;
+		l->keys = k;
+		l->cap = ncap;
 	}
+	l->keys[l->count++] = (struct cache_key){ .dev = dev, .ino = ino };
+	return 0;
 }
 
 int cache_store_remove_all(struct cache_store *store, uint64_t *removed)
 {
 	struct key_list l = { 0 };
 	uint64_t done = 0;
-	int rc = shards_each(store, shard_keys, &l);
+	int rc = data_files_each(store, key_add, &l);
 
 	for (size_t i = 0; i < l.count && rc == 0; i++) {
 		int r = cache_object_remove(store, l.keys[i]);
@@ -441,7 +437,7 @@ int cache_store_remove_all(struct cache_store *store, uint64_t *removed)
 static int usage_scan(struct cache_store *store)
 {
 	struct usage_sum u = { 0, 0 };
-	int rc = shards_each(store, scan_shard, &u);
+	int rc = data_files_each(store, usage_add, &u);
 
 	if (rc < 0)
 		return rc;

@@ -177,6 +177,26 @@ static int cache_open(const struct daemon_options *o, int origin_fd, struct cach
 	return 0;
 }
 
+/* The state record of a mounted daemon (d->state.cache_why was set by cache_open). */
+static void state_fill(struct daemon_ctx *d, const struct daemon_options *o, bool supervised,
+                       unsigned restarts, int64_t first_started)
+{
+	struct control_state *st = &d->state;
+
+	st->cache_on = d->store != NULL;
+	snprintf(st->dir, sizeof(st->dir), "%s", o->dir);
+	snprintf(st->cache, sizeof(st->cache), "%s", o->cache);
+	control_log_path(o->dir, st->log, sizeof(st->log));
+	control_socket_path(o->dir, st->socket, sizeof(st->socket));
+	st->daemon_pid = getpid();
+	st->watchdog_pid = supervised ? getppid() : 0;
+	st->started = time(NULL);
+	st->first_started = first_started ? first_started : st->started;
+	st->restarts = restarts;
+	st->threads = o->threads;
+	st->passthrough = fs_passthrough_active(d->fs, st->passthrough_why, sizeof(st->passthrough_why));
+}
+
 /* The daemon proper: returns 0 after a clean unmount, EXIT_STARTUP_FAILED if it never mounted. */
 static int daemon_serve(const struct daemon_options *o, bool supervised, unsigned restarts,
                         int64_t first_started, int ready_fd)
@@ -193,8 +213,7 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 		.attr_timeout = o->attr_timeout,
 		.entry_timeout = o->entry_timeout,
 	};
-	static struct daemon_ctx d;  /* large (histograms): not on the stack */
-	struct control_state *stp = &d.state;
+	static struct daemon_ctx d;  /* large (histograms): not on the stack; zero in each daemon */
 	struct control_server *control = NULL;
 	struct cache_store *store = NULL;
 	struct fuse_session *se = NULL;
@@ -245,43 +264,25 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 	d.fs = fs;
 	d.store = store;
 
-#define st (*stp)
-	{
-		char why[sizeof(st.cache_why)];
-		snprintf(why, sizeof(why), "%s", st.cache_why);
-		memset(&st, 0, sizeof(st));
-		snprintf(st.cache_why, sizeof(st.cache_why), "%s", why);
-	}
-	st.cache_on = store != NULL;
-	snprintf(st.dir, sizeof(st.dir), "%s", o->dir);
-	snprintf(st.cache, sizeof(st.cache), "%s", o->cache);
-	control_log_path(o->dir, st.log, sizeof(st.log));
-	control_socket_path(o->dir, st.socket, sizeof(st.socket));
-	st.daemon_pid = getpid();
-	st.watchdog_pid = supervised ? getppid() : 0;
-	st.started = time(NULL);
-	st.first_started = first_started ? first_started : st.started;
-	st.restarts = restarts;
-	st.threads = o->threads;
-	st.passthrough = fs_passthrough_active(fs, st.passthrough_why, sizeof(st.passthrough_why));
-	rc = control_server_start(st.socket, daemon_control, &d, &control);
+	state_fill(&d, o, supervised, restarts, first_started);
+	rc = control_server_start(d.state.socket, daemon_control, &d, &control);
 	if (rc < 0) {
-		log_warn("no control socket at '%s': %s (stats unavailable)", st.socket, strerror(-rc));
-		st.socket[0] = '\0';
+		log_warn("no control socket at '%s': %s (stats unavailable)", d.state.socket, strerror(-rc));
+		d.state.socket[0] = '\0';
 	}
-	rc = control_state_write(&st);
+	rc = control_state_write(&d.state);
 	if (rc < 0)
 		log_warn("cannot write state file: %s", strerror(-rc));
 	log_info("serving '%s' with %u threads, passthrough %s%s%s", o->dir, o->threads,
-	         st.passthrough ? "on" : "off", st.passthrough ? "" : ": ", st.passthrough_why);
-	if (st.passthrough)
+	         d.state.passthrough ? "on" : "off", d.state.passthrough ? "" : ": ",
+	         d.state.passthrough_why);
+	if (d.state.passthrough)
 		report(ready_fd, "OK passthrough on\n");
 	else
-		report(ready_fd, "OK passthrough off (%s)\n", st.passthrough_why);
+		report(ready_fd, "OK passthrough off (%s)\n", d.state.passthrough_why);
 	if (ready_fd >= 0)
 		close(ready_fd);
 
-#undef st
 	fuse_session_wait(se);
 	log_info("'%s' was unmounted; daemon exits", o->dir);
 	control_server_stop(control);

@@ -112,6 +112,13 @@ int fs_file_attach(struct fs *fs, struct fs_file *f, struct cm_fuse_open_out *o)
 		pthread_mutex_unlock(&n->lock);
 		return 0;
 	}
+	have_stat = sys_fstatat(f->fd, "", &st, AT_EMPTY_PATH) == 0;
+	/* The kernel's cached name still leads to an inode unlinked behind our back (the file was
+	 * deleted or replaced in the original directory): opening it would serve the old file.
+	 * ESTALE makes the kernel look the name up afresh (LOOKUP_REVAL) and open again. An inode
+	 * we unlinked ourselves (reopened via /proc/PID/fd, O_TMPFILE) opens as usual. */
+	if (have_stat && st.st_nlink == 0 && !atomic_load(&n->unlinked_by_us))
+		return -ESTALE;
 	pthread_mutex_lock(&n->lock);
 	if (writer && (f->open_flags & O_TRUNC)) {
 		int rc;
@@ -124,8 +131,8 @@ int fs_file_attach(struct fs *fs, struct fs_file *f, struct cm_fuse_open_out *o)
 			pthread_mutex_unlock(&n->lock);
 			return rc;
 		}
+		have_stat = sys_fstatat(f->fd, "", &st, AT_EMPTY_PATH) == 0;
 	}
-	have_stat = sys_fstatat(f->fd, "", &st, AT_EMPTY_PATH) == 0;
 	if (n->open_count == 0 && have_stat)
 		mode_choose(fs, n, &st, writer);
 	else if (n->open_count == 0)
@@ -366,9 +373,9 @@ static void read_miss_fill(struct fuse_req *r, struct fs *fs, struct fs_file *f,
 	} else if (filled < 0) {
 		cache_error(fs, "fill", (int)filled);
 	} else if (filled > 0) {
+		uint64_t stored = (uint64_t)filled * cache_store_chunk_size(fs->store);
 		stats_add(stats, STATS_FILLS, (uint64_t)filled);
-		stats_add(stats, STATS_FILL_BYTES, (uint64_t)filled * cache_store_chunk_size(fs->store) < (uint64_t)n
-		          ? (uint64_t)filled * cache_store_chunk_size(fs->store) : (uint64_t)n);
+		stats_add(stats, STATS_FILL_BYTES, stored < (uint64_t)n ? stored : (uint64_t)n);
 	}
 	free(buf);
 	object_unpin(fs, node);

@@ -108,7 +108,8 @@ void fs_node_forget(struct fs *fs, uint64_t nodeid, uint64_t nlookup);
 
 /* Open files and their io-mode, the read and write paths through the cache (fs_cache.c). */
 void fs_passthrough_disable(struct fs *fs, const char *why);
-/* Choose the io-mode of a new open (and do its deferred O_TRUNC); -errno fails the open. */
+/* Choose the io-mode of a new open (and do its deferred O_TRUNC); -errno fails the open,
+ * -ESTALE when the inode was unlinked behind our back (the kernel then looks the name up again). */
 int fs_file_attach(struct fs *fs, struct fs_file *f, struct cm_fuse_open_out *o);
 void fs_file_detach(struct fs *fs, struct fs_file *f);
 /* The fd whose bytes this open file shows: the cache copy in FS_IO_CACHE mode (it mirrors

@@ -433,19 +433,9 @@ static void op_rename(struct fuse_req *r, uint64_t parent, const char *name, uin
 
 /* O_TRUNC of a regular file opened for writing is done by fs_file_attach, under the node's
  * locks together with the cache object, so no reader of the object sees it half done. */
-static int deferred_trunc(const struct fs_node *n, uint32_t flags)
+static int deferred_trunc(mode_t type, uint32_t flags)
 {
-	return n->type == S_IFREG && (flags & O_ACCMODE) != O_RDONLY ? O_TRUNC : 0;
-}
-
-/* The kernel's cached name still leads to an inode that was unlinked behind our back (the
- * file was deleted or replaced in the original directory): opening it would serve the old
- * file. An inode we unlinked ourselves (open via /proc/PID/fd) is opened as usual. */
-static bool origin_replaced_behind_us(struct fs_node *n, int fd)
-{
-	struct stat st;
-	return n->type == S_IFREG && !atomic_load(&n->unlinked_by_us) &&
-	       sys_fstatat(fd, "", &st, AT_EMPTY_PATH) == 0 && st.st_nlink == 0;
+	return type == S_IFREG && (flags & O_ACCMODE) != O_RDONLY ? O_TRUNC : 0;
 }
 
 static void op_open(struct fuse_req *r, uint64_t ino, const struct fuse_open_in *in)
@@ -460,15 +450,9 @@ static void op_open(struct fuse_req *r, uint64_t ino, const struct fuse_open_in 
 
 	GET_NODE(fs, r, n, ino);
 	fs_proc_path(n->fd, path);
-	fd = sys_openat(AT_FDCWD, path, own_open_flags(in->flags) & ~deferred_trunc(n, in->flags), 0);
+	fd = sys_openat(AT_FDCWD, path, own_open_flags(in->flags) & ~deferred_trunc(n->type, in->flags), 0);
 	if (fd < 0) {
 		fuse_reply_err(r, -fd);
-		return;
-	}
-	if (origin_replaced_behind_us(n, fd)) {
-		/* The kernel retries the open with a fresh lookup of the name (LOOKUP_REVAL). */
-		sys_close(fd);
-		fuse_reply_err(r, ESTALE);
 		return;
 	}
 	f = file_new(n, fd, in->flags);
@@ -530,8 +514,8 @@ static void op_create(struct fuse_req *r, uint64_t parent, const char *name,
 	struct fs *fs = FS_OF(r);
 	struct fs_node *p;
 	/* O_TRUNC of an existing file is left to fs_file_attach (see deferred_trunc). */
-	int fd, flags = (own_open_flags(in->flags) & ~(((in->flags & O_ACCMODE) != O_RDONLY) ? O_TRUNC : 0)) |
-	                O_CREAT | (int)(in->flags & O_EXCL);
+	int fd, flags = (own_open_flags(in->flags) & ~deferred_trunc(S_IFREG, in->flags)) | O_CREAT |
+	                (int)(in->flags & O_EXCL);
 
 	GET_NODE(fs, r, p, parent);
 	creds_enter(fuse_req_ctx(r));
