@@ -52,3 +52,18 @@ t_unmount() {
   "$CACHEMAX" stop "$1"
   if grep -q " $1 fuse.cachemax " /proc/mounts; then fail "stop $1: mount still present"; fi
 }
+
+# t_backdoor ORIGIN BACK: bind-mount ORIGIN at BACK before it is accelerated, so a test can
+# change the original behind the cache's back (unmounted at exit).
+t_backdoor() {
+  mkdir -p "$1" "$2"
+  mount --bind "$1" "$2"
+  T_BINDS+=("$2")
+}
+
+# t_shm NAME: make a scratch directory on tmpfs, removed at exit, and put its path in $SHM.
+# (Not $(t_shm): a subshell would lose the T_REMOVE entry.)
+t_shm() {
+  SHM=$(mktemp -d "/dev/shm/cmtest-$1.XXXXXX")
+  T_REMOVE+=("$SHM")
+}

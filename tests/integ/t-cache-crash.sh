@@ -5,12 +5,9 @@
 # before a crash ever claims bytes that are not the origin's.
 . "$(dirname "$0")/lib.sh"
 need_root
-SHM=$(mktemp -d /dev/shm/cmtest-ccrash.XXXXXX)
-T_REMOVE+=("$SHM")
+t_shm ccrash
 D=$SHM/data BACK=$SHM/back C=$T_SCRATCH/cache
-mkdir -p "$D" "$BACK"
-mount --bind "$D" "$BACK"
-T_BINDS+=("$BACK")
+t_backdoor "$D" "$BACK"   # the original, reachable behind the mount
 for i in 0 1 2 3 4 5; do head -c $(( (i + 1) * 700000 )) /dev/urandom > "$D/f$i"; done
 ROUNDS=${CRASH_ROUNDS:-20}
 

@@ -5,8 +5,7 @@
 # mount returns the origin's bytes, writes reach the origin, and stats count cache errors.
 . "$(dirname "$0")/lib.sh"
 need_root
-SHM=$(mktemp -d /dev/shm/cmtest-cfault.XXXXXX)
-T_REMOVE+=("$SHM")
+t_shm cfault
 counter() { "$CACHEMAX" stats "$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["stats"]["counters"][sys.argv[1]])' "$2"; }
 check_reads() {  # check_reads DIR: every file reads as its origin twice, and a write lands
   local d=$1 f
@@ -50,6 +49,7 @@ t_mount "$D" "$C"
 cat "$D/f2" > /dev/null
 rm -rf "$C"
 check_reads "$D"
+[ "$(counter "$D" cache_errors)" -gt 0 ] || fail "the deleted cache directory caused no cache error"
 t_unmount "$D"
 
 # EIO from the cache device when a record is made durable.

@@ -5,12 +5,9 @@
 # are never served stale: same size, other size, mtime set back, file replaced by rename.
 . "$(dirname "$0")/lib.sh"
 need_root
-SHM=$(mktemp -d /dev/shm/cmtest-cache.XXXXXX)
-T_REMOVE+=("$SHM")
+t_shm cache
 D=$SHM/data BACK=$SHM/back C=$T_SCRATCH/cache
-mkdir -p "$D" "$BACK"
-mount --bind "$D" "$BACK"   # the original, reachable behind the mount
-T_BINDS+=("$BACK")
+t_backdoor "$D" "$BACK"   # the original, reachable behind the mount
 head -c 3M /dev/urandom > "$D/big"
 counter() { "$CACHEMAX" stats "$D" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["stats"]["counters"][sys.argv[1]])' "$1"; }
 wait_fills() { for _ in $(seq 1 100); do [ "$(counter fills)" -ge "$1" ] && return 0; sleep 0.05; done; fail "fills did not reach $1: $(counter fills)"; }

@@ -9,8 +9,7 @@ DIFFTEST=$TOOLS/diff/difftest
 [ -x "$DIFFTEST" ] || fail "missing $DIFFTEST (make all)"
 OPS=${DIFF_OPS:-100000}
 
-SHM=$(mktemp -d /dev/shm/cmtest-diff.XXXXXX)
-T_REMOVE+=("$SHM")
+t_shm diff
 
 run() {  # run BASE LABEL SEED OPS [start options]
   local base=$1 label=$2 seed=$3 ops=$4; shift 4

@@ -7,8 +7,7 @@ need_root
 OPTEST=$TOOLS/integ/optest
 [ -x "$OPTEST" ] || fail "missing $OPTEST (make all)"
 
-SHM=$(mktemp -d /dev/shm/cmtest-opt.XXXXXX)
-T_REMOVE+=("$SHM")
+t_shm opt
 
 run_pair() {  # run_pair BASE LABEL [start options]
   local base=$1 label=$2; shift 2

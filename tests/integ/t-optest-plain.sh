@@ -13,8 +13,7 @@ fi
 [ -x "$OPTEST" ] || fail "$OPTEST missing"
 
 # A tmpfs scratch beside $T_SCRATCH, removed on exit together with everything lib.sh cleans.
-SHM=$(mktemp -d /dev/shm/cmoptest.XXXXXX)
-T_REMOVE+=("$SHM")
+t_shm optest
 
 # run_optest DIR OUT: runs optest in the fresh directory DIR and checks it got to the end.
 run_optest() {

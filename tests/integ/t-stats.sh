@@ -5,8 +5,7 @@
 # counted — never reads; the first read of a file fills the cache, later opens are hits.
 . "$(dirname "$0")/lib.sh"
 need_root
-SHM=$(mktemp -d /dev/shm/cmtest-stats.XXXXXX)
-T_REMOVE+=("$SHM")
+t_shm stats
 D=$SHM/data
 mkdir -p "$D"
 head -c 1M /dev/urandom > "$D/f"
