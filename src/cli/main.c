@@ -16,6 +16,7 @@
 #include "control/control_socket.h"
 #include "daemon/daemon.h"
 #include "fuse/fuse_session.h"
+#include "util/size.h"
 
 #define EXIT_USAGE 2
 #define STOP_WAIT_SECONDS 10
@@ -32,6 +33,12 @@ static const char usage_text[] =
 	"      --threads N             FUSE worker threads (1-16, default 4)\n"
 	"      --attr-timeout SEC      seconds the kernel may cache attributes (default 1)\n"
 	"      --entry-timeout SEC     seconds the kernel may cache names (default 1)\n"
+	"      --size SIZE             cache capacity, e.g. 20G (default: the size given before, or\n"
+	"                              80%% of the cache file system's free space at first start)\n"
+	"      --pin GLOB              keep matching files cached (relative to DIR; repeatable)\n"
+	"      --exclude GLOB          never cache matching files (relative to DIR; repeatable)\n"
+	"      --complete-max SIZE     complete files up to SIZE in the background after their\n"
+	"                              first read (default 64M; 0: never)\n"
 	"      --foreground            run the daemon in this process, without a watchdog\n"
 	"  stop DIR [--lazy]          give DIR back exactly as it was; refuses while files under it\n"
 	"                             are open unless --lazy (detach now, finish when closed);\n"
@@ -99,19 +106,49 @@ static int cmd_start(int argc, char **argv)
 		{ "attr-timeout", required_argument, NULL, 'a' },
 		{ "entry-timeout", required_argument, NULL, 'e' },
 		{ "foreground", no_argument, NULL, 'f' },
+		{ "size", required_argument, NULL, 's' },
+		{ "pin", required_argument, NULL, 'p' },
+		{ "exclude", required_argument, NULL, 'x' },
+		{ "complete-max", required_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct daemon_options o = { .passthrough = true, .threads = 4, .attr_timeout = 1.0,
-	                            .entry_timeout = 1.0 };
+	static struct daemon_options o;  /* large (globs): not on the stack */
+	const struct daemon_options defaults = { .passthrough = true, .threads = 4, .attr_timeout = 1.0,
+	                                         .entry_timeout = 1.0,
+	                                         .complete_max = DAEMON_COMPLETE_MAX_DEFAULT };
 	const char *cache = NULL;
 	bool foreground = false;
 	char summary[512];
 	struct stat st;
 	int c, rc;
 
+	o = defaults;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': cache = optarg; break;
+		case 's':
+			if (size_parse(optarg, &o.size) < 0 || o.size < DAEMON_SIZE_MIN)
+				return usage_error("--size takes a size of at least 1M such as 512M or 20G, not '%s'", optarg);
+			break;
+		case 'C':
+			if (size_parse(optarg, &o.complete_max) < 0)
+				return usage_error("--complete-max takes a size such as 64M (0: never), not '%s'", optarg);
+			break;
+		case 'p':
+		case 'x': {
+			unsigned *count = c == 'p' ? &o.pin_count : &o.exclude_count;
+			char (*globs)[DAEMON_GLOB_MAX] = c == 'p' ? o.pin : o.exclude;
+			const char *g = optarg;
+			while (*g == '/')
+				g++;  /* globs are relative to DIR; a leading slash means DIR itself */
+			if (!*g || strlen(g) >= DAEMON_GLOB_MAX)
+				return usage_error("--%s takes a glob relative to DIR such as 'db/*.sqlite' (up to %d characters), not '%s'",
+				                   c == 'p' ? "pin" : "exclude", DAEMON_GLOB_MAX - 1, optarg);
+			if (*count == DAEMON_MAX_GLOBS)
+				return usage_error("at most %d --%s globs", DAEMON_MAX_GLOBS, c == 'p' ? "pin" : "exclude");
+			snprintf(globs[(*count)++], DAEMON_GLOB_MAX, "%s", g);
+			break;
+		}
 		case 'P': o.passthrough = false; break;
 		case 't': {
 			char *end;

@@ -91,9 +91,11 @@ int control_state_write(const struct control_state *st)
 	put_text(f, "passthrough_why", st->passthrough_why);
 	put_text(f, "cache_why", st->cache_why);
 	fprintf(f, "daemon_pid=%d\nwatchdog_pid=%d\nstarted=%" PRId64 "\nfirst_started=%" PRId64
-	        "\nrestarts=%u\npassthrough=%d\nthreads=%u\ncache_on=%d\n",
+	        "\nrestarts=%u\npassthrough=%d\nthreads=%u\ncache_on=%d\norigin_fd=%d\ncache_size=%" PRIu64
+	        "\nbypass=%d\n",
 	        (int)st->daemon_pid, (int)st->watchdog_pid, st->started, st->first_started,
-	        st->restarts, st->passthrough ? 1 : 0, st->threads, st->cache_on ? 1 : 0);
+	        st->restarts, st->passthrough ? 1 : 0, st->threads, st->cache_on ? 1 : 0,
+	        st->origin_fd, st->cache_size, st->bypass ? 1 : 0);
 	if (fclose(f) != 0 || rename(tmp, path) < 0) {
 		int e = errno;
 		unlink(tmp);
@@ -111,6 +113,7 @@ int control_state_read(const char *path, struct control_state *out)
 	if (!f)
 		return -errno;
 	memset(&st, 0, sizeof(st));
+	st.origin_fd = -1;
 	while (fgets(line, sizeof(line), f)) {
 		char *eq = strchr(line, '='), *v;
 		size_t len = strlen(line);
@@ -134,6 +137,9 @@ int control_state_read(const char *path, struct control_state *out)
 		else if (!strcmp(line, "threads")) st.threads = (unsigned)atoi(v);
 		else if (!strcmp(line, "cache_on")) st.cache_on = atoi(v) != 0;
 		else if (!strcmp(line, "cache_why")) get_text(st.cache_why, sizeof(st.cache_why), v);
+		else if (!strcmp(line, "origin_fd")) st.origin_fd = atoi(v);
+		else if (!strcmp(line, "cache_size")) st.cache_size = strtoull(v, NULL, 10);
+		else if (!strcmp(line, "bypass")) st.bypass = atoi(v) != 0;
 	}
 	fclose(f);
 	if (!st.dir[0])

@@ -30,6 +30,11 @@ struct control_state {
 	bool cache_on;                  /* the cache store opened */
 	char cache_why[256];            /* why not, if not */
 	unsigned threads;
+	int origin_fd;                  /* the daemon's O_PATH fd on the covered original directory:
+	                                 * /proc/DAEMON_PID/fd/ORIGIN_FD reaches the original, not
+	                                 * the mount (-1 if unknown) */
+	uint64_t cache_size;            /* capacity of the cache in bytes (0: cache off) */
+	bool bypass;                    /* the cache was put in bypass after repeated failures */
 };
 
 const char *control_run_dir(void);

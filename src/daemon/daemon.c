@@ -194,6 +194,7 @@ static void state_fill(struct daemon_ctx *d, const struct daemon_options *o, boo
 	st->first_started = first_started ? first_started : st->started;
 	st->restarts = restarts;
 	st->threads = o->threads;
+	st->origin_fd = fs_origin_fd(d->fs);
 	st->passthrough = fs_passthrough_active(d->fs, st->passthrough_why, sizeof(st->passthrough_why));
 }
 

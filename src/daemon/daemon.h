@@ -13,6 +13,11 @@
 #include "control/control.h"
 
 #define DAEMON_MAX_RESTARTS 5
+#define DAEMON_MAX_GLOBS 16
+#define DAEMON_GLOB_MAX 512
+#define DAEMON_SIZE_MIN (1ull << 20)
+#define DAEMON_SIZE_DEFAULT_PERCENT 80           /* of the cache file system's free space */
+#define DAEMON_COMPLETE_MAX_DEFAULT (64ull << 20) /* files completed in the background */
 
 struct daemon_options {
 	char dir[CONTROL_PATH_MAX];     /* resolved absolute path of the directory */
@@ -21,6 +26,13 @@ struct daemon_options {
 	unsigned threads;
 	double attr_timeout;
 	double entry_timeout;
+	uint64_t size;                  /* cache capacity in bytes; 0: the store's saved size, or
+	                                 * DAEMON_SIZE_DEFAULT_PERCENT of the free space at first start */
+	uint64_t complete_max;          /* files up to this size are completed in the background
+	                                 * after their first read; 0: none */
+	unsigned pin_count, exclude_count;
+	char pin[DAEMON_MAX_GLOBS][DAEMON_GLOB_MAX];      /* globs relative to dir (fnmatch, FNM_PATHNAME) */
+	char exclude[DAEMON_MAX_GLOBS][DAEMON_GLOB_MAX];  /* never cached */
 };
 
 /* Start the watchdog and daemon; returns once the mount works (0) or failed (-errno; the
