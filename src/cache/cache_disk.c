@@ -147,7 +147,10 @@ int cache_disk_account(struct cache_object *obj)
 		return rc;
 	now = (uint64_t)st.st_blocks * CACHE_BYTES_PER_BLOCK;
 	cache_store_usage_add(obj->store, (int64_t)(now - obj->allocated), 0);
-	obj->allocated = now;
+	if (now != obj->allocated) {
+		obj->allocated = now;
+		cache_capacity_object_resized(obj);
+	}
 	return 0;
 }
 
@@ -456,9 +459,16 @@ int cache_disk_unlink(struct cache_object *obj)
 		return rc;
 	}
 	obj->removed = true;
-	obj->allocated = 0;
+	cache_capacity_object_removed(obj);
+	/* A loaded object: what was accounted, not st_blocks, since the fs layer may have grown
+	 * the data file (mirror writes under passthrough readers) without the store seeing it.
+	 * An object never loaded here was counted by the scan as its st_blocks. */
 	if (rc == 0)
-		cache_store_usage_add(obj->store, -(int64_t)st.st_blocks * CACHE_BYTES_PER_BLOCK, -1);
+		cache_store_usage_add(obj->store,
+		                      -(int64_t)(obj->loaded ? obj->allocated
+		                                             : (uint64_t)st.st_blocks * CACHE_BYTES_PER_BLOCK),
+		                      -1);
+	obj->allocated = 0;
 	return rc == 0 || record_rc == 0 ? 0 : -ENOENT;
 }
 

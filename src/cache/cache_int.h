@@ -1,8 +1,10 @@
 /* cache_int: the store's private structures and the seams between its files:
- *   cache_store.c   the store: superblock, open-object table, usage
- *   cache_object.c  the object API: locking, sharing, chunk arithmetic of reads and writes
- *   cache_disk.c    one object's files and the crash-ordering rules (cache_disk_*)
- *   cache_meta.c    the on-disk formats (pure)
+ *   cache_store.c     the store: superblock, open-object table, usage
+ *   cache_capacity.c  the saved capacity, admission of fills, pins, the eviction thread
+ *   cache_policy.c    what to evict (pure bookkeeping, with its own header)
+ *   cache_object.c    the object API: locking, sharing, chunk arithmetic of reads and writes
+ *   cache_disk.c      one object's files and the crash-ordering rules (cache_disk_*)
+ *   cache_meta.c      the on-disk formats (pure)
  * Private to src/cache/ and its unit tests.
  */
 #ifndef CACHEMAX_CACHE_INT_H
@@ -14,6 +16,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "cache/cache_policy.h"
 #include "cache/cache_store.h"
 
 #define CACHE_STORE_TABLE_SIZE 4096u   /* buckets of the open-object table (a power of two) */
@@ -44,6 +47,29 @@ struct cache_store {
 	bool usage_known;
 	atomic_uint_fast64_t usage_bytes;
 	atomic_uint_fast64_t usage_objects;
+
+	/* Capacity (cache_capacity.c). Constant after open: capacity (0: unlimited, and then no
+	 * policy and no thread), the watermarks and policy (the pointer; it locks itself). */
+	uint64_t capacity;
+	uint64_t high_bytes;
+	uint64_t low_bytes;
+	struct cache_policy *policy;
+	atomic_uint_fast64_t reserved_bytes;   /* admitted fills not yet in usage_bytes */
+	atomic_uint_fast64_t evictions;
+	atomic_uint_fast64_t eviction_errors;
+	/* evict_lock is held across one eviction (victim choice to unlink) and by pin changes, so
+	 * a pin never races with the eviction of its key; close takes it to see no eviction's
+	 * reference among open_objects. */
+	pthread_mutex_t evict_lock;
+	/* The eviction thread: wake_lock and wake_cond for its sleep; the flags are atomics so the
+	 * paths that grow usage can test them cheaply. */
+	pthread_mutex_t wake_lock;
+	pthread_cond_t wake_cond;
+	atomic_bool evict_wake;       /* a pass is due */
+	atomic_bool evict_pressure;   /* a fill was refused: trim to the low watermark now */
+	atomic_bool evictor_stop;     /* set under evict_lock by close */
+	bool evictor_running;         /* a thread was started (open/close only) */
+	pthread_t evictor;
 };
 
 struct cache_object {
@@ -91,12 +117,35 @@ int cache_store_object_get(struct cache_store *store, struct cache_key key,
 void cache_store_object_put(struct cache_object *obj);
 void cache_store_object_detach(struct cache_object *obj);
 
+/* Writes buf to dir_fd/tmp_name, fsyncs it, renames it over name and fsyncs the directory. */
+int cache_store_file_replace(int dir_fd, const char *name, const char *tmp_name, const void *buf,
+                             size_t size);
+
 /* The usage lock, shared: taken with obj->lock held around anything that may change a data
  * file's allocation or existence, until the change is passed on with cache_store_usage_add()
  * (ignored until the first scan has counted everything). */
 void cache_store_usage_enter(struct cache_store *store);
 void cache_store_usage_leave(struct cache_store *store);
 void cache_store_usage_add(struct cache_store *store, int64_t bytes, int64_t objects);
+
+/* cache_capacity.c. cache_capacity_start() resolves and saves the capacity of config, and with
+ * one creates the policy and starts the eviction thread; cache_capacity_stop() stops it (after
+ * evictor_stop was set) and frees the policy; both are for open and close only. */
+int cache_capacity_start(struct cache_store *store, const struct cache_store_config *config);
+void cache_capacity_stop(struct cache_store *store);
+/* -EINVAL if the capacity part of config is bad (before anything is created). */
+int cache_capacity_config_check(const struct cache_store_config *config);
+/* Admission of a fill of bytes new bytes (obj->lock and the usage lock held shared): 0 with
+ * *reserved set (to pass to cache_capacity_unreserve() once the fill is accounted), or -EDQUOT
+ * (and the eviction thread is woken to make room). */
+int cache_capacity_reserve(struct cache_store *store, uint64_t bytes, uint64_t *reserved);
+void cache_capacity_unreserve(struct cache_store *store, uint64_t reserved);
+/* Usage grew: wakes the eviction thread if usage passed the high watermark. */
+void cache_capacity_grew(struct cache_store *store);
+/* The policy's view of an object (obj->lock held): an open, an allocation change, removal. */
+void cache_capacity_object_opened(struct cache_object *obj);
+void cache_capacity_object_resized(struct cache_object *obj);
+void cache_capacity_object_removed(struct cache_object *obj);
 
 /* cache_object.c: closes the data file and frees an object nobody references. */
 void cache_object_free(struct cache_object *obj);

@@ -34,7 +34,16 @@
  *    24     8  origin_ino
  *    32     4  crc32c         of bytes [0, 32)
  *
- * Changelog: version 1 — first format.
+ * Capacity, cachemax-v1/capacity, version 1 (28 bytes): the capacity in effect at the last open
+ * that had one, for the next open that sets none. Written to capacity.tmp, fsynced, renamed.
+ *     0     8  magic          "CMXCAPA\n"
+ *     8     4  version        1
+ *    12     4  flags          0
+ *    16     8  capacity       bytes, not 0
+ *    24     4  crc32c         of bytes [0, 24)
+ *
+ * Changelog: version 1 — first format (the capacity file came later, as its own version 1;
+ * stores without it are read as "no capacity saved").
  */
 #include "cache/cache_meta.h"
 
@@ -48,6 +57,7 @@
 
 static const uint8_t record_magic[8] = { 'C', 'M', 'X', 'O', 'B', 'J', '\r', '\n' };
 static const uint8_t superblock_magic[8] = { 'C', 'M', 'X', 'S', 'T', 'O', 'R', '\n' };
+static const uint8_t capacity_magic[8] = { 'C', 'M', 'X', 'C', 'A', 'P', 'A', '\n' };
 
 enum record_offset {
 	REC_MAGIC = 0, REC_VERSION = 8, REC_HEADER_SIZE = 12, REC_KEY_DEV = 16, REC_KEY_INO = 24,
@@ -57,6 +67,9 @@ enum record_offset {
 enum superblock_offset {
 	SB_MAGIC = 0, SB_VERSION = 8, SB_FLAGS = 12, SB_ORIGIN_DEV = 16, SB_ORIGIN_INO = 24,
 	SB_CRC = 32,
+};
+enum capacity_offset {
+	CAP_MAGIC = 0, CAP_VERSION = 8, CAP_FLAGS = 12, CAP_CAPACITY = 16, CAP_CRC = 24,
 };
 
 static uint32_t crc_table[CRC_TABLE_SIZE];
@@ -221,5 +234,32 @@ int cache_meta_superblock_decode(const uint8_t *buf, size_t len, struct cache_me
 		return -EPROTONOSUPPORT;
 	sb->origin_dev = get_le64(buf + SB_ORIGIN_DEV);
 	sb->origin_ino = get_le64(buf + SB_ORIGIN_INO);
+	return 0;
+}
+
+void cache_meta_capacity_encode(uint64_t capacity, uint8_t buf[CACHE_META_CAPACITY_SIZE])
+{
+	memcpy(buf + CAP_MAGIC, capacity_magic, sizeof(capacity_magic));
+	put_le32(buf + CAP_VERSION, CACHE_META_CAPACITY_VERSION);
+	put_le32(buf + CAP_FLAGS, 0);
+	put_le64(buf + CAP_CAPACITY, capacity);
+	put_le32(buf + CAP_CRC, cache_crc32c(0, buf, CAP_CRC));
+}
+
+int cache_meta_capacity_decode(const uint8_t *buf, size_t len, uint64_t *capacity)
+{
+	uint64_t value;
+
+	if (len != CACHE_META_CAPACITY_SIZE ||
+	    memcmp(buf + CAP_MAGIC, capacity_magic, sizeof(capacity_magic)) ||
+	    get_le32(buf + CAP_CRC) != cache_crc32c(0, buf, CAP_CRC) ||
+	    get_le32(buf + CAP_FLAGS) != 0)
+		return -EBADMSG;
+	if (get_le32(buf + CAP_VERSION) != CACHE_META_CAPACITY_VERSION)
+		return -EPROTONOSUPPORT;
+	value = get_le64(buf + CAP_CAPACITY);
+	if (value == 0)
+		return -EBADMSG;
+	*capacity = value;
 	return 0;
 }

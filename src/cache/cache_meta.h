@@ -1,5 +1,6 @@
-/* cache_meta: the store's on-disk formats (object record, superblock) as pure functions over
- * the caller's buffer: no I/O, no allocation. The formats are written down in cache_meta.c.
+/* cache_meta: the store's on-disk formats (object record, superblock, capacity) as pure
+ * functions over the caller's buffer: no I/O, no allocation. The formats are written down in
+ * cache_meta.c.
  * Private to src/cache/ and its unit tests.
  */
 #ifndef CACHEMAX_CACHE_META_H
@@ -15,6 +16,8 @@
 #define CACHE_META_CRC_SIZE 4u
 #define CACHE_META_SUPERBLOCK_VERSION 1u
 #define CACHE_META_SUPERBLOCK_SIZE 36u
+#define CACHE_META_CAPACITY_VERSION 1u
+#define CACHE_META_CAPACITY_SIZE 28u
 #define CACHE_META_CHUNK_SHIFT_MIN 12u   /* log2(CACHE_CHUNK_SIZE_MIN) */
 #define CACHE_META_CHUNK_SHIFT_MAX 26u   /* log2(CACHE_CHUNK_SIZE_MAX) */
 
@@ -48,5 +51,9 @@ void cache_meta_superblock_encode(const struct cache_meta_superblock *sb,
                                   uint8_t buf[CACHE_META_SUPERBLOCK_SIZE]);
 /* 0, or -EBADMSG (wrong length, magic, CRC or flags), -EPROTONOSUPPORT (another version). */
 int cache_meta_superblock_decode(const uint8_t *buf, size_t len, struct cache_meta_superblock *sb);
+
+void cache_meta_capacity_encode(uint64_t capacity, uint8_t buf[CACHE_META_CAPACITY_SIZE]);
+/* 0, or -EBADMSG (wrong length, magic, CRC or flags, capacity 0), -EPROTONOSUPPORT. */
+int cache_meta_capacity_decode(const uint8_t *buf, size_t len, uint64_t *capacity);
 
 #endif

@@ -40,6 +40,8 @@ int cache_object_open(struct cache_store *store, struct cache_key key,
 		if (rc == 0)
 			rc = CACHE_OBJECT_RESET;
 	}
+	if (rc >= 0)
+		cache_capacity_object_opened(obj);   /* in the usage lock: ordered with the scan */
 	cache_store_usage_leave(store);
 	pthread_mutex_unlock(&obj->lock);
 	if (rc < 0) {
@@ -156,13 +158,34 @@ static bool chunk_covered(const struct cache_object *obj, uint64_t k, uint64_t o
 	return cache_chunk_start(obj, k) >= off && cache_chunk_end(obj, k) <= end;
 }
 
+/* The first chunk that starts at or after off. */
+static uint64_t chunk_from(const struct cache_object *obj, uint64_t off)
+{
+	uint64_t k = cache_chunk_index(obj, off);
+	return cache_chunk_start(obj, k) == off ? k : k + 1;
+}
+
+/* What storing the absent chunks that [start, end) covers entirely would allocate, in whole
+ * blocks of the smallest chunk size (the last chunk of a file may be partial). */
+static uint64_t fill_new_bytes(const struct cache_object *obj, uint64_t start, uint64_t end)
+{
+	uint64_t bytes = 0;
+
+	for (uint64_t k = chunk_from(obj, start);
+	     k < obj->chunk_count && chunk_covered(obj, k, start, end); k++) {
+		uint64_t len = cache_chunk_end(obj, k) - cache_chunk_start(obj, k);
+		if (!cache_chunk_present(obj, k))
+			bytes += (len + CACHE_CHUNK_SIZE_MIN - 1) / CACHE_CHUNK_SIZE_MIN *
+			         CACHE_CHUNK_SIZE_MIN;
+	}
+	return bytes;
+}
+
 /* Stores the absent chunks that [start, end) covers entirely; counts them in *stored. */
 static int fill_locked(struct cache_object *obj, const void *buf, uint64_t start, uint64_t end,
                        uint64_t *stored)
 {
-	/* The first chunk that starts at or after start. */
-	uint64_t k = cache_chunk_index(obj, start) +
-	             (cache_chunk_start(obj, cache_chunk_index(obj, start)) != start);
+	uint64_t k = chunk_from(obj, start);
 
 	while (k < obj->chunk_count && chunk_covered(obj, k, start, end)) {
 		uint64_t last = k;
@@ -192,7 +215,8 @@ static int fill_locked(struct cache_object *obj, const void *buf, uint64_t start
 ssize_t cache_object_fill(struct cache_object *obj, uint64_t generation, const void *buf,
                           size_t size, off_t off)
 {
-	uint64_t start = (uint64_t)off, end, stored = 0;
+	struct cache_store *store = obj->store;
+	uint64_t start = (uint64_t)off, end, stored = 0, reserved;
 	int rc;
 
 	if (range_check(off, size) < 0)
@@ -203,10 +227,15 @@ ssize_t cache_object_fill(struct cache_object *obj, uint64_t generation, const v
 		return -ESTALE;
 	}
 	end = start + size < obj->fp.size ? start + size : obj->fp.size;
-	cache_store_usage_enter(obj->store);
-	rc = fill_locked(obj, buf, start, end, &stored);
-	rc = rc < 0 ? cache_disk_fail(obj, rc) : cache_disk_persist_if_due(obj);
-	cache_store_usage_leave(obj->store);
+	cache_store_usage_enter(store);
+	rc = cache_capacity_reserve(store, store->capacity ? fill_new_bytes(obj, start, end) : 0,
+	                            &reserved);
+	if (rc == 0) {
+		rc = fill_locked(obj, buf, start, end, &stored);
+		rc = rc < 0 ? cache_disk_fail(obj, rc) : cache_disk_persist_if_due(obj);
+		cache_capacity_unreserve(store, reserved);
+	}
+	cache_store_usage_leave(store);
 	pthread_mutex_unlock(&obj->lock);
 	return rc < 0 ? rc : (ssize_t)stored;
 }

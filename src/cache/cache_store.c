@@ -1,7 +1,8 @@
 /* cache_store: the store as a whole — creating and checking CACHEDIR/cachemax-v1 and its
  * superblock, the table of open objects (one struct cache_object per key, shared by its
- * openers), and usage accounting. One object's data, map and record live in cache_object.c.
- * Start-up reads only the superblock; usage is one scan of the data files on first demand.
+ * openers), and usage accounting. One object's data, map and record live in cache_object.c;
+ * capacity and eviction in cache_capacity.c. Start-up reads only the superblock; usage is one
+ * scan of the data files on first demand, which also tells the policy of every object found.
  */
 #include "cache/cache_int.h"
 #include "cache/cache_meta.h"
@@ -83,33 +84,42 @@ static int write_all(int fd, const void *buf, size_t size)
 	return 0;
 }
 
-/* A new store: objects/ first, the superblock last (tmp, fsync, rename, fsync the directory),
- * so a store with a superblock always has its objects directory. */
+int cache_store_file_replace(int dir_fd, const char *name, const char *tmp_name, const void *buf,
+                             size_t size)
+{
+	int fd, rc;
+
+	fd = sys_openat(dir_fd, tmp_name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	                STORE_FILE_MODE);
+	if (fd < 0)
+		return fd;
+	rc = write_all(fd, buf, size);
+	if (rc == 0)
+		rc = sys_fsync(fd, 0);
+	sys_close(fd);
+	if (rc == 0)
+		rc = sys_renameat2(dir_fd, tmp_name, dir_fd, name, 0);
+	if (rc == 0)
+		rc = sys_fsync(dir_fd, 0);
+	if (rc < 0)
+		sys_unlinkat(dir_fd, tmp_name, 0);
+	return rc;
+}
+
+/* A new store: objects/ first, the superblock last, so a store with a superblock always has
+ * its objects directory. */
 static int store_create(int store_fd, const struct cache_store_config *config)
 {
 	struct cache_meta_superblock sb = { config->origin_dev, config->origin_ino };
 	uint8_t buf[CACHE_META_SUPERBLOCK_SIZE];
-	int fd, rc;
+	int rc;
 
 	rc = sys_mkdirat(store_fd, OBJECTS_DIR_NAME, STORE_DIR_MODE);
 	if (rc < 0 && rc != -EEXIST)
 		return rc;
 	cache_meta_superblock_encode(&sb, buf);
-	fd = sys_openat(store_fd, SUPERBLOCK_TMP_NAME, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-	                STORE_FILE_MODE);
-	if (fd < 0)
-		return fd;
-	rc = write_all(fd, buf, sizeof(buf));
-	if (rc == 0)
-		rc = sys_fsync(fd, 0);
-	sys_close(fd);
-	if (rc == 0)
-		rc = sys_renameat2(store_fd, SUPERBLOCK_TMP_NAME, store_fd, SUPERBLOCK_NAME, 0);
-	if (rc == 0)
-		rc = sys_fsync(store_fd, 0);
-	if (rc < 0)
-		sys_unlinkat(store_fd, SUPERBLOCK_TMP_NAME, 0);
-	return rc;
+	return cache_store_file_replace(store_fd, SUPERBLOCK_NAME, SUPERBLOCK_TMP_NAME, buf,
+	                                sizeof(buf));
 }
 
 /* 0 if the store belongs to this origin; -ENOENT if there is no superblock yet. */
@@ -155,6 +165,8 @@ int cache_store_open(int cachedir_fd, const struct cache_store_config *config,
 	int store_fd, objects_fd, rc;
 
 	rc = config_chunk_shift(config, &shift);
+	if (rc == 0)
+		rc = cache_capacity_config_check(config);
 	if (rc < 0)
 		return rc;
 	rc = sys_mkdirat(cachedir_fd, CACHE_STORE_DIR_NAME, STORE_DIR_MODE);
@@ -201,9 +213,16 @@ int cache_store_open(int cachedir_fd, const struct cache_store_config *config,
 	pthread_rwlockattr_setkind_np(&rwattr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&store->usage_lock, &rwattr);
 	pthread_rwlockattr_destroy(&rwattr);
+	rc = cache_capacity_start(store, config);
+	if (rc < 0)
+		goto free_store;
 	*out = store;
 	return 0;
 
+free_store:
+	pthread_rwlock_destroy(&store->usage_lock);
+	pthread_mutex_destroy(&store->table_lock);
+	free(store);
 close_objects_fd:
 	sys_close(objects_fd);
 close_store_fd:
@@ -215,11 +234,17 @@ int cache_store_close(struct cache_store *store)
 {
 	int rc;
 
+	/* With evict_lock held no eviction holds a reference: open_objects counts the callers'. */
+	pthread_mutex_lock(&store->evict_lock);
 	pthread_mutex_lock(&store->table_lock);
 	rc = store->open_objects ? -EBUSY : 0;
 	pthread_mutex_unlock(&store->table_lock);
+	if (rc == 0)
+		atomic_store(&store->evictor_stop, true);
+	pthread_mutex_unlock(&store->evict_lock);
 	if (rc < 0)
 		return rc;
+	cache_capacity_stop(store);
 	/* Records are renamed into place without a directory fsync; make a clean stop durable. */
 	rc = sys_syncfs(store->store_fd);
 	sys_close(store->objects_fd);
@@ -322,6 +347,8 @@ void cache_store_usage_add(struct cache_store *store, int64_t bytes, int64_t obj
 		return;   /* the scan will count the file as it finds it */
 	atomic_fetch_add(&store->usage_bytes, (uint64_t)bytes);
 	atomic_fetch_add(&store->usage_objects, (uint64_t)objects);
+	if (bytes > 0)
+		cache_capacity_grew(store);
 }
 
 static bool name_has_suffix(const char *name, const char *suffix)
@@ -372,19 +399,84 @@ static int data_files_each(struct cache_store *store,
 	return rc;
 }
 
+/* The key a data file ("DEV-INO.data") is named for: 0, or -EINVAL for another name. */
+static int key_from_data_name(const char *name, struct cache_key *key)
+{
+	unsigned long long dev, ino;
+	char tail[8];
+
+	if (sscanf(name, "%16llx-%16llx%7s", &dev, &ino, tail) != 3)
+		return -EINVAL;
+	*key = (struct cache_key){ .dev = dev, .ino = ino };
+	return 0;
+}
+
+/* Room for element n of an array of *cap elements: the array (moved, maybe), or NULL with the
+ * old one untouched. */
+static void *array_room(void *array, size_t *cap, size_t n, size_t elem_size)
+{
+	size_t ncap;
+	void *grown;
+
+	if (n < *cap)
+		return array;
+	ncap = *cap ? *cap * 2 : 256;
+	grown = realloc(array, ncap * elem_size);
+	if (grown)
+		*cap = ncap;
+	return grown;
+}
+
+/* An object found by the scan, for the policy. */
+struct seed {
+	struct cache_key key;
+	uint64_t bytes;
+	int64_t mtime_ns;
+};
+
 struct usage_sum {
+	struct cache_store *store;
 	uint64_t bytes, objects;
+	struct seed *seeds;   /* collected only when the store has a policy */
+	size_t seed_count, seed_cap;
 };
 
 static int usage_add(int shard_fd, const char *name, void *arg)
 {
 	struct usage_sum *u = arg;
 	struct stat st;
+	struct cache_key key;
+	struct seed *seeds;
+	uint64_t bytes;
+
+	if (atomic_load(&u->store->evictor_stop))
+		return -ECANCELED;   /* closing: the scan is the eviction thread's */
 	if (sys_fstatat(shard_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
 		return 0;   /* gone or not ours: not an object */
-	u->bytes += (uint64_t)st.st_blocks * CACHE_BYTES_PER_BLOCK;
+	bytes = (uint64_t)st.st_blocks * CACHE_BYTES_PER_BLOCK;
+	u->bytes += bytes;
 	u->objects++;
+	if (!u->store->policy || key_from_data_name(name, &key) < 0)
+		return 0;
+	seeds = array_room(u->seeds, &u->seed_cap, u->seed_count, sizeof(*seeds));
+	if (!seeds)
+		return -ENOMEM;
+	u->seeds = seeds;
+	u->seeds[u->seed_count++] = (struct seed){
+		key, bytes, (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec,
+	};
 	return 0;
+}
+
+/* Newest first (the policy takes each seed as colder than every key before it). */
+static int seed_newest_first(const void *a, const void *b)
+{
+	const struct seed *x = a, *y = b;
+	if (x->mtime_ns != y->mtime_ns)
+		return x->mtime_ns < y->mtime_ns ? 1 : -1;
+	if (x->key.dev != y->key.dev)
+		return x->key.dev < y->key.dev ? 1 : -1;
+	return x->key.ino < y->key.ino ? 1 : x->key.ino > y->key.ino ? -1 : 0;
 }
 
 struct key_list {
@@ -392,24 +484,19 @@ struct key_list {
 	size_t count, cap;
 };
 
-/* Append the key named by a data file ("DEV-INO.data") to the key_list. */
+/* Append the key named by a data file to the key_list. */
 static int key_add(int shard_fd, const char *name, void *arg)
 {
 	struct key_list *l = arg;
-	unsigned long long dev, ino;
-	char tail[8];
+	struct cache_key key, *keys;
 
-	if (sscanf(name, "%16llx-%16llx%7s", &dev, &ino, tail) != 3)
+	if (key_from_data_name(name, &key) < 0)
 		return 0;
-	if (l->count == l->cap) {
-		size_t ncap = l->cap ? l->cap * 2 : 256;
-		struct cache_key *k = realloc(l->keys, ncap * sizeof(*k));
-		if (!k)
-			return -ENOMEM;
-		l->keys = k;
-		l->cap = ncap;
-	}
-	l->keys[l->count++] = (struct cache_key){ .dev = dev, .ino = ino };
+	keys = array_room(l->keys, &l->cap, l->count, sizeof(*keys));
+	if (!keys)
+		return -ENOMEM;
+	l->keys = keys;
+	l->keys[l->count++] = key;
 	return 0;
 }
 
@@ -433,12 +520,21 @@ int cache_store_remove_all(struct cache_store *store, uint64_t *removed)
 	return 0;
 }
 
-/* With the usage lock held exclusive: nobody is changing a data file. */
+/* With the usage lock held exclusive: nobody is changing a data file, so the policy learns of
+ * each object found before anyone can remove it (objects opened before the scan are known to
+ * it already and keep their place). */
 static int usage_scan(struct cache_store *store)
 {
-	struct usage_sum u = { 0, 0 };
+	struct usage_sum u = { .store = store };
 	int rc = data_files_each(store, usage_add, &u);
 
+	if (rc == 0 && u.seed_count) {
+		qsort(u.seeds, u.seed_count, sizeof(*u.seeds), seed_newest_first);
+		for (size_t i = 0; i < u.seed_count && rc == 0; i++)
+			if (cache_policy_seed(store->policy, u.seeds[i].key, u.seeds[i].bytes) < 0)
+				rc = -ENOMEM;
+	}
+	free(u.seeds);
 	if (rc < 0)
 		return rc;
 	atomic_store(&store->usage_bytes, u.bytes);

@@ -1,10 +1,12 @@
 /* cache_store: the on-disk cache object store — one sparse copy of an origin file per object,
  * a chunk map saying which of its bytes are valid, and the origin's fingerprint they belong to.
- * It is the foundation of the cache engine: it knows nothing of FUSE, paths or policy (what to
- * fill, what to evict); the caller reads the origin and tells the store what it read or wrote.
+ * It is the foundation of the cache engine: it knows nothing of FUSE or paths, nor what to fill;
+ * the caller reads the origin and tells the store what it read or wrote. What to evict when a
+ * capacity is set is the store's (cache_policy.h), which objects to pin the caller's.
  *
  * Layout (formats in cache_meta.c):
  *   CACHEDIR/cachemax-v1/superblock                 magic, version, origin root (st_dev, st_ino)
+ *   CACHEDIR/cachemax-v1/capacity                   the capacity saved by the last open that set it
  *   CACHEDIR/cachemax-v1/objects/HH/DEV-INO.data    sparse copy: byte i == origin byte i
  *   CACHEDIR/cachemax-v1/objects/HH/DEV-INO.meta    record: key, fingerprint, chunk map, CRC
  * HH is a hash byte of the key (256 shards); DEV and INO are 16 hex digits.
@@ -22,6 +24,18 @@
  * - Start-up does not read the objects: cache_store_open() reads only the superblock; a record
  *   is read when its object is opened. Usage is computed by one scan of the data files on the
  *   first cache_store_usage() call and kept up to date in memory afterwards.
+ * - Capacity (when one is set): usage is kept under the capacity by an eviction thread owned by
+ *   the store. When usage passes the high watermark it evicts the objects the policy
+ *   (cache_policy.h: S3-FIFO by default, or LRU) names, exactly as cache_object_remove() does,
+ *   until usage is at or below the low watermark; pinned objects are never evicted. The
+ *   policy learns of an object at each cache_object_open() (an access), follows its
+ *   allocation as fills, writes, truncates and resets change it, and learns of the objects
+ *   left by an earlier run from the usage scan, which the thread runs right after open: those
+ *   enter as the coldest objects, oldest data-file mtime first. A fill that would push usage
+ *   past the capacity stores nothing (-EDQUOT) and wakes the thread; write-through is never
+ *   refused (usage may pass the capacity until the thread has trimmed it). The effective
+ *   capacity is saved in the store (CACHEDIR/cachemax-v1/capacity) for the next open that
+ *   sets none. Without a capacity nothing is ever evicted but by cache_object_remove().
  * - Cache-device errors (EIO, ENOSPC, EROFS, ...) are returned to the caller (who then serves
  *   from the origin); the object is reset, or if even that fails, marked failed: it serves
  *   nothing and stores nothing until the next cache_object_open() of its key manages a reset.
@@ -34,7 +48,10 @@
  * are written only on success. Store-specific codes:
  *   -ENODATA   cache_object_read(): miss, a chunk of the range is not present (read the origin)
  *   -ESTALE    cache_object_fill(): dropped: the generation changed, or the object serves
- *              nothing (removed, or failed)
+ *              nothing (removed or evicted, or failed)
+ *   -EDQUOT    cache_object_fill(): nothing stored, the chunks would push usage past the
+ *              capacity (not a device error: the object stays usable, later fills may succeed
+ *              once the eviction thread made room)
  *   -EEXIST    cache_store_open(): CACHEDIR holds a store created for another origin
  *   -EUCLEAN   cache_store_open(): the superblock is damaged
  *   -EBUSY     cache_store_open(): another open store (any process) holds CACHEDIR;
@@ -44,8 +61,11 @@
  * Threads: every function may be called from any thread. Each object has a mutex (cache_int.h
  * lists what it protects) held across that object's own I/O; reads copy from the data file
  * outside it and return -ENODATA if the generation moved meanwhile. Lock order: the store's
- * table lock (never held across I/O), then an object's mutex, then the store's usage lock
- * (held shared across I/O that changes a data file, exclusive by the one usage scan).
+ * evict lock (one eviction at a time, against pin changes), the store's table lock (never held
+ * across I/O), an object's mutex, the store's usage lock (held shared across I/O that changes a
+ * data file, exclusive by the one usage scan), then the policy's lock and the eviction
+ * thread's wake-up lock (leaves). The eviction thread takes these per object evicted, never
+ * across a whole pass.
  *
  * Ordering the caller must provide: an origin write and its cache_object_write() must not be
  * overtaken by another write to the same bytes (hold a per-inode write lock across both), since
@@ -86,6 +106,15 @@ struct cache_fingerprint {
 	int64_t ctime_ns;
 };
 
+enum cache_policy_kind {
+	CACHE_POLICY_S3FIFO = 0,   /* the default: keeps the hot set through one-time scans */
+	CACHE_POLICY_LRU,          /* least recently opened first (for comparison) */
+};
+
+#define CACHE_CAPACITY_UNLIMITED UINT64_MAX   /* config.capacity: no limit, forget a saved one */
+#define CACHE_HIGH_PCT_DEFAULT 95u
+#define CACHE_LOW_PCT_DEFAULT 85u
+
 struct cache_store_config {
 	uint64_t origin_dev;            /* st_dev, st_ino of the origin root: the store belongs */
 	uint64_t origin_ino;            /* to that directory and refuses any other (-EEXIST) */
@@ -93,6 +122,16 @@ struct cache_store_config {
 	                                 * Records of another chunk size are reset when opened. */
 	uint32_t persist_batch_chunks;  /* write the record after this many new chunks (and at
 	                                 * sync/release); 1 = after every fill; 0 = default */
+	uint64_t capacity;              /* bytes of data files; 0 = the capacity saved by an
+	                                 * earlier open, or default_capacity if none was saved;
+	                                 * CACHE_CAPACITY_UNLIMITED = none (the saved one is
+	                                 * forgotten). The effective capacity, if any, is saved. */
+	uint64_t default_capacity;      /* 0 = unlimited */
+	uint8_t high_pct;               /* evict when usage passes high_pct % of the capacity ... */
+	uint8_t low_pct;                /* ... down to low_pct %. 0 = the defaults (a low
+	                                 * default above high_pct becomes high_pct);
+	                                 * 1 <= low <= high <= 100, else -EINVAL */
+	enum cache_policy_kind policy;  /* 0 = S3-FIFO */
 };
 
 struct cache_object_info {
@@ -113,16 +152,18 @@ bool cache_fingerprint_equal(const struct cache_fingerprint *a, const struct cac
 /* ---- Store ------------------------------------------------------------------------------ */
 
 /* Opens (creating if needed) CACHEDIR/cachemax-v1 relative to cachedir_fd (any directory fd,
- * O_PATH is fine; the store does not keep it) and locks it (flock) for this store. Errors: the
+ * O_PATH is fine; the store does not keep it) and locks it (flock) for this store. With a
+ * capacity, saves it and starts the eviction thread (which first scans usage). Errors: the
  * codes above, -EINVAL for a bad config, or the cache device's error. */
 int cache_store_open(int cachedir_fd, const struct cache_store_config *config,
                      struct cache_store **out);
-/* -EBUSY (nothing done) while objects are open. Otherwise syncs the cache file system, frees
- * the store and returns 0 or the sync's error. */
+/* -EBUSY (nothing done) while objects are open. Otherwise stops the eviction thread, syncs the
+ * cache file system, frees the store and returns 0 or the sync's error. */
 int cache_store_close(struct cache_store *store);
 uint32_t cache_store_chunk_size(const struct cache_store *store);
 /* Bytes allocated to data files (st_blocks * 512) and number of objects (data files). The first
- * call scans the data files (one fstatat each, fills wait for it); later calls are O(1). */
+ * call scans the data files (one fstatat each, fills wait for it); later calls are O(1). With
+ * a capacity, the eviction thread makes that first call right after open. */
 int cache_store_usage(struct cache_store *store, uint64_t *bytes, uint64_t *objects);
 /* Evicts an object: unlinks its record, then its data. Safe while the data file is open
  * elsewhere (space returns at its last close) and while the object is open here: that
@@ -130,6 +171,19 @@ int cache_store_usage(struct cache_store *store, uint64_t *bytes, uint64_t *obje
 int cache_object_remove(struct cache_store *store, struct cache_key key);
 /* Evicts every object (as cache_object_remove, one by one); *removed counts them. */
 int cache_store_remove_all(struct cache_store *store, uint64_t *removed);
+/* The effective capacity in bytes (0: unlimited) and its watermarks in bytes. */
+uint64_t cache_store_capacity(const struct cache_store *store);
+void cache_store_watermarks(const struct cache_store *store, uint64_t *high, uint64_t *low);
+/* Objects evicted by the eviction thread (never those of cache_object_remove()), and evictions
+ * that failed on a device error (the object stays on disk, unknown to the policy until it is
+ * opened again). */
+uint64_t cache_store_evictions(struct cache_store *store);
+uint64_t cache_store_eviction_errors(struct cache_store *store);
+/* A pinned key's object is never evicted for capacity (cache_object_remove() still removes
+ * it). The pin belongs to the key, whether or not an object exists now, until unpinned; it is
+ * not saved (set it again after each open). When this returns, no eviction of key is in
+ * progress. 0, or -ENOMEM. Without a capacity it does nothing. */
+int cache_store_pin(struct cache_store *store, struct cache_key key, bool pinned);
 
 /* ---- Objects ---------------------------------------------------------------------------- */
 
@@ -161,9 +215,10 @@ ssize_t cache_object_read(struct cache_object *obj, void *buf, size_t size, off_
 /* buf holds size bytes just read from the origin at off. Stores every chunk the buffer covers
  * entirely (the last chunk of the file counts as covered when the buffer reaches the
  * fingerprint size); partial chunks and bytes past the fingerprint size are ignored. Returns
- * the number of chunks newly stored, or -ESTALE if generation is not the current one (nothing
- * stored). The record is persisted after persist_batch_chunks new chunks: a sync error there
- * resets the object and is returned. */
+ * the number of chunks newly stored, -ESTALE if generation is not the current one, or -EDQUOT
+ * if the new chunks would push usage past the capacity (nothing stored either way). The record
+ * is persisted after persist_batch_chunks new chunks: a sync error there resets the object and
+ * is returned. */
 ssize_t cache_object_fill(struct cache_object *obj, uint64_t generation, const void *buf,
                           size_t size, off_t off);
 

@@ -1584,6 +1584,388 @@ static void test_open_release_remove_churn(void **state)
 	assert_int_equal(scanned_bytes, bytes);
 }
 
+/* ---- Capacity and eviction -------------------------------------------------------------- */
+
+#define WAIT_LIMIT_NS 5000000000ll   /* the eviction thread's work must be done within this */
+#define WAIT_STEP_US 10000
+
+static void reopen_with(struct fixture *f, uint64_t capacity, uint64_t default_capacity,
+                        uint8_t high_pct, uint8_t low_pct, enum cache_policy_kind policy)
+{
+	f->config.capacity = capacity;
+	f->config.default_capacity = default_capacity;
+	f->config.high_pct = high_pct;
+	f->config.low_pct = low_pct;
+	f->config.policy = policy;
+	reopen_store(f);
+}
+
+/* Polls usage until it is at most limit; false after WAIT_LIMIT_NS. */
+static bool wait_usage_at_most(struct fixture *f, uint64_t limit)
+{
+	int64_t deadline = now_ns() + WAIT_LIMIT_NS;
+	uint64_t bytes, objects;
+	do {
+		assert_int_equal(cache_store_usage(f->store, &bytes, &objects), 0);
+		if (bytes <= limit)
+			return true;
+		usleep(WAIT_STEP_US);
+	} while (now_ns() < deadline);
+	return false;
+}
+
+static bool object_on_disk(struct fixture *f, const char *name)
+{
+	struct cache_fingerprint fp;
+	struct cache_key key;
+	char path[PATH_MAX];
+	origin_stat(f, name, &key, &fp);
+	object_file_path(f, key, CACHE_DATA_SUFFIX, path, sizeof(path));
+	return access(path, F_OK) == 0;
+}
+
+static struct cache_key origin_key(struct fixture *f, const char *name)
+{
+	struct cache_fingerprint fp;
+	struct cache_key key;
+	origin_stat(f, name, &key, &fp);
+	return key;
+}
+
+/* Stores the whole origin file name by write-through (never refused for capacity). */
+static void write_through_whole(struct fixture *f, const char *name, size_t size)
+{
+	struct cache_object *obj = open_object(f, name, 0);
+	uint8_t *buf = malloc(size);
+	int fd = openat(f->origin_fd, name, O_RDONLY | O_CLOEXEC);
+	assert_non_null(buf);
+	assert_int_equal(pread(fd, buf, size, 0), (ssize_t)size);
+	close(fd);
+	assert_int_equal(cache_object_write(obj, buf, size, 0), 0);
+	assert_int_equal(cache_object_release(obj), 0);
+	free(buf);
+}
+
+static void test_capacity_codec(void **state)
+{
+	uint8_t buf[CACHE_META_CAPACITY_SIZE + 1];
+	uint64_t capacity = 0;
+
+	cache_meta_capacity_encode(64ull << 30, buf);
+	assert_int_equal(cache_meta_capacity_decode(buf, CACHE_META_CAPACITY_SIZE, &capacity), 0);
+	assert_int_equal(capacity, 64ull << 30);
+	for (size_t n = 0; n < CACHE_META_CAPACITY_SIZE; n++)
+		assert_int_equal(cache_meta_capacity_decode(buf, n, &capacity), -EBADMSG);
+	assert_int_equal(cache_meta_capacity_decode(buf, sizeof(buf), &capacity), -EBADMSG);
+	for (size_t i = 0; i < CACHE_META_CAPACITY_SIZE; i++) {
+		buf[i] ^= 0x04;
+		assert_int_equal(cache_meta_capacity_decode(buf, CACHE_META_CAPACITY_SIZE, &capacity),
+		                 -EBADMSG);
+		buf[i] ^= 0x04;
+	}
+	buf[8] = 2;   /* another version with a valid CRC */
+	put32(buf + 24, cache_crc32c(0, buf, 24));
+	assert_int_equal(cache_meta_capacity_decode(buf, CACHE_META_CAPACITY_SIZE, &capacity),
+	                 -EPROTONOSUPPORT);
+	cache_meta_capacity_encode(0, buf);   /* "no capacity" is never saved */
+	assert_int_equal(cache_meta_capacity_decode(buf, CACHE_META_CAPACITY_SIZE, &capacity),
+	                 -EBADMSG);
+	assert_int_equal(capacity, 64ull << 30);   /* out-param untouched on errors */
+}
+
+/* The effective capacity: given, else saved, else the default; saved for the next open. */
+static void test_capacity_saved_and_reused(void **state)
+{
+	struct fixture *f = *state;
+	struct cache_store *other = NULL;
+	char path[PATH_MAX];
+	uint64_t high, low;
+
+	snprintf(path, sizeof(path), "%s/" CACHE_STORE_DIR_NAME "/capacity", f->cache);
+	assert_int_equal(cache_store_capacity(f->store), 0);   /* nothing set: unlimited */
+	assert_int_equal(access(path, F_OK), -1);
+
+	reopen_with(f, 0, 3000000, 0, 0, 0);   /* first open with a default: the default */
+	assert_int_equal(cache_store_capacity(f->store), 3000000);
+	cache_store_watermarks(f->store, &high, &low);
+	assert_int_equal(high, 2850000);
+	assert_int_equal(low, 2550000);
+	assert_int_equal(access(path, F_OK), 0);
+	reopen_with(f, 0, 5000000, 0, 0, 0);   /* the saved one wins over the default */
+	assert_int_equal(cache_store_capacity(f->store), 3000000);
+	reopen_with(f, 1000000, 5000000, 90, 0, CACHE_POLICY_LRU);   /* given: it wins, is saved */
+	assert_int_equal(cache_store_capacity(f->store), 1000000);
+	cache_store_watermarks(f->store, &high, &low);
+	assert_int_equal(high, 900000);
+	assert_int_equal(low, 850000);
+	reopen_with(f, 0, 0, 80, 0, 0);   /* a low default above high becomes high */
+	assert_int_equal(cache_store_capacity(f->store), 1000000);
+	cache_store_watermarks(f->store, &high, &low);
+	assert_int_equal(high, 800000);
+	assert_int_equal(low, 800000);
+
+	reopen_with(f, CACHE_CAPACITY_UNLIMITED, 5000000, 0, 0, 0);
+	assert_int_equal(cache_store_capacity(f->store), 0);
+	assert_int_equal(access(path, F_OK), -1);
+	reopen_with(f, 0, 0, 0, 0, 0);
+	assert_int_equal(cache_store_capacity(f->store), 0);
+
+	/* A damaged capacity file counts as none, and is replaced. */
+	write_file(path, "garbage", 7);
+	reopen_with(f, 0, 7000000, 0, 0, 0);
+	assert_int_equal(cache_store_capacity(f->store), 7000000);
+	reopen_with(f, 0, 0, 0, 0, 0);
+	assert_int_equal(cache_store_capacity(f->store), 7000000);
+
+	/* Bad watermarks or policy: refused before anything is done. */
+	f->config.high_pct = 101;
+	assert_int_equal(cache_store_open(f->cache_fd, &f->config, &other), -EINVAL);
+	f->config.high_pct = 80;
+	f->config.low_pct = 81;
+	assert_int_equal(cache_store_open(f->cache_fd, &f->config, &other), -EINVAL);
+	f->config.low_pct = 0;
+	f->config.policy = (enum cache_policy_kind)9;
+	assert_int_equal(cache_store_open(f->cache_fd, &f->config, &other), -EINVAL);
+	assert_null(other);
+	f->config.policy = 0;
+}
+
+/* A fill that would pass the capacity stores nothing and says -EDQUOT; the object stays
+ * usable, write-through is never refused, and room made elsewhere admits the fill. */
+static void test_fill_edquot_at_limit(void **state)
+{
+	struct fixture *f = *state;
+	struct cache_object_info info;
+	struct cache_object *big, *small;
+	uint64_t bytes, objects;
+
+	origin_create(f, "big", 16 * CHUNK, 70);
+	origin_create(f, "small", 2 * CHUNK, 71);
+	/* Watermarks at 100%: the thread evicts only past the capacity (write-through below). */
+	reopen_with(f, 8 * CHUNK, 0, 100, 100, 0);
+	assert_int_equal(cache_store_usage(f->store, &bytes, &objects), 0);   /* usage known */
+	small = open_object(f, "small", 0);
+	big = open_object(f, "big", 0);
+	assert_int_equal(fill_range(f, small, "small", 0, 2 * CHUNK), 2);
+	assert_int_equal(fill_range(f, big, "big", 0, 6 * CHUNK), 6);
+	assert_int_equal(cache_store_usage(f->store, &bytes, &objects), 0);
+	assert_int_equal(bytes, 8 * CHUNK);
+	assert_int_equal(fill_range(f, big, "big", 6 * CHUNK, CHUNK), -EDQUOT);
+	assert_int_equal(fill_range(f, big, "big", 0, 16 * CHUNK), -EDQUOT);   /* all or nothing */
+	assert_int_equal(fill_range(f, big, "big", 0, 6 * CHUNK), 0);   /* nothing new: fine */
+	cache_object_info(big, &info);
+	assert_false(info.failed);
+	assert_false(info.removed);
+	assert_int_equal(info.present_chunks, 6);
+	assert_hit(f, big, "big", 0, 6 * CHUNK);
+	assert_int_equal(cache_object_read(big, (uint8_t[CHUNK]){ 0 }, CHUNK, 6 * CHUNK), -ENODATA);
+	assert_int_equal(cache_store_usage(f->store, &bytes, &objects), 0);
+	assert_int_equal(bytes, 8 * CHUNK);
+	assert_int_equal(cache_store_evictions(f->store), 0);
+
+	/* Room made by a removal admits the fill. */
+	assert_int_equal(cache_object_release(small), 0);
+	assert_int_equal(cache_object_remove(f->store, origin_key(f, "small")), 0);
+	assert_int_equal(fill_range(f, big, "big", 6 * CHUNK, 2 * CHUNK), 2);
+	assert_int_equal(fill_range(f, big, "big", 8 * CHUNK, CHUNK), -EDQUOT);
+	assert_hit(f, big, "big", 0, 8 * CHUNK);
+
+	/* Write-through passes the capacity; the pinned object is not evicted to trim it. */
+	assert_int_equal(cache_store_pin(f->store, origin_key(f, "big"), true), 0);
+	{
+		uint8_t buf[4 * CHUNK];
+		int fd = openat(f->origin_fd, "big", O_RDONLY | O_CLOEXEC);
+		assert_int_equal(pread(fd, buf, sizeof(buf), 8 * CHUNK), sizeof(buf));
+		close(fd);
+		assert_int_equal(cache_object_write(big, buf, sizeof(buf), 8 * CHUNK), 0);
+	}
+	assert_int_equal(cache_store_usage(f->store, &bytes, &objects), 0);
+	assert_int_equal(bytes, 12 * CHUNK);
+	usleep(200000);   /* the thread was woken: it must find nothing to evict */
+	assert_hit(f, big, "big", 0, 12 * CHUNK);
+	assert_int_equal(cache_store_evictions(f->store), 0);
+	/* Unpinned, it goes. */
+	assert_int_equal(cache_store_pin(f->store, origin_key(f, "big"), false), 0);
+	assert_true(wait_usage_at_most(f, 8 * CHUNK));
+	cache_object_info(big, &info);
+	assert_true(info.removed);
+	assert_int_equal(cache_store_evictions(f->store), 1);
+	assert_int_equal(cache_object_release(big), 0);
+}
+
+#define EVICT_OBJECTS 40
+#define EVICT_CAPACITY (64 * CHUNK)   /* 16 objects of 4 allocated chunks */
+
+/* Write-through far past the capacity: the thread brings usage under the low watermark,
+ * oldest first, and keeps the pinned objects (pinned before they existed, and while closed).
+ * A last object of 24 chunks makes sure the last write passes the high watermark (each pass
+ * stops within one small object of the low one). */
+static void test_evictor_trims_to_low_watermark(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t bytes, objects, high, low;
+	char name[16];
+
+	for (int i = 0; i < EVICT_OBJECTS; i++) {
+		snprintf(name, sizeof(name), "e%d", i);
+		origin_create(f, name, FILE_SIZE, 80 + (unsigned)i);
+	}
+	origin_create(f, "last", 24 * CHUNK, 79);
+	reopen_with(f, EVICT_CAPACITY, 0, 0, 0, 0);
+	cache_store_watermarks(f->store, &high, &low);
+	assert_int_equal(cache_store_pin(f->store, origin_key(f, "e0"), true), 0);   /* unknown */
+	for (int i = 0; i < EVICT_OBJECTS; i++) {
+		snprintf(name, sizeof(name), "e%d", i);
+		write_through_whole(f, name, FILE_SIZE);
+		if (i == 1)   /* known, not open */
+			assert_int_equal(cache_store_pin(f->store, origin_key(f, name), true), 0);
+	}
+	write_through_whole(f, "last", 24 * CHUNK);
+	assert_true(wait_usage_at_most(f, low));
+	assert_int_equal(cache_store_usage(f->store, &bytes, &objects), 0);
+	print_message("evictor: %" PRIu64 " evictions, usage %" PRIu64 " of %u (low %" PRIu64 ")\n",
+	              cache_store_evictions(f->store), bytes, EVICT_CAPACITY, low);
+	assert_true(bytes + 4 * CHUNK > low);   /* it stopped at the low watermark */
+	assert_int_equal(cache_store_evictions(f->store), EVICT_OBJECTS + 1 - objects);
+	assert_true(object_on_disk(f, "last"));
+	assert_true(object_on_disk(f, "e0"));
+	assert_true(object_on_disk(f, "e1"));
+	assert_false(object_on_disk(f, "e2"));   /* the oldest unpinned */
+	snprintf(name, sizeof(name), "e%d", EVICT_OBJECTS - 1);
+	assert_true(object_on_disk(f, name));    /* the newest small one */
+	assert_int_equal(cache_store_eviction_errors(f->store), 0);
+	reopen_store(f);   /* the same counts from a scan */
+	assert_int_equal(cache_store_usage(f->store, &bytes, &objects), 0);
+	assert_true(bytes <= low);
+}
+
+/* Evicting an object held open: it serves and stores nothing, its data file stays readable
+ * through the fds already open, and the next open starts afresh. */
+static void test_evict_open_object(void **state)
+{
+	struct fixture *f = *state;
+	struct cache_object_info info;
+	struct cache_object *obj;
+	uint8_t got[FILE_SIZE], want[FILE_SIZE];
+	int64_t deadline;
+	char name[16];
+	int held, fd;
+
+	origin_create(f, "a", FILE_SIZE, 90);
+	for (int i = 0; i < 8; i++) {
+		snprintf(name, sizeof(name), "o%d", i);
+		origin_create(f, name, FILE_SIZE, 91 + (unsigned)i);
+	}
+	reopen_with(f, 16 * CHUNK, 0, 0, 0, 0);
+	obj = open_object(f, "a", 0);
+	assert_int_equal(fill_range(f, obj, "a", 0, FILE_SIZE), 4);
+	held = dup(cache_object_data_fd(obj));
+	assert_true(held >= 0);
+	for (int i = 0; i < 8; i++) {   /* 36 chunks more: "a", the oldest, must go */
+		snprintf(name, sizeof(name), "o%d", i);
+		write_through_whole(f, name, FILE_SIZE);
+	}
+	deadline = now_ns() + WAIT_LIMIT_NS;
+	do {
+		cache_object_info(obj, &info);
+		if (!info.removed)
+			usleep(WAIT_STEP_US);
+	} while (!info.removed && now_ns() < deadline);
+	assert_true(info.removed);
+	assert_false(object_on_disk(f, "a"));
+	assert_all_miss(obj, FILE_SIZE);
+	assert_int_equal(fill_range(f, obj, "a", 0, FILE_SIZE), -ESTALE);
+	assert_false(cache_object_complete(obj));
+	fd = openat(f->origin_fd, "a", O_RDONLY | O_CLOEXEC);
+	assert_int_equal(pread(fd, want, FILE_SIZE, 0), FILE_SIZE);
+	close(fd);
+	assert_int_equal(pread(held, got, FILE_SIZE, 0), FILE_SIZE);   /* readers keep reading */
+	assert_memory_equal(got, want, FILE_SIZE);
+	assert_int_equal(cache_object_write(obj, want, CHUNK, 0), 0);   /* stores nothing */
+	assert_int_equal(cache_object_release(obj), 0);
+	close(held);
+	assert_false(object_on_disk(f, "a"));
+
+	assert_true(wait_usage_at_most(f, 12 * CHUNK));   /* the last pass is over: room for "a" */
+	obj = open_object(f, "a", 0);
+	assert_int_equal(present(obj), 0);
+	assert_int_equal(fill_range(f, obj, "a", 0, FILE_SIZE), 4);
+	assert_hit(f, obj, "a", 0, FILE_SIZE);
+	assert_int_equal(cache_object_release(obj), 0);
+	assert_true(cache_store_evictions(f->store) >= 1);
+}
+
+#define SEED_OBJECTS 20
+#define SEED_STEP 7   /* coprime with SEED_OBJECTS: the mtime order is not the creation order */
+
+/* Objects left by an earlier open (without a capacity) are known to the policy after the scan
+ * and are evicted oldest data-file mtime first, for either policy. */
+static void test_seeded_oldest_first(void **state)
+{
+	static const enum cache_policy_kind policy_kinds[] = {
+		CACHE_POLICY_S3FIFO, CACHE_POLICY_LRU,
+	};
+	struct fixture *f = *state;
+	uint64_t removed, allocated = 4 * CHUNK;
+	char name[16], path[PATH_MAX];
+
+	for (int i = 0; i < SEED_OBJECTS; i++) {
+		snprintf(name, sizeof(name), "s%d", i);
+		origin_create(f, name, FILE_SIZE, 100 + (unsigned)i);
+	}
+	for (size_t kind = 0; kind < sizeof(policy_kinds) / sizeof(policy_kinds[0]); kind++) {
+		reopen_with(f, CACHE_CAPACITY_UNLIMITED, 0, 0, 0, 0);
+		assert_int_equal(cache_store_remove_all(f->store, &removed), 0);
+		for (int i = 0; i < SEED_OBJECTS; i++) {
+			struct cache_object *obj;
+			snprintf(name, sizeof(name), "s%d", i);
+			obj = open_object(f, name, 0);
+			assert_int_equal(fill_range(f, obj, name, 0, FILE_SIZE), 4);
+			assert_int_equal(cache_object_release(obj), 0);
+			assert_int_equal(data_file_bytes(f, name), allocated);
+		}
+		for (int i = 0; i < SEED_OBJECTS; i++) {
+			int64_t age = (i * SEED_STEP) % SEED_OBJECTS;   /* 0 = the oldest */
+			struct timespec ts[2] = { { 1000000 + age, 0 }, { 1000000 + age, 0 } };
+			snprintf(name, sizeof(name), "s%d", i);
+			object_file_path(f, origin_key(f, name), CACHE_DATA_SUFFIX, path,
+			                 sizeof(path));
+			assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+		}
+		/* 20 objects of 16 KiB, capacity 200 KiB: high 190, low 170: 10 must go. */
+		reopen_with(f, 200 * 1024, 0, 0, 0, policy_kinds[kind]);
+		assert_true(wait_usage_at_most(f, 170 * 1024));
+		assert_int_equal(cache_store_evictions(f->store), SEED_OBJECTS / 2);
+		for (int i = 0; i < SEED_OBJECTS; i++) {
+			int64_t age = (i * SEED_STEP) % SEED_OBJECTS;
+			snprintf(name, sizeof(name), "s%d", i);
+			if (object_on_disk(f, name) != (age >= SEED_OBJECTS / 2))
+				fail_msg("%s: object %s of age rank %d %s", cache_policy_kind_name(
+				         policy_kinds[kind]), name, (int)age,
+				         object_on_disk(f, name) ? "kept" : "evicted");
+		}
+	}
+}
+
+/* Closing right after an open with a capacity (the thread may be scanning or evicting), and
+ * refusing to close while an object is open, with the thread still working afterwards. */
+static void test_close_with_eviction_thread(void **state)
+{
+	struct fixture *f = *state;
+	struct cache_object *obj;
+
+	for (int i = 0; i < 10; i++)
+		reopen_with(f, 4 * CHUNK, 0, 0, 0, (enum cache_policy_kind)(i % 2));
+	origin_create(f, "a", FILE_SIZE, 120);
+	origin_create(f, "b", FILE_SIZE, 121);
+	obj = open_object(f, "a", 0);
+	assert_int_equal(cache_store_close(f->store), -EBUSY);
+	assert_int_equal(fill_range(f, obj, "a", 0, FILE_SIZE), 4);
+	write_through_whole(f, "b", FILE_SIZE);   /* 8 chunks in a capacity of 4 */
+	assert_true(wait_usage_at_most(f, 4 * CHUNK));
+	assert_int_equal(cache_object_release(obj), 0);
+}
+
 /* ---- Start-up with many objects --------------------------------------------------------- */
 
 /* Records are written directly (what a previous run would have left), then the store is
@@ -1694,6 +2076,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_usage_scan_during_fills, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_readers_writer_filler, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_release_remove_churn, setup, teardown),
+		cmocka_unit_test(test_capacity_codec),
+		cmocka_unit_test_setup_teardown(test_capacity_saved_and_reused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fill_edquot_at_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_evictor_trims_to_low_watermark, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_evict_open_object, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_seeded_oldest_first, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_close_with_eviction_thread, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_startup_many_objects, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
