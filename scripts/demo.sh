@@ -32,3 +32,6 @@ echo "== cachemax stop $DATA"
 "$CM" stop "$DATA"
 echo "== after stop, the original directory has the write:"
 tail -n1 "$DATA/src/f1.c"
+echo "== cachemax bench $DATA --cache $CACHE --size 16M --runtime 1"
+echo "   (accelerates it for the run, measures, gives it back and removes its scratch files)"
+"$CM" bench "$DATA" --cache "$CACHE" --size 16M --runtime 1

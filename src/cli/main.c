@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/cli.h"
 #include "control/control.h"
 #include "control/control_socket.h"
 #include "daemon/daemon.h"
@@ -48,6 +49,12 @@ static const char usage_text[] =
 	"                             reads from cache and origin, hit ratio, writes, passthrough\n"
 	"                             opens, latency; --watch redraws every SEC seconds with rates\n"
 	"  evict DIR [PATH...]        drop cache copies: all of DIR's, or those of the files given\n"
+	"  bench DIR --cache CACHEDIR [--size SIZE] [--runtime SEC] [--buffered] [--json]\n"
+	"                             SEQ1M and RND4K read/write on the original, the cache device\n"
+	"                             and DIR accelerated (cold, warm); cleans up after itself and\n"
+	"                             leaves DIR accelerated or not, as it was (docs/BENCH.md);\n"
+	"                             --size of the scratch file (default 256M), --runtime per test\n"
+	"                             (default 5), --buffered instead of O_DIRECT\n"
 	"  help                       this text\n";
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -337,8 +344,10 @@ static int status_one(const struct control_state *st, void *arg)
 		json_string(stdout, st->dir);
 		printf(", \"cache\": ");
 		json_string(stdout, st->cache);
-		printf(", \"cache_on\": %s, \"cache_reason\": ", st->cache_on ? "true" : "false");
-		json_string(stdout, st->cache_on ? "" : st->cache_why);
+		printf(", \"cache_on\": %s, \"cache_size\": %llu, \"bypass\": %s, \"cache_reason\": ",
+		       st->cache_on ? "true" : "false", (unsigned long long)st->cache_size,
+		       st->bypass ? "true" : "false");
+		json_string(stdout, st->cache_on && !st->bypass ? "" : st->cache_why);
 		printf(", \"daemon_pid\": %d, \"watchdog_pid\": %d, \"threads\": %u, \"uptime_seconds\": %lld, "
 		       "\"restarts\": %u, \"passthrough\": %s, \"passthrough_reason\": ",
 		       (int)st->daemon_pid, (int)st->watchdog_pid, st->threads, (long long)up, st->restarts,
@@ -351,8 +360,12 @@ static int status_one(const struct control_state *st, void *arg)
 		printf("}");
 	} else {
 		printf("%s%s\n", ctx->count ? "\n" : "", st->dir);
-		if (st->cache_on)
-			printf("  cache:        %s\n", st->cache);
+		char size_text[32];
+		size_format(st->cache_size, size_text, sizeof(size_text));
+		if (st->cache_on && st->bypass)
+			printf("  cache:        %s (BYPASSED: %s; served from the origin)\n", st->cache, st->cache_why);
+		else if (st->cache_on)
+			printf("  cache:        %s (size %s)\n", st->cache, size_text);
 		else
 			printf("  cache:        %s (off: %s)\n", st->cache, st->cache_why);
 		printf("  health:       %s\n", health);
@@ -447,11 +460,18 @@ static void stats_print(const char *dir, const char *j, const char *prev, double
 	printf("  writes        %.0f (%s)\n", C("write_ops"), b1);
 	human_bytes(C("fill_bytes"), b1, sizeof(b1));
 	human_bytes(json_number(j, NULL, "cache_bytes"), b2, sizeof(b2));
-	printf("  cache         %s, %.0f objects, fills %.0f (%s), dropped %.0f, evictions %.0f, invalidations %.0f\n",
-	       strstr(j, "\"cache\": true") ? b2 : "off", json_number(j, NULL, "cache_objects"),
-	       C("fills"), b1, C("fills_dropped"), C("evictions"), C("invalidations"));
-	printf("  errors        origin %.0f, cache %.0f, bypasses %.0f\n", C("origin_errors"),
-	       C("cache_errors"), C("bypasses"));
+	human_bytes(json_number(j, NULL, "cache_size"), b3, sizeof(b3));
+	printf("  cache         %s of %s, %.0f objects, fills %.0f (%s), dropped %.0f, refused (full) %.0f, "
+	       "completed files %.0f\n",
+	       strstr(j, "\"cache\": true") ? b2 : "off", b3, json_number(j, NULL, "cache_objects"),
+	       C("fills"), b1, C("fills_dropped"), C("fills_refused_full"), C("completions"));
+	printf("  evictions     %.0f (%.0f for capacity), invalidations %.0f, excluded opens %.0f\n",
+	       C("evictions"), json_number(j, NULL, "evictions_capacity"), C("invalidations"),
+	       C("excluded_opens"));
+	if (strstr(j, "\"bypass\": true"))
+		printf("  BYPASS        the cache device failed repeatedly: everything is served from the origin\n");
+	printf("  errors        origin %.0f, cache %.0f, bypasses %.0f, bypass periods %.0f\n",
+	       C("origin_errors"), C("cache_errors"), C("bypasses"), C("bypass_entries"));
 	printf("  latency (us)  read cache p50 %.1f p99 %.1f | read origin p50 %.1f p99 %.1f | write p50 %.1f p99 %.1f\n",
 	       json_number(j, "read_cache", "p50"), json_number(j, "read_cache", "p99"),
 	       json_number(j, "read_origin", "p50"), json_number(j, "read_origin", "p99"),
@@ -606,5 +626,7 @@ int main(int argc, char **argv)
 		return cmd_stats(argc - 1, argv + 1);
 	if (!strcmp(cmd, "evict"))
 		return cmd_evict(argc - 1, argv + 1);
+	if (!strcmp(cmd, "bench"))
+		return cmd_bench(argc - 1, argv + 1);
 	return usage_error("unknown command '%s'", cmd);
 }
