@@ -4,8 +4,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,11 +70,29 @@ static unsigned stack_depth_for(int origin_fd)
 
 struct daemon_ctx {
 	struct control_state state;
+	pthread_mutex_t state_lock;     /* the state record is rewritten when bypass changes */
 	struct fuse_session *session;
 	struct fs *fs;
 	struct cache_store *store;
 	struct stats stats;
+	atomic_uint_fast64_t evicted_by_request;
+	const char *pin[DAEMON_MAX_GLOBS];
+	const char *exclude[DAEMON_MAX_GLOBS];
 };
+
+/* fs: the cache went into bypass (or is tried again): say so in the state record (status). */
+static void bypass_changed(void *arg, bool on, const char *why)
+{
+	struct daemon_ctx *d = arg;
+	int rc;
+	pthread_mutex_lock(&d->state_lock);
+	d->state.bypass = on;
+	snprintf(d->state.cache_why, sizeof(d->state.cache_why), "%s", on ? why : "");
+	rc = control_state_write(&d->state);
+	pthread_mutex_unlock(&d->state_lock);
+	if (rc < 0)
+		log_warn("cannot write state file: %s", strerror(-rc));
+}
 
 /* "evict" drops every cache object; "evict REL" the one of the file at REL (relative to the
  * directory). Open objects are safe to evict: readers keep the unlinked copy until they close. */
@@ -101,7 +121,7 @@ static int daemon_evict(struct daemon_ctx *d, const char *rel, char *reply, size
 	}
 	if (rc < 0)
 		return snprintf(reply, size, "{\"error\": \"%s\"}", strerror(-rc));
-	stats_add(&d->stats, STATS_EVICTIONS, removed);
+	atomic_fetch_add(&d->evicted_by_request, removed);
 	return snprintf(reply, size, "{\"evicted\": %llu}", (unsigned long long)removed);
 }
 
@@ -121,15 +141,29 @@ static int daemon_control(const char *request, char *reply, size_t size, void *a
 	if (strcmp(request, "stats"))
 		return -EINVAL;
 	atomic_store(&d->stats.counter[STATS_REQUESTS], fuse_session_requests(d->session));
-	uint64_t cache_bytes = 0, cache_objects = 0;
+	uint64_t cache_bytes = 0, cache_objects = 0, capacity = 0, by_capacity = 0;
+	char bypass_why[256] = "";
+	bool bypass = fs_cache_bypassed(d->fs, bypass_why, sizeof(bypass_why));
 	if (d->store && cache_store_usage(d->store, &cache_bytes, &cache_objects) < 0)
 		cache_bytes = cache_objects = 0;
+	if (d->store) {
+		capacity = cache_store_capacity(d->store);
+		by_capacity = cache_store_evictions(d->store);
+	}
+	atomic_store(&d->stats.counter[STATS_EVICTIONS],
+	             atomic_load(&d->evicted_by_request) + by_capacity);
+	for (char *c = bypass_why; *c; c++)
+		if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20)
+			*c = '\'';
 	n = snprintf(reply, size, "{\"pid\": %d, \"uptime_seconds\": %lld, \"passthrough\": %s, "
-	             "\"cache\": %s, \"cache_bytes\": %llu, \"cache_objects\": %llu, \"stats\": ",
+	             "\"cache\": %s, \"cache_bytes\": %llu, \"cache_objects\": %llu, "
+	             "\"cache_size\": %llu, \"evictions_capacity\": %llu, \"bypass\": %s, "
+	             "\"bypass_why\": \"%s\", \"stats\": ",
 	             (int)getpid(), (long long)(time(NULL) - d->state.started),
 	             fs_passthrough_active(d->fs, why, sizeof(why)) ? "true" : "false",
 	             d->store ? "true" : "false", (unsigned long long)cache_bytes,
-	             (unsigned long long)cache_objects);
+	             (unsigned long long)cache_objects, (unsigned long long)capacity,
+	             (unsigned long long)by_capacity, bypass ? "true" : "false", bypass_why);
 	if (n < 0 || (size_t)n >= size)
 		return -ENOSPC;
 	m = stats_snapshot_json(&d->stats, reply + n, size - (size_t)n);
@@ -155,6 +189,16 @@ static int cache_open(const struct daemon_options *o, int origin_fd, struct cach
 		return -errno;
 	cfg.origin_dev = st.st_dev;
 	cfg.origin_ino = st.st_ino;
+	cfg.capacity = o->size;
+	{
+		/* A first start without --size: a share of the cache file system's free space. */
+		struct statvfs sv;
+		if (statvfs(o->cache, &sv) == 0)
+			cfg.default_capacity = (uint64_t)sv.f_bavail * sv.f_frsize / 100 *
+			                       DAEMON_SIZE_DEFAULT_PERCENT;
+		if (cfg.default_capacity < DAEMON_SIZE_MIN)
+			cfg.default_capacity = DAEMON_SIZE_MIN;
+	}
 	fd = open(o->cache, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	rc = fd < 0 ? -errno : cache_store_open(fd, &cfg, out);
 	if (fd >= 0)
@@ -195,6 +239,8 @@ static void state_fill(struct daemon_ctx *d, const struct daemon_options *o, boo
 	st->restarts = restarts;
 	st->threads = o->threads;
 	st->origin_fd = fs_origin_fd(d->fs);
+	st->cache_size = d->store ? cache_store_capacity(d->store) : 0;
+	st->bypass = false;
 	st->passthrough = fs_passthrough_active(d->fs, st->passthrough_why, sizeof(st->passthrough_why));
 }
 
@@ -246,6 +292,20 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 	stats_init(&d.stats);
 	fcfg.stats = &d.stats;
 	fcfg.store = store;
+	fcfg.complete_max = o->complete_max;
+	for (unsigned i = 0; i < o->pin_count; i++)
+		d.pin[i] = o->pin[i];
+	for (unsigned i = 0; i < o->exclude_count; i++)
+		d.exclude[i] = o->exclude[i];
+	fcfg.pin = d.pin;
+	fcfg.pin_count = o->pin_count;
+	fcfg.exclude = d.exclude;
+	fcfg.exclude_count = o->exclude_count;
+	fcfg.bypass_changed = bypass_changed;
+	fcfg.bypass_arg = &d;
+	if (getenv("CACHEMAX_BYPASS_RETRY_MS"))  /* for tests: how long a bypass lasts */
+		fcfg.bypass_retry_ms = (unsigned)strtoul(getenv("CACHEMAX_BYPASS_RETRY_MS"), NULL, 10);
+	pthread_mutex_init(&d.state_lock, NULL);
 	rc = fs_create(&fcfg, &fs);
 	if (rc < 0) {
 		close(origin_fd);
@@ -261,17 +321,24 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 		return EXIT_STARTUP_FAILED;
 	}
 	fs_passthrough_probe(fs);
+	rc = fs_start_background(fs);
+	if (rc < 0)
+		log_warn("no background fills: %s", strerror(-rc));
 	d.session = se;
 	d.fs = fs;
 	d.store = store;
 
+	pthread_mutex_lock(&d.state_lock);
 	state_fill(&d, o, supervised, restarts, first_started);
+	pthread_mutex_unlock(&d.state_lock);
 	rc = control_server_start(d.state.socket, daemon_control, &d, &control);
 	if (rc < 0) {
 		log_warn("no control socket at '%s': %s (stats unavailable)", d.state.socket, strerror(-rc));
 		d.state.socket[0] = '\0';
 	}
+	pthread_mutex_lock(&d.state_lock);
 	rc = control_state_write(&d.state);
+	pthread_mutex_unlock(&d.state_lock);
 	if (rc < 0)
 		log_warn("cannot write state file: %s", strerror(-rc));
 	log_info("serving '%s' with %u threads, passthrough %s%s%s", o->dir, o->threads,

@@ -21,6 +21,8 @@ struct cache_store;
 
 struct fs;
 
+#define FS_BYPASS_RETRY_MS_DEFAULT 60000
+
 struct fs_config {
 	int origin_fd;          /* O_PATH|O_DIRECTORY fd of the origin; fs takes ownership */
 	bool passthrough;       /* try kernel passthrough for regular files */
@@ -28,6 +30,23 @@ struct fs_config {
 	double entry_timeout;   /* seconds the kernel may cache names */
 	struct stats *stats;    /* counters to update; owned by the caller, may be NULL */
 	struct cache_store *store; /* the cache; owned by the caller; NULL: no caching */
+	uint64_t complete_max;  /* complete files up to this size in the background after their
+	                         * first miss; 0: never */
+	unsigned fill_threads;  /* background fill threads (0: 1) */
+	/* Globs relative to the origin (fnmatch, FNM_PATHNAME; a glob without '/' matches the
+	 * name at any depth; a match on a directory covers everything below it). Pinned files
+	 * are kept (never evicted) and completed in the background; excluded files are never
+	 * cached. The arrays must outlive the fs. */
+	const char *const *pin;
+	unsigned pin_count;
+	const char *const *exclude;
+	unsigned exclude_count;
+	/* Called (from any thread) when the cache goes into bypass after repeated cache-device
+	 * failures (on = true, why says what failed) and when it is tried again (on = false). */
+	void (*bypass_changed)(void *arg, bool on, const char *why);
+	void *bypass_arg;
+	unsigned bypass_retry_ms;  /* how long a bypass lasts before the cache is tried again
+	                            * (0: FS_BYPASS_RETRY_MS_DEFAULT) */
 };
 
 int fs_create(const struct fs_config *cfg, struct fs **out);
@@ -38,6 +57,12 @@ const struct fuse_ops *fs_fuse_ops(void);
 bool fs_passthrough_active(struct fs *fs, char *why, size_t why_size);
 
 
+
+/* Start the background fill threads (after the mount); fs_free stops them. 0 or -errno. */
+int fs_start_background(struct fs *fs);
+
+/* Bypass state for status/stats: true while the cache is bypassed; *why says why. */
+bool fs_cache_bypassed(struct fs *fs, char *why, size_t why_size);
 
 /* The origin directory's O_PATH fd (owned by fs). */
 int fs_origin_fd(const struct fs *fs);

@@ -31,10 +31,73 @@ void fs_passthrough_disable(struct fs *fs, const char *why)
 
 static void fingerprint_refresh(struct fs *fs, struct fs_node *n, int fd);
 
-static void cache_error(struct fs *fs, const char *what, int rc)
+void fs_cache_error(struct fs *fs, const char *what, int rc)
 {
+	struct fs_bypass *b = &fs->bypass;
+	uint64_t now = stats_now_ns();
+	bool enter = false;
+	char why[sizeof(b->why)];
+
 	stats_add(fs->cfg.stats, STATS_CACHE_ERRORS, 1);
 	log_warn("cache %s failed: %s; serving from the origin", what, strerror(-rc));
+	pthread_mutex_lock(&b->lock);
+	if (now - b->window_start_ns > FS_BYPASS_WINDOW_NS) {
+		b->window_start_ns = now;
+		b->errors = 0;
+	}
+	if (++b->errors >= FS_BYPASS_ERRORS && !atomic_load(&b->on)) {
+		snprintf(b->why, sizeof(b->why), "%u cache-device errors within %llu s (last: %s: %s)",
+		         b->errors, (unsigned long long)(FS_BYPASS_WINDOW_NS / 1000000000), what,
+		         strerror(-rc));
+		b->since_ns = now;
+		atomic_store(&b->on, true);
+		enter = true;
+		snprintf(why, sizeof(why), "%s", b->why);
+	}
+	pthread_mutex_unlock(&b->lock);
+	if (enter) {
+		stats_add(fs->cfg.stats, STATS_BYPASS_ENTRIES, 1);
+		log_error("cache bypassed: %s; everything is served from the origin, retry in %u ms",
+		          why, fs->cfg.bypass_retry_ms);
+		if (fs->cfg.bypass_changed)
+			fs->cfg.bypass_changed(fs->cfg.bypass_arg, true, why);
+	}
+}
+
+struct cache_store *fs_cache_store(struct fs *fs)
+{
+	struct fs_bypass *b = &fs->bypass;
+	bool leave = false;
+
+	if (!fs->store)
+		return NULL;
+	if (!atomic_load(&b->on))
+		return fs->store;
+	pthread_mutex_lock(&b->lock);
+	if (atomic_load(&b->on) && stats_now_ns() - b->since_ns >= (uint64_t)fs->cfg.bypass_retry_ms * 1000000) {
+		atomic_store(&b->on, false);
+		b->errors = 0;
+		b->window_start_ns = stats_now_ns();
+		leave = true;
+	}
+	pthread_mutex_unlock(&b->lock);
+	if (!leave)
+		return NULL;
+	log_warn("cache bypass ends: trying the cache device again");
+	if (fs->cfg.bypass_changed)
+		fs->cfg.bypass_changed(fs->cfg.bypass_arg, false, "");
+	return fs->store;
+}
+
+bool fs_cache_bypassed(struct fs *fs, char *why, size_t why_size)
+{
+	bool on;
+	pthread_mutex_lock(&fs->bypass.lock);
+	on = atomic_load(&fs->bypass.on);
+	if (on && why)
+		snprintf(why, why_size, "%s", fs->bypass.why);
+	pthread_mutex_unlock(&fs->bypass.lock);
+	return on;
 }
 
 /* Register fd as the inode's backing file; false if the kernel refused (then user space). */
@@ -57,39 +120,58 @@ static bool backing_register(struct fs *fs, struct fs_node *n, int fd)
 static void mode_choose(struct fs *fs, struct fs_node *n, const struct stat *st, bool writer)
 {
 	bool pt = atomic_load(&fs->passthrough_ok);
+	struct cache_store *store = fs_cache_store(fs);
 	struct cache_object_info info;
 
 	n->mode = FS_IO_USER;
-	if (fs->store) {
+	n->pinned = false;
+	if (store && (fs->cfg.exclude_count || fs->cfg.pin_count)) {
+		char rel[4096];
+		if (fs_node_relpath(fs, n, rel, sizeof(rel)) == 0) {
+			if (fs_glob_match(fs->cfg.exclude, fs->cfg.exclude_count, rel)) {
+				stats_add(fs->cfg.stats, STATS_EXCLUDED_OPENS, 1);
+				store = NULL;
+			} else {
+				n->pinned = fs_glob_match(fs->cfg.pin, fs->cfg.pin_count, rel);
+			}
+		}
+	}
+	if (store) {
 		struct cache_fingerprint fp;
 		int rc;
 		cache_fingerprint_from_stat(st, &fp);
 		if (n->obj)  /* still pinned by a fill from before the last close: reuse it */
 			rc = cache_object_revalidate(n->obj, &fp);
 		else
-			rc = cache_object_open(fs->store, cache_key_from_stat(st), &fp, &n->obj);
+			rc = cache_object_open(store, cache_key_from_stat(st), &fp, &n->obj);
 		if (rc < 0 && !n->obj_pins) {
 			if (n->obj)
 				cache_object_release(n->obj);
 			n->obj = NULL;
-			cache_error(fs, "object open", rc);
+			fs_cache_error(fs, "object open", rc);
 		} else if (rc < 0) {
-			cache_error(fs, "object revalidation", rc);
+			fs_cache_error(fs, "object revalidation", rc);
 		} else if (rc == CACHE_OBJECT_RESET) {
 			stats_add(fs->cfg.stats, STATS_INVALIDATIONS, 1);
 		}
+		if (n->obj && n->pinned)
+			cache_store_pin(store, cache_key_from_stat(st), true);
 	}
 	if (!pt)
 		return;
-	if (!n->obj) {
+	if (!store || !n->obj) {
 		if (backing_register(fs, n, n->fd))
 			n->mode = FS_IO_ORIGIN;
 		return;
 	}
 	cache_object_info(n->obj, &info);
 	if (!writer && cache_object_complete(n->obj) && !info.failed) {
-		if (backing_register(fs, n, cache_object_data_fd(n->obj)))
+		if (backing_register(fs, n, cache_object_data_fd(n->obj))) {
 			n->mode = FS_IO_CACHE;
+			pthread_mutex_lock(&n->write_lock);
+			n->mirror_fp = info.fingerprint;
+			pthread_mutex_unlock(&n->write_lock);
+		}
 	} else if (writer && info.present_chunks == 0) {
 		if (backing_register(fs, n, n->fd))
 			n->mode = FS_IO_ORIGIN;
@@ -139,15 +221,17 @@ int fs_file_attach(struct fs *fs, struct fs_file *f, struct cm_fuse_open_out *o)
 		n->mode = FS_IO_USER;
 	if (n->mode == FS_IO_CACHE) {
 		struct cache_fingerprint fp;
-		struct cache_object_info info;
-		cache_object_info(n->obj, &info);
 		cache_fingerprint_from_stat(&st, &fp);
-		f->bypass_cache = !have_stat || !cache_fingerprint_equal(&fp, &info.fingerprint);
+		pthread_mutex_lock(&n->write_lock);
+		f->bypass_cache = !have_stat || !cache_fingerprint_equal(&fp, &n->mirror_fp);
+		pthread_mutex_unlock(&n->write_lock);
 		f->via_daemon = writer || f->bypass_cache;
 		f->check_writeback = writer;
 		if (writer)
 			n->cache_writers++;
 	}
+	if (n->mode == FS_IO_ORIGIN && writer)
+		n->origin_writers = true;
 	if (n->mode == FS_IO_CACHE || n->mode == FS_IO_ORIGIN) {
 		f->passthrough = true;
 		n->passthrough_count++;
@@ -174,7 +258,6 @@ int fs_file_attach(struct fs *fs, struct fs_file *f, struct cm_fuse_open_out *o)
 static void writeback_locked(struct fs *fs, struct fs_node *n)
 {
 	uint32_t chunk = cache_store_chunk_size(fs->store);
-	struct cache_object_info info;
 	struct cache_fingerprint fp;
 	char path[FS_PROC_PATH_MAX];
 	char *cached = NULL, *origin = NULL;
@@ -190,17 +273,16 @@ static void writeback_locked(struct fs *fs, struct fs_node *n)
 		          (unsigned long long)n->ino, strerror(-fd));
 		return;
 	}
-	cache_object_info(n->obj, &info);
 	if (sys_fstatat(fd, "", &st, AT_EMPTY_PATH) < 0)
 		goto out;
 	cache_fingerprint_from_stat(&st, &fp);
-	if (!cache_fingerprint_equal(&fp, &info.fingerprint))
+	if (!cache_fingerprint_equal(&fp, &n->mirror_fp))
 		goto out;  /* changed behind us: the origin wins */
 	cached = malloc(chunk);
 	origin = malloc(chunk);
 	if (!cached || !origin)
 		goto out;
-	for (uint64_t off = 0; off < info.fingerprint.size; off += chunk) {
+	for (uint64_t off = 0; off < fp.size; off += chunk) {
 		ssize_t c = sys_pread(cache_object_data_fd(n->obj), cached, chunk, (off_t)off);
 		ssize_t o = c > 0 ? sys_pread(fd, origin, (size_t)c, (off_t)off) : 0;
 		if (c > 0 && (o != c || memcmp(cached, origin, (size_t)c))) {
@@ -236,13 +318,13 @@ static void object_release_locked(struct fs *fs, struct fs_node *n)
 {
 	int rc = cache_object_release(n->obj);
 	if (rc < 0)
-		cache_error(fs, "record write", rc);
+		fs_cache_error(fs, "record write", rc);
 	n->obj = NULL;
 }
 
 /* Pin the node (a lookup reference, so a FORGET cannot free it) and its object (so the last
  * RELEASE leaves it to object_unpin) for work done after the answer. */
-static struct cache_object *object_pin(struct fs *fs, struct fs_node *n)
+struct cache_object *fs_object_pin(struct fs *fs, struct fs_node *n)
 {
 	struct cache_object *obj;
 	fs_node_ref(fs, n);
@@ -253,7 +335,7 @@ static struct cache_object *object_pin(struct fs *fs, struct fs_node *n)
 	return obj;
 }
 
-static void object_unpin(struct fs *fs, struct fs_node *n)
+void fs_object_unpin(struct fs *fs, struct fs_node *n)
 {
 	pthread_mutex_lock(&n->lock);
 	if (--n->obj_pins == 0 && n->open_count == 0 && n->obj)
@@ -266,6 +348,26 @@ void fs_file_sync(struct fs *fs, struct fs_file *f)
 {
 	if (f->check_writeback)
 		writeback(fs, f->node);
+}
+
+/* The last close of an inode that had writers passed through to the origin: their writes
+ * bypassed us, and a background fill may have raced with them unseen (file times can stay
+ * equal), so drop every chunk (the generation bump also drops fills still in flight).
+ * node->lock held. */
+static void origin_writes_done(struct fs *fs, struct fs_node *n)
+{
+	struct cache_object_info info;
+	int rc;
+
+	pthread_mutex_lock(&n->write_lock);
+	cache_object_info(n->obj, &info);
+	rc = cache_object_invalidate(n->obj, 0, 0);
+	if (rc < 0)
+		fs_cache_error(fs, "invalidate", rc);
+	else if (info.present_chunks)
+		stats_add(fs->cfg.stats, STATS_INVALIDATIONS, 1);
+	fingerprint_refresh(fs, n, n->fd);
+	pthread_mutex_unlock(&n->write_lock);
 }
 
 void fs_file_detach(struct fs *fs, struct fs_file *f)
@@ -285,6 +387,9 @@ void fs_file_detach(struct fs *fs, struct fs_file *f)
 		n->backing_id = 0;
 	}
 	if (n->open_count == 0) {
+		if (n->origin_writers && n->obj)
+			origin_writes_done(fs, n);
+		n->origin_writers = false;
 		if (n->obj && !n->obj_pins)
 			object_release_locked(fs, n);
 		n->mode = FS_IO_NONE;
@@ -329,25 +434,47 @@ static void chunk_span(uint64_t chunk, uint64_t file_size, uint64_t off, uint64_
 }
 
 #define FILL_SPAN_MAX (8u * 1024 * 1024)
+#define SEQUENTIAL_WINDOW (2u * 1024 * 1024)   /* a miss this close to the last read is sequential */
 
-/* A miss: read the origin in whole chunks, answer, then store the chunks. */
+/* After a miss: queue the completion of a small (or pinned) file, once. The node is pinned or
+ * its file open. */
+static void maybe_complete(struct fs *fs, struct fs_node *n, const struct cache_object_info *info)
+{
+	bool queue;
+	if (!n->pinned && (!fs->cfg.complete_max || info->fingerprint.size > fs->cfg.complete_max))
+		return;
+	if (info->present_chunks >= info->chunk_count)
+		return;
+	pthread_mutex_lock(&n->lock);
+	queue = !n->completing;
+	n->completing = true;
+	pthread_mutex_unlock(&n->lock);
+	if (queue && !fs_fill_enqueue(fs, n, 0, UINT64_MAX, true)) {
+		pthread_mutex_lock(&n->lock);
+		n->completing = false;
+		pthread_mutex_unlock(&n->lock);
+	}
+}
+
+/* A miss read in whole chunks: answer, then store the chunks (sequential reads, and requests
+ * of half a chunk or more, whose chunks are about to be read anyway). */
 static void read_miss_fill(struct fuse_req *r, struct fs *fs, struct fs_file *f,
                            const struct fuse_read_in *in, size_t size)
 {
 	struct stats *stats = fs->cfg.stats;
 	struct fs_node *node = f->node;  /* f may be released once we answer; node is pinned */
-	struct cache_object *obj = object_pin(fs, node);
+	struct cache_object *obj = fs_object_pin(fs, node);
 	struct cache_object_info info;
 	uint64_t gen = cache_object_generation(obj), start, len, t0 = stats_now_ns();
 	char *buf;
 	ssize_t n, filled;
 
-	cache_object_info(obj, &info);
-	chunk_span(cache_store_chunk_size(fs->store), info.fingerprint.size, in->offset, size,
-	           &start, &len);
+	/* Not clipped to the object's size, which may lag the origin (an evicted object stores
+	 * nothing, not even a new size): the origin's EOF ends the read. */
+	chunk_span(cache_store_chunk_size(fs->store), UINT64_MAX, in->offset, size, &start, &len);
 	if (len == 0 || len > FILL_SPAN_MAX || !(buf = malloc(len))) {
 		reply_from_origin(r, fs, f, size, in->offset, t0);
-		object_unpin(fs, node);
+		fs_object_unpin(fs, node);
 		return;
 	}
 	n = sys_pread(f->fd, buf, len, (off_t)start);
@@ -355,7 +482,7 @@ static void read_miss_fill(struct fuse_req *r, struct fs *fs, struct fs_file *f,
 		stats_add(stats, STATS_ORIGIN_ERRORS, 1);
 		fuse_reply_err(r, (int)-n);
 		free(buf);
-		object_unpin(fs, node);
+		fs_object_unpin(fs, node);
 		return;
 	}
 	{
@@ -370,15 +497,49 @@ static void read_miss_fill(struct fuse_req *r, struct fs *fs, struct fs_file *f,
 	filled = cache_object_fill(obj, gen, buf, (size_t)n, (off_t)start);
 	if (filled == -ESTALE) {
 		stats_add(stats, STATS_FILLS_DROPPED, 1);
+	} else if (filled == -EDQUOT) {
+		stats_add(stats, STATS_FILLS_REFUSED_FULL, 1);
 	} else if (filled < 0) {
-		cache_error(fs, "fill", (int)filled);
+		fs_cache_error(fs, "fill", (int)filled);
 	} else if (filled > 0) {
 		uint64_t stored = (uint64_t)filled * cache_store_chunk_size(fs->store);
 		stats_add(stats, STATS_FILLS, (uint64_t)filled);
 		stats_add(stats, STATS_FILL_BYTES, stored < (uint64_t)n ? stored : (uint64_t)n);
 	}
 	free(buf);
-	object_unpin(fs, node);
+	cache_object_info(obj, &info);
+	if (filled != -EDQUOT)
+		maybe_complete(fs, node, &info);
+	fs_object_unpin(fs, node);
+}
+
+/* A miss in user space: sequential misses (and big requests) read whole chunks and fill them
+ * after the answer; a small random miss reads just its bytes and leaves its chunk to a fill
+ * thread, so that it costs what the origin read costs. */
+static void read_miss(struct fuse_req *r, struct fs *fs, struct fs_file *f,
+                      const struct fuse_read_in *in, size_t size)
+{
+	uint32_t chunk = cache_store_chunk_size(fs->store);
+	uint64_t last = f->next_off;
+	bool sequential = in->offset + SEQUENTIAL_WINDOW >= last && in->offset <= last + SEQUENTIAL_WINDOW;
+	struct fs_node *n = f->node;
+	struct cache_object_info info;
+	bool completing;
+
+	f->next_off = in->offset + size;
+	if (sequential || size >= chunk / 2) {
+		read_miss_fill(r, fs, f, in, size);
+		return;
+	}
+	/* Queue before answering: once answered, the file (and its node) may be released. */
+	cache_object_info(n->obj, &info);
+	maybe_complete(fs, n, &info);
+	pthread_mutex_lock(&n->lock);
+	completing = n->completing;
+	pthread_mutex_unlock(&n->lock);
+	if (!completing)
+		fs_fill_enqueue(fs, n, in->offset, size, false);
+	reply_from_origin(r, fs, f, size, in->offset, stats_now_ns());
 }
 
 void fs_file_read(struct fuse_req *r, struct fs_file *f, const struct fuse_read_in *in)
@@ -400,20 +561,21 @@ void fs_file_read(struct fuse_req *r, struct fs_file *f, const struct fuse_read_
 			fuse_reply_data(r, buf, (size_t)n);
 			return;
 		}
-		cache_error(fs, "read", (int)n);
+		fs_cache_error(fs, "read", (int)n);
 		stats_add(stats, STATS_BYPASSES, 1);
-	} else if (obj && !f->bypass_cache) {
+	} else if (obj && !f->bypass_cache && !atomic_load(&fs->bypass.on)) {
 		n = cache_object_read(obj, buf, size, (off_t)in->offset);
 		if (n >= 0) {
+			f->next_off = in->offset + (uint64_t)n;
 			count_read(stats, true, (uint64_t)n, t0);
 			fuse_reply_data(r, buf, (size_t)n);
 			return;
 		}
 		if (n != -ENODATA) {
-			cache_error(fs, "read", (int)n);
+			fs_cache_error(fs, "read", (int)n);
 			stats_add(stats, STATS_BYPASSES, 1);
 		} else {
-			read_miss_fill(r, fs, f, in, size);
+			read_miss(r, fs, f, in, size);
 			return;
 		}
 	}
@@ -425,7 +587,7 @@ static void mirror_bytes(struct fs *fs, struct fs_node *n, const void *data, siz
 {
 	ssize_t w = sys_pwrite(cache_object_data_fd(n->obj), data, size, off);
 	if (w != (ssize_t)size)
-		cache_error(fs, "mirror write", w < 0 ? (int)w : -EIO);
+		fs_cache_error(fs, "mirror write", w < 0 ? (int)w : -EIO);
 }
 
 /* FS_IO_CACHE: copy [off, off+len) of the origin into the cache copy (after fallocate or
@@ -440,7 +602,7 @@ static void mirror_range(struct fs *fs, struct fs_node *n, off_t off, off_t len)
 	fs_proc_path(n->fd, path);
 	fd = sys_openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
 	if (fd < 0 || !buf) {
-		cache_error(fs, "mirror", fd < 0 ? fd : -ENOMEM);
+		fs_cache_error(fs, "mirror", fd < 0 ? fd : -ENOMEM);
 		goto out;
 	}
 	while (len > 0) {
@@ -466,6 +628,7 @@ static void fingerprint_refresh(struct fs *fs, struct fs_node *n, int fd)
 	if (sys_fstatat(fd, "", &st, AT_EMPTY_PATH) < 0)
 		return;
 	cache_fingerprint_from_stat(&st, &fp);
+	n->mirror_fp = fp;
 	if (cache_object_set_fingerprint(n->obj, &fp) > 0)
 		stats_add(fs->cfg.stats, STATS_INVALIDATIONS, 1);
 }
@@ -486,7 +649,7 @@ void fs_file_write(struct fuse_req *r, struct fs_file *f, const struct fuse_writ
 	if (w > 0 && n->obj) {
 		int rc = cache_object_write(n->obj, data, (size_t)w, (off_t)in->offset);
 		if (rc < 0)
-			cache_error(fs, "write-through", rc);
+			fs_cache_error(fs, "write-through", rc);
 		if (n->mode == FS_IO_CACHE)
 			mirror_bytes(fs, n, data, (size_t)w, (off_t)in->offset);
 		fingerprint_refresh(fs, n, f->fd);
@@ -516,7 +679,14 @@ void fs_cache_origin_changed(struct fs *fs, struct fs_node *n, bool truncated, o
 	}
 	rc = truncated ? cache_object_truncate(n->obj, size) : cache_object_invalidate(n->obj, off, len);
 	if (rc < 0)
-		cache_error(fs, truncated ? "truncate" : "invalidate", rc);
+		fs_cache_error(fs, truncated ? "truncate" : "invalidate", rc);
+	if (truncated && n->mode == FS_IO_CACHE) {
+		/* Passthrough readers read the copy's bytes, also after the object was evicted
+		 * (it then stores nothing, but its data file stays theirs): size it like the origin. */
+		int t = sys_ftruncate(cache_object_data_fd(n->obj), size);
+		if (t < 0)
+			fs_cache_error(fs, "mirror truncate", t);
+	}
 	else if (!truncated)
 		stats_add(fs->cfg.stats, STATS_INVALIDATIONS, 1);
 	fingerprint_refresh(fs, n, n->fd);

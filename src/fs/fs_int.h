@@ -47,8 +47,17 @@ struct fs_node {
 	struct cache_object *obj;
 	unsigned obj_pins;
 	unsigned cache_writers;       /* open writers over the cache copy (FS_IO_CACHE) */
+	bool origin_writers;          /* a writer was opened in FS_IO_ORIGIN mode since the first
+	                               * open: its writes bypassed us, so the last release drops the
+	                               * object's chunks (times are too coarse to tell) */
+	bool pinned;                  /* its path matched a --pin glob at the first open */
+	bool completing;              /* a background completion job is queued or running */
 
 	pthread_mutex_t write_lock;   /* an origin change and the cache update after it */
+	/* write_lock: in FS_IO_CACHE mode, the origin fingerprint the cache copy mirrors. Kept
+	 * here, not only in the object: an evicted object stores nothing (not even a new
+	 * fingerprint), yet its data file goes on serving the passthrough readers. */
+	struct cache_fingerprint mirror_fp;
 };
 
 struct fs_file {
@@ -61,6 +70,7 @@ struct fs_file {
 	bool via_daemon;
 	bool bypass_cache;            /* the origin changed under the cache copy: read the origin */
 	bool check_writeback;         /* a writer over the cache copy: its mmap writes land there */
+	uint64_t next_off;            /* end of the last read: tells sequential from random misses */
 };
 
 struct fs_dir {
@@ -78,6 +88,46 @@ struct fs_table {
 	size_t node_count;
 };
 
+/* Background fills (fs_fill.c): whole-file completion after a first miss, and the chunks of
+ * random misses, done by fill threads after the answer. A job pins its node and object. */
+struct fs_fill_job {
+	struct fs_fill_job *next;
+	struct fs_node *node;
+	struct cache_object *obj;
+	uint64_t off, len;            /* the range to fill (whole file: 0, UINT64_MAX) */
+	bool completion;              /* a whole-file completion (counts in STATS_COMPLETIONS) */
+};
+
+#define FS_FILL_THREADS_MAX 4
+#define FS_FILL_QUEUE_MAX 256     /* chunk jobs beyond this are skipped (completions are not) */
+
+struct fs_filler {
+	pthread_mutex_t lock;         /* protects everything below */
+	pthread_cond_t cond;
+	struct fs_fill_job *head, *tail;
+	unsigned queued;
+	bool stop;
+	bool started;
+	unsigned thread_count;
+	pthread_t threads[FS_FILL_THREADS_MAX];
+	pthread_t pin_walk;           /* fs_pin_walk at start, joined by fs_fill_stop */
+	bool pin_walk_started;
+};
+
+/* Bypass: after FS_BYPASS_ERRORS cache-device errors within FS_BYPASS_WINDOW_NS new opens stop
+ * using the cache; it is tried again after cfg.bypass_retry_ms. */
+#define FS_BYPASS_ERRORS 8
+#define FS_BYPASS_WINDOW_NS (10ull * 1000000000)
+
+struct fs_bypass {
+	pthread_mutex_t lock;         /* protects everything below but `on` */
+	atomic_bool on;
+	uint64_t window_start_ns;
+	unsigned errors;
+	uint64_t since_ns;
+	char why[200];
+};
+
 struct fs {
 	struct fs_config cfg;
 	struct cache_store *store;    /* NULL: no caching (cfg.store) */
@@ -89,6 +139,10 @@ struct fs {
 	atomic_bool passthrough_ok;   /* granted by INIT and not failed */
 	char passthrough_why[160];    /* why not, for status; written once under table_lock */
 	uint32_t stack_depth;
+	struct fs_filler filler;
+	struct fs_bypass bypass;
+	char root_path[4096];         /* the origin's path as the kernel prints it (readlink) */
+	size_t root_path_len;
 };
 
 /* Node table (fs_node.c). */
@@ -136,6 +190,30 @@ void fs_cache_before_origin_change(struct fs *fs, struct fs_node *n);
  * count): its ctime moved, so record the new fingerprint of an open cache object, which
  * otherwise would look changed behind our back. Takes the node's locks. */
 void fs_cache_metadata_changed(struct fs *fs, struct fs_node *n);
+
+/* The cache store to use for a new open: NULL without a cache or while in bypass. */
+struct cache_store *fs_cache_store(struct fs *fs);
+/* A cache-device error (never passed to the application): counted, logged, and after
+ * repeated ones the cache goes into bypass. */
+void fs_cache_error(struct fs *fs, const char *what, int rc);
+
+/* Background fills (fs_fill.c). Enqueue: pins node and object (the file must be open or the
+ * object pinned); false if not queued (queue full for chunk jobs, or stopping). */
+bool fs_fill_enqueue(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t len, bool completion);
+void fs_fill_stop(struct fs *fs);
+/* fs_fill_stop was called: long walks give up. */
+bool fs_fill_stopping(struct fs *fs);
+/* Pin (or unpin) and unpin-with-release of a node's object for work after the answer. */
+struct cache_object *fs_object_pin(struct fs *fs, struct fs_node *n);
+void fs_object_unpin(struct fs *fs, struct fs_node *n);
+
+/* Paths (fs_path.c): the node's path relative to the origin (from the kernel's name of its
+ * fd); -ENOENT if it is outside the origin or deleted. */
+int fs_node_relpath(struct fs *fs, const struct fs_node *n, char *buf, size_t size);
+/* rel (or a directory above it) matches one of the globs (rules in fs.h). */
+bool fs_glob_match(const char *const *globs, unsigned count, const char *rel);
+/* Pin the cache objects of every file under the origin whose path matches a --pin glob. */
+void fs_pin_walk(struct fs *fs);
 
 /* "/proc/self/fd/N" for a node fd, for calls that have no *at() form usable with O_PATH. */
 #define FS_PROC_PATH_MAX 32

@@ -948,6 +948,8 @@ int fs_create(const struct fs_config *cfg, struct fs **out)
 	if (!fs)
 		return -ENOMEM;
 	fs->cfg = *cfg;
+	if (!fs->cfg.bypass_retry_ms)
+		fs->cfg.bypass_retry_ms = FS_BYPASS_RETRY_MS_DEFAULT;
 	fs->store = cfg->store;
 	fs->next_nodeid = FUSE_ROOT_ID + 1;
 	rc = fs_table_init(fs);
@@ -970,6 +972,19 @@ int fs_create(const struct fs_config *cfg, struct fs **out)
 	pthread_mutex_init(&fs->root->lock, NULL);
 	pthread_mutex_init(&fs->root->write_lock, NULL);
 	snprintf(fs->passthrough_why, sizeof(fs->passthrough_why), "not negotiated yet");
+	pthread_mutex_init(&fs->filler.lock, NULL);
+	pthread_cond_init(&fs->filler.cond, NULL);
+	pthread_mutex_init(&fs->bypass.lock, NULL);
+	{
+		char proc[FS_PROC_PATH_MAX];
+		ssize_t len;
+		fs_proc_path(cfg->origin_fd, proc);
+		len = sys_readlinkat(AT_FDCWD, proc, fs->root_path, sizeof(fs->root_path) - 1);
+		fs->root_path_len = len > 0 ? (size_t)len : 0;
+		fs->root_path[fs->root_path_len] = '\0';
+		if (fs->root_path_len == 1)  /* "/": paths below it start right after */
+			fs->root_path_len = 0;
+	}
 	*out = fs;
 	return 0;
 
@@ -984,6 +999,7 @@ void fs_free(struct fs *fs)
 {
 	if (!fs)
 		return;
+	fs_fill_stop(fs);
 	fs_table_release(fs);
 	sys_close(fs->root->fd);
 	pthread_mutex_destroy(&fs->root->lock);

@@ -28,6 +28,10 @@ static const char *const counter_names[STATS_COUNTER_COUNT] = {
 	[STATS_BYPASSES] = "bypasses",
 	[STATS_ORIGIN_ERRORS] = "origin_errors",
 	[STATS_CACHE_ERRORS] = "cache_errors",
+	[STATS_FILLS_REFUSED_FULL] = "fills_refused_full",
+	[STATS_COMPLETIONS] = "completions",
+	[STATS_BYPASS_ENTRIES] = "bypass_entries",
+	[STATS_EXCLUDED_OPENS] = "excluded_opens",
 };
 
 static const char *const latency_names[STATS_LAT_COUNT] = {

@@ -32,6 +32,10 @@ enum stats_counter {
 	STATS_BYPASSES,                  /* requests served from the origin because the cache failed */
 	STATS_ORIGIN_ERRORS,             /* errors from the origin, passed to applications */
 	STATS_CACHE_ERRORS,              /* errors from the cache device, never passed on */
+	STATS_FILLS_REFUSED_FULL,        /* fills not stored: the cache was at its capacity */
+	STATS_COMPLETIONS,               /* files completed in the background */
+	STATS_BYPASS_ENTRIES,            /* times the whole cache went into bypass */
+	STATS_EXCLUDED_OPENS,            /* opens of files excluded from caching (--exclude) */
 	STATS_COUNTER_COUNT
 };
 

@@ -27,7 +27,7 @@ setup() {  # setup NAME: an origin with 4 files of 1.5 MiB
 # ENOSPC: a cache device far smaller than the data.
 D=$(setup nospc); C=$SHM/tiny
 mkdir -p "$C"; mount -t tmpfs -o size=1m cmtest "$C"; T_BINDS+=("$C")
-t_mount "$D" "$C/cache"
+t_mount "$D" "$C/cache" --size 64M   # a capacity above the device: its ENOSPC is hit
 check_reads "$D"
 [ "$(counter "$D" cache_errors)" -gt 0 ] || fail "ENOSPC on the cache device was not counted"
 t_unmount "$D"
@@ -67,6 +67,28 @@ t_mount "$D" "$C"
   || fail "status does not say the cache is off: $("$CACHEMAX" status)"
 "$CACHEMAX" status --json | grep -q '"cache_on": false' || fail "status --json: cache_on not false"
 check_reads "$D"
+t_unmount "$D"
+
+# Repeated failures put the whole cache in bypass: status and stats say so, applications see
+# nothing, and the cache is tried again after the bypass period (1.5 s here, 60 s by default).
+D=$(setup bypass); C=$SHM/bypass-dev
+mkdir -p "$C"; mount -t tmpfs -o size=64m cmtest "$C"; T_BINDS+=("$C")
+CACHEMAX_BYPASS_RETRY_MS=1500 t_mount "$D" "$C/cache"
+mount -o remount,ro "$C"
+for round in 1 2 3; do for i in 0 1 2 3; do cat "$D/f$i" > /dev/null; done; done
+"$CACHEMAX" status | grep -q "BYPASSED: .*cache-device errors" || fail "status does not show the bypass: $("$CACHEMAX" status)"
+"$CACHEMAX" status --json | grep -q '"bypass": true' || fail "status --json: bypass not true"
+"$CACHEMAX" stats "$D" | grep -q "BYPASS" || fail "stats does not show the bypass"
+[ "$(counter "$D" bypass_entries)" = 1 ] || fail "bypass_entries is $(counter "$D" bypass_entries)"
+errors=$(counter "$D" cache_errors)
+check_reads "$D"
+[ "$(counter "$D" cache_errors)" = "$errors" ] || fail "the cache was still used in bypass"
+mount -o remount,rw "$C"
+sleep 2
+hit() { cat "$D/f1" > /dev/null; [ "$(counter "$D" passthrough_opens_cache)" -ge 1 ]; }
+for _ in $(seq 1 50); do hit && break; sleep 0.1; done
+"$CACHEMAX" status --json | grep -q '"bypass": false' || fail "the cache was not tried again after the bypass period"
+hit || fail "no hit after the bypass ended"
 t_unmount "$D"
 
 # A cache directory that holds another directory's cache refuses the start, clearly.

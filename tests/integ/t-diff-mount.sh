@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The differential test: one long seeded random sequence of operations replayed on the mount and
 # on a plain directory; every result must agree. 100,000 operations each with passthrough and
-# with the user-space path (tmpfs origin), plus a shorter run over an ext4 origin.
+# with the user-space path (tmpfs origin), a shorter run over an ext4 origin, and one with a
+# 1 MiB cache (eviction under pressure).
 # Reproduce a failure with the seed and op count it prints.
 . "$(dirname "$0")/lib.sh"
 need_root
@@ -25,4 +26,7 @@ run() {  # run BASE LABEL SEED OPS [start options]
 run "$SHM" tmpfs-passthrough 1 "$OPS"
 run "$SHM" tmpfs-userspace 2 "$OPS" --no-passthrough
 run "$T_SCRATCH" ext4-passthrough 3 $((OPS / 5))
+# A cache far smaller than the data: eviction, refused fills and background completion all
+# happen while the operations run.
+run "$SHM" tmpfs-small-cache 4 $((OPS / 2)) --size 1M --complete-max 256K
 echo ok

@@ -16,7 +16,7 @@ expect() {  # expect JSON KEY VALUE
   [ "$got" = "$3" ] || fail "stats: $2 = $got, expected $3"
 }
 
-t_mount "$D" "$T_SCRATCH/cache" --no-passthrough
+t_mount "$D" "$T_SCRATCH/cache" --no-passthrough --complete-max 0   # misses stay misses
 dd if="$D/f" of=/dev/null bs=4k iflag=direct status=none
 dd if=/dev/zero of="$D/w" bs=4k count=10 oflag=direct status=none
 j=$("$CACHEMAX" stats "$D" --json)

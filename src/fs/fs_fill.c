@@ -1,0 +1,257 @@
+/* fs_fill: background fills. Two kinds of job, run by a few fill threads after the answer:
+ *   completion: every absent chunk of a file up to --complete-max (or pinned), queued after
+ *               its first miss, so that the next open is a hit served by passthrough;
+ *   chunk:      the chunks of a random miss on a larger file, which was answered with just the
+ *               bytes asked for (a 4K read must not wait for a 256 KiB chunk).
+ * Safety: each fill samples the object's generation before reading the origin, so a write
+ * through the mount in between drops it. Writes that bypass us (FS_IO_ORIGIN passthrough) are
+ * not seen: a job stops when the inode is in that mode (or in FS_IO_CACHE, whose copy must not
+ * be filled under passthrough readers), and the last release of an inode that had such
+ * writers drops the object's chunks (fs_file_detach), covering a fill that raced with them.
+ */
+#include "fs/fs_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sys/sys.h"
+#include "util/log.h"
+
+#define FILL_BUFFER_CHUNKS 4   /* chunks read from the origin per fill */
+
+bool fs_fill_stopping(struct fs *fs)
+{
+	bool stop;
+	pthread_mutex_lock(&fs->filler.lock);
+	stop = fs->filler.stop;
+	pthread_mutex_unlock(&fs->filler.lock);
+	return stop;
+}
+
+bool fs_fill_enqueue(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t len, bool completion)
+{
+	struct fs_filler *q = &fs->filler;
+	struct fs_fill_job *j;
+
+	pthread_mutex_lock(&q->lock);
+	if (!q->started || q->stop || (!completion && q->queued >= FS_FILL_QUEUE_MAX)) {
+		pthread_mutex_unlock(&q->lock);
+		return false;
+	}
+	pthread_mutex_unlock(&q->lock);
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return false;
+	j->node = n;
+	j->obj = fs_object_pin(fs, n);
+	j->off = off;
+	j->len = len;
+	j->completion = completion;
+	pthread_mutex_lock(&q->lock);
+	if (q->stop) {
+		pthread_mutex_unlock(&q->lock);
+		fs_object_unpin(fs, n);
+		free(j);
+		return false;
+	}
+	if (q->tail)
+		q->tail->next = j;
+	else
+		q->head = j;
+	q->tail = j;
+	q->queued++;
+	pthread_cond_signal(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+	return true;
+}
+
+/* Every chunk of [off, off + len) present (a 1-byte read of each answers without copying). */
+static bool range_present(struct cache_object *obj, uint32_t chunk, uint64_t off, uint64_t len)
+{
+	char byte;
+	for (uint64_t c = off; c < off + len; c += chunk)
+		if (cache_object_read(obj, &byte, 1, (off_t)c) < 0)
+			return false;
+	return true;
+}
+
+/* May the job go on filling? Not in FS_IO_ORIGIN / FS_IO_CACHE mode, nor when stopping. */
+static bool job_may_fill(struct fs *fs, struct fs_node *n)
+{
+	enum fs_io_mode mode;
+	pthread_mutex_lock(&n->lock);
+	mode = n->mode;
+	pthread_mutex_unlock(&n->lock);
+	return !fs_fill_stopping(fs) && mode != FS_IO_ORIGIN && mode != FS_IO_CACHE && !atomic_load(&fs->bypass.on);
+}
+
+static void job_run(struct fs *fs, struct fs_fill_job *j)
+{
+	struct stats *stats = fs->cfg.stats;
+	uint32_t chunk = cache_store_chunk_size(fs->store);
+	size_t bufsize = (size_t)chunk * FILL_BUFFER_CHUNKS;
+	struct cache_object_info info;
+	char path[FS_PROC_PATH_MAX];
+	uint64_t off, end;
+	char *buf = NULL;
+	int fd;
+
+	fs_proc_path(j->node->fd, path);
+	fd = sys_openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	cache_object_info(j->obj, &info);
+	off = j->off / chunk * chunk;
+	if (j->off >= info.fingerprint.size)
+		end = info.fingerprint.size;
+	else if (j->len > info.fingerprint.size - j->off)
+		end = info.fingerprint.size;
+	else
+		end = j->off + j->len;
+	end = (end + chunk - 1) / chunk * chunk;  /* whole chunks: a partial one is not stored */
+	if (end > info.fingerprint.size)
+		end = info.fingerprint.size;
+	if (posix_memalign((void **)&buf, 4096, bufsize) != 0)
+		buf = NULL;
+	while (buf && off < end && job_may_fill(fs, j->node)) {
+		uint64_t len = end - off < bufsize ? end - off : bufsize;
+		uint64_t gen;
+		ssize_t n, filled;
+
+		if (range_present(j->obj, chunk, off, len)) {
+			off += len;
+			continue;
+		}
+		gen = cache_object_generation(j->obj);
+		n = sys_pread(fd, buf, (size_t)len, (off_t)off);
+		if (n <= 0)
+			break;
+		filled = cache_object_fill(j->obj, gen, buf, (size_t)n, (off_t)off);
+		if (filled == -EDQUOT) {
+			stats_add(stats, STATS_FILLS_REFUSED_FULL, 1);
+			break;
+		}
+		if (filled == -ESTALE) {
+			cache_object_info(j->obj, &info);
+			stats_add(stats, STATS_FILLS_DROPPED, 1);
+			if (info.removed || info.failed)
+				break;
+			continue;  /* a write raced with us: read that range again */
+		}
+		if (filled < 0) {
+			fs_cache_error(fs, "background fill", (int)filled);
+			break;
+		}
+		if (filled > 0) {
+			uint64_t stored = (uint64_t)filled * chunk;
+			stats_add(stats, STATS_FILLS, (uint64_t)filled);
+			stats_add(stats, STATS_FILL_BYTES, stored < (uint64_t)n ? stored : (uint64_t)n);
+		}
+		off += (uint64_t)n;
+	}
+	if (j->completion && cache_object_complete(j->obj)) {
+		/* Persist the record now, so that the next start keeps the copy. */
+		int rc = cache_object_sync(j->obj);
+		if (rc < 0)
+			fs_cache_error(fs, "record write", rc);
+		else
+			stats_add(stats, STATS_COMPLETIONS, 1);
+	}
+	free(buf);
+	sys_close(fd);
+}
+
+static void job_finish(struct fs *fs, struct fs_fill_job *j)
+{
+	if (j->completion) {
+		pthread_mutex_lock(&j->node->lock);
+		j->node->completing = false;
+		pthread_mutex_unlock(&j->node->lock);
+	}
+	fs_object_unpin(fs, j->node);
+	free(j);
+}
+
+static void *fill_thread(void *arg)
+{
+	struct fs *fs = arg;
+	struct fs_filler *q = &fs->filler;
+
+	for (;;) {
+		struct fs_fill_job *j;
+		pthread_mutex_lock(&q->lock);
+		while (!q->head && !q->stop)
+			pthread_cond_wait(&q->cond, &q->lock);
+		if (q->stop) {
+			pthread_mutex_unlock(&q->lock);
+			return NULL;
+		}
+		j = q->head;
+		q->head = j->next;
+		if (!q->head)
+			q->tail = NULL;
+		q->queued--;
+		pthread_mutex_unlock(&q->lock);
+		if (j->obj)
+			job_run(fs, j);
+		job_finish(fs, j);
+	}
+}
+
+static void *pin_walk_thread(void *arg)
+{
+	fs_pin_walk(arg);
+	return NULL;
+}
+
+int fs_start_background(struct fs *fs)
+{
+	struct fs_filler *q = &fs->filler;
+	unsigned want = fs->cfg.fill_threads ? fs->cfg.fill_threads : 1;
+
+	if (!fs->store)
+		return 0;
+	if (want > FS_FILL_THREADS_MAX)
+		want = FS_FILL_THREADS_MAX;
+	pthread_mutex_lock(&q->lock);
+	q->started = true;
+	for (; q->thread_count < want; q->thread_count++) {
+		int rc = pthread_create(&q->threads[q->thread_count], NULL, fill_thread, fs);
+		if (rc) {
+			pthread_mutex_unlock(&q->lock);
+			return -rc;
+		}
+	}
+	pthread_mutex_unlock(&q->lock);
+	if (fs->cfg.pin_count && !q->pin_walk_started)
+		q->pin_walk_started = pthread_create(&q->pin_walk, NULL, pin_walk_thread, fs) == 0;
+	return 0;
+}
+
+void fs_fill_stop(struct fs *fs)
+{
+	struct fs_filler *q = &fs->filler;
+	struct fs_fill_job *rest;
+
+	pthread_mutex_lock(&q->lock);
+	q->stop = true;
+	pthread_cond_broadcast(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+	for (unsigned i = 0; i < q->thread_count; i++)
+		pthread_join(q->threads[i], NULL);
+	q->thread_count = 0;
+	if (q->pin_walk_started)
+		pthread_join(q->pin_walk, NULL);
+	q->pin_walk_started = false;
+	pthread_mutex_lock(&q->lock);
+	rest = q->head;
+	q->head = q->tail = NULL;
+	q->queued = 0;
+	pthread_mutex_unlock(&q->lock);
+	while (rest) {
+		struct fs_fill_job *next = rest->next;
+		job_finish(fs, rest);
+		rest = next;
+	}
+}

@@ -1,0 +1,128 @@
+/* fs_path: paths of nodes relative to the origin and the --pin/--exclude glob rules.
+ * The node table knows inodes, not names; the kernel does: readlink of /proc/self/fd/N names
+ * the dentry our O_PATH fd holds (renames included), under the origin's own path, which is
+ * covered by our mount but still printed as it was. Only called when globs are configured.
+ */
+#include "fs/fs_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <string.h>
+
+#include "sys/sys.h"
+
+int fs_node_relpath(struct fs *fs, const struct fs_node *n, char *buf, size_t size)
+{
+	char proc[FS_PROC_PATH_MAX], full[4096 + 16];
+	ssize_t len;
+
+	fs_proc_path(n->fd, proc);
+	len = sys_readlinkat(AT_FDCWD, proc, full, sizeof(full) - 1);
+	if (len < 0)
+		return (int)len;
+	full[len] = '\0';
+	if (fs->root_path_len == 0 || (size_t)len <= fs->root_path_len + 1 ||
+	    memcmp(full, fs->root_path, fs->root_path_len) ||
+	    full[fs->root_path_len] != '/')
+		return -ENOENT;
+	if (len >= 10 && !strcmp(full + len - 10, " (deleted)"))
+		return -ENOENT;
+	if ((size_t)len - fs->root_path_len >= size)
+		return -ENAMETOOLONG;
+	memcpy(buf, full + fs->root_path_len + 1, (size_t)len - fs->root_path_len);
+	return 0;
+}
+
+/* A glob with '/' is matched against rel and each directory above it ("a", "a/b", ...); one
+ * without is matched against each component, so "*.log" matches at any depth and "tmp"
+ * covers every directory named tmp. */
+static bool glob_match_one(const char *glob, const char *rel)
+{
+	char prefix[4096];
+	size_t len = strlen(rel);
+
+	if (len >= sizeof(prefix))
+		return false;
+	if (strchr(glob, '/')) {
+		for (size_t i = 0; i <= len; i++) {
+			if (rel[i] != '/' && rel[i] != '\0')
+				continue;
+			memcpy(prefix, rel, i);
+			prefix[i] = '\0';
+			if (fnmatch(glob, prefix, FNM_PATHNAME) == 0)
+				return true;
+		}
+		return false;
+	}
+	for (const char *c = rel; *c;) {
+		const char *slash = strchr(c, '/');
+		size_t clen = slash ? (size_t)(slash - c) : strlen(c);
+		memcpy(prefix, c, clen);
+		prefix[clen] = '\0';
+		if (fnmatch(glob, prefix, 0) == 0)
+			return true;
+		c += clen + (slash != NULL);
+	}
+	return false;
+}
+
+bool fs_glob_match(const char *const *globs, unsigned count, const char *rel)
+{
+	for (unsigned i = 0; i < count; i++)
+		if (glob_match_one(globs[i], rel))
+			return true;
+	return false;
+}
+
+#define PIN_WALK_DEPTH_MAX 64
+
+/* One directory of the pin walk: rel holds the directory's path relative to the origin ("" for
+ * the origin) in a buffer of 4096 bytes. Consumes dirfd. */
+static void pin_walk_dir(struct fs *fs, int dirfd, char *rel, size_t rel_len, unsigned depth)
+{
+	DIR *d = fdopendir(dirfd);
+	struct dirent *de;
+
+	if (!d) {
+		sys_close(dirfd);
+		return;
+	}
+	while ((de = readdir(d)) && !fs_fill_stopping(fs)) {
+		size_t name_len = strlen(de->d_name);
+		struct stat st;
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (rel_len + 1 + name_len + 1 > 4096)
+			continue;
+		if (rel_len)
+			rel[rel_len] = '/';
+		memcpy(rel + rel_len + (rel_len != 0), de->d_name, name_len + 1);
+		if (sys_fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+			if (S_ISDIR(st.st_mode) && depth < PIN_WALK_DEPTH_MAX) {
+				int sub = sys_openat(dirfd, de->d_name,
+				                     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+				if (sub >= 0)
+					pin_walk_dir(fs, sub, rel, rel_len + (rel_len != 0) + name_len, depth + 1);
+			} else if (S_ISREG(st.st_mode) &&
+			           fs_glob_match(fs->cfg.pin, fs->cfg.pin_count, rel) &&
+			           !fs_glob_match(fs->cfg.exclude, fs->cfg.exclude_count, rel)) {
+				cache_store_pin(fs->store, cache_key_from_stat(&st), true);
+			}
+		}
+		rel[rel_len] = '\0';
+	}
+	closedir(d);
+}
+
+void fs_pin_walk(struct fs *fs)
+{
+	char rel[4096] = "";
+	int fd;
+
+	if (!fs->store || !fs->cfg.pin_count)
+		return;
+	fd = sys_openat(fs->root->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	if (fd >= 0)
+		pin_walk_dir(fs, fd, rel, 0, 0);
+}

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Capacity, pin, exclude and background completion on a real mount:
+# - with --size 4M, reading 24 MiB of files keeps the cache at or under its size (the
+#   evictor trims to the low watermark), every file still reads right, and the size given
+#   once is kept by the next start without --size;
+# - a file under a --pin glob keeps its copy through all of that; an --exclude'd file is
+#   never cached;
+# - a small file read once (4 KiB of it) is completed in the background and its next open is
+#   a passthrough hit; a larger file's random 4 KiB miss reads 4 KiB from the origin and its
+#   chunk is filled behind the answer.
+. "$(dirname "$0")/lib.sh"
+need_root
+t_shm capacity
+D=$SHM/data C=$SHM/cache
+mkdir -p "$D/keep" "$D/many"
+json() { "$CACHEMAX" stats "$D" --json; }
+top() { json | python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+counter() { json | python3 -c 'import json,sys; print(json.load(sys.stdin)["stats"]["counters"][sys.argv[1]])' "$1"; }
+evicted() { "$CACHEMAX" evict "$D" "$D/$1" | sed -n "s/^evicted \([0-9]*\) .*/\1/p"; }
+poll() {  # poll WHAT CMD...: until CMD succeeds, up to 10 s
+  local what=$1; shift
+  for _ in $(seq 1 200); do "$@" && return 0; sleep 0.05; done
+  fail "$what"
+}
+head -c 1M /dev/urandom > "$D/keep/pinned.db"
+for i in $(seq 1 24); do head -c 1M /dev/urandom > "$D/many/f$i"; done
+head -c 1M /dev/urandom > "$D/many/skip.log"
+head -c 300K /dev/urandom > "$D/small"
+head -c 20M /dev/urandom > "$D/large"
+(cd "$D" && md5sum keep/pinned.db many/* small large) > "$SHM/sums"
+
+t_mount "$D" "$C" --size 4M --pin 'keep/*' --exclude '*.log' --complete-max 1M
+"$CACHEMAX" status | grep -q "size 4.00 MiB" || fail "status does not show the cache size: $("$CACHEMAX" status)"
+cat "$D/keep/pinned.db" > /dev/null
+for i in $(seq 1 24); do cat "$D/many/f$i" > /dev/null; done
+under_size() { [ "$(top cache_bytes)" -le $((4 * 1024 * 1024)) ]; }
+poll "the cache stayed above its size: $(top cache_bytes) bytes" under_size
+[ "$(top cache_size)" = $((4 * 1024 * 1024)) ] || fail "stats cache_size is $(top cache_size)"
+[ "$(top evictions_capacity)" -gt 0 ] || fail "no eviction for capacity"
+[ "$(evicted keep/pinned.db)" = 1 ] || fail "the pinned file's copy was evicted"
+cat "$D/many/skip.log" "$D/many/skip.log" > /dev/null
+[ "$(counter excluded_opens)" -ge 2 ] || fail "opens of the excluded file were not counted: $(json)"
+[ "$(evicted many/skip.log)" = 0 ] || fail "the excluded file was cached"
+(cd "$D" && md5sum -c --quiet "$SHM/sums") || fail "a file reads wrong under capacity pressure"
+
+# Background completion: 4 KiB of a 300 KiB file, then the whole file is cached.
+"$CACHEMAX" evict "$D" > /dev/null
+before=$(counter completions)
+dd if="$D/small" of=/dev/null bs=4k count=1 status=none
+completed() { [ "$(counter completions)" -gt "$before" ]; }
+poll "the small file was not completed in the background" completed
+hits=$(counter passthrough_opens_cache)
+cmp "$D/small" <(cd "$D" && head -c 300K small) || fail "small reads wrong"
+[ "$(counter passthrough_opens_cache)" -gt "$hits" ] || fail "the completed file's next open was not a hit"
+
+# A random 4 KiB miss on a file above --complete-max: 4 KiB from the origin, chunk filled later.
+origin_before=$(counter read_bytes_origin)
+fills_before=$(counter fills)
+python3 - "$D/large" <<'PY'
+import mmap, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECT)   # no readahead: exactly 4 KiB asked
+assert os.preadv(fd, [mmap.mmap(-1, 4096)], 10 * 1024 * 1024 + 8192) == 4096
+os.close(fd)
+PY
+[ $(( $(counter read_bytes_origin) - origin_before )) = 4096 ] ||
+  fail "a random 4 KiB miss read $(( $(counter read_bytes_origin) - origin_before )) bytes from the origin"
+filled() { [ "$(counter fills)" -gt "$fills_before" ]; }
+poll "the random miss's chunk was not filled in the background" filled
+[ "$(counter completions)" -le $((before + 1)) ] || fail "a file above --complete-max was completed"
+(cd "$D" && md5sum -c --quiet "$SHM/sums") || fail "a file reads wrong after background fills"
+t_unmount "$D"
+
+# The size given once is kept.
+t_mount "$D" "$C"
+[ "$(top cache_size)" = $((4 * 1024 * 1024)) ] || fail "the next start without --size did not keep 4M: $(top cache_size)"
+t_unmount "$D"
+echo "PASS: capacity, pin, exclude, background completion"
