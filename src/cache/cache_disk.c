@@ -458,6 +458,8 @@ int cache_disk_unlink(struct cache_object *obj)
 		obj->failed = true;
 		return rc;
 	}
+	if (obj->loaded)
+		cache_disk_account(obj);   /* the data fd is still open: count what it holds now */
 	obj->removed = true;
 	cache_capacity_object_removed(obj);
 	/* A loaded object: what was accounted, not st_blocks, since the fs layer may have grown

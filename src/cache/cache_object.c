@@ -56,6 +56,7 @@ int cache_object_open(struct cache_store *store, struct cache_key key,
 int cache_object_release(struct cache_object *obj)
 {
 	int rc = cache_object_sync(obj);
+	cache_object_account(obj);   /* growth through the data fd (mmap) counted before it closes */
 	cache_store_object_put(obj);
 	return rc;
 }
@@ -410,6 +411,19 @@ int cache_object_sync(struct cache_object *obj)
 	cache_store_usage_enter(obj->store);
 	rc = cache_disk_persist(obj);
 	cache_store_usage_leave(obj->store);
+	pthread_mutex_unlock(&obj->lock);
+	return rc;
+}
+
+int cache_object_account(struct cache_object *obj)
+{
+	int rc = 0;
+	pthread_mutex_lock(&obj->lock);
+	if (obj->loaded && !obj->removed) {
+		cache_store_usage_enter(obj->store);
+		rc = cache_disk_account(obj);
+		cache_store_usage_leave(obj->store);
+	}
 	pthread_mutex_unlock(&obj->lock);
 	return rc;
 }

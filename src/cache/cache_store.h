@@ -242,6 +242,9 @@ int cache_object_set_fingerprint(struct cache_object *obj, const struct cache_fi
 
 /* Persists the record now (fdatasync of the data first). */
 int cache_object_sync(struct cache_object *obj);
+/* The caller wrote the data file itself (through cache_object_data_fd, e.g. mirroring bytes
+ * under passthrough readers): account its allocation now, so usage and eviction see it. */
+int cache_object_account(struct cache_object *obj);
 /* Every chunk up to the fingerprint size is present (an empty file is complete). */
 bool cache_object_complete(struct cache_object *obj);
 /* The data file (O_RDWR), owned by the object: valid until the last cache_object_release(),

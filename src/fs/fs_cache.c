@@ -376,6 +376,8 @@ void fs_file_detach(struct fs *fs, struct fs_file *f)
 
 	if (f->check_writeback)
 		writeback(fs, n);
+	if (atomic_load(&f->direct_fd) > 0)
+		sys_close(atomic_load(&f->direct_fd));
 	pthread_mutex_lock(&n->lock);
 	n->open_count--;
 	if (f->check_writeback)
@@ -456,6 +458,30 @@ static void maybe_complete(struct fs *fs, struct fs_node *n, const struct cache_
 	}
 }
 
+int fs_origin_direct_open(const struct fs_node *n)
+{
+	char path[FS_PROC_PATH_MAX];
+	fs_proc_path(n->fd, path);
+	return sys_openat(AT_FDCWD, path, O_RDONLY | O_DIRECT | O_CLOEXEC, 0);
+}
+
+/* The fd for chunk-aligned miss reads: direct if the origin allows it, else our own. */
+static int file_direct_fd(struct fs_file *f)
+{
+	int fd = atomic_load(&f->direct_fd), expected = 0;
+	if (fd == 0) {
+		fd = fs_origin_direct_open(f->node);
+		if (fd < 0)
+			fd = -1;
+		if (!atomic_compare_exchange_strong(&f->direct_fd, &expected, fd)) {
+			if (fd > 0)
+				sys_close(fd);   /* another thread was first */
+			fd = expected;
+		}
+	}
+	return fd > 0 ? fd : f->fd;
+}
+
 /* A miss read in whole chunks: answer, then store the chunks (sequential reads, and requests
  * of half a chunk or more, whose chunks are about to be read anyway). */
 static void read_miss_fill(struct fuse_req *r, struct fs *fs, struct fs_file *f,
@@ -472,12 +498,12 @@ static void read_miss_fill(struct fuse_req *r, struct fs *fs, struct fs_file *f,
 	/* Not clipped to the object's size, which may lag the origin (an evicted object stores
 	 * nothing, not even a new size): the origin's EOF ends the read. */
 	chunk_span(cache_store_chunk_size(fs->store), UINT64_MAX, in->offset, size, &start, &len);
-	if (len == 0 || len > FILL_SPAN_MAX || !(buf = malloc(len))) {
+	if (len == 0 || len > FILL_SPAN_MAX || posix_memalign((void **)&buf, FS_DIRECT_ALIGN, len)) {
 		reply_from_origin(r, fs, f, size, in->offset, t0);
 		fs_object_unpin(fs, node);
 		return;
 	}
-	n = sys_pread(f->fd, buf, len, (off_t)start);
+	n = sys_pread(file_direct_fd(f), buf, len, (off_t)start);
 	if (n < 0) {
 		stats_add(stats, STATS_ORIGIN_ERRORS, 1);
 		fuse_reply_err(r, (int)-n);
@@ -588,6 +614,8 @@ static void mirror_bytes(struct fs *fs, struct fs_node *n, const void *data, siz
 	ssize_t w = sys_pwrite(cache_object_data_fd(n->obj), data, size, off);
 	if (w != (ssize_t)size)
 		fs_cache_error(fs, "mirror write", w < 0 ? (int)w : -EIO);
+	else
+		cache_object_account(n->obj);
 }
 
 /* FS_IO_CACHE: copy [off, off+len) of the origin into the cache copy (after fallocate or
@@ -686,6 +714,8 @@ void fs_cache_origin_changed(struct fs *fs, struct fs_node *n, bool truncated, o
 		int t = sys_ftruncate(cache_object_data_fd(n->obj), size);
 		if (t < 0)
 			fs_cache_error(fs, "mirror truncate", t);
+		else
+			cache_object_account(n->obj);
 	}
 	else if (!truncated)
 		stats_add(fs->cfg.stats, STATS_INVALIDATIONS, 1);

@@ -97,8 +97,11 @@ static void job_run(struct fs *fs, struct fs_fill_job *j)
 	char *buf = NULL;
 	int fd;
 
-	fs_proc_path(j->node->fd, path);
-	fd = sys_openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
+	fd = fs_origin_direct_open(j->node);   /* no copy through the origin's page cache */
+	if (fd < 0) {
+		fs_proc_path(j->node->fd, path);
+		fd = sys_openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
+	}
 	if (fd < 0)
 		return;
 	cache_object_info(j->obj, &info);
@@ -124,7 +127,11 @@ static void job_run(struct fs *fs, struct fs_fill_job *j)
 			continue;
 		}
 		gen = cache_object_generation(j->obj);
-		n = sys_pread(fd, buf, (size_t)len, (off_t)off);
+		/* Whole blocks for O_DIRECT: the file's end cuts the read short. */
+		n = sys_pread(fd, buf, (size_t)((len + FS_DIRECT_ALIGN - 1) / FS_DIRECT_ALIGN * FS_DIRECT_ALIGN),
+		              (off_t)off);
+		if (n > (ssize_t)len)
+			n = (ssize_t)len;
 		if (n <= 0)
 			break;
 		filled = cache_object_fill(j->obj, gen, buf, (size_t)n, (off_t)off);

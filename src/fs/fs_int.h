@@ -71,6 +71,8 @@ struct fs_file {
 	bool bypass_cache;            /* the origin changed under the cache copy: read the origin */
 	bool check_writeback;         /* a writer over the cache copy: its mmap writes land there */
 	uint64_t next_off;            /* end of the last read: tells sequential from random misses */
+	atomic_int direct_fd;         /* O_DIRECT origin fd for whole-chunk miss reads: 0 not opened
+	                               * yet, -1 unavailable (closed by fs_file_detach) */
 };
 
 struct fs_dir {
@@ -196,6 +198,12 @@ struct cache_store *fs_cache_store(struct fs *fs);
 /* A cache-device error (never passed to the application): counted, logged, and after
  * repeated ones the cache goes into bypass. */
 void fs_cache_error(struct fs *fs, const char *what, int rc);
+
+/* An O_RDONLY|O_DIRECT fd on the node's origin file (-errno if the file system refuses):
+ * whole-chunk reads for the cache bypass the origin's page cache, as a direct read of the
+ * original would, instead of copying through it. */
+int fs_origin_direct_open(const struct fs_node *n);
+#define FS_DIRECT_ALIGN 4096u
 
 /* Background fills (fs_fill.c). Enqueue: pins node and object (the file must be open or the
  * object pinned); false if not queued (queue full for chunk jobs, or stopping). */
