@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "util/size.h"
+#include "util/json.h"
 
 #define PROGRESS_INTERVAL 0.2  /* seconds between redraws */
 
@@ -101,21 +102,6 @@ void bench_print_table(FILE *f, const struct bench_options *o, const struct benc
 		fprintf(f, "  - %s\n", r->notes[i]);
 }
 
-static void json_string(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch < 0x20)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
-	}
-	fputc('"', f);
-}
-
 static void json_measure(FILE *f, const struct bench_measure *m)
 {
 	if (!m->done) {
@@ -133,14 +119,14 @@ void bench_print_json(FILE *f, const struct bench_options *o, const struct bench
 	bool first = true;
 
 	fprintf(f, "{\"version\": 1, \"dir\": ");
-	json_string(f, o->dir);
+	json_write_string(f, o->dir);
 	fprintf(f, ", \"cache\": ");
-	json_string(f, o->cache);
+	json_write_string(f, o->cache);
 	fprintf(f, ", \"file_bytes\": %llu, \"runtime_seconds\": %g, \"direct\": %s, \"was_accelerated\": %s, "
 	        "\"origin_path\": ",
 	        (unsigned long long)r->file_bytes, o->runtime, o->direct ? "true" : "false",
 	        r->was_accelerated ? "true" : "false");
-	json_string(f, r->origin_path);
+	json_write_string(f, r->origin_path);
 	fprintf(f, ", \"page_cache_dropped\": %s, \"warm_complete\": %s, \"queue_depth_32\": %s, \"tests\": [",
 	        r->page_cache_dropped ? "true" : "false", r->warm_complete ? "true" : "false",
 	        r->queue_depth_32 ? "true" : "false");
@@ -181,7 +167,7 @@ void bench_print_json(FILE *f, const struct bench_options *o, const struct bench
 	fprintf(f, ", \"notes\": [");
 	for (unsigned i = 0; i < r->note_count; i++) {
 		fprintf(f, "%s", i ? ", " : "");
-		json_string(f, r->notes[i]);
+		json_write_string(f, r->notes[i]);
 	}
 	fprintf(f, "]}\n");
 }

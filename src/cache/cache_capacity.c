@@ -55,18 +55,12 @@ static int capacity_load(struct cache_store *store, uint64_t *saved)
 {
 	uint8_t buf[CACHE_META_CAPACITY_SIZE + 1];   /* one more: a longer file is damaged */
 	uint64_t value = 0;
-	ssize_t n;
-	int fd;
+	ssize_t n = cache_store_file_read(store->store_fd, CAPACITY_NAME, buf, sizeof(buf));
 
-	fd = sys_openat(store->store_fd, CAPACITY_NAME, O_RDONLY | O_CLOEXEC | O_NOFOLLOW, 0);
-	if (fd == -ENOENT) {
+	if (n == -ENOENT) {
 		*saved = 0;
 		return 0;
 	}
-	if (fd < 0)
-		return fd;
-	n = sys_pread(fd, buf, sizeof(buf), 0);
-	sys_close(fd);
 	if (n < 0)
 		return (int)n;
 	if (cache_meta_capacity_decode(buf, (size_t)n, &value) < 0)

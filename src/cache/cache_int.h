@@ -118,6 +118,9 @@ void cache_store_object_put(struct cache_object *obj);
 void cache_store_object_detach(struct cache_object *obj);
 
 /* Writes buf to dir_fd/tmp_name, fsyncs it, renames it over name and fsyncs the directory. */
+/* Reads up to size bytes of the small file name in dir_fd (the store's superblock, capacity):
+ * the byte count, or -errno (-ENOENT if there is none). */
+ssize_t cache_store_file_read(int dir_fd, const char *name, void *buf, size_t size);
 int cache_store_file_replace(int dir_fd, const char *name, const char *tmp_name, const void *buf,
                              size_t size);
 

@@ -12,6 +12,18 @@
 
 /* ---- Open and release ------------------------------------------------------------------- */
 
+/* fn(obj) with the object's lock and the usage lock (shared) held. */
+static int with_usage(struct cache_object *obj, int (*fn)(struct cache_object *))
+{
+	int rc;
+	pthread_mutex_lock(&obj->lock);
+	cache_store_usage_enter(obj->store);
+	rc = fn(obj);
+	cache_store_usage_leave(obj->store);
+	pthread_mutex_unlock(&obj->lock);
+	return rc;
+}
+
 int cache_object_open(struct cache_store *store, struct cache_key key,
                       const struct cache_fingerprint *current, struct cache_object **out)
 {
@@ -52,11 +64,19 @@ int cache_object_open(struct cache_store *store, struct cache_key key,
 	return rc;
 }
 
-/* Every release persists what is pending, so the last one leaves nothing unpersisted. */
+/* Every release persists what is pending, so the last one leaves nothing unpersisted, and
+ * accounts growth through the data fd (mmap, the fs layer's mirror writes) before it closes. */
+static int release_locked(struct cache_object *obj)
+{
+	int rc = cache_disk_persist(obj);
+	if (obj->loaded && !obj->removed)
+		cache_disk_account(obj);
+	return rc;
+}
+
 int cache_object_release(struct cache_object *obj)
 {
-	int rc = cache_object_sync(obj);
-	cache_object_account(obj);   /* growth through the data fd (mmap) counted before it closes */
+	int rc = with_usage(obj, release_locked);
 	cache_store_object_put(obj);
 	return rc;
 }
@@ -113,6 +133,21 @@ static bool range_present(const struct cache_object *obj, uint64_t start, uint64
 		if (!cache_chunk_present(obj, k))
 			return false;
 	return true;
+}
+
+bool cache_object_range_present(struct cache_object *obj, uint64_t off, uint64_t len)
+{
+	bool present;
+	pthread_mutex_lock(&obj->lock);
+	if (!cache_object_servable(obj)) {
+		present = false;
+	} else {
+		uint64_t end = len > obj->fp.size - (off < obj->fp.size ? off : obj->fp.size)
+		               ? obj->fp.size : off + len;
+		present = off >= end || range_present(obj, off, end);
+	}
+	pthread_mutex_unlock(&obj->lock);
+	return present;
 }
 
 ssize_t cache_object_read(struct cache_object *obj, void *buf, size_t size, off_t off)
@@ -406,26 +441,17 @@ unlock:
 
 int cache_object_sync(struct cache_object *obj)
 {
-	int rc;
-	pthread_mutex_lock(&obj->lock);
-	cache_store_usage_enter(obj->store);
-	rc = cache_disk_persist(obj);
-	cache_store_usage_leave(obj->store);
-	pthread_mutex_unlock(&obj->lock);
-	return rc;
+	return with_usage(obj, cache_disk_persist);
+}
+
+static int account_locked(struct cache_object *obj)
+{
+	return obj->loaded && !obj->removed ? cache_disk_account(obj) : 0;
 }
 
 int cache_object_account(struct cache_object *obj)
 {
-	int rc = 0;
-	pthread_mutex_lock(&obj->lock);
-	if (obj->loaded && !obj->removed) {
-		cache_store_usage_enter(obj->store);
-		rc = cache_disk_account(obj);
-		cache_store_usage_leave(obj->store);
-	}
-	pthread_mutex_unlock(&obj->lock);
-	return rc;
+	return with_usage(obj, account_locked);
 }
 
 bool cache_object_complete(struct cache_object *obj)

@@ -84,6 +84,17 @@ static int write_all(int fd, const void *buf, size_t size)
 	return 0;
 }
 
+ssize_t cache_store_file_read(int dir_fd, const char *name, void *buf, size_t size)
+{
+	int fd = sys_openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW, 0);
+	ssize_t n;
+	if (fd < 0)
+		return fd;
+	n = sys_pread(fd, buf, size, 0);
+	sys_close(fd);
+	return n;
+}
+
 int cache_store_file_replace(int dir_fd, const char *name, const char *tmp_name, const void *buf,
                              size_t size)
 {
@@ -127,14 +138,9 @@ static int store_check(int store_fd, const struct cache_store_config *config)
 {
 	uint8_t buf[CACHE_META_SUPERBLOCK_SIZE + 1];   /* one more: a longer file is damaged */
 	struct cache_meta_superblock sb;
-	ssize_t n;
-	int fd, rc;
+	ssize_t n = cache_store_file_read(store_fd, SUPERBLOCK_NAME, buf, sizeof(buf));
+	int rc;
 
-	fd = sys_openat(store_fd, SUPERBLOCK_NAME, O_RDONLY | O_CLOEXEC | O_NOFOLLOW, 0);
-	if (fd < 0)
-		return fd;
-	n = sys_pread(fd, buf, sizeof(buf), 0);
-	sys_close(fd);
 	if (n < 0)
 		return (int)n;
 	rc = cache_meta_superblock_decode(buf, (size_t)n, &sb);

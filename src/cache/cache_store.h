@@ -245,6 +245,9 @@ int cache_object_sync(struct cache_object *obj);
 /* The caller wrote the data file itself (through cache_object_data_fd, e.g. mirroring bytes
  * under passthrough readers): account its allocation now, so usage and eviction see it. */
 int cache_object_account(struct cache_object *obj);
+/* Every chunk covering [off, off + len) (clipped to the fingerprint size) is present and
+ * the object serves: a fill of that range would store nothing. */
+bool cache_object_range_present(struct cache_object *obj, uint64_t off, uint64_t len);
 /* Every chunk up to the fingerprint size is present (an empty file is complete). */
 bool cache_object_complete(struct cache_object *obj);
 /* The data file (O_RDWR), owned by the object: valid until the last cache_object_release(),

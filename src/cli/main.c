@@ -18,6 +18,7 @@
 #include "daemon/daemon.h"
 #include "fuse/fuse_session.h"
 #include "util/size.h"
+#include "util/json.h"
 
 #define EXIT_USAGE 2
 #define STOP_WAIT_SECONDS 10
@@ -304,21 +305,6 @@ static int cmd_stop(int argc, char **argv)
 	return 0;
 }
 
-static void json_string(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch < 0x20)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
-	}
-	fputc('"', f);
-}
-
 struct status_ctx {
 	bool json;
 	unsigned count;
@@ -341,22 +327,22 @@ static int status_one(const struct control_state *st, void *arg)
 
 	if (ctx->json) {
 		printf("%s\n    {\"dir\": ", ctx->count ? "," : "");
-		json_string(stdout, st->dir);
+		json_write_string(stdout, st->dir);
 		printf(", \"cache\": ");
-		json_string(stdout, st->cache);
+		json_write_string(stdout, st->cache);
 		printf(", \"cache_on\": %s, \"cache_size\": %llu, \"bypass\": %s, \"cache_reason\": ",
 		       st->cache_on ? "true" : "false", (unsigned long long)st->cache_size,
 		       st->bypass ? "true" : "false");
-		json_string(stdout, st->cache_on && !st->bypass ? "" : st->cache_why);
+		json_write_string(stdout, st->cache_on && !st->bypass ? "" : st->cache_why);
 		printf(", \"daemon_pid\": %d, \"watchdog_pid\": %d, \"threads\": %u, \"uptime_seconds\": %lld, "
 		       "\"restarts\": %u, \"passthrough\": %s, \"passthrough_reason\": ",
 		       (int)st->daemon_pid, (int)st->watchdog_pid, st->threads, (long long)up, st->restarts,
 		       st->passthrough ? "true" : "false");
-		json_string(stdout, st->passthrough ? "" : st->passthrough_why);
+		json_write_string(stdout, st->passthrough ? "" : st->passthrough_why);
 		printf(", \"health\": ");
-		json_string(stdout, health);
+		json_write_string(stdout, health);
 		printf(", \"log\": ");
-		json_string(stdout, st->log);
+		json_write_string(stdout, st->log);
 		printf("}");
 	} else {
 		printf("%s%s\n", ctx->count ? "\n" : "", st->dir);

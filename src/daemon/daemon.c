@@ -25,6 +25,7 @@
 #include "fs/fs.h"
 #include "fuse/fuse_session.h"
 #include "sys/sys.h"
+#include "util/json.h"
 #include "util/log.h"
 
 #define EXIT_STARTUP_FAILED 2
@@ -142,7 +143,7 @@ static int daemon_control(const char *request, char *reply, size_t size, void *a
 		return -EINVAL;
 	atomic_store(&d->stats.counter[STATS_REQUESTS], fuse_session_requests(d->session));
 	uint64_t cache_bytes = 0, cache_objects = 0, capacity = 0, by_capacity = 0;
-	char bypass_why[256] = "";
+	char bypass_why[256] = "", bypass_json[512];
 	bool bypass = fs_cache_bypassed(d->fs, bypass_why, sizeof(bypass_why));
 	if (d->store && cache_store_usage(d->store, &cache_bytes, &cache_objects) < 0)
 		cache_bytes = cache_objects = 0;
@@ -152,9 +153,6 @@ static int daemon_control(const char *request, char *reply, size_t size, void *a
 	}
 	atomic_store(&d->stats.counter[STATS_EVICTIONS],
 	             atomic_load(&d->evicted_by_request) + by_capacity);
-	for (char *c = bypass_why; *c; c++)
-		if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20)
-			*c = '\'';
 	n = snprintf(reply, size, "{\"pid\": %d, \"uptime_seconds\": %lld, \"passthrough\": %s, "
 	             "\"cache\": %s, \"cache_bytes\": %llu, \"cache_objects\": %llu, "
 	             "\"cache_size\": %llu, \"evictions_capacity\": %llu, \"bypass\": %s, "
@@ -163,7 +161,8 @@ static int daemon_control(const char *request, char *reply, size_t size, void *a
 	             fs_passthrough_active(d->fs, why, sizeof(why)) ? "true" : "false",
 	             d->store ? "true" : "false", (unsigned long long)cache_bytes,
 	             (unsigned long long)cache_objects, (unsigned long long)capacity,
-	             (unsigned long long)by_capacity, bypass ? "true" : "false", bypass_why);
+	             (unsigned long long)by_capacity, bypass ? "true" : "false",
+	             json_escape(bypass_why, bypass_json, sizeof(bypass_json)));
 	if (n < 0 || (size_t)n >= size)
 		return -ENOSPC;
 	m = stats_snapshot_json(&d->stats, reply + n, size - (size_t)n);
@@ -265,7 +264,7 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 	struct cache_store *store = NULL;
 	struct fuse_session *se = NULL;
 	struct fs *fs = NULL;
-	const char *fault = getenv("CACHEMAX_FAULT");
+	const char *fault = getenv("CACHEMAX_FAULT"), *retry;
 	int origin_fd, rc;
 
 	prctl(PR_SET_NAME, "cachemaxd");
@@ -303,8 +302,8 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 	fcfg.exclude_count = o->exclude_count;
 	fcfg.bypass_changed = bypass_changed;
 	fcfg.bypass_arg = &d;
-	if (getenv("CACHEMAX_BYPASS_RETRY_MS"))  /* for tests: how long a bypass lasts */
-		fcfg.bypass_retry_ms = (unsigned)strtoul(getenv("CACHEMAX_BYPASS_RETRY_MS"), NULL, 10);
+	if ((retry = getenv("CACHEMAX_BYPASS_RETRY_MS")))  /* for tests: how long a bypass lasts */
+		fcfg.bypass_retry_ms = (unsigned)strtoul(retry, NULL, 10);
 	pthread_mutex_init(&d.state_lock, NULL);
 	rc = fs_create(&fcfg, &fs);
 	if (rc < 0) {

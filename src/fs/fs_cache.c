@@ -423,30 +423,34 @@ static void reply_from_origin(struct fuse_req *r, struct fs *fs, struct fs_file 
 	fuse_reply_data(r, buf, (size_t)n);
 }
 
-/* Chunk-aligned origin range covering [off, off+size), clipped to the file size. */
-static void chunk_span(uint64_t chunk, uint64_t file_size, uint64_t off, uint64_t size,
-                       uint64_t *start, uint64_t *len)
+void fs_fill_count(struct fs *fs, const char *what, ssize_t filled, size_t read)
 {
-	uint64_t end = off + size;
-	*start = off / chunk * chunk;
-	end = (end + chunk - 1) / chunk * chunk;
-	if (end > file_size)
-		end = file_size;
-	*len = end > *start ? end - *start : 0;
+	struct stats *stats = fs->cfg.stats;
+	if (filled == -ESTALE) {
+		stats_add(stats, STATS_FILLS_DROPPED, 1);
+	} else if (filled == -EDQUOT) {
+		stats_add(stats, STATS_FILLS_REFUSED_FULL, 1);
+	} else if (filled < 0) {
+		fs_cache_error(fs, what, (int)filled);
+	} else if (filled > 0) {
+		uint64_t stored = (uint64_t)filled * cache_store_chunk_size(fs->store);
+		stats_add(stats, STATS_FILLS, (uint64_t)filled);
+		stats_add(stats, STATS_FILL_BYTES, stored < read ? stored : read);
+	}
 }
 
 #define FILL_SPAN_MAX (8u * 1024 * 1024)
 #define SEQUENTIAL_WINDOW (2u * 1024 * 1024)   /* a miss this close to the last read is sequential */
 
 /* After a miss: queue the completion of a small (or pinned) file, once. The node is pinned or
- * its file open. */
-static void maybe_complete(struct fs *fs, struct fs_node *n, const struct cache_object_info *info)
+ * its file open. True while a completion of the file is queued or running. */
+static bool maybe_complete(struct fs *fs, struct fs_node *n, const struct cache_object_info *info)
 {
 	bool queue;
 	if (!n->pinned && (!fs->cfg.complete_max || info->fingerprint.size > fs->cfg.complete_max))
-		return;
+		return false;
 	if (info->present_chunks >= info->chunk_count)
-		return;
+		return false;
 	pthread_mutex_lock(&n->lock);
 	queue = !n->completing;
 	n->completing = true;
@@ -455,7 +459,9 @@ static void maybe_complete(struct fs *fs, struct fs_node *n, const struct cache_
 		pthread_mutex_lock(&n->lock);
 		n->completing = false;
 		pthread_mutex_unlock(&n->lock);
+		return false;
 	}
+	return true;
 }
 
 int fs_origin_direct_open(const struct fs_node *n)
@@ -491,13 +497,16 @@ static void read_miss_fill(struct fuse_req *r, struct fs *fs, struct fs_file *f,
 	struct fs_node *node = f->node;  /* f may be released once we answer; node is pinned */
 	struct cache_object *obj = fs_object_pin(fs, node);
 	struct cache_object_info info;
-	uint64_t gen = cache_object_generation(obj), start, len, t0 = stats_now_ns();
+	uint64_t chunk = cache_store_chunk_size(fs->store), start, len, t0 = stats_now_ns();
+	uint64_t gen = cache_object_generation(obj);
 	char *buf;
 	ssize_t n, filled;
 
-	/* Not clipped to the object's size, which may lag the origin (an evicted object stores
-	 * nothing, not even a new size): the origin's EOF ends the read. */
-	chunk_span(cache_store_chunk_size(fs->store), UINT64_MAX, in->offset, size, &start, &len);
+	/* The chunks covering the request. Not clipped to the object's size, which may lag the
+	 * origin (an evicted object records nothing, not even a new size): the origin's EOF ends
+	 * the read. */
+	start = in->offset / chunk * chunk;
+	len = (in->offset + size + chunk - 1) / chunk * chunk - start;
 	if (len == 0 || len > FILL_SPAN_MAX || posix_memalign((void **)&buf, FS_DIRECT_ALIGN, len)) {
 		reply_from_origin(r, fs, f, size, in->offset, t0);
 		fs_object_unpin(fs, node);
@@ -521,17 +530,7 @@ static void read_miss_fill(struct fuse_req *r, struct fs *fs, struct fs_file *f,
 	}
 	/* After the answer: the application does not wait for the cache. */
 	filled = cache_object_fill(obj, gen, buf, (size_t)n, (off_t)start);
-	if (filled == -ESTALE) {
-		stats_add(stats, STATS_FILLS_DROPPED, 1);
-	} else if (filled == -EDQUOT) {
-		stats_add(stats, STATS_FILLS_REFUSED_FULL, 1);
-	} else if (filled < 0) {
-		fs_cache_error(fs, "fill", (int)filled);
-	} else if (filled > 0) {
-		uint64_t stored = (uint64_t)filled * cache_store_chunk_size(fs->store);
-		stats_add(stats, STATS_FILLS, (uint64_t)filled);
-		stats_add(stats, STATS_FILL_BYTES, stored < (uint64_t)n ? stored : (uint64_t)n);
-	}
+	fs_fill_count(fs, "fill", filled, (size_t)n);
 	free(buf);
 	cache_object_info(obj, &info);
 	if (filled != -EDQUOT)
@@ -550,7 +549,6 @@ static void read_miss(struct fuse_req *r, struct fs *fs, struct fs_file *f,
 	bool sequential = in->offset + SEQUENTIAL_WINDOW >= last && in->offset <= last + SEQUENTIAL_WINDOW;
 	struct fs_node *n = f->node;
 	struct cache_object_info info;
-	bool completing;
 
 	f->next_off = in->offset + size;
 	if (sequential || size >= chunk / 2) {
@@ -559,11 +557,7 @@ static void read_miss(struct fuse_req *r, struct fs *fs, struct fs_file *f,
 	}
 	/* Queue before answering: once answered, the file (and its node) may be released. */
 	cache_object_info(n->obj, &info);
-	maybe_complete(fs, n, &info);
-	pthread_mutex_lock(&n->lock);
-	completing = n->completing;
-	pthread_mutex_unlock(&n->lock);
-	if (!completing)
+	if (!maybe_complete(fs, n, &info))
 		fs_fill_enqueue(fs, n, in->offset, size, false);
 	reply_from_origin(r, fs, f, size, in->offset, stats_now_ns());
 }
@@ -614,8 +608,6 @@ static void mirror_bytes(struct fs *fs, struct fs_node *n, const void *data, siz
 	ssize_t w = sys_pwrite(cache_object_data_fd(n->obj), data, size, off);
 	if (w != (ssize_t)size)
 		fs_cache_error(fs, "mirror write", w < 0 ? (int)w : -EIO);
-	else
-		cache_object_account(n->obj);
 }
 
 /* FS_IO_CACHE: copy [off, off+len) of the origin into the cache copy (after fallocate or

@@ -66,16 +66,6 @@ bool fs_fill_enqueue(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t le
 	return true;
 }
 
-/* Every chunk of [off, off + len) present (a 1-byte read of each answers without copying). */
-static bool range_present(struct cache_object *obj, uint32_t chunk, uint64_t off, uint64_t len)
-{
-	char byte;
-	for (uint64_t c = off; c < off + len; c += chunk)
-		if (cache_object_read(obj, &byte, 1, (off_t)c) < 0)
-			return false;
-	return true;
-}
-
 /* May the job go on filling? Not in FS_IO_ORIGIN / FS_IO_CACHE mode, nor when stopping. */
 static bool job_may_fill(struct fs *fs, struct fs_node *n)
 {
@@ -122,7 +112,7 @@ static void job_run(struct fs *fs, struct fs_fill_job *j)
 		uint64_t gen;
 		ssize_t n, filled;
 
-		if (range_present(j->obj, chunk, off, len)) {
+		if (cache_object_range_present(j->obj, off, len)) {
 			off += len;
 			continue;
 		}
@@ -135,26 +125,15 @@ static void job_run(struct fs *fs, struct fs_fill_job *j)
 		if (n <= 0)
 			break;
 		filled = cache_object_fill(j->obj, gen, buf, (size_t)n, (off_t)off);
-		if (filled == -EDQUOT) {
-			stats_add(stats, STATS_FILLS_REFUSED_FULL, 1);
-			break;
-		}
+		fs_fill_count(fs, "background fill", filled, (size_t)n);
 		if (filled == -ESTALE) {
 			cache_object_info(j->obj, &info);
-			stats_add(stats, STATS_FILLS_DROPPED, 1);
 			if (info.removed || info.failed)
 				break;
 			continue;  /* a write raced with us: read that range again */
 		}
-		if (filled < 0) {
-			fs_cache_error(fs, "background fill", (int)filled);
-			break;
-		}
-		if (filled > 0) {
-			uint64_t stored = (uint64_t)filled * chunk;
-			stats_add(stats, STATS_FILLS, (uint64_t)filled);
-			stats_add(stats, STATS_FILL_BYTES, stored < (uint64_t)n ? stored : (uint64_t)n);
-		}
+		if (filled < 0)
+			break;     /* at capacity, or the device failed */
 		off += (uint64_t)n;
 	}
 	if (j->completion && cache_object_complete(j->obj)) {

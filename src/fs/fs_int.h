@@ -205,6 +205,10 @@ void fs_cache_error(struct fs *fs, const char *what, int rc);
 int fs_origin_direct_open(const struct fs_node *n);
 #define FS_DIRECT_ALIGN 4096u
 
+/* Count the outcome of cache_object_fill() of `read` origin bytes: stored chunks, a fill
+ * dropped by a racing write (-ESTALE), refused at capacity (-EDQUOT), or a device error. */
+void fs_fill_count(struct fs *fs, const char *what, ssize_t filled, size_t read);
+
 /* Background fills (fs_fill.c). Enqueue: pins node and object (the file must be open or the
  * object pinned); false if not queued (queue full for chunk jobs, or stopping). */
 bool fs_fill_enqueue(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t len, bool completion);
