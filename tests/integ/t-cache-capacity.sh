@@ -73,5 +73,17 @@ t_unmount "$D"
 # The size given once is kept.
 t_mount "$D" "$C"
 [ "$(top cache_size)" = $((4 * 1024 * 1024)) ] || fail "the next start without --size did not keep 4M: $(top cache_size)"
+cat "$D/keep/pinned.db" > /dev/null   # cached again (the check above evicted it), unpinned now
+hit() { cat "$D/keep/pinned.db" > /dev/null; [ "$(counter passthrough_opens_cache)" -ge 1 ]; }
+poll "the pinned file was not cached again" hit
+t_unmount "$D"
+
+# Pins are found at start: the pinned file's copy, cached earlier and never opened in this
+# run, survives 24 MiB of reads.
+t_mount "$D" "$C" --pin 'keep/*'
+sleep 0.5   # the pin walk runs beside the first requests
+for i in $(seq 1 24); do cat "$D/many/f$i" > /dev/null; done
+poll "the cache stayed above its size after the restart" under_size
+[ "$(evicted keep/pinned.db)" = 1 ] || fail "the pin walk at start did not keep the pinned file's copy"
 t_unmount "$D"
 echo "PASS: capacity, pin, exclude, background completion"
