@@ -5,7 +5,9 @@
 #     bench/cache-bench.sh [--rounds N] [--runtime SEC] [--pin none|same|split] [--keep]
 #                          [--json FILE] [--dir PARENT] [--cache-dir PARENT] [--cachemax PATH]
 #                          [--hot-size MiB] [--miss-size MiB] [--big-size MiB] [--part-size MiB]
+#                          [--only a,b,c,d,e,e2]
 #
+#   --only LIST       run only these cases, comma-separated (default a,b,c,d,e,e2)
 #   --rounds N        repeat every measurement N times (default 1); ratios are computed within a
 #                     round and shown as median (min-max), numerators/denominators as medians
 #   --runtime SEC     seconds per time-based fio run (default 5)
@@ -83,7 +85,7 @@ BENCH_NAME=cache-bench
 
 RUNTIME=5; ROUNDS=1; PIN=none; KEEP=0; JSON_OUT=""
 PARENT=/var/tmp; CPARENT=/dev/shm; CM="$ROOT/build/cachemax"
-HOT_MIB=64; MISS_MIB=1024; BIG_MIB=1024; PART_MIB=256
+HOT_MIB=64; MISS_MIB=1024; BIG_MIB=1024; PART_MIB=256; ONLY=a,b,c,d,e,e2
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -91,6 +93,7 @@ while [ $# -gt 0 ]; do
     --rounds)    [ $# -ge 2 ] || bench_die "--rounds needs a value"; ROUNDS=$2; shift 2;;
     --pin)       [ $# -ge 2 ] || bench_die "--pin needs none, same or split"; PIN=$2; shift 2;;
     --keep)      KEEP=1; shift;;
+    --only)      [ $# -ge 2 ] || bench_die "--only needs a list such as c,d"; ONLY=$2; shift 2;;
     --json)      [ $# -ge 2 ] || bench_die "--json needs a file"; JSON_OUT=$(realpath -m -- "$2"); shift 2;;
     --dir)       [ $# -ge 2 ] || bench_die "--dir needs a path"; PARENT=$2; shift 2;;
     --cache-dir) [ $# -ge 2 ] || bench_die "--cache-dir needs a path"; CPARENT=$2; shift 2;;
@@ -106,6 +109,10 @@ done
 for v in RUNTIME ROUNDS HOT_MIB MISS_MIB BIG_MIB PART_MIB; do
   [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || bench_die "${v,,} must be a whole number >= 1"
 done
+for c in ${ONLY//,/ }; do
+  case "$c" in a|b|c|d|e|e2) ;; *) bench_die "--only: unknown case '$c' (cases: a b c d e e2)";; esac
+done
+want() { case ",$ONLY," in *",$1,"*) return 0;; esac; return 1; }
 [ "$PART_MIB" -lt "$BIG_MIB" ] || bench_die "--part-size must be smaller than --big-size (else the file is complete)"
 case "$PIN" in
   none)  FIO_CPU=();                 DAEMON_ON=();;
@@ -297,6 +304,7 @@ for r in $(seq 1 "$ROUNDS"); do
   # a, b: fully cached file through the mount vs its cache copy (both on tmpfs: no cache drop
   # needed; tmpfs pages are the data)
   for c in a b; do
+    want "$c" || continue
     if [ "$c" = a ]; then args=(randread 4k --readonly --size="${HOT_MIB}M" "${TIMED[@]}")
     else args=(read 1m --readonly --size="${HOT_MIB}M" "${TIMED[@]}"); fi
     if [ "$odd" = 1 ]; then
@@ -313,8 +321,10 @@ for r in $(seq 1 "$ROUNDS"); do
   c_mount() { "$CM" evict "$ORIGIN" "$ORIGIN/miss.dat" >/dev/null; bench_drop_caches
               mount_run c "$r" miss "$ORIGIN/miss.dat" "${args[@]}"; }
   c_origin() { bench_drop_caches; fio_run c origin "$r" "$RAW/miss.dat" "${args[@]}"; }
-  if [ "$odd" = 1 ]; then c_mount; c_origin; else c_origin; c_mount; fi
-  "$CM" evict "$ORIGIN" "$ORIGIN/miss.dat" >/dev/null   # give the tmpfs space back
+  if want c; then
+    if [ "$odd" = 1 ]; then c_mount; c_origin; else c_origin; c_mount; fi
+    "$CM" evict "$ORIGIN" "$ORIGIN/miss.dat" >/dev/null   # give the tmpfs space back
+  fi
 
   # d: partially cached big.dat, reads in its cached region: user space vs bindfs
   args=(randread 4k --readonly --offset=0 --size="${PART_MIB}M" "${TIMED[@]}")
@@ -326,20 +336,20 @@ for r in $(seq 1 "$ROUNDS"); do
     fio_run d bindfs "$r" "$BIND_MNT/big.dat" "${args[@]}"
     bench_umount "$BIND_MNT" || bench_die "cannot unmount $BIND_MNT"
   }
-  if [ "$odd" = 1 ]; then d_mount; d_bindfs; else d_bindfs; d_mount; fi
+  if want d; then if [ "$odd" = 1 ]; then d_mount; d_bindfs; else d_bindfs; d_mount; fi; fi
 
   # e: random writes, file never read through the mount (open passes through to the original)
   args=(randwrite 4k --size="${HOT_MIB}M" "${TIMED[@]}")
   e_mount() { bench_drop_caches; mount_run e "$r" passthrough-origin "$ORIGIN/wr.dat" "${args[@]}"; }
   e_origin() { bench_drop_caches; fio_run e origin "$r" "$RAW/wr.dat" "${args[@]}"; }
-  if [ "$odd" = 1 ]; then e_mount; e_origin; else e_origin; e_mount; fi
+  if want e; then if [ "$odd" = 1 ]; then e_mount; e_origin; else e_origin; e_mount; fi; fi
 
   # e2: random writes to a cached file (user-space write-through); re-read before each mount
   # run, because the origin run behind the mount's back resets its cache copy
   e2_mount() { cat "$ORIGIN/wr2.dat" > /dev/null; sleep 0.5; bench_drop_caches
                mount_run e2 "$r" userspace-write "$ORIGIN/wr2.dat" "${args[@]}"; }
   e2_origin() { bench_drop_caches; fio_run e2 origin "$r" "$RAW/wr2.dat" "${args[@]}"; }
-  if [ "$odd" = 1 ]; then e2_mount; e2_origin; else e2_origin; e2_mount; fi
+  if want e2; then if [ "$odd" = 1 ]; then e2_mount; e2_origin; else e2_origin; e2_mount; fi; fi
 done
 sync
 echo "   load average at end $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -351,10 +361,11 @@ fi
 
 # ---- summary ---------------------------------------------------------------------------------
 echo
-python3 - "$RES" "$ROUNDS" "$JSON_OUT" "$PART_MIB" "$BIG_MIB" <<'PY'
+python3 - "$RES" "$ROUNDS" "$JSON_OUT" "$PART_MIB" "$BIG_MIB" "$ONLY" <<'PY'
 import glob, json, os, statistics, sys
 res, rounds, json_out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 part, big = int(sys.argv[4]), int(sys.argv[5])
+only = sys.argv[6].split(",")
 rows = [  # case, label, numerator side, denominator side, metric, target
     ("a", "4K rand read, fully cached: mount / cache copy", "mount", "copy", "iops", 0.90),
     ("b", "1M seq read, fully cached: mount / cache copy", "mount", "copy", "mbs", 0.90),
@@ -378,6 +389,7 @@ def cell(v): return f"{med(v):.2f}" + (f" ({min(v):.2f}-{max(v):.2f})" if len(v)
 print("Ratios" + (f" (median (min-max) of {rounds} rounds; numerator and denominator are medians)" if rounds > 1 else ""))
 print(f"{'':3}{'what':<50}{'numerator':>24}{'denominator':>24}{'ratio':>20}{'target':>8}")
 for c, label, a, b, m, goal in rows:
+    if c not in only: continue
     num = [load(c, a, r) for r in range(1, rounds + 1)]
     den = [load(c, b, r) for r in range(1, rounds + 1)]
     rat = [x[m] / y[m] if y[m] else float("nan") for x, y in zip(num, den)]
