@@ -253,6 +253,7 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 		.subtype = "cachemax",
 		.threads = o->threads,
 		.passthrough = o->passthrough,
+		.extra_flags = FS_FUSE_INIT_FLAGS,
 	};
 	struct fs_config fcfg = {
 		.passthrough = o->passthrough,

@@ -23,6 +23,11 @@ struct fs;
 
 #define FS_BYPASS_RETRY_MS_DEFAULT 60000
 
+/* INIT flags the file system needs (fuse_session_config.extra_flags): it clears set-id bits and
+ * file capabilities itself on write, truncate and chown (FUSE_HANDLE_KILLPRIV_V2), so that the
+ * kernel stops asking for security.capability before every write. */
+#define FS_FUSE_INIT_FLAGS FUSE_HANDLE_KILLPRIV_V2
+
 struct fs_config {
 	int origin_fd;          /* O_PATH|O_DIRECTORY fd of the origin; fs takes ownership */
 	bool passthrough;       /* try kernel passthrough for regular files */

@@ -52,6 +52,9 @@ struct fs_node {
 	                               * object's chunks (times are too coarse to tell) */
 	bool pinned;                  /* its path matched a --pin glob at the first open */
 	bool completing;              /* a background completion job is queued or running */
+	uint32_t cap_probe_pid;       /* who last asked for security.capability, and when (0: */
+	uint64_t cap_probe_ns;        /* taken), and whether it removed them since; see fs_ops.c, */
+	bool cap_probe_removed;       /* "set-id bits" */
 
 	pthread_mutex_t write_lock;   /* an origin change and the cache update after it */
 	/* write_lock: in FS_IO_CACHE mode, the origin fingerprint the cache copy mirrors. Kept

@@ -2099,6 +2099,93 @@ static void sec_owner(void) {
   plist("list .", ".", 30);
 }
 
+/* Set-id bits and file capabilities cleared by writes, truncates and chowns (the daemon does
+ * it: FUSE_HANDLE_KILLPRIV_V2), kept by root's writes and by utimensat(OMIT, OMIT). */
+static void mkpriv(const char *name, mode_t mode, uid_t uid, gid_t gid, int caps) {
+  /* vfs_cap_data revision 2: permitted CAP_NET_RAW, not effective */
+  const uint32_t cap[5] = {0x02000000u, 1u << 13, 0, 0, 0};
+  puts_(name, "0123456789abcdef");
+  if (chown(name, uid, gid) < 0 || chmod(name, mode) < 0) out("setup %s: -1 %s", name, ename(errno));
+  if (caps && setxattr(name, "security.capability", cap, sizeof cap, 0) < 0)
+    out("setup %s caps: -1 %s", name, ename(errno));
+}
+static void ppriv(const char *name) {
+  pstat(name);
+  ssize_t n = getxattr(name, "security.capability", NULL, 0);
+  if (n < 0) out("caps %s: -1 %s", name, ename(errno));
+  else out("caps %s: %zd bytes", name, n);
+}
+static void sec_killpriv(void) {
+  static const char *const names[] = {"w-u", "w-u-nox", "w-root", "w-root-caps", "w-root-caps-suid",
+                                      "w-u-caps", "t-u", "ft-u", "o-u", "o-root", "fa-u", "pw-u",
+                                      "ch-root", "ch-root-nox", "ut-root", "ut-u", "cfr-u", "src"};
+  const struct timespec omit[2] = {{0, UTIME_OMIT}, {0, UTIME_OMIT}};
+  mkpriv("w-u", 06777, 0, 0, 0);
+  mkpriv("w-u-nox", 02666, 0, 0, 0);
+  mkpriv("w-root", 06755, 0, 0, 0);
+  mkpriv("w-root-caps", 0755, 0, 0, 1);
+  mkpriv("w-root-caps-suid", 04755, 0, 0, 1);
+  mkpriv("w-u-caps", 0777, 0, 0, 1);
+  mkpriv("t-u", 06777, 0, 0, 0);
+  mkpriv("ft-u", 06777, 0, 0, 0);
+  mkpriv("o-u", 06777, 0, 0, 0);
+  mkpriv("o-root", 06777, 0, 0, 0);
+  mkpriv("fa-u", 06777, 0, 0, 0);
+  mkpriv("pw-u", 06777, 0, 0, 0);
+  mkpriv("ch-root", 06755, 1000, 1000, 0);
+  mkpriv("ch-root-nox", 02644, 1000, 1000, 0);
+  mkpriv("ut-root", 06755, 0, 0, 0);
+  mkpriv("ut-u", 06777, 1000, 1000, 0);
+  mkpriv("cfr-u", 06777, 0, 0, 0);
+  mkpriv("src", 0644, 0, 0, 0);
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) ppriv(names[i]);
+
+  int f = OPEN("root open w-root", open("w-root", O_WRONLY));
+  if (f >= 0) { STEP("root write w-root", write(f, "x", 1)); close(f); }
+  f = OPEN("root open w-root-caps", open("w-root-caps", O_WRONLY));
+  if (f >= 0) { STEP("root write w-root-caps", write(f, "x", 1)); close(f); }
+  f = OPEN("root open w-root-caps-suid", open("w-root-caps-suid", O_WRONLY));
+  if (f >= 0) { STEP("root write w-root-caps-suid", write(f, "x", 1)); close(f); }
+  f = OPEN("root open o-root O_TRUNC", open("o-root", O_WRONLY | O_TRUNC));
+  if (f >= 0) close(f);
+  STEP("root chown ch-root -1:-1", chown("ch-root", (uid_t)-1, (gid_t)-1));
+  STEP("root chown ch-root-nox -1:-1", chown("ch-root-nox", (uid_t)-1, (gid_t)-1));
+  STEP("root utimensat ut-root OMIT OMIT", utimensat(AT_FDCWD, "ut-root", omit, 0));
+
+  pid_t p = child_begin(1000, 1000);
+  if (p == 0) {
+    f = OPEN("u1000 open w-u", open("w-u", O_WRONLY));
+    if (f >= 0) {
+      STEP("u1000 write w-u", write(f, "x", 1));
+      pfstat("u1000 fstat w-u", f);
+      STEP("u1000 write w-u again", write(f, "y", 1));
+      close(f);
+    }
+    f = OPEN("u1000 open w-u-nox", open("w-u-nox", O_WRONLY));
+    if (f >= 0) { STEP("u1000 write w-u-nox", write(f, "x", 1)); close(f); }
+    f = OPEN("u1000 open w-u-caps", open("w-u-caps", O_WRONLY));
+    if (f >= 0) { STEP("u1000 write w-u-caps", write(f, "x", 1)); close(f); }
+    STEP("u1000 truncate t-u", truncate("t-u", 3));
+    f = OPEN("u1000 open ft-u", open("ft-u", O_WRONLY));
+    if (f >= 0) { STEP("u1000 ftruncate ft-u", ftruncate(f, 5)); close(f); }
+    f = OPEN("u1000 open o-u O_TRUNC", open("o-u", O_WRONLY | O_TRUNC));
+    if (f >= 0) close(f);
+    f = OPEN("u1000 open fa-u", open("fa-u", O_WRONLY));
+    if (f >= 0) { STEP("u1000 fallocate fa-u", fallocate(f, 0, 0, 8192)); close(f); }
+    f = OPEN("u1000 open pw-u", open("pw-u", O_RDWR));
+    if (f >= 0) { STEP("u1000 pwrite pw-u", pwrite(f, "zz", 2, 100)); close(f); }
+    STEP("u1000 utimensat ut-u OMIT OMIT", utimensat(AT_FDCWD, "ut-u", omit, 0));
+    int in = OPEN("u1000 open src", open("src", O_RDONLY));
+    f = OPEN("u1000 open cfr-u", open("cfr-u", O_WRONLY));
+    if (in >= 0 && f >= 0) STEP("u1000 copy_file_range src cfr-u", copy_file_range(in, NULL, f, NULL, 4, 0));
+    if (in >= 0) close(in);
+    if (f >= 0) close(f);
+    child_end(0);
+  }
+  child_wait(p);
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) ppriv(names[i]);
+}
+
 static void sec_names(void) {
   char name[300];
   memset(name, 'n', sizeof name);
@@ -2391,6 +2478,7 @@ static const struct section sections[] = {
     {"flock", sec_flock},
     {"access", sec_access},
     {"owner", sec_owner},
+    {"killpriv", sec_killpriv},
     {"names", sec_names},
     {"mmap", sec_mmap},
     {"sparse", sec_sparse},
