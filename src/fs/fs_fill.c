@@ -87,11 +87,13 @@ static void job_run(struct fs *fs, struct fs_fill_job *j)
 	char *buf = NULL;
 	int fd;
 
-	fd = fs_origin_direct_open(j->node);   /* no copy through the origin's page cache */
-	if (fd < 0) {
-		fs_proc_path(j->node->fd, path);
-		fd = sys_openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
-	}
+	/* O_DIRECT: no copy through the origin's page cache. O_NOATIME: nobody asked for these
+	 * bytes, so the origin's access time must not move (relatime would set it after a
+	 * utimensat that put it before the mtime). */
+	fs_proc_path(j->node->fd, path);
+	fd = sys_openat(AT_FDCWD, path, O_RDONLY | O_DIRECT | O_NOATIME | O_CLOEXEC, 0);
+	if (fd < 0)
+		fd = sys_openat(AT_FDCWD, path, O_RDONLY | O_NOATIME | O_CLOEXEC, 0);
 	if (fd < 0)
 		return;
 	cache_object_info(j->obj, &info);

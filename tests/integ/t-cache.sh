@@ -2,7 +2,8 @@
 # The cache on a real mount: a read fills the cache and the next open is a passthrough hit; a
 # stop/start keeps the objects; a reader of the cache copy sees appends at once (tail -f); and
 # 200 changes made behind the cache's back (through a bind mount of the original directory)
-# are never served stale: same size, other size, mtime set back, file replaced by rename.
+# are never served stale: same size, other size, mtime set back, file replaced by rename; a
+# background completion leaves the access time alone.
 . "$(dirname "$0")/lib.sh"
 need_root
 t_shm cache
@@ -74,5 +75,23 @@ for i in $(seq 1 200); do
   [ "$(md5sum < "$f")" = "$want" ] || fail "stale read from the cache copy after change $i"
 done
 echo "200 changes behind the cache: no stale read; invalidations $(counter invalidations)"
+
+# A background completion reads bytes nobody asked for: it must not move the access time (with
+# relatime it would, after an utimensat that put atime before mtime).
+head -c 48M /dev/urandom > "$D/atime.dat"
+before=$(counter completions)
+python3 - "$D/atime.dat" <<'PY'
+import os, sys
+p = sys.argv[1]
+with open(p, "rb", buffering=0) as f:
+    f.read(4096)                       # a miss: the 48 MiB file is completed in the background
+    st = os.stat(p)
+    os.utime(p, ns=(1302292492 * 10**9, st.st_mtime_ns))   # atime back in 2011, before mtime
+PY
+for _ in $(seq 1 200); do [ "$(counter completions)" -gt "$before" ] && break; sleep 0.05; done
+[ "$(counter completions)" -gt "$before" ] || fail "atime.dat was not completed in the background"
+# On the original (through the bind mount): the mount's own view is cached for --attr-timeout.
+[ "$(stat -c %X "$BACK/atime.dat")" = 1302292492 ] \
+  || fail "the background completion moved the access time to $(stat -c %X "$BACK/atime.dat")"
 t_unmount "$D"
 echo ok
