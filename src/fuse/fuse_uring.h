@@ -12,7 +12,11 @@
  *   (serving)          threads call cfg.handler for each request, then COMMIT_AND_FETCH;
  *   fuse_uring_wait    until every thread ended (the kernel completes parked commands with
  *                      -ENOTCONN at unmount or abort);
- *   fuse_uring_free    stops threads still running (signal + flag), closes rings, frees.
+ *   fuse_uring_free    stops threads still running (SIGUSR1 + flag: the caller installs a
+ *                      SIGUSR1 handler without SA_RESTART, as fuse_session does), closes
+ *                      the rings, frees. Called while the connection still lives, the kernel
+ *                      cancels the parked commands when the rings close.
+ * Memory: per thread one payload buffer and one scratch buffer of payload_size (+ 4 KiB).
  * Errors: 0 or -errno.
  */
 #ifndef CACHEMAX_FUSE_URING_H
