@@ -210,9 +210,7 @@ static unsigned ring_unsubmitted(const struct uring_ring *r)
 /* Submit what is queued and wait for `wait` completions; 0.. or -errno. */
 static int ring_enter(struct uring_ring *r, unsigned wait)
 {
-	long n = syscall(__NR_io_uring_enter, r->fd, ring_unsubmitted(r), wait,
-	                 IORING_ENTER_GETEVENTS, NULL, 0);
-	return n < 0 ? -errno : (int)n;
+	return sys_io_uring_enter(r->fd, ring_unsubmitted(r), wait, IORING_ENTER_GETEVENTS);
 }
 
 static bool ring_peek(const struct uring_ring *r, struct io_uring_cqe *out)
@@ -229,8 +227,8 @@ static void ring_advance(struct uring_ring *r)
 	__atomic_store_n(r->cq_head, *r->cq_head + 1, __ATOMIC_RELEASE);
 }
 
-/* Queue a FUSE command (REGISTER or COMMIT_AND_FETCH) for the entry. */
-static void entry_queue_cmd(struct fuse_uring_entry *e, uint32_t cmd_op, uint64_t commit_id)
+/* Queue a FUSE command (REGISTER or COMMIT_AND_FETCH) for the entry; returns its SQE. */
+static struct io_uring_sqe *entry_queue_cmd(struct fuse_uring_entry *e, uint32_t cmd_op, uint64_t commit_id)
 {
 	struct uring_ring *r = &e->ring;
 	unsigned tail = *r->sq_tail, index = tail & *r->sq_mask;
@@ -252,6 +250,7 @@ static void entry_queue_cmd(struct fuse_uring_entry *e, uint32_t cmd_op, uint64_
 	memcpy((char *)sqe + URING_SQE_CMD_OFFSET, &req, sizeof(req));
 	r->sq_array[index] = index;
 	__atomic_store_n(r->sq_tail, tail + 1, __ATOMIC_RELEASE);
+	return sqe;
 }
 
 /* ---- one entry (thread) ----------------------------------------------------------------- */
@@ -550,24 +549,69 @@ int fuse_uring_create(const struct fuse_uring_config *cfg, struct fuse_uring **o
 	return 0;
 }
 
+/* Make the kernel give up io_uring on this connection. Advertised but never ready, the ring
+ * would hold every request forever; a REGISTER that fails inside registration (here: one
+ * iovec instead of two) makes the kernel clear its io_uring flag and serve /dev/fuse. */
+static int uring_force_fallback(struct fuse_uring *u)
+{
+	struct fuse_uring_entry probe;
+	struct io_uring_cqe cqe;
+	int rc;
+
+	memset(&probe, 0, sizeof(probe));
+	probe.u = u;
+	rc = ring_setup(&probe.ring);  /* on this thread: it is the ring's single issuer */
+	if (rc < 0)
+		return rc;
+	entry_queue_cmd(&probe, CM_FUSE_IO_URING_CMD_REGISTER, 0)->len = 1;
+	do
+		rc = ring_enter(&probe.ring, 1);
+	while (rc == -EINTR || (rc >= 0 && !ring_peek(&probe.ring, &cqe)));
+	if (rc >= 0)
+		rc = cqe.res == -EINVAL ? 0 : cqe.res ? cqe.res : -EPROTO;
+	ring_release(&probe.ring);
+	return rc;
+}
+
 int fuse_uring_start(struct fuse_uring *u)
 {
 	struct timespec deadline;
-	int rc = 0;
+	unsigned covered = 0, failed = 0;
+	int rc = 0, wait_rc = 0, frc;
 
 	clock_gettime(CLOCK_REALTIME, &deadline);
 	deadline.tv_sec += URING_REGISTER_TIMEOUT_MS / 1000 + 1;
 	pthread_mutex_lock(&u->lock);
 	u->go = true;
 	pthread_cond_broadcast(&u->cond);
-	for (unsigned i = 0; i < u->count && !rc; i++) {
+	for (unsigned i = 0; i < u->count; i++) {
 		struct fuse_uring_entry *e = &u->entries[i];
-		while (!e->registered && !e->error && !e->ended && !rc)
-			rc = -pthread_cond_timedwait(&u->cond, &u->lock, &deadline);
-		if (!rc && !e->registered)
-			rc = e->error ? e->error : -ENOTCONN;
+		while (!e->registered && !e->error && !e->ended && !wait_rc)
+			wait_rc = pthread_cond_timedwait(&u->cond, &u->lock, &deadline);
+		if (!e->registered) {
+			failed++;
+			if (!rc)
+				rc = e->error ? e->error : wait_rc ? -ETIMEDOUT : -ENOTCONN;
+		}
 	}
+	/* Entries are grouped by queue: count the queues with at least one registered entry. */
+	for (unsigned q = 0; q < u->queues; q++)
+		for (unsigned k = 0; k < u->cfg.per_queue; k++)
+			if (u->entries[q * u->cfg.per_queue + k].registered) {
+				covered++;
+				break;
+			}
 	pthread_mutex_unlock(&u->lock);
+	if (covered == u->queues) {
+		if (failed)  /* the kernel is ready once every queue has an entry: degraded, working */
+			log_warn("io_uring: %u of %u ring entries failed to register (%s); serving with "
+			         "the rest", failed, u->count, strerror(-rc));
+		return 0;
+	}
+	frc = uring_force_fallback(u);
+	if (frc < 0)
+		log_error("io_uring: cannot make the kernel fall back to /dev/fuse (%s): requests "
+		          "may hang until the mount is aborted", strerror(-frc));
 	return rc;
 }
 

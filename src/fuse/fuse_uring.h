@@ -8,7 +8,10 @@
  *   fuse_uring_create  before the INIT reply: threads pinned, rings and buffers ready, nothing
  *                      registered yet; a failure here means "do not advertise io_uring";
  *   fuse_uring_start   right after the INIT reply: every thread REGISTERs its entry (retrying
- *                      -EAGAIN/-EINTR) and reports; returns 0 when all entries are registered;
+ *                      -EAGAIN/-EINTR) and reports; returns 0 when every queue has a
+ *                      registered entry (the kernel's condition for using the ring). Else it
+ *                      makes the kernel fall back to /dev/fuse (a REGISTER the kernel must
+ *                      reject) so that requests do not hang, and returns the first error;
  *   (serving)          threads call cfg.handler for each request, then COMMIT_AND_FETCH;
  *   fuse_uring_wait    until every thread ended (the kernel completes parked commands with
  *                      -ENOTCONN at unmount or abort);

@@ -4,7 +4,9 @@
 # differential test and a concurrent read/write load agree with a plain directory, and stop
 # gives the directory back with the daemon gone and no leak. Then the fallback: when ring
 # setup fails (injected io_uring_setup ENOMEM), the mount still works over /dev/fuse and says
-# so. --no-io-uring keeps /dev/fuse even where enable_uring is on.
+# so; and when a queue's registration fails after io_uring was advertised, the daemon makes
+# the kernel fall back instead of leaving requests hanging. --no-io-uring keeps /dev/fuse
+# even where enable_uring is on.
 . "$(dirname "$0")/lib.sh"
 need_root
 PARAM=/sys/module/fuse/parameters/enable_uring
@@ -104,6 +106,22 @@ j=$("$CACHEMAX" stats "$M2" --json)
 [ "$(json_get "$j" uring_requests)" -eq 0 ] || fail "fallback: requests came through a ring: $j"
 [ "$(json_get "$j" transport)" = dev_fuse ] || fail "fallback: stats transport: $j"
 t_unmount "$M2"
+
+# --- fallback after the INIT reply: a queue's REGISTER cannot be submitted (injected
+# io_uring_enter ENOMEM on the first call; one entry per queue with --threads = CPUs). io_uring
+# was advertised, so without the forced fallback every request would hang on the ring. -------
+M4=$SHM/mnt-late P4=$SHM/plain-late
+mkdir -p "$M4" "$P4"
+threads=$(( ncpu < 16 ? ncpu : 16 ))
+CACHEMAX_FAULT=io_uring_enter:1:ENOMEM timeout 60 "$CACHEMAX" start "$M4" --cache "$T_SCRATCH/cache-late" \
+  --io-uring --no-passthrough --threads "$threads" || { T_MOUNTS+=("$M4"); fail "late fallback: start failed"; }
+T_MOUNTS+=("$M4")
+[ "$(status_get "$M4" transport)" = dev_fuse ] || fail "late fallback: transport $(status_get "$M4" transport)"
+status_get "$M4" transport_reason | grep -q "io_uring registration failed" || fail "late fallback: reason '$(status_get "$M4" transport_reason)'"
+if ! timeout 120 "$DIFFTEST" --seed 13 --ops $((OPS / 4)) "$M4" "$P4"; then
+  fail "late fallback: the mount hangs or disagrees with a plain directory (seed 13)"
+fi
+t_unmount "$M4"
 
 # --- --no-io-uring: /dev/fuse although enable_uring is on -----------------------------------
 M3=$SHM/mnt-devfuse

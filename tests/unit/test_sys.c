@@ -106,7 +106,8 @@ static void test_parse_accepts(void **state)
 	                                 "chmod:9:EIO,utimensat:9:EIO,getxattr:9:EIO,setxattr:9:EIO,"
 	                                 "listxattr:9:EIO,removexattr:9:EIO,fstatvfs:9:EIO,"
 	                                 "getdents:9:EIO,syncfs:9:EIO,backing_open:9:EIO,"
-	                                 "fdatasync:9:EIO,flock:9:EIO,io_uring_setup:9:ENOMEM"), 0);
+	                                 "fdatasync:9:EIO,flock:9:EIO,io_uring_setup:9:ENOMEM,"
+	                                 "io_uring_enter:9:ENOMEM"), 0);
 	/* Large nth, empty items and the empty spec. */
 	assert_int_equal(sys_fault_parse("lseek:18446744073709551615:EIO"), 0);
 	assert_int_equal(sys_fault_parse("pwrite:3:EIO,,openat:2:EIO"), 0);
