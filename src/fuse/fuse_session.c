@@ -53,7 +53,7 @@ struct fuse_session {
 	char transport_why[160];         /* why io_uring was asked for but is not used */
 
 	struct fuse_uring *uring;        /* set by worker 0 during INIT, then read-only */
-	atomic_bool uring_active;        /* every ring entry registered */
+	atomic_bool uring_active;        /* every CPU queue has a registered ring entry */
 	atomic_bool stopping;            /* set when the session shuts down */
 	atomic_uint_fast64_t requests;   /* requests read from the device */
 };
@@ -62,7 +62,7 @@ struct fuse_req {
 	struct fuse_session *se;
 	struct fuse_channel *ch;           /* /dev/fuse request, or NULL */
 	struct fuse_uring_entry *ring;     /* io_uring request, or NULL */
-	void *scratch;
+	void *scratch;                     /* fuse_req_scratch(): the serving thread's */
 	uint32_t opcode_raw;
 	uint64_t unique;
 	struct fuse_req_ctx ctx;
@@ -281,8 +281,8 @@ static bool session_rings_prepare(struct fuse_session *se, uint64_t offered)
 	return true;
 }
 
-/* After the INIT reply: register every entry. A failure inside registration makes the kernel
- * fall back to /dev/fuse, whose workers keep running in any case. */
+/* After the INIT reply: register every entry. If a CPU queue stays without one, fuse_uring
+ * has made the kernel fall back to /dev/fuse, whose workers keep running in any case. */
 static void session_rings_start(struct fuse_session *se)
 {
 	int rc = fuse_uring_start(se->uring);
