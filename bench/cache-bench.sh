@@ -5,9 +5,11 @@
 #     bench/cache-bench.sh [--rounds N] [--runtime SEC] [--pin none|same|split] [--keep]
 #                          [--json FILE] [--dir PARENT] [--cache-dir PARENT] [--cachemax PATH]
 #                          [--hot-size MiB] [--miss-size MiB] [--big-size MiB] [--part-size MiB]
-#                          [--only a,b,c,d,e,e2]
+#                          [--only a,b,c,d,e,e2] [--start-args "OPTIONS"]
 #
 #   --only LIST       run only these cases, comma-separated (default a,b,c,d,e,e2)
+#   --start-args "OPTIONS"  extra options for `cachemax start`, split on spaces, e.g.
+#                     "--io-uring" or "--no-io-uring" (the transport: cachemax --help)
 #   --rounds N        repeat every measurement N times (default 1); ratios are computed within a
 #                     round and shown as median (min-max), numerators/denominators as medians
 #   --runtime SEC     seconds per time-based fio run (default 5)
@@ -85,7 +87,7 @@ BENCH_NAME=cache-bench
 
 RUNTIME=5; ROUNDS=1; PIN=none; KEEP=0; JSON_OUT=""
 PARENT=/var/tmp; CPARENT=/dev/shm; CM="$ROOT/build/cachemax"
-HOT_MIB=64; MISS_MIB=1024; BIG_MIB=1024; PART_MIB=256; ONLY=a,b,c,d,e,e2
+HOT_MIB=64; MISS_MIB=1024; BIG_MIB=1024; PART_MIB=256; ONLY=a,b,c,d,e,e2; START_ARGS=()
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -98,6 +100,7 @@ while [ $# -gt 0 ]; do
     --dir)       [ $# -ge 2 ] || bench_die "--dir needs a path"; PARENT=$2; shift 2;;
     --cache-dir) [ $# -ge 2 ] || bench_die "--cache-dir needs a path"; CPARENT=$2; shift 2;;
     --cachemax)  [ $# -ge 2 ] || bench_die "--cachemax needs a path"; CM=$2; shift 2;;
+    --start-args) [ $# -ge 2 ] || bench_die "--start-args needs options"; read -r -a START_ARGS <<< "$2"; shift 2;;
     --hot-size)  [ $# -ge 2 ] || bench_die "--hot-size needs MiB"; HOT_MIB=$2; shift 2;;
     --miss-size) [ $# -ge 2 ] || bench_die "--miss-size needs MiB"; MISS_MIB=$2; shift 2;;
     --big-size)  [ $# -ge 2 ] || bench_die "--big-size needs MiB"; BIG_MIB=$2; shift 2;;
@@ -199,7 +202,7 @@ sync
 mount --bind "$ORIGIN" "$RAW"
 mount --make-private "$RAW"
 
-msg=$("${DAEMON_ON[@]}" "$CM" start "$ORIGIN" --cache "$CACHE" 2>&1) || { echo "$msg" >&2; bench_die "cachemax start failed"; }
+msg=$("${DAEMON_ON[@]}" "$CM" start "$ORIGIN" --cache "$CACHE" "${START_ARGS[@]+"${START_ARGS[@]}"}" 2>&1) || { echo "$msg" >&2; bench_die "cachemax start failed"; }
 CM_UP=1
 echo "   $msg"
 [ "$(bench_fstype_of "$ORIGIN")" = fuse.cachemax ] || bench_die "$ORIGIN is not a fuse.cachemax mount after start"
@@ -207,9 +210,11 @@ echo "   $msg"
 import json, sys
 for d in json.load(sys.stdin)["directories"]:
     if d["dir"] == sys.argv[1]:
-        print("   status: health %s, passthrough %s%s, %s threads" % (d.get("health"),
+        print("   status: health %s, passthrough %s%s, %s threads, transport %s%s" % (d.get("health"),
               "on" if d.get("passthrough") else "off",
-              (" (" + d["passthrough_reason"] + ")") if d.get("passthrough_reason") else "", d.get("threads")))
+              (" (" + d["passthrough_reason"] + ")") if d.get("passthrough_reason") else "", d.get("threads"),
+              d.get("transport", "dev_fuse"),
+              (" (" + d["transport_reason"] + ")") if d.get("transport_reason") else ""))
         print(d.get("log", ""), file=open(sys.argv[2], "w"))
 ' "$ORIGIN" "$RES/cm.log.path"
 CM_LOG=$(cat "$RES/cm.log.path" 2>/dev/null || true)

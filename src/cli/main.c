@@ -41,11 +41,16 @@ static const char usage_text[] =
 	"      --exclude GLOB          never cache matching files (relative to DIR; repeatable)\n"
 	"      --complete-max SIZE     complete files up to SIZE in the background after their\n"
 	"                              first read (default 64M; 0: never)\n"
+	"      --io-uring              serve requests through FUSE-over-io_uring, one queue per CPU\n"
+	"                              (turns on the fuse module's enable_uring; without this\n"
+	"                              option io_uring is used only if enable_uring is already Y)\n"
+	"      --no-io-uring           serve requests through /dev/fuse only\n"
 	"      --foreground            run the daemon in this process, without a watchdog\n"
 	"  stop DIR [--lazy]          give DIR back exactly as it was; refuses while files under it\n"
 	"                             are open unless --lazy (detach now, finish when closed);\n"
 	"                             also clears a dead mount left by a crash\n"
-	"  status [--json]            every accelerated directory: cache, daemon, passthrough, uptime\n"
+	"  status [--json]            every accelerated directory: cache, daemon, transport,\n"
+	"                             passthrough, uptime\n"
 	"  stats DIR [--json] [--watch SEC [--count N]]\n"
 	"                             reads from cache and origin, hit ratio, writes, passthrough\n"
 	"                             opens, latency; --watch redraws every SEC seconds with rates\n"
@@ -118,6 +123,8 @@ static int cmd_start(int argc, char **argv)
 		{ "pin", required_argument, NULL, 'p' },
 		{ "exclude", required_argument, NULL, 'x' },
 		{ "complete-max", required_argument, NULL, 'C' },
+		{ "io-uring", no_argument, NULL, 'U' },
+		{ "no-io-uring", no_argument, NULL, 'u' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct daemon_options o;  /* large (globs): not on the stack */
@@ -158,6 +165,8 @@ static int cmd_start(int argc, char **argv)
 			break;
 		}
 		case 'P': o.passthrough = false; break;
+		case 'U': o.transport = DAEMON_TRANSPORT_IO_URING; break;
+		case 'u': o.transport = DAEMON_TRANSPORT_DEV_FUSE; break;
 		case 't': {
 			char *end;
 			long n = strtol(optarg, &end, 10);
@@ -339,6 +348,10 @@ static int status_one(const struct control_state *st, void *arg)
 		       (int)st->daemon_pid, (int)st->watchdog_pid, st->threads, (long long)up, st->restarts,
 		       st->passthrough ? "true" : "false");
 		json_write_string(stdout, st->passthrough ? "" : st->passthrough_why);
+		printf(", \"transport\": ");
+		json_write_string(stdout, st->transport);
+		printf(", \"transport_reason\": ");
+		json_write_string(stdout, st->transport_why);
 		printf(", \"health\": ");
 		json_write_string(stdout, health);
 		printf(", \"log\": ");
@@ -358,6 +371,10 @@ static int status_one(const struct control_state *st, void *arg)
 		printf("  daemon:       pid %d (watchdog %d), %u threads, up %lldh%02lldm%02llds, restarts %u\n",
 		       (int)st->daemon_pid, (int)st->watchdog_pid, st->threads, (long long)(up / 3600),
 		       (long long)(up / 60 % 60), (long long)(up % 60), st->restarts);
+		if (st->transport_why[0])
+			printf("  transport:    %s (%s)\n", st->transport, st->transport_why);
+		else
+			printf("  transport:    %s\n", st->transport);
 		if (st->passthrough)
 			printf("  passthrough:  on\n");
 		else
@@ -431,7 +448,9 @@ static void stats_print(const char *dir, const char *j, const char *prev, double
 	char b1[32], b2[32], b3[32];
 	double up = json_number(j, NULL, "uptime_seconds");
 
-	printf("%s  (daemon pid %.0f, up %.0fs, passthrough %s)\n", dir, json_number(j, NULL, "pid"), up,
+	printf("%s  (daemon pid %.0f, up %.0fs, transport %s, passthrough %s)\n", dir,
+	       json_number(j, NULL, "pid"), up,
+	       strstr(j, "\"transport\": \"io_uring\"") ? "io_uring" : "dev_fuse",
 	       strstr(j, "\"passthrough\": true") ? "on" : "off");
 	human_bytes(C("passthrough_bytes_origin"), b1, sizeof(b1));
 	human_bytes(C("passthrough_bytes_cache"), b2, sizeof(b2));

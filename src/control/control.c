@@ -90,6 +90,8 @@ int control_state_write(const struct control_state *st)
 	put_text(f, "socket", st->socket);
 	put_text(f, "passthrough_why", st->passthrough_why);
 	put_text(f, "cache_why", st->cache_why);
+	put_text(f, "transport", st->transport[0] ? st->transport : "dev_fuse");
+	put_text(f, "transport_why", st->transport_why);
 	fprintf(f, "daemon_pid=%d\nwatchdog_pid=%d\nstarted=%" PRId64 "\nfirst_started=%" PRId64
 	        "\nrestarts=%u\npassthrough=%d\nthreads=%u\ncache_on=%d\norigin_fd=%d\ncache_size=%" PRIu64
 	        "\nbypass=%d\n",
@@ -140,8 +142,12 @@ int control_state_read(const char *path, struct control_state *out)
 		else if (!strcmp(line, "origin_fd")) st.origin_fd = atoi(v);
 		else if (!strcmp(line, "cache_size")) st.cache_size = strtoull(v, NULL, 10);
 		else if (!strcmp(line, "bypass")) st.bypass = atoi(v) != 0;
+		else if (!strcmp(line, "transport")) get_text(st.transport, sizeof(st.transport), v);
+		else if (!strcmp(line, "transport_why")) get_text(st.transport_why, sizeof(st.transport_why), v);
 	}
 	fclose(f);
+	if (!st.transport[0])
+		snprintf(st.transport, sizeof(st.transport), "dev_fuse");
 	if (!st.dir[0])
 		return -EINVAL;
 	*out = st;

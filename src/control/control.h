@@ -35,6 +35,8 @@ struct control_state {
 	                                 * the mount (-1 if unknown) */
 	uint64_t cache_size;            /* capacity of the cache in bytes (0: cache off) */
 	bool bypass;                    /* the cache was put in bypass after repeated failures */
+	char transport[16];             /* "io_uring" or "dev_fuse" (older records: dev_fuse) */
+	char transport_why[160];        /* why io_uring was asked for but is not in use */
 };
 
 const char *control_run_dir(void);

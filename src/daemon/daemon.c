@@ -59,6 +59,44 @@ static unsigned long mount_flags_like(const char *dir)
 	return flags;
 }
 
+#define ENABLE_URING_PATH "/sys/module/fuse/parameters/enable_uring"
+
+/* Whether to ask for FUSE-over-io_uring: the kernel offers it only with the fuse module's
+ * enable_uring on. --io-uring turns it on (root); without the option we use io_uring only
+ * where an administrator already turned it on. */
+static bool io_uring_wanted(enum daemon_transport transport)
+{
+	bool requested = transport == DAEMON_TRANSPORT_IO_URING;
+	char value[8] = "";
+	FILE *f;
+
+	if (transport == DAEMON_TRANSPORT_DEV_FUSE)
+		return false;
+	f = fopen(ENABLE_URING_PATH, "re");
+
+	if (!f) {
+		if (requested)
+			log_warn("--io-uring: this kernel has no FUSE-over-io_uring (no %s); serving "
+			         "through /dev/fuse", ENABLE_URING_PATH);
+		return false;
+	}
+	if (!fgets(value, sizeof(value), f))
+		value[0] = '\0';
+	fclose(f);
+	if (value[0] == 'Y' || value[0] == '1')
+		return true;
+	if (!requested)
+		return false;
+	f = fopen(ENABLE_URING_PATH, "we");
+	if (!f || fputs("1\n", f) < 0 || fclose(f) != 0) {
+		log_warn("--io-uring: cannot turn on %s: %s; serving through /dev/fuse", ENABLE_URING_PATH,
+		         strerror(errno));
+		return false;
+	}
+	log_info("--io-uring: turned on %s (it was N)", ENABLE_URING_PATH);
+	return true;
+}
+
 /* Backing files on a stacked file system (overlayfs, FUSE) need stack depth 2. */
 static unsigned stack_depth_for(int origin_fd)
 {
@@ -153,11 +191,13 @@ static int daemon_control(const char *request, char *reply, size_t size, void *a
 	}
 	atomic_store(&d->stats.counter[STATS_EVICTIONS],
 	             atomic_load(&d->evicted_by_request) + by_capacity);
-	n = snprintf(reply, size, "{\"pid\": %d, \"uptime_seconds\": %lld, \"passthrough\": %s, "
-	             "\"cache\": %s, \"cache_bytes\": %llu, \"cache_objects\": %llu, "
+	n = snprintf(reply, size, "{\"pid\": %d, \"uptime_seconds\": %lld, \"transport\": \"%s\", "
+	             "\"uring_requests\": %llu, \"passthrough\": %s, \"cache\": %s, \"cache_bytes\": %llu, \"cache_objects\": %llu, "
 	             "\"cache_size\": %llu, \"evictions_capacity\": %llu, \"bypass\": %s, "
 	             "\"bypass_why\": \"%s\", \"stats\": ",
 	             (int)getpid(), (long long)(time(NULL) - d->state.started),
+	             fuse_session_transport(d->session),
+	             (unsigned long long)fuse_session_uring_requests(d->session),
 	             fs_passthrough_active(d->fs, why, sizeof(why)) ? "true" : "false",
 	             d->store ? "true" : "false", (unsigned long long)cache_bytes,
 	             (unsigned long long)cache_objects, (unsigned long long)capacity,
@@ -241,6 +281,9 @@ static void state_fill(struct daemon_ctx *d, const struct daemon_options *o, boo
 	st->cache_size = d->store ? cache_store_capacity(d->store) : 0;
 	st->bypass = false;
 	st->passthrough = fs_passthrough_active(d->fs, st->passthrough_why, sizeof(st->passthrough_why));
+	snprintf(st->transport, sizeof(st->transport), "%s", fuse_session_transport(d->session));
+	snprintf(st->transport_why, sizeof(st->transport_why), "%s",
+	         fuse_session_transport_why(d->session));
 }
 
 /* The daemon proper: returns 0 after a clean unmount, EXIT_STARTUP_FAILED if it never mounted. */
@@ -287,6 +330,7 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 		return EXIT_STARTUP_FAILED;
 	}
 	cfg.mount_flags = mount_flags_like(o->dir);
+	cfg.io_uring = io_uring_wanted(o->transport);
 	cfg.max_stack_depth = stack_depth_for(origin_fd);
 	fcfg.origin_fd = origin_fd;
 	stats_init(&d.stats);
@@ -341,9 +385,10 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 	pthread_mutex_unlock(&d.state_lock);
 	if (rc < 0)
 		log_warn("cannot write state file: %s", strerror(-rc));
-	log_info("serving '%s' with %u threads, passthrough %s%s%s", o->dir, o->threads,
-	         d.state.passthrough ? "on" : "off", d.state.passthrough ? "" : ": ",
-	         d.state.passthrough_why);
+	log_info("serving '%s' with %u threads, transport %s%s%s, passthrough %s%s%s", o->dir,
+	         o->threads, d.state.transport, d.state.transport_why[0] ? ": " : "",
+	         d.state.transport_why, d.state.passthrough ? "on" : "off",
+	         d.state.passthrough ? "" : ": ", d.state.passthrough_why);
 	if (d.state.passthrough)
 		report(ready_fd, "OK passthrough on\n");
 	else

@@ -19,10 +19,18 @@
 #define DAEMON_SIZE_DEFAULT_PERCENT 80           /* of the cache file system's free space */
 #define DAEMON_COMPLETE_MAX_DEFAULT (64ull << 20) /* files completed in the background */
 
+/* How the kernel should send requests (see io_uring_wanted in daemon.c). */
+enum daemon_transport {
+	DAEMON_TRANSPORT_AUTO,      /* io_uring if the fuse module's enable_uring is already Y */
+	DAEMON_TRANSPORT_IO_URING,  /* --io-uring: turn enable_uring on if needed */
+	DAEMON_TRANSPORT_DEV_FUSE,  /* --no-io-uring */
+};
+
 struct daemon_options {
 	char dir[CONTROL_PATH_MAX];     /* resolved absolute path of the directory */
 	char cache[CONTROL_PATH_MAX];   /* resolved absolute path of the cache directory */
 	bool passthrough;
+	enum daemon_transport transport;
 	unsigned threads;
 	double attr_timeout;
 	double entry_timeout;

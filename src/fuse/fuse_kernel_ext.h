@@ -9,7 +9,7 @@
  *         FOPEN_PASSTHROUGH, FUSE_NO_EXPORT_SUPPORT, FUSE_HAS_RESEND, FUSE_NOTIFY_RESEND,
  *         struct fuse_backing_map and the BACKING_OPEN/CLOSE ioctls
  *   7.41  FUSE_ALLOW_IDMAP
- *   7.42  FUSE_OVER_IO_URING
+ *   7.42  FUSE_OVER_IO_URING, the fuse_uring_* structs and enum fuse_uring_cmd
  *   7.43  FUSE_REQUEST_TIMEOUT, fuse_init_out.request_timeout
  *   7.44  FUSE_NOTIFY_INC_EPOCH
  *   7.45  FUSE_COPY_FILE_RANGE_64, struct fuse_copy_file_range_out, FUSE_NOTIFY_PRUNE
@@ -98,6 +98,38 @@ struct cm_fuse_copy_file_range_out {
 	uint64_t bytes_copied;
 };
 
+/* FUSE-over-io_uring (7.42). One ring entry is a header buffer (this struct) and a payload
+ * buffer; requests and replies travel through them (KERNEL-FUSE.md §1.5). */
+struct cm_fuse_uring_ent_in_out {
+	uint64_t flags;
+	uint64_t commit_id;    /* echo back in COMMIT_AND_FETCH */
+	uint32_t payload_sz;   /* bytes used in the payload buffer, both directions */
+	uint32_t padding;
+	uint64_t reserved;
+};
+
+#define CM_FUSE_URING_IN_OUT_HEADER_SZ 128
+#define CM_FUSE_URING_OP_IN_OUT_SZ 128
+struct cm_fuse_uring_req_header {
+	char in_out[CM_FUSE_URING_IN_OUT_HEADER_SZ];  /* fuse_in_header / fuse_out_header */
+	char op_in[CM_FUSE_URING_OP_IN_OUT_SZ];       /* first (per-opcode) request argument */
+	struct cm_fuse_uring_ent_in_out ring_ent_in_out;
+};
+
+/* Lives in the command area of a 128-byte SQE (sqe->cmd). */
+struct cm_fuse_uring_cmd_req {
+	uint64_t flags;        /* 0 */
+	uint64_t commit_id;
+	uint16_t qid;          /* queue = CPU index */
+	uint8_t padding[6];
+};
+
+enum cm_fuse_uring_cmd {
+	CM_FUSE_IO_URING_CMD_INVALID = 0,
+	CM_FUSE_IO_URING_CMD_REGISTER = 1,
+	CM_FUSE_IO_URING_CMD_COMMIT_AND_FETCH = 2,
+};
+
 #define CM_FUSE_DEV_IOC_MAGIC 229
 #ifndef FUSE_DEV_IOC_CLONE
 #define FUSE_DEV_IOC_CLONE _IOR(CM_FUSE_DEV_IOC_MAGIC, 0, uint32_t)
@@ -109,6 +141,9 @@ struct cm_fuse_copy_file_range_out {
 _Static_assert(sizeof(struct cm_fuse_init_out) == 64, "fuse_init_out is 64 bytes");
 _Static_assert(sizeof(struct cm_fuse_open_out) == 16, "fuse_open_out is 16 bytes");
 _Static_assert(sizeof(struct cm_fuse_backing_map) == 16, "fuse_backing_map is 16 bytes");
+_Static_assert(sizeof(struct cm_fuse_uring_ent_in_out) == 32, "fuse_uring_ent_in_out is 32 bytes");
+_Static_assert(sizeof(struct cm_fuse_uring_req_header) == 288, "fuse_uring_req_header is 288 bytes");
+_Static_assert(sizeof(struct cm_fuse_uring_cmd_req) == 24, "fuse_uring_cmd_req is 24 bytes");
 _Static_assert(sizeof(struct fuse_in_header) == 40, "fuse_in_header is 40 bytes");
 _Static_assert(sizeof(struct fuse_init_in) == 64, "fuse_init_in is 64 bytes");
 

@@ -2,6 +2,8 @@
  * Thread model: worker i blocks in read() on its own fd (the master for i = 0, clones for the
  * rest) and answers each request on that same fd, as the kernel requires. INIT is answered by
  * worker 0; with FUSE_DEV_IOC_SYNC_INIT it arrives inside mount(2), so worker 0 is started first.
+ * With io_uring, worker 0 also creates the rings before it answers INIT and registers them
+ * right after; ring threads then decode and dispatch like the workers, through the same code.
  */
 #include "fuse/fuse_session.h"
 
@@ -18,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fuse/fuse_uring.h"
 #include "sys/sys.h"
 #include "util/log.h"
 
@@ -42,18 +45,24 @@ struct fuse_session {
 
 	pthread_mutex_t lock;            /* protects the fields below */
 	pthread_cond_t cond;
-	bool initialized;                /* INIT answered and ops->init called */
+	bool initialized;                /* INIT answered, ops->init called (atomic: read unlocked) */
 	int init_error;                  /* negative errno if INIT failed */
 	unsigned running;                /* workers still in their loop */
 	struct fuse_proto_init_result init;
+	bool ready;                      /* INIT answered and the transport settled */
+	char transport_why[160];         /* why io_uring was asked for but is not used */
 
+	struct fuse_uring *uring;        /* set by worker 0 during INIT, then read-only */
+	atomic_bool uring_active;        /* every CPU queue has a registered ring entry */
 	atomic_bool stopping;            /* set when the session shuts down */
 	atomic_uint_fast64_t requests;   /* requests read from the device */
 };
 
 struct fuse_req {
 	struct fuse_session *se;
-	struct fuse_channel *ch;
+	struct fuse_channel *ch;           /* /dev/fuse request, or NULL */
+	struct fuse_uring_entry *ring;     /* io_uring request, or NULL */
+	void *scratch;                     /* fuse_req_scratch(): the serving thread's */
 	uint32_t opcode_raw;
 	uint64_t unique;
 	struct fuse_req_ctx ctx;
@@ -63,7 +72,7 @@ struct fuse_req {
 void *fuse_req_fs(const struct fuse_req *r) { return r->se->fs; }
 const struct fuse_req_ctx *fuse_req_ctx(const struct fuse_req *r) { return &r->ctx; }
 struct fuse_session *fuse_req_session(const struct fuse_req *r) { return r->se; }
-void *fuse_req_scratch(struct fuse_req *r) { return r->ch->scratch; }
+void *fuse_req_scratch(struct fuse_req *r) { return r->scratch; }
 const struct fuse_proto_init_result *fuse_session_init_result(const struct fuse_session *se)
 {
 	return &se->init;
@@ -72,6 +81,21 @@ const struct fuse_proto_init_result *fuse_session_init_result(const struct fuse_
 uint64_t fuse_session_requests(const struct fuse_session *se)
 {
 	return atomic_load_explicit(&se->requests, memory_order_relaxed);
+}
+
+uint64_t fuse_session_uring_requests(const struct fuse_session *se)
+{
+	return fuse_uring_requests(se->uring);
+}
+
+const char *fuse_session_transport(const struct fuse_session *se)
+{
+	return atomic_load(&se->uring_active) ? "io_uring" : "dev_fuse";
+}
+
+const char *fuse_session_transport_why(const struct fuse_session *se)
+{
+	return se->transport_why;
 }
 
 /* ---- replies ---------------------------------------------------------------------------- */
@@ -98,6 +122,8 @@ static int send_reply_iov(struct fuse_req *r, int err, const struct iovec *args,
 		iov[1 + i] = args[i];
 		total += args[i].iov_len;
 	}
+	if (r->ring)  /* committed when the ring thread's handler returns */
+		return fuse_uring_reply(r->ring, err, r->unique, args, err ? 0 : nargs);
 	out.len = (uint32_t)total;
 	out.error = -err;
 	out.unique = r->unique;
@@ -221,6 +247,56 @@ int fuse_session_backing_close(struct fuse_session *se, int backing_id)
 
 /* ---- dispatch --------------------------------------------------------------------------- */
 
+static void ring_request(void *arg, struct fuse_uring_entry *ent, const void *in, size_t len,
+                         void *scratch);
+
+/* Before the INIT reply: rings, pinned threads and buffers, or a logged reason why not. We
+ * may advertise FUSE_OVER_IO_URING only if this succeeds (KERNEL-FUSE.md §1.5). */
+static bool session_rings_prepare(struct fuse_session *se, uint64_t offered)
+{
+	unsigned queues = fuse_uring_queue_count();
+	struct fuse_uring_config ucfg = {
+		.dev_fd = se->channels[0].fd,
+		.per_queue = se->cfg.threads / queues ? se->cfg.threads / queues : 1,
+		.payload_size = FUSE_SESSION_SCRATCH,
+		.handler = ring_request,
+		.arg = se,
+	};
+	int rc;
+
+	if (!(offered & FUSE_OVER_IO_URING)) {
+		snprintf(se->transport_why, sizeof(se->transport_why),
+		         "the kernel does not offer FUSE-over-io_uring (module parameter enable_uring)");
+		log_warn("io_uring transport unavailable: %s; serving through /dev/fuse", se->transport_why);
+		return false;
+	}
+	rc = fuse_uring_create(&ucfg, &se->uring);
+	if (rc < 0) {
+		se->uring = NULL;
+		snprintf(se->transport_why, sizeof(se->transport_why), "io_uring setup failed: %s",
+		         strerror(-rc));
+		log_warn("io_uring transport unavailable: %s; serving through /dev/fuse", se->transport_why);
+		return false;
+	}
+	return true;
+}
+
+/* After the INIT reply: register every entry. If a CPU queue stays without one, fuse_uring
+ * has made the kernel fall back to /dev/fuse, whose workers keep running in any case. */
+static void session_rings_start(struct fuse_session *se)
+{
+	int rc = fuse_uring_start(se->uring);
+	if (rc < 0) {
+		snprintf(se->transport_why, sizeof(se->transport_why), "io_uring registration failed: %s",
+		         strerror(-rc));
+		log_error("%s; the kernel serves through /dev/fuse", se->transport_why);
+		return;
+	}
+	atomic_store(&se->uring_active, true);
+	log_info("FUSE-over-io_uring: %u queues, %u ring threads", fuse_uring_queue_count(),
+	         fuse_uring_thread_count(se->uring));
+}
+
 static void handle_init(struct fuse_req *r, const struct fuse_proto_request *pr)
 {
 	struct fuse_session *se = r->se;
@@ -238,7 +314,17 @@ static void handle_init(struct fuse_req *r, const struct fuse_proto_request *pr)
 	struct cm_fuse_init_out out;
 	struct fuse_proto_init_result res;
 	size_t out_size;
+	bool rings_ready = false;
 	int rc = fuse_proto_init_negotiate(pr->arg, pr->body_size, &wants, &out, &out_size, &res);
+
+	if (rc == 0 && se->cfg.io_uring && !se->uring) {
+		rings_ready = session_rings_prepare(se, res.offered);
+		if (rings_ready) {
+			wants.flags |= FUSE_OVER_IO_URING;
+			rc = fuse_proto_init_negotiate(pr->arg, pr->body_size, &wants, &out, &out_size, &res);
+			rings_ready = rc == 0 && (res.granted & FUSE_OVER_IO_URING);
+		}
+	}
 
 	if (rc == -EAGAIN) {
 		send_reply(r, &out, out_size);
@@ -258,8 +344,12 @@ static void handle_init(struct fuse_req *r, const struct fuse_proto_request *pr)
 	if (se->ops->init)
 		se->ops->init(se->fs, se, &res);
 	send_reply(r, &out, out_size);
+	/* Ring requests may come as soon as the first queue is complete: accept them first. */
+	__atomic_store_n(&se->initialized, true, __ATOMIC_RELEASE);
+	if (rings_ready)
+		session_rings_start(se);
 	pthread_mutex_lock(&se->lock);
-	se->initialized = true;
+	se->ready = true;
 	pthread_cond_broadcast(&se->cond);
 	pthread_mutex_unlock(&se->lock);
 }
@@ -358,19 +448,23 @@ static bool opcode_without_reply(uint32_t opcode)
 	return opcode == FUSE_FORGET || opcode == FUSE_BATCH_FORGET || opcode == FUSE_NOTIFY_REPLY;
 }
 
-static void process_request(struct fuse_channel *ch, size_t len)
+/* One request of `len` bytes at buf, from a /dev/fuse worker (ch) or a ring thread (ring). */
+static void process_request(struct fuse_session *se, struct fuse_channel *ch,
+                            struct fuse_uring_entry *ring, void *scratch, const void *buf,
+                            size_t len)
 {
-	struct fuse_session *se = ch->se;
 	struct fuse_proto_request pr;
 	struct fuse_req r;
-	int rc = fuse_proto_request_decode(ch->in_buf, len, &pr);
+	int rc = fuse_proto_request_decode(buf, len, &pr);
 
 	atomic_fetch_add_explicit(&se->requests, 1, memory_order_relaxed);
 	memset(&r, 0, sizeof(r));
 	r.se = se;
 	r.ch = ch;
+	r.ring = ring;
+	r.scratch = scratch;
 	if (len >= sizeof(struct fuse_in_header)) {
-		const struct fuse_in_header *h = ch->in_buf;
+		const struct fuse_in_header *h = buf;
 		r.opcode_raw = h->opcode;
 		r.unique = h->unique;
 		r.ctx.uid = h->uid;
@@ -389,6 +483,10 @@ static void process_request(struct fuse_channel *ch, size_t len)
 
 	switch (pr.opcode) {
 	case FUSE_INIT:
+		if (ring) {
+			fuse_reply_err(&r, EPROTO);
+			return;
+		}
 		handle_init(&r, &pr);
 		return;
 	case FUSE_FORGET: {
@@ -429,6 +527,12 @@ static void process_request(struct fuse_channel *ch, size_t len)
 	}
 }
 
+static void ring_request(void *arg, struct fuse_uring_entry *ent, const void *in, size_t len,
+                         void *scratch)
+{
+	process_request(arg, NULL, ent, scratch, in, len);
+}
+
 static void *worker_main(void *arg)
 {
 	struct fuse_channel *ch = arg;
@@ -446,7 +550,7 @@ static void *worker_main(void *arg)
 				log_error("read from /dev/fuse failed: %s", strerror(e));
 			break;
 		}
-		process_request(ch, (size_t)n);
+		process_request(se, ch, NULL, ch->scratch, ch->in_buf, (size_t)n);
 	}
 	pthread_mutex_lock(&se->lock);
 	se->running--;
@@ -507,9 +611,9 @@ static int wait_initialized(struct fuse_session *se)
 	clock_gettime(CLOCK_REALTIME, &deadline);
 	deadline.tv_sec += INIT_TIMEOUT_SECONDS;
 	pthread_mutex_lock(&se->lock);
-	while (!se->initialized && !se->init_error && se->running && rc != ETIMEDOUT)
+	while (!se->ready && !se->init_error && se->running && rc != ETIMEDOUT)
 		rc = pthread_cond_timedwait(&se->cond, &se->lock, &deadline);
-	rc = se->initialized ? 0 : se->init_error ? se->init_error : -ETIMEDOUT;
+	rc = se->ready ? 0 : se->init_error ? se->init_error : -ETIMEDOUT;
 	pthread_mutex_unlock(&se->lock);
 	return rc;
 }
@@ -583,9 +687,9 @@ int fuse_session_mount(const struct fuse_session_config *cfg, const struct fuse_
 		umount2(cfg->mountpoint, MNT_DETACH);
 		goto err_stop;
 	}
-	log_info("mounted '%s' (protocol 7.%u, %s init, flags %#llx)", cfg->mountpoint,
+	log_info("mounted '%s' (protocol 7.%u, %s init, flags %#llx, transport %s)", cfg->mountpoint,
 	         se->init.kernel_minor, sync_init ? "synchronous" : "asynchronous",
-	         (unsigned long long)se->init.granted);
+	         (unsigned long long)se->init.granted, fuse_session_transport(se));
 
 	for (unsigned i = 1; i < cfg->threads; i++) {
 		uint32_t master = (uint32_t)fd;
@@ -622,6 +726,8 @@ int fuse_session_wait(struct fuse_session *se)
 	while (se->running)
 		pthread_cond_wait(&se->cond, &se->lock);
 	pthread_mutex_unlock(&se->lock);
+	/* At unmount or abort the kernel completes the parked ring commands with ENOTCONN. */
+	fuse_uring_wait(se->uring);
 	return 0;
 }
 
@@ -630,6 +736,7 @@ void fuse_session_free(struct fuse_session *se)
 	if (!se)
 		return;
 	session_stop_workers(se);
+	fuse_uring_free(se->uring);
 	for (unsigned i = 0; i < se->channel_count; i++) {
 		struct fuse_channel *ch = &se->channels[i];
 		if (ch->started)

@@ -1,13 +1,15 @@
 /* fuse_session: CacheMax's FUSE transport. Owns the /dev/fuse connection, the mount, the worker
- * threads (one cloned fd each) and the dispatch of decoded requests to a file system's callback
- * table. It knows nothing about caching or about what the file system does.
+ * threads (one cloned fd each), optionally the FUSE-over-io_uring rings (fuse_uring.h), and the
+ * dispatch of decoded requests to a file system's callback table. It knows nothing about
+ * caching or about what the file system does.
  *
  * Contract with the file system:
  *   - every callback except forget receives a struct fuse_req and must answer it exactly once
  *     through one fuse_reply_*() call; a missing reply is answered EIO and logged, a second reply
  *     is dropped and logged;
  *   - a NULL callback answers ENOSYS;
- *   - callbacks run concurrently on several worker threads;
+ *   - callbacks run concurrently on several worker threads (with io_uring: also on the ring
+ *     threads, each pinned to the CPU whose requests it serves);
  *   - fuse_req_scratch() is a per-thread buffer of FUSE_SESSION_SCRATCH bytes for reply data.
  * Errors: functions return 0 or -errno.
  */
@@ -94,6 +96,9 @@ struct fuse_session_config {
 	bool passthrough;            /* ask for FUSE_PASSTHROUGH */
 	uint32_t max_stack_depth;    /* 1 or 2, see KERNEL-FUSE.md §2.2 */
 	uint64_t extra_flags;        /* further INIT flags the file system wants */
+	bool io_uring;               /* serve requests through FUSE-over-io_uring when the kernel
+	                              * offers it and the rings come up before the INIT reply;
+	                              * otherwise (and for FORGET/INTERRUPT always) /dev/fuse */
 };
 
 /* Open /dev/fuse, mount, and answer INIT (synchronously where the kernel can).
@@ -108,8 +113,14 @@ void fuse_session_free(struct fuse_session *se);
 /* What INIT granted. */
 const struct fuse_proto_init_result *fuse_session_init_result(const struct fuse_session *se);
 
-/* Requests read from the device so far (all opcodes). */
+/* Requests read from the device so far (all opcodes, both transports). */
 uint64_t fuse_session_requests(const struct fuse_session *se);
+/* Requests served through the io_uring rings so far (0 on /dev/fuse). */
+uint64_t fuse_session_uring_requests(const struct fuse_session *se);
+/* "io_uring" or "dev_fuse": how the kernel sends requests to this session. */
+const char *fuse_session_transport(const struct fuse_session *se);
+/* Why io_uring was asked for but is not in use ("" otherwise). */
+const char *fuse_session_transport_why(const struct fuse_session *se);
 
 /* Passthrough backing files: register fd (O_PATH accepted); returns id > 0 or -errno. */
 int fuse_session_backing_open(struct fuse_session *se, int fd);

@@ -17,7 +17,7 @@ static const char *const sys_op_names[SYS_OP_COUNT] = {
 	"fallocate", "lseek", "copy_file_range", "mkdirat", "mknodat", "symlinkat", "readlinkat",
 	"unlinkat", "renameat2", "linkat", "fchownat", "chmod", "utimensat", "getxattr", "setxattr",
 	"listxattr", "removexattr", "fstatvfs", "getdents", "syncfs", "backing_open", "fdatasync",
-	"flock",
+	"flock", "io_uring_setup", "io_uring_enter",
 };
 
 struct sys_fault {
@@ -166,3 +166,9 @@ ssize_t sys_getdents(int fd, void *buf, size_t size) { FAULT_OR(SYS_OP_GETDENTS)
 int sys_syncfs(int fd) { FAULT_OR(SYS_OP_SYNCFS); RET(syncfs(fd)); }
 int sys_flock(int fd, int operation) { FAULT_OR(SYS_OP_FLOCK); RET(flock(fd, operation)); }
 int sys_backing_open(int fuse_fd, unsigned long request, void *map) { FAULT_OR(SYS_OP_BACKING_OPEN); RET(ioctl(fuse_fd, request, map)); }
+int sys_io_uring_setup(unsigned entries, struct io_uring_params *params) { FAULT_OR(SYS_OP_IO_URING_SETUP); RET(syscall(__NR_io_uring_setup, entries, params)); }
+int sys_io_uring_enter(int fd, unsigned to_submit, unsigned min_complete, unsigned flags)
+{
+	FAULT_OR(SYS_OP_IO_URING_ENTER);
+	RET(syscall(__NR_io_uring_enter, fd, to_submit, min_complete, flags, NULL, 0));
+}

@@ -22,6 +22,7 @@ enum sys_op {
 	SYS_OP_RENAMEAT2, SYS_OP_LINKAT, SYS_OP_FCHOWNAT, SYS_OP_CHMOD, SYS_OP_UTIMENSAT,
 	SYS_OP_GETXATTR, SYS_OP_SETXATTR, SYS_OP_LISTXATTR, SYS_OP_REMOVEXATTR, SYS_OP_FSTATVFS,
 	SYS_OP_GETDENTS, SYS_OP_SYNCFS, SYS_OP_BACKING_OPEN, SYS_OP_FDATASYNC, SYS_OP_FLOCK,
+	SYS_OP_IO_URING_SETUP, SYS_OP_IO_URING_ENTER,
 	SYS_OP_COUNT
 };
 
@@ -67,5 +68,11 @@ int sys_syncfs(int fd);
 int sys_flock(int fd, int operation);
 /* ioctl(FUSE_DEV_IOC_BACKING_OPEN): its own op so tests can make the kernel "refuse" it. */
 int sys_backing_open(int fuse_fd, unsigned long request, void *map);
+/* io_uring_setup(2): its own op so tests can make FUSE-over-io_uring setup fail (the session
+ * then stays on /dev/fuse). Returns the ring fd. */
+struct io_uring_params;
+int sys_io_uring_setup(unsigned entries, struct io_uring_params *params);
+/* io_uring_enter(2) without a signal mask: submitted count or -errno. */
+int sys_io_uring_enter(int fd, unsigned to_submit, unsigned min_complete, unsigned flags);
 
 #endif

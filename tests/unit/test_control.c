@@ -312,11 +312,16 @@ static void fill_state(struct control_state *st, const char *dir, unsigned n)
 	snprintf(st->passthrough_why, sizeof(st->passthrough_why),
 	         "reason %u: key=value, with spaces", n);
 	st->threads = 4 + n;
+	snprintf(st->transport, sizeof(st->transport), "%s", n % 2 ? "io_uring" : "dev_fuse");
+	if (n % 2 == 0)
+		snprintf(st->transport_why, sizeof(st->transport_why), "io_uring setup failed: %u", n);
 }
 
 static void assert_state_equal(const struct control_state *a, const struct control_state *b)
 {
 	assert_string_equal(a->dir, b->dir);
+	assert_string_equal(a->transport, b->transport);
+	assert_string_equal(a->transport_why, b->transport_why);
 	assert_string_equal(a->cache, b->cache);
 	assert_string_equal(a->log, b->log);
 	assert_int_equal(a->daemon_pid, b->daemon_pid);
@@ -457,6 +462,9 @@ static void test_state_read_errors(void **state)
 	assert_string_equal(out.cache, "");
 	assert_int_equal(out.watchdog_pid, 0);
 	assert_false(out.passthrough);
+	/* A record written before the transport existed: that daemon used /dev/fuse. */
+	assert_string_equal(out.transport, "dev_fuse");
+	assert_string_equal(out.transport_why, "");
 
 	/* A directory is not a state file. */
 	assert_true(control_state_read(f->base, &out) < 0);

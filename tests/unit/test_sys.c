@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/io_uring.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,7 +106,8 @@ static void test_parse_accepts(void **state)
 	                                 "chmod:9:EIO,utimensat:9:EIO,getxattr:9:EIO,setxattr:9:EIO,"
 	                                 "listxattr:9:EIO,removexattr:9:EIO,fstatvfs:9:EIO,"
 	                                 "getdents:9:EIO,syncfs:9:EIO,backing_open:9:EIO,"
-	                                 "fdatasync:9:EIO,flock:9:EIO"), 0);
+	                                 "fdatasync:9:EIO,flock:9:EIO,io_uring_setup:9:ENOMEM,"
+	                                 "io_uring_enter:9:ENOMEM"), 0);
 	/* Large nth, empty items and the empty spec. */
 	assert_int_equal(sys_fault_parse("lseek:18446744073709551615:EIO"), 0);
 	assert_int_equal(sys_fault_parse("pwrite:3:EIO,,openat:2:EIO"), 0);
@@ -322,6 +324,21 @@ static void test_fault_clear(void **state)
  * Wrappers: results and -errno
  * ------------------------------------------------------------------------------------------- */
 
+/* The fault the io_uring transport's fallback test injects: the first ring setup fails. */
+static void test_fault_io_uring_setup(void **state)
+{
+	struct io_uring_params p;
+
+	(void)state;
+	assert_int_equal(sys_fault_parse("io_uring_setup:1:ENOMEM"), 0);
+	memset(&p, 0, sizeof(p));
+	assert_int_equal(sys_io_uring_setup(1, &p), -ENOMEM);
+	sys_fault_clear();
+	memset(&p, 0, sizeof(p));
+	p.flags = ~0u;  /* no such flags: the real call fails with EINVAL, never -1 */
+	assert_int_equal(sys_io_uring_setup(1, &p), -EINVAL);
+}
+
 static void test_wrappers_errno(void **state)
 {
 	struct fixture *f = *state;
@@ -471,6 +488,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fault_several_ops, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fault_short, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fault_clear, setup, teardown),
+		cmocka_unit_test(test_fault_io_uring_setup),
 		cmocka_unit_test_setup_teardown(test_wrappers_errno, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wrappers_success, setup, teardown),
 	};
