@@ -76,7 +76,8 @@ static bool job_may_fill(struct fs *fs, struct fs_node *n)
 	return !fs_fill_stopping(fs) && mode != FS_IO_ORIGIN && mode != FS_IO_CACHE && !atomic_load(&fs->bypass.on);
 }
 
-static void job_run(struct fs *fs, struct fs_fill_job *j)
+/* buf: the thread's FILL_BUFFER_CHUNKS chunks, page-aligned for O_DIRECT. */
+static void job_run(struct fs *fs, struct fs_fill_job *j, char *buf)
 {
 	struct stats *stats = fs->cfg.stats;
 	uint32_t chunk = cache_store_chunk_size(fs->store);
@@ -84,7 +85,6 @@ static void job_run(struct fs *fs, struct fs_fill_job *j)
 	struct cache_object_info info;
 	char path[FS_PROC_PATH_MAX];
 	uint64_t off, end;
-	char *buf = NULL;
 	int fd;
 
 	fd = fs_origin_direct_open(j->node);   /* no copy through the origin's page cache */
@@ -105,9 +105,7 @@ static void job_run(struct fs *fs, struct fs_fill_job *j)
 	end = (end + chunk - 1) / chunk * chunk;  /* whole chunks: a partial one is not stored */
 	if (end > info.fingerprint.size)
 		end = info.fingerprint.size;
-	if (posix_memalign((void **)&buf, 4096, bufsize) != 0)
-		buf = NULL;
-	while (buf && off < end && job_may_fill(fs, j->node)) {
+	while (off < end && job_may_fill(fs, j->node)) {
 		uint64_t len = end - off < bufsize ? end - off : bufsize;
 		uint64_t gen;
 		ssize_t n, filled;
@@ -144,7 +142,6 @@ static void job_run(struct fs *fs, struct fs_fill_job *j)
 		else
 			stats_add(stats, STATS_COMPLETIONS, 1);
 	}
-	free(buf);
 	sys_close(fd);
 }
 
@@ -163,7 +160,13 @@ static void *fill_thread(void *arg)
 {
 	struct fs *fs = arg;
 	struct fs_filler *q = &fs->filler;
+	size_t bufsize = (size_t)cache_store_chunk_size(fs->store) * FILL_BUFFER_CHUNKS;
+	char *buf = NULL;
 
+	/* One buffer for the thread's life: a fresh one per job costs an mmap and a page fault
+	 * per page. Without it, jobs are taken and dropped (their nodes must be unpinned). */
+	if (posix_memalign((void **)&buf, FS_DIRECT_ALIGN, bufsize) != 0)
+		buf = NULL;
 	for (;;) {
 		struct fs_fill_job *j;
 		pthread_mutex_lock(&q->lock);
@@ -171,6 +174,7 @@ static void *fill_thread(void *arg)
 			pthread_cond_wait(&q->cond, &q->lock);
 		if (q->stop) {
 			pthread_mutex_unlock(&q->lock);
+			free(buf);
 			return NULL;
 		}
 		j = q->head;
@@ -179,8 +183,8 @@ static void *fill_thread(void *arg)
 			q->tail = NULL;
 		q->queued--;
 		pthread_mutex_unlock(&q->lock);
-		if (j->obj)
-			job_run(fs, j);
+		if (j->obj && buf)
+			job_run(fs, j, buf);
 		job_finish(fs, j);
 	}
 }
