@@ -544,19 +544,24 @@ static void read_miss_fill(struct fuse_req *r, struct fs *fs, struct fs_file *f,
 	fs_object_unpin(fs, node);
 }
 
+/* The read continues the file's last one (within SEQUENTIAL_WINDOW); records its end. */
+static bool read_sequential(struct fs_file *f, uint64_t off, uint64_t size)
+{
+	uint64_t last = f->next_off;
+	f->next_off = off + size;
+	return off + SEQUENTIAL_WINDOW >= last && off <= last + SEQUENTIAL_WINDOW;
+}
+
 /* A miss in user space: sequential misses (and big requests) read whole chunks and fill them
  * after the answer; a small random miss reads just its bytes and leaves its chunk to a fill
  * thread, so that it costs what the origin read costs. */
 static void read_miss(struct fuse_req *r, struct fs *fs, struct fs_file *f,
-                      const struct fuse_read_in *in, size_t size)
+                      const struct fuse_read_in *in, size_t size, bool sequential)
 {
 	uint32_t chunk = cache_store_chunk_size(fs->store);
-	uint64_t last = f->next_off;
-	bool sequential = in->offset + SEQUENTIAL_WINDOW >= last && in->offset <= last + SEQUENTIAL_WINDOW;
 	struct fs_node *n = f->node;
 	struct cache_object_info info;
 
-	f->next_off = in->offset + size;
 	if (sequential || size >= chunk / 2) {
 		read_miss_fill(r, fs, f, in, size);
 		return;
@@ -590,9 +595,15 @@ void fs_file_read(struct fuse_req *r, struct fs_file *f, const struct fuse_read_
 		fs_cache_error(fs, "read", (int)n);
 		stats_add(stats, STATS_BYPASSES, 1);
 	} else if (obj && !f->bypass_cache && !atomic_load(&fs->bypass.on)) {
+		bool sequential = read_sequential(f, in->offset, size);
 		n = cache_object_read(obj, buf, size, (off_t)in->offset);
+		if (n == -ENODATA && fs_readahead_wait(fs, f->node, in->offset, size))
+			n = cache_object_read(obj, buf, size, (off_t)in->offset);  /* read ahead meanwhile? */
+		/* Before the answer (f may be closed after it), and before a miss reads the origin,
+		 * so that the read-ahead's origin reads overlap ours. */
+		if (n >= 0 || n == -ENODATA)
+			fs_readahead_advance(fs, f, in->offset, size, sequential);
 		if (n >= 0) {
-			f->next_off = in->offset + (uint64_t)n;
 			count_read(stats, true, (uint64_t)n, t0);
 			fuse_reply_data(r, buf, (size_t)n);
 			return;
@@ -601,7 +612,7 @@ void fs_file_read(struct fuse_req *r, struct fs_file *f, const struct fuse_read_
 			fs_cache_error(fs, "read", (int)n);
 			stats_add(stats, STATS_BYPASSES, 1);
 		} else {
-			read_miss(r, fs, f, in, size);
+			read_miss(r, fs, f, in, size, sequential);
 			return;
 		}
 	}

@@ -29,7 +29,8 @@ bool fs_fill_stopping(struct fs *fs)
 	return stop;
 }
 
-bool fs_fill_enqueue(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t len, bool completion)
+static bool job_enqueue(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t len, bool completion,
+                        int piece, uint32_t piece_seq)
 {
 	struct fs_filler *q = &fs->filler;
 	struct fs_fill_job *j;
@@ -48,6 +49,8 @@ bool fs_fill_enqueue(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t le
 	j->off = off;
 	j->len = len;
 	j->completion = completion;
+	j->piece = piece;
+	j->piece_seq = piece_seq;
 	pthread_mutex_lock(&q->lock);
 	if (q->stop) {
 		pthread_mutex_unlock(&q->lock);
@@ -64,6 +67,17 @@ bool fs_fill_enqueue(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t le
 	pthread_cond_signal(&q->cond);
 	pthread_mutex_unlock(&q->lock);
 	return true;
+}
+
+bool fs_fill_enqueue(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t len, bool completion)
+{
+	return job_enqueue(fs, n, off, len, completion, -1, 0);
+}
+
+bool fs_fill_enqueue_piece(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t len, int piece,
+                           uint32_t seq)
+{
+	return job_enqueue(fs, n, off, len, false, piece, seq);
 }
 
 /* May the job go on filling? Not in FS_IO_ORIGIN / FS_IO_CACHE mode, nor when stopping. */
@@ -87,6 +101,8 @@ static void job_run(struct fs *fs, struct fs_fill_job *j, char *buf)
 	uint64_t off, end;
 	int fd;
 
+	if (j->piece >= 0 && !fs_readahead_piece_claim(j->node, j->piece, j->piece_seq))
+		return;    /* a reader took it back */
 	fd = fs_origin_direct_open(j->node);   /* no copy through the origin's page cache */
 	if (fd < 0) {
 		fs_proc_path(j->node->fd, path);
@@ -124,6 +140,12 @@ static void job_run(struct fs *fs, struct fs_fill_job *j, char *buf)
 			break;
 		filled = cache_object_fill(j->obj, gen, buf, (size_t)n, (off_t)off);
 		fs_fill_count(fs, "background fill", filled, (size_t)n);
+		if (j->piece >= 0 && filled > 0) {
+			uint64_t stored = (uint64_t)filled * chunk;
+			stats_add(stats, STATS_READAHEAD_BYTES, stored < (uint64_t)n ? stored : (uint64_t)n);
+		} else if (j->piece >= 0 && filled == -EDQUOT) {
+			fs_readahead_pause(fs);
+		}
 		if (filled == -ESTALE) {
 			cache_object_info(j->obj, &info);
 			if (info.removed || info.failed)
@@ -147,6 +169,8 @@ static void job_run(struct fs *fs, struct fs_fill_job *j, char *buf)
 
 static void job_finish(struct fs *fs, struct fs_fill_job *j)
 {
+	if (j->piece >= 0)
+		fs_readahead_piece_done(j->node, j->piece, j->piece_seq);
 	if (j->completion) {
 		pthread_mutex_lock(&j->node->lock);
 		j->node->completing = false;

@@ -25,6 +25,31 @@ enum fs_io_mode {
 	FS_IO_USER,    /* served by the daemon: reads hit or fill the cache object */
 };
 
+/* Read-ahead of one inode (fs_readahead.c): the pieces queued for or being read by the fill
+ * threads, so that a reader waits for a piece in flight instead of reading the origin twice. */
+#define FS_READAHEAD_PIECES 16
+enum fs_piece_state {
+	FS_PIECE_FREE,
+	FS_PIECE_QUEUED,              /* a fill job will read it; a reader that needs it first takes
+	                               * it back (the job then skips it) and reads the origin itself */
+	FS_PIECE_READING,             /* a fill thread reads the origin and fills: readers wait */
+};
+
+struct fs_readahead_piece {
+	uint64_t off, len;            /* whole chunks */
+	uint32_t seq;                 /* tells the job its piece was not taken back and reused */
+	enum fs_piece_state state;
+};
+
+struct fs_readahead {
+	pthread_mutex_t lock;         /* protects everything below */
+	pthread_cond_t piece_done;    /* a piece left FS_PIECE_READING */
+	uint64_t next;                /* end of the range queued so far (0: none since the reset) */
+	uint64_t window;              /* bytes kept queued ahead of the reader (0: not sequential) */
+	uint32_t seq;
+	struct fs_readahead_piece piece[FS_READAHEAD_PIECES];
+};
+
 struct fs_node {
 	uint64_t nodeid;              /* ours, never reused */
 	dev_t dev;                    /* origin key */
@@ -58,6 +83,8 @@ struct fs_node {
 	 * here, not only in the object: an evicted object stores nothing (not even a new
 	 * fingerprint), yet its data file goes on serving the passthrough readers. */
 	struct cache_fingerprint mirror_fp;
+
+	struct fs_readahead readahead;  /* its own lock; taken with no other node lock held */
 };
 
 struct fs_file {
@@ -98,6 +125,8 @@ struct fs_fill_job {
 	struct cache_object *obj;
 	uint64_t off, len;            /* the range to fill (whole file: 0, UINT64_MAX) */
 	bool completion;              /* a whole-file completion (counts in STATS_COMPLETIONS) */
+	int piece;                    /* a read-ahead piece of node->readahead, or -1 */
+	uint32_t piece_seq;
 };
 
 #define FS_FILL_THREADS_MAX 4
@@ -143,6 +172,7 @@ struct fs {
 	uint32_t stack_depth;
 	struct fs_filler filler;
 	struct fs_bypass bypass;
+	atomic_uint_fast64_t readahead_paused_until_ns;  /* a read-ahead fill found the cache full */
 	char root_path[4096];         /* the origin's path as the kernel prints it (readlink) */
 	size_t root_path_len;
 };
@@ -212,12 +242,34 @@ void fs_fill_count(struct fs *fs, const char *what, ssize_t filled, size_t read)
 /* Background fills (fs_fill.c). Enqueue: pins node and object (the file must be open or the
  * object pinned); false if not queued (queue full for chunk jobs, or stopping). */
 bool fs_fill_enqueue(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t len, bool completion);
+/* The same for read-ahead piece `piece` (seq) of n->readahead: a chunk job that claims the
+ * piece first and counts what it stores in STATS_READAHEAD_BYTES. */
+bool fs_fill_enqueue_piece(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t len, int piece,
+                           uint32_t seq);
 void fs_fill_stop(struct fs *fs);
 /* fs_fill_stop was called: long walks give up. */
 bool fs_fill_stopping(struct fs *fs);
 /* Pin (or unpin) and unpin-with-release of a node's object for work after the answer. */
 struct cache_object *fs_object_pin(struct fs *fs, struct fs_node *n);
 void fs_object_unpin(struct fs *fs, struct fs_node *n);
+
+/* Read-ahead (fs_readahead.c). Node state lifecycle, with the node. */
+void fs_readahead_init(struct fs_readahead *ra);
+void fs_readahead_release(struct fs_readahead *ra);
+/* A read of [off, off + size) of an FS_IO_USER file whose object is open, before it is
+ * answered (f is open): a sequential one keeps up to the window queued ahead of it as fill
+ * jobs of whole chunks, growing the window; another resets it. */
+void fs_readahead_advance(struct fs *fs, struct fs_file *f, uint64_t off, uint64_t size, bool sequential);
+/* Before reading the origin for a miss of [off, off + size): wait (bounded) for the read-ahead
+ * pieces being read that overlap it, and take back those only queued. True if it waited for a
+ * piece (the chunks may be present now). */
+bool fs_readahead_wait(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t size);
+/* Fill jobs of pieces: claim the piece before reading the origin (false: it was taken back,
+ * skip it); done when the job ends, run or not (wakes the readers waiting for it). */
+bool fs_readahead_piece_claim(struct fs_node *n, int piece, uint32_t seq);
+void fs_readahead_piece_done(struct fs_node *n, int piece, uint32_t seq);
+/* The read-ahead stops for a while once a fill found the cache full. */
+void fs_readahead_pause(struct fs *fs);
 
 /* Paths (fs_path.c): the node's path relative to the origin (from the kernel's name of its
  * fd); -ENOENT if it is outside the origin or deleted. */

@@ -50,6 +50,7 @@ static void node_free(struct fs_node *n)
 	sys_close(n->fd);
 	pthread_mutex_destroy(&n->lock);
 	pthread_mutex_destroy(&n->write_lock);
+	fs_readahead_release(&n->readahead);
 	free(n);
 }
 
@@ -174,6 +175,7 @@ int fs_node_acquire(struct fs *fs, int fd, const struct stat *st, struct fs_node
 	fresh->lookups = 1;
 	pthread_mutex_init(&fresh->lock, NULL);
 	pthread_mutex_init(&fresh->write_lock, NULL);
+	fs_readahead_init(&fresh->readahead);
 
 	pthread_mutex_lock(&fs->table_lock);
 	n = table_find_key(t, st);  /* someone may have added it meanwhile */

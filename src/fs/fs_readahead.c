@@ -1,0 +1,181 @@
+/* fs_readahead: keeps the origin busy ahead of a sequential reader of a partially cached file.
+ * Each sequential read (hit or miss) of an FS_IO_USER file queues fill jobs for the whole-chunk
+ * pieces of the next `window` bytes that are neither present nor queued; the window doubles
+ * from FS_READAHEAD_MIN to FS_READAHEAD_MAX while the reader stays sequential and is reset by a
+ * random read. The fill threads read the pieces with O_DIRECT and fill them (fs_fill.c: the
+ * generation sampled before the origin read drops a fill that raced with a write, and the jobs
+ * stop in FS_IO_ORIGIN / FS_IO_CACHE mode and in bypass), so that the reader's next requests
+ * are cache hits. A reader that misses on a piece being read waits for it (bounded) rather
+ * than read the origin a second time; a piece only queued is taken back and read by the reader.
+ * A fill refused at capacity pauses read-ahead for FS_READAHEAD_PAUSE_NS.
+ */
+#include "fs/fs_int.h"
+
+#include <errno.h>
+#include <time.h>
+
+#include "util/log.h"
+
+#define FS_READAHEAD_MIN (2ull * 1024 * 1024)
+#define FS_READAHEAD_MAX (8ull * 1024 * 1024)
+#define FS_READAHEAD_PIECE (1ull * 1024 * 1024)    /* per fill job: one O_DIRECT origin read */
+#define FS_READAHEAD_WAIT_MS 500                   /* then the reader reads the origin itself */
+#define FS_READAHEAD_PAUSE_NS (1000ull * 1000000)
+
+void fs_readahead_init(struct fs_readahead *ra)
+{
+	pthread_condattr_t attr;
+	pthread_mutex_init(&ra->lock, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&ra->piece_done, &attr);
+	pthread_condattr_destroy(&attr);
+}
+
+void fs_readahead_release(struct fs_readahead *ra)
+{
+	pthread_mutex_destroy(&ra->lock);
+	pthread_cond_destroy(&ra->piece_done);
+}
+
+void fs_readahead_pause(struct fs *fs)
+{
+	atomic_store(&fs->readahead_paused_until_ns, stats_now_ns() + FS_READAHEAD_PAUSE_NS);
+}
+
+void fs_readahead_advance(struct fs *fs, struct fs_file *f, uint64_t off, uint64_t size, bool sequential)
+{
+	struct fs_node *n = f->node;
+	struct fs_readahead *ra = &n->readahead;
+	uint64_t chunk = cache_store_chunk_size(fs->store), end = off + size, from, want, file_end;
+	struct { int piece; uint32_t seq; uint64_t off, len; } queue[FS_READAHEAD_PIECES];
+	struct cache_object_info info;
+	unsigned count = 0;
+
+	if (!sequential) {
+		pthread_mutex_lock(&ra->lock);
+		ra->next = 0;
+		ra->window = 0;
+		pthread_mutex_unlock(&ra->lock);
+		return;
+	}
+	if (!n->obj || atomic_load(&fs->bypass.on) ||
+	    stats_now_ns() < atomic_load(&fs->readahead_paused_until_ns))
+		return;
+	cache_object_info(n->obj, &info);
+	file_end = (info.fingerprint.size + chunk - 1) / chunk * chunk;
+
+	pthread_mutex_lock(&ra->lock);
+	ra->window = ra->window ? ra->window * 2 : FS_READAHEAD_MIN;
+	if (ra->window > FS_READAHEAD_MAX)
+		ra->window = FS_READAHEAD_MAX;
+	from = (end + chunk - 1) / chunk * chunk;
+	if (ra->next > from)
+		from = ra->next;
+	want = end + ra->window;
+	if (want > file_end)
+		want = file_end;
+	while (from < want) {
+		uint64_t len = want - from < FS_READAHEAD_PIECE ? want - from : FS_READAHEAD_PIECE;
+		int slot = -1;
+		len = (len + chunk - 1) / chunk * chunk;
+		if (cache_object_range_present(n->obj, from, len)) {
+			from += len;
+			continue;
+		}
+		for (int i = 0; i < FS_READAHEAD_PIECES && slot < 0; i++)
+			if (ra->piece[i].state == FS_PIECE_FREE)
+				slot = i;
+		if (slot < 0)
+			break;
+		ra->piece[slot] = (struct fs_readahead_piece){ .off = from, .len = len, .seq = ++ra->seq,
+		                                                .state = FS_PIECE_QUEUED };
+		queue[count].piece = slot;
+		queue[count].seq = ra->seq;
+		queue[count].off = from;
+		queue[count].len = len;
+		count++;
+		from += len;
+	}
+	ra->next = from;
+	pthread_mutex_unlock(&ra->lock);
+
+	for (unsigned i = 0; i < count; i++) {
+		if (!fs_fill_enqueue_piece(fs, n, queue[i].off, queue[i].len, queue[i].piece, queue[i].seq)) {
+			/* Queue full or stopping: give the rest back; a later read queues them again. */
+			pthread_mutex_lock(&ra->lock);
+			for (unsigned k = i; k < count; k++) {
+				struct fs_readahead_piece *p = &ra->piece[queue[k].piece];
+				if (p->seq == queue[k].seq && p->state == FS_PIECE_QUEUED)
+					p->state = FS_PIECE_FREE;
+			}
+			if (ra->next > queue[i].off)
+				ra->next = queue[i].off;
+			pthread_mutex_unlock(&ra->lock);
+			break;
+		}
+	}
+}
+
+bool fs_readahead_wait(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t size)
+{
+	struct fs_readahead *ra = &n->readahead;
+	uint64_t chunk = cache_store_chunk_size(fs->store);
+	uint64_t start = off / chunk * chunk, end = (off + size + chunk - 1) / chunk * chunk;
+	struct timespec deadline;
+	bool waited = false;
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += FS_READAHEAD_WAIT_MS / 1000;
+	deadline.tv_nsec += (long)(FS_READAHEAD_WAIT_MS % 1000) * 1000000;
+	if (deadline.tv_nsec >= 1000000000) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&ra->lock);
+	for (;;) {
+		bool reading = false;
+		for (int i = 0; i < FS_READAHEAD_PIECES; i++) {
+			struct fs_readahead_piece *p = &ra->piece[i];
+			if (p->state == FS_PIECE_FREE || p->off >= end || p->off + p->len <= start)
+				continue;
+			if (p->state == FS_PIECE_QUEUED)
+				p->state = FS_PIECE_FREE;   /* taken back: the reader reads it now */
+			else
+				reading = true;
+		}
+		if (!reading)
+			break;
+		waited = true;
+		if (pthread_cond_timedwait(&ra->piece_done, &ra->lock, &deadline) == ETIMEDOUT) {
+			log_warn("read-ahead of inode %llu still reading after %u ms: reading the origin",
+			         (unsigned long long)n->ino, FS_READAHEAD_WAIT_MS);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&ra->lock);
+	return waited;
+}
+
+bool fs_readahead_piece_claim(struct fs_node *n, int piece, uint32_t seq)
+{
+	struct fs_readahead *ra = &n->readahead;
+	bool mine;
+	pthread_mutex_lock(&ra->lock);
+	mine = ra->piece[piece].seq == seq && ra->piece[piece].state == FS_PIECE_QUEUED;
+	if (mine)
+		ra->piece[piece].state = FS_PIECE_READING;
+	pthread_mutex_unlock(&ra->lock);
+	return mine;
+}
+
+void fs_readahead_piece_done(struct fs_node *n, int piece, uint32_t seq)
+{
+	struct fs_readahead *ra = &n->readahead;
+	pthread_mutex_lock(&ra->lock);
+	if (ra->piece[piece].seq == seq && ra->piece[piece].state != FS_PIECE_FREE) {
+		ra->piece[piece].state = FS_PIECE_FREE;
+		pthread_cond_broadcast(&ra->piece_done);
+	}
+	pthread_mutex_unlock(&ra->lock);
+}
