@@ -596,8 +596,23 @@ void fs_file_read(struct fuse_req *r, struct fs_file *f, const struct fuse_read_
 		stats_add(stats, STATS_BYPASSES, 1);
 	} else if (obj && !f->bypass_cache && !atomic_load(&fs->bypass.on)) {
 		bool sequential = read_sequential(f, in->offset, size);
+		struct fs_readahead_ticket ticket;
+		int waited = 0;
 		n = cache_object_read(obj, buf, size, (off_t)in->offset);
-		if (n == -ENODATA && fs_readahead_wait(fs, f->node, in->offset, size))
+		if (n == -ENODATA)
+			waited = fs_readahead_wait(fs, f->node, in->offset, size, &ticket);
+		if (waited == FS_READAHEAD_HANDOFF) {
+			/* Filled just now: answer from the read-ahead's own buffer, one copy less. The
+			 * node outlives f (which may be released once answered): the fill job pins it
+			 * and waits for the ticket. */
+			struct fs_node *node = f->node;
+			fs_readahead_advance(fs, f, in->offset, size, sequential);
+			count_read(stats, true, ticket.len, t0);
+			fuse_reply_data(r, ticket.data, ticket.len);
+			fs_readahead_ticket_release(node, &ticket);
+			return;
+		}
+		if (waited)
 			n = cache_object_read(obj, buf, size, (off_t)in->offset);  /* read ahead meanwhile? */
 		/* Before the answer (f may be closed after it), and before a miss reads the origin,
 		 * so that the read-ahead's origin reads overlap ours. */

@@ -146,6 +146,10 @@ static void job_run(struct fs *fs, struct fs_fill_job *j, char *buf)
 		} else if (j->piece >= 0 && filled == -EDQUOT) {
 			fs_readahead_pause(fs);
 		}
+		/* The generation held from before the origin read to the fill: the bytes are current
+		 * (and in the cache): the readers waiting for them reply from buf. */
+		if (j->piece >= 0 && filled >= 0 && off == j->off)
+			fs_readahead_piece_offer(j->node, j->piece, j->piece_seq, buf, (size_t)n);
 		if (filled == -ESTALE) {
 			cache_object_info(j->obj, &info);
 			if (info.removed || info.failed)

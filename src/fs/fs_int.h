@@ -33,12 +33,24 @@ enum fs_piece_state {
 	FS_PIECE_QUEUED,              /* a fill job will read it; a reader that needs it first takes
 	                               * it back (the job then skips it) and reads the origin itself */
 	FS_PIECE_READING,             /* a fill thread reads the origin and fills: readers wait */
+	FS_PIECE_FILLED,              /* filled; the readers that waited reply from the fill
+	                               * thread's buffer (data), which it keeps until they are done */
 };
 
 struct fs_readahead_piece {
 	uint64_t off, len;            /* whole chunks */
 	uint32_t seq;                 /* tells the job its piece was not taken back and reused */
 	enum fs_piece_state state;
+	unsigned readers;             /* readers waiting for it or replying from data */
+	const char *data;             /* FS_PIECE_FILLED: the bytes read at off ... */
+	size_t data_len;              /* ... this many (fewer at the end of the file) */
+};
+
+/* A reader's claim on the buffer of a filled piece (fs_readahead_wait). */
+struct fs_readahead_ticket {
+	int piece;
+	const char *data;             /* the bytes asked for ... */
+	size_t len;                   /* ... this many (fewer at the end of the file) */
 };
 
 struct fs_readahead {
@@ -261,12 +273,21 @@ void fs_readahead_release(struct fs_readahead *ra);
  * jobs of whole chunks, growing the window; another resets it. */
 void fs_readahead_advance(struct fs *fs, struct fs_file *f, uint64_t off, uint64_t size, bool sequential);
 /* Before reading the origin for a miss of [off, off + size): wait (bounded) for the read-ahead
- * pieces being read that overlap it, and take back those only queued. True if it waited for a
- * piece (the chunks may be present now). */
-bool fs_readahead_wait(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t size);
+ * pieces being read that overlap it, and take back those only queued. Returns
+ * FS_READAHEAD_HANDOFF when one piece covered the range and was filled: reply from
+ * t->data, t->len, then fs_readahead_ticket_release(); FS_READAHEAD_WAITED if it waited (the
+ * chunks may be present now); 0 if nothing was in flight. */
+#define FS_READAHEAD_WAITED 1
+#define FS_READAHEAD_HANDOFF 2
+int fs_readahead_wait(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t size,
+                      struct fs_readahead_ticket *t);
+void fs_readahead_ticket_release(struct fs_node *n, const struct fs_readahead_ticket *t);
 /* Fill jobs of pieces: claim the piece before reading the origin (false: it was taken back,
- * skip it); done when the job ends, run or not (wakes the readers waiting for it). */
+ * skip it); after a fill that stored the piece (or found it present, generation unchanged),
+ * offer the bytes to the readers waiting for it (returns once they replied); done when the
+ * job ends, run or not (wakes the readers waiting for it). */
 bool fs_readahead_piece_claim(struct fs_node *n, int piece, uint32_t seq);
+void fs_readahead_piece_offer(struct fs_node *n, int piece, uint32_t seq, const char *data, size_t len);
 void fs_readahead_piece_done(struct fs_node *n, int piece, uint32_t seq);
 /* The read-ahead stops for a while once a fill found the cache full. */
 void fs_readahead_pause(struct fs *fs);

@@ -117,13 +117,15 @@ void fs_readahead_advance(struct fs *fs, struct fs_file *f, uint64_t off, uint64
 	}
 }
 
-bool fs_readahead_wait(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t size)
+int fs_readahead_wait(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t size,
+                      struct fs_readahead_ticket *t)
 {
 	struct fs_readahead *ra = &n->readahead;
 	uint64_t chunk = cache_store_chunk_size(fs->store);
 	uint64_t start = off / chunk * chunk, end = (off + size + chunk - 1) / chunk * chunk;
 	struct timespec deadline;
-	bool waited = false;
+	int result = 0, waiting = -1;   /* the piece covering the request we wait on, registered */
+	uint32_t waiting_seq = 0;
 
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	deadline.tv_sec += FS_READAHEAD_WAIT_MS / 1000;
@@ -135,26 +137,63 @@ bool fs_readahead_wait(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t 
 	pthread_mutex_lock(&ra->lock);
 	for (;;) {
 		bool reading = false;
+		if (waiting >= 0) {
+			struct fs_readahead_piece *p = &ra->piece[waiting];
+			if (p->seq == waiting_seq && p->state == FS_PIECE_FILLED) {
+				uint64_t skip = off - p->off;
+				t->piece = waiting;
+				t->data = p->data + (skip < p->data_len ? skip : p->data_len);
+				t->len = skip < p->data_len ? (size_t)(p->data_len - skip) : 0;
+				if (t->len > size)
+					t->len = (size_t)size;
+				result = FS_READAHEAD_HANDOFF;   /* stays registered until released */
+				break;
+			}
+			if (p->seq != waiting_seq || p->state != FS_PIECE_READING) {
+				p->readers -= p->seq == waiting_seq;
+				waiting = -1;    /* dropped or failed: the cache or the origin then */
+			}
+		}
 		for (int i = 0; i < FS_READAHEAD_PIECES; i++) {
 			struct fs_readahead_piece *p = &ra->piece[i];
-			if (p->state == FS_PIECE_FREE || p->off >= end || p->off + p->len <= start)
+			if (p->state == FS_PIECE_FREE || p->state == FS_PIECE_FILLED ||
+			    p->off >= end || p->off + p->len <= start)
 				continue;
-			if (p->state == FS_PIECE_QUEUED)
+			if (p->state == FS_PIECE_QUEUED) {
 				p->state = FS_PIECE_FREE;   /* taken back: the reader reads it now */
-			else
-				reading = true;
+				continue;
+			}
+			reading = true;
+			if (waiting < 0 && result == 0 && p->off <= off && off + size <= p->off + p->len) {
+				waiting = i;    /* covers the request: its buffer can answer it */
+				waiting_seq = p->seq;
+				p->readers++;
+			}
 		}
-		if (!reading)
+		if (!reading && waiting < 0)
 			break;
-		waited = true;
+		result = FS_READAHEAD_WAITED;
 		if (pthread_cond_timedwait(&ra->piece_done, &ra->lock, &deadline) == ETIMEDOUT) {
 			log_warn("read-ahead of inode %llu still reading after %u ms: reading the origin",
 			         (unsigned long long)n->ino, FS_READAHEAD_WAIT_MS);
+			if (waiting >= 0 && ra->piece[waiting].seq == waiting_seq) {
+				ra->piece[waiting].readers--;
+				pthread_cond_broadcast(&ra->piece_done);
+			}
 			break;
 		}
 	}
 	pthread_mutex_unlock(&ra->lock);
-	return waited;
+	return result;
+}
+
+void fs_readahead_ticket_release(struct fs_node *n, const struct fs_readahead_ticket *t)
+{
+	struct fs_readahead *ra = &n->readahead;
+	pthread_mutex_lock(&ra->lock);
+	if (--ra->piece[t->piece].readers == 0)
+		pthread_cond_broadcast(&ra->piece_done);
+	pthread_mutex_unlock(&ra->lock);
 }
 
 bool fs_readahead_piece_claim(struct fs_node *n, int piece, uint32_t seq)
@@ -167,6 +206,22 @@ bool fs_readahead_piece_claim(struct fs_node *n, int piece, uint32_t seq)
 		ra->piece[piece].state = FS_PIECE_READING;
 	pthread_mutex_unlock(&ra->lock);
 	return mine;
+}
+
+void fs_readahead_piece_offer(struct fs_node *n, int piece, uint32_t seq, const char *data, size_t len)
+{
+	struct fs_readahead *ra = &n->readahead;
+	struct fs_readahead_piece *p = &ra->piece[piece];
+	pthread_mutex_lock(&ra->lock);
+	if (p->seq == seq && p->state == FS_PIECE_READING && p->readers) {
+		p->state = FS_PIECE_FILLED;
+		p->data = data;
+		p->data_len = len;
+		pthread_cond_broadcast(&ra->piece_done);
+		while (p->readers)   /* they reply from data: keep it until they are done */
+			pthread_cond_wait(&ra->piece_done, &ra->lock);
+	}
+	pthread_mutex_unlock(&ra->lock);
 }
 
 void fs_readahead_piece_done(struct fs_node *n, int piece, uint32_t seq)
