@@ -1,8 +1,10 @@
-/* fs_fill: background fills. Two kinds of job, run by a few fill threads after the answer:
+/* fs_fill: background fills. Three kinds of job, run by a few fill threads after the answer:
  *   completion: every absent chunk of a file up to --complete-max (or pinned), queued after
  *               its first miss, so that the next open is a hit served by passthrough;
  *   chunk:      the chunks of a random miss on a larger file, which was answered with just the
- *               bytes asked for (a 4K read must not wait for a 256 KiB chunk).
+ *               bytes asked for (a 4K read must not wait for a 256 KiB chunk);
+ *   piece:      a read-ahead piece ahead of a sequential reader (fs_readahead.c), claimed
+ *               before its origin read and offered to the readers waiting for it after its fill.
  * Safety: each fill samples the object's generation before reading the origin, so a write
  * through the mount in between drops it. Writes that bypass us (FS_IO_ORIGIN passthrough) are
  * not seen: a job stops when the inode is in that mode (or in FS_IO_CACHE, whose copy must not
@@ -147,8 +149,9 @@ static void job_run(struct fs *fs, struct fs_fill_job *j, char *buf)
 			fs_readahead_pause(fs);
 		}
 		/* The generation held from before the origin read to the fill: the bytes are current
-		 * (and in the cache): the readers waiting for them reply from buf. */
-		if (j->piece >= 0 && filled >= 0 && off == j->off)
+		 * (and in the cache): the readers waiting for them reply from buf, if it holds the
+		 * whole piece (up to the end of the file). */
+		if (j->piece >= 0 && filled >= 0 && off == j->off && off + (uint64_t)n >= end)
 			fs_readahead_piece_offer(j->node, j->piece, j->piece_seq, buf, (size_t)n);
 		if (filled == -ESTALE) {
 			cache_object_info(j->obj, &info);
