@@ -596,40 +596,44 @@ void fs_file_read(struct fuse_req *r, struct fs_file *f, const struct fuse_read_
 		stats_add(stats, STATS_BYPASSES, 1);
 	} else if (obj && !f->bypass_cache && !atomic_load(&fs->bypass.on)) {
 		bool sequential = read_sequential(f, in->offset, size);
+		struct fs_node *node = f->node;   /* f may be released once answered */
 		struct fs_readahead_ticket ticket;
 		int waited = 0;
 		n = cache_object_read(obj, buf, size, (off_t)in->offset);
 		if (n == -ENODATA)
-			waited = fs_readahead_wait(fs, f->node, in->offset, size, &ticket);
-		if (waited == FS_READAHEAD_HANDOFF) {
-			/* Filled just now: answer from the read-ahead's own buffer, one copy less. The
-			 * node outlives f (which may be released once answered): the fill job pins it
-			 * and waits for the ticket. */
-			struct fs_node *node = f->node;
-			fs_readahead_advance(fs, f, in->offset, size, sequential);
-			count_read(stats, true, ticket.len, t0);
-			fuse_reply_data(r, ticket.data, ticket.len);
-			fs_readahead_ticket_release(node, &ticket);
-			return;
-		}
-		if (waited)
+			waited = fs_readahead_wait(fs, node, in->offset, size, &ticket);
+		if (waited == FS_READAHEAD_WAITED)
 			n = cache_object_read(obj, buf, size, (off_t)in->offset);  /* read ahead meanwhile? */
-		/* Before the answer (f may be closed after it), and before a miss reads the origin,
-		 * so that the read-ahead's origin reads overlap ours. */
-		if (n >= 0 || n == -ENODATA)
-			fs_readahead_advance(fs, f, in->offset, size, sequential);
-		if (n >= 0) {
-			count_read(stats, true, (uint64_t)n, t0);
-			fuse_reply_data(r, buf, (size_t)n);
-			return;
-		}
-		if (n != -ENODATA) {
-			fs_cache_error(fs, "read", (int)n);
-			stats_add(stats, STATS_BYPASSES, 1);
-		} else {
+		if (!sequential)
+			fs_readahead_advance(fs, node, obj, in->offset, size, false);
+		if (n == -ENODATA && waited != FS_READAHEAD_HANDOFF) {
+			/* Before the miss reads the origin, so that the read-ahead's reads overlap it. */
+			if (sequential)
+				fs_readahead_advance(fs, node, obj, in->offset, size, true);
 			read_miss(r, fs, f, in, size, sequential);
 			return;
 		}
+		if (waited == FS_READAHEAD_HANDOFF || n >= 0) {
+			/* A hit, or filled just now: then the read-ahead's own buffer answers (one copy
+			 * less; the fill job pins the node and waits for the ticket). The window moves
+			 * after the answer, with the object pinned: it may wait for the object's lock,
+			 * which a fill holds across its write, and the application need not. */
+			const void *data = waited == FS_READAHEAD_HANDOFF ? ticket.data : buf;
+			size_t len = waited == FS_READAHEAD_HANDOFF ? ticket.len : (size_t)n;
+			if (sequential)
+				fs_object_pin(fs, node);
+			count_read(stats, true, len, t0);
+			fuse_reply_data(r, data, len);
+			if (waited == FS_READAHEAD_HANDOFF)
+				fs_readahead_ticket_release(node, &ticket);
+			if (sequential) {
+				fs_readahead_advance(fs, node, obj, in->offset, size, true);
+				fs_object_unpin(fs, node);
+			}
+			return;
+		}
+		fs_cache_error(fs, "read", (int)n);
+		stats_add(stats, STATS_BYPASSES, 1);
 	}
 	reply_from_origin(r, fs, f, size, in->offset, t0);
 }

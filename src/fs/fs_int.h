@@ -268,10 +268,11 @@ void fs_object_unpin(struct fs *fs, struct fs_node *n);
 /* Read-ahead (fs_readahead.c). Node state lifecycle, with the node. */
 void fs_readahead_init(struct fs_readahead *ra);
 void fs_readahead_release(struct fs_readahead *ra);
-/* A read of [off, off + size) of an FS_IO_USER file whose object is open, before it is
- * answered (f is open): a sequential one keeps up to the window queued ahead of it as fill
- * jobs of whole chunks, growing the window; another resets it. */
-void fs_readahead_advance(struct fs *fs, struct fs_file *f, uint64_t off, uint64_t size, bool sequential);
+/* A read of [off, off + size) of an FS_IO_USER file with object obj (open, or pinned): a
+ * sequential one keeps up to the window queued ahead of it as fill jobs of whole chunks,
+ * growing the window; another resets it. */
+void fs_readahead_advance(struct fs *fs, struct fs_node *n, struct cache_object *obj, uint64_t off,
+                          uint64_t size, bool sequential);
 /* Before reading the origin for a miss of [off, off + size): wait (bounded) for the read-ahead
  * pieces being read that overlap it, and take back those only queued. Returns
  * FS_READAHEAD_HANDOFF when one piece covered the range and was filled: reply from

@@ -43,9 +43,9 @@ void fs_readahead_pause(struct fs *fs)
 	atomic_store(&fs->readahead_paused_until_ns, stats_now_ns() + FS_READAHEAD_PAUSE_NS);
 }
 
-void fs_readahead_advance(struct fs *fs, struct fs_file *f, uint64_t off, uint64_t size, bool sequential)
+void fs_readahead_advance(struct fs *fs, struct fs_node *n, struct cache_object *obj, uint64_t off,
+                          uint64_t size, bool sequential)
 {
-	struct fs_node *n = f->node;
 	struct fs_readahead *ra = &n->readahead;
 	uint64_t chunk = cache_store_chunk_size(fs->store), end = off + size, from, want, file_end;
 	struct { int piece; uint32_t seq; uint64_t off, len; } queue[FS_READAHEAD_PIECES];
@@ -59,10 +59,10 @@ void fs_readahead_advance(struct fs *fs, struct fs_file *f, uint64_t off, uint64
 		pthread_mutex_unlock(&ra->lock);
 		return;
 	}
-	if (!n->obj || atomic_load(&fs->bypass.on) ||
+	if (!obj || atomic_load(&fs->bypass.on) ||
 	    stats_now_ns() < atomic_load(&fs->readahead_paused_until_ns))
 		return;
-	cache_object_info(n->obj, &info);
+	cache_object_info(obj, &info);
 	file_end = (info.fingerprint.size + chunk - 1) / chunk * chunk;
 
 	pthread_mutex_lock(&ra->lock);
@@ -79,10 +79,8 @@ void fs_readahead_advance(struct fs *fs, struct fs_file *f, uint64_t off, uint64
 		uint64_t len = want - from < FS_READAHEAD_PIECE ? want - from : FS_READAHEAD_PIECE;
 		int slot = -1;
 		len = (len + chunk - 1) / chunk * chunk;
-		if (cache_object_range_present(n->obj, from, len)) {
-			from += len;
-			continue;
-		}
+		/* Present pieces are skipped by their job (asking the object here could wait for
+		 * its lock, which a fill holds across its write, with ours held). */
 		for (int i = 0; i < FS_READAHEAD_PIECES && slot < 0; i++)
 			if (ra->piece[i].state == FS_PIECE_FREE)
 				slot = i;
