@@ -373,6 +373,7 @@ static void origin_writes_done(struct fs *fs, struct fs_node *n)
 void fs_file_detach(struct fs *fs, struct fs_file *f)
 {
 	struct fs_node *n = f->node;
+	bool last;
 
 	if (f->check_writeback)
 		writeback(fs, n);
@@ -396,7 +397,10 @@ void fs_file_detach(struct fs *fs, struct fs_file *f)
 			object_release_locked(fs, n);
 		n->mode = FS_IO_NONE;
 	}
+	last = n->open_count == 0;
 	pthread_mutex_unlock(&n->lock);
+	if (last && n->type == S_IFREG)
+		fs_readahead_drop(fs, n);   /* the buffers its read-ahead keeps */
 }
 
 /* Count one read answered from the cache copy or the origin. */
@@ -599,9 +603,14 @@ void fs_file_read(struct fuse_req *r, struct fs_file *f, const struct fuse_read_
 		struct fs_node *node = f->node;   /* f may be released once answered */
 		struct fs_readahead_ticket ticket;
 		int waited = 0;
-		n = cache_object_read(obj, buf, size, (off_t)in->offset);
-		if (n == -ENODATA)
-			waited = fs_readahead_wait(fs, node, in->offset, size, &ticket);
+		if (fs_readahead_lookup(node, obj, in->offset, size, &ticket)) {
+			waited = FS_READAHEAD_HANDOFF;   /* read ahead and kept for us */
+			n = -ENODATA;
+		} else {
+			n = cache_object_read(obj, buf, size, (off_t)in->offset);
+			if (n == -ENODATA)
+				waited = fs_readahead_wait(fs, node, in->offset, size, &ticket);
+		}
 		if (waited == FS_READAHEAD_WAITED)
 			n = cache_object_read(obj, buf, size, (off_t)in->offset);  /* read ahead meanwhile? */
 		if (!sequential)
@@ -614,22 +623,23 @@ void fs_file_read(struct fuse_req *r, struct fs_file *f, const struct fuse_read_
 			return;
 		}
 		if (waited == FS_READAHEAD_HANDOFF || n >= 0) {
-			/* A hit, or filled just now: then the read-ahead's own buffer answers (one copy
-			 * less; the fill job pins the node and waits for the ticket). The window moves
-			 * after the answer, with the object pinned: it may wait for the object's lock,
-			 * which a fill holds across its write, and the application need not. */
-			const void *data = waited == FS_READAHEAD_HANDOFF ? ticket.data : buf;
-			size_t len = waited == FS_READAHEAD_HANDOFF ? ticket.len : (size_t)n;
-			if (sequential)
+			/* A hit, or read ahead: then the read-ahead's own buffer answers (one copy less,
+			 * and no wait for the object's lock, which a fill holds across its write). The
+			 * node and object stay pinned across the answer (f may be released once
+			 * answered): for the ticket, and for the window, which moves after the answer. */
+			bool handoff = waited == FS_READAHEAD_HANDOFF, pin = sequential || handoff;
+			const void *data = handoff ? ticket.data : buf;
+			size_t len = handoff ? ticket.len : (size_t)n;
+			if (pin)
 				fs_object_pin(fs, node);
 			count_read(stats, true, len, t0);
 			fuse_reply_data(r, data, len);
-			if (waited == FS_READAHEAD_HANDOFF)
+			if (handoff)
 				fs_readahead_ticket_release(node, &ticket);
-			if (sequential) {
+			if (sequential)
 				fs_readahead_advance(fs, node, obj, in->offset, size, true);
+			if (pin)
 				fs_object_unpin(fs, node);
-			}
 			return;
 		}
 		fs_cache_error(fs, "read", (int)n);

@@ -20,7 +20,6 @@
 #include "sys/sys.h"
 #include "util/log.h"
 
-#define FILL_BUFFER_CHUNKS 4   /* chunks read from the origin per fill */
 
 bool fs_fill_stopping(struct fs *fs)
 {
@@ -92,12 +91,14 @@ static bool job_may_fill(struct fs *fs, struct fs_node *n)
 	return !fs_fill_stopping(fs) && mode != FS_IO_ORIGIN && mode != FS_IO_CACHE && !atomic_load(&fs->bypass.on);
 }
 
-/* buf: the thread's FILL_BUFFER_CHUNKS chunks, page-aligned for O_DIRECT. */
-static void job_run(struct fs *fs, struct fs_fill_job *j, char *buf)
+/* *bufp: the thread's FS_FILL_BUFFER_CHUNKS chunks, page-aligned for O_DIRECT (a read-ahead
+ * piece may keep it and give another). */
+static void job_run(struct fs *fs, struct fs_fill_job *j, char **bufp)
 {
+	char *buf = *bufp;
 	struct stats *stats = fs->cfg.stats;
 	uint32_t chunk = cache_store_chunk_size(fs->store);
-	size_t bufsize = (size_t)chunk * FILL_BUFFER_CHUNKS;
+	size_t bufsize = (size_t)chunk * FS_FILL_BUFFER_CHUNKS;
 	struct cache_object_info info;
 	char path[FS_PROC_PATH_MAX];
 	uint64_t off, end;
@@ -152,7 +153,8 @@ static void job_run(struct fs *fs, struct fs_fill_job *j, char *buf)
 		 * (and in the cache): the readers waiting for them reply from buf, if it holds the
 		 * whole piece (up to the end of the file). */
 		if (j->piece >= 0 && filled >= 0 && off == j->off && off + (uint64_t)n >= end)
-			fs_readahead_piece_offer(j->node, j->piece, j->piece_seq, buf, (size_t)n);
+			*bufp = buf = fs_readahead_piece_offer(fs, j->node, j->piece, j->piece_seq, buf,
+			                                       (size_t)n, gen);
 		if (filled == -ESTALE) {
 			cache_object_info(j->obj, &info);
 			if (info.removed || info.failed)
@@ -191,7 +193,7 @@ static void *fill_thread(void *arg)
 {
 	struct fs *fs = arg;
 	struct fs_filler *q = &fs->filler;
-	size_t bufsize = (size_t)cache_store_chunk_size(fs->store) * FILL_BUFFER_CHUNKS;
+	size_t bufsize = (size_t)cache_store_chunk_size(fs->store) * FS_FILL_BUFFER_CHUNKS;
 	char *buf = NULL;
 
 	/* One buffer for the thread's life: a fresh one per job costs an mmap and a page fault
@@ -215,7 +217,7 @@ static void *fill_thread(void *arg)
 		q->queued--;
 		pthread_mutex_unlock(&q->lock);
 		if (j->obj && buf)
-			job_run(fs, j, buf);
+			job_run(fs, j, &buf);
 		job_finish(fs, j);
 	}
 }

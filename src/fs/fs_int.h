@@ -44,6 +44,10 @@ struct fs_readahead_piece {
 	unsigned readers;             /* readers waiting for it or replying from data */
 	const char *data;             /* FS_PIECE_FILLED: the bytes read at off ... */
 	size_t data_len;              /* ... this many (fewer at the end of the file) */
+	uint64_t generation;          /* ... current while the object's generation is this */
+	char *kept;                   /* FS_PIECE_FILLED: data is this buffer, kept for the reader
+	                               * (from fs->readahead_pool) until it moves past the piece;
+	                               * NULL: the fill thread's own, lent while readers wait */
 };
 
 /* A reader's claim on the buffer of a filled piece (fs_readahead_wait). */
@@ -171,6 +175,16 @@ struct fs_bypass {
 	char why[200];
 };
 
+/* Buffers kept in filled read-ahead pieces, fs-wide: at most FS_READAHEAD_KEPT_MAX, and a free
+ * list of as many (one fill buffer each, page-aligned). */
+#define FS_READAHEAD_KEPT_MAX 32
+struct fs_readahead_pool {
+	pthread_mutex_t lock;         /* protects everything below; a leaf lock */
+	unsigned kept;                /* buffers held by pieces (or reserved for a swap) */
+	unsigned free_count;
+	char *free[FS_READAHEAD_KEPT_MAX];
+};
+
 struct fs {
 	struct fs_config cfg;
 	struct cache_store *store;    /* NULL: no caching (cfg.store) */
@@ -185,6 +199,7 @@ struct fs {
 	struct fs_filler filler;
 	struct fs_bypass bypass;
 	atomic_uint_fast64_t readahead_paused_until_ns;  /* a read-ahead fill found the cache full */
+	struct fs_readahead_pool readahead_pool;
 	char root_path[4096];         /* the origin's path as the kernel prints it (readlink) */
 	size_t root_path_len;
 };
@@ -246,6 +261,7 @@ void fs_cache_error(struct fs *fs, const char *what, int rc);
  * original would, instead of copying through it. */
 int fs_origin_direct_open(const struct fs_node *n);
 #define FS_DIRECT_ALIGN 4096u
+#define FS_FILL_BUFFER_CHUNKS 4   /* chunks read from the origin per fill (a read-ahead piece) */
 
 /* Count the outcome of cache_object_fill() of `read` origin bytes: stored chunks, a fill
  * dropped by a racing write (-ESTALE), refused at capacity (-EDQUOT), or a device error. */
@@ -265,9 +281,19 @@ bool fs_fill_stopping(struct fs *fs);
 struct cache_object *fs_object_pin(struct fs *fs, struct fs_node *n);
 void fs_object_unpin(struct fs *fs, struct fs_node *n);
 
-/* Read-ahead (fs_readahead.c). Node state lifecycle, with the node. */
+/* Read-ahead (fs_readahead.c). Node state lifecycle, with the node (release: no reader left). */
 void fs_readahead_init(struct fs_readahead *ra);
-void fs_readahead_release(struct fs_readahead *ra);
+void fs_readahead_release(struct fs *fs, struct fs_readahead *ra);
+/* The buffer pool, with the fs (release: after fs_fill_stop and the node table). */
+void fs_readahead_pool_init(struct fs *fs);
+void fs_readahead_pool_release(struct fs *fs);
+/* The last open file of n closed: give back the buffers its pieces keep. */
+void fs_readahead_drop(struct fs *fs, struct fs_node *n);
+/* A read of [off, off + size) that a filled piece holds, current (the object's generation has
+ * not moved since the piece's origin read): true with a ticket (reply from t->data, t->len,
+ * then fs_readahead_ticket_release(); pin the node across the reply). */
+bool fs_readahead_lookup(struct fs_node *n, struct cache_object *obj, uint64_t off, uint64_t size,
+                         struct fs_readahead_ticket *t);
 /* A read of [off, off + size) of an FS_IO_USER file with object obj (open, or pinned): a
  * sequential one keeps up to the window queued ahead of it as fill jobs of whole chunks,
  * growing the window; another resets it. */
@@ -288,7 +314,11 @@ void fs_readahead_ticket_release(struct fs_node *n, const struct fs_readahead_ti
  * offer the bytes to the readers waiting for it (returns once they replied); done when the
  * job ends, run or not (wakes the readers waiting for it). */
 bool fs_readahead_piece_claim(struct fs_node *n, int piece, uint32_t seq);
-void fs_readahead_piece_offer(struct fs_node *n, int piece, uint32_t seq, const char *data, size_t len);
+/* data (the fill thread's buffer) holds the piece's len bytes, read with the object's
+ * generation at `generation`; returns the buffer the fill thread goes on with: a spare from the
+ * pool when the piece keeps data for the reader, else data, once the waiting readers replied. */
+char *fs_readahead_piece_offer(struct fs *fs, struct fs_node *n, int piece, uint32_t seq, char *data,
+                               size_t len, uint64_t generation);
 void fs_readahead_piece_done(struct fs_node *n, int piece, uint32_t seq);
 /* The read-ahead stops for a while once a fill found the cache full. */
 void fs_readahead_pause(struct fs *fs);

@@ -45,12 +45,12 @@ int fs_table_init(struct fs *fs)
 	return 0;
 }
 
-static void node_free(struct fs_node *n)
+static void node_free(struct fs *fs, struct fs_node *n)
 {
 	sys_close(n->fd);
 	pthread_mutex_destroy(&n->lock);
 	pthread_mutex_destroy(&n->write_lock);
-	fs_readahead_release(&n->readahead);
+	fs_readahead_release(fs, &n->readahead);
 	free(n);
 }
 
@@ -61,7 +61,7 @@ void fs_table_release(struct fs *fs)
 		struct fs_node *n = t->by_id[i];
 		while (n) {
 			struct fs_node *next = n->next_by_id;
-			node_free(n);
+			node_free(fs, n);
 			n = next;
 		}
 	}
@@ -182,7 +182,7 @@ int fs_node_acquire(struct fs *fs, int fd, const struct stat *st, struct fs_node
 	if (n) {
 		n->lookups++;
 		pthread_mutex_unlock(&fs->table_lock);
-		node_free(fresh);
+		node_free(fs, fresh);
 		*out = n;
 		return 0;
 	}
@@ -233,5 +233,5 @@ void fs_node_forget(struct fs *fs, uint64_t nodeid, uint64_t nlookup)
 	}
 	table_remove(&fs->table, n);
 	pthread_mutex_unlock(&fs->table_lock);
-	node_free(n);
+	node_free(fs, n);
 }

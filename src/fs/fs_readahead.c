@@ -7,11 +7,17 @@
  * stop in FS_IO_ORIGIN / FS_IO_CACHE mode and in bypass), so that the reader's next requests
  * are cache hits. A reader that misses on a piece being read waits for it (bounded) rather
  * than read the origin a second time; a piece only queued is taken back and read by the reader.
+ * A filled piece keeps the fill thread's buffer (which takes a spare from a small fs-wide pool)
+ * until the reader has moved past it, so the reader answers from it without reading the cache
+ * device or taking the object's lock, as long as the object's generation has not moved since
+ * the piece's origin read (any change through the mount moves it). Kept buffers go back at a
+ * random read, at the last close and when the node is freed.
  * A fill refused at capacity pauses read-ahead for FS_READAHEAD_PAUSE_NS.
  */
 #include "fs/fs_int.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include "util/log.h"
@@ -32,10 +38,119 @@ void fs_readahead_init(struct fs_readahead *ra)
 	pthread_condattr_destroy(&attr);
 }
 
-void fs_readahead_release(struct fs_readahead *ra)
+void fs_readahead_pool_init(struct fs *fs)
 {
+	pthread_mutex_init(&fs->readahead_pool.lock, NULL);
+}
+
+void fs_readahead_pool_release(struct fs *fs)
+{
+	struct fs_readahead_pool *pool = &fs->readahead_pool;
+	for (unsigned i = 0; i < pool->free_count; i++)
+		free(pool->free[i]);
+	pool->free_count = 0;
+	pthread_mutex_destroy(&pool->lock);
+}
+
+/* A spare fill buffer for a fill thread whose buffer a piece keeps; NULL at the limit. */
+static char *pool_take(struct fs *fs)
+{
+	struct fs_readahead_pool *pool = &fs->readahead_pool;
+	char *buf = NULL;
+	bool reserved = false;
+
+	pthread_mutex_lock(&pool->lock);
+	if (pool->kept < FS_READAHEAD_KEPT_MAX) {
+		pool->kept++;
+		reserved = true;
+		if (pool->free_count)
+			buf = pool->free[--pool->free_count];
+	}
+	pthread_mutex_unlock(&pool->lock);
+	if (reserved && !buf &&
+	    posix_memalign((void **)&buf, FS_DIRECT_ALIGN,
+	                   (size_t)cache_store_chunk_size(fs->store) * FS_FILL_BUFFER_CHUNKS) != 0) {
+		buf = NULL;
+		pthread_mutex_lock(&pool->lock);
+		pool->kept--;
+		pthread_mutex_unlock(&pool->lock);
+	}
+	return buf;
+}
+
+/* A buffer a piece kept (or a spare not used) goes back. */
+static void pool_give(struct fs *fs, char *buf)
+{
+	struct fs_readahead_pool *pool = &fs->readahead_pool;
+	pthread_mutex_lock(&pool->lock);
+	pool->kept--;
+	if (pool->free_count < FS_READAHEAD_KEPT_MAX) {
+		pool->free[pool->free_count++] = buf;
+		buf = NULL;
+	}
+	pthread_mutex_unlock(&pool->lock);
+	free(buf);
+}
+
+/* A filled piece that keeps its buffer and has no reader goes (ra->lock held). */
+static bool piece_drop_kept(struct fs *fs, struct fs_readahead_piece *p)
+{
+	if (p->state != FS_PIECE_FILLED || !p->kept || p->readers)
+		return false;
+	pool_give(fs, p->kept);
+	p->kept = NULL;
+	p->data = NULL;
+	p->state = FS_PIECE_FREE;
+	return true;
+}
+
+void fs_readahead_release(struct fs *fs, struct fs_readahead *ra)
+{
+	for (int i = 0; i < FS_READAHEAD_PIECES; i++)
+		piece_drop_kept(fs, &ra->piece[i]);
 	pthread_mutex_destroy(&ra->lock);
 	pthread_cond_destroy(&ra->piece_done);
+}
+
+void fs_readahead_drop(struct fs *fs, struct fs_node *n)
+{
+	struct fs_readahead *ra = &n->readahead;
+	pthread_mutex_lock(&ra->lock);
+	for (int i = 0; i < FS_READAHEAD_PIECES; i++)
+		piece_drop_kept(fs, &ra->piece[i]);
+	ra->next = 0;
+	ra->window = 0;
+	pthread_mutex_unlock(&ra->lock);
+}
+
+bool fs_readahead_lookup(struct fs_node *n, struct cache_object *obj, uint64_t off, uint64_t size,
+                         struct fs_readahead_ticket *t)
+{
+	struct fs_readahead *ra = &n->readahead;
+	bool found = false;
+
+	pthread_mutex_lock(&ra->lock);
+	for (int i = 0; i < FS_READAHEAD_PIECES && !found; i++) {
+		struct fs_readahead_piece *p = &ra->piece[i];
+		uint64_t skip;
+		if (p->state != FS_PIECE_FILLED || off < p->off || off >= p->off + p->len)
+			continue;
+		/* The whole request, or up to the end of the file the piece reached. */
+		if (off + size > p->off + p->len && p->data_len == p->len)
+			continue;
+		if (p->generation != cache_object_generation(obj))
+			continue;   /* changed since its origin read: dropped when the reader moves on */
+		skip = off - p->off;
+		t->piece = i;
+		t->data = p->data + (skip < p->data_len ? skip : p->data_len);
+		t->len = skip < p->data_len ? (size_t)(p->data_len - skip) : 0;
+		if (t->len > size)
+			t->len = (size_t)size;
+		p->readers++;
+		found = true;
+	}
+	pthread_mutex_unlock(&ra->lock);
+	return found;
 }
 
 void fs_readahead_pause(struct fs *fs)
@@ -56,6 +171,8 @@ void fs_readahead_advance(struct fs *fs, struct fs_node *n, struct cache_object 
 		pthread_mutex_lock(&ra->lock);
 		ra->next = 0;
 		ra->window = 0;
+		for (int i = 0; i < FS_READAHEAD_PIECES; i++)
+			piece_drop_kept(fs, &ra->piece[i]);
 		pthread_mutex_unlock(&ra->lock);
 		return;
 	}
@@ -66,6 +183,9 @@ void fs_readahead_advance(struct fs *fs, struct fs_node *n, struct cache_object 
 	file_end = (info.fingerprint.size + chunk - 1) / chunk * chunk;
 
 	pthread_mutex_lock(&ra->lock);
+	for (int i = 0; i < FS_READAHEAD_PIECES; i++)   /* the reader has moved past them */
+		if (ra->piece[i].off + ra->piece[i].len <= off)
+			piece_drop_kept(fs, &ra->piece[i]);
 	ra->window = ra->window ? ra->window * 2 : FS_READAHEAD_MIN;
 	if (ra->window > FS_READAHEAD_MAX)
 		ra->window = FS_READAHEAD_MAX;
@@ -206,27 +326,40 @@ bool fs_readahead_piece_claim(struct fs_node *n, int piece, uint32_t seq)
 	return mine;
 }
 
-void fs_readahead_piece_offer(struct fs_node *n, int piece, uint32_t seq, const char *data, size_t len)
+char *fs_readahead_piece_offer(struct fs *fs, struct fs_node *n, int piece, uint32_t seq, char *data,
+                               size_t len, uint64_t generation)
 {
 	struct fs_readahead *ra = &n->readahead;
 	struct fs_readahead_piece *p = &ra->piece[piece];
+	char *spare = pool_take(fs), *next = data;
+
 	pthread_mutex_lock(&ra->lock);
-	if (p->seq == seq && p->state == FS_PIECE_READING && p->readers) {
+	if (p->seq == seq && p->state == FS_PIECE_READING && (spare || p->readers)) {
 		p->state = FS_PIECE_FILLED;
 		p->data = data;
 		p->data_len = len;
+		p->generation = generation;
+		if (spare) {
+			p->kept = data;   /* the reader answers from it until it moves past the piece */
+			next = spare;
+			spare = NULL;
+		}
 		pthread_cond_broadcast(&ra->piece_done);
-		while (p->readers)   /* they reply from data: keep it until they are done */
+		while (!p->kept && p->readers)   /* lent: they reply from data, keep it till then */
 			pthread_cond_wait(&ra->piece_done, &ra->lock);
 	}
 	pthread_mutex_unlock(&ra->lock);
+	if (spare)
+		pool_give(fs, spare);
+	return next;
 }
 
 void fs_readahead_piece_done(struct fs_node *n, int piece, uint32_t seq)
 {
 	struct fs_readahead *ra = &n->readahead;
 	pthread_mutex_lock(&ra->lock);
-	if (ra->piece[piece].seq == seq && ra->piece[piece].state != FS_PIECE_FREE) {
+	if (ra->piece[piece].seq == seq && ra->piece[piece].state != FS_PIECE_FREE &&
+	    !ra->piece[piece].kept) {
 		ra->piece[piece].state = FS_PIECE_FREE;
 		pthread_cond_broadcast(&ra->piece_done);
 	}
