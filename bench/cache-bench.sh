@@ -275,6 +275,8 @@ lat = s1["latency_us"]
 parts = ["requests %d" % d["requests"], "pt-opens cache %d / origin %d" % (d["passthrough_opens_cache"], d["passthrough_opens_origin"]),
          "us-reads cache %d / origin %d" % (d["read_ops_cache"], d["read_ops_origin"]),
          "writes %d" % d["write_ops"], "fills %d MiB" % (d["fill_bytes"] >> 20)]
+if "readahead_bytes" in d:
+    parts.append("read-ahead %d MiB" % (d["readahead_bytes"] >> 20))
 ok = {"passthrough-cache": d["passthrough_opens_cache"] > 0 and d["read_ops_cache"] + d["read_ops_origin"] == 0,
       "miss": d["read_ops_origin"] > 0,
       "userspace-hit": d["read_ops_cache"] > 0 and d["read_ops_origin"] == 0 and d["passthrough_opens_cache"] == 0,

@@ -91,7 +91,9 @@ struct cache_object {
 	bool failed;           /* a reset after a device error failed: serves and stores nothing */
 	int data_fd;
 	struct cache_fingerprint fp;
-	uint64_t generation;   /* bumped before any present byte may change or a chunk is dropped */
+	/* Bumped (under lock) before any present byte may change or a chunk is dropped; read
+	 * without the lock by cache_object_generation(). */
+	_Atomic uint64_t generation;
 	uint8_t *map;          /* bitmap, on-disk layout; capacity map_capacity bytes */
 	uint64_t map_capacity;
 	uint64_t chunk_count;  /* chunks_for(fp.size) */

@@ -111,11 +111,8 @@ int cache_object_revalidate(struct cache_object *obj, const struct cache_fingerp
 
 uint64_t cache_object_generation(struct cache_object *obj)
 {
-	uint64_t generation;
-	pthread_mutex_lock(&obj->lock);
-	generation = obj->generation;
-	pthread_mutex_unlock(&obj->lock);
-	return generation;
+	/* No lock: a fill holds it across its write to the data file. */
+	return atomic_load(&obj->generation);
 }
 
 /* off + size as a file offset, or -EINVAL if it would not be one. */

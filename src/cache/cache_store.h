@@ -204,7 +204,8 @@ int cache_object_release(struct cache_object *obj);
  * was reset to current, -errno if the reset failed (the object then serves nothing). */
 int cache_object_revalidate(struct cache_object *obj, const struct cache_fingerprint *current);
 
-/* Sample BEFORE reading the origin for a fill; pass it to cache_object_fill(). */
+/* Sample BEFORE reading the origin for a fill; pass it to cache_object_fill(). Does not wait
+ * for the object's lock: a value read after a change returned is the changed one. */
 uint64_t cache_object_generation(struct cache_object *obj);
 
 /* A hit copies [off, min(off + size, fingerprint size)) from the data file and returns the byte

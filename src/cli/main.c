@@ -445,7 +445,7 @@ static void stats_print(const char *dir, const char *j, const char *prev, double
 {
 #define C(k) json_number(j, "counters", k)
 #define D(k) (prev ? (C(k) - json_number(prev, "counters", k)) / interval : 0)
-	char b1[32], b2[32], b3[32];
+	char b1[32], b2[32], b3[32], b4[32];
 	double up = json_number(j, NULL, "uptime_seconds");
 
 	printf("%s  (daemon pid %.0f, up %.0fs, transport %s, passthrough %s)\n", dir,
@@ -466,10 +466,11 @@ static void stats_print(const char *dir, const char *j, const char *prev, double
 	human_bytes(C("fill_bytes"), b1, sizeof(b1));
 	human_bytes(json_number(j, NULL, "cache_bytes"), b2, sizeof(b2));
 	human_bytes(json_number(j, NULL, "cache_size"), b3, sizeof(b3));
-	printf("  cache         %s of %s, %.0f objects, fills %.0f (%s), dropped %.0f, refused (full) %.0f, "
-	       "completed files %.0f\n",
+	human_bytes(C("readahead_bytes"), b4, sizeof(b4));
+	printf("  cache         %s of %s, %.0f objects, fills %.0f (%s, read-ahead %s), dropped %.0f, "
+	       "refused (full) %.0f, completed files %.0f\n",
 	       strstr(j, "\"cache\": true") ? b2 : "off", b3, json_number(j, NULL, "cache_objects"),
-	       C("fills"), b1, C("fills_dropped"), C("fills_refused_full"), C("completions"));
+	       C("fills"), b1, b4, C("fills_dropped"), C("fills_refused_full"), C("completions"));
 	printf("  evictions     %.0f (%.0f for capacity), invalidations %.0f, excluded opens %.0f\n",
 	       C("evictions"), json_number(j, NULL, "evictions_capacity"), C("invalidations"),
 	       C("excluded_opens"));

@@ -337,6 +337,7 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 	fcfg.stats = &d.stats;
 	fcfg.store = store;
 	fcfg.complete_max = o->complete_max;
+	fcfg.fill_threads = DAEMON_FILL_THREADS;
 	for (unsigned i = 0; i < o->pin_count; i++)
 		d.pin[i] = o->pin[i];
 	for (unsigned i = 0; i < o->exclude_count; i++)

@@ -18,6 +18,7 @@
 #define DAEMON_SIZE_MIN (1ull << 20)
 #define DAEMON_SIZE_DEFAULT_PERCENT 80           /* of the cache file system's free space */
 #define DAEMON_COMPLETE_MAX_DEFAULT (64ull << 20) /* files completed in the background */
+#define DAEMON_FILL_THREADS 4                     /* background fills and read-ahead: 2 origin reads in flight */
 
 /* How the kernel should send requests (see io_uring_wanted in daemon.c). */
 enum daemon_transport {

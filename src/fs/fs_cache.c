@@ -373,6 +373,7 @@ static void origin_writes_done(struct fs *fs, struct fs_node *n)
 void fs_file_detach(struct fs *fs, struct fs_file *f)
 {
 	struct fs_node *n = f->node;
+	bool last;
 
 	if (f->check_writeback)
 		writeback(fs, n);
@@ -396,7 +397,10 @@ void fs_file_detach(struct fs *fs, struct fs_file *f)
 			object_release_locked(fs, n);
 		n->mode = FS_IO_NONE;
 	}
+	last = n->open_count == 0;
 	pthread_mutex_unlock(&n->lock);
+	if (last && n->type == S_IFREG)
+		fs_readahead_drop(fs, n);   /* the buffers its read-ahead keeps */
 }
 
 /* Count one read answered from the cache copy or the origin. */
@@ -499,15 +503,20 @@ static void read_miss_fill(struct fuse_req *r, struct fs *fs, struct fs_file *f,
 	struct cache_object_info info;
 	uint64_t chunk = cache_store_chunk_size(fs->store), start, len, t0 = stats_now_ns();
 	uint64_t gen = cache_object_generation(obj);
-	char *buf;
+	char *buf = NULL, *own = NULL;
 	ssize_t n, filled;
 
 	/* The chunks covering the request. Not clipped to the object's size, which may lag the
 	 * origin (an evicted object records nothing, not even a new size): the origin's EOF ends
-	 * the read. */
+	 * the read. Into the thread's page-aligned scratch when they fit (a chunk-aligned 1 MiB
+	 * read): a fresh 1 MiB buffer costs an mmap, 256 page faults and an munmap per request. */
 	start = in->offset / chunk * chunk;
 	len = (in->offset + size + chunk - 1) / chunk * chunk - start;
-	if (len == 0 || len > FILL_SPAN_MAX || posix_memalign((void **)&buf, FS_DIRECT_ALIGN, len)) {
+	if (len > 0 && len <= FUSE_SESSION_SCRATCH)
+		buf = fuse_req_scratch(r);
+	else if (len > 0 && len <= FILL_SPAN_MAX && posix_memalign((void **)&own, FS_DIRECT_ALIGN, len) == 0)
+		buf = own;
+	if (!buf) {
 		reply_from_origin(r, fs, f, size, in->offset, t0);
 		fs_object_unpin(fs, node);
 		return;
@@ -516,7 +525,7 @@ static void read_miss_fill(struct fuse_req *r, struct fs *fs, struct fs_file *f,
 	if (n < 0) {
 		stats_add(stats, STATS_ORIGIN_ERRORS, 1);
 		fuse_reply_err(r, (int)-n);
-		free(buf);
+		free(own);
 		fs_object_unpin(fs, node);
 		return;
 	}
@@ -528,29 +537,35 @@ static void read_miss_fill(struct fuse_req *r, struct fs *fs, struct fs_file *f,
 		count_read(stats, false, give, t0);
 		fuse_reply_data(r, buf + skip, give);
 	}
-	/* After the answer: the application does not wait for the cache. */
+	/* After the answer: the application does not wait for the cache. The scratch stays this
+	 * thread's until its next request. */
 	filled = cache_object_fill(obj, gen, buf, (size_t)n, (off_t)start);
 	fs_fill_count(fs, "fill", filled, (size_t)n);
-	free(buf);
+	free(own);
 	cache_object_info(obj, &info);
 	if (filled != -EDQUOT)
 		maybe_complete(fs, node, &info);
 	fs_object_unpin(fs, node);
 }
 
+/* The read continues the file's last one (within SEQUENTIAL_WINDOW); records its end. */
+static bool read_sequential(struct fs_file *f, uint64_t off, uint64_t size)
+{
+	uint64_t last = f->next_off;
+	f->next_off = off + size;
+	return off + SEQUENTIAL_WINDOW >= last && off <= last + SEQUENTIAL_WINDOW;
+}
+
 /* A miss in user space: sequential misses (and big requests) read whole chunks and fill them
  * after the answer; a small random miss reads just its bytes and leaves its chunk to a fill
  * thread, so that it costs what the origin read costs. */
 static void read_miss(struct fuse_req *r, struct fs *fs, struct fs_file *f,
-                      const struct fuse_read_in *in, size_t size)
+                      const struct fuse_read_in *in, size_t size, bool sequential)
 {
 	uint32_t chunk = cache_store_chunk_size(fs->store);
-	uint64_t last = f->next_off;
-	bool sequential = in->offset + SEQUENTIAL_WINDOW >= last && in->offset <= last + SEQUENTIAL_WINDOW;
 	struct fs_node *n = f->node;
 	struct cache_object_info info;
 
-	f->next_off = in->offset + size;
 	if (sequential || size >= chunk / 2) {
 		read_miss_fill(r, fs, f, in, size);
 		return;
@@ -584,20 +599,51 @@ void fs_file_read(struct fuse_req *r, struct fs_file *f, const struct fuse_read_
 		fs_cache_error(fs, "read", (int)n);
 		stats_add(stats, STATS_BYPASSES, 1);
 	} else if (obj && !f->bypass_cache && !atomic_load(&fs->bypass.on)) {
-		n = cache_object_read(obj, buf, size, (off_t)in->offset);
-		if (n >= 0) {
-			f->next_off = in->offset + (uint64_t)n;
-			count_read(stats, true, (uint64_t)n, t0);
-			fuse_reply_data(r, buf, (size_t)n);
-			return;
-		}
-		if (n != -ENODATA) {
-			fs_cache_error(fs, "read", (int)n);
-			stats_add(stats, STATS_BYPASSES, 1);
+		bool sequential = read_sequential(f, in->offset, size);
+		struct fs_node *node = f->node;   /* f may be released once answered */
+		struct fs_readahead_ticket ticket;
+		int waited = 0;
+		if (fs_readahead_lookup(node, obj, in->offset, size, &ticket)) {
+			waited = FS_READAHEAD_HANDOFF;   /* read ahead and kept for us */
+			n = -ENODATA;
 		} else {
-			read_miss(r, fs, f, in, size);
+			n = cache_object_read(obj, buf, size, (off_t)in->offset);
+			if (n == -ENODATA)
+				waited = fs_readahead_wait(fs, node, in->offset, size, &ticket);
+		}
+		if (waited == FS_READAHEAD_WAITED)
+			n = cache_object_read(obj, buf, size, (off_t)in->offset);  /* read ahead meanwhile? */
+		if (!sequential)
+			fs_readahead_advance(fs, node, obj, in->offset, size, false);
+		if (n == -ENODATA && waited != FS_READAHEAD_HANDOFF) {
+			/* Before the miss reads the origin, so that the read-ahead's reads overlap it. */
+			if (sequential)
+				fs_readahead_advance(fs, node, obj, in->offset, size, true);
+			read_miss(r, fs, f, in, size, sequential);
 			return;
 		}
+		if (waited == FS_READAHEAD_HANDOFF || n >= 0) {
+			/* A hit, or read ahead: then the read-ahead's own buffer answers (one copy less,
+			 * and no wait for the object's lock, which a fill holds across its write). The
+			 * node and object stay pinned across the answer (f may be released once
+			 * answered): for the ticket, and for the window, which moves after the answer. */
+			bool handoff = waited == FS_READAHEAD_HANDOFF, pin = sequential || handoff;
+			const void *data = handoff ? ticket.data : buf;
+			size_t len = handoff ? ticket.len : (size_t)n;
+			if (pin)
+				fs_object_pin(fs, node);
+			count_read(stats, true, len, t0);
+			fuse_reply_data(r, data, len);
+			if (handoff)
+				fs_readahead_ticket_release(node, &ticket);
+			if (sequential)
+				fs_readahead_advance(fs, node, obj, in->offset, size, true);
+			if (pin)
+				fs_object_unpin(fs, node);
+			return;
+		}
+		fs_cache_error(fs, "read", (int)n);
+		stats_add(stats, STATS_BYPASSES, 1);
 	}
 	reply_from_origin(r, fs, f, size, in->offset, t0);
 }

@@ -1,8 +1,10 @@
-/* fs_fill: background fills. Two kinds of job, run by a few fill threads after the answer:
+/* fs_fill: background fills. Three kinds of job, run by a few fill threads after the answer:
  *   completion: every absent chunk of a file up to --complete-max (or pinned), queued after
  *               its first miss, so that the next open is a hit served by passthrough;
  *   chunk:      the chunks of a random miss on a larger file, which was answered with just the
- *               bytes asked for (a 4K read must not wait for a 256 KiB chunk).
+ *               bytes asked for (a 4K read must not wait for a 256 KiB chunk);
+ *   piece:      a read-ahead piece ahead of a sequential reader (fs_readahead.c), claimed
+ *               before its origin read and offered to the readers waiting for it after its fill.
  * Safety: each fill samples the object's generation before reading the origin, so a write
  * through the mount in between drops it. Writes that bypass us (FS_IO_ORIGIN passthrough) are
  * not seen: a job stops when the inode is in that mode (or in FS_IO_CACHE, whose copy must not
@@ -18,7 +20,6 @@
 #include "sys/sys.h"
 #include "util/log.h"
 
-#define FILL_BUFFER_CHUNKS 4   /* chunks read from the origin per fill */
 
 bool fs_fill_stopping(struct fs *fs)
 {
@@ -29,7 +30,8 @@ bool fs_fill_stopping(struct fs *fs)
 	return stop;
 }
 
-bool fs_fill_enqueue(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t len, bool completion)
+static bool job_enqueue(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t len, bool completion,
+                        int piece, uint32_t piece_seq)
 {
 	struct fs_filler *q = &fs->filler;
 	struct fs_fill_job *j;
@@ -48,6 +50,8 @@ bool fs_fill_enqueue(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t le
 	j->off = off;
 	j->len = len;
 	j->completion = completion;
+	j->piece = piece;
+	j->piece_seq = piece_seq;
 	pthread_mutex_lock(&q->lock);
 	if (q->stop) {
 		pthread_mutex_unlock(&q->lock);
@@ -66,6 +70,17 @@ bool fs_fill_enqueue(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t le
 	return true;
 }
 
+bool fs_fill_enqueue(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t len, bool completion)
+{
+	return job_enqueue(fs, n, off, len, completion, -1, 0);
+}
+
+bool fs_fill_enqueue_piece(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t len, int piece,
+                           uint32_t seq)
+{
+	return job_enqueue(fs, n, off, len, false, piece, seq);
+}
+
 /* May the job go on filling? Not in FS_IO_ORIGIN / FS_IO_CACHE mode, nor when stopping. */
 static bool job_may_fill(struct fs *fs, struct fs_node *n)
 {
@@ -76,19 +91,23 @@ static bool job_may_fill(struct fs *fs, struct fs_node *n)
 	return !fs_fill_stopping(fs) && mode != FS_IO_ORIGIN && mode != FS_IO_CACHE && !atomic_load(&fs->bypass.on);
 }
 
-static void job_run(struct fs *fs, struct fs_fill_job *j)
+/* *bufp: the thread's FS_FILL_BUFFER_CHUNKS chunks, page-aligned for O_DIRECT (a read-ahead
+ * piece may keep it and give another). */
+static void job_run(struct fs *fs, struct fs_fill_job *j, char **bufp)
 {
+	char *buf = *bufp;
 	struct stats *stats = fs->cfg.stats;
 	uint32_t chunk = cache_store_chunk_size(fs->store);
-	size_t bufsize = (size_t)chunk * FILL_BUFFER_CHUNKS;
+	size_t bufsize = (size_t)chunk * FS_FILL_BUFFER_CHUNKS;
 	struct cache_object_info info;
 	char path[FS_PROC_PATH_MAX];
 	uint64_t off, end;
-	char *buf = NULL;
 	int fd;
 
+	if (j->piece >= 0 && !fs_readahead_piece_claim(j->node, j->piece, j->piece_seq))
+		return;    /* a reader took it back */
 	/* O_DIRECT: no copy through the origin's page cache. O_NOATIME: nobody asked for these
-	 * bytes, so the origin's access time must not move (relatime would set it after a
+	 * bytes yet, so the origin's access time must not move (relatime would set it after a
 	 * utimensat that put it before the mtime). */
 	fs_proc_path(j->node->fd, path);
 	fd = sys_openat(AT_FDCWD, path, O_RDONLY | O_DIRECT | O_NOATIME | O_CLOEXEC, 0);
@@ -107,9 +126,7 @@ static void job_run(struct fs *fs, struct fs_fill_job *j)
 	end = (end + chunk - 1) / chunk * chunk;  /* whole chunks: a partial one is not stored */
 	if (end > info.fingerprint.size)
 		end = info.fingerprint.size;
-	if (posix_memalign((void **)&buf, 4096, bufsize) != 0)
-		buf = NULL;
-	while (buf && off < end && job_may_fill(fs, j->node)) {
+	while (off < end && job_may_fill(fs, j->node)) {
 		uint64_t len = end - off < bufsize ? end - off : bufsize;
 		uint64_t gen;
 		ssize_t n, filled;
@@ -128,6 +145,18 @@ static void job_run(struct fs *fs, struct fs_fill_job *j)
 			break;
 		filled = cache_object_fill(j->obj, gen, buf, (size_t)n, (off_t)off);
 		fs_fill_count(fs, "background fill", filled, (size_t)n);
+		if (j->piece >= 0 && filled > 0) {
+			uint64_t stored = (uint64_t)filled * chunk;
+			stats_add(stats, STATS_READAHEAD_BYTES, stored < (uint64_t)n ? stored : (uint64_t)n);
+		} else if (j->piece >= 0 && filled == -EDQUOT) {
+			fs_readahead_pause(fs);
+		}
+		/* The generation held from before the origin read to the fill: the bytes are current
+		 * (and in the cache): the readers waiting for them reply from buf, if it holds the
+		 * whole piece (up to the end of the file). */
+		if (j->piece >= 0 && filled >= 0 && off == j->off && off + (uint64_t)n >= end)
+			*bufp = buf = fs_readahead_piece_offer(fs, j->node, j->piece, j->piece_seq, buf,
+			                                       (size_t)n, gen);
 		if (filled == -ESTALE) {
 			cache_object_info(j->obj, &info);
 			if (info.removed || info.failed)
@@ -146,12 +175,13 @@ static void job_run(struct fs *fs, struct fs_fill_job *j)
 		else
 			stats_add(stats, STATS_COMPLETIONS, 1);
 	}
-	free(buf);
 	sys_close(fd);
 }
 
 static void job_finish(struct fs *fs, struct fs_fill_job *j)
 {
+	if (j->piece >= 0)
+		fs_readahead_piece_done(j->node, j->piece, j->piece_seq);
 	if (j->completion) {
 		pthread_mutex_lock(&j->node->lock);
 		j->node->completing = false;
@@ -165,7 +195,13 @@ static void *fill_thread(void *arg)
 {
 	struct fs *fs = arg;
 	struct fs_filler *q = &fs->filler;
+	size_t bufsize = (size_t)cache_store_chunk_size(fs->store) * FS_FILL_BUFFER_CHUNKS;
+	char *buf = NULL;
 
+	/* One buffer for the thread's life: a fresh one per job costs an mmap and a page fault
+	 * per page. Without it, jobs are taken and dropped (their nodes must be unpinned). */
+	if (posix_memalign((void **)&buf, FS_DIRECT_ALIGN, bufsize) != 0)
+		buf = NULL;
 	for (;;) {
 		struct fs_fill_job *j;
 		pthread_mutex_lock(&q->lock);
@@ -173,6 +209,7 @@ static void *fill_thread(void *arg)
 			pthread_cond_wait(&q->cond, &q->lock);
 		if (q->stop) {
 			pthread_mutex_unlock(&q->lock);
+			free(buf);
 			return NULL;
 		}
 		j = q->head;
@@ -181,8 +218,8 @@ static void *fill_thread(void *arg)
 			q->tail = NULL;
 		q->queued--;
 		pthread_mutex_unlock(&q->lock);
-		if (j->obj)
-			job_run(fs, j);
+		if (j->obj && buf)
+			job_run(fs, j, &buf);
 		job_finish(fs, j);
 	}
 }

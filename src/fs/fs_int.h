@@ -25,6 +25,47 @@ enum fs_io_mode {
 	FS_IO_USER,    /* served by the daemon: reads hit or fill the cache object */
 };
 
+/* Read-ahead of one inode (fs_readahead.c): the pieces queued for or being read by the fill
+ * threads, so that a reader waits for a piece in flight instead of reading the origin twice. */
+#define FS_READAHEAD_PIECES 16
+enum fs_piece_state {
+	FS_PIECE_FREE,
+	FS_PIECE_QUEUED,              /* a fill job will read it; a reader that needs it first takes
+	                               * it back (the job then skips it) and reads the origin itself */
+	FS_PIECE_READING,             /* a fill thread reads the origin and fills: readers wait */
+	FS_PIECE_FILLED,              /* filled; the readers that waited reply from the fill
+	                               * thread's buffer (data), which it keeps until they are done */
+};
+
+struct fs_readahead_piece {
+	uint64_t off, len;            /* whole chunks */
+	uint32_t seq;                 /* tells the job its piece was not taken back and reused */
+	enum fs_piece_state state;
+	unsigned readers;             /* readers waiting for it or replying from data */
+	const char *data;             /* FS_PIECE_FILLED: the bytes read at off ... */
+	size_t data_len;              /* ... this many (fewer at the end of the file) */
+	uint64_t generation;          /* ... current while the object's generation is this */
+	char *kept;                   /* FS_PIECE_FILLED: data is this buffer, kept for the reader
+	                               * (from fs->readahead_pool) until it moves past the piece;
+	                               * NULL: the fill thread's own, lent while readers wait */
+};
+
+/* A reader's claim on the buffer of a filled piece (fs_readahead_wait). */
+struct fs_readahead_ticket {
+	int piece;
+	const char *data;             /* the bytes asked for ... */
+	size_t len;                   /* ... this many (fewer at the end of the file) */
+};
+
+struct fs_readahead {
+	pthread_mutex_t lock;         /* protects everything below */
+	pthread_cond_t piece_done;    /* a piece left FS_PIECE_READING */
+	uint64_t next;                /* end of the range queued so far (0: none since the reset) */
+	uint64_t window;              /* bytes kept queued ahead of the reader (0: not sequential) */
+	uint32_t seq;
+	struct fs_readahead_piece piece[FS_READAHEAD_PIECES];
+};
+
 struct fs_node {
 	uint64_t nodeid;              /* ours, never reused */
 	dev_t dev;                    /* origin key */
@@ -61,6 +102,8 @@ struct fs_node {
 	 * here, not only in the object: an evicted object stores nothing (not even a new
 	 * fingerprint), yet its data file goes on serving the passthrough readers. */
 	struct cache_fingerprint mirror_fp;
+
+	struct fs_readahead readahead;  /* its own lock; taken with no other node lock held */
 };
 
 struct fs_file {
@@ -101,6 +144,8 @@ struct fs_fill_job {
 	struct cache_object *obj;
 	uint64_t off, len;            /* the range to fill (whole file: 0, UINT64_MAX) */
 	bool completion;              /* a whole-file completion (counts in STATS_COMPLETIONS) */
+	int piece;                    /* a read-ahead piece of node->readahead, or -1 */
+	uint32_t piece_seq;
 };
 
 #define FS_FILL_THREADS_MAX 4
@@ -133,6 +178,16 @@ struct fs_bypass {
 	char why[200];
 };
 
+/* Buffers kept in filled read-ahead pieces, fs-wide: at most FS_READAHEAD_KEPT_MAX, and a free
+ * list of as many (one fill buffer each, page-aligned). */
+#define FS_READAHEAD_KEPT_MAX 32
+struct fs_readahead_pool {
+	pthread_mutex_t lock;         /* protects everything below; a leaf lock */
+	unsigned kept;                /* buffers held by pieces (or reserved for a swap) */
+	unsigned free_count;
+	char *free[FS_READAHEAD_KEPT_MAX];
+};
+
 struct fs {
 	struct fs_config cfg;
 	struct cache_store *store;    /* NULL: no caching (cfg.store) */
@@ -146,6 +201,8 @@ struct fs {
 	uint32_t stack_depth;
 	struct fs_filler filler;
 	struct fs_bypass bypass;
+	atomic_uint_fast64_t readahead_paused_until_ns;  /* a read-ahead fill found the cache full */
+	struct fs_readahead_pool readahead_pool;
 	char root_path[4096];         /* the origin's path as the kernel prints it (readlink) */
 	size_t root_path_len;
 };
@@ -207,6 +264,7 @@ void fs_cache_error(struct fs *fs, const char *what, int rc);
  * original would, instead of copying through it. */
 int fs_origin_direct_open(const struct fs_node *n);
 #define FS_DIRECT_ALIGN 4096u
+#define FS_FILL_BUFFER_CHUNKS 4   /* chunks read from the origin per fill (a read-ahead piece) */
 
 /* Count the outcome of cache_object_fill() of `read` origin bytes: stored chunks, a fill
  * dropped by a racing write (-ESTALE), refused at capacity (-EDQUOT), or a device error. */
@@ -215,12 +273,58 @@ void fs_fill_count(struct fs *fs, const char *what, ssize_t filled, size_t read)
 /* Background fills (fs_fill.c). Enqueue: pins node and object (the file must be open or the
  * object pinned); false if not queued (queue full for chunk jobs, or stopping). */
 bool fs_fill_enqueue(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t len, bool completion);
+/* The same for read-ahead piece `piece` (seq) of n->readahead: a chunk job that claims the
+ * piece first and counts what it stores in STATS_READAHEAD_BYTES. */
+bool fs_fill_enqueue_piece(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t len, int piece,
+                           uint32_t seq);
 void fs_fill_stop(struct fs *fs);
 /* fs_fill_stop was called: long walks give up. */
 bool fs_fill_stopping(struct fs *fs);
 /* Pin (or unpin) and unpin-with-release of a node's object for work after the answer. */
 struct cache_object *fs_object_pin(struct fs *fs, struct fs_node *n);
 void fs_object_unpin(struct fs *fs, struct fs_node *n);
+
+/* Read-ahead (fs_readahead.c). Node state lifecycle, with the node (release: no reader left). */
+void fs_readahead_init(struct fs_readahead *ra);
+void fs_readahead_release(struct fs *fs, struct fs_readahead *ra);
+/* The buffer pool, with the fs (release: after fs_fill_stop and the node table). */
+void fs_readahead_pool_init(struct fs *fs);
+void fs_readahead_pool_release(struct fs *fs);
+/* The last open file of n closed: give back the buffers its pieces keep. */
+void fs_readahead_drop(struct fs *fs, struct fs_node *n);
+/* A read of [off, off + size) that a filled piece holds, current (the object's generation has
+ * not moved since the piece's origin read): true with a ticket (reply from t->data, t->len,
+ * then fs_readahead_ticket_release(); pin the node across the reply). */
+bool fs_readahead_lookup(struct fs_node *n, struct cache_object *obj, uint64_t off, uint64_t size,
+                         struct fs_readahead_ticket *t);
+/* A read of [off, off + size) of an FS_IO_USER file with object obj (open, or pinned): a
+ * sequential one keeps up to the window queued ahead of it as fill jobs of whole chunks,
+ * growing the window; another resets it. */
+void fs_readahead_advance(struct fs *fs, struct fs_node *n, struct cache_object *obj, uint64_t off,
+                          uint64_t size, bool sequential);
+/* Before reading the origin for a miss of [off, off + size): wait (bounded) for the read-ahead
+ * pieces being read that overlap it, and take back those only queued. Returns
+ * FS_READAHEAD_HANDOFF when one piece covered the range and was filled: reply from
+ * t->data, t->len, then fs_readahead_ticket_release(); FS_READAHEAD_WAITED if it waited (the
+ * chunks may be present now); 0 if nothing was in flight. */
+#define FS_READAHEAD_WAITED 1
+#define FS_READAHEAD_HANDOFF 2
+int fs_readahead_wait(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t size,
+                      struct fs_readahead_ticket *t);
+void fs_readahead_ticket_release(struct fs_node *n, const struct fs_readahead_ticket *t);
+/* Fill jobs of pieces: claim the piece before reading the origin (false: it was taken back,
+ * skip it); after a fill that stored the piece (or found it present, generation unchanged),
+ * offer the bytes to the readers waiting for it (returns once they replied); done when the
+ * job ends, run or not (wakes the readers waiting for it). */
+bool fs_readahead_piece_claim(struct fs_node *n, int piece, uint32_t seq);
+/* data (the fill thread's buffer) holds the piece's len bytes, read with the object's
+ * generation at `generation`; returns the buffer the fill thread goes on with: a spare from the
+ * pool when the piece keeps data for the reader, else data, once the waiting readers replied. */
+char *fs_readahead_piece_offer(struct fs *fs, struct fs_node *n, int piece, uint32_t seq, char *data,
+                               size_t len, uint64_t generation);
+void fs_readahead_piece_done(struct fs_node *n, int piece, uint32_t seq);
+/* The read-ahead stops for a while once a fill found the cache full. */
+void fs_readahead_pause(struct fs *fs);
 
 /* Paths (fs_path.c): the node's path relative to the origin (from the kernel's name of its
  * fd); -ENOENT if it is outside the origin or deleted. */

@@ -45,11 +45,12 @@ int fs_table_init(struct fs *fs)
 	return 0;
 }
 
-static void node_free(struct fs_node *n)
+static void node_free(struct fs *fs, struct fs_node *n)
 {
 	sys_close(n->fd);
 	pthread_mutex_destroy(&n->lock);
 	pthread_mutex_destroy(&n->write_lock);
+	fs_readahead_release(fs, &n->readahead);
 	free(n);
 }
 
@@ -60,7 +61,7 @@ void fs_table_release(struct fs *fs)
 		struct fs_node *n = t->by_id[i];
 		while (n) {
 			struct fs_node *next = n->next_by_id;
-			node_free(n);
+			node_free(fs, n);
 			n = next;
 		}
 	}
@@ -174,13 +175,14 @@ int fs_node_acquire(struct fs *fs, int fd, const struct stat *st, struct fs_node
 	fresh->lookups = 1;
 	pthread_mutex_init(&fresh->lock, NULL);
 	pthread_mutex_init(&fresh->write_lock, NULL);
+	fs_readahead_init(&fresh->readahead);
 
 	pthread_mutex_lock(&fs->table_lock);
 	n = table_find_key(t, st);  /* someone may have added it meanwhile */
 	if (n) {
 		n->lookups++;
 		pthread_mutex_unlock(&fs->table_lock);
-		node_free(fresh);
+		node_free(fs, fresh);
 		*out = n;
 		return 0;
 	}
@@ -231,5 +233,5 @@ void fs_node_forget(struct fs *fs, uint64_t nodeid, uint64_t nlookup)
 	}
 	table_remove(&fs->table, n);
 	pthread_mutex_unlock(&fs->table_lock);
-	node_free(n);
+	node_free(fs, n);
 }

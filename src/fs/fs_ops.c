@@ -1097,6 +1097,8 @@ int fs_create(const struct fs_config *cfg, struct fs **out)
 	fs->root->lookups = 1;
 	pthread_mutex_init(&fs->root->lock, NULL);
 	pthread_mutex_init(&fs->root->write_lock, NULL);
+	fs_readahead_init(&fs->root->readahead);
+	fs_readahead_pool_init(fs);
 	snprintf(fs->passthrough_why, sizeof(fs->passthrough_why), "not negotiated yet");
 	pthread_mutex_init(&fs->filler.lock, NULL);
 	pthread_cond_init(&fs->filler.cond, NULL);
@@ -1130,6 +1132,8 @@ void fs_free(struct fs *fs)
 	sys_close(fs->root->fd);
 	pthread_mutex_destroy(&fs->root->lock);
 	pthread_mutex_destroy(&fs->root->write_lock);
+	fs_readahead_release(fs, &fs->root->readahead);
+	fs_readahead_pool_release(fs);
 	free(fs->root);
 	free(fs);
 }

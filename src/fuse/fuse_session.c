@@ -569,7 +569,8 @@ static int channel_start(struct fuse_session *se, unsigned i, int fd)
 	ch->se = se;
 	ch->fd = fd;
 	ch->in_buf = malloc(READ_BUFFER_SIZE);
-	ch->scratch = malloc(FUSE_SESSION_SCRATCH);
+	if (posix_memalign(&ch->scratch, 4096, FUSE_SESSION_SCRATCH))
+		ch->scratch = NULL;
 	if (!ch->in_buf || !ch->scratch)
 		return -ENOMEM;
 	pthread_mutex_lock(&se->lock);

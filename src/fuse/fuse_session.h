@@ -10,7 +10,8 @@
  *   - a NULL callback answers ENOSYS;
  *   - callbacks run concurrently on several worker threads (with io_uring: also on the ring
  *     threads, each pinned to the CPU whose requests it serves);
- *   - fuse_req_scratch() is a per-thread buffer of FUSE_SESSION_SCRATCH bytes for reply data.
+ *   - fuse_req_scratch() is a per-thread buffer of FUSE_SESSION_SCRATCH bytes for reply data,
+ *     page-aligned (usable for O_DIRECT reads); it stays the thread's until its next request.
  * Errors: functions return 0 or -errno.
  */
 #ifndef CACHEMAX_FUSE_SESSION_H

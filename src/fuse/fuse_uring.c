@@ -278,7 +278,8 @@ static int entry_prepare(struct fuse_uring_entry *e)
 	}
 	e->header = calloc(1, sizeof(*e->header));
 	e->buffer = aligned_alloc(4096, URING_REQUEST_PREFIX + ((payload_size + 4095) & ~(size_t)4095));
-	e->scratch = malloc(URING_REQUEST_PREFIX + payload_size);
+	/* page-aligned, as fuse_req_scratch() promises (O_DIRECT reads land in it) */
+	e->scratch = aligned_alloc(4096, URING_REQUEST_PREFIX + ((payload_size + 4095) & ~(size_t)4095));
 	if (!e->header || !e->buffer || !e->scratch)
 		return -ENOMEM;
 	e->payload = e->buffer + URING_REQUEST_PREFIX;

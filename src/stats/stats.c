@@ -32,6 +32,7 @@ static const char *const counter_names[STATS_COUNTER_COUNT] = {
 	[STATS_COMPLETIONS] = "completions",
 	[STATS_BYPASS_ENTRIES] = "bypass_entries",
 	[STATS_EXCLUDED_OPENS] = "excluded_opens",
+	[STATS_READAHEAD_BYTES] = "readahead_bytes",
 };
 
 static const char *const latency_names[STATS_LAT_COUNT] = {

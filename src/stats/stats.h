@@ -36,6 +36,7 @@ enum stats_counter {
 	STATS_COMPLETIONS,               /* files completed in the background */
 	STATS_BYPASS_ENTRIES,            /* times the whole cache went into bypass */
 	STATS_EXCLUDED_OPENS,            /* opens of files excluded from caching (--exclude) */
+	STATS_READAHEAD_BYTES,           /* bytes stored by read-ahead ahead of a sequential reader */
 	STATS_COUNTER_COUNT
 };
 

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Read-ahead on a real mount: a sequential O_DIRECT read of an uncached file returns the same
+# bytes, the daemon reads ahead (readahead_bytes) and serves the later requests from the cache;
+# writes through the mount into the read-ahead window while a reader goes sequentially are never
+# lost to a read-ahead fill that raced with them (each read, and a re-read of the whole file
+# from the cache, equal the origin); a random reader does not read ahead.
+. "$(dirname "$0")/lib.sh"
+need_root
+t_shm cache
+D=$SHM/data BACK=$SHM/back C=$T_SCRATCH/cache
+t_backdoor "$D" "$BACK"
+head -c 48M /dev/urandom > "$D/seq"
+head -c 24M /dev/urandom > "$D/race"
+head -c 24M /dev/urandom > "$D/rand"
+counter() { "$CACHEMAX" stats "$D" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["stats"]["counters"][sys.argv[1]])' "$1"; }
+
+t_mount "$D" "$C" --complete-max 0   # no background completion: only misses and read-ahead fill
+
+# 1. A sequential first read.
+sum=$(md5sum < "$BACK/seq")
+got=$(dd if="$D/seq" bs=1M iflag=direct status=none | md5sum)
+[ "$got" = "$sum" ] || fail "sequential first read differs from the original"
+ra=$(counter readahead_bytes) hits=$(counter read_ops_cache) miss=$(counter read_ops_origin)
+[ "$ra" -ge $((16 << 20)) ] || fail "read-ahead filled only $ra bytes of a 48 MiB sequential read"
+[ "$hits" -ge 16 ] || fail "only $hits of 48 reads were served from the cache after read-ahead (origin: $miss)"
+[ "$((hits + miss))" -ge 48 ] || fail "reads not counted: cache $hits, origin $miss"
+[ "$(md5sum < "$D/seq")" = "$sum" ] || fail "re-read of the read-ahead copy differs"
+
+# 2. Writes into the window ahead of a sequential reader, 5 rounds: every 1 MiB read and the
+# final re-read equal a model of the file (the original plus the writes).
+for round in 1 2 3 4 5; do
+  "$CACHEMAX" evict "$D" "$D/race" > /dev/null || fail "evict failed"
+  python3 - "$D/race" "$BACK/race" "$round" <<'PY' || fail "round $round: stale or wrong data"
+import mmap, os, random, sys
+path, back, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
+rng = random.Random(seed)
+MiB = 1 << 20
+model = bytearray(open(back, "rb").read())
+size = len(model)
+buf = mmap.mmap(-1, MiB)                      # page-aligned for O_DIRECT
+def read_direct(fd, off):
+    n = os.preadv(fd, [buf], off)
+    return bytes(buf[:n])
+# The reader opens first: the writable open joins its io-mode (served by the daemon).
+rd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+assert read_direct(rd, 0) == bytes(model[:MiB]), "first read differs"
+wr = os.open(path, os.O_RDWR)
+for off in range(MiB, size, MiB):
+    got = read_direct(rd, off)
+    if got != bytes(model[off:off + len(got)]):
+        sys.exit("read at %d MiB differs from the model" % (off >> 20))
+    for _ in range(2):                        # inside the read-ahead window (2..8 MiB ahead)
+        at = off + rng.randrange(MiB, 6 * MiB)
+        if at + 4096 > size:
+            continue
+        data = os.urandom(rng.choice([512, 4096, 300 * 1024]))
+        data = data[:size - at]
+        assert os.pwrite(wr, data, at) == len(data)
+        model[at:at + len(data)] = data
+os.close(wr)
+os.close(rd)
+if open(back, "rb").read() != bytes(model):
+    sys.exit("the original differs from the model")
+rd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+for off in range(0, size, MiB):
+    if read_direct(rd, off) != bytes(model[off:off + MiB]):
+        sys.exit("re-read at %d MiB differs (stale read-ahead fill?)" % (off >> 20))
+os.close(rd)
+PY
+done
+[ "$(md5sum < "$D/race")" = "$(md5sum < "$BACK/race")" ] || fail "the race file differs from the original"
+
+# 3. A random reader (4K at scattered offsets) does not read ahead.
+ra=$(counter readahead_bytes)
+python3 - "$D/rand" <<'PY' || fail "random reads failed"
+import mmap, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECT)
+buf = mmap.mmap(-1, 4096)
+for k in range(1, 200):   # each read > 2 MiB away from the one before: never sequential
+    os.preadv(fd, [buf], (k * 5 % 6) * (4 << 20) + (k % 16) * 17 * 4096)
+os.close(fd)
+PY
+[ "$(counter readahead_bytes)" = "$ra" ] || fail "random 4K reads triggered read-ahead"
+t_unmount "$D"
+echo "PASS"
