@@ -60,7 +60,9 @@ struct fuse_uring_entry {
 	struct cm_fuse_uring_req_header *header;
 	char *buffer;                 /* URING_REQUEST_PREFIX bytes, then the payload */
 	char *payload;
-	void *scratch;                /* reply data when the payload holds request input */
+	void *scratch;                /* fuse_req_scratch(): never the payload, which the reply
+	                               * rewrites while the handler may still use its scratch */
+	char *rebuilt;                /* a request whose first argument left the payload unaligned */
 	struct iovec iov[2];          /* REGISTER argument: header, payload */
 	bool replied;
 	/* Protected by u->lock: */
@@ -279,8 +281,9 @@ static int entry_prepare(struct fuse_uring_entry *e)
 	e->header = calloc(1, sizeof(*e->header));
 	e->buffer = aligned_alloc(4096, URING_REQUEST_PREFIX + ((payload_size + 4095) & ~(size_t)4095));
 	/* page-aligned, as fuse_req_scratch() promises (O_DIRECT reads land in it) */
-	e->scratch = aligned_alloc(4096, URING_REQUEST_PREFIX + ((payload_size + 4095) & ~(size_t)4095));
-	if (!e->header || !e->buffer || !e->scratch)
+	e->scratch = aligned_alloc(4096, (payload_size + 4095) & ~(size_t)4095);
+	e->rebuilt = malloc(URING_REQUEST_PREFIX + payload_size);
+	if (!e->header || !e->buffer || !e->scratch || !e->rebuilt)
 		return -ENOMEM;
 	e->payload = e->buffer + URING_REQUEST_PREFIX;
 	e->iov[0].iov_base = e->header;
@@ -316,17 +319,17 @@ static uint64_t entry_handle(struct fuse_uring_entry *e)
 	arg_size = in.len - sizeof(in) - payload_sz;
 	start = e->payload - sizeof(in) - arg_size;
 	if ((uintptr_t)start % 8 == 0) {
-		/* In place. Reply data may go to the payload only if no input lives there. */
+		/* In place: header and first argument just before the payload. */
 		memcpy(start, &in, sizeof(in));
 		memcpy(start + sizeof(in), h->op_in, arg_size);
-		scratch = payload_sz ? e->scratch : e->payload;
+		scratch = e->scratch;
 	} else {
-		/* An odd-sized first argument: rebuild the request aligned in scratch instead. */
-		start = e->scratch;
+		/* An odd-sized first argument: rebuild the request aligned elsewhere. */
+		start = e->rebuilt;
 		memcpy(start, &in, sizeof(in));
 		memcpy(start + sizeof(in), h->op_in, arg_size);
 		memcpy(start + sizeof(in) + arg_size, e->payload, payload_sz);
-		scratch = e->payload;
+		scratch = e->scratch;
 	}
 	u->cfg.handler(u->cfg.arg, e, start, in.len, scratch);
 	if (!e->replied) {
@@ -658,6 +661,7 @@ void fuse_uring_free(struct fuse_uring *u)
 		free(e->header);
 		free(e->buffer);
 		free(e->scratch);
+		free(e->rebuilt);
 	}
 	free(u->entries);
 	pthread_mutex_destroy(&u->lock);

@@ -10,6 +10,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 T_MOUNTS=()
 T_REMOVE=()   # extra paths to delete at exit (outside $T_SCRATCH, e.g. on /dev/shm)
+T_RESTORE=()  # "FILE=VALUE": machine settings to write back at exit (e.g. a module parameter)
 T_BINDS=()    # other mounts a test made (bind mounts): lazily unmounted at exit
 T_SCRATCH=$(mktemp -d /tmp/cmtest.XXXXXX)
 # A private run directory: this test's state records and daemon logs, nobody else's.
@@ -31,6 +32,8 @@ t_cleanup() {
     [ $rc -eq 0 ] && rc=1
   fi
   rm -rf "$T_SCRATCH" "${T_REMOVE[@]+"${T_REMOVE[@]}"}" 2>/dev/null || true
+  # Machine settings a test changed, put back (T_RESTORE: "FILE=VALUE" items).
+  for m in "${T_RESTORE[@]+"${T_RESTORE[@]}"}"; do echo "${m#*=}" > "${m%%=*}" 2>/dev/null || true; done
   exit $rc
 }
 # Never replace this trap in a test (its status would be lost): add paths to T_REMOVE instead.

@@ -12,7 +12,8 @@ need_root
 PARAM=/sys/module/fuse/parameters/enable_uring
 [ -e "$PARAM" ] || modprobe fuse 2>/dev/null || true
 [ -e "$PARAM" ] || skip "this kernel has no FUSE-over-io_uring (no $PARAM: CONFIG_FUSE_IO_URING is off)"
-PARAM_BEFORE=$(cat "$PARAM")   # --io-uring turns it on; put it back at the end
+PARAM_BEFORE=$(cat "$PARAM")   # --io-uring turns it on; put back at exit, also on failure
+T_RESTORE+=("$PARAM=$PARAM_BEFORE")
 DIFFTEST=$TOOLS/diff/difftest
 [ -x "$DIFFTEST" ] || fail "missing $DIFFTEST (make all)"
 OPS=${DIFF_OPS:-20000}
@@ -130,5 +131,4 @@ t_mount "$M3" "$T_SCRATCH/cache-devfuse" --no-io-uring
 [ "$(status_get "$M3" transport)" = dev_fuse ] || fail "--no-io-uring: transport $(status_get "$M3" transport)"
 echo x > "$M3/x" && [ "$(cat "$M3/x")" = x ] || fail "--no-io-uring: the mount does not work"
 t_unmount "$M3"
-[ "$PARAM_BEFORE" = N ] && echo N > "$PARAM"
 echo ok
