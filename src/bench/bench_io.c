@@ -1,6 +1,6 @@
 /* bench_io: the timed loops. Queue depth 1 uses pread/pwrite through the sys seam (so a test can
  * fail the Nth write); queue depth 32 keeps 32 requests in flight with a minimal io_uring driven
- * by raw syscalls (no liburing: two syscalls and three mmaps are all it needs). Offsets are
+ * through the sys seam (sys_uring.h, no liburing). Offsets are
  * block-aligned, random ones from a xorshift generator, so O_DIRECT works on every target. */
 #include "bench/bench_int.h"
 
@@ -9,12 +9,11 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "sys/sys.h"
+#include "sys/sys_uring.h"
 
 #define BENCH_QUEUE_MAX 32u
 
@@ -148,116 +147,28 @@ out_free:
 	return rc;
 }
 
-/* A ring of BENCH_QUEUE_MAX entries, mapped as the kernel describes in io_uring_params. */
-struct uring {
-	int fd;
-	void *sq_map, *cq_map;
-	size_t sq_map_size, cq_map_size;
-	struct io_uring_sqe *sqes;
-	size_t sqes_size;
-	unsigned *sq_tail, *sq_mask, *sq_array;
-	unsigned *cq_head, *cq_tail, *cq_mask;
-	struct io_uring_cqe *cqes;
-};
-
-static int uring_setup(struct uring *u, unsigned entries)
-{
-	struct io_uring_params params;
-	char *sq, *cq;
-	long fd;
-
-	memset(&params, 0, sizeof(params));
-	memset(u, 0, sizeof(*u));
-	fd = syscall(__NR_io_uring_setup, entries, &params);
-	if (fd < 0)
-		return -errno;
-	u->fd = (int)fd;
-	u->sq_map_size = params.sq_off.array + params.sq_entries * sizeof(unsigned);
-	u->cq_map_size = params.cq_off.cqes + params.cq_entries * sizeof(struct io_uring_cqe);
-	if (params.features & IORING_FEAT_SINGLE_MMAP) {
-		if (u->cq_map_size > u->sq_map_size)
-			u->sq_map_size = u->cq_map_size;
-		u->cq_map_size = 0;
-	}
-	u->sq_map = mmap(NULL, u->sq_map_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, u->fd,
-	                 IORING_OFF_SQ_RING);
-	if (u->sq_map == MAP_FAILED)
-		goto fail;
-	u->cq_map = u->sq_map;
-	if (u->cq_map_size) {
-		u->cq_map = mmap(NULL, u->cq_map_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
-		                 u->fd, IORING_OFF_CQ_RING);
-		if (u->cq_map == MAP_FAILED)
-			goto fail_sq;
-	}
-	u->sqes_size = params.sq_entries * sizeof(struct io_uring_sqe);
-	u->sqes = mmap(NULL, u->sqes_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, u->fd,
-	               IORING_OFF_SQES);
-	if (u->sqes == MAP_FAILED)
-		goto fail_cq;
-	sq = u->sq_map;
-	cq = u->cq_map;
-	u->sq_tail = (unsigned *)(void *)(sq + params.sq_off.tail);
-	u->sq_mask = (unsigned *)(void *)(sq + params.sq_off.ring_mask);
-	u->sq_array = (unsigned *)(void *)(sq + params.sq_off.array);
-	u->cq_head = (unsigned *)(void *)(cq + params.cq_off.head);
-	u->cq_tail = (unsigned *)(void *)(cq + params.cq_off.tail);
-	u->cq_mask = (unsigned *)(void *)(cq + params.cq_off.ring_mask);
-	u->cqes = (struct io_uring_cqe *)(void *)(cq + params.cq_off.cqes);
-	return 0;
-
-fail_cq:
-	if (u->cq_map_size)
-		munmap(u->cq_map, u->cq_map_size);
-fail_sq:
-	munmap(u->sq_map, u->sq_map_size);
-fail:;
-	int err = -errno;
-	close(u->fd);
-	return err;
-}
-
-static void uring_release(struct uring *u)
-{
-	munmap(u->sqes, u->sqes_size);
-	if (u->cq_map_size)
-		munmap(u->cq_map, u->cq_map_size);
-	munmap(u->sq_map, u->sq_map_size);
-	close(u->fd);
-}
-
-/* Queue one request (the caller keeps at most sq_entries unsubmitted). */
-static void uring_queue(struct uring *u, int fd, bool write, void *buf, unsigned len, off_t off,
+/* Queue one request (the caller keeps at most the ring's entries unsubmitted). */
+static void uring_queue(struct sys_uring *u, int fd, bool write, void *buf, unsigned len, off_t off,
                         uint64_t tag)
 {
-	unsigned tail = *u->sq_tail, index = tail & *u->sq_mask;
-	struct io_uring_sqe *sqe = &u->sqes[index];
+	struct io_uring_sqe *sqe = sys_uring_sqe(u);
 
-	memset(sqe, 0, sizeof(*sqe));
 	sqe->opcode = write ? IORING_OP_WRITE : IORING_OP_READ;
 	sqe->fd = fd;
 	sqe->addr = (uint64_t)(uintptr_t)buf;
 	sqe->len = len;
 	sqe->off = (uint64_t)off;
 	sqe->user_data = tag;
-	u->sq_array[index] = index;
-	__atomic_store_n(u->sq_tail, tail + 1, __ATOMIC_RELEASE);
-}
-
-static int uring_enter(struct uring *u, unsigned submit, unsigned wait)
-{
-	long n = syscall(__NR_io_uring_enter, u->fd, submit, wait, wait ? IORING_ENTER_GETEVENTS : 0,
-	                 NULL, 0);
-	return n < 0 ? -errno : (int)n;
+	sys_uring_push(u);
 }
 
 int bench_uring_probe(void)
 {
-	struct uring u;
-	int rc = uring_setup(&u, 1);
+	struct sys_uring u;
+	int rc = sys_uring_setup(&u, 1, 0, 0);
 	if (rc < 0)
 		return rc;
-	uring_release(&u);
+	sys_uring_release(&u);
 	return 0;
 }
 
@@ -270,15 +181,15 @@ static int run_queue_depth_n(int fd, const struct bench_test *t, uint64_t file_s
 	uint64_t seed = seed_from_time(), pos = 0, ops = 0;
 	unsigned inflight = 0, unsubmitted = 0;
 	double start, now;
-	struct uring u;
+	struct sys_uring u;
 	char *bufs;
 	int rc, err = 0;
 
-	rc = uring_setup(&u, depth);
+	rc = sys_uring_setup(&u, depth, 0, 0);
 	if (rc < 0)
 		return rc;
 	if (posix_memalign((void **)&bufs, BENCH_ALIGN, (size_t)depth * t->block)) {
-		uring_release(&u);
+		sys_uring_release(&u);
 		return -ENOMEM;
 	}
 	memset(bufs, 0x5a, (size_t)depth * t->block);
@@ -290,10 +201,10 @@ static int run_queue_depth_n(int fd, const struct bench_test *t, uint64_t file_s
 		unsubmitted++;
 	}
 	while (inflight + unsubmitted > 0) {
-		unsigned head, tail;
+		struct io_uring_cqe cqe;
 		bool more;
 
-		rc = uring_enter(&u, unsubmitted, 1);
+		rc = sys_uring_enter(&u, unsubmitted, 1);
 		if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
 			if (!err)
 				err = rc;
@@ -309,17 +220,15 @@ static int run_queue_depth_n(int fd, const struct bench_test *t, uint64_t file_s
 		if (bench_cancelled() && !err)
 			err = -EINTR;
 		more = !err && now - start < runtime;
-		head = *u.cq_head;
-		tail = __atomic_load_n(u.cq_tail, __ATOMIC_ACQUIRE);
-		for (; head != tail; head++) {
-			struct io_uring_cqe *cqe = &u.cqes[head & *u.cq_mask];
-			unsigned slot = (unsigned)cqe->user_data;
+		while (sys_uring_peek(&u, &cqe)) {
+			unsigned slot = (unsigned)cqe.user_data;
+			sys_uring_advance(&u);
 			inflight--;
-			if (cqe->res < 0 && !err)
-				err = cqe->res;
-			else if (cqe->res >= 0 && (unsigned)cqe->res != t->block && !err)
+			if (cqe.res < 0 && !err)
+				err = cqe.res;
+			else if (cqe.res >= 0 && (unsigned)cqe.res != t->block && !err)
 				err = -EIO;
-			else if (cqe->res > 0)
+			else if (cqe.res > 0)
 				ops++;
 			if (more && !err) {
 				uring_queue(&u, fd, t->write, bufs + (size_t)slot * t->block, t->block,
@@ -327,7 +236,6 @@ static int run_queue_depth_n(int fd, const struct bench_test *t, uint64_t file_s
 				unsubmitted++;
 			}
 		}
-		__atomic_store_n(u.cq_head, head, __ATOMIC_RELEASE);
 		now = bench_now();
 		bench_progress_draw(p, false);
 	}
@@ -336,7 +244,7 @@ static int run_queue_depth_n(int fd, const struct bench_test *t, uint64_t file_s
 		now = bench_now();
 	}
 	free(bufs);
-	uring_release(&u);
+	sys_uring_release(&u);
 	if (err)
 		return err;
 	m->ops = ops;

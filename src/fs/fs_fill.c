@@ -191,6 +191,28 @@ static void job_finish(struct fs *fs, struct fs_fill_job *j)
 	free(j);
 }
 
+/* The oldest job this thread may run (q->lock held): a read-ahead piece always (a reader is
+ * about to wait for it), a completion or chunk job only while fewer than
+ * FS_FILL_BACKGROUND_MAX run, so that random misses, which wait for their own origin read,
+ * queue behind at most that many big background reads on the origin device. */
+static struct fs_fill_job *job_take(struct fs_filler *q)
+{
+	struct fs_fill_job *j, *prev = NULL;
+	for (j = q->head; j; prev = j, j = j->next) {
+		if (j->piece < 0 && q->background_running >= FS_FILL_BACKGROUND_MAX)
+			continue;
+		if (prev)
+			prev->next = j->next;
+		else
+			q->head = j->next;
+		if (q->tail == j)
+			q->tail = prev;
+		q->queued--;
+		return j;
+	}
+	return NULL;
+}
+
 static void *fill_thread(void *arg)
 {
 	struct fs *fs = arg;
@@ -204,23 +226,27 @@ static void *fill_thread(void *arg)
 		buf = NULL;
 	for (;;) {
 		struct fs_fill_job *j;
+		bool background;
 		pthread_mutex_lock(&q->lock);
-		while (!q->head && !q->stop)
+		while (!(j = job_take(q)) && !q->stop)
 			pthread_cond_wait(&q->cond, &q->lock);
 		if (q->stop) {
 			pthread_mutex_unlock(&q->lock);
 			free(buf);
 			return NULL;
 		}
-		j = q->head;
-		q->head = j->next;
-		if (!q->head)
-			q->tail = NULL;
-		q->queued--;
+		background = j->piece < 0;
+		q->background_running += background;
 		pthread_mutex_unlock(&q->lock);
 		if (j->obj && buf)
 			job_run(fs, j, &buf);
 		job_finish(fs, j);
+		if (background) {
+			pthread_mutex_lock(&q->lock);
+			q->background_running--;
+			pthread_cond_broadcast(&q->cond);   /* a queued background job may go now */
+			pthread_mutex_unlock(&q->lock);
+		}
 	}
 }
 

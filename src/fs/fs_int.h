@@ -149,6 +149,7 @@ struct fs_fill_job {
 };
 
 #define FS_FILL_THREADS_MAX 4
+#define FS_FILL_BACKGROUND_MAX 1  /* completion and chunk jobs run at once (see job_take) */
 #define FS_FILL_QUEUE_MAX 256     /* chunk jobs beyond this are skipped (completions are not) */
 
 struct fs_filler {
@@ -156,6 +157,9 @@ struct fs_filler {
 	pthread_cond_t cond;
 	struct fs_fill_job *head, *tail;
 	unsigned queued;
+	unsigned background_running;  /* jobs other than read-ahead pieces being run (at most
+	                               * FS_FILL_BACKGROUND_MAX: they must not crowd out the origin
+	                               * reads that applications wait for) */
 	bool stop;
 	bool started;
 	unsigned thread_count;

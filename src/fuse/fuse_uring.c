@@ -17,13 +17,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "fuse/fuse_kernel_ext.h"
 #include "sys/sys.h"
+#include "sys/sys_uring.h"
 #include "util/log.h"
 
 #define URING_SQE_SIZE 128            /* IORING_SETUP_SQE128 */
@@ -39,24 +38,13 @@ _Static_assert(sizeof(struct fuse_in_header) + CM_FUSE_URING_OP_IN_OUT_SZ <= URI
                "the request prefix holds header and first argument");
 
 /* One io_uring, mapped as io_uring_params describes. Used by its own thread only. */
-struct uring_ring {
-	int fd;
-	void *sq_map, *cq_map;
-	size_t sq_map_size, cq_map_size;
-	char *sqes;
-	size_t sqes_size;
-	unsigned *sq_head, *sq_tail, *sq_mask, *sq_array;
-	unsigned *cq_head, *cq_tail, *cq_mask;
-	struct io_uring_cqe *cqes;
-};
-
 struct fuse_uring_entry {
 	struct fuse_uring *u;
 	unsigned qid;                 /* kernel queue = CPU the thread is pinned to */
 	pthread_t thread;
 	bool started, joined;         /* owned by the session thread */
 	/* Owned by the entry's thread while it runs: */
-	struct uring_ring ring;
+	struct sys_uring ring;
 	struct cm_fuse_uring_req_header *header;
 	char *buffer;                 /* URING_REQUEST_PREFIX bytes, then the payload */
 	char *payload;
@@ -124,120 +112,26 @@ unsigned fuse_uring_thread_count(const struct fuse_uring *u) { return u ? u->cou
 
 /* ---- one io_uring ----------------------------------------------------------------------- */
 
-static int ring_setup(struct uring_ring *r)
+/* One entry's ring: 128-byte SQEs; completions are processed only when its thread waits for
+ * them (no task-work interruptions while it runs a handler), where the kernel has the flags. */
+static int ring_setup(struct sys_uring *r)
 {
-	struct io_uring_params p;
-	char *sq, *cq;
-	int fd;
-
-	memset(r, 0, sizeof(*r));
-	r->fd = -1;
-	/* Completions are then processed only when this thread waits for them: no task-work
-	 * interruptions while it runs a handler. Older kernels lack these flags. */
-	memset(&p, 0, sizeof(p));
-	p.flags = IORING_SETUP_SQE128 | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
-	fd = sys_io_uring_setup(1, &p);
-	if (fd == -EINVAL) {
-		memset(&p, 0, sizeof(p));
-		p.flags = IORING_SETUP_SQE128;
-		fd = sys_io_uring_setup(1, &p);
-	}
-	if (fd < 0)
-		return fd;
-	r->fd = fd;
-	r->sq_map_size = p.sq_off.array + p.sq_entries * sizeof(unsigned);
-	r->cq_map_size = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
-	if (p.features & IORING_FEAT_SINGLE_MMAP) {
-		if (r->cq_map_size > r->sq_map_size)
-			r->sq_map_size = r->cq_map_size;
-		r->cq_map_size = 0;
-	}
-	r->sq_map = mmap(NULL, r->sq_map_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
-	                 IORING_OFF_SQ_RING);
-	if (r->sq_map == MAP_FAILED)
-		goto fail;
-	r->cq_map = r->sq_map;
-	if (r->cq_map_size) {
-		r->cq_map = mmap(NULL, r->cq_map_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
-		                 fd, IORING_OFF_CQ_RING);
-		if (r->cq_map == MAP_FAILED)
-			goto fail_sq;
-	}
-	r->sqes_size = p.sq_entries * URING_SQE_SIZE;
-	r->sqes = mmap(NULL, r->sqes_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
-	               IORING_OFF_SQES);
-	if (r->sqes == MAP_FAILED)
-		goto fail_cq;
-	sq = r->sq_map;
-	cq = r->cq_map;
-	r->sq_head = (unsigned *)(void *)(sq + p.sq_off.head);
-	r->sq_tail = (unsigned *)(void *)(sq + p.sq_off.tail);
-	r->sq_mask = (unsigned *)(void *)(sq + p.sq_off.ring_mask);
-	r->sq_array = (unsigned *)(void *)(sq + p.sq_off.array);
-	r->cq_head = (unsigned *)(void *)(cq + p.cq_off.head);
-	r->cq_tail = (unsigned *)(void *)(cq + p.cq_off.tail);
-	r->cq_mask = (unsigned *)(void *)(cq + p.cq_off.ring_mask);
-	r->cqes = (struct io_uring_cqe *)(void *)(cq + p.cq_off.cqes);
-	return 0;
-
-fail_cq:
-	if (r->cq_map_size)
-		munmap(r->cq_map, r->cq_map_size);
-fail_sq:
-	munmap(r->sq_map, r->sq_map_size);
-fail:;
-	int err = -errno;
-	close(fd);
-	r->fd = -1;
-	return err;
-}
-
-static void ring_release(struct uring_ring *r)
-{
-	if (r->fd < 0)
-		return;
-	munmap(r->sqes, r->sqes_size);
-	if (r->cq_map_size)
-		munmap(r->cq_map, r->cq_map_size);
-	munmap(r->sq_map, r->sq_map_size);
-	close(r->fd);
-	r->fd = -1;
-}
-
-static unsigned ring_unsubmitted(const struct uring_ring *r)
-{
-	return *r->sq_tail - __atomic_load_n(r->sq_head, __ATOMIC_ACQUIRE);
+	return sys_uring_setup(r, 1, IORING_SETUP_SQE128 | IORING_SETUP_SINGLE_ISSUER |
+	                              IORING_SETUP_DEFER_TASKRUN, IORING_SETUP_SQE128);
 }
 
 /* Submit what is queued and wait for `wait` completions; 0.. or -errno. */
-static int ring_enter(struct uring_ring *r, unsigned wait)
+static int ring_enter(struct sys_uring *r, unsigned wait)
 {
-	return sys_io_uring_enter(r->fd, ring_unsubmitted(r), wait, IORING_ENTER_GETEVENTS);
-}
-
-static bool ring_peek(const struct uring_ring *r, struct io_uring_cqe *out)
-{
-	unsigned head = *r->cq_head;
-	if (head == __atomic_load_n(r->cq_tail, __ATOMIC_ACQUIRE))
-		return false;
-	*out = r->cqes[head & *r->cq_mask];
-	return true;
-}
-
-static void ring_advance(struct uring_ring *r)
-{
-	__atomic_store_n(r->cq_head, *r->cq_head + 1, __ATOMIC_RELEASE);
+	return sys_uring_enter(r, sys_uring_unsubmitted(r), wait);
 }
 
 /* Queue a FUSE command (REGISTER or COMMIT_AND_FETCH) for the entry; returns its SQE. */
 static struct io_uring_sqe *entry_queue_cmd(struct fuse_uring_entry *e, uint32_t cmd_op, uint64_t commit_id)
 {
-	struct uring_ring *r = &e->ring;
-	unsigned tail = *r->sq_tail, index = tail & *r->sq_mask;
-	struct io_uring_sqe *sqe = (struct io_uring_sqe *)(void *)(r->sqes + (size_t)index * URING_SQE_SIZE);
+	struct io_uring_sqe *sqe = sys_uring_sqe(&e->ring);
 	struct cm_fuse_uring_cmd_req req;
 
-	memset(sqe, 0, URING_SQE_SIZE);
 	sqe->opcode = IORING_OP_URING_CMD;
 	sqe->fd = e->u->cfg.dev_fd;
 	sqe->cmd_op = cmd_op;
@@ -250,8 +144,7 @@ static struct io_uring_sqe *entry_queue_cmd(struct fuse_uring_entry *e, uint32_t
 	req.commit_id = commit_id;
 	req.qid = (uint16_t)e->qid;
 	memcpy((char *)sqe + URING_SQE_CMD_OFFSET, &req, sizeof(req));
-	r->sq_array[index] = index;
-	__atomic_store_n(r->sq_tail, tail + 1, __ATOMIC_RELEASE);
+	sys_uring_push(&e->ring);
 	return sqe;
 }
 
@@ -407,11 +300,11 @@ static int entry_register(struct fuse_uring_entry *e)
 		rc = ring_enter(&e->ring, 0);
 		if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
 			return rc;
-		if (ring_unsubmitted(&e->ring))
+		if (sys_uring_unsubmitted(&e->ring))
 			continue;
-		if (!ring_peek(&e->ring, &cqe) || cqe.res == 0)
+		if (!sys_uring_peek(&e->ring, &cqe) || cqe.res == 0)
 			return 0;  /* parked, or already holding a request: the serve loop takes it */
-		ring_advance(&e->ring);
+		sys_uring_advance(&e->ring);
 		if (cqe.res != -EAGAIN && cqe.res != -EINTR)
 			return cqe.res;
 		/* Before the kernel processed the INIT reply: try again shortly. */
@@ -442,7 +335,7 @@ static void entry_serve(struct fuse_uring_entry *e)
 	}
 	entry_report(e, true, 0);
 	for (;;) {
-		if (!ring_peek(&e->ring, &cqe)) {
+		if (!sys_uring_peek(&e->ring, &cqe)) {
 			rc = ring_enter(&e->ring, 1);
 			if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
 				log_error("io_uring_enter on queue %u failed: %s", e->qid, strerror(-rc));
@@ -452,7 +345,7 @@ static void entry_serve(struct fuse_uring_entry *e)
 				return;
 			continue;
 		}
-		ring_advance(&e->ring);
+		sys_uring_advance(&e->ring);
 		if (cqe.res == 0) {
 			uint64_t commit_id = entry_handle(e);
 			entry_queue_cmd(e, CM_FUSE_IO_URING_CMD_COMMIT_AND_FETCH, commit_id);
@@ -570,10 +463,10 @@ static int uring_force_fallback(struct fuse_uring *u)
 	entry_queue_cmd(&probe, CM_FUSE_IO_URING_CMD_REGISTER, 0)->len = 1;
 	do
 		rc = ring_enter(&probe.ring, 1);
-	while (rc == -EINTR || (rc >= 0 && !ring_peek(&probe.ring, &cqe)));
+	while (rc == -EINTR || (rc >= 0 && !sys_uring_peek(&probe.ring, &cqe)));
 	if (rc >= 0)
 		rc = cqe.res == -EINVAL ? 0 : cqe.res ? cqe.res : -EPROTO;
-	ring_release(&probe.ring);
+	sys_uring_release(&probe.ring);
 	return rc;
 }
 
@@ -657,7 +550,7 @@ void fuse_uring_free(struct fuse_uring *u)
 	for (unsigned i = 0; u->entries && i < u->count; i++) {
 		struct fuse_uring_entry *e = &u->entries[i];
 		/* Closing the ring cancels commands still parked, before their buffers go. */
-		ring_release(&e->ring);
+		sys_uring_release(&e->ring);
 		free(e->header);
 		free(e->buffer);
 		free(e->scratch);

@@ -7,7 +7,9 @@
 #   never cached;
 # - a small file read once (4 KiB of it) is completed in the background and its next open is
 #   a passthrough hit; a larger file's random 4 KiB miss reads 4 KiB from the origin and its
-#   chunk is filled behind the answer.
+#   chunk is filled behind the answer;
+# - a file as large as the cache is cached up to the low watermark, not filled and evicted
+#   over and over.
 . "$(dirname "$0")/lib.sh"
 need_root
 t_shm capacity
@@ -68,6 +70,22 @@ filled() { [ "$(counter fills)" -gt "$fills_before" ]; }
 poll "the random miss's chunk was not filled in the background" filled
 [ "$(counter completions)" -le $((before + 1)) ] || fail "a file above --complete-max was completed"
 (cd "$D" && md5sum -c --quiet "$SHM/sums") || fail "a file reads wrong after background fills"
+
+# A file as large as the cache: one object never grows past the low watermark, so reading it
+# again and again is served mostly from the cache instead of filling and evicting it each pass.
+"$CACHEMAX" evict "$D" > /dev/null
+head -c 4M /dev/urandom > "$D/whole"
+ev_before=$(top evictions_capacity); refused_before=$(counter fills_refused_full)
+for _ in 1 2 3; do dd if="$D/whole" of=/dev/null bs=1M iflag=direct status=none; done
+sleep 0.3
+cache_before=$(counter read_bytes_cache)
+dd if="$D/whole" of=/dev/null bs=256k iflag=direct status=none
+hits=$(( $(counter read_bytes_cache) - cache_before ))
+[ "$(top evictions_capacity)" = "$ev_before" ] \
+  || fail "a file as large as the cache evicted itself: evictions $ev_before -> $(top evictions_capacity)"
+[ "$(counter fills_refused_full)" -gt "$refused_before" ] || fail "no fill of the too-large file was refused"
+[ "$hits" -ge $((3 * 1024 * 1024)) ] || fail "only $hits bytes of a pass over the file came from the cache"
+cmp "$D/whole" <(cat "$D/whole") || fail "the file as large as the cache reads wrong"
 t_unmount "$D"
 
 # The size given once is kept.
