@@ -468,11 +468,16 @@ static bool maybe_complete(struct fs *fs, struct fs_node *n, const struct cache_
 	return true;
 }
 
-int fs_origin_direct_open(const struct fs_node *n)
+int fs_origin_read_open(const struct fs_node *n, bool background)
 {
 	char path[FS_PROC_PATH_MAX];
+	int noatime = background ? O_NOATIME : 0, fd;
+
 	fs_proc_path(n->fd, path);
-	return sys_openat(AT_FDCWD, path, O_RDONLY | O_DIRECT | O_CLOEXEC, 0);
+	fd = sys_openat(AT_FDCWD, path, O_RDONLY | O_DIRECT | noatime | O_CLOEXEC, 0);
+	if (fd < 0 && background)
+		fd = sys_openat(AT_FDCWD, path, O_RDONLY | noatime | O_CLOEXEC, 0);
+	return fd;
 }
 
 /* The fd for chunk-aligned miss reads: direct if the origin allows it, else our own. */
@@ -480,7 +485,7 @@ static int file_direct_fd(struct fs_file *f)
 {
 	int fd = atomic_load(&f->direct_fd), expected = 0;
 	if (fd == 0) {
-		fd = fs_origin_direct_open(f->node);
+		fd = fs_origin_read_open(f->node, false);
 		if (fd < 0)
 			fd = -1;
 		if (!atomic_compare_exchange_strong(&f->direct_fd, &expected, fd)) {

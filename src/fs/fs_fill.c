@@ -100,19 +100,12 @@ static void job_run(struct fs *fs, struct fs_fill_job *j, char **bufp)
 	uint32_t chunk = cache_store_chunk_size(fs->store);
 	size_t bufsize = (size_t)chunk * FS_FILL_BUFFER_CHUNKS;
 	struct cache_object_info info;
-	char path[FS_PROC_PATH_MAX];
 	uint64_t off, end;
 	int fd;
 
 	if (j->piece >= 0 && !fs_readahead_piece_claim(j->node, j->piece, j->piece_seq))
 		return;    /* a reader took it back */
-	/* O_DIRECT: no copy through the origin's page cache. O_NOATIME: nobody asked for these
-	 * bytes yet, so the origin's access time must not move (relatime would set it after a
-	 * utimensat that put it before the mtime). */
-	fs_proc_path(j->node->fd, path);
-	fd = sys_openat(AT_FDCWD, path, O_RDONLY | O_DIRECT | O_NOATIME | O_CLOEXEC, 0);
-	if (fd < 0)
-		fd = sys_openat(AT_FDCWD, path, O_RDONLY | O_NOATIME | O_CLOEXEC, 0);
+	fd = fs_origin_read_open(j->node, true);
 	if (fd < 0)
 		return;
 	cache_object_info(j->obj, &info);

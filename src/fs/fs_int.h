@@ -263,10 +263,13 @@ struct cache_store *fs_cache_store(struct fs *fs);
  * repeated ones the cache goes into bypass. */
 void fs_cache_error(struct fs *fs, const char *what, int rc);
 
-/* An O_RDONLY|O_DIRECT fd on the node's origin file (-errno if the file system refuses):
- * whole-chunk reads for the cache bypass the origin's page cache, as a direct read of the
- * original would, instead of copying through it. */
-int fs_origin_direct_open(const struct fs_node *n);
+/* An O_RDONLY|O_DIRECT fd on the node's origin file for the cache's own reads (-errno if
+ * refused): whole-chunk reads bypass the origin's page cache, as a direct read of the original
+ * would, instead of copying through it. background: for reads nobody asked for yet (fills,
+ * read-ahead), which must leave the access time alone (O_NOATIME: relatime would move it after
+ * a utimensat that put it before the mtime); they fall back to a buffered fd where the file
+ * system refuses O_DIRECT. */
+int fs_origin_read_open(const struct fs_node *n, bool background);
 #define FS_DIRECT_ALIGN 4096u
 #define FS_FILL_BUFFER_CHUNKS 4   /* chunks read from the origin per fill (a read-ahead piece) */
 

@@ -102,22 +102,25 @@ static mode_t setid_to_clear(const struct stat *st, const struct fuse_req_ctx *c
 	return kill;
 }
 
-static int clear_setid(const char *path, const struct stat *st, mode_t kill)
+/* chmod the `kill` bits away where they are set (the path is built only then). */
+static int clear_setid(const struct fs_node *n, const struct stat *st, mode_t kill)
 {
+	char path[FS_PROC_PATH_MAX];
 	if (!(st->st_mode & kill))
 		return 0;
+	fs_proc_path(n->fd, path);
 	return sys_chmod(path, st->st_mode & ~kill & 07777);
 }
 
 /* For callers other than root (who holds CAP_FSETID): clear what their write clears. */
-static int kill_setid(struct fs_node *n, const char *path, const struct fuse_req_ctx *c)
+static int kill_setid(const struct fs_node *n, const struct fuse_req_ctx *c)
 {
 	struct stat st;
 	int rc;
 	if (c->uid == 0 || n->type != S_IFREG)
 		return 0;
 	rc = node_stat(n, &st);
-	return rc < 0 ? rc : clear_setid(path, &st, setid_to_clear(&st, c));
+	return rc < 0 ? rc : clear_setid(n, &st, setid_to_clear(&st, c));
 }
 
 static void cap_probe_note(struct fs_node *n, uint32_t pid, bool removed)
@@ -152,7 +155,7 @@ static int cap_probe_take(struct fs_node *n, uint32_t pid)
  * REMOVEXATTR, just before. From root, only chown sends it for a file without capabilities; with
  * capabilities, a write by root is assumed (its set-id bits stay; chown(-1, -1) by root of a
  * set-id file that also had capabilities is the one case this keeps them wrongly). */
-static int kill_privs_request(struct fs_node *n, const char *path, const struct fuse_req_ctx *c,
+static int kill_privs_request(const struct fs_node *n, const struct fuse_req_ctx *c,
                               bool caps_removed)
 {
 	struct stat st;
@@ -160,9 +163,9 @@ static int kill_privs_request(struct fs_node *n, const char *path, const struct 
 	if (rc < 0)
 		return rc;
 	if (c->uid != 0)
-		return clear_setid(path, &st, setid_to_clear(&st, c));
+		return clear_setid(n, &st, setid_to_clear(&st, c));
 	if (!caps_removed)
-		return clear_setid(path, &st, S_ISUID | ((st.st_mode & S_IXGRP) ? S_ISGID : 0));
+		return clear_setid(n, &st, S_ISUID | ((st.st_mode & S_IXGRP) ? S_ISGID : 0));
 	return 0;
 }
 
@@ -340,11 +343,11 @@ static void op_setattr(struct fuse_req *r, uint64_t ino, const struct fuse_setat
 	if (in->valid & FATTR_MODE) {
 		rc = sys_chmod(path, in->mode);
 	} else if (in->valid & FATTR_KILL_SUIDGID) {
-		rc = kill_setid(n, path, fuse_req_ctx(r));
+		rc = kill_setid(n, fuse_req_ctx(r));
 	} else if (!(in->valid & FATTR_ANY_ATTRIBUTE) && n->type == S_IFREG) {
 		int probe = cap_probe_take(n, fuse_req_ctx(r)->pid);
 		if (probe)
-			rc = kill_privs_request(n, path, fuse_req_ctx(r), probe == 2);
+			rc = kill_privs_request(n, fuse_req_ctx(r), probe == 2);
 	}
 	if (rc == 0 && (in->valid & (FATTR_UID | FATTR_GID))) {
 		uid_t uid = (in->valid & FATTR_UID) ? in->uid : (uid_t)-1;
@@ -575,7 +578,7 @@ static void op_open(struct fuse_req *r, uint64_t ino, const struct fuse_open_in 
 		return;
 	}
 	if ((in->open_flags & FUSE_OPEN_KILL_SUIDGID) && deferred_trunc(n->type, in->flags)) {
-		rc = kill_setid(n, path, fuse_req_ctx(r));
+		rc = kill_setid(n, fuse_req_ctx(r));
 		if (rc < 0)
 			log_warn("open: clearing set-id bits after O_TRUNC failed: %s", strerror(-rc));
 	}
@@ -667,10 +670,7 @@ static void op_write(struct fuse_req *r, uint64_t ino, const struct fuse_write_i
 {
 	struct fs_file *f = file_of(in->fh);
 	if (in->write_flags & FUSE_WRITE_KILL_SUIDGID) {
-		char path[FS_PROC_PATH_MAX];
-		int rc;
-		fs_proc_path(f->fd, path);
-		rc = kill_setid(f->node, path, fuse_req_ctx(r));
+		int rc = kill_setid(f->node, fuse_req_ctx(r));
 		if (rc < 0) {
 			fuse_reply_err(r, -rc);
 			return;
