@@ -190,7 +190,8 @@ void cache_capacity_grew(struct cache_store *store)
 
 /* Until the first scan, usage is not known and every fill is admitted (the thread scans right
  * after open and trims what came meanwhile). Reservations make concurrent fills add up. */
-int cache_capacity_reserve(struct cache_store *store, uint64_t bytes, uint64_t *reserved)
+int cache_capacity_reserve(struct cache_store *store, uint64_t object_bytes, uint64_t bytes,
+                           uint64_t *reserved)
 {
 	uint64_t held;
 
@@ -198,6 +199,8 @@ int cache_capacity_reserve(struct cache_store *store, uint64_t bytes, uint64_t *
 		*reserved = 0;
 		return 0;
 	}
+	if (object_bytes + bytes > store->low_bytes)
+		return -EDQUOT;   /* evicting others would not make room for this object */
 	held = atomic_load(&store->reserved_bytes);
 	do {
 		uint64_t used = atomic_load(&store->usage_bytes) + held;

@@ -140,10 +140,14 @@ int cache_capacity_start(struct cache_store *store, const struct cache_store_con
 void cache_capacity_stop(struct cache_store *store);
 /* -EINVAL if the capacity part of config is bad (before anything is created). */
 int cache_capacity_config_check(const struct cache_store_config *config);
-/* Admission of a fill of bytes new bytes (obj->lock and the usage lock held shared): 0 with
- * *reserved set (to pass to cache_capacity_unreserve() once the fill is accounted), or -EDQUOT
- * (and the eviction thread is woken to make room). */
-int cache_capacity_reserve(struct cache_store *store, uint64_t bytes, uint64_t *reserved);
+/* Admission of a fill of bytes new bytes into an object holding object_bytes (obj->lock and
+ * the usage lock held shared): 0 with *reserved set (to pass to cache_capacity_unreserve() once
+ * the fill is accounted), or -EDQUOT: the cache is full (and the eviction thread is woken to
+ * make room), or the object would pass the low watermark (one object never does: else, with
+ * everything else evicted, the evictor would evict the very object being filled, and a file as
+ * large as the cache would be filled and dropped over and over). */
+int cache_capacity_reserve(struct cache_store *store, uint64_t object_bytes, uint64_t bytes,
+                           uint64_t *reserved);
 void cache_capacity_unreserve(struct cache_store *store, uint64_t reserved);
 /* Usage grew: wakes the eviction thread if usage passed the high watermark. */
 void cache_capacity_grew(struct cache_store *store);

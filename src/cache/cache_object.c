@@ -260,17 +260,9 @@ ssize_t cache_object_fill(struct cache_object *obj, uint64_t generation, const v
 		return -ESTALE;
 	}
 	end = start + size < obj->fp.size ? start + size : obj->fp.size;
-	/* One object never grows past the low watermark: else, once everything else is evicted,
-	 * the evictor would have to evict the very object being filled, and a file as large as
-	 * the cache would be filled and dropped over and over (each of its reads a miss). */
-	if (store->capacity && store->usage_known &&
-	    obj->allocated + fill_new_bytes(obj, start, end) > store->low_bytes) {
-		pthread_mutex_unlock(&obj->lock);
-		return -EDQUOT;
-	}
 	cache_store_usage_enter(store);
-	rc = cache_capacity_reserve(store, store->capacity ? fill_new_bytes(obj, start, end) : 0,
-	                            &reserved);
+	rc = cache_capacity_reserve(store, obj->allocated,
+	                            store->capacity ? fill_new_bytes(obj, start, end) : 0, &reserved);
 	if (rc == 0) {
 		rc = fill_locked(obj, buf, start, end, &stored);
 		rc = rc < 0 ? cache_disk_fail(obj, rc) : cache_disk_persist_if_due(obj);
