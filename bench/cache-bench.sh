@@ -163,10 +163,7 @@ cleanup() {
   fi
   exit "$rc"
 }
-trap cleanup EXIT
-trap 'echo; echo "$BENCH_NAME: interrupted" >&2; exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+bench_traps cleanup
 
 WORK_O=$(mktemp -d "$(realpath -- "$PARENT")/cachemax-cb.XXXXXX")
 WORK_C=$(mktemp -d "$(realpath -- "$CPARENT")/cachemax-cb.XXXXXX")

@@ -135,10 +135,7 @@ cleanup() {
   fi
   exit "$rc"
 }
-trap cleanup EXIT
-trap 'echo; echo "$BENCH_NAME: interrupted" >&2; exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+bench_traps cleanup
 
 WORK_O=$(mktemp -d "$(realpath -- "$PARENT")/cachemax-cmp.XXXXXX")
 WORK_C=$(mktemp -d "$(realpath -- "$CPARENT")/cachemax-cmp.XXXXXX")

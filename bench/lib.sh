@@ -7,6 +7,14 @@
 
 bench_die() { echo "$BENCH_NAME: $*" >&2; exit 2; }
 
+# bench_traps FUNC: FUNC runs at every exit; Ctrl-C, TERM and HUP exit through it (130/143/129)
+bench_traps() {
+  trap "$1" EXIT
+  trap 'echo; echo "$BENCH_NAME: interrupted" >&2; exit 130' INT
+  trap 'exit 143' TERM
+  trap 'exit 129' HUP
+}
+
 # usage text = the comment block at the top of the calling script (line 2 up to `set -euo`)
 bench_usage() { sed -n '2,/^set -euo/p' "$1" | sed '$d; s/^# \{0,1\}//'; }
 
