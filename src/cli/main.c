@@ -36,7 +36,7 @@ static const char usage_text[] =
 	"      --attr-timeout SEC      seconds the kernel may cache attributes (default 1)\n"
 	"      --entry-timeout SEC     seconds the kernel may cache names (default 1)\n"
 	"      --size SIZE             cache capacity, e.g. 20G (default: the size given before, or\n"
-	"                              80%% of the cache file system's free space at first start)\n"
+	"                              80% of the cache file system's free space at first start)\n"
 	"      --pin GLOB              keep matching files cached (relative to DIR; repeatable)\n"
 	"      --exclude GLOB          never cache matching files (relative to DIR; repeatable)\n"
 	"      --complete-max SIZE     complete files up to SIZE in the background after their\n"
@@ -621,6 +621,12 @@ int main(int argc, char **argv)
 		fputs(usage_text, cmd ? stdout : stderr);
 		return cmd ? 0 : EXIT_USAGE;
 	}
+	/* `cachemax COMMAND --help`: the same text, whatever else the line holds */
+	for (int i = 2; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			fputs(usage_text, stdout);
+			return 0;
+		}
 	argv[1] = argv[0];  /* so getopt sees "cachemax" as the program and the rest as arguments */
 	if (!strcmp(cmd, "start"))
 		return cmd_start(argc - 1, argv + 1);
