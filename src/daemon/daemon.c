@@ -180,11 +180,12 @@ static int daemon_control(const char *request, char *reply, size_t size, void *a
 	if (strcmp(request, "stats"))
 		return -EINVAL;
 	atomic_store(&d->stats.counter[STATS_REQUESTS], fuse_session_requests(d->session));
-	uint64_t cache_bytes = 0, cache_objects = 0, capacity = 0, by_capacity = 0;
+	uint64_t cache_bytes = 0, cache_objects = 0, capacity = 0, by_capacity = 0, yields, backoffs;
 	char bypass_why[256] = "", bypass_json[512];
 	bool bypass = fs_cache_bypassed(d->fs, bypass_why, sizeof(bypass_why));
 	if (d->store && cache_store_usage(d->store, &cache_bytes, &cache_objects) < 0)
 		cache_bytes = cache_objects = 0;
+	fuse_session_uring_yields(d->session, &yields, &backoffs);
 	if (d->store) {
 		capacity = cache_store_capacity(d->store);
 		by_capacity = cache_store_evictions(d->store);
@@ -192,12 +193,14 @@ static int daemon_control(const char *request, char *reply, size_t size, void *a
 	atomic_store(&d->stats.counter[STATS_EVICTIONS],
 	             atomic_load(&d->evicted_by_request) + by_capacity);
 	n = snprintf(reply, size, "{\"pid\": %d, \"uptime_seconds\": %lld, \"transport\": \"%s\", "
-	             "\"uring_requests\": %llu, \"passthrough\": %s, \"cache\": %s, \"cache_bytes\": %llu, \"cache_objects\": %llu, "
+	             "\"uring_requests\": %llu, \"uring_yields\": %llu, \"uring_yield_backoffs\": %llu, "
+	             "\"passthrough\": %s, \"cache\": %s, \"cache_bytes\": %llu, \"cache_objects\": %llu, "
 	             "\"cache_size\": %llu, \"evictions_capacity\": %llu, \"bypass\": %s, "
 	             "\"bypass_why\": \"%s\", \"stats\": ",
 	             (int)getpid(), (long long)(time(NULL) - d->state.started),
 	             fuse_session_transport(d->session),
 	             (unsigned long long)fuse_session_uring_requests(d->session),
+	             (unsigned long long)yields, (unsigned long long)backoffs,
 	             fs_passthrough_active(d->fs, why, sizeof(why)) ? "true" : "false",
 	             d->store ? "true" : "false", (unsigned long long)cache_bytes,
 	             (unsigned long long)cache_objects, (unsigned long long)capacity,

@@ -88,6 +88,12 @@ uint64_t fuse_session_uring_requests(const struct fuse_session *se)
 	return fuse_uring_requests(se->uring);
 }
 
+void fuse_session_uring_yields(const struct fuse_session *se, uint64_t *yields, uint64_t *backoffs)
+{
+	*yields = fuse_uring_yields(se->uring);
+	*backoffs = fuse_uring_yield_backoffs(se->uring);
+}
+
 const char *fuse_session_transport(const struct fuse_session *se)
 {
 	return atomic_load(&se->uring_active) ? "io_uring" : "dev_fuse";
@@ -261,6 +267,7 @@ static bool session_rings_prepare(struct fuse_session *se, uint64_t offered)
 		.payload_size = FUSE_SESSION_SCRATCH,
 		.handler = ring_request,
 		.arg = se,
+		.yield_commit = true,
 	};
 	int rc;
 

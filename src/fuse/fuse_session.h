@@ -118,6 +118,8 @@ const struct fuse_proto_init_result *fuse_session_init_result(const struct fuse_
 uint64_t fuse_session_requests(const struct fuse_session *se);
 /* Requests served through the io_uring rings so far (0 on /dev/fuse). */
 uint64_t fuse_session_uring_requests(const struct fuse_session *se);
+/* io_uring commits made in SCHED_IDLE, and back-offs from it (fuse_uring.h); 0 without rings. */
+void fuse_session_uring_yields(const struct fuse_session *se, uint64_t *yields, uint64_t *backoffs);
 /* "io_uring" or "dev_fuse": how the kernel sends requests to this session. */
 const char *fuse_session_transport(const struct fuse_session *se);
 /* Why io_uring was asked for but is not in use ("" otherwise). */

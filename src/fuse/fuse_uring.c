@@ -4,6 +4,17 @@
  * of the last request to the kernel and parks the entry for the next one. The request is
  * rebuilt in place as /dev/fuse would deliver it: the header and first argument are copied
  * into the page just before the payload buffer, which the kernel filled with the rest.
+ *
+ * The yielding commit. The commit wakes the requester while this thread still runs on the
+ * requester's CPU (the queue is that CPU's), so the scheduler sends the requester to the other,
+ * idle CPU: on a VM that costs a cross-CPU wake-up of a halted vCPU per request and turned a
+ * 12 µs round trip into 32-38 µs (docs/PERFORMANCE.md). A small reply is therefore committed
+ * with the thread in SCHED_IDLE: a CPU running only SCHED_IDLE tasks counts as idle, so the
+ * requester is woken where it was and preempts us; back from the submit, the thread returns
+ * to its own policy (two sched_setscheduler calls, ~1.4 µs each here). If another task was
+ * runnable on the CPU, the thread waited behind it in SCHED_IDLE for a slice (measured: p99
+ * 3.8 ms with CPU hogs) while the next request, given to this same entry, waited for it; so a
+ * window longer than URING_YIELD_SLOW_US turns yielding off for URING_YIELD_BACKOFF_MS.
  */
 #include "fuse/fuse_uring.h"
 
@@ -30,6 +41,9 @@
 #define URING_REQUEST_PREFIX 4096     /* room before the payload for header + first argument */
 #define URING_REGISTER_TIMEOUT_MS 5000
 #define URING_EAGAIN_PAUSE_US 1000
+#define URING_YIELD_MAX_REPLY (64u * 1024)  /* larger replies: the wake-up cost is small */
+#define URING_YIELD_SLOW_US 250         /* a window this long: the CPU is contended */
+#define URING_YIELD_BACKOFF_MS 1000     /* then commit without yielding this long */
 
 _Static_assert(sizeof(struct io_uring_sqe) == 64, "base SQE is 64 bytes");
 _Static_assert(sizeof(struct cm_fuse_uring_cmd_req) <= URING_SQE_SIZE - URING_SQE_CMD_OFFSET,
@@ -53,6 +67,9 @@ struct fuse_uring_entry {
 	char *rebuilt;                /* a request whose first argument left the payload unaligned */
 	struct iovec iov[2];          /* REGISTER argument: header, payload */
 	bool replied;
+	bool may_yield;               /* its own policy is SCHED_OTHER: the yielding commit */
+	int policy;                   /* its own policy, restored after the yielding commit */
+	uint64_t yield_off_until;     /* CLOCK_MONOTONIC ns: no yielding before (contention) */
 	/* Protected by u->lock: */
 	bool prepared, registered, ended;
 	int error;                    /* of prepare or REGISTER, negative errno */
@@ -70,6 +87,8 @@ struct fuse_uring {
 
 	atomic_bool stopping;         /* fuse_uring_free: leave the serve loop */
 	atomic_uint_fast64_t requests;
+	atomic_uint_fast64_t yields;      /* commits made in SCHED_IDLE */
+	atomic_uint_fast64_t yield_backoffs;
 };
 
 unsigned fuse_uring_queue_count(void)
@@ -109,6 +128,29 @@ uint64_t fuse_uring_requests(const struct fuse_uring *u)
 }
 
 unsigned fuse_uring_thread_count(const struct fuse_uring *u) { return u ? u->count : 0; }
+
+uint64_t fuse_uring_yields(const struct fuse_uring *u)
+{
+	return u ? atomic_load_explicit(&u->yields, memory_order_relaxed) : 0;
+}
+
+uint64_t fuse_uring_yield_backoffs(const struct fuse_uring *u)
+{
+	return u ? atomic_load_explicit(&u->yield_backoffs, memory_order_relaxed) : 0;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int set_policy(pid_t tid, int policy)
+{
+	struct sched_param param = { .sched_priority = 0 };
+	return sched_setscheduler(tid, policy, &param) < 0 ? -errno : 0;
+}
 
 /* ---- one io_uring ----------------------------------------------------------------------- */
 
@@ -159,6 +201,8 @@ static int entry_prepare(struct fuse_uring_entry *e)
 
 	snprintf(name, sizeof(name), "cm-uring-q%u", e->qid);
 	pthread_setname_np(pthread_self(), name);
+	e->policy = sched_getscheduler(0);
+	e->may_yield = e->u->cfg.yield_commit && e->policy == SCHED_OTHER;
 	CPU_ZERO(&set);
 	CPU_SET(e->qid, &set);
 	rc = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
@@ -316,6 +360,43 @@ static int entry_register(struct fuse_uring_entry *e)
 	}
 }
 
+/* ---- the yielding commit (see the top of this file) ------------------------------------- */
+
+/* Submit the queued COMMIT_AND_FETCH with the thread in SCHED_IDLE, unless backing off. A
+ * failed submit leaves the SQE queued: the serve loop's next io_uring_enter submits it (and
+ * reports an error). */
+static void commit_yielding(struct fuse_uring_entry *e)
+{
+	struct fuse_uring *u = e->u;
+	uint64_t start = now_ns(), took;
+	int rc;
+
+	if (start < e->yield_off_until)
+		return;
+	rc = set_policy(0, SCHED_IDLE);
+	if (rc < 0) {
+		e->may_yield = false;
+		log_warn("io_uring queue %u: cannot enter SCHED_IDLE for the commit (%s); this thread "
+		         "commits without it", e->qid, strerror(-rc));
+		return;
+	}
+	ring_enter(&e->ring, 0);
+	rc = set_policy(0, e->policy);
+	if (rc < 0) {
+		log_error("io_uring queue %u: cannot leave SCHED_IDLE (%s); the thread stays in it "
+		          "and stops yielding", e->qid, strerror(-rc));
+		e->may_yield = false;
+	}
+	atomic_fetch_add_explicit(&u->yields, 1, memory_order_relaxed);
+	/* The requester preempts us at the wake-up and we run again when it waits for its next
+	 * request: microseconds, unless another task took the CPU meanwhile. */
+	took = now_ns() - start;
+	if (took > (uint64_t)URING_YIELD_SLOW_US * 1000u) {
+		e->yield_off_until = start + took + (uint64_t)URING_YIELD_BACKOFF_MS * 1000000u;
+		atomic_fetch_add_explicit(&u->yield_backoffs, 1, memory_order_relaxed);
+	}
+}
+
 static bool connection_gone(int res)
 {
 	return res == -ENOTCONN || res == -ENODEV || res == -ECONNABORTED || res == -ECANCELED;
@@ -350,6 +431,8 @@ static void entry_serve(struct fuse_uring_entry *e)
 			uint64_t commit_id = entry_handle(e);
 			entry_queue_cmd(e, CM_FUSE_IO_URING_CMD_COMMIT_AND_FETCH, commit_id);
 			last_was_register = false;
+			if (e->may_yield && e->header->ring_ent_in_out.payload_sz <= URING_YIELD_MAX_REPLY)
+				commit_yielding(e);  /* submits; the loop then waits for the next request */
 			continue;
 		}
 		if (connection_gone(cqe.res))

@@ -12,6 +12,7 @@ T_MOUNTS=()
 T_REMOVE=()   # extra paths to delete at exit (outside $T_SCRATCH, e.g. on /dev/shm)
 T_RESTORE=()  # "FILE=VALUE": machine settings to write back at exit (e.g. a module parameter)
 T_BINDS=()    # other mounts a test made (bind mounts): lazily unmounted at exit
+T_PIDS=()     # background processes a test started (e.g. a CPU hog): killed at exit
 T_SCRATCH=$(mktemp -d /tmp/cmtest.XXXXXX)
 # A private run directory: this test's state records and daemon logs, nobody else's.
 export CACHEMAX_RUN_DIR=$T_SCRATCH/run
@@ -19,6 +20,7 @@ export CACHEMAX_RUN_DIR=$T_SCRATCH/run
 t_cleanup() {
   local rc=$?
   local m
+  for m in "${T_PIDS[@]+"${T_PIDS[@]}"}"; do kill "$m" 2>/dev/null || true; done
   for m in "${T_MOUNTS[@]+"${T_MOUNTS[@]}"}"; do
     "$CACHEMAX" stop "$m" --lazy >/dev/null 2>&1 || true
     # Belt and braces: whatever is left of ours at that path goes away lazily.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # FUSE-over-io_uring: with --io-uring the mount says "transport io_uring", its ring threads are
-# pinned one CPU each, requests really arrive through the rings (uring_requests grows), the
-# differential test and a concurrent read/write load agree with a plain directory, and stop
+# pinned one CPU each, requests really arrive through the rings (uring_requests grows), small
+# replies are committed yielding and the threads return to SCHED_OTHER (also backing off on a
+# contended CPU), the differential test and a concurrent read/write load agree with a plain directory, and stop
 # gives the directory back with the daemon gone and no leak. Then the fallback: when ring
 # setup fails (injected io_uring_setup ENOMEM), the mount still works over /dev/fuse and says
 # so; and when a queue's registration fails after io_uring was advertised, the daemon makes
@@ -80,6 +81,28 @@ j=$("$CACHEMAX" stats "$M" --json)
 [ "$(json_get "$j" transport)" = io_uring ] || fail "stats: transport is not io_uring: $j"
 n=$(json_get "$j" uring_requests)
 [ "$n" -ge 1024 ] || fail "stats: only $n requests came through the rings after 1028 O_DIRECT reads"
+
+# The yielding commit: small replies are committed in SCHED_IDLE (so the reader stays on its
+# CPU), and every ring thread is back in its own policy afterwards (stat field 41: 0 OTHER,
+# 5 IDLE). On a contended CPU (a busy loop pinned to the reader's CPU) a commit waits behind
+# the other task, so the thread backs off, and the reads go on at normal priority.
+[ "$(json_get "$j" uring_yields)" -ge 1 ] || fail "no reply was committed yielding: $j"
+ring_policies() {
+  local task
+  for task in /proc/"$pid"/task/*; do
+    case $(cat "$task/comm") in cm-uring-q*) awk '{print $41}' "$task/stat";; esac
+  done | sort -u | tr '\n' ' '
+}
+[ "$(ring_policies)" = "0 " ] || fail "ring threads not all SCHED_OTHER after the reads: policies $(ring_policies)"
+taskset -c 0 sh -c 'while :; do :; done' & hog=$!
+T_PIDS+=("$hog")
+sleep 0.2
+timeout 60 taskset -c 0 dd if="$M/f" of=/dev/null bs=4k count=1000 iflag=direct status=none ||
+  fail "4K reads pinned to a busy CPU did not finish within 60 s"
+kill "$hog"; wait "$hog" 2>/dev/null || true
+j=$("$CACHEMAX" stats "$M" --json)
+[ "$(json_get "$j" uring_yield_backoffs)" -ge 1 ] || fail "reads on a contended CPU: no ring thread backed off from yielding: $j"
+[ "$(ring_policies)" = "0 " ] || fail "ring threads not all SCHED_OTHER after contended reads: policies $(ring_policies)"
 
 mkdir "$M/diff"
 if ! "$DIFFTEST" --seed 11 --ops "$OPS" "$M/diff" "$P"; then
