@@ -50,6 +50,9 @@ struct fs_config {
 	 * failures (on = true, why says what failed) and when it is tried again (on = false). */
 	void (*bypass_changed)(void *arg, bool on, const char *why);
 	void *bypass_arg;
+	unsigned fill_delay_ms;    /* for tests (CACHEMAX_FILL_DELAY_MS): a background fill job
+	                            * pauses this long after it began, before its first origin read,
+	                            * so that a test can change the file in between */
 	unsigned bypass_retry_ms;  /* how long a bypass lasts before the cache is tried again
 	                            * (0: FS_BYPASS_RETRY_MS_DEFAULT) */
 };

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sys/sys.h"
 #include "util/log.h"
@@ -109,6 +110,8 @@ static void job_run(struct fs *fs, struct fs_fill_job *j, char **bufp)
 	if (fd < 0)
 		return;
 	cache_object_info(j->obj, &info);
+	if (fs->cfg.fill_delay_ms)
+		usleep(fs->cfg.fill_delay_ms * 1000u);
 	off = j->off / chunk * chunk;
 	if (j->off >= info.fingerprint.size)
 		end = info.fingerprint.size;
@@ -120,15 +123,23 @@ static void job_run(struct fs *fs, struct fs_fill_job *j, char **bufp)
 	if (end > info.fingerprint.size)
 		end = info.fingerprint.size;
 	while (off < end && job_may_fill(fs, j->node)) {
-		uint64_t len = end - off < bufsize ? end - off : bufsize;
-		uint64_t gen;
+		uint64_t len, gen;
 		ssize_t n, filled;
 
+		/* The generation and the size of one moment: a piece that stops at the end of the
+		 * file may say so only for the size that goes with its generation (a write that
+		 * extended the file after the job began moved both). */
+		cache_object_info(j->obj, &info);
+		gen = info.generation;
+		if (end > info.fingerprint.size)
+			end = info.fingerprint.size;
+		if (off >= end)
+			break;
+		len = end - off < bufsize ? end - off : bufsize;
 		if (cache_object_range_present(j->obj, off, len)) {
 			off += len;
 			continue;
 		}
-		gen = cache_object_generation(j->obj);
 		/* Whole blocks for O_DIRECT: the file's end cuts the read short. */
 		n = sys_pread(fd, buf, (size_t)((len + FS_DIRECT_ALIGN - 1) / FS_DIRECT_ALIGN * FS_DIRECT_ALIGN),
 		              (off_t)off);
@@ -147,7 +158,8 @@ static void job_run(struct fs *fs, struct fs_fill_job *j, char **bufp)
 		/* The generation held from before the origin read to the fill: the bytes are current
 		 * (and in the cache): the readers waiting for them reply from buf, if it holds the
 		 * whole piece (up to the end of the file). */
-		if (j->piece >= 0 && filled >= 0 && off == j->off && off + (uint64_t)n >= end)
+		if (j->piece >= 0 && filled >= 0 && off == j->off &&
+		    (off + (uint64_t)n >= j->off + j->len || off + (uint64_t)n == info.fingerprint.size))
 			*bufp = buf = fs_readahead_piece_offer(fs, j->node, j->piece, j->piece_seq, buf,
 			                                       (size_t)n, gen);
 		if (filled == -ESTALE) {
