@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "sys/sys.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 void fs_passthrough_disable(struct fs *fs, const char *why)
@@ -34,7 +35,7 @@ static void fingerprint_refresh(struct fs *fs, struct fs_node *n, int fd);
 void fs_cache_error(struct fs *fs, const char *what, int rc)
 {
 	struct fs_bypass *b = &fs->bypass;
-	uint64_t now = stats_now_ns();
+	uint64_t now = clock_now_ns();
 	bool enter = false;
 	char why[sizeof(b->why)];
 
@@ -74,10 +75,10 @@ struct cache_store *fs_cache_store(struct fs *fs)
 	if (!atomic_load(&b->on))
 		return fs->store;
 	pthread_mutex_lock(&b->lock);
-	if (atomic_load(&b->on) && stats_now_ns() - b->since_ns >= (uint64_t)fs->cfg.bypass_retry_ms * 1000000) {
+	if (atomic_load(&b->on) && clock_now_ns() - b->since_ns >= (uint64_t)fs->cfg.bypass_retry_ms * 1000000) {
 		atomic_store(&b->on, false);
 		b->errors = 0;
-		b->window_start_ns = stats_now_ns();
+		b->window_start_ns = clock_now_ns();
 		leave = true;
 	}
 	pthread_mutex_unlock(&b->lock);
@@ -409,7 +410,7 @@ static void count_read(struct stats *stats, bool from_cache, uint64_t bytes, uin
 	stats_add(stats, from_cache ? STATS_READ_OPS_CACHE : STATS_READ_OPS_ORIGIN, 1);
 	stats_add(stats, from_cache ? STATS_READ_BYTES_CACHE : STATS_READ_BYTES_ORIGIN, bytes);
 	stats_record_latency(stats, from_cache ? STATS_LAT_READ_CACHE : STATS_LAT_READ_ORIGIN,
-	                     stats_now_ns() - t0);
+	                     clock_now_ns() - t0);
 }
 
 /* Answer a read from the origin. */
@@ -506,7 +507,7 @@ static void read_miss_fill(struct fuse_req *r, struct fs *fs, struct fs_file *f,
 	struct fs_node *node = f->node;  /* f may be released once we answer; node is pinned */
 	struct cache_object *obj = fs_object_pin(fs, node);
 	struct cache_object_info info;
-	uint64_t chunk = cache_store_chunk_size(fs->store), start, len, t0 = stats_now_ns();
+	uint64_t chunk = cache_store_chunk_size(fs->store), start, len, t0 = clock_now_ns();
 	uint64_t gen = cache_object_generation(obj);
 	char *buf = NULL, *own = NULL;
 	ssize_t n, filled;
@@ -579,7 +580,7 @@ static void read_miss(struct fuse_req *r, struct fs *fs, struct fs_file *f,
 	cache_object_info(n->obj, &info);
 	if (!maybe_complete(fs, n, &info))
 		fs_fill_enqueue(fs, n, in->offset, size, false);
-	reply_from_origin(r, fs, f, size, in->offset, stats_now_ns());
+	reply_from_origin(r, fs, f, size, in->offset, clock_now_ns());
 }
 
 void fs_file_read(struct fuse_req *r, struct fs_file *f, const struct fuse_read_in *in)
@@ -589,7 +590,7 @@ void fs_file_read(struct fuse_req *r, struct fs_file *f, const struct fuse_read_
 	struct cache_object *obj = f->node->obj;
 	void *buf = fuse_req_scratch(r);
 	size_t size = in->size < FUSE_SESSION_SCRATCH ? in->size : FUSE_SESSION_SCRATCH;
-	uint64_t t0 = stats_now_ns();
+	uint64_t t0 = clock_now_ns();
 	ssize_t n;
 
 	if (obj && !f->bypass_cache && f->node->mode == FS_IO_CACHE) {
@@ -710,7 +711,7 @@ void fs_file_write(struct fuse_req *r, struct fs_file *f, const struct fuse_writ
 	struct fs *fs = fuse_req_fs(r);
 	struct stats *stats = fs->cfg.stats;
 	struct fs_node *n = f->node;
-	uint64_t t0 = stats_now_ns();
+	uint64_t t0 = clock_now_ns();
 	ssize_t w;
 
 	/* Write-through: the origin first, then the cache copy, before the answer, so a reader of
@@ -733,7 +734,7 @@ void fs_file_write(struct fuse_req *r, struct fs_file *f, const struct fuse_writ
 	}
 	stats_add(stats, STATS_WRITE_OPS, 1);
 	stats_add(stats, STATS_WRITE_BYTES, (uint64_t)w);
-	stats_record_latency(stats, STATS_LAT_WRITE, stats_now_ns() - t0);
+	stats_record_latency(stats, STATS_LAT_WRITE, clock_now_ns() - t0);
 	fuse_reply_write(r, (uint32_t)w);
 }
 

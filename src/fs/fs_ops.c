@@ -16,6 +16,7 @@
 
 #include "stats/stats.h"
 #include "sys/sys.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #define FS_OF(r) ((struct fs *)fuse_req_fs(r))
@@ -128,7 +129,7 @@ static void cap_probe_note(struct fs_node *n, uint32_t pid, bool removed)
 	pthread_mutex_lock(&n->lock);
 	if (!removed) {
 		n->cap_probe_pid = pid;
-		n->cap_probe_ns = stats_now_ns();
+		n->cap_probe_ns = clock_now_ns();
 		n->cap_probe_removed = false;
 	} else if (n->cap_probe_ns && n->cap_probe_pid == pid) {
 		n->cap_probe_removed = true;
@@ -142,7 +143,7 @@ static int cap_probe_take(struct fs_node *n, uint32_t pid)
 	int got = 0;
 	pthread_mutex_lock(&n->lock);
 	if (n->cap_probe_ns && n->cap_probe_pid == pid &&
-	    stats_now_ns() - n->cap_probe_ns < CAP_PROBE_FRESH_NS)
+	    clock_now_ns() - n->cap_probe_ns < CAP_PROBE_FRESH_NS)
 		got = n->cap_probe_removed ? 2 : 1;
 	n->cap_probe_ns = 0;
 	pthread_mutex_unlock(&n->lock);

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "util/clock.h"
 #include "util/log.h"
 
 #define FS_READAHEAD_MIN (2ull * 1024 * 1024)
@@ -155,7 +156,7 @@ bool fs_readahead_lookup(struct fs_node *n, struct cache_object *obj, uint64_t o
 
 void fs_readahead_pause(struct fs *fs)
 {
-	atomic_store(&fs->readahead_paused_until_ns, stats_now_ns() + FS_READAHEAD_PAUSE_NS);
+	atomic_store(&fs->readahead_paused_until_ns, clock_now_ns() + FS_READAHEAD_PAUSE_NS);
 }
 
 void fs_readahead_advance(struct fs *fs, struct fs_node *n, struct cache_object *obj, uint64_t off,
@@ -163,21 +164,17 @@ void fs_readahead_advance(struct fs *fs, struct fs_node *n, struct cache_object 
 {
 	struct fs_readahead *ra = &n->readahead;
 	uint64_t chunk = cache_store_chunk_size(fs->store), end = off + size, from, want, file_end;
+	uint64_t paused_until;
 	struct { int piece; uint32_t seq; uint64_t off, len; } queue[FS_READAHEAD_PIECES];
 	struct cache_object_info info;
 	unsigned count = 0;
 
 	if (!sequential) {
-		pthread_mutex_lock(&ra->lock);
-		ra->next = 0;
-		ra->window = 0;
-		for (int i = 0; i < FS_READAHEAD_PIECES; i++)
-			piece_drop_kept(fs, &ra->piece[i]);
-		pthread_mutex_unlock(&ra->lock);
+		fs_readahead_drop(fs, n);   /* a random read: the window starts over */
 		return;
 	}
-	if (!obj || atomic_load(&fs->bypass.on) ||
-	    stats_now_ns() < atomic_load(&fs->readahead_paused_until_ns))
+	paused_until = atomic_load(&fs->readahead_paused_until_ns);
+	if (!obj || atomic_load(&fs->bypass.on) || (paused_until && clock_now_ns() < paused_until))
 		return;
 	cache_object_info(obj, &info);
 	file_end = (info.fingerprint.size + chunk - 1) / chunk * chunk;

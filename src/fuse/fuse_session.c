@@ -267,7 +267,6 @@ static bool session_rings_prepare(struct fuse_session *se, uint64_t offered)
 		.payload_size = FUSE_SESSION_SCRATCH,
 		.handler = ring_request,
 		.arg = se,
-		.yield_commit = true,
 	};
 	int rc;
 

@@ -11,10 +11,12 @@
  * 12 µs round trip into 32-38 µs (docs/PERFORMANCE.md). A small reply is therefore committed
  * with the thread in SCHED_IDLE: a CPU running only SCHED_IDLE tasks counts as idle, so the
  * requester is woken where it was and preempts us; back from the submit, the thread returns
- * to its own policy (two sched_setscheduler calls, ~1.4 µs each here). If another task was
- * runnable on the CPU, the thread waited behind it in SCHED_IDLE for a slice (measured: p99
- * 3.8 ms with CPU hogs) while the next request, given to this same entry, waited for it; so a
- * window longer than URING_YIELD_SLOW_US turns yielding off for URING_YIELD_BACKOFF_MS.
+ * to SCHED_OTHER (two sched_setscheduler calls, ~1.4 µs each here; a thread started in another
+ * policy never yields). If another task was runnable on the CPU, the thread waited behind it in
+ * SCHED_IDLE for a slice (measured: p99 3.8 ms with CPU hogs) while the next request, given to
+ * this same entry, waited for it; so a window longer than URING_YIELD_SLOW_US turns yielding
+ * off for URING_YIELD_BACKOFF_MS. The window also holds the requester's own run up to its next
+ * request: one that computes for longer between requests backs off too, and loses nothing.
  */
 #include "fuse/fuse_uring.h"
 
@@ -34,6 +36,7 @@
 #include "fuse/fuse_kernel_ext.h"
 #include "sys/sys.h"
 #include "sys/sys_uring.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #define URING_SQE_SIZE 128            /* IORING_SETUP_SQE128 */
@@ -67,9 +70,8 @@ struct fuse_uring_entry {
 	char *rebuilt;                /* a request whose first argument left the payload unaligned */
 	struct iovec iov[2];          /* REGISTER argument: header, payload */
 	bool replied;
-	bool may_yield;               /* its own policy is SCHED_OTHER: the yielding commit */
-	int policy;                   /* its own policy, restored after the yielding commit */
-	uint64_t yield_off_until;     /* CLOCK_MONOTONIC ns: no yielding before (contention) */
+	uint64_t yield_off_until;     /* CLOCK_MONOTONIC ns: no yielding commit before (contention);
+	                               * UINT64_MAX: never (not SCHED_OTHER, or a policy call failed) */
 	/* Protected by u->lock: */
 	bool prepared, registered, ended;
 	int error;                    /* of prepare or REGISTER, negative errno */
@@ -139,13 +141,6 @@ uint64_t fuse_uring_yield_backoffs(const struct fuse_uring *u)
 	return u ? atomic_load_explicit(&u->yield_backoffs, memory_order_relaxed) : 0;
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static int set_policy(pid_t tid, int policy)
 {
 	struct sched_param param = { .sched_priority = 0 };
@@ -201,8 +196,8 @@ static int entry_prepare(struct fuse_uring_entry *e)
 
 	snprintf(name, sizeof(name), "cm-uring-q%u", e->qid);
 	pthread_setname_np(pthread_self(), name);
-	e->policy = sched_getscheduler(0);
-	e->may_yield = e->u->cfg.yield_commit && e->policy == SCHED_OTHER;
+	/* Only a SCHED_OTHER thread yields: it goes back to SCHED_OTHER after each commit. */
+	e->yield_off_until = sched_getscheduler(0) == SCHED_OTHER ? 0 : UINT64_MAX;
 	CPU_ZERO(&set);
 	CPU_SET(e->qid, &set);
 	rc = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
@@ -368,29 +363,30 @@ static int entry_register(struct fuse_uring_entry *e)
 static void commit_yielding(struct fuse_uring_entry *e)
 {
 	struct fuse_uring *u = e->u;
-	uint64_t start = now_ns(), took;
+	uint64_t start = clock_now_ns(), took;
 	int rc;
 
 	if (start < e->yield_off_until)
 		return;
 	rc = set_policy(0, SCHED_IDLE);
 	if (rc < 0) {
-		e->may_yield = false;
+		e->yield_off_until = UINT64_MAX;
 		log_warn("io_uring queue %u: cannot enter SCHED_IDLE for the commit (%s); this thread "
 		         "commits without it", e->qid, strerror(-rc));
 		return;
 	}
 	ring_enter(&e->ring, 0);
-	rc = set_policy(0, e->policy);
+	rc = set_policy(0, SCHED_OTHER);
 	if (rc < 0) {
 		log_error("io_uring queue %u: cannot leave SCHED_IDLE (%s); the thread stays in it "
 		          "and stops yielding", e->qid, strerror(-rc));
-		e->may_yield = false;
+		e->yield_off_until = UINT64_MAX;
+		return;
 	}
 	atomic_fetch_add_explicit(&u->yields, 1, memory_order_relaxed);
 	/* The requester preempts us at the wake-up and we run again when it waits for its next
 	 * request: microseconds, unless another task took the CPU meanwhile. */
-	took = now_ns() - start;
+	took = clock_now_ns() - start;
 	if (took > (uint64_t)URING_YIELD_SLOW_US * 1000u) {
 		e->yield_off_until = start + took + (uint64_t)URING_YIELD_BACKOFF_MS * 1000000u;
 		atomic_fetch_add_explicit(&u->yield_backoffs, 1, memory_order_relaxed);
@@ -431,7 +427,8 @@ static void entry_serve(struct fuse_uring_entry *e)
 			uint64_t commit_id = entry_handle(e);
 			entry_queue_cmd(e, CM_FUSE_IO_URING_CMD_COMMIT_AND_FETCH, commit_id);
 			last_was_register = false;
-			if (e->may_yield && e->header->ring_ent_in_out.payload_sz <= URING_YIELD_MAX_REPLY)
+			if (e->yield_off_until != UINT64_MAX &&
+			    e->header->ring_ent_in_out.payload_sz <= URING_YIELD_MAX_REPLY)
 				commit_yielding(e);  /* submits; the loop then waits for the next request */
 			continue;
 		}

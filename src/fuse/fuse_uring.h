@@ -20,14 +20,13 @@
  *                      the rings, frees. Called while the connection still lives, the kernel
  *                      cancels the parked commands when the rings close.
  *   Small replies are committed with the thread in SCHED_IDLE, unless the CPU was found
- *   contended (cfg.yield_commit; the top of fuse_uring.c says why and how).
+ *   contended (the top of fuse_uring.c says why and how).
  * Memory: per thread one payload buffer and one scratch buffer of payload_size (+ 4 KiB).
  * Errors: 0 or -errno.
  */
 #ifndef CACHEMAX_FUSE_URING_H
 #define CACHEMAX_FUSE_URING_H
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -48,8 +47,6 @@ struct fuse_uring_config {
 	size_t payload_size;        /* >= max(8192, max_write, max_pages * 4096) */
 	fuse_uring_handler_fn handler;
 	void *arg;
-	bool yield_commit;          /* commit small replies in SCHED_IDLE (fuse_uring.c): the
-	                             * requester stays on its CPU */
 };
 
 /* Number of kernel queues: the possible CPUs (/sys/devices/system/cpu/possible). */

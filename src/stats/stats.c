@@ -5,7 +5,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 static const char *const counter_names[STATS_COUNTER_COUNT] = {
 	[STATS_REQUESTS] = "requests",
@@ -44,13 +43,6 @@ static const char *const latency_names[STATS_LAT_COUNT] = {
 void stats_init(struct stats *s)
 {
 	memset(s, 0, sizeof(*s));
-}
-
-uint64_t stats_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
 /* Bucket of a value: values below STATS_HIST_SUB map to themselves; above, the power of two

@@ -69,8 +69,7 @@ static inline void stats_add(struct stats *s, enum stats_counter c, uint64_t n)
 		atomic_fetch_add_explicit(&s->counter[c], n, memory_order_relaxed);
 }
 void stats_record_latency(struct stats *s, enum stats_latency l, uint64_t ns);
-/* Monotonic nanoseconds, for latency measurement. */
-uint64_t stats_now_ns(void);
+/* Latencies are measured with clock_now_ns() (util/clock.h). */
 
 /* Percentile (0 < p < 100) of a histogram in nanoseconds (bucket upper bound); 0 if empty. */
 uint64_t stats_histogram_percentile(const struct stats_histogram *h, double p);
