@@ -172,10 +172,16 @@ ssize_t cache_object_read(struct cache_object *obj, void *buf, size_t size, off_
 
 	n = cache_disk_pread(fd, buf, (size_t)want, off);
 
+	/* Every change bumps the generation, under the lock, before it touches a byte of the copy:
+	 * if the bytes we read saw a change, this load sees its bump. A hit needs no lock here. */
+	if (atomic_load(&obj->generation) != generation)
+		return -ENODATA;   /* changed under the copy: the bytes may be a mix */
+	if (n == want)
+		return n;
 	pthread_mutex_lock(&obj->lock);
 	if (obj->generation != generation) {
-		n = -ENODATA;   /* changed under the copy: the bytes may be a mix */
-	} else if (n != want) {
+		n = -ENODATA;
+	} else {
 		/* The device failed, or the data file is shorter than the map says. */
 		cache_store_usage_enter(obj->store);
 		n = cache_disk_fail(obj, n < 0 ? (int)n : -EIO);
@@ -284,9 +290,10 @@ static bool chunk_writable(const struct cache_object *obj, uint64_t k, uint64_t 
 static int write_locked(struct cache_object *obj, const void *data, uint64_t start, uint64_t end)
 {
 	uint64_t first, last, stored = 0;
+	bool changed = end > obj->fp.size;
 	int rc;
 
-	if (end > obj->fp.size) {
+	if (changed) {
 		rc = cache_disk_resize(obj, end);
 		if (rc < 0)
 			return rc;
@@ -309,11 +316,14 @@ static int write_locked(struct cache_object *obj, const void *data, uint64_t sta
 		rc = cache_disk_write_chunks(obj, data, start, end, k, run_end);
 		if (rc < 0)
 			return rc;
+		changed = true;
 		for (; k <= run_end; k++) {
 			stored += !cache_chunk_present(obj, k);
 			cache_chunk_set(obj, k);
 		}
 	}
+	if (!changed)
+		return 0;   /* only absent chunks, not covered: the copy and its record stay as they were */
 	obj->data_unsynced = true;
 	obj->record_stale = true;
 	obj->unpersisted_chunks += (uint32_t)stored;

@@ -109,19 +109,12 @@ static void job_run(struct fs *fs, struct fs_fill_job *j, char **bufp)
 	fd = fs_origin_read_open(j->node, true);
 	if (fd < 0)
 		return;
-	cache_object_info(j->obj, &info);
 	if (fs->cfg.fill_delay_ms)
 		usleep(fs->cfg.fill_delay_ms * 1000u);
 	off = j->off / chunk * chunk;
-	if (j->off >= info.fingerprint.size)
-		end = info.fingerprint.size;
-	else if (j->len > info.fingerprint.size - j->off)
-		end = info.fingerprint.size;
-	else
-		end = j->off + j->len;
-	end = (end + chunk - 1) / chunk * chunk;  /* whole chunks: a partial one is not stored */
-	if (end > info.fingerprint.size)
-		end = info.fingerprint.size;
+	/* Whole chunks (a partial one is not stored); the loop cuts the end at the file's size. */
+	end = j->len >= UINT64_MAX - j->off - chunk ? UINT64_MAX
+	                                             : (j->off + j->len + chunk - 1) / chunk * chunk;
 	while (off < end && job_may_fill(fs, j->node)) {
 		uint64_t len, gen;
 		ssize_t n, filled;
