@@ -13,7 +13,9 @@ t_backdoor "$D" "$BACK"
 head -c 48M /dev/urandom > "$D/seq"
 head -c 24M /dev/urandom > "$D/race"
 head -c 24M /dev/urandom > "$D/rand"
-counter() { "$CACHEMAX" stats "$D" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["stats"]["counters"][sys.argv[1]])' "$1"; }
+counter() {  # counter NAME [DIR]: a counter of DIR's daemon (default $D)
+  "$CACHEMAX" stats "${2:-$D}" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["stats"]["counters"][sys.argv[1]])' "$1"
+}
 
 t_mount "$D" "$C" --complete-max 0   # no background completion: only misses and read-ahead fill
 
@@ -31,6 +33,7 @@ ra=$(counter readahead_bytes) hits=$(counter read_ops_cache) miss=$(counter read
 # final re-read equal a model of the file (the original plus the writes).
 for round in 1 2 3 4 5; do
   "$CACHEMAX" evict "$D" "$D/race" > /dev/null || fail "evict failed"
+  ra=$(counter readahead_bytes)
   python3 - "$D/race" "$BACK/race" "$round" <<'PY' || fail "round $round: stale or wrong data"
 import mmap, os, random, sys
 path, back, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -68,6 +71,8 @@ for off in range(0, size, MiB):
         sys.exit("re-read at %d MiB differs (stale read-ahead fill?)" % (off >> 20))
 os.close(rd)
 PY
+  # Without read-ahead during the round, there was no fill to race with.
+  [ "$(counter readahead_bytes)" -gt "$ra" ] || fail "round $round: nothing was read ahead"
 done
 [ "$(md5sum < "$D/race")" = "$(md5sum < "$BACK/race")" ] || fail "the race file differs from the original"
 
@@ -116,5 +121,7 @@ with open(path, "rb") as plain:
         sys.exit("read at 2 MiB returned other bytes than the file holds")
 os.close(fd)
 PY
+ra=$(counter readahead_bytes "$E")
+[ "$ra" -gt 0 ] || fail "the extended file was not read ahead (readahead_bytes $ra): the race was not exercised"
 t_unmount "$E" > /dev/null
 echo "PASS"

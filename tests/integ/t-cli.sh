@@ -24,7 +24,8 @@ for cmd in help "start --help" "stop -h" "stats /x --help"; do
   # shellcheck disable=SC2086  # the command and its options, split on purpose
   expect 0 "^usage: cachemax" "$CACHEMAX" $cmd
   # shellcheck disable=SC2086
-  ! "$CACHEMAX" $cmd | grep -q '%%' || fail "'cachemax $cmd' prints a printf escape (%%)"
+  out=$("$CACHEMAX" $cmd)
+  [[ $out != *%%* ]] || fail "'cachemax $cmd' prints a printf escape (%%)"
 done
 expect 2 "needs --cache" "$CACHEMAX" start "$D"
 expect 2 "exactly one directory" "$CACHEMAX" start --cache "$C"

@@ -1484,6 +1484,9 @@ static void test_concurrent_readers_writer_filler(void **state)
 	              atomic_load(&r.fills), atomic_load(&r.torn), atomic_load(&r.wrong_chunk));
 	assert_int_equal(atomic_load(&r.torn), 0);
 	assert_int_equal(atomic_load(&r.wrong_chunk), 0);
+	/* Without hits and fills, no torn read could have been seen: the race did not happen. */
+	assert_true(atomic_load(&r.hits) > 0);
+	assert_true(atomic_load(&r.fills) > 0);
 	for (uint64_t k = 0; k < RACE_CHUNKS; k++)
 		if (cache_object_read(r.obj, chunk, CHUNK, (off_t)(k * CHUNK)) == CHUNK)
 			assert_hit(f, r.obj, "race", k * CHUNK, CHUNK);
@@ -1571,6 +1574,7 @@ static void test_open_release_remove_churn(void **state)
 		pthread_join(threads[i], NULL);
 	print_message("churn: %d hits\n", atomic_load(&c.hits));
 	assert_int_equal(atomic_load(&c.errors), 0);
+	assert_true(atomic_load(&c.hits) > 0);
 
 	obj = open_object(f, "a", 0);
 	assert_true(fill_range(f, obj, "a", 0, FILE_SIZE) >= 0);
