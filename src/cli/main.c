@@ -41,6 +41,11 @@ static const char usage_text[] =
 	"      --exclude GLOB          never cache matching files (relative to DIR; repeatable)\n"
 	"      --complete-max SIZE     complete files up to SIZE in the background after their\n"
 	"                              first read (default 64M; 0: never)\n"
+	"      --first-read MODE       origin (default): a file the cache holds nothing of is read\n"
+	"                              from the original at native speed, and cached after its\n"
+	"                              close; fill: that read goes through the daemon and fills\n"
+	"                              the cache as it goes (one read of the original, not two:\n"
+	"                              for network shares and other metered or slow originals)\n"
 	"      --io-uring              serve requests through FUSE-over-io_uring, one queue per CPU\n"
 	"                              (turns on the fuse module's enable_uring; without this\n"
 	"                              option io_uring is used only if enable_uring is already Y)\n"
@@ -123,6 +128,7 @@ static int cmd_start(int argc, char **argv)
 		{ "pin", required_argument, NULL, 'p' },
 		{ "exclude", required_argument, NULL, 'x' },
 		{ "complete-max", required_argument, NULL, 'C' },
+		{ "first-read", required_argument, NULL, 'F' },
 		{ "io-uring", no_argument, NULL, 'U' },
 		{ "no-io-uring", no_argument, NULL, 'u' },
 		{ NULL, 0, NULL, 0 },
@@ -164,6 +170,11 @@ static int cmd_start(int argc, char **argv)
 			snprintf(globs[(*count)++], DAEMON_GLOB_MAX, "%s", g);
 			break;
 		}
+		case 'F':
+			if (strcmp(optarg, "origin") && strcmp(optarg, "fill"))
+				return usage_error("--first-read takes 'origin' or 'fill', not '%s'", optarg);
+			o.first_read_fill = !strcmp(optarg, "fill");
+			break;
 		case 'P': o.passthrough = false; break;
 		case 'U': o.transport = DAEMON_TRANSPORT_IO_URING; break;
 		case 'u': o.transport = DAEMON_TRANSPORT_DEV_FUSE; break;

@@ -144,6 +144,7 @@ static int daemon_evict(struct daemon_ctx *d, const char *rel, char *reply, size
 		return snprintf(reply, size, "{\"error\": \"the cache is off: %s\"}", d->state.cache_why);
 	if (!*rel) {
 		rc = cache_store_remove_all(d->store, &removed);
+		fs_first_read_forget(d->fs, NULL);
 	} else {
 		struct stat st;
 		if (rel[0] == '/')
@@ -152,6 +153,7 @@ static int daemon_evict(struct daemon_ctx *d, const char *rel, char *reply, size
 		if (rc == 0 && !S_ISREG(st.st_mode))
 			rc = -EISDIR;
 		if (rc == 0) {
+			fs_first_read_forget(d->fs, &st);
 			rc = cache_object_remove(d->store, cache_key_from_stat(&st));
 			removed = rc == 0;
 			if (rc == -ENOENT)
@@ -341,6 +343,7 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 	fcfg.store = store;
 	fcfg.complete_max = o->complete_max;
 	fcfg.fill_threads = DAEMON_FILL_THREADS;
+	fcfg.first_read_origin = !o->first_read_fill;
 	for (unsigned i = 0; i < o->pin_count; i++)
 		d.pin[i] = o->pin[i];
 	for (unsigned i = 0; i < o->exclude_count; i++)

@@ -39,6 +39,8 @@ struct daemon_options {
 	                                 * DAEMON_SIZE_DEFAULT_PERCENT of the free space at first start */
 	uint64_t complete_max;          /* files up to this size are completed in the background
 	                                 * after their first read; 0: none */
+	bool first_read_fill;           /* --first-read fill: first reads fill in user space
+	                                 * instead of passing through to the origin */
 	unsigned pin_count, exclude_count;
 	char pin[DAEMON_MAX_GLOBS][DAEMON_GLOB_MAX];      /* globs relative to dir (fnmatch, FNM_PATHNAME) */
 	char exclude[DAEMON_MAX_GLOBS][DAEMON_GLOB_MAX];  /* never cached */

@@ -38,6 +38,12 @@ struct fs_config {
 	uint64_t complete_max;  /* complete files up to this size in the background after their
 	                         * first miss; 0: never */
 	unsigned fill_threads;  /* background fill threads (0: 1) */
+	/* The first read of a file the cache holds nothing of passes through to the original
+	 * (kernel passthrough, native speed): after its last close the file is completed (up to
+	 * complete_max) or its chunks that the read left in the origin's page cache are copied;
+	 * an open after that fills in user space. false: every read-only open of a file not
+	 * complete in the cache is served in user space, and its misses fill the cache. */
+	bool first_read_origin;
 	/* Globs relative to the origin (fnmatch, FNM_PATHNAME; a glob without '/' matches the
 	 * name at any depth; a match on a directory covers everything below it). Pinned files
 	 * are kept (never evicted) and completed in the background; excluded files are never
@@ -71,6 +77,10 @@ int fs_start_background(struct fs *fs);
 
 /* Bypass state for status/stats: true while the cache is bypassed; *why says why. */
 bool fs_cache_bypassed(struct fs *fs, char *why, size_t why_size);
+
+/* Forget that the file with stat st (NULL: every file) had its first read: the next read-only
+ * open of it, if the cache holds nothing of it, is a first read again (after an evict). */
+void fs_first_read_forget(struct fs *fs, const struct stat *st);
 
 /* The origin directory's O_PATH fd (owned by fs). */
 int fs_origin_fd(const struct fs *fs);

@@ -1,6 +1,10 @@
 /* fs_cache: the io-mode of regular-file opens and the read and write paths through the cache.
  * At the first open of an inode (DESIGN.md §5):
  *   read-only, cache object complete   → FS_IO_CACHE: passthrough to the cache copy (a hit)
+ *   read-only, object holds no data,
+ *     the file's first read            → FS_IO_ORIGIN: passthrough to the original file; the
+ *                                        last release fills the cache behind it (a completion,
+ *                                        or the chunks left in the origin's page cache)
  *   read-only, object partial/absent   → FS_IO_USER: reads hit the object or fill it
  *   writable, object holds no data     → FS_IO_ORIGIN: passthrough to the original file
  *   writable, object holds data        → FS_IO_USER: write-through, origin first
@@ -117,6 +121,62 @@ static bool backing_register(struct fs *fs, struct fs_node *n, int fd)
 	return false;
 }
 
+/* ---- first reads (cfg.first_read_origin) ---------------------------------------------------
+ * A file the cache holds nothing of is read through the origin at its first read-only open:
+ * filling the cache on the way (a tee through user space) costs the reader about half the
+ * origin's speed on a fast origin (docs/PERFORMANCE.md, ratio c). The set remembers the files
+ * read so, so that an open after that, if the cache still holds nothing (a read with O_DIRECT
+ * of a file larger than --complete-max leaves nothing in the page cache to copy), fills. */
+
+static uint64_t seen_hash(const struct stat *st)
+{
+	uint64_t h = 1469598103934665603ull, v[4] = { (uint64_t)st->st_dev, (uint64_t)st->st_ino,
+	                                              (uint64_t)st->st_size,
+	                                              (uint64_t)st->st_mtim.tv_sec * 1000000000ull +
+	                                              (uint64_t)st->st_mtim.tv_nsec };
+	for (int i = 0; i < 4; i++) {
+		h ^= v[i];
+		h *= 1099511628211ull;
+		h ^= h >> 29;
+	}
+	return h ? h : 1;
+}
+
+/* Was st's first read made? If not, it is now (true: seen before). */
+static bool first_read_seen(struct fs *fs, const struct stat *st)
+{
+	struct fs_seen *s = &fs->seen;
+	uint64_t h = seen_hash(st);
+	unsigned set = (unsigned)(h % FS_SEEN_SETS);
+	bool seen = false;
+
+	pthread_mutex_lock(&s->lock);
+	for (int w = 0; w < FS_SEEN_WAYS && !seen; w++)
+		seen = s->hash[set][w] == h;
+	if (!seen) {
+		s->hash[set][s->next[set]] = h;
+		s->next[set] = (uint8_t)((s->next[set] + 1) % FS_SEEN_WAYS);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return seen;
+}
+
+void fs_first_read_forget(struct fs *fs, const struct stat *st)
+{
+	struct fs_seen *s = &fs->seen;
+	pthread_mutex_lock(&s->lock);
+	if (!st) {
+		memset(s->hash, 0, sizeof(s->hash));
+	} else {
+		uint64_t h = seen_hash(st);
+		unsigned set = (unsigned)(h % FS_SEEN_SETS);
+		for (int w = 0; w < FS_SEEN_WAYS; w++)
+			if (s->hash[set][w] == h)
+				s->hash[set][w] = 0;
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
 /* First open of the inode: open its cache object and choose the mode. node->lock held. */
 static void mode_choose(struct fs *fs, struct fs_node *n, const struct stat *st, bool writer)
 {
@@ -176,6 +236,11 @@ static void mode_choose(struct fs *fs, struct fs_node *n, const struct stat *st,
 	} else if (writer && info.present_chunks == 0) {
 		if (backing_register(fs, n, n->fd))
 			n->mode = FS_IO_ORIGIN;
+	} else if (!writer && info.present_chunks == 0 && fs->cfg.first_read_origin &&
+	           !first_read_seen(fs, st) && backing_register(fs, n, n->fd)) {
+		n->mode = FS_IO_ORIGIN;
+		n->first_read = true;
+		stats_add(fs->cfg.stats, STATS_FIRST_READS, 1);
 	}
 }
 
@@ -371,10 +436,26 @@ static void origin_writes_done(struct fs *fs, struct fs_node *n)
 	pthread_mutex_unlock(&n->write_lock);
 }
 
+static bool maybe_complete(struct fs *fs, struct fs_node *n, const struct cache_object_info *info);
+
+/* After the last release of a first read through the origin (n pinned): complete a small file,
+ * or copy the chunks of a larger one that the read left in the origin's page cache. */
+static void first_read_fill_behind(struct fs *fs, struct fs_node *n)
+{
+	struct cache_object_info info;
+	if (!fs_cache_store(fs))
+		return;
+	cache_object_info(n->obj, &info);
+	if (info.failed || info.removed || maybe_complete(fs, n, &info))
+		return;
+	if (info.present_chunks < info.chunk_count)
+		fs_fill_enqueue_resident(fs, n);
+}
+
 void fs_file_detach(struct fs *fs, struct fs_file *f)
 {
 	struct fs_node *n = f->node;
-	bool last;
+	bool last, fill_behind = false;
 
 	if (f->check_writeback)
 		writeback(fs, n);
@@ -393,13 +474,22 @@ void fs_file_detach(struct fs *fs, struct fs_file *f)
 	if (n->open_count == 0) {
 		if (n->origin_writers && n->obj)
 			origin_writes_done(fs, n);
+		/* A first read through the origin: fill behind it (not if a writer joined: its
+		 * writes bypassed us, and the object was just emptied). The object stays for that. */
+		fill_behind = n->first_read && !n->origin_writers && n->obj;
+		n->first_read = false;
 		n->origin_writers = false;
-		if (n->obj && !n->obj_pins)
+		if (n->obj && !n->obj_pins && !fill_behind)
 			object_release_locked(fs, n);
 		n->mode = FS_IO_NONE;
 	}
 	last = n->open_count == 0;
 	pthread_mutex_unlock(&n->lock);
+	if (fill_behind) {
+		fs_object_pin(fs, n);     /* the jobs pin it too; the unpin releases it if none */
+		first_read_fill_behind(fs, n);
+		fs_object_unpin(fs, n);
+	}
 	if (last && n->type == S_IFREG)
 		fs_readahead_drop(fs, n);   /* the buffers its read-ahead keeps */
 }

@@ -1,6 +1,10 @@
-/* fs_fill: background fills. Three kinds of job, run by a few fill threads after the answer:
+/* fs_fill: background fills. Four kinds of job, run by a few fill threads after the answer:
  *   completion: every absent chunk of a file up to --complete-max (or pinned), queued after
- *               its first miss, so that the next open is a hit served by passthrough;
+ *               its first miss (or the last close after a first read that passed through to
+ *               the origin), so that the next open is a hit served by passthrough;
+ *   resident:   after a first read of a larger file passed through to the origin, the chunks
+ *               that read left in the origin's page cache (cachestat(2)): copied from memory,
+ *               no origin device read;
  *   chunk:      the chunks of a random miss on a larger file, which was answered with just the
  *               bytes asked for (a 4K read must not wait for a 256 KiB chunk);
  *   piece:      a read-ahead piece ahead of a sequential reader (fs_readahead.c), claimed
@@ -32,7 +36,7 @@ bool fs_fill_stopping(struct fs *fs)
 }
 
 static bool job_enqueue(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t len, bool completion,
-                        int piece, uint32_t piece_seq)
+                        bool resident_only, int piece, uint32_t piece_seq)
 {
 	struct fs_filler *q = &fs->filler;
 	struct fs_fill_job *j;
@@ -51,6 +55,7 @@ static bool job_enqueue(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t
 	j->off = off;
 	j->len = len;
 	j->completion = completion;
+	j->resident_only = resident_only;
 	j->piece = piece;
 	j->piece_seq = piece_seq;
 	pthread_mutex_lock(&q->lock);
@@ -73,13 +78,46 @@ static bool job_enqueue(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t
 
 bool fs_fill_enqueue(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t len, bool completion)
 {
-	return job_enqueue(fs, n, off, len, completion, -1, 0);
+	return job_enqueue(fs, n, off, len, completion, false, -1, 0);
+}
+
+bool fs_fill_enqueue_resident(struct fs *fs, struct fs_node *n)
+{
+	return job_enqueue(fs, n, 0, UINT64_MAX, false, true, -1, 0);
 }
 
 bool fs_fill_enqueue_piece(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t len, int piece,
                            uint32_t seq)
 {
-	return job_enqueue(fs, n, off, len, false, piece, seq);
+	return job_enqueue(fs, n, off, len, false, false, piece, seq);
+}
+
+/* A buffered fd on n's origin file (reads of pages in its page cache cost no device read). */
+static int origin_buffered_open(const struct fs_node *n)
+{
+	char path[FS_PROC_PATH_MAX];
+	int fd;
+	fs_proc_path(n->fd, path);
+	fd = sys_openat(AT_FDCWD, path, O_RDONLY | O_NOATIME | O_CLOEXEC, 0);
+	/* No read-ahead: it would read the pages after a resident run from the device (advice
+	 * only, outside the syscall seam: nothing to fail). */
+	if (fd >= 0)
+		(void)posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
+	return fd;
+}
+
+/* The leading whole chunks of [off, off + len) (len: whole chunks, or up to the end of the
+ * file) whose pages are all in the origin's page cache: their length, 0 if the first is not. */
+static uint64_t resident_span(int fd, uint64_t off, uint64_t len, uint32_t chunk)
+{
+	uint64_t done = 0, page = 4096;
+	while (done < len) {
+		uint64_t part = len - done < chunk ? len - done : chunk, cached = 0;
+		if (sys_cachestat(fd, off + done, part, &cached) < 0 || cached < (part + page - 1) / page)
+			break;
+		done += part;
+	}
+	return done;
 }
 
 /* May the job go on filling? Not in FS_IO_ORIGIN / FS_IO_CACHE mode, nor when stopping. */
@@ -106,7 +144,7 @@ static void job_run(struct fs *fs, struct fs_fill_job *j, char **bufp)
 
 	if (j->piece >= 0 && !fs_readahead_piece_claim(j->node, j->piece, j->piece_seq))
 		return;    /* a reader took it back */
-	fd = fs_origin_read_open(j->node, true);
+	fd = j->resident_only ? origin_buffered_open(j->node) : fs_origin_read_open(j->node, true);
 	if (fd < 0)
 		return;
 	if (fs->cfg.fill_delay_ms)
@@ -129,6 +167,12 @@ static void job_run(struct fs *fs, struct fs_fill_job *j, char **bufp)
 		if (off >= end)
 			break;
 		len = end - off < bufsize ? end - off : bufsize;
+		if (j->resident_only)
+			len = resident_span(fd, off, len, chunk);
+		if (len == 0) {   /* its first chunk is not in the page cache */
+			off += chunk;
+			continue;
+		}
 		if (cache_object_range_present(j->obj, off, len)) {
 			off += len;
 			continue;

@@ -93,6 +93,8 @@ struct fs_node {
 	                               * object's chunks (times are too coarse to tell) */
 	bool pinned;                  /* its path matched a --pin glob at the first open */
 	bool completing;              /* a background completion job is queued or running */
+	bool first_read;              /* FS_IO_ORIGIN chosen for a first read (cfg.first_read_origin):
+	                               * the last release fills the cache behind it */
 	uint32_t cap_probe_pid;       /* who last asked for security.capability, and when (0: */
 	uint64_t cap_probe_ns;        /* taken), and whether it removed them since; see fs_ops.c, */
 	bool cap_probe_removed;       /* "set-id bits" */
@@ -144,6 +146,8 @@ struct fs_fill_job {
 	struct cache_object *obj;
 	uint64_t off, len;            /* the range to fill (whole file: 0, UINT64_MAX) */
 	bool completion;              /* a whole-file completion (counts in STATS_COMPLETIONS) */
+	bool resident_only;           /* only chunks in the origin's page cache (after a first read
+	                               * passed through): no origin device read */
 	int piece;                    /* a read-ahead piece of node->readahead, or -1 */
 	uint32_t piece_seq;
 };
@@ -192,6 +196,17 @@ struct fs_readahead_pool {
 	char *free[FS_READAHEAD_KEPT_MAX];
 };
 
+/* Files whose first read passed through to the origin (fs_first_read_*, fs_cache.c): a set of
+ * hashes of (key, size, mtime), set-associative, oldest way replaced. A lost or colliding entry
+ * only changes which path serves a read, never the bytes. */
+#define FS_SEEN_SETS 4096
+#define FS_SEEN_WAYS 4
+struct fs_seen {
+	pthread_mutex_t lock;         /* protects everything below; a leaf lock */
+	uint64_t hash[FS_SEEN_SETS][FS_SEEN_WAYS];  /* 0: empty */
+	uint8_t next[FS_SEEN_SETS];   /* the way to replace next */
+};
+
 struct fs {
 	struct fs_config cfg;
 	struct cache_store *store;    /* NULL: no caching (cfg.store) */
@@ -207,6 +222,7 @@ struct fs {
 	struct fs_bypass bypass;
 	atomic_uint_fast64_t readahead_paused_until_ns;  /* a read-ahead fill found the cache full */
 	struct fs_readahead_pool readahead_pool;
+	struct fs_seen seen;
 	char root_path[4096];         /* the origin's path as the kernel prints it (readlink) */
 	size_t root_path_len;
 };
@@ -280,6 +296,9 @@ void fs_fill_count(struct fs *fs, const char *what, ssize_t filled, size_t read)
 /* Background fills (fs_fill.c). Enqueue: pins node and object (the file must be open or the
  * object pinned); false if not queued (queue full for chunk jobs, or stopping). */
 bool fs_fill_enqueue(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t len, bool completion);
+/* After a first read that passed through to the origin: fill the chunks of n that the origin's
+ * page cache holds (a background job of the whole file that reads no uncached byte). */
+bool fs_fill_enqueue_resident(struct fs *fs, struct fs_node *n);
 /* The same for read-ahead piece `piece` (seq) of n->readahead: a chunk job that claims the
  * piece first and counts what it stores in STATS_READAHEAD_BYTES. */
 bool fs_fill_enqueue_piece(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t len, int piece,

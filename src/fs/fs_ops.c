@@ -1104,6 +1104,7 @@ int fs_create(const struct fs_config *cfg, struct fs **out)
 	pthread_mutex_init(&fs->filler.lock, NULL);
 	pthread_cond_init(&fs->filler.cond, NULL);
 	pthread_mutex_init(&fs->bypass.lock, NULL);
+	pthread_mutex_init(&fs->seen.lock, NULL);
 	{
 		char proc[FS_PROC_PATH_MAX];
 		ssize_t len;

@@ -29,6 +29,7 @@ static const char *const counter_names[STATS_COUNTER_COUNT] = {
 	[STATS_CACHE_ERRORS] = "cache_errors",
 	[STATS_FILLS_REFUSED_FULL] = "fills_refused_full",
 	[STATS_COMPLETIONS] = "completions",
+	[STATS_FIRST_READS] = "first_reads",
 	[STATS_BYPASS_ENTRIES] = "bypass_entries",
 	[STATS_EXCLUDED_OPENS] = "excluded_opens",
 	[STATS_READAHEAD_BYTES] = "readahead_bytes",

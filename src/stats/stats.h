@@ -34,6 +34,8 @@ enum stats_counter {
 	STATS_CACHE_ERRORS,              /* errors from the cache device, never passed on */
 	STATS_FILLS_REFUSED_FULL,        /* fills not stored: the cache was at its capacity */
 	STATS_COMPLETIONS,               /* files completed in the background */
+	STATS_FIRST_READS,               /* read-only opens passed through to the origin as a
+	                                  * file's first read (the cache fills behind it) */
 	STATS_BYPASS_ENTRIES,            /* times the whole cache went into bypass */
 	STATS_EXCLUDED_OPENS,            /* opens of files excluded from caching (--exclude) */
 	STATS_READAHEAD_BYTES,           /* bytes stored by read-ahead ahead of a sequential reader */

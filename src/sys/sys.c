@@ -17,7 +17,7 @@ static const char *const sys_op_names[SYS_OP_COUNT] = {
 	"fallocate", "lseek", "copy_file_range", "mkdirat", "mknodat", "symlinkat", "readlinkat",
 	"unlinkat", "renameat2", "linkat", "fchownat", "chmod", "utimensat", "getxattr", "setxattr",
 	"listxattr", "removexattr", "fstatvfs", "getdents", "syncfs", "backing_open", "fdatasync",
-	"flock", "io_uring_setup", "io_uring_enter",
+	"flock", "io_uring_setup", "io_uring_enter", "cachestat",
 };
 
 struct sys_fault {
@@ -171,4 +171,23 @@ int sys_io_uring_enter(int fd, unsigned to_submit, unsigned min_complete, unsign
 {
 	FAULT_OR(SYS_OP_IO_URING_ENTER);
 	RET(syscall(__NR_io_uring_enter, fd, to_submit, min_complete, flags, NULL, 0));
+}
+
+/* cachestat(2): not in the system headers (Linux 6.1); the layouts are the kernel's uapi. */
+#define SYS_NR_CACHESTAT 451
+struct sys_cachestat_range { uint64_t off, len; };
+struct sys_cachestat_out { uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted; };
+
+int sys_cachestat(int fd, uint64_t off, uint64_t len, uint64_t *cached)
+{
+	struct sys_cachestat_range range = { off, len };
+	struct sys_cachestat_out out;
+	long rc;
+
+	FAULT_OR(SYS_OP_CACHESTAT);
+	rc = syscall(SYS_NR_CACHESTAT, fd, &range, &out, 0);
+	if (rc < 0)
+		return -errno;
+	*cached = out.nr_cache;
+	return 0;
 }

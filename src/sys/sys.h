@@ -22,7 +22,7 @@ enum sys_op {
 	SYS_OP_RENAMEAT2, SYS_OP_LINKAT, SYS_OP_FCHOWNAT, SYS_OP_CHMOD, SYS_OP_UTIMENSAT,
 	SYS_OP_GETXATTR, SYS_OP_SETXATTR, SYS_OP_LISTXATTR, SYS_OP_REMOVEXATTR, SYS_OP_FSTATVFS,
 	SYS_OP_GETDENTS, SYS_OP_SYNCFS, SYS_OP_BACKING_OPEN, SYS_OP_FDATASYNC, SYS_OP_FLOCK,
-	SYS_OP_IO_URING_SETUP, SYS_OP_IO_URING_ENTER,
+	SYS_OP_IO_URING_SETUP, SYS_OP_IO_URING_ENTER, SYS_OP_CACHESTAT,
 	SYS_OP_COUNT
 };
 
@@ -44,6 +44,9 @@ int sys_truncate(const char *path, off_t size);
 int sys_fsync(int fd, int datasync);
 /* fdatasync(2) as its own op, so tests can fail the cache's data syncs apart from record fsyncs. */
 int sys_fdatasync(int fd);
+/* The pages of [off, off + len) of fd's file in the page cache, in *cached (cachestat(2), Linux
+ * 6.5; -ENOSYS before). */
+int sys_cachestat(int fd, uint64_t off, uint64_t len, uint64_t *cached);
 int sys_fallocate(int fd, int mode, off_t off, off_t len);
 off_t sys_lseek(int fd, off_t off, int whence);
 ssize_t sys_copy_file_range(int fd_in, off_t *off_in, int fd_out, off_t *off_out, size_t len,

@@ -17,7 +17,8 @@ counter() {  # counter NAME [DIR]: a counter of DIR's daemon (default $D)
   "$CACHEMAX" stats "${2:-$D}" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["stats"]["counters"][sys.argv[1]])' "$1"
 }
 
-t_mount "$D" "$C" --complete-max 0   # no background completion: only misses and read-ahead fill
+# first reads fill in user space; no background completion: only misses and read-ahead fill
+t_mount "$D" "$C" --complete-max 0 --first-read fill
 
 # 1. A sequential first read.
 sum=$(md5sum < "$BACK/seq")

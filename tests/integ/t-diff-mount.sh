@@ -29,4 +29,6 @@ run "$T_SCRATCH" ext4-passthrough 3 $((OPS / 5))
 # A cache far smaller than the data: eviction, refused fills and background completion all
 # happen while the operations run.
 run "$SHM" tmpfs-small-cache 4 $((OPS / 2)) --size 1M --complete-max 256K
+# First reads through the daemon (the default passes them through to the origin).
+run "$SHM" tmpfs-first-read-fill 5 $((OPS / 5)) --first-read fill
 echo ok

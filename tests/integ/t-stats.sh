@@ -44,7 +44,7 @@ t_unmount "$D"
 
 rm -rf "$T_SCRATCH/cache"   # a cold cache
 t_mount "$D" "$T_SCRATCH/cache"
-cat "$D/f" > /dev/null     # miss: user space, fills the cache copy
+cat "$D/f" > /dev/null     # a first read: passed through to the origin, filled behind
 for _ in $(seq 1 100); do
   [ "$(counter "$("$CACHEMAX" stats "$D" --json)" fills)" -ge 4 ] && break; sleep 0.05
 done
@@ -52,7 +52,10 @@ for _ in 1 2; do cat "$D/f" > /dev/null; done
 j=$("$CACHEMAX" stats "$D" --json)
 expect "$j" passthrough_opens_cache 2
 expect "$j" passthrough_bytes_cache 2097152
-expect "$j" passthrough_opens_origin 0
+expect "$j" passthrough_opens_origin 1
+expect "$j" passthrough_bytes_origin 1048576
+expect "$j" first_reads 1
+expect "$j" read_ops_origin 0
 expect "$j" fills 4
 t_unmount "$D"
 
