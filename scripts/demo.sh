@@ -21,8 +21,8 @@ echo "== the same path, the same files (mount type: $(awk -v d="$DATA" '$2==d {p
 ls -l "$DATA" "$DATA/src" | head -8
 cat "$DATA/src/f1.c"
 echo "// appended through the accelerated path" >> "$DATA/src/f1.c"
-[ "$(md5sum "$DATA/assets/big.bin" | cut -d' ' -f1)" = "$sum_before" ] && echo "big.bin reads identical through the mount (first pass: from the original, filling the cache)"
-sleep 0.5   # the last fills finish just after the first pass
+[ "$(md5sum "$DATA/assets/big.bin" | cut -d' ' -f1)" = "$sum_before" ] && echo "big.bin reads identical through the mount (first pass: passed through to the original; the cache fills behind it)"
+sleep 0.5   # the completion after the first pass's close
 [ "$(md5sum "$DATA/assets/big.bin" | cut -d' ' -f1)" = "$sum_before" ] && echo "big.bin reads identical again (second pass: passed through to the cache copy)"
 echo "== cachemax stats $DATA"
 "$CM" stats "$DATA"

@@ -465,8 +465,8 @@ static void stats_print(const char *dir, const char *j, const char *prev, double
 	       strstr(j, "\"passthrough\": true") ? "on" : "off");
 	human_bytes(C("passthrough_bytes_origin"), b1, sizeof(b1));
 	human_bytes(C("passthrough_bytes_cache"), b2, sizeof(b2));
-	printf("  opens         %.0f; passthrough to origin %.0f (%s), to cache %.0f (%s)\n", C("opens"),
-	       C("passthrough_opens_origin"), b1, C("passthrough_opens_cache"), b2);
+	printf("  opens         %.0f; passthrough to origin %.0f (%s; first reads %.0f), to cache %.0f (%s)\n",
+	       C("opens"), C("passthrough_opens_origin"), b1, C("first_reads"), C("passthrough_opens_cache"), b2);
 	human_bytes(C("read_bytes_cache"), b1, sizeof(b1));
 	human_bytes(C("read_bytes_origin"), b2, sizeof(b2));
 	printf("  reads         from cache %.0f (%s), from origin %.0f (%s); hit ratio %.1f%% ops, %.1f%% bytes\n",
