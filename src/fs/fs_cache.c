@@ -177,8 +177,26 @@ void fs_first_read_forget(struct fs *fs, const struct stat *st)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* May an open with open_flags pass through to the original? The kernel reopens the backing
+ * file with the application's flags: with O_DIRECT on a file system that refuses it the open
+ * would fail with EIO, while our own fds drop O_DIRECT and serve it in user space. */
+static bool origin_passthrough_ok(const struct fs_node *n, int open_flags)
+{
+	char path[FS_PROC_PATH_MAX];
+	int fd;
+
+	if (!(open_flags & O_DIRECT))
+		return true;
+	fs_proc_path(n->fd, path);
+	fd = sys_openat(AT_FDCWD, path, O_RDONLY | O_DIRECT | O_CLOEXEC, 0);
+	if (fd >= 0)
+		sys_close(fd);
+	return fd != -EINVAL;
+}
+
 /* First open of the inode: open its cache object and choose the mode. node->lock held. */
-static void mode_choose(struct fs *fs, struct fs_node *n, const struct stat *st, bool writer)
+static void mode_choose(struct fs *fs, struct fs_node *n, const struct stat *st, bool writer,
+                        int open_flags)
 {
 	bool pt = atomic_load(&fs->passthrough_ok);
 	struct cache_store *store = fs_cache_store(fs);
@@ -221,7 +239,7 @@ static void mode_choose(struct fs *fs, struct fs_node *n, const struct stat *st,
 	if (!pt)
 		return;
 	if (!store || !n->obj) {
-		if (backing_register(fs, n, n->fd))
+		if (origin_passthrough_ok(n, open_flags) && backing_register(fs, n, n->fd))
 			n->mode = FS_IO_ORIGIN;
 		return;
 	}
@@ -234,10 +252,11 @@ static void mode_choose(struct fs *fs, struct fs_node *n, const struct stat *st,
 			pthread_mutex_unlock(&n->write_lock);
 		}
 	} else if (writer && info.present_chunks == 0) {
-		if (backing_register(fs, n, n->fd))
+		if (origin_passthrough_ok(n, open_flags) && backing_register(fs, n, n->fd))
 			n->mode = FS_IO_ORIGIN;
 	} else if (!writer && info.present_chunks == 0 && fs->cfg.first_read_origin &&
-	           !first_read_seen(fs, st) && backing_register(fs, n, n->fd)) {
+	           origin_passthrough_ok(n, open_flags) && !first_read_seen(fs, st) &&
+	           backing_register(fs, n, n->fd)) {
 		n->mode = FS_IO_ORIGIN;
 		n->first_read = true;
 		stats_add(fs->cfg.stats, STATS_FIRST_READS, 1);
@@ -282,7 +301,7 @@ int fs_file_attach(struct fs *fs, struct fs_file *f, struct cm_fuse_open_out *o)
 		have_stat = sys_fstatat(f->fd, "", &st, AT_EMPTY_PATH) == 0;
 	}
 	if (n->open_count == 0 && have_stat)
-		mode_choose(fs, n, &st, writer);
+		mode_choose(fs, n, &st, writer, f->open_flags);
 	else if (n->open_count == 0)
 		n->mode = FS_IO_USER;
 	if (n->mode == FS_IO_CACHE) {
@@ -438,14 +457,15 @@ static void origin_writes_done(struct fs *fs, struct fs_node *n)
 
 static bool maybe_complete(struct fs *fs, struct fs_node *n, const struct cache_object_info *info);
 
-/* After the last release of a first read through the origin (n pinned): complete a small file,
- * or copy the chunks of a larger one that the read left in the origin's page cache. */
-static void first_read_fill_behind(struct fs *fs, struct fs_node *n)
+/* After the last release of a first read through the origin (n and obj, its object, pinned):
+ * complete a small file, or copy the chunks of a larger one that the read left in the origin's
+ * page cache. */
+static void first_read_fill_behind(struct fs *fs, struct fs_node *n, struct cache_object *obj)
 {
 	struct cache_object_info info;
 	if (!fs_cache_store(fs))
 		return;
-	cache_object_info(n->obj, &info);
+	cache_object_info(obj, &info);
 	if (info.failed || info.removed || maybe_complete(fs, n, &info))
 		return;
 	if (info.present_chunks < info.chunk_count)
@@ -455,7 +475,8 @@ static void first_read_fill_behind(struct fs *fs, struct fs_node *n)
 void fs_file_detach(struct fs *fs, struct fs_file *f)
 {
 	struct fs_node *n = f->node;
-	bool last, fill_behind = false;
+	struct cache_object *behind = NULL;
+	bool last;
 
 	if (f->check_writeback)
 		writeback(fs, n);
@@ -475,19 +496,25 @@ void fs_file_detach(struct fs *fs, struct fs_file *f)
 		if (n->origin_writers && n->obj)
 			origin_writes_done(fs, n);
 		/* A first read through the origin: fill behind it (not if a writer joined: its
-		 * writes bypassed us, and the object was just emptied). The object stays for that. */
-		fill_behind = n->first_read && !n->origin_writers && n->obj;
+		 * writes bypassed us, and the object was just emptied). Pinned here, before an open
+		 * of the inode coming in meanwhile and its release could drop the object. */
+		if (n->first_read && !n->origin_writers && n->obj) {
+			behind = n->obj;
+			n->obj_pins++;
+		}
 		n->first_read = false;
 		n->origin_writers = false;
-		if (n->obj && !n->obj_pins && !fill_behind)
+		if (n->obj && !n->obj_pins)
 			object_release_locked(fs, n);
 		n->mode = FS_IO_NONE;
 	}
 	last = n->open_count == 0;
 	pthread_mutex_unlock(&n->lock);
-	if (fill_behind) {
-		fs_object_pin(fs, n);     /* the jobs pin it too; the unpin releases it if none */
-		first_read_fill_behind(fs, n);
+	if (behind) {
+		/* The pin's node reference (the kernel keeps the inode until this release is
+		 * answered); the jobs pin both too, and the unpin releases the object if none did. */
+		fs_node_ref(fs, n);
+		first_read_fill_behind(fs, n, behind);
 		fs_object_unpin(fs, n);
 	}
 	if (last && n->type == S_IFREG)

@@ -3,8 +3,8 @@
  *               its first miss (or the last close after a first read that passed through to
  *               the origin), so that the next open is a hit served by passthrough;
  *   resident:   after a first read of a larger file passed through to the origin, the chunks
- *               that read left in the origin's page cache (cachestat(2)): copied from memory,
- *               no origin device read;
+ *               that read left in the origin's page cache (cachestat(2)): copied from memory
+ *               (a page evicted between the check and the read is read from the device);
  *   chunk:      the chunks of a random miss on a larger file, which was answered with just the
  *               bytes asked for (a 4K read must not wait for a 256 KiB chunk);
  *   piece:      a read-ahead piece ahead of a sequential reader (fs_readahead.c), claimed
@@ -147,6 +147,13 @@ static void job_run(struct fs *fs, struct fs_fill_job *j, char **bufp)
 	fd = j->resident_only ? origin_buffered_open(j->node) : fs_origin_read_open(j->node, true);
 	if (fd < 0)
 		return;
+	if (j->resident_only) {   /* nothing of the file in the page cache: nothing to walk */
+		uint64_t cached = 0;
+		if (sys_cachestat(fd, 0, 0, &cached) < 0 || cached == 0) {
+			sys_close(fd);
+			return;
+		}
+	}
 	if (fs->cfg.fill_delay_ms)
 		usleep(fs->cfg.fill_delay_ms * 1000u);
 	off = j->off / chunk * chunk;
@@ -209,7 +216,7 @@ static void job_run(struct fs *fs, struct fs_fill_job *j, char **bufp)
 			break;     /* at capacity, or the device failed */
 		off += (uint64_t)n;
 	}
-	if (j->completion && cache_object_complete(j->obj)) {
+	if ((j->completion || j->resident_only) && cache_object_complete(j->obj)) {
 		/* Persist the record now, so that the next start keeps the copy. */
 		int rc = cache_object_sync(j->obj);
 		if (rc < 0)

@@ -95,7 +95,35 @@ drop_pages "$BACK/large"
 [ "$(counter read_ops_origin)" -gt 0 ] || fail "--first-read fill: the daemon served no miss"
 t_unmount "$D"
 
-# 7. a bad mode is refused with a message that names the choices.
+# 7. an original that refuses O_DIRECT (ramfs): an O_DIRECT first read is not passed through
+# (the kernel's reopen of the original would fail, and the application see EIO); it is served
+# in user space, as before first reads passed through.
+R=$T_SCRATCH/ramfs
+mkdir -p "$R"
+mount -t ramfs ramfs "$R"
+T_BINDS+=("$R")
+head -c 1M /dev/urandom > "$R/f"
+python3 - "$R/f" <<'PY' 2>/dev/null && fail "ramfs accepted O_DIRECT: this section tests nothing"
+import os, sys
+os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECT)
+PY
+sum=$(md5sum < "$R/f")
+t_mount "$R" "$SHM/cache-ramfs"
+got=$(python3 - "$R/f" <<'PY'
+import hashlib, mmap, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECT)
+buf, h = mmap.mmap(-1, 1 << 20), hashlib.md5()
+n = os.readv(fd, [buf])
+h.update(buf[:n])
+print(h.hexdigest())
+PY
+) || fail "an O_DIRECT read-only open on a ramfs original failed through the mount"
+[ "$got  -" = "$sum" ] || fail "the O_DIRECT read on ramfs differs"
+"$CACHEMAX" stats "$R" --json | python3 -c 'import json,sys; c=json.load(sys.stdin)["stats"]["counters"]; sys.exit(c["first_reads"] != 0)' \
+  || fail "an O_DIRECT open on ramfs was passed through as a first read"
+t_unmount "$R"
+
+# 8. a bad mode is refused with a message that names the choices.
 out=$("$CACHEMAX" start "$D" --cache "$C" --first-read sometimes 2>&1) && fail "--first-read sometimes was accepted"
 echo "$out" | grep -q "'origin' or 'fill'" || fail "--first-read sometimes said: $out"
 echo ok
