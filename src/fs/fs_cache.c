@@ -182,13 +182,11 @@ void fs_first_read_forget(struct fs *fs, const struct stat *st)
  * would fail with EIO, while our own fds drop O_DIRECT and serve it in user space. */
 static bool origin_passthrough_ok(const struct fs_node *n, int open_flags)
 {
-	char path[FS_PROC_PATH_MAX];
 	int fd;
 
 	if (!(open_flags & O_DIRECT))
 		return true;
-	fs_proc_path(n->fd, path);
-	fd = sys_openat(AT_FDCWD, path, O_RDONLY | O_DIRECT | O_CLOEXEC, 0);
+	fd = fs_origin_read_open(n, FS_ORIGIN_DIRECT);
 	if (fd >= 0)
 		sys_close(fd);
 	return fd != -EINVAL;
@@ -455,7 +453,27 @@ static void origin_writes_done(struct fs *fs, struct fs_node *n)
 	pthread_mutex_unlock(&n->write_lock);
 }
 
-static bool maybe_complete(struct fs *fs, struct fs_node *n, const struct cache_object_info *info);
+/* After a miss: queue the completion of a small (or pinned) file, once. The node is pinned or
+ * its file open. True while a completion of the file is queued or running. */
+static bool maybe_complete(struct fs *fs, struct fs_node *n, const struct cache_object_info *info)
+{
+	bool queue;
+	if (!n->pinned && (!fs->cfg.complete_max || info->fingerprint.size > fs->cfg.complete_max))
+		return false;
+	if (info->present_chunks >= info->chunk_count)
+		return false;
+	pthread_mutex_lock(&n->lock);
+	queue = !n->completing;
+	n->completing = true;
+	pthread_mutex_unlock(&n->lock);
+	if (queue && !fs_fill_enqueue(fs, n, 0, UINT64_MAX, true)) {
+		pthread_mutex_lock(&n->lock);
+		n->completing = false;
+		pthread_mutex_unlock(&n->lock);
+		return false;
+	}
+	return true;
+}
 
 /* After the last release of a first read through the origin (n and obj, its object, pinned):
  * complete a small file, or copy the chunks of a larger one that the read left in the origin's
@@ -564,37 +582,19 @@ void fs_fill_count(struct fs *fs, const char *what, ssize_t filled, size_t read)
 #define FILL_SPAN_MAX (8u * 1024 * 1024)
 #define SEQUENTIAL_WINDOW (2u * 1024 * 1024)   /* a miss this close to the last read is sequential */
 
-/* After a miss: queue the completion of a small (or pinned) file, once. The node is pinned or
- * its file open. True while a completion of the file is queued or running. */
-static bool maybe_complete(struct fs *fs, struct fs_node *n, const struct cache_object_info *info)
-{
-	bool queue;
-	if (!n->pinned && (!fs->cfg.complete_max || info->fingerprint.size > fs->cfg.complete_max))
-		return false;
-	if (info->present_chunks >= info->chunk_count)
-		return false;
-	pthread_mutex_lock(&n->lock);
-	queue = !n->completing;
-	n->completing = true;
-	pthread_mutex_unlock(&n->lock);
-	if (queue && !fs_fill_enqueue(fs, n, 0, UINT64_MAX, true)) {
-		pthread_mutex_lock(&n->lock);
-		n->completing = false;
-		pthread_mutex_unlock(&n->lock);
-		return false;
-	}
-	return true;
-}
-
-int fs_origin_read_open(const struct fs_node *n, bool background)
+int fs_origin_read_open(const struct fs_node *n, enum fs_origin_read how)
 {
 	char path[FS_PROC_PATH_MAX];
-	int noatime = background ? O_NOATIME : 0, fd;
+	int noatime = how == FS_ORIGIN_DIRECT ? 0 : O_NOATIME, fd = -EINVAL;
 
 	fs_proc_path(n->fd, path);
-	fd = sys_openat(AT_FDCWD, path, O_RDONLY | O_DIRECT | noatime | O_CLOEXEC, 0);
-	if (fd < 0 && background)
+	if (how != FS_ORIGIN_RESIDENT)
+		fd = sys_openat(AT_FDCWD, path, O_RDONLY | O_DIRECT | noatime | O_CLOEXEC, 0);
+	if (fd < 0 && how != FS_ORIGIN_DIRECT)
 		fd = sys_openat(AT_FDCWD, path, O_RDONLY | noatime | O_CLOEXEC, 0);
+	/* Advice only, outside the syscall seam: nothing to fail. */
+	if (fd >= 0 && how == FS_ORIGIN_RESIDENT)
+		(void)posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
 	return fd;
 }
 
@@ -603,7 +603,7 @@ static int file_direct_fd(struct fs_file *f)
 {
 	int fd = atomic_load(&f->direct_fd), expected = 0;
 	if (fd == 0) {
-		fd = fs_origin_read_open(f->node, false);
+		fd = fs_origin_read_open(f->node, FS_ORIGIN_DIRECT);
 		if (fd < 0)
 			fd = -1;
 		if (!atomic_compare_exchange_strong(&f->direct_fd, &expected, fd)) {

@@ -35,14 +35,14 @@ bool fs_fill_stopping(struct fs *fs)
 	return stop;
 }
 
-static bool job_enqueue(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t len, bool completion,
-                        bool resident_only, int piece, uint32_t piece_seq)
+static bool job_enqueue(struct fs *fs, struct fs_node *n, enum fs_fill_kind kind, uint64_t off,
+                        uint64_t len, int piece, uint32_t piece_seq)
 {
 	struct fs_filler *q = &fs->filler;
 	struct fs_fill_job *j;
 
 	pthread_mutex_lock(&q->lock);
-	if (!q->started || q->stop || (!completion && q->queued >= FS_FILL_QUEUE_MAX)) {
+	if (!q->started || q->stop || (kind != FS_FILL_COMPLETION && q->queued >= FS_FILL_QUEUE_MAX)) {
 		pthread_mutex_unlock(&q->lock);
 		return false;
 	}
@@ -54,8 +54,7 @@ static bool job_enqueue(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t
 	j->obj = fs_object_pin(fs, n);
 	j->off = off;
 	j->len = len;
-	j->completion = completion;
-	j->resident_only = resident_only;
+	j->kind = kind;
 	j->piece = piece;
 	j->piece_seq = piece_seq;
 	pthread_mutex_lock(&q->lock);
@@ -78,32 +77,18 @@ static bool job_enqueue(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t
 
 bool fs_fill_enqueue(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t len, bool completion)
 {
-	return job_enqueue(fs, n, off, len, completion, false, -1, 0);
+	return job_enqueue(fs, n, completion ? FS_FILL_COMPLETION : FS_FILL_CHUNKS, off, len, -1, 0);
 }
 
 bool fs_fill_enqueue_resident(struct fs *fs, struct fs_node *n)
 {
-	return job_enqueue(fs, n, 0, UINT64_MAX, false, true, -1, 0);
+	return job_enqueue(fs, n, FS_FILL_RESIDENT, 0, UINT64_MAX, -1, 0);
 }
 
 bool fs_fill_enqueue_piece(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t len, int piece,
                            uint32_t seq)
 {
-	return job_enqueue(fs, n, off, len, false, false, piece, seq);
-}
-
-/* A buffered fd on n's origin file (reads of pages in its page cache cost no device read). */
-static int origin_buffered_open(const struct fs_node *n)
-{
-	char path[FS_PROC_PATH_MAX];
-	int fd;
-	fs_proc_path(n->fd, path);
-	fd = sys_openat(AT_FDCWD, path, O_RDONLY | O_NOATIME | O_CLOEXEC, 0);
-	/* No read-ahead: it would read the pages after a resident run from the device (advice
-	 * only, outside the syscall seam: nothing to fail). */
-	if (fd >= 0)
-		(void)posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
-	return fd;
+	return job_enqueue(fs, n, FS_FILL_PIECE, off, len, piece, seq);
 }
 
 /* The leading whole chunks of [off, off + len) (len: whole chunks, or up to the end of the
@@ -142,12 +127,13 @@ static void job_run(struct fs *fs, struct fs_fill_job *j, char **bufp)
 	uint64_t off, end;
 	int fd;
 
-	if (j->piece >= 0 && !fs_readahead_piece_claim(j->node, j->piece, j->piece_seq))
+	if (j->kind == FS_FILL_PIECE && !fs_readahead_piece_claim(j->node, j->piece, j->piece_seq))
 		return;    /* a reader took it back */
-	fd = j->resident_only ? origin_buffered_open(j->node) : fs_origin_read_open(j->node, true);
+	fd = fs_origin_read_open(j->node, j->kind == FS_FILL_RESIDENT ? FS_ORIGIN_RESIDENT
+	                                                              : FS_ORIGIN_BACKGROUND);
 	if (fd < 0)
 		return;
-	if (j->resident_only) {   /* nothing of the file in the page cache: nothing to walk */
+	if (j->kind == FS_FILL_RESIDENT) {   /* nothing in the page cache: nothing to walk */
 		uint64_t cached = 0;
 		if (sys_cachestat(fd, 0, 0, &cached) < 0 || cached == 0) {
 			sys_close(fd);
@@ -174,7 +160,7 @@ static void job_run(struct fs *fs, struct fs_fill_job *j, char **bufp)
 		if (off >= end)
 			break;
 		len = end - off < bufsize ? end - off : bufsize;
-		if (j->resident_only)
+		if (j->kind == FS_FILL_RESIDENT)
 			len = resident_span(fd, off, len, chunk);
 		if (len == 0) {   /* its first chunk is not in the page cache */
 			off += chunk;
@@ -193,16 +179,16 @@ static void job_run(struct fs *fs, struct fs_fill_job *j, char **bufp)
 			break;
 		filled = cache_object_fill(j->obj, gen, buf, (size_t)n, (off_t)off);
 		fs_fill_count(fs, "background fill", filled, (size_t)n);
-		if (j->piece >= 0 && filled > 0) {
+		if (j->kind == FS_FILL_PIECE && filled > 0) {
 			uint64_t stored = (uint64_t)filled * chunk;
 			stats_add(stats, STATS_READAHEAD_BYTES, stored < (uint64_t)n ? stored : (uint64_t)n);
-		} else if (j->piece >= 0 && filled == -EDQUOT) {
+		} else if (j->kind == FS_FILL_PIECE && filled == -EDQUOT) {
 			fs_readahead_pause(fs);
 		}
 		/* The generation held from before the origin read to the fill: the bytes are current
 		 * (and in the cache): the readers waiting for them reply from buf, if it holds the
 		 * whole piece (up to the end of the file). */
-		if (j->piece >= 0 && filled >= 0 && off == j->off &&
+		if (j->kind == FS_FILL_PIECE && filled >= 0 && off == j->off &&
 		    (off + (uint64_t)n >= j->off + j->len || off + (uint64_t)n == info.fingerprint.size))
 			*bufp = buf = fs_readahead_piece_offer(fs, j->node, j->piece, j->piece_seq, buf,
 			                                       (size_t)n, gen);
@@ -216,7 +202,8 @@ static void job_run(struct fs *fs, struct fs_fill_job *j, char **bufp)
 			break;     /* at capacity, or the device failed */
 		off += (uint64_t)n;
 	}
-	if ((j->completion || j->resident_only) && cache_object_complete(j->obj)) {
+	if ((j->kind == FS_FILL_COMPLETION || j->kind == FS_FILL_RESIDENT) &&
+	    cache_object_complete(j->obj)) {
 		/* Persist the record now, so that the next start keeps the copy. */
 		int rc = cache_object_sync(j->obj);
 		if (rc < 0)
@@ -229,9 +216,9 @@ static void job_run(struct fs *fs, struct fs_fill_job *j, char **bufp)
 
 static void job_finish(struct fs *fs, struct fs_fill_job *j)
 {
-	if (j->piece >= 0)
+	if (j->kind == FS_FILL_PIECE)
 		fs_readahead_piece_done(j->node, j->piece, j->piece_seq);
-	if (j->completion) {
+	if (j->kind == FS_FILL_COMPLETION) {
 		pthread_mutex_lock(&j->node->lock);
 		j->node->completing = false;
 		pthread_mutex_unlock(&j->node->lock);
@@ -248,7 +235,7 @@ static struct fs_fill_job *job_take(struct fs_filler *q)
 {
 	struct fs_fill_job *j, *prev = NULL;
 	for (j = q->head; j; prev = j, j = j->next) {
-		if (j->piece < 0 && q->background_running >= FS_FILL_BACKGROUND_MAX)
+		if (j->kind != FS_FILL_PIECE && q->background_running >= FS_FILL_BACKGROUND_MAX)
 			continue;
 		if (prev)
 			prev->next = j->next;
@@ -284,7 +271,7 @@ static void *fill_thread(void *arg)
 			free(buf);
 			return NULL;
 		}
-		background = j->piece < 0;
+		background = j->kind != FS_FILL_PIECE;
 		q->background_running += background;
 		pthread_mutex_unlock(&q->lock);
 		if (j->obj && buf)

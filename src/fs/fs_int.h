@@ -138,17 +138,21 @@ struct fs_table {
 	size_t node_count;
 };
 
-/* Background fills (fs_fill.c): whole-file completion after a first miss, and the chunks of
- * random misses, done by fill threads after the answer. A job pins its node and object. */
+/* Background fills (fs_fill.c), done by fill threads after the answer (the kinds: fs_fill.c's
+ * header). A job pins its node and object. */
+enum fs_fill_kind {
+	FS_FILL_CHUNKS,               /* the chunks of a random miss */
+	FS_FILL_COMPLETION,           /* the whole file (counts in STATS_COMPLETIONS) */
+	FS_FILL_RESIDENT,             /* the chunks in the origin's page cache, after a first read */
+	FS_FILL_PIECE,                /* a read-ahead piece of node->readahead */
+};
 struct fs_fill_job {
 	struct fs_fill_job *next;
 	struct fs_node *node;
 	struct cache_object *obj;
+	enum fs_fill_kind kind;
 	uint64_t off, len;            /* the range to fill (whole file: 0, UINT64_MAX) */
-	bool completion;              /* a whole-file completion (counts in STATS_COMPLETIONS) */
-	bool resident_only;           /* only chunks in the origin's page cache (after a first read
-	                               * passed through): no origin device read */
-	int piece;                    /* a read-ahead piece of node->readahead, or -1 */
+	int piece;                    /* FS_FILL_PIECE: its index in node->readahead, and seq */
 	uint32_t piece_seq;
 };
 
@@ -279,13 +283,19 @@ struct cache_store *fs_cache_store(struct fs *fs);
  * repeated ones the cache goes into bypass. */
 void fs_cache_error(struct fs *fs, const char *what, int rc);
 
-/* An O_RDONLY|O_DIRECT fd on the node's origin file for the cache's own reads (-errno if
- * refused): whole-chunk reads bypass the origin's page cache, as a direct read of the original
- * would, instead of copying through it. background: for reads nobody asked for yet (fills,
- * read-ahead), which must leave the access time alone (O_NOATIME: relatime would move it after
- * a utimensat that put it before the mtime); they fall back to a buffered fd where the file
- * system refuses O_DIRECT. */
-int fs_origin_read_open(const struct fs_node *n, bool background);
+/* An O_RDONLY fd on the node's origin file for the cache's own reads (-errno if refused):
+ *   FS_ORIGIN_DIRECT      O_DIRECT: whole-chunk reads bypass the origin's page cache, as a
+ *                         direct read of the original would, instead of copying through it
+ *                         (an application's misses; the probe before a passthrough open);
+ *   FS_ORIGIN_BACKGROUND  the same for reads nobody asked for yet (fills, read-ahead), which
+ *                         must leave the access time alone (O_NOATIME: relatime would move it
+ *                         after a utimensat that put it before the mtime); buffered where the
+ *                         file system refuses O_DIRECT;
+ *   FS_ORIGIN_RESIDENT    buffered, O_NOATIME, without read-ahead (which would read the pages
+ *                         after a resident run from the device): copies of what the origin's
+ *                         page cache holds. */
+enum fs_origin_read { FS_ORIGIN_DIRECT, FS_ORIGIN_BACKGROUND, FS_ORIGIN_RESIDENT };
+int fs_origin_read_open(const struct fs_node *n, enum fs_origin_read how);
 #define FS_DIRECT_ALIGN 4096u
 #define FS_FILL_BUFFER_CHUNKS 4   /* chunks read from the origin per fill (a read-ahead piece) */
 
