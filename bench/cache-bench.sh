@@ -204,7 +204,7 @@ mount --make-private "$RAW"
 
 # c's path: a first read passes through to the original unless first reads fill (--first-read fill)
 C_EXPECT=first-read
-case " ${START_ARGS[*]+"${START_ARGS[*]}"} " in *" --first-read fill "*|*" --no-passthrough "*) C_EXPECT=miss;; esac
+case " ${START_ARGS[*]+"${START_ARGS[*]}"} " in *" --first-read fill "*|*" --first-read=fill "*|*" --no-passthrough "*) C_EXPECT=miss;; esac
 msg=$("${DAEMON_ON[@]}" "$CM" start "$ORIGIN" --cache "$CACHE" "${START_ARGS[@]+"${START_ARGS[@]}"}" 2>&1) || { echo "$msg" >&2; bench_die "cachemax start failed"; }
 CM_UP=1
 echo "   $msg"

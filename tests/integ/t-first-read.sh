@@ -78,8 +78,11 @@ exec 8<"$D/shared"
 [ "$(counter first_reads)" = 5 ] || fail "the open of shared was not a first read"
 printf 'changed through the mount' | dd of="$D/shared" bs=1 seek=100 conv=notrunc status=none
 head -c 1M <&8 > /dev/null
+fills=$(counter fills)
 exec 8<&-
 sleep 0.3
+# (its pages are in the page cache now: a fill behind it would store chunks)
+[ "$(counter fills)" = "$fills" ] || fail "the cache filled behind a first read that a writer joined"
 [ "$(md5sum < "$D/shared")" = "$(md5sum < "$BACK/shared")" ] || fail "shared differs from the origin after a writer joined its first read"
 dd if="$D/shared" bs=1 skip=100 count=25 status=none | grep -q "changed through the mount" \
   || fail "the write through the mount is not read back"
