@@ -491,6 +491,14 @@ static void stats_print(const char *dir, const char *j, const char *prev, double
 		printf("  BYPASS        the cache device failed repeatedly: everything is served from the origin\n");
 	printf("  errors        origin %.0f, cache %.0f, bypasses %.0f, bypass periods %.0f\n",
 	       C("origin_errors"), C("cache_errors"), C("bypasses"), C("bypass_entries"));
+	human_bytes(json_number(j, NULL, "rss_bytes"), b1, sizeof(b1));
+	human_bytes(json_number(j, NULL, "node_bytes"), b2, sizeof(b2));
+	printf("  daemon        nodes %.0f (%.0f open, %s), fds %.0f (origin: %.0f cached, %.0f pinned), "
+	       "memory %s; inodes reached by %s\n",
+	       json_number(j, NULL, "nodes"), json_number(j, NULL, "nodes_open"), b2,
+	       json_number(j, NULL, "fds"), json_number(j, NULL, "fds_cached"),
+	       json_number(j, NULL, "fds_pinned"), b1,
+	       strstr(j, "\"file_handles\": true") ? "file handle" : "an fd per inode");
 	printf("  latency (us)  read cache p50 %.1f p99 %.1f | read origin p50 %.1f p99 %.1f | write p50 %.1f p99 %.1f\n",
 	       json_number(j, "read_cache", "p50"), json_number(j, "read_cache", "p99"),
 	       json_number(j, "read_origin", "p50"), json_number(j, "read_origin", "p99"),

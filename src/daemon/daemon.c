@@ -1,6 +1,7 @@
 /* daemon: watchdog and daemon processes (see daemon.h). */
 #include "daemon/daemon.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
@@ -166,6 +168,30 @@ static int daemon_evict(struct daemon_ctx *d, const char *rel, char *reply, size
 	return snprintf(reply, size, "{\"evicted\": %llu}", (unsigned long long)removed);
 }
 
+/* This process's open fds and resident memory in bytes (0 where /proc does not tell). */
+static void process_gauges(uint64_t *fds, uint64_t *rss)
+{
+	unsigned long long pages_total = 0, pages_resident = 0;
+	struct dirent *de;
+	DIR *dir = opendir("/proc/self/fd");
+	FILE *f;
+
+	*fds = 0;
+	*rss = 0;
+	if (dir) {
+		while ((de = readdir(dir)))
+			if (de->d_name[0] != '.')
+				(*fds)++;
+		closedir(dir);
+		(*fds)--;  /* the one readdir used */
+	}
+	if ((f = fopen("/proc/self/statm", "r"))) {
+		if (fscanf(f, "%llu %llu", &pages_total, &pages_resident) == 2)
+			*rss = pages_resident * (uint64_t)sysconf(_SC_PAGESIZE);
+		fclose(f);
+	}
+}
+
 /* Control socket requests: "stats" (snapshot), "evict [REL]", "ping". */
 static int daemon_control(const char *request, char *reply, size_t size, void *arg)
 {
@@ -183,8 +209,10 @@ static int daemon_control(const char *request, char *reply, size_t size, void *a
 		return -EINVAL;
 	atomic_store(&d->stats.counter[STATS_REQUESTS], fuse_session_requests(d->session));
 	uint64_t cache_bytes = 0, cache_objects = 0, capacity = 0, by_capacity = 0, yields, backoffs;
-	char bypass_why[256] = "", bypass_json[512];
-	bool bypass = fs_cache_bypassed(d->fs, bypass_why, sizeof(bypass_why));
+	char bypass_why[256] = "", bypass_json[512], handles_why[160] = "", handles_json[330];
+	bool bypass = fs_cache_bypassed(d->fs, bypass_why, sizeof(bypass_why)), handles;
+	struct fs_gauges gauges;
+	uint64_t fds, rss;
 	if (d->store && cache_store_usage(d->store, &cache_bytes, &cache_objects) < 0)
 		cache_bytes = cache_objects = 0;
 	fuse_session_uring_yields(d->session, &yields, &backoffs);
@@ -194,13 +222,24 @@ static int daemon_control(const char *request, char *reply, size_t size, void *a
 	}
 	atomic_store(&d->stats.counter[STATS_EVICTIONS],
 	             atomic_load(&d->evicted_by_request) + by_capacity);
+	fs_gauges(d->fs, &gauges);
+	process_gauges(&fds, &rss);
+	handles = fs_handles_active(d->fs, handles_why, sizeof(handles_why));
 	n = snprintf(reply, size, "{\"pid\": %d, \"uptime_seconds\": %lld, \"transport\": \"%s\", "
+	             "\"nodes\": %llu, \"nodes_open\": %llu, \"node_bytes\": %llu, \"fds\": %llu, "
+	             "\"fds_cached\": %llu, \"fds_pinned\": %llu, \"handle_opens\": %llu, "
+	             "\"rss_bytes\": %llu, \"file_handles\": %s, \"file_handles_why\": \"%s\", "
 	             "\"uring_requests\": %llu, \"uring_yields\": %llu, \"uring_yield_backoffs\": %llu, "
 	             "\"passthrough\": %s, \"cache\": %s, \"cache_bytes\": %llu, \"cache_objects\": %llu, "
 	             "\"cache_size\": %llu, \"evictions_capacity\": %llu, \"bypass\": %s, "
 	             "\"bypass_why\": \"%s\", \"stats\": ",
 	             (int)getpid(), (long long)(time(NULL) - d->state.started),
 	             fuse_session_transport(d->session),
+	             (unsigned long long)gauges.nodes, (unsigned long long)gauges.nodes_open,
+	             (unsigned long long)gauges.node_bytes, (unsigned long long)fds,
+	             (unsigned long long)gauges.fds_cached, (unsigned long long)gauges.fds_pinned,
+	             (unsigned long long)gauges.handle_opens, (unsigned long long)rss,
+	             handles ? "true" : "false", json_escape(handles_why, handles_json, sizeof(handles_json)),
 	             (unsigned long long)fuse_session_uring_requests(d->session),
 	             (unsigned long long)yields, (unsigned long long)backoffs,
 	             fs_passthrough_active(d->fs, why, sizeof(why)) ? "true" : "false",
@@ -291,6 +330,42 @@ static void state_fill(struct daemon_ctx *d, const struct daemon_options *o, boo
 	         fuse_session_transport_why(d->session));
 }
 
+/* The daemon's fd limit, raised to the hard limit (as root, to fs.nr_open first): every file
+ * an application holds open through the mount costs the daemon an fd, and the limit of the
+ * shell that started it (often 1024) says nothing about the daemon's needs. Tests set
+ * CACHEMAX_FD_LIMIT to run the daemon under a small limit instead. */
+static void fd_limit_raise(void)
+{
+	const char *test = getenv("CACHEMAX_FD_LIMIT");
+	struct rlimit rl, want;
+	FILE *f;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	want = rl;
+	if (test && *test) {
+		want.rlim_cur = want.rlim_max = (rlim_t)strtoull(test, NULL, 10);
+	} else {
+		unsigned long long nr_open = 0;
+		if ((f = fopen("/proc/sys/fs/nr_open", "r"))) {
+			if (fscanf(f, "%llu", &nr_open) != 1)
+				nr_open = 0;
+			fclose(f);
+		}
+		if (geteuid() == 0 && nr_open > want.rlim_max)
+			want.rlim_max = (rlim_t)nr_open;
+		want.rlim_cur = want.rlim_max;
+	}
+	if (setrlimit(RLIMIT_NOFILE, &want) < 0) {
+		want = rl;
+		want.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &want) < 0)
+			want = rl;
+	}
+	log_info("fd limit %llu (was %llu)", (unsigned long long)want.rlim_cur,
+	         (unsigned long long)rl.rlim_cur);
+}
+
 /* The daemon proper: returns 0 after a clean unmount, EXIT_STARTUP_FAILED if it never mounted. */
 static int daemon_serve(const struct daemon_options *o, bool supervised, unsigned restarts,
                         int64_t first_started, int ready_fd)
@@ -317,6 +392,7 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 	int origin_fd, rc;
 
 	prctl(PR_SET_NAME, "cachemaxd");
+	fd_limit_raise();
 	umask(0);
 	if (chdir("/") < 0)
 		log_warn("cannot chdir to /: %s", strerror(errno));

@@ -72,6 +72,17 @@ bool fs_passthrough_active(struct fs *fs, char *why, size_t why_size);
 
 
 
+/* How nodes reach origin inodes, for status: true by file handle (fds bounded); otherwise *why
+ * says why each node pins an fd. */
+bool fs_handles_active(struct fs *fs, char *why, size_t why_size);
+
+/* Gauges for stats (docs/STATS.md): nodes the kernel holds (and those with open state), the
+ * bytes the node table takes, origin fds cached and pinned, and open_by_handle_at calls. */
+struct fs_gauges {
+	uint64_t nodes, nodes_open, node_bytes, fds_cached, fds_pinned, handle_opens;
+};
+void fs_gauges(struct fs *fs, struct fs_gauges *g);
+
 /* Start the background fill threads (after the mount); fs_free stops them. 0 or -errno. */
 int fs_start_background(struct fs *fs);
 

@@ -35,6 +35,7 @@ void fs_passthrough_disable(struct fs *fs, const char *why)
 }
 
 static void fingerprint_refresh(struct fs *fs, struct fs_node *n, int fd);
+static void fingerprint_refresh_node(struct fs *fs, struct fs_node *n);
 
 void fs_cache_error(struct fs *fs, const char *what, int rc)
 {
@@ -43,6 +44,11 @@ void fs_cache_error(struct fs *fs, const char *what, int rc)
 	bool enter = false;
 	char why[sizeof(b->why)];
 
+	if (fs_limit_error(rc)) {  /* the daemon's fds, not the cache device */
+		log_warn("cache %s: the daemon is out of fds (%s); serving from the origin", what,
+		         strerror(-rc));
+		return;
+	}
 	stats_add(fs->cfg.stats, STATS_CACHE_ERRORS, 1);
 	log_warn("cache %s failed: %s; serving from the origin", what, strerror(-rc));
 	pthread_mutex_lock(&b->lock);
@@ -105,12 +111,22 @@ bool fs_cache_bypassed(struct fs *fs, char *why, size_t why_size)
 	return on;
 }
 
-/* Register fd as the inode's backing file; false if the kernel refused (then user space). */
+/* Register fd as the inode's backing file; false if the kernel refused (then user space).
+ * fd -1: the origin inode itself. */
 static bool backing_register(struct fs *fs, struct fs_node *n, int fd)
 {
-	int id = fuse_session_backing_open(fs->session, fd);
+	int id, nfd = -1;
+	if (fd < 0) {
+		nfd = fs_node_fd(fs, n);
+		if (nfd < 0)
+			return false;
+		fd = nfd;
+	}
+	id = fuse_session_backing_open(fs->session, fd);
+	if (nfd >= 0)
+		fs_node_fd_put(fs, n, nfd);
 	if (id > 0) {
-		n->backing_id = id;
+		n->io->backing_id = id;
 		return true;
 	}
 	if (id == -EPERM)
@@ -180,19 +196,19 @@ void fs_first_read_forget(struct fs *fs, const struct stat *st)
 /* May an open with open_flags pass through to the original? The kernel reopens the backing
  * file with the application's flags: with O_DIRECT on a file system that refuses it the open
  * would fail with EIO, while our own fds drop O_DIRECT and serve it in user space. */
-static bool origin_passthrough_ok(const struct fs_node *n, int open_flags)
+static bool origin_passthrough_ok(struct fs *fs, struct fs_node *n, int open_flags)
 {
 	int fd;
 
 	if (!(open_flags & O_DIRECT))
 		return true;
-	fd = fs_origin_read_open(n, FS_ORIGIN_DIRECT);
+	fd = fs_origin_read_open(fs, n, FS_ORIGIN_DIRECT);
 	if (fd >= 0)
 		sys_close(fd);
 	return fd != -EINVAL;
 }
 
-/* First open of the inode: open its cache object and choose the mode. node->lock held. */
+/* First open of the inode: open its cache object and choose the mode. node->io->lock held. */
 static void mode_choose(struct fs *fs, struct fs_node *n, const struct stat *st, bool writer,
                         int open_flags)
 {
@@ -200,8 +216,8 @@ static void mode_choose(struct fs *fs, struct fs_node *n, const struct stat *st,
 	struct cache_store *store = fs_cache_store(fs);
 	struct cache_object_info info;
 
-	n->mode = FS_IO_USER;
-	n->pinned = false;
+	n->io->mode = FS_IO_USER;
+	n->io->pinned = false;
 	if (store && (fs->cfg.exclude_count || fs->cfg.pin_count)) {
 		char rel[4096];
 		if (fs_node_relpath(fs, n, rel, sizeof(rel)) == 0) {
@@ -209,7 +225,7 @@ static void mode_choose(struct fs *fs, struct fs_node *n, const struct stat *st,
 				stats_add(fs->cfg.stats, STATS_EXCLUDED_OPENS, 1);
 				store = NULL;
 			} else {
-				n->pinned = fs_glob_match(fs->cfg.pin, fs->cfg.pin_count, rel);
+				n->io->pinned = fs_glob_match(fs->cfg.pin, fs->cfg.pin_count, rel);
 			}
 		}
 	}
@@ -217,46 +233,46 @@ static void mode_choose(struct fs *fs, struct fs_node *n, const struct stat *st,
 		struct cache_fingerprint fp;
 		int rc;
 		cache_fingerprint_from_stat(st, &fp);
-		if (n->obj)  /* still pinned by a fill from before the last close: reuse it */
-			rc = cache_object_revalidate(n->obj, &fp);
+		if (n->io->obj)  /* still pinned by a fill from before the last close: reuse it */
+			rc = cache_object_revalidate(n->io->obj, &fp);
 		else
-			rc = cache_object_open(store, cache_key_from_stat(st), &fp, &n->obj);
-		if (rc < 0 && !n->obj_pins) {
-			if (n->obj)
-				cache_object_release(n->obj);
-			n->obj = NULL;
+			rc = cache_object_open(store, cache_key_from_stat(st), &fp, &n->io->obj);
+		if (rc < 0 && !n->io->obj_pins) {
+			if (n->io->obj)
+				cache_object_release(n->io->obj);
+			n->io->obj = NULL;
 			fs_cache_error(fs, "object open", rc);
 		} else if (rc < 0) {
 			fs_cache_error(fs, "object revalidation", rc);
 		} else if (rc == CACHE_OBJECT_RESET) {
 			stats_add(fs->cfg.stats, STATS_INVALIDATIONS, 1);
 		}
-		if (n->obj && n->pinned)
+		if (n->io->obj && n->io->pinned)
 			cache_store_pin(store, cache_key_from_stat(st), true);
 	}
 	if (!pt)
 		return;
-	if (!store || !n->obj) {
-		if (origin_passthrough_ok(n, open_flags) && backing_register(fs, n, n->fd))
-			n->mode = FS_IO_ORIGIN;
+	if (!store || !n->io->obj) {
+		if (origin_passthrough_ok(fs, n, open_flags) && backing_register(fs, n, -1))
+			n->io->mode = FS_IO_ORIGIN;
 		return;
 	}
-	cache_object_info(n->obj, &info);
-	if (!writer && cache_object_complete(n->obj) && !info.failed) {
-		if (backing_register(fs, n, cache_object_data_fd(n->obj))) {
-			n->mode = FS_IO_CACHE;
-			pthread_mutex_lock(&n->write_lock);
-			n->mirror_fp = info.fingerprint;
-			pthread_mutex_unlock(&n->write_lock);
+	cache_object_info(n->io->obj, &info);
+	if (!writer && cache_object_complete(n->io->obj) && !info.failed) {
+		if (backing_register(fs, n, cache_object_data_fd(n->io->obj))) {
+			n->io->mode = FS_IO_CACHE;
+			pthread_mutex_lock(&n->io->write_lock);
+			n->io->mirror_fp = info.fingerprint;
+			pthread_mutex_unlock(&n->io->write_lock);
 		}
 	} else if (writer && info.present_chunks == 0) {
-		if (origin_passthrough_ok(n, open_flags) && backing_register(fs, n, n->fd))
-			n->mode = FS_IO_ORIGIN;
+		if (origin_passthrough_ok(fs, n, open_flags) && backing_register(fs, n, -1))
+			n->io->mode = FS_IO_ORIGIN;
 	} else if (!writer && info.present_chunks == 0 && fs->cfg.first_read_origin &&
-	           origin_passthrough_ok(n, open_flags) && !first_read_seen(fs, st) &&
-	           backing_register(fs, n, n->fd)) {
-		n->mode = FS_IO_ORIGIN;
-		n->first_read = true;
+	           origin_passthrough_ok(fs, n, open_flags) && !first_read_seen(fs, st) &&
+	           backing_register(fs, n, -1)) {
+		n->io->mode = FS_IO_ORIGIN;
+		n->io->first_read = true;
 		stats_add(fs->cfg.stats, STATS_FIRST_READS, 1);
 	}
 }
@@ -271,63 +287,67 @@ int fs_file_attach(struct fs *fs, struct fs_file *f, struct cm_fuse_open_out *o)
 	memset(o, 0, sizeof(*o));
 	o->fh = (uint64_t)(uintptr_t)f;
 	o->open_flags = FOPEN_NOFLUSH;
-	if (n->type != S_IFREG) {
-		pthread_mutex_lock(&n->lock);
-		n->open_count++;
-		pthread_mutex_unlock(&n->lock);
-		return 0;
-	}
-	have_stat = sys_fstatat(f->fd, "", &st, AT_EMPTY_PATH) == 0;
+	have_stat = n->type == S_IFREG && sys_fstatat(f->fd, "", &st, AT_EMPTY_PATH) == 0;
 	/* The kernel's cached name still leads to an inode unlinked behind our back (the file was
 	 * deleted or replaced in the original directory): opening it would serve the old file.
 	 * ESTALE makes the kernel look the name up afresh (LOOKUP_REVAL) and open again. An inode
 	 * we unlinked ourselves (reopened via /proc/PID/fd, O_TMPFILE) opens as usual. */
 	if (have_stat && st.st_nlink == 0 && !atomic_load(&n->unlinked_by_us))
 		return -ESTALE;
-	pthread_mutex_lock(&n->lock);
+	/* The open file holds the node's open state until fs_file_detach. */
+	if (!fs_node_io_hold(fs, n))
+		return -ENOMEM;
+	if (n->type != S_IFREG) {
+		pthread_mutex_lock(&n->io->lock);
+		n->io->open_count++;
+		pthread_mutex_unlock(&n->io->lock);
+		return 0;
+	}
+	pthread_mutex_lock(&n->io->lock);
 	if (writer && (f->open_flags & O_TRUNC)) {
 		int rc;
-		pthread_mutex_lock(&n->write_lock);
+		pthread_mutex_lock(&n->io->write_lock);
 		rc = sys_ftruncate(f->fd, 0);
 		if (rc == 0)
 			fs_cache_origin_changed(fs, n, true, 0, 0, 0);
-		pthread_mutex_unlock(&n->write_lock);
+		pthread_mutex_unlock(&n->io->write_lock);
 		if (rc < 0) {
-			pthread_mutex_unlock(&n->lock);
+			pthread_mutex_unlock(&n->io->lock);
+			fs_node_io_release(fs, n);
 			return rc;
 		}
 		have_stat = sys_fstatat(f->fd, "", &st, AT_EMPTY_PATH) == 0;
 	}
-	if (n->open_count == 0 && have_stat)
+	if (n->io->open_count == 0 && have_stat)
 		mode_choose(fs, n, &st, writer, f->open_flags);
-	else if (n->open_count == 0)
-		n->mode = FS_IO_USER;
-	if (n->mode == FS_IO_CACHE) {
+	else if (n->io->open_count == 0)
+		n->io->mode = FS_IO_USER;
+	if (n->io->mode == FS_IO_CACHE) {
 		struct cache_fingerprint fp;
 		cache_fingerprint_from_stat(&st, &fp);
-		pthread_mutex_lock(&n->write_lock);
-		f->bypass_cache = !have_stat || !cache_fingerprint_equal(&fp, &n->mirror_fp);
-		pthread_mutex_unlock(&n->write_lock);
+		pthread_mutex_lock(&n->io->write_lock);
+		f->bypass_cache = !have_stat || !cache_fingerprint_equal(&fp, &n->io->mirror_fp);
+		pthread_mutex_unlock(&n->io->write_lock);
 		f->via_daemon = writer || f->bypass_cache;
 		f->check_writeback = writer;
 		if (writer)
-			n->cache_writers++;
+			n->io->cache_writers++;
 	}
-	if (n->mode == FS_IO_ORIGIN && writer)
-		n->origin_writers = true;
-	if (n->mode == FS_IO_CACHE || n->mode == FS_IO_ORIGIN) {
+	if (n->io->mode == FS_IO_ORIGIN && writer)
+		n->io->origin_writers = true;
+	if (n->io->mode == FS_IO_CACHE || n->io->mode == FS_IO_ORIGIN) {
 		f->passthrough = true;
-		n->passthrough_count++;
+		n->io->passthrough_count++;
 		o->open_flags |= FOPEN_PASSTHROUGH | (f->via_daemon ? FOPEN_DIRECT_IO : 0);
-		o->backing_id = n->backing_id;
+		o->backing_id = n->io->backing_id;
 	}
-	n->open_count++;
-	pthread_mutex_unlock(&n->lock);
+	n->io->open_count++;
+	pthread_mutex_unlock(&n->io->lock);
 
 	stats_add(fs->cfg.stats, STATS_OPENS, 1);
 	/* Reads of a passthrough open never reach us: count the open and the file's size. */
 	if (f->passthrough && !f->via_daemon && have_stat) {
-		bool hit = n->mode == FS_IO_CACHE;
+		bool hit = n->io->mode == FS_IO_CACHE;
 		stats_add(fs->cfg.stats, hit ? STATS_PASSTHROUGH_OPENS_CACHE : STATS_PASSTHROUGH_OPENS_ORIGIN, 1);
 		stats_add(fs->cfg.stats, hit ? STATS_PASSTHROUGH_BYTES_CACHE : STATS_PASSTHROUGH_BYTES_ORIGIN,
 		          (uint64_t)st.st_size);
@@ -337,7 +357,7 @@ int fs_file_attach(struct fs *fs, struct fs_file *f, struct cm_fuse_open_out *o)
 
 /* A writer over the cache copy may have written it through mmap (which the kernel maps to the
  * backing file): copy every range of the copy that differs to the origin — unless the origin
- * was changed behind us meanwhile, which then wins. node->write_lock held. */
+ * was changed behind us meanwhile, which then wins. node->io->write_lock held. */
 static void writeback_locked(struct fs *fs, struct fs_node *n)
 {
 	uint32_t chunk = cache_store_chunk_size(fs->store);
@@ -347,10 +367,15 @@ static void writeback_locked(struct fs *fs, struct fs_node *n)
 	struct stat st;
 	int fd;
 
-	if (n->mode != FS_IO_CACHE || !n->obj || !n->cache_writers)
+	if (n->io->mode != FS_IO_CACHE || !n->io->obj || !n->io->cache_writers)
 		return;
-	fs_proc_path(n->fd, path);
-	fd = sys_openat(AT_FDCWD, path, O_RDWR | O_CLOEXEC, 0);
+	fd = fs_node_fd(fs, n);
+	if (fd >= 0) {
+		int nfd = fd;
+		fs_proc_path(nfd, path);
+		fd = fs_open_retry(fs, AT_FDCWD, path, O_RDWR | O_CLOEXEC, 0);
+		fs_node_fd_put(fs, n, nfd);
+	}
 	if (fd < 0) {
 		log_error("cannot open inode %llu to write mmap changes back: %s",
 		          (unsigned long long)n->ino, strerror(-fd));
@@ -359,14 +384,14 @@ static void writeback_locked(struct fs *fs, struct fs_node *n)
 	if (sys_fstatat(fd, "", &st, AT_EMPTY_PATH) < 0)
 		goto out;
 	cache_fingerprint_from_stat(&st, &fp);
-	if (!cache_fingerprint_equal(&fp, &n->mirror_fp))
+	if (!cache_fingerprint_equal(&fp, &n->io->mirror_fp))
 		goto out;  /* changed behind us: the origin wins */
 	cached = malloc(chunk);
 	origin = malloc(chunk);
 	if (!cached || !origin)
 		goto out;
 	for (uint64_t off = 0; off < fp.size; off += chunk) {
-		ssize_t c = sys_pread(cache_object_data_fd(n->obj), cached, chunk, (off_t)off);
+		ssize_t c = sys_pread(cache_object_data_fd(n->io->obj), cached, chunk, (off_t)off);
 		ssize_t o = c > 0 ? sys_pread(fd, origin, (size_t)c, (off_t)off) : 0;
 		if (c > 0 && (o != c || memcmp(cached, origin, (size_t)c))) {
 			ssize_t w = sys_pwrite(fd, cached, (size_t)c, (off_t)off);
@@ -389,20 +414,20 @@ void fs_cache_before_origin_change(struct fs *fs, struct fs_node *n)
 
 static void writeback(struct fs *fs, struct fs_node *n)
 {
-	pthread_mutex_lock(&n->lock);
-	pthread_mutex_lock(&n->write_lock);
+	pthread_mutex_lock(&n->io->lock);
+	pthread_mutex_lock(&n->io->write_lock);
 	writeback_locked(fs, n);
-	pthread_mutex_unlock(&n->write_lock);
-	pthread_mutex_unlock(&n->lock);
+	pthread_mutex_unlock(&n->io->write_lock);
+	pthread_mutex_unlock(&n->io->lock);
 }
 
-/* node->lock held. */
+/* node->io->lock held. */
 static void object_release_locked(struct fs *fs, struct fs_node *n)
 {
-	int rc = cache_object_release(n->obj);
+	int rc = cache_object_release(n->io->obj);
 	if (rc < 0)
 		fs_cache_error(fs, "record write", rc);
-	n->obj = NULL;
+	n->io->obj = NULL;
 }
 
 /* Pin the node (a lookup reference, so a FORGET cannot free it) and its object (so the last
@@ -411,19 +436,21 @@ struct cache_object *fs_object_pin(struct fs *fs, struct fs_node *n)
 {
 	struct cache_object *obj;
 	fs_node_ref(fs, n);
-	pthread_mutex_lock(&n->lock);
-	obj = n->obj;
-	n->obj_pins++;
-	pthread_mutex_unlock(&n->lock);
+	fs_node_io_hold_existing(fs, n);  /* held by the caller's open file or pin: never NULL */
+	pthread_mutex_lock(&n->io->lock);
+	obj = n->io->obj;
+	n->io->obj_pins++;
+	pthread_mutex_unlock(&n->io->lock);
 	return obj;
 }
 
 void fs_object_unpin(struct fs *fs, struct fs_node *n)
 {
-	pthread_mutex_lock(&n->lock);
-	if (--n->obj_pins == 0 && n->open_count == 0 && n->obj)
+	pthread_mutex_lock(&n->io->lock);
+	if (--n->io->obj_pins == 0 && n->io->open_count == 0 && n->io->obj)
 		object_release_locked(fs, n);
-	pthread_mutex_unlock(&n->lock);
+	pthread_mutex_unlock(&n->io->lock);
+	fs_node_io_release(fs, n);
 	fs_node_forget(fs, n->nodeid, 1);  /* may free n */
 }
 
@@ -436,21 +463,21 @@ void fs_file_sync(struct fs *fs, struct fs_file *f)
 /* The last close of an inode that had writers passed through to the origin: their writes
  * bypassed us, and a background fill may have raced with them unseen (file times can stay
  * equal), so drop every chunk (the generation bump also drops fills still in flight).
- * node->lock held. */
+ * node->io->lock held. */
 static void origin_writes_done(struct fs *fs, struct fs_node *n)
 {
 	struct cache_object_info info;
 	int rc;
 
-	pthread_mutex_lock(&n->write_lock);
-	cache_object_info(n->obj, &info);
-	rc = cache_object_invalidate(n->obj, 0, 0);
+	pthread_mutex_lock(&n->io->write_lock);
+	cache_object_info(n->io->obj, &info);
+	rc = cache_object_invalidate(n->io->obj, 0, 0);
 	if (rc < 0)
 		fs_cache_error(fs, "invalidate", rc);
 	else if (info.present_chunks)
 		stats_add(fs->cfg.stats, STATS_INVALIDATIONS, 1);
-	fingerprint_refresh(fs, n, n->fd);
-	pthread_mutex_unlock(&n->write_lock);
+	fingerprint_refresh_node(fs, n);
+	pthread_mutex_unlock(&n->io->write_lock);
 }
 
 /* After a miss: queue the completion of a small (or pinned) file, once. The node is pinned or
@@ -458,18 +485,18 @@ static void origin_writes_done(struct fs *fs, struct fs_node *n)
 static bool maybe_complete(struct fs *fs, struct fs_node *n, const struct cache_object_info *info)
 {
 	bool queue;
-	if (!n->pinned && (!fs->cfg.complete_max || info->fingerprint.size > fs->cfg.complete_max))
+	if (!n->io->pinned && (!fs->cfg.complete_max || info->fingerprint.size > fs->cfg.complete_max))
 		return false;
 	if (info->present_chunks >= info->chunk_count)
 		return false;
-	pthread_mutex_lock(&n->lock);
-	queue = !n->completing;
-	n->completing = true;
-	pthread_mutex_unlock(&n->lock);
+	pthread_mutex_lock(&n->io->lock);
+	queue = !n->io->completing;
+	n->io->completing = true;
+	pthread_mutex_unlock(&n->io->lock);
 	if (queue && !fs_fill_enqueue(fs, n, 0, UINT64_MAX, true)) {
-		pthread_mutex_lock(&n->lock);
-		n->completing = false;
-		pthread_mutex_unlock(&n->lock);
+		pthread_mutex_lock(&n->io->lock);
+		n->io->completing = false;
+		pthread_mutex_unlock(&n->io->lock);
 		return false;
 	}
 	return true;
@@ -500,34 +527,35 @@ void fs_file_detach(struct fs *fs, struct fs_file *f)
 		writeback(fs, n);
 	if (atomic_load(&f->direct_fd) > 0)
 		sys_close(atomic_load(&f->direct_fd));
-	pthread_mutex_lock(&n->lock);
-	n->open_count--;
+	pthread_mutex_lock(&n->io->lock);
+	n->io->open_count--;
 	if (f->check_writeback)
-		n->cache_writers--;
-	if (f->passthrough && --n->passthrough_count == 0 && n->backing_id > 0) {
-		int rc = fuse_session_backing_close(fs->session, n->backing_id);
+		n->io->cache_writers--;
+	if (f->passthrough && --n->io->passthrough_count == 0 && n->io->backing_id > 0) {
+		int rc = fuse_session_backing_close(fs->session, n->io->backing_id);
 		if (rc < 0)
-			log_warn("closing backing id %d failed: %s", n->backing_id, strerror(-rc));
-		n->backing_id = 0;
+			log_warn("closing backing id %d failed: %s", n->io->backing_id, strerror(-rc));
+		n->io->backing_id = 0;
 	}
-	if (n->open_count == 0) {
-		if (n->origin_writers && n->obj)
+	if (n->io->open_count == 0) {
+		if (n->io->origin_writers && n->io->obj)
 			origin_writes_done(fs, n);
 		/* A first read through the origin: fill behind it (not if a writer joined: its
 		 * writes bypassed us, and the object was just emptied). Pinned here, before an open
 		 * of the inode coming in meanwhile and its release could drop the object. */
-		if (n->first_read && !n->origin_writers && n->obj) {
-			behind = n->obj;
-			n->obj_pins++;
+		if (n->io->first_read && !n->io->origin_writers && n->io->obj) {
+			behind = n->io->obj;
+			n->io->obj_pins++;
+			fs_node_io_hold_existing(fs, n);  /* the pin's hold, as fs_object_pin takes */
 		}
-		n->first_read = false;
-		n->origin_writers = false;
-		if (n->obj && !n->obj_pins)
+		n->io->first_read = false;
+		n->io->origin_writers = false;
+		if (n->io->obj && !n->io->obj_pins)
 			object_release_locked(fs, n);
-		n->mode = FS_IO_NONE;
+		n->io->mode = FS_IO_NONE;
 	}
-	last = n->open_count == 0;
-	pthread_mutex_unlock(&n->lock);
+	last = n->io->open_count == 0;
+	pthread_mutex_unlock(&n->io->lock);
 	if (behind) {
 		/* The pin's node reference (the kernel keeps the inode until this release is
 		 * answered); the jobs pin both too, and the unpin releases the object if none did. */
@@ -537,6 +565,7 @@ void fs_file_detach(struct fs *fs, struct fs_file *f)
 	}
 	if (last && n->type == S_IFREG)
 		fs_readahead_drop(fs, n);   /* the buffers its read-ahead keeps */
+	fs_node_io_release(fs, n);
 }
 
 /* Count one read answered from the cache copy or the origin. */
@@ -582,16 +611,20 @@ void fs_fill_count(struct fs *fs, const char *what, ssize_t filled, size_t read)
 #define FILL_SPAN_MAX (8u * 1024 * 1024)
 #define SEQUENTIAL_WINDOW (2u * 1024 * 1024)   /* a miss this close to the last read is sequential */
 
-int fs_origin_read_open(const struct fs_node *n, enum fs_origin_read how)
+int fs_origin_read_open(struct fs *fs, struct fs_node *n, enum fs_origin_read how)
 {
 	char path[FS_PROC_PATH_MAX];
 	int noatime = how == FS_ORIGIN_DIRECT ? 0 : O_NOATIME, fd = -EINVAL;
+	int nfd = fs_node_fd(fs, n);
 
-	fs_proc_path(n->fd, path);
+	if (nfd < 0)
+		return nfd;
+	fs_proc_path(nfd, path);
 	if (how != FS_ORIGIN_RESIDENT)
-		fd = sys_openat(AT_FDCWD, path, O_RDONLY | O_DIRECT | noatime | O_CLOEXEC, 0);
+		fd = fs_open_retry(fs, AT_FDCWD, path, O_RDONLY | O_DIRECT | noatime | O_CLOEXEC, 0);
 	if (fd < 0 && how != FS_ORIGIN_DIRECT)
-		fd = sys_openat(AT_FDCWD, path, O_RDONLY | noatime | O_CLOEXEC, 0);
+		fd = fs_open_retry(fs, AT_FDCWD, path, O_RDONLY | noatime | O_CLOEXEC, 0);
+	fs_node_fd_put(fs, n, nfd);
 	/* Advice only, outside the syscall seam: nothing to fail. */
 	if (fd >= 0 && how == FS_ORIGIN_RESIDENT)
 		(void)posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
@@ -599,11 +632,11 @@ int fs_origin_read_open(const struct fs_node *n, enum fs_origin_read how)
 }
 
 /* The fd for chunk-aligned miss reads: direct if the origin allows it, else our own. */
-static int file_direct_fd(struct fs_file *f)
+static int file_direct_fd(struct fs *fs, struct fs_file *f)
 {
 	int fd = atomic_load(&f->direct_fd), expected = 0;
 	if (fd == 0) {
-		fd = fs_origin_read_open(f->node, FS_ORIGIN_DIRECT);
+		fd = fs_origin_read_open(fs, f->node, FS_ORIGIN_DIRECT);
 		if (fd < 0)
 			fd = -1;
 		if (!atomic_compare_exchange_strong(&f->direct_fd, &expected, fd)) {
@@ -644,7 +677,7 @@ static void read_miss_fill(struct fuse_req *r, struct fs *fs, struct fs_file *f,
 		fs_object_unpin(fs, node);
 		return;
 	}
-	n = sys_pread(file_direct_fd(f), buf, len, (off_t)start);
+	n = sys_pread(file_direct_fd(fs, f), buf, len, (off_t)start);
 	if (n < 0) {
 		stats_add(stats, STATS_ORIGIN_ERRORS, 1);
 		fuse_reply_err(r, (int)-n);
@@ -694,7 +727,7 @@ static void read_miss(struct fuse_req *r, struct fs *fs, struct fs_file *f,
 		return;
 	}
 	/* Queue before answering: once answered, the file (and its node) may be released. */
-	cache_object_info(n->obj, &info);
+	cache_object_info(n->io->obj, &info);
 	if (!maybe_complete(fs, n, &info))
 		fs_fill_enqueue(fs, n, in->offset, size, false);
 	reply_from_origin(r, fs, f, size, in->offset, clock_now_ns());
@@ -704,13 +737,13 @@ void fs_file_read(struct fuse_req *r, struct fs_file *f, const struct fuse_read_
 {
 	struct fs *fs = fuse_req_fs(r);
 	struct stats *stats = fs->cfg.stats;
-	struct cache_object *obj = f->node->obj;
+	struct cache_object *obj = f->node->io->obj;
 	void *buf = fuse_req_scratch(r);
 	size_t size = in->size < FUSE_SESSION_SCRATCH ? in->size : FUSE_SESSION_SCRATCH;
 	uint64_t t0 = clock_now_ns();
 	ssize_t n;
 
-	if (obj && !f->bypass_cache && f->node->mode == FS_IO_CACHE) {
+	if (obj && !f->bypass_cache && f->node->io->mode == FS_IO_CACHE) {
 		/* The cache copy mirrors the origin (plus mmap writes not yet written back): read it
 		 * as the passthrough readers do. */
 		n = sys_pread(cache_object_data_fd(obj), buf, size, (off_t)in->offset);
@@ -774,7 +807,7 @@ void fs_file_read(struct fuse_req *r, struct fs_file *f, const struct fuse_read_
 /* FS_IO_CACHE: put bytes into the cache copy whether or not their chunks are present. */
 static void mirror_bytes(struct fs *fs, struct fs_node *n, const void *data, size_t size, off_t off)
 {
-	ssize_t w = sys_pwrite(cache_object_data_fd(n->obj), data, size, off);
+	ssize_t w = sys_pwrite(cache_object_data_fd(n->io->obj), data, size, off);
 	if (w != (ssize_t)size)
 		fs_cache_error(fs, "mirror write", w < 0 ? (int)w : -EIO);
 }
@@ -788,8 +821,13 @@ static void mirror_range(struct fs *fs, struct fs_node *n, off_t off, off_t len)
 	char *buf = malloc(bufsize);
 	int fd;
 
-	fs_proc_path(n->fd, path);
-	fd = sys_openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
+	fd = fs_node_fd(fs, n);
+	if (fd >= 0) {
+		int nfd = fd;
+		fs_proc_path(nfd, path);
+		fd = fs_open_retry(fs, AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
+		fs_node_fd_put(fs, n, nfd);
+	}
 	if (fd < 0 || !buf) {
 		fs_cache_error(fs, "mirror", fd < 0 ? fd : -ENOMEM);
 		goto out;
@@ -799,7 +837,7 @@ static void mirror_range(struct fs *fs, struct fs_node *n, off_t off, off_t len)
 		if (r <= 0)
 			break;
 		mirror_bytes(fs, n, buf, (size_t)r, off);
-		cache_object_write(n->obj, buf, (size_t)r, off);
+		cache_object_write(n->io->obj, buf, (size_t)r, off);
 		off += r;
 		len -= r;
 	}
@@ -807,6 +845,15 @@ out:
 	if (fd >= 0)
 		sys_close(fd);
 	free(buf);
+}
+
+static void fingerprint_refresh_node(struct fs *fs, struct fs_node *n)
+{
+	int fd = fs_node_fd(fs, n);
+	if (fd < 0)
+		return;
+	fingerprint_refresh(fs, n, fd);
+	fs_node_fd_put(fs, n, fd);
 }
 
 /* Record the origin's new fingerprint so our own change does not invalidate the object. */
@@ -817,8 +864,8 @@ static void fingerprint_refresh(struct fs *fs, struct fs_node *n, int fd)
 	if (sys_fstatat(fd, "", &st, AT_EMPTY_PATH) < 0)
 		return;
 	cache_fingerprint_from_stat(&st, &fp);
-	n->mirror_fp = fp;
-	if (cache_object_set_fingerprint(n->obj, &fp) > 0)
+	n->io->mirror_fp = fp;
+	if (cache_object_set_fingerprint(n->io->obj, &fp) > 0)
 		stats_add(fs->cfg.stats, STATS_INVALIDATIONS, 1);
 }
 
@@ -833,17 +880,17 @@ void fs_file_write(struct fuse_req *r, struct fs_file *f, const struct fuse_writ
 
 	/* Write-through: the origin first, then the cache copy, before the answer, so a reader of
 	 * the cache copy sees the write at once; the lock keeps both in the same order. */
-	pthread_mutex_lock(&n->write_lock);
+	pthread_mutex_lock(&n->io->write_lock);
 	w = sys_pwrite(f->fd, data, in->size, (off_t)in->offset);
-	if (w > 0 && n->obj) {
-		int rc = cache_object_write(n->obj, data, (size_t)w, (off_t)in->offset);
+	if (w > 0 && n->io->obj) {
+		int rc = cache_object_write(n->io->obj, data, (size_t)w, (off_t)in->offset);
 		if (rc < 0)
 			fs_cache_error(fs, "write-through", rc);
-		if (n->mode == FS_IO_CACHE)
+		if (n->io->mode == FS_IO_CACHE)
 			mirror_bytes(fs, n, data, (size_t)w, (off_t)in->offset);
 		fingerprint_refresh(fs, n, f->fd);
 	}
-	pthread_mutex_unlock(&n->write_lock);
+	pthread_mutex_unlock(&n->io->write_lock);
 	if (w < 0) {
 		stats_add(stats, STATS_ORIGIN_ERRORS, 1);
 		fuse_reply_err(r, (int)-w);
@@ -859,47 +906,48 @@ void fs_cache_origin_changed(struct fs *fs, struct fs_node *n, bool truncated, o
                              off_t off, off_t len)
 {
 	int rc;
-	if (!n->obj)
+	if (!n->io->obj)
 		return;
-	if (n->mode == FS_IO_CACHE && !truncated) {
+	if (n->io->mode == FS_IO_CACHE && !truncated) {
 		mirror_range(fs, n, off, len);  /* invalidating would punch holes under readers */
-		fingerprint_refresh(fs, n, n->fd);
+		fingerprint_refresh_node(fs, n);
 		return;
 	}
-	rc = truncated ? cache_object_truncate(n->obj, size) : cache_object_invalidate(n->obj, off, len);
+	rc = truncated ? cache_object_truncate(n->io->obj, size) : cache_object_invalidate(n->io->obj, off, len);
 	if (rc < 0)
 		fs_cache_error(fs, truncated ? "truncate" : "invalidate", rc);
-	if (truncated && n->mode == FS_IO_CACHE) {
+	if (truncated && n->io->mode == FS_IO_CACHE) {
 		/* Passthrough readers read the copy's bytes, also after the object was evicted
 		 * (it then stores nothing, but its data file stays theirs): size it like the origin. */
-		int t = sys_ftruncate(cache_object_data_fd(n->obj), size);
+		int t = sys_ftruncate(cache_object_data_fd(n->io->obj), size);
 		if (t < 0)
 			fs_cache_error(fs, "mirror truncate", t);
 		else
-			cache_object_account(n->obj);
+			cache_object_account(n->io->obj);
 	}
 	else if (!truncated)
 		stats_add(fs->cfg.stats, STATS_INVALIDATIONS, 1);
-	fingerprint_refresh(fs, n, n->fd);
+	fingerprint_refresh_node(fs, n);
 }
 
 void fs_cache_metadata_changed(struct fs *fs, struct fs_node *n)
 {
-	if (n->type != S_IFREG)
-		return;
-	pthread_mutex_lock(&n->lock);
-	if (n->obj) {
-		pthread_mutex_lock(&n->write_lock);
-		fingerprint_refresh(fs, n, n->fd);
-		pthread_mutex_unlock(&n->write_lock);
+	if (n->type != S_IFREG || !fs_node_io_hold_existing(fs, n))
+		return;  /* no open state: no object to keep in step */
+	pthread_mutex_lock(&n->io->lock);
+	if (n->io->obj) {
+		pthread_mutex_lock(&n->io->write_lock);
+		fingerprint_refresh_node(fs, n);
+		pthread_mutex_unlock(&n->io->write_lock);
 	}
-	pthread_mutex_unlock(&n->lock);
+	pthread_mutex_unlock(&n->io->lock);
+	fs_node_io_release(fs, n);
 }
 
 int fs_file_data_fd(struct fs_file *f)
 {
 	struct fs_node *n = f->node;
-	if (n->mode == FS_IO_CACHE && n->obj && !f->bypass_cache)
-		return cache_object_data_fd(n->obj);
+	if (n->io->mode == FS_IO_CACHE && n->io->obj && !f->bypass_cache)
+		return cache_object_data_fd(n->io->obj);
 	return f->fd;
 }

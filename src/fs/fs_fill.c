@@ -109,9 +109,9 @@ static uint64_t resident_span(int fd, uint64_t off, uint64_t len, uint32_t chunk
 static bool job_may_fill(struct fs *fs, struct fs_node *n)
 {
 	enum fs_io_mode mode;
-	pthread_mutex_lock(&n->lock);
-	mode = n->mode;
-	pthread_mutex_unlock(&n->lock);
+	pthread_mutex_lock(&n->io->lock);
+	mode = n->io->mode;
+	pthread_mutex_unlock(&n->io->lock);
 	return !fs_fill_stopping(fs) && mode != FS_IO_ORIGIN && mode != FS_IO_CACHE && !atomic_load(&fs->bypass.on);
 }
 
@@ -129,7 +129,7 @@ static void job_run(struct fs *fs, struct fs_fill_job *j, char **bufp)
 
 	if (j->kind == FS_FILL_PIECE && !fs_readahead_piece_claim(j->node, j->piece, j->piece_seq))
 		return;    /* a reader took it back */
-	fd = fs_origin_read_open(j->node, j->kind == FS_FILL_RESIDENT ? FS_ORIGIN_RESIDENT
+	fd = fs_origin_read_open(fs, j->node, j->kind == FS_FILL_RESIDENT ? FS_ORIGIN_RESIDENT
 	                                                              : FS_ORIGIN_BACKGROUND);
 	if (fd < 0)
 		return;
@@ -219,9 +219,9 @@ static void job_finish(struct fs *fs, struct fs_fill_job *j)
 	if (j->kind == FS_FILL_PIECE)
 		fs_readahead_piece_done(j->node, j->piece, j->piece_seq);
 	if (j->kind == FS_FILL_COMPLETION) {
-		pthread_mutex_lock(&j->node->lock);
-		j->node->completing = false;
-		pthread_mutex_unlock(&j->node->lock);
+		pthread_mutex_lock(&j->node->io->lock);
+		j->node->io->completing = false;
+		pthread_mutex_unlock(&j->node->io->lock);
 	}
 	fs_object_unpin(fs, j->node);
 	free(j);

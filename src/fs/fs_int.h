@@ -1,14 +1,17 @@
 /* fs internals shared by the fs/ files only: the file system, its node table, open files.
  * Locking (see docs/ARCHITECTURE.md): fs->table_lock protects both hash tables and every
- * node's lookup count; node->lock protects the node's open state (open counts, io-mode,
- * backing id, cache object pointer); node->write_lock orders an origin write with the cache
- * update that follows it. Order: table_lock, node->lock, node->write_lock; never hold any
- * across a reply.
+ * node's lookup count; io->lock protects the node's open state (open counts, io-mode, backing
+ * id, cache object pointer); io->write_lock orders an origin write with the cache update that
+ * follows it. Order: table_lock, io->lock, io->write_lock. Leaves, taken under any of those:
+ * an io stripe lock (fs->io_lock: node->io and its hold count) and fs->fds.lock (the fd
+ * cache). Never hold any across a reply.
  */
 #ifndef CACHEMAX_FS_INT_H
 #define CACHEMAX_FS_INT_H
 
+#include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -66,16 +69,11 @@ struct fs_readahead {
 	struct fs_readahead_piece piece[FS_READAHEAD_PIECES];
 };
 
-struct fs_node {
-	uint64_t nodeid;              /* ours, never reused */
-	dev_t dev;                    /* origin key */
-	ino_t ino;
-	mode_t type;                  /* S_IFMT bits */
-	int fd;                       /* O_PATH fd on the origin inode */
-	uint64_t lookups;             /* kernel references; table_lock */
-	atomic_bool unlinked_by_us;   /* its last name went through the mount (unlink, rename over) */
-	struct fs_node *next_by_id;   /* table_lock */
-	struct fs_node *next_by_key;  /* table_lock */
+/* The open state of an inode (io-mode, cache object, read-ahead, write ordering): allocated
+ * when something needs it (an open file, a pinned object, a truncate) and freed when the last
+ * holder lets go, so that an inode the kernel merely knows costs only its struct fs_node. */
+struct fs_node_io {
+	unsigned holds;               /* holders (fs_node_io_hold); the node's io stripe lock */
 
 	pthread_mutex_t lock;         /* protects the fields below */
 	unsigned open_count;          /* all open files of this inode */
@@ -83,7 +81,7 @@ struct fs_node {
 	int backing_id;               /* > 0 while passthrough_count > 0 */
 	enum fs_io_mode mode;         /* how the open files of the inode are served */
 	/* Set at the first open, released at the last (or at the last unpin after that): stable
-	 * while any file is open, so the paths of an open file use it without node->lock until
+	 * while any file is open, so the paths of an open file use it without io->lock until
 	 * they answer. Work after the answer (a fill) pins it: the file may be closed by then. */
 	struct cache_object *obj;
 	unsigned obj_pins;
@@ -95,9 +93,6 @@ struct fs_node {
 	bool completing;              /* a background completion job is queued or running */
 	bool first_read;              /* FS_IO_ORIGIN chosen for a first read (cfg.first_read_origin):
 	                               * the last release fills the cache behind it */
-	uint32_t cap_probe_pid;       /* who last asked for security.capability, and when (0: */
-	uint64_t cap_probe_ns;        /* taken), and whether it removed them since; see fs_ops.c, */
-	bool cap_probe_removed;       /* "set-id bits" */
 
 	pthread_mutex_t write_lock;   /* an origin change and the cache update after it */
 	/* write_lock: in FS_IO_CACHE mode, the origin fingerprint the cache copy mirrors. Kept
@@ -106,6 +101,29 @@ struct fs_node {
 	struct cache_fingerprint mirror_fp;
 
 	struct fs_readahead readahead;  /* its own lock; taken with no other node lock held */
+};
+
+/* One per origin inode the kernel holds (a lookup reference): kept small (docs/ARCHITECTURE.md
+ * "Nodes"), since a walk of a large tree makes the kernel hold millions. It reaches the origin
+ * inode by file handle (an fd from the fd cache, or open_by_handle_at); on a file system that
+ * gives no handles its O_PATH fd is pinned in the fd cache instead. */
+#define FS_HANDLE_MAX 40              /* f_handle bytes kept inline (ext4 8, tmpfs 12, xfs 8-16,
+                                       * btrfs 20); a larger handle: the node pins its fd */
+struct fs_node {
+	uint64_t nodeid;              /* ours, never reused */
+	dev_t dev;                    /* origin key (with the handle) */
+	ino_t ino;
+	uint64_t lookups;             /* kernel references; table_lock */
+	struct fs_node *next_by_id;   /* table_lock */
+	struct fs_node *next_by_key;  /* table_lock */
+	struct fs_node_io *io;        /* NULL while nobody holds it; its io stripe lock */
+	int32_t fd_slot;              /* its slot in the fd cache, -1: none; fds.lock */
+	uint32_t type;                /* S_IFMT bits */
+	int32_t handle_type;
+	uint16_t mount;               /* index in fs->mounts of the mount its handle is for */
+	uint8_t handle_bytes;         /* 0: no handle, the fd in its slot is pinned */
+	atomic_bool unlinked_by_us;   /* its last name went through the mount (unlink, rename over) */
+	unsigned char handle[];       /* handle_bytes of f_handle */
 };
 
 struct fs_file {
@@ -136,6 +154,8 @@ struct fs_table {
 	struct fs_node **by_key;
 	size_t bucket_count;          /* power of two */
 	size_t node_count;
+	size_t node_bytes;            /* what the nodes in it take (struct and handle) */
+	atomic_size_t nodes_open;     /* nodes with open state (node->io) */
 };
 
 /* Background fills (fs_fill.c), done by fill threads after the answer (the kinds: fs_fill.c's
@@ -211,12 +231,66 @@ struct fs_seen {
 	uint8_t next[FS_SEEN_SETS];   /* the way to replace next */
 };
 
+/* The fd cache (fs_node.c): O_PATH fds on origin inodes, at most FS_FD_CACHE_MAX of them for
+ * nodes with a file handle (least recently used closed first, never one in use), plus the pinned
+ * fds of nodes without one (fewer under a small fd limit). An operation borrows a node's fd with fs_node_fd() and gives it back
+ * with fs_node_fd_put(). */
+#define FS_FD_CACHE_MAX 1024
+#define FS_FD_CACHE_MIN 16
+struct fs_fd_slot {
+	struct fs_node *node;         /* NULL: free (next: the next free slot) */
+	int fd;
+	uint32_t users;               /* borrowed and not given back */
+	int32_t prev, next;           /* the LRU list: slots of nodes with a handle and no user */
+};
+struct fs_fds {
+	pthread_mutex_t lock;         /* protects everything below and every node's fd_slot; a
+	                               * leaf lock */
+	struct fs_fd_slot *slot;
+	int32_t capacity;             /* slots allocated */
+	int32_t free_head;            /* -1: none */
+	int32_t lru_head, lru_tail;   /* head: least recently used */
+	uint32_t max;                 /* cached fds kept at most (from the fd limit) */
+	uint32_t cached;              /* slots in use for nodes with a handle */
+	uint32_t pinned;              /* slots of nodes without a handle */
+	atomic_uint_fast64_t handle_opens;   /* open_by_handle_at calls (fd cache misses) */
+};
+
+/* Mounts that node handles are for: an fd on each, for open_by_handle_at. */
+#define FS_MOUNTS_MAX 64
+struct fs_mount {
+	int mount_id;
+	int fd;                       /* O_PATH fd on some inode of that mount */
+};
+
+/* Locks for node->io: striped by node id, so a node needs no mutex of its own. */
+#define FS_IO_STRIPES 64
+
+/* Who asked for a node's security.capability last (see fs_ops.c, "set-id bits"): a few recent
+ * probes, fs-wide, so that a node keeps no field for them. */
+#define FS_CAP_PROBES 16
+struct fs_cap_probe {
+	uint64_t nodeid;              /* 0: free */
+	uint32_t pid;
+	uint64_t ns;
+	bool removed;                 /* the capabilities were removed since */
+};
+
 struct fs {
 	struct fs_config cfg;
 	struct cache_store *store;    /* NULL: no caching (cfg.store) */
 	struct fuse_session *session;
 	struct fs_node *root;
 	pthread_mutex_t table_lock;
+	pthread_mutex_t io_lock[FS_IO_STRIPES];
+	struct fs_fds fds;
+	pthread_mutex_t mounts_lock;  /* protects the two below */
+	unsigned mount_count;
+	struct fs_mount mounts[FS_MOUNTS_MAX];
+	bool handles;                 /* the origin gives file handles (else: an fd per node) */
+	char handles_why[160];        /* why not, for status */
+	pthread_mutex_t cap_probes_lock;
+	struct fs_cap_probe cap_probes[FS_CAP_PROBES];
 	struct fs_table table;
 	uint64_t next_nodeid;         /* table_lock */
 	atomic_bool passthrough_ok;   /* granted by INIT and not failed */
@@ -237,7 +311,7 @@ void fs_table_release(struct fs *fs);
 /* The node for a kernel nodeid, or NULL if unknown (a bug or a stale id: answer ESTALE). */
 struct fs_node *fs_node_get(struct fs *fs, uint64_t nodeid);
 /* Find or add the node for an origin inode and take one lookup reference. `fd` is an O_PATH fd
- * on it; it is consumed (kept by a new node or closed). */
+ * on it; it is consumed (kept in the fd cache or closed). */
 int fs_node_acquire(struct fs *fs, int fd, const struct stat *st, struct fs_node **out);
 /* The node of an origin inode if we have one, with a reference (drop with fs_node_forget). */
 struct fs_node *fs_node_find_ref(struct fs *fs, const struct stat *st);
@@ -245,6 +319,29 @@ struct fs_node *fs_node_find_ref(struct fs *fs, const struct stat *st);
 void fs_node_ref(struct fs *fs, struct fs_node *n);
 /* Drop nlookup references; frees the node at zero (root is never freed). */
 void fs_node_forget(struct fs *fs, uint64_t nodeid, uint64_t nlookup);
+/* At fs_create: does the origin give file handles we can open? 0, or -errno with
+ * fs->handles_why set (nodes then pin an fd each). */
+int fs_node_handles_probe(struct fs *fs, int origin_fd);
+/* The root node over the origin's fd (taken: fs_node_root_release closes it), and its end
+ * after fs_table_release (also releases the fd cache). */
+int fs_node_root_init(struct fs *fs, int origin_fd, const struct stat *st);
+void fs_node_root_release(struct fs *fs);
+/* Borrow an O_PATH fd on the node's origin inode (from the fd cache or its file handle):
+ * >= 0, or -errno (-ESTALE: the inode is gone). Give it back with fs_node_fd_put. A limit of
+ * the daemon's (EMFILE, ENFILE) is retried after closing cached fds and never returned. */
+int fs_node_fd(struct fs *fs, struct fs_node *n);
+void fs_node_fd_put(struct fs *fs, struct fs_node *n, int fd);
+/* openat for the daemon's own fds (O_PATH lookups, opens): when the daemon runs out of fds it
+ * closes cached ones and tries again; a limit it still hits is -ENOMEM, never EMFILE. */
+int fs_open_retry(struct fs *fs, int dirfd, const char *name, int flags, mode_t mode);
+/* The open state of n, created if needed: NULL only without memory. Every hold is undone by
+ * fs_node_io_release; the state is freed with the last. */
+struct fs_node_io *fs_node_io_hold(struct fs *fs, struct fs_node *n);
+/* The same if n has open state now; NULL (nothing held) if not. */
+struct fs_node_io *fs_node_io_hold_existing(struct fs *fs, struct fs_node *n);
+void fs_node_io_release(struct fs *fs, struct fs_node *n);
+/* Is a daemon limit (not the origin's answer)? Such an error is never passed on as is. */
+static inline bool fs_limit_error(int rc) { return rc == -EMFILE || rc == -ENFILE; }
 
 /* Open files and their io-mode, the read and write paths through the cache (fs_cache.c). */
 void fs_passthrough_disable(struct fs *fs, const char *why);
@@ -295,7 +392,7 @@ void fs_cache_error(struct fs *fs, const char *what, int rc);
  *                         after a resident run from the device): copies of what the origin's
  *                         page cache holds. */
 enum fs_origin_read { FS_ORIGIN_DIRECT, FS_ORIGIN_BACKGROUND, FS_ORIGIN_RESIDENT };
-int fs_origin_read_open(const struct fs_node *n, enum fs_origin_read how);
+int fs_origin_read_open(struct fs *fs, struct fs_node *n, enum fs_origin_read how);
 #define FS_DIRECT_ALIGN 4096u
 #define FS_FILL_BUFFER_CHUNKS 4   /* chunks read from the origin per fill (a read-ahead piece) */
 
@@ -364,7 +461,7 @@ void fs_readahead_pause(struct fs *fs);
 
 /* Paths (fs_path.c): the node's path relative to the origin (from the kernel's name of its
  * fd); -ENOENT if it is outside the origin or deleted. */
-int fs_node_relpath(struct fs *fs, const struct fs_node *n, char *buf, size_t size);
+int fs_node_relpath(struct fs *fs, struct fs_node *n, char *buf, size_t size);
 /* rel (or a directory above it) matches one of the globs (rules in fs.h). */
 bool fs_glob_match(const char *const *globs, unsigned count, const char *rel);
 /* Pin the cache objects of every file under the origin whose path matches a --pin glob. */

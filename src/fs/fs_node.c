@@ -1,13 +1,22 @@
-/* fs_node: the node table. Two chained hash tables over the same nodes: by our nodeid (every
- * request) and by the origin's (st_dev, st_ino) (lookups, so hard links share one node). */
+/* fs_node: the node table, the fd cache and nodes' open state.
+ * The table is two chained hash tables over the same nodes: by our nodeid (every request) and
+ * by the origin's (st_dev, st_ino) plus file handle (lookups, so hard links share one node).
+ * A node holds no fd of its own: an operation borrows one from the fd cache, which opens it
+ * from the node's file handle when it has none (open_by_handle_at), so the daemon's fds are
+ * bounded whatever the size of the tree. A node whose file system gives no handle pins its
+ * O_PATH fd in the cache instead (the only mode before; `status` says which one is in use).
+ */
 #include "fs/fs_int.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "sys/sys.h"
+#include "util/log.h"
 
 #define INITIAL_BUCKETS 1024
 
@@ -30,6 +39,348 @@ void fs_proc_path(int fd, char buf[FS_PROC_PATH_MAX])
 	snprintf(buf, FS_PROC_PATH_MAX, "/proc/self/fd/%d", fd);
 }
 
+/* ---- the fd cache ------------------------------------------------------------------------ */
+
+static void lru_unlink(struct fs_fds *c, int32_t i)
+{
+	struct fs_fd_slot *s = &c->slot[i];
+	if (s->prev >= 0)
+		c->slot[s->prev].next = s->next;
+	else
+		c->lru_head = s->next;
+	if (s->next >= 0)
+		c->slot[s->next].prev = s->prev;
+	else
+		c->lru_tail = s->prev;
+	s->prev = s->next = -1;
+}
+
+static void lru_append(struct fs_fds *c, int32_t i)
+{
+	struct fs_fd_slot *s = &c->slot[i];
+	s->next = -1;
+	s->prev = c->lru_tail;
+	if (c->lru_tail >= 0)
+		c->slot[c->lru_tail].next = i;
+	else
+		c->lru_head = i;
+	c->lru_tail = i;
+}
+
+/* Free slot i; returns the fd it held (to close once the lock is dropped). */
+static int slot_free(struct fs_fds *c, int32_t i)
+{
+	struct fs_fd_slot *s = &c->slot[i];
+	int fd = s->fd;
+	if (s->node->handle_bytes)
+		c->cached--;
+	else
+		c->pinned--;
+	s->node->fd_slot = -1;
+	s->node = NULL;
+	s->fd = -1;
+	s->next = c->free_head;
+	c->free_head = i;
+	return fd;
+}
+
+/* A free slot, growing the array when none is left; -1 without memory. */
+static int32_t slot_take(struct fs_fds *c)
+{
+	int32_t i;
+	if (c->free_head < 0) {
+		int32_t grown = c->capacity ? c->capacity * 2 : 256;
+		struct fs_fd_slot *bigger = realloc(c->slot, (size_t)grown * sizeof(*bigger));
+		if (!bigger)
+			return -1;
+		c->slot = bigger;
+		for (i = grown - 1; i >= c->capacity; i--) {
+			c->slot[i] = (struct fs_fd_slot){ .node = NULL, .fd = -1, .prev = -1,
+			                                  .next = c->free_head };
+			c->free_head = i;
+		}
+		c->capacity = grown;
+	}
+	i = c->free_head;
+	c->free_head = c->slot[i].next;
+	c->slot[i].prev = c->slot[i].next = -1;
+	return i;
+}
+
+/* Put fd in a slot of n (users: 1 if borrowed now, 0 if only kept). When the cache is full, the
+ * least recently used unborrowed fd makes room: its fd is returned in *evicted (-1: none) for
+ * the caller to close after unlocking. false: no slot (no memory); the caller keeps fd. */
+static bool slot_insert(struct fs_fds *c, struct fs_node *n, int fd, uint32_t users, int *evicted)
+{
+	int32_t i;
+	*evicted = -1;
+	if (n->handle_bytes && c->cached >= c->max && c->lru_head >= 0) {
+		int32_t old = c->lru_head;
+		lru_unlink(c, old);
+		*evicted = slot_free(c, old);
+	}
+	i = slot_take(c);
+	if (i < 0)
+		return false;
+	c->slot[i].node = n;
+	c->slot[i].fd = fd;
+	c->slot[i].users = users;
+	n->fd_slot = i;
+	if (n->handle_bytes) {
+		c->cached++;
+		if (!users)
+			lru_append(c, i);
+	} else {
+		c->pinned++;
+	}
+	return true;
+}
+
+/* Close up to half of the cached fds nobody uses (the daemon ran out of fds). */
+static void fds_shrink(struct fs *fs)
+{
+	struct fs_fds *c = &fs->fds;
+	int close_fds[FS_FD_CACHE_MAX / 2];
+	unsigned count = 0;
+
+	pthread_mutex_lock(&c->lock);
+	while (c->lru_head >= 0 && count < FS_FD_CACHE_MAX / 2) {
+		int32_t i = c->lru_head;
+		lru_unlink(c, i);
+		close_fds[count++] = slot_free(c, i);
+	}
+	pthread_mutex_unlock(&c->lock);
+	for (unsigned i = 0; i < count; i++)
+		sys_close(close_fds[i]);
+	log_warn("the daemon ran out of fds: closed %u cached origin fds", count);
+}
+
+/* The file handle of n as the kernel takes it. */
+struct handle_buffer {
+	_Alignas(struct file_handle) unsigned char bytes[sizeof(struct file_handle) + FS_HANDLE_MAX];
+};
+
+static int handle_open(struct fs *fs, const struct fs_node *n)
+{
+	struct handle_buffer hb;
+	struct file_handle *h = (struct file_handle *)(void *)hb.bytes;
+	int mount_fd, fd;
+
+	h->handle_bytes = n->handle_bytes;
+	h->handle_type = n->handle_type;
+	memcpy(h->f_handle, n->handle, n->handle_bytes);
+	pthread_mutex_lock(&fs->mounts_lock);
+	mount_fd = fs->mounts[n->mount].fd;
+	pthread_mutex_unlock(&fs->mounts_lock);
+	fd = sys_open_by_handle_at(mount_fd, h, O_PATH | O_CLOEXEC);
+	if (fs_limit_error(fd)) {
+		fds_shrink(fs);
+		fd = sys_open_by_handle_at(mount_fd, h, O_PATH | O_CLOEXEC);
+	}
+	atomic_fetch_add_explicit(&fs->fds.handle_opens, 1, memory_order_relaxed);
+	if (fs_limit_error(fd)) {
+		log_error("no fd left to reach inode %llu: %s", (unsigned long long)n->ino, strerror(-fd));
+		fd = -ENOMEM;  /* the daemon's limit, not the application's: never EMFILE */
+	}
+	return fd;
+}
+
+int fs_node_fd(struct fs *fs, struct fs_node *n)
+{
+	struct fs_fds *c = &fs->fds;
+	int fd, evicted, spare = -1;
+
+	pthread_mutex_lock(&c->lock);
+	if (n->fd_slot >= 0) {
+		struct fs_fd_slot *s = &c->slot[n->fd_slot];
+		if (s->users++ == 0 && n->handle_bytes)
+			lru_unlink(c, n->fd_slot);
+		fd = s->fd;
+		pthread_mutex_unlock(&c->lock);
+		return fd;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (!n->handle_bytes)
+		return -ESTALE;  /* a pinned fd is never taken away: not reached */
+	fd = handle_open(fs, n);
+	if (fd < 0)
+		return fd;
+	pthread_mutex_lock(&c->lock);
+	if (n->fd_slot >= 0) {  /* another thread was first: use its fd */
+		struct fs_fd_slot *s = &c->slot[n->fd_slot];
+		if (s->users++ == 0)
+			lru_unlink(c, n->fd_slot);
+		spare = fd;
+		fd = s->fd;
+		evicted = -1;
+	} else if (!slot_insert(c, n, fd, 1, &evicted)) {
+		evicted = -1;  /* kept uncached: fs_node_fd_put closes it */
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (spare >= 0)
+		sys_close(spare);
+	if (evicted >= 0)
+		sys_close(evicted);
+	return fd;
+}
+
+void fs_node_fd_put(struct fs *fs, struct fs_node *n, int fd)
+{
+	struct fs_fds *c = &fs->fds;
+	pthread_mutex_lock(&c->lock);
+	if (n->fd_slot >= 0 && c->slot[n->fd_slot].fd == fd) {
+		struct fs_fd_slot *s = &c->slot[n->fd_slot];
+		if (--s->users == 0 && n->handle_bytes)
+			lru_append(c, n->fd_slot);
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	pthread_mutex_unlock(&c->lock);
+	sys_close(fd);
+}
+
+int fs_open_retry(struct fs *fs, int dirfd, const char *name, int flags, mode_t mode)
+{
+	int fd = sys_openat(dirfd, name, flags, mode);
+	if (fs_limit_error(fd)) {
+		fds_shrink(fs);
+		fd = sys_openat(dirfd, name, flags, mode);
+		if (fs_limit_error(fd)) {
+			log_error("the daemon has no fd left for an open: %s", strerror(-fd));
+			fd = -ENOMEM;  /* the daemon's limit, not the application's: never EMFILE */
+		}
+	}
+	return fd;
+}
+
+/* Keep fd (an O_PATH fd on n's inode) in the cache if n has no fd there yet, else close it. */
+static void node_keep_fd(struct fs *fs, struct fs_node *n, int fd)
+{
+	struct fs_fds *c = &fs->fds;
+	int evicted = -1;
+	bool kept = false;
+
+	pthread_mutex_lock(&c->lock);
+	if (n->fd_slot < 0)
+		kept = slot_insert(c, n, fd, 0, &evicted);
+	pthread_mutex_unlock(&c->lock);
+	if (!kept)
+		sys_close(fd);
+	if (evicted >= 0)
+		sys_close(evicted);
+}
+
+/* Drop n's fd from the cache (the node is being freed: nobody borrows it). */
+static void node_drop_fd(struct fs *fs, struct fs_node *n)
+{
+	struct fs_fds *c = &fs->fds;
+	int fd = -1;
+
+	pthread_mutex_lock(&c->lock);
+	if (n->fd_slot >= 0) {
+		if (n->handle_bytes && c->slot[n->fd_slot].users == 0)
+			lru_unlink(c, n->fd_slot);
+		fd = slot_free(c, n->fd_slot);
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (fd >= 0)
+		sys_close(fd);
+}
+
+/* ---- file handles ---------------------------------------------------------------------- */
+
+/* The index in fs->mounts of mount_id. A mount seen for the first time is registered when
+ * fd (an O_PATH fd on an inode of it) is a directory: open_by_handle_at wants a mount fd that is
+ * not O_PATH, and opening a directory has no side effects. -1: unknown mount, or table full. */
+static int mount_index(struct fs *fs, int mount_id, int fd, mode_t type)
+{
+	int idx = -1, mount_fd = -1;
+	pthread_mutex_lock(&fs->mounts_lock);
+	for (unsigned i = 0; i < fs->mount_count && idx < 0; i++)
+		if (fs->mounts[i].mount_id == mount_id)
+			idx = (int)i;
+	pthread_mutex_unlock(&fs->mounts_lock);
+	if (idx >= 0 || type != S_IFDIR)
+		return idx;
+	mount_fd = fs_open_retry(fs, fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	if (mount_fd < 0)
+		return -1;
+	pthread_mutex_lock(&fs->mounts_lock);
+	for (unsigned i = 0; i < fs->mount_count && idx < 0; i++)
+		if (fs->mounts[i].mount_id == mount_id)
+			idx = (int)i;  /* another thread was first */
+	if (idx < 0 && fs->mount_count < FS_MOUNTS_MAX) {
+		idx = (int)fs->mount_count;
+		fs->mounts[idx] = (struct fs_mount){ .mount_id = mount_id, .fd = mount_fd };
+		fs->mount_count++;
+		mount_fd = -1;
+	}
+	pthread_mutex_unlock(&fs->mounts_lock);
+	if (mount_fd >= 0)
+		sys_close(mount_fd);
+	return idx;
+}
+
+/* Handle of the inode fd is open on, into h (room: FS_HANDLE_MAX); false if it has none. */
+static bool handle_of(struct fs *fs, int fd, struct file_handle *h, int *mount_id)
+{
+	int rc;
+	if (!fs->handles)
+		return false;
+	h->handle_bytes = FS_HANDLE_MAX;
+	rc = sys_name_to_handle_at(fd, "", h, mount_id, AT_EMPTY_PATH);
+	return rc == 0 && h->handle_bytes > 0 && h->handle_bytes <= FS_HANDLE_MAX;
+}
+
+static bool node_handle_equal(const struct fs_node *n, const struct file_handle *h)
+{
+	if (!h)
+		return true;  /* no handle to compare: (dev, ino, type) decide */
+	return n->handle_bytes == h->handle_bytes && n->handle_type == h->handle_type &&
+	       !memcmp(n->handle, h->f_handle, h->handle_bytes);
+}
+
+int fs_node_handles_probe(struct fs *fs, int origin_fd)
+{
+	struct handle_buffer hb;
+	struct file_handle *h = (struct file_handle *)(void *)hb.bytes;
+	int mount_id, rc, fd;
+
+	h->handle_bytes = FS_HANDLE_MAX;
+	rc = sys_name_to_handle_at(origin_fd, "", h, &mount_id, AT_EMPTY_PATH);
+	if (rc < 0) {
+		snprintf(fs->handles_why, sizeof(fs->handles_why),
+		         "the original's file system gives no file handles (%s)", strerror(-rc));
+		return rc;
+	}
+	if (mount_index(fs, mount_id, origin_fd, S_IFDIR) < 0) {
+		snprintf(fs->handles_why, sizeof(fs->handles_why), "the original cannot be opened");
+		return -EIO;
+	}
+	fd = sys_open_by_handle_at(fs->mounts[0].fd, h, O_PATH | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(fs->handles_why, sizeof(fs->handles_why),
+		         "file handles of the original cannot be opened (%s)", strerror(-fd));
+		return fd;
+	}
+	sys_close(fd);
+	fs->handles = true;
+	return 0;
+}
+
+/* ---- the table ------------------------------------------------------------------------- */
+
+/* A quarter of the fd limit, at most FS_FD_CACHE_MAX: the rest is for open files, directory
+ * streams and the cache's own files. */
+static uint32_t fds_max_for_limit(void)
+{
+	struct rlimit rl;
+	uint64_t max = FS_FD_CACHE_MAX;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 4 < max)
+		max = rl.rlim_cur / 4;
+	return max < FS_FD_CACHE_MIN ? FS_FD_CACHE_MIN : (uint32_t)max;
+}
+
 int fs_table_init(struct fs *fs)
 {
 	struct fs_table *t = &fs->table;
@@ -42,15 +393,30 @@ int fs_table_init(struct fs *fs)
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&fs->table_lock, NULL);
+	for (int i = 0; i < FS_IO_STRIPES; i++)
+		pthread_mutex_init(&fs->io_lock[i], NULL);
+	pthread_mutex_init(&fs->fds.lock, NULL);
+	fs->fds.free_head = fs->fds.lru_head = fs->fds.lru_tail = -1;
+	fs->fds.max = fds_max_for_limit();
+	pthread_mutex_init(&fs->mounts_lock, NULL);
 	return 0;
 }
 
+static void io_free(struct fs *fs, struct fs_node_io *io)
+{
+	pthread_mutex_destroy(&io->lock);
+	pthread_mutex_destroy(&io->write_lock);
+	fs_readahead_release(fs, &io->readahead);
+	free(io);
+}
+
+static size_t node_size(uint8_t handle_bytes) { return sizeof(struct fs_node) + handle_bytes; }
+
 static void node_free(struct fs *fs, struct fs_node *n)
 {
-	sys_close(n->fd);
-	pthread_mutex_destroy(&n->lock);
-	pthread_mutex_destroy(&n->write_lock);
-	fs_readahead_release(fs, &n->readahead);
+	node_drop_fd(fs, n);
+	if (n->io)  /* only at shutdown: holders keep a lookup reference */
+		io_free(fs, n->io);
 	free(n);
 }
 
@@ -68,6 +434,20 @@ void fs_table_release(struct fs *fs)
 	free(t->by_id);
 	free(t->by_key);
 	pthread_mutex_destroy(&fs->table_lock);
+	for (unsigned i = 0; i < fs->mount_count; i++)
+		sys_close(fs->mounts[i].fd);
+	fs->mount_count = 0;
+}
+
+/* After the root node was freed by the caller: the fd cache itself. */
+static void fds_release(struct fs *fs)
+{
+	free(fs->fds.slot);
+	fs->fds.slot = NULL;
+	pthread_mutex_destroy(&fs->fds.lock);
+	pthread_mutex_destroy(&fs->mounts_lock);
+	for (int i = 0; i < FS_IO_STRIPES; i++)
+		pthread_mutex_destroy(&fs->io_lock[i]);
 }
 
 static void table_insert(struct fs_table *t, struct fs_node *n)
@@ -78,6 +458,7 @@ static void table_insert(struct fs_table *t, struct fs_node *n)
 	n->next_by_key = t->by_key[bk];
 	t->by_key[bk] = n;
 	t->node_count++;
+	t->node_bytes += node_size(n->handle_bytes);
 }
 
 /* Double the buckets when the load passes 1; on allocation failure keep the old size. */
@@ -112,13 +493,15 @@ static struct fs_node *table_find_id(const struct fs_table *t, uint64_t nodeid)
 	return n;
 }
 
-/* The inode number can only be reused once its last reference is gone, and our O_PATH fd is
- * one; the type check guards against an origin changed under us all the same. */
-static struct fs_node *table_find_key(const struct fs_table *t, const struct stat *st)
+/* The node of (dev, ino, type) whose handle is h (NULL: any; the newest comes first). An inode
+ * number freed behind our back and reused has another handle (its generation differs), so the
+ * old node, which nothing reaches any more, is not mistaken for the new inode. */
+static struct fs_node *table_find_key(const struct fs_table *t, const struct stat *st,
+                                      const struct file_handle *h)
 {
 	struct fs_node *n = t->by_key[bucket_by_key(t, st->st_dev, st->st_ino)];
 	while (n && !(n->dev == st->st_dev && n->ino == st->st_ino &&
-	              n->type == (st->st_mode & S_IFMT)))
+	              n->type == (st->st_mode & S_IFMT) && node_handle_equal(n, h)))
 		n = n->next_by_key;
 	return n;
 }
@@ -134,6 +517,7 @@ static void table_remove(struct fs_table *t, struct fs_node *n)
 		pp = &(*pp)->next_by_key;
 	*pp = n->next_by_key;
 	t->node_count--;
+	t->node_bytes -= node_size(n->handle_bytes);
 }
 
 struct fs_node *fs_node_get(struct fs *fs, uint64_t nodeid)
@@ -147,42 +531,62 @@ struct fs_node *fs_node_get(struct fs *fs, uint64_t nodeid)
 	return n;
 }
 
+static struct fs_node *node_new(const struct stat *st, const struct file_handle *h, int mount)
+{
+	uint8_t bytes = h ? (uint8_t)h->handle_bytes : 0;
+	struct fs_node *n = calloc(1, node_size(bytes));
+	if (!n)
+		return NULL;
+	n->dev = st->st_dev;
+	n->ino = st->st_ino;
+	n->type = st->st_mode & S_IFMT;
+	n->fd_slot = -1;
+	n->lookups = 1;
+	if (h) {
+		n->handle_bytes = bytes;
+		n->handle_type = h->handle_type;
+		n->mount = (uint16_t)mount;
+		memcpy(n->handle, h->f_handle, bytes);
+	}
+	return n;
+}
+
 int fs_node_acquire(struct fs *fs, int fd, const struct stat *st, struct fs_node **out)
 {
 	struct fs_table *t = &fs->table;
+	struct handle_buffer hb;
+	struct file_handle *h = (struct file_handle *)(void *)hb.bytes;
 	struct fs_node *n, *fresh;
+	int mount_id, mount = -1;
+
+	if (handle_of(fs, fd, h, &mount_id))
+		mount = mount_index(fs, mount_id, fd, st->st_mode & S_IFMT);
+	if (mount < 0)
+		h = NULL;  /* no handle (or too many mounts below the origin): pin the fd */
 
 	pthread_mutex_lock(&fs->table_lock);
-	n = table_find_key(t, st);
+	n = table_find_key(t, st, h);
 	if (n) {
 		n->lookups++;
 		pthread_mutex_unlock(&fs->table_lock);
-		sys_close(fd);
+		node_keep_fd(fs, n, fd);
 		*out = n;
 		return 0;
 	}
 	pthread_mutex_unlock(&fs->table_lock);
 
-	fresh = calloc(1, sizeof(*fresh));
+	fresh = node_new(st, h, mount);
 	if (!fresh) {
 		sys_close(fd);
 		return -ENOMEM;
 	}
-	fresh->dev = st->st_dev;
-	fresh->ino = st->st_ino;
-	fresh->type = st->st_mode & S_IFMT;
-	fresh->fd = fd;
-	fresh->lookups = 1;
-	pthread_mutex_init(&fresh->lock, NULL);
-	pthread_mutex_init(&fresh->write_lock, NULL);
-	fs_readahead_init(&fresh->readahead);
-
 	pthread_mutex_lock(&fs->table_lock);
-	n = table_find_key(t, st);  /* someone may have added it meanwhile */
+	n = table_find_key(t, st, h);  /* someone may have added it meanwhile */
 	if (n) {
 		n->lookups++;
 		pthread_mutex_unlock(&fs->table_lock);
-		node_free(fs, fresh);
+		free(fresh);
+		node_keep_fd(fs, n, fd);
 		*out = n;
 		return 0;
 	}
@@ -191,15 +595,64 @@ int fs_node_acquire(struct fs *fs, int fd, const struct stat *st, struct fs_node
 		table_grow(t);
 	table_insert(t, fresh);
 	pthread_mutex_unlock(&fs->table_lock);
+	{
+		/* Kept for the operations that follow a lookup (getattr, open). A node without a
+		 * handle must keep it: it is its only way back to the inode. */
+		struct fs_fds *c = &fs->fds;
+		int evicted = -1;
+		bool kept;
+		pthread_mutex_lock(&c->lock);
+		kept = slot_insert(c, fresh, fd, 0, &evicted);
+		pthread_mutex_unlock(&c->lock);
+		if (evicted >= 0)
+			sys_close(evicted);
+		if (!kept) {
+			sys_close(fd);
+			if (!fresh->handle_bytes) {
+				fs_node_forget(fs, fresh->nodeid, 1);
+				return -ENOMEM;
+			}
+		}
+	}
 	*out = fresh;
 	return 0;
+}
+
+int fs_node_root_init(struct fs *fs, int origin_fd, const struct stat *st)
+{
+	struct fs_fds *c = &fs->fds;
+	int evicted;
+	bool kept;
+
+	fs->root = node_new(st, NULL, -1);
+	if (!fs->root)
+		return -ENOMEM;
+	fs->root->nodeid = FUSE_ROOT_ID;
+	pthread_mutex_lock(&c->lock);
+	kept = slot_insert(c, fs->root, origin_fd, 0, &evicted);  /* pinned: no handle */
+	pthread_mutex_unlock(&c->lock);
+	if (!kept) {
+		free(fs->root);
+		fs->root = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void fs_node_root_release(struct fs *fs)
+{
+	if (fs->root) {
+		node_free(fs, fs->root);  /* closes the origin fd */
+		fs->root = NULL;
+	}
+	fds_release(fs);
 }
 
 struct fs_node *fs_node_find_ref(struct fs *fs, const struct stat *st)
 {
 	struct fs_node *n;
 	pthread_mutex_lock(&fs->table_lock);
-	n = table_find_key(&fs->table, st);
+	n = table_find_key(&fs->table, st, NULL);
 	if (n)
 		n->lookups++;
 	pthread_mutex_unlock(&fs->table_lock);
@@ -234,4 +687,70 @@ void fs_node_forget(struct fs *fs, uint64_t nodeid, uint64_t nlookup)
 	table_remove(&fs->table, n);
 	pthread_mutex_unlock(&fs->table_lock);
 	node_free(fs, n);
+}
+
+/* ---- open state ------------------------------------------------------------------------ */
+
+static pthread_mutex_t *io_stripe(struct fs *fs, const struct fs_node *n)
+{
+	return &fs->io_lock[hash_u64(n->nodeid) & (FS_IO_STRIPES - 1)];
+}
+
+static struct fs_node_io *io_hold(struct fs *fs, struct fs_node *n, bool create)
+{
+	pthread_mutex_t *stripe = io_stripe(fs, n);
+	struct fs_node_io *io;
+
+	pthread_mutex_lock(stripe);
+	io = n->io;
+	if (!io && create) {
+		io = calloc(1, sizeof(*io));
+		if (io) {
+			pthread_mutex_init(&io->lock, NULL);
+			pthread_mutex_init(&io->write_lock, NULL);
+			fs_readahead_init(&io->readahead);
+			n->io = io;
+			atomic_fetch_add_explicit(&fs->table.nodes_open, 1, memory_order_relaxed);
+		}
+	}
+	if (io)
+		io->holds++;
+	pthread_mutex_unlock(stripe);
+	return io;
+}
+
+struct fs_node_io *fs_node_io_hold(struct fs *fs, struct fs_node *n) { return io_hold(fs, n, true); }
+struct fs_node_io *fs_node_io_hold_existing(struct fs *fs, struct fs_node *n) { return io_hold(fs, n, false); }
+
+void fs_node_io_release(struct fs *fs, struct fs_node *n)
+{
+	pthread_mutex_t *stripe = io_stripe(fs, n);
+	struct fs_node_io *io;
+
+	pthread_mutex_lock(stripe);
+	io = n->io;
+	if (--io->holds) {
+		pthread_mutex_unlock(stripe);
+		return;
+	}
+	n->io = NULL;
+	pthread_mutex_unlock(stripe);
+	atomic_fetch_sub_explicit(&fs->table.nodes_open, 1, memory_order_relaxed);
+	io_free(fs, io);
+}
+
+void fs_gauges(struct fs *fs, struct fs_gauges *g)
+{
+	memset(g, 0, sizeof(*g));
+	pthread_mutex_lock(&fs->table_lock);
+	g->nodes = fs->table.node_count + 1;  /* and the root */
+	g->nodes_open = atomic_load_explicit(&fs->table.nodes_open, memory_order_relaxed);
+	g->node_bytes = fs->table.node_bytes + 2 * fs->table.bucket_count * sizeof(struct fs_node *) +
+	                g->nodes_open * sizeof(struct fs_node_io);
+	pthread_mutex_unlock(&fs->table_lock);
+	pthread_mutex_lock(&fs->fds.lock);
+	g->fds_cached = fs->fds.cached;
+	g->fds_pinned = fs->fds.pinned;
+	pthread_mutex_unlock(&fs->fds.lock);
+	g->handle_opens = atomic_load_explicit(&fs->fds.handle_opens, memory_order_relaxed);
 }

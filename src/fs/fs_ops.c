@@ -62,9 +62,14 @@ static void entry_fill(struct fs *fs, struct fuse_entry_out *e, const struct fs_
 	attr_from_stat(&e->attr, st);
 }
 
-static int node_stat(const struct fs_node *n, struct stat *st)
+static int node_stat(struct fs *fs, struct fs_node *n, struct stat *st)
 {
-	return sys_fstatat(n->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+	int fd = fs_node_fd(fs, n), rc;
+	if (fd < 0)
+		return fd;
+	rc = sys_fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+	fs_node_fd_put(fs, n, fd);
+	return rc;
 }
 
 /* ---- set-id bits and file capabilities (FUSE_HANDLE_KILLPRIV_V2) --------------------------
@@ -104,49 +109,73 @@ static mode_t setid_to_clear(const struct stat *st, const struct fuse_req_ctx *c
 }
 
 /* chmod the `kill` bits away where they are set (the path is built only then). */
-static int clear_setid(const struct fs_node *n, const struct stat *st, mode_t kill)
+static int clear_setid(struct fs *fs, struct fs_node *n, const struct stat *st, mode_t kill)
 {
 	char path[FS_PROC_PATH_MAX];
+	int fd, rc;
 	if (!(st->st_mode & kill))
 		return 0;
-	fs_proc_path(n->fd, path);
-	return sys_chmod(path, st->st_mode & ~kill & 07777);
+	fd = fs_node_fd(fs, n);
+	if (fd < 0)
+		return fd;
+	fs_proc_path(fd, path);
+	rc = sys_chmod(path, st->st_mode & ~kill & 07777);
+	fs_node_fd_put(fs, n, fd);
+	return rc;
 }
 
 /* For callers other than root (who holds CAP_FSETID): clear what their write clears. */
-static int kill_setid(const struct fs_node *n, const struct fuse_req_ctx *c)
+static int kill_setid(struct fs *fs, struct fs_node *n, const struct fuse_req_ctx *c)
 {
 	struct stat st;
 	int rc;
 	if (c->uid == 0 || n->type != S_IFREG)
 		return 0;
-	rc = node_stat(n, &st);
-	return rc < 0 ? rc : clear_setid(n, &st, setid_to_clear(&st, c));
+	rc = node_stat(fs, n, &st);
+	return rc < 0 ? rc : clear_setid(fs, n, &st, setid_to_clear(&st, c));
 }
 
-static void cap_probe_note(struct fs_node *n, uint32_t pid, bool removed)
+/* The probe entry of nodeid (NULL: none). fs->cap_probes_lock held. */
+static struct fs_cap_probe *cap_probe_find(struct fs *fs, uint64_t nodeid)
 {
-	pthread_mutex_lock(&n->lock);
+	for (int i = 0; i < FS_CAP_PROBES; i++)
+		if (fs->cap_probes[i].nodeid == nodeid)
+			return &fs->cap_probes[i];
+	return NULL;
+}
+
+static void cap_probe_note(struct fs *fs, struct fs_node *n, uint32_t pid, bool removed)
+{
+	struct fs_cap_probe *p;
+	pthread_mutex_lock(&fs->cap_probes_lock);
+	p = cap_probe_find(fs, n->nodeid);
 	if (!removed) {
-		n->cap_probe_pid = pid;
-		n->cap_probe_ns = clock_now_ns();
-		n->cap_probe_removed = false;
-	} else if (n->cap_probe_ns && n->cap_probe_pid == pid) {
-		n->cap_probe_removed = true;
+		if (!p) {  /* a free entry, else the oldest probe */
+			p = &fs->cap_probes[0];
+			for (int i = 1; i < FS_CAP_PROBES && p->nodeid; i++)
+				if (!fs->cap_probes[i].nodeid || fs->cap_probes[i].ns < p->ns)
+					p = &fs->cap_probes[i];
+		}
+		*p = (struct fs_cap_probe){ .nodeid = n->nodeid, .pid = pid, .ns = clock_now_ns() };
+	} else if (p && p->pid == pid) {
+		p->removed = true;
 	}
-	pthread_mutex_unlock(&n->lock);
+	pthread_mutex_unlock(&fs->cap_probes_lock);
 }
 
 /* 0: no fresh probe by pid; 1: probed; 2: probed, and the capabilities were removed since. */
-static int cap_probe_take(struct fs_node *n, uint32_t pid)
+static int cap_probe_take(struct fs *fs, struct fs_node *n, uint32_t pid)
 {
+	struct fs_cap_probe *p;
 	int got = 0;
-	pthread_mutex_lock(&n->lock);
-	if (n->cap_probe_ns && n->cap_probe_pid == pid &&
-	    clock_now_ns() - n->cap_probe_ns < CAP_PROBE_FRESH_NS)
-		got = n->cap_probe_removed ? 2 : 1;
-	n->cap_probe_ns = 0;
-	pthread_mutex_unlock(&n->lock);
+	pthread_mutex_lock(&fs->cap_probes_lock);
+	p = cap_probe_find(fs, n->nodeid);
+	if (p) {
+		if (p->pid == pid && clock_now_ns() - p->ns < CAP_PROBE_FRESH_NS)
+			got = p->removed ? 2 : 1;
+		p->nodeid = 0;
+	}
+	pthread_mutex_unlock(&fs->cap_probes_lock);
 	return got;
 }
 
@@ -156,17 +185,17 @@ static int cap_probe_take(struct fs_node *n, uint32_t pid)
  * REMOVEXATTR, just before. From root, only chown sends it for a file without capabilities; with
  * capabilities, a write by root is assumed (its set-id bits stay; chown(-1, -1) by root of a
  * set-id file that also had capabilities is the one case this keeps them wrongly). */
-static int kill_privs_request(const struct fs_node *n, const struct fuse_req_ctx *c,
+static int kill_privs_request(struct fs *fs, struct fs_node *n, const struct fuse_req_ctx *c,
                               bool caps_removed)
 {
 	struct stat st;
-	int rc = node_stat(n, &st);
+	int rc = node_stat(fs, n, &st);
 	if (rc < 0)
 		return rc;
 	if (c->uid != 0)
-		return clear_setid(n, &st, setid_to_clear(&st, c));
+		return clear_setid(fs, n, &st, setid_to_clear(&st, c));
 	if (!caps_removed)
-		return clear_setid(n, &st, S_ISUID | ((st.st_mode & S_IXGRP) ? S_ISGID : 0));
+		return clear_setid(fs, n, &st, S_ISUID | ((st.st_mode & S_IXGRP) ? S_ISGID : 0));
 	return 0;
 }
 
@@ -177,7 +206,7 @@ static int lookup_at(struct fs *fs, int dirfd, const char *name, struct fuse_ent
 	struct stat st;
 	int fd, rc;
 
-	fd = sys_openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC, 0);
+	fd = fs_open_retry(fs, dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC, 0);
 	if (fd < 0)
 		return fd;
 	rc = sys_fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
@@ -200,7 +229,7 @@ static int acquire_from_open_fd(struct fs *fs, int fd, struct fs_node **out, str
 	int opath, rc;
 
 	fs_proc_path(fd, path);
-	opath = sys_openat(AT_FDCWD, path, O_PATH | O_CLOEXEC, 0);
+	opath = fs_open_retry(fs, AT_FDCWD, path, O_PATH | O_CLOEXEC, 0);
 	if (opath < 0)
 		return opath;
 	rc = sys_fstatat(opath, "", st, AT_EMPTY_PATH);
@@ -243,6 +272,13 @@ static int own_open_flags(uint32_t flags)
 #define GET_NODE(fs, r, n, ino) do { \
 	(n) = fs_node_get((fs), (ino)); \
 	if (!(n)) { fuse_reply_err((r), ESTALE); return; } \
+} while (0)
+
+/* Borrow the fd of node n for the operation (give it back with fs_node_fd_put before every
+ * return after this); if it cannot be had, answer why and return. */
+#define GET_NODE_FD(fs, r, n, fd) do { \
+	(fd) = fs_node_fd((fs), (n)); \
+	if ((fd) < 0) { fuse_reply_err((r), -(fd)); return; } \
 } while (0)
 
 static struct fs_file *file_new(struct fs_node *n, int fd, uint32_t flags)
@@ -288,8 +324,12 @@ static void op_lookup(struct fuse_req *r, uint64_t parent, const char *name)
 	struct fs_node *p;
 	int rc;
 
+	int pfd;
+
 	GET_NODE(fs, r, p, parent);
-	rc = lookup_at(fs, p->fd, name, &e);
+	GET_NODE_FD(fs, r, p, pfd);
+	rc = lookup_at(fs, pfd, name, &e);
+	fs_node_fd_put(fs, p, pfd);
 	if (rc < 0)
 		fuse_reply_err(r, -rc);
 	else
@@ -317,7 +357,7 @@ static void op_getattr(struct fuse_req *r, uint64_t ino, const struct fuse_getat
 	if ((in->getattr_flags & FUSE_GETATTR_FH) && n->type == S_IFREG)
 		rc = sys_fstatat(file_of(in->fh)->fd, "", &st, AT_EMPTY_PATH);
 	else
-		rc = node_stat(n, &st);
+		rc = node_stat(fs, n, &st);
 	if (rc < 0)
 		fuse_reply_err(r, -rc);
 	else
@@ -334,36 +374,43 @@ static void op_setattr(struct fuse_req *r, uint64_t ino, const struct fuse_setat
 	struct fs_file *f = NULL;
 	char path[FS_PROC_PATH_MAX];
 	struct stat st;
-	int rc = 0;
+	int nfd, rc = 0;
 
 	GET_NODE(fs, r, n, ino);
+	GET_NODE_FD(fs, r, n, nfd);
 	if ((in->valid & FATTR_FH) && n->type == S_IFREG)
 		f = file_of(in->fh);
-	fs_proc_path(f ? f->fd : n->fd, path);
+	fs_proc_path(f ? f->fd : nfd, path);
 
 	if (in->valid & FATTR_MODE) {
 		rc = sys_chmod(path, in->mode);
 	} else if (in->valid & FATTR_KILL_SUIDGID) {
-		rc = kill_setid(n, fuse_req_ctx(r));
+		rc = kill_setid(fs, n, fuse_req_ctx(r));
 	} else if (!(in->valid & FATTR_ANY_ATTRIBUTE) && n->type == S_IFREG) {
-		int probe = cap_probe_take(n, fuse_req_ctx(r)->pid);
+		int probe = cap_probe_take(fs, n, fuse_req_ctx(r)->pid);
 		if (probe)
-			rc = kill_privs_request(n, fuse_req_ctx(r), probe == 2);
+			rc = kill_privs_request(fs, n, fuse_req_ctx(r), probe == 2);
 	}
 	if (rc == 0 && (in->valid & (FATTR_UID | FATTR_GID))) {
 		uid_t uid = (in->valid & FATTR_UID) ? in->uid : (uid_t)-1;
 		gid_t gid = (in->valid & FATTR_GID) ? in->gid : (gid_t)-1;
-		rc = sys_fchownat(n->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+		rc = sys_fchownat(nfd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
 	}
 	if (rc == 0 && (in->valid & FATTR_SIZE)) {
-		pthread_mutex_lock(&n->lock);
-		pthread_mutex_lock(&n->write_lock);
-		fs_cache_before_origin_change(fs, n);
-		rc = f ? sys_ftruncate(f->fd, (off_t)in->size) : sys_truncate(path, (off_t)in->size);
-		if (rc == 0)
-			fs_cache_origin_changed(fs, n, true, (off_t)in->size, 0, 0);
-		pthread_mutex_unlock(&n->write_lock);
-		pthread_mutex_unlock(&n->lock);
+		struct fs_node_io *io = fs_node_io_hold(fs, n);
+		if (!io) {
+			rc = -ENOMEM;
+		} else {
+			pthread_mutex_lock(&io->lock);
+			pthread_mutex_lock(&io->write_lock);
+			fs_cache_before_origin_change(fs, n);
+			rc = f ? sys_ftruncate(f->fd, (off_t)in->size) : sys_truncate(path, (off_t)in->size);
+			if (rc == 0)
+				fs_cache_origin_changed(fs, n, true, (off_t)in->size, 0, 0);
+			pthread_mutex_unlock(&io->write_lock);
+			pthread_mutex_unlock(&io->lock);
+			fs_node_io_release(fs, n);
+		}
 	}
 	if (rc == 0 && (in->valid & (FATTR_ATIME | FATTR_MTIME))) {
 		struct timespec ts[2] = { { 0, UTIME_OMIT }, { 0, UTIME_OMIT } };
@@ -375,12 +422,13 @@ static void op_setattr(struct fuse_req *r, uint64_t ino, const struct fuse_setat
 			ts[1].tv_nsec = UTIME_NOW;
 		else if (in->valid & FATTR_MTIME)
 			ts[1] = (struct timespec){ (time_t)in->mtime, in->mtimensec };
-		rc = sys_utimensat(n->fd, "", ts, AT_EMPTY_PATH);
+		rc = sys_utimensat(nfd, "", ts, AT_EMPTY_PATH);
 	}
 	if (rc == 0) {
 		fs_cache_metadata_changed(fs, n);
-		rc = node_stat(n, &st);
+		rc = sys_fstatat(nfd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
 	}
+	fs_node_fd_put(fs, n, nfd);
 	if (rc < 0)
 		fuse_reply_err(r, -rc);
 	else
@@ -394,8 +442,12 @@ static void op_readlink(struct fuse_req *r, uint64_t ino)
 	char *buf = fuse_req_scratch(r);
 	ssize_t len;
 
+	int nfd;
+
 	GET_NODE(fs, r, n, ino);
-	len = sys_readlinkat(n->fd, "", buf, FUSE_SESSION_SCRATCH);
+	GET_NODE_FD(fs, r, n, nfd);
+	len = sys_readlinkat(nfd, "", buf, FUSE_SESSION_SCRATCH);
+	fs_node_fd_put(fs, n, nfd);
 	if (len < 0)
 		fuse_reply_err(r, (int)-len);
 	else
@@ -403,11 +455,11 @@ static void op_readlink(struct fuse_req *r, uint64_t ino)
 }
 
 /* After a creation by name: look the new entry up and answer with it. */
-static void reply_created_entry(struct fuse_req *r, struct fs_node *parent, const char *name, int rc)
+static void reply_created_entry(struct fuse_req *r, int parent_fd, const char *name, int rc)
 {
 	struct fuse_entry_out e;
 	if (rc == 0)
-		rc = lookup_at(FS_OF(r), parent->fd, name, &e);
+		rc = lookup_at(FS_OF(r), parent_fd, name, &e);
 	if (rc < 0)
 		fuse_reply_err(r, -rc);
 	else
@@ -419,13 +471,15 @@ static void op_mknod(struct fuse_req *r, uint64_t parent, const char *name,
 {
 	struct fs *fs = FS_OF(r);
 	struct fs_node *p;
-	int rc;
+	int pfd, rc;
 
 	GET_NODE(fs, r, p, parent);
+	GET_NODE_FD(fs, r, p, pfd);
 	creds_enter(fuse_req_ctx(r));
-	rc = sys_mknodat(p->fd, name, in->mode, in->rdev);
+	rc = sys_mknodat(pfd, name, in->mode, in->rdev);
 	creds_leave();
-	reply_created_entry(r, p, name, rc);
+	reply_created_entry(r, pfd, name, rc);
+	fs_node_fd_put(fs, p, pfd);
 }
 
 static void op_mkdir(struct fuse_req *r, uint64_t parent, const char *name,
@@ -433,26 +487,30 @@ static void op_mkdir(struct fuse_req *r, uint64_t parent, const char *name,
 {
 	struct fs *fs = FS_OF(r);
 	struct fs_node *p;
-	int rc;
+	int pfd, rc;
 
 	GET_NODE(fs, r, p, parent);
+	GET_NODE_FD(fs, r, p, pfd);
 	creds_enter(fuse_req_ctx(r));
-	rc = sys_mkdirat(p->fd, name, in->mode);
+	rc = sys_mkdirat(pfd, name, in->mode);
 	creds_leave();
-	reply_created_entry(r, p, name, rc);
+	reply_created_entry(r, pfd, name, rc);
+	fs_node_fd_put(fs, p, pfd);
 }
 
 static void op_symlink(struct fuse_req *r, uint64_t parent, const char *name, const char *target)
 {
 	struct fs *fs = FS_OF(r);
 	struct fs_node *p;
-	int rc;
+	int pfd, rc;
 
 	GET_NODE(fs, r, p, parent);
+	GET_NODE_FD(fs, r, p, pfd);
 	creds_enter(fuse_req_ctx(r));
-	rc = sys_symlinkat(target, p->fd, name);
+	rc = sys_symlinkat(target, pfd, name);
 	creds_leave();
-	reply_created_entry(r, p, name, rc);
+	reply_created_entry(r, pfd, name, rc);
+	fs_node_fd_put(fs, p, pfd);
 }
 
 static void op_link(struct fuse_req *r, uint64_t ino, uint64_t newparent, const char *newname)
@@ -460,14 +518,23 @@ static void op_link(struct fuse_req *r, uint64_t ino, uint64_t newparent, const 
 	struct fs *fs = FS_OF(r);
 	struct fs_node *n, *p;
 
-	int rc;
+	int nfd, pfd, rc;
 
 	GET_NODE(fs, r, n, ino);
 	GET_NODE(fs, r, p, newparent);
-	rc = sys_linkat(n->fd, "", p->fd, newname, AT_EMPTY_PATH);
+	GET_NODE_FD(fs, r, n, nfd);
+	pfd = fs_node_fd(fs, p);
+	if (pfd < 0) {
+		fs_node_fd_put(fs, n, nfd);
+		fuse_reply_err(r, -pfd);
+		return;
+	}
+	rc = sys_linkat(nfd, "", pfd, newname, AT_EMPTY_PATH);
+	fs_node_fd_put(fs, n, nfd);
 	if (rc == 0)
 		fs_cache_metadata_changed(fs, n);
-	reply_created_entry(r, p, newname, rc);
+	reply_created_entry(r, pfd, newname, rc);
+	fs_node_fd_put(fs, p, pfd);
 }
 
 /* The node of name under dir, with a reference, if we know that inode (or NULL). */
@@ -492,11 +559,13 @@ static void op_unlink(struct fuse_req *r, uint64_t parent, const char *name)
 {
 	struct fs *fs = FS_OF(r);
 	struct fs_node *p, *victim;
-	int rc;
+	int pfd, rc;
 
 	GET_NODE(fs, r, p, parent);
-	victim = node_of_name(fs, p->fd, name);
-	rc = sys_unlinkat(p->fd, name, 0);
+	GET_NODE_FD(fs, r, p, pfd);
+	victim = node_of_name(fs, pfd, name);
+	rc = sys_unlinkat(pfd, name, 0);
+	fs_node_fd_put(fs, p, pfd);
 	if (rc == 0 && victim) {
 		atomic_store(&victim->unlinked_by_us, true);
 		fs_cache_metadata_changed(fs, victim);
@@ -510,8 +579,12 @@ static void op_rmdir(struct fuse_req *r, uint64_t parent, const char *name)
 {
 	struct fs *fs = FS_OF(r);
 	struct fs_node *p;
+	int pfd, rc;
 	GET_NODE(fs, r, p, parent);
-	fuse_reply_err(r, -sys_unlinkat(p->fd, name, AT_REMOVEDIR));
+	GET_NODE_FD(fs, r, p, pfd);
+	rc = sys_unlinkat(pfd, name, AT_REMOVEDIR);
+	fs_node_fd_put(fs, p, pfd);
+	fuse_reply_err(r, -rc);
 }
 
 static void op_rename(struct fuse_req *r, uint64_t parent, const char *name, uint64_t newparent,
@@ -520,13 +593,22 @@ static void op_rename(struct fuse_req *r, uint64_t parent, const char *name, uin
 	struct fs *fs = FS_OF(r);
 	struct fs_node *p, *np;
 	struct fs_node *moved, *replaced;
-	int rc;
+	int pfd, npfd, rc;
 
 	GET_NODE(fs, r, p, parent);
 	GET_NODE(fs, r, np, newparent);
-	moved = node_of_name(fs, p->fd, name);
-	replaced = node_of_name(fs, np->fd, newname);
-	rc = sys_renameat2(p->fd, name, np->fd, newname, flags);
+	GET_NODE_FD(fs, r, p, pfd);
+	npfd = fs_node_fd(fs, np);
+	if (npfd < 0) {
+		fs_node_fd_put(fs, p, pfd);
+		fuse_reply_err(r, -npfd);
+		return;
+	}
+	moved = node_of_name(fs, pfd, name);
+	replaced = node_of_name(fs, npfd, newname);
+	rc = sys_renameat2(pfd, name, npfd, newname, flags);
+	fs_node_fd_put(fs, p, pfd);
+	fs_node_fd_put(fs, np, npfd);
 	if (rc == 0) {
 		if (replaced && !(flags & RENAME_EXCHANGE))
 			atomic_store(&replaced->unlinked_by_us, true);
@@ -556,11 +638,13 @@ static void op_open(struct fuse_req *r, uint64_t ino, const struct fuse_open_in 
 	struct fs_node *n;
 	struct fs_file *f;
 
-	int fd, rc;
+	int nfd, fd, rc;
 
 	GET_NODE(fs, r, n, ino);
-	fs_proc_path(n->fd, path);
-	fd = sys_openat(AT_FDCWD, path, own_open_flags(in->flags) & ~deferred_trunc(n->type, in->flags), 0);
+	GET_NODE_FD(fs, r, n, nfd);
+	fs_proc_path(nfd, path);
+	fd = fs_open_retry(fs, AT_FDCWD, path, own_open_flags(in->flags) & ~deferred_trunc(n->type, in->flags), 0);
+	fs_node_fd_put(fs, n, nfd);
 	if (fd < 0) {
 		fuse_reply_err(r, -fd);
 		return;
@@ -579,7 +663,7 @@ static void op_open(struct fuse_req *r, uint64_t ino, const struct fuse_open_in 
 		return;
 	}
 	if ((in->open_flags & FUSE_OPEN_KILL_SUIDGID) && deferred_trunc(n->type, in->flags)) {
-		rc = kill_setid(n, fuse_req_ctx(r));
+		rc = kill_setid(fs, n, fuse_req_ctx(r));
 		if (rc < 0)
 			log_warn("open: clearing set-id bits after O_TRUNC failed: %s", strerror(-rc));
 	}
@@ -632,10 +716,14 @@ static void op_create(struct fuse_req *r, uint64_t parent, const char *name,
 	int fd, flags = (own_open_flags(in->flags) & ~deferred_trunc(S_IFREG, in->flags)) | O_CREAT |
 	                (int)(in->flags & O_EXCL);
 
+	int pfd;
+
 	GET_NODE(fs, r, p, parent);
+	GET_NODE_FD(fs, r, p, pfd);
 	creds_enter(fuse_req_ctx(r));
-	fd = sys_openat(p->fd, name, flags, in->mode);
+	fd = fs_open_retry(fs, pfd, name, flags, in->mode);
 	creds_leave();
+	fs_node_fd_put(fs, p, pfd);
 	if (fd < 0) {
 		fuse_reply_err(r, -fd);
 		return;
@@ -650,10 +738,14 @@ static void op_tmpfile(struct fuse_req *r, uint64_t parent, const struct fuse_cr
 	int fd, flags = (own_open_flags(in->flags) & ~(O_TMPFILE | O_TRUNC)) | O_TMPFILE |
 	                (int)(in->flags & O_EXCL);
 
+	int pfd;
+
 	GET_NODE(fs, r, p, parent);
+	GET_NODE_FD(fs, r, p, pfd);
 	creds_enter(fuse_req_ctx(r));
-	fd = sys_openat(p->fd, ".", flags, in->mode);
+	fd = fs_open_retry(fs, pfd, ".", flags, in->mode);
 	creds_leave();
+	fs_node_fd_put(fs, p, pfd);
 	if (fd < 0) {
 		fuse_reply_err(r, -fd);
 		return;
@@ -671,7 +763,7 @@ static void op_write(struct fuse_req *r, uint64_t ino, const struct fuse_write_i
 {
 	struct fs_file *f = file_of(in->fh);
 	if (in->write_flags & FUSE_WRITE_KILL_SUIDGID) {
-		int rc = kill_setid(f->node, fuse_req_ctx(r));
+		int rc = kill_setid(FS_OF(r), f->node, fuse_req_ctx(r));
 		if (rc < 0) {
 			fuse_reply_err(r, -rc);
 			return;
@@ -707,7 +799,13 @@ static void op_statfs(struct fuse_req *r, uint64_t ino)
 	struct fs *fs = FS_OF(r);
 	struct fs_node *n = fs_node_get(fs, ino);
 	struct statvfs st;
-	int rc = sys_fstatvfs(n ? n->fd : fs->root->fd, &st);
+	int fd, rc;
+
+	if (!n)
+		n = fs->root;
+	GET_NODE_FD(fs, r, n, fd);
+	rc = sys_fstatvfs(fd, &st);
+	fs_node_fd_put(fs, n, fd);
 	if (rc < 0)
 		fuse_reply_err(r, -rc);
 	else
@@ -720,15 +818,17 @@ static void op_setxattr(struct fuse_req *r, uint64_t ino, const char *name, cons
 	struct fs *fs = FS_OF(r);
 	char path[FS_PROC_PATH_MAX];
 	struct fs_node *n;
-	int rc;
+	int nfd, rc;
 
 	GET_NODE(fs, r, n, ino);
 	if (n->type == S_IFLNK) {
 		fuse_reply_err(r, EPERM);  /* Linux allows no user xattrs on symlinks */
 		return;
 	}
-	fs_proc_path(n->fd, path);
+	GET_NODE_FD(fs, r, n, nfd);
+	fs_proc_path(nfd, path);
 	rc = sys_setxattr(path, name, value, size, (int)flags);
+	fs_node_fd_put(fs, n, nfd);
 	if (rc == 0)
 		fs_cache_metadata_changed(fs, n);
 	fuse_reply_err(r, -rc);
@@ -741,6 +841,7 @@ static void op_getxattr(struct fuse_req *r, uint64_t ino, const char *name, uint
 	struct fs_node *n;
 	void *buf = fuse_req_scratch(r);
 	ssize_t len;
+	int nfd;
 
 	GET_NODE(fs, r, n, ino);
 	if (n->type == S_IFLNK) {
@@ -748,10 +849,12 @@ static void op_getxattr(struct fuse_req *r, uint64_t ino, const char *name, uint
 		return;
 	}
 	if (n->type == S_IFREG && strcmp(name, XATTR_CAPS) == 0)
-		cap_probe_note(n, fuse_req_ctx(r)->pid, false);
-	fs_proc_path(n->fd, path);
+		cap_probe_note(fs, n, fuse_req_ctx(r)->pid, false);
+	GET_NODE_FD(fs, r, n, nfd);
+	fs_proc_path(nfd, path);
 	if (size == 0) {
 		len = sys_getxattr(path, name, NULL, 0);
+		fs_node_fd_put(fs, n, nfd);
 		if (len < 0)
 			fuse_reply_err(r, (int)-len);
 		else
@@ -759,6 +862,7 @@ static void op_getxattr(struct fuse_req *r, uint64_t ino, const char *name, uint
 		return;
 	}
 	len = sys_getxattr(path, name, buf, size < FUSE_SESSION_SCRATCH ? size : FUSE_SESSION_SCRATCH);
+	fs_node_fd_put(fs, n, nfd);
 	if (len < 0)
 		fuse_reply_err(r, (int)-len);
 	else
@@ -772,6 +876,7 @@ static void op_listxattr(struct fuse_req *r, uint64_t ino, uint32_t size)
 	struct fs_node *n;
 	char *buf = fuse_req_scratch(r);
 	ssize_t len;
+	int nfd;
 
 	GET_NODE(fs, r, n, ino);
 	if (n->type == S_IFLNK) {
@@ -781,9 +886,11 @@ static void op_listxattr(struct fuse_req *r, uint64_t ino, uint32_t size)
 			fuse_reply_data(r, buf, 0);
 		return;
 	}
-	fs_proc_path(n->fd, path);
+	GET_NODE_FD(fs, r, n, nfd);
+	fs_proc_path(nfd, path);
 	if (size == 0) {
 		len = sys_listxattr(path, NULL, 0);
+		fs_node_fd_put(fs, n, nfd);
 		if (len < 0)
 			fuse_reply_err(r, (int)-len);
 		else
@@ -791,6 +898,7 @@ static void op_listxattr(struct fuse_req *r, uint64_t ino, uint32_t size)
 		return;
 	}
 	len = sys_listxattr(path, buf, size < FUSE_SESSION_SCRATCH ? size : FUSE_SESSION_SCRATCH);
+	fs_node_fd_put(fs, n, nfd);
 	if (len < 0)
 		fuse_reply_err(r, (int)-len);
 	else
@@ -802,17 +910,19 @@ static void op_removexattr(struct fuse_req *r, uint64_t ino, const char *name)
 	struct fs *fs = FS_OF(r);
 	char path[FS_PROC_PATH_MAX];
 	struct fs_node *n;
-	int rc;
+	int nfd, rc;
 
 	GET_NODE(fs, r, n, ino);
 	if (n->type == S_IFLNK) {
 		fuse_reply_err(r, ENODATA);
 		return;
 	}
-	fs_proc_path(n->fd, path);
+	GET_NODE_FD(fs, r, n, nfd);
+	fs_proc_path(nfd, path);
 	rc = sys_removexattr(path, name);
+	fs_node_fd_put(fs, n, nfd);
 	if (rc == 0 && n->type == S_IFREG && strcmp(name, XATTR_CAPS) == 0)
-		cap_probe_note(n, fuse_req_ctx(r)->pid, true);
+		cap_probe_note(fs, n, fuse_req_ctx(r)->pid, true);
 	if (rc == 0)
 		fs_cache_metadata_changed(fs, n);
 	fuse_reply_err(r, -rc);
@@ -824,10 +934,12 @@ static void op_opendir(struct fuse_req *r, uint64_t ino, const struct fuse_open_
 	struct cm_fuse_open_out o;
 	struct fs_node *n;
 	struct fs_dir *d;
-	int fd;
+	int nfd, fd;
 
 	GET_NODE(fs, r, n, ino);
-	fd = sys_openat(n->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	GET_NODE_FD(fs, r, n, nfd);
+	fd = fs_open_retry(fs, nfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	fs_node_fd_put(fs, n, nfd);
 	if (fd < 0) {
 		fuse_reply_err(r, -fd);
 		return;
@@ -944,13 +1056,15 @@ static void op_access(struct fuse_req *r, uint64_t ino, uint32_t mask)
 	struct fs *fs = FS_OF(r);
 	char path[FS_PROC_PATH_MAX];
 	struct fs_node *n;
-	int rc;
+	int nfd, rc;
 
 	GET_NODE(fs, r, n, ino);
-	fs_proc_path(n->fd, path);
+	GET_NODE_FD(fs, r, n, nfd);
+	fs_proc_path(nfd, path);
 	creds_enter(fuse_req_ctx(r));
 	rc = faccessat(AT_FDCWD, path, (int)mask, AT_EACCESS) < 0 ? -errno : 0;
 	creds_leave();
+	fs_node_fd_put(fs, n, nfd);
 	fuse_reply_err(r, -rc);
 }
 
@@ -960,14 +1074,14 @@ static void op_fallocate(struct fuse_req *r, uint64_t ino, const struct fuse_fal
 	struct fs_node *n = f->node;
 	int rc;
 
-	pthread_mutex_lock(&n->lock);
-	pthread_mutex_lock(&n->write_lock);
+	pthread_mutex_lock(&n->io->lock);
+	pthread_mutex_lock(&n->io->write_lock);
 	fs_cache_before_origin_change(FS_OF(r), n);
 	rc = sys_fallocate(f->fd, (int)in->mode, (off_t)in->offset, (off_t)in->length);
 	if (rc == 0)
 		fs_cache_origin_changed(FS_OF(r), n, false, 0, (off_t)in->offset, (off_t)in->length);
-	pthread_mutex_unlock(&n->write_lock);
-	pthread_mutex_unlock(&n->lock);
+	pthread_mutex_unlock(&n->io->write_lock);
+	pthread_mutex_unlock(&n->io->lock);
 	fuse_reply_err(r, -rc);
 }
 
@@ -991,20 +1105,20 @@ static void op_copy_file_range(struct fuse_req *r, uint64_t ino,
 	ssize_t n;
 
 	if (fin->node != dst) {  /* the source's mmap changes must be in the origin we copy from */
-		pthread_mutex_lock(&fin->node->lock);
-		pthread_mutex_lock(&fin->node->write_lock);
+		pthread_mutex_lock(&fin->node->io->lock);
+		pthread_mutex_lock(&fin->node->io->write_lock);
 		fs_cache_before_origin_change(FS_OF(r), fin->node);
-		pthread_mutex_unlock(&fin->node->write_lock);
-		pthread_mutex_unlock(&fin->node->lock);
+		pthread_mutex_unlock(&fin->node->io->write_lock);
+		pthread_mutex_unlock(&fin->node->io->lock);
 	}
-	pthread_mutex_lock(&dst->lock);
-	pthread_mutex_lock(&dst->write_lock);
+	pthread_mutex_lock(&dst->io->lock);
+	pthread_mutex_lock(&dst->io->write_lock);
 	fs_cache_before_origin_change(FS_OF(r), dst);
 	n = sys_copy_file_range(fin->fd, &off_in, fout->fd, &off_out, len, (unsigned)in->flags);
 	if (n > 0)
 		fs_cache_origin_changed(FS_OF(r), dst, false, 0, (off_t)in->off_out, (off_t)n);
-	pthread_mutex_unlock(&dst->write_lock);
-	pthread_mutex_unlock(&dst->lock);
+	pthread_mutex_unlock(&dst->io->write_lock);
+	pthread_mutex_unlock(&dst->io->lock);
 
 	if (n < 0)
 		fuse_reply_err(r, (int)-n);
@@ -1017,7 +1131,7 @@ static void op_copy_file_range(struct fuse_req *r, uint64_t ino,
 static void op_syncfs(struct fuse_req *r, uint64_t ino)
 {
 	struct fs *fs = FS_OF(r);
-	int fd = sys_openat(fs->root->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	int fd = sys_openat(fs->cfg.origin_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	int rc = fd < 0 ? fd : sys_syncfs(fd);
 	if (fd >= 0)
 		sys_close(fd);
@@ -1085,20 +1199,12 @@ int fs_create(const struct fs_config *cfg, struct fs **out)
 	rc = sys_fstatat(cfg->origin_fd, "", &st, AT_EMPTY_PATH);
 	if (rc < 0)
 		goto err_table;
-	fs->root = calloc(1, sizeof(*fs->root));
-	if (!fs->root) {
-		rc = -ENOMEM;
+	rc = fs_node_root_init(fs, cfg->origin_fd, &st);
+	if (rc < 0)
 		goto err_table;
-	}
-	fs->root->nodeid = FUSE_ROOT_ID;
-	fs->root->dev = st.st_dev;
-	fs->root->ino = st.st_ino;
-	fs->root->type = S_IFDIR;
-	fs->root->fd = cfg->origin_fd;
-	fs->root->lookups = 1;
-	pthread_mutex_init(&fs->root->lock, NULL);
-	pthread_mutex_init(&fs->root->write_lock, NULL);
-	fs_readahead_init(&fs->root->readahead);
+	if (fs_node_handles_probe(fs, cfg->origin_fd) < 0)
+		log_warn("nodes pin an fd each: %s", fs->handles_why);
+	pthread_mutex_init(&fs->cap_probes_lock, NULL);
 	fs_readahead_pool_init(fs);
 	snprintf(fs->passthrough_why, sizeof(fs->passthrough_why), "not negotiated yet");
 	pthread_mutex_init(&fs->filler.lock, NULL);
@@ -1120,6 +1226,7 @@ int fs_create(const struct fs_config *cfg, struct fs **out)
 
 err_table:
 	fs_table_release(fs);
+	fs_node_root_release(fs);
 err:
 	free(fs);
 	return rc;
@@ -1131,16 +1238,20 @@ void fs_free(struct fs *fs)
 		return;
 	fs_fill_stop(fs);
 	fs_table_release(fs);
-	sys_close(fs->root->fd);
-	pthread_mutex_destroy(&fs->root->lock);
-	pthread_mutex_destroy(&fs->root->write_lock);
-	fs_readahead_release(fs, &fs->root->readahead);
+	fs_node_root_release(fs);  /* closes the origin fd */
 	fs_readahead_pool_release(fs);
-	free(fs->root);
+	pthread_mutex_destroy(&fs->cap_probes_lock);
 	free(fs);
 }
 
-int fs_origin_fd(const struct fs *fs) { return fs->root->fd; }
+int fs_origin_fd(const struct fs *fs) { return fs->cfg.origin_fd; }
+
+bool fs_handles_active(struct fs *fs, char *why, size_t why_size)
+{
+	if (!fs->handles && why)
+		snprintf(why, why_size, "%s", fs->handles_why);
+	return fs->handles;
+}
 
 bool fs_passthrough_active(struct fs *fs, char *why, size_t why_size)
 {

@@ -1,7 +1,8 @@
 /* fs_path: paths of nodes relative to the origin and the --pin/--exclude glob rules.
  * The node table knows inodes, not names; the kernel does: readlink of /proc/self/fd/N names
- * the dentry our O_PATH fd holds (renames included), under the origin's own path, which is
- * covered by our mount but still printed as it was. Only called when globs are configured.
+ * the dentry the node's O_PATH fd holds (renames included), under the origin's own path, which
+ * is covered by our mount but still printed as it was. An fd opened from a file handle names
+ * the inode's cached dentry, which a recent lookup of the inode left behind. Only called when globs are configured.
  */
 #include "fs/fs_int.h"
 
@@ -12,13 +13,17 @@
 
 #include "sys/sys.h"
 
-int fs_node_relpath(struct fs *fs, const struct fs_node *n, char *buf, size_t size)
+int fs_node_relpath(struct fs *fs, struct fs_node *n, char *buf, size_t size)
 {
 	char proc[FS_PROC_PATH_MAX], full[4096 + 16];
 	ssize_t len;
+	int fd = fs_node_fd(fs, n);
 
-	fs_proc_path(n->fd, proc);
+	if (fd < 0)
+		return fd;
+	fs_proc_path(fd, proc);
 	len = sys_readlinkat(AT_FDCWD, proc, full, sizeof(full) - 1);
+	fs_node_fd_put(fs, n, fd);
 	if (len < 0)
 		return (int)len;
 	full[len] = '\0';
@@ -122,7 +127,7 @@ void fs_pin_walk(struct fs *fs)
 
 	if (!fs->store || !fs->cfg.pin_count)
 		return;
-	fd = sys_openat(fs->root->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	fd = sys_openat(fs->cfg.origin_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	if (fd >= 0)
 		pin_walk_dir(fs, fd, rel, 0, 0);
 }

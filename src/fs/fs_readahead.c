@@ -115,7 +115,7 @@ void fs_readahead_release(struct fs *fs, struct fs_readahead *ra)
 
 void fs_readahead_drop(struct fs *fs, struct fs_node *n)
 {
-	struct fs_readahead *ra = &n->readahead;
+	struct fs_readahead *ra = &n->io->readahead;
 	pthread_mutex_lock(&ra->lock);
 	for (int i = 0; i < FS_READAHEAD_PIECES; i++)
 		piece_drop_kept(fs, &ra->piece[i]);
@@ -127,7 +127,7 @@ void fs_readahead_drop(struct fs *fs, struct fs_node *n)
 bool fs_readahead_lookup(struct fs_node *n, struct cache_object *obj, uint64_t off, uint64_t size,
                          struct fs_readahead_ticket *t)
 {
-	struct fs_readahead *ra = &n->readahead;
+	struct fs_readahead *ra = &n->io->readahead;
 	bool found = false;
 
 	pthread_mutex_lock(&ra->lock);
@@ -162,7 +162,7 @@ void fs_readahead_pause(struct fs *fs)
 void fs_readahead_advance(struct fs *fs, struct fs_node *n, struct cache_object *obj, uint64_t off,
                           uint64_t size, bool sequential)
 {
-	struct fs_readahead *ra = &n->readahead;
+	struct fs_readahead *ra = &n->io->readahead;
 	uint64_t chunk = cache_store_chunk_size(fs->store), end = off + size, from, want, file_end;
 	uint64_t paused_until;
 	struct { int piece; uint32_t seq; uint64_t off, len; } queue[FS_READAHEAD_PIECES];
@@ -235,7 +235,7 @@ void fs_readahead_advance(struct fs *fs, struct fs_node *n, struct cache_object 
 int fs_readahead_wait(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t size,
                       struct fs_readahead_ticket *t)
 {
-	struct fs_readahead *ra = &n->readahead;
+	struct fs_readahead *ra = &n->io->readahead;
 	uint64_t chunk = cache_store_chunk_size(fs->store);
 	uint64_t start = off / chunk * chunk, end = (off + size + chunk - 1) / chunk * chunk;
 	struct timespec deadline;
@@ -304,7 +304,7 @@ int fs_readahead_wait(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t s
 
 void fs_readahead_ticket_release(struct fs_node *n, const struct fs_readahead_ticket *t)
 {
-	struct fs_readahead *ra = &n->readahead;
+	struct fs_readahead *ra = &n->io->readahead;
 	pthread_mutex_lock(&ra->lock);
 	if (--ra->piece[t->piece].readers == 0)
 		pthread_cond_broadcast(&ra->piece_done);
@@ -313,7 +313,7 @@ void fs_readahead_ticket_release(struct fs_node *n, const struct fs_readahead_ti
 
 bool fs_readahead_piece_claim(struct fs_node *n, int piece, uint32_t seq)
 {
-	struct fs_readahead *ra = &n->readahead;
+	struct fs_readahead *ra = &n->io->readahead;
 	bool mine;
 	pthread_mutex_lock(&ra->lock);
 	mine = ra->piece[piece].seq == seq && ra->piece[piece].state == FS_PIECE_QUEUED;
@@ -326,7 +326,7 @@ bool fs_readahead_piece_claim(struct fs_node *n, int piece, uint32_t seq)
 char *fs_readahead_piece_offer(struct fs *fs, struct fs_node *n, int piece, uint32_t seq, char *data,
                                size_t len, uint64_t generation)
 {
-	struct fs_readahead *ra = &n->readahead;
+	struct fs_readahead *ra = &n->io->readahead;
 	struct fs_readahead_piece *p = &ra->piece[piece];
 	char *spare = pool_take(fs), *next = data;
 
@@ -353,7 +353,7 @@ char *fs_readahead_piece_offer(struct fs *fs, struct fs_node *n, int piece, uint
 
 void fs_readahead_piece_done(struct fs_node *n, int piece, uint32_t seq)
 {
-	struct fs_readahead *ra = &n->readahead;
+	struct fs_readahead *ra = &n->io->readahead;
 	pthread_mutex_lock(&ra->lock);
 	if (ra->piece[piece].seq == seq && ra->piece[piece].state != FS_PIECE_FREE &&
 	    !ra->piece[piece].kept) {

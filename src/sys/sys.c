@@ -17,7 +17,8 @@ static const char *const sys_op_names[SYS_OP_COUNT] = {
 	"fallocate", "lseek", "copy_file_range", "mkdirat", "mknodat", "symlinkat", "readlinkat",
 	"unlinkat", "renameat2", "linkat", "fchownat", "chmod", "utimensat", "getxattr", "setxattr",
 	"listxattr", "removexattr", "fstatvfs", "getdents", "syncfs", "backing_open", "fdatasync",
-	"flock", "io_uring_setup", "io_uring_enter", "cachestat",
+	"flock", "io_uring_setup", "io_uring_enter", "cachestat", "name_to_handle_at",
+	"open_by_handle_at",
 };
 
 struct sys_fault {
@@ -48,6 +49,7 @@ static int errno_from_name(const char *s)
 	static const struct { const char *name; int err; } table[] = {
 		{ "EIO", EIO }, { "ENOSPC", ENOSPC }, { "EROFS", EROFS }, { "EACCES", EACCES },
 		{ "ENOENT", ENOENT }, { "EDQUOT", EDQUOT }, { "ENOMEM", ENOMEM }, { "EPERM", EPERM },
+		{ "EMFILE", EMFILE }, { "ENFILE", ENFILE },
 		{ "SHORT", SYS_FAULT_SHORT },
 	};
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
@@ -165,6 +167,17 @@ int sys_fstatvfs(int fd, struct statvfs *st) { FAULT_OR(SYS_OP_FSTATVFS); RET(fs
 ssize_t sys_getdents(int fd, void *buf, size_t size) { FAULT_OR(SYS_OP_GETDENTS); RET(syscall(SYS_getdents64, fd, buf, size)); }
 int sys_syncfs(int fd) { FAULT_OR(SYS_OP_SYNCFS); RET(syncfs(fd)); }
 int sys_flock(int fd, int operation) { FAULT_OR(SYS_OP_FLOCK); RET(flock(fd, operation)); }
+int sys_name_to_handle_at(int dirfd, const char *path, struct file_handle *handle, int *mount_id,
+                          int flags)
+{
+	FAULT_OR(SYS_OP_NAME_TO_HANDLE_AT);
+	RET(name_to_handle_at(dirfd, path, handle, mount_id, flags));
+}
+int sys_open_by_handle_at(int mount_fd, struct file_handle *handle, int flags)
+{
+	FAULT_OR(SYS_OP_OPEN_BY_HANDLE_AT);
+	RET(open_by_handle_at(mount_fd, handle, flags));
+}
 int sys_backing_open(int fuse_fd, unsigned long request, void *map) { FAULT_OR(SYS_OP_BACKING_OPEN); RET(ioctl(fuse_fd, request, map)); }
 int sys_io_uring_setup(unsigned entries, struct io_uring_params *params) { FAULT_OR(SYS_OP_IO_URING_SETUP); RET(syscall(__NR_io_uring_setup, entries, params)); }
 int sys_io_uring_enter(int fd, unsigned to_submit, unsigned min_complete, unsigned flags)

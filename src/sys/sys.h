@@ -22,7 +22,8 @@ enum sys_op {
 	SYS_OP_RENAMEAT2, SYS_OP_LINKAT, SYS_OP_FCHOWNAT, SYS_OP_CHMOD, SYS_OP_UTIMENSAT,
 	SYS_OP_GETXATTR, SYS_OP_SETXATTR, SYS_OP_LISTXATTR, SYS_OP_REMOVEXATTR, SYS_OP_FSTATVFS,
 	SYS_OP_GETDENTS, SYS_OP_SYNCFS, SYS_OP_BACKING_OPEN, SYS_OP_FDATASYNC, SYS_OP_FLOCK,
-	SYS_OP_IO_URING_SETUP, SYS_OP_IO_URING_ENTER, SYS_OP_CACHESTAT,
+	SYS_OP_IO_URING_SETUP, SYS_OP_IO_URING_ENTER, SYS_OP_CACHESTAT, SYS_OP_NAME_TO_HANDLE_AT,
+	SYS_OP_OPEN_BY_HANDLE_AT,
 	SYS_OP_COUNT
 };
 
@@ -69,6 +70,15 @@ int sys_fstatvfs(int fd, struct statvfs *st);
 ssize_t sys_getdents(int fd, void *buf, size_t size);
 int sys_syncfs(int fd);
 int sys_flock(int fd, int operation);
+/* name_to_handle_at(2): the file handle of dirfd/path in *handle (handle->handle_bytes: room
+ * for f_handle on entry, the size used on return) and its mount id. -EOVERFLOW if the room is
+ * short, -EOPNOTSUPP if the file system gives no handles. */
+struct file_handle;
+int sys_name_to_handle_at(int dirfd, const char *path, struct file_handle *handle, int *mount_id,
+                          int flags);
+/* open_by_handle_at(2): an fd on the inode of handle on mount_fd's mount (needs
+ * CAP_DAC_READ_SEARCH); -ESTALE once the inode is gone. */
+int sys_open_by_handle_at(int mount_fd, struct file_handle *handle, int flags);
 /* ioctl(FUSE_DEV_IOC_BACKING_OPEN): its own op so tests can make the kernel "refuse" it. */
 int sys_backing_open(int fuse_fd, unsigned long request, void *map);
 /* io_uring_setup(2): its own op so tests can make FUSE-over-io_uring setup fail (the session

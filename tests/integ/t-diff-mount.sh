@@ -2,7 +2,7 @@
 # The differential test: one long seeded random sequence of operations replayed on the mount and
 # on a plain directory; every result must agree. 100,000 operations each with passthrough and
 # with the user-space path (tmpfs origin), a shorter run over an ext4 origin, and one with a
-# 1 MiB cache (eviction under pressure).
+# 1 MiB cache (eviction under pressure), and one with the daemon's fd limit at 256.
 # Reproduce a failure with the seed and op count it prints.
 . "$(dirname "$0")/lib.sh"
 need_root
@@ -31,4 +31,7 @@ run "$T_SCRATCH" ext4-passthrough 3 $((OPS / 5))
 run "$SHM" tmpfs-small-cache 4 $((OPS / 2)) --size 1M --complete-max 256K
 # First reads through the daemon (the default passes them through to the origin).
 run "$SHM" tmpfs-first-read-fill 5 $((OPS / 5)) --first-read fill
+# The daemon under a small fd limit (its fd cache keeps 64 origin fds): nodes are reached by
+# file handle, and running out of fds never shows.
+CACHEMAX_FD_LIMIT=256 run "$T_SCRATCH" ext4-fd-limit-256 6 $((OPS / 5))
 echo ok
