@@ -357,6 +357,8 @@ static void fd_limit_raise(void)
 		want.rlim_cur = want.rlim_max;
 	}
 	if (setrlimit(RLIMIT_NOFILE, &want) < 0) {
+		log_info("cannot raise the hard fd limit to %llu: %s (needs CAP_SYS_RESOURCE)",
+		         (unsigned long long)want.rlim_max, strerror(errno));
 		want = rl;
 		want.rlim_cur = rl.rlim_max;
 		if (setrlimit(RLIMIT_NOFILE, &want) < 0)
