@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fanotify.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sys/sys.h"
@@ -30,6 +31,11 @@
 #define WATCH_BUFFER (64 * 1024)
 #define WATCH_BATCH 256             /* distinct nodes changed per read of events */
 #define WATCH_RESYNC_BUFFER (1024 * 1024)
+/* After the first event, wait this long before reading the queue: the kernel merges the events
+ * of one inode that are still queued, so a stream of writes (an application's passthrough
+ * writes through the mount come back as events of its pid) costs one revalidation per period
+ * instead of one per write, at a small fraction of the one-second promise. */
+#define WATCH_COALESCE_NS (20 * 1000 * 1000)
 
 /* ---- the handle filter ---------------------------------------------------------------------- */
 
@@ -380,8 +386,11 @@ static void *watch_thread(void *arg)
 			break;
 		if (p[1].revents)
 			break;
-		if (p[0].revents)
+		if (p[0].revents) {
+			struct timespec ts = { 0, WATCH_COALESCE_NS };
+			nanosleep(&ts, NULL);
 			events_read(fs, buf);
+		}
 	}
 	free(buf);
 	return NULL;
