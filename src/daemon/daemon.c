@@ -210,7 +210,8 @@ static int daemon_control(const char *request, char *reply, size_t size, void *a
 	atomic_store(&d->stats.counter[STATS_REQUESTS], fuse_session_requests(d->session));
 	uint64_t cache_bytes = 0, cache_objects = 0, capacity = 0, by_capacity = 0, yields, backoffs;
 	char bypass_why[256] = "", bypass_json[512], handles_why[160] = "", handles_json[330];
-	bool bypass = fs_cache_bypassed(d->fs, bypass_why, sizeof(bypass_why)), handles;
+	char watch_why[160] = "", watch_json[330];
+	bool bypass = fs_cache_bypassed(d->fs, bypass_why, sizeof(bypass_why)), handles, watching;
 	struct fs_gauges gauges;
 	uint64_t fds, rss;
 	if (d->store && cache_store_usage(d->store, &cache_bytes, &cache_objects) < 0)
@@ -225,6 +226,7 @@ static int daemon_control(const char *request, char *reply, size_t size, void *a
 	fs_gauges(d->fs, &gauges);
 	process_gauges(&fds, &rss);
 	handles = fs_handles_active(d->fs, handles_why, sizeof(handles_why));
+	watching = fs_watch_active(d->fs, watch_why, sizeof(watch_why));
 	n = snprintf(reply, size, "{\"pid\": %d, \"uptime_seconds\": %lld, \"transport\": \"%s\", "
 	             "\"nodes\": %llu, \"nodes_open\": %llu, \"node_bytes\": %llu, \"fds\": %llu, "
 	             "\"fds_cached\": %llu, \"fds_pinned\": %llu, \"handle_opens\": %llu, "
@@ -232,7 +234,8 @@ static int daemon_control(const char *request, char *reply, size_t size, void *a
 	             "\"uring_requests\": %llu, \"uring_yields\": %llu, \"uring_yield_backoffs\": %llu, "
 	             "\"passthrough\": %s, \"cache\": %s, \"cache_bytes\": %llu, \"cache_objects\": %llu, "
 	             "\"cache_size\": %llu, \"evictions_capacity\": %llu, \"bypass\": %s, "
-	             "\"bypass_why\": \"%s\", \"stats\": ",
+	             "\"bypass_why\": \"%s\", \"change_watch\": \"%s\", \"change_watch_why\": \"%s\", "
+	             "\"stats\": ",
 	             (int)getpid(), (long long)(time(NULL) - d->state.started),
 	             fuse_session_transport(d->session),
 	             (unsigned long long)gauges.nodes, (unsigned long long)gauges.nodes_open,
@@ -246,7 +249,9 @@ static int daemon_control(const char *request, char *reply, size_t size, void *a
 	             d->store ? "true" : "false", (unsigned long long)cache_bytes,
 	             (unsigned long long)cache_objects, (unsigned long long)capacity,
 	             (unsigned long long)by_capacity, bypass ? "true" : "false",
-	             json_escape(bypass_why, bypass_json, sizeof(bypass_json)));
+	             json_escape(bypass_why, bypass_json, sizeof(bypass_json)),
+	             watching ? "fanotify" : "timeout",
+	             json_escape(watch_why, watch_json, sizeof(watch_json)));
 	if (n < 0 || (size_t)n >= size)
 		return -ENOSPC;
 	m = stats_snapshot_json(&d->stats, reply + n, size - (size_t)n);
@@ -455,6 +460,7 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 	rc = fs_start_background(fs);
 	if (rc < 0)
 		log_warn("no background fills: %s", strerror(-rc));
+	fs_watch_start(fs);
 	d.session = se;
 	d.fs = fs;
 	d.store = store;
@@ -486,6 +492,7 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 	fuse_session_wait(se);
 	log_info("'%s' was unmounted; daemon exits", o->dir);
 	control_server_stop(control);
+	fs_watch_stop(fs);  /* it notifies through the session */
 	fuse_session_free(se);
 	fs_free(fs);
 	if (store) {

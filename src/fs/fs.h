@@ -83,6 +83,15 @@ struct fs_gauges {
 };
 void fs_gauges(struct fs *fs, struct fs_gauges *g);
 
+/* Watch the origin for changes made behind the cache (fs_watch.c), after the mount: fanotify on
+ * the origin's file system when the kernel allows it, else revalidation at the attribute
+ * timeout (0 either way; status says which and why). Stop it before the session is freed
+ * (fs_free stops it too). */
+int fs_watch_start(struct fs *fs);
+void fs_watch_stop(struct fs *fs);
+/* For status: true when changes are watched by fanotify; otherwise *why says why not. */
+bool fs_watch_active(struct fs *fs, char *why, size_t why_size);
+
 /* Start the background fill threads (after the mount); fs_free stops them. 0 or -errno. */
 int fs_start_background(struct fs *fs);
 

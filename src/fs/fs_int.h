@@ -263,6 +263,24 @@ struct fs_mount {
 	int fd;                       /* O_PATH fd on some inode of that mount */
 };
 
+/* The change watcher (fs_watch.c): a fanotify group on the origin's file system and its
+ * thread, or (no fanotify) revalidation of open files at GETATTR. Written at start and stop
+ * only, but for the filter. */
+#define FS_WATCH_FILTER_BITS 18       /* 256 KiB of counters, whatever the tree */
+struct fs_watch {
+	int fan_fd;                   /* -1: changes are not watched (why says why) */
+	int stop_pipe[2];             /* the thread's wake-up at stop */
+	pthread_t thread;
+	bool set_up;                  /* fs_watch_start ran: the fds above are its */
+	bool started;                 /* the thread runs */
+	atomic_bool active;           /* fanotify marks the origin's file system */
+	char why[160];
+	/* Counting filter of the file handles of nodes in the table (hash of type and bytes, a
+	 * saturating counter each): an event whose handle counts zero is of an inode the kernel
+	 * does not hold, dropped without a syscall. Updated under table_lock, read without. */
+	_Atomic uint8_t *filter;
+};
+
 /* Locks for node->io: striped by node id, so a node needs no mutex of its own. */
 #define FS_IO_STRIPES 64
 
@@ -301,6 +319,7 @@ struct fs {
 	atomic_uint_fast64_t readahead_paused_until_ns;  /* a read-ahead fill found the cache full */
 	struct fs_readahead_pool readahead_pool;
 	struct fs_seen seen;
+	struct fs_watch watch;
 	char root_path[4096];         /* the origin's path as the kernel prints it (readlink) */
 	size_t root_path_len;
 };
@@ -466,6 +485,19 @@ int fs_node_relpath(struct fs *fs, struct fs_node *n, char *buf, size_t size);
 bool fs_glob_match(const char *const *globs, unsigned count, const char *rel);
 /* Pin the cache objects of every file under the origin whose path matches a --pin glob. */
 void fs_pin_walk(struct fs *fs);
+
+/* The change watcher (fs_watch.c): open readers see changes made behind the cache. */
+/* A node with a file handle entered (added) or left the table; table_lock held. */
+void fs_watch_node_added(struct fs *fs, const struct fs_node *n);
+void fs_watch_node_removed(struct fs *fs, const struct fs_node *n);
+/* Without fanotify, at GETATTR: an open file whose origin changed behind the cache has its
+ * object brought in step before the attributes are answered. Takes the node's locks. */
+void fs_watch_revalidate(struct fs *fs, struct fs_node *n);
+/* At fs_free, after the node table: stops the watcher if running and frees the filter. */
+void fs_watch_release(struct fs *fs);
+/* Every node in the table with a reference taken (undo each with fs_node_forget(.., 1)), the
+ * root excepted: *out is malloc'ed (free it), the count is returned; 0 without memory. */
+size_t fs_node_refs_all(struct fs *fs, struct fs_node ***out);
 
 /* "/proc/self/fd/N" for a node fd, for calls that have no *at() form usable with O_PATH. */
 #define FS_PROC_PATH_MAX 32

@@ -594,6 +594,7 @@ int fs_node_acquire(struct fs *fs, int fd, const struct stat *st, struct fs_node
 	if (t->node_count >= t->bucket_count)
 		table_grow(t);
 	table_insert(t, fresh);
+	fs_watch_node_added(fs, fresh);
 	pthread_mutex_unlock(&fs->table_lock);
 	{
 		/* Kept for the operations that follow a lookup (getattr, open). A node without a
@@ -685,8 +686,27 @@ void fs_node_forget(struct fs *fs, uint64_t nodeid, uint64_t nlookup)
 		return;
 	}
 	table_remove(&fs->table, n);
+	fs_watch_node_removed(fs, n);
 	pthread_mutex_unlock(&fs->table_lock);
 	node_free(fs, n);
+}
+
+size_t fs_node_refs_all(struct fs *fs, struct fs_node ***out)
+{
+	struct fs_table *t = &fs->table;
+	struct fs_node **all;
+	size_t count = 0;
+
+	pthread_mutex_lock(&fs->table_lock);
+	all = malloc((t->node_count ? t->node_count : 1) * sizeof(*all));
+	for (size_t i = 0; all && i < t->bucket_count; i++)
+		for (struct fs_node *n = t->by_id[i]; n; n = n->next_by_id) {
+			n->lookups++;
+			all[count++] = n;
+		}
+	pthread_mutex_unlock(&fs->table_lock);
+	*out = all;
+	return count;
 }
 
 /* ---- open state ------------------------------------------------------------------------ */

@@ -354,6 +354,7 @@ static void op_getattr(struct fuse_req *r, uint64_t ino, const struct fuse_getat
 	int rc;
 
 	GET_NODE(fs, r, n, ino);
+	fs_watch_revalidate(fs, n);  /* without fanotify: an open object changed behind us */
 	if ((in->getattr_flags & FUSE_GETATTR_FH) && n->type == S_IFREG)
 		rc = sys_fstatat(file_of(in->fh)->fd, "", &st, AT_EMPTY_PATH);
 	else
@@ -1236,8 +1237,10 @@ void fs_free(struct fs *fs)
 {
 	if (!fs)
 		return;
+	fs_watch_stop(fs);
 	fs_fill_stop(fs);
 	fs_table_release(fs);
+	fs_watch_release(fs);
 	fs_node_root_release(fs);  /* closes the origin fd */
 	fs_readahead_pool_release(fs);
 	pthread_mutex_destroy(&fs->cap_probes_lock);

@@ -239,6 +239,13 @@ int fuse_session_notify_inval_entry(struct fuse_session *se, uint64_t parent, co
 	return send_notify(se, FUSE_NOTIFY_INVAL_ENTRY, iov, 2);
 }
 
+int fuse_session_notify_inc_epoch(struct fuse_session *se)
+{
+	if (se->init.kernel_minor < 44)
+		return -ENOSYS;
+	return send_notify(se, CM_FUSE_NOTIFY_INC_EPOCH, NULL, 0);
+}
+
 int fuse_session_backing_open(struct fuse_session *se, int fd)
 {
 	struct cm_fuse_backing_map map = { .fd = fd };

@@ -134,6 +134,8 @@ int fuse_session_notify_inval_inode(struct fuse_session *se, uint64_t ino, int64
                                     int64_t len);
 int fuse_session_notify_inval_entry(struct fuse_session *se, uint64_t parent, const char *name,
                                     uint32_t flags);
+/* Every cached name from before expires (FUSE 7.44, Linux 6.16): -ENOSYS on an older kernel. */
+int fuse_session_notify_inc_epoch(struct fuse_session *se);
 
 /* Request accessors. */
 void *fuse_req_fs(const struct fuse_req *r);

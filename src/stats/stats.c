@@ -33,6 +33,9 @@ static const char *const counter_names[STATS_COUNTER_COUNT] = {
 	[STATS_BYPASS_ENTRIES] = "bypass_entries",
 	[STATS_EXCLUDED_OPENS] = "excluded_opens",
 	[STATS_READAHEAD_BYTES] = "readahead_bytes",
+	[STATS_CHANGES_BEHIND] = "changes_behind",
+	[STATS_KERNEL_INVALIDATIONS] = "kernel_invalidations",
+	[STATS_WATCH_OVERFLOWS] = "watch_overflows",
 };
 
 static const char *const latency_names[STATS_LAT_COUNT] = {

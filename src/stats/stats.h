@@ -39,6 +39,11 @@ enum stats_counter {
 	STATS_BYPASS_ENTRIES,            /* times the whole cache went into bypass */
 	STATS_EXCLUDED_OPENS,            /* opens of files excluded from caching (--exclude) */
 	STATS_READAHEAD_BYTES,           /* bytes stored by read-ahead ahead of a sequential reader */
+	STATS_CHANGES_BEHIND,            /* changes made behind the cache to an inode the kernel
+	                                  * holds, as the change watcher saw them (fs_watch.c) */
+	STATS_KERNEL_INVALIDATIONS,      /* notifications that dropped the kernel's cached
+	                                  * attributes, data or names after such changes */
+	STATS_WATCH_OVERFLOWS,           /* change events lost (queue overflow): all revalidated */
 	STATS_COUNTER_COUNT
 };
 

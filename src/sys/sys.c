@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fanotify.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
@@ -18,7 +19,7 @@ static const char *const sys_op_names[SYS_OP_COUNT] = {
 	"unlinkat", "renameat2", "linkat", "fchownat", "chmod", "utimensat", "getxattr", "setxattr",
 	"listxattr", "removexattr", "fstatvfs", "getdents", "syncfs", "backing_open", "fdatasync",
 	"flock", "io_uring_setup", "io_uring_enter", "cachestat", "name_to_handle_at",
-	"open_by_handle_at",
+	"open_by_handle_at", "fanotify_init", "fanotify_mark",
 };
 
 struct sys_fault {
@@ -177,6 +178,16 @@ int sys_open_by_handle_at(int mount_fd, struct file_handle *handle, int flags)
 {
 	FAULT_OR(SYS_OP_OPEN_BY_HANDLE_AT);
 	RET(open_by_handle_at(mount_fd, handle, flags));
+}
+int sys_fanotify_init(unsigned flags, unsigned event_flags)
+{
+	FAULT_OR(SYS_OP_FANOTIFY_INIT);
+	RET(fanotify_init(flags, event_flags));
+}
+int sys_fanotify_mark(int fanotify_fd, unsigned flags, uint64_t mask, int dirfd, const char *path)
+{
+	FAULT_OR(SYS_OP_FANOTIFY_MARK);
+	RET(fanotify_mark(fanotify_fd, flags, mask, dirfd, path));
 }
 int sys_backing_open(int fuse_fd, unsigned long request, void *map) { FAULT_OR(SYS_OP_BACKING_OPEN); RET(ioctl(fuse_fd, request, map)); }
 int sys_io_uring_setup(unsigned entries, struct io_uring_params *params) { FAULT_OR(SYS_OP_IO_URING_SETUP); RET(syscall(__NR_io_uring_setup, entries, params)); }

@@ -23,7 +23,7 @@ enum sys_op {
 	SYS_OP_GETXATTR, SYS_OP_SETXATTR, SYS_OP_LISTXATTR, SYS_OP_REMOVEXATTR, SYS_OP_FSTATVFS,
 	SYS_OP_GETDENTS, SYS_OP_SYNCFS, SYS_OP_BACKING_OPEN, SYS_OP_FDATASYNC, SYS_OP_FLOCK,
 	SYS_OP_IO_URING_SETUP, SYS_OP_IO_URING_ENTER, SYS_OP_CACHESTAT, SYS_OP_NAME_TO_HANDLE_AT,
-	SYS_OP_OPEN_BY_HANDLE_AT,
+	SYS_OP_OPEN_BY_HANDLE_AT, SYS_OP_FANOTIFY_INIT, SYS_OP_FANOTIFY_MARK,
 	SYS_OP_COUNT
 };
 
@@ -79,6 +79,11 @@ int sys_name_to_handle_at(int dirfd, const char *path, struct file_handle *handl
 /* open_by_handle_at(2): an fd on the inode of handle on mount_fd's mount (needs
  * CAP_DAC_READ_SEARCH); -ESTALE once the inode is gone. */
 int sys_open_by_handle_at(int mount_fd, struct file_handle *handle, int flags);
+/* fanotify_init(2) / fanotify_mark(2): the change watcher's (fs_watch.c); their own ops so that
+ * tests can make watching unavailable (the watcher then falls back to revalidation at the
+ * attribute timeout). fanotify_init returns the group's fd. */
+int sys_fanotify_init(unsigned flags, unsigned event_flags);
+int sys_fanotify_mark(int fanotify_fd, unsigned flags, uint64_t mask, int dirfd, const char *path);
 /* ioctl(FUSE_DEV_IOC_BACKING_OPEN): its own op so tests can make the kernel "refuse" it. */
 int sys_backing_open(int fuse_fd, unsigned long request, void *map);
 /* io_uring_setup(2): its own op so tests can make FUSE-over-io_uring setup fail (the session

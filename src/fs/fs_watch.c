@@ -1,0 +1,505 @@
+/* fs_watch: open readers see changes made behind the cache (DESIGN.md §4, §6).
+ * A fanotify group marks the origin's whole file system (FAN_MARK_FILESYSTEM, FID reporting)
+ * and one thread reads its events: an event of another process on an inode the kernel holds
+ * brings that inode's cache object in step (a cache copy under passthrough readers is resynced
+ * from the origin, an object served in user space is invalidated) and then drops the kernel's
+ * cached attributes and pages (NOTIFY_INVAL_INODE); a name created, deleted or moved in a
+ * directory the kernel holds is dropped from its dentry cache (NOTIFY_INVAL_ENTRY). The
+ * daemon's own changes come back as events of its pid and are ignored. Without fanotify (not
+ * root, no file handles, a file system that reports nothing) open files are revalidated at
+ * GETATTR, that is at the attribute timeout. Design notes: docs/ARCHITECTURE.md "Changes
+ * behind the cache".
+ */
+#include "fs/fs_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/fanotify.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sys/sys.h"
+#include "util/log.h"
+
+#define WATCH_MASK (FAN_MODIFY | FAN_ATTRIB | FAN_CREATE | FAN_DELETE | FAN_MOVED_FROM | \
+                    FAN_MOVED_TO | FAN_ONDIR)
+#define WATCH_DIRENT (FAN_CREATE | FAN_DELETE | FAN_MOVED_FROM | FAN_MOVED_TO)
+#define WATCH_BUFFER (64 * 1024)
+#define WATCH_BATCH 256             /* distinct nodes changed per read of events */
+#define WATCH_RESYNC_BUFFER (1024 * 1024)
+/* After the first event, wait this long before reading the queue: the kernel merges the events
+ * of one inode that are still queued, so a stream of writes (an application's passthrough
+ * writes through the mount come back as events of its pid) costs one revalidation per period
+ * instead of one per write, at a small fraction of the one-second promise. */
+#define WATCH_COALESCE_NS (20 * 1000 * 1000)
+
+/* ---- the handle filter ---------------------------------------------------------------------- */
+
+static size_t filter_slot(int type, const unsigned char *bytes, unsigned len)
+{
+	uint64_t h = 1469598103934665603ull ^ (uint32_t)type;
+	for (unsigned i = 0; i < len; i++) {
+		h ^= bytes[i];
+		h *= 1099511628211ull;
+	}
+	h ^= h >> 31;
+	return (size_t)(h & ((1u << FS_WATCH_FILTER_BITS) - 1));
+}
+
+static void filter_add(struct fs *fs, int type, const unsigned char *bytes, unsigned len, int delta)
+{
+	_Atomic uint8_t *c;
+	uint8_t v;
+	if (!fs->watch.filter)
+		return;
+	c = &fs->watch.filter[filter_slot(type, bytes, len)];
+	v = atomic_load_explicit(c, memory_order_relaxed);
+	if (v == UINT8_MAX)
+		return;  /* saturated: stays set for good (the filter only ever says "maybe") */
+	atomic_store_explicit(c, (uint8_t)(v + delta), memory_order_relaxed);
+}
+
+void fs_watch_node_added(struct fs *fs, const struct fs_node *n)
+{
+	if (n->handle_bytes)
+		filter_add(fs, n->handle_type, n->handle, n->handle_bytes, 1);
+}
+
+void fs_watch_node_removed(struct fs *fs, const struct fs_node *n)
+{
+	if (n->handle_bytes)
+		filter_add(fs, n->handle_type, n->handle, n->handle_bytes, -1);
+}
+
+static bool filter_maybe(struct fs *fs, const struct file_handle *h)
+{
+	if (h->handle_bytes > MAX_HANDLE_SZ)
+		return false;
+	return atomic_load_explicit(&fs->watch.filter[filter_slot(h->handle_type, h->f_handle,
+	                                                          h->handle_bytes)],
+	                            memory_order_relaxed) != 0;
+}
+
+/* The node of the inode an event's handle names, with a reference (fs_node_forget(.., 1);
+ * the root needs none), or NULL if the kernel holds no node of it. */
+static struct fs_node *node_of_handle(struct fs *fs, struct file_handle *h)
+{
+	struct stat st;
+	int fd, mount_fd, rc;
+
+	if (!filter_maybe(fs, h))
+		return NULL;
+	pthread_mutex_lock(&fs->mounts_lock);
+	mount_fd = fs->mounts[0].fd;
+	pthread_mutex_unlock(&fs->mounts_lock);
+	fd = sys_open_by_handle_at(mount_fd, h, O_PATH | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;  /* gone already: nothing of it can be served any more */
+	rc = sys_fstatat(fd, "", &st, AT_EMPTY_PATH);
+	sys_close(fd);
+	if (rc < 0)
+		return NULL;
+	if (st.st_dev == fs->root->dev && st.st_ino == fs->root->ino)
+		return fs->root;
+	return fs_node_find_ref(fs, &st);
+}
+
+/* ---- bringing an object in step ---------------------------------------------------------- */
+
+static void stat_bump(struct fs *fs, enum stats_counter c) { stats_add(fs->cfg.stats, c, 1); }
+
+/* FS_IO_CACHE: passthrough readers read the cache copy, which cannot be swapped under their
+ * open files: copy the origin's bytes into it where they differ (the origin says nothing of
+ * which bytes changed), then size it like the origin. io->lock and io->write_lock held. */
+static void copy_resync(struct fs *fs, struct fs_node *n, int origin, const struct stat *st)
+{
+	struct cache_object *obj = n->io->obj;
+	int data = cache_object_data_fd(obj);
+	char *a = malloc(WATCH_RESYNC_BUFFER), *b = malloc(WATCH_RESYNC_BUFFER);
+	uint64_t copied = 0;
+	off_t off = 0;
+
+	if (!a || !b) {
+		fs_cache_error(fs, "resync", -ENOMEM);
+		goto out;
+	}
+	while (off < st->st_size) {
+		ssize_t r = sys_pread(origin, a, WATCH_RESYNC_BUFFER, off), c, w;
+		if (r <= 0)
+			break;  /* shorter than it said: the truncate below, or the next event, ends it */
+		c = sys_pread(data, b, (size_t)r, off);
+		if (c != r || memcmp(a, b, (size_t)r)) {
+			w = sys_pwrite(data, a, (size_t)r, off);
+			if (w != r) {
+				fs_cache_error(fs, "resync write", w < 0 ? (int)w : -EIO);
+				break;
+			}
+			/* The object learns the bytes too (its chunks stay present and equal). */
+			if (cache_object_write(obj, a, (size_t)r, off) < 0)
+				fs_cache_error(fs, "resync", -EIO);
+			copied += (uint64_t)r;
+		}
+		off += r;
+	}
+	{
+		struct stat cst;
+		if (sys_fstatat(data, "", &cst, AT_EMPTY_PATH) == 0 && cst.st_size > st->st_size) {
+			int rc = cache_object_truncate(obj, st->st_size);
+			if (rc < 0)
+				fs_cache_error(fs, "resync truncate", rc);
+			rc = sys_ftruncate(data, st->st_size);
+			if (rc < 0)
+				fs_cache_error(fs, "resync truncate", rc);
+		}
+	}
+	cache_object_account(obj);
+	log_debug("inode %llu changed behind the cache: %llu bytes copied into its cache copy",
+	          (unsigned long long)n->ino, (unsigned long long)copied);
+out:
+	free(a);
+	free(b);
+}
+
+/* The origin file of n may have changed behind the cache: if its fingerprint moved, bring the
+ * open object in step. Takes io->lock and io->write_lock (the order of fs_int.h). */
+static void object_revalidate(struct fs *fs, struct fs_node *n)
+{
+	struct fs_node_io *io = fs_node_io_hold_existing(fs, n);
+	struct cache_fingerprint fp, known;
+	struct cache_object_info info;
+	struct stat st;
+	int fd;
+
+	if (!io)
+		return;  /* no open file, no pinned object: the next open checks the fingerprint */
+	pthread_mutex_lock(&io->lock);
+	if (!io->obj)
+		goto unlock;
+	if (io->mode == FS_IO_ORIGIN) {
+		/* Its readers read the origin itself. Its object is dropped at the last release,
+		 * as after writes through the mount: a fill behind may have raced with the change. */
+		io->origin_writers = true;
+		goto unlock;
+	}
+	fd = fs_node_fd(fs, n);
+	if (fd < 0)
+		goto unlock;
+	pthread_mutex_lock(&io->write_lock);
+	if (sys_fstatat(fd, "", &st, AT_EMPTY_PATH) == 0) {
+		cache_fingerprint_from_stat(&st, &fp);
+		cache_object_info(io->obj, &info);
+		known = io->mode == FS_IO_CACHE ? io->mirror_fp : info.fingerprint;
+		if (!cache_fingerprint_equal(&fp, &known)) {
+			if (io->mode == FS_IO_CACHE) {
+				char path[FS_PROC_PATH_MAX];
+				int origin;
+				fs_proc_path(fd, path);
+				origin = fs_open_retry(fs, AT_FDCWD, path, O_RDONLY | O_NOATIME | O_CLOEXEC, 0);
+				if (origin < 0)
+					origin = fs_open_retry(fs, AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
+				if (origin >= 0) {
+					copy_resync(fs, n, origin, &st);
+					sys_close(origin);
+				}
+				io->mirror_fp = fp;
+			} else {
+				/* User space: drop every chunk; the generation bump drops the fills
+				 * and read-ahead pieces read before. */
+				int rc = cache_object_invalidate(io->obj, 0, 0);
+				if (rc < 0)
+					fs_cache_error(fs, "invalidate", rc);
+			}
+			if (cache_object_set_fingerprint(io->obj, &fp) < 0)
+				fs_cache_error(fs, "record write", -EIO);
+			if (info.present_chunks)
+				stat_bump(fs, STATS_INVALIDATIONS);
+		}
+	}
+	pthread_mutex_unlock(&io->write_lock);
+	fs_node_fd_put(fs, n, fd);
+unlock:
+	pthread_mutex_unlock(&io->lock);
+	fs_node_io_release(fs, n);
+}
+
+void fs_watch_revalidate(struct fs *fs, struct fs_node *n)
+{
+	if (n->type == S_IFREG && !atomic_load(&fs->watch.active))
+		object_revalidate(fs, n);
+}
+
+static void inval_inode(struct fs *fs, struct fs_node *n)
+{
+	/* Pages too for a regular file (a user-space open's page cache; passthrough has none). */
+	int64_t off = n->type == S_IFREG ? 0 : -1;
+	if (fuse_session_notify_inval_inode(fs->session, n->nodeid, off, 0) == 0)
+		stat_bump(fs, STATS_KERNEL_INVALIDATIONS);
+}
+
+/* An inode the kernel holds changed (data or attributes): object first, then the kernel. */
+static void node_changed(struct fs *fs, struct fs_node *n)
+{
+	stat_bump(fs, STATS_CHANGES_BEHIND);
+	if (n->type == S_IFREG)
+		object_revalidate(fs, n);
+	inval_inode(fs, n);
+}
+
+/* Events were lost: everything the kernel holds is revalidated. */
+static void overflow(struct fs *fs)
+{
+	struct fs_node **all = NULL;
+	size_t count_all = fs_node_refs_all(fs, &all);
+
+	log_warn("change events were lost (fanotify queue overflow): revalidating %zu inodes",
+	         count_all + 1);
+	stat_bump(fs, STATS_WATCH_OVERFLOWS);
+	for (size_t i = 0; i < count_all; i++) {
+		node_changed(fs, all[i]);
+		fs_node_forget(fs, all[i]->nodeid, 1);
+	}
+	free(all);
+	inval_inode(fs, fs->root);
+	/* Names: every cached one expires (Linux 6.16); before, they live out --entry-timeout. */
+	if (fuse_session_notify_inc_epoch(fs->session) == 0)
+		stat_bump(fs, STATS_KERNEL_INVALIDATIONS);
+}
+
+/* ---- events ------------------------------------------------------------------------------- */
+
+struct batch {
+	struct fs_node *node[WATCH_BATCH];  /* each with a reference */
+	unsigned count;
+	bool overflow;
+};
+
+static void batch_add(struct fs *fs, struct batch *b, struct fs_node *n)
+{
+	for (unsigned i = 0; i < b->count; i++)
+		if (b->node[i] == n) {
+			fs_node_forget(fs, n->nodeid, 1);  /* the batch holds one already */
+			return;
+		}
+	if (b->count == WATCH_BATCH) {
+		node_changed(fs, n);
+		fs_node_forget(fs, n->nodeid, 1);
+		return;
+	}
+	b->node[b->count++] = n;
+}
+
+static void batch_run(struct fs *fs, struct batch *b)
+{
+	if (b->overflow) {
+		overflow(fs);
+		b->overflow = false;
+	} else {
+		for (unsigned i = 0; i < b->count; i++)
+			node_changed(fs, b->node[i]);
+	}
+	for (unsigned i = 0; i < b->count; i++)
+		fs_node_forget(fs, b->node[i]->nodeid, 1);
+	b->count = 0;
+}
+
+/* One event of another process. */
+static void event_take(struct fs *fs, struct batch *b, const struct fanotify_event_metadata *m,
+                       const char *event)
+{
+	const char *p = event + m->metadata_len, *end = event + m->event_len;
+
+	while (p + sizeof(struct fanotify_event_info_header) <= end) {
+		const struct fanotify_event_info_fid *fid = (const void *)p;
+		struct file_handle *h = (struct file_handle *)(void *)fid->handle;
+		const char *name = NULL;
+		struct fs_node *n;
+
+		if (fid->hdr.len < sizeof(*fid) + sizeof(*h) || p + fid->hdr.len > end)
+			return;
+		if (fid->hdr.info_type == FAN_EVENT_INFO_TYPE_DFID_NAME)
+			name = (const char *)h->f_handle + h->handle_bytes;
+		p += fid->hdr.len;
+		if (fid->hdr.info_type != FAN_EVENT_INFO_TYPE_FID &&
+		    fid->hdr.info_type != FAN_EVENT_INFO_TYPE_DFID_NAME)
+			continue;
+		if (name && !(m->mask & WATCH_DIRENT))
+			continue;  /* the parent of a changed inode: its FID record follows */
+		n = node_of_handle(fs, h);
+		if (!n)
+			continue;
+		if (name && strcmp(name, ".")) {
+			stat_bump(fs, STATS_CHANGES_BEHIND);
+			if (fuse_session_notify_inval_entry(fs->session, n->nodeid, name, 0) == 0)
+				stat_bump(fs, STATS_KERNEL_INVALIDATIONS);
+		}
+		if (n == fs->root)
+			inval_inode(fs, n);
+		else
+			batch_add(fs, b, n);
+	}
+}
+
+static void events_read(struct fs *fs, char *buf)
+{
+	struct batch b = { .count = 0 };
+	pid_t self = getpid();
+
+	for (;;) {
+		ssize_t len = read(fs->watch.fan_fd, buf, WATCH_BUFFER), off = 0;
+		if (len <= 0)
+			break;  /* EAGAIN: all read */
+		/* Records with names are 4-byte aligned only: each event's metadata is copied. */
+		while (len - off >= (ssize_t)FAN_EVENT_METADATA_LEN) {
+			struct fanotify_event_metadata m;
+			memcpy(&m, buf + off, sizeof(m));
+			if (m.event_len < FAN_EVENT_METADATA_LEN || m.event_len > len - off)
+				break;
+			if (m.vers != FANOTIFY_METADATA_VERSION)
+				;
+			else if (m.mask & FAN_Q_OVERFLOW)
+				b.overflow = true;
+			else if (m.pid != self)
+				event_take(fs, &b, &m, buf + off);
+			off += m.event_len;
+		}
+		if (b.count == WATCH_BATCH)
+			batch_run(fs, &b);
+	}
+	batch_run(fs, &b);
+}
+
+static void *watch_thread(void *arg)
+{
+	struct fs *fs = arg;
+	char *buf = malloc(WATCH_BUFFER);
+
+	if (!buf)
+		return NULL;
+	for (;;) {
+		struct pollfd p[2] = { { .fd = fs->watch.fan_fd, .events = POLLIN },
+		                       { .fd = fs->watch.stop_pipe[0], .events = POLLIN } };
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (p[1].revents)
+			break;
+		if (p[0].revents) {
+			struct timespec ts = { 0, WATCH_COALESCE_NS };
+			nanosleep(&ts, NULL);
+			events_read(fs, buf);
+		}
+	}
+	free(buf);
+	return NULL;
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------------ */
+
+static int watch_off(struct fs *fs, int rc, const char *what)
+{
+	snprintf(fs->watch.why, sizeof(fs->watch.why), "%s (%s): changes behind the cache are seen "
+	         "at the attribute timeout", what, strerror(-rc));
+	log_warn("not watching the original for changes: %s", fs->watch.why);
+	if (fs->watch.fan_fd >= 0)
+		sys_close(fs->watch.fan_fd);
+	fs->watch.fan_fd = -1;
+	return 0;
+}
+
+int fs_watch_start(struct fs *fs)
+{
+	struct fs_watch *w = &fs->watch;
+	int rc;
+
+	w->fan_fd = -1;
+	w->stop_pipe[0] = w->stop_pipe[1] = -1;
+	w->set_up = true;
+	if (!fs->handles)
+		return watch_off(fs, -EOPNOTSUPP, "the original's inodes have no file handles");
+	rc = sys_fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_REPORT_FID |
+	                       FAN_REPORT_DFID_NAME, O_RDONLY | O_CLOEXEC | O_LARGEFILE);
+	if (rc < 0)
+		return watch_off(fs, rc, "fanotify unavailable");
+	w->fan_fd = rc;
+	/* The mount fd (a directory opened O_RDONLY): fanotify_mark refuses O_PATH fds. */
+	rc = sys_fanotify_mark(w->fan_fd, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, WATCH_MASK,
+	                       fs->mounts[0].fd, NULL);
+	if (rc < 0)
+		return watch_off(fs, rc, "the original's file system cannot be marked");
+	if (pipe2(w->stop_pipe, O_CLOEXEC) < 0)
+		return watch_off(fs, -errno, "no pipe");
+	{
+		/* The root has no handle of its own: events in the origin's top directory name it. */
+		_Alignas(struct file_handle) unsigned char hb[sizeof(struct file_handle) + MAX_HANDLE_SZ];
+		struct file_handle *h = (struct file_handle *)(void *)hb;
+		_Atomic uint8_t *filter = calloc(1u << FS_WATCH_FILTER_BITS, 1);
+		int mount_id;
+		if (!filter)
+			return watch_off(fs, -ENOMEM, "no memory for the watch filter");
+		h->handle_bytes = MAX_HANDLE_SZ;
+		rc = sys_name_to_handle_at(fs->cfg.origin_fd, "", h, &mount_id, AT_EMPTY_PATH);
+		/* Published under table_lock, with the nodes added before it existed (lookups
+		 * between the mount and now). */
+		pthread_mutex_lock(&fs->table_lock);
+		w->filter = filter;
+		if (rc == 0)
+			filter_add(fs, h->handle_type, h->f_handle, h->handle_bytes, 1);
+		for (size_t i = 0; i < fs->table.bucket_count; i++)
+			for (struct fs_node *n = fs->table.by_id[i]; n; n = n->next_by_id)
+				fs_watch_node_added(fs, n);
+		pthread_mutex_unlock(&fs->table_lock);
+	}
+	rc = pthread_create(&w->thread, NULL, watch_thread, fs);
+	if (rc) {
+		sys_close(w->stop_pipe[0]);
+		sys_close(w->stop_pipe[1]);
+		w->stop_pipe[0] = w->stop_pipe[1] = -1;
+		return watch_off(fs, -rc, "no watcher thread");
+	}
+	w->started = true;
+	atomic_store(&w->active, true);
+	log_info("watching the original's file system for changes behind the cache (fanotify)");
+	return 0;
+}
+
+void fs_watch_stop(struct fs *fs)
+{
+	struct fs_watch *w = &fs->watch;
+	if (!w->set_up)
+		return;  /* never started: its fds are not ours to close */
+	if (w->started) {
+		char c = 1;
+		if (write(w->stop_pipe[1], &c, 1) < 0)
+			log_warn("cannot wake the change watcher: %s", strerror(errno));
+		pthread_join(w->thread, NULL);
+		w->started = false;
+		atomic_store(&w->active, false);
+		snprintf(w->why, sizeof(w->why), "stopped");
+	}
+	if (w->stop_pipe[0] >= 0) {
+		sys_close(w->stop_pipe[0]);
+		sys_close(w->stop_pipe[1]);
+		w->stop_pipe[0] = w->stop_pipe[1] = -1;
+	}
+	if (w->fan_fd >= 0)
+		sys_close(w->fan_fd);
+	w->fan_fd = -1;
+}
+
+void fs_watch_release(struct fs *fs)
+{
+	fs_watch_stop(fs);
+	free(fs->watch.filter);
+	fs->watch.filter = NULL;
+}
+
+bool fs_watch_active(struct fs *fs, char *why, size_t why_size)
+{
+	bool on = atomic_load(&fs->watch.active);
+	if (!on && why)
+		snprintf(why, why_size, "%s", fs->watch.why);
+	return on;
+}
