@@ -17,7 +17,8 @@ static const char *const sys_op_names[SYS_OP_COUNT] = {
 	"fallocate", "lseek", "copy_file_range", "mkdirat", "mknodat", "symlinkat", "readlinkat",
 	"unlinkat", "renameat2", "linkat", "fchownat", "chmod", "utimensat", "getxattr", "setxattr",
 	"listxattr", "removexattr", "fstatvfs", "getdents", "syncfs", "backing_open", "fdatasync",
-	"flock", "io_uring_setup", "io_uring_enter", "cachestat",
+	"flock", "io_uring_setup", "io_uring_enter", "cachestat", "name_to_handle_at",
+	"open_by_handle_at",
 };
 
 struct sys_fault {
@@ -138,6 +139,8 @@ int sys_fsync(int fd, int datasync) { FAULT_OR(SYS_OP_FSYNC); RET(datasync ? fda
 int sys_fdatasync(int fd) { FAULT_OR(SYS_OP_FDATASYNC); RET(fdatasync(fd)); }
 int sys_fallocate(int fd, int mode, off_t off, off_t len) { FAULT_OR(SYS_OP_FALLOCATE); RET(fallocate(fd, mode, off, len)); }
 off_t sys_lseek(int fd, off_t off, int whence) { FAULT_OR(SYS_OP_LSEEK); RET(lseek(fd, off, whence)); }
+int sys_name_to_handle_at(int dirfd, const char *path, struct file_handle *fh, int *mount_id, int flags) { FAULT_OR(SYS_OP_NAME_TO_HANDLE_AT); RET(name_to_handle_at(dirfd, path, fh, mount_id, flags)); }
+int sys_open_by_handle_at(int mount_fd, struct file_handle *fh, int flags) { FAULT_OR(SYS_OP_OPEN_BY_HANDLE_AT); RET(open_by_handle_at(mount_fd, fh, flags)); }
 ssize_t sys_copy_file_range(int fd_in, off_t *off_in, int fd_out, off_t *off_out, size_t len, unsigned flags)
 {
 	FAULT_OR(SYS_OP_COPY_FILE_RANGE);

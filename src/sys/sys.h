@@ -22,7 +22,8 @@ enum sys_op {
 	SYS_OP_RENAMEAT2, SYS_OP_LINKAT, SYS_OP_FCHOWNAT, SYS_OP_CHMOD, SYS_OP_UTIMENSAT,
 	SYS_OP_GETXATTR, SYS_OP_SETXATTR, SYS_OP_LISTXATTR, SYS_OP_REMOVEXATTR, SYS_OP_FSTATVFS,
 	SYS_OP_GETDENTS, SYS_OP_SYNCFS, SYS_OP_BACKING_OPEN, SYS_OP_FDATASYNC, SYS_OP_FLOCK,
-	SYS_OP_IO_URING_SETUP, SYS_OP_IO_URING_ENTER, SYS_OP_CACHESTAT,
+	SYS_OP_IO_URING_SETUP, SYS_OP_IO_URING_ENTER, SYS_OP_CACHESTAT, SYS_OP_NAME_TO_HANDLE_AT,
+	SYS_OP_OPEN_BY_HANDLE_AT,
 	SYS_OP_COUNT
 };
 
@@ -49,6 +50,10 @@ int sys_fdatasync(int fd);
 int sys_cachestat(int fd, uint64_t off, uint64_t len, uint64_t *cached);
 int sys_fallocate(int fd, int mode, off_t off, off_t len);
 off_t sys_lseek(int fd, off_t off, int whence);
+/* fh->handle_bytes in: the room after the header; out: the handle's length. */
+int sys_name_to_handle_at(int dirfd, const char *path, struct file_handle *fh, int *mount_id,
+                          int flags);
+int sys_open_by_handle_at(int mount_fd, struct file_handle *fh, int flags);
 ssize_t sys_copy_file_range(int fd_in, off_t *off_in, int fd_out, off_t *off_out, size_t len,
                             unsigned flags);
 int sys_mkdirat(int dirfd, const char *name, mode_t mode);
