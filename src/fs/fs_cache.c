@@ -105,6 +105,49 @@ bool fs_cache_bypassed(struct fs *fs, char *why, size_t why_size)
 	return on;
 }
 
+/* ---- deleted files (cache_object_discard) and the scrub's handles ---------------------- */
+
+bool fs_cache_last_name(struct fs *fs, int dirfd, const char *name, struct cache_key *key)
+{
+	struct stat st;
+
+	if (!fs->store || sys_fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    !S_ISREG(st.st_mode) || st.st_nlink != 1)
+		return false;
+	*key = cache_key_from_stat(&st);
+	return true;
+}
+
+void fs_cache_file_deleted(struct fs *fs, struct cache_key key)
+{
+	int rc = cache_object_discard(fs->store, key);
+	if (rc >= 0)
+		stats_add(fs->cfg.stats, STATS_DELETED_OBJECTS, 1);
+	else if (rc != -ENOENT)
+		fs_cache_error(fs, "discard of a deleted file's copy", rc);
+}
+
+/* The origin file's handle goes into its object's record, so that the scrub can find the file
+ * after a restart without a path (cache_store.h). Where the file system has no handles, the
+ * scrub keeps the object. */
+static void object_note_handle(struct fs_node *n)
+{
+	union {
+		struct file_handle fh;
+		char room[sizeof(struct file_handle) + CACHE_HANDLE_MAX];
+	} h;
+	struct cache_origin_handle handle = { 0 };
+	int mount_id;
+
+	h.fh.handle_bytes = CACHE_HANDLE_MAX;
+	if (sys_name_to_handle_at(n->fd, "", &h.fh, &mount_id, AT_EMPTY_PATH) < 0)
+		return;
+	handle.type = h.fh.handle_type;
+	handle.bytes = h.fh.handle_bytes;
+	memcpy(handle.data, h.fh.f_handle, handle.bytes);
+	cache_object_set_origin_handle(n->obj, &handle);
+}
+
 /* Register fd as the inode's backing file; false if the kernel refused (then user space). */
 static bool backing_register(struct fs *fs, struct fs_node *n, int fd)
 {
@@ -233,6 +276,8 @@ static void mode_choose(struct fs *fs, struct fs_node *n, const struct stat *st,
 		}
 		if (n->obj && n->pinned)
 			cache_store_pin(store, cache_key_from_stat(st), true);
+		if (n->obj && !cache_object_has_origin_handle(n->obj))
+			object_note_handle(n);
 	}
 	if (!pt)
 		return;

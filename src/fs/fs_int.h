@@ -277,6 +277,13 @@ void fs_cache_before_origin_change(struct fs *fs, struct fs_node *n);
  * otherwise would look changed behind our back. Takes the node's locks. */
 void fs_cache_metadata_changed(struct fs *fs, struct fs_node *n);
 
+/* Deleted files return their space. Before a name goes (unlink, rename over it): true, with
+ * the file's key, if it is the last name of a regular file (and there is a cache); once the
+ * name went, fs_cache_file_deleted() discards its cache object — at once, or at its last close
+ * if the file is open (cache_object_discard). A hard link made in between only costs a miss. */
+bool fs_cache_last_name(struct fs *fs, int dirfd, const char *name, struct cache_key *key);
+void fs_cache_file_deleted(struct fs *fs, struct cache_key key);
+
 /* The cache store to use for a new open: NULL without a cache or while in bypass. */
 struct cache_store *fs_cache_store(struct fs *fs);
 /* A cache-device error (never passed to the application): counted, logged, and after

@@ -494,9 +494,15 @@ static void op_unlink(struct fuse_req *r, uint64_t parent, const char *name)
 	struct fs_node *p, *victim;
 	int rc;
 
+	struct cache_key gone;
+	bool last;
+
 	GET_NODE(fs, r, p, parent);
 	victim = node_of_name(fs, p->fd, name);
+	last = fs_cache_last_name(fs, p->fd, name, &gone);
 	rc = sys_unlinkat(p->fd, name, 0);
+	if (rc == 0 && last)
+		fs_cache_file_deleted(fs, gone);
 	if (rc == 0 && victim) {
 		atomic_store(&victim->unlinked_by_us, true);
 		fs_cache_metadata_changed(fs, victim);
@@ -520,13 +526,18 @@ static void op_rename(struct fuse_req *r, uint64_t parent, const char *name, uin
 	struct fs *fs = FS_OF(r);
 	struct fs_node *p, *np;
 	struct fs_node *moved, *replaced;
+	struct cache_key gone;
+	bool last;
 	int rc;
 
 	GET_NODE(fs, r, p, parent);
 	GET_NODE(fs, r, np, newparent);
 	moved = node_of_name(fs, p->fd, name);
 	replaced = node_of_name(fs, np->fd, newname);
+	last = !(flags & RENAME_EXCHANGE) && fs_cache_last_name(fs, np->fd, newname, &gone);
 	rc = sys_renameat2(p->fd, name, np->fd, newname, flags);
+	if (rc == 0 && last)
+		fs_cache_file_deleted(fs, gone);
 	if (rc == 0) {
 		if (replaced && !(flags & RENAME_EXCHANGE))
 			atomic_store(&replaced->unlinked_by_us, true);

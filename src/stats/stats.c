@@ -33,6 +33,8 @@ static const char *const counter_names[STATS_COUNTER_COUNT] = {
 	[STATS_BYPASS_ENTRIES] = "bypass_entries",
 	[STATS_EXCLUDED_OPENS] = "excluded_opens",
 	[STATS_READAHEAD_BYTES] = "readahead_bytes",
+	[STATS_DELETED_OBJECTS] = "deleted_objects",
+	[STATS_SCRUB_RECLAIMED] = "scrub_reclaimed",
 };
 
 static const char *const latency_names[STATS_LAT_COUNT] = {

@@ -39,6 +39,10 @@ enum stats_counter {
 	STATS_BYPASS_ENTRIES,            /* times the whole cache went into bypass */
 	STATS_EXCLUDED_OPENS,            /* opens of files excluded from caching (--exclude) */
 	STATS_READAHEAD_BYTES,           /* bytes stored by read-ahead ahead of a sequential reader */
+	STATS_DELETED_OBJECTS,           /* cache objects dropped because their file was deleted
+	                                  * through the mount (at its last close if it was open) */
+	STATS_SCRUB_RECLAIMED,           /* cache objects the scrub removed (origin gone or changed,
+	                                  * or holding nothing); the daemon copies the store's count */
 	STATS_COUNTER_COUNT
 };
 
