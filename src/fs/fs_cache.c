@@ -671,6 +671,7 @@ static void read_miss_fill(struct fuse_req *r, struct fs *fs, struct fs_file *f,
 	struct cache_object_info info;
 	uint64_t chunk = cache_store_chunk_size(fs->store), start, len, t0 = clock_now_ns();
 	uint64_t gen = cache_object_generation(obj);
+	struct fs_fill_ranges ranges;
 	char *buf = NULL, *own = NULL;
 	ssize_t n, filled;
 
@@ -697,6 +698,10 @@ static void read_miss_fill(struct fuse_req *r, struct fs *fs, struct fs_file *f,
 		fs_object_unpin(fs, node);
 		return;
 	}
+	/* Where the origin has holes, for the fill: they stay holes in the copy. Asked before the
+	 * answer (f and its fds may be gone after it); a write into a hole since the read moved
+	 * the generation, and the fill is dropped. */
+	fs_fill_data_ranges(file_direct_fd(f), start, (uint64_t)n, &ranges);
 	{
 		uint64_t skip = in->offset - start;
 		size_t give = (uint64_t)n > skip ? (size_t)((uint64_t)n - skip) : 0;
@@ -707,7 +712,8 @@ static void read_miss_fill(struct fuse_req *r, struct fs *fs, struct fs_file *f,
 	}
 	/* After the answer: the application does not wait for the cache. The scratch stays this
 	 * thread's until its next request. */
-	filled = cache_object_fill(obj, gen, buf, (size_t)n, (off_t)start);
+	filled = cache_object_fill_sparse(obj, gen, buf, (size_t)n, (off_t)start, ranges.ext,
+	                                  ranges.count);
 	fs_fill_count(fs, "fill", filled, (size_t)n);
 	free(own);
 	cache_object_info(obj, &info);

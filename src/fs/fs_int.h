@@ -306,6 +306,18 @@ int fs_origin_read_open(const struct fs_node *n, enum fs_origin_read how);
 #define FS_DIRECT_ALIGN 4096u
 #define FS_FILL_BUFFER_CHUNKS 4   /* chunks read from the origin per fill (a read-ahead piece) */
 
+/* The data ranges of [off, off + len) of an origin file (SEEK_DATA/SEEK_HOLE), for
+ * cache_object_fill_sparse(): past FS_FILL_RANGES_MAX ranges, or where the file system cannot
+ * tell, the rest counts as data (fs_fill.c). fs_fill_ranges_clip() cuts them at end
+ * (a read that came back short). */
+#define FS_FILL_RANGES_MAX 32
+struct fs_fill_ranges {
+	struct cache_extent ext[FS_FILL_RANGES_MAX];
+	size_t count;
+};
+void fs_fill_data_ranges(int fd, uint64_t off, uint64_t len, struct fs_fill_ranges *r);
+void fs_fill_ranges_clip(struct fs_fill_ranges *r, uint64_t end);
+
 /* Count the outcome of cache_object_fill() of `read` origin bytes: stored chunks, a fill
  * dropped by a racing write (-ESTALE), refused at capacity (-EDQUOT), or a device error. */
 void fs_fill_count(struct fs *fs, const char *what, ssize_t filled, size_t read);
