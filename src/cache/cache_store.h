@@ -8,7 +8,8 @@
  *   CACHEDIR/cachemax-v1/superblock                 magic, version, origin root (st_dev, st_ino)
  *   CACHEDIR/cachemax-v1/capacity                   the capacity saved by the last open that set it
  *   CACHEDIR/cachemax-v1/objects/HH/DEV-INO.data    sparse copy: byte i == origin byte i
- *   CACHEDIR/cachemax-v1/objects/HH/DEV-INO.meta    record: key, fingerprint, chunk map, CRC
+ *   CACHEDIR/cachemax-v1/objects/HH/DEV-INO.meta    record: key, fingerprint, chunk map, the
+ *                                                   origin file's handle (version 2), CRC
  * HH is a hash byte of the key (256 shards); DEV and INO are 16 hex digits.
  *
  * Guarantees
@@ -23,7 +24,11 @@
  *   fingerprint.
  * - Start-up does not read the objects: cache_store_open() reads only the superblock; a record
  *   is read when its object is opened. Usage is computed by one scan of the data files on the
- *   first cache_store_usage() call and kept up to date in memory afterwards.
+ *   first cache_store_usage() call and kept up to date in memory afterwards. Objects left by
+ *   files that vanished or changed meanwhile are found afterwards by the scrub (below).
+ * - Space: an object holding no chunk is not kept past its last release; a deleted file's
+ *   object is removed by cache_object_discard() (at its last release if open); holes of the
+ *   origin stay holes in the data file (cache_object_fill_sparse).
  * - Capacity (when one is set): usage is kept under the capacity by an eviction thread owned by
  *   the store. When usage passes the high watermark it evicts the objects the policy
  *   (cache_policy.h: S3-FIFO by default, or LRU) names, exactly as cache_object_remove() does,
