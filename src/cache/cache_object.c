@@ -90,17 +90,23 @@ static bool last_reference(struct cache_object *obj)
 
 int cache_object_release(struct cache_object *obj)
 {
+	bool drop;
 	int rc;
 
 	pthread_mutex_lock(&obj->lock);
 	cache_store_usage_enter(obj->store);
-	rc = release_locked(obj);
 	/* An object without a chunk is only an empty file: an open re-creates it at once, while
 	 * keeping it would leave one file per file ever opened (written through to the origin,
-	 * deleted) in the cache. A discarded one belongs to a deleted file. */
-	if (obj->loaded && !obj->removed && (obj->discarded || obj->present_count == 0) &&
-	    last_reference(obj))
-		cache_disk_unlink(obj);   /* a failure leaves it failed: the next open resets it */
+	 * deleted) in the cache. A discarded one belongs to a deleted file: nothing to persist. */
+	drop = cache_object_servable(obj) && (obj->discarded || obj->present_count == 0) &&
+	       last_reference(obj);   /* a failed one: its next open resets it (or fails) */
+	if (drop) {
+		rc = cache_disk_unlink(obj);   /* a failure leaves it failed: the next open resets it */
+		if (rc == -ENOENT)
+			rc = 0;   /* its files were removed by hand: gone all the same */
+	} else {
+		rc = release_locked(obj);
+	}
 	cache_store_usage_leave(obj->store);
 	pthread_mutex_unlock(&obj->lock);
 	cache_store_object_put(obj);

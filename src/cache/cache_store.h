@@ -261,7 +261,8 @@ int cache_object_open(struct cache_store *store, struct cache_key key,
 /* Drops one reference; the last one persists the record (returned: 0 or the error; the object
  * is released either way) and closes the data file. The last one also removes the object if
  * it holds no chunk (an object opened by a writer passing through to the origin, or by a
- * read that stored nothing, is not kept as an empty file) or was discarded. */
+ * read that stored nothing, is not kept as an empty file) or was discarded, instead of
+ * persisting it (returned then: 0 or the error of the removal). */
 int cache_object_release(struct cache_object *obj);
 
 /* The same check as at open, for an attribute refresh: 0 if current matches, 1 if the object
