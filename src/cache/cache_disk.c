@@ -185,7 +185,7 @@ static int record_write(struct cache_object *obj)
 	struct cache_meta_record record = {
 		.key = obj->key, .fp = obj->fp, .chunk_shift = obj->store->chunk_shift,
 		.chunk_count = obj->chunk_count, .present_count = obj->present_count,
-		.bitmap = obj->map,
+		.bitmap = obj->map, .handle = obj->handle,
 	};
 	char tmp[CACHE_OBJECT_PATH_SIZE], final[CACHE_OBJECT_PATH_SIZE];
 	uint64_t size = cache_meta_record_size(obj->chunk_count);
@@ -353,6 +353,28 @@ static int object_adopt(struct cache_object *obj, const uint8_t *buf, size_t len
 		memcpy(obj->map, record.bitmap, cache_meta_bitmap_bytes(record.chunk_count));
 	obj->present_count = record.present_count;
 	obj->fp = record.fp;
+	if (record.handle.bytes)
+		obj->handle = record.handle;
+	return 0;
+}
+
+int cache_disk_record_peek(struct cache_object *obj, struct cache_meta_record *record,
+                           uint8_t **out)
+{
+	uint8_t *buf;
+	size_t len;
+	int rc = record_read(obj, &buf, &len);
+
+	if (rc < 0)
+		return rc;
+	rc = cache_meta_record_decode(buf, len, record);
+	if (rc == 0 && (record->key.dev != obj->key.dev || record->key.ino != obj->key.ino))
+		rc = -EBADMSG;
+	if (rc < 0) {
+		free(buf);
+		return rc;
+	}
+	*out = buf;
 	return 0;
 }
 
@@ -474,11 +496,51 @@ int cache_disk_unlink(struct cache_object *obj)
 	return rc == 0 || record_rc == 0 ? 0 : -ENOENT;
 }
 
-/* Writes [max(off, start of first), min(end, end of last)) from buf (which holds off..end). */
+/* [lo, hi) of the data file reads as zeros and is a hole: a fill's hole goes where no byte of
+ * a present chunk is (it is absent), but the data file may hold bytes there all the same (a
+ * punch the file system refused, an earlier claim withdrawn): punch them, or if the file system
+ * cannot, write zeros (correct, only not sparse). */
+static int make_hole(struct cache_object *obj, uint64_t lo, uint64_t hi)
+{
+	static const uint8_t zeros[CACHE_CHUNK_SIZE_MIN];
+	off_t data = sys_lseek(obj->data_fd, (off_t)lo, SEEK_DATA);
+	int rc;
+
+	if (data == -ENXIO || (data >= 0 && (uint64_t)data >= hi))
+		return 0;   /* a hole already (or past the end of the data file: reads as zeros) */
+	rc = sys_fallocate(obj->data_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)lo,
+	                   (off_t)(hi - lo));
+	if (rc != -EOPNOTSUPP)
+		return rc;
+	for (; lo < hi && rc == 0; lo += sizeof(zeros))
+		rc = pwrite_full(obj->data_fd, zeros, hi - lo < sizeof(zeros) ? hi - lo : sizeof(zeros),
+		                 (off_t)lo);
+	return rc;
+}
+
+/* Writes [max(off, start of first), min(end, end of last)) from buf (which holds off..end):
+ * the parts in data[], holes elsewhere. */
 int cache_disk_write_chunks(struct cache_object *obj, const void *buf, uint64_t off, uint64_t end,
-                            uint64_t first, uint64_t last)
+                            uint64_t first, uint64_t last, const struct cache_extent *data,
+                            size_t count)
 {
 	uint64_t lo = cache_chunk_start(obj, first) > off ? cache_chunk_start(obj, first) : off;
 	uint64_t hi = cache_chunk_end(obj, last) < end ? cache_chunk_end(obj, last) : end;
-	return pwrite_full(obj->data_fd, (const char *)buf + (lo - off), hi - lo, (off_t)lo);
+	uint64_t pos = lo;
+	int rc = 0;
+
+	for (size_t i = 0; i < count && pos < hi && rc == 0; i++) {
+		uint64_t a = data[i].off > pos ? data[i].off : pos;
+		uint64_t b = data[i].off + data[i].len < hi ? data[i].off + data[i].len : hi;
+		if (a >= b)
+			continue;
+		if (a > pos)
+			rc = make_hole(obj, pos, a);
+		if (rc == 0)
+			rc = pwrite_full(obj->data_fd, (const char *)buf + (a - off), b - a, (off_t)a);
+		pos = b;
+	}
+	if (rc == 0 && pos < hi)
+		rc = make_hole(obj, pos, hi);
+	return rc;
 }

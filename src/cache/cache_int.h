@@ -1,6 +1,7 @@
 /* cache_int: the store's private structures and the seams between its files:
  *   cache_store.c     the store: superblock, open-object table, usage
  *   cache_capacity.c  the saved capacity, admission of fills, pins, the eviction thread
+ *   cache_scrub.c     the scrub thread: objects whose origin vanished or changed are removed
  *   cache_policy.c    what to evict (pure bookkeeping, with its own header)
  *   cache_object.c    the object API: locking, sharing, chunk arithmetic of reads and writes
  *   cache_disk.c      one object's files and the crash-ordering rules (cache_disk_*)
@@ -16,6 +17,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "cache/cache_meta.h"
 #include "cache/cache_policy.h"
 #include "cache/cache_store.h"
 
@@ -70,6 +72,20 @@ struct cache_store {
 	atomic_bool evictor_stop;     /* set under evict_lock by close */
 	bool evictor_running;         /* a thread was started (open/close only) */
 	pthread_t evictor;
+
+	/* The scrub (cache_scrub.c): config and thread set by its start, stopped by close;
+	 * scrub_lock and scrub_cond for its sleeps; the counters are atomics (read any time). */
+	struct cache_scrub_config scrub_config;
+	pthread_mutex_t scrub_lock;
+	pthread_cond_t scrub_cond;
+	atomic_bool scrub_stop;
+	bool scrub_running;
+	pthread_t scrub_thread;
+	atomic_uint_fast64_t scrub_passes;
+	atomic_uint_fast64_t scrub_checked;
+	atomic_uint_fast64_t scrub_reclaimed;
+	atomic_uint_fast64_t scrub_reclaimed_bytes;
+	uint64_t origin_dev;          /* the origin root's st_dev (constant) */
 };
 
 struct cache_object {
@@ -88,6 +104,7 @@ struct cache_object {
 	pthread_mutex_t lock;
 	bool loaded;           /* data file open, map matches the record or was reset */
 	bool removed;          /* cache_object_remove(): serves and stores nothing */
+	bool discarded;        /* cache_object_discard() while open: removed at the last release */
 	bool failed;           /* a reset after a device error failed: serves and stores nothing */
 	int data_fd;
 	struct cache_fingerprint fp;
@@ -103,6 +120,7 @@ struct cache_object {
 	bool data_unsynced;    /* data written since the last fdatasync */
 	uint32_t unpersisted_chunks;   /* chunks stored since the last record write */
 	uint64_t allocated;    /* data file st_blocks * 512 as last accounted */
+	struct cache_origin_handle handle;   /* from the record or the caller; bytes 0: none */
 };
 
 /* Names: "HH/DEV-INO" for key (the caller's buffer holds CACHE_OBJECT_NAME_SIZE). */
@@ -117,6 +135,14 @@ uint32_t cache_key_hash(struct cache_key key);
 int cache_store_object_get(struct cache_store *store, struct cache_key key,
                            struct cache_object **out);
 void cache_store_object_put(struct cache_object *obj);
+/* Like cache_store_object_get(), but only if the key has no object in the table (-EBUSY
+ * otherwise): a new, unloaded object that an open arriving meanwhile waits for (obj->lock). */
+int cache_store_object_get_unused(struct cache_store *store, struct cache_key key,
+                                  struct cache_object **out);
+/* The keys of the data files in shard (0..CACHE_SHARD_COUNT-1): a new array in *keys (free
+ * it), *count of them; 0 (also for a shard that does not exist) or -errno. */
+int cache_store_shard_keys(struct cache_store *store, uint32_t shard, struct cache_key **keys,
+                           size_t *count);
 void cache_store_object_detach(struct cache_object *obj);
 
 /* Writes buf to dir_fd/tmp_name, fsyncs it, renames it over name and fsyncs the directory. */
@@ -155,6 +181,9 @@ void cache_capacity_grew(struct cache_store *store);
 void cache_capacity_object_opened(struct cache_object *obj);
 void cache_capacity_object_resized(struct cache_object *obj);
 void cache_capacity_object_removed(struct cache_object *obj);
+
+/* cache_scrub.c: stops the scrub thread if one runs (close only). */
+void cache_scrub_stop(struct cache_store *store);
 
 /* cache_object.c: closes the data file and frees an object nobody references. */
 void cache_object_free(struct cache_object *obj);
@@ -239,9 +268,17 @@ int cache_disk_resize(struct cache_object *obj, uint64_t size);
 int cache_disk_drop_chunks(struct cache_object *obj, uint64_t first, uint64_t last);
 /* Re-reads the data file's allocation and passes the change to the store (usage). */
 int cache_disk_account(struct cache_object *obj);
-/* Writes the part of buf (which holds [off, end)) that falls in chunks [first, last]. */
+/* Writes the part of buf (which holds [off, end)) that falls in chunks [first, last]: of that
+ * part, only what lies in data[0..count) (cache_object_fill_sparse), the rest is made a hole
+ * in the data file (punched if it held bytes). */
 int cache_disk_write_chunks(struct cache_object *obj, const void *buf, uint64_t off, uint64_t end,
-                            uint64_t first, uint64_t last);
+                            uint64_t first, uint64_t last, const struct cache_extent *data,
+                            size_t count);
+/* The persisted record of an object that is not loaded (the scrub): 0 with *record (pointing
+ * into *buf, to free), -ENOENT (none), -EBADMSG (not an intact record of this key), or the
+ * device's error. */
+int cache_disk_record_peek(struct cache_object *obj, struct cache_meta_record *record,
+                           uint8_t **buf);
 /* pread until size bytes or EOF: the count, or -errno. */
 ssize_t cache_disk_pread(int fd, void *buf, size_t size, off_t off);
 /* Eviction: unlinks the record, then the data (usage). 0, -ENOENT if neither existed, or the

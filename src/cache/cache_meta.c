@@ -4,11 +4,11 @@
  * All integers are little-endian. CRC32C is Castagnoli (reflected polynomial 0x82F63B78, initial
  * value and final xor 0xFFFFFFFF; "123456789" -> 0xE3069283).
  *
- * Object record, objects/HH/DEV-INO.meta, version 1:
+ * Object record, objects/HH/DEV-INO.meta, version 2 (H = header_size = 232):
  *   off  size  field
  *     0     8  magic          "CMXOBJ\r\n"
- *     8     4  version        1
- *    12     4  header_size    96 (offset of the bitmap)
+ *     8     4  version        2
+ *    12     4  header_size    232 (offset of the bitmap)
  *    16     8  key_dev        the object's key (must match the file name)
  *    24     8  key_ino
  *    32     8  fp_dev         fingerprint of the origin file the present chunks belong to
@@ -20,11 +20,17 @@
  *    76     4  flags          0 (none defined; any other value is rejected)
  *    80     8  chunk_count    ceil(fp_size / chunk size), at most CACHE_OBJECT_MAX_CHUNKS
  *    88     8  present_count  bits set in the bitmap
- *    96     B  bitmap         B = ceil(chunk_count / 8); chunk i present = bit (i % 8) of byte
+ *    96     4  handle_type    signed; the origin file's handle (name_to_handle_at), by which
+ *   100     4  handle_bytes   the background scrub finds the origin file without a path;
+ *   104   128  handle         handle_bytes 0..128 (0: none, then handle_type 0); bytes past
+ *                             handle_bytes are 0
+ *     H     B  bitmap         B = ceil(chunk_count / 8); chunk i present = bit (i % 8) of byte
  *                             i / 8; bits past chunk_count are 0
- *  96+B     4  crc32c         of bytes [0, 96 + B)
- * The file is exactly 100 + B bytes. Anything else (torn, garbled, other version) is treated
- * as no record at all. Written to DEV-INO.meta.tmp, fsynced, renamed over DEV-INO.meta.
+ *   H+B     4  crc32c         of bytes [0, H + B)
+ * The file is exactly H + B + 4 bytes. Anything else (torn, garbled, unknown version) is
+ * treated as no record at all. Written to DEV-INO.meta.tmp, fsynced, renamed over DEV-INO.meta.
+ * Version 1 records (H = 96: no handle fields, the bitmap at 96) are still read, as records
+ * without a handle; they are rewritten as version 2 at their next persist.
  *
  * Superblock, cachemax-v1/superblock, version 1 (36 bytes):
  *     0     8  magic          "CMXSTOR\n"
@@ -43,7 +49,9 @@
  *    24     4  crc32c         of bytes [0, 24)
  *
  * Changelog: version 1 — first format (the capacity file came later, as its own version 1;
- * stores without it are read as "no capacity saved").
+ * stores without it are read as "no capacity saved"). Object record version 2 — the origin
+ * file's handle, for the scrub that reclaims objects whose original vanished or changed while
+ * the daemon was down (issue #12); version 1 records are read as handle-less.
  */
 #include "cache/cache_meta.h"
 
@@ -63,6 +71,7 @@ enum record_offset {
 	REC_MAGIC = 0, REC_VERSION = 8, REC_HEADER_SIZE = 12, REC_KEY_DEV = 16, REC_KEY_INO = 24,
 	REC_FP_DEV = 32, REC_FP_INO = 40, REC_FP_SIZE = 48, REC_FP_MTIME = 56, REC_FP_CTIME = 64,
 	REC_CHUNK_SHIFT = 72, REC_FLAGS = 76, REC_CHUNK_COUNT = 80, REC_PRESENT_COUNT = 88,
+	REC_HANDLE_TYPE = 96, REC_HANDLE_BYTES = 100, REC_HANDLE = 104,
 };
 enum superblock_offset {
 	SB_MAGIC = 0, SB_VERSION = 8, SB_FLAGS = 12, SB_ORIGIN_DEV = 16, SB_ORIGIN_INO = 24,
@@ -139,6 +148,13 @@ uint64_t cache_meta_record_size(uint64_t chunk_count)
 	return CACHE_META_HEADER_SIZE + cache_meta_bitmap_bytes(chunk_count) + CACHE_META_CRC_SIZE;
 }
 
+/* The header size of a record version (0: not a version we read). */
+static uint32_t header_size_of(uint32_t version)
+{
+	return version == CACHE_META_RECORD_VERSION ? CACHE_META_HEADER_SIZE
+	       : version == CACHE_META_RECORD_VERSION_1 ? CACHE_META_HEADER_SIZE_V1 : 0;
+}
+
 void cache_meta_record_encode(const struct cache_meta_record *r, uint8_t *buf)
 {
 	uint64_t bitmap_bytes = cache_meta_bitmap_bytes(r->chunk_count);
@@ -158,6 +174,10 @@ void cache_meta_record_encode(const struct cache_meta_record *r, uint8_t *buf)
 	put_le32(buf + REC_FLAGS, 0);
 	put_le64(buf + REC_CHUNK_COUNT, r->chunk_count);
 	put_le64(buf + REC_PRESENT_COUNT, r->present_count);
+	put_le32(buf + REC_HANDLE_TYPE, r->handle.bytes ? (uint32_t)r->handle.type : 0);
+	put_le32(buf + REC_HANDLE_BYTES, r->handle.bytes);
+	if (r->handle.bytes)
+		memcpy(buf + REC_HANDLE, r->handle.data, r->handle.bytes);
 	if (bitmap_bytes)
 		memcpy(buf + CACHE_META_HEADER_SIZE, r->bitmap, bitmap_bytes);
 	put_le32(buf + CACHE_META_HEADER_SIZE + bitmap_bytes,
@@ -176,22 +196,23 @@ int cache_meta_record_decode(const uint8_t *buf, size_t len, struct cache_meta_r
 {
 	struct cache_meta_record r;
 	uint64_t bitmap_bytes;
+	uint32_t header;
 
-	if (len < CACHE_META_HEADER_SIZE + CACHE_META_CRC_SIZE)
+	if (len < CACHE_META_HEADER_SIZE_V1 + CACHE_META_CRC_SIZE ||
+	    memcmp(buf + REC_MAGIC, record_magic, sizeof(record_magic)))
 		return -EBADMSG;
-	if (memcmp(buf + REC_MAGIC, record_magic, sizeof(record_magic)) ||
-	    get_le32(buf + REC_VERSION) != CACHE_META_RECORD_VERSION ||
-	    get_le32(buf + REC_HEADER_SIZE) != CACHE_META_HEADER_SIZE ||
-	    get_le32(buf + REC_FLAGS) != 0)
+	header = header_size_of(get_le32(buf + REC_VERSION));
+	if (!header || get_le32(buf + REC_HEADER_SIZE) != header || get_le32(buf + REC_FLAGS) != 0 ||
+	    len < header + CACHE_META_CRC_SIZE)
 		return -EBADMSG;
 	r.chunk_shift = get_le32(buf + REC_CHUNK_SHIFT);
 	r.chunk_count = get_le64(buf + REC_CHUNK_COUNT);
 	if (r.chunk_shift < CACHE_META_CHUNK_SHIFT_MIN || r.chunk_shift > CACHE_META_CHUNK_SHIFT_MAX ||
-	    r.chunk_count > CACHE_OBJECT_MAX_CHUNKS || cache_meta_record_size(r.chunk_count) != len)
+	    r.chunk_count > CACHE_OBJECT_MAX_CHUNKS ||
+	    header + cache_meta_bitmap_bytes(r.chunk_count) + CACHE_META_CRC_SIZE != len)
 		return -EBADMSG;
 	bitmap_bytes = cache_meta_bitmap_bytes(r.chunk_count);
-	if (get_le32(buf + CACHE_META_HEADER_SIZE + bitmap_bytes) !=
-	    cache_crc32c(0, buf, CACHE_META_HEADER_SIZE + bitmap_bytes))
+	if (get_le32(buf + header + bitmap_bytes) != cache_crc32c(0, buf, header + bitmap_bytes))
 		return -EBADMSG;
 
 	r.key.dev = get_le64(buf + REC_KEY_DEV);
@@ -202,7 +223,18 @@ int cache_meta_record_decode(const uint8_t *buf, size_t len, struct cache_meta_r
 	r.fp.mtime_ns = (int64_t)get_le64(buf + REC_FP_MTIME);
 	r.fp.ctime_ns = (int64_t)get_le64(buf + REC_FP_CTIME);
 	r.present_count = get_le64(buf + REC_PRESENT_COUNT);
-	r.bitmap = buf + CACHE_META_HEADER_SIZE;
+	r.bitmap = buf + header;
+	memset(&r.handle, 0, sizeof(r.handle));
+	if (header == CACHE_META_HEADER_SIZE) {
+		r.handle.type = (int32_t)get_le32(buf + REC_HANDLE_TYPE);
+		r.handle.bytes = get_le32(buf + REC_HANDLE_BYTES);
+		if (r.handle.bytes > CACHE_HANDLE_MAX || (!r.handle.bytes && r.handle.type))
+			return -EBADMSG;
+		for (uint32_t i = r.handle.bytes; i < CACHE_HANDLE_MAX; i++)
+			if (buf[REC_HANDLE + i])
+				return -EBADMSG;
+		memcpy(r.handle.data, buf + REC_HANDLE, r.handle.bytes);
+	}
 	if (r.fp.size > INT64_MAX || cache_meta_chunks_for(r.fp.size, r.chunk_shift) != r.chunk_count)
 		return -EBADMSG;
 	if (r.chunk_count % 8 && (r.bitmap[bitmap_bytes - 1] >> (r.chunk_count % 8)))

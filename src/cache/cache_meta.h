@@ -11,8 +11,10 @@
 
 #include "cache/cache_store.h"
 
-#define CACHE_META_RECORD_VERSION 1u
-#define CACHE_META_HEADER_SIZE 96u
+#define CACHE_META_RECORD_VERSION 2u     /* written; version 1 is still read */
+#define CACHE_META_RECORD_VERSION_1 1u
+#define CACHE_META_HEADER_SIZE 232u      /* version 2 */
+#define CACHE_META_HEADER_SIZE_V1 96u
 #define CACHE_META_CRC_SIZE 4u
 #define CACHE_META_SUPERBLOCK_VERSION 1u
 #define CACHE_META_SUPERBLOCK_SIZE 36u
@@ -28,6 +30,7 @@ struct cache_meta_record {
 	uint64_t chunk_count;     /* must be chunks_for(fp.size, chunk_shift) */
 	uint64_t present_count;   /* must be the number of bits set in bitmap */
 	const uint8_t *bitmap;    /* encode: the map; decode: points into the decoded buffer */
+	struct cache_origin_handle handle;   /* bytes 0: none (always so in version 1) */
 };
 
 struct cache_meta_superblock {
@@ -41,10 +44,11 @@ uint64_t cache_meta_chunks_for(uint64_t size, uint32_t chunk_shift);
 uint64_t cache_meta_bitmap_bytes(uint64_t chunk_count);
 uint64_t cache_meta_record_size(uint64_t chunk_count);
 
-/* Writes exactly cache_meta_record_size(record->chunk_count) bytes to buf. */
+/* Writes exactly cache_meta_record_size(record->chunk_count) bytes to buf (version 2). */
 void cache_meta_record_encode(const struct cache_meta_record *record, uint8_t *buf);
-/* 0, or -EBADMSG for anything but an intact version-1 record: wrong length, magic, version,
- * CRC, chunk shift, chunk count, present count, nonzero padding bits or flags. */
+/* 0, or -EBADMSG for anything but an intact version-2 (or version-1) record: wrong length,
+ * magic, version, CRC, chunk shift, chunk count, present count, handle length, nonzero padding
+ * bits or bytes, flags. */
 int cache_meta_record_decode(const uint8_t *buf, size_t len, struct cache_meta_record *record);
 
 void cache_meta_superblock_encode(const struct cache_meta_superblock *sb,

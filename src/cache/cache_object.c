@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* ---- Open and release ------------------------------------------------------------------- */
 
@@ -48,6 +49,8 @@ int cache_object_open(struct cache_store *store, struct cache_key key,
 	if (!obj->loaded) {
 		rc = cache_disk_load(obj, current);
 	} else if (obj->failed || !cache_fingerprint_equal(current, &obj->fp)) {
+		/* Another file (or another version): a discard of the deleted one is not its. */
+		obj->discarded = false;
 		rc = cache_disk_reset(obj, current);
 		if (rc == 0)
 			rc = CACHE_OBJECT_RESET;
@@ -74,9 +77,38 @@ static int release_locked(struct cache_object *obj)
 	return rc;
 }
 
+/* Held by nobody else: with obj->lock held, no other reference can be taken that is not
+ * waiting for that lock (an open, which then finds the object removed and starts afresh). */
+static bool last_reference(struct cache_object *obj)
+{
+	bool last;
+	pthread_mutex_lock(&obj->store->table_lock);
+	last = obj->refs == 1;
+	pthread_mutex_unlock(&obj->store->table_lock);
+	return last;
+}
+
 int cache_object_release(struct cache_object *obj)
 {
-	int rc = with_usage(obj, release_locked);
+	bool drop;
+	int rc;
+
+	pthread_mutex_lock(&obj->lock);
+	cache_store_usage_enter(obj->store);
+	/* An object without a chunk is only an empty file: an open re-creates it at once, while
+	 * keeping it would leave one file per file ever opened (written through to the origin,
+	 * deleted) in the cache. A discarded one belongs to a deleted file: nothing to persist. */
+	drop = cache_object_servable(obj) && (obj->discarded || obj->present_count == 0) &&
+	       last_reference(obj);   /* a failed one: its next open resets it (or fails) */
+	if (drop) {
+		rc = cache_disk_unlink(obj);   /* a failure leaves it failed: the next open resets it */
+		if (rc == -ENOENT)
+			rc = 0;   /* its files were removed by hand: gone all the same */
+	} else {
+		rc = release_locked(obj);
+	}
+	cache_store_usage_leave(obj->store);
+	pthread_mutex_unlock(&obj->lock);
 	cache_store_object_put(obj);
 	return rc;
 }
@@ -204,15 +236,28 @@ static uint64_t chunk_from(const struct cache_object *obj, uint64_t off)
 	return cache_chunk_start(obj, k) == off ? k : k + 1;
 }
 
-/* What storing the absent chunks that [start, end) covers entirely would allocate, in whole
- * blocks of the smallest chunk size (the last chunk of a file may be partial). */
-static uint64_t fill_new_bytes(const struct cache_object *obj, uint64_t start, uint64_t end)
+/* Bytes of [lo, hi) inside data[0..count). */
+static uint64_t data_bytes(uint64_t lo, uint64_t hi, const struct cache_extent *data, size_t count)
+{
+	uint64_t bytes = 0;
+	for (size_t i = 0; i < count; i++) {
+		uint64_t a = data[i].off > lo ? data[i].off : lo;
+		uint64_t b = data[i].off + data[i].len < hi ? data[i].off + data[i].len : hi;
+		bytes += b > a ? b - a : 0;
+	}
+	return bytes;
+}
+
+/* What storing the absent chunks that [start, end) covers entirely would allocate: their data
+ * (holes allocate nothing), in whole blocks of the smallest chunk size. */
+static uint64_t fill_new_bytes(const struct cache_object *obj, uint64_t start, uint64_t end,
+                               const struct cache_extent *data, size_t count)
 {
 	uint64_t bytes = 0;
 
 	for (uint64_t k = chunk_from(obj, start);
 	     k < obj->chunk_count && chunk_covered(obj, k, start, end); k++) {
-		uint64_t len = cache_chunk_end(obj, k) - cache_chunk_start(obj, k);
+		uint64_t len = data_bytes(cache_chunk_start(obj, k), cache_chunk_end(obj, k), data, count);
 		if (!cache_chunk_present(obj, k))
 			bytes += (len + CACHE_CHUNK_SIZE_MIN - 1) / CACHE_CHUNK_SIZE_MIN *
 			         CACHE_CHUNK_SIZE_MIN;
@@ -222,7 +267,7 @@ static uint64_t fill_new_bytes(const struct cache_object *obj, uint64_t start, u
 
 /* Stores the absent chunks that [start, end) covers entirely; counts them in *stored. */
 static int fill_locked(struct cache_object *obj, const void *buf, uint64_t start, uint64_t end,
-                       uint64_t *stored)
+                       const struct cache_extent *data, size_t count, uint64_t *stored)
 {
 	uint64_t k = chunk_from(obj, start);
 
@@ -236,7 +281,7 @@ static int fill_locked(struct cache_object *obj, const void *buf, uint64_t start
 		while (last + 1 < obj->chunk_count && !cache_chunk_present(obj, last + 1) &&
 		       chunk_covered(obj, last + 1, start, end))
 			last++;
-		rc = cache_disk_write_chunks(obj, buf, start, end, k, last);
+		rc = cache_disk_write_chunks(obj, buf, start, end, k, last, data, count);
 		if (rc < 0)
 			return rc;
 		*stored += last + 1 - k;
@@ -251,14 +296,28 @@ static int fill_locked(struct cache_object *obj, const void *buf, uint64_t start
 	return cache_disk_account(obj);
 }
 
-ssize_t cache_object_fill(struct cache_object *obj, uint64_t generation, const void *buf,
-                          size_t size, off_t off)
+/* The data ranges are sorted, disjoint and inside [off, off + size). */
+static bool extents_valid(uint64_t off, uint64_t size, const struct cache_extent *data,
+                          size_t count)
+{
+	uint64_t pos = off;
+	for (size_t i = 0; i < count; i++) {
+		if (data[i].off < pos || data[i].len > off + size - data[i].off)
+			return false;
+		pos = data[i].off + data[i].len;
+	}
+	return true;
+}
+
+ssize_t cache_object_fill_sparse(struct cache_object *obj, uint64_t generation, const void *buf,
+                                 size_t size, off_t off, const struct cache_extent *data,
+                                 size_t count)
 {
 	struct cache_store *store = obj->store;
 	uint64_t start = (uint64_t)off, end, stored = 0, reserved;
 	int rc;
 
-	if (range_check(off, size) < 0)
+	if (range_check(off, size) < 0 || !extents_valid(start, size, data, count))
 		return -EINVAL;
 	pthread_mutex_lock(&obj->lock);
 	if (!cache_object_servable(obj) || generation != obj->generation) {
@@ -268,15 +327,48 @@ ssize_t cache_object_fill(struct cache_object *obj, uint64_t generation, const v
 	end = start + size < obj->fp.size ? start + size : obj->fp.size;
 	cache_store_usage_enter(store);
 	rc = cache_capacity_reserve(store, obj->allocated,
-	                            store->capacity ? fill_new_bytes(obj, start, end) : 0, &reserved);
+	                            store->capacity ? fill_new_bytes(obj, start, end, data, count) : 0,
+	                            &reserved);
 	if (rc == 0) {
-		rc = fill_locked(obj, buf, start, end, &stored);
+		rc = fill_locked(obj, buf, start, end, data, count, &stored);
 		rc = rc < 0 ? cache_disk_fail(obj, rc) : cache_disk_persist_if_due(obj);
 		cache_capacity_unreserve(store, reserved);
 	}
 	cache_store_usage_leave(store);
 	pthread_mutex_unlock(&obj->lock);
 	return rc < 0 ? rc : (ssize_t)stored;
+}
+
+ssize_t cache_object_fill(struct cache_object *obj, uint64_t generation, const void *buf,
+                          size_t size, off_t off)
+{
+	struct cache_extent all = { (uint64_t)off, size };
+	return cache_object_fill_sparse(obj, generation, buf, size, off, &all, 1);
+}
+
+void cache_object_set_origin_handle(struct cache_object *obj, const struct cache_origin_handle *h)
+{
+	if (h->bytes > CACHE_HANDLE_MAX)
+		return;
+	pthread_mutex_lock(&obj->lock);
+	if (obj->handle.bytes != h->bytes || obj->handle.type != h->type ||
+	    memcmp(obj->handle.data, h->data, h->bytes)) {
+		memset(&obj->handle, 0, sizeof(obj->handle));
+		obj->handle.type = h->type;
+		obj->handle.bytes = h->bytes;
+		memcpy(obj->handle.data, h->data, h->bytes);
+		obj->record_stale = true;   /* the next persist writes it */
+	}
+	pthread_mutex_unlock(&obj->lock);
+}
+
+bool cache_object_has_origin_handle(struct cache_object *obj)
+{
+	bool has;
+	pthread_mutex_lock(&obj->lock);
+	has = obj->handle.bytes != 0;
+	pthread_mutex_unlock(&obj->lock);
+	return has;
 }
 
 /* ---- Write-through ---------------------------------------------------------------------- */
@@ -289,6 +381,7 @@ static bool chunk_writable(const struct cache_object *obj, uint64_t k, uint64_t 
 
 static int write_locked(struct cache_object *obj, const void *data, uint64_t start, uint64_t end)
 {
+	struct cache_extent all = { start, end - start };   /* written bytes are data */
 	uint64_t first, last, stored = 0;
 	bool changed = end > obj->fp.size;
 	int rc;
@@ -313,7 +406,7 @@ static int write_locked(struct cache_object *obj, const void *data, uint64_t sta
 		}
 		while (run_end + 1 <= last && chunk_writable(obj, run_end + 1, start, end))
 			run_end++;
-		rc = cache_disk_write_chunks(obj, data, start, end, k, run_end);
+		rc = cache_disk_write_chunks(obj, data, start, end, k, run_end, &all, 1);
 		if (rc < 0)
 			return rc;
 		changed = true;
@@ -490,6 +583,40 @@ void cache_object_info(struct cache_object *obj, struct cache_object_info *info)
 }
 
 /* ---- Remove ----------------------------------------------------------------------------- */
+
+int cache_object_discard(struct cache_store *store, struct cache_key key)
+{
+	struct cache_object *obj;
+	bool removed;
+	int rc = cache_store_object_get(store, key, &obj);
+
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&obj->lock);
+	if (obj->removed) {
+		rc = -ENOENT;
+	} else if (!obj->loaded || last_reference(obj)) {
+		/* Nobody has it open (an open about to load it waits for the lock, then finds it
+		 * removed and starts afresh). */
+		cache_store_usage_enter(store);
+		rc = cache_disk_unlink(obj);
+		cache_store_usage_leave(store);
+	} else {
+		obj->discarded = true;
+		rc = 1;
+	}
+	removed = obj->removed;
+	pthread_mutex_unlock(&obj->lock);
+	if (rc == 1) {
+		/* As any user: if the others released meanwhile, this is the last release. */
+		cache_object_release(obj);
+		return rc;
+	}
+	if (removed)   /* else (a device error) an open waiting for it keeps it in the table */
+		cache_store_object_detach(obj);
+	cache_store_object_put(obj);
+	return rc;
+}
 
 int cache_object_remove(struct cache_store *store, struct cache_key key)
 {

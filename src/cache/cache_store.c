@@ -210,6 +210,7 @@ int cache_store_open(int cachedir_fd, const struct cache_store_config *config,
 	}
 	store->store_fd = store_fd;
 	store->objects_fd = objects_fd;
+	store->origin_dev = config->origin_dev;
 	store->chunk_shift = shift;
 	store->persist_batch = config->persist_batch_chunks ? config->persist_batch_chunks
 	                                                    : CACHE_PERSIST_BATCH_DEFAULT;
@@ -240,16 +241,20 @@ int cache_store_close(struct cache_store *store)
 {
 	int rc;
 
-	/* With evict_lock held no eviction holds a reference: open_objects counts the callers'. */
+	/* With evict_lock held no eviction and no scrub holds a reference: open_objects counts the
+	 * callers'. */
 	pthread_mutex_lock(&store->evict_lock);
 	pthread_mutex_lock(&store->table_lock);
 	rc = store->open_objects ? -EBUSY : 0;
 	pthread_mutex_unlock(&store->table_lock);
-	if (rc == 0)
+	if (rc == 0) {
 		atomic_store(&store->evictor_stop, true);
+		atomic_store(&store->scrub_stop, true);
+	}
 	pthread_mutex_unlock(&store->evict_lock);
 	if (rc < 0)
 		return rc;
+	cache_scrub_stop(store);
 	cache_capacity_stop(store);
 	/* Records are renamed into place without a directory fsync; make a clean stop durable. */
 	rc = sys_syncfs(store->store_fd);
@@ -286,6 +291,34 @@ int cache_store_object_get(struct cache_store *store, struct cache_key key,
 		pthread_mutex_unlock(&store->table_lock);
 		free(fresh);
 		return 0;
+	}
+	fresh->store = store;
+	fresh->key = key;
+	cache_object_name(key, fresh->name);
+	fresh->refs = 1;
+	fresh->in_table = true;
+	fresh->data_fd = -1;
+	pthread_mutex_init(&fresh->lock, NULL);
+	*slot = fresh;
+	store->open_objects++;
+	pthread_mutex_unlock(&store->table_lock);
+	*out = fresh;
+	return 0;
+}
+
+int cache_store_object_get_unused(struct cache_store *store, struct cache_key key,
+                                  struct cache_object **out)
+{
+	struct cache_object *fresh = calloc(1, sizeof(*fresh)), **slot;
+
+	if (!fresh)
+		return -ENOMEM;
+	pthread_mutex_lock(&store->table_lock);
+	slot = table_slot(store, key);
+	if (*slot) {
+		pthread_mutex_unlock(&store->table_lock);
+		free(fresh);
+		return -EBUSY;
 	}
 	fresh->store = store;
 	fresh->key = key;
@@ -363,8 +396,40 @@ static bool name_has_suffix(const char *name, const char *suffix)
 	return n > s && !strcmp(name + n - s, suffix);
 }
 
-/* Call fn(shard_fd, name, arg) for every data file ("*.data") of every shard that exists;
- * stops at the first error. */
+/* Call fn(shard_fd, name, arg) for every data file ("*.data") of one shard, if it exists;
+ * stops at the first error. dirents: a DIRENT_BUFFER_SIZE buffer. */
+static int shard_data_files_each(struct cache_store *store, uint32_t shard, void *dirents,
+                                 int (*fn)(int shard_fd, const char *name, void *arg), void *arg)
+{
+	char name[4];
+	int fd, rc = 0;
+
+	snprintf(name, sizeof(name), "%02x", shard);
+	fd = sys_openat(store->objects_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	if (fd == -ENOENT)
+		return 0;
+	if (fd < 0)
+		return fd;
+	for (;;) {
+		ssize_t n = sys_getdents(fd, dirents, DIRENT_BUFFER_SIZE);
+		if (n <= 0) {
+			rc = (int)n;
+			break;
+		}
+		for (ssize_t pos = 0; pos < n && rc == 0;) {
+			struct dirent64 *d = (struct dirent64 *)((char *)dirents + pos);
+			pos += d->d_reclen;
+			if (name_has_suffix(d->d_name, CACHE_DATA_SUFFIX))
+				rc = fn(fd, d->d_name, arg);
+		}
+		if (rc < 0)
+			break;
+	}
+	sys_close(fd);
+	return rc;
+}
+
+/* The same for every shard. */
 static int data_files_each(struct cache_store *store,
                            int (*fn)(int shard_fd, const char *name, void *arg), void *arg)
 {
@@ -373,34 +438,8 @@ static int data_files_each(struct cache_store *store,
 
 	if (!dirents)
 		return -ENOMEM;
-	for (uint32_t shard = 0; shard < CACHE_SHARD_COUNT && rc == 0; shard++) {
-		char name[4];
-		int fd;
-		snprintf(name, sizeof(name), "%02x", shard);
-		fd = sys_openat(store->objects_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-		if (fd == -ENOENT)
-			continue;
-		if (fd < 0) {
-			rc = fd;
-			break;
-		}
-		for (;;) {
-			ssize_t n = sys_getdents(fd, dirents, DIRENT_BUFFER_SIZE);
-			if (n <= 0) {
-				rc = (int)n;
-				break;
-			}
-			for (ssize_t pos = 0; pos < n && rc == 0;) {
-				struct dirent64 *d = (struct dirent64 *)((char *)dirents + pos);
-				pos += d->d_reclen;
-				if (name_has_suffix(d->d_name, CACHE_DATA_SUFFIX))
-					rc = fn(fd, d->d_name, arg);
-			}
-			if (rc < 0)
-				break;
-		}
-		sys_close(fd);
-	}
+	for (uint32_t shard = 0; shard < CACHE_SHARD_COUNT && rc == 0; shard++)
+		rc = shard_data_files_each(store, shard, dirents, fn, arg);
 	free(dirents);
 	return rc;
 }
@@ -503,6 +542,26 @@ static int key_add(int shard_fd, const char *name, void *arg)
 		return -ENOMEM;
 	l->keys = keys;
 	l->keys[l->count++] = key;
+	return 0;
+}
+
+int cache_store_shard_keys(struct cache_store *store, uint32_t shard, struct cache_key **keys,
+                           size_t *count)
+{
+	struct key_list l = { 0 };
+	void *dirents = malloc(DIRENT_BUFFER_SIZE);
+	int rc;
+
+	if (!dirents)
+		return -ENOMEM;
+	rc = shard_data_files_each(store, shard, dirents, key_add, &l);
+	free(dirents);
+	if (rc < 0) {
+		free(l.keys);
+		return rc;
+	}
+	*keys = l.keys;
+	*count = l.count;
 	return 0;
 }
 

@@ -8,7 +8,8 @@
  *   CACHEDIR/cachemax-v1/superblock                 magic, version, origin root (st_dev, st_ino)
  *   CACHEDIR/cachemax-v1/capacity                   the capacity saved by the last open that set it
  *   CACHEDIR/cachemax-v1/objects/HH/DEV-INO.data    sparse copy: byte i == origin byte i
- *   CACHEDIR/cachemax-v1/objects/HH/DEV-INO.meta    record: key, fingerprint, chunk map, CRC
+ *   CACHEDIR/cachemax-v1/objects/HH/DEV-INO.meta    record: key, fingerprint, chunk map, the
+ *                                                   origin file's handle (version 2), CRC
  * HH is a hash byte of the key (256 shards); DEV and INO are 16 hex digits.
  *
  * Guarantees
@@ -23,7 +24,11 @@
  *   fingerprint.
  * - Start-up does not read the objects: cache_store_open() reads only the superblock; a record
  *   is read when its object is opened. Usage is computed by one scan of the data files on the
- *   first cache_store_usage() call and kept up to date in memory afterwards.
+ *   first cache_store_usage() call and kept up to date in memory afterwards. Objects left by
+ *   files that vanished or changed meanwhile are found afterwards by the scrub (below).
+ * - Space: an object holding no chunk is not kept past its last release; a deleted file's
+ *   object is removed by cache_object_discard() (at its last release if open); holes of the
+ *   origin stay holes in the data file (cache_object_fill_sparse).
  * - Capacity (when one is set): usage is kept under the capacity by an eviction thread owned by
  *   the store. When usage passes the high watermark it evicts the objects the policy
  *   (cache_policy.h: S3-FIFO by default, or LRU) names, exactly as cache_object_remove() does,
@@ -61,11 +66,13 @@
  * Threads: every function may be called from any thread. Each object has a mutex (cache_int.h
  * lists what it protects) held across that object's own I/O; reads copy from the data file
  * outside it and return -ENODATA if the generation moved meanwhile. Lock order: the store's
- * evict lock (one eviction at a time, against pin changes), the store's table lock (never held
- * across I/O), an object's mutex, the store's usage lock (held shared across I/O that changes a
- * data file, exclusive by the one usage scan), then the policy's lock and the eviction
- * thread's wake-up lock (leaves). The eviction thread takes these per object evicted, never
- * across a whole pass.
+ * evict lock (one eviction at a time, against pin changes), an object's mutex, the store's
+ * usage lock (held shared across I/O that changes a data file, exclusive by the one usage
+ * scan), then the policy's lock, the eviction thread's and the scrub's wake-up locks (leaves).
+ * The store's table lock is held only around table and reference updates, never while waiting
+ * for another lock or across I/O, so it is taken anywhere (the last release looks at the
+ * reference count under its object's mutex). The eviction thread and the scrub take these per
+ * object, never across a whole pass.
  *
  * Ordering the caller must provide: an origin write and its cache_object_write() must not be
  * overtaken by another write to the same bytes (hold a per-inode write lock across both), since
@@ -94,6 +101,21 @@ struct cache_object;
 struct cache_key {
 	uint64_t dev;
 	uint64_t ino;
+};
+
+/* How the scrub reaches an object's origin file without a path: its file handle
+ * (name_to_handle_at(2)) on the origin's file system. bytes 0: none known. */
+#define CACHE_HANDLE_MAX 128u   /* MAX_HANDLE_SZ */
+struct cache_origin_handle {
+	int32_t type;
+	uint32_t bytes;
+	uint8_t data[CACHE_HANDLE_MAX];
+};
+
+/* A range of bytes of a file (cache_object_fill_sparse: where the origin holds data). */
+struct cache_extent {
+	uint64_t off;
+	uint64_t len;
 };
 
 /* What the origin file looked like when its bytes were cached. Equal fingerprints (all five
@@ -169,6 +191,12 @@ int cache_store_usage(struct cache_store *store, uint64_t *bytes, uint64_t *obje
  * elsewhere (space returns at its last close) and while the object is open here: that
  * cache_object stays valid but serves nothing and stores nothing. -ENOENT if there was none. */
 int cache_object_remove(struct cache_store *store, struct cache_key key);
+/* The origin file of key was deleted (its last name went): its object is of no further use.
+ * Removed now, as by cache_object_remove(), if nobody has it open (0); otherwise marked to be
+ * removed at its last cache_object_release() (1), so that its open users keep it until then
+ * (an open of key with another fingerprint — a new file that reuses the inode number — takes
+ * the mark away). -ENOENT if there was no object. */
+int cache_object_discard(struct cache_store *store, struct cache_key key);
 /* Evicts every object (as cache_object_remove, one by one); *removed counts them. */
 int cache_store_remove_all(struct cache_store *store, uint64_t *removed);
 /* The effective capacity in bytes (0: unlimited) and its watermarks in bytes. */
@@ -185,6 +213,40 @@ uint64_t cache_store_eviction_errors(struct cache_store *store);
  * progress. 0, or -ENOMEM. Without a capacity it does nothing. */
 int cache_store_pin(struct cache_store *store, struct cache_key key, bool pinned);
 
+/* ---- Scrub ------------------------------------------------------------------------------ */
+
+/* Objects whose origin file vanished or changed while nobody watched (the daemon was down, or
+ * a change by another route) are reclaimed by a background scrub: a thread that, delay_ms
+ * after cache_store_scrub_start() and then every interval_ms, examines every object (at most
+ * rate_per_sec a second, so its I/O stays bounded) and removes, exactly as
+ * cache_object_remove(), those that nobody has open and that
+ *   - have no intact record: they hold nothing that would ever be served;
+ *   - have a record whose origin handle no longer opens a file (the file is gone: ESTALE),
+ *     opens one without a name left, or one whose fingerprint differs from the record's (its
+ *     next open would reset it anyway).
+ * An object whose record has no handle (written before record version 2), or whose origin is
+ * on another file system than the origin root (a mount below it: origin_fd cannot decode its
+ * handle), is kept: the scrub cannot tell. Objects opened meanwhile are skipped. The scrub
+ * stops at cache_store_close(). origin_fd: an fd on the origin root's mount (O_PATH is
+ * fine), reopened (the caller keeps its own). 0, -EALREADY (started before), or -errno. */
+#define CACHE_SCRUB_DELAY_MS_DEFAULT 10000u       /* after the start, to keep out of its way */
+#define CACHE_SCRUB_INTERVAL_MS_DEFAULT 3600000u
+#define CACHE_SCRUB_RATE_DEFAULT 1000u
+struct cache_scrub_config {
+	int origin_fd;
+	uint32_t delay_ms;          /* before the first pass */
+	uint32_t interval_ms;       /* from the start of a pass to the next; 0: one pass only */
+	uint32_t rate_per_sec;      /* objects examined per second at most; 0: the default */
+};
+struct cache_scrub_stats {
+	uint64_t passes;            /* passes finished */
+	uint64_t checked;           /* objects examined */
+	uint64_t reclaimed;         /* objects removed */
+	uint64_t reclaimed_bytes;   /* the allocation of their data files */
+};
+int cache_store_scrub_start(struct cache_store *store, const struct cache_scrub_config *config);
+void cache_store_scrub_stats(struct cache_store *store, struct cache_scrub_stats *out);
+
 /* ---- Objects ---------------------------------------------------------------------------- */
 
 /* Returns the object for key, one reference per call (objects are shared between openers).
@@ -197,7 +259,10 @@ int cache_store_pin(struct cache_store *store, struct cache_key key, bool pinned
 int cache_object_open(struct cache_store *store, struct cache_key key,
                       const struct cache_fingerprint *current, struct cache_object **out);
 /* Drops one reference; the last one persists the record (returned: 0 or the error; the object
- * is released either way) and closes the data file. */
+ * is released either way) and closes the data file. The last one also removes the object if
+ * it holds no chunk (an object opened by a writer passing through to the origin, or by a
+ * read that stored nothing, is not kept as an empty file) or was discarded, instead of
+ * persisting it (returned then: 0 or the error of the removal). */
 int cache_object_release(struct cache_object *obj);
 
 /* The same check as at open, for an attribute refresh: 0 if current matches, 1 if the object
@@ -222,6 +287,21 @@ ssize_t cache_object_read(struct cache_object *obj, void *buf, size_t size, off_
  * is returned. */
 ssize_t cache_object_fill(struct cache_object *obj, uint64_t generation, const void *buf,
                           size_t size, off_t off);
+
+/* cache_object_fill() of a buffer read from an origin file that has holes: data[0..count) are
+ * the ranges of [off, off + size) that hold data in the origin (sorted, disjoint, inside it);
+ * the rest of the range is a hole there (buf holds zeros for it). Only the data ranges are
+ * written: the holes stay holes in the data file, which reads as zeros there and shows the
+ * origin's holes to SEEK_DATA/SEEK_HOLE (at the cache file system's block size). A chunk
+ * entirely in a hole is stored (present) without a byte written. */
+ssize_t cache_object_fill_sparse(struct cache_object *obj, uint64_t generation, const void *buf,
+                                 size_t size, off_t off, const struct cache_extent *data,
+                                 size_t count);
+
+/* The origin file's handle, kept with the object and persisted in its record, so that the
+ * scrub can find the file later. The caller sets it once (has_origin_handle tells). */
+void cache_object_set_origin_handle(struct cache_object *obj, const struct cache_origin_handle *h);
+bool cache_object_has_origin_handle(struct cache_object *obj);
 
 /* Write-through helpers, called after the same change succeeded on the origin. Each bumps the
  * generation (so concurrent fills sampled before are dropped) and then, unless the object

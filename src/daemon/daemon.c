@@ -209,6 +209,7 @@ static int daemon_control(const char *request, char *reply, size_t size, void *a
 		return -EINVAL;
 	atomic_store(&d->stats.counter[STATS_REQUESTS], fuse_session_requests(d->session));
 	uint64_t cache_bytes = 0, cache_objects = 0, capacity = 0, by_capacity = 0, yields, backoffs;
+	struct cache_scrub_stats scrub = { 0 };
 	char bypass_why[256] = "", bypass_json[512], handles_why[160] = "", handles_json[330];
 	char watch_why[160] = "", watch_json[330];
 	bool bypass = fs_cache_bypassed(d->fs, bypass_why, sizeof(bypass_why)), handles, watching;
@@ -220,7 +221,9 @@ static int daemon_control(const char *request, char *reply, size_t size, void *a
 	if (d->store) {
 		capacity = cache_store_capacity(d->store);
 		by_capacity = cache_store_evictions(d->store);
+		cache_store_scrub_stats(d->store, &scrub);
 	}
+	atomic_store(&d->stats.counter[STATS_SCRUB_RECLAIMED], scrub.reclaimed);
 	atomic_store(&d->stats.counter[STATS_EVICTIONS],
 	             atomic_load(&d->evicted_by_request) + by_capacity);
 	fs_gauges(d->fs, &gauges);
@@ -233,7 +236,8 @@ static int daemon_control(const char *request, char *reply, size_t size, void *a
 	             "\"rss_bytes\": %llu, \"file_handles\": %s, \"file_handles_why\": \"%s\", "
 	             "\"uring_requests\": %llu, \"uring_yields\": %llu, \"uring_yield_backoffs\": %llu, "
 	             "\"passthrough\": %s, \"cache\": %s, \"cache_bytes\": %llu, \"cache_objects\": %llu, "
-	             "\"cache_size\": %llu, \"evictions_capacity\": %llu, \"bypass\": %s, "
+	             "\"cache_size\": %llu, \"evictions_capacity\": %llu, \"scrub_passes\": %llu, "
+	             "\"scrub_checked\": %llu, \"scrub_reclaimed_bytes\": %llu, \"bypass\": %s, "
 	             "\"bypass_why\": \"%s\", \"change_watch\": \"%s\", \"change_watch_why\": \"%s\", "
 	             "\"stats\": ",
 	             (int)getpid(), (long long)(time(NULL) - d->state.started),
@@ -248,7 +252,9 @@ static int daemon_control(const char *request, char *reply, size_t size, void *a
 	             fs_passthrough_active(d->fs, why, sizeof(why)) ? "true" : "false",
 	             d->store ? "true" : "false", (unsigned long long)cache_bytes,
 	             (unsigned long long)cache_objects, (unsigned long long)capacity,
-	             (unsigned long long)by_capacity, bypass ? "true" : "false",
+	             (unsigned long long)by_capacity, (unsigned long long)scrub.passes,
+	             (unsigned long long)scrub.checked, (unsigned long long)scrub.reclaimed_bytes,
+	             bypass ? "true" : "false",
 	             json_escape(bypass_why, bypass_json, sizeof(bypass_json)),
 	             watching ? "fanotify" : "timeout",
 	             json_escape(watch_why, watch_json, sizeof(watch_json)));
@@ -461,6 +467,21 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 	if (rc < 0)
 		log_warn("no background fills: %s", strerror(-rc));
 	fs_watch_start(fs);
+	if (store) {
+		/* Objects of files deleted or changed while the daemon was down: reclaimed behind
+		 * the start, at a bounded rate (cache_store.h). The knobs are for tests. */
+		struct cache_scrub_config scfg = {
+			.origin_fd = origin_fd, .delay_ms = CACHE_SCRUB_DELAY_MS_DEFAULT,
+			.interval_ms = CACHE_SCRUB_INTERVAL_MS_DEFAULT, .rate_per_sec = CACHE_SCRUB_RATE_DEFAULT,
+		};
+		if ((retry = getenv("CACHEMAX_SCRUB_DELAY_MS")))
+			scfg.delay_ms = (uint32_t)strtoul(retry, NULL, 10);
+		if ((retry = getenv("CACHEMAX_SCRUB_INTERVAL_MS")))
+			scfg.interval_ms = (uint32_t)strtoul(retry, NULL, 10);
+		rc = cache_store_scrub_start(store, &scfg);
+		if (rc < 0)
+			log_warn("no scrub of the cache: %s", strerror(-rc));
+	}
 	d.session = se;
 	d.fs = fs;
 	d.store = store;

@@ -111,6 +111,43 @@ bool fs_cache_bypassed(struct fs *fs, char *why, size_t why_size)
 	return on;
 }
 
+/* ---- deleted files (cache_object_discard) and the scrub's handles ---------------------- */
+
+bool fs_cache_last_name(struct fs *fs, int dirfd, const char *name, struct cache_key *key)
+{
+	struct stat st;
+
+	if (!fs->store || sys_fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    !S_ISREG(st.st_mode) || st.st_nlink != 1)
+		return false;
+	*key = cache_key_from_stat(&st);
+	return true;
+}
+
+void fs_cache_file_deleted(struct fs *fs, struct cache_key key)
+{
+	int rc = cache_object_discard(fs->store, key);
+	if (rc >= 0)
+		stats_add(fs->cfg.stats, STATS_DELETED_OBJECTS, 1);
+	else if (rc != -ENOENT)
+		fs_cache_error(fs, "discard of a deleted file's copy", rc);
+}
+
+/* The origin file's handle goes into its object's record, so that the scrub can find the file
+ * after a restart without a path (cache_store.h). Where the file system has no handles, the
+ * scrub keeps the object. */
+static void object_note_handle(struct fs_node *n)
+{
+	struct cache_origin_handle handle = { 0 };
+
+	if (!n->handle_bytes || n->handle_bytes > CACHE_HANDLE_MAX)
+		return;  /* the node's own handle, taken at its lookup */
+	handle.type = n->handle_type;
+	handle.bytes = n->handle_bytes;
+	memcpy(handle.data, n->handle, handle.bytes);
+	cache_object_set_origin_handle(n->io->obj, &handle);
+}
+
 /* Register fd as the inode's backing file; false if the kernel refused (then user space).
  * fd -1: the origin inode itself. */
 static bool backing_register(struct fs *fs, struct fs_node *n, int fd)
@@ -249,6 +286,8 @@ static void mode_choose(struct fs *fs, struct fs_node *n, const struct stat *st,
 		}
 		if (n->io->obj && n->io->pinned)
 			cache_store_pin(store, cache_key_from_stat(st), true);
+		if (n->io->obj && !cache_object_has_origin_handle(n->io->obj))
+			object_note_handle(n);
 	}
 	if (!pt)
 		return;
@@ -659,6 +698,7 @@ static void read_miss_fill(struct fuse_req *r, struct fs *fs, struct fs_file *f,
 	struct cache_object_info info;
 	uint64_t chunk = cache_store_chunk_size(fs->store), start, len, t0 = clock_now_ns();
 	uint64_t gen = cache_object_generation(obj);
+	struct fs_fill_ranges ranges;
 	char *buf = NULL, *own = NULL;
 	ssize_t n, filled;
 
@@ -685,6 +725,10 @@ static void read_miss_fill(struct fuse_req *r, struct fs *fs, struct fs_file *f,
 		fs_object_unpin(fs, node);
 		return;
 	}
+	/* Where the origin has holes, for the fill: they stay holes in the copy. Asked before the
+	 * answer (f and its fds may be gone after it); a write into a hole since the read moved
+	 * the generation, and the fill is dropped. */
+	fs_fill_data_ranges(file_direct_fd(fs, f), start, (uint64_t)n, &ranges);
 	{
 		uint64_t skip = in->offset - start;
 		size_t give = (uint64_t)n > skip ? (size_t)((uint64_t)n - skip) : 0;
@@ -695,7 +739,8 @@ static void read_miss_fill(struct fuse_req *r, struct fs *fs, struct fs_file *f,
 	}
 	/* After the answer: the application does not wait for the cache. The scratch stays this
 	 * thread's until its next request. */
-	filled = cache_object_fill(obj, gen, buf, (size_t)n, (off_t)start);
+	filled = cache_object_fill_sparse(obj, gen, buf, (size_t)n, (off_t)start, ranges.ext,
+	                                  ranges.count);
 	fs_fill_count(fs, "fill", filled, (size_t)n);
 	free(own);
 	cache_object_info(obj, &info);

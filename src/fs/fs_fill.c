@@ -9,6 +9,8 @@
  *               bytes asked for (a 4K read must not wait for a 256 KiB chunk);
  *   piece:      a read-ahead piece ahead of a sequential reader (fs_readahead.c), claimed
  *               before its origin read and offered to the readers waiting for it after its fill.
+ * Every kind reads only the origin's data ranges (SEEK_DATA/SEEK_HOLE): holes stay holes in
+ * the cache copy ("sparse files" below).
  * Safety: each fill samples the object's generation before reading the origin, so a write
  * through the mount in between drops it. Writes that bypass us (FS_IO_ORIGIN passthrough) are
  * not seen: a job stops when the inode is in that mode (or in FS_IO_CACHE, whose copy must not
@@ -91,15 +93,107 @@ bool fs_fill_enqueue_piece(struct fs *fs, struct fs_node *n, uint64_t off, uint6
 	return job_enqueue(fs, n, FS_FILL_PIECE, off, len, piece, seq);
 }
 
+/* ---- sparse files: fills skip the origin's holes ----------------------------------------
+ * A hole reads as zeros, but a copy that stores those zeros is allocated where the original is
+ * not, and SEEK_DATA/SEEK_HOLE on it (served from the copy once it is complete) would differ
+ * from the original's. So a fill reads only the data ranges and tells the store where they
+ * are (cache_object_fill_sparse): the copy keeps the holes. */
+
+void fs_fill_data_ranges(int fd, uint64_t off, uint64_t len, struct fs_fill_ranges *r)
+{
+	uint64_t pos = off, end = off + len;
+
+	r->count = 0;
+	while (pos < end) {
+		off_t data = sys_lseek(fd, (off_t)pos, SEEK_DATA), hole;
+		if (data == -ENXIO || (data >= 0 && (uint64_t)data >= end))
+			break;   /* holes to the end of the range (or of the file) */
+		hole = data < 0 ? data : sys_lseek(fd, data, SEEK_HOLE);
+		if (hole < 0)
+			goto all_data;   /* cannot tell: read it all, as before */
+		if (r->count == FS_FILL_RANGES_MAX) {   /* too fragmented: the rest counts as data */
+			r->ext[r->count - 1].len = end - r->ext[r->count - 1].off;
+			return;
+		}
+		r->ext[r->count].off = (uint64_t)data;
+		r->ext[r->count].len = ((uint64_t)hole < end ? (uint64_t)hole : end) - (uint64_t)data;
+		r->count++;
+		pos = (uint64_t)hole;
+	}
+	return;
+
+all_data:
+	r->ext[0] = (struct cache_extent){ off, len };
+	r->count = 1;
+}
+
+void fs_fill_ranges_clip(struct fs_fill_ranges *r, uint64_t end)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < r->count; i++) {
+		if (r->ext[i].off >= end)
+			break;
+		if (r->ext[i].len > end - r->ext[i].off)
+			r->ext[i].len = end - r->ext[i].off;
+		n++;
+	}
+	r->count = n;
+}
+
+/* Reads [off, off + len) of fd into buf: its data ranges r (in whole FS_DIRECT_ALIGN blocks,
+ * for O_DIRECT; off is a chunk boundary), zeros in the holes between them. Returns the bytes
+ * the range holds (fewer at the origin's end of file; r is clipped to them), or -errno. */
+static ssize_t read_data_ranges(int fd, char *buf, uint64_t off, uint64_t len,
+                                struct fs_fill_ranges *r)
+{
+	uint64_t pos = off, end;
+	struct stat st;
+	int rc = sys_fstatat(fd, "", &st, AT_EMPTY_PATH);
+
+	if (rc < 0)
+		return rc;
+	end = off + len < (uint64_t)st.st_size ? off + len : (uint64_t)st.st_size;
+	for (size_t i = 0; i < r->count && pos < end; i++) {
+		uint64_t a = r->ext[i].off / FS_DIRECT_ALIGN * FS_DIRECT_ALIGN;
+		uint64_t b = r->ext[i].off + r->ext[i].len;
+		ssize_t n;
+		if (a < pos)
+			a = pos;
+		if (a >= end)
+			break;
+		memset(buf + (pos - off), 0, a - pos);
+		b = (b + FS_DIRECT_ALIGN - 1) / FS_DIRECT_ALIGN * FS_DIRECT_ALIGN;
+		n = sys_pread(fd, buf + (a - off), b - a, (off_t)a);
+		if (n < 0)
+			return n;
+		if (a + (uint64_t)n < end && a + (uint64_t)n < b)
+			end = a + (uint64_t)n;   /* the file ends sooner than it did */
+		pos = a + (uint64_t)n < b ? a + (uint64_t)n : b;
+	}
+	if (pos < end)
+		memset(buf + (pos - off), 0, end - pos);
+	fs_fill_ranges_clip(r, end);
+	return end > off ? (ssize_t)(end - off) : 0;
+}
+
 /* The leading whole chunks of [off, off + len) (len: whole chunks, or up to the end of the
- * file) whose pages are all in the origin's page cache: their length, 0 if the first is not. */
+ * file) whose pages are all in the origin's page cache: their length, 0 if the first is not.
+ * Pages of holes count as cached: there is nothing to read there. */
 static uint64_t resident_span(int fd, uint64_t off, uint64_t len, uint32_t chunk)
 {
 	uint64_t done = 0, page = 4096;
 	while (done < len) {
-		uint64_t part = len - done < chunk ? len - done : chunk, cached = 0;
-		if (sys_cachestat(fd, off + done, part, &cached) < 0 || cached < (part + page - 1) / page)
+		uint64_t part = len - done < chunk ? len - done : chunk, cached = 0, data_pages = 0;
+		struct fs_fill_ranges r;
+		if (sys_cachestat(fd, off + done, part, &cached) < 0)
 			break;
+		if (cached < (part + page - 1) / page) {
+			fs_fill_data_ranges(fd, off + done, part, &r);
+			for (size_t i = 0; i < r.count; i++)
+				data_pages += (r.ext[i].off % page + r.ext[i].len + page - 1) / page;
+			if (cached < data_pages)
+				break;
+		}
 		done += part;
 	}
 	return done;
@@ -147,6 +241,7 @@ static void job_run(struct fs *fs, struct fs_fill_job *j, char **bufp)
 	end = j->len >= UINT64_MAX - j->off - chunk ? UINT64_MAX
 	                                             : (j->off + j->len + chunk - 1) / chunk * chunk;
 	while (off < end && job_may_fill(fs, j->node)) {
+		struct fs_fill_ranges ranges;
 		uint64_t len, gen;
 		ssize_t n, filled;
 
@@ -170,14 +265,14 @@ static void job_run(struct fs *fs, struct fs_fill_job *j, char **bufp)
 			off += len;
 			continue;
 		}
-		/* Whole blocks for O_DIRECT: the file's end cuts the read short. */
-		n = sys_pread(fd, buf, (size_t)((len + FS_DIRECT_ALIGN - 1) / FS_DIRECT_ALIGN * FS_DIRECT_ALIGN),
-		              (off_t)off);
-		if (n > (ssize_t)len)
-			n = (ssize_t)len;
+		/* Only the data: the holes stay holes in the copy (whole blocks for O_DIRECT; the
+		 * file's end cuts the read short). */
+		fs_fill_data_ranges(fd, off, len, &ranges);
+		n = read_data_ranges(fd, buf, off, len, &ranges);
 		if (n <= 0)
 			break;
-		filled = cache_object_fill(j->obj, gen, buf, (size_t)n, (off_t)off);
+		filled = cache_object_fill_sparse(j->obj, gen, buf, (size_t)n, (off_t)off, ranges.ext,
+		                                  ranges.count);
 		fs_fill_count(fs, "background fill", filled, (size_t)n);
 		if (j->kind == FS_FILL_PIECE && filled > 0) {
 			uint64_t stored = (uint64_t)filled * chunk;

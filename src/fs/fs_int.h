@@ -393,6 +393,13 @@ void fs_cache_before_origin_change(struct fs *fs, struct fs_node *n);
  * otherwise would look changed behind our back. Takes the node's locks. */
 void fs_cache_metadata_changed(struct fs *fs, struct fs_node *n);
 
+/* Deleted files return their space. Before a name goes (unlink, rename over it): true, with
+ * the file's key, if it is the last name of a regular file (and there is a cache); once the
+ * name went, fs_cache_file_deleted() discards its cache object — at once, or at its last close
+ * if the file is open (cache_object_discard). A hard link made in between only costs a miss. */
+bool fs_cache_last_name(struct fs *fs, int dirfd, const char *name, struct cache_key *key);
+void fs_cache_file_deleted(struct fs *fs, struct cache_key key);
+
 /* The cache store to use for a new open: NULL without a cache or while in bypass. */
 struct cache_store *fs_cache_store(struct fs *fs);
 /* A cache-device error (never passed to the application): counted, logged, and after
@@ -414,6 +421,18 @@ enum fs_origin_read { FS_ORIGIN_DIRECT, FS_ORIGIN_BACKGROUND, FS_ORIGIN_RESIDENT
 int fs_origin_read_open(struct fs *fs, struct fs_node *n, enum fs_origin_read how);
 #define FS_DIRECT_ALIGN 4096u
 #define FS_FILL_BUFFER_CHUNKS 4   /* chunks read from the origin per fill (a read-ahead piece) */
+
+/* The data ranges of [off, off + len) of an origin file (SEEK_DATA/SEEK_HOLE), for
+ * cache_object_fill_sparse(): past FS_FILL_RANGES_MAX ranges, or where the file system cannot
+ * tell, the rest counts as data (fs_fill.c). fs_fill_ranges_clip() cuts them at end
+ * (a read that came back short). */
+#define FS_FILL_RANGES_MAX 32
+struct fs_fill_ranges {
+	struct cache_extent ext[FS_FILL_RANGES_MAX];
+	size_t count;
+};
+void fs_fill_data_ranges(int fd, uint64_t off, uint64_t len, struct fs_fill_ranges *r);
+void fs_fill_ranges_clip(struct fs_fill_ranges *r, uint64_t end);
 
 /* Count the outcome of cache_object_fill() of `read` origin bytes: stored chunks, a fill
  * dropped by a racing write (-ESTALE), refused at capacity (-EDQUOT), or a device error. */

@@ -560,13 +560,18 @@ static void op_unlink(struct fuse_req *r, uint64_t parent, const char *name)
 {
 	struct fs *fs = FS_OF(r);
 	struct fs_node *p, *victim;
+	struct cache_key gone;
+	bool last;
 	int pfd, rc;
 
 	GET_NODE(fs, r, p, parent);
 	GET_NODE_FD(fs, r, p, pfd);
 	victim = node_of_name(fs, pfd, name);
+	last = fs_cache_last_name(fs, pfd, name, &gone);
 	rc = sys_unlinkat(pfd, name, 0);
 	fs_node_fd_put(fs, p, pfd);
+	if (rc == 0 && last)
+		fs_cache_file_deleted(fs, gone);
 	if (rc == 0 && victim) {
 		atomic_store(&victim->unlinked_by_us, true);
 		fs_cache_metadata_changed(fs, victim);
@@ -594,6 +599,8 @@ static void op_rename(struct fuse_req *r, uint64_t parent, const char *name, uin
 	struct fs *fs = FS_OF(r);
 	struct fs_node *p, *np;
 	struct fs_node *moved, *replaced;
+	struct cache_key gone;
+	bool last;
 	int pfd, npfd, rc;
 
 	GET_NODE(fs, r, p, parent);
@@ -607,9 +614,12 @@ static void op_rename(struct fuse_req *r, uint64_t parent, const char *name, uin
 	}
 	moved = node_of_name(fs, pfd, name);
 	replaced = node_of_name(fs, npfd, newname);
+	last = !(flags & RENAME_EXCHANGE) && fs_cache_last_name(fs, npfd, newname, &gone);
 	rc = sys_renameat2(pfd, name, npfd, newname, flags);
 	fs_node_fd_put(fs, p, pfd);
 	fs_node_fd_put(fs, np, npfd);
+	if (rc == 0 && last)
+		fs_cache_file_deleted(fs, gone);
 	if (rc == 0) {
 		if (replaced && !(flags & RENAME_EXCHANGE))
 			atomic_store(&replaced->unlinked_by_us, true);

@@ -36,6 +36,8 @@ static const char *const counter_names[STATS_COUNTER_COUNT] = {
 	[STATS_CHANGES_BEHIND] = "changes_behind",
 	[STATS_KERNEL_INVALIDATIONS] = "kernel_invalidations",
 	[STATS_WATCH_OVERFLOWS] = "watch_overflows",
+	[STATS_DELETED_OBJECTS] = "deleted_objects",
+	[STATS_SCRUB_RECLAIMED] = "scrub_reclaimed",
 };
 
 static const char *const latency_names[STATS_LAT_COUNT] = {

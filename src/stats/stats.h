@@ -44,6 +44,10 @@ enum stats_counter {
 	STATS_KERNEL_INVALIDATIONS,      /* notifications that dropped the kernel's cached
 	                                  * attributes, data or names after such changes */
 	STATS_WATCH_OVERFLOWS,           /* change events lost (queue overflow): all revalidated */
+	STATS_DELETED_OBJECTS,           /* cache objects dropped because their file was deleted
+	                                  * through the mount (at its last close if it was open) */
+	STATS_SCRUB_RECLAIMED,           /* cache objects the scrub removed (origin gone or changed,
+	                                  * or holding nothing); the daemon copies the store's count */
 	STATS_COUNTER_COUNT
 };
 
