@@ -266,7 +266,7 @@ int fs_file_attach(struct fs *fs, struct fs_file *f, struct cm_fuse_open_out *o)
 	struct fs_node *n = f->node;
 	bool writer = (f->open_flags & O_ACCMODE) != O_RDONLY;
 	struct stat st;
-	bool have_stat;
+	bool have_stat, first_writer = false;
 
 	memset(o, 0, sizeof(*o));
 	o->fh = (uint64_t)(uintptr_t)f;
@@ -320,9 +320,14 @@ int fs_file_attach(struct fs *fs, struct fs_file *f, struct cm_fuse_open_out *o)
 		n->passthrough_count++;
 		o->open_flags |= FOPEN_PASSTHROUGH | (f->via_daemon ? FOPEN_DIRECT_IO : 0);
 		o->backing_id = n->backing_id;
+		if (writer)
+			first_writer = atomic_fetch_add(&n->passthrough_writers, 1) == 0;
 	}
 	n->open_count++;
 	pthread_mutex_unlock(&n->lock);
+	/* What the kernel cached before (a lookup's attributes) would hide its mmap writes. */
+	if (first_writer)
+		fs_attr_invalidate(fs, n);
 
 	stats_add(fs->cfg.stats, STATS_OPENS, 1);
 	/* Reads of a passthrough open never reach us: count the open and the file's size. */
@@ -427,6 +432,26 @@ void fs_object_unpin(struct fs *fs, struct fs_node *n)
 	fs_node_forget(fs, n->nodeid, 1);  /* may free n */
 }
 
+bool fs_attr_volatile(const struct fs_node *n)
+{
+	return atomic_load_explicit(&n->passthrough_writers, memory_order_relaxed) > 0;
+}
+
+void fs_attr_invalidate(struct fs *fs, const struct fs_node *n)
+{
+	int rc = fuse_session_notify_inval_inode(fs->session, n->nodeid, -1, 0);
+	if (rc < 0 && rc != -ENOENT)  /* ENOENT: the kernel holds no inode for it */
+		log_warn("invalidating the attributes of inode %llu failed: %s",
+		         (unsigned long long)n->ino, strerror(-rc));
+}
+
+void fs_cache_before_getattr(struct fs *fs, struct fs_node *n)
+{
+	if (n->type != S_IFREG || !fs_attr_volatile(n))
+		return;
+	writeback(fs, n);
+}
+
 void fs_file_sync(struct fs *fs, struct fs_file *f)
 {
 	if (f->check_writeback)
@@ -504,6 +529,8 @@ void fs_file_detach(struct fs *fs, struct fs_file *f)
 	n->open_count--;
 	if (f->check_writeback)
 		n->cache_writers--;
+	if (f->passthrough && (f->open_flags & O_ACCMODE) != O_RDONLY)
+		atomic_fetch_sub(&n->passthrough_writers, 1);
 	if (f->passthrough && --n->passthrough_count == 0 && n->backing_id > 0) {
 		int rc = fuse_session_backing_close(fs->session, n->backing_id);
 		if (rc < 0)

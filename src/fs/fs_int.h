@@ -80,6 +80,9 @@ struct fs_node {
 	pthread_mutex_t lock;         /* protects the fields below */
 	unsigned open_count;          /* all open files of this inode */
 	unsigned passthrough_count;   /* those opened with FOPEN_PASSTHROUGH */
+	/* Those of them open for writing (changed under lock, read without): a write through their
+	 * mapping changes the origin's mtime and ctime with no request to us (fs_attr_volatile). */
+	atomic_uint passthrough_writers;
 	int backing_id;               /* > 0 while passthrough_count > 0 */
 	enum fs_io_mode mode;         /* how the open files of the inode are served */
 	/* Set at the first open, released at the last (or at the last unpin after that): stable
@@ -276,6 +279,16 @@ void fs_cache_before_origin_change(struct fs *fs, struct fs_node *n);
  * count): its ctime moved, so record the new fingerprint of an open cache object, which
  * otherwise would look changed behind our back. Takes the node's locks. */
 void fs_cache_metadata_changed(struct fs *fs, struct fs_node *n);
+
+/* The node's attributes may change with no request to us (a writable passthrough open: writes
+ * through its mapping move mtime and ctime): replies give them no time in the kernel's cache. */
+bool fs_attr_volatile(const struct fs_node *n);
+/* Drop the kernel's cached attributes of n (NOTIFY_INVAL_INODE, attributes only), after a change
+ * the kernel learns of in no reply. Never call it holding a lock the kernel may wait for. */
+void fs_attr_invalidate(struct fs *fs, const struct fs_node *n);
+/* Before a GETATTR: a writer over the cache copy (FS_IO_CACHE) may have written its mapping,
+ * which lands in the copy: write it back, so that the origin's times and bytes are current. */
+void fs_cache_before_getattr(struct fs *fs, struct fs_node *n);
 
 /* The cache store to use for a new open: NULL without a cache or while in bypass. */
 struct cache_store *fs_cache_store(struct fs *fs);
