@@ -35,6 +35,7 @@ void fs_passthrough_disable(struct fs *fs, const char *why)
 }
 
 static void fingerprint_refresh(struct fs *fs, struct fs_node *n, int fd);
+static void copy_mtime_note(struct fs_node *n);
 
 void fs_cache_error(struct fs *fs, const char *what, int rc)
 {
@@ -246,6 +247,7 @@ static void mode_choose(struct fs *fs, struct fs_node *n, const struct stat *st,
 		if (backing_register(fs, n, cache_object_data_fd(n->obj))) {
 			n->mode = FS_IO_CACHE;
 			pthread_mutex_lock(&n->write_lock);
+			copy_mtime_note(n);
 			n->mirror_fp = info.fingerprint;
 			pthread_mutex_unlock(&n->write_lock);
 		}
@@ -349,13 +351,16 @@ static void writeback_locked(struct fs *fs, struct fs_node *n)
 	struct cache_fingerprint fp;
 	char path[FS_PROC_PATH_MAX];
 	char *cached = NULL, *origin = NULL;
-	struct stat st;
+	struct stat st, copy;
+	bool wrote = false;
 	int fd;
 
 	if (n->mode != FS_IO_CACHE || !n->obj || !n->cache_writers)
 		return;
 	fs_proc_path(n->fd, path);
-	fd = sys_openat(AT_FDCWD, path, O_RDWR | O_CLOEXEC, 0);
+	/* O_NOATIME: comparing reads the origin, which must not move its access time (relatime
+	 * would, after a utimensat that put it before the mtime); it runs at every GETATTR. */
+	fd = sys_openat(AT_FDCWD, path, O_RDWR | O_NOATIME | O_CLOEXEC, 0);
 	if (fd < 0) {
 		log_error("cannot open inode %llu to write mmap changes back: %s",
 		          (unsigned long long)n->ino, strerror(-fd));
@@ -375,10 +380,22 @@ static void writeback_locked(struct fs *fs, struct fs_node *n)
 		ssize_t o = c > 0 ? sys_pread(fd, origin, (size_t)c, (off_t)off) : 0;
 		if (c > 0 && (o != c || memcmp(cached, origin, (size_t)c))) {
 			ssize_t w = sys_pwrite(fd, cached, (size_t)c, (off_t)off);
+			wrote = true;
 			if (w != c)
 				log_error("writing mmap changes of inode %llu back to the origin failed: %s",
 				          (unsigned long long)n->ino, w < 0 ? strerror((int)-w) : "short write");
 		}
+	}
+	/* The mapping was written, but with the bytes already there: the origin's mtime and ctime
+	 * move all the same, as they would on the origin itself. */
+	if (!wrote && sys_fstatat(cache_object_data_fd(n->obj), "", &copy, AT_EMPTY_PATH) == 0 &&
+	    (copy.st_mtim.tv_sec != n->copy_mtime.tv_sec ||
+	     copy.st_mtim.tv_nsec != n->copy_mtime.tv_nsec)) {
+		const struct timespec now[2] = { { 0, UTIME_OMIT }, { 0, UTIME_NOW } };
+		int rc = sys_utimensat(fd, "", now, AT_EMPTY_PATH);
+		if (rc < 0)
+			log_warn("moving the mtime of inode %llu after an mmap write failed: %s",
+			         (unsigned long long)n->ino, strerror(-rc));
 	}
 	fingerprint_refresh(fs, n, fd);
 out:
@@ -837,10 +854,20 @@ out:
 }
 
 /* Record the origin's new fingerprint so our own change does not invalidate the object. */
+/* FS_IO_CACHE: note the copy's mtime after we wrote it (node->write_lock held). */
+static void copy_mtime_note(struct fs_node *n)
+{
+	struct stat st;
+	if (n->mode == FS_IO_CACHE && n->obj &&
+	    sys_fstatat(cache_object_data_fd(n->obj), "", &st, AT_EMPTY_PATH) == 0)
+		n->copy_mtime = st.st_mtim;
+}
+
 static void fingerprint_refresh(struct fs *fs, struct fs_node *n, int fd)
 {
 	struct cache_fingerprint fp;
 	struct stat st;
+	copy_mtime_note(n);
 	if (sys_fstatat(fd, "", &st, AT_EMPTY_PATH) < 0)
 		return;
 	cache_fingerprint_from_stat(&st, &fp);

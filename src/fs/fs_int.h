@@ -107,6 +107,10 @@ struct fs_node {
 	 * here, not only in the object: an evicted object stores nothing (not even a new
 	 * fingerprint), yet its data file goes on serving the passthrough readers. */
 	struct cache_fingerprint mirror_fp;
+	/* write_lock: in FS_IO_CACHE mode, the copy's mtime after our last write to it. Moved
+	 * since, with no byte different from the origin: a writer's mapping wrote the same bytes
+	 * (which moves mtime on any file system), see writeback_locked. */
+	struct timespec copy_mtime;
 
 	struct fs_readahead readahead;  /* its own lock; taken with no other node lock held */
 };
