@@ -268,6 +268,32 @@ static int daemon_control(const char *request, char *reply, size_t size, void *a
 	return n + m + 1;
 }
 
+/* A daemon whose directory was just unmounted (umount, cachemax stop) holds its cache directory
+ * while it shuts down, some tens of milliseconds; a start right after (a service manager's
+ * restart) waits for it, up to this long, unless a mounted directory is served by that cache. */
+#define CACHE_EXITING_WAIT_MS 5000
+#define CACHE_EXITING_POLL_MS 5
+
+struct cache_user { const char *cache; bool mounted; };
+
+static int cache_user_mounted(const struct control_state *st, void *arg)
+{
+	struct cache_user *u = arg;
+	u->mounted = !strcmp(st->cache, u->cache) && control_pid_alive(st->daemon_pid) &&
+	             control_is_accelerated(st->dir);
+	return u->mounted;
+}
+
+/* A running daemon serves a mount with this cache directory (as its state record says). */
+static bool cache_served_by_mount(const char *cache)
+{
+	struct cache_user u = { cache, false };
+	control_state_each(cache_user_mounted, &u);
+	return u.mounted;
+}
+
+static bool wait_quantum(unsigned ms);
+
 /* Open the cache store in the cache directory. A store that belongs to another directory or
  * is in use refuses the start; any other failure of the cache device runs without a cache
  * (the directory still works, uncached) and says so in the log. */
@@ -295,6 +321,11 @@ static int cache_open(const struct daemon_options *o, int origin_fd, struct cach
 	}
 	fd = open(o->cache, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	rc = fd < 0 ? -errno : cache_store_open(fd, &cfg, out);
+	for (unsigned waited = 0; rc == -EBUSY && waited < CACHE_EXITING_WAIT_MS &&
+	                          !cache_served_by_mount(o->cache); waited += CACHE_EXITING_POLL_MS) {
+		wait_quantum(CACHE_EXITING_POLL_MS);
+		rc = cache_store_open(fd, &cfg, out);
+	}
 	if (fd >= 0)
 		close(fd);
 	if (rc == -EEXIST) {

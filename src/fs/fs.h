@@ -25,8 +25,10 @@ struct fs;
 
 /* INIT flags the file system needs (fuse_session_config.extra_flags): it clears set-id bits and
  * file capabilities itself on write, truncate and chown (FUSE_HANDLE_KILLPRIV_V2), so that the
- * kernel stops asking for security.capability before every write. */
-#define FS_FUSE_INIT_FLAGS FUSE_HANDLE_KILLPRIV_V2
+ * kernel stops asking for security.capability before every write; and it applies the caller's
+ * umask itself (FUSE_DONT_MASK), because the origin must see the mode unmasked where the parent
+ * directory has a default ACL, which replaces the umask. */
+#define FS_FUSE_INIT_FLAGS (FUSE_HANDLE_KILLPRIV_V2 | FUSE_DONT_MASK)
 
 struct fs_config {
 	int origin_fd;          /* O_PATH|O_DIRECTORY fd of the origin; fs takes ownership */

@@ -36,6 +36,7 @@ void fs_passthrough_disable(struct fs *fs, const char *why)
 
 static void fingerprint_refresh(struct fs *fs, struct fs_node *n, int fd);
 static void fingerprint_refresh_node(struct fs *fs, struct fs_node *n);
+static void copy_mtime_note(struct fs_node *n);
 
 void fs_cache_error(struct fs *fs, const char *what, int rc)
 {
@@ -301,6 +302,7 @@ static void mode_choose(struct fs *fs, struct fs_node *n, const struct stat *st,
 		if (backing_register(fs, n, cache_object_data_fd(n->io->obj))) {
 			n->io->mode = FS_IO_CACHE;
 			pthread_mutex_lock(&n->io->write_lock);
+			copy_mtime_note(n);
 			n->io->mirror_fp = info.fingerprint;
 			pthread_mutex_unlock(&n->io->write_lock);
 		}
@@ -321,7 +323,7 @@ int fs_file_attach(struct fs *fs, struct fs_file *f, struct cm_fuse_open_out *o)
 	struct fs_node *n = f->node;
 	bool writer = (f->open_flags & O_ACCMODE) != O_RDONLY;
 	struct stat st;
-	bool have_stat;
+	bool have_stat, first_writer = false;
 
 	memset(o, 0, sizeof(*o));
 	o->fh = (uint64_t)(uintptr_t)f;
@@ -379,9 +381,14 @@ int fs_file_attach(struct fs *fs, struct fs_file *f, struct cm_fuse_open_out *o)
 		n->io->passthrough_count++;
 		o->open_flags |= FOPEN_PASSTHROUGH | (f->via_daemon ? FOPEN_DIRECT_IO : 0);
 		o->backing_id = n->io->backing_id;
+		if (writer)
+			first_writer = atomic_fetch_add(&n->passthrough_writers, 1) == 0;
 	}
 	n->io->open_count++;
 	pthread_mutex_unlock(&n->io->lock);
+	/* What the kernel cached before (a lookup's attributes) would hide its mmap writes. */
+	if (first_writer)
+		fs_attr_invalidate(fs, n);
 
 	stats_add(fs->cfg.stats, STATS_OPENS, 1);
 	/* Reads of a passthrough open never reach us: count the open and the file's size. */
@@ -403,7 +410,8 @@ static void writeback_locked(struct fs *fs, struct fs_node *n)
 	struct cache_fingerprint fp;
 	char path[FS_PROC_PATH_MAX];
 	char *cached = NULL, *origin = NULL;
-	struct stat st;
+	struct stat st, copy;
+	bool wrote = false;
 	int fd;
 
 	if (n->io->mode != FS_IO_CACHE || !n->io->obj || !n->io->cache_writers)
@@ -412,7 +420,10 @@ static void writeback_locked(struct fs *fs, struct fs_node *n)
 	if (fd >= 0) {
 		int nfd = fd;
 		fs_proc_path(nfd, path);
-		fd = fs_open_retry(fs, AT_FDCWD, path, O_RDWR | O_CLOEXEC, 0);
+		/* O_NOATIME: comparing reads the origin, which must not move its access time
+		 * (relatime would, after a utimensat that put it before the mtime); it runs at
+		 * every GETATTR. */
+		fd = fs_open_retry(fs, AT_FDCWD, path, O_RDWR | O_NOATIME | O_CLOEXEC, 0);
 		fs_node_fd_put(fs, n, nfd);
 	}
 	if (fd < 0) {
@@ -434,10 +445,22 @@ static void writeback_locked(struct fs *fs, struct fs_node *n)
 		ssize_t o = c > 0 ? sys_pread(fd, origin, (size_t)c, (off_t)off) : 0;
 		if (c > 0 && (o != c || memcmp(cached, origin, (size_t)c))) {
 			ssize_t w = sys_pwrite(fd, cached, (size_t)c, (off_t)off);
+			wrote = true;
 			if (w != c)
 				log_error("writing mmap changes of inode %llu back to the origin failed: %s",
 				          (unsigned long long)n->ino, w < 0 ? strerror((int)-w) : "short write");
 		}
+	}
+	/* The mapping was written, but with the bytes already there: the origin's mtime and ctime
+	 * move all the same, as they would on the origin itself. */
+	if (!wrote && sys_fstatat(cache_object_data_fd(n->io->obj), "", &copy, AT_EMPTY_PATH) == 0 &&
+	    (copy.st_mtim.tv_sec != n->io->copy_mtime.tv_sec ||
+	     copy.st_mtim.tv_nsec != n->io->copy_mtime.tv_nsec)) {
+		const struct timespec now[2] = { { 0, UTIME_OMIT }, { 0, UTIME_NOW } };
+		int rc = sys_utimensat(fd, "", now, AT_EMPTY_PATH);
+		if (rc < 0)
+			log_warn("moving the mtime of inode %llu after an mmap write failed: %s",
+			         (unsigned long long)n->ino, strerror(-rc));
 	}
 	fingerprint_refresh(fs, n, fd);
 out:
@@ -491,6 +514,27 @@ void fs_object_unpin(struct fs *fs, struct fs_node *n)
 	pthread_mutex_unlock(&n->io->lock);
 	fs_node_io_release(fs, n);
 	fs_node_forget(fs, n->nodeid, 1);  /* may free n */
+}
+
+bool fs_attr_volatile(const struct fs_node *n)
+{
+	return atomic_load_explicit(&n->passthrough_writers, memory_order_relaxed) > 0;
+}
+
+void fs_attr_invalidate(struct fs *fs, const struct fs_node *n)
+{
+	int rc = fuse_session_notify_inval_inode(fs->session, n->nodeid, -1, 0);
+	if (rc < 0 && rc != -ENOENT)  /* ENOENT: the kernel holds no inode for it */
+		log_warn("invalidating the attributes of inode %llu failed: %s",
+		         (unsigned long long)n->ino, strerror(-rc));
+}
+
+void fs_cache_before_getattr(struct fs *fs, struct fs_node *n)
+{
+	if (n->type != S_IFREG || !fs_attr_volatile(n) || !fs_node_io_hold_existing(fs, n))
+		return;
+	writeback(fs, n);
+	fs_node_io_release(fs, n);
 }
 
 void fs_file_sync(struct fs *fs, struct fs_file *f)
@@ -570,6 +614,8 @@ void fs_file_detach(struct fs *fs, struct fs_file *f)
 	n->io->open_count--;
 	if (f->check_writeback)
 		n->io->cache_writers--;
+	if (f->passthrough && (f->open_flags & O_ACCMODE) != O_RDONLY)
+		atomic_fetch_sub(&n->passthrough_writers, 1);
 	if (f->passthrough && --n->io->passthrough_count == 0 && n->io->backing_id > 0) {
 		int rc = fuse_session_backing_close(fs->session, n->io->backing_id);
 		if (rc < 0)
@@ -902,10 +948,20 @@ static void fingerprint_refresh_node(struct fs *fs, struct fs_node *n)
 }
 
 /* Record the origin's new fingerprint so our own change does not invalidate the object. */
+/* FS_IO_CACHE: note the copy's mtime after we wrote it (node->io->write_lock held). */
+static void copy_mtime_note(struct fs_node *n)
+{
+	struct stat st;
+	if (n->io->mode == FS_IO_CACHE && n->io->obj &&
+	    sys_fstatat(cache_object_data_fd(n->io->obj), "", &st, AT_EMPTY_PATH) == 0)
+		n->io->copy_mtime = st.st_mtim;
+}
+
 static void fingerprint_refresh(struct fs *fs, struct fs_node *n, int fd)
 {
 	struct cache_fingerprint fp;
 	struct stat st;
+	copy_mtime_note(n);
 	if (sys_fstatat(fd, "", &st, AT_EMPTY_PATH) < 0)
 		return;
 	cache_fingerprint_from_stat(&st, &fp);

@@ -99,6 +99,10 @@ struct fs_node_io {
 	 * here, not only in the object: an evicted object stores nothing (not even a new
 	 * fingerprint), yet its data file goes on serving the passthrough readers. */
 	struct cache_fingerprint mirror_fp;
+	/* write_lock: in FS_IO_CACHE mode, the copy's mtime after our last write to it. Moved
+	 * since, with no byte different from the origin: a writer's mapping wrote the same bytes
+	 * (which moves mtime on any file system), see writeback_locked. */
+	struct timespec copy_mtime;
 
 	struct fs_readahead readahead;  /* its own lock; taken with no other node lock held */
 };
@@ -123,6 +127,10 @@ struct fs_node {
 	uint16_t mount;               /* index in fs->mounts of the mount its handle is for */
 	uint8_t handle_bytes;         /* 0: no handle, the fd in its slot is pinned */
 	atomic_bool unlinked_by_us;   /* its last name went through the mount (unlink, rename over) */
+	/* Passthrough opens for writing (changed under io->lock, read without): a write through
+	 * their mapping changes the origin's mtime and ctime with no request to us
+	 * (fs_attr_volatile). In the node, not its open state: every GETATTR reads it. */
+	atomic_uint passthrough_writers;
 	unsigned char handle[];       /* handle_bytes of f_handle */
 };
 
@@ -399,6 +407,15 @@ void fs_cache_metadata_changed(struct fs *fs, struct fs_node *n);
  * if the file is open (cache_object_discard). A hard link made in between only costs a miss. */
 bool fs_cache_last_name(struct fs *fs, int dirfd, const char *name, struct cache_key *key);
 void fs_cache_file_deleted(struct fs *fs, struct cache_key key);
+/* The node's attributes may change with no request to us (a writable passthrough open: writes
+ * through its mapping move mtime and ctime): replies give them no time in the kernel's cache. */
+bool fs_attr_volatile(const struct fs_node *n);
+/* Drop the kernel's cached attributes of n (NOTIFY_INVAL_INODE, attributes only), after a change
+ * the kernel learns of in no reply. Never call it holding a lock the kernel may wait for. */
+void fs_attr_invalidate(struct fs *fs, const struct fs_node *n);
+/* Before a GETATTR: a writer over the cache copy (FS_IO_CACHE) may have written its mapping,
+ * which lands in the copy: write it back, so that the origin's times and bytes are current. */
+void fs_cache_before_getattr(struct fs *fs, struct fs_node *n);
 
 /* The cache store to use for a new open: NULL without a cache or while in bypass. */
 struct cache_store *fs_cache_store(struct fs *fs);

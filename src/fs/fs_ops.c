@@ -2,15 +2,18 @@
  * Names are resolved relative to the parent node's O_PATH fd; inode-wide calls that have no
  * O_PATH form (chmod, truncate, xattrs) use the node's /proc/self/fd path, which reaches the
  * same inode without a path lookup under the mount. Creations run with the caller's fsuid,
- * fsgid and the supplementary group the kernel sent, so new files belong to the caller.
+ * fsgid, the supplementary group and the umask the kernel sent, so new files belong to the
+ * caller and get the mode the origin gives them (a default ACL replaces the umask).
  */
 #include "fs/fs_int.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -58,7 +61,8 @@ static void entry_fill(struct fs *fs, struct fuse_entry_out *e, const struct fs_
 	e->nodeid = n->nodeid;
 	e->generation = 0;  /* nodeids are never reused */
 	split_timeout(fs->cfg.entry_timeout, &e->entry_valid, &e->entry_valid_nsec);
-	split_timeout(fs->cfg.attr_timeout, &e->attr_valid, &e->attr_valid_nsec);
+	split_timeout(fs_attr_volatile(n) ? 0 : fs->cfg.attr_timeout, &e->attr_valid,
+	              &e->attr_valid_nsec);
 	attr_from_stat(&e->attr, st);
 }
 
@@ -199,6 +203,15 @@ static int kill_privs_request(struct fs *fs, struct fs_node *n, const struct fus
 	return 0;
 }
 
+/* An attribute-less SETATTR from chown(-1, -1) (or a write's kill-priv request, whose write
+ * moves ctime anyway) must move ctime, as chown does on the origin; chown(-1, -1) by root does
+ * it, and clears what root's chown clears (S_ISUID, S_ISGID with group execute: the same bits
+ * kill_privs_request cleared before, or fewer). */
+static int touch_ctime(int node_fd)
+{
+	return sys_fchownat(node_fd, "", (uid_t)-1, (gid_t)-1, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+}
+
 /* Resolve name under a directory fd and take a lookup reference on its node. */
 static int lookup_at(struct fs *fs, int dirfd, const char *name, struct fuse_entry_out *e)
 {
@@ -240,9 +253,31 @@ static int acquire_from_open_fd(struct fs *fs, int fd, struct fs_node **out, str
 	return fs_node_acquire(fs, opath, st, out);
 }
 
+/* The caller's umask (FUSE_DONT_MASK: the kernel leaves it to us) is set on the creating thread,
+ * so that the origin applies it exactly as to a local creation: not at all where the parent has
+ * a default ACL, whose permissions replace it. A umask belongs to the fs_struct, which threads
+ * share; each thread that creates unshares its own once (it starts with the daemon's umask 0).
+ * 0: not tried yet, 1: this thread has its own, -1: it cannot (unshare failed). */
+static __thread int thread_own_umask;
+static __thread bool thread_umask_set;
+
+static bool thread_umask_own(void)
+{
+	if (thread_own_umask == 0) {
+		thread_own_umask = unshare(CLONE_FS) == 0 ? 1 : -1;
+		if (thread_own_umask < 0)
+			log_warn("cannot give a worker thread its own umask (unshare: %s): creations get "
+			         "the umask applied by the daemon, also under a default ACL", strerror(errno));
+	}
+	return thread_own_umask > 0;
+}
+
 /* Run a creation with the caller's identity (per-thread fsuid/fsgid/groups, raw syscalls:
- * glibc's setgroups would change every thread). */
-static void creds_enter(const struct fuse_req_ctx *c)
+ * glibc's setgroups would change every thread) and umask. Returns the mode to create with:
+ * `mode` as sent while the caller's umask is in force on this thread; where the thread cannot
+ * have a umask of its own, `mode` masked here (a default ACL then loses its group bits, as
+ * before FUSE_DONT_MASK: never more permissions than the caller's umask allows). */
+static mode_t creds_enter(const struct fuse_req_ctx *c, mode_t mode, mode_t caller_umask)
 {
 	gid_t groups[FUSE_PROTO_MAX_GROUPS];
 	for (uint32_t i = 0; i < c->group_count; i++)
@@ -250,10 +285,22 @@ static void creds_enter(const struct fuse_req_ctx *c)
 	syscall(SYS_setgroups, (size_t)c->group_count, groups);
 	syscall(SYS_setfsgid, c->gid);
 	syscall(SYS_setfsuid, c->uid);
+	caller_umask &= 0777;
+	if (!caller_umask)
+		return mode;
+	if (!thread_umask_own())
+		return mode & ~caller_umask;
+	umask(caller_umask);
+	thread_umask_set = true;
+	return mode;
 }
 
 static void creds_leave(void)
 {
+	if (thread_umask_set) {
+		umask(0);
+		thread_umask_set = false;
+	}
 	syscall(SYS_setfsuid, 0);
 	syscall(SYS_setfsgid, 0);
 	syscall(SYS_setgroups, (size_t)0, NULL);
@@ -336,12 +383,13 @@ static void op_lookup(struct fuse_req *r, uint64_t parent, const char *name)
 		fuse_reply_entry(r, &e);
 }
 
-static void reply_attr_stat(struct fuse_req *r, const struct stat *st)
+static void reply_attr_stat(struct fuse_req *r, const struct fs_node *n, const struct stat *st)
 {
 	struct fs *fs = FS_OF(r);
 	struct fuse_attr_out a;
 	memset(&a, 0, sizeof(a));
-	split_timeout(fs->cfg.attr_timeout, &a.attr_valid, &a.attr_valid_nsec);
+	split_timeout(fs_attr_volatile(n) ? 0 : fs->cfg.attr_timeout, &a.attr_valid,
+	              &a.attr_valid_nsec);
 	attr_from_stat(&a.attr, st);
 	fuse_reply_attr(r, &a);
 }
@@ -355,6 +403,7 @@ static void op_getattr(struct fuse_req *r, uint64_t ino, const struct fuse_getat
 
 	GET_NODE(fs, r, n, ino);
 	fs_watch_revalidate(fs, n);  /* without fanotify: an open object changed behind us */
+	fs_cache_before_getattr(fs, n);
 	if ((in->getattr_flags & FUSE_GETATTR_FH) && n->type == S_IFREG)
 		rc = sys_fstatat(file_of(in->fh)->fd, "", &st, AT_EMPTY_PATH);
 	else
@@ -362,7 +411,7 @@ static void op_getattr(struct fuse_req *r, uint64_t ino, const struct fuse_getat
 	if (rc < 0)
 		fuse_reply_err(r, -rc);
 	else
-		reply_attr_stat(r, &st);
+		reply_attr_stat(r, n, &st);
 }
 
 #define FATTR_ANY_ATTRIBUTE (FATTR_MODE | FATTR_UID | FATTR_GID | FATTR_SIZE | FATTR_ATIME | \
@@ -391,6 +440,11 @@ static void op_setattr(struct fuse_req *r, uint64_t ino, const struct fuse_setat
 		int probe = cap_probe_take(fs, n, fuse_req_ctx(r)->pid);
 		if (probe)
 			rc = kill_privs_request(fs, n, fuse_req_ctx(r), probe == 2);
+		/* Not after root's write of a file with capabilities: its REMOVEXATTR moved ctime. */
+		if (rc == 0 && probe && !(fuse_req_ctx(r)->uid == 0 && probe == 2))
+			rc = touch_ctime(nfd);
+	} else if (!(in->valid & FATTR_ANY_ATTRIBUTE)) {
+		rc = touch_ctime(nfd);
 	}
 	if (rc == 0 && (in->valid & (FATTR_UID | FATTR_GID))) {
 		uid_t uid = (in->valid & FATTR_UID) ? in->uid : (uid_t)-1;
@@ -433,7 +487,7 @@ static void op_setattr(struct fuse_req *r, uint64_t ino, const struct fuse_setat
 	if (rc < 0)
 		fuse_reply_err(r, -rc);
 	else
-		reply_attr_stat(r, &st);
+		reply_attr_stat(r, n, &st);
 }
 
 static void op_readlink(struct fuse_req *r, uint64_t ino)
@@ -472,12 +526,13 @@ static void op_mknod(struct fuse_req *r, uint64_t parent, const char *name,
 {
 	struct fs *fs = FS_OF(r);
 	struct fs_node *p;
+	mode_t mode;
 	int pfd, rc;
 
 	GET_NODE(fs, r, p, parent);
 	GET_NODE_FD(fs, r, p, pfd);
-	creds_enter(fuse_req_ctx(r));
-	rc = sys_mknodat(pfd, name, in->mode, in->rdev);
+	mode = creds_enter(fuse_req_ctx(r), in->mode, in->umask);
+	rc = sys_mknodat(pfd, name, mode, in->rdev);
 	creds_leave();
 	reply_created_entry(r, pfd, name, rc);
 	fs_node_fd_put(fs, p, pfd);
@@ -488,12 +543,13 @@ static void op_mkdir(struct fuse_req *r, uint64_t parent, const char *name,
 {
 	struct fs *fs = FS_OF(r);
 	struct fs_node *p;
+	mode_t mode;
 	int pfd, rc;
 
 	GET_NODE(fs, r, p, parent);
 	GET_NODE_FD(fs, r, p, pfd);
-	creds_enter(fuse_req_ctx(r));
-	rc = sys_mkdirat(pfd, name, in->mode);
+	mode = creds_enter(fuse_req_ctx(r), in->mode, in->umask);
+	rc = sys_mkdirat(pfd, name, mode);
 	creds_leave();
 	reply_created_entry(r, pfd, name, rc);
 	fs_node_fd_put(fs, p, pfd);
@@ -507,7 +563,7 @@ static void op_symlink(struct fuse_req *r, uint64_t parent, const char *name, co
 
 	GET_NODE(fs, r, p, parent);
 	GET_NODE_FD(fs, r, p, pfd);
-	creds_enter(fuse_req_ctx(r));
+	creds_enter(fuse_req_ctx(r), 0, 0);  /* a symlink's mode is always 0777 */
 	rc = sys_symlinkat(target, pfd, name);
 	creds_leave();
 	reply_created_entry(r, pfd, name, rc);
@@ -723,6 +779,7 @@ static void op_create(struct fuse_req *r, uint64_t parent, const char *name,
 {
 	struct fs *fs = FS_OF(r);
 	struct fs_node *p;
+	mode_t mode;
 	/* O_TRUNC of an existing file is left to fs_file_attach (see deferred_trunc). */
 	int fd, flags = (own_open_flags(in->flags) & ~deferred_trunc(S_IFREG, in->flags)) | O_CREAT |
 	                (int)(in->flags & O_EXCL);
@@ -731,8 +788,8 @@ static void op_create(struct fuse_req *r, uint64_t parent, const char *name,
 
 	GET_NODE(fs, r, p, parent);
 	GET_NODE_FD(fs, r, p, pfd);
-	creds_enter(fuse_req_ctx(r));
-	fd = fs_open_retry(fs, pfd, name, flags, in->mode);
+	mode = creds_enter(fuse_req_ctx(r), in->mode, in->umask);
+	fd = fs_open_retry(fs, pfd, name, flags, mode);
 	creds_leave();
 	fs_node_fd_put(fs, p, pfd);
 	if (fd < 0) {
@@ -746,6 +803,7 @@ static void op_tmpfile(struct fuse_req *r, uint64_t parent, const struct fuse_cr
 {
 	struct fs *fs = FS_OF(r);
 	struct fs_node *p;
+	mode_t mode;
 	int fd, flags = (own_open_flags(in->flags) & ~(O_TMPFILE | O_TRUNC)) | O_TMPFILE |
 	                (int)(in->flags & O_EXCL);
 
@@ -753,8 +811,8 @@ static void op_tmpfile(struct fuse_req *r, uint64_t parent, const struct fuse_cr
 
 	GET_NODE(fs, r, p, parent);
 	GET_NODE_FD(fs, r, p, pfd);
-	creds_enter(fuse_req_ctx(r));
-	fd = fs_open_retry(fs, pfd, ".", flags, in->mode);
+	mode = creds_enter(fuse_req_ctx(r), in->mode, in->umask);
+	fd = fs_open_retry(fs, pfd, ".", flags, mode);
 	creds_leave();
 	fs_node_fd_put(fs, p, pfd);
 	if (fd < 0) {
@@ -823,6 +881,19 @@ static void op_statfs(struct fuse_req *r, uint64_t ino)
 		fuse_reply_statfs(r, &st);
 }
 
+/* xattrs go through the node's /proc/self/fd path, symlinks included: the magic link leads to
+ * the symlink itself and is not followed further, so trusted.* and security.* xattrs of a
+ * symlink work as on the origin (the kernel refuses user.* on symlinks before asking us). */
+
+/* An xattr changed: the origin moved the inode's ctime, and a POSIX access ACL also rewrites
+ * the group bits of its mode, none of which the kernel updates in its cached attributes (it
+ * sends no attributes with SETXATTR, and without FUSE_POSIX_ACL does not invalidate them). */
+static void xattr_changed(struct fs *fs, struct fs_node *n)
+{
+	fs_cache_metadata_changed(fs, n);
+	fs_attr_invalidate(fs, n);
+}
+
 static void op_setxattr(struct fuse_req *r, uint64_t ino, const char *name, const void *value,
                         size_t size, uint32_t flags)
 {
@@ -832,16 +903,12 @@ static void op_setxattr(struct fuse_req *r, uint64_t ino, const char *name, cons
 	int nfd, rc;
 
 	GET_NODE(fs, r, n, ino);
-	if (n->type == S_IFLNK) {
-		fuse_reply_err(r, EPERM);  /* Linux allows no user xattrs on symlinks */
-		return;
-	}
 	GET_NODE_FD(fs, r, n, nfd);
 	fs_proc_path(nfd, path);
 	rc = sys_setxattr(path, name, value, size, (int)flags);
 	fs_node_fd_put(fs, n, nfd);
 	if (rc == 0)
-		fs_cache_metadata_changed(fs, n);
+		xattr_changed(fs, n);
 	fuse_reply_err(r, -rc);
 }
 
@@ -855,10 +922,6 @@ static void op_getxattr(struct fuse_req *r, uint64_t ino, const char *name, uint
 	int nfd;
 
 	GET_NODE(fs, r, n, ino);
-	if (n->type == S_IFLNK) {
-		fuse_reply_err(r, ENODATA);
-		return;
-	}
 	if (n->type == S_IFREG && strcmp(name, XATTR_CAPS) == 0)
 		cap_probe_note(fs, n, fuse_req_ctx(r)->pid, false);
 	GET_NODE_FD(fs, r, n, nfd);
@@ -890,13 +953,6 @@ static void op_listxattr(struct fuse_req *r, uint64_t ino, uint32_t size)
 	int nfd;
 
 	GET_NODE(fs, r, n, ino);
-	if (n->type == S_IFLNK) {
-		if (size == 0)
-			fuse_reply_xattr_size(r, 0);
-		else
-			fuse_reply_data(r, buf, 0);
-		return;
-	}
 	GET_NODE_FD(fs, r, n, nfd);
 	fs_proc_path(nfd, path);
 	if (size == 0) {
@@ -924,10 +980,6 @@ static void op_removexattr(struct fuse_req *r, uint64_t ino, const char *name)
 	int nfd, rc;
 
 	GET_NODE(fs, r, n, ino);
-	if (n->type == S_IFLNK) {
-		fuse_reply_err(r, ENODATA);
-		return;
-	}
 	GET_NODE_FD(fs, r, n, nfd);
 	fs_proc_path(nfd, path);
 	rc = sys_removexattr(path, name);
@@ -935,7 +987,7 @@ static void op_removexattr(struct fuse_req *r, uint64_t ino, const char *name)
 	if (rc == 0 && n->type == S_IFREG && strcmp(name, XATTR_CAPS) == 0)
 		cap_probe_note(fs, n, fuse_req_ctx(r)->pid, true);
 	if (rc == 0)
-		fs_cache_metadata_changed(fs, n);
+		xattr_changed(fs, n);
 	fuse_reply_err(r, -rc);
 }
 
@@ -1072,7 +1124,7 @@ static void op_access(struct fuse_req *r, uint64_t ino, uint32_t mask)
 	GET_NODE(fs, r, n, ino);
 	GET_NODE_FD(fs, r, n, nfd);
 	fs_proc_path(nfd, path);
-	creds_enter(fuse_req_ctx(r));
+	creds_enter(fuse_req_ctx(r), 0, 0);
 	rc = faccessat(AT_FDCWD, path, (int)mask, AT_EACCESS) < 0 ? -errno : 0;
 	creds_leave();
 	fs_node_fd_put(fs, n, nfd);

@@ -36,7 +36,8 @@
  * What is compared, and what deliberately is not (it differs between correct file systems or is
  * not deterministic):
  *  - Never st_ino, st_dev, st_blocks, st_blksize, atime or ctime; mtime (and atime) only right
- *    after a utimensat/futimens that set them explicitly, then to the nanosecond. Hard-link
+ *    after a utimensat/futimens that set them explicitly, then to the nanosecond; whether ctime
+ *    moved (chown(-1, -1)) and whether mtime moved from an explicit value (an mmap write). Hard-link
  *    identity is compared as "these names / fds are the same inode" on each side instead.
  *  - Not st_size of directories (ext4 grows them in blocks, tmpfs counts entries) and no lseek on
  *    directory fds (offsets are fs cookies).
@@ -885,8 +886,38 @@ static void s_chmod(struct side *s, struct op *o, struct res *r)
 	}
 }
 
+/* Longer than a tick of the coarse clock that file times come from (CONFIG_HZ 100: 10 ms). */
+static void clock_tick(void)
+{
+	struct timespec ts = {0, 30 * 1000 * 1000};
+	nanosleep(&ts, NULL);
+}
+
+static int ts_later(struct timespec a, struct timespec b)
+{
+	return a.tv_sec > b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec > b.tv_nsec);
+}
+
 static void s_chown(struct side *s, struct op *o, struct res *r)
 {
+	/* chown(-1, -1) changes nothing but ctime, which it must move (ctimes of the two sides are
+	 * not comparable, whether each moved is) */
+	if (o->uid == -1 && o->gid == -1) {
+		struct stat before, after;
+		int rc, fd = o->slot >= 0 ? SFD(s, o->slot) : -1;
+		int got = fd >= 0 ? fstat(fd, &before) : fstatat(s->dirfd, o->p1, &before, o->flags);
+		clock_tick();
+		rc = fd >= 0 ? fchown(fd, (uid_t)-1, (gid_t)-1) : fchownat(s->dirfd, o->p1, (uid_t)-1, (gid_t)-1, o->flags);
+		res_sys(r, rc);
+		if (rc == 0 && got == 0 &&
+		    (fd >= 0 ? fstat(fd, &after) : fstatat(s->dirfd, o->p1, &after, o->flags)) == 0)
+			res_printf(r, " ctime-moved=%d", ts_later(after.st_ctim, before.st_ctim));
+		if (fd >= 0)
+			stat_fd(r, "", fd);
+		else
+			stat_path(s, r, "", o->p1, o->flags);
+		return;
+	}
 	if (o->slot >= 0) {
 		res_sys(r, fchown(SFD(s, o->slot), (uid_t)o->uid, (gid_t)o->gid));
 		stat_fd(r, "", SFD(s, o->slot));
@@ -1120,6 +1151,10 @@ static void s_mmap(struct side *s, struct op *o, struct res *r)
 	size_t off = (size_t)o->off < size ? (size_t)o->off : size;
 	size_t len = (size_t)o->len < size - off ? (size_t)o->len : size - off;
 	unsigned char *d = res_data(r, len);
+	/* a write through the mapping moves mtime from an explicit old value, as fstat sees it
+	 * after msync (times are compared only after explicit utimens) */
+	const struct timespec old_mtime[2] = {{0, UTIME_OMIT}, {1000000000, 0}};
+	int timed = wr && len > 0 && futimens(fd, old_mtime) == 0;
 	if (wr) {
 		if (safe_copy((char *)m + off, wbuf, len) < 0) {
 			r->bad = 1;
@@ -1127,6 +1162,8 @@ static void s_mmap(struct side *s, struct op *o, struct res *r)
 		}
 		res_printf(r, " msync=%s", msync(m, size, MS_SYNC) ? errname(errno) : "0");
 		memcpy(d, wbuf, len);
+		if (timed && fstat(fd, &st) == 0)
+			res_printf(r, " mtime-moved=%d", st.st_mtim.tv_sec != 1000000000 || st.st_mtim.tv_nsec != 0);
 	} else if (safe_copy(d, (char *)m + off, len) < 0) {
 		r->bad = 1;
 		res_printf(r, " SIGBUS reading the mapping");
@@ -1717,7 +1754,9 @@ static void g_utimens(void)
 	run(K_UTIMENS, &o, s_utimens);
 }
 
-static const char *xnames[] = {"user.a", "user.b", "user.cachemax_difftest", "user.long_attribute_name_0123456789"};
+/* trusted.* (root only) is the namespace symlinks accept as well (user.* they refuse). */
+static const char *xnames[] = {"user.a", "user.b", "user.cachemax_difftest", "user.long_attribute_name_0123456789",
+			       "trusted.cachemax_difftest"};
 
 static void pick_xtarget(struct op *o, char *b, size_t n, int want_xattr)
 {

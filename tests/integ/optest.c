@@ -2414,6 +2414,328 @@ static void sec_many(void) {
   plist("list . after unlink", ".", 20);
 }
 
+/* ---- issue 17: exactly like the original ------------------------------------------------- */
+
+/* xattrs on a symlink itself: trusted.* and security.* work (root), user.* is refused. */
+static void sec_symlink_xattr(void) {
+  char buf[256];
+  puts_("f", "x");
+  if (symlink("f", "sl") < 0) out("setup symlink: -1 %s", ename(errno));
+  STEP("lsetxattr sl trusted.t", lsetxattr("sl", "trusted.t", "T", 1, 0));
+  STEP("lsetxattr sl security.cmtest", lsetxattr("sl", "security.cmtest", "S", 1, 0));
+  STEP("lsetxattr sl user.u", lsetxattr("sl", "user.u", "U", 1, 0));
+  STEP("lsetxattr sl trusted.t XATTR_CREATE", lsetxattr("sl", "trusted.t", "2", 1, XATTR_CREATE));
+  STEP("lsetxattr sl trusted.n XATTR_REPLACE", lsetxattr("sl", "trusted.n", "2", 1, XATTR_REPLACE));
+  DATA("lgetxattr sl trusted.t", lgetxattr("sl", "trusted.t", buf, sizeof buf), buf);
+  STEP("lgetxattr sl trusted.t size query", lgetxattr("sl", "trusted.t", NULL, 0));
+  DATA("lgetxattr sl user.u", lgetxattr("sl", "user.u", buf, sizeof buf), buf);
+  DATA("getxattr sl trusted.t (follows: target has none)", getxattr("sl", "trusted.t", buf, sizeof buf), buf);
+  plistxattr("llistxattr sl", "sl", 1);
+  STEP("llistxattr sl size query", llistxattr("sl", NULL, 0));
+  plistxattr("listxattr f (target untouched)", "f", 0);
+  STEP("lremovexattr sl trusted.t", lremovexattr("sl", "trusted.t"));
+  STEP("lremovexattr sl trusted.t again", lremovexattr("sl", "trusted.t"));
+  STEP("lremovexattr sl user.u", lremovexattr("sl", "user.u"));
+  DATA("lgetxattr sl trusted.t after remove", lgetxattr("sl", "trusted.t", buf, sizeof buf), buf);
+  plistxattr("llistxattr sl", "sl", 1);
+  STEP("rename sl sl2", rename("sl", "sl2"));
+  DATA("lgetxattr sl2 security.cmtest after rename", lgetxattr("sl2", "security.cmtest", buf, sizeof buf), buf);
+}
+
+/* POSIX ACL xattr values (the kernel's posix_acl_xattr format, version 2). */
+enum { ACL_UOBJ = 0x01, ACL_NAMED_USER = 0x02, ACL_GOBJ = 0x04, ACL_MASKTAG = 0x10, ACL_OTHERTAG = 0x20 };
+struct acl_entry_x { uint16_t tag, perm; uint32_t id; };
+static size_t acl_value(unsigned char *buf, const struct acl_entry_x *e, size_t n) {
+  uint32_t version = 2;
+  memcpy(buf, &version, 4);
+  for (size_t i = 0; i < n; i++) memcpy(buf + 4 + 8 * i, &e[i], 8);
+  return 4 + 8 * n;
+}
+/* u::rwx g::rwx o::r-x */
+static int set_default_acl(const char *dir) {
+  const struct acl_entry_x e[] = {{ACL_UOBJ, 7, (uint32_t)-1}, {ACL_GOBJ, 7, (uint32_t)-1}, {ACL_OTHERTAG, 5, (uint32_t)-1}};
+  unsigned char v[64];
+  return setxattr(dir, "system.posix_acl_default", v, acl_value(v, e, 3), 0);
+}
+static void pacl(const char *path) {
+  ssize_t a = getxattr(path, "system.posix_acl_access", NULL, 0);
+  int ea = errno;
+  ssize_t d = getxattr(path, "system.posix_acl_default", NULL, 0);
+  int ed = errno;
+  out("acl %s: access=%s default=%s", N(path), a < 0 ? ename(ea) : L("%zd", a), d < 0 ? ename(ed) : L("%zd", d));
+}
+static void tmpfile_link(const char *dir, const char *name, mode_t mode) {
+  int fd = open(dir, O_TMPFILE | O_RDWR, mode);
+  if (fd < 0) {
+    out("O_TMPFILE in %s: -1 %s", N(dir), ename(errno));
+    return;
+  }
+  char proc[64], path[256];
+  snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  STEP(L("linkat tmpfile %s", N(path)), linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW));
+  close(fd);
+  pstat(path);
+}
+/* The creations of one directory with umask um (restored after). */
+static void creations(const char *dir, mode_t um) {
+  char p[256];
+  mode_t old = umask(um);
+  out("creations in %s with umask %03o", N(dir), (unsigned)um);
+  snprintf(p, sizeof p, "%s/d", dir);
+  STEP("mkdir d 0777", mkdir(p, 0777));
+  pstat(p);
+  snprintf(p, sizeof p, "%s/f", dir);
+  int fd = OPEN("creat f 0666", open(p, O_WRONLY | O_CREAT | O_EXCL, 0666));
+  if (fd >= 0) close(fd);
+  pstat(p);
+  snprintf(p, sizeof p, "%s/p", dir);
+  STEP("mkfifo p 0666", mkfifo(p, 0666));
+  pstat(p);
+  snprintf(p, sizeof p, "%s/n", dir);
+  STEP("mknod n S_IFREG 0666", mknod(p, S_IFREG | 0666, 0));
+  pstat(p);
+  snprintf(p, sizeof p, "%s/s", dir);
+  STEP("symlink s", symlink("f", p));
+  plstat(p);
+  tmpfile_link(dir, "t", 0666);
+  snprintf(p, sizeof p, "%s/d", dir);
+  pacl(p);
+  snprintf(p, sizeof p, "%s/f", dir);
+  pacl(p);
+  umask(old);
+}
+/* The umask of the creating process, unless the parent has a default ACL (which replaces it);
+ * setgid directories keep group write. */
+static void sec_umask(void) {
+  setup_mkdir("plain", 0777);
+  chmod("plain", 0777);
+  creations("plain", 022);
+  setup_mkdir("plain077", 0777);
+  chmod("plain077", 0777);
+  creations("plain077", 077);
+  setup_mkdir("plain000", 0777);
+  chmod("plain000", 0777);
+  creations("plain000", 0);
+  setup_mkdir("acl", 0755);
+  STEP("set default ACL on acl", set_default_acl("acl"));
+  pacl("acl");
+  creations("acl", 022);
+  setup_mkdir("acl077", 0755);
+  STEP("set default ACL on acl077", set_default_acl("acl077"));
+  creations("acl077", 077);
+  setup_mkdir("sg", 0755);
+  if (chown("sg", 0, 2000) < 0 || chmod("sg", 02775) < 0) out("setup sg: -1 %s", ename(errno));
+  STEP("set default ACL on sg", set_default_acl("sg"));
+  creations("sg", 022);
+  pstat("sg/d");
+  setup_mkdir("sg-noacl", 0755);
+  if (chown("sg-noacl", 0, 2000) < 0 || chmod("sg-noacl", 02777) < 0) out("setup sg-noacl: -1 %s", ename(errno));
+  creations("sg-noacl", 002);
+  /* Another user, with its own umask. */
+  if (chmod(".", 0777) < 0) out("setup chmod .: -1 %s", ename(errno));
+  pid_t p = child_begin(1000, 1000);
+  if (p == 0) {
+    setup_mkdir("u-plain", 0777);
+    creations("u-plain", 027);
+    setup_mkdir("u-acl", 0755);
+    STEP("u1000 set default ACL on u-acl", set_default_acl("u-acl"));
+    creations("u-acl", 077);
+    child_end(0);
+  }
+  child_wait(p);
+}
+
+/* The mode as `stat -c %a` or `ls` ask for it: statx with STATX_MODE alone (the kernel then
+ * answers from its cache unless the mode itself was invalidated). */
+static void pmode(const char *path) {
+  struct statx stx;
+  if (statx(AT_FDCWD, path, 0, STATX_MODE, &stx) < 0) out("statx mode %s: -1 %s", N(path), ename(errno));
+  else out("statx mode %s: %04o", N(path), (unsigned)(stx.stx_mode & 07777));
+}
+
+/* setfacl changes the group bits of the mode: stat sees it at once. */
+static void sec_acl_mode(void) {
+  unsigned char v[128];
+  puts_("f", "x");
+  chmod("f", 0644);
+  setup_mkdir("d", 0755);
+  pmode("f");
+  pstat("f");
+  pmode("d");
+  pstat("d");
+  const struct acl_entry_x named[] = {{ACL_UOBJ, 6, (uint32_t)-1}, {ACL_NAMED_USER, 7, 1000}, {ACL_GOBJ, 4, (uint32_t)-1},
+                                      {ACL_MASKTAG, 7, (uint32_t)-1}, {ACL_OTHERTAG, 4, (uint32_t)-1}};
+  STEP("setxattr f access ACL u::rw- u:1000:rwx g::r-- m::rwx o::r--",
+       setxattr("f", "system.posix_acl_access", v, acl_value(v, named, 5), 0));
+  pmode("f");
+  pstat("f");
+  pacl("f");
+  const struct acl_entry_x minimal[] = {{ACL_UOBJ, 7, (uint32_t)-1}, {ACL_GOBJ, 0, (uint32_t)-1}, {ACL_OTHERTAG, 0, (uint32_t)-1}};
+  STEP("setxattr f access ACL u::rwx g::--- o::---", setxattr("f", "system.posix_acl_access", v, acl_value(v, minimal, 3), 0));
+  pmode("f");
+  pstat("f");
+  STEP("setxattr f access ACL named again", setxattr("f", "system.posix_acl_access", v, acl_value(v, named, 5), 0));
+  pmode("f");
+  pstat("f");
+  STEP("removexattr f access ACL", removexattr("f", "system.posix_acl_access"));
+  pmode("f");
+  pstat("f");
+  pacl("f");
+  int fd = OPEN("open f", open("f", O_RDONLY));
+  if (fd >= 0) {
+    STEP("fsetxattr f access ACL minimal", fsetxattr(fd, "system.posix_acl_access", v, acl_value(v, minimal, 3), 0));
+    pfstat("fstat f", fd);
+    close(fd);
+  }
+  STEP("setxattr d access ACL named", setxattr("d", "system.posix_acl_access", v, acl_value(v, named, 5), 0));
+  pmode("d");
+  pstat("d");
+  STEP("setxattr d access ACL minimal", setxattr("d", "system.posix_acl_access", v, acl_value(v, minimal, 3), 0));
+  pmode("d");
+  pstat("d");
+  /* As the owner (not root). */
+  if (chown("f", 1000, 1000) < 0) out("setup chown f: -1 %s", ename(errno));
+  pid_t p = child_begin(1000, 1000);
+  if (p == 0) {
+    pmode("f");
+  pstat("f");
+    STEP("u1000 setxattr f access ACL named", setxattr("f", "system.posix_acl_access", v, acl_value(v, named, 5), 0));
+    pmode("f");
+  pstat("f");
+    child_end(0);
+  }
+  child_wait(p);
+  pmode("f");
+  pstat("f");
+}
+
+static int ts_after(struct timespec a, struct timespec b) {
+  return a.tv_sec > b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec > b.tv_nsec);
+}
+/* Longer than a tick of the coarse clock file times come from (CONFIG_HZ 100: 10 ms). */
+static void tick(void) {
+  struct timespec ts = {0, 30 * 1000 * 1000};
+  nanosleep(&ts, NULL);
+}
+/* mtime and ctime of path after a change, against the explicit old mtime and the ctime before. */
+static void pmoved(const char *label, const char *path, int flags, struct timespec old_m, struct timespec old_c) {
+  struct stat st;
+  if (fstatat(AT_FDCWD, path, &st, flags) < 0) {
+    out("%s: -1 %s", label, ename(errno));
+    return;
+  }
+  out("%s: mtime moved=%s ctime moved=%s", label, yesno(ts_after(st.st_mtim, old_m)), yesno(ts_after(st.st_ctim, old_c)));
+}
+static int stat_times(const char *path, int flags, struct timespec *m, struct timespec *c) {
+  struct stat st;
+  if (fstatat(AT_FDCWD, path, &st, flags) < 0) {
+    out("stat %s: -1 %s", N(path), ename(errno));
+    return -1;
+  }
+  *m = st.st_mtim;
+  *c = st.st_ctim;
+  return 0;
+}
+
+/* A write through a shared mapping moves mtime and ctime, as stat sees them after msync (a
+ * local file system moves them at the first write fault already; through FUSE without
+ * passthrough, the kernel tells the daemon of such a write only when it writes the page back).
+ * The file is written before (written), created empty (neither), or opened by a reader first
+ * (with_reader): on the mount after a completed first read, that is a cache hit, and the
+ * writer's mapping maps the cache copy. */
+static void mmap_write_times(const char *name, int written, int with_reader) {
+  enum { SZ = 8192 };
+  const struct timespec old[2] = {{1000000000, 0}, {1000000000, 0}};
+  struct timespec m0, c0;
+  if (written) {
+    puts_(name, "0123456789abcdef");
+  } else {
+    int c = open(name, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (c < 0) out("setup create %s: -1 %s", name, ename(errno));
+    else close(c);
+  }
+  if (truncate(name, SZ) < 0) out("setup truncate: -1 %s", ename(errno));
+  if (with_reader) {
+    char buf[SZ];
+    slurp(name, buf, sizeof buf);  /* a first read: the mount completes the file behind it */
+    struct timespec ts = {0, 300 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  int rd = with_reader ? OPEN(L("open %s reader", name), open(name, O_RDONLY)) : -1;
+  STEP(L("utimensat %s old", name), utimensat(AT_FDCWD, name, old, 0));
+  if (stat_times(name, 0, &m0, &c0) < 0) return;
+  tick();
+  int fd = OPEN(L("open %s rw", name), open(name, O_RDWR));
+  if (fd >= 0) {
+    pmoved(L("stat %s after open", name), name, 0, m0, c0);
+    char *m = mmap(NULL, SZ, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) {
+      out("mmap %s: -1 %s", name, ename(errno));
+    } else {
+      /* (mmap drops the cached atime: this stat asks the file system, later ones need not) */
+      pmoved(L("stat %s after mmap", name), name, 0, m0, c0);
+      memcpy(m + 100, "mapped", 6);
+      STEP(L("msync %s", name), msync(m, SZ, MS_SYNC));
+      pmoved(L("stat %s after msync", name), name, 0, m0, c0);
+      struct stat st;
+      if (fstat(fd, &st) == 0) out("fstat %s after msync: mtime moved=%s", name, yesno(ts_after(st.st_mtim, m0)));
+      munmap(m, SZ);
+    }
+    close(fd);
+    pmoved(L("stat %s after close", name), name, 0, m0, c0);
+  }
+  if (rd >= 0) close(rd);
+  char buf[16];
+  int r = open(name, O_RDONLY);
+  DATA(L("pread %s @100", name), pread(r, buf, 6, 100), buf);
+  close(r);
+}
+static void sec_mmap_times(void) {
+  mmap_write_times("f", 1, 0);
+  mmap_write_times("e", 0, 0);
+  mmap_write_times("g", 1, 1);
+}
+
+/* chown(path, -1, -1) changes nothing but ctime, which it moves (as every chown does). */
+static void sec_ctime(void) {
+  struct timespec m0, c0;
+  puts_("f", "data");
+  setup_mkdir("d", 0755);
+  if (symlink("f", "sl") < 0) out("setup symlink: -1 %s", ename(errno));
+  puts_("x", "#!/bin/sh\n");
+  chmod("x", 0755);
+  static const struct { const char *path; int flags; } cases[] = {
+      {"f", 0}, {"d", 0}, {"sl", AT_SYMLINK_NOFOLLOW}, {"x", 0}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const char *p = cases[i].path;
+    int fl = cases[i].flags;
+    tick();
+    if (stat_times(p, fl, &m0, &c0) < 0) continue;
+    tick();
+    STEP(L("%s %s -1 -1", fl ? "lchown" : "chown", p), fchownat(AT_FDCWD, p, (uid_t)-1, (gid_t)-1, fl));
+    pmoved(L("stat %s", p), p, fl, m0, c0);
+    fl ? plstat(p) : pstat(p);
+  }
+  int fd = OPEN("open f", open("f", O_RDONLY));
+  if (fd >= 0) {
+    tick();
+    if (stat_times("f", 0, &m0, &c0) == 0) {
+      tick();
+      STEP("fchown f -1 -1", fchown(fd, (uid_t)-1, (gid_t)-1));
+      pmoved("stat f", "f", 0, m0, c0);
+    }
+    close(fd);
+  }
+  /* A chown to the same owner moves ctime too. */
+  tick();
+  if (stat_times("f", 0, &m0, &c0) == 0) {
+    tick();
+    STEP("chown f 0 0 (same)", chown("f", 0, 0));
+    pmoved("stat f", "f", 0, m0, c0);
+  }
+}
+
 /* ------------------------------------------------------------------------------------------ */
 
 static void tree(const char *path, int depth) {
@@ -2483,6 +2805,11 @@ static const struct section sections[] = {
     {"mmap", sec_mmap},
     {"sparse", sec_sparse},
     {"many", sec_many},
+    {"symlink-xattr", sec_symlink_xattr},
+    {"umask", sec_umask},
+    {"acl-mode", sec_acl_mode},
+    {"mmap-times", sec_mmap_times},
+    {"ctime", sec_ctime},
 };
 #define NSECTIONS (sizeof sections / sizeof sections[0])
 
