@@ -21,7 +21,14 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/san/tests/%)
 TOOL_SRC := $(wildcard tests/diff/*.c tests/integ/*.c)
 TOOL_BIN := $(patsubst tests/%.c,build/tests/%,$(TOOL_SRC))
 
-.PHONY: all deps check unit integ diff demo clean bench
+# libFuzzer targets (clang): the FUSE request decoder and the control plane's parsers.
+FUZZ_CC ?= clang
+FUZZ_FLAGS := -std=gnu11 -D_GNU_SOURCE -Isrc $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined \
+              -fno-sanitize-recover=undefined
+FUZZ_SECONDS ?= 30
+FUZZ_BIN := build/fuzz/fuzz_fuse_request build/fuzz/fuzz_control
+
+.PHONY: all deps check unit integ diff demo clean bench fuzz
 all: build/cachemax build/san/cachemax $(TOOL_BIN)
 
 deps:
@@ -47,6 +54,16 @@ build/tests/%: tests/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $(filter %.c,$^) $(LDLIBS)
 
+build/fuzz/fuzz_fuse_request: tests/fuzz/fuzz_fuse_request.c src/fuse/fuse_proto.c
+build/fuzz/fuzz_control: tests/fuzz/fuzz_control.c src/control/control.c src/control/control_proto.c
+build/fuzz/%:
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(filter %.c,$^)
+
+# Each target for FUZZ_SECONDS (30) from its seeds; saved crashes are replayed first.
+fuzz: deps $(FUZZ_BIN)
+	@scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
+
 # Every unit test binary runs, also after one failed; the target fails if any did.
 unit: deps $(UNIT_BIN)
 	@failed=""; for t in $(UNIT_BIN); do echo "== $$t"; $$t || failed="$$failed $$t"; done; \
@@ -55,9 +72,10 @@ unit: deps $(UNIT_BIN)
 integ: deps all
 	@tests/integ/run-all.sh
 
-# Unit and integration tests both run; check fails if either did.
+# Unit tests, the fuzzers and integration tests all run; check fails if any did.
 check: deps all
-	@rc=0; $(MAKE) --no-print-directory unit || rc=1; $(MAKE) --no-print-directory integ || rc=1; exit $$rc
+	@rc=0; $(MAKE) --no-print-directory unit || rc=1; $(MAKE) --no-print-directory fuzz || rc=1; \
+	$(MAKE) --no-print-directory integ || rc=1; exit $$rc
 
 demo: deps all
 	@scripts/demo.sh

@@ -2,7 +2,7 @@
 # Installs the Debian packages CacheMax needs to build, test and benchmark, when they are missing.
 # Idempotent: prints nothing and does nothing when everything is already there.
 set -euo pipefail
-need=(gcc make pkg-config libcmocka-dev fuse3 fio bindfs attr psmisc util-linux)
+need=(gcc make pkg-config libcmocka-dev fuse3 fio bindfs attr psmisc util-linux clang libclang-rt-dev)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/file.h>
 
 #define STORE_DIR_MODE 0700
@@ -162,6 +163,16 @@ static int config_chunk_shift(const struct cache_store_config *config, uint32_t 
 	return 0;
 }
 
+/* A store directory someone else made, or can write to, could hold planted objects. */
+static int store_dir_private(int fd)
+{
+	struct stat st;
+	int rc = sys_fstatat(fd, "", &st, AT_EMPTY_PATH);
+	if (rc < 0)
+		return rc;
+	return st.st_uid == geteuid() && !(st.st_mode & (S_IWGRP | S_IWOTH)) ? 0 : -EPERM;
+}
+
 int cache_store_open(int cachedir_fd, const struct cache_store_config *config,
                      struct cache_store **out)
 {
@@ -182,6 +193,9 @@ int cache_store_open(int cachedir_fd, const struct cache_store_config *config,
 	                      O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
 	if (store_fd < 0)
 		return store_fd;
+	rc = store_dir_private(store_fd);
+	if (rc < 0)
+		goto close_store_fd;
 	rc = sys_flock(store_fd, LOCK_EX | LOCK_NB);
 	if (rc < 0) {
 		rc = rc == -EWOULDBLOCK ? -EBUSY : rc;
@@ -203,6 +217,9 @@ int cache_store_open(int cachedir_fd, const struct cache_store_config *config,
 		rc = objects_fd;
 		goto close_store_fd;
 	}
+	rc = store_dir_private(objects_fd);
+	if (rc < 0)
+		goto close_objects_fd;
 	store = calloc(1, sizeof(*store));
 	if (!store) {
 		rc = -ENOMEM;

@@ -61,6 +61,8 @@
  *   -EUCLEAN   cache_store_open(): the superblock is damaged
  *   -EBUSY     cache_store_open(): another open store (any process) holds CACHEDIR;
  *              cache_store_close(): objects are still open
+ *   -EPERM     cache_store_open(): CACHEDIR/cachemax-v1 or its objects directory belongs to
+ *              another user or is writable by group or others (objects could be planted)
  *   -EFBIG     cache_object_open(): the file needs more than CACHE_OBJECT_MAX_CHUNKS chunks
  *
  * Threads: every function may be called from any thread. Each object has a mutex (cache_int.h

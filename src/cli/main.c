@@ -15,6 +15,8 @@
 #include "cli/cli.h"
 #include "control/control.h"
 #include "control/control_socket.h"
+#include "control/control_trust.h"
+#include "control/control_uring.h"
 #include "daemon/daemon.h"
 #include "fuse/fuse_session.h"
 #include "util/size.h"
@@ -30,7 +32,9 @@ static const char usage_text[] =
 	"\n"
 	"commands:\n"
 	"  start DIR --cache CACHEDIR [options]   accelerate DIR (same path, no new mount point to use)\n"
-	"      --cache CACHEDIR        cache directory on the fast device (created if missing)\n"
+	"      --cache CACHEDIR        cache directory on the fast device (created root-owned 0700 if\n"
+	"                              missing); it and every directory above it must be root's and\n"
+	"                              not writable by others (sticky ones like /tmp excepted above it)\n"
 	"      --no-passthrough        serve every read and write through the daemon\n"
 	"      --threads N             FUSE worker threads (1-16, default 4)\n"
 	"      --attr-timeout SEC      seconds the kernel may cache attributes (default 1)\n"
@@ -50,8 +54,15 @@ static const char usage_text[] =
 	"                              for network shares and other metered or slow originals)\n"
 	"      --io-uring              serve requests through FUSE-over-io_uring, one queue per CPU\n"
 	"                              (turns on the fuse module's enable_uring; without this\n"
-	"                              option io_uring is used only if enable_uring is already Y)\n"
+	"                              option io_uring is used only if enable_uring is already Y;\n"
+	"                              its value before is put back when the last daemon that\n"
+	"                              relies on it ends)\n"
 	"      --no-io-uring           serve requests through /dev/fuse only\n"
+	"      --allow-submounts       accelerate DIR although other file systems are mounted\n"
+	"                              below it (they are then served through the mount too);\n"
+	"                              without it such a DIR is refused and they are listed\n"
+	"      --public-stats          let every local user read 'stats' (the control socket is\n"
+	"                              then open to all; evict and every change stay root's)\n"
 	"      --foreground            run the daemon in this process, without a watchdog\n"
 	"  stop DIR [--lazy]          give DIR back exactly as it was; refuses while files under it\n"
 	"                             are open unless --lazy (detach now, finish when closed);\n"
@@ -62,6 +73,8 @@ static const char usage_text[] =
 	"                             reads from cache and origin, hit ratio, writes, passthrough\n"
 	"                             opens, latency; --watch redraws every SEC seconds with rates\n"
 	"  evict DIR [PATH...]        drop cache copies: all of DIR's, or those of the files given\n"
+	"                             (start, stop and evict are root's; status is for everyone,\n"
+	"                             stats too if the daemon was started with --public-stats)\n"
 	"  bench DIR --cache CACHEDIR [--size SIZE] [--runtime SEC] [--buffered] [--json]\n"
 	"                             SEQ1M and RND4K read/write on the original, the cache device\n"
 	"                             and DIR accelerated (cold, warm); cleans up after itself and\n"
@@ -107,6 +120,57 @@ static int mkdir_p(const char *path, mode_t mode)
 	return 0;
 }
 
+/* The cache directory may not exist yet: resolve what exists (realpath) and keep the rest. */
+static int resolve_cache(const char *path, char *out, size_t size)
+{
+	char resolved[CONTROL_PATH_MAX];
+	if (realpath(path, resolved)) {
+		if (strlen(resolved) >= size)
+			return -ENAMETOOLONG;
+		strcpy(out, resolved);
+		return 0;
+	}
+	return control_resolve_path(path, out, size);
+}
+
+/* Mounting over DIR covers every mount below it: refuse, and say which. */
+static bool refuse_submounts(const char *dir)
+{
+	char list[2048];
+	int count = control_submounts(dir, list, sizeof(list));
+
+	if (count < 0) {
+		fprintf(stderr, "cachemax: cannot list the mounts below '%s': %s\n", dir, strerror(-count));
+		return true;
+	}
+	if (count == 0)
+		return false;
+	fprintf(stderr, "cachemax: cannot accelerate '%s': %d file system%s mounted below it: %s\n"
+	        "the mount would cover them; choose a directory without mounts below it, or pass "
+	        "--allow-submounts to serve them through the mount as well\n",
+	        dir, count, count == 1 ? " is" : "s are", list);
+	return true;
+}
+
+/* Commands that change something are root's; say so before anything is tried. */
+static bool refuse_non_root(const char *what)
+{
+	if (geteuid() == 0)
+		return false;
+	fprintf(stderr, "cachemax: '%s' changes what root's daemon does: run it as root\n", what);
+	return true;
+}
+
+/* Before reading state records: the run directory and what is in it must be root's. */
+static bool refuse_untrusted_run_dir(void)
+{
+	char why[CONTROL_WHY_MAX];
+	if (control_run_dir_check(why, sizeof(why)) == 0)
+		return false;
+	fprintf(stderr, "cachemax: refusing to trust the run directory: %s\n", why);
+	return true;
+}
+
 static int parse_seconds(const char *s, double *out)
 {
 	char *end;
@@ -133,6 +197,8 @@ static int cmd_start(int argc, char **argv)
 		{ "first-read", required_argument, NULL, 'F' },
 		{ "io-uring", no_argument, NULL, 'U' },
 		{ "no-io-uring", no_argument, NULL, 'u' },
+		{ "allow-submounts", no_argument, NULL, 'M' },
+		{ "public-stats", no_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct daemon_options o;  /* large (globs): not on the stack */
@@ -140,8 +206,8 @@ static int cmd_start(int argc, char **argv)
 	                                         .entry_timeout = 1.0,
 	                                         .complete_max = DAEMON_COMPLETE_MAX_DEFAULT };
 	const char *cache = NULL;
-	bool foreground = false;
-	char summary[512];
+	bool foreground = false, allow_submounts = false;
+	char summary[512], why[CONTROL_WHY_MAX];
 	struct stat st;
 	int c, rc;
 
@@ -180,6 +246,8 @@ static int cmd_start(int argc, char **argv)
 		case 'P': o.passthrough = false; break;
 		case 'U': o.transport = DAEMON_TRANSPORT_IO_URING; break;
 		case 'u': o.transport = DAEMON_TRANSPORT_DEV_FUSE; break;
+		case 'M': allow_submounts = true; break;
+		case 'S': o.public_stats = true; break;
 		case 't': {
 			char *end;
 			long n = strtol(optarg, &end, 10);
@@ -216,13 +284,13 @@ static int cmd_start(int argc, char **argv)
 		fprintf(stderr, "cachemax: cannot accelerate '%s': not a directory\n", argv[optind]);
 		return 1;
 	}
-	if (control_resolve_path(argv[optind], o.dir, sizeof(o.dir)) < 0 ||
-	    control_resolve_path(cache, o.cache, sizeof(o.cache)) < 0) {
+	/* The kernel's resolution ("x/.." is the parent of x's target), not a lexical one. */
+	if (!realpath(argv[optind], o.dir) || resolve_cache(cache, o.cache, sizeof(o.cache)) < 0) {
 		fprintf(stderr, "cachemax: cannot resolve the paths given\n");
 		return 1;
 	}
-	if (!strcmp(o.dir, "/")) {
-		fprintf(stderr, "cachemax: cannot accelerate '/': choose a directory below it\n");
+	if (control_pseudo_dir(o.dir, why, sizeof(why)) < 0) {
+		fprintf(stderr, "cachemax: %s\n", why);
 		return 1;
 	}
 	if (control_is_accelerated(o.dir)) {
@@ -243,9 +311,21 @@ static int cmd_start(int argc, char **argv)
 		fprintf(stderr, "cachemax: the cache '%s' exists and is not a directory\n", o.cache);
 		return 1;
 	}
+	if (!allow_submounts && refuse_submounts(o.dir))
+		return 1;
+	/* Checked as far as it exists, created by root, then checked whole: nobody else can have
+	 * made or changed any part of it in between. */
+	if (control_trust_path(o.cache, "the cache directory", why, sizeof(why)) < 0) {
+		fprintf(stderr, "cachemax: %s\n", why);
+		return 1;
+	}
 	rc = mkdir_p(o.cache, 0700);
 	if (rc < 0) {
 		fprintf(stderr, "cachemax: cannot create the cache directory '%s': %s\n", o.cache, strerror(-rc));
+		return 1;
+	}
+	if (control_trust_path(o.cache, "the cache directory", why, sizeof(why)) < 0) {
+		fprintf(stderr, "cachemax: %s\n", why);
 		return 1;
 	}
 	if (foreground)
@@ -257,15 +337,56 @@ static int cmd_start(int argc, char **argv)
 }
 
 
+/* An accelerated directory below another one is covered by that one's mount: its own mount
+ * is reached through the covering daemon's fd on the original directory. */
+struct covering {
+	const char *dir;
+	struct control_state best;
+	size_t best_len;
+};
+
+static int covering_one(const struct control_state *st, void *arg)
+{
+	struct covering *c = arg;
+	size_t n = strlen(st->dir);
+	if (n > c->best_len && path_inside(c->dir, st->dir) && strcmp(c->dir, st->dir) &&
+	    st->origin_fd >= 0 && control_pid_alive(st->daemon_pid) && control_is_accelerated(st->dir)) {
+		c->best = *st;
+		c->best_len = n;
+	}
+	return 0;
+}
+
+/* The path that reaches the mount at `dir` (dir itself unless it is covered), and the pid of
+ * the covering daemon (0: none). */
+static void stop_target(const char *dir, char *target, size_t size, pid_t *covering_pid)
+{
+	struct control_mount m;
+	struct covering c = { .dir = dir };
+	struct stat st;
+
+	snprintf(target, size, "%s", dir);
+	*covering_pid = 0;
+	if (control_mount_get(dir, &m) < 0 || stat(dir, &st) < 0 || st.st_dev == m.dev)
+		return;  /* reachable at its path (or dead: that answers ENOTCONN at its path) */
+	control_state_each(covering_one, &c);
+	if (!c.best_len)
+		return;
+	snprintf(target, size, "/proc/%d/fd/%d%s", (int)c.best.daemon_pid, c.best.origin_fd,
+	         dir + strlen(c.best.dir));
+	*covering_pid = c.best.daemon_pid;
+}
+
 static int cmd_stop(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "lazy", no_argument, NULL, 'l' },
 		{ NULL, 0, NULL, 0 },
 	};
-	char dir[CONTROL_PATH_MAX], holders[2048];
+	char dir[CONTROL_PATH_MAX], target[CONTROL_PATH_MAX + 64], holders[2048];
 	struct control_state state;
 	bool lazy = false, have_state;
+	pid_t covering_pid;
 	struct stat st;
 	int c, count;
 
@@ -276,10 +397,13 @@ static int cmd_stop(int argc, char **argv)
 	}
 	if (optind + 1 != argc)
 		return usage_error("%s", "'stop' takes exactly one directory: cachemax stop DIR [--lazy]");
+	if (refuse_non_root("stop") || refuse_untrusted_run_dir())
+		return 1;
 	if (control_resolve_path(argv[optind], dir, sizeof(dir)) < 0) {
 		fprintf(stderr, "cachemax: cannot resolve '%s'\n", argv[optind]);
 		return 1;
 	}
+	control_uring_release(0, NULL);  /* daemons that died without a watchdog to say so */
 	have_state = control_state_find(dir, &state) == 0;
 	if (!control_is_accelerated(dir)) {
 		if (have_state && !control_pid_alive(state.daemon_pid))
@@ -287,9 +411,10 @@ static int cmd_stop(int argc, char **argv)
 		fprintf(stderr, "cachemax: '%s' is not accelerated (see 'cachemax status')\n", dir);
 		return 1;
 	}
+	stop_target(dir, target, sizeof(target), &covering_pid);
 	/* A dead daemon leaves a mount that answers ENOTCONN: detach it, nothing else can be done. */
-	if (stat(dir, &st) < 0 && (errno == ENOTCONN || errno == ECONNABORTED)) {
-		if (umount2(dir, MNT_DETACH) < 0) {
+	if (stat(target, &st) < 0 && (errno == ENOTCONN || errno == ECONNABORTED)) {
+		if (umount2(target, MNT_DETACH) < 0) {
 			fprintf(stderr, "cachemax: cannot clear the dead mount on '%s': %s\n", dir, strerror(errno));
 			return 1;
 		}
@@ -297,14 +422,15 @@ static int cmd_stop(int argc, char **argv)
 		printf("cleared a dead mount on %s; the original directory is back\n", dir);
 		return 0;
 	}
-	count = control_holders(dir, holders, sizeof(holders));
+	/* The covering daemon holds the nodes its kernel looked up below it: not an application. */
+	count = control_holders_except(dir, covering_pid, holders, sizeof(holders));
 	if (count > 0 && !lazy) {
 		fprintf(stderr, "cachemax: cannot stop '%s': files under it are in use by %s\n"
 		        "close them, or run 'cachemax stop --lazy %s' to detach now and finish when they are closed\n",
 		        dir, holders, dir);
 		return 1;
 	}
-	if (umount2(dir, lazy ? MNT_DETACH : 0) < 0) {
+	if (umount2(target, lazy || covering_pid ? MNT_DETACH : 0) < 0) {
 		if (errno == EBUSY)
 			fprintf(stderr, "cachemax: cannot stop '%s': it is busy; close the files under it or use --lazy\n", dir);
 		else
@@ -312,9 +438,14 @@ static int cmd_stop(int argc, char **argv)
 		return 1;
 	}
 	if (have_state && count == 0) {
-		/* The daemon sees the unmount and exits; wait so that stop means stopped. */
-		for (int i = 0; i < STOP_WAIT_SECONDS * 20 && control_pid_alive(state.daemon_pid); i++)
+		/* The daemon sees the unmount and exits; wait so that stop means stopped. A covering
+		 * daemon lets go of its fds into the detached mount when its kernel looks the name up
+		 * again (after the entry timeout) and forgets the old nodes: stat makes it do that. */
+		for (int i = 0; i < STOP_WAIT_SECONDS * 20 && control_pid_alive(state.daemon_pid); i++) {
+			if (covering_pid)
+				stat(dir, &st);
 			usleep(50000);
+		}
 		if (control_pid_alive(state.daemon_pid))
 			fprintf(stderr, "cachemax: warning: daemon %d is still running after the unmount\n",
 			        (int)state.daemon_pid);
@@ -414,6 +545,8 @@ static int cmd_status(int argc, char **argv)
 	}
 	if (optind != argc)
 		return usage_error("%s", "'status' takes no arguments besides --json");
+	if (refuse_untrusted_run_dir())
+		return 1;
 	if (ctx.json)
 		printf("{\"directories\": [");
 	control_state_each(status_one, &ctx);
@@ -551,6 +684,8 @@ static int cmd_stats(int argc, char **argv)
 	}
 	if (optind + 1 != argc)
 		return usage_error("%s", "'stats' takes exactly one directory: cachemax stats DIR [--json] [--watch SEC]");
+	if (refuse_untrusted_run_dir())
+		return 1;
 	if (control_resolve_path(argv[optind], dir, sizeof(dir)) < 0) {
 		fprintf(stderr, "cachemax: cannot resolve '%s'\n", argv[optind]);
 		return 1;
@@ -567,7 +702,14 @@ static int cmd_stats(int argc, char **argv)
 	for (long round = 0;; round++) {
 		rc = control_request(state.socket, "stats", reply, sizeof(reply), STATS_TIMEOUT_MS);
 		if (rc < 0) {
-			fprintf(stderr, "cachemax: cannot get stats from the daemon of '%s': %s\n", dir, strerror(-rc));
+			fprintf(stderr, "cachemax: cannot get stats from the daemon of '%s': %s\n", dir,
+			        rc == -EPERM ? "its control socket is not a socket owned by root (refused)" :
+			        rc == -EACCES ? "permission denied (the daemon answers root only unless "
+			        "started with --public-stats)" : strerror(-rc));
+			return 1;
+		}
+		if (!strncmp(reply, "{\"error\": ", 10)) {
+			fprintf(stderr, "cachemax: the daemon of '%s' refused: %s\n", dir, reply);
 			return 1;
 		}
 		if (json) {
@@ -595,6 +737,8 @@ static int cmd_evict(int argc, char **argv)
 
 	if (argc < 2)
 		return usage_error("%s", "'evict' takes a directory and optional files: cachemax evict DIR [PATH...]");
+	if (refuse_non_root("evict") || refuse_untrusted_run_dir())
+		return 1;
 	if (control_resolve_path(argv[1], dir, sizeof(dir)) < 0 || control_state_find(dir, &state) < 0 ||
 	    !control_is_accelerated(dir)) {
 		fprintf(stderr, "cachemax: '%s' is not accelerated (see 'cachemax status')\n", argv[1]);
@@ -617,7 +761,9 @@ static int cmd_evict(int argc, char **argv)
 		snprintf(request, sizeof(request), *rel ? "evict %s" : "evict", rel);
 		rc = control_request(state.socket, request, reply, sizeof(reply), STATS_TIMEOUT_MS);
 		if (rc < 0) {
-			fprintf(stderr, "cachemax: cannot reach the daemon of '%s': %s\n", dir, strerror(-rc));
+			fprintf(stderr, "cachemax: cannot reach the daemon of '%s': %s\n", dir,
+			        rc == -EPERM ? "its control socket is not a socket owned by root (refused)" :
+			        strerror(-rc));
 			return 1;
 		}
 		err = strstr(reply, "\"error\": \"");

@@ -72,18 +72,14 @@ static void get_text(char *dst, size_t size, const char *value)
 	dst[n] = '\0';
 }
 
-int control_state_write(const struct control_state *st)
+/* The record's text, written with stdio into a memory stream (no partial file is ever seen). */
+static char *state_format(const struct control_state *st, size_t *len)
 {
-	char path[CONTROL_PATH_MAX], tmp[CONTROL_PATH_MAX + 8];
-	FILE *f;
+	char *text = NULL;
+	FILE *f = open_memstream(&text, len);
 
-	if (mkdir(control_run_dir(), 0755) < 0 && errno != EEXIST)
-		return -errno;
-	control_state_path(st->dir, path, sizeof(path));
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	f = fopen(tmp, "w");
 	if (!f)
-		return -errno;
+		return NULL;
 	put_text(f, "dir", st->dir);
 	put_text(f, "cache", st->cache);
 	put_text(f, "log", st->log);
@@ -98,29 +94,70 @@ int control_state_write(const struct control_state *st)
 	        (int)st->daemon_pid, (int)st->watchdog_pid, st->started, st->first_started,
 	        st->restarts, st->passthrough ? 1 : 0, st->threads, st->cache_on ? 1 : 0,
 	        st->origin_fd, st->cache_size, st->bypass ? 1 : 0);
-	if (fclose(f) != 0 || rename(tmp, path) < 0) {
-		int e = errno;
-		unlink(tmp);
-		return -e;
+	if (fclose(f) != 0) {
+		free(text);
+		return NULL;
 	}
-	return 0;
+	return text;
 }
 
-int control_state_read(const char *path, struct control_state *out)
+/* Written to a private temporary file with an explicit mode (whatever the umask), then renamed
+ * over the record: readers see the old record or the new one, never a part. */
+int control_state_write(const struct control_state *st)
+{
+	char path[CONTROL_PATH_MAX], tmp[CONTROL_PATH_MAX + 32];
+	size_t len = 0;
+	char *text;
+	int fd, rc = 0;
+
+	if (mkdir(control_run_dir(), CONTROL_RUN_DIR_MODE) < 0 && errno != EEXIST)
+		return -errno;
+	control_state_path(st->dir, path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid());
+	text = state_format(st, &len);
+	if (!text)
+		return -ENOMEM;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, CONTROL_STATE_MODE);
+	if (fd < 0) {
+		rc = -errno;
+		goto out_free;
+	}
+	if (fchmod(fd, CONTROL_STATE_MODE) < 0 || write(fd, text, len) != (ssize_t)len)
+		rc = errno ? -errno : -EIO;
+	if (close(fd) < 0 && rc == 0)
+		rc = -errno;
+	if (rc == 0 && rename(tmp, path) < 0)
+		rc = -errno;
+	if (rc < 0)
+		unlink(tmp);
+out_free:
+	free(text);
+	return rc;
+}
+
+int control_state_parse(const char *text, size_t len, struct control_state *out)
 {
 	struct control_state st;
 	char line[CONTROL_PATH_MAX + 32];
-	FILE *f = fopen(path, "r");
+	size_t pos = 0;
 
-	if (!f)
-		return -errno;
 	memset(&st, 0, sizeof(st));
 	st.origin_fd = -1;
-	while (fgets(line, sizeof(line), f)) {
-		char *eq = strchr(line, '='), *v;
-		size_t len = strlen(line);
-		if (len && line[len - 1] == '\n')
-			line[len - 1] = '\0';
+	while (pos < len) {
+		const char *nl = memchr(text + pos, '\n', len - pos);
+		size_t n = nl ? (size_t)(nl - (text + pos)) : len - pos;
+		char *eq, *v;
+
+		if (n >= sizeof(line)) {  /* longer than any value we write: not ours */
+			pos += n + 1;
+			continue;
+		}
+		memcpy(line, text + pos, n);
+		line[n] = '\0';
+		pos += n + 1;
+		if (memchr(line, '\0', n))
+			continue;  /* a NUL inside a line: junk */
+		eq = strchr(line, '=');
 		if (!eq)
 			continue;
 		*eq = '\0';
@@ -129,28 +166,67 @@ int control_state_read(const char *path, struct control_state *out)
 		else if (!strcmp(line, "cache")) get_text(st.cache, sizeof(st.cache), v);
 		else if (!strcmp(line, "log")) get_text(st.log, sizeof(st.log), v);
 		else if (!strcmp(line, "socket")) get_text(st.socket, sizeof(st.socket), v);
-		else if (!strcmp(line, "daemon_pid")) st.daemon_pid = (pid_t)atoi(v);
-		else if (!strcmp(line, "watchdog_pid")) st.watchdog_pid = (pid_t)atoi(v);
+		else if (!strcmp(line, "daemon_pid")) st.daemon_pid = (pid_t)strtol(v, NULL, 10);
+		else if (!strcmp(line, "watchdog_pid")) st.watchdog_pid = (pid_t)strtol(v, NULL, 10);
 		else if (!strcmp(line, "started")) st.started = strtoll(v, NULL, 10);
 		else if (!strcmp(line, "first_started")) st.first_started = strtoll(v, NULL, 10);
-		else if (!strcmp(line, "restarts")) st.restarts = (unsigned)atoi(v);
-		else if (!strcmp(line, "passthrough")) st.passthrough = atoi(v) != 0;
+		else if (!strcmp(line, "restarts")) st.restarts = (unsigned)strtoul(v, NULL, 10);
+		else if (!strcmp(line, "passthrough")) st.passthrough = strtol(v, NULL, 10) != 0;
 		else if (!strcmp(line, "passthrough_why")) get_text(st.passthrough_why, sizeof(st.passthrough_why), v);
-		else if (!strcmp(line, "threads")) st.threads = (unsigned)atoi(v);
-		else if (!strcmp(line, "cache_on")) st.cache_on = atoi(v) != 0;
+		else if (!strcmp(line, "threads")) st.threads = (unsigned)strtoul(v, NULL, 10);
+		else if (!strcmp(line, "cache_on")) st.cache_on = strtol(v, NULL, 10) != 0;
 		else if (!strcmp(line, "cache_why")) get_text(st.cache_why, sizeof(st.cache_why), v);
-		else if (!strcmp(line, "origin_fd")) st.origin_fd = atoi(v);
+		else if (!strcmp(line, "origin_fd")) st.origin_fd = (int)strtol(v, NULL, 10);
 		else if (!strcmp(line, "cache_size")) st.cache_size = strtoull(v, NULL, 10);
-		else if (!strcmp(line, "bypass")) st.bypass = atoi(v) != 0;
+		else if (!strcmp(line, "bypass")) st.bypass = strtol(v, NULL, 10) != 0;
 		else if (!strcmp(line, "transport")) get_text(st.transport, sizeof(st.transport), v);
 		else if (!strcmp(line, "transport_why")) get_text(st.transport_why, sizeof(st.transport_why), v);
 	}
-	fclose(f);
 	if (!st.transport[0])
 		snprintf(st.transport, sizeof(st.transport), "dev_fuse");
 	if (!st.dir[0])
 		return -EINVAL;
 	*out = st;
+	return 0;
+}
+
+int control_state_read(const char *path, struct control_state *out)
+{
+	char *text;
+	struct stat st;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), rc;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		goto out_close;
+	}
+	rc = control_owner_check(&st, CONTROL_STATE_MODE);
+	if (rc == 0 && (!S_ISREG(st.st_mode) || st.st_size > CONTROL_STATE_MAX))
+		rc = -EINVAL;
+	if (rc < 0)
+		goto out_close;
+	text = malloc(CONTROL_STATE_MAX);
+	if (!text) {
+		rc = -ENOMEM;
+		goto out_close;
+	}
+	n = read(fd, text, CONTROL_STATE_MAX);
+	rc = n < 0 ? -errno : control_state_parse(text, (size_t)n, out);
+	free(text);
+out_close:
+	close(fd);
+	return rc;
+}
+
+int control_owner_check(const struct stat *st, mode_t mode_max)
+{
+	if (st->st_uid != 0)
+		return -EPERM;
+	if (st->st_mode & ~mode_max & (S_IWGRP | S_IWOTH))
+		return -EPERM;
 	return 0;
 }
 
@@ -276,12 +352,10 @@ static void unescape_octal(char *s)
 	*w = '\0';
 }
 
-/* The topmost mount at exactly `dir` (later mountinfo lines are mounted on top of earlier ones). */
-static int mount_find(const char *dir, char *fstype, size_t size, struct control_mount *m)
+int control_mount_each(int (*fn)(const struct control_mount_entry *m, void *arg), void *arg)
 {
-	FILE *f = fopen("/proc/self/mountinfo", "r");
-	char *line = NULL, found[256] = "";
-	struct control_mount last = { 0 };
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL;
 	size_t cap = 0;
 
 	if (!f)
@@ -289,6 +363,7 @@ static int mount_find(const char *dir, char *fstype, size_t size, struct control
 	while (getline(&line, &cap, f) > 0) {
 		char *save = NULL, *fields[10] = { 0 };
 		char *tok = strtok_r(line, " ", &save);
+		struct control_mount_entry e;
 		unsigned major, minor;
 		int i = 0;
 		for (; tok && i < 10; tok = strtok_r(NULL, " ", &save)) {
@@ -298,24 +373,53 @@ static int mount_find(const char *dir, char *fstype, size_t size, struct control
 		}
 		if (i < 6 || !tok)
 			continue;
-		unescape_octal(fields[4]);
-		if (strcmp(fields[4], dir))
-			continue;
 		tok = strtok_r(NULL, " ", &save);  /* fstype after the "-" separator */
 		if (!tok || sscanf(fields[2], "%u:%u", &major, &minor) != 2)
 			continue;
-		snprintf(found, sizeof(found), "%s", tok);
-		last.mount_id = atoi(fields[0]);
-		last.dev = makedev(major, minor);
+		unescape_octal(fields[4]);
+		e.point = fields[4];
+		e.fstype = tok;
+		e.mount.mount_id = atoi(fields[0]);
+		e.mount.dev = makedev(major, minor);
+		if (fn(&e, arg))
+			break;
 	}
 	free(line);
 	fclose(f);
-	if (!found[0])
+	return 0;
+}
+
+struct mount_find {
+	const char *dir;
+	char fstype[256];
+	struct control_mount last;
+};
+
+/* Later mountinfo lines are mounted on top of earlier ones: the last match is the topmost. */
+static int mount_find_one(const struct control_mount_entry *e, void *arg)
+{
+	struct mount_find *mf = arg;
+	if (!strcmp(e->point, mf->dir)) {
+		snprintf(mf->fstype, sizeof(mf->fstype), "%s", e->fstype);
+		mf->last = e->mount;
+	}
+	return 0;
+}
+
+/* The topmost mount at exactly `dir`. */
+static int mount_find(const char *dir, char *fstype, size_t size, struct control_mount *m)
+{
+	struct mount_find mf = { .dir = dir };
+	int rc = control_mount_each(mount_find_one, &mf);
+
+	if (rc < 0)
+		return rc;
+	if (!mf.fstype[0])
 		return -ENOENT;
 	if (fstype)
-		snprintf(fstype, size, "%s", found);
+		snprintf(fstype, size, "%s", mf.fstype);
 	if (m)
-		*m = last;
+		*m = mf.last;
 	return 0;
 }
 
@@ -470,6 +574,11 @@ static bool pid_holds(pid_t pid, const struct control_mount *m)
 
 int control_holders(const char *mountpoint, char *buf, size_t size)
 {
+	return control_holders_except(mountpoint, 0, buf, size);
+}
+
+int control_holders_except(const char *mountpoint, pid_t ignore, char *buf, size_t size)
+{
 	struct control_mount m;
 	DIR *proc;
 	struct dirent *de;
@@ -489,7 +598,7 @@ int control_holders(const char *mountpoint, char *buf, size_t size)
 		char comm[64] = "?", path[64];
 		FILE *f;
 
-		if (pid <= 0 || pid == getpid() || !pid_holds(pid, &m))
+		if (pid <= 0 || pid == getpid() || pid == ignore || !pid_holds(pid, &m))
 			continue;
 		snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
 		f = fopen(path, "r");

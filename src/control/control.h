@@ -14,6 +14,9 @@
 #include <sys/types.h>
 
 #define CONTROL_PATH_MAX 4096
+#define CONTROL_RUN_DIR_MODE 0755   /* root-owned: only root creates records and sockets */
+#define CONTROL_STATE_MODE 0644     /* everyone may read a record (status), only root write it */
+#define CONTROL_STATE_MAX 65536     /* a record is a few KiB; anything larger is not ours */
 
 struct control_state {
 	char dir[CONTROL_PATH_MAX];
@@ -44,8 +47,19 @@ const char *control_run_dir(void);
 void control_state_path(const char *dir, char *buf, size_t size);
 void control_log_path(const char *dir, char *buf, size_t size);
 void control_socket_path(const char *dir, char *buf, size_t size);
+/* Written atomically (a private temporary file, mode CONTROL_STATE_MODE, renamed over it). */
 int control_state_write(const struct control_state *st);
+/* -EPERM if the file is not owned by root or is writable by others than root: a record anyone
+ * else could have written would let them point the CLI at their own socket or process. */
 int control_state_read(const char *path, struct control_state *st);
+/* The record format (key=value lines) parsed from `len` bytes of text that need not be
+ * NUL-terminated; unknown keys and junk lines are skipped. -EINVAL without a dir. Pure: fuzzed
+ * by tests/fuzz/fuzz_control.c. */
+int control_state_parse(const char *text, size_t len, struct control_state *st);
+/* 0 if `st` (of a file the CLI or daemon trusts) is owned by root and has no group or other
+ * write bit beyond those in mode_max; -EPERM otherwise. */
+struct stat;
+int control_owner_check(const struct stat *st, mode_t mode_max);
 int control_state_remove(const char *dir);
 /* The record of `dir`, found by its content (not its file name, which an older version may
  * have derived differently); -ENOENT if there is none. */
@@ -60,6 +74,16 @@ struct control_mount {
 	int mount_id;   /* as in /proc/PID/mountinfo and fdinfo's mnt_id */
 	dev_t dev;      /* st_dev of files on it */
 };
+
+/* One line of /proc/self/mountinfo: the mount point (unescaped) and the file system type. */
+struct control_mount_entry {
+	const char *point;
+	const char *fstype;
+	struct control_mount mount;
+};
+/* Call fn for every mount in mountinfo order (a later mount at the same point is on top of an
+ * earlier one); stops early if fn returns non-zero. */
+int control_mount_each(int (*fn)(const struct control_mount_entry *m, void *arg), void *arg);
 
 /* The topmost mount at exactly `dir`: its fstype (e.g. "fuse.cachemax"). -ENOENT if none. */
 int control_mount_type(const char *dir, char *fstype, size_t size);
@@ -79,5 +103,8 @@ int control_resolve_path(const char *path, char *out, size_t size);
  * covered original directory do not count, whatever its version. Writes "pid (comm)" items
  * separated by ", " into buf; returns how many were found, or -ENOENT if no mount is there. */
 int control_holders(const char *mountpoint, char *buf, size_t size);
+/* The same, not counting the process `ignore` (the daemon of an accelerated directory above
+ * the mount, whose node fds reach into it; 0: none). */
+int control_holders_except(const char *mountpoint, pid_t ignore, char *buf, size_t size);
 
 #endif

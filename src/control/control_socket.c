@@ -9,13 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "control/control.h"
 #include "util/log.h"
 
-#define REQUEST_MAX 256
 #define SERVER_IO_TIMEOUT_MS 1000
 
 struct control_server {
@@ -24,6 +25,8 @@ struct control_server {
 	pthread_t thread;
 	control_handler_fn handler;
 	void *arg;
+	bool read_for_all;               /* read-only verbs answered to any local user */
+	struct control_proto_request request;  /* used by the server thread only */
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	char reply[CONTROL_REPLY_MAX + 1];  /* used by the server thread only */
 };
@@ -62,27 +65,49 @@ static int wait_fd(int fd, short events, int64_t deadline)
 	}
 }
 
+/* Who may ask what: root anything; other users only read-only verbs, and only when the daemon
+ * was started to allow it (the socket is then mode 0666). Anything else a non-root peer sends,
+ * malformed or unknown included, is answered "permission denied" and nothing more. */
+static bool peer_allowed(const struct control_server *srv, int fd, int parsed,
+                         enum control_verb verb)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || len != sizeof(cred))
+		return false;
+	if (cred.uid == 0)
+		return true;
+	return parsed > 0 && srv->read_for_all && control_proto_read_only(verb);
+}
+
 static void serve_one(struct control_server *srv, int fd)
 {
-	char req[REQUEST_MAX];
+	char req[CONTROL_PROTO_LINE_MAX];
 	size_t used = 0;
 	int64_t deadline = now_ms() + SERVER_IO_TIMEOUT_MS;
-	int len;
+	int len, rc = -EAGAIN;
 
-	while (used < sizeof(req) - 1) {
+	while (rc == -EAGAIN) {
 		ssize_t n;
 		if (wait_fd(fd, POLLIN, deadline) < 0)
 			return;
-		n = read(fd, req + used, sizeof(req) - 1 - used);
+		n = read(fd, req + used, sizeof(req) - used);
 		if (n <= 0)
 			return;
 		used += (size_t)n;
-		if (memchr(req, '\n', used))
-			break;
+		rc = control_proto_parse(req, used, &srv->request);
 	}
-	req[used] = '\0';
-	req[strcspn(req, "\r\n")] = '\0';
-	len = srv->handler(req, srv->reply, CONTROL_REPLY_MAX, srv->arg);
+	if (!peer_allowed(srv, fd, rc, srv->request.verb))
+		len = snprintf(srv->reply, CONTROL_REPLY_MAX, "{\"error\": \"permission denied: %s\"}",
+		               rc > 0 && srv->read_for_all ? "only root may change anything" :
+		               "this daemon answers root only");
+	else if (rc < 0)
+		len = snprintf(srv->reply, CONTROL_REPLY_MAX, "{\"error\": \"%s\"}",
+		               rc == -ENOSYS ? "unknown request" : rc == -EMSGSIZE ? "request too long" :
+		               "malformed argument");
+	else
+		len = srv->handler(&srv->request, srv->reply, CONTROL_REPLY_MAX, srv->arg);
 	if (len < 0)
 		len = snprintf(srv->reply, CONTROL_REPLY_MAX, "{\"error\": \"%s\"}", strerror(-len));
 	srv->reply[len++] = '\n';
@@ -120,8 +145,8 @@ static void *server_main(void *arg)
 	return NULL;
 }
 
-int control_server_start(const char *path, control_handler_fn handler, void *arg,
-                         struct control_server **out)
+int control_server_start(const char *path, bool read_for_all, control_handler_fn handler,
+                         void *arg, struct control_server **out)
 {
 	struct control_server *srv = calloc(1, sizeof(*srv));
 	struct sockaddr_un addr;
@@ -131,6 +156,7 @@ int control_server_start(const char *path, control_handler_fn handler, void *arg
 		return -ENOMEM;
 	srv->handler = handler;
 	srv->arg = arg;
+	srv->read_for_all = read_for_all;
 	srv->stop_pipe[0] = srv->stop_pipe[1] = -1;
 	rc = address_of(path, &addr);
 	if (rc < 0)
@@ -142,7 +168,10 @@ int control_server_start(const char *path, control_handler_fn handler, void *arg
 		goto err_free;
 	}
 	unlink(path);  /* a socket left by a killed daemon */
+	/* bind creates the socket with the umask's mode; the daemon's 022 leaves others without
+	 * the write permission connect needs, until chmod sets the mode we mean. */
 	if (bind(srv->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
+	    chmod(path, read_for_all ? CONTROL_SOCKET_MODE_ALL : CONTROL_SOCKET_MODE) < 0 ||
 	    listen(srv->listen_fd, 16) < 0 || pipe2(srv->stop_pipe, O_CLOEXEC) < 0) {
 		rc = -errno;
 		goto err_close;
@@ -192,6 +221,9 @@ int control_request(const char *path, const char *request, char *reply, size_t s
 	rc = address_of(path, &addr);
 	if (rc < 0)
 		return rc;
+	rc = control_socket_check(path);
+	if (rc < 0)
+		return rc;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
@@ -227,4 +259,15 @@ int control_request(const char *path, const char *request, char *reply, size_t s
 out:
 	close(fd);
 	return rc;
+}
+
+int control_socket_check(const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0)
+		return -errno;
+	if (!S_ISSOCK(st.st_mode) || st.st_uid != 0)
+		return -EPERM;
+	return 0;
 }

@@ -1,28 +1,43 @@
-/* control_socket: the daemon's unix socket and its client. Protocol (version 1): the client
- * connects, sends one request line ("stats", "ping"), and reads one JSON line back; then the
- * connection closes. One server thread answers connections one after another, so a handler
- * must be quick (it only formats a snapshot). Errors: 0 or -errno.
+/* control_socket: the daemon's unix socket and its client. The client connects, sends one
+ * request line (control_proto.h: verbs, who may send them, versions), and reads one JSON line
+ * back; then the connection closes. One server thread answers connections one after another,
+ * so a handler must be quick (it only formats a snapshot). The server answers a malformed or
+ * unknown request, and a verb the peer (SO_PEERCRED) may not use, itself: the handler sees
+ * only parsed requests it may answer. Errors: 0 or -errno.
  */
 #ifndef CACHEMAX_CONTROL_SOCKET_H
 #define CACHEMAX_CONTROL_SOCKET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
+#include "control/control_proto.h"
+
 #define CONTROL_REPLY_MAX 65536
+#define CONTROL_SOCKET_MODE 0600       /* root only */
+#define CONTROL_SOCKET_MODE_ALL 0666   /* read-only verbs for every local user (--public-stats) */
 
 struct control_server;
 
 /* Writes the reply (one JSON object, no newline) into reply; returns its length or -errno. */
-typedef int (*control_handler_fn)(const char *request, char *reply, size_t size, void *arg);
+typedef int (*control_handler_fn)(const struct control_proto_request *request, char *reply,
+                                  size_t size, void *arg);
 
-int control_server_start(const char *path, control_handler_fn handler, void *arg,
-                         struct control_server **out);
+/* read_for_all: socket mode CONTROL_SOCKET_MODE_ALL and read-only verbs answered to any user;
+ * otherwise mode CONTROL_SOCKET_MODE. Verbs that change anything are root's either way. */
+int control_server_start(const char *path, bool read_for_all, control_handler_fn handler,
+                         void *arg, struct control_server **out);
 /* Stops the thread, closes and unlinks the socket. */
 void control_server_stop(struct control_server *srv);
 
 /* Send one request and read the reply line (without its newline) into reply. Gives up after
- * timeout_ms (-ETIMEDOUT): a hung daemon must not hang the CLI. */
+ * timeout_ms (-ETIMEDOUT): a hung daemon must not hang the CLI. -EPERM (nothing sent) when the
+ * path is not a socket owned by root (control_socket_check). */
 int control_request(const char *path, const char *request, char *reply, size_t size,
                     int timeout_ms);
+
+/* 0 if `path` is a socket owned by root, -EPERM if it is something else or someone else's
+ * (only root's daemon may answer the CLI), -errno if it cannot be examined. */
+int control_socket_check(const char *path);
 
 #endif

@@ -24,6 +24,8 @@
 
 #include "cache/cache_store.h"
 #include "control/control_socket.h"
+#include "control/control_trust.h"
+#include "control/control_uring.h"
 #include "fs/fs.h"
 #include "fuse/fuse_session.h"
 #include "sys/sys.h"
@@ -61,42 +63,39 @@ static unsigned long mount_flags_like(const char *dir)
 	return flags;
 }
 
-#define ENABLE_URING_PATH "/sys/module/fuse/parameters/enable_uring"
-
 /* Whether to ask for FUSE-over-io_uring: the kernel offers it only with the fuse module's
  * enable_uring on. --io-uring turns it on (root); without the option we use io_uring only
- * where an administrator already turned it on. */
+ * where it is already on. Either way this daemon is recorded as relying on a value we set, so
+ * that it is put back when the last such daemon ends (control_uring.h). */
 static bool io_uring_wanted(enum daemon_transport transport)
 {
-	bool requested = transport == DAEMON_TRANSPORT_IO_URING;
-	char value[8] = "";
-	FILE *f;
+	bool requested = transport == DAEMON_TRANSPORT_IO_URING, on = false, turned_on = false;
+	int rc;
 
 	if (transport == DAEMON_TRANSPORT_DEV_FUSE)
 		return false;
-	f = fopen(ENABLE_URING_PATH, "re");
+	rc = control_uring_acquire(getpid(), requested, &on, &turned_on);
+	if (rc == -ENOENT && requested)
+		log_warn("--io-uring: this kernel has no FUSE-over-io_uring (no %s); serving "
+		         "through /dev/fuse", CONTROL_URING_PARAM);
+	else if (rc < 0 && requested)
+		log_warn("--io-uring: cannot turn on %s: %s; serving through /dev/fuse",
+		         CONTROL_URING_PARAM, strerror(-rc));
+	else if (turned_on)
+		log_info("--io-uring: turned on %s (it was N; put back when the last daemon that "
+		         "relies on it ends)", CONTROL_URING_PARAM);
+	return rc == 0 && on;
+}
 
-	if (!f) {
-		if (requested)
-			log_warn("--io-uring: this kernel has no FUSE-over-io_uring (no %s); serving "
-			         "through /dev/fuse", ENABLE_URING_PATH);
-		return false;
-	}
-	if (!fgets(value, sizeof(value), f))
-		value[0] = '\0';
-	fclose(f);
-	if (value[0] == 'Y' || value[0] == '1')
-		return true;
-	if (!requested)
-		return false;
-	f = fopen(ENABLE_URING_PATH, "we");
-	if (!f || fputs("1\n", f) < 0 || fclose(f) != 0) {
-		log_warn("--io-uring: cannot turn on %s: %s; serving through /dev/fuse", ENABLE_URING_PATH,
-		         strerror(errno));
-		return false;
-	}
-	log_info("--io-uring: turned on %s (it was N)", ENABLE_URING_PATH);
-	return true;
+/* This daemon no longer relies on enable_uring (pid: the daemon's). */
+static void io_uring_release(pid_t pid)
+{
+	bool restored = false;
+	int rc = control_uring_release(pid, &restored);
+	if (rc < 0)
+		log_warn("cannot put back %s: %s", CONTROL_URING_PARAM, strerror(-rc));
+	else if (restored)
+		log_info("put %s back to its value before --io-uring", CONTROL_URING_PARAM);
 }
 
 /* Backing files on a stacked file system (overlayfs, FUSE) need stack depth 2. */
@@ -192,20 +191,19 @@ static void process_gauges(uint64_t *fds, uint64_t *rss)
 	}
 }
 
-/* Control socket requests: "stats" (snapshot), "evict [REL]", "ping". */
-static int daemon_control(const char *request, char *reply, size_t size, void *arg)
+/* Control socket requests (control_proto.h; the server already checked who asks). */
+static int daemon_control(const struct control_proto_request *request, char *reply, size_t size,
+                          void *arg)
 {
 	struct daemon_ctx *d = arg;
 	char why[256] = "";
 	int n, m;
 
-	if (!strcmp(request, "ping"))
+	if (request->verb == CONTROL_VERB_PING)
 		return snprintf(reply, size, "{\"pong\": true}");
-	if (!strcmp(request, "evict"))
-		return daemon_evict(d, "", reply, size);
-	if (!strncmp(request, "evict ", 6))
-		return daemon_evict(d, request + 6, reply, size);
-	if (strcmp(request, "stats"))
+	if (request->verb == CONTROL_VERB_EVICT)
+		return daemon_evict(d, request->arg, reply, size);
+	if (request->verb != CONTROL_VERB_STATS)
 		return -EINVAL;
 	atomic_store(&d->stats.counter[STATS_REQUESTS], fuse_session_requests(d->session));
 	uint64_t cache_bytes = 0, cache_objects = 0, capacity = 0, by_capacity = 0, yields, backoffs;
@@ -337,6 +335,12 @@ static int cache_open(const struct daemon_options *o, int origin_fd, struct cach
 		report(ready_fd, "ERR the cache directory '%s' is in use by another running daemon\n", o->cache);
 		return rc;
 	}
+	if (rc == -EPERM) {
+		report(ready_fd, "ERR the cache store in '%s' was made by another user or can be written "
+		       "by others: remove it (rm -r '%s/%s') or choose another cache directory\n",
+		       o->cache, o->cache, CACHE_STORE_DIR_NAME);
+		return rc;
+	}
 	if (rc < 0) {
 		*out = NULL;
 		snprintf(why, why_size, "cache directory unusable: %s", strerror(-rc));
@@ -437,7 +441,7 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 
 	prctl(PR_SET_NAME, "cachemaxd");
 	fd_limit_raise();
-	umask(0);
+	umask(DAEMON_UMASK);
 	if (chdir("/") < 0)
 		log_warn("cannot chdir to /: %s", strerror(errno));
 	if (fault && *fault && sys_fault_parse(fault) < 0)
@@ -520,7 +524,7 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 	pthread_mutex_lock(&d.state_lock);
 	state_fill(&d, o, supervised, restarts, first_started);
 	pthread_mutex_unlock(&d.state_lock);
-	rc = control_server_start(d.state.socket, daemon_control, &d, &control);
+	rc = control_server_start(d.state.socket, o->public_stats, daemon_control, &d, &control);
 	if (rc < 0) {
 		log_warn("no control socket at '%s': %s (stats unavailable)", d.state.socket, strerror(-rc));
 		d.state.socket[0] = '\0';
@@ -546,6 +550,7 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 	control_server_stop(control);
 	fs_watch_stop(fs);  /* it notifies through the session */
 	fuse_session_free(se);
+	io_uring_release(getpid());
 	fs_free(fs);
 	if (store) {
 		rc = cache_store_close(store);
@@ -586,6 +591,7 @@ static void watchdog_main(const struct daemon_options *o, int ready_fd)
 		}
 		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 			;
+		io_uring_release(pid);  /* a daemon that died cannot have done it */
 		if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 			break;  /* clean unmount */
 		if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_STARTUP_FAILED && restarts == 0)
@@ -615,14 +621,15 @@ static void watchdog_main(const struct daemon_options *o, int ready_fd)
 
 int daemon_start(const struct daemon_options *o, char *summary, size_t size)
 {
-	char log_path[CONTROL_PATH_MAX], msg[1200];
+	char log_path[CONTROL_PATH_MAX], msg[1200], why[CONTROL_WHY_MAX];
 	size_t used = 0;
-	int pipefd[2];
+	int pipefd[2], rc;
 	pid_t pid;
 
-	if (mkdir(control_run_dir(), 0755) < 0 && errno != EEXIST) {
-		fprintf(stderr, "cachemax: cannot create '%s': %s\n", control_run_dir(), strerror(errno));
-		return -errno;
+	rc = control_run_dir_prepare(why, sizeof(why));
+	if (rc < 0) {
+		fprintf(stderr, "cachemax: %s\n", why);
+		return rc;
 	}
 	control_log_path(o->dir, log_path, sizeof(log_path));
 	if (pipe2(pipefd, O_CLOEXEC) < 0)

@@ -18,6 +18,7 @@
 #define DAEMON_SIZE_MIN (1ull << 20)
 #define DAEMON_SIZE_DEFAULT_PERCENT 80           /* of the cache file system's free space */
 #define DAEMON_COMPLETE_MAX_DEFAULT (64ull << 20) /* files completed in the background */
+#define DAEMON_UMASK 022                          /* its files and socket are never writable by others */
 #define DAEMON_FILL_THREADS 4                     /* background fills and read-ahead: 2 origin reads in flight */
 
 /* How the kernel should send requests (see io_uring_wanted in daemon.c). */
@@ -41,6 +42,8 @@ struct daemon_options {
 	                                 * after their first read; 0: none */
 	bool first_read_fill;           /* --first-read fill: first reads fill in user space
 	                                 * instead of passing through to the origin */
+	bool public_stats;              /* --public-stats: any local user may read status and stats
+	                                 * through the control socket (changes stay root's) */
 	unsigned pin_count, exclude_count;
 	char pin[DAEMON_MAX_GLOBS][DAEMON_GLOB_MAX];      /* globs relative to dir (fnmatch, FNM_PATHNAME) */
 	char exclude[DAEMON_MAX_GLOBS][DAEMON_GLOB_MAX];  /* never cached */

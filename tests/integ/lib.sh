@@ -13,7 +13,10 @@ T_REMOVE=()   # extra paths to delete at exit (outside $T_SCRATCH, e.g. on /dev/
 T_RESTORE=()  # "FILE=VALUE": machine settings to write back at exit (e.g. a module parameter)
 T_BINDS=()    # other mounts a test made (bind mounts): lazily unmounted at exit
 T_PIDS=()     # background processes a test started (e.g. a CPU hog): killed at exit
-T_SCRATCH=$(mktemp -d /tmp/cmtest.XXXXXX)
+# Every scratch path of this run carries its id (run-all.sh sets one per run), so that a run
+# sees only its own mounts while another `make check` runs on the same machine.
+export CMTEST_RUN=${CMTEST_RUN:-solo$$}
+T_SCRATCH=$(mktemp -d "/tmp/cmtest-$CMTEST_RUN.XXXXXX")
 # A private run directory: this test's state records and daemon logs, nobody else's.
 export CACHEMAX_RUN_DIR=$T_SCRATCH/run
 
@@ -69,6 +72,6 @@ t_backdoor() {
 # t_shm NAME: make a scratch directory on tmpfs, removed at exit, and put its path in $SHM.
 # (Not $(t_shm): a subshell would lose the T_REMOVE entry.)
 t_shm() {
-  SHM=$(mktemp -d "/dev/shm/cmtest-$1.XXXXXX")
+  SHM=$(mktemp -d "/dev/shm/cmtest-$CMTEST_RUN-$1.XXXXXX")
   T_REMOVE+=("$SHM")
 }

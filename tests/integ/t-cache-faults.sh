@@ -61,7 +61,8 @@ t_unmount "$D"
 # A cache device that is read-only from the start: the directory is served without a cache,
 # and status says why.
 D=$(setup rostart); C=$SHM/rostart-dev
-mkdir -p "$C"; mount -t tmpfs -o size=8m,ro cmtest "$C"; T_BINDS+=("$C")
+# mode 0700: a tmpfs root is 1777 by default, which start refuses as a cache directory
+mkdir -p "$C"; mount -t tmpfs -o size=8m,ro,mode=0700 cmtest "$C"; T_BINDS+=("$C")
 t_mount "$D" "$C"
 "$CACHEMAX" status | grep -q "cache: .*(off: cache directory unusable: Read-only file system)" \
   || fail "status does not say the cache is off: $("$CACHEMAX" status)"

@@ -4,7 +4,7 @@
 . "$(dirname "$0")/lib.sh"
 need_root
 
-D=$T_SCRATCH/data C=/dev/shm/cmtest-cache-$$
+D=$T_SCRATCH/data C=/dev/shm/cmtest-$CMTEST_RUN-cache-$$
 T_MOUNTS+=("$D")
 T_REMOVE+=("$C")
 mkdir -p "$D/sub"

@@ -15,6 +15,17 @@ PARAM=/sys/module/fuse/parameters/enable_uring
 [ -e "$PARAM" ] || skip "this kernel has no FUSE-over-io_uring (no $PARAM: CONFIG_FUSE_IO_URING is off)"
 PARAM_BEFORE=$(cat "$PARAM")   # --io-uring turns it on; put back at exit, also on failure
 T_RESTORE+=("$PARAM=$PARAM_BEFORE")
+# Who turned it on is recorded machine-wide (src/control/control_uring.h). Unless a daemon of
+# another run relies on it now, start from N so that stop must put N back.
+RECORD=/run/cachemax-enable_uring
+uring_holders() { [ -s "$RECORD" ] && sed -n 's/^holders=//p' "$RECORD" | tr ' ' '\n' | while read -r p; do kill -0 "$p" 2>/dev/null && echo "$p"; done; true; }
+STRICT=0
+if [ -z "$(uring_holders)" ]; then STRICT=1; echo N > "$PARAM"; fi
+param_back() {  # param_back WHAT: enable_uring is N again, nothing recorded
+  [ $STRICT = 1 ] || return 0
+  [ "$(cat "$PARAM")" = N ] || fail "$1: enable_uring is $(cat "$PARAM"), not N as before --io-uring"
+  [ -z "$(uring_holders)" ] || fail "$1: the record still names holders: $(cat "$RECORD")"
+}
 DIFFTEST=$TOOLS/diff/difftest
 [ -x "$DIFFTEST" ] || fail "missing $DIFFTEST (make all)"
 OPS=${DIFF_OPS:-20000}
@@ -59,6 +70,7 @@ t_mount "$M" "$T_SCRATCH/cache-uring" --io-uring --no-passthrough
 "$CACHEMAX" status | grep -q "transport:    io_uring" || fail "status text: $("$CACHEMAX" status)"
 pid=$(daemon_pid "$M")
 grep -q "transport io_uring" "$(status_get "$M" log)" || fail "the daemon log does not name the transport"
+[ $STRICT = 0 ] || grep -qx "holders=$pid" "$RECORD" || fail "the record does not name the daemon: $(cat "$RECORD")"
 
 # One ring thread set per possible CPU, each pinned to its own CPU.
 ncpu=$(python3 -c 'import os; print(os.sysconf("SC_NPROCESSORS_CONF"))')
@@ -114,6 +126,7 @@ n2=$(json_get "$("$CACHEMAX" stats "$M" --json)" uring_requests)
 t_unmount "$M"
 for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
 kill -0 "$pid" 2>/dev/null && fail "the daemon (pid $pid) still runs after stop: ring threads not ended?"
+param_back "stop of the only --io-uring mount"
 [ -f "$M/f" ] && [ "$(stat -c %s "$M/f")" -eq 4194304 ] || fail "stop did not give back the directory with its data"
 
 # --- fallback: ring setup fails before the INIT reply -> /dev/fuse, and it says why ----------
@@ -147,11 +160,25 @@ if ! timeout 120 "$DIFFTEST" --seed 13 --ops $((OPS / 4)) "$M4" "$P4"; then
 fi
 t_unmount "$M4"
 
+param_back "stop of the fallback mounts"
+
+# --- crash: the watchdog and the daemon killed; stop clears the dead mount and puts N back ---
+M5=$SHM/mnt-crash
+mkdir -p "$M5"
+t_mount "$M5" "$T_SCRATCH/cache-crash" --io-uring --no-passthrough
+[ "$(cat "$PARAM")" = Y ] || fail "--io-uring did not turn on $PARAM (crash case)"
+kill -9 "$(status_get "$M5" watchdog_pid)" "$(daemon_pid "$M5")"
+sleep 0.3
+"$CACHEMAX" stop "$M5" | grep -q "cleared a dead mount" || fail "stop did not clear the dead mount"
+param_back "stop after the watchdog and daemon were killed"
+
 # --- --no-io-uring: /dev/fuse although enable_uring is on -----------------------------------
+echo Y > "$PARAM"   # as an administrator would: nothing recorded, nothing put back
 M3=$SHM/mnt-devfuse
 mkdir -p "$M3"
 t_mount "$M3" "$T_SCRATCH/cache-devfuse" --no-io-uring
 [ "$(status_get "$M3" transport)" = dev_fuse ] || fail "--no-io-uring: transport $(status_get "$M3" transport)"
 echo x > "$M3/x" && [ "$(cat "$M3/x")" = x ] || fail "--no-io-uring: the mount does not work"
 t_unmount "$M3"
+[ "$(cat "$PARAM")" = Y ] || fail "a value set by hand was changed"
 echo ok

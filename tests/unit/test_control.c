@@ -26,6 +26,9 @@
 #include <cmocka.h>
 
 #include "control/control.h"
+#include "control/control_proto.h"
+#include "control/control_trust.h"
+#include "control/control_uring.h"
 
 struct fixture {
 	char base[PATH_MAX];     /* realpath of the temp dir */
@@ -891,6 +894,215 @@ static void test_holders(void **state)
 	assert_int_equal(waitpid(covered, NULL, 0), covered);
 }
 
+/* The request line: verbs, who may send them, strict relative paths, framing. */
+static void test_proto_parse(void **state)
+{
+	struct control_proto_request r;
+	static char big[CONTROL_PROTO_LINE_MAX + 8];
+	static const char *const bad_args[] = {
+		"evict /etc/passwd\n", "evict ..\n", "evict ../x\n", "evict a/../../x\n", "evict a/..\n",
+		"evict .\n", "evict ./a\n", "evict a//b\n", "evict \n", "ping x\n", "stats all\n",
+	};
+
+	assert_int_equal(control_proto_parse("ping\n", 5, &r), 5);
+	assert_int_equal(r.verb, CONTROL_VERB_PING);
+	assert_string_equal(r.arg, "");
+	assert_int_equal(control_proto_parse("stats\r\nmore", 11, &r), 7);
+	assert_int_equal(r.verb, CONTROL_VERB_STATS);
+	assert_int_equal(control_proto_parse("evict a/b c/.d..\n", 17, &r), 17);
+	assert_int_equal(r.verb, CONTROL_VERB_EVICT);
+	assert_string_equal(r.arg, "a/b c/.d..");
+	assert_true(control_proto_read_only(CONTROL_VERB_PING));
+	assert_true(control_proto_read_only(CONTROL_VERB_STATS));
+	assert_false(control_proto_read_only(CONTROL_VERB_EVICT));
+	assert_false(control_proto_read_only((enum control_verb)99));  /* unknown: root only */
+	for (size_t i = 0; i < sizeof(bad_args) / sizeof(bad_args[0]); i++)
+		assert_int_equal(control_proto_parse(bad_args[i], strlen(bad_args[i]), &r), -EINVAL);
+	assert_int_equal(control_proto_parse("evict a\0b\n", 10, &r), -EINVAL);
+	assert_int_equal(control_proto_parse("warm x\n", 7, &r), -ENOSYS);
+	assert_int_equal(control_proto_parse("pingx\n", 6, &r), -ENOSYS);
+	assert_int_equal(control_proto_parse("\n", 1, &r), -ENOSYS);
+	/* Framing: every prefix of a line is incomplete; no newline within the limit is too long. */
+	for (size_t n = 0; n < 5; n++)
+		assert_int_equal(control_proto_parse("stats\n", n, &r), -EAGAIN);
+	memset(big, 'a', sizeof(big));
+	assert_int_equal(control_proto_parse(big, CONTROL_PROTO_LINE_MAX - 1, &r), -EAGAIN);
+	assert_int_equal(control_proto_parse(big, CONTROL_PROTO_LINE_MAX, &r), -EMSGSIZE);
+	assert_int_equal(control_proto_parse(big, sizeof(big), &r), -EMSGSIZE);
+	/* The longest argument that fits, and one more. */
+	memcpy(big, "evict ", 6);
+	big[6 + CONTROL_PROTO_ARG_MAX - 1] = '\n';
+	assert_int_equal(control_proto_parse(big, 6 + CONTROL_PROTO_ARG_MAX, &r), 6 + CONTROL_PROTO_ARG_MAX);
+	assert_int_equal(strlen(r.arg), CONTROL_PROTO_ARG_MAX - 1);
+	big[6 + CONTROL_PROTO_ARG_MAX - 1] = 'a';
+	big[6 + CONTROL_PROTO_ARG_MAX] = '\n';
+	assert_int_equal(control_proto_parse(big, 7 + CONTROL_PROTO_ARG_MAX, &r), -EINVAL);
+}
+
+/* Records are root's and not writable by others, written 0644 whatever the umask. */
+static void test_state_ownership(void **state)
+{
+	struct fixture *f = *state;
+	char run[PATH_MAX], path[PATH_MAX], why[CONTROL_WHY_MAX];
+	struct control_state in, out;
+	struct stat st;
+	mode_t old = umask(0);
+
+	if (geteuid() != 0) {
+		umask(old);
+		skip();
+	}
+	set_run_dir(f, run, sizeof(run));
+	fill_state(&in, "/srv/own", 1);
+	assert_int_equal(control_state_write(&in), 0);
+	umask(old);
+	control_state_path("/srv/own", path, sizeof(path));
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, CONTROL_STATE_MODE);
+	assert_int_equal(control_state_read(path, &out), 0);
+	assert_int_equal(control_run_dir_check(why, sizeof(why)), 0);
+	assert_int_equal(chmod(path, 0666), 0);
+	assert_int_equal(control_state_read(path, &out), -EPERM);
+	assert_int_equal(control_run_dir_check(why, sizeof(why)), -EPERM);
+	assert_non_null(strstr(why, path));
+	assert_int_equal(chmod(path, 0644), 0);
+	assert_int_equal(chown(path, 65534, 65534), 0);
+	assert_int_equal(control_state_read(path, &out), -EPERM);
+	assert_int_equal(control_run_dir_check(why, sizeof(why)), -EPERM);
+	assert_non_null(strstr(why, "uid 65534"));
+	assert_int_equal(chown(path, 0, 0), 0);
+	/* A symlink in place of a record is not followed. */
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(symlink("/etc/passwd", path), 0);
+	assert_true(control_state_read(path, &out) < 0);
+}
+
+/* Trusted paths: root's all the way, sticky parents allowed, the last component strict. */
+static void test_trust_path(void **state)
+{
+	struct fixture *f = *state;
+	char p[PATH_MAX], q[PATH_MAX], why[CONTROL_WHY_MAX];
+
+	if (geteuid() != 0)
+		skip();
+	assert_int_equal(chmod(f->base, 0755), 0);
+	make_dir(f, "a");
+	make_dir(f, "a/cache");
+	pathf(p, sizeof(p), "%s/a/cache", f->base);
+	assert_int_equal(chmod(p, 0700), 0);
+	assert_int_equal(control_trust_path(p, "the cache directory", why, sizeof(why)), 0);
+	pathf(q, sizeof(q), "%s/a/cache/not/yet", f->base);   /* checked as far as it exists */
+	assert_int_equal(control_trust_path(q, "the cache directory", why, sizeof(why)), 0);
+	assert_int_equal(chmod(p, 0770), 0);
+	assert_int_equal(control_trust_path(p, "the cache directory", why, sizeof(why)), -EPERM);
+	assert_non_null(strstr(why, "its group"));
+	assert_int_equal(chmod(p, 01777), 0);  /* sticky does not help the directory itself */
+	assert_int_equal(control_trust_path(p, "the cache directory", why, sizeof(why)), -EPERM);
+	assert_int_equal(chmod(p, 0755), 0);
+	pathf(q, sizeof(q), "%s/a", f->base);
+	assert_int_equal(chmod(q, 0777), 0);
+	assert_int_equal(control_trust_path(p, "the cache directory", why, sizeof(why)), -EPERM);
+	assert_non_null(strstr(why, "every user"));
+	assert_int_equal(chmod(q, 01777), 0);  /* sticky above a root-owned directory: fine */
+	assert_int_equal(control_trust_path(p, "the cache directory", why, sizeof(why)), 0);
+	assert_int_equal(chown(q, 65534, 65534), 0);
+	assert_int_equal(control_trust_path(p, "the cache directory", why, sizeof(why)), -EPERM);
+	assert_non_null(strstr(why, "uid 65534"));
+	assert_int_equal(chown(q, 0, 0), 0);
+	assert_int_equal(chmod(q, 0755), 0);
+	make_link(f, "a/cache", "link");
+	pathf(q, sizeof(q), "%s/link", f->base);
+	assert_int_equal(control_trust_path(q, "the cache directory", why, sizeof(why)), -ELOOP);
+	assert_int_equal(control_trust_path("relative", "the cache directory", why, sizeof(why)), -EINVAL);
+}
+
+static void test_pseudo_and_submounts(void **state)
+{
+	struct fixture *f = *state;
+	char p[PATH_MAX], list[512], why[CONTROL_WHY_MAX];
+
+	assert_int_equal(control_pseudo_dir("/", why, sizeof(why)), -EPERM);
+	assert_int_equal(control_pseudo_dir("/proc", why, sizeof(why)), -EPERM);
+	assert_int_equal(control_pseudo_dir("/proc/sys/vm", why, sizeof(why)), -EPERM);
+	assert_int_equal(control_pseudo_dir("/sys/kernel", why, sizeof(why)), -EPERM);
+	assert_int_equal(control_pseudo_dir("/run", why, sizeof(why)), -EPERM);
+	assert_int_equal(control_pseudo_dir("/dev", why, sizeof(why)), -EPERM);
+	assert_int_equal(control_pseudo_dir(f->base, why, sizeof(why)), 0);
+	assert_int_equal(control_submounts(f->base, list, sizeof(list)), 0);
+	assert_string_equal(list, "");
+	if (geteuid() != 0)
+		skip();
+	make_dir(f, "m");
+	pathf(p, sizeof(p), "%s/m", f->base);
+	assert_int_equal(mount("cm-unit", p, "tmpfs", 0, "size=64k"), 0);
+	pathf(f->mounts[f->mount_count++], sizeof(f->mounts[0]), "%s", p);
+	assert_int_equal(control_submounts(f->base, list, sizeof(list)), 1);
+	assert_non_null(strstr(list, p));
+	assert_non_null(strstr(list, "(tmpfs)"));
+	assert_int_equal(control_submounts(p, list, sizeof(list)), 0);  /* a mount AT dir is not below it */
+}
+
+/* The machine-wide enable_uring record, against files standing in for the parameter. */
+static void test_uring_record(void **state)
+{
+	struct fixture *f = *state;
+	char param[PATH_MAX], record[PATH_MAX], value[4] = "";
+	bool on, turned_on, restored;
+	pid_t child;
+	FILE *fp;
+
+	if (geteuid() != 0)
+		skip();  /* the record must be root's */
+	pathf(param, sizeof(param), "%s/enable_uring", f->base);
+	pathf(record, sizeof(record), "%s/record", f->base);
+	setenv("CACHEMAX_URING_PARAM", param, 1);
+	setenv("CACHEMAX_URING_RECORD", record, 1);
+#define PARAM_SET(v) do { fp = fopen(param, "w"); assert_non_null(fp); fputs(v, fp); fclose(fp); } while (0)
+#define PARAM_IS(v) do { fp = fopen(param, "r"); assert_non_null(fp); assert_non_null(fgets(value, sizeof(value), fp)); fclose(fp); assert_int_equal(value[0], v); } while (0)
+	assert_int_equal(control_uring_acquire(getpid(), true, &on, &turned_on), -ENOENT);
+	PARAM_SET("N\n");
+	/* Without --io-uring, off stays off. */
+	assert_int_equal(control_uring_acquire(getpid(), false, &on, &turned_on), 0);
+	assert_false(on);
+	PARAM_IS('N');
+	/* Turned on by us, joined by a second daemon (a live child), restored after both. */
+	child = fork();
+	if (child == 0) {
+		pause();
+		_exit(0);
+	}
+	assert_int_equal(control_uring_acquire(getpid(), true, &on, &turned_on), 0);
+	assert_true(on && turned_on);
+	PARAM_IS('Y');
+	assert_int_equal(control_uring_acquire(child, false, &on, &turned_on), 0);
+	assert_true(on && !turned_on);
+	assert_int_equal(control_uring_release(getpid(), &restored), 0);
+	assert_false(restored);
+	PARAM_IS('Y');
+	/* The child dies without letting go: anyone's release finds it dead and restores. */
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	assert_int_equal(control_uring_release(0, &restored), 0);
+	assert_true(restored);
+	PARAM_IS('N');
+	/* A value set by an administrator is neither recorded nor put back. */
+	PARAM_SET("Y\n");
+	assert_int_equal(control_uring_acquire(getpid(), true, &on, &turned_on), 0);
+	assert_true(on && !turned_on);
+	assert_int_equal(control_uring_release(getpid(), &restored), 0);
+	assert_false(restored);
+	PARAM_IS('Y');
+	/* A record someone else could have written is never acted on. */
+	PARAM_SET("N\n");
+	assert_int_equal(chown(record, 65534, 65534), 0);
+	assert_int_equal(control_uring_acquire(getpid(), true, &on, &turned_on), -EPERM);
+	PARAM_IS('N');
+	unsetenv("CACHEMAX_URING_PARAM");
+	unsetenv("CACHEMAX_URING_RECORD");
+#undef PARAM_SET
+#undef PARAM_IS
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -912,6 +1124,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dead_fuse_mount_via_symlink, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pid_alive, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_holders, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_proto_parse, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_ownership, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_trust_path, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pseudo_and_submounts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_uring_record, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
