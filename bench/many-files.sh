@@ -67,5 +67,5 @@ echo
 echo "inodes $INODES; nodes held $nodes; daemon RSS $rss0 -> $rss bytes"
 echo "RSS per node: $(( (rss - rss0) / (nodes - nodes0 > 0 ? nodes - nodes0 : 1) )) B (target <= 200);" \
      "node table $(key "$j" node_bytes) B"
-echo "peak daemon fds: $(cat "$peakf") (target <= 4096); fd-cache misses $(key "$j" handle_opens)"
+echo "peak daemon fds: $(cat "$peakf") (target <= 4096); fd-cache misses $(key "$j" fd_cache_misses)"
 echo "find mount / original per round: ${ratios[*]} (1 = as fast as the original)"

@@ -230,7 +230,7 @@ static int daemon_control(const struct control_proto_request *request, char *rep
 	watching = fs_watch_active(d->fs, watch_why, sizeof(watch_why));
 	n = snprintf(reply, size, "{\"pid\": %d, \"uptime_seconds\": %lld, \"transport\": \"%s\", "
 	             "\"nodes\": %llu, \"nodes_open\": %llu, \"node_bytes\": %llu, \"fds\": %llu, "
-	             "\"fds_cached\": %llu, \"fds_pinned\": %llu, \"handle_opens\": %llu, "
+	             "\"fds_cached\": %llu, \"fds_pinned\": %llu, \"fd_cache_misses\": %llu, "
 	             "\"rss_bytes\": %llu, \"file_handles\": %s, \"file_handles_why\": \"%s\", "
 	             "\"uring_requests\": %llu, \"uring_yields\": %llu, \"uring_yield_backoffs\": %llu, "
 	             "\"passthrough\": %s, \"cache\": %s, \"cache_bytes\": %llu, \"cache_objects\": %llu, "
@@ -243,7 +243,7 @@ static int daemon_control(const struct control_proto_request *request, char *rep
 	             (unsigned long long)gauges.nodes, (unsigned long long)gauges.nodes_open,
 	             (unsigned long long)gauges.node_bytes, (unsigned long long)fds,
 	             (unsigned long long)gauges.fds_cached, (unsigned long long)gauges.fds_pinned,
-	             (unsigned long long)gauges.handle_opens, (unsigned long long)rss,
+	             (unsigned long long)gauges.fd_cache_misses, (unsigned long long)rss,
 	             handles ? "true" : "false", json_escape(handles_why, handles_json, sizeof(handles_json)),
 	             (unsigned long long)fuse_session_uring_requests(d->session),
 	             (unsigned long long)yields, (unsigned long long)backoffs,

@@ -79,9 +79,10 @@ bool fs_passthrough_active(struct fs *fs, char *why, size_t why_size);
 bool fs_handles_active(struct fs *fs, char *why, size_t why_size);
 
 /* Gauges for stats (docs/STATS.md): nodes the kernel holds (and those with open state), the
- * bytes the node table takes, origin fds cached and pinned, and open_by_handle_at calls. */
+ * bytes the node table takes, origin fds cached and pinned, and fds opened again (by file handle
+ * or by name) after the fd cache had closed them. */
 struct fs_gauges {
-	uint64_t nodes, nodes_open, node_bytes, fds_cached, fds_pinned, handle_opens;
+	uint64_t nodes, nodes_open, node_bytes, fds_cached, fds_pinned, fd_cache_misses;
 };
 void fs_gauges(struct fs *fs, struct fs_gauges *g);
 

@@ -44,7 +44,9 @@ static bool job_enqueue(struct fs *fs, struct fs_node *n, enum fs_fill_kind kind
 	struct fs_fill_job *j;
 
 	pthread_mutex_lock(&q->lock);
-	if (!q->started || q->stop || (kind != FS_FILL_COMPLETION && q->queued >= FS_FILL_QUEUE_MAX)) {
+	/* Every queued job holds its object open (an fd): bounded, read-ahead pieces aside (a few
+	 * per reader). A completion not queued is queued again by the file's next miss. */
+	if (!q->started || q->stop || (kind != FS_FILL_PIECE && q->queued >= q->queue_max)) {
 		pthread_mutex_unlock(&q->lock);
 		return false;
 	}

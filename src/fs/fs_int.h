@@ -107,6 +107,16 @@ struct fs_node_io {
 	struct fs_readahead readahead;  /* its own lock; taken with no other node lock held */
 };
 
+/* How a node gets back to its origin inode when the fd cache has no fd for it. */
+enum fs_reach {
+	FS_REACH_HANDLE,              /* open_by_handle_at of its file handle */
+	FS_REACH_NAME,                /* openat(parent's fd, name), checked against (dev, ino): the
+	                               * origin gives no usable handles (a FUSE or network file
+	                               * system); a rename behind our back makes it ESTALE */
+	FS_REACH_PINNED,              /* neither (the root, an O_TMPFILE, a node renamed or unlinked
+	                               * through the mount): its fd stays in the cache */
+};
+
 /* One per origin inode the kernel holds (a lookup reference): kept small (docs/ARCHITECTURE.md
  * "Nodes"), since a walk of a large tree makes the kernel hold millions. It reaches the origin
  * inode by file handle (an fd from the fd cache, or open_by_handle_at); on a file system that
@@ -125,13 +135,17 @@ struct fs_node {
 	uint32_t type;                /* S_IFMT bits */
 	int32_t handle_type;
 	uint16_t mount;               /* index in fs->mounts of the mount its handle is for */
-	uint8_t handle_bytes;         /* 0: no handle, the fd in its slot is pinned */
+	uint8_t handle_bytes;         /* FS_REACH_HANDLE: bytes of handle[]; else 0 */
+	uint8_t reach;                /* enum fs_reach; fds.lock once the node is in the table */
+	uint8_t name_len;             /* > 0: handle[] holds its parent and name (see below) */
 	atomic_bool unlinked_by_us;   /* its last name went through the mount (unlink, rename over) */
 	/* Passthrough opens for writing (changed under io->lock, read without): a write through
 	 * their mapping changes the origin's mtime and ctime with no request to us
 	 * (fs_attr_volatile). In the node, not its open state: every GETATTR reads it. */
 	atomic_uint passthrough_writers;
-	unsigned char handle[];       /* handle_bytes of f_handle */
+	/* FS_REACH_HANDLE: handle_bytes of f_handle. Otherwise, if name_len > 0: the parent node
+	 * (a pointer, which holds a lookup reference on it) then the name, NUL-terminated. */
+	unsigned char handle[];
 };
 
 struct fs_file {
@@ -164,6 +178,7 @@ struct fs_table {
 	size_t node_count;
 	size_t node_bytes;            /* what the nodes in it take (struct and handle) */
 	atomic_size_t nodes_open;     /* nodes with open state (node->io) */
+	atomic_size_t name_nodes;     /* nodes reached by parent and name (FS_REACH_NAME) */
 };
 
 /* Background fills (fs_fill.c), done by fill threads after the answer (the kinds: fs_fill.c's
@@ -186,13 +201,16 @@ struct fs_fill_job {
 
 #define FS_FILL_THREADS_MAX 4
 #define FS_FILL_BACKGROUND_MAX 1  /* completion and chunk jobs run at once (see job_take) */
-#define FS_FILL_QUEUE_MAX 256     /* chunk jobs beyond this are skipped (completions are not) */
+#define FS_FILL_QUEUE_MAX 256     /* jobs beyond this are skipped (read-ahead pieces are not) */
+#define FS_FILL_QUEUE_MIN 8
 
 struct fs_filler {
 	pthread_mutex_t lock;         /* protects everything below */
 	pthread_cond_t cond;
 	struct fs_fill_job *head, *tail;
 	unsigned queued;
+	unsigned queue_max;           /* FS_FILL_QUEUE_MAX, or an eighth of the fd limit if less:
+	                               * each queued job holds its cache object's fd */
 	unsigned background_running;  /* jobs other than read-ahead pieces being run (at most
 	                               * FS_FILL_BACKGROUND_MAX: they must not crowd out the origin
 	                               * reads that applications wait for) */
@@ -261,7 +279,7 @@ struct fs_fds {
 	uint32_t max;                 /* cached fds kept at most (from the fd limit) */
 	uint32_t cached;              /* slots in use for nodes with a handle */
 	uint32_t pinned;              /* slots of nodes without a handle */
-	atomic_uint_fast64_t handle_opens;   /* open_by_handle_at calls (fd cache misses) */
+	atomic_uint_fast64_t misses;  /* fds opened again (by handle or by name) */
 };
 
 /* Mounts that node handles are for: an fd on each, for open_by_handle_at. */
@@ -338,8 +356,10 @@ void fs_table_release(struct fs *fs);
 /* The node for a kernel nodeid, or NULL if unknown (a bug or a stale id: answer ESTALE). */
 struct fs_node *fs_node_get(struct fs *fs, uint64_t nodeid);
 /* Find or add the node for an origin inode and take one lookup reference. `fd` is an O_PATH fd
- * on it; it is consumed (kept in the fd cache or closed). */
-int fs_node_acquire(struct fs *fs, int fd, const struct stat *st, struct fs_node **out);
+ * on it; it is consumed (kept in the fd cache or closed). parent and name: where the lookup
+ * found it (NULL: nowhere, e.g. O_TMPFILE), for a node that has no file handle. */
+int fs_node_acquire(struct fs *fs, struct fs_node *parent, const char *name, int fd,
+                    const struct stat *st, struct fs_node **out);
 /* The node of an origin inode if we have one, with a reference (drop with fs_node_forget). */
 struct fs_node *fs_node_find_ref(struct fs *fs, const struct stat *st);
 /* Take one more reference on a node we hold (undone by fs_node_forget(fs, n->nodeid, 1)). */
@@ -358,6 +378,9 @@ void fs_node_root_release(struct fs *fs);
  * the daemon's (EMFILE, ENFILE) is retried after closing cached fds and never returned. */
 int fs_node_fd(struct fs *fs, struct fs_node *n);
 void fs_node_fd_put(struct fs *fs, struct fs_node *n, int fd);
+/* Before name under dirfd goes or moves through the mount (unlink, rename): a node that is
+ * reached by that name keeps its fd from now on (FS_REACH_PINNED). */
+void fs_node_name_leaving(struct fs *fs, int dirfd, const char *name);
 /* openat for the daemon's own fds (O_PATH lookups, opens): when the daemon runs out of fds it
  * closes cached ones and tries again; a limit it still hits is -ENOMEM, never EMFILE. */
 int fs_open_retry(struct fs *fs, int dirfd, const char *name, int flags, mode_t mode);

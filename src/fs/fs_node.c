@@ -12,8 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 
 #include "sys/sys.h"
 #include "util/log.h"
@@ -67,12 +69,15 @@ static void lru_append(struct fs_fds *c, int32_t i)
 	c->lru_tail = i;
 }
 
+/* May the cache close this node's fd when nobody borrows it? fds.lock held. */
+static bool node_evictable(const struct fs_node *n) { return n->reach != FS_REACH_PINNED; }
+
 /* Free slot i; returns the fd it held (to close once the lock is dropped). */
 static int slot_free(struct fs_fds *c, int32_t i)
 {
 	struct fs_fd_slot *s = &c->slot[i];
 	int fd = s->fd;
-	if (s->node->handle_bytes)
+	if (node_evictable(s->node))
 		c->cached--;
 	else
 		c->pinned--;
@@ -114,7 +119,7 @@ static bool slot_insert(struct fs_fds *c, struct fs_node *n, int fd, uint32_t us
 {
 	int32_t i;
 	*evicted = -1;
-	if (n->handle_bytes && c->cached >= c->max && c->lru_head >= 0) {
+	if (node_evictable(n) && c->cached >= c->max && c->lru_head >= 0) {
 		int32_t old = c->lru_head;
 		lru_unlink(c, old);
 		*evicted = slot_free(c, old);
@@ -126,7 +131,7 @@ static bool slot_insert(struct fs_fds *c, struct fs_node *n, int fd, uint32_t us
 	c->slot[i].fd = fd;
 	c->slot[i].users = users;
 	n->fd_slot = i;
-	if (n->handle_bytes) {
+	if (node_evictable(n)) {
 		c->cached++;
 		if (!users)
 			lru_append(c, i);
@@ -177,10 +182,47 @@ static int handle_open(struct fs *fs, const struct fs_node *n)
 		fds_shrink(fs);
 		fd = sys_open_by_handle_at(mount_fd, h, O_PATH | O_CLOEXEC);
 	}
-	atomic_fetch_add_explicit(&fs->fds.handle_opens, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&fs->fds.misses, 1, memory_order_relaxed);
 	if (fs_limit_error(fd)) {
 		log_error("no fd left to reach inode %llu: %s", (unsigned long long)n->ino, strerror(-fd));
 		fd = -ENOMEM;  /* the daemon's limit, not the application's: never EMFILE */
+	}
+	return fd;
+}
+
+/* FS_REACH_NAME: the parent and name kept in handle[] (see struct fs_node). */
+static struct fs_node *node_parent(const struct fs_node *n)
+{
+	struct fs_node *p;
+	memcpy(&p, n->handle, sizeof(p));
+	return p;
+}
+static const char *node_name(const struct fs_node *n)
+{
+	return (const char *)n->handle + sizeof(struct fs_node *);
+}
+
+/* Find n's inode again under its parent by name; -ESTALE if the name now leads elsewhere (a
+ * rename or delete behind our back: the kernel then looks the name up afresh). */
+static int name_open(struct fs *fs, struct fs_node *n)
+{
+	struct fs_node *p = node_parent(n);
+	struct stat st;
+	int pfd = fs_node_fd(fs, p), fd;
+
+	if (pfd < 0)
+		return pfd;
+	fd = fs_open_retry(fs, pfd, node_name(n), O_PATH | O_NOFOLLOW | O_CLOEXEC, 0);
+	fs_node_fd_put(fs, p, pfd);
+	atomic_fetch_add_explicit(&fs->fds.misses, 1, memory_order_relaxed);
+	if (fd == -ENOENT || fd == -ENOTDIR)
+		return -ESTALE;
+	if (fd < 0)
+		return fd;
+	if (sys_fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 || st.st_dev != n->dev ||
+	    st.st_ino != n->ino || (st.st_mode & S_IFMT) != n->type) {
+		sys_close(fd);
+		return -ESTALE;
 	}
 	return fd;
 }
@@ -193,16 +235,19 @@ int fs_node_fd(struct fs *fs, struct fs_node *n)
 	pthread_mutex_lock(&c->lock);
 	if (n->fd_slot >= 0) {
 		struct fs_fd_slot *s = &c->slot[n->fd_slot];
-		if (s->users++ == 0 && n->handle_bytes)
+		if (s->users++ == 0 && node_evictable(n))
 			lru_unlink(c, n->fd_slot);
 		fd = s->fd;
 		pthread_mutex_unlock(&c->lock);
 		return fd;
 	}
 	pthread_mutex_unlock(&c->lock);
-	if (!n->handle_bytes)
-		return -ESTALE;  /* a pinned fd is never taken away: not reached */
-	fd = handle_open(fs, n);
+	if (n->reach == FS_REACH_HANDLE)
+		fd = handle_open(fs, n);
+	else if (n->reach == FS_REACH_NAME)
+		fd = name_open(fs, n);
+	else
+		fd = -ESTALE;  /* a pinned fd is never taken away: not reached */
 	if (fd < 0)
 		return fd;
 	pthread_mutex_lock(&c->lock);
@@ -230,7 +275,7 @@ void fs_node_fd_put(struct fs *fs, struct fs_node *n, int fd)
 	pthread_mutex_lock(&c->lock);
 	if (n->fd_slot >= 0 && c->slot[n->fd_slot].fd == fd) {
 		struct fs_fd_slot *s = &c->slot[n->fd_slot];
-		if (--s->users == 0 && n->handle_bytes)
+		if (--s->users == 0 && node_evictable(n))
 			lru_append(c, n->fd_slot);
 		pthread_mutex_unlock(&c->lock);
 		return;
@@ -251,6 +296,33 @@ int fs_open_retry(struct fs *fs, int dirfd, const char *name, int flags, mode_t 
 		}
 	}
 	return fd;
+}
+
+void fs_node_name_leaving(struct fs *fs, int dirfd, const char *name)
+{
+	struct fs_fds *c = &fs->fds;
+	struct fs_node *n;
+	struct stat st;
+	int fd;
+
+	if (!atomic_load_explicit(&fs->table.name_nodes, memory_order_relaxed) ||
+	    sys_fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return;
+	n = fs_node_find_ref(fs, &st);
+	if (!n)
+		return;
+	if (n->reach == FS_REACH_NAME && (fd = fs_node_fd(fs, n)) >= 0) {
+		pthread_mutex_lock(&c->lock);
+		if (n->fd_slot >= 0 && c->slot[n->fd_slot].fd == fd && n->reach == FS_REACH_NAME) {
+			/* borrowed now, so not on the LRU list: only the counts move */
+			n->reach = FS_REACH_PINNED;
+			c->cached--;
+			c->pinned++;
+		}
+		pthread_mutex_unlock(&c->lock);
+		fs_node_fd_put(fs, n, fd);
+	}
+	fs_node_forget(fs, n->nodeid, 1);
 }
 
 /* Keep fd (an O_PATH fd on n's inode) in the cache if n has no fd there yet, else close it. */
@@ -278,7 +350,7 @@ static void node_drop_fd(struct fs *fs, struct fs_node *n)
 
 	pthread_mutex_lock(&c->lock);
 	if (n->fd_slot >= 0) {
-		if (n->handle_bytes && c->slot[n->fd_slot].users == 0)
+		if (node_evictable(n) && c->slot[n->fd_slot].users == 0)
 			lru_unlink(c, n->fd_slot);
 		fd = slot_free(c, n->fd_slot);
 	}
@@ -288,6 +360,21 @@ static void node_drop_fd(struct fs *fs, struct fs_node *n)
 }
 
 /* ---- file handles ---------------------------------------------------------------------- */
+
+/* Can handles of the file system fd is on be opened whenever we need them? FUSE encodes
+ * handles for every inode but decodes them only while the kernel still caches the inode,
+ * unless its server supports exports (which we cannot ask): its nodes are reached by name. */
+static bool handles_reliable(int fd, char *why, size_t why_size)
+{
+	struct statfs sf;
+	if (sys_fstatfs(fd, &sf) == 0 && sf.f_type == FUSE_SUPER_MAGIC) {
+		if (why)
+			snprintf(why, why_size, "the original is a FUSE file system, whose file handles "
+			         "can be opened only while the kernel caches their inode");
+		return false;
+	}
+	return true;
+}
 
 /* The index in fs->mounts of mount_id. A mount seen for the first time is registered when
  * fd (an O_PATH fd on an inode of it) is a directory: open_by_handle_at wants a mount fd that is
@@ -305,6 +392,10 @@ static int mount_index(struct fs *fs, int mount_id, int fd, mode_t type)
 	mount_fd = fs_open_retry(fs, fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	if (mount_fd < 0)
 		return -1;
+	if (!handles_reliable(mount_fd, NULL, 0)) {
+		sys_close(mount_fd);  /* its nodes are reached by name (asked again at each new node) */
+		return -1;
+	}
 	pthread_mutex_lock(&fs->mounts_lock);
 	for (unsigned i = 0; i < fs->mount_count && idx < 0; i++)
 		if (fs->mounts[i].mount_id == mount_id)
@@ -346,6 +437,8 @@ int fs_node_handles_probe(struct fs *fs, int origin_fd)
 	struct file_handle *h = (struct file_handle *)(void *)hb.bytes;
 	int mount_id, rc, fd;
 
+	if (!handles_reliable(origin_fd, fs->handles_why, sizeof(fs->handles_why)))
+		return -EOPNOTSUPP;
 	h->handle_bytes = FS_HANDLE_MAX;
 	rc = sys_name_to_handle_at(origin_fd, "", h, &mount_id, AT_EMPTY_PATH);
 	if (rc < 0) {
@@ -369,6 +462,16 @@ int fs_node_handles_probe(struct fs *fs, int origin_fd)
 }
 
 /* ---- the table ------------------------------------------------------------------------- */
+
+/* An eighth of the fd limit, at most FS_FILL_QUEUE_MAX (fs_fill.c's queue). */
+static unsigned fill_queue_max_for_limit(void)
+{
+	struct rlimit rl;
+	uint64_t max = FS_FILL_QUEUE_MAX;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 8 < max)
+		max = rl.rlim_cur / 8;
+	return max < FS_FILL_QUEUE_MIN ? FS_FILL_QUEUE_MIN : (unsigned)max;
+}
 
 /* A quarter of the fd limit, at most FS_FD_CACHE_MAX: the rest is for open files, directory
  * streams and the cache's own files. */
@@ -398,6 +501,7 @@ int fs_table_init(struct fs *fs)
 	pthread_mutex_init(&fs->fds.lock, NULL);
 	fs->fds.free_head = fs->fds.lru_head = fs->fds.lru_tail = -1;
 	fs->fds.max = fds_max_for_limit();
+	fs->filler.queue_max = fill_queue_max_for_limit();
 	pthread_mutex_init(&fs->mounts_lock, NULL);
 	return 0;
 }
@@ -410,7 +514,11 @@ static void io_free(struct fs *fs, struct fs_node_io *io)
 	free(io);
 }
 
-static size_t node_size(uint8_t handle_bytes) { return sizeof(struct fs_node) + handle_bytes; }
+static size_t node_tail(const struct fs_node *n)
+{
+	return n->name_len ? sizeof(struct fs_node *) + n->name_len + 1u : n->handle_bytes;
+}
+static size_t node_size(const struct fs_node *n) { return sizeof(struct fs_node) + node_tail(n); }
 
 static void node_free(struct fs *fs, struct fs_node *n)
 {
@@ -458,7 +566,7 @@ static void table_insert(struct fs_table *t, struct fs_node *n)
 	n->next_by_key = t->by_key[bk];
 	t->by_key[bk] = n;
 	t->node_count++;
-	t->node_bytes += node_size(n->handle_bytes);
+	t->node_bytes += node_size(n);
 }
 
 /* Double the buckets when the load passes 1; on allocation failure keep the old size. */
@@ -517,7 +625,7 @@ static void table_remove(struct fs_table *t, struct fs_node *n)
 		pp = &(*pp)->next_by_key;
 	*pp = n->next_by_key;
 	t->node_count--;
-	t->node_bytes -= node_size(n->handle_bytes);
+	t->node_bytes -= node_size(n);
 }
 
 struct fs_node *fs_node_get(struct fs *fs, uint64_t nodeid)
@@ -531,10 +639,14 @@ struct fs_node *fs_node_get(struct fs *fs, uint64_t nodeid)
 	return n;
 }
 
-static struct fs_node *node_new(const struct stat *st, const struct file_handle *h, int mount)
+/* A node reached by handle h, else by parent and name (both given, the name at most 255
+ * bytes), else pinned. The parent's reference is taken when the node enters the table. */
+static struct fs_node *node_new(const struct stat *st, const struct file_handle *h, int mount,
+                                struct fs_node *parent, const char *name)
 {
-	uint8_t bytes = h ? (uint8_t)h->handle_bytes : 0;
-	struct fs_node *n = calloc(1, node_size(bytes));
+	size_t name_len = !h && parent && name ? strlen(name) : 0;
+	size_t tail = h ? h->handle_bytes : name_len && name_len <= 255 ? sizeof(parent) + name_len + 1 : 0;
+	struct fs_node *n = calloc(1, sizeof(*n) + tail);
 	if (!n)
 		return NULL;
 	n->dev = st->st_dev;
@@ -542,16 +654,24 @@ static struct fs_node *node_new(const struct stat *st, const struct file_handle 
 	n->type = st->st_mode & S_IFMT;
 	n->fd_slot = -1;
 	n->lookups = 1;
+	n->reach = FS_REACH_PINNED;
 	if (h) {
-		n->handle_bytes = bytes;
+		n->reach = FS_REACH_HANDLE;
+		n->handle_bytes = (uint8_t)h->handle_bytes;
 		n->handle_type = h->handle_type;
 		n->mount = (uint16_t)mount;
-		memcpy(n->handle, h->f_handle, bytes);
+		memcpy(n->handle, h->f_handle, h->handle_bytes);
+	} else if (tail) {
+		n->reach = FS_REACH_NAME;
+		n->name_len = (uint8_t)name_len;
+		memcpy(n->handle, &parent, sizeof(parent));
+		memcpy(n->handle + sizeof(parent), name, name_len + 1);
 	}
 	return n;
 }
 
-int fs_node_acquire(struct fs *fs, int fd, const struct stat *st, struct fs_node **out)
+int fs_node_acquire(struct fs *fs, struct fs_node *parent, const char *name, int fd,
+                    const struct stat *st, struct fs_node **out)
 {
 	struct fs_table *t = &fs->table;
 	struct handle_buffer hb;
@@ -575,7 +695,7 @@ int fs_node_acquire(struct fs *fs, int fd, const struct stat *st, struct fs_node
 	}
 	pthread_mutex_unlock(&fs->table_lock);
 
-	fresh = node_new(st, h, mount);
+	fresh = node_new(st, h, mount, parent, name);
 	if (!fresh) {
 		sys_close(fd);
 		return -ENOMEM;
@@ -595,6 +715,11 @@ int fs_node_acquire(struct fs *fs, int fd, const struct stat *st, struct fs_node
 		table_grow(t);
 	table_insert(t, fresh);
 	fs_watch_node_added(fs, fresh);
+	if (fresh->name_len) {  /* it reaches its inode through the parent: keep the parent */
+		if (parent->nodeid != FUSE_ROOT_ID)
+			parent->lookups++;
+		atomic_fetch_add_explicit(&t->name_nodes, 1, memory_order_relaxed);
+	}
 	pthread_mutex_unlock(&fs->table_lock);
 	{
 		/* Kept for the operations that follow a lookup (getattr, open). A node without a
@@ -625,7 +750,7 @@ int fs_node_root_init(struct fs *fs, int origin_fd, const struct stat *st)
 	int evicted;
 	bool kept;
 
-	fs->root = node_new(st, NULL, -1);
+	fs->root = node_new(st, NULL, -1, NULL, NULL);
 	if (!fs->root)
 		return -ENOMEM;
 	fs->root->nodeid = FUSE_ROOT_ID;
@@ -671,7 +796,7 @@ void fs_node_ref(struct fs *fs, struct fs_node *n)
 
 void fs_node_forget(struct fs *fs, uint64_t nodeid, uint64_t nlookup)
 {
-	struct fs_node *n;
+	struct fs_node *n, *parent;
 	if (nodeid == FUSE_ROOT_ID)
 		return;
 	pthread_mutex_lock(&fs->table_lock);
@@ -687,8 +812,13 @@ void fs_node_forget(struct fs *fs, uint64_t nodeid, uint64_t nlookup)
 	}
 	table_remove(&fs->table, n);
 	fs_watch_node_removed(fs, n);
+	if (n->name_len)
+		atomic_fetch_sub_explicit(&fs->table.name_nodes, 1, memory_order_relaxed);
 	pthread_mutex_unlock(&fs->table_lock);
+	parent = n->name_len ? node_parent(n) : NULL;
 	node_free(fs, n);
+	if (parent)  /* the reference the node held (may free the parent in turn) */
+		fs_node_forget(fs, parent->nodeid, 1);
 }
 
 size_t fs_node_refs_all(struct fs *fs, struct fs_node ***out)
@@ -772,5 +902,5 @@ void fs_gauges(struct fs *fs, struct fs_gauges *g)
 	g->fds_cached = fs->fds.cached;
 	g->fds_pinned = fs->fds.pinned;
 	pthread_mutex_unlock(&fs->fds.lock);
-	g->handle_opens = atomic_load_explicit(&fs->fds.handle_opens, memory_order_relaxed);
+	g->fd_cache_misses = atomic_load_explicit(&fs->fds.misses, memory_order_relaxed);
 }

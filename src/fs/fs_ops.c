@@ -212,8 +212,10 @@ static int touch_ctime(int node_fd)
 	return sys_fchownat(node_fd, "", (uid_t)-1, (gid_t)-1, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
 }
 
-/* Resolve name under a directory fd and take a lookup reference on its node. */
-static int lookup_at(struct fs *fs, int dirfd, const char *name, struct fuse_entry_out *e)
+/* Resolve name under a directory (node parent, borrowed fd dirfd) and take a lookup reference on
+ * its node. */
+static int lookup_at(struct fs *fs, struct fs_node *parent, int dirfd, const char *name,
+                     struct fuse_entry_out *e)
 {
 	struct fs_node *n;
 	struct stat st;
@@ -227,16 +229,18 @@ static int lookup_at(struct fs *fs, int dirfd, const char *name, struct fuse_ent
 		sys_close(fd);
 		return rc;
 	}
-	rc = fs_node_acquire(fs, fd, &st, &n);
+	rc = fs_node_acquire(fs, parent, name, fd, &st, &n);
 	if (rc < 0)
 		return rc;
 	entry_fill(fs, e, n, &st);
 	return 0;
 }
 
-/* Node for an fd we just created or opened (create, tmpfile): reach it by /proc, not by name,
- * so a concurrent rename cannot make us describe another file. */
-static int acquire_from_open_fd(struct fs *fs, int fd, struct fs_node **out, struct stat *st)
+/* Node for an fd we just created or opened (create: as name under parent; tmpfile: parent and
+ * name NULL): reach it by /proc, not by name, so a concurrent rename cannot make us describe
+ * another file. */
+static int acquire_from_open_fd(struct fs *fs, struct fs_node *parent, const char *name, int fd,
+                                struct fs_node **out, struct stat *st)
 {
 	char path[FS_PROC_PATH_MAX];
 	int opath, rc;
@@ -250,7 +254,7 @@ static int acquire_from_open_fd(struct fs *fs, int fd, struct fs_node **out, str
 		sys_close(opath);
 		return rc;
 	}
-	return fs_node_acquire(fs, opath, st, out);
+	return fs_node_acquire(fs, parent, name, opath, st, out);
 }
 
 /* The caller's umask (FUSE_DONT_MASK: the kernel leaves it to us) is set on the creating thread,
@@ -375,7 +379,7 @@ static void op_lookup(struct fuse_req *r, uint64_t parent, const char *name)
 
 	GET_NODE(fs, r, p, parent);
 	GET_NODE_FD(fs, r, p, pfd);
-	rc = lookup_at(fs, pfd, name, &e);
+	rc = lookup_at(fs, p, pfd, name, &e);
 	fs_node_fd_put(fs, p, pfd);
 	if (rc < 0)
 		fuse_reply_err(r, -rc);
@@ -510,11 +514,12 @@ static void op_readlink(struct fuse_req *r, uint64_t ino)
 }
 
 /* After a creation by name: look the new entry up and answer with it. */
-static void reply_created_entry(struct fuse_req *r, int parent_fd, const char *name, int rc)
+static void reply_created_entry(struct fuse_req *r, struct fs_node *parent, int parent_fd,
+                                const char *name, int rc)
 {
 	struct fuse_entry_out e;
 	if (rc == 0)
-		rc = lookup_at(FS_OF(r), parent_fd, name, &e);
+		rc = lookup_at(FS_OF(r), parent, parent_fd, name, &e);
 	if (rc < 0)
 		fuse_reply_err(r, -rc);
 	else
@@ -534,7 +539,7 @@ static void op_mknod(struct fuse_req *r, uint64_t parent, const char *name,
 	mode = creds_enter(fuse_req_ctx(r), in->mode, in->umask);
 	rc = sys_mknodat(pfd, name, mode, in->rdev);
 	creds_leave();
-	reply_created_entry(r, pfd, name, rc);
+	reply_created_entry(r, p, pfd, name, rc);
 	fs_node_fd_put(fs, p, pfd);
 }
 
@@ -551,7 +556,7 @@ static void op_mkdir(struct fuse_req *r, uint64_t parent, const char *name,
 	mode = creds_enter(fuse_req_ctx(r), in->mode, in->umask);
 	rc = sys_mkdirat(pfd, name, mode);
 	creds_leave();
-	reply_created_entry(r, pfd, name, rc);
+	reply_created_entry(r, p, pfd, name, rc);
 	fs_node_fd_put(fs, p, pfd);
 }
 
@@ -566,7 +571,7 @@ static void op_symlink(struct fuse_req *r, uint64_t parent, const char *name, co
 	creds_enter(fuse_req_ctx(r), 0, 0);  /* a symlink's mode is always 0777 */
 	rc = sys_symlinkat(target, pfd, name);
 	creds_leave();
-	reply_created_entry(r, pfd, name, rc);
+	reply_created_entry(r, p, pfd, name, rc);
 	fs_node_fd_put(fs, p, pfd);
 }
 
@@ -590,7 +595,7 @@ static void op_link(struct fuse_req *r, uint64_t ino, uint64_t newparent, const 
 	fs_node_fd_put(fs, n, nfd);
 	if (rc == 0)
 		fs_cache_metadata_changed(fs, n);
-	reply_created_entry(r, pfd, newname, rc);
+	reply_created_entry(r, p, pfd, newname, rc);
 	fs_node_fd_put(fs, p, pfd);
 }
 
@@ -624,6 +629,7 @@ static void op_unlink(struct fuse_req *r, uint64_t parent, const char *name)
 	GET_NODE_FD(fs, r, p, pfd);
 	victim = node_of_name(fs, pfd, name);
 	last = fs_cache_last_name(fs, pfd, name, &gone);
+	fs_node_name_leaving(fs, pfd, name);
 	rc = sys_unlinkat(pfd, name, 0);
 	fs_node_fd_put(fs, p, pfd);
 	if (rc == 0 && last)
@@ -644,6 +650,7 @@ static void op_rmdir(struct fuse_req *r, uint64_t parent, const char *name)
 	int pfd, rc;
 	GET_NODE(fs, r, p, parent);
 	GET_NODE_FD(fs, r, p, pfd);
+	fs_node_name_leaving(fs, pfd, name);
 	rc = sys_unlinkat(pfd, name, AT_REMOVEDIR);
 	fs_node_fd_put(fs, p, pfd);
 	fuse_reply_err(r, -rc);
@@ -671,6 +678,8 @@ static void op_rename(struct fuse_req *r, uint64_t parent, const char *name, uin
 	moved = node_of_name(fs, pfd, name);
 	replaced = node_of_name(fs, npfd, newname);
 	last = !(flags & RENAME_EXCHANGE) && fs_cache_last_name(fs, npfd, newname, &gone);
+	fs_node_name_leaving(fs, pfd, name);
+	fs_node_name_leaving(fs, npfd, newname);
 	rc = sys_renameat2(pfd, name, npfd, newname, flags);
 	fs_node_fd_put(fs, p, pfd);
 	fs_node_fd_put(fs, np, npfd);
@@ -738,7 +747,8 @@ static void op_open(struct fuse_req *r, uint64_t ino, const struct fuse_open_in 
 }
 
 /* Finish create/tmpfile: the new file is open as fd. */
-static void reply_new_file(struct fuse_req *r, int fd, uint32_t flags, bool tmpfile)
+static void reply_new_file(struct fuse_req *r, struct fs_node *parent, const char *name, int fd,
+                           uint32_t flags, bool tmpfile)
 {
 	struct fs *fs = FS_OF(r);
 	struct fuse_entry_out e;
@@ -746,7 +756,7 @@ static void reply_new_file(struct fuse_req *r, int fd, uint32_t flags, bool tmpf
 	struct fs_node *n;
 	struct fs_file *f;
 	struct stat st;
-	int rc = acquire_from_open_fd(fs, fd, &n, &st);
+	int rc = acquire_from_open_fd(fs, parent, name, fd, &n, &st);
 
 	if (rc < 0) {
 		sys_close(fd);
@@ -796,7 +806,7 @@ static void op_create(struct fuse_req *r, uint64_t parent, const char *name,
 		fuse_reply_err(r, -fd);
 		return;
 	}
-	reply_new_file(r, fd, in->flags, false);
+	reply_new_file(r, p, name, fd, in->flags, false);
 }
 
 static void op_tmpfile(struct fuse_req *r, uint64_t parent, const struct fuse_create_in *in)
@@ -819,7 +829,7 @@ static void op_tmpfile(struct fuse_req *r, uint64_t parent, const struct fuse_cr
 		fuse_reply_err(r, -fd);
 		return;
 	}
-	reply_new_file(r, fd, in->flags, true);
+	reply_new_file(r, NULL, NULL, fd, in->flags, true);
 }
 
 static void op_read(struct fuse_req *r, uint64_t ino, const struct fuse_read_in *in)
@@ -1038,6 +1048,8 @@ static void op_readdir(struct fuse_req *r, uint64_t ino, const struct fuse_read_
 	size_t cap = in->size < FUSE_SESSION_SCRATCH ? in->size : FUSE_SESSION_SCRATCH;
 	size_t used = 0;
 	int err = 0;
+	/* READDIRPLUS makes nodes: their parent, for those reached by name */
+	struct fs_node *dir_node = plus ? fs_node_get(fs, ino) : NULL;
 
 	pthread_mutex_lock(&d->lock);
 	if (in->offset != d->offset || (in->offset == 0 && d->buf_pos == d->buf_len)) {
@@ -1074,7 +1086,7 @@ static void op_readdir(struct fuse_req *r, uint64_t ino, const struct fuse_read_
 			memset(&e, 0, sizeof(e));
 			e.attr.ino = de->d_ino;
 			/* A failed lookup (entry removed meanwhile) is sent without attributes. */
-			if (!dots && lookup_at(fs, d->fd, de->d_name, &e) < 0) {
+			if (!dots && (!dir_node || lookup_at(fs, dir_node, d->fd, de->d_name, &e) < 0)) {
 				memset(&e, 0, sizeof(e));
 				e.attr.ino = de->d_ino;
 			}

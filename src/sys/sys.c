@@ -9,6 +9,7 @@
 #include <sys/fanotify.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -19,7 +20,7 @@ static const char *const sys_op_names[SYS_OP_COUNT] = {
 	"unlinkat", "renameat2", "linkat", "fchownat", "chmod", "utimensat", "getxattr", "setxattr",
 	"listxattr", "removexattr", "fstatvfs", "getdents", "syncfs", "backing_open", "fdatasync",
 	"flock", "io_uring_setup", "io_uring_enter", "cachestat", "name_to_handle_at",
-	"open_by_handle_at", "fanotify_init", "fanotify_mark",
+	"open_by_handle_at", "fanotify_init", "fanotify_mark", "fstatfs",
 };
 
 struct sys_fault {
@@ -165,6 +166,7 @@ int sys_setxattr(const char *path, const char *name, const void *value, size_t s
 ssize_t sys_listxattr(const char *path, char *list, size_t size) { FAULT_OR(SYS_OP_LISTXATTR); RET(listxattr(path, list, size)); }
 int sys_removexattr(const char *path, const char *name) { FAULT_OR(SYS_OP_REMOVEXATTR); RET(removexattr(path, name)); }
 int sys_fstatvfs(int fd, struct statvfs *st) { FAULT_OR(SYS_OP_FSTATVFS); RET(fstatvfs(fd, st)); }
+int sys_fstatfs(int fd, struct statfs *st) { FAULT_OR(SYS_OP_FSTATFS); RET(fstatfs(fd, st)); }
 ssize_t sys_getdents(int fd, void *buf, size_t size) { FAULT_OR(SYS_OP_GETDENTS); RET(syscall(SYS_getdents64, fd, buf, size)); }
 int sys_syncfs(int fd) { FAULT_OR(SYS_OP_SYNCFS); RET(syncfs(fd)); }
 int sys_flock(int fd, int operation) { FAULT_OR(SYS_OP_FLOCK); RET(flock(fd, operation)); }

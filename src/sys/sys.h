@@ -23,7 +23,7 @@ enum sys_op {
 	SYS_OP_GETXATTR, SYS_OP_SETXATTR, SYS_OP_LISTXATTR, SYS_OP_REMOVEXATTR, SYS_OP_FSTATVFS,
 	SYS_OP_GETDENTS, SYS_OP_SYNCFS, SYS_OP_BACKING_OPEN, SYS_OP_FDATASYNC, SYS_OP_FLOCK,
 	SYS_OP_IO_URING_SETUP, SYS_OP_IO_URING_ENTER, SYS_OP_CACHESTAT, SYS_OP_NAME_TO_HANDLE_AT,
-	SYS_OP_OPEN_BY_HANDLE_AT, SYS_OP_FANOTIFY_INIT, SYS_OP_FANOTIFY_MARK,
+	SYS_OP_OPEN_BY_HANDLE_AT, SYS_OP_FANOTIFY_INIT, SYS_OP_FANOTIFY_MARK, SYS_OP_FSTATFS,
 	SYS_OP_COUNT
 };
 
@@ -67,6 +67,9 @@ int sys_setxattr(const char *path, const char *name, const void *value, size_t s
 ssize_t sys_listxattr(const char *path, char *list, size_t size);
 int sys_removexattr(const char *path, const char *name);
 int sys_fstatvfs(int fd, struct statvfs *st);
+/* fstatfs(2), for the file system's type (f_type). */
+struct statfs;
+int sys_fstatfs(int fd, struct statfs *st);
 ssize_t sys_getdents(int fd, void *buf, size_t size);
 int sys_syncfs(int fd);
 int sys_flock(int fd, int operation);

@@ -64,7 +64,7 @@ nodes=$(json "$j" nodes); rss=$(json "$j" rss_bytes); fds=$(json "$j" fds)
 max=$(cat "$peak" 2>/dev/null || echo 0)
 per_node=$(( (rss - rss0) / (nodes - nodes0 > 0 ? nodes - nodes0 : 1) ))
 echo "nodes $nodes (from $nodes0), rss $rss (from $rss0): $per_node B/node; fds now $fds, peak $max;" \
-     "node table $(json "$j" node_bytes) B; handle opens $(json "$j" handle_opens)"
+     "node table $(json "$j" node_bytes) B; fd-cache misses $(json "$j" fd_cache_misses)"
 [ "$nodes" -ge $((want / 2)) ] || fail "the kernel held only $nodes nodes: the walk did not exercise the table"
 [ "$max" -le 512 ] || fail "the daemon's fds peaked at $max with a 1024 limit (bound: a quarter for the fd cache)"
 [ "$per_node" -le 200 ] || fail "daemon memory grew by $per_node bytes per node (bound 200)"
