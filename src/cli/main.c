@@ -496,6 +496,12 @@ static int status_one(const struct control_state *st, void *arg)
 		json_write_string(stdout, st->transport);
 		printf(", \"transport_reason\": ");
 		json_write_string(stdout, st->transport_why);
+		printf(", \"inodes_reached_by\": \"%s\", \"inodes_reason\": ",
+		       st->file_handles ? "file_handle" : "name");
+		json_write_string(stdout, st->file_handles ? "" : st->file_handles_why);
+		printf(", \"change_watch\": \"%s\", \"change_watch_reason\": ",
+		       st->change_watch ? "fanotify" : "timeout");
+		json_write_string(stdout, st->change_watch ? "" : st->change_watch_why);
 		printf(", \"health\": ");
 		json_write_string(stdout, health);
 		printf(", \"log\": ");
@@ -523,6 +529,14 @@ static int status_one(const struct control_state *st, void *arg)
 			printf("  passthrough:  on\n");
 		else
 			printf("  passthrough:  off (%s)\n", st->passthrough_why);
+		if (st->file_handles)
+			printf("  inodes:       reached by file handle\n");
+		else
+			printf("  inodes:       reached by parent and name (%s)\n", st->file_handles_why);
+		if (st->change_watch)
+			printf("  changes:      seen at once (fanotify)\n");
+		else
+			printf("  changes:      seen at the attribute timeout (%s)\n", st->change_watch_why);
 		printf("  log:          %s\n", st->log);
 	}
 	ctx->count++;

@@ -88,12 +88,15 @@ static char *state_format(const struct control_state *st, size_t *len)
 	put_text(f, "cache_why", st->cache_why);
 	put_text(f, "transport", st->transport[0] ? st->transport : "dev_fuse");
 	put_text(f, "transport_why", st->transport_why);
+	put_text(f, "file_handles_why", st->file_handles_why);
+	put_text(f, "change_watch_why", st->change_watch_why);
 	fprintf(f, "daemon_pid=%d\nwatchdog_pid=%d\nstarted=%" PRId64 "\nfirst_started=%" PRId64
 	        "\nrestarts=%u\npassthrough=%d\nthreads=%u\ncache_on=%d\norigin_fd=%d\ncache_size=%" PRIu64
-	        "\nbypass=%d\n",
+	        "\nbypass=%d\nfile_handles=%d\nchange_watch=%d\n",
 	        (int)st->daemon_pid, (int)st->watchdog_pid, st->started, st->first_started,
 	        st->restarts, st->passthrough ? 1 : 0, st->threads, st->cache_on ? 1 : 0,
-	        st->origin_fd, st->cache_size, st->bypass ? 1 : 0);
+	        st->origin_fd, st->cache_size, st->bypass ? 1 : 0, st->file_handles ? 1 : 0,
+	        st->change_watch ? 1 : 0);
 	if (fclose(f) != 0) {
 		free(text);
 		return NULL;
@@ -181,6 +184,10 @@ int control_state_parse(const char *text, size_t len, struct control_state *out)
 		else if (!strcmp(line, "bypass")) st.bypass = strtol(v, NULL, 10) != 0;
 		else if (!strcmp(line, "transport")) get_text(st.transport, sizeof(st.transport), v);
 		else if (!strcmp(line, "transport_why")) get_text(st.transport_why, sizeof(st.transport_why), v);
+		else if (!strcmp(line, "file_handles")) st.file_handles = strtol(v, NULL, 10) != 0;
+		else if (!strcmp(line, "file_handles_why")) get_text(st.file_handles_why, sizeof(st.file_handles_why), v);
+		else if (!strcmp(line, "change_watch")) st.change_watch = strtol(v, NULL, 10) != 0;
+		else if (!strcmp(line, "change_watch_why")) get_text(st.change_watch_why, sizeof(st.change_watch_why), v);
 	}
 	if (!st.transport[0])
 		snprintf(st.transport, sizeof(st.transport), "dev_fuse");

@@ -40,6 +40,11 @@ struct control_state {
 	bool bypass;                    /* the cache was put in bypass after repeated failures */
 	char transport[16];             /* "io_uring" or "dev_fuse" (older records: dev_fuse) */
 	char transport_why[160];        /* why io_uring was asked for but is not in use */
+	bool file_handles;              /* origin inodes are reached by file handle, else by name */
+	char file_handles_why[160];     /* why not */
+	bool change_watch;              /* changes behind the cache are seen by fanotify, else at
+	                                 * the attribute timeout */
+	char change_watch_why[160];     /* why not */
 };
 
 const char *control_run_dir(void);

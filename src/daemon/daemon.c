@@ -374,6 +374,8 @@ static void state_fill(struct daemon_ctx *d, const struct daemon_options *o, boo
 	snprintf(st->transport, sizeof(st->transport), "%s", fuse_session_transport(d->session));
 	snprintf(st->transport_why, sizeof(st->transport_why), "%s",
 	         fuse_session_transport_why(d->session));
+	st->file_handles = fs_handles_active(d->fs, st->file_handles_why, sizeof(st->file_handles_why));
+	st->change_watch = fs_watch_active(d->fs, st->change_watch_why, sizeof(st->change_watch_why));
 }
 
 /* The daemon's fd limit, raised to the hard limit (as root, to fs.nr_open first): every file
