@@ -5,7 +5,15 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissi
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -D_GNU_SOURCE -pthread -Isrc $(WARN) -MMD -MP
 SANFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
-LDLIBS  += -pthread -lm
+LDLIBS  += -pthread -lm -lbpf
+
+# The kernel-side counter of passthrough I/O (src/stats/bpf/): BPF C built by clang, embedded
+# in the daemon through a bpftool skeleton (docs/STATS.md).
+BPF_CLANG ?= clang
+BPFTOOL   ?= bpftool
+BPF_ARCH  ?= x86
+BPF_SKEL  := build/bpf/passthrough.skel.h
+CFLAGS  += -isystem build/bpf
 
 # Every layer folder is library code; the CLI folder holds main().
 EXCLUDE ?=
@@ -40,6 +48,14 @@ build/obj/%.o: %.c
 build/san/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SANFLAGS) -c -o $@ $<
+
+build/bpf/passthrough.bpf.o: src/stats/bpf/passthrough.bpf.c src/stats/bpf/passthrough.h
+	@mkdir -p $(dir $@)
+	$(BPF_CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(BPF_ARCH) \
+	  -I/usr/include/$(shell $(CC) -dumpmachine) -Wall -Werror -c -o $@ $<
+$(BPF_SKEL): build/bpf/passthrough.bpf.o
+	$(BPFTOOL) gen skeleton $< name passthrough_bpf > $@.tmp && mv $@.tmp $@
+build/obj/src/stats/stats_bpf.o build/san/src/stats/stats_bpf.o: $(BPF_SKEL)
 
 build/cachemax: $(LIB_OBJ) $(CLI_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)

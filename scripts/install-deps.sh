@@ -3,6 +3,7 @@
 # Idempotent: prints nothing and does nothing when everything is already there.
 set -euo pipefail
 need=(gcc make pkg-config libcmocka-dev fuse3 fio bindfs attr psmisc util-linux clang libclang-rt-dev)
+need+=(llvm libbpf-dev bpftool)   # the passthrough counter (src/stats/bpf/)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

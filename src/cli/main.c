@@ -67,11 +67,13 @@ static const char usage_text[] =
 	"  stop DIR [--lazy]          give DIR back exactly as it was; refuses while files under it\n"
 	"                             are open unless --lazy (detach now, finish when closed);\n"
 	"                             also clears a dead mount left by a crash\n"
-	"  status [--json]            every accelerated directory: cache, daemon, transport,\n"
-	"                             passthrough, uptime\n"
+	"  status [--json]            every accelerated directory: cache, health (ok only while the\n"
+	"                             cache serves), daemon, transport, passthrough, uptime\n"
 	"  stats DIR [--json] [--watch SEC [--count N]]\n"
-	"                             reads from cache and origin, hit ratio, writes, passthrough\n"
-	"                             opens, latency; --watch redraws every SEC seconds with rates\n"
+	"                             reads from cache and origin (passthrough reads counted in the\n"
+	"                             kernel by BPF where it allows), hit ratio, writes, latency,\n"
+	"                             windows (1s 1m 5m 1h total), top files; --watch redraws every\n"
+	"                             SEC seconds with rates\n"
 	"  evict DIR [PATH...]        drop cache copies: all of DIR's, or those of the files given\n"
 	"                             (start, stop and evict are root's; status is for everyone,\n"
 	"                             stats too if the daemon was started with --public-stats)\n"
@@ -463,12 +465,18 @@ struct status_ctx {
 	unsigned count;
 };
 
+/* "ok" only when the directory is served with its cache: a bypassed or unusable cache serves
+ * every read from the origin, which is not what the user asked for. */
 static const char *health_of(const struct control_state *st)
 {
 	if (!control_pid_alive(st->daemon_pid))
 		return "daemon not running";
 	if (!control_is_accelerated(st->dir))
 		return "not mounted";
+	if (!st->cache_on)
+		return "degraded: cache unusable";
+	if (st->bypass)
+		return "degraded: cache bypassed";
 	return "ok";
 }
 
@@ -589,6 +597,33 @@ static double json_number(const char *json, const char *sect, const char *key)
 	return p ? strtod(p + strlen(pat), NULL) : 0;
 }
 
+/* Where the nested sections path[0], path[1], ... (each `"name": {`) begin; NULL if absent. */
+static const char *json_section(const char *json, const char *const *path, size_t depth)
+{
+	char pat[96];
+	const char *p = json;
+	for (size_t i = 0; i < depth && p; i++) {
+		snprintf(pat, sizeof(pat), "\"%s\": {", path[i]);
+		p = strstr(p, pat);
+		if (p)
+			p += strlen(pat);
+	}
+	return p;
+}
+
+/* A latency in microseconds, or "—" when it has no samples (a JSON null), never 0.0. */
+static const char *latency_text(const char *sect, const char *key, char *buf, size_t size)
+{
+	char pat[32];
+	const char *v;
+	snprintf(pat, sizeof(pat), "\"%s\": ", key);
+	v = sect ? strstr(sect, pat) : NULL;
+	if (!v || !strncmp(v + strlen(pat), "null", 4))
+		return "\u2014";
+	snprintf(buf, size, "%.1f", strtod(v + strlen(pat), NULL));
+	return buf;
+}
+
 static void human_bytes(double b, char *buf, size_t size)
 {
 	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
@@ -600,27 +635,64 @@ static void human_bytes(double b, char *buf, size_t size)
 	snprintf(buf, size, u ? "%.1f %s" : "%.0f %s", b, unit[u]);
 }
 
+/* A string value from our own JSON at p (after `"key": "`), copied into buf. */
+static const char *json_string_at(const char *p, const char *key, char *buf, size_t size)
+{
+	char pat[64];
+	size_t n = 0;
+	snprintf(pat, sizeof(pat), "\"%s\": \"", key);
+	p = p ? strstr(p, pat) : NULL;
+	buf[0] = '\0';
+	if (!p)
+		return buf;
+	for (p += strlen(pat); *p && *p != '"' && n + 1 < size; p++) {
+		if (*p == '\\' && p[1])
+			p++;
+		buf[n++] = *p;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+#define STATS_PRINT_FILES 5
+
 /* One screen of stats; with prev (the previous snapshot) and interval, rates as well. */
 static void stats_print(const char *dir, const char *j, const char *prev, double interval)
 {
 #define C(k) json_number(j, "counters", k)
 #define D(k) (prev ? (C(k) - json_number(prev, "counters", k)) / interval : 0)
-	char b1[32], b2[32], b3[32], b4[32];
+	static const char *const windows[] = { "1s", "1m", "5m", "1h", "total" };
+	char b1[32], b2[32], b3[32], b4[32], l1[16], l2[16], l3[16], l4[16], why[512];
 	double up = json_number(j, NULL, "uptime_seconds");
+	bool counted = strstr(j, "\"passthrough_counting\": \"bpf\"") != NULL;
+	const char *sect;
 
 	printf("%s  (daemon pid %.0f, up %.0fs, transport %s, passthrough %s)\n", dir,
 	       json_number(j, NULL, "pid"), up,
 	       strstr(j, "\"transport\": \"io_uring\"") ? "io_uring" : "dev_fuse",
 	       strstr(j, "\"passthrough\": true") ? "on" : "off");
-	human_bytes(C("passthrough_bytes_origin"), b1, sizeof(b1));
-	human_bytes(C("passthrough_bytes_cache"), b2, sizeof(b2));
-	printf("  opens         %.0f; passthrough to origin %.0f (%s; first reads %.0f), to cache %.0f (%s)\n",
-	       C("opens"), C("passthrough_opens_origin"), b1, C("first_reads"), C("passthrough_opens_cache"), b2);
+	json_string_at(j, "passthrough_counting_why", why, sizeof(why));
+	if (counted)
+		printf("  counting      passthrough reads and writes counted in the kernel (BPF, %s)%s%s\n",
+		       strstr(j, "\"passthrough_counting_hooks\": \"fexit\"") ? "fexit" : "syscalls",
+		       why[0] ? ": " : "", why);
+	else
+		printf("  counting      passthrough reads are NOT counted, only opens: %s\n", why);
+	printf("  opens         %.0f; passthrough to origin %.0f (first reads %.0f), to cache %.0f\n",
+	       C("opens"), C("passthrough_opens_origin"), C("first_reads"), C("passthrough_opens_cache"));
 	human_bytes(C("read_bytes_cache"), b1, sizeof(b1));
 	human_bytes(C("read_bytes_origin"), b2, sizeof(b2));
-	printf("  reads         from cache %.0f (%s), from origin %.0f (%s); hit ratio %.1f%% ops, %.1f%% bytes\n",
+	printf("  reads         from cache %.0f (%s), from origin %.0f (%s); hit ratio %.1f%% ops, %.1f%% bytes%s\n",
 	       C("read_ops_cache"), b1, C("read_ops_origin"), b2,
-	       100 * json_number(j, NULL, "hit_ratio_ops"), 100 * json_number(j, NULL, "hit_ratio_bytes"));
+	       100 * json_number(j, NULL, "hit_ratio_ops"), 100 * json_number(j, NULL, "hit_ratio_bytes"),
+	       counted ? "" : " (daemon-served reads only)");
+	human_bytes(C("passthrough_read_bytes_cache"), b1, sizeof(b1));
+	human_bytes(C("passthrough_read_bytes_origin"), b2, sizeof(b2));
+	human_bytes(C("passthrough_write_bytes"), b3, sizeof(b3));
+	if (counted)
+		printf("  passthrough   of those: from cache %.0f (%s), from origin %.0f (%s); writes %.0f (%s)\n",
+		       C("passthrough_read_ops_cache"), b1, C("passthrough_read_ops_origin"), b2,
+		       C("passthrough_write_ops"), b3);
 	human_bytes(C("write_bytes"), b1, sizeof(b1));
 	printf("  writes        %.0f (%s)\n", C("write_ops"), b1);
 	human_bytes(C("fill_bytes"), b1, sizeof(b1));
@@ -646,18 +718,60 @@ static void stats_print(const char *dir, const char *j, const char *prev, double
 	       json_number(j, NULL, "fds"), json_number(j, NULL, "fds_cached"),
 	       json_number(j, NULL, "fds_pinned"), b1,
 	       strstr(j, "\"file_handles\": true") ? "file handle" : "an fd per inode");
-	printf("  latency (us)  read cache p50 %.1f p99 %.1f | read origin p50 %.1f p99 %.1f | write p50 %.1f p99 %.1f\n",
-	       json_number(j, "read_cache", "p50"), json_number(j, "read_cache", "p99"),
-	       json_number(j, "read_origin", "p50"), json_number(j, "read_origin", "p99"),
-	       json_number(j, "write", "p50"), json_number(j, "write", "p99"));
+	{
+		const char *const rc[] = { "latency_us", "read_cache" }, *const ro[] = { "latency_us", "read_origin" };
+		const char *const wr[] = { "latency_us", "write" };
+		const char *const prc[] = { "latency_us", "passthrough_read_cache" };
+		const char *const pro[] = { "latency_us", "passthrough_read_origin" };
+		const char *a = json_section(j, rc, 2), *o = json_section(j, ro, 2), *w = json_section(j, wr, 2);
+		printf("  latency (us)  read cache p50 %s p99 %s | read origin p50 %s p99 %s | write p50 %s p99 %s\n",
+		       latency_text(a, "p50", l1, sizeof(l1)), latency_text(a, "p99", l2, sizeof(l2)),
+		       latency_text(o, "p50", l3, sizeof(l3)), latency_text(o, "p99", l4, sizeof(l4)),
+		       latency_text(w, "p50", b1, sizeof(b1)), latency_text(w, "p99", b2, sizeof(b2)));
+		a = json_section(j, prc, 2);
+		o = json_section(j, pro, 2);
+		printf("  passthrough   read cache p50 %s p99 %s | read origin p50 %s p99 %s (us, in the kernel)\n",
+		       latency_text(a, "p50", l1, sizeof(l1)), latency_text(a, "p99", l2, sizeof(l2)),
+		       latency_text(o, "p50", l3, sizeof(l3)), latency_text(o, "p99", l4, sizeof(l4)));
+	}
+	printf("  window        hit ratio ops/bytes   MB/s cache/origin   read latency p50/p99 (us) cache | origin\n");
+	for (size_t i = 0; i < sizeof(windows) / sizeof(windows[0]); i++) {
+		const char *const wp[] = { "windows", windows[i] };
+		const char *const wc[] = { "windows", windows[i], "read_cache" };
+		const char *const wo[] = { "windows", windows[i], "read_origin" };
+		const char *ws = json_section(j, wp, 2), *c = json_section(j, wc, 3), *o = json_section(j, wo, 3);
+		if (!ws)
+			continue;
+		printf("  %-13s %5.1f%% / %5.1f%%      %8.1f / %-8.1f   %s / %s | %s / %s\n", windows[i],
+		       100 * json_number(ws, NULL, "hit_ratio_ops"), 100 * json_number(ws, NULL, "hit_ratio_bytes"),
+		       json_number(ws, NULL, "mb_per_s_cache"), json_number(ws, NULL, "mb_per_s_origin"),
+		       latency_text(c, "p50", l1, sizeof(l1)), latency_text(c, "p99", l2, sizeof(l2)),
+		       latency_text(o, "p50", l3, sizeof(l3)), latency_text(o, "p99", l4, sizeof(l4)));
+	}
+	sect = strstr(j, "\"files\": [");
+	for (int i = 0; sect && i < STATS_PRINT_FILES; i++) {
+		char path[256], state[16];
+		sect = strstr(sect, "{\"path\": ");
+		if (!sect)
+			break;
+		json_string_at(sect, "path", path, sizeof(path));
+		json_string_at(sect, "state", state, sizeof(state));
+		human_bytes(json_number(sect, NULL, "bytes_served"), b1, sizeof(b1));
+		human_bytes(json_number(sect, NULL, "bytes_cached"), b2, sizeof(b2));
+		human_bytes(json_number(sect, NULL, "size"), b3, sizeof(b3));
+		printf("  %-13s %s served (%.0f%% from cache): %s, cached %s of %s (%s)\n",
+		       i ? "" : "top files", b1,
+		       json_number(sect, NULL, "bytes_served") > 0 ?
+		       100 * json_number(sect, NULL, "read_bytes_cache") / json_number(sect, NULL, "bytes_served") : 0.0,
+		       path[0] ? path : "(path unknown: no longer held by the kernel)", b2, b3, state);
+		sect++;
+	}
 	if (prev) {
 		human_bytes(D("read_bytes_cache") + D("read_bytes_origin"), b1, sizeof(b1));
 		human_bytes(D("write_bytes"), b2, sizeof(b2));
-		human_bytes(D("passthrough_bytes_origin") + D("passthrough_bytes_cache"), b3, sizeof(b3));
-		printf("  rates         %.0f reads/s (%s/s), %.0f writes/s (%s/s), %.0f requests/s, "
-		       "%.0f opens/s (files of %s/s opened for passthrough)\n",
+		printf("  rates         %.0f reads/s (%s/s), %.0f writes/s (%s/s), %.0f requests/s, %.0f opens/s\n",
 		       D("read_ops_cache") + D("read_ops_origin"), b1, D("write_ops"), b2, D("requests"),
-		       D("opens"), b3);
+		       D("opens"));
 	}
 #undef C
 #undef D

@@ -28,7 +28,9 @@
 #include "control/control_uring.h"
 #include "fs/fs.h"
 #include "fuse/fuse_session.h"
+#include "stats/stats_bpf.h"
 #include "sys/sys.h"
+#include "util/clock.h"
 #include "util/json.h"
 #include "util/log.h"
 
@@ -115,6 +117,17 @@ struct daemon_ctx {
 	struct fs *fs;
 	struct cache_store *store;
 	struct stats stats;
+	/* Passthrough I/O counted in the kernel; NULL: counting opens only, bpf_why says why. */
+	struct stats_bpf *bpf;
+	char bpf_why[512];
+	/* Rolling windows: the sampler thread pushes a sample every second until sampler_stop
+	 * (sampler_lock, sampler_wake) is set. */
+	struct stats_windows windows;
+	pthread_t sampler;
+	bool sampler_running;
+	pthread_mutex_t sampler_lock;
+	pthread_cond_t sampler_wake;
+	bool sampler_stop;
 	atomic_uint_fast64_t evicted_by_request;
 	const char *pin[DAEMON_MAX_GLOBS];
 	const char *exclude[DAEMON_MAX_GLOBS];
@@ -191,6 +204,48 @@ static void process_gauges(uint64_t *fds, uint64_t *rss)
 	}
 }
 
+#define DAEMON_TOP_FILES 10
+
+static const char *const cached_names[] = {
+	[FS_CACHED_NONE] = "none", [FS_CACHED_PARTIAL] = "partial", [FS_CACHED_FULL] = "full",
+	[FS_CACHED_UNKNOWN] = "unknown",
+};
+
+/* `, "files": [...]`: the files that served most bytes, with their paths and cache state
+ * resolved now (a path is empty when the kernel no longer holds the file's node). */
+static int daemon_files_json(struct daemon_ctx *d, char *buf, size_t size)
+{
+	static struct stats_file kernel[STATS_BPF_FILES_MAX];  /* the control thread's only */
+	struct stats_file top[DAEMON_TOP_FILES];
+	size_t nk = d->bpf ? stats_bpf_files(d->bpf, kernel, STATS_BPF_FILES_MAX) : 0;
+	size_t nt = stats_files_top(&d->stats, kernel, nk, top, DAEMON_TOP_FILES);
+	static struct fs_file_report rep;
+	char path_json[2048];
+	int n = snprintf(buf, size, ", \"files\": [");
+
+	for (size_t i = 0; i < nt && n >= 0 && (size_t)n < size; i++) {
+		const struct stats_file *f = &top[i];
+		if (fs_file_report(d->fs, f->nodeid, &rep) < 0 && !rep.path[0])
+			rep.cached = FS_CACHED_UNKNOWN;
+		n += snprintf(buf + n, size - (size_t)n,
+		              "%s{\"path\": \"%s\", \"ino\": %llu, \"state\": \"%s\", \"size\": %llu, "
+		              "\"bytes_cached\": %llu, \"bytes_served\": %llu, \"read_bytes_cache\": %llu, "
+		              "\"read_bytes_origin\": %llu, \"write_bytes\": %llu, \"read_ops_cache\": %llu, "
+		              "\"read_ops_origin\": %llu}",
+		              i ? ", " : "", json_escape(rep.path, path_json, sizeof(path_json)),
+		              (unsigned long long)f->ino, cached_names[rep.cached],
+		              (unsigned long long)rep.size, (unsigned long long)rep.bytes_cached,
+		              (unsigned long long)(f->read_bytes_cache + f->read_bytes_origin + f->write_bytes),
+		              (unsigned long long)f->read_bytes_cache, (unsigned long long)f->read_bytes_origin,
+		              (unsigned long long)f->write_bytes, (unsigned long long)f->read_ops_cache,
+		              (unsigned long long)f->read_ops_origin);
+	}
+	if (n < 0 || (size_t)n >= size)
+		return -ENOSPC;
+	n += snprintf(buf + n, size - (size_t)n, "]");
+	return n < 0 || (size_t)n >= size ? -ENOSPC : n;
+}
+
 /* Control socket requests (control_proto.h; the server already checked who asks). */
 static int daemon_control(const struct control_proto_request *request, char *reply, size_t size,
                           void *arg)
@@ -212,6 +267,9 @@ static int daemon_control(const struct control_proto_request *request, char *rep
 	char watch_why[160] = "", watch_json[330];
 	bool bypass = fs_cache_bypassed(d->fs, bypass_why, sizeof(bypass_why)), handles, watching;
 	struct fs_gauges gauges;
+	static struct stats_passthrough pt;   /* large; the control thread is the only user */
+	static struct stats_totals now;
+	char counting_json[1100];
 	uint64_t fds, rss;
 	if (d->store && cache_store_usage(d->store, &cache_bytes, &cache_objects) < 0)
 		cache_bytes = cache_objects = 0;
@@ -237,6 +295,8 @@ static int daemon_control(const struct control_proto_request *request, char *rep
 	             "\"cache_size\": %llu, \"evictions_capacity\": %llu, \"scrub_passes\": %llu, "
 	             "\"scrub_checked\": %llu, \"scrub_reclaimed_bytes\": %llu, \"bypass\": %s, "
 	             "\"bypass_why\": \"%s\", \"change_watch\": \"%s\", \"change_watch_why\": \"%s\", "
+	             "\"passthrough_counting\": \"%s\", \"passthrough_counting_hooks\": \"%s\", "
+	             "\"passthrough_counting_why\": \"%s\", "
 	             "\"stats\": ",
 	             (int)getpid(), (long long)(time(NULL) - d->state.started),
 	             fuse_session_transport(d->session),
@@ -255,15 +315,31 @@ static int daemon_control(const struct control_proto_request *request, char *rep
 	             bypass ? "true" : "false",
 	             json_escape(bypass_why, bypass_json, sizeof(bypass_json)),
 	             watching ? "fanotify" : "timeout",
-	             json_escape(watch_why, watch_json, sizeof(watch_json)));
+	             json_escape(watch_why, watch_json, sizeof(watch_json)),
+	             d->bpf ? "bpf" : "opens",
+	             !d->bpf ? "" : stats_bpf_hooks_used(d->bpf) == STATS_BPF_FEXIT ? "fexit" : "syscalls",
+	             json_escape(d->bpf_why, counting_json, sizeof(counting_json)));
 	if (n < 0 || (size_t)n >= size)
 		return -ENOSPC;
-	m = stats_snapshot_json(&d->stats, reply + n, size - (size_t)n);
+	if (d->bpf)
+		stats_bpf_read(d->bpf, &pt);
+	m = stats_snapshot_json(&d->stats, d->bpf ? &pt : NULL, reply + n, size - (size_t)n);
+	if (m < 0 || (size_t)(n + m + 3) >= size)
+		return -ENOSPC;
+	n += m;
+	n += snprintf(reply + n, size - (size_t)n, ", ");
+	stats_totals_take(&d->stats, d->bpf ? &pt : NULL, (int64_t)(clock_now_ns() / 1000000), &now);
+	m = stats_windows_json(&d->windows, &now, reply + n, size - (size_t)n);
+	if (m < 0)
+		return -ENOSPC;
+	n += m;
+	m = daemon_files_json(d, reply + n, size - (size_t)n);
 	if (m < 0 || (size_t)(n + m + 1) >= size)
 		return -ENOSPC;
-	reply[n + m] = '}';
-	reply[n + m + 1] = '\0';
-	return n + m + 1;
+	n += m;
+	reply[n] = '}';
+	reply[n + 1] = '\0';
+	return n + 1;
 }
 
 /* A daemon whose directory was just unmounted (umount, cachemax stop) holds its cache directory
@@ -416,6 +492,84 @@ static void fd_limit_raise(void)
 	         (unsigned long long)rl.rlim_cur);
 }
 
+/* The windows' sampler: a sample of the totals every second (stats_window.c). */
+static void *sampler_main(void *arg)
+{
+	struct daemon_ctx *d = arg;
+	static struct stats_passthrough pt;   /* large; this thread's only */
+	static struct stats_totals t;
+	struct timespec next;
+
+	prctl(PR_SET_NAME, "cm-stats");
+	clock_gettime(CLOCK_MONOTONIC, &next);
+	pthread_mutex_lock(&d->sampler_lock);
+	while (!d->sampler_stop) {
+		next.tv_sec++;
+		if (pthread_cond_timedwait(&d->sampler_wake, &d->sampler_lock, &next) != ETIMEDOUT)
+			continue;
+		pthread_mutex_unlock(&d->sampler_lock);
+		if (d->bpf)
+			stats_bpf_read(d->bpf, &pt);
+		stats_totals_take(&d->stats, d->bpf ? &pt : NULL, (int64_t)(clock_now_ns() / 1000000), &t);
+		stats_windows_push(&d->windows, &t);
+		pthread_mutex_lock(&d->sampler_lock);
+	}
+	pthread_mutex_unlock(&d->sampler_lock);
+	return NULL;
+}
+
+/* Count passthrough I/O in the kernel for this mount (or say why not) and start the windows. */
+static void stats_start(struct daemon_ctx *d, const struct daemon_options *o)
+{
+	static struct stats_totals zero;
+	pthread_condattr_t ca;
+	struct stat mnt, cache;
+	char why[256];
+	int rc;
+
+	if (!fs_passthrough_active(d->fs, why, sizeof(why))) {
+		snprintf(d->bpf_why, sizeof(d->bpf_why), "passthrough is off (%s): the daemon serves "
+		         "and counts every read", why);
+	} else if (stat(o->dir, &mnt) < 0) {
+		snprintf(d->bpf_why, sizeof(d->bpf_why), "cannot stat the mount: %s", strerror(errno));
+	} else {
+		if (!d->store || stat(o->cache, &cache) < 0)
+			cache.st_dev = 0;  /* no cache: every passthrough read is from the original */
+		rc = stats_bpf_open(mnt.st_dev, cache.st_dev, &d->bpf, d->bpf_why, sizeof(d->bpf_why));
+		if (rc == 0)
+			log_info("counting passthrough reads and writes in the kernel (BPF)%s%s",
+			         d->bpf_why[0] ? ": " : "", d->bpf_why);
+		else
+			log_warn("passthrough reads are not counted, only opens: %s", d->bpf_why);
+	}
+	zero.t_ms = (int64_t)(clock_now_ns() / 1000000);
+	stats_windows_init(&d->windows, zero.t_ms);
+	stats_windows_push(&d->windows, &zero);
+	pthread_mutex_init(&d->sampler_lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&d->sampler_wake, &ca);
+	pthread_condattr_destroy(&ca);
+	rc = pthread_create(&d->sampler, NULL, sampler_main, d);
+	d->sampler_running = rc == 0;
+	if (rc)
+		log_warn("no statistics windows: cannot start the sampler: %s", strerror(rc));
+}
+
+static void stats_stop(struct daemon_ctx *d)
+{
+	if (d->sampler_running) {
+		pthread_mutex_lock(&d->sampler_lock);
+		d->sampler_stop = true;
+		pthread_cond_signal(&d->sampler_wake);
+		pthread_mutex_unlock(&d->sampler_lock);
+		pthread_join(d->sampler, NULL);
+		d->sampler_running = false;
+	}
+	stats_bpf_close(d->bpf);
+	d->bpf = NULL;
+}
+
 /* The daemon proper: returns 0 after a clean unmount, EXIT_STARTUP_FAILED if it never mounted. */
 static int daemon_serve(const struct daemon_options *o, bool supervised, unsigned restarts,
                         int64_t first_started, int ready_fd)
@@ -522,6 +676,7 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 	d.session = se;
 	d.fs = fs;
 	d.store = store;
+	stats_start(&d, o);
 
 	pthread_mutex_lock(&d.state_lock);
 	state_fill(&d, o, supervised, restarts, first_started);
@@ -550,6 +705,7 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 	fuse_session_wait(se);
 	log_info("'%s' was unmounted; daemon exits", o->dir);
 	control_server_stop(control);
+	stats_stop(&d);
 	fs_watch_stop(fs);  /* it notifies through the session */
 	fuse_session_free(se);
 	io_uring_release(getpid());

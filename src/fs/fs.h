@@ -105,6 +105,18 @@ bool fs_cache_bypassed(struct fs *fs, char *why, size_t why_size);
  * open of it, if the cache holds nothing of it, is a first read again (after an evict). */
 void fs_first_read_forget(struct fs *fs, const struct stat *st);
 
+/* One file of the stats' top-files table, by the nodeid the statistics carry: its path
+ * relative to the directory, size, and how much of it the cache holds. 0, or -ENOENT when the
+ * kernel no longer holds the node (the path is then unknown), or the origin's error. */
+enum fs_cached { FS_CACHED_NONE, FS_CACHED_PARTIAL, FS_CACHED_FULL, FS_CACHED_UNKNOWN };
+struct fs_file_report {
+	char path[4096];
+	uint64_t size;
+	uint64_t bytes_cached;      /* present chunks, clipped to the size */
+	enum fs_cached cached;      /* UNKNOWN without a cache or while it is bypassed */
+};
+int fs_file_report(struct fs *fs, uint64_t nodeid, struct fs_file_report *out);
+
 /* The origin directory's O_PATH fd (owned by fs). */
 int fs_origin_fd(const struct fs *fs);
 

@@ -391,12 +391,11 @@ int fs_file_attach(struct fs *fs, struct fs_file *f, struct cm_fuse_open_out *o)
 		fs_attr_invalidate(fs, n);
 
 	stats_add(fs->cfg.stats, STATS_OPENS, 1);
-	/* Reads of a passthrough open never reach us: count the open and the file's size. */
-	if (f->passthrough && !f->via_daemon && have_stat) {
+	/* Reads of a passthrough open never reach us: the kernel counts them (stats_bpf.h); here
+	 * only the open, never the file's size as if it had been read. */
+	if (f->passthrough && !f->via_daemon) {
 		bool hit = n->io->mode == FS_IO_CACHE;
 		stats_add(fs->cfg.stats, hit ? STATS_PASSTHROUGH_OPENS_CACHE : STATS_PASSTHROUGH_OPENS_ORIGIN, 1);
-		stats_add(fs->cfg.stats, hit ? STATS_PASSTHROUGH_BYTES_CACHE : STATS_PASSTHROUGH_BYTES_ORIGIN,
-		          (uint64_t)st.st_size);
 	}
 	return 0;
 }
@@ -653,9 +652,11 @@ void fs_file_detach(struct fs *fs, struct fs_file *f)
 	fs_node_io_release(fs, n);
 }
 
-/* Count one read answered from the cache copy or the origin. */
-static void count_read(struct stats *stats, bool from_cache, uint64_t bytes, uint64_t t0)
+/* Count one read answered from the cache copy or the origin, also for its file. */
+static void count_read(struct stats *stats, const struct fs_node *n, bool from_cache,
+                       uint64_t bytes, uint64_t t0)
 {
+	stats_file_add(stats, n->nodeid, (uint64_t)n->ino, false, from_cache, bytes);
 	stats_add(stats, from_cache ? STATS_READ_OPS_CACHE : STATS_READ_OPS_ORIGIN, 1);
 	stats_add(stats, from_cache ? STATS_READ_BYTES_CACHE : STATS_READ_BYTES_ORIGIN, bytes);
 	stats_record_latency(stats, from_cache ? STATS_LAT_READ_CACHE : STATS_LAT_READ_ORIGIN,
@@ -673,7 +674,7 @@ static void reply_from_origin(struct fuse_req *r, struct fs *fs, struct fs_file 
 		fuse_reply_err(r, (int)-n);
 		return;
 	}
-	count_read(fs->cfg.stats, false, (uint64_t)n, t0);
+	count_read(fs->cfg.stats, f->node, false, (uint64_t)n, t0);
 	fuse_reply_data(r, buf, (size_t)n);
 }
 
@@ -780,7 +781,7 @@ static void read_miss_fill(struct fuse_req *r, struct fs *fs, struct fs_file *f,
 		size_t give = (uint64_t)n > skip ? (size_t)((uint64_t)n - skip) : 0;
 		if (give > size)
 			give = size;
-		count_read(stats, false, give, t0);
+		count_read(stats, node, false, give, t0);
 		fuse_reply_data(r, buf + skip, give);
 	}
 	/* After the answer: the application does not wait for the cache. The scratch stays this
@@ -839,7 +840,7 @@ void fs_file_read(struct fuse_req *r, struct fs_file *f, const struct fuse_read_
 		 * as the passthrough readers do. */
 		n = sys_pread(cache_object_data_fd(obj), buf, size, (off_t)in->offset);
 		if (n >= 0) {
-			count_read(stats, true, (uint64_t)n, t0);
+			count_read(stats, f->node, true, (uint64_t)n, t0);
 			fuse_reply_data(r, buf, (size_t)n);
 			return;
 		}
@@ -879,7 +880,7 @@ void fs_file_read(struct fuse_req *r, struct fs_file *f, const struct fuse_read_
 			size_t len = handoff ? ticket.len : (size_t)n;
 			if (pin)
 				fs_object_pin(fs, node);
-			count_read(stats, true, len, t0);
+			count_read(stats, node, true, len, t0);
 			fuse_reply_data(r, data, len);
 			if (handoff)
 				fs_readahead_ticket_release(node, &ticket);
@@ -999,6 +1000,7 @@ void fs_file_write(struct fuse_req *r, struct fs_file *f, const struct fuse_writ
 	}
 	stats_add(stats, STATS_WRITE_OPS, 1);
 	stats_add(stats, STATS_WRITE_BYTES, (uint64_t)w);
+	stats_file_add(stats, n->nodeid, (uint64_t)n->ino, true, false, (uint64_t)w);
 	stats_record_latency(stats, STATS_LAT_WRITE, clock_now_ns() - t0);
 	fuse_reply_write(r, (uint32_t)w);
 }
@@ -1051,4 +1053,63 @@ int fs_file_data_fd(struct fs_file *f)
 	if (n->io->mode == FS_IO_CACHE && n->io->obj && !f->bypass_cache)
 		return cache_object_data_fd(n->io->obj);
 	return f->fd;
+}
+
+int fs_file_report(struct fs *fs, uint64_t nodeid, struct fs_file_report *out)
+{
+	struct fs_node *n = fs_node_get_ref(fs, nodeid);
+	struct cache_store *store;
+	struct cache_object_info info;
+	bool have_info = false;
+	struct stat st;
+	int fd, rc;
+
+	memset(out, 0, sizeof(*out));
+	out->cached = FS_CACHED_UNKNOWN;
+	if (!n)
+		return -ENOENT;
+	if (fs_node_relpath(fs, n, out->path, sizeof(out->path)) < 0)
+		out->path[0] = '\0';
+	fd = fs_node_fd(fs, n);
+	rc = fd < 0 ? fd : sys_fstatat(fd, "", &st, AT_EMPTY_PATH);
+	if (fd >= 0)
+		fs_node_fd_put(fs, n, fd);
+	store = fs_cache_store(fs);
+	if (rc == 0 && S_ISREG(st.st_mode) && store) {
+		/* The object the open files use, if any; else the one on disk (opening an absent
+		 * one and letting it go leaves nothing: an empty object is not kept). */
+		if (fs_node_io_hold_existing(fs, n)) {
+			pthread_mutex_lock(&n->io->lock);
+			if (n->io->obj) {
+				cache_object_info(n->io->obj, &info);
+				have_info = true;
+			}
+			pthread_mutex_unlock(&n->io->lock);
+			fs_node_io_release(fs, n);
+		}
+		if (!have_info) {
+			struct cache_fingerprint fp;
+			struct cache_object *obj;
+			cache_fingerprint_from_stat(&st, &fp);
+			if (cache_object_open(store, cache_key_from_stat(&st), &fp, &obj) >= 0) {
+				cache_object_info(obj, &info);
+				have_info = true;
+				cache_object_release(obj);
+			}
+		}
+	}
+	if (rc == 0) {
+		out->size = (uint64_t)st.st_size;
+		if (have_info && !info.failed) {
+			uint64_t chunk = cache_store_chunk_size(store);
+			out->bytes_cached = info.present_chunks * chunk;
+			if (out->bytes_cached > out->size)
+				out->bytes_cached = out->size;
+			out->cached = info.present_chunks == 0 ? FS_CACHED_NONE :
+			              info.present_chunks >= info.chunk_count ? FS_CACHED_FULL :
+			              FS_CACHED_PARTIAL;
+		}
+	}
+	fs_node_forget(fs, n->nodeid, 1);
+	return rc;
 }

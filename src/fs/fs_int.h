@@ -355,6 +355,9 @@ int fs_table_init(struct fs *fs);
 void fs_table_release(struct fs *fs);
 /* The node for a kernel nodeid, or NULL if unknown (a bug or a stale id: answer ESTALE). */
 struct fs_node *fs_node_get(struct fs *fs, uint64_t nodeid);
+/* The same with a reference (drop with fs_node_forget(fs, nodeid, 1)), for callers outside a
+ * request of the kernel's, which could otherwise see the node freed by a FORGET. */
+struct fs_node *fs_node_get_ref(struct fs *fs, uint64_t nodeid);
 /* Find or add the node for an origin inode and take one lookup reference. `fd` is an O_PATH fd
  * on it; it is consumed (kept in the fd cache or closed). parent and name: where the lookup
  * found it (NULL: nowhere, e.g. O_TMPFILE), for a node that has no file handle. */

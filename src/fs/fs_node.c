@@ -639,6 +639,19 @@ struct fs_node *fs_node_get(struct fs *fs, uint64_t nodeid)
 	return n;
 }
 
+struct fs_node *fs_node_get_ref(struct fs *fs, uint64_t nodeid)
+{
+	struct fs_node *n;
+	if (nodeid == FUSE_ROOT_ID)
+		return fs->root;
+	pthread_mutex_lock(&fs->table_lock);
+	n = table_find_id(&fs->table, nodeid);
+	if (n)
+		n->lookups++;
+	pthread_mutex_unlock(&fs->table_lock);
+	return n;
+}
+
 /* A node reached by handle h, else by parent and name (both given, the name at most 255
  * bytes), else pinned. The parent's reference is taken when the node enters the table. */
 static struct fs_node *node_new(const struct stat *st, const struct file_handle *h, int mount,

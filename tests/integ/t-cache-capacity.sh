@@ -17,7 +17,7 @@ D=$SHM/data C=$SHM/cache
 mkdir -p "$D/keep" "$D/many"
 json() { "$CACHEMAX" stats "$D" --json; }
 top() { json | python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
-counter() { json | python3 -c 'import json,sys; print(json.load(sys.stdin)["stats"]["counters"][sys.argv[1]])' "$1"; }
+counter() { json | python3 -c 'import json,sys; c=json.load(sys.stdin)["stats"]["counters"]; k=sys.argv[1]; print(c[k[7:]] - c["passthrough_" + k[7:]] if k.startswith("daemon_") else c[k])' "$1"; }
 evicted() { "$CACHEMAX" evict "$D" "$D/$1" | sed -n "s/^evicted \([0-9]*\) .*/\1/p"; }
 poll() {  # poll WHAT CMD...: until CMD succeeds, up to 10 s
   local what=$1; shift
@@ -57,7 +57,7 @@ cmp "$D/small" <(cd "$D" && head -c 300K small) || fail "small reads wrong"
 [ "$(counter passthrough_opens_cache)" -gt "$hits" ] || fail "the completed file's next open was not a hit"
 
 # A random 4 KiB miss on a file above --complete-max: 4 KiB from the origin, chunk filled later.
-origin_before=$(counter read_bytes_origin)
+origin_before=$(counter daemon_read_bytes_origin)
 fills_before=$(counter fills)
 python3 - "$D/large" <<'PY'
 import mmap, os, sys
@@ -65,8 +65,8 @@ fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECT)   # no readahead: exactly 4
 assert os.preadv(fd, [mmap.mmap(-1, 4096)], 10 * 1024 * 1024 + 8192) == 4096
 os.close(fd)
 PY
-[ $(( $(counter read_bytes_origin) - origin_before )) = 4096 ] ||
-  fail "a random 4 KiB miss read $(( $(counter read_bytes_origin) - origin_before )) bytes from the origin"
+[ $(( $(counter daemon_read_bytes_origin) - origin_before )) = 4096 ] ||
+  fail "a random 4 KiB miss read $(( $(counter daemon_read_bytes_origin) - origin_before )) bytes from the origin"
 filled() { [ "$(counter fills)" -gt "$fills_before" ]; }
 poll "the random miss's chunk was not filled in the background" filled
 [ "$(counter completions)" -le $((before + 1)) ] || fail "a file above --complete-max was completed"
@@ -80,9 +80,9 @@ cp "$SHM/whole.src" "$D/whole"
 ev_before=$(top evictions_capacity); refused_before=$(counter fills_refused_full)
 for _ in 1 2 3; do dd if="$D/whole" of=/dev/null bs=1M iflag=direct status=none; done
 sleep 0.3
-cache_before=$(counter read_bytes_cache)
+cache_before=$(counter daemon_read_bytes_cache)
 dd if="$D/whole" of=/dev/null bs=256k iflag=direct status=none
-hits=$(( $(counter read_bytes_cache) - cache_before ))
+hits=$(( $(counter daemon_read_bytes_cache) - cache_before ))
 [ "$(top evictions_capacity)" = "$ev_before" ] \
   || fail "a file as large as the cache evicted itself: evictions $ev_before -> $(top evictions_capacity)"
 [ "$(counter fills_refused_full)" -gt "$refused_before" ] || fail "no fill of the too-large file was refused"

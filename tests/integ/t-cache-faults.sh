@@ -87,6 +87,7 @@ remount_ro "$C"
 for round in 1 2 3; do for i in 0 1 2 3; do cat "$D/f$i" > /dev/null; done; done
 "$CACHEMAX" status | grep -q "BYPASSED: .*cache-device errors" || fail "status does not show the bypass: $("$CACHEMAX" status)"
 "$CACHEMAX" status --json | grep -q '"bypass": true' || fail "status --json: bypass not true"
+"$CACHEMAX" status | grep -q "health: *degraded: cache bypassed" || fail "health is not degraded in bypass: $("$CACHEMAX" status)"
 "$CACHEMAX" stats "$D" | grep -q "BYPASS" || fail "stats does not show the bypass"
 [ "$(counter "$D" bypass_entries)" = 1 ] || fail "bypass_entries is $(counter "$D" bypass_entries)"
 errors=$(counter "$D" cache_errors)

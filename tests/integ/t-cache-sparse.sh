@@ -45,7 +45,7 @@ while pos < size:
 print(" ".join(out) or "none")
 EOF
 }
-counter() { "$CACHEMAX" stats "$D" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["stats"]["counters"][sys.argv[1]])' "$1"; }
+counter() { "$CACHEMAX" stats "$D" --json | python3 -c 'import json,sys; c=json.load(sys.stdin)["stats"]["counters"]; k=sys.argv[1]; print(c[k[7:]] - c["passthrough_" + k[7:]] if k.startswith("daemon_") else c[k])' "$1"; }
 wait_counter() { for _ in $(seq 1 200); do [ "$(counter "$1")" -ge "$2" ] && return 0; sleep 0.05; done; fail "$1 did not reach $2: $(counter "$1")"; }
 # The cache copy of origin file $1 (by its dev and inode).
 copy_of() {
@@ -106,6 +106,6 @@ t_unmount "$D"
 t_mount "$D" "$C" --first-read fill --complete-max 0
 cat "$D/s" > /dev/null
 check_all "filled by misses, restarted"
-[ "$(counter read_ops_origin)" = 0 ] || fail "misses after the cache was filled by reads: $(counter read_ops_origin)"
+[ "$(counter daemon_read_ops_origin)" = 0 ] || fail "misses after the cache was filled by reads: $(counter daemon_read_ops_origin)"
 check_copies "misses"
 echo "sparse files: SEEK_DATA/SEEK_HOLE equal the original's, cached or not"
