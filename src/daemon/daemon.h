@@ -44,6 +44,8 @@ struct daemon_options {
 	                                 * instead of passing through to the origin */
 	bool public_stats;              /* --public-stats: any local user may read status and stats
 	                                 * through the control socket (changes stay root's) */
+	bool count_syscalls;            /* --count-syscalls: where fexit is refused, count
+	                                 * passthrough reads with system-call hooks (stats_bpf.h) */
 	unsigned pin_count, exclude_count;
 	char pin[DAEMON_MAX_GLOBS][DAEMON_GLOB_MAX];      /* globs relative to dir (fnmatch, FNM_PATHNAME) */
 	char exclude[DAEMON_MAX_GLOBS][DAEMON_GLOB_MAX];  /* never cached */

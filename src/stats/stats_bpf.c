@@ -91,7 +91,7 @@ destroy:
 	return rc < 0 ? rc : -EIO;
 }
 
-int stats_bpf_open(dev_t mount_dev, dev_t cache_dev, struct stats_bpf **out, char *why,
+int stats_bpf_open(dev_t mount_dev, dev_t cache_dev, bool syscalls_ok, struct stats_bpf **out, char *why,
                    size_t why_size)
 {
 	const char *off = getenv("CACHEMAX_NO_BPF"), *only = getenv("CACHEMAX_BPF_HOOKS");
@@ -124,6 +124,12 @@ int stats_bpf_open(dev_t mount_dev, dev_t cache_dev, struct stats_bpf **out, cha
 	else
 		snprintf(fexit_why, sizeof(fexit_why), "fentry/fexit skipped by CACHEMAX_BPF_HOOKS");
 	b->hooks = STATS_BPF_FEXIT;
+	if (rc < 0 && !syscalls_ok) {
+		snprintf(why, why_size, "%s; hooks on every system call would count them but slow the "
+		         "whole machine (start with --count-syscalls to use them)", fexit_why);
+		free(b);
+		return -ECANCELED;
+	}
 	if (rc < 0) {
 		rc = skeleton_load(mount_dev, cache_dev, STATS_BPF_SYSCALLS, &b->skel, why, why_size);
 		b->hooks = STATS_BPF_SYSCALLS;

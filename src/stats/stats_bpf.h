@@ -10,6 +10,7 @@
 #define CACHEMAX_STATS_BPF_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <sys/types.h>
 
 #include "stats/stats.h"
@@ -27,7 +28,10 @@ enum stats_bpf_hooks { STATS_BPF_FEXIT, STATS_BPF_SYSCALLS };
 /* Load and attach for the FUSE mount with st_dev mount_dev; reads whose backing file is on
  * cache_dev (and is not the original inode) count as served from the cache. On success *why
  * is empty, or says what the syscall hooks miss and why fexit was refused. */
-int stats_bpf_open(dev_t mount_dev, dev_t cache_dev, struct stats_bpf **out, char *why,
+/* syscalls_ok: where fentry/fexit is refused, fall back to the system-call hooks, which tax
+ * every system call on the machine (measured: about 1.5 us each, read(2) of /dev/zero 3x slower)
+ * — only when the user asked for it (--count-syscalls). */
+int stats_bpf_open(dev_t mount_dev, dev_t cache_dev, bool syscalls_ok, struct stats_bpf **out, char *why,
                    size_t why_size);
 void stats_bpf_close(struct stats_bpf *b);
 enum stats_bpf_hooks stats_bpf_hooks_used(const struct stats_bpf *b);
