@@ -639,6 +639,8 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 		fcfg.bypass_retry_ms = (unsigned)strtoul(retry, NULL, 10);
 	if ((retry = getenv("CACHEMAX_FILL_DELAY_MS")))  /* for tests: fs.h */
 		fcfg.fill_delay_ms = (unsigned)strtoul(retry, NULL, 10);
+	if ((retry = getenv("CACHEMAX_OFFER_DELAY_MS")))  /* for tests: fs.h */
+		fcfg.offer_delay_ms = (unsigned)strtoul(retry, NULL, 10);
 	pthread_mutex_init(&d.state_lock, NULL);
 	rc = fs_create(&fcfg, &fs);
 	if (rc < 0) {

@@ -61,6 +61,10 @@ struct fs_config {
 	unsigned fill_delay_ms;    /* for tests (CACHEMAX_FILL_DELAY_MS): a background fill job
 	                            * pauses this long after it began, before its first origin read,
 	                            * so that a test can change the file in between */
+	unsigned offer_delay_ms;   /* for tests (CACHEMAX_OFFER_DELAY_MS): a read-ahead piece waits
+	                            * this long between its fill and offering its buffer to the
+	                            * readers waiting for it (a fill thread preempted there), so
+	                            * that a test can change the file in between */
 	unsigned bypass_retry_ms;  /* how long a bypass lasts before the cache is tried again
 	                            * (0: FS_BYPASS_RETRY_MS_DEFAULT) */
 };

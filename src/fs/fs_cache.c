@@ -857,7 +857,7 @@ void fs_file_read(struct fuse_req *r, struct fs_file *f, const struct fuse_read_
 		} else {
 			n = cache_object_read(obj, buf, size, (off_t)in->offset);
 			if (n == -ENODATA)
-				waited = fs_readahead_wait(fs, node, in->offset, size, &ticket);
+				waited = fs_readahead_wait(fs, node, obj, in->offset, size, &ticket);
 		}
 		if (waited == FS_READAHEAD_WAITED)
 			n = cache_object_read(obj, buf, size, (off_t)in->offset);  /* read ahead meanwhile? */

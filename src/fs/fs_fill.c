@@ -286,9 +286,12 @@ static void job_run(struct fs *fs, struct fs_fill_job *j, char **bufp)
 		 * (and in the cache): the readers waiting for them reply from buf, if it holds the
 		 * whole piece (up to the end of the file). */
 		if (j->kind == FS_FILL_PIECE && filled >= 0 && off == j->off &&
-		    (off + (uint64_t)n >= j->off + j->len || off + (uint64_t)n == info.fingerprint.size))
+		    (off + (uint64_t)n >= j->off + j->len || off + (uint64_t)n == info.fingerprint.size)) {
+			if (fs->cfg.offer_delay_ms)
+				usleep(fs->cfg.offer_delay_ms * 1000u);
 			*bufp = buf = fs_readahead_piece_offer(fs, j->node, j->piece, j->piece_seq, buf,
 			                                       (size_t)n, gen);
+		}
 		if (filled == -ESTALE) {
 			cache_object_info(j->obj, &info);
 			if (info.removed || info.failed)

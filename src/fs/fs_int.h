@@ -518,13 +518,14 @@ void fs_readahead_advance(struct fs *fs, struct fs_node *n, struct cache_object 
                           uint64_t size, bool sequential);
 /* Before reading the origin for a miss of [off, off + size): wait (bounded) for the read-ahead
  * pieces being read that overlap it, and take back those only queued. Returns
- * FS_READAHEAD_HANDOFF when one piece covered the range and was filled: reply from
- * t->data, t->len, then fs_readahead_ticket_release(); FS_READAHEAD_WAITED if it waited (the
- * chunks may be present now); 0 if nothing was in flight. */
+ * FS_READAHEAD_HANDOFF when one piece covered the range and was filled with obj's current
+ * generation: reply from t->data, t->len, then fs_readahead_ticket_release();
+ * FS_READAHEAD_WAITED if it waited (the chunks may be present now); 0 if nothing was in
+ * flight. */
 #define FS_READAHEAD_WAITED 1
 #define FS_READAHEAD_HANDOFF 2
-int fs_readahead_wait(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t size,
-                      struct fs_readahead_ticket *t);
+int fs_readahead_wait(struct fs *fs, struct fs_node *n, struct cache_object *obj, uint64_t off,
+                      uint64_t size, struct fs_readahead_ticket *t);
 void fs_readahead_ticket_release(struct fs_node *n, const struct fs_readahead_ticket *t);
 /* Fill jobs of pieces: claim the piece before reading the origin (false: it was taken back,
  * skip it); after a fill that stored the piece (or found it present, generation unchanged),

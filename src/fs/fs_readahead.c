@@ -232,8 +232,8 @@ void fs_readahead_advance(struct fs *fs, struct fs_node *n, struct cache_object 
 	}
 }
 
-int fs_readahead_wait(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t size,
-                      struct fs_readahead_ticket *t)
+int fs_readahead_wait(struct fs *fs, struct fs_node *n, struct cache_object *obj, uint64_t off,
+                      uint64_t size, struct fs_readahead_ticket *t)
 {
 	struct fs_readahead *ra = &n->io->readahead;
 	uint64_t chunk = cache_store_chunk_size(fs->store);
@@ -254,6 +254,19 @@ int fs_readahead_wait(struct fs *fs, struct fs_node *n, uint64_t off, uint64_t s
 		bool reading = false;
 		if (waiting >= 0) {
 			struct fs_readahead_piece *p = &ra->piece[waiting];
+			/* Filled, but its bytes are those of its generation: a change through the mount
+			 * since (a truncate, a write into a hole; this request may have come after it)
+			 * makes them stale, as fs_readahead_lookup checks. The piece was read and
+			 * filled before the change but offered after it (its fill thread preempted in
+			 * between): the reader reads the cache or the origin instead. */
+			if (p->seq == waiting_seq && p->state == FS_PIECE_FILLED &&
+			    p->generation != cache_object_generation(obj)) {
+				p->readers--;
+				pthread_cond_broadcast(&ra->piece_done);   /* a lent buffer may go back */
+				waiting = -1;
+				result = FS_READAHEAD_WAITED;
+				break;
+			}
 			if (p->seq == waiting_seq && p->state == FS_PIECE_FILLED) {
 				uint64_t skip = off - p->off;
 				t->piece = waiting;

@@ -125,4 +125,40 @@ PY
 ra=$(counter readahead_bytes "$E")
 [ "$ra" -gt 0 ] || fail "the extended file was not read ahead (readahead_bytes $ra): the race was not exercised"
 t_unmount "$E" > /dev/null
+
+# 5. A piece read and filled before a truncate and a write, but offered to its waiting readers
+# only after them (its fill thread preempted between the fill and the offer): a reader that
+# came after the change and waits for the piece must not be handed the piece's old bytes.
+# Found by the differential test under load (seed 1, op 15110: the readback of a pwrite that
+# extended a file truncated just before returned the bytes and the size from before the
+# truncate); here made certain: CACHEMAX_OFFER_DELAY_MS holds every filled piece before its offer.
+O=$SHM/offer
+mkdir -p "$O"
+head -c $((4 << 20)) /dev/urandom > "$O/f"
+CACHEMAX_OFFER_DELAY_MS=600 t_mount "$O" "$SHM/cache-offer" --no-passthrough --complete-max 0 > /dev/null
+python3 - "$O/f" <<'PY' || fail "a reader was handed a read-ahead piece's bytes from before a truncate and a write"
+import mmap, os, sys, time
+path, K, M = sys.argv[1], 1024, 1 << 20
+fd = os.open(path, os.O_RDONLY | os.O_DIRECT)       # stays open: the pieces are kept for it
+buf = mmap.mmap(-1, M)
+os.preadv(fd, [buf], 0)                               # sequential: reads ahead [1M, 3M)
+time.sleep(0.3)                                       # the pieces are read and filled, not offered
+w = os.open(path, os.O_RDWR)
+os.ftruncate(w, M + 4 * K)                            # drops the chunks from 1M + 256K on
+new = os.urandom(4 * K)
+assert os.pwrite(w, new, M + 512 * K) == len(new)     # a hole [1M + 4K, 1M + 512K) before it
+os.close(w)
+small = mmap.mmap(-1, 8 * K)
+n = os.preadv(fd, [small], M + 256 * K)               # a miss: waits for the piece [1M, 2M)
+if n != 8 * K or small[:n] != bytes(8 * K):
+    sys.exit(f"read at 1M + 256K returned {n} bytes, {'zeros' if small[:n] == bytes(n) else 'not zeros'}; "
+             "expected 8192 bytes of zeros (a hole)")
+n = os.preadv(fd, [small], M + 508 * K)
+if n != 8 * K or small[:n] != bytes(4 * K) + new[:4 * K]:
+    sys.exit(f"read at 1M + 508K returned {n} bytes other than the hole and the write")
+os.close(fd)
+PY
+ra=$(counter readahead_bytes "$O")
+[ "$ra" -gt 0 ] || fail "the file was not read ahead (readahead_bytes $ra): the race was not exercised"
+t_unmount "$O" > /dev/null
 echo "PASS"
