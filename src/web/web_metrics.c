@@ -221,8 +221,12 @@ static void put_family(FILE *f, const struct metric_family *fam, const struct me
 	put_header(f, fam->name, fam->type, fam->help);
 	for (size_t i = 0; i < c->count; i++) {
 		const struct metrics_dir *m = &c->dirs[i];
-		struct web_json root = { m->reply, m->reply + m->length }, sect = root, v;
-		if (!m->reply || (fam->section && web_json_path(&root, fam->section, &sect) < 0))
+		struct web_json root, sect, v;
+		if (!m->reply)
+			continue;
+		root = (struct web_json){ m->reply, m->reply + m->length };
+		sect = root;
+		if (fam->section && web_json_path(&root, fam->section, &sect) < 0)
 			continue;
 		for (size_t s = 0; s < 2 && fam->series[s].key; s++) {
 			if (web_json_member(&sect, fam->series[s].key, &v) < 0 || !is_value(&v))
@@ -257,8 +261,11 @@ static void put_latency(FILE *f, const struct latency_family *fam, const struct 
 	put_header(f, fam->name, "summary", fam->help);
 	for (size_t i = 0; i < c->count; i++) {
 		const struct metrics_dir *m = &c->dirs[i];
-		struct web_json root = { m->reply, m->reply + m->length }, sect, h;
-		if (!m->reply || web_json_path(&root, path, &sect) < 0)
+		struct web_json root, sect, h;
+		if (!m->reply)
+			continue;
+		root = (struct web_json){ m->reply, m->reply + m->length };
+		if (web_json_path(&root, path, &sect) < 0)
 			continue;
 		for (size_t s = 0; s < 2 && fam->series[s].key; s++) {
 			const char *label = fam->series[s].label;
