@@ -88,8 +88,8 @@ static bool rel_allowed(const char *rel)
 	if (!strcmp(rel, ".") || !strcmp(rel, "..") || !strncmp(rel, "./", 2) || !strncmp(rel, "../", 3) ||
 	    strstr(rel, "/./") || strstr(rel, "/../") || strstr(rel, "//"))
 		return false;
-	return !(n >= 2 && !strcmp(rel + n - 2, "/.")) && !(n >= 3 && !strcmp(rel + n - 3, "/..")) &&
-	       !(n && rel[n - 1] == '/');
+	/* A trailing "/" is an empty last component, which the daemon's parser accepts too. */
+	return !(n >= 2 && !strcmp(rel + n - 2, "/.")) && !(n >= 3 && !strcmp(rel + n - 3, "/.."));
 }
 
 /* One exposition line: "# HELP name text", "# TYPE name type" or name{labels} value. */
