@@ -107,7 +107,6 @@ python3 -c "import sys; sys.exit(0 if $after >= 16777216 and $after == $want els
 [ "$(sample "$m2" "cachemax_read_bytes_total{dir=\"$D\",source=\"origin\"}")" != 0.0 ] || fail "origin bytes did not move"
 python3 -c "import sys; sys.exit(0 if $(sample "$m2" "cachemax_hit_ratio{dir=\"$D\",by=\"bytes\"}") > 0.5 else 1)" ||
   fail "hit ratio by bytes: $m2"
-# Not from loopback needs the token: the same rule is in web_handle (fuzzed); here only loopback.
 
 # The dashboard in a real browser, after the page's script ran.
 chrome "$T_SCRATCH/dom.html" --dump-dom "$URL"
@@ -148,6 +147,22 @@ grep -q 'id="charts-missing" class="warning">' "$T_SCRATCH/dom2.html" || fail "t
 grep -q "<td class=\"path dir\">$D</td>" "$T_SCRATCH/dom2.html" || fail "no numbers without Chart.js"
 kill -INT "$WEB_PID"
 wait "$WEB_PID" || fail "cachemax web exited with $? on SIGINT"
+
+# From an address other than loopback, /metrics needs the token too (where the machine has one).
+ext=$(ip -4 -o addr show scope global 2>/dev/null | awk '{split($4, a, "/"); print a[1]; exit}')
+if [ -n "$ext" ]; then
+  "$CACHEMAX" web --listen "$ext:0" > "$T_SCRATCH/web3.out" 2> "$T_SCRATCH/web3.err" &
+  WEB_PID=$!
+  T_PIDS+=("$WEB_PID")
+  for _ in $(seq 1 100); do grep -q '^dashboard:' "$T_SCRATCH/web3.out" && break; sleep 0.05; done
+  line=$(head -n1 "$T_SCRATCH/web3.out")
+  [[ "$line" =~ ^dashboard:\ (http://[0-9.]+:[0-9]+)/\?token=([0-9a-f]{32})$ ]] || fail "web on $ext: '$line'"
+  [ "$(code "${BASH_REMATCH[1]}/metrics")" = 401 ] || fail "/metrics from $ext without the token"
+  [ "$(code -H "Authorization: Bearer ${BASH_REMATCH[2]}" "${BASH_REMATCH[1]}/metrics")" = 200 ] ||
+    fail "/metrics from $ext with the bearer token"
+  kill -TERM "$WEB_PID"
+  wait "$WEB_PID" || fail "cachemax web on $ext exited with $?"
+fi
 
 t_unmount "$D"
 echo ok
