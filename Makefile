@@ -5,7 +5,7 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissi
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -D_GNU_SOURCE -pthread -Isrc $(WARN) -MMD -MP
 SANFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
-LDLIBS  += -pthread -lm -lbpf
+LDLIBS  += -pthread -lm -lbpf -lmicrohttpd
 
 # The kernel-side counter of passthrough I/O (src/stats/bpf/): BPF C built by clang, embedded
 # in the daemon through a bpftool skeleton (docs/STATS.md).
@@ -17,11 +17,13 @@ CFLAGS  += -isystem build/bpf
 
 # Every layer folder is library code; the CLI folder holds main().
 EXCLUDE ?=
-LIB_SRC := $(filter-out src/cli/% $(EXCLUDE),$(wildcard src/*/*.c))
+# The dashboard's page files are assembled into the binary (src/web/web_page.S).
+LIB_SRC := $(filter-out src/cli/% $(EXCLUDE),$(wildcard src/*/*.c)) src/web/web_page.S
 CLI_SRC := $(wildcard src/cli/*.c)
-LIB_OBJ := $(LIB_SRC:%.c=build/obj/%.o)
+LIB_OBJ := $(patsubst %.S,build/obj/%.o,$(LIB_SRC:%.c=build/obj/%.o))
 CLI_OBJ := $(CLI_SRC:%.c=build/obj/%.o)
-SAN_LIB_OBJ := $(LIB_SRC:%.c=build/san/%.o)
+SAN_LIB_OBJ := $(patsubst %.S,build/san/%.o,$(LIB_SRC:%.c=build/san/%.o))
+PAGE_FILES := $(wildcard src/web/page/*)
 SAN_CLI_OBJ := $(CLI_SRC:%.c=build/san/%.o)
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -29,12 +31,13 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/san/tests/%)
 TOOL_SRC := $(wildcard tests/diff/*.c tests/integ/*.c)
 TOOL_BIN := $(patsubst tests/%.c,build/tests/%,$(TOOL_SRC))
 
-# libFuzzer targets (clang): the FUSE request decoder and the control plane's parsers.
+# libFuzzer targets (clang): the FUSE request decoder, the control plane's parsers, the web
+# server's request handling.
 FUZZ_CC ?= clang
 FUZZ_FLAGS := -std=gnu11 -D_GNU_SOURCE -Isrc $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined \
               -fno-sanitize-recover=undefined
 FUZZ_SECONDS ?= 30
-FUZZ_BIN := build/fuzz/fuzz_fuse_request build/fuzz/fuzz_control
+FUZZ_BIN := build/fuzz/fuzz_fuse_request build/fuzz/fuzz_control build/fuzz/fuzz_web
 
 .PHONY: all deps check unit integ diff demo clean bench fuzz
 all: build/cachemax build/san/cachemax $(TOOL_BIN)
@@ -48,6 +51,12 @@ build/obj/%.o: %.c
 build/san/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SANFLAGS) -c -o $@ $<
+build/obj/%.o: %.S $(PAGE_FILES)
+	@mkdir -p $(dir $@)
+	$(CC) -c -o $@ $<
+build/san/%.o: %.S $(PAGE_FILES)
+	@mkdir -p $(dir $@)
+	$(CC) -c -o $@ $<
 
 build/bpf/passthrough.bpf.o: src/stats/bpf/passthrough.bpf.c src/stats/bpf/passthrough.h
 	@mkdir -p $(dir $@)
@@ -72,9 +81,11 @@ build/tests/%: tests/%.c
 
 build/fuzz/fuzz_fuse_request: tests/fuzz/fuzz_fuse_request.c src/fuse/fuse_proto.c
 build/fuzz/fuzz_control: tests/fuzz/fuzz_control.c src/control/control.c src/control/control_proto.c
+build/fuzz/fuzz_web: tests/fuzz/fuzz_web.c src/web/web_handle.c src/web/web_metrics.c \
+  src/web/web_json.c src/util/json.c src/web/web_page.S $(PAGE_FILES)
 build/fuzz/%:
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(filter %.c,$^)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(filter %.c %.S,$^)
 
 # Each target for FUZZ_SECONDS (30) from its seeds; saved crashes are replayed first.
 fuzz: deps $(FUZZ_BIN)

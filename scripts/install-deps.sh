@@ -4,6 +4,8 @@
 set -euo pipefail
 need=(gcc make pkg-config libcmocka-dev fuse3 fio bindfs attr psmisc util-linux clang libclang-rt-dev)
 need+=(llvm libbpf-dev bpftool)   # the passthrough counter (src/stats/bpf/)
+need+=(libmicrohttpd-dev libjs-chart.js)   # cachemax web (src/web/): the server, the charts
+need+=(chromium fonts-dejavu-core curl)    # t-web: the dashboard in a real browser, its screenshot
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -7,4 +7,7 @@
 /* cachemax bench DIR --cache CACHEDIR [--size SIZE] [--runtime SEC] [--buffered] [--json] */
 int cmd_bench(int argc, char **argv);
 
+/* cachemax web [--listen ADDR:PORT] */
+int cmd_web(int argc, char **argv);
+
 #endif

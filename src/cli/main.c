@@ -87,6 +87,10 @@ static const char usage_text[] =
 	"                             leaves DIR accelerated or not, as it was (docs/BENCH.md);\n"
 	"                             --size of the scratch file (default 256M), --runtime per test\n"
 	"                             (default 5), --buffered instead of O_DIRECT\n"
+	"  web [--listen ADDR:PORT]   Prometheus /metrics and a live dashboard for every accelerated\n"
+	"                             directory (default 127.0.0.1:9477; root only); prints the\n"
+	"                             dashboard's address with a new token first; /metrics needs no\n"
+	"                             token from loopback; runs until Ctrl-C (docs/WEB.md)\n"
 	"  help                       this text\n";
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -471,26 +475,11 @@ struct status_ctx {
 	unsigned count;
 };
 
-/* "ok" only when the directory is served with its cache: a bypassed or unusable cache serves
- * every read from the origin, which is not what the user asked for. */
-static const char *health_of(const struct control_state *st)
-{
-	if (!control_pid_alive(st->daemon_pid))
-		return "daemon not running";
-	if (!control_is_accelerated(st->dir))
-		return "not mounted";
-	if (!st->cache_on)
-		return "degraded: cache unusable";
-	if (st->bypass)
-		return "degraded: cache bypassed";
-	return "ok";
-}
-
 static int status_one(const struct control_state *st, void *arg)
 {
 	struct status_ctx *ctx = arg;
 	int64_t up = time(NULL) - st->started;
-	const char *health = health_of(st);
+	const char *health = control_state_health(st);
 
 	if (ctx->json) {
 		printf("%s\n    {\"dir\": ", ctx->count ? "," : "");
@@ -941,5 +930,7 @@ int main(int argc, char **argv)
 		return cmd_evict(argc - 1, argv + 1);
 	if (!strcmp(cmd, "bench"))
 		return cmd_bench(argc - 1, argv + 1);
+	if (!strcmp(cmd, "web"))
+		return cmd_web(argc - 1, argv + 1);
 	return usage_error("unknown command '%s'", cmd);
 }

@@ -293,6 +293,19 @@ int control_state_remove(const char *dir)
 	return state_scan(state_remove_one, (void *)dir);
 }
 
+const char *control_state_health(const struct control_state *st)
+{
+	if (!control_pid_alive(st->daemon_pid))
+		return "daemon not running";
+	if (!control_is_accelerated(st->dir))
+		return "not mounted";
+	if (!st->cache_on)
+		return "degraded: cache unusable";
+	if (st->bypass)
+		return "degraded: cache bypassed";
+	return "ok";
+}
+
 bool control_pid_alive(pid_t pid)
 {
 	char path[64], buf[512], *paren;

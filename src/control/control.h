@@ -72,6 +72,12 @@ int control_state_find(const char *dir, struct control_state *st);
 /* Call fn for every state record; stops early if fn returns non-zero. */
 int control_state_each(int (*fn)(const struct control_state *st, void *arg), void *arg);
 
+/* "ok" only while the directory is served with its cache (a bypassed or unusable cache serves
+ * every read from the origin, which is not what the user asked for); otherwise what is wrong:
+ * "daemon not running", "not mounted", "degraded: cache unusable", "degraded: cache bypassed".
+ * `cachemax status` and `cachemax web` show it. */
+const char *control_state_health(const struct control_state *st);
+
 /* A process that exists and is not a zombie (an orphaned daemon may stay unreaped). */
 bool control_pid_alive(pid_t pid);
 
