@@ -19,7 +19,7 @@ ARTIFACTS=$ROOT/build/test-artifacts
 mkdir -p "$ARTIFACTS"
 PROM_CHECK=$ROOT/tests/integ/prom_check.py
 
-t_mount "$D" "$T_SCRATCH/cache"
+t_mount "$D" "$T_SCRATCH/cache" --count-syscalls   # exact hit ratios where fexit is refused (docs/STATS.md)
 
 # web_start NAME [env...]: a server on a free loopback port; sets URL (with the token), BASE.
 web_start() {
