@@ -30,11 +30,11 @@ clean() {
 out=$("$CACHEMAX" bench "$D" --cache "$C" "${TINY[@]}" 2>"$T_SCRATCH/err") || fail "bench failed: $(cat "$T_SCRATCH/err")"
 [ ! -s "$T_SCRATCH/err" ] || fail "piped bench wrote to stderr: $(cat "$T_SCRATCH/err")"
 for row in "SEQ1M Q1T1 read" "SEQ1M Q1T1 write" "RND4K Q1T1 read" "RND4K Q1T1 write"; do
-  echo "$out" | grep -Eq "^$row +[0-9.]+ +[0-9]+ +[0-9.]+ +[0-9]+ +[0-9.]+ +[0-9]+ +[0-9.]+ +[0-9]+ +[0-9.]+x +[0-9]+%$" ||
+  grep -Eq "^$row +[0-9.]+ +[0-9]+ +[0-9.]+ +[0-9]+ +[0-9.]+ +[0-9]+ +[0-9.]+ +[0-9]+ +[0-9.]+x +[0-9]+%$" <<<"$out" ||
     fail "table has no complete '$row' row: $out"
 done
-echo "$out" | grep -q "origin .*cache device .*accel. cold .*accel. warm" || fail "table header: $out"
-echo "$out" | grep -q "hit ratio" || fail "table has no hit ratio: $out"
+grep -q "origin .*cache device .*accel. cold .*accel. warm" <<<"$out" || fail "table header: $out"
+grep -q "hit ratio" <<<"$out" || fail "table has no hit ratio: $out"
 clean "after the table"
 
 # 2. The JSON: one object with the documented keys (docs/BENCH.md), every cell measured.
@@ -101,13 +101,13 @@ clean "after the accelerated run"
 
 # 4. A failure injected midway, before the bench's own start (the 3rd write: the origin test).
 out=$(CACHEMAX_FAULT=pwrite:3:EIO "$CACHEMAX" bench "$D" --cache "$C" "${TINY[@]}" 2>&1) && fail "injected EIO did not fail the bench: $out"
-echo "$out" | grep -q "Input/output error" || fail "injected EIO: $out"
+grep -q "Input/output error" <<<"$out" || fail "injected EIO: $out"
 clean "after a failed write"
 
 # 5. A failure injected after the bench accelerated DIR itself (its only fstatat looks at the
 #    scratch file through the mount): the bench must stop what it started.
 out=$(CACHEMAX_FAULT=fstatat:1:EIO "$CACHEMAX" bench "$D" --cache "$C" "${TINY[@]}" 2>&1) && fail "injected fstatat EIO did not fail the bench: $out"
-echo "$out" | grep -q "not visible through the mount" || fail "fstatat EIO: $out"
+grep -q "not visible through the mount" <<<"$out" || fail "fstatat EIO: $out"
 clean "after a failure while accelerated"
 
 # 6. SIGINT early (the origin tests) and while its mount is up.
@@ -131,19 +131,19 @@ done
 # 7. Refusals: a non-directory, bad options, too little space (a 4 MiB tmpfs as DIR, then as
 #    the cache); each leaves nothing behind.
 rc=0; out=$("$CACHEMAX" bench "$D/keep.txt" --cache "$C" "${TINY[@]}" 2>&1) || rc=$?
-[ $rc -eq 1 ] && echo "$out" | grep -q "not a directory" || fail "non-directory: rc $rc: $out"
+[ $rc -eq 1 ] && grep -q "not a directory" <<<"$out" || fail "non-directory: rc $rc: $out"
 rc=0; out=$("$CACHEMAX" bench "$D" "${TINY[@]}" 2>&1) || rc=$?
-[ $rc -eq 2 ] && echo "$out" | grep -q "needs --cache" || fail "no --cache: rc $rc: $out"
+[ $rc -eq 2 ] && grep -q "needs --cache" <<<"$out" || fail "no --cache: rc $rc: $out"
 rc=0; out=$("$CACHEMAX" bench "$D" --cache "$C" --size 512K 2>&1) || rc=$?
-[ $rc -eq 2 ] && echo "$out" | grep -q "at least 1M" || fail "--size 512K: rc $rc: $out"
+[ $rc -eq 2 ] && grep -q "at least 1M" <<<"$out" || fail "--size 512K: rc $rc: $out"
 mkdir -p "$T_SCRATCH/tiny"
 mount -t tmpfs -o size=4m cmtest-bench-tiny "$T_SCRATCH/tiny"
 T_BINDS+=("$T_SCRATCH/tiny")
 rc=0; out=$("$CACHEMAX" bench "$T_SCRATCH/tiny" --cache "$C" "${TINY[@]}" 2>&1) || rc=$?
-[ $rc -eq 1 ] && echo "$out" | grep -q "too little free space" || fail "tiny DIR: rc $rc: $out"
+[ $rc -eq 1 ] && grep -q "too little free space" <<<"$out" || fail "tiny DIR: rc $rc: $out"
 [ -z "$(ls -A "$T_SCRATCH/tiny")" ] || fail "tiny DIR: files left: $(ls -A "$T_SCRATCH/tiny")"
 rc=0; out=$("$CACHEMAX" bench "$D" --cache "$T_SCRATCH/tiny/c" "${TINY[@]}" 2>&1) || rc=$?
-[ $rc -eq 1 ] && echo "$out" | grep -q "too little free space" || fail "tiny cache: rc $rc: $out"
+[ $rc -eq 1 ] && grep -q "too little free space" <<<"$out" || fail "tiny cache: rc $rc: $out"
 [ -z "$(ls -A "$T_SCRATCH/tiny")" ] || fail "tiny cache: the cache directory was left: $(ls -A "$T_SCRATCH/tiny")"
 clean "after the refusals"
 echo ok
