@@ -399,6 +399,7 @@ static int cmd_stop(int argc, char **argv)
 	struct control_state state;
 	bool lazy = false, have_state;
 	pid_t covering_pid;
+	struct statx stx;
 	struct stat st;
 	int c, count;
 
@@ -424,8 +425,10 @@ static int cmd_stop(int argc, char **argv)
 		return 1;
 	}
 	stop_target(dir, target, sizeof(target), &covering_pid);
-	/* A dead daemon leaves a mount that answers ENOTCONN: detach it, nothing else can be done. */
-	if (stat(target, &st) < 0 && (errno == ENOTCONN || errno == ECONNABORTED)) {
+	/* A dead daemon leaves a mount that answers ENOTCONN: detach it, nothing else can be done.
+	 * FORCE_SYNC: attributes the kernel still caches (for the attribute timeout) would hide it. */
+	if (statx(AT_FDCWD, target, AT_STATX_FORCE_SYNC, STATX_TYPE, &stx) < 0 &&
+	    (errno == ENOTCONN || errno == ECONNABORTED)) {
 		if (umount2(target, MNT_DETACH) < 0) {
 			fprintf(stderr, "cachemax: cannot clear the dead mount on '%s': %s\n", dir, strerror(errno));
 			return 1;
