@@ -69,7 +69,7 @@ echo "nodes $nodes (from $nodes0), rss $rss (from $rss0): $per_node B/node; fds 
 [ "$nodes" -ge $((want / 2)) ] || fail "the kernel held only $nodes nodes: the walk did not exercise the table"
 [ "$max" -le 512 ] || fail "the daemon's fds peaked at $max with a 1024 limit (bound: a quarter for the fd cache)"
 [ "$per_node" -le 200 ] || fail "daemon memory grew by $per_node bytes per node (bound 200)"
-grep -qi "error" "$CACHEMAX_RUN_DIR"/*.log && fail "daemon logged errors: $(grep -i error "$CACHEMAX_RUN_DIR"/*.log | head -3)"
+grep -q "cachemaxd: error:" "$CACHEMAX_RUN_DIR"/*.log && fail "daemon logged errors: $(grep "cachemaxd: error:" "$CACHEMAX_RUN_DIR"/*.log | head -3)"
 
 # Forgetting: the kernel drops the inodes of files deleted through the mount and sends FORGETs
 # (BATCH_FORGET); their nodes go away.
