@@ -463,25 +463,16 @@ int fs_node_handles_probe(struct fs *fs, int origin_fd)
 
 /* ---- the table ------------------------------------------------------------------------- */
 
-/* An eighth of the fd limit, at most FS_FILL_QUEUE_MAX (fs_fill.c's queue). */
-static unsigned fill_queue_max_for_limit(void)
-{
-	struct rlimit rl;
-	uint64_t max = FS_FILL_QUEUE_MAX;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 8 < max)
-		max = rl.rlim_cur / 8;
-	return max < FS_FILL_QUEUE_MIN ? FS_FILL_QUEUE_MIN : (unsigned)max;
-}
-
-/* A quarter of the fd limit, at most FS_FD_CACHE_MAX: the rest is for open files, directory
+/* 1/divisor of the daemon's fd limit, within [min, max]: the fd cache takes a quarter, the fill
+ * queue (whose jobs hold their objects' fds) an eighth; the rest is for open files, directory
  * streams and the cache's own files. */
-static uint32_t fds_max_for_limit(void)
+static uint32_t fd_limit_share(unsigned divisor, uint32_t max, uint32_t min)
 {
 	struct rlimit rl;
-	uint64_t max = FS_FD_CACHE_MAX;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 4 < max)
-		max = rl.rlim_cur / 4;
-	return max < FS_FD_CACHE_MIN ? FS_FD_CACHE_MIN : (uint32_t)max;
+	uint64_t share = max;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / divisor < share)
+		share = rl.rlim_cur / divisor;
+	return share < min ? min : (uint32_t)share;
 }
 
 int fs_table_init(struct fs *fs)
@@ -500,8 +491,8 @@ int fs_table_init(struct fs *fs)
 		pthread_mutex_init(&fs->io_lock[i], NULL);
 	pthread_mutex_init(&fs->fds.lock, NULL);
 	fs->fds.free_head = fs->fds.lru_head = fs->fds.lru_tail = -1;
-	fs->fds.max = fds_max_for_limit();
-	fs->filler.queue_max = fill_queue_max_for_limit();
+	fs->fds.max = fd_limit_share(4, FS_FD_CACHE_MAX, FS_FD_CACHE_MIN);
+	fs->filler.queue_max = fd_limit_share(8, FS_FILL_QUEUE_MAX, FS_FILL_QUEUE_MIN);
 	pthread_mutex_init(&fs->mounts_lock, NULL);
 	return 0;
 }

@@ -1,5 +1,6 @@
 /* stats: counters, log-linear latency histograms and their JSON snapshot (see stats.h). */
 #include "stats/stats.h"
+#include "util/json.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -243,28 +244,6 @@ uint64_t stats_histogram_percentile(const struct stats_histogram *h, double p)
 	return stats_buckets_percentile(counts, STATS_HIST_BUCKETS, 0, p);
 }
 
-struct json_out {
-	char *buf;
-	size_t size, used;
-	int err;
-};
-
-static void out(struct json_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void out(struct json_out *o, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-	if (o->err)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(o->buf + o->used, o->size - o->used, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= o->size - o->used)
-		o->err = -ENOSPC;
-	else
-		o->used += (size_t)n;
-}
-
 static double ratio(uint64_t part, uint64_t whole)
 {
 	return whole ? (double)part / (double)whole : 0.0;
@@ -272,18 +251,18 @@ static double ratio(uint64_t part, uint64_t whole)
 
 /* A histogram as a JSON object: count, mean, p50, p99 in microseconds; null without samples
  * (no number is better than a made-up 0). */
-static void latency_json(struct json_out *o, const char *name, const uint64_t *bucket, uint64_t sum_ns,
+static void latency_json(struct json_buf *o, const char *name, const uint64_t *bucket, uint64_t sum_ns,
                          bool first)
 {
 	uint64_t n = 0;
 	for (unsigned b = 0; b < STATS_HIST_BUCKETS; b++)
 		n += bucket[b];
-	out(o, "%s\"%s\": {\"count\": %llu", first ? "" : ", ", name, (unsigned long long)n);
+	json_buf_printf(o, "%s\"%s\": {\"count\": %llu", first ? "" : ", ", name, (unsigned long long)n);
 	if (!n) {
-		out(o, ", \"mean\": null, \"p50\": null, \"p99\": null}");
+		json_buf_printf(o, ", \"mean\": null, \"p50\": null, \"p99\": null}");
 		return;
 	}
-	out(o, ", \"mean\": %.1f, \"p50\": %.1f, \"p99\": %.1f}", (double)sum_ns / (double)n / 1000.0,
+	json_buf_printf(o, ", \"mean\": %.1f, \"p50\": %.1f, \"p99\": %.1f}", (double)sum_ns / (double)n / 1000.0,
 	    (double)stats_buckets_percentile(bucket, STATS_HIST_BUCKETS, 0, 50) / 1000.0,
 	    (double)stats_buckets_percentile(bucket, STATS_HIST_BUCKETS, 0, 99) / 1000.0);
 }
@@ -292,7 +271,7 @@ int stats_snapshot_json(const struct stats *s, const struct stats_passthrough *p
                         size_t size)
 {
 	static const struct stats_passthrough none;
-	struct json_out o = { buf, size, 0, 0 };
+	struct json_buf o = { buf, size, 0, 0 };
 	uint64_t c[STATS_COUNTER_COUNT], bucket[STATS_HIST_BUCKETS];
 	const uint64_t *p;
 
@@ -309,14 +288,14 @@ int stats_snapshot_json(const struct stats *s, const struct stats_passthrough *p
 	c[STATS_READ_BYTES_ORIGIN] += p[STATS_PT_READ_BYTES_ORIGIN];
 	c[STATS_WRITE_OPS] += p[STATS_PT_WRITE_OPS];
 	c[STATS_WRITE_BYTES] += p[STATS_PT_WRITE_BYTES];
-	out(&o, "{\"version\": 2, \"counters\": {");
+	json_buf_printf(&o, "{\"version\": 2, \"counters\": {");
 	for (int i = 0; i < STATS_COUNTER_COUNT; i++)
-		out(&o, "%s\"%s\": %llu", i ? ", " : "", counter_names[i], (unsigned long long)c[i]);
+		json_buf_printf(&o, "%s\"%s\": %llu", i ? ", " : "", counter_names[i], (unsigned long long)c[i]);
 	for (int i = 0; i < STATS_PT_COUNTER_COUNT; i++)
-		out(&o, ", \"%s\": %llu", pt_counter_names[i], (unsigned long long)p[i]);
-	out(&o, ", \"files_dropped\": %llu",
+		json_buf_printf(&o, ", \"%s\": %llu", pt_counter_names[i], (unsigned long long)p[i]);
+	json_buf_printf(&o, ", \"files_dropped\": %llu",
 	    (unsigned long long)atomic_load_explicit(&s->files_dropped, memory_order_relaxed));
-	out(&o, "}, \"hit_ratio_ops\": %.4f, \"hit_ratio_bytes\": %.4f, \"latency_us\": {",
+	json_buf_printf(&o, "}, \"hit_ratio_ops\": %.4f, \"hit_ratio_bytes\": %.4f, \"latency_us\": {",
 	    ratio(c[STATS_READ_OPS_CACHE], c[STATS_READ_OPS_CACHE] + c[STATS_READ_OPS_ORIGIN]),
 	    ratio(c[STATS_READ_BYTES_CACHE], c[STATS_READ_BYTES_CACHE] + c[STATS_READ_BYTES_ORIGIN]));
 	for (int i = 0; i < STATS_LAT_COUNT; i++) {
@@ -331,6 +310,6 @@ int stats_snapshot_json(const struct stats *s, const struct stats_passthrough *p
 		snprintf(name, sizeof(name), "passthrough_%s", latency_names[i]);
 		latency_json(&o, name, pt->lat_bucket[i], pt->lat_sum_ns[i], false);
 	}
-	out(&o, "}}");
+	json_buf_printf(&o, "}}");
 	return o.err ? o.err : (int)o.used;
 }

@@ -5,6 +5,7 @@
  * every 1 s (for 1 s and 1 min), every 5 s (5 min) and every 60 s (1 h). See stats.h.
  */
 #include "stats/stats.h"
+#include "util/json.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -101,34 +102,12 @@ static const struct stats_totals *ring_find(const struct stats_window_ring *r, i
 	return NULL;
 }
 
-struct buf_out {
-	char *buf;
-	size_t size, used;
-	int err;
-};
-
-static void put(struct buf_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(struct buf_out *o, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-	if (o->err)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(o->buf + o->used, o->size - o->used, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= o->size - o->used)
-		o->err = -ENOSPC;
-	else
-		o->used += (size_t)n;
-}
-
 static double ratio_of(uint64_t part, uint64_t whole)
 {
 	return whole ? (double)part / (double)whole : 0.0;
 }
 
-static void window_json(struct buf_out *o, const struct stats_totals *now,
+static void window_json(struct json_buf *o, const struct stats_totals *now,
                         const struct stats_totals *base, double seconds)
 {
 	static const char *const lat_names[STATS_WLAT_COUNT] = { "read_cache", "read_origin" };
@@ -139,7 +118,7 @@ static void window_json(struct buf_out *o, const struct stats_totals *now,
 	uint64_t wo = now->write_ops - base->write_ops, wb = now->write_bytes - base->write_bytes;
 	double sec = seconds > 0.001 ? seconds : 0.001;
 
-	put(o, "{\"seconds\": %.1f, \"read_ops_cache\": %llu, \"read_bytes_cache\": %llu, "
+	json_buf_printf(o, "{\"seconds\": %.1f, \"read_ops_cache\": %llu, \"read_bytes_cache\": %llu, "
 	    "\"read_ops_origin\": %llu, \"read_bytes_origin\": %llu, \"write_ops\": %llu, "
 	    "\"write_bytes\": %llu, \"hit_ratio_ops\": %.4f, \"hit_ratio_bytes\": %.4f, "
 	    "\"mb_per_s_cache\": %.3f, \"mb_per_s_origin\": %.3f, \"latency_us\": {",
@@ -153,37 +132,37 @@ static void window_json(struct buf_out *o, const struct stats_totals *now,
 			d[b] = (uint32_t)(now->lat[l][b] - base->lat[l][b]);
 			n += d[b];
 		}
-		put(o, "%s\"%s\": {\"count\": %llu", l ? ", " : "", lat_names[l], (unsigned long long)n);
+		json_buf_printf(o, "%s\"%s\": {\"count\": %llu", l ? ", " : "", lat_names[l], (unsigned long long)n);
 		if (n)
-			put(o, ", \"p50\": %.1f, \"p99\": %.1f}",
+			json_buf_printf(o, ", \"p50\": %.1f, \"p99\": %.1f}",
 			    (double)stats_buckets_percentile(d, STATS_WINDOW_BUCKETS, STATS_WINDOW_FIRST_BUCKET, 50) / 1000.0,
 			    (double)stats_buckets_percentile(d, STATS_WINDOW_BUCKETS, STATS_WINDOW_FIRST_BUCKET, 99) / 1000.0);
 		else
-			put(o, ", \"p50\": null, \"p99\": null}");
+			json_buf_printf(o, ", \"p50\": null, \"p99\": null}");
 	}
-	put(o, "}}");
+	json_buf_printf(o, "}}");
 }
 
 int stats_windows_json(struct stats_windows *w, const struct stats_totals *now, char *buf,
                        size_t size)
 {
 	static const struct stats_totals zero;
-	struct buf_out o = { buf, size, 0, 0 };
+	struct json_buf o = { buf, size, 0, 0 };
 
 	if (!size)
 		return -ENOSPC;
 	pthread_mutex_lock(&w->lock);
-	put(&o, "\"windows\": {");
+	json_buf_printf(&o, "\"windows\": {");
 	for (unsigned i = 0; i < sizeof(windows) / sizeof(windows[0]); i++) {
 		const struct stats_totals *base = NULL;
 		int64_t from;
 		if (windows[i].ms)
 			base = ring_find(&w->ring[windows[i].ring], now->t_ms - windows[i].ms);
 		from = base ? base->t_ms : w->start_ms;
-		put(&o, "%s\"%s\": ", i ? ", " : "", windows[i].name);
+		json_buf_printf(&o, "%s\"%s\": ", i ? ", " : "", windows[i].name);
 		window_json(&o, now, base ? base : &zero, (double)(now->t_ms - from) / 1000.0);
 	}
-	put(&o, "}");
+	json_buf_printf(&o, "}");
 	pthread_mutex_unlock(&w->lock);
 	return o.err ? o.err : (int)o.used;
 }

@@ -1,6 +1,8 @@
-/* json: string escaping (contract in json.h). */
+/* json: string escaping and the JSON buffer builder (contract in json.h). */
 #include "util/json.h"
 
+#include <errno.h>
+#include <stdarg.h>
 #include <string.h>
 
 /* The escape of ch into esc (at most 7 bytes with the terminator). */
@@ -43,4 +45,19 @@ const char *json_escape(const char *s, char *out, size_t size)
 	}
 	out[used] = '\0';
 	return out;
+}
+
+void json_buf_printf(struct json_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+	if (b->err)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(b->buf + b->used, b->size - b->used, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= b->size - b->used)
+		b->err = -ENOSPC;
+	else
+		b->used += (size_t)n;
 }

@@ -13,4 +13,13 @@ void json_write_string(FILE *f, const char *s);
  * left out whole. Returns out. */
 const char *json_escape(const char *s, char *out, size_t size);
 
+/* JSON text built in the caller's buffer: once an append does not fit, err is -ENOSPC and
+ * every later append does nothing, so the builder checks once at the end. */
+struct json_buf {
+	char *buf;
+	size_t size, used;
+	int err;
+};
+void json_buf_printf(struct json_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 #endif
