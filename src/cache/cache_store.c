@@ -293,6 +293,21 @@ static struct cache_object **table_slot(struct cache_store *store, struct cache_
 	return slot;
 }
 
+/* A new object for key, with one reference, into the empty slot. store->table_lock held. */
+static void table_insert_locked(struct cache_store *store, struct cache_object **slot,
+                                struct cache_object *fresh, struct cache_key key)
+{
+	fresh->store = store;
+	fresh->key = key;
+	cache_object_name(key, fresh->name);
+	fresh->refs = 1;
+	fresh->in_table = true;
+	fresh->data_fd = -1;
+	pthread_mutex_init(&fresh->lock, NULL);
+	*slot = fresh;
+	store->open_objects++;
+}
+
 int cache_store_object_get(struct cache_store *store, struct cache_key key,
                            struct cache_object **out)
 {
@@ -309,15 +324,7 @@ int cache_store_object_get(struct cache_store *store, struct cache_key key,
 		free(fresh);
 		return 0;
 	}
-	fresh->store = store;
-	fresh->key = key;
-	cache_object_name(key, fresh->name);
-	fresh->refs = 1;
-	fresh->in_table = true;
-	fresh->data_fd = -1;
-	pthread_mutex_init(&fresh->lock, NULL);
-	*slot = fresh;
-	store->open_objects++;
+	table_insert_locked(store, slot, fresh, key);
 	pthread_mutex_unlock(&store->table_lock);
 	*out = fresh;
 	return 0;
@@ -337,15 +344,7 @@ int cache_store_object_get_unused(struct cache_store *store, struct cache_key ke
 		free(fresh);
 		return -EBUSY;
 	}
-	fresh->store = store;
-	fresh->key = key;
-	cache_object_name(key, fresh->name);
-	fresh->refs = 1;
-	fresh->in_table = true;
-	fresh->data_fd = -1;
-	pthread_mutex_init(&fresh->lock, NULL);
-	*slot = fresh;
-	store->open_objects++;
+	table_insert_locked(store, slot, fresh, key);
 	pthread_mutex_unlock(&store->table_lock);
 	*out = fresh;
 	return 0;
