@@ -39,7 +39,7 @@ FUZZ_FLAGS := -std=gnu11 -D_GNU_SOURCE -Isrc $(WARN) -g -O1 -fsanitize=fuzzer,ad
 FUZZ_SECONDS ?= 30
 FUZZ_BIN := build/fuzz/fuzz_fuse_request build/fuzz/fuzz_control build/fuzz/fuzz_web
 
-.PHONY: all deps check unit integ diff demo clean bench fuzz
+.PHONY: all deps check unit integ diff demo clean bench fuzz FORCE
 all: build/cachemax build/san/cachemax $(TOOL_BIN)
 
 deps:
@@ -65,6 +65,17 @@ build/bpf/passthrough.bpf.o: src/stats/bpf/passthrough.bpf.c src/stats/bpf/passt
 $(BPF_SKEL): build/bpf/passthrough.bpf.o
 	$(BPFTOOL) gen skeleton $< name passthrough_bpf > $@.tmp && mv $@.tmp $@
 build/obj/src/stats/stats_bpf.o build/san/src/stats/stats_bpf.o: $(BPF_SKEL)
+
+# `cachemax --version`: the commit built (git describe), or VERSION_FALLBACK outside a git
+# checkout; `make VERSION=x` overrides. Only main.o carries it, rebuilt when it changes
+# (build/version holds the last one), so a rebuild of the same tree gives the same binary.
+VERSION_FALLBACK := 0.6.0
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo $(VERSION_FALLBACK))
+build/obj/src/cli/main.o build/san/src/cli/main.o: CFLAGS += -DCACHEMAX_VERSION='"$(VERSION)"'
+build/obj/src/cli/main.o build/san/src/cli/main.o: build/version
+build/version: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' > $@
 
 build/cachemax: $(LIB_OBJ) $(CLI_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)

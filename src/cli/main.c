@@ -25,73 +25,149 @@
 #define EXIT_USAGE 2
 #define STOP_WAIT_SECONDS 10
 
-static const char usage_text[] =
-	"usage: cachemax <command> [options]\n"
-	"\n"
-	"Accelerates a directory in place with a cache on a fast device.\n"
-	"\n"
-	"commands:\n"
-	"  start DIR --cache CACHEDIR [options]   accelerate DIR (same path, no new mount point to use)\n"
-	"      --cache CACHEDIR        cache directory on the fast device (created root-owned 0700 if\n"
-	"                              missing); it and every directory above it must be root's and\n"
-	"                              not writable by others (sticky ones like /tmp excepted above it)\n"
-	"      --no-passthrough        serve every read and write through the daemon\n"
-	"      --threads N             FUSE worker threads (1-16, default 4)\n"
-	"      --attr-timeout SEC      seconds the kernel may cache attributes (default 1)\n"
-	"      --entry-timeout SEC     seconds the kernel may cache names (default 1)\n"
-	"      --size SIZE             cache capacity, e.g. 20G (default: the size given before, or\n"
-	"                              80% of the cache file system's free space at first start)\n"
-	"      --pin GLOB              keep matching files cached (relative to DIR; repeatable)\n"
-	"      --exclude GLOB          never cache matching files (relative to DIR; repeatable)\n"
-	"      --complete-max SIZE     complete files up to SIZE in the background after their\n"
-	"                              first read (default 64M; 0: never)\n"
-	"      --first-read MODE       origin (default): a file the cache holds nothing of is read\n"
-	"                              from the original at native speed, and cached after its\n"
-	"                              close (a file over --complete-max: what that read left in\n"
-	"                              the page cache; the next read fills the rest); fill: that\n"
-	"                              read goes through the daemon and fills the cache as it\n"
-	"                              goes (one read of the original, not two:\n"
-	"                              for network shares and other metered or slow originals)\n"
-	"      --io-uring              serve requests through FUSE-over-io_uring, one queue per CPU\n"
-	"                              (turns on the fuse module's enable_uring; without this\n"
-	"                              option io_uring is used only if enable_uring is already Y;\n"
-	"                              its value before is put back when the last daemon that\n"
-	"                              relies on it ends)\n"
-	"      --no-io-uring           serve requests through /dev/fuse only\n"
-	"      --allow-submounts       accelerate DIR although other file systems are mounted\n"
-	"                              below it (they are then served through the mount too);\n"
-	"                              without it such a DIR is refused and they are listed\n"
-	"      --public-stats          let every local user read 'stats' (the control socket is\n"
-	"                              then open to all; evict and every change stay root's)\n"
-	"      --count-syscalls        where the kernel refuses fexit programs, count passthrough\n"
-	"                              reads with BPF hooks on every system call instead: exact\n"
-	"                              for read(2) and kin, but each system call on the machine\n"
-	"                              costs about 1.5 us more (without it: opens are counted)\n"
-	"      --foreground            run the daemon in this process, without a watchdog\n"
-	"  stop DIR [--lazy]          give DIR back exactly as it was; refuses while files under it\n"
-	"                             are open unless --lazy (detach now, finish when closed);\n"
-	"                             also clears a dead mount left by a crash\n"
-	"  status [--json]            every accelerated directory: cache, health (ok only while the\n"
-	"                             cache serves), daemon, transport, passthrough, uptime\n"
-	"  stats DIR [--json] [--watch SEC [--count N]]\n"
-	"                             reads from cache and origin (passthrough reads counted in the\n"
-	"                             kernel by BPF where it allows), hit ratio, writes, latency,\n"
-	"                             windows (1s 1m 5m 1h total), top files; --watch redraws every\n"
-	"                             SEC seconds with rates\n"
-	"  evict DIR [PATH...]        drop cache copies: all of DIR's, or those of the files given\n"
-	"                             (start, stop and evict are root's; status is for everyone,\n"
-	"                             stats too if the daemon was started with --public-stats)\n"
-	"  bench DIR --cache CACHEDIR [--size SIZE] [--runtime SEC] [--buffered] [--json]\n"
-	"                             SEQ1M and RND4K read/write on the original, the cache device\n"
-	"                             and DIR accelerated (cold, warm); cleans up after itself and\n"
-	"                             leaves DIR accelerated or not, as it was (docs/BENCH.md);\n"
-	"                             --size of the scratch file (default 256M), --runtime per test\n"
-	"                             (default 5), --buffered instead of O_DIRECT\n"
-	"  web [--listen ADDR:PORT]   Prometheus /metrics and a live dashboard for every accelerated\n"
-	"                             directory (default 127.0.0.1:9477; root only); prints the\n"
-	"                             dashboard's address with a new token first; /metrics needs no\n"
-	"                             token from loopback; runs until Ctrl-C (docs/WEB.md)\n"
-	"  help                       this text\n";
+#ifndef CACHEMAX_VERSION
+#define CACHEMAX_VERSION "unknown (built without the Makefile)"
+#endif
+
+static int cmd_start(int argc, char **argv);
+static int cmd_stop(int argc, char **argv);
+static int cmd_status(int argc, char **argv);
+static int cmd_stats(int argc, char **argv);
+static int cmd_evict(int argc, char **argv);
+static int cmd_version(int argc, char **argv);
+static int cmd_help(int argc, char **argv);
+
+/* Every command: how it runs (with the arguments after the command word; argv[0] is the
+ * program) and its help, from which both `cachemax help` (all of them) and `cachemax help
+ * COMMAND` (one) are printed: the usage line after "cachemax ", what it does, its options. */
+struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *usage;
+	const char *summary;
+	const char *options;   /* NULL: none besides those in the usage line */
+};
+
+static const struct command commands[] = {
+	{ "start", cmd_start, "start DIR --cache CACHEDIR [options]",
+	  "accelerate DIR (same path, no new mount point to use)\n",
+	  "--cache CACHEDIR        cache directory on the fast device (created root-owned 0700 if\n"
+	  "                        missing); it and every directory above it must be root's and\n"
+	  "                        not writable by others (sticky ones like /tmp excepted above it)\n"
+	  "--no-passthrough        serve every read and write through the daemon\n"
+	  "--threads N             FUSE worker threads (1-16, default 4)\n"
+	  "--attr-timeout SEC      seconds the kernel may cache attributes (default 1)\n"
+	  "--entry-timeout SEC     seconds the kernel may cache names (default 1)\n"
+	  "--size SIZE             cache capacity, e.g. 20G (default: the size given before, or\n"
+	  "                        80% of the cache file system's free space at first start)\n"
+	  "--pin GLOB              keep matching files cached (relative to DIR; repeatable)\n"
+	  "--exclude GLOB          never cache matching files (relative to DIR; repeatable)\n"
+	  "--complete-max SIZE     complete files up to SIZE in the background after their\n"
+	  "                        first read (default 64M; 0: never)\n"
+	  "--first-read MODE       origin (default): a file the cache holds nothing of is read\n"
+	  "                        from the original at native speed, and cached after its\n"
+	  "                        close (a file over --complete-max: what that read left in\n"
+	  "                        the page cache; the next read fills the rest); fill: that\n"
+	  "                        read goes through the daemon and fills the cache as it\n"
+	  "                        goes (one read of the original, not two:\n"
+	  "                        for network shares and other metered or slow originals)\n"
+	  "--io-uring              serve requests through FUSE-over-io_uring, one queue per CPU\n"
+	  "                        (turns on the fuse module's enable_uring; without this\n"
+	  "                        option io_uring is used only if enable_uring is already Y;\n"
+	  "                        its value before is put back when the last daemon that\n"
+	  "                        relies on it ends)\n"
+	  "--no-io-uring           serve requests through /dev/fuse only\n"
+	  "--allow-submounts       accelerate DIR although other file systems are mounted\n"
+	  "                        below it (they are then served through the mount too);\n"
+	  "                        without it such a DIR is refused and they are listed\n"
+	  "--public-stats          let every local user read 'stats' (the control socket is\n"
+	  "                        then open to all; evict and every change stay root's)\n"
+	  "--count-syscalls        where the kernel refuses fexit programs, count passthrough\n"
+	  "                        reads with BPF hooks on every system call instead: exact\n"
+	  "                        for read(2) and kin, but each system call on the machine\n"
+	  "                        costs about 1.5 us more (without it: opens are counted)\n"
+	  "--foreground            run the daemon in this process, without a watchdog\n" },
+	{ "stop", cmd_stop, "stop DIR [--lazy]",
+	  "give DIR back exactly as it was; refuses while files under it are open unless --lazy;\n"
+	  "also clears a dead mount left by a crash\n",
+	  "--lazy                  detach now, finish when the files are closed\n" },
+	{ "status", cmd_status, "status [--json]",
+	  "every accelerated directory: cache, health (ok only while the cache serves), daemon,\n"
+	  "transport, passthrough, uptime; for everyone\n",
+	  "--json                  one JSON document\n" },
+	{ "stats", cmd_stats, "stats DIR [--json] [--watch SEC [--count N]]",
+	  "reads from cache and origin (passthrough reads counted in the kernel by BPF where it\n"
+	  "allows), hit ratio, writes, latency, windows (1s 1m 5m 1h total), top files; root's,\n"
+	  "everyone's if the daemon was started with --public-stats\n",
+	  "--json                  one JSON document\n"
+	  "--watch SEC             redraw every SEC seconds, with rates\n"
+	  "--count N               stop after N screens\n" },
+	{ "evict", cmd_evict, "evict DIR [PATH...]",
+	  "drop cache copies: all of DIR's, or those of the files given\n",
+	  NULL },
+	{ "bench", cmd_bench, "bench DIR --cache CACHEDIR [--size SIZE] [--runtime SEC] [--buffered] [--json]",
+	  "SEQ1M and RND4K read/write on the original, the cache device and DIR accelerated (cold,\n"
+	  "warm); cleans up after itself and leaves DIR accelerated or not, as it was (docs/BENCH.md)\n",
+	  "--cache CACHEDIR        cache directory on the fast device, as for start\n"
+	  "--size SIZE             size of the scratch file (default 256M)\n"
+	  "--runtime SEC           seconds per test (default 5)\n"
+	  "--buffered              through the page cache instead of O_DIRECT\n"
+	  "--json                  one JSON document\n" },
+	{ "web", cmd_web, "web [--listen ADDR:PORT]",
+	  "Prometheus /metrics and a live dashboard for every accelerated directory (root only);\n"
+	  "prints the dashboard's address with a new token first; /metrics needs no token from\n"
+	  "loopback; runs until Ctrl-C (docs/WEB.md)\n",
+	  "--listen ADDR:PORT      where to listen (default 127.0.0.1:9477)\n" },
+	{ "version", cmd_version, "version",
+	  "the version of cachemax (also: cachemax --version)\n", NULL },
+	{ "help", cmd_help, "help [COMMAND]",
+	  "every command's help, or one command's (also: cachemax COMMAND --help)\n", NULL },
+};
+
+#define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
+
+static const struct command *command_find(const char *name)
+{
+	for (size_t i = 0; i < COMMAND_COUNT; i++)
+		if (!strcmp(commands[i].name, name))
+			return &commands[i];
+	return NULL;
+}
+
+/* Each line of text, after indent spaces. */
+static void print_indented(FILE *f, const char *text, int indent)
+{
+	while (text && *text) {
+		size_t n = strcspn(text, "\n");
+		fprintf(f, "%*s%.*s\n", indent, "", (int)n, text);
+		text += n + (text[n] == '\n');
+	}
+}
+
+static void help_print_all(FILE *f)
+{
+	fputs("usage: cachemax <command> [options]\n"
+	      "\n"
+	      "Accelerates a directory in place with a cache on a fast device.\n"
+	      "\n"
+	      "commands:\n", f);
+	for (size_t i = 0; i < COMMAND_COUNT; i++) {
+		fprintf(f, "  %s\n", commands[i].usage);
+		print_indented(f, commands[i].summary, 6);
+		print_indented(f, commands[i].options, 6);
+	}
+	fputs("\n'cachemax COMMAND --help' or 'cachemax help COMMAND': one command's help\n", f);
+}
+
+static void help_print_one(const struct command *h)
+{
+	printf("usage: cachemax %s\n\n", h->usage);
+	print_indented(stdout, h->summary, 2);
+	if (h->options) {
+		printf("\noptions:\n");
+		print_indented(stdout, h->options, 2);
+	}
+}
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int usage_error(const char *fmt, ...)
@@ -906,34 +982,53 @@ static int cmd_evict(int argc, char **argv)
 	return status;
 }
 
+static int cmd_version(int argc, char **argv)
+{
+	if (argc > 1)
+		return usage_error("%s", "'version' takes no arguments");
+	printf("cachemax %s\n", CACHEMAX_VERSION);
+	return 0;
+}
+
+static int cmd_help(int argc, char **argv)
+{
+	const struct command *h;
+
+	if (argc == 1) {
+		help_print_all(stdout);
+		return 0;
+	}
+	if (argc > 2)
+		return usage_error("%s", "'help' takes at most one command: cachemax help [COMMAND]");
+	h = command_find(argv[1]);
+	if (!h)
+		return usage_error("unknown command '%s'", argv[1]);
+	help_print_one(h);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	const char *cmd = argc > 1 ? argv[1] : NULL;
+	const char *name = argc > 1 ? argv[1] : NULL;
+	const struct command *cmd;
 
-	if (!cmd || !strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
-		fputs(usage_text, cmd ? stdout : stderr);
-		return cmd ? 0 : EXIT_USAGE;
+	if (!name) {
+		help_print_all(stderr);
+		return EXIT_USAGE;
 	}
-	/* `cachemax COMMAND --help`: the same text, whatever else the line holds */
+	if (!strcmp(name, "--help") || !strcmp(name, "-h"))
+		name = "help";
+	else if (!strcmp(name, "--version"))
+		name = "version";
+	cmd = command_find(name);
+	if (!cmd)
+		return usage_error("unknown command '%s'", name);
+	/* `cachemax COMMAND --help`: that command's help, whatever else the line holds */
 	for (int i = 2; i < argc && strcmp(argv[i], "--"); i++)
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			fputs(usage_text, stdout);
+			help_print_one(cmd);
 			return 0;
 		}
 	argv[1] = argv[0];  /* so getopt sees "cachemax" as the program and the rest as arguments */
-	if (!strcmp(cmd, "start"))
-		return cmd_start(argc - 1, argv + 1);
-	if (!strcmp(cmd, "stop"))
-		return cmd_stop(argc - 1, argv + 1);
-	if (!strcmp(cmd, "status"))
-		return cmd_status(argc - 1, argv + 1);
-	if (!strcmp(cmd, "stats"))
-		return cmd_stats(argc - 1, argv + 1);
-	if (!strcmp(cmd, "evict"))
-		return cmd_evict(argc - 1, argv + 1);
-	if (!strcmp(cmd, "bench"))
-		return cmd_bench(argc - 1, argv + 1);
-	if (!strcmp(cmd, "web"))
-		return cmd_web(argc - 1, argv + 1);
-	return usage_error("unknown command '%s'", cmd);
+	return cmd->run(argc - 1, argv + 1);
 }

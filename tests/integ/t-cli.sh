@@ -27,6 +27,27 @@ for cmd in help "start --help" "stop -h" "stats /x --help"; do
   out=$("$CACHEMAX" $cmd)
   [[ $out != *%%* ]] || fail "'cachemax $cmd' prints a printf escape (%%)"
 done
+# Each command's own help: its usage line and options, not another command's.
+for cmd in "start --help" "help start" "start /x --cache -h"; do
+  # shellcheck disable=SC2086
+  expect 0 "^usage: cachemax start DIR" "$CACHEMAX" $cmd
+  # shellcheck disable=SC2086
+  out=$("$CACHEMAX" $cmd)
+  [[ $out == *--first-read* && $out != *--lazy* && $out != *--listen* ]] \
+    || fail "'cachemax $cmd' is not start's help alone: $out"
+done
+for c in stop status stats evict bench web version help; do
+  [ "$("$CACHEMAX" "$c" --help)" = "$("$CACHEMAX" help "$c")" ] || fail "'$c --help' and 'help $c' differ"
+  expect 0 "^usage: cachemax $c" "$CACHEMAX" help "$c"
+done
+expect 0 "--lazy" "$CACHEMAX" stop --help
+expect 2 "unknown command 'frobnicate'" "$CACHEMAX" help frobnicate
+expect 2 "unknown command 'frobnicate'" "$CACHEMAX" frobnicate --help
+[[ $("$CACHEMAX" help) == *--count-syscalls*--listen* ]] || fail "'cachemax help' does not list every option"
+# The version: the build's git describe (or the Makefile's fallback), the same both ways.
+expect 0 "^cachemax [0-9a-f][-.0-9a-z]*$" "$CACHEMAX" --version
+[ "$("$CACHEMAX" version)" = "$("$CACHEMAX" --version)" ] || fail "'version' and '--version' differ"
+expect 2 "no arguments" "$CACHEMAX" version extra
 expect 2 "needs --cache" "$CACHEMAX" start "$D"
 expect 2 "exactly one directory" "$CACHEMAX" start --cache "$C"
 expect 2 "--threads" "$CACHEMAX" start "$D" --cache "$C" --threads 0
