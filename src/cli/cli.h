@@ -4,6 +4,15 @@
 #ifndef CACHEMAX_CLI_H
 #define CACHEMAX_CLI_H
 
+#include <stddef.h>
+
+/* The option string every command gives getopt_long: ':' first, so that a missing value is
+ * told apart from an unknown option (main sets opterr to 0). */
+#define CLI_OPTSTRING ":"
+
+/* What getopt_long's return c ('?' or ':') means, in buf, naming the option as typed. */
+const char *cli_option_problem(int c, char **argv, char *buf, size_t size);
+
 /* cachemax bench DIR --cache CACHEDIR [--size SIZE] [--runtime SEC] [--buffered] [--json] */
 int cmd_bench(int argc, char **argv);
 

@@ -72,10 +72,14 @@ int cmd_bench(int argc, char **argv)
 	o.size = BENCH_SIZE_DEFAULT;
 	o.runtime = BENCH_RUNTIME_DEFAULT;
 	o.direct = true;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, CLI_OPTSTRING, opts, NULL)) != -1) {
 		char *end;
 		switch (c) {
-		case 'c': cache = optarg; break;
+		case 'c':
+			if (optarg[0] != '/')
+				return bench_usage("--cache takes an absolute path such as /mnt/fast/cmcache, not '%s'", optarg);
+			cache = optarg;
+			break;
 		case 's':
 			if (size_parse(optarg, &o.size) < 0 || o.size < BENCH_SIZE_MIN)
 				return bench_usage("--size takes a size of at least 1M such as 64M or 1G, not '%s'", optarg);
@@ -87,7 +91,7 @@ int cmd_bench(int argc, char **argv)
 			break;
 		case 'b': o.direct = false; break;
 		case 'j': json = true; break;
-		default: return bench_usage("%s", "unknown option for 'bench'");
+		default: return bench_usage("'bench': %s", cli_option_problem(c, argv, err, sizeof(err)));
 		}
 	}
 	if (optind + 1 != argc)

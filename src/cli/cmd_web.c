@@ -18,11 +18,13 @@ int cmd_web(int argc, char **argv)
 	const char *listen = WEB_LISTEN_DEFAULT;
 	/* CACHEMAX_CHARTJS: another Chart.js file (tests use a missing one). */
 	const char *chartjs = getenv("CACHEMAX_CHARTJS");
+	char problem[256];
 	int c;
 
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, CLI_OPTSTRING, opts, NULL)) != -1) {
 		if (c != 'l') {
-			fprintf(stderr, "cachemax: unknown option for 'web'\nrun 'cachemax help' for usage\n");
+			fprintf(stderr, "cachemax: 'web': %s\nrun 'cachemax help' for usage\n",
+			        cli_option_problem(c, argv, problem, sizeof(problem)));
 			return 2;
 		}
 		listen = optarg;

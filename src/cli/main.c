@@ -51,9 +51,10 @@ struct command {
 static const struct command commands[] = {
 	{ "start", cmd_start, "start DIR --cache CACHEDIR [options]",
 	  "accelerate DIR (same path, no new mount point to use)\n",
-	  "--cache CACHEDIR        cache directory on the fast device (created root-owned 0700 if\n"
-	  "                        missing); it and every directory above it must be root's and\n"
-	  "                        not writable by others (sticky ones like /tmp excepted above it)\n"
+	  "--cache CACHEDIR        cache directory on the fast device, an absolute path (created\n"
+	  "                        root-owned 0700 if missing); it and every directory above it\n"
+	  "                        must be root's and not writable by others (sticky ones like\n"
+	  "                        /tmp excepted above it)\n"
 	  "--no-passthrough        serve every read and write through the daemon\n"
 	  "--threads N             FUSE worker threads (1-16, default 4)\n"
 	  "--attr-timeout SEC      seconds the kernel may cache attributes (default 1)\n"
@@ -108,7 +109,7 @@ static const struct command commands[] = {
 	{ "bench", cmd_bench, "bench DIR --cache CACHEDIR [--size SIZE] [--runtime SEC] [--buffered] [--json]",
 	  "SEQ1M and RND4K read/write on the original, the cache device and DIR accelerated (cold,\n"
 	  "warm); cleans up after itself and leaves DIR accelerated or not, as it was (docs/BENCH.md)\n",
-	  "--cache CACHEDIR        cache directory on the fast device, as for start\n"
+	  "--cache CACHEDIR        cache directory on the fast device (absolute), as for start\n"
 	  "--size SIZE             size of the scratch file (default 256M)\n"
 	  "--runtime SEC           seconds per test (default 5)\n"
 	  "--buffered              through the page cache instead of O_DIRECT\n"
@@ -179,6 +180,13 @@ static int usage_error(const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "\nrun 'cachemax help' for usage\n");
 	return EXIT_USAGE;
+}
+
+/* getopt_long returned '?' or ':' for command cmd. */
+static int option_error(const char *cmd, int c, char **argv)
+{
+	char problem[CONTROL_PATH_MAX + 64];
+	return usage_error("'%s': %s", cmd, cli_option_problem(c, argv, problem, sizeof(problem)));
 }
 
 static bool path_inside(const char *inner, const char *outer)
@@ -299,9 +307,14 @@ static int cmd_start(int argc, char **argv)
 	int c, rc;
 
 	o = defaults;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, CLI_OPTSTRING, opts, NULL)) != -1) {
 		switch (c) {
-		case 'c': cache = optarg; break;
+		case 'c':
+			/* Relative to where start happened to run is rarely meant, and then invisible. */
+			if (optarg[0] != '/')
+				return usage_error("--cache takes an absolute path such as /mnt/fast/cachemax, not '%s'", optarg);
+			cache = optarg;
+			break;
 		case 's':
 			if (size_parse(optarg, &o.size) < 0 || o.size < DAEMON_SIZE_MIN)
 				return usage_error("--size takes a size of at least 1M such as 512M or 20G, not '%s'", optarg);
@@ -353,7 +366,7 @@ static int cmd_start(int argc, char **argv)
 				return usage_error("--entry-timeout takes seconds (0 to 86400), not '%s'", optarg);
 			break;
 		case 'f': foreground = true; break;
-		default: return usage_error("%s", "unknown option for 'start'");
+		default: return option_error("start", c, argv);
 		}
 	}
 	if (optind + 1 != argc)
@@ -479,9 +492,9 @@ static int cmd_stop(int argc, char **argv)
 	struct stat st;
 	int c, count;
 
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, CLI_OPTSTRING, opts, NULL)) != -1) {
 		if (c != 'l')
-			return usage_error("%s", "unknown option for 'stop'");
+			return option_error("stop", c, argv);
 		lazy = true;
 	}
 	if (optind + 1 != argc)
@@ -634,9 +647,9 @@ static int cmd_status(int argc, char **argv)
 	struct status_ctx ctx = { 0 };
 	int c;
 
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, CLI_OPTSTRING, opts, NULL)) != -1) {
 		if (c != 'j')
-			return usage_error("%s", "unknown option for 'status'");
+			return option_error("status", c, argv);
 		ctx.json = true;
 	}
 	if (optind != argc)
@@ -867,7 +880,7 @@ static int cmd_stats(int argc, char **argv)
 	long count = -1;
 	int c, rc;
 
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, CLI_OPTSTRING, opts, NULL)) != -1) {
 		char *end;
 		switch (c) {
 		case 'j': json = true; break;
@@ -881,7 +894,7 @@ static int cmd_stats(int argc, char **argv)
 			if (*end || count < 1)
 				return usage_error("--count takes a positive number, not '%s'", optarg);
 			break;
-		default: return usage_error("%s", "unknown option for 'stats'");
+		default: return option_error("stats", c, argv);
 		}
 	}
 	if (optind + 1 != argc)
@@ -1029,6 +1042,7 @@ int main(int argc, char **argv)
 			help_print_one(cmd);
 			return 0;
 		}
+	opterr = 0;  /* cli_option_problem says what is wrong, once */
 	argv[1] = argv[0];  /* so getopt sees "cachemax" as the program and the rest as arguments */
 	return cmd->run(argc - 1, argv + 1);
 }

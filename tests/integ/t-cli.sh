@@ -49,6 +49,24 @@ expect 0 "^cachemax [0-9a-f][-.0-9a-z]*$" "$CACHEMAX" --version
 [ "$("$CACHEMAX" version)" = "$("$CACHEMAX" --version)" ] || fail "'version' and '--version' differ"
 expect 2 "no arguments" "$CACHEMAX" version extra
 expect 2 "needs --cache" "$CACHEMAX" start "$D"
+# A bad option: one message naming it, not getopt's followed by a contradicting one of ours.
+one_message() {  # one_message PATTERN command...: exit 2, PATTERN, and no second complaint
+  local pat=$1 out; shift
+  out=$("$@" 2>&1) && fail "'$*' succeeded"
+  [ "$(echo "$out" | grep -c "^cachemax: ")" -eq 1 ] && ! echo "$out" | grep -qE "requires an argument|unrecognized" \
+    || fail "'$*' said more than one thing: $out"
+  echo "$out" | grep -qE -- "$pat" || fail "'$*' said '$out', expected /$pat/"
+}
+one_message "'start': option '--cache' needs a value" "$CACHEMAX" start "$D" --cache
+one_message "'start': unknown option '--frobnicate'" "$CACHEMAX" start "$D" --frobnicate
+one_message "'stop': option '--lazy' takes no value" "$CACHEMAX" stop "$D" --lazy=yes
+one_message "'stats': option '--watch' needs a value" "$CACHEMAX" stats "$D" --watch
+one_message "'web': option '--listen' needs a value" "$CACHEMAX" web --listen
+one_message "'bench': unknown option '--frobnicate'" "$CACHEMAX" bench "$D" --frobnicate
+# A relative --cache would land wherever start happened to run: refused, nothing created.
+(cd "$T_SCRATCH" && expect 2 "--cache takes an absolute path.*'relcache'" "$CACHEMAX" start "$D" --cache relcache)
+[ ! -e "$T_SCRATCH/relcache" ] || fail "a refused relative --cache was created"
+expect 2 "--cache takes an absolute path" "$CACHEMAX" bench "$D" --cache relcache
 expect 2 "exactly one directory" "$CACHEMAX" start --cache "$C"
 expect 2 "--threads" "$CACHEMAX" start "$D" --cache "$C" --threads 0
 expect 1 "No such file" "$CACHEMAX" start "$T_SCRATCH/missing" --cache "$C"
