@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -59,8 +60,9 @@ static const struct command commands[] = {
 	  "--threads N             FUSE worker threads (1-16, default 4)\n"
 	  "--attr-timeout SEC      seconds the kernel may cache attributes (default 1)\n"
 	  "--entry-timeout SEC     seconds the kernel may cache names (default 1)\n"
-	  "--size SIZE             cache capacity, e.g. 20G (default: the size given before, or\n"
-	  "                        80% of the cache file system's free space at first start)\n"
+	  "--size SIZE             cache capacity, e.g. 20G, at most the cache file system's size\n"
+	  "                        (default: the size given before, or 80% of the cache file\n"
+	  "                        system's free space at first start)\n"
 	  "--pin GLOB              keep matching files cached (relative to DIR; repeatable)\n"
 	  "--exclude GLOB          never cache matching files (relative to DIR; repeatable)\n"
 	  "--complete-max SIZE     complete files up to SIZE in the background after their\n"
@@ -225,6 +227,25 @@ static int resolve_cache(const char *path, char *out, size_t size)
 		return 0;
 	}
 	return control_resolve_path(path, out, size);
+}
+
+/* The size of the file system the cache directory is on, or will be on once created: that of
+ * its nearest existing ancestor (named in at). */
+static int cache_fs_total(const char *cache, uint64_t *total, char *at, size_t size)
+{
+	char path[CONTROL_PATH_MAX];
+	struct statvfs sv;
+
+	snprintf(path, sizeof(path), "%s", cache);
+	while (statvfs(path, &sv) < 0) {
+		char *slash = strrchr(path, '/');
+		if (errno != ENOENT || !slash || !strcmp(path, "/"))
+			return -errno;
+		slash[slash == path] = '\0';  /* "/a" -> "/", "/a/b" -> "/a" */
+	}
+	*total = (uint64_t)sv.f_blocks * sv.f_frsize;
+	snprintf(at, size, "%s", path);
+	return 0;
 }
 
 /* Mounting over DIR covers every mount below it: refuse, and say which. */
@@ -414,6 +435,22 @@ static int cmd_start(int argc, char **argv)
 	}
 	if (!allow_submounts && refuse_submounts(o.dir))
 		return 1;
+	if (o.size) {
+		char at[CONTROL_PATH_MAX], given[32], fs_size[32];
+		uint64_t total = 0;
+		rc = cache_fs_total(o.cache, &total, at, sizeof(at));
+		if (rc < 0) {
+			fprintf(stderr, "cachemax: cannot find the size of the file system of '%s': %s\n", o.cache,
+			        strerror(-rc));
+			return 1;
+		}
+		if (o.size > total) {
+			fprintf(stderr, "cachemax: --size %s is larger than the cache's file system (%s in all, at "
+			        "'%s'): give at most %lluM\n", size_format(o.size, given, sizeof(given)),
+			        size_format(total, fs_size, sizeof(fs_size)), at, (unsigned long long)(total >> 20));
+			return 1;
+		}
+	}
 	/* Checked as far as it exists, created by root, then checked whole: nobody else can have
 	 * made or changed any part of it in between. */
 	if (control_trust_path(o.cache, "the cache directory", why, sizeof(why)) < 0) {

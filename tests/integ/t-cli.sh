@@ -80,6 +80,13 @@ if id nobody >/dev/null 2>&1 && command -v setpriv >/dev/null; then
   expect 1 "must run as root" setpriv --reuid=65534 --regid=65534 --clear-groups "$CACHEMAX" start "$D" --cache "$C"
 fi
 [ ! -e "$D/sub/cache" ] || fail "a refused start created the cache directory inside DIR"
+# --size beyond the whole cache file system (a million T on a tmpfs) is refused, naming both sizes.
+fs_size=$(df -B1 --output=size /dev/shm | tail -1)
+expect 1 "--size 977 PiB is larger than the cache's file system \([0-9.]+ [KMGT]iB in all, at '/dev/shm'\): give at most [0-9]+M" \
+  "$CACHEMAX" start "$D" --cache "$C" --size 1000000T
+[ ! -e "$C" ] || fail "a start refused for its --size created the cache directory"
+[ "$fs_size" -gt $((2 << 20)) ] && expect 1 "larger than the cache's file system" \
+  "$CACHEMAX" start "$D" --cache "$C" --size $((fs_size + (1 << 20)))
 
 before=$(cd "$D" && find . -printf '%p %m %s\n' | sort)
 t_mount "$D" "$C"
