@@ -106,7 +106,8 @@ static const struct command commands[] = {
 	  "--watch SEC             redraw every SEC seconds, with rates\n"
 	  "--count N               stop after N screens\n" },
 	{ "evict", cmd_evict, "evict DIR [PATH...]",
-	  "drop cache copies: all of DIR's, or those of the files given\n",
+	  "drop cache copies: all of DIR's, or those of the files given (a PATH that is not\n"
+	  "absolute is relative to DIR, like --pin globs)\n",
 	  NULL },
 	{ "bench", cmd_bench, "bench DIR --cache CACHEDIR [--size SIZE] [--runtime SEC] [--buffered] [--json]",
 	  "SEQ1M and RND4K read/write on the original, the cache device and DIR accelerated (cold,\n"
@@ -1002,7 +1003,13 @@ static int cmd_evict(int argc, char **argv)
 		const char *rel = "";
 		char *err;
 		if (argc > 2) {
-			if (control_resolve_path(argv[i], path, sizeof(path)) < 0 ||
+			/* Relative to DIR, as --pin globs are, not to wherever evict happens to run. */
+			char given[CONTROL_PATH_MAX * 2];
+			if (argv[i][0] == '/')
+				snprintf(given, sizeof(given), "%s", argv[i]);
+			else
+				snprintf(given, sizeof(given), "%s/%s", dir, argv[i]);
+			if (control_resolve_path(given, path, sizeof(path)) < 0 ||
 			    strncmp(path, dir, n) || (path[n] != '/' && path[n] != '\0')) {
 				fprintf(stderr, "cachemax: '%s' is not inside '%s'\n", argv[i], dir);
 				status = 1;
@@ -1028,7 +1035,9 @@ static int cmd_evict(int argc, char **argv)
 		}
 		total += (unsigned long long)json_number(reply, NULL, "evicted");
 	}
-	printf("evicted %llu cache cop%s\n", total, total == 1 ? "y" : "ies");
+	/* "evicted 0" next to an error reads as if the error were harmless */
+	if (!status || total)
+		printf("evicted %llu cache cop%s\n", total, total == 1 ? "y" : "ies");
 	return status;
 }
 

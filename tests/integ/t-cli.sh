@@ -93,6 +93,15 @@ t_mount "$D" "$C"
 [ -d "$C" ] || fail "start did not create the cache directory"
 expect 1 "already accelerated" "$CACHEMAX" start "$D" --cache "$C"
 [ "$(cat "$D/x")" = original ] || fail "content differs through the mount"
+# evict: a PATH that is not absolute is relative to DIR (like --pin), wherever evict runs;
+# an error is not followed by "evicted 0".
+out=$(cd / && "$CACHEMAX" evict "$D" x 2>&1) || fail "evict DIR x from /: $out"
+[[ $out =~ ^evicted\ [01]\ cache\ cop ]] || fail "evict DIR x said: $out"
+out=$(cd / && "$CACHEMAX" evict "$D" "$D/x" 2>&1) || fail "evict DIR DIR/x: $out"
+expect 1 "'../elsewhere' is not inside '$D'" "$CACHEMAX" evict "$D" ../elsewhere
+expect 1 "'/etc/hostname' is not inside" "$CACHEMAX" evict "$D" /etc/hostname
+out=$("$CACHEMAX" evict "$D" /etc/hostname 2>&1) && fail "evict outside DIR succeeded"
+[[ $out != *evicted* ]] || fail "an evict that failed also said: $out"
 echo more >> "$D/x"
 
 "$CACHEMAX" status | grep -q "^$D\$" || fail "status does not list $D"
