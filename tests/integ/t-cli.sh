@@ -45,7 +45,7 @@ expect 2 "unknown command 'frobnicate'" "$CACHEMAX" help frobnicate
 expect 2 "unknown command 'frobnicate'" "$CACHEMAX" frobnicate --help
 [[ $("$CACHEMAX" help) == *--count-syscalls*--listen* ]] || fail "'cachemax help' does not list every option"
 # The version: the build's git describe (or the Makefile's fallback), the same both ways.
-expect 0 "^cachemax [0-9a-f][-.0-9a-z]*$" "$CACHEMAX" --version
+expect 0 "^cachemax [0-9A-Za-z][-.+0-9A-Za-z]*$" "$CACHEMAX" --version
 [ "$("$CACHEMAX" version)" = "$("$CACHEMAX" --version)" ] || fail "'version' and '--version' differ"
 expect 2 "no arguments" "$CACHEMAX" version extra
 expect 2 "needs --cache" "$CACHEMAX" start "$D"
@@ -53,8 +53,9 @@ expect 2 "needs --cache" "$CACHEMAX" start "$D"
 one_message() {  # one_message PATTERN command...: exit 2, PATTERN, and no second complaint
   local pat=$1 out; shift
   out=$("$@" 2>&1) && fail "'$*' succeeded"
-  [ "$(echo "$out" | grep -c "^cachemax: ")" -eq 1 ] && ! echo "$out" | grep -qE "requires an argument|unrecognized" \
-    || fail "'$*' said more than one thing: $out"
+  if [ "$(echo "$out" | grep -c "^cachemax: ")" -ne 1 ] || echo "$out" | grep -qE "requires an argument|unrecognized"; then
+    fail "'$*' said more than one thing: $out"
+  fi
   echo "$out" | grep -qE -- "$pat" || fail "'$*' said '$out', expected /$pat/"
 }
 one_message "'start': option '--cache' needs a value" "$CACHEMAX" start "$D" --cache
