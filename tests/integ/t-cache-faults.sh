@@ -31,10 +31,12 @@ setup() {  # setup NAME: an origin with 4 files of 1.5 MiB
   echo "$d"
 }
 
-# ENOSPC: a cache device far smaller than the data.
+# ENOSPC: a cache device that fills up under the cache (start refuses a --size above the
+# device's size, so something else takes the space: the store's capacity is not reached).
 D=$(setup nospc); C=$SHM/tiny
-mkdir -p "$C"; mount -t tmpfs -o size=1m cmtest "$C"; T_BINDS+=("$C")
-t_mount "$D" "$C/cache" --size 64M   # a capacity above the device: its ENOSPC is hit
+mkdir -p "$C"; mount -t tmpfs -o size=64m,mode=0700 cmtest "$C"; T_BINDS+=("$C")
+t_mount "$D" "$C/cache" --size 60M
+head -c 63M /dev/zero > "$C/filler" 2>/dev/null || true   # about 1 MiB left for the cache
 check_reads "$D"
 [ "$(counter "$D" cache_errors)" -gt 0 ] || fail "ENOSPC on the cache device was not counted"
 t_unmount "$D"

@@ -54,12 +54,13 @@ grep -q "d02 f07" "$D/d02-moved/f07" || fail "a file in a directory renamed thro
 grep -q "d03 f05" "$D/d04/f05-moved" || fail "a file renamed through the mount reads wrong"
 stat "$D/d02-moved" > /dev/null || fail "stat of a directory renamed through the mount"
 
-# Renamed behind the cache: the old node answers ESTALE to the kernel, which looks up anew.
+# Renamed behind the cache (in the directory under bindfs, which no watch of the FUSE original
+# sees): the new names are found at once; an old name the kernel still caches lives out the
+# entry timeout (600 s here), as on any original without change watching (docs/ARCHITECTURE.md).
 mv "$S/d05/f03" "$S/d05/f03-behind"
 mv "$S/d06" "$S/d06-behind"
-sleep 0.5
 grep -q "d05 f03" "$D/d05/f03-behind" || fail "a file renamed behind the cache is not found by its new name"
 grep -q "d06 f02" "$D/d06-behind/f02" || fail "a directory renamed behind the cache is not found by its new name"
-[ ! -e "$D/d06/f02" ] || fail "a directory renamed behind the cache is still found by its old name"
+grep -q "d06 f09" "$D/d06-behind/f09" || fail "a file in a directory renamed behind the cache reads wrong"
 grep -qi "AddressSanitizer\|runtime error" "$CACHEMAX_RUN_DIR"/*.log && fail "sanitizer report"
 t_unmount "$D"
