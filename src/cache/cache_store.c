@@ -308,8 +308,10 @@ static void table_insert_locked(struct cache_store *store, struct cache_object *
 	store->open_objects++;
 }
 
-int cache_store_object_get(struct cache_store *store, struct cache_key key,
-                           struct cache_object **out)
+/* The object of key with one more reference: the one in the table (unless only_new: then
+ * -EBUSY), or a new one. */
+static int object_get(struct cache_store *store, struct cache_key key, bool only_new,
+                      struct cache_object **out)
 {
 	struct cache_object *fresh = calloc(1, sizeof(*fresh)), **slot;
 
@@ -318,11 +320,13 @@ int cache_store_object_get(struct cache_store *store, struct cache_key key,
 	pthread_mutex_lock(&store->table_lock);
 	slot = table_slot(store, key);
 	if (*slot) {
-		(*slot)->refs++;
-		*out = *slot;
+		if (!only_new) {
+			(*slot)->refs++;
+			*out = *slot;
+		}
 		pthread_mutex_unlock(&store->table_lock);
 		free(fresh);
-		return 0;
+		return only_new ? -EBUSY : 0;
 	}
 	table_insert_locked(store, slot, fresh, key);
 	pthread_mutex_unlock(&store->table_lock);
@@ -330,24 +334,16 @@ int cache_store_object_get(struct cache_store *store, struct cache_key key,
 	return 0;
 }
 
+int cache_store_object_get(struct cache_store *store, struct cache_key key,
+                           struct cache_object **out)
+{
+	return object_get(store, key, false, out);
+}
+
 int cache_store_object_get_unused(struct cache_store *store, struct cache_key key,
                                   struct cache_object **out)
 {
-	struct cache_object *fresh = calloc(1, sizeof(*fresh)), **slot;
-
-	if (!fresh)
-		return -ENOMEM;
-	pthread_mutex_lock(&store->table_lock);
-	slot = table_slot(store, key);
-	if (*slot) {
-		pthread_mutex_unlock(&store->table_lock);
-		free(fresh);
-		return -EBUSY;
-	}
-	table_insert_locked(store, slot, fresh, key);
-	pthread_mutex_unlock(&store->table_lock);
-	*out = fresh;
-	return 0;
+	return object_get(store, key, true, out);
 }
 
 static void table_unlink_locked(struct cache_object *obj)

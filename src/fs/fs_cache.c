@@ -114,14 +114,11 @@ bool fs_cache_bypassed(struct fs *fs, char *why, size_t why_size)
 
 /* ---- deleted files (cache_object_discard) and the scrub's handles ---------------------- */
 
-bool fs_cache_last_name(struct fs *fs, int dirfd, const char *name, struct cache_key *key)
+bool fs_cache_last_name(struct fs *fs, const struct stat *st, struct cache_key *key)
 {
-	struct stat st;
-
-	if (!fs->store || sys_fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-	    !S_ISREG(st.st_mode) || st.st_nlink != 1)
+	if (!fs->store || !S_ISREG(st->st_mode) || st->st_nlink != 1)
 		return false;
-	*key = cache_key_from_stat(&st);
+	*key = cache_key_from_stat(st);
 	return true;
 }
 

@@ -381,9 +381,11 @@ void fs_node_root_release(struct fs *fs);
  * the daemon's (EMFILE, ENFILE) is retried after closing cached fds and never returned. */
 int fs_node_fd(struct fs *fs, struct fs_node *n);
 void fs_node_fd_put(struct fs *fs, struct fs_node *n, int fd);
-/* Before name under dirfd goes or moves through the mount (unlink, rename): a node that is
- * reached by that name keeps its fd from now on (FS_REACH_PINNED). */
-void fs_node_name_leaving(struct fs *fs, int dirfd, const char *name);
+/* Before n's name goes or moves through the mount (unlink, rmdir, rename): if n is reached by
+ * that name, it keeps its fd from now on (FS_REACH_PINNED). */
+void fs_node_name_leaving(struct fs *fs, struct fs_node *n);
+/* Are any nodes reached by name? If not, fs_node_name_leaving has nothing to do. */
+bool fs_node_names_in_use(struct fs *fs);
 /* openat for the daemon's own fds (O_PATH lookups, opens): when the daemon runs out of fds it
  * closes cached ones and tries again; a limit it still hits is -ENOMEM, never EMFILE. */
 int fs_open_retry(struct fs *fs, int dirfd, const char *name, int flags, mode_t mode);
@@ -427,11 +429,11 @@ void fs_cache_before_origin_change(struct fs *fs, struct fs_node *n);
  * otherwise would look changed behind our back. Takes the node's locks. */
 void fs_cache_metadata_changed(struct fs *fs, struct fs_node *n);
 
-/* Deleted files return their space. Before a name goes (unlink, rename over it): true, with
- * the file's key, if it is the last name of a regular file (and there is a cache); once the
+/* Deleted files return their space. Before a name goes (unlink, rename over it), given what
+ * it leads to (st): true, with the file's key, if it is the last name of a regular file (and there is a cache); once the
  * name went, fs_cache_file_deleted() discards its cache object — at once, or at its last close
  * if the file is open (cache_object_discard). A hard link made in between only costs a miss. */
-bool fs_cache_last_name(struct fs *fs, int dirfd, const char *name, struct cache_key *key);
+bool fs_cache_last_name(struct fs *fs, const struct stat *st, struct cache_key *key);
 void fs_cache_file_deleted(struct fs *fs, struct cache_key key);
 /* The node's attributes may change with no request to us (a writable passthrough open: writes
  * through its mapping move mtime and ctime): replies give them no time in the kernel's cache. */

@@ -298,19 +298,16 @@ int fs_open_retry(struct fs *fs, int dirfd, const char *name, int flags, mode_t 
 	return fd;
 }
 
-void fs_node_name_leaving(struct fs *fs, int dirfd, const char *name)
+bool fs_node_names_in_use(struct fs *fs)
+{
+	return atomic_load_explicit(&fs->table.name_nodes, memory_order_relaxed) > 0;
+}
+
+void fs_node_name_leaving(struct fs *fs, struct fs_node *n)
 {
 	struct fs_fds *c = &fs->fds;
-	struct fs_node *n;
-	struct stat st;
 	int fd;
 
-	if (!atomic_load_explicit(&fs->table.name_nodes, memory_order_relaxed) ||
-	    sys_fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return;
-	n = fs_node_find_ref(fs, &st);
-	if (!n)
-		return;
 	if (n->reach == FS_REACH_NAME && (fd = fs_node_fd(fs, n)) >= 0) {
 		pthread_mutex_lock(&c->lock);
 		if (n->fd_slot >= 0 && c->slot[n->fd_slot].fd == fd && n->reach == FS_REACH_NAME) {
@@ -322,7 +319,6 @@ void fs_node_name_leaving(struct fs *fs, int dirfd, const char *name)
 		pthread_mutex_unlock(&c->lock);
 		fs_node_fd_put(fs, n, fd);
 	}
-	fs_node_forget(fs, n->nodeid, 1);
 }
 
 /* Keep fd (an O_PATH fd on n's inode) in the cache if n has no fd there yet, else close it. */

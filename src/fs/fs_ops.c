@@ -599,13 +599,21 @@ static void op_link(struct fuse_req *r, uint64_t ino, uint64_t newparent, const 
 	fs_node_fd_put(fs, p, pfd);
 }
 
-/* The node of name under dir, with a reference, if we know that inode (or NULL). */
-static struct fs_node *node_of_name(struct fs *fs, int dirfd, const char *name)
-{
+/* A name about to go or move through the mount (unlink, rmdir, rename): what it leads to, looked
+ * up once for everything that needs it (the cache's last-name check, the node's flags and
+ * fingerprint, keeping the fd of a node reached by that name). */
+struct leaving_name {
+	bool found;
 	struct stat st;
-	if (sys_fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
-		return NULL;
-	return fs_node_find_ref(fs, &st);
+	struct fs_node *node;         /* with a reference (drop it), or NULL: the kernel holds none */
+};
+
+static void leaving_name(struct fs *fs, int dirfd, const char *name, struct leaving_name *l)
+{
+	l->node = NULL;
+	l->found = sys_fstatat(dirfd, name, &l->st, AT_SYMLINK_NOFOLLOW) == 0;
+	if (l->found && (l->node = fs_node_find_ref(fs, &l->st)))
+		fs_node_name_leaving(fs, l->node);
 }
 
 /* After a link count change by name: refresh the fingerprint, then drop the reference. */
@@ -621,15 +629,16 @@ static void op_unlink(struct fuse_req *r, uint64_t parent, const char *name)
 {
 	struct fs *fs = FS_OF(r);
 	struct fs_node *p, *victim;
+	struct leaving_name l;
 	struct cache_key gone;
 	bool last;
 	int pfd, rc;
 
 	GET_NODE(fs, r, p, parent);
 	GET_NODE_FD(fs, r, p, pfd);
-	victim = node_of_name(fs, pfd, name);
-	last = fs_cache_last_name(fs, pfd, name, &gone);
-	fs_node_name_leaving(fs, pfd, name);
+	leaving_name(fs, pfd, name, &l);
+	victim = l.node;
+	last = l.found && fs_cache_last_name(fs, &l.st, &gone);
 	rc = sys_unlinkat(pfd, name, 0);
 	fs_node_fd_put(fs, p, pfd);
 	if (rc == 0 && last)
@@ -647,12 +656,16 @@ static void op_rmdir(struct fuse_req *r, uint64_t parent, const char *name)
 {
 	struct fs *fs = FS_OF(r);
 	struct fs_node *p;
+	struct leaving_name l = { .node = NULL };
 	int pfd, rc;
 	GET_NODE(fs, r, p, parent);
 	GET_NODE_FD(fs, r, p, pfd);
-	fs_node_name_leaving(fs, pfd, name);
+	if (fs_node_names_in_use(fs))  /* else nothing needs the name's stat */
+		leaving_name(fs, pfd, name, &l);
 	rc = sys_unlinkat(pfd, name, AT_REMOVEDIR);
 	fs_node_fd_put(fs, p, pfd);
+	if (l.node)
+		fs_node_forget(fs, l.node->nodeid, 1);
 	fuse_reply_err(r, -rc);
 }
 
@@ -662,6 +675,7 @@ static void op_rename(struct fuse_req *r, uint64_t parent, const char *name, uin
 	struct fs *fs = FS_OF(r);
 	struct fs_node *p, *np;
 	struct fs_node *moved, *replaced;
+	struct leaving_name from, to;
 	struct cache_key gone;
 	bool last;
 	int pfd, npfd, rc;
@@ -675,11 +689,11 @@ static void op_rename(struct fuse_req *r, uint64_t parent, const char *name, uin
 		fuse_reply_err(r, -npfd);
 		return;
 	}
-	moved = node_of_name(fs, pfd, name);
-	replaced = node_of_name(fs, npfd, newname);
-	last = !(flags & RENAME_EXCHANGE) && fs_cache_last_name(fs, npfd, newname, &gone);
-	fs_node_name_leaving(fs, pfd, name);
-	fs_node_name_leaving(fs, npfd, newname);
+	leaving_name(fs, pfd, name, &from);
+	leaving_name(fs, npfd, newname, &to);
+	moved = from.node;
+	replaced = to.node;
+	last = !(flags & RENAME_EXCHANGE) && to.found && fs_cache_last_name(fs, &to.st, &gone);
 	rc = sys_renameat2(pfd, name, npfd, newname, flags);
 	fs_node_fd_put(fs, p, pfd);
 	fs_node_fd_put(fs, np, npfd);
