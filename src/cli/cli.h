@@ -16,6 +16,12 @@ const char *cli_option_problem(int c, char **argv, char *buf, size_t size);
 /* cachemax bench DIR --cache CACHEDIR [--size SIZE] [--runtime SEC] [--buffered] [--json] */
 int cmd_bench(int argc, char **argv);
 
+/* cachemax warm DIR [PATH|GLOB...] [--verify] [--jobs N] [--json] (cmd_warm.c) */
+int cmd_warm(int argc, char **argv);
+
+/* cachemax verify DIR [PATH...] [--json] (cmd_warm.c) */
+int cmd_verify(int argc, char **argv);
+
 /* cachemax web [--listen ADDR:PORT] */
 int cmd_web(int argc, char **argv);
 

@@ -106,9 +106,22 @@ static const struct command commands[] = {
 	  "--watch SEC             redraw every SEC seconds, with rates\n"
 	  "--count N               stop after N screens\n" },
 	{ "evict", cmd_evict, "evict DIR [PATH...]",
-	  "drop cache copies: all of DIR's, or those of the files given (a PATH that is not\n"
-	  "absolute is relative to DIR, like --pin globs)\n",
+	  "drop cache copies: all of DIR's, or those of the files given, a directory's being every\n"
+	  "file below it (a PATH that is not absolute is relative to DIR, like --pin globs)\n",
 	  NULL },
+	{ "warm", cmd_warm, "warm DIR [PATH|GLOB...] [--verify] [--jobs N] [--json]",
+	  "complete the cache copies of DIR's files (or of the files, directories and globs given,\n"
+	  "relative to DIR, globs as for --pin) through the daemon's background fills, behind\n"
+	  "applications' reads; progress on a terminal; resumable (complete copies are skipped,\n"
+	  "partial ones kept); refuses a set larger than the cache keeps (root only)\n",
+	  "--verify                check each copy against the original (XXH3) once complete\n"
+	  "--jobs N                files in flight at once (1-64, default 2)\n"
+	  "--json                  one JSON document\n" },
+	{ "verify", cmd_verify, "verify DIR [PATH...] [--json]",
+	  "hash every complete cache copy (of DIR, or of the files and directories given) and its\n"
+	  "original with XXH3; names each mismatch and drops that copy (the next read goes to the\n"
+	  "original); exits 1 if any (root only)\n",
+	  "--json                  one JSON document\n" },
 	{ "bench", cmd_bench, "bench DIR --cache CACHEDIR [--size SIZE] [--runtime SEC] [--buffered] [--json]",
 	  "SEQ1M and RND4K read/write on the original, the cache device and DIR accelerated (cold,\n"
 	  "warm); cleans up after itself and leaves DIR accelerated or not, as it was (docs/BENCH.md)\n",

@@ -4,17 +4,6 @@
 #include <errno.h>
 #include <string.h>
 
-static const struct {
-	const char *name;
-	bool takes_arg;
-	bool read_only;
-} verbs[] = {
-	[CONTROL_VERB_PING] = { "ping", false, true },
-	[CONTROL_VERB_STATS] = { "stats", false, true },
-	[CONTROL_VERB_EVICT] = { "evict", true, false },
-};
-#define VERB_COUNT (sizeof(verbs) / sizeof(verbs[0]))
-
 /* A relative path that stays below the directory: no leading '/', no "." or ".." component,
  * no empty component, no NUL. */
 static bool rel_path_ok(const char *s, size_t len)
@@ -36,6 +25,17 @@ static bool rel_path_ok(const char *s, size_t len)
 	return true;
 }
 
+/* Verbs are lower-case words (a '-' inside); anything else is no verb of ours. */
+static bool verb_word_ok(const char *s, size_t len)
+{
+	if (len == 0 || len >= CONTROL_PROTO_VERB_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] == '-' && i > 0)))
+			return false;
+	return true;
+}
+
 int control_proto_parse(const char *buf, size_t len, struct control_proto_request *out)
 {
 	const char *nl = memchr(buf, '\n', len < CONTROL_PROTO_LINE_MAX ? len : CONTROL_PROTO_LINE_MAX);
@@ -53,22 +53,15 @@ int control_proto_parse(const char *buf, size_t len, struct control_proto_reques
 		arg = space + 1;
 		arg_len = line_len - word_len - 1;
 	}
-	for (size_t v = 0; v < VERB_COUNT; v++) {
-		if (strlen(verbs[v].name) != word_len || memcmp(verbs[v].name, buf, word_len))
-			continue;
-		if (space && (!verbs[v].takes_arg || arg_len >= CONTROL_PROTO_ARG_MAX ||
-		              !rel_path_ok(arg, arg_len)))
-			return -EINVAL;
-		out->verb = (enum control_verb)v;
-		if (arg_len)
-			memcpy(out->arg, arg, arg_len);
-		out->arg[arg_len] = '\0';
-		return (int)(nl - buf) + 1;
-	}
-	return -ENOSYS;
-}
-
-bool control_proto_read_only(enum control_verb verb)
-{
-	return (size_t)verb < VERB_COUNT && verbs[verb].read_only;
+	if (!verb_word_ok(buf, word_len))
+		return -ENOSYS;
+	if (space && (arg_len >= CONTROL_PROTO_ARG_MAX || !rel_path_ok(arg, arg_len)))
+		return -EINVAL;
+	memcpy(out->verb, buf, word_len);
+	out->verb[word_len] = '\0';
+	if (arg_len)
+		memcpy(out->arg, arg, arg_len);
+	out->arg[arg_len] = '\0';
+	out->has_arg = space != NULL;
+	return (int)(nl - buf) + 1;
 }

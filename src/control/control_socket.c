@@ -23,12 +23,23 @@ struct control_server {
 	int listen_fd;
 	int stop_pipe[2];
 	pthread_t thread;
-	control_handler_fn handler;
-	void *arg;
-	bool read_for_all;               /* read-only verbs answered to any local user */
+	struct control_target *target;
+	bool read_for_all;               /* public verbs answered to any local user */
 	struct control_proto_request request;  /* used by the server thread only */
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	char reply[CONTROL_REPLY_MAX + 1];  /* used by the server thread only */
+	pthread_mutex_t slow_lock;       /* protects slow_running */
+	pthread_cond_t slow_done;
+	unsigned slow_running;           /* slow requests being answered on their own threads */
+};
+
+/* A slow request, answered on its own thread (it owns fd and itself). */
+struct slow_request {
+	struct control_server *srv;
+	const struct control_verb *verb;
+	int fd;
+	char arg[CONTROL_PROTO_ARG_MAX];
+	char reply[CONTROL_REPLY_MAX + 1];
 };
 
 static int address_of(const char *path, struct sockaddr_un *addr)
@@ -65,11 +76,10 @@ static int wait_fd(int fd, short events, int64_t deadline)
 	}
 }
 
-/* Who may ask what: root anything; other users only read-only verbs, and only when the daemon
+/* Who may ask what: root anything; other users only public verbs, and only when the daemon
  * was started to allow it (the socket is then mode 0666). Anything else a non-root peer sends,
  * malformed or unknown included, is answered "permission denied" and nothing more. */
-static bool peer_allowed(const struct control_server *srv, int fd, int parsed,
-                         enum control_verb verb)
+static bool peer_allowed(const struct control_server *srv, int fd, const struct control_verb *verb)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
@@ -78,12 +88,84 @@ static bool peer_allowed(const struct control_server *srv, int fd, int parsed,
 		return false;
 	if (cred.uid == 0)
 		return true;
-	return parsed > 0 && srv->read_for_all && control_proto_read_only(verb);
+	return verb && srv->read_for_all && verb->access == CONTROL_ACCESS_PUBLIC;
 }
 
-static void serve_one(struct control_server *srv, int fd)
+/* Send the reply (len bytes, room for a newline after them) before the deadline. */
+static void reply_send(int fd, char *reply, int len, int64_t deadline)
+{
+	if (len < 0)
+		len = snprintf(reply, CONTROL_REPLY_MAX, "{\"error\": \"%s\"}", strerror(-len));
+	reply[len++] = '\n';
+	for (size_t off = 0; off < (size_t)len;) {
+		ssize_t n;
+		if (wait_fd(fd, POLLOUT, deadline) < 0)
+			return;
+		n = send(fd, reply + off, (size_t)len - off, MSG_NOSIGNAL);
+		if (n <= 0)
+			return;
+		off += (size_t)n;
+	}
+}
+
+static void *slow_main(void *arg)
+{
+	struct slow_request *q = arg;
+	struct control_server *srv = q->srv;
+	int len = q->verb->handler(srv->target, q->arg, q->reply, CONTROL_REPLY_MAX);
+
+	reply_send(q->fd, q->reply, len, now_ms() + SERVER_IO_TIMEOUT_MS);
+	close(q->fd);
+	free(q);
+	pthread_mutex_lock(&srv->slow_lock);
+	srv->slow_running--;
+	pthread_cond_broadcast(&srv->slow_done);
+	pthread_mutex_unlock(&srv->slow_lock);
+	return NULL;
+}
+
+/* Hand a slow request to a thread of its own: true if it took fd. */
+static bool slow_start(struct control_server *srv, int fd, const struct control_verb *verb)
+{
+	struct slow_request *q;
+	pthread_attr_t attr;
+	pthread_t thread;
+	bool started = false;
+
+	pthread_mutex_lock(&srv->slow_lock);
+	if (srv->slow_running >= CONTROL_SLOW_MAX) {
+		pthread_mutex_unlock(&srv->slow_lock);
+		return false;
+	}
+	srv->slow_running++;
+	pthread_mutex_unlock(&srv->slow_lock);
+	q = malloc(sizeof(*q));
+	if (q) {
+		q->srv = srv;
+		q->verb = verb;
+		q->fd = fd;
+		snprintf(q->arg, sizeof(q->arg), "%s", srv->request.arg);
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		started = pthread_create(&thread, &attr, slow_main, q) == 0;
+		pthread_attr_destroy(&attr);
+		if (!started)
+			free(q);
+	}
+	if (!started) {
+		pthread_mutex_lock(&srv->slow_lock);
+		srv->slow_running--;
+		pthread_mutex_unlock(&srv->slow_lock);
+	}
+	return started;
+}
+
+/* Answer one connection; true if a slow request's thread took fd (it closes it). */
+static bool serve_one(struct control_server *srv, int fd)
 {
 	char req[CONTROL_PROTO_LINE_MAX];
+	const struct control_verb *verb = NULL;
+	const char *refused = NULL;
 	size_t used = 0;
 	int64_t deadline = now_ms() + SERVER_IO_TIMEOUT_MS;
 	int len, rc = -EAGAIN;
@@ -91,35 +173,39 @@ static void serve_one(struct control_server *srv, int fd)
 	while (rc == -EAGAIN) {
 		ssize_t n;
 		if (wait_fd(fd, POLLIN, deadline) < 0)
-			return;
+			return false;
 		n = read(fd, req + used, sizeof(req) - used);
 		if (n <= 0)
-			return;
+			return false;
 		used += (size_t)n;
 		rc = control_proto_parse(req, used, &srv->request);
 	}
-	if (!peer_allowed(srv, fd, rc, srv->request.verb))
-		len = snprintf(srv->reply, CONTROL_REPLY_MAX, "{\"error\": \"permission denied: %s\"}",
-		               rc > 0 && srv->read_for_all ? "only root may change anything" :
-		               "this daemon answers root only");
+	if (rc > 0) {
+		verb = control_verb_find(srv->request.verb);
+		if (!verb)
+			rc = -ENOSYS;
+		else if ((srv->request.has_arg && verb->arg == CONTROL_ARG_NONE) ||
+		         (!srv->request.has_arg && verb->arg == CONTROL_ARG_REQUIRED))
+			rc = -EINVAL;
+	}
+	if (!peer_allowed(srv, fd, rc > 0 ? verb : NULL))
+		refused = rc > 0 && srv->read_for_all ? "only root may change anything" :
+		          "this daemon answers root only";
+	if (refused)
+		len = snprintf(srv->reply, CONTROL_REPLY_MAX, "{\"error\": \"permission denied: %s\"}", refused);
 	else if (rc < 0)
 		len = snprintf(srv->reply, CONTROL_REPLY_MAX, "{\"error\": \"%s\"}",
 		               rc == -ENOSYS ? "unknown request" : rc == -EMSGSIZE ? "request too long" :
 		               "malformed argument");
+	else if (verb->slow && slow_start(srv, fd, verb))
+		return true;
+	else if (verb->slow)
+		len = snprintf(srv->reply, CONTROL_REPLY_MAX, "{\"error\": \"busy: %d '%s' requests are "
+		               "being answered; try again\"}", CONTROL_SLOW_MAX, verb->name);
 	else
-		len = srv->handler(&srv->request, srv->reply, CONTROL_REPLY_MAX, srv->arg);
-	if (len < 0)
-		len = snprintf(srv->reply, CONTROL_REPLY_MAX, "{\"error\": \"%s\"}", strerror(-len));
-	srv->reply[len++] = '\n';
-	for (size_t off = 0; off < (size_t)len;) {
-		ssize_t n;
-		if (wait_fd(fd, POLLOUT, deadline) < 0)
-			return;
-		n = send(fd, srv->reply + off, (size_t)len - off, MSG_NOSIGNAL);
-		if (n <= 0)
-			return;
-		off += (size_t)n;
-	}
+		len = verb->handler(srv->target, srv->request.arg, srv->reply, CONTROL_REPLY_MAX);
+	reply_send(fd, srv->reply, len, deadline);
+	return false;
 }
 
 static void *server_main(void *arg)
@@ -139,14 +225,14 @@ static void *server_main(void *arg)
 		fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (fd < 0)
 			continue;
-		serve_one(srv, fd);
-		close(fd);
+		if (!serve_one(srv, fd))
+			close(fd);
 	}
 	return NULL;
 }
 
-int control_server_start(const char *path, bool read_for_all, control_handler_fn handler,
-                         void *arg, struct control_server **out)
+int control_server_start(const char *path, bool read_for_all, struct control_target *target,
+                         struct control_server **out)
 {
 	struct control_server *srv = calloc(1, sizeof(*srv));
 	struct sockaddr_un addr;
@@ -154,8 +240,9 @@ int control_server_start(const char *path, bool read_for_all, control_handler_fn
 
 	if (!srv)
 		return -ENOMEM;
-	srv->handler = handler;
-	srv->arg = arg;
+	srv->target = target;
+	pthread_mutex_init(&srv->slow_lock, NULL);
+	pthread_cond_init(&srv->slow_done, NULL);
 	srv->read_for_all = read_for_all;
 	srv->stop_pipe[0] = srv->stop_pipe[1] = -1;
 	rc = address_of(path, &addr);
@@ -201,6 +288,10 @@ void control_server_stop(struct control_server *srv)
 	if (write(srv->stop_pipe[1], "x", 1) != 1)
 		log_warn("cannot wake the control socket thread: %s", strerror(errno));
 	pthread_join(srv->thread, NULL);
+	pthread_mutex_lock(&srv->slow_lock);
+	while (srv->slow_running)
+		pthread_cond_wait(&srv->slow_done, &srv->slow_lock);
+	pthread_mutex_unlock(&srv->slow_lock);
 	close(srv->listen_fd);
 	close(srv->stop_pipe[0]);
 	close(srv->stop_pipe[1]);

@@ -1,9 +1,10 @@
 /* control_socket: the daemon's unix socket and its client. The client connects, sends one
- * request line (control_proto.h: verbs, who may send them, versions), and reads one JSON line
- * back; then the connection closes. One server thread answers connections one after another,
- * so a handler must be quick (it only formats a snapshot). The server answers a malformed or
- * unknown request, and a verb the peer (SO_PEERCRED) may not use, itself: the handler sees
- * only parsed requests it may answer. Errors: 0 or -errno.
+ * request line (control_proto.h), and reads one JSON line back; then the connection closes.
+ * One server thread answers connections one after another, so a handler must be quick; a verb
+ * marked slow in the table (control_verbs.h) is answered on a thread of its own (at most
+ * CONTROL_SLOW_MAX at once; more are refused "busy"). The server answers a malformed or
+ * unknown request, a missing or unexpected argument, and a verb the peer (SO_PEERCRED) may
+ * not use, itself: a handler sees only requests it may answer. Errors: 0 or -errno.
  */
 #ifndef CACHEMAX_CONTROL_SOCKET_H
 #define CACHEMAX_CONTROL_SOCKET_H
@@ -12,22 +13,21 @@
 #include <stddef.h>
 
 #include "control/control_proto.h"
+#include "control/control_verbs.h"
 
 #define CONTROL_REPLY_MAX 65536
 #define CONTROL_SOCKET_MODE 0600       /* root only */
-#define CONTROL_SOCKET_MODE_ALL 0666   /* read-only verbs for every local user (--public-stats) */
+#define CONTROL_SOCKET_MODE_ALL 0666   /* public verbs for every local user (--public-stats) */
+#define CONTROL_SLOW_MAX 2             /* slow requests answered at once */
 
 struct control_server;
 
-/* Writes the reply (one JSON object, no newline) into reply; returns its length or -errno. */
-typedef int (*control_handler_fn)(const struct control_proto_request *request, char *reply,
-                                  size_t size, void *arg);
-
-/* read_for_all: socket mode CONTROL_SOCKET_MODE_ALL and read-only verbs answered to any user;
- * otherwise mode CONTROL_SOCKET_MODE. Verbs that change anything are root's either way. */
-int control_server_start(const char *path, bool read_for_all, control_handler_fn handler,
-                         void *arg, struct control_server **out);
-/* Stops the thread, closes and unlinks the socket. */
+/* read_for_all: socket mode CONTROL_SOCKET_MODE_ALL and public verbs answered to any user;
+ * otherwise mode CONTROL_SOCKET_MODE. Root verbs are root's either way. The handlers act on
+ * target, which must outlive the server. */
+int control_server_start(const char *path, bool read_for_all, struct control_target *target,
+                         struct control_server **out);
+/* Stops the thread (after the slow requests being answered), closes and unlinks the socket. */
 void control_server_stop(struct control_server *srv);
 
 /* Send one request and read the reply line (without its newline) into reply. Gives up after

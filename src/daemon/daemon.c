@@ -128,7 +128,7 @@ struct daemon_ctx {
 	pthread_mutex_t sampler_lock;
 	pthread_cond_t sampler_wake;
 	bool sampler_stop;
-	atomic_uint_fast64_t evicted_by_request;
+	struct control_target control;  /* what the control socket's verbs act on */
 	const char *pin[DAEMON_MAX_GLOBS];
 	const char *exclude[DAEMON_MAX_GLOBS];
 };
@@ -145,39 +145,6 @@ static void bypass_changed(void *arg, bool on, const char *why)
 	pthread_mutex_unlock(&d->state_lock);
 	if (rc < 0)
 		log_warn("cannot write state file: %s", strerror(-rc));
-}
-
-/* "evict" drops every cache object; "evict REL" the one of the file at REL (relative to the
- * directory). Open objects are safe to evict: readers keep the unlinked copy until they close. */
-static int daemon_evict(struct daemon_ctx *d, const char *rel, char *reply, size_t size)
-{
-	uint64_t removed = 0;
-	int rc;
-
-	if (!d->store)
-		return snprintf(reply, size, "{\"error\": \"the cache is off: %s\"}", d->state.cache_why);
-	if (!*rel) {
-		rc = cache_store_remove_all(d->store, &removed);
-		fs_first_read_forget(d->fs, NULL);
-	} else {
-		struct stat st;
-		if (rel[0] == '/')
-			return -EINVAL;
-		rc = fstatat(fs_origin_fd(d->fs), rel, &st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
-		if (rc == 0 && !S_ISREG(st.st_mode))
-			rc = -EISDIR;
-		if (rc == 0) {
-			fs_first_read_forget(d->fs, &st);
-			rc = cache_object_remove(d->store, cache_key_from_stat(&st));
-			removed = rc == 0;
-			if (rc == -ENOENT)
-				rc = 0;  /* not cached: nothing to evict */
-		}
-	}
-	if (rc < 0)
-		return snprintf(reply, size, "{\"error\": \"%s\"}", strerror(-rc));
-	atomic_fetch_add(&d->evicted_by_request, removed);
-	return snprintf(reply, size, "{\"evicted\": %llu}", (unsigned long long)removed);
 }
 
 /* This process's open fds and resident memory in bytes (0 where /proc does not tell). */
@@ -246,22 +213,16 @@ static int daemon_files_json(struct daemon_ctx *d, char *buf, size_t size)
 	return n < 0 || (size_t)n >= size ? -ENOSPC : n;
 }
 
-/* Control socket requests (control_proto.h; the server already checked who asks). */
-static int daemon_control(const struct control_proto_request *request, char *reply, size_t size,
-                          void *arg)
+/* The control socket's "stats" (control_verbs.h): the snapshot of docs/STATS.md. */
+static int daemon_stats(void *arg, char *reply, size_t size)
 {
 	struct daemon_ctx *d = arg;
 	char why[256] = "";
 	int n, m;
 
-	if (request->verb == CONTROL_VERB_PING)
-		return snprintf(reply, size, "{\"pong\": true}");
-	if (request->verb == CONTROL_VERB_EVICT)
-		return daemon_evict(d, request->arg, reply, size);
-	if (request->verb != CONTROL_VERB_STATS)
-		return -EINVAL;
 	atomic_store(&d->stats.counter[STATS_REQUESTS], fuse_session_requests(d->session));
 	uint64_t cache_bytes = 0, cache_objects = 0, capacity = 0, by_capacity = 0, yields, backoffs;
+	uint64_t high = 0, low = 0;
 	struct cache_scrub_stats scrub = { 0 };
 	char bypass_why[256] = "", bypass_json[512], handles_why[160] = "", handles_json[330];
 	char watch_why[160] = "", watch_json[330];
@@ -276,12 +237,13 @@ static int daemon_control(const struct control_proto_request *request, char *rep
 	fuse_session_uring_yields(d->session, &yields, &backoffs);
 	if (d->store) {
 		capacity = cache_store_capacity(d->store);
+		cache_store_watermarks(d->store, &high, &low);
 		by_capacity = cache_store_evictions(d->store);
 		cache_store_scrub_stats(d->store, &scrub);
 	}
 	atomic_store(&d->stats.counter[STATS_SCRUB_RECLAIMED], scrub.reclaimed);
 	atomic_store(&d->stats.counter[STATS_EVICTIONS],
-	             atomic_load(&d->evicted_by_request) + by_capacity);
+	             atomic_load(&d->control.evicted) + by_capacity);
 	fs_gauges(d->fs, &gauges);
 	process_gauges(&fds, &rss);
 	handles = fs_handles_active(d->fs, handles_why, sizeof(handles_why));
@@ -292,7 +254,7 @@ static int daemon_control(const struct control_proto_request *request, char *rep
 	             "\"rss_bytes\": %llu, \"file_handles\": %s, \"file_handles_why\": \"%s\", "
 	             "\"uring_requests\": %llu, \"uring_yields\": %llu, \"uring_yield_backoffs\": %llu, "
 	             "\"passthrough\": %s, \"cache\": %s, \"cache_bytes\": %llu, \"cache_objects\": %llu, "
-	             "\"cache_size\": %llu, \"evictions_capacity\": %llu, \"scrub_passes\": %llu, "
+	             "\"cache_size\": %llu, \"cache_high_watermark\": %llu, \"evictions_capacity\": %llu, \"scrub_passes\": %llu, "
 	             "\"scrub_checked\": %llu, \"scrub_reclaimed_bytes\": %llu, \"bypass\": %s, "
 	             "\"bypass_why\": \"%s\", \"change_watch\": \"%s\", \"change_watch_why\": \"%s\", "
 	             "\"passthrough_counting\": \"%s\", \"passthrough_counting_hooks\": \"%s\", "
@@ -310,6 +272,7 @@ static int daemon_control(const struct control_proto_request *request, char *rep
 	             fs_passthrough_active(d->fs, why, sizeof(why)) ? "true" : "false",
 	             d->store ? "true" : "false", (unsigned long long)cache_bytes,
 	             (unsigned long long)cache_objects, (unsigned long long)capacity,
+	             (unsigned long long)high,
 	             (unsigned long long)by_capacity, (unsigned long long)scrub.passes,
 	             (unsigned long long)scrub.checked, (unsigned long long)scrub.reclaimed_bytes,
 	             bypass ? "true" : "false",
@@ -684,7 +647,11 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 	pthread_mutex_lock(&d.state_lock);
 	state_fill(&d, o, supervised, restarts, first_started);
 	pthread_mutex_unlock(&d.state_lock);
-	rc = control_server_start(d.state.socket, o->public_stats, daemon_control, &d, &control);
+	d.control.fs = fs;
+	d.control.stats = daemon_stats;
+	d.control.stats_arg = &d;
+	d.control.cache_why = d.state.cache_why;
+	rc = control_server_start(d.state.socket, o->public_stats, &d.control, &control);
 	if (rc < 0) {
 		log_warn("no control socket at '%s': %s (stats unavailable)", d.state.socket, strerror(-rc));
 		d.state.socket[0] = '\0';

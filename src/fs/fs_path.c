@@ -8,10 +8,10 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <fnmatch.h>
 #include <string.h>
 
 #include "sys/sys.h"
+#include "util/glob.h"
 
 int fs_node_relpath(struct fs *fs, struct fs_node *n, char *buf, size_t size)
 {
@@ -39,45 +39,10 @@ int fs_node_relpath(struct fs *fs, struct fs_node *n, char *buf, size_t size)
 	return 0;
 }
 
-/* A glob with '/' is matched against rel and each directory above it ("a", "a/b", ...); one
- * without is matched against each component, so "*.log" matches at any depth and "tmp"
- * covers every directory named tmp. */
-static bool glob_match_one(const char *glob, const char *rel)
-{
-	char prefix[4096];
-	size_t len = strlen(rel);
-
-	if (len >= sizeof(prefix))
-		return false;
-	if (strchr(glob, '/')) {
-		for (size_t i = 0; i <= len; i++) {
-			if (rel[i] != '/' && rel[i] != '\0')
-				continue;
-			memcpy(prefix, rel, i);
-			prefix[i] = '\0';
-			if (fnmatch(glob, prefix, FNM_PATHNAME) == 0)
-				return true;
-		}
-		return false;
-	}
-	for (const char *c = rel; *c;) {
-		const char *slash = strchr(c, '/');
-		size_t clen = slash ? (size_t)(slash - c) : strlen(c);
-		memcpy(prefix, c, clen);
-		prefix[clen] = '\0';
-		if (fnmatch(glob, prefix, 0) == 0)
-			return true;
-		c += clen + (slash != NULL);
-	}
-	return false;
-}
-
+/* The rule is util/glob.h's, shared with the CLI (cachemax warm). */
 bool fs_glob_match(const char *const *globs, unsigned count, const char *rel)
 {
-	for (unsigned i = 0; i < count; i++)
-		if (glob_match_one(globs[i], rel))
-			return true;
-	return false;
+	return glob_match_any(globs, count, rel);
 }
 
 #define PIN_WALK_DEPTH_MAX 64

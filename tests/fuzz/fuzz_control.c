@@ -28,16 +28,20 @@ static void fuzz_request(const char *buf, size_t len)
 		CHECK((size_t)rc <= len && (size_t)rc <= CONTROL_PROTO_LINE_MAX && buf[rc - 1] == '\n');
 		CHECK(!memchr(buf, '\n', (size_t)rc - 1));
 		CHECK(arg_len < sizeof(r.arg));
-		CHECK(r.verb == CONTROL_VERB_PING || r.verb == CONTROL_VERB_STATS || r.verb == CONTROL_VERB_EVICT);
+		size_t verb_len = strnlen(r.verb, sizeof(r.verb));
+		CHECK(verb_len > 0 && verb_len < sizeof(r.verb));
+		for (size_t i = 0; i < verb_len; i++)
+			CHECK((r.verb[i] >= 'a' && r.verb[i] <= 'z') || (r.verb[i] == '-' && i > 0));
+		CHECK(!memcmp(buf, r.verb, verb_len));
+		CHECK(r.has_arg == (arg_len > 0));
 		if (arg_len) {
 			/* Stays below the directory: no absolute path, no "." or ".." component. */
-			CHECK(r.verb == CONTROL_VERB_EVICT && r.arg[0] != '/');
+			CHECK(r.has_arg && r.arg[0] != '/');
 			CHECK(strcmp(r.arg, "..") && strncmp(r.arg, "../", 3) && !strstr(r.arg, "/../"));
 			CHECK(strcmp(r.arg, ".") && strncmp(r.arg, "./", 2) && !strstr(r.arg, "/./"));
 			CHECK(arg_len < 2 || strcmp(r.arg + arg_len - 2, "/."));
 			CHECK(arg_len < 3 || strcmp(r.arg + arg_len - 3, "/.."));
 		}
-		CHECK(control_proto_read_only(r.verb) == (r.verb != CONTROL_VERB_EVICT));
 	} else {
 		CHECK(rc == -EAGAIN || rc == -EMSGSIZE || rc == -ENOSYS || rc == -EINVAL);
 		CHECK(rc != -EAGAIN || (len < CONTROL_PROTO_LINE_MAX && !memchr(buf, '\n', len)));

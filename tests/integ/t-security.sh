@@ -53,6 +53,8 @@ cat "$D/x" >/dev/null
 expect 1 "run it as root" "${NOBODY[@]}" "$CACHEMAX" evict "$D"
 expect 1 "run it as root" "${NOBODY[@]}" "$CACHEMAX" evict "$D" "$D/private/f"
 expect 1 "run it as root" "${NOBODY[@]}" "$CACHEMAX" stop "$D"
+expect 1 "run it as root" "${NOBODY[@]}" "$CACHEMAX" warm "$D"
+expect 1 "run it as root" "${NOBODY[@]}" "$CACHEMAX" verify "$D"
 expect 1 "permission denied" "${NOBODY[@]}" "$CACHEMAX" stats "$D"
 # the socket itself: nobody cannot even connect
 ask "${NOBODY[@]}" "$sock" "evict" | grep -q "connect: Permission denied" || fail "nobody could connect to the 0600 socket"
@@ -62,7 +64,9 @@ grep -q " $D fuse.cachemax " /proc/mounts || fail "nobody stopped the mount"
 "${NOBODY[@]}" sh -c "echo >> '$rec'" 2>/dev/null && fail "nobody changed the state record"
 # malformed requests (root): refused without reaching the handler
 [ "$(ask "$sock" "evict ../../etc/passwd")" = '{"error": "malformed argument"}' ] || fail "'..' in evict accepted"
-[ "$(ask "$sock" "warm x")" = '{"error": "unknown request"}' ] || fail "unknown verb: $(ask "$sock" "warm x")"
+[ "$(ask "$sock" "defrag x")" = '{"error": "unknown request"}' ] || fail "unknown verb: $(ask "$sock" "defrag x")"
+[ "$(ask "$sock" "warm")" = '{"error": "malformed argument"}' ] || fail "warm without a path: $(ask "$sock" "warm")"
+[ "$(ask "$sock" "stats x")" = '{"error": "malformed argument"}' ] || fail "stats with an argument: $(ask "$sock" "stats x")"
 ask "$sock" "stats" | grep -q '"pid"' || fail "root cannot read stats"
 t_unmount "$D"
 
@@ -71,7 +75,7 @@ t_mount "$D" "$C" --public-stats
 sock=$(ls "$CACHEMAX_RUN_DIR"/*.sock)
 [ "$(stat -c '%a' "$sock")" = 666 ] || fail "--public-stats socket mode $(stat -c '%a' "$sock")"
 "${NOBODY[@]}" "$CACHEMAX" stats "$D" --json | grep -q '"pid"' || fail "nobody cannot read stats with --public-stats"
-for req in evict "evict x" "evict private/f" "warm x" "stop" "config set x 1"; do
+for req in evict "evict x" "evict private/f" "warm x" "verify x" "stop" "config set x 1"; do
   out=$(ask "${NOBODY[@]}" "$sock" "$req")
   [[ $out == *"permission denied"* ]] || fail "nobody sent '$req' and got '$out'"
 done

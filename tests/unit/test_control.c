@@ -27,6 +27,7 @@
 
 #include "control/control.h"
 #include "control/control_proto.h"
+#include "control/control_verbs.h"
 #include "control/control_trust.h"
 #include "control/control_uring.h"
 
@@ -894,34 +895,37 @@ static void test_holders(void **state)
 	assert_int_equal(waitpid(covered, NULL, 0), covered);
 }
 
-/* The request line: verbs, who may send them, strict relative paths, framing. */
+/* The request line: a verb word, strict relative paths, framing. */
 static void test_proto_parse(void **state)
 {
 	struct control_proto_request r;
 	static char big[CONTROL_PROTO_LINE_MAX + 8];
 	static const char *const bad_args[] = {
 		"evict /etc/passwd\n", "evict ..\n", "evict ../x\n", "evict a/../../x\n", "evict a/..\n",
-		"evict .\n", "evict ./a\n", "evict a//b\n", "evict \n", "ping x\n", "stats all\n",
+		"evict .\n", "evict ./a\n", "evict a//b\n", "evict \n", "warm /x\n",
 	};
 
 	assert_int_equal(control_proto_parse("ping\n", 5, &r), 5);
-	assert_int_equal(r.verb, CONTROL_VERB_PING);
+	assert_string_equal(r.verb, "ping");
 	assert_string_equal(r.arg, "");
+	assert_false(r.has_arg);
 	assert_int_equal(control_proto_parse("stats\r\nmore", 11, &r), 7);
-	assert_int_equal(r.verb, CONTROL_VERB_STATS);
+	assert_string_equal(r.verb, "stats");
 	assert_int_equal(control_proto_parse("evict a/b c/.d..\n", 17, &r), 17);
-	assert_int_equal(r.verb, CONTROL_VERB_EVICT);
+	assert_string_equal(r.verb, "evict");
 	assert_string_equal(r.arg, "a/b c/.d..");
-	assert_true(control_proto_read_only(CONTROL_VERB_PING));
-	assert_true(control_proto_read_only(CONTROL_VERB_STATS));
-	assert_false(control_proto_read_only(CONTROL_VERB_EVICT));
-	assert_false(control_proto_read_only((enum control_verb)99));  /* unknown: root only */
+	assert_true(r.has_arg);
+	/* Any word parses; the table (control_verbs.c) decides whether it is a verb. */
+	assert_int_equal(control_proto_parse("warm x\n", 7, &r), 7);
+	assert_string_equal(r.verb, "warm");
 	for (size_t i = 0; i < sizeof(bad_args) / sizeof(bad_args[0]); i++)
 		assert_int_equal(control_proto_parse(bad_args[i], strlen(bad_args[i]), &r), -EINVAL);
 	assert_int_equal(control_proto_parse("evict a\0b\n", 10, &r), -EINVAL);
-	assert_int_equal(control_proto_parse("warm x\n", 7, &r), -ENOSYS);
-	assert_int_equal(control_proto_parse("pingx\n", 6, &r), -ENOSYS);
+	assert_int_equal(control_proto_parse("Ping\n", 5, &r), -ENOSYS);
+	assert_int_equal(control_proto_parse("-x\n", 3, &r), -ENOSYS);
+	assert_int_equal(control_proto_parse("averyveryverylongword\n", 22, &r), -ENOSYS);
 	assert_int_equal(control_proto_parse("\n", 1, &r), -ENOSYS);
+	assert_int_equal(control_proto_parse(" x\n", 3, &r), -ENOSYS);
 	/* Framing: every prefix of a line is incomplete; no newline within the limit is too long. */
 	for (size_t n = 0; n < 5; n++)
 		assert_int_equal(control_proto_parse("stats\n", n, &r), -EAGAIN);
@@ -937,6 +941,32 @@ static void test_proto_parse(void **state)
 	big[6 + CONTROL_PROTO_ARG_MAX - 1] = 'a';
 	big[6 + CONTROL_PROTO_ARG_MAX] = '\n';
 	assert_int_equal(control_proto_parse(big, 7 + CONTROL_PROTO_ARG_MAX, &r), -EINVAL);
+}
+
+/* The verb table: who may call what, and every verb has a handler and help. */
+static void test_verbs_table(void **state)
+{
+	size_t count;
+	const struct control_verb *v = control_verbs(&count);
+
+	assert_true(count >= 5);
+	for (size_t i = 0; i < count; i++) {
+		assert_non_null(v[i].handler);
+		assert_true(v[i].help && *v[i].help);
+		assert_ptr_equal(control_verb_find(v[i].name), &v[i]);
+		assert_true(strlen(v[i].name) < CONTROL_PROTO_VERB_MAX);
+	}
+	assert_int_equal(control_verb_find("ping")->access, CONTROL_ACCESS_PUBLIC);
+	assert_int_equal(control_verb_find("stats")->access, CONTROL_ACCESS_PUBLIC);
+	assert_int_equal(control_verb_find("evict")->access, CONTROL_ACCESS_ROOT);
+	assert_int_equal(control_verb_find("warm")->access, CONTROL_ACCESS_ROOT);
+	assert_int_equal(control_verb_find("verify")->access, CONTROL_ACCESS_ROOT);
+	assert_int_equal(control_verb_find("warm")->arg, CONTROL_ARG_REQUIRED);
+	assert_int_equal(control_verb_find("evict")->arg, CONTROL_ARG_OPTIONAL);
+	assert_int_equal(control_verb_find("stats")->arg, CONTROL_ARG_NONE);
+	assert_true(control_verb_find("verify")->slow);
+	assert_null(control_verb_find("stop"));
+	assert_null(control_verb_find(""));
 }
 
 /* Records are root's and not writable by others, written 0644 whatever the umask. */
@@ -1125,6 +1155,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pid_alive, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_holders, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_proto_parse, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_verbs_table, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_ownership, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trust_path, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pseudo_and_submounts, setup, teardown),

@@ -1,0 +1,347 @@
+/* fs_admin: evict, warm and verify by path for the control plane (see fs_admin.h).
+ * Warm reaches the fill threads the way an open file does: it takes a node for the file (as a
+ * lookup would), holds its open state and pins its cache object (opening it if no open file
+ * has), queues a completion job, which pins them itself, and lets go; the job's end releases
+ * the object, which persists its record. The io-mode rules of fs_fill.c apply unchanged: a job
+ * stops when the file is opened with passthrough (its writes would not be seen), and warm then
+ * answers FS_WARM_WAITING until that open is closed.
+ */
+#include "fs/fs_admin.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "fs/fs_int.h"
+#include "sys/sys.h"
+
+#define ADMIN_NAME_MAX 255
+#define ADMIN_WALK_DEPTH_MAX 64
+#define VERIFY_BUFFER (1024u * 1024)
+
+/* An O_PATH fd on rel below the origin, one component at a time without following symlinks,
+ * so that no name in rel leads out of the origin. */
+static int open_beneath(struct fs *fs, const char *rel, int *out)
+{
+	int origin = fs_origin_fd(fs), dir = origin;
+	const char *p = rel;
+
+	for (;;) {
+		const char *slash = strchr(p, '/');
+		size_t n = slash ? (size_t)(slash - p) : strlen(p);
+		char name[ADMIN_NAME_MAX + 1];
+		int fd;
+
+		if (n == 0 || n > ADMIN_NAME_MAX) {
+			if (dir != origin)
+				sys_close(dir);
+			return n ? -ENAMETOOLONG : -EINVAL;
+		}
+		memcpy(name, p, n);
+		name[n] = '\0';
+		fd = sys_openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC | (slash ? O_DIRECTORY : 0), 0);
+		if (dir != origin)
+			sys_close(dir);
+		if (fd < 0)
+			return fd;
+		if (!slash) {
+			*out = fd;
+			return 0;
+		}
+		dir = fd;
+		p = slash + 1;
+	}
+}
+
+/* ---- evict ---------------------------------------------------------------------------- */
+
+static int evict_one(struct fs *fs, const struct stat *st, uint64_t *evicted)
+{
+	int rc;
+
+	fs_first_read_forget(fs, st);
+	rc = cache_object_remove(fs->store, cache_key_from_stat(st));
+	if (rc == 0)
+		(*evicted)++;
+	return rc == -ENOENT ? 0 : rc;  /* not cached: nothing to evict */
+}
+
+/* Every regular file below the directory dirfd (consumed). */
+static int evict_dir(struct fs *fs, int dirfd, unsigned depth, uint64_t *evicted)
+{
+	DIR *d = fdopendir(dirfd);
+	struct dirent *de;
+	int rc = 0;
+
+	if (!d) {
+		rc = -errno;
+		sys_close(dirfd);
+		return rc;
+	}
+	while (rc == 0 && (de = readdir(d))) {
+		struct stat st;
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (sys_fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;  /* gone meanwhile */
+		if (S_ISREG(st.st_mode)) {
+			rc = evict_one(fs, &st, evicted);
+		} else if (S_ISDIR(st.st_mode) && depth < ADMIN_WALK_DEPTH_MAX) {
+			int sub = sys_openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+			if (sub >= 0)
+				rc = evict_dir(fs, sub, depth + 1, evicted);
+		}
+	}
+	closedir(d);
+	return rc;
+}
+
+int fs_admin_evict(struct fs *fs, const char *rel, uint64_t *evicted)
+{
+	uint64_t removed = 0;
+	struct stat st;
+	int fd, rc;
+
+	if (!fs->store)
+		return -ENOMEDIUM;
+	if (!*rel) {
+		rc = cache_store_remove_all(fs->store, &removed);
+		fs_first_read_forget(fs, NULL);
+	} else {
+		rc = open_beneath(fs, rel, &fd);
+		if (rc < 0)
+			return rc;
+		rc = sys_fstatat(fd, "", &st, AT_EMPTY_PATH);
+		if (rc == 0 && S_ISREG(st.st_mode)) {
+			rc = evict_one(fs, &st, &removed);
+		} else if (rc == 0 && S_ISDIR(st.st_mode)) {
+			char proc[FS_PROC_PATH_MAX];
+			int dirfd;
+			fs_proc_path(fd, proc);
+			dirfd = sys_openat(AT_FDCWD, proc, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+			rc = dirfd < 0 ? dirfd : evict_dir(fs, dirfd, 0, &removed);
+		} else if (rc == 0) {
+			rc = -EINVAL;
+		}
+		sys_close(fd);
+	}
+	if (rc < 0 && removed == 0)
+		return rc;
+	*evicted = removed;
+	return 0;
+}
+
+/* ---- warm ----------------------------------------------------------------------------- */
+
+/* The node of rel's regular file, with a lookup reference (drop it with fs_node_forget). */
+static int node_of(struct fs *fs, const char *rel, struct stat *st, struct fs_node **out)
+{
+	int fd, rc = open_beneath(fs, rel, &fd);
+
+	if (rc < 0)
+		return rc;
+	rc = sys_fstatat(fd, "", st, AT_EMPTY_PATH);
+	if (rc == 0 && !S_ISREG(st->st_mode))
+		rc = S_ISDIR(st->st_mode) ? -EISDIR : -EINVAL;
+	if (rc < 0) {
+		sys_close(fd);
+		return rc;
+	}
+	return fs_node_acquire(fs, NULL, NULL, fd, st, out);  /* consumes fd */
+}
+
+int fs_admin_warm(struct fs *fs, const char *rel, struct fs_warm_report *out)
+{
+	struct cache_store *store = fs_cache_store(fs);
+	struct cache_fingerprint fp;
+	struct cache_object_info info;
+	struct fs_warm_report rep = { 0 };
+	struct fs_node *n;
+	struct stat st;
+	enum fs_io_mode mode;
+	uint32_t chunk;
+	bool completing;
+	int rc;
+
+	if (!fs->store)
+		return -ENOMEDIUM;
+	if (!store)
+		return -EAGAIN;
+	rc = node_of(fs, rel, &st, &n);
+	if (rc < 0)
+		return rc;
+	if (fs_glob_match(fs->cfg.exclude, fs->cfg.exclude_count, rel)) {
+		fs_node_forget(fs, n->nodeid, 1);
+		out->state = FS_WARM_EXCLUDED;
+		out->size = (uint64_t)st.st_size;
+		out->cached = 0;
+		return 0;
+	}
+	if (!fs_node_io_hold(fs, n)) {
+		fs_node_forget(fs, n->nodeid, 1);
+		return -ENOMEM;
+	}
+	/* Pinned as fs_object_pin() pins (node reference, open state, object): undone by
+	 * fs_object_unpin() below, which releases the object if nothing else holds it. */
+	cache_fingerprint_from_stat(&st, &fp);
+	pthread_mutex_lock(&n->io->lock);
+	if (!n->io->obj)
+		rc = cache_object_open(store, cache_key_from_stat(&st), &fp, &n->io->obj);
+	else if (n->io->open_count == 0)  /* kept by a job: the file may have changed since */
+		rc = cache_object_revalidate(n->io->obj, &fp);
+	if (rc < 0 && !n->io->obj_pins && n->io->obj) {
+		cache_object_release(n->io->obj);
+		n->io->obj = NULL;
+	}
+	if (!n->io->obj) {
+		pthread_mutex_unlock(&n->io->lock);
+		fs_node_io_release(fs, n);
+		fs_node_forget(fs, n->nodeid, 1);
+		return rc < 0 ? rc : -EIO;
+	}
+	if (rc > 0)
+		rc = 0;  /* CACHE_OBJECT_RESET: it starts again from nothing */
+	n->io->obj_pins++;
+	mode = n->io->mode;
+	completing = n->io->completing;
+	pthread_mutex_unlock(&n->io->lock);
+
+	chunk = cache_store_chunk_size(fs->store);
+	cache_object_info(n->io->obj, &info);
+	rep.size = info.fingerprint.size;
+	rep.cached = info.present_chunks * chunk < rep.size ? info.present_chunks * chunk : rep.size;
+	if (info.failed || info.removed) {
+		rc = -EIO;
+	} else if (cache_object_complete(n->io->obj)) {
+		rep.state = FS_WARM_COMPLETE;
+	} else if (completing) {
+		rep.state = FS_WARM_FILLING;
+	} else if (mode == FS_IO_ORIGIN || mode == FS_IO_CACHE) {
+		rep.state = FS_WARM_WAITING;
+	} else {
+		/* Queued as a miss queues a completion (fs_cache.c maybe_complete): once. */
+		bool queue;
+		pthread_mutex_lock(&n->io->lock);
+		queue = !n->io->completing;
+		n->io->completing = true;
+		pthread_mutex_unlock(&n->io->lock);
+		rep.state = FS_WARM_FILLING;
+		if (queue && !fs_fill_enqueue(fs, n, 0, UINT64_MAX, true)) {
+			pthread_mutex_lock(&n->io->lock);
+			n->io->completing = false;
+			pthread_mutex_unlock(&n->io->lock);
+			rep.state = FS_WARM_WAITING;
+		}
+	}
+	fs_object_unpin(fs, n);
+	if (rc == 0)
+		*out = rep;
+	return rc;
+}
+
+/* ---- verify --------------------------------------------------------------------------- */
+
+/* XXH3-64 of [0, size) of fd; -EIO if it ends sooner. */
+static int hash_file(int fd, uint64_t size, char *buf, uint64_t *out)
+{
+	XXH3_state_t *state = XXH3_createState();
+	uint64_t off = 0;
+	int rc = 0;
+
+	if (!state)
+		return -ENOMEM;
+	XXH3_64bits_reset(state);
+	while (off < size) {
+		size_t want = size - off < VERIFY_BUFFER ? (size_t)(size - off) : VERIFY_BUFFER;
+		ssize_t n = sys_pread(fd, buf, want, (off_t)off);
+		if (n <= 0) {
+			rc = n < 0 ? (int)n : -EIO;
+			break;
+		}
+		XXH3_64bits_update(state, buf, (size_t)n);
+		off += (uint64_t)n;
+	}
+	if (rc == 0)
+		*out = XXH3_64bits_digest(state);
+	XXH3_freeState(state);
+	return rc;
+}
+
+int fs_admin_verify(struct fs *fs, const char *rel, struct fs_verify_report *out)
+{
+	struct cache_store *store = fs_cache_store(fs);
+	struct fs_verify_report rep = { 0 };
+	struct cache_fingerprint fp, after_fp;
+	struct cache_object *obj;
+	struct stat st, after;
+	char proc[FS_PROC_PATH_MAX], *buf = NULL;
+	uint64_t generation;
+	int pfd, fd, rc;
+
+	if (!fs->store)
+		return -ENOMEDIUM;
+	if (!store)
+		return -EAGAIN;
+	rc = open_beneath(fs, rel, &pfd);
+	if (rc < 0)
+		return rc;
+	rc = sys_fstatat(pfd, "", &st, AT_EMPTY_PATH);
+	if (rc == 0 && !S_ISREG(st.st_mode))
+		rc = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+	fs_proc_path(pfd, proc);
+	/* O_NOATIME: checking must not move the original's access time. */
+	fd = rc < 0 ? rc : sys_openat(AT_FDCWD, proc, O_RDONLY | O_NOATIME | O_CLOEXEC, 0);
+	sys_close(pfd);
+	if (fd < 0)
+		return fd;
+	cache_fingerprint_from_stat(&st, &fp);
+	rc = cache_object_open(store, cache_key_from_stat(&st), &fp, &obj);
+	if (rc < 0)
+		goto out_close;
+	rc = 0;
+	rep.size = fp.size;
+	if (!cache_object_complete(obj)) {
+		rep.result = FS_VERIFY_NOT_COMPLETE;
+		goto out_release;
+	}
+	buf = malloc(VERIFY_BUFFER);
+	if (!buf) {
+		rc = -ENOMEM;
+		goto out_release;
+	}
+	generation = cache_object_generation(obj);
+	rc = hash_file(cache_object_data_fd(obj), fp.size, buf, &rep.hash_copy);
+	if (rc == -EIO)
+		rep.hash_copy = ~0ull, rc = 0;  /* a copy shorter than the file: a mismatch */
+	if (rc == 0)
+		rc = hash_file(fd, fp.size, buf, &rep.hash_origin);
+	if (rc < 0)
+		goto out_release;
+	rc = sys_fstatat(fd, "", &after, AT_EMPTY_PATH);
+	if (rc < 0)
+		goto out_release;
+	cache_fingerprint_from_stat(&after, &after_fp);
+	if (!cache_fingerprint_equal(&fp, &after_fp) || cache_object_generation(obj) != generation) {
+		rep.result = FS_VERIFY_CHANGED;
+	} else if (rep.hash_copy == rep.hash_origin) {
+		rep.result = FS_VERIFY_MATCH;
+	} else {
+		/* The next open reads the original (open files keep the copy until they close). */
+		rep.result = FS_VERIFY_MISMATCH;
+		fs_first_read_forget(fs, &st);
+		rc = cache_object_remove(fs->store, cache_key_from_stat(&st));
+		if (rc == -ENOENT)
+			rc = 0;
+	}
+out_release:
+	free(buf);
+	cache_object_release(obj);
+out_close:
+	sys_close(fd);
+	if (rc == 0)
+		*out = rep;
+	return rc;
+}
