@@ -159,6 +159,7 @@ int fs_admin_warm(struct fs *fs, const char *rel, struct fs_warm_report *out)
 	struct cache_fingerprint fp;
 	struct cache_object_info info;
 	struct fs_warm_report rep = { 0 };
+	struct cache_object *obj;
 	struct fs_node *n;
 	struct stat st;
 	enum fs_io_mode mode;
@@ -205,17 +206,18 @@ int fs_admin_warm(struct fs *fs, const char *rel, struct fs_warm_report *out)
 	if (rc > 0)
 		rc = 0;  /* CACHE_OBJECT_RESET: it starts again from nothing */
 	n->io->obj_pins++;
+	obj = n->io->obj;  /* stays while pinned (mode_choose revalidates it, never replaces it) */
 	mode = n->io->mode;
 	completing = n->io->completing;
 	pthread_mutex_unlock(&n->io->lock);
 
 	chunk = cache_store_chunk_size(fs->store);
-	cache_object_info(n->io->obj, &info);
+	cache_object_info(obj, &info);
 	rep.size = info.fingerprint.size;
 	rep.cached = info.present_chunks * chunk < rep.size ? info.present_chunks * chunk : rep.size;
 	if (info.failed || info.removed) {
 		rc = -EIO;
-	} else if (cache_object_complete(n->io->obj)) {
+	} else if (cache_object_complete(obj)) {
 		rep.state = FS_WARM_COMPLETE;
 	} else if (completing) {
 		rep.state = FS_WARM_FILLING;
