@@ -46,7 +46,7 @@ struct warm_file {
 	uint64_t cached0;            /* bytes cached when first asked */
 	uint64_t cached;             /* bytes cached at the last answer */
 	unsigned waited_ms;          /* time spent "waiting" (not queued) */
-	enum { WARM_PENDING, WARM_ACTIVE, WARM_DONE, WARM_SKIPPED, WARM_FAILED } state;
+	enum { WARM_PENDING, WARM_ACTIVE, WARM_DONE, WARM_EXCLUDED, WARM_SKIPPED, WARM_FAILED } state;
 };
 
 struct file_list {
@@ -303,19 +303,20 @@ static double now_seconds(void)
 }
 
 struct warm_totals {
-	size_t files, done, already, skipped, failed, verified, mismatches;
+	size_t files, done, already, excluded, skipped, failed, verified, mismatches;
 	uint64_t bytes, cached, copied;
 	double seconds;
 };
 
 static void totals_of(const struct file_list *l, struct warm_totals *s)
 {
-	s->done = s->already = s->skipped = s->failed = 0;
+	s->done = s->already = s->excluded = s->skipped = s->failed = 0;
 	s->cached = s->copied = 0;
 	for (size_t i = 0; i < l->count; i++) {
 		const struct warm_file *f = &l->v[i];
 		s->done += f->state == WARM_DONE;
 		s->already += f->state == WARM_DONE && f->cached0 >= f->size;
+		s->excluded += f->state == WARM_EXCLUDED;
 		s->skipped += f->state == WARM_SKIPPED;
 		s->failed += f->state == WARM_FAILED;
 		s->cached += f->cached;
@@ -333,7 +334,8 @@ static void progress_draw(const struct warm_totals *s)
 		unsigned long left = (unsigned long)((double)(s->bytes - s->cached) / rate);
 		snprintf(eta, sizeof(eta), ", ETA %lu:%02lu", left / 60, left % 60);
 	}
-	printf("\r\033[Kwarm: %zu/%zu files, %s of %s, %.1f MB/s%s", s->done + s->skipped + s->failed,
+	printf("\r\033[Kwarm: %zu/%zu files, %s of %s, %.1f MB/s%s",
+	       s->done + s->excluded + s->skipped + s->failed,
 	       s->files, size_format(s->cached, cached, sizeof(cached)),
 	       size_format(s->bytes, bytes, sizeof(bytes)), rate / 1e6, eta);
 	fflush(stdout);
@@ -399,9 +401,7 @@ static int warm_step(const struct target *t, struct warm_file *f, bool verify,
 				f->state = WARM_FAILED;
 		}
 	} else if (!strcmp(state, "excluded")) {
-		fprintf(stderr, "%scachemax: not warming '%s': it matches --exclude\n", tty ? "\r\033[K" : "",
-		        f->rel);
-		f->state = WARM_SKIPPED;
+		f->state = WARM_EXCLUDED;  /* never cached, as asked: counted, not an error */
 	} else if (!strcmp(state, "waiting")) {
 		f->waited_ms += WARM_POLL_MS;
 		if (f->waited_ms >= WARM_WAIT_MAX_MS) {
@@ -421,11 +421,11 @@ static void warm_report(const struct target *t, const struct warm_totals *s, boo
 	if (json) {
 		char dir_json[CONTROL_PATH_MAX * 2];
 		printf("{\"dir\": \"%s\", \"files\": %zu, \"bytes\": %" PRIu64 ", \"complete\": %zu, "
-		       "\"already_complete\": %zu, \"skipped\": %zu, \"failed\": %zu, \"bytes_cached\": %"
+		       "\"already_complete\": %zu, \"excluded\": %zu, \"skipped\": %zu, \"failed\": %zu, \"bytes_cached\": %"
 		       PRIu64 ", \"bytes_copied\": %" PRIu64 ", \"seconds\": %.3f, \"verified\": %zu, "
 		       "\"mismatches\": %zu, \"interrupted\": %s}\n",
 		       json_escape(t->dir, dir_json, sizeof(dir_json)), s->files, s->bytes, s->done,
-		       s->already, s->skipped, s->failed, s->cached, s->copied, s->seconds, s->verified,
+		       s->already, s->excluded, s->skipped, s->failed, s->cached, s->copied, s->seconds, s->verified,
 		       s->mismatches, interrupted ? "true" : "false");
 		return;
 	}
@@ -433,6 +433,8 @@ static void warm_report(const struct target *t, const struct warm_totals *s, boo
 	       "(%.1f MB/s)", interrupted ? "interrupted:" : "warm:", s->done, s->files,
 	       size_format(s->bytes, bytes, sizeof(bytes)), s->already,
 	       size_format(s->copied, copied, sizeof(copied)), s->seconds, rate / 1e6);
+	if (s->excluded)
+		printf("; %zu excluded (--exclude)", s->excluded);
 	if (s->skipped || s->failed)
 		printf("; %zu skipped, %zu failed", s->skipped, s->failed);
 	if (verify)

@@ -7,7 +7,8 @@
 #      not (fill_bytes of both daemons add up to the set's size, not more).
 #   3. a set larger than the cache keeps is refused before anything is copied.
 #   4. verify finds a copy corrupted behind the daemon's back, names it, exits 1, drops it, and
-#      the mount then reads the original bytes; warm --verify checks each copy it completes.
+#      the mount then reads the original bytes; warm --verify checks each copy it completes;
+#      an --exclude'd file is counted and left alone.
 # The origin is on the disk (/tmp), the cache on tmpfs.
 . "$(dirname "$0")/lib.sh"
 need_root
@@ -101,9 +102,11 @@ echo "$out" | grep -q "nothing was copied" || fail "refusal said: $out"
 t_unmount "$D"
 
 # --- 4. verify --------------------------------------------------------------------------------
-t_mount "$D" "$C" --size 64M --complete-max 0
+# An excluded file is counted, not copied, and no error.
+t_mount "$D" "$C" --size 64M --complete-max 0 --exclude one.iso
 out=$("$CACHEMAX" warm "$D" --verify 2>&1) || fail "warm --verify failed: $out"
-echo "$out" | grep -q "verified $NFILES, 0 mismatches" || fail "warm --verify said: $out"
+echo "$out" | grep -q "verified $((NFILES - 1)), 0 mismatches" || fail "warm --verify said: $out"
+echo "$out" | grep -q "1 excluded (--exclude)" || fail "warm did not count the excluded file: $out"
 victim=c/f2.bin
 ino=$(stat -c %i "$BACK/$victim")
 obj=$(find "$C" -name "*-$(printf %016x "$ino").data")
@@ -112,7 +115,7 @@ printf 'CORRUPTED' | dd of="$obj" bs=1 seek=70000 conv=notrunc status=none
 out=$("$CACHEMAX" verify "$D" 2>&1) && fail "verify of a corrupted copy exited 0: $out"
 echo "$out" | grep -q "^mismatch: '$victim': the cache copy" || fail "verify did not name $victim: $out"
 [ "$(echo "$out" | grep -c '^mismatch:')" = 1 ] || fail "verify named more than one file: $out"
-echo "$out" | grep -q "$((NFILES - 1)) match, 1 mismatch (dropped)" || fail "verify summary: $out"
+echo "$out" | grep -q "$((NFILES - 2)) match, 1 mismatch (dropped); 1 file not complete" || fail "verify summary: $out"
 cmp -s "$D/$victim" "$BACK/$victim" || fail "after verify, $victim read through the mount is not the original"
 out=$("$CACHEMAX" verify "$D" a "$victim" --json) || fail "verify after the drop failed: $out"
 [ "$(field "$out" mismatch)" = 0 ] || fail "verify after the drop: $out"
