@@ -153,44 +153,28 @@ static int node_of(struct fs *fs, const char *rel, struct stat *st, struct fs_no
 	return fs_node_acquire(fs, NULL, NULL, fd, st, out);  /* consumes fd */
 }
 
-int fs_admin_warm(struct fs *fs, const char *rel, struct fs_warm_report *out)
+/* The cache-engine half of warm (what moves with fs_cache.c and fs_fill.c into the engine):
+ * pin n's object as fs_object_pin() pins it (a node reference, the open state, the object,
+ * opened here if no open file has it), look at it, queue its completion as a miss does
+ * (fs_cache.c maybe_complete: once, `completing`), and unpin. */
+static int warm_node(struct fs *fs, struct cache_store *store, struct fs_node *n,
+                     const struct stat *st, struct fs_warm_report *out)
 {
-	struct cache_store *store = fs_cache_store(fs);
 	struct cache_fingerprint fp;
 	struct cache_object_info info;
 	struct fs_warm_report rep = { 0 };
 	struct cache_object *obj;
-	struct fs_node *n;
-	struct stat st;
+	uint32_t chunk = cache_store_chunk_size(store);
 	enum fs_io_mode mode;
-	uint32_t chunk;
 	bool completing;
-	int rc;
+	int rc = 0;
 
-	if (!fs->store)
-		return -ENOMEDIUM;
-	if (!store)
-		return -EAGAIN;
-	rc = node_of(fs, rel, &st, &n);
-	if (rc < 0)
-		return rc;
-	if (fs_glob_match(fs->cfg.exclude, fs->cfg.exclude_count, rel)) {
-		fs_node_forget(fs, n->nodeid, 1);
-		out->state = FS_WARM_EXCLUDED;
-		out->size = (uint64_t)st.st_size;
-		out->cached = 0;
-		return 0;
-	}
-	if (!fs_node_io_hold(fs, n)) {
-		fs_node_forget(fs, n->nodeid, 1);
+	if (!fs_node_io_hold(fs, n))
 		return -ENOMEM;
-	}
-	/* Pinned as fs_object_pin() pins (node reference, open state, object): undone by
-	 * fs_object_unpin() below, which releases the object if nothing else holds it. */
-	cache_fingerprint_from_stat(&st, &fp);
+	cache_fingerprint_from_stat(st, &fp);
 	pthread_mutex_lock(&n->io->lock);
 	if (!n->io->obj)
-		rc = cache_object_open(store, cache_key_from_stat(&st), &fp, &n->io->obj);
+		rc = cache_object_open(store, cache_key_from_stat(st), &fp, &n->io->obj);
 	else if (n->io->open_count == 0)  /* kept by a job: the file may have changed since */
 		rc = cache_object_revalidate(n->io->obj, &fp);
 	if (rc < 0 && !n->io->obj_pins && n->io->obj) {
@@ -200,18 +184,17 @@ int fs_admin_warm(struct fs *fs, const char *rel, struct fs_warm_report *out)
 	if (!n->io->obj) {
 		pthread_mutex_unlock(&n->io->lock);
 		fs_node_io_release(fs, n);
-		fs_node_forget(fs, n->nodeid, 1);
 		return rc < 0 ? rc : -EIO;
 	}
 	if (rc > 0)
 		rc = 0;  /* CACHE_OBJECT_RESET: it starts again from nothing */
+	fs_node_ref(fs, n);  /* with the hold above and the pin: what fs_object_unpin() undoes */
 	n->io->obj_pins++;
 	obj = n->io->obj;  /* stays while pinned (mode_choose revalidates it, never replaces it) */
 	mode = n->io->mode;
 	completing = n->io->completing;
 	pthread_mutex_unlock(&n->io->lock);
 
-	chunk = cache_store_chunk_size(fs->store);
 	cache_object_info(obj, &info);
 	rep.size = info.fingerprint.size;
 	rep.cached = info.present_chunks * chunk < rep.size ? info.present_chunks * chunk : rep.size;
@@ -222,9 +205,8 @@ int fs_admin_warm(struct fs *fs, const char *rel, struct fs_warm_report *out)
 	} else if (completing) {
 		rep.state = FS_WARM_FILLING;
 	} else if (mode == FS_IO_ORIGIN || mode == FS_IO_CACHE) {
-		rep.state = FS_WARM_WAITING;
+		rep.state = FS_WARM_WAITING;  /* a fill must not race passthrough writers */
 	} else {
-		/* Queued as a miss queues a completion (fs_cache.c maybe_complete): once. */
 		bool queue;
 		pthread_mutex_lock(&n->io->lock);
 		queue = !n->io->completing;
@@ -235,12 +217,37 @@ int fs_admin_warm(struct fs *fs, const char *rel, struct fs_warm_report *out)
 			pthread_mutex_lock(&n->io->lock);
 			n->io->completing = false;
 			pthread_mutex_unlock(&n->io->lock);
-			rep.state = FS_WARM_WAITING;
+			rep.state = FS_WARM_WAITING;  /* the queue is full */
 		}
 	}
 	fs_object_unpin(fs, n);
 	if (rc == 0)
 		*out = rep;
+	return rc;
+}
+
+int fs_admin_warm(struct fs *fs, const char *rel, struct fs_warm_report *out)
+{
+	struct cache_store *store = fs_cache_store(fs);
+	struct fs_node *n;
+	struct stat st;
+	int rc;
+
+	if (!fs->store)
+		return -ENOMEDIUM;
+	if (!store)
+		return -EAGAIN;
+	rc = node_of(fs, rel, &st, &n);
+	if (rc < 0)
+		return rc;
+	if (fs_glob_match(fs->cfg.exclude, fs->cfg.exclude_count, rel)) {
+		out->state = FS_WARM_EXCLUDED;
+		out->size = (uint64_t)st.st_size;
+		out->cached = 0;
+	} else {
+		rc = warm_node(fs, store, n, &st, out);
+	}
+	fs_node_forget(fs, n->nodeid, 1);
 	return rc;
 }
 
