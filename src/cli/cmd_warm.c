@@ -364,7 +364,7 @@ static int verify_one(const struct target *t, const char *rel, bool quiet_ok, si
 	}
 	if (!quiet_ok && strcmp(result, "match"))
 		fprintf(stderr, "\rcachemax: '%s' was not checked: %s\n", rel,
-		        !strcmp(result, "changed") ? "it changed while it was hashed" :
+		        !strcmp(result, "changed") ? "it changed while it was hashed, or is open for writing" :
 		        "the cache holds only part of it");
 	return 0;
 }
@@ -646,7 +646,7 @@ int cmd_verify(int argc, char **argv)
 		       matched + mismatched == 1 ? "y" : "ies", matched, mismatched,
 		       mismatched == 1 ? "" : "es", partial, partial == 1 ? "" : "s");
 		if (changed)
-			printf(", %zu changed while hashed (not checked)", changed);
+			printf(", %zu changed while hashed or open for writing (not checked)", changed);
 		if (failed)
 			printf(", %zu failed", failed);
 		printf("\n");

@@ -253,6 +253,27 @@ int fs_admin_warm(struct fs *fs, const char *rel, struct fs_warm_report *out)
 
 /* ---- verify --------------------------------------------------------------------------- */
 
+/* Is the file open for writing through the mount? A writer over the cache copy may have
+ * written it through a mapping not yet written back to the original (fs_cache.c writeback):
+ * the two differ for a while, and that is no corruption. */
+static bool open_for_writing(struct fs *fs, const struct stat *st)
+{
+	struct fs_node *n = fs_node_find_ref(fs, st);
+	bool writing = false;
+
+	if (!n)
+		return false;
+	writing = atomic_load(&n->passthrough_writers) > 0;
+	if (fs_node_io_hold_existing(fs, n)) {
+		pthread_mutex_lock(&n->io->lock);
+		writing = writing || n->io->cache_writers > 0;
+		pthread_mutex_unlock(&n->io->lock);
+		fs_node_io_release(fs, n);
+	}
+	fs_node_forget(fs, n->nodeid, 1);
+	return writing;
+}
+
 /* XXH3-64 of [0, size) of fd; -EIO if it ends sooner. */
 static int hash_file(int fd, uint64_t size, char *buf, uint64_t *out)
 {
@@ -316,6 +337,10 @@ int fs_admin_verify(struct fs *fs, const char *rel, struct fs_verify_report *out
 		rep.result = FS_VERIFY_NOT_COMPLETE;
 		goto out_release;
 	}
+	if (open_for_writing(fs, &st)) {
+		rep.result = FS_VERIFY_CHANGED;
+		goto out_release;
+	}
 	buf = malloc(VERIFY_BUFFER);
 	if (!buf) {
 		rc = -ENOMEM;
@@ -323,8 +348,10 @@ int fs_admin_verify(struct fs *fs, const char *rel, struct fs_verify_report *out
 	}
 	generation = cache_object_generation(obj);
 	rc = hash_file(cache_object_data_fd(obj), fp.size, buf, &rep.hash_copy);
-	if (rc == -EIO)
-		rep.hash_copy = ~0ull, rc = 0;  /* a copy shorter than the file: a mismatch */
+	if (rc == -EIO) {  /* a copy shorter than the file: a mismatch */
+		rep.hash_copy = ~0ull;
+		rc = 0;
+	}
 	if (rc == 0)
 		rc = hash_file(fd, fp.size, buf, &rep.hash_origin);
 	if (rc < 0)
@@ -333,7 +360,8 @@ int fs_admin_verify(struct fs *fs, const char *rel, struct fs_verify_report *out
 	if (rc < 0)
 		goto out_release;
 	cache_fingerprint_from_stat(&after, &after_fp);
-	if (!cache_fingerprint_equal(&fp, &after_fp) || cache_object_generation(obj) != generation) {
+	if (!cache_fingerprint_equal(&fp, &after_fp) || cache_object_generation(obj) != generation ||
+	    open_for_writing(fs, &st)) {
 		rep.result = FS_VERIFY_CHANGED;
 	} else if (rep.hash_copy == rep.hash_origin) {
 		rep.result = FS_VERIFY_MATCH;

@@ -46,7 +46,8 @@ enum fs_verify_result {
 	FS_VERIFY_MATCH,         /* the complete copy equals the original */
 	FS_VERIFY_MISMATCH,      /* it differs: the copy was dropped */
 	FS_VERIFY_NOT_COMPLETE,  /* the cache holds only part of it (or nothing): not checked */
-	FS_VERIFY_CHANGED,       /* the file changed while it was hashed: not checked */
+	FS_VERIFY_CHANGED,       /* the file changed while it was hashed, or is open for writing
+	                          * (a mapping's writes reach the original later): not checked */
 };
 struct fs_verify_report {
 	enum fs_verify_result result;
