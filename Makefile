@@ -5,7 +5,7 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissi
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -D_GNU_SOURCE -pthread -Isrc $(WARN) -MMD -MP
 SANFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
-LDLIBS  += -pthread -lm -lbpf -lmicrohttpd -lxxhash
+LDLIBS  += -pthread -lm -lbpf -lmicrohttpd -lxxhash $(shell pkg-config --libs inih)
 
 # The kernel-side counter of passthrough I/O (src/stats/bpf/): BPF C built by clang, embedded
 # in the daemon through a bpftool skeleton (docs/STATS.md).

@@ -6,6 +6,7 @@ need=(gcc make pkg-config libcmocka-dev fuse3 fio bindfs attr psmisc util-linux 
 need+=(llvm libbpf-dev bpftool)   # the passthrough counter (src/stats/bpf/)
 need+=(libmicrohttpd-dev libjs-chart.js)   # cachemax web (src/web/): the server, the charts
 need+=(libxxhash-dev)                       # cachemax verify, warm --verify: XXH3 (src/fs/fs_admin.c)
+need+=(libinih-dev)                         # the config file (src/config/config_file.c)
 need+=(chromium fonts-dejavu-core curl)    # t-web: the dashboard in a real browser, its screenshot
 missing=()
 for p in "${need[@]}"; do

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "config/config_options.h"
 #include "control/control.h"
 #include "control/control_socket.h"
 #include "control/control_trust.h"
@@ -23,15 +24,11 @@
 #include "util/size.h"
 #include "util/json.h"
 
-#define EXIT_USAGE 2
-#define STOP_WAIT_SECONDS 10
 
 #ifndef CACHEMAX_VERSION
 #define CACHEMAX_VERSION "unknown (built without the Makefile)"
 #endif
 
-static int cmd_start(int argc, char **argv);
-static int cmd_stop(int argc, char **argv);
 static int cmd_status(int argc, char **argv);
 static int cmd_stats(int argc, char **argv);
 static int cmd_evict(int argc, char **argv);
@@ -49,51 +46,27 @@ struct command {
 	const char *options;   /* NULL: none besides those in the usage line */
 };
 
+/* The options of start and enable: their own, then the option table's (main fills them in). */
+static char start_options[8192], enable_options[8192];
+
 static const struct command commands[] = {
-	{ "start", cmd_start, "start DIR --cache CACHEDIR [options]",
-	  "accelerate DIR (same path, no new mount point to use)\n",
-	  "--cache CACHEDIR        cache directory on the fast device, an absolute path (created\n"
-	  "                        root-owned 0700 if missing); it and every directory above it\n"
-	  "                        must be root's and not writable by others (sticky ones like\n"
-	  "                        /tmp excepted above it)\n"
-	  "--no-passthrough        serve every read and write through the daemon\n"
-	  "--threads N             FUSE worker threads (1-16, default 4)\n"
-	  "--attr-timeout SEC      seconds the kernel may cache attributes (default 1)\n"
-	  "--entry-timeout SEC     seconds the kernel may cache names (default 1)\n"
-	  "--size SIZE             cache capacity, e.g. 20G, at most the cache file system's size\n"
-	  "                        (default: the size given before, or 80% of the cache file\n"
-	  "                        system's free space at first start)\n"
-	  "--pin GLOB              keep matching files cached (relative to DIR; repeatable)\n"
-	  "--exclude GLOB          never cache matching files (relative to DIR; repeatable)\n"
-	  "--complete-max SIZE     complete files up to SIZE in the background after their\n"
-	  "                        first read (default 64M; 0: never)\n"
-	  "--first-read MODE       origin (default): a file the cache holds nothing of is read\n"
-	  "                        from the original at native speed, and cached after its\n"
-	  "                        close (a file over --complete-max: what that read left in\n"
-	  "                        the page cache; the next read fills the rest); fill: that\n"
-	  "                        read goes through the daemon and fills the cache as it\n"
-	  "                        goes (one read of the original, not two:\n"
-	  "                        for network shares and other metered or slow originals)\n"
-	  "--io-uring              serve requests through FUSE-over-io_uring, one queue per CPU\n"
-	  "                        (turns on the fuse module's enable_uring; without this\n"
-	  "                        option io_uring is used only if enable_uring is already Y;\n"
-	  "                        its value before is put back when the last daemon that\n"
-	  "                        relies on it ends)\n"
-	  "--no-io-uring           serve requests through /dev/fuse only\n"
-	  "--allow-submounts       accelerate DIR although other file systems are mounted\n"
-	  "                        below it (they are then served through the mount too);\n"
-	  "                        without it such a DIR is refused and they are listed\n"
-	  "--public-stats          let every local user read 'stats' (the control socket is\n"
-	  "                        then open to all; evict and every change stay root's)\n"
-	  "--count-syscalls        where the kernel refuses fexit programs, count passthrough\n"
-	  "                        reads with BPF hooks on every system call instead: exact\n"
-	  "                        for read(2) and kin, but each system call on the machine\n"
-	  "                        costs about 1.5 us more (without it: opens are counted)\n"
-	  "--foreground            run the daemon in this process, without a watchdog\n" },
-	{ "stop", cmd_stop, "stop DIR [--lazy]",
+	{ "start", cmd_start, "start DIR --cache CACHEDIR [options] | start --all [--config FILE]",
+	  "accelerate DIR (same path, no new mount point to use); --all: every directory the config\n"
+	  "file enables (cachemax enable), each reported, non-zero exit if any failed\n",
+	  start_options },
+	{ "stop", cmd_stop, "stop DIR [--lazy] | stop --all [--lazy] [--config FILE]",
 	  "give DIR back exactly as it was; refuses while files under it are open unless --lazy;\n"
-	  "also clears a dead mount left by a crash\n",
-	  "--lazy                  detach now, finish when the files are closed\n" },
+	  "also clears a dead mount left by a crash; --all: every enabled directory\n",
+	  "--lazy                  detach now, finish when the files are closed\n"
+	  "--all                   every directory the config file enables\n"
+	  "--config FILE           the config file for --all (as for start)\n" },
+	{ "enable", cmd_enable, "enable DIR --cache CACHEDIR [options] [--config FILE]",
+	  "check DIR and the start options as start does, without starting, and record them in\n"
+	  "the config file (replacing DIR's section): 'start --all' and cachemax.service start it\n",
+	  enable_options },
+	{ "disable", cmd_disable, "disable DIR [--config FILE]",
+	  "remove DIR's section from the config file (a running DIR keeps running: stop it)\n",
+	  "--config FILE           the config file (as for enable)\n" },
 	{ "status", cmd_status, "status [--json]",
 	  "every accelerated directory: cache, health (ok only while the cache serves), daemon,\n"
 	  "transport, passthrough, uptime; for everyone\n",
@@ -161,6 +134,17 @@ static void print_indented(FILE *f, const char *text, int indent)
 	}
 }
 
+/* own's lines, then the option table's, into buf. */
+static void options_help_fill(char *buf, size_t size, const char *own)
+{
+	FILE *f = fmemopen(buf, size, "w");
+	if (!f)
+		return;
+	fputs(own, f);
+	config_options_print_help(f, 0);
+	fclose(f);
+}
+
 static void help_print_all(FILE *f)
 {
 	fputs("usage: cachemax <command> [options]\n"
@@ -186,432 +170,6 @@ static void help_print_one(const struct command *h)
 	}
 }
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-	fprintf(stderr, "cachemax: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nrun 'cachemax help' for usage\n");
-	return EXIT_USAGE;
-}
-
-/* getopt_long returned '?' or ':' for command cmd. */
-static int option_error(const char *cmd, int c, char **argv)
-{
-	char problem[CONTROL_PATH_MAX + 64];
-	return usage_error("'%s': %s", cmd, cli_option_problem(c, argv, problem, sizeof(problem)));
-}
-
-static bool path_inside(const char *inner, const char *outer)
-{
-	size_t n = strlen(outer);
-	if (!strcmp(outer, "/"))
-		return true;
-	return !strncmp(inner, outer, n) && (inner[n] == '\0' || inner[n] == '/');
-}
-
-static int mkdir_p(const char *path, mode_t mode)
-{
-	char buf[CONTROL_PATH_MAX];
-	snprintf(buf, sizeof(buf), "%s", path);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, mode) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
-/* The cache directory may not exist yet: resolve what exists (realpath) and keep the rest. */
-static int resolve_cache(const char *path, char *out, size_t size)
-{
-	char resolved[CONTROL_PATH_MAX];
-	if (realpath(path, resolved)) {
-		if (strlen(resolved) >= size)
-			return -ENAMETOOLONG;
-		strcpy(out, resolved);
-		return 0;
-	}
-	return control_resolve_path(path, out, size);
-}
-
-/* The size of the file system the cache directory is on, or will be on once created: that of
- * its nearest existing ancestor (named in at). */
-static int cache_fs_total(const char *cache, uint64_t *total, char *at, size_t size)
-{
-	char path[CONTROL_PATH_MAX];
-	struct statvfs sv;
-
-	snprintf(path, sizeof(path), "%s", cache);
-	while (statvfs(path, &sv) < 0) {
-		char *slash = strrchr(path, '/');
-		if (errno != ENOENT || !slash || !strcmp(path, "/"))
-			return -errno;
-		slash[slash == path] = '\0';  /* "/a" -> "/", "/a/b" -> "/a" */
-	}
-	*total = (uint64_t)sv.f_blocks * sv.f_frsize;
-	snprintf(at, size, "%s", path);
-	return 0;
-}
-
-/* Mounting over DIR covers every mount below it: refuse, and say which. */
-static bool refuse_submounts(const char *dir)
-{
-	char list[2048];
-	int count = control_submounts(dir, list, sizeof(list));
-
-	if (count < 0) {
-		fprintf(stderr, "cachemax: cannot list the mounts below '%s': %s\n", dir, strerror(-count));
-		return true;
-	}
-	if (count == 0)
-		return false;
-	fprintf(stderr, "cachemax: cannot accelerate '%s': %d file system%s mounted below it: %s\n"
-	        "the mount would cover them; choose a directory without mounts below it, or pass "
-	        "--allow-submounts to serve them through the mount as well\n",
-	        dir, count, count == 1 ? " is" : "s are", list);
-	return true;
-}
-
-/* Commands that change something are root's; say so before anything is tried. */
-static bool refuse_non_root(const char *what)
-{
-	if (geteuid() == 0)
-		return false;
-	fprintf(stderr, "cachemax: '%s' changes what root's daemon does: run it as root\n", what);
-	return true;
-}
-
-/* Before reading state records: the run directory and what is in it must be root's. */
-static bool refuse_untrusted_run_dir(void)
-{
-	char why[CONTROL_WHY_MAX];
-	if (control_run_dir_check(why, sizeof(why)) == 0)
-		return false;
-	fprintf(stderr, "cachemax: refusing to trust the run directory: %s\n", why);
-	return true;
-}
-
-static int parse_seconds(const char *s, double *out)
-{
-	char *end;
-	double v = strtod(s, &end);
-	if (*end || v < 0 || v > 86400)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
-static int cmd_start(int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{ "cache", required_argument, NULL, 'c' },
-		{ "no-passthrough", no_argument, NULL, 'P' },
-		{ "threads", required_argument, NULL, 't' },
-		{ "attr-timeout", required_argument, NULL, 'a' },
-		{ "entry-timeout", required_argument, NULL, 'e' },
-		{ "foreground", no_argument, NULL, 'f' },
-		{ "size", required_argument, NULL, 's' },
-		{ "pin", required_argument, NULL, 'p' },
-		{ "exclude", required_argument, NULL, 'x' },
-		{ "complete-max", required_argument, NULL, 'C' },
-		{ "first-read", required_argument, NULL, 'F' },
-		{ "io-uring", no_argument, NULL, 'U' },
-		{ "no-io-uring", no_argument, NULL, 'u' },
-		{ "allow-submounts", no_argument, NULL, 'M' },
-		{ "public-stats", no_argument, NULL, 'S' },
-		{ "count-syscalls", no_argument, NULL, 'Y' },
-		{ NULL, 0, NULL, 0 },
-	};
-	static struct daemon_options o;  /* large (globs): not on the stack */
-	const struct daemon_options defaults = { .passthrough = true, .threads = 4, .attr_timeout = 1.0,
-	                                         .entry_timeout = 1.0,
-	                                         .complete_max = DAEMON_COMPLETE_MAX_DEFAULT };
-	const char *cache = NULL;
-	bool foreground = false, allow_submounts = false;
-	char summary[512], why[CONTROL_WHY_MAX];
-	struct stat st;
-	int c, rc;
-
-	o = defaults;
-	while ((c = getopt_long(argc, argv, CLI_OPTSTRING, opts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			/* Relative to where start happened to run is rarely meant, and then invisible. */
-			if (optarg[0] != '/')
-				return usage_error("--cache takes an absolute path such as /mnt/fast/cachemax, not '%s'", optarg);
-			cache = optarg;
-			break;
-		case 's':
-			if (size_parse(optarg, &o.size) < 0 || o.size < DAEMON_SIZE_MIN)
-				return usage_error("--size takes a size of at least 1M such as 512M or 20G, not '%s'", optarg);
-			break;
-		case 'C':
-			if (size_parse(optarg, &o.complete_max) < 0)
-				return usage_error("--complete-max takes a size such as 64M (0: never), not '%s'", optarg);
-			break;
-		case 'p':
-		case 'x': {
-			unsigned *count = c == 'p' ? &o.pin_count : &o.exclude_count;
-			char (*globs)[DAEMON_GLOB_MAX] = c == 'p' ? o.pin : o.exclude;
-			const char *g = optarg;
-			while (*g == '/')
-				g++;  /* globs are relative to DIR; a leading slash means DIR itself */
-			if (!*g || strlen(g) >= DAEMON_GLOB_MAX)
-				return usage_error("--%s takes a glob relative to DIR such as 'db/*.sqlite' (up to %d characters), not '%s'",
-				                   c == 'p' ? "pin" : "exclude", DAEMON_GLOB_MAX - 1, optarg);
-			if (*count == DAEMON_MAX_GLOBS)
-				return usage_error("at most %d --%s globs", DAEMON_MAX_GLOBS, c == 'p' ? "pin" : "exclude");
-			snprintf(globs[(*count)++], DAEMON_GLOB_MAX, "%s", g);
-			break;
-		}
-		case 'F':
-			if (strcmp(optarg, "origin") && strcmp(optarg, "fill"))
-				return usage_error("--first-read takes 'origin' or 'fill', not '%s'", optarg);
-			o.first_read_fill = !strcmp(optarg, "fill");
-			break;
-		case 'P': o.passthrough = false; break;
-		case 'U': o.transport = DAEMON_TRANSPORT_IO_URING; break;
-		case 'u': o.transport = DAEMON_TRANSPORT_DEV_FUSE; break;
-		case 'M': allow_submounts = true; break;
-		case 'S': o.public_stats = true; break;
-		case 'Y': o.count_syscalls = true; break;
-		case 't': {
-			char *end;
-			long n = strtol(optarg, &end, 10);
-			if (*end || n < 1 || n > FUSE_SESSION_MAX_THREADS)
-				return usage_error("--threads takes a number from 1 to 16, not '%s'", optarg);
-			o.threads = (unsigned)n;
-			break;
-		}
-		case 'a':
-			if (parse_seconds(optarg, &o.attr_timeout) < 0)
-				return usage_error("--attr-timeout takes seconds (0 to 86400), not '%s'", optarg);
-			break;
-		case 'e':
-			if (parse_seconds(optarg, &o.entry_timeout) < 0)
-				return usage_error("--entry-timeout takes seconds (0 to 86400), not '%s'", optarg);
-			break;
-		case 'f': foreground = true; break;
-		default: return option_error("start", c, argv);
-		}
-	}
-	if (optind + 1 != argc)
-		return usage_error("%s", "'start' takes exactly one directory: cachemax start DIR --cache CACHEDIR");
-	if (!cache)
-		return usage_error("'start %s' needs --cache CACHEDIR (a directory on the fast device)", argv[optind]);
-	if (geteuid() != 0) {
-		fprintf(stderr, "cachemax: must run as root: mounting in place and passthrough need CAP_SYS_ADMIN\n");
-		return 1;
-	}
-	if (stat(argv[optind], &st) < 0) {
-		fprintf(stderr, "cachemax: cannot accelerate '%s': %s\n", argv[optind], strerror(errno));
-		return 1;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "cachemax: cannot accelerate '%s': not a directory\n", argv[optind]);
-		return 1;
-	}
-	/* The kernel's resolution ("x/.." is the parent of x's target), not a lexical one. */
-	if (!realpath(argv[optind], o.dir) || resolve_cache(cache, o.cache, sizeof(o.cache)) < 0) {
-		fprintf(stderr, "cachemax: cannot resolve the paths given\n");
-		return 1;
-	}
-	if (control_pseudo_dir(o.dir, why, sizeof(why)) < 0) {
-		fprintf(stderr, "cachemax: %s\n", why);
-		return 1;
-	}
-	if (control_is_accelerated(o.dir)) {
-		fprintf(stderr, "cachemax: '%s' is already accelerated (see 'cachemax status')\n", o.dir);
-		return 1;
-	}
-	if (path_inside(o.cache, o.dir)) {
-		fprintf(stderr, "cachemax: the cache directory '%s' is inside '%s': choose a cache directory outside it\n",
-		        o.cache, o.dir);
-		return 1;
-	}
-	if (path_inside(o.dir, o.cache)) {
-		fprintf(stderr, "cachemax: '%s' is inside the cache directory '%s': choose a cache directory elsewhere\n",
-		        o.dir, o.cache);
-		return 1;
-	}
-	if (stat(o.cache, &st) == 0 && !S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "cachemax: the cache '%s' exists and is not a directory\n", o.cache);
-		return 1;
-	}
-	if (!allow_submounts && refuse_submounts(o.dir))
-		return 1;
-	if (o.size) {
-		char at[CONTROL_PATH_MAX], given[32], fs_size[32];
-		uint64_t total = 0;
-		rc = cache_fs_total(o.cache, &total, at, sizeof(at));
-		if (rc < 0) {
-			fprintf(stderr, "cachemax: cannot find the size of the file system of '%s': %s\n", o.cache,
-			        strerror(-rc));
-			return 1;
-		}
-		if (o.size > total) {
-			fprintf(stderr, "cachemax: --size %s is larger than the cache's file system (%s in all, at "
-			        "'%s'): give at most %lluM\n", size_format(o.size, given, sizeof(given)),
-			        size_format(total, fs_size, sizeof(fs_size)), at, (unsigned long long)(total >> 20));
-			return 1;
-		}
-	}
-	/* Checked as far as it exists, created by root, then checked whole: nobody else can have
-	 * made or changed any part of it in between. */
-	if (control_trust_path(o.cache, "the cache directory", why, sizeof(why)) < 0) {
-		fprintf(stderr, "cachemax: %s\n", why);
-		return 1;
-	}
-	rc = mkdir_p(o.cache, 0700);
-	if (rc < 0) {
-		fprintf(stderr, "cachemax: cannot create the cache directory '%s': %s\n", o.cache, strerror(-rc));
-		return 1;
-	}
-	if (control_trust_path(o.cache, "the cache directory", why, sizeof(why)) < 0) {
-		fprintf(stderr, "cachemax: %s\n", why);
-		return 1;
-	}
-	if (foreground)
-		return daemon_run_foreground(&o) == 0 ? 0 : 1;
-	if (daemon_start(&o, summary, sizeof(summary)) < 0)
-		return 1;
-	printf("accelerated %s (cache %s, %s)\n", o.dir, o.cache, summary);
-	return 0;
-}
-
-
-/* An accelerated directory below another one is covered by that one's mount: its own mount
- * is reached through the covering daemon's fd on the original directory. */
-struct covering {
-	const char *dir;
-	struct control_state best;
-	size_t best_len;
-};
-
-static int covering_one(const struct control_state *st, void *arg)
-{
-	struct covering *c = arg;
-	size_t n = strlen(st->dir);
-	if (n > c->best_len && path_inside(c->dir, st->dir) && strcmp(c->dir, st->dir) &&
-	    st->origin_fd >= 0 && control_pid_alive(st->daemon_pid) && control_is_accelerated(st->dir)) {
-		c->best = *st;
-		c->best_len = n;
-	}
-	return 0;
-}
-
-/* The path that reaches the mount at `dir` (dir itself unless it is covered), and the pid of
- * the covering daemon (0: none). */
-static void stop_target(const char *dir, char *target, size_t size, pid_t *covering_pid)
-{
-	struct control_mount m;
-	struct covering c = { .dir = dir };
-	struct stat st;
-
-	snprintf(target, size, "%s", dir);
-	*covering_pid = 0;
-	if (control_mount_get(dir, &m) < 0 || stat(dir, &st) < 0 || st.st_dev == m.dev)
-		return;  /* reachable at its path (or dead: that answers ENOTCONN at its path) */
-	control_state_each(covering_one, &c);
-	if (!c.best_len)
-		return;
-	snprintf(target, size, "/proc/%d/fd/%d%s", (int)c.best.daemon_pid, c.best.origin_fd,
-	         dir + strlen(c.best.dir));
-	*covering_pid = c.best.daemon_pid;
-}
-
-static int cmd_stop(int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{ "lazy", no_argument, NULL, 'l' },
-		{ NULL, 0, NULL, 0 },
-	};
-	char dir[CONTROL_PATH_MAX], target[CONTROL_PATH_MAX + 64], holders[2048];
-	struct control_state state;
-	bool lazy = false, have_state;
-	pid_t covering_pid;
-	struct statx stx;
-	struct stat st;
-	int c, count;
-
-	while ((c = getopt_long(argc, argv, CLI_OPTSTRING, opts, NULL)) != -1) {
-		if (c != 'l')
-			return option_error("stop", c, argv);
-		lazy = true;
-	}
-	if (optind + 1 != argc)
-		return usage_error("%s", "'stop' takes exactly one directory: cachemax stop DIR [--lazy]");
-	if (refuse_non_root("stop") || refuse_untrusted_run_dir())
-		return 1;
-	if (control_resolve_path(argv[optind], dir, sizeof(dir)) < 0) {
-		fprintf(stderr, "cachemax: cannot resolve '%s'\n", argv[optind]);
-		return 1;
-	}
-	control_uring_release(0, NULL);  /* daemons that died without a watchdog to say so */
-	have_state = control_state_find(dir, &state) == 0;
-	if (!control_is_accelerated(dir)) {
-		if (have_state && !control_pid_alive(state.daemon_pid))
-			control_state_remove(dir);
-		fprintf(stderr, "cachemax: '%s' is not accelerated (see 'cachemax status')\n", dir);
-		return 1;
-	}
-	stop_target(dir, target, sizeof(target), &covering_pid);
-	/* A dead daemon leaves a mount that answers ENOTCONN: detach it, nothing else can be done.
-	 * FORCE_SYNC: attributes the kernel still caches (for the attribute timeout) would hide it. */
-	if (statx(AT_FDCWD, target, AT_STATX_FORCE_SYNC, STATX_TYPE, &stx) < 0 &&
-	    (errno == ENOTCONN || errno == ECONNABORTED)) {
-		if (umount2(target, MNT_DETACH) < 0) {
-			fprintf(stderr, "cachemax: cannot clear the dead mount on '%s': %s\n", dir, strerror(errno));
-			return 1;
-		}
-		control_state_remove(dir);
-		printf("cleared a dead mount on %s; the original directory is back\n", dir);
-		return 0;
-	}
-	/* The covering daemon holds the nodes its kernel looked up below it: not an application. */
-	count = control_holders_except(dir, covering_pid, holders, sizeof(holders));
-	if (count > 0 && !lazy) {
-		fprintf(stderr, "cachemax: cannot stop '%s': files under it are in use by %s\n"
-		        "close them, or run 'cachemax stop --lazy %s' to detach now and finish when they are closed\n",
-		        dir, holders, dir);
-		return 1;
-	}
-	if (umount2(target, lazy || covering_pid ? MNT_DETACH : 0) < 0) {
-		if (errno == EBUSY)
-			fprintf(stderr, "cachemax: cannot stop '%s': it is busy; close the files under it or use --lazy\n", dir);
-		else
-			fprintf(stderr, "cachemax: cannot unmount '%s': %s\n", dir, strerror(errno));
-		return 1;
-	}
-	if (have_state && count == 0) {
-		/* The daemon sees the unmount and exits; wait so that stop means stopped. A covering
-		 * daemon lets go of its fds into the detached mount when its kernel looks the name up
-		 * again (after the entry timeout) and forgets the old nodes: stat makes it do that. */
-		for (int i = 0; i < STOP_WAIT_SECONDS * 20 && control_pid_alive(state.daemon_pid); i++) {
-			if (covering_pid)
-				stat(dir, &st);
-			usleep(50000);
-		}
-		if (control_pid_alive(state.daemon_pid))
-			fprintf(stderr, "cachemax: warning: daemon %d is still running after the unmount\n",
-			        (int)state.daemon_pid);
-	}
-	if (count > 0)
-		printf("detached %s; the daemon serves the %d process(es) still using it until they close their files\n",
-		       dir, count);
-	else
-		printf("stopped %s\n", dir);
-	return 0;
-}
 
 struct status_ctx {
 	bool json;
@@ -700,12 +258,12 @@ static int cmd_status(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, CLI_OPTSTRING, opts, NULL)) != -1) {
 		if (c != 'j')
-			return option_error("status", c, argv);
+			return cli_option_error("status", c, argv);
 		ctx.json = true;
 	}
 	if (optind != argc)
-		return usage_error("%s", "'status' takes no arguments besides --json");
-	if (refuse_untrusted_run_dir())
+		return cli_usage_error("%s", "'status' takes no arguments besides --json");
+	if (cli_refuse_untrusted_run_dir())
 		return 1;
 	if (ctx.json)
 		printf("{\"directories\": [");
@@ -938,19 +496,19 @@ static int cmd_stats(int argc, char **argv)
 		case 'w':
 			watch = strtod(optarg, &end);
 			if (*end || watch < 0.1 || watch > 3600)
-				return usage_error("--watch takes seconds (0.1 to 3600), not '%s'", optarg);
+				return cli_usage_error("--watch takes seconds (0.1 to 3600), not '%s'", optarg);
 			break;
 		case 'n':
 			count = strtol(optarg, &end, 10);
 			if (*end || count < 1)
-				return usage_error("--count takes a positive number, not '%s'", optarg);
+				return cli_usage_error("--count takes a positive number, not '%s'", optarg);
 			break;
-		default: return option_error("stats", c, argv);
+		default: return cli_option_error("stats", c, argv);
 		}
 	}
 	if (optind + 1 != argc)
-		return usage_error("%s", "'stats' takes exactly one directory: cachemax stats DIR [--json] [--watch SEC]");
-	if (refuse_untrusted_run_dir())
+		return cli_usage_error("%s", "'stats' takes exactly one directory: cachemax stats DIR [--json] [--watch SEC]");
+	if (cli_refuse_untrusted_run_dir())
 		return 1;
 	if (control_resolve_path(argv[optind], dir, sizeof(dir)) < 0) {
 		fprintf(stderr, "cachemax: cannot resolve '%s'\n", argv[optind]);
@@ -1002,8 +560,8 @@ static int cmd_evict(int argc, char **argv)
 	int rc, status = 0;
 
 	if (argc < 2)
-		return usage_error("%s", "'evict' takes a directory and optional files: cachemax evict DIR [PATH...]");
-	if (refuse_non_root("evict") || refuse_untrusted_run_dir())
+		return cli_usage_error("%s", "'evict' takes a directory and optional files: cachemax evict DIR [PATH...]");
+	if (cli_refuse_non_root("evict") || cli_refuse_untrusted_run_dir())
 		return 1;
 	if (control_resolve_path(argv[1], dir, sizeof(dir)) < 0 || control_state_find(dir, &state) < 0 ||
 	    !control_is_accelerated(dir)) {
@@ -1057,7 +615,7 @@ static int cmd_evict(int argc, char **argv)
 static int cmd_version(int argc, char **argv)
 {
 	if (argc > 1)
-		return usage_error("%s", "'version' takes no arguments");
+		return cli_usage_error("%s", "'version' takes no arguments");
 	printf("cachemax %s\n", CACHEMAX_VERSION);
 	return 0;
 }
@@ -1071,10 +629,10 @@ static int cmd_help(int argc, char **argv)
 		return 0;
 	}
 	if (argc > 2)
-		return usage_error("%s", "'help' takes at most one command: cachemax help [COMMAND]");
+		return cli_usage_error("%s", "'help' takes at most one command: cachemax help [COMMAND]");
 	h = command_find(argv[1]);
 	if (!h)
-		return usage_error("unknown command '%s'", argv[1]);
+		return cli_usage_error("unknown command '%s'", argv[1]);
 	help_print_one(h);
 	return 0;
 }
@@ -1084,9 +642,17 @@ int main(int argc, char **argv)
 	const char *name = argc > 1 ? argv[1] : NULL;
 	const struct command *cmd;
 
+	options_help_fill(start_options, sizeof(start_options),
+	                  "--all                   every enabled directory, with its options from the config file\n"
+	                  "--config FILE           the config file for --all (default $CACHEMAX_CONFIG, else\n"
+	                  "                        /etc/cachemax/cachemax.conf)\n");
+	options_help_fill(enable_options, sizeof(enable_options),
+	                  "--config FILE           the config file (default $CACHEMAX_CONFIG, else\n"
+	                  "                        /etc/cachemax/cachemax.conf)\n"
+	                  "and the options of start, recorded as keys without '--' (not --foreground):\n");
 	if (!name) {
 		help_print_all(stderr);
-		return EXIT_USAGE;
+		return CLI_EXIT_USAGE;
 	}
 	if (!strcmp(name, "--help") || !strcmp(name, "-h"))
 		name = "help";
@@ -1094,7 +660,7 @@ int main(int argc, char **argv)
 		name = "version";
 	cmd = command_find(name);
 	if (!cmd)
-		return usage_error("unknown command '%s'", name);
+		return cli_usage_error("unknown command '%s'", name);
 	/* `cachemax COMMAND --help`: that command's help, whatever else the line holds */
 	for (int i = 2; i < argc && strcmp(argv[i], "--"); i++)
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {

@@ -90,6 +90,7 @@ static char *state_format(const struct control_state *st, size_t *len)
 	put_text(f, "transport_why", st->transport_why);
 	put_text(f, "file_handles_why", st->file_handles_why);
 	put_text(f, "change_watch_why", st->change_watch_why);
+	put_text(f, "options", st->options);
 	fprintf(f, "daemon_pid=%d\nwatchdog_pid=%d\nstarted=%" PRId64 "\nfirst_started=%" PRId64
 	        "\nrestarts=%u\npassthrough=%d\nthreads=%u\ncache_on=%d\norigin_fd=%d\ncache_size=%" PRIu64
 	        "\nbypass=%d\nfile_handles=%d\nchange_watch=%d\n",
@@ -188,6 +189,7 @@ int control_state_parse(const char *text, size_t len, struct control_state *out)
 		else if (!strcmp(line, "file_handles_why")) get_text(st.file_handles_why, sizeof(st.file_handles_why), v);
 		else if (!strcmp(line, "change_watch")) st.change_watch = strtol(v, NULL, 10) != 0;
 		else if (!strcmp(line, "change_watch_why")) get_text(st.change_watch_why, sizeof(st.change_watch_why), v);
+		else if (!strcmp(line, "options")) get_text(st.options, sizeof(st.options), v);
 	}
 	if (!st.transport[0])
 		snprintf(st.transport, sizeof(st.transport), "dev_fuse");

@@ -45,6 +45,8 @@ struct control_state {
 	bool change_watch;              /* changes behind the cache are seen by fanotify, else at
 	                                 * the attribute timeout */
 	char change_watch_why[160];     /* why not */
+	char options[2048];             /* the start options that differ from the defaults, as
+	                                 * command-line arguments (config/config_options.h) */
 };
 
 const char *control_run_dir(void);

@@ -34,6 +34,8 @@
 #include "util/json.h"
 #include "util/log.h"
 
+_Static_assert(DAEMON_THREADS_MAX == FUSE_SESSION_MAX_THREADS, "the option table's thread limit");
+
 #define EXIT_STARTUP_FAILED 2
 #define RESTART_DELAY_MS 300
 
@@ -350,7 +352,9 @@ static int cache_open(const struct daemon_options *o, int origin_fd, struct cach
 	{
 		/* A first start without --size: a share of the cache file system's free space. */
 		struct statvfs sv;
-		if (statvfs(o->cache, &sv) == 0)
+		if (o->size_default)
+			cfg.default_capacity = o->size_default;
+		else if (statvfs(o->cache, &sv) == 0)
 			cfg.default_capacity = (uint64_t)sv.f_bavail * sv.f_frsize / 100 *
 			                       DAEMON_SIZE_DEFAULT_PERCENT;
 		if (cfg.default_capacity < DAEMON_SIZE_MIN)
@@ -406,6 +410,7 @@ static void state_fill(struct daemon_ctx *d, const struct daemon_options *o, boo
 	st->first_started = first_started ? first_started : st->started;
 	st->restarts = restarts;
 	st->threads = o->threads;
+	snprintf(st->options, sizeof(st->options), "%s", o->options_text);
 	st->origin_fd = fs_origin_fd(d->fs);
 	st->cache_size = d->store ? cache_store_capacity(d->store) : 0;
 	st->bypass = false;

@@ -19,6 +19,10 @@
 #define DAEMON_SIZE_DEFAULT_PERCENT 80           /* of the cache file system's free space */
 #define DAEMON_COMPLETE_MAX_DEFAULT (64ull << 20) /* files completed in the background */
 #define DAEMON_UMASK 022                          /* its files and socket are never writable by others */
+#define DAEMON_THREADS_DEFAULT 4                  /* FUSE workers */
+#define DAEMON_THREADS_MAX 16                     /* = FUSE_SESSION_MAX_THREADS (checked in daemon.c) */
+#define DAEMON_TIMEOUT_DEFAULT 1.0                /* attribute and entry timeouts, seconds */
+#define DAEMON_OPTIONS_TEXT_MAX 2048              /* the options line of the state record */
 #define DAEMON_FILL_THREADS 4                     /* background fills and read-ahead: 2 origin reads in flight */
 
 /* How the kernel should send requests (see io_uring_wanted in daemon.c). */
@@ -38,6 +42,9 @@ struct daemon_options {
 	double entry_timeout;
 	uint64_t size;                  /* cache capacity in bytes; 0: the store's saved size, or
 	                                 * DAEMON_SIZE_DEFAULT_PERCENT of the free space at first start */
+	uint64_t size_default;          /* capacity at first start without --size (the CLI subtracts
+	                                 * what other caches on the same file system may still
+	                                 * fill); 0: DAEMON_SIZE_DEFAULT_PERCENT of the free space */
 	uint64_t complete_max;          /* files up to this size are completed in the background
 	                                 * after their first read; 0: none */
 	bool first_read_fill;           /* --first-read fill: first reads fill in user space
@@ -46,6 +53,9 @@ struct daemon_options {
 	                                 * through the control socket (changes stay root's) */
 	bool count_syscalls;            /* --count-syscalls: where fexit is refused, count
 	                                 * passthrough reads with system-call hooks (stats_bpf.h) */
+	char options_text[DAEMON_OPTIONS_TEXT_MAX];  /* the start options that differ from the
+	                                             * defaults, as arguments: the state record's
+	                                             * "options" (config_start_format) */
 	unsigned pin_count, exclude_count;
 	char pin[DAEMON_MAX_GLOBS][DAEMON_GLOB_MAX];      /* globs relative to dir (fnmatch, FNM_PATHNAME) */
 	char exclude[DAEMON_MAX_GLOBS][DAEMON_GLOB_MAX];  /* never cached */
