@@ -35,6 +35,10 @@ int cmd_enable(int argc, char **argv);
 /* cachemax disable DIR [--config FILE] */
 int cmd_disable(int argc, char **argv);
 
+/* cachemax systemd-generator NORMAL_DIR [EARLY_DIR LATE_DIR] (cmd_systemd.c); also run as
+ * cachemax-generator by systemd */
+int cmd_systemd_generator(int argc, char **argv);
+
 /* cachemax bench DIR --cache CACHEDIR [--size SIZE] [--runtime SEC] [--buffered] [--json] */
 int cmd_bench(int argc, char **argv);
 

@@ -3,6 +3,7 @@
  * (status). Exit codes: 0 success, 1 failure, 2 usage error. */
 #include <errno.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +68,9 @@ static const struct command commands[] = {
 	{ "disable", cmd_disable, "disable DIR [--config FILE]",
 	  "remove DIR's section from the config file (a running DIR keeps running: stop it)\n",
 	  "--config FILE           the config file (as for enable)\n" },
+	{ "systemd-generator", cmd_systemd_generator, "systemd-generator NORMAL_DIR [EARLY_DIR LATE_DIR]",
+	  "what systemd runs as cachemax-generator at boot and daemon-reload: a drop-in that makes\n"
+	  "cachemax.service require the mounts of every enabled directory and cache\n", NULL },
 	{ "status", cmd_status, "status [--json]",
 	  "every accelerated directory: cache, health (ok only while the cache serves), daemon,\n"
 	  "transport, passthrough, uptime; for everyone\n",
@@ -176,15 +180,36 @@ struct status_ctx {
 	unsigned count;
 };
 
+/* Whose directory it is: the owner of the original directory, as the daemon recorded it
+ * (status never touches the mount: a hung daemon must not hang it). */
+static const char *status_owner(long uid, char *buf, size_t size)
+{
+	struct passwd *pw = uid >= 0 ? getpwuid((uid_t)uid) : NULL;
+
+	if (uid < 0)
+		return "unknown";
+	if (pw)
+		snprintf(buf, size, "%s", pw->pw_name);
+	else
+		snprintf(buf, size, "uid %ld", uid);
+	return buf;
+}
+
 static int status_one(const struct control_state *st, void *arg)
 {
 	struct status_ctx *ctx = arg;
 	int64_t up = time(NULL) - st->started;
 	const char *health = control_state_health(st);
+	char owner_buf[256];
+	const char *owner = status_owner(st->owner_uid, owner_buf, sizeof(owner_buf));
 
 	if (ctx->json) {
 		printf("%s\n    {\"dir\": ", ctx->count ? "," : "");
 		json_write_string(stdout, st->dir);
+		printf(", \"owner\": ");
+		json_write_string(stdout, owner);
+		printf(", \"owner_uid\": %ld, \"options\": ", st->owner_uid);
+		json_write_string(stdout, st->options);
 		printf(", \"cache\": ");
 		json_write_string(stdout, st->cache);
 		printf(", \"cache_on\": %s, \"cache_size\": %llu, \"bypass\": %s, \"cache_reason\": ",
@@ -213,6 +238,7 @@ static int status_one(const struct control_state *st, void *arg)
 		printf("}");
 	} else {
 		printf("%s%s\n", ctx->count ? "\n" : "", st->dir);
+		printf("  owner:        %s\n", owner);
 		char size_text[32];
 		size_format(st->cache_size, size_text, sizeof(size_text));
 		if (st->cache_on && st->bypass)
@@ -241,6 +267,8 @@ static int status_one(const struct control_state *st, void *arg)
 			printf("  changes:      seen at once (fanotify)\n");
 		else
 			printf("  changes:      seen at the attribute timeout (%s)\n", st->change_watch_why);
+		if (st->options[0])
+			printf("  options:      %s\n", st->options);
 		printf("  log:          %s\n", st->log);
 	}
 	ctx->count++;
@@ -650,6 +678,9 @@ int main(int argc, char **argv)
 	                  "--config FILE           the config file (default $CACHEMAX_CONFIG, else\n"
 	                  "                        /etc/cachemax/cachemax.conf)\n"
 	                  "and the options of start, recorded as keys without '--' (not --foreground):\n");
+	/* systemd runs generators by their name: cachemax-generator is a link to this program */
+	if (!strcmp(strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0], "cachemax-generator"))
+		return cmd_systemd_generator(argc, argv);
 	if (!name) {
 		help_print_all(stderr);
 		return CLI_EXIT_USAGE;

@@ -33,9 +33,19 @@ void control_state_path(const char *dir, char *buf, size_t size)
 	snprintf(buf, size, "%s/%016" PRIx64 ".state", control_run_dir(), path_hash(dir));
 }
 
+const char *control_log_dir(void)
+{
+	const char *d = getenv("CACHEMAX_LOG_DIR");
+	if (d && *d)
+		return d;
+	/* A private run directory (tests) keeps its logs with it, not in the machine's. */
+	d = getenv("CACHEMAX_RUN_DIR");
+	return d && *d ? d : CONTROL_LOG_DIR_DEFAULT;
+}
+
 void control_log_path(const char *dir, char *buf, size_t size)
 {
-	snprintf(buf, size, "%s/%016" PRIx64 ".log", control_run_dir(), path_hash(dir));
+	snprintf(buf, size, "%s/%016" PRIx64 ".log", control_log_dir(), path_hash(dir));
 }
 
 void control_socket_path(const char *dir, char *buf, size_t size)
@@ -91,6 +101,7 @@ static char *state_format(const struct control_state *st, size_t *len)
 	put_text(f, "file_handles_why", st->file_handles_why);
 	put_text(f, "change_watch_why", st->change_watch_why);
 	put_text(f, "options", st->options);
+	fprintf(f, "owner_uid=%ld\n", st->owner_uid);
 	fprintf(f, "daemon_pid=%d\nwatchdog_pid=%d\nstarted=%" PRId64 "\nfirst_started=%" PRId64
 	        "\nrestarts=%u\npassthrough=%d\nthreads=%u\ncache_on=%d\norigin_fd=%d\ncache_size=%" PRIu64
 	        "\nbypass=%d\nfile_handles=%d\nchange_watch=%d\n",
@@ -147,6 +158,7 @@ int control_state_parse(const char *text, size_t len, struct control_state *out)
 
 	memset(&st, 0, sizeof(st));
 	st.origin_fd = -1;
+	st.owner_uid = -1;
 	while (pos < len) {
 		const char *nl = memchr(text + pos, '\n', len - pos);
 		size_t n = nl ? (size_t)(nl - (text + pos)) : len - pos;
@@ -190,6 +202,7 @@ int control_state_parse(const char *text, size_t len, struct control_state *out)
 		else if (!strcmp(line, "change_watch")) st.change_watch = strtol(v, NULL, 10) != 0;
 		else if (!strcmp(line, "change_watch_why")) get_text(st.change_watch_why, sizeof(st.change_watch_why), v);
 		else if (!strcmp(line, "options")) get_text(st.options, sizeof(st.options), v);
+		else if (!strcmp(line, "owner_uid")) st.owner_uid = strtol(v, NULL, 10);
 	}
 	if (!st.transport[0])
 		snprintf(st.transport, sizeof(st.transport), "dev_fuse");

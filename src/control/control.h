@@ -45,11 +45,18 @@ struct control_state {
 	bool change_watch;              /* changes behind the cache are seen by fanotify, else at
 	                                 * the attribute timeout */
 	char change_watch_why[160];     /* why not */
+	long owner_uid;                 /* owner of the directory (the original's) at start; -1:
+	                                 * unknown (older records) */
 	char options[2048];             /* the start options that differ from the defaults, as
 	                                 * command-line arguments (config/config_options.h) */
 };
 
 const char *control_run_dir(void);
+/* Where the daemons' log files are (when systemd does not take their output to the journal):
+ * CACHEMAX_LOG_DIR, else the run directory if CACHEMAX_RUN_DIR is set, else
+ * CONTROL_LOG_DIR_DEFAULT (persistent, unlike /run). */
+#define CONTROL_LOG_DIR_DEFAULT "/var/log/cachemax"
+const char *control_log_dir(void);
 /* Paths of the state and log files for an accelerated directory. */
 void control_state_path(const char *dir, char *buf, size_t size);
 void control_log_path(const char *dir, char *buf, size_t size);

@@ -402,7 +402,10 @@ static void state_fill(struct daemon_ctx *d, const struct daemon_options *o, boo
 	st->cache_on = d->store != NULL;
 	snprintf(st->dir, sizeof(st->dir), "%s", o->dir);
 	snprintf(st->cache, sizeof(st->cache), "%s", o->cache);
-	control_log_path(o->dir, st->log, sizeof(st->log));
+	if (log_stderr_is_journal())
+		snprintf(st->log, sizeof(st->log), "%s", DAEMON_LOG_JOURNAL);
+	else
+		control_log_path(o->dir, st->log, sizeof(st->log));
 	control_socket_path(o->dir, st->socket, sizeof(st->socket));
 	st->daemon_pid = getpid();
 	st->watchdog_pid = supervised ? getppid() : 0;
@@ -411,6 +414,10 @@ static void state_fill(struct daemon_ctx *d, const struct daemon_options *o, boo
 	st->restarts = restarts;
 	st->threads = o->threads;
 	snprintf(st->options, sizeof(st->options), "%s", o->options_text);
+	{
+		struct stat origin;
+		st->owner_uid = fstat(fs_origin_fd(d->fs), &origin) == 0 ? (long)origin.st_uid : -1;
+	}
 	st->origin_fd = fs_origin_fd(d->fs);
 	st->cache_size = d->store ? cache_store_capacity(d->store) : 0;
 	st->bypass = false;
@@ -755,6 +762,7 @@ static void watchdog_main(const struct daemon_options *o, int ready_fd)
 int daemon_start(const struct daemon_options *o, char *summary, size_t size)
 {
 	char log_path[CONTROL_PATH_MAX], msg[1200], why[CONTROL_WHY_MAX];
+	bool journal;
 	size_t used = 0;
 	int pipefd[2], rc;
 	pid_t pid;
@@ -764,7 +772,14 @@ int daemon_start(const struct daemon_options *o, char *summary, size_t size)
 		fprintf(stderr, "cachemax: %s\n", why);
 		return rc;
 	}
+	/* Under systemd the output goes to the journal as it is; else to a file of our own. */
+	journal = log_stderr_is_journal();
 	control_log_path(o->dir, log_path, sizeof(log_path));
+	if (!journal && mkdir(control_log_dir(), DAEMON_LOG_DIR_MODE) < 0 && errno != EEXIST) {
+		fprintf(stderr, "cachemax: cannot create the log directory '%s': %s\n", control_log_dir(),
+		        strerror(errno));
+		return -errno;
+	}
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
 		return -errno;
 	fflush(NULL);
@@ -776,7 +791,7 @@ int daemon_start(const struct daemon_options *o, char *summary, size_t size)
 	}
 	if (pid == 0) {
 		int null = open("/dev/null", O_RDWR);
-		int logfd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		int logfd = journal ? -1 : open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0644);
 		close(pipefd[0]);
 		setsid();
 		signal(SIGINT, SIG_IGN);
@@ -787,6 +802,7 @@ int daemon_start(const struct daemon_options *o, char *summary, size_t size)
 		if (logfd >= 0) {
 			dup2(logfd, STDOUT_FILENO);
 			dup2(logfd, STDERR_FILENO);
+			log_set_rotation(log_path, LOG_ROTATE_BYTES);
 		}
 		watchdog_main(o, pipefd[1]);
 		_exit(0);
@@ -812,7 +828,8 @@ int daemon_start(const struct daemon_options *o, char *summary, size_t size)
 	if (!strncmp(msg, "ERR ", 4))
 		fprintf(stderr, "cachemax: %s\n", msg + 4);
 	else
-		fprintf(stderr, "cachemax: the daemon for '%s' failed to start; see %s\n", o->dir, log_path);
+		fprintf(stderr, "cachemax: the daemon for '%s' failed to start; see %s\n", o->dir,
+		        journal ? DAEMON_LOG_JOURNAL : log_path);
 	return -EIO;
 }
 

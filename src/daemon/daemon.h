@@ -4,6 +4,8 @@
  * "ready" to the starting CLI through a pipe. The watchdog outlives it: if the daemon dies, the
  * watchdog lazily unmounts at once (the original directory is visible again) and restarts it,
  * a bounded number of times. A daemon that exits 0 (the mount was unmounted) ends the watchdog.
+ * Their output goes to the journal when systemd runs start (JOURNAL_STREAM), else to a log
+ * file in control_log_dir(), rotated by size (util/log.h).
  */
 #ifndef CACHEMAX_DAEMON_H
 #define CACHEMAX_DAEMON_H
@@ -23,6 +25,8 @@
 #define DAEMON_THREADS_MAX 16                     /* = FUSE_SESSION_MAX_THREADS (checked in daemon.c) */
 #define DAEMON_TIMEOUT_DEFAULT 1.0                /* attribute and entry timeouts, seconds */
 #define DAEMON_OPTIONS_TEXT_MAX 2048              /* the options line of the state record */
+#define DAEMON_LOG_DIR_MODE 0755                  /* control_log_dir(): root's, readable */
+#define DAEMON_LOG_JOURNAL "the journal (journalctl -u cachemax)"  /* the log under systemd */
 #define DAEMON_FILL_THREADS 4                     /* background fills and read-ahead: 2 origin reads in flight */
 
 /* How the kernel should send requests (see io_uring_wanted in daemon.c). */

@@ -1,12 +1,64 @@
-/* log: timestamped lines to stderr; level and prefix are set once at start-up. */
+/* log: timestamped lines to stderr; level, prefix and rotation are set once at start-up. */
 #include "util/log.h"
 
+#include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static enum log_level log_level = LOG_LEVEL_INFO;
 static const char *log_prefix = "cachemax";
+static char log_rotate_path[PATH_MAX];   /* empty: no rotation */
+static unsigned long long log_rotate_max;
+
+void log_set_rotation(const char *path, unsigned long long max_bytes)
+{
+	snprintf(log_rotate_path, sizeof(log_rotate_path), "%s", path ? path : "");
+	log_rotate_max = max_bytes;
+}
+
+bool log_stderr_is_journal(void)
+{
+	const char *e = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	if (!e || sscanf(e, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &st) < 0)
+		return false;
+	return st.st_dev == (dev_t)dev && st.st_ino == (ino_t)ino;
+}
+
+/* stderr past the limit: shift the old files, start a new one on stdout and stderr. A
+ * failure leaves things as they are (the next line tries again). Other processes that share
+ * the old file (the watchdog) go on writing to FILE.1. */
+static void log_rotate_if_due(void)
+{
+	char from[PATH_MAX + 16], to[PATH_MAX + 16];
+	struct stat st;
+	int fd;
+
+	if (!log_rotate_path[0] || fstat(STDERR_FILENO, &st) < 0 || (unsigned long long)st.st_size < log_rotate_max)
+		return;
+	for (int i = LOG_ROTATE_KEEP - 1; i >= 1; i--) {
+		snprintf(from, sizeof(from), "%s.%d", log_rotate_path, i);
+		snprintf(to, sizeof(to), "%s.%d", log_rotate_path, i + 1);
+		rename(from, to);
+	}
+	snprintf(to, sizeof(to), "%s.1", log_rotate_path);
+	if (rename(log_rotate_path, to) < 0)
+		return;
+	fd = open(log_rotate_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return;
+	fflush(stdout);
+	dup2(fd, STDOUT_FILENO);
+	dup2(fd, STDERR_FILENO);
+	close(fd);
+}
 
 void log_set_level(enum log_level level) { log_level = level; }
 void log_set_prefix(const char *prefix) { log_prefix = prefix; }
@@ -33,4 +85,5 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "%s\n", line);
+	log_rotate_if_due();
 }
