@@ -86,9 +86,14 @@ void bench_print_table(FILE *f, const struct bench_options *o, const struct benc
 	}
 	fprintf(f, "\n");
 	if (s->valid) {
-		fprintf(f, "cachemax stats during the accelerated runs: hit ratio %.1f%% of user-space reads, %.1f%% of their bytes\n",
-		        100 * hit_ratio(s->read_ops_cache, s->read_ops_origin),
-		        100 * hit_ratio(s->read_bytes_cache, s->read_bytes_origin));
+		/* No read through the daemon is no hit ratio, not 0 %: passthrough reads are the kernel's. */
+		if (s->read_ops_cache + s->read_ops_origin == 0)
+			fprintf(f, "cachemax stats during the accelerated runs: no read went through the daemon "
+			        "(passthrough reads are served in the kernel: see the opens below)\n");
+		else
+			fprintf(f, "cachemax stats during the accelerated runs: hit ratio %.1f%% of user-space reads, "
+			        "%.1f%% of their bytes\n", 100 * hit_ratio(s->read_ops_cache, s->read_ops_origin),
+			        100 * hit_ratio(s->read_bytes_cache, s->read_bytes_origin));
 		fprintf(f, "  reads from cache %llu (%s), from origin %llu (%s); fills %llu (%s)\n",
 		        (unsigned long long)s->read_ops_cache, size_format(s->read_bytes_cache, b1, sizeof(b1)),
 		        (unsigned long long)s->read_ops_origin, size_format(s->read_bytes_origin, b2, sizeof(b2)),
