@@ -37,7 +37,7 @@ FUZZ_CC ?= clang
 FUZZ_FLAGS := -std=gnu11 -D_GNU_SOURCE -Isrc $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined \
               -fno-sanitize-recover=undefined
 FUZZ_SECONDS ?= 30
-FUZZ_BIN := build/fuzz/fuzz_fuse_request build/fuzz/fuzz_control build/fuzz/fuzz_web
+FUZZ_BIN := build/fuzz/fuzz_fuse_request build/fuzz/fuzz_control build/fuzz/fuzz_web build/fuzz/fuzz_config
 
 .PHONY: all deps check unit integ diff demo clean bench fuzz FORCE
 all: build/cachemax build/san/cachemax $(TOOL_BIN)
@@ -94,9 +94,12 @@ build/fuzz/fuzz_fuse_request: tests/fuzz/fuzz_fuse_request.c src/fuse/fuse_proto
 build/fuzz/fuzz_control: tests/fuzz/fuzz_control.c src/control/control.c src/control/control_proto.c
 build/fuzz/fuzz_web: tests/fuzz/fuzz_web.c src/web/web_handle.c src/web/web_metrics.c \
   src/web/web_json.c src/util/json.c src/web/web_page.S $(PAGE_FILES)
+build/fuzz/fuzz_config: tests/fuzz/fuzz_config.c src/config/config_file.c src/config/config_options.c \
+  src/control/control.c src/util/size.c
+build/fuzz/fuzz_config: FUZZ_LIBS := $(shell pkg-config --libs inih)
 build/fuzz/%:
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(filter %.c %.S,$^)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(filter %.c %.S,$^) $(FUZZ_LIBS)
 
 # Each target for FUZZ_SECONDS (30) from its seeds; saved crashes are replayed first.
 fuzz: deps $(FUZZ_BIN)

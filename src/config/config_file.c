@@ -216,23 +216,12 @@ out_close:
 	return rc;
 }
 
-int config_file_load(const char *path, struct config_file *cf, char *msg, size_t msg_size)
+void config_file_parse(const char *name, const char *text, size_t len, struct config_file *cf)
 {
-	struct parse p = { .cf = cf };
-	char *text = NULL;
-	int rc;
+	struct parse p = { .cf = cf, .text = text, .len = len };
 
 	memset(cf, 0, sizeof(*cf));
-	snprintf(cf->path, sizeof(cf->path), "%s", path);
-	if (msg_size)
-		msg[0] = '\0';
-	rc = file_read(path, &text, &p.len, msg, msg_size);
-	if (rc < 0) {
-		if (!msg[0])
-			snprintf(msg, msg_size, "cannot read the config file '%s': %s", path, strerror(-rc));
-		return rc;
-	}
-	p.text = text;
+	snprintf(cf->path, sizeof(cf->path), "%s", name);
 	/* Debian's libinih takes its build options at run time as well. */
 	ini_use_stack = false;
 	ini_max_line = CONFIG_FILE_LINE_MAX;
@@ -241,7 +230,6 @@ int config_file_load(const char *path, struct config_file *cf, char *msg, size_t
 	ini_allow_no_value = true;         /* a switch alone: "no-passthrough" */
 	ini_stop_on_first_error = false;
 	ini_parse_stream(reader, &p, handler, &p);
-	free(text);
 	for (size_t i = 0; i < cf->count; i++) {
 		struct config_section *s = &cf->sections[i];
 		if (!s->bad && !s->start.cache[0]) {
@@ -249,6 +237,25 @@ int config_file_load(const char *path, struct config_file *cf, char *msg, size_t
 			error_add(&p, s->line, "section [%s] has no 'cache' key: cache = /mnt/fast/DIR", s->dir);
 		}
 	}
+}
+
+int config_file_load(const char *path, struct config_file *cf, char *msg, size_t msg_size)
+{
+	char *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	memset(cf, 0, sizeof(*cf));
+	if (msg_size)
+		msg[0] = '\0';
+	rc = file_read(path, &text, &len, msg, msg_size);
+	if (rc < 0) {
+		if (!msg[0])
+			snprintf(msg, msg_size, "cannot read the config file '%s': %s", path, strerror(-rc));
+		return rc;
+	}
+	config_file_parse(path, text, len, cf);
+	free(text);
 	return 0;
 }
 

@@ -48,6 +48,9 @@ const char *config_file_path(const char *given);
  * so); other -errno if it cannot be read. Mistakes inside it are not an error of the call:
  * they are in cf->errors. */
 int config_file_load(const char *path, struct config_file *cf, char *msg, size_t msg_size);
+/* The same for len bytes of text (need not be NUL-terminated), `name` naming it in messages.
+ * Pure but for libinih's global settings: fuzzed by tests/fuzz/fuzz_config.c. */
+void config_file_parse(const char *name, const char *text, size_t len, struct config_file *cf);
 void config_file_release(struct config_file *cf);
 /* The section of `dir`, or NULL. */
 const struct config_section *config_file_find(const struct config_file *cf, const char *dir);
