@@ -295,6 +295,16 @@ static int start_options_parse(const char *cmd, int argc, char **argv, struct co
 	return 0;
 }
 
+/* Shorter paths first; the file's order among equals (lines are unique per section). */
+static int section_outer_first(const void *a, const void *b)
+{
+	const struct config_section *x = a, *y = b;
+	size_t lx = strlen(x->dir), ly = strlen(y->dir);
+	if (lx != ly)
+		return lx < ly ? -1 : 1;
+	return x->line < y->line ? -1 : x->line > y->line;
+}
+
 /* start --all: every section of the config file; each reported. */
 static int start_all(const char *config_path)
 {
@@ -314,6 +324,9 @@ static int start_all(const char *config_path)
 	}
 	if (cf.errors)
 		fprintf(stderr, "%s", cf.errors);
+	/* A directory before those below it: started first, its mount then covers theirs (started
+	 * after, below it, they would be submounts it refuses). stop --all goes the other way. */
+	qsort(cf.sections, cf.count, sizeof(cf.sections[0]), section_outer_first);
 	for (size_t i = 0; i < cf.count; i++) {
 		struct config_section *sec = &cf.sections[i];
 		if (sec->bad) {
@@ -564,8 +577,8 @@ static int stop_one(const char *given, bool lazy, bool not_accelerated_ok)
 	return 0;
 }
 
-/* stop --all: every section of the config file, in reverse order (an accelerated directory
- * inside another one stops first). */
+/* stop --all: every section of the config file, deepest first (an accelerated directory
+ * inside another one stops before it). */
 static int stop_all(const char *config_path, bool lazy)
 {
 	static struct config_file cf;
@@ -584,7 +597,8 @@ static int stop_all(const char *config_path, bool lazy)
 	}
 	if (cf.errors)
 		fprintf(stderr, "%s", cf.errors);
-	/* Sections with mistakes name a directory all the same: stop it. */
+	/* Sections with mistakes name a directory all the same: stop it. Those below others first. */
+	qsort(cf.sections, cf.count, sizeof(cf.sections[0]), section_outer_first);
 	for (size_t i = cf.count; i-- > 0;)
 		if (cf.sections[i].dir[0] == '/' && stop_one(cf.sections[i].dir, lazy, true))
 			failed++;

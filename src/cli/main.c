@@ -72,8 +72,8 @@ static const struct command commands[] = {
 	  "what systemd runs as cachemax-generator at boot and daemon-reload: a drop-in that makes\n"
 	  "cachemax.service require the mounts of every enabled directory and cache\n", NULL },
 	{ "status", cmd_status, "status [--json]",
-	  "every accelerated directory: cache, health (ok only while the cache serves), daemon,\n"
-	  "transport, passthrough, uptime; for everyone\n",
+	  "every accelerated directory: owner, cache, health (ok only while the cache serves),\n"
+	  "daemon, transport, passthrough, options, log, uptime; for everyone\n",
 	  "--json                  one JSON document\n" },
 	{ "stats", cmd_stats, "stats DIR [--json] [--watch SEC [--count N]]",
 	  "reads from cache and origin (passthrough reads counted in the kernel by BPF where it\n"

@@ -87,6 +87,22 @@ grep -qF "[$D3]" "$CACHEMAX_CONFIG" && fail "disable left [$D3]: $(cat "$CACHEMA
 grep -qF "[$D1]" "$CACHEMAX_CONFIG" || fail "disable removed [$D1]"
 expect 1 "'$D3' is not enabled in $CACHEMAX_CONFIG" "$CACHEMAX" disable "$D3"
 
+# a directory below another: whatever the order in the file, the outer one starts first (its
+# mount would otherwise be refused for covering the inner one) and stops last
+mkdir -p "$D1/inner" && echo in > "$D1/inner/f"
+T_MOUNTS=("$D1/inner" "${T_MOUNTS[@]}")
+expect 0 "enabled $D1/inner" "$CACHEMAX" enable "$D1/inner" --cache "$SHM/ci"
+expect 0 "disabled $D1" "$CACHEMAX" disable "$D1"
+expect 0 "enabled $D1" "$CACHEMAX" enable "$D1" --cache "$C1"
+[ "$(grep "^\[" "$CACHEMAX_CONFIG" | tail -n1)" = "[$D1]" ] || fail "order: $(cat "$CACHEMAX_CONFIG")"
+expect 0 "3 started, 0 already running, 0 failed" "$CACHEMAX" start --all
+mounted "$D1" && mounted "$D1/inner" || fail "start --all: $D1 and $D1/inner not both accelerated: $OUT"
+[ "$(cat "$D1/inner/f")" = in ] || fail "$D1/inner/f through both mounts"
+expect 0 "stop --all: 3 enabled, 0 failed" "$CACHEMAX" stop --all
+mounted "$D1/inner" && fail "stop --all left $D1/inner"
+mounted "$D1" && fail "stop --all left $D1"
+expect 0 "disabled $D1/inner" "$CACHEMAX" disable "$D1/inner"
+
 # a config with mistakes: each reported with file and line, the command fails, the good
 # section still starts, the bad ones do not
 BAD=$T_SCRATCH/bad.conf
