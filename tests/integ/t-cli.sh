@@ -36,7 +36,7 @@ for cmd in "start --help" "help start" "start /x --cache -h"; do
   [[ $out == *--first-read* && $out != *--lazy* && $out != *--listen* ]] \
     || fail "'cachemax $cmd' is not start's help alone: $out"
 done
-for c in stop status stats evict warm verify bench web version help; do
+for c in stop status stats evict warm verify bench web version help enable disable systemd-generator; do
   [ "$("$CACHEMAX" "$c" --help)" = "$("$CACHEMAX" help "$c")" ] || fail "'$c --help' and 'help $c' differ"
   expect 0 "^usage: cachemax $c" "$CACHEMAX" help "$c"
 done

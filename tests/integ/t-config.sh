@@ -81,6 +81,17 @@ for d in "$D1" "$D2" "$D3"; do mounted "$d" && fail "stop --all left $d accelera
 [ "$(cat "$D1/f")" = one ] || fail "$D1/f after stop"
 expect 0 "was not accelerated" "$CACHEMAX" stop --all
 
+# what changes the service's directories is root's; the file stays as it was
+if id nobody >/dev/null 2>&1 && command -v setpriv >/dev/null; then
+  before=$(cat "$CACHEMAX_CONFIG")
+  NOBODY=(setpriv --reuid=65534 --regid=65534 --clear-groups env CACHEMAX_CONFIG="$CACHEMAX_CONFIG")
+  expect 1 "run it as root" "${NOBODY[@]}" "$CACHEMAX" disable "$D3"
+  expect 1 "'enable' records what root's service starts: run it as root" "${NOBODY[@]}" "$CACHEMAX" enable "$D3" --cache "$C3"
+  expect 1 "run it as root" "${NOBODY[@]}" "$CACHEMAX" start --all
+  expect 1 "run it as root" "${NOBODY[@]}" "$CACHEMAX" stop --all
+  [ "$(cat "$CACHEMAX_CONFIG")" = "$before" ] || fail "a refused non-root command changed the config"
+fi
+
 # disable removes exactly that section
 expect 0 "disabled $D3" "$CACHEMAX" disable "$D3"
 grep -qF "[$D3]" "$CACHEMAX_CONFIG" && fail "disable left [$D3]: $(cat "$CACHEMAX_CONFIG")"
