@@ -267,11 +267,10 @@ static int start_options_parse(const char *cmd, int argc, char **argv, struct co
 		{ "all", no_argument, NULL, OPTION_ALL },
 		{ "config", required_argument, NULL, OPTION_CONFIG },
 	};
-	static struct option opts[64];
+	static struct option opts[CONFIG_OPTION_MAX + sizeof(own) / sizeof(own[0]) + 1];
 	char msg[CONFIG_MESSAGE_MAX];
 	int c;
 
-	_Static_assert(sizeof(opts) / sizeof(opts[0]) > 16 + sizeof(own) / sizeof(own[0]), "room for the table");
 	if (!strcmp(cmd, "start"))
 		config_options_getopt(opts, own, 2);
 	else

@@ -88,6 +88,8 @@ const struct config_option config_options[] = {
 };
 
 const size_t config_option_count = sizeof(config_options) / sizeof(config_options[0]);
+_Static_assert(sizeof(config_options) / sizeof(config_options[0]) <= CONFIG_OPTION_MAX,
+               "raise CONFIG_OPTION_MAX");
 
 void config_start_init(struct config_start *s)
 {

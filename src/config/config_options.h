@@ -24,6 +24,8 @@
 #define CONFIG_MESSAGE_MAX 768
 /* getopt_long values of the table's rows: CONFIG_OPTION_VAL_BASE + row index (above any char) */
 #define CONFIG_OPTION_VAL_BASE 0x1000
+/* Rows the table may have (checked at build time): room for a command's getopt array. */
+#define CONFIG_OPTION_MAX 48
 
 /* Everything `start` is told: what the daemon gets, and what only the CLI acts on. */
 struct config_start {

@@ -77,10 +77,10 @@ static void test_defaults(void **state)
  * name, anything else has one and an `expect` text for its message. */
 static void test_table_rows(void **state)
 {
-	struct option opts[64];
+	struct option opts[CONFIG_OPTION_MAX + 2];
 	const struct option extra[] = { { "all", no_argument, NULL, 1 } };
 
-	assert_true(config_option_count + 2 <= 64);
+	assert_true(config_option_count <= CONFIG_OPTION_MAX);
 	config_options_getopt(opts, extra, 1);
 	for (size_t i = 0; i < config_option_count; i++) {
 		const struct config_option *o = &config_options[i];
