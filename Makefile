@@ -90,7 +90,8 @@ build/tests/%: tests/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $(filter %.c,$^) $(LDLIBS)
 
-build/fuzz/fuzz_fuse_request: tests/fuzz/fuzz_fuse_request.c src/fuse/fuse_proto.c
+build/fuzz/fuzz_fuse_request: tests/fuzz/fuzz_fuse_request.c src/fuse/fuse_proto.c src/fuse/fuse_proto.h \
+  src/fuse/fuse_opcode.h
 build/fuzz/fuzz_control: tests/fuzz/fuzz_control.c src/control/control.c src/control/control_proto.c
 build/fuzz/fuzz_web: tests/fuzz/fuzz_web.c src/web/web_handle.c src/web/web_metrics.c \
   src/web/web_json.c src/util/json.c src/web/web_page.S $(PAGE_FILES)

@@ -1,8 +1,9 @@
 /* fuse_proto: validation and encoding of the FUSE wire format (see fuse_proto.h).
- * The opcode table is the single description of every request body we accept: its fixed
- * argument size, how many NUL-terminated names follow, and whether a payload follows them.
+ * The opcode table (fuse_opcode.h) is the single description of every request body we accept:
+ * its fixed argument size, how many NUL-terminated names follow, and whether a payload follows.
  */
 #include "fuse/fuse_proto.h"
+#include "fuse/fuse_opcode.h"
 
 #include <errno.h>
 #include <string.h>
@@ -17,62 +18,14 @@ struct opcode_desc {
 	uint16_t arg_size;   /* minimum size of the fixed argument */
 	uint8_t name_count;  /* NUL-terminated names after arg */
 	uint8_t payload;     /* enum payload_kind */
+	uint8_t flags;       /* FUSE_OPCODE_NO_REPLY, FUSE_OPCODE_BEFORE_INIT */
 };
 
-#define OP(code, nm, argsz, names, pay) [code] = { nm, argsz, names, pay }
-static const struct opcode_desc opcode_table[] = {
-	OP(FUSE_LOOKUP, "LOOKUP", 0, 1, PAYLOAD_NONE),
-	OP(FUSE_FORGET, "FORGET", sizeof(struct fuse_forget_in), 0, PAYLOAD_NONE),
-	OP(FUSE_GETATTR, "GETATTR", sizeof(struct fuse_getattr_in), 0, PAYLOAD_NONE),
-	OP(FUSE_SETATTR, "SETATTR", sizeof(struct fuse_setattr_in), 0, PAYLOAD_NONE),
-	OP(FUSE_READLINK, "READLINK", 0, 0, PAYLOAD_NONE),
-	OP(FUSE_SYMLINK, "SYMLINK", 0, 2, PAYLOAD_NONE),
-	OP(FUSE_MKNOD, "MKNOD", sizeof(struct fuse_mknod_in), 1, PAYLOAD_NONE),
-	OP(FUSE_MKDIR, "MKDIR", sizeof(struct fuse_mkdir_in), 1, PAYLOAD_NONE),
-	OP(FUSE_UNLINK, "UNLINK", 0, 1, PAYLOAD_NONE),
-	OP(FUSE_RMDIR, "RMDIR", 0, 1, PAYLOAD_NONE),
-	OP(FUSE_RENAME, "RENAME", sizeof(struct fuse_rename_in), 2, PAYLOAD_NONE),
-	OP(FUSE_LINK, "LINK", sizeof(struct fuse_link_in), 1, PAYLOAD_NONE),
-	OP(FUSE_OPEN, "OPEN", sizeof(struct fuse_open_in), 0, PAYLOAD_NONE),
-	OP(FUSE_READ, "READ", sizeof(struct fuse_read_in), 0, PAYLOAD_NONE),
-	OP(FUSE_WRITE, "WRITE", sizeof(struct fuse_write_in), 0, PAYLOAD_TRAILING),
-	OP(FUSE_STATFS, "STATFS", 0, 0, PAYLOAD_NONE),
-	OP(FUSE_RELEASE, "RELEASE", sizeof(struct fuse_release_in), 0, PAYLOAD_NONE),
-	OP(FUSE_FSYNC, "FSYNC", sizeof(struct fuse_fsync_in), 0, PAYLOAD_NONE),
-	OP(FUSE_SETXATTR, "SETXATTR", FUSE_COMPAT_SETXATTR_IN_SIZE, 1, PAYLOAD_TRAILING),
-	OP(FUSE_GETXATTR, "GETXATTR", sizeof(struct fuse_getxattr_in), 1, PAYLOAD_NONE),
-	OP(FUSE_LISTXATTR, "LISTXATTR", sizeof(struct fuse_getxattr_in), 0, PAYLOAD_NONE),
-	OP(FUSE_REMOVEXATTR, "REMOVEXATTR", 0, 1, PAYLOAD_NONE),
-	OP(FUSE_FLUSH, "FLUSH", sizeof(struct fuse_flush_in), 0, PAYLOAD_NONE),
-	/* INIT bodies grew over time; 16 bytes is the oldest we accept, the rest is optional. */
-	OP(FUSE_INIT, "INIT", 16, 0, PAYLOAD_TRAILING),
-	OP(FUSE_OPENDIR, "OPENDIR", sizeof(struct fuse_open_in), 0, PAYLOAD_NONE),
-	OP(FUSE_READDIR, "READDIR", sizeof(struct fuse_read_in), 0, PAYLOAD_NONE),
-	OP(FUSE_RELEASEDIR, "RELEASEDIR", sizeof(struct fuse_release_in), 0, PAYLOAD_NONE),
-	OP(FUSE_FSYNCDIR, "FSYNCDIR", sizeof(struct fuse_fsync_in), 0, PAYLOAD_NONE),
-	OP(FUSE_GETLK, "GETLK", sizeof(struct fuse_lk_in), 0, PAYLOAD_NONE),
-	OP(FUSE_SETLK, "SETLK", sizeof(struct fuse_lk_in), 0, PAYLOAD_NONE),
-	OP(FUSE_SETLKW, "SETLKW", sizeof(struct fuse_lk_in), 0, PAYLOAD_NONE),
-	OP(FUSE_ACCESS, "ACCESS", sizeof(struct fuse_access_in), 0, PAYLOAD_NONE),
-	OP(FUSE_CREATE, "CREATE", sizeof(struct fuse_create_in), 1, PAYLOAD_NONE),
-	OP(FUSE_INTERRUPT, "INTERRUPT", sizeof(struct fuse_interrupt_in), 0, PAYLOAD_NONE),
-	OP(FUSE_BMAP, "BMAP", sizeof(struct fuse_bmap_in), 0, PAYLOAD_NONE),
-	OP(FUSE_DESTROY, "DESTROY", 0, 0, PAYLOAD_NONE),
-	OP(FUSE_IOCTL, "IOCTL", sizeof(struct fuse_ioctl_in), 0, PAYLOAD_TRAILING),
-	OP(FUSE_POLL, "POLL", sizeof(struct fuse_poll_in), 0, PAYLOAD_NONE),
-	OP(FUSE_NOTIFY_REPLY, "NOTIFY_REPLY", sizeof(struct fuse_notify_retrieve_in), 0, PAYLOAD_TRAILING),
-	OP(FUSE_BATCH_FORGET, "BATCH_FORGET", sizeof(struct fuse_batch_forget_in), 0, PAYLOAD_TRAILING),
-	OP(FUSE_FALLOCATE, "FALLOCATE", sizeof(struct fuse_fallocate_in), 0, PAYLOAD_NONE),
-	OP(FUSE_READDIRPLUS, "READDIRPLUS", sizeof(struct fuse_read_in), 0, PAYLOAD_NONE),
-	OP(FUSE_RENAME2, "RENAME2", sizeof(struct fuse_rename2_in), 2, PAYLOAD_NONE),
-	OP(FUSE_LSEEK, "LSEEK", sizeof(struct fuse_lseek_in), 0, PAYLOAD_NONE),
-	OP(FUSE_COPY_FILE_RANGE, "COPY_FILE_RANGE", sizeof(struct fuse_copy_file_range_in), 0, PAYLOAD_NONE),
-	OP(FUSE_SYNCFS, "SYNCFS", sizeof(struct fuse_syncfs_in), 0, PAYLOAD_NONE),
-	OP(FUSE_TMPFILE, "TMPFILE", sizeof(struct fuse_create_in), 1, PAYLOAD_NONE),
-	OP(CM_FUSE_STATX, "STATX", 24, 0, PAYLOAD_NONE),
-	OP(CM_FUSE_COPY_FILE_RANGE_64, "COPY_FILE_RANGE_64", sizeof(struct fuse_copy_file_range_in), 0, PAYLOAD_NONE),
-};
-#undef OP
+/* The wire columns of fuse_opcode.h's table; the handler column is the session's. */
+#define OPCODE_WIRE(code, nm, argsz, names, pay, fl, handler) \
+	[code] = { nm, argsz, names, PAYLOAD_##pay, fl },
+static const struct opcode_desc opcode_table[] = { FUSE_OPCODE_TABLE(OPCODE_WIRE) };
+#undef OPCODE_WIRE
 
 #define OPCODE_TABLE_SIZE (sizeof(opcode_table) / sizeof(opcode_table[0]))
 
@@ -87,6 +40,18 @@ const char *fuse_proto_opcode_name(uint32_t opcode)
 {
 	const struct opcode_desc *d = opcode_lookup(opcode);
 	return d ? d->name : "UNKNOWN";
+}
+
+bool fuse_proto_opcode_replied(uint32_t opcode)
+{
+	const struct opcode_desc *d = opcode_lookup(opcode);
+	return !d || !(d->flags & FUSE_OPCODE_NO_REPLY);
+}
+
+bool fuse_proto_opcode_before_init(uint32_t opcode)
+{
+	const struct opcode_desc *d = opcode_lookup(opcode);
+	return d && (d->flags & FUSE_OPCODE_BEFORE_INIT);
 }
 
 /* Parse the request extensions (7.38): a sequence of {size, type} headers, 8-byte aligned. */

@@ -1,7 +1,7 @@
 /* fuse_proto: pure functions over the FUSE wire format. No I/O, no allocation, no global state:
  * every function works on buffers the caller owns, so all of it is unit-tested without a mount.
- *   - request validation: header length, opcode table (minimum body sizes, NUL-terminated names),
- *     request extensions (supplementary groups);
+ *   - request validation: header length, the opcode table of fuse_opcode.h (minimum body sizes,
+ *     NUL-terminated names), request extensions (supplementary groups);
  *   - directory record packing for READDIR and READDIRPLUS;
  *   - INIT negotiation: what we ask for against what the kernel offers.
  * Errors are returned as -errno; out-parameters are written only on success.
@@ -40,6 +40,11 @@ int fuse_proto_request_decode(const void *buf, size_t len, struct fuse_proto_req
 
 /* Name of an opcode for logs, never NULL. */
 const char *fuse_proto_opcode_name(uint32_t opcode);
+/* Whether the kernel waits for an answer to this opcode (false: FORGET, BATCH_FORGET,
+ * NOTIFY_REPLY; an opcode not in the table is answered, ENOSYS). */
+bool fuse_proto_opcode_replied(uint32_t opcode);
+/* Whether the opcode is served before INIT was answered (INIT, forgets, INTERRUPT). */
+bool fuse_proto_opcode_before_init(uint32_t opcode);
 
 /* Append one READDIR record (struct fuse_dirent + name, 8-byte aligned) at buf+used.
  * Returns the record size, or 0 when it does not fit into `size` (the caller stops there). */

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fuse/fuse_opcode.h"
 #include "fuse/fuse_uring.h"
 #include "sys/sys.h"
 #include "util/log.h"
@@ -310,7 +311,11 @@ static void session_rings_start(struct fuse_session *se)
 	         fuse_uring_thread_count(se->uring));
 }
 
-static void handle_init(struct fuse_req *r, const struct fuse_proto_request *pr)
+/* ---- request handlers: one per row of fuse_opcode.h -------------------------------------- */
+
+typedef void opcode_handler(struct fuse_req *r, const struct fuse_proto_request *pr);
+
+static void op_init(struct fuse_req *r, const struct fuse_proto_request *pr)
 {
 	struct fuse_session *se = r->se;
 	struct fuse_proto_init_wants wants = {
@@ -328,7 +333,13 @@ static void handle_init(struct fuse_req *r, const struct fuse_proto_request *pr)
 	struct fuse_proto_init_result res;
 	size_t out_size;
 	bool rings_ready = false;
-	int rc = fuse_proto_init_negotiate(pr->arg, pr->body_size, &wants, &out, &out_size, &res);
+	int rc;
+
+	if (r->ring) {   /* INIT comes through /dev/fuse only */
+		fuse_reply_err(r, EPROTO);
+		return;
+	}
+	rc = fuse_proto_init_negotiate(pr->arg, pr->body_size, &wants, &out, &out_size, &res);
 
 	if (rc == 0 && se->cfg.io_uring && !se->uring) {
 		rings_ready = session_rings_prepare(se, res.offered);
@@ -367,99 +378,240 @@ static void handle_init(struct fuse_req *r, const struct fuse_proto_request *pr)
 	pthread_mutex_unlock(&se->lock);
 }
 
-static void dispatch(struct fuse_req *r, const struct fuse_proto_request *pr)
-{
-	const struct fuse_ops *ops = r->se->ops;
-	const void *a = pr->arg;
-	uint64_t ino = pr->header->nodeid;
+/* The file system's callback, or ENOSYS when it has none. */
+#define CALL(fn, ...) do { if (r->se->ops->fn) r->se->ops->fn(__VA_ARGS__); \
+                           else fuse_reply_err(r, ENOSYS); } while (0)
+#define INO (pr->header->nodeid)
 
-#define CALL(fn, ...) do { if (ops->fn) ops->fn(__VA_ARGS__); else fuse_reply_err(r, ENOSYS); } while (0)
-	switch (pr->opcode) {
-	case FUSE_LOOKUP: CALL(lookup, r, ino, pr->names[0]); break;
-	case FUSE_GETATTR: CALL(getattr, r, ino, a); break;
-	case FUSE_SETATTR: CALL(setattr, r, ino, a); break;
-	case FUSE_READLINK: CALL(readlink, r, ino); break;
-	case FUSE_SYMLINK: CALL(symlink, r, ino, pr->names[0], pr->names[1]); break;
-	case FUSE_MKNOD: CALL(mknod, r, ino, pr->names[0], a); break;
-	case FUSE_MKDIR: CALL(mkdir, r, ino, pr->names[0], a); break;
-	case FUSE_UNLINK: CALL(unlink, r, ino, pr->names[0]); break;
-	case FUSE_RMDIR: CALL(rmdir, r, ino, pr->names[0]); break;
-	case FUSE_RENAME: {
-		const struct fuse_rename_in *in = a;
-		CALL(rename, r, ino, pr->names[0], in->newdir, pr->names[1], 0);
-		break;
+static void op_forget(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	const struct fuse_forget_in *in = pr->arg;
+	if (r->se->ops->forget)
+		r->se->ops->forget(r->se->fs, INO, in->nlookup);
+}
+
+static void op_batch_forget(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	const struct fuse_batch_forget_in *in = pr->arg;
+	const uint8_t *p = pr->data;
+	size_t avail = pr->data_size / sizeof(struct fuse_forget_one);
+	size_t count = in->count < avail ? in->count : avail;
+
+	for (size_t i = 0; i < count && r->se->ops->forget; i++) {
+		struct fuse_forget_one one;
+		memcpy(&one, p + i * sizeof(one), sizeof(one));
+		r->se->ops->forget(r->se->fs, one.nodeid, one.nlookup);
 	}
-	case FUSE_RENAME2: {
-		const struct fuse_rename2_in *in = a;
-		CALL(rename, r, ino, pr->names[0], in->newdir, pr->names[1], in->flags);
-		break;
-	}
-	case FUSE_LINK: {
-		const struct fuse_link_in *in = a;
-		CALL(link, r, in->oldnodeid, ino, pr->names[0]);
-		break;
-	}
-	case FUSE_OPEN: CALL(open, r, ino, a); break;
-	case FUSE_CREATE: CALL(create, r, ino, pr->names[0], a); break;
-	case FUSE_TMPFILE: CALL(tmpfile, r, ino, a); break;
-	case FUSE_READ: CALL(read, r, ino, a); break;
-	case FUSE_WRITE: {
-		const struct fuse_write_in *in = a;
-		if (in->size != pr->data_size)
-			fuse_reply_err(r, EINVAL);
-		else
-			CALL(write, r, ino, in, pr->data);
-		break;
-	}
-	case FUSE_FLUSH: CALL(flush, r, ino, a); break;
-	case FUSE_RELEASE: CALL(release, r, ino, a); break;
-	case FUSE_FSYNC: CALL(fsync, r, ino, a); break;
-	case FUSE_STATFS: CALL(statfs, r, ino); break;
-	case FUSE_SETXATTR: {
-		const struct fuse_setxattr_in *in = a;
-		if (in->size != pr->data_size)
-			fuse_reply_err(r, EINVAL);
-		else
-			CALL(setxattr, r, ino, pr->names[0], pr->data, in->size, in->flags);
-		break;
-	}
-	case FUSE_GETXATTR: {
-		const struct fuse_getxattr_in *in = a;
-		CALL(getxattr, r, ino, pr->names[0], in->size);
-		break;
-	}
-	case FUSE_LISTXATTR: {
-		const struct fuse_getxattr_in *in = a;
-		CALL(listxattr, r, ino, in->size);
-		break;
-	}
-	case FUSE_REMOVEXATTR: CALL(removexattr, r, ino, pr->names[0]); break;
-	case FUSE_OPENDIR: CALL(opendir, r, ino, a); break;
-	case FUSE_READDIR: CALL(readdir, r, ino, a, false); break;
-	case FUSE_READDIRPLUS: CALL(readdir, r, ino, a, true); break;
-	case FUSE_RELEASEDIR: CALL(releasedir, r, ino, a); break;
-	case FUSE_FSYNCDIR: CALL(fsyncdir, r, ino, a); break;
-	case FUSE_ACCESS: {
-		const struct fuse_access_in *in = a;
-		CALL(access, r, ino, in->mask);
-		break;
-	}
-	case FUSE_FALLOCATE: CALL(fallocate, r, ino, a); break;
-	case FUSE_LSEEK: CALL(lseek, r, ino, a); break;
-	case FUSE_COPY_FILE_RANGE: CALL(copy_file_range, r, ino, a, false); break;
-	case CM_FUSE_COPY_FILE_RANGE_64: CALL(copy_file_range, r, ino, a, true); break;
-	case FUSE_SYNCFS: CALL(syncfs, r, ino); break;
-	case FUSE_DESTROY: fuse_reply_err(r, 0); break;
-	default: fuse_reply_err(r, ENOSYS); break;
-	}
+}
+
+static void op_lookup(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	CALL(lookup, r, INO, pr->names[0]);
+}
+
+static void op_getattr(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	CALL(getattr, r, INO, pr->arg);
+}
+
+static void op_setattr(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	CALL(setattr, r, INO, pr->arg);
+}
+
+static void op_readlink(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	CALL(readlink, r, INO);
+}
+
+static void op_symlink(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	CALL(symlink, r, INO, pr->names[0], pr->names[1]);
+}
+
+static void op_mknod(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	CALL(mknod, r, INO, pr->names[0], pr->arg);
+}
+
+static void op_mkdir(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	CALL(mkdir, r, INO, pr->names[0], pr->arg);
+}
+
+static void op_unlink(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	CALL(unlink, r, INO, pr->names[0]);
+}
+
+static void op_rmdir(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	CALL(rmdir, r, INO, pr->names[0]);
+}
+
+static void op_rename(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	const struct fuse_rename_in *in = pr->arg;
+	CALL(rename, r, INO, pr->names[0], in->newdir, pr->names[1], 0);
+}
+
+static void op_rename2(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	const struct fuse_rename2_in *in = pr->arg;
+	CALL(rename, r, INO, pr->names[0], in->newdir, pr->names[1], in->flags);
+}
+
+static void op_link(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	const struct fuse_link_in *in = pr->arg;
+	CALL(link, r, in->oldnodeid, INO, pr->names[0]);
+}
+
+static void op_open(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	CALL(open, r, INO, pr->arg);
+}
+
+static void op_create(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	CALL(create, r, INO, pr->names[0], pr->arg);
+}
+
+static void op_tmpfile(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	CALL(tmpfile, r, INO, pr->arg);
+}
+
+static void op_read(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	CALL(read, r, INO, pr->arg);
+}
+
+static void op_write(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	const struct fuse_write_in *in = pr->arg;
+	if (in->size != pr->data_size)
+		fuse_reply_err(r, EINVAL);
+	else
+		CALL(write, r, INO, in, pr->data);
+}
+
+static void op_flush(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	CALL(flush, r, INO, pr->arg);
+}
+
+static void op_release(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	CALL(release, r, INO, pr->arg);
+}
+
+static void op_fsync(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	CALL(fsync, r, INO, pr->arg);
+}
+
+static void op_statfs(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	CALL(statfs, r, INO);
+}
+
+static void op_setxattr(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	const struct fuse_setxattr_in *in = pr->arg;
+	if (in->size != pr->data_size)
+		fuse_reply_err(r, EINVAL);
+	else
+		CALL(setxattr, r, INO, pr->names[0], pr->data, in->size, in->flags);
+}
+
+static void op_getxattr(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	const struct fuse_getxattr_in *in = pr->arg;
+	CALL(getxattr, r, INO, pr->names[0], in->size);
+}
+
+static void op_listxattr(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	const struct fuse_getxattr_in *in = pr->arg;
+	CALL(listxattr, r, INO, in->size);
+}
+
+static void op_removexattr(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	CALL(removexattr, r, INO, pr->names[0]);
+}
+
+static void op_opendir(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	CALL(opendir, r, INO, pr->arg);
+}
+
+static void op_readdir(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	CALL(readdir, r, INO, pr->arg, false);
+}
+
+static void op_readdirplus(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	CALL(readdir, r, INO, pr->arg, true);
+}
+
+static void op_releasedir(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	CALL(releasedir, r, INO, pr->arg);
+}
+
+static void op_fsyncdir(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	CALL(fsyncdir, r, INO, pr->arg);
+}
+
+static void op_access(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	const struct fuse_access_in *in = pr->arg;
+	CALL(access, r, INO, in->mask);
+}
+
+static void op_fallocate(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	CALL(fallocate, r, INO, pr->arg);
+}
+
+static void op_lseek(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	CALL(lseek, r, INO, pr->arg);
+}
+
+static void op_copy_file_range(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	CALL(copy_file_range, r, INO, pr->arg, false);
+}
+
+static void op_copy_file_range_64(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	CALL(copy_file_range, r, INO, pr->arg, true);
+}
+
+static void op_syncfs(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	CALL(syncfs, r, INO);
+}
+
+static void op_destroy(struct fuse_req *r, const struct fuse_proto_request *pr)
+{
+	fuse_reply_err(r, 0);
+}
+
+#undef INO
 #undef CALL
-}
 
-/* The kernel waits for no answer to these; a reply to them would be an error on the device. */
-static bool opcode_without_reply(uint32_t opcode)
-{
-	return opcode == FUSE_FORGET || opcode == FUSE_BATCH_FORGET || opcode == FUSE_NOTIFY_REPLY;
-}
+/* The handler column of fuse_opcode.h's table; NULL answers ENOSYS. */
+#define OPCODE_HANDLER(code, nm, argsz, names, pay, fl, handler) [code] = handler,
+static opcode_handler *const opcode_handlers[] = { FUSE_OPCODE_TABLE(OPCODE_HANDLER) };
+#undef OPCODE_HANDLER
+
+#define OPCODE_HANDLERS_SIZE (sizeof(opcode_handlers) / sizeof(opcode_handlers[0]))
 
 /* One request of `len` bytes at buf, from a /dev/fuse worker (ch) or a ring thread (ring). */
 static void process_request(struct fuse_session *se, struct fuse_channel *ch,
@@ -468,6 +620,8 @@ static void process_request(struct fuse_session *se, struct fuse_channel *ch,
 {
 	struct fuse_proto_request pr;
 	struct fuse_req r;
+	opcode_handler *handler;
+	bool expects_reply;
 	int rc = fuse_proto_request_decode(buf, len, &pr);
 
 	atomic_fetch_add_explicit(&se->requests, 1, memory_order_relaxed);
@@ -487,54 +641,25 @@ static void process_request(struct fuse_session *se, struct fuse_channel *ch,
 	if (rc < 0) {
 		log_warn("request %s (%u bytes) rejected: %s", rc == -ENOSYS ? pr.opname : "malformed",
 		         (unsigned)len, strerror(-rc));
-		if (len >= sizeof(struct fuse_in_header) && !opcode_without_reply(r.opcode_raw))
+		if (len >= sizeof(struct fuse_in_header) && fuse_proto_opcode_replied(r.opcode_raw))
 			fuse_reply_err(&r, -rc);
 		return;
 	}
 	r.ctx.group_count = pr.group_count;
 	r.ctx.groups = pr.groups;
 
-	switch (pr.opcode) {
-	case FUSE_INIT:
-		if (ring) {
-			fuse_reply_err(&r, EPROTO);
-			return;
-		}
-		handle_init(&r, &pr);
-		return;
-	case FUSE_FORGET: {
-		const struct fuse_forget_in *in = pr.arg;
-		if (se->ops->forget)
-			se->ops->forget(se->fs, pr.header->nodeid, in->nlookup);
-		return;
-	}
-	case FUSE_BATCH_FORGET: {
-		const struct fuse_batch_forget_in *in = pr.arg;
-		const uint8_t *p = pr.data;
-		size_t avail = pr.data_size / sizeof(struct fuse_forget_one);
-		size_t count = in->count < avail ? in->count : avail;
-		for (size_t i = 0; i < count && se->ops->forget; i++) {
-			struct fuse_forget_one one;
-			memcpy(&one, p + i * sizeof(one), sizeof(one));
-			se->ops->forget(se->fs, one.nodeid, one.nlookup);
-		}
-		return;
-	}
-	case FUSE_INTERRUPT:
-		/* Our requests finish quickly; ENOSYS tells the kernel to stop sending these. */
-		fuse_reply_err(&r, ENOSYS);
-		return;
-	case FUSE_NOTIFY_REPLY:
-		return;
-	default:
-		break;
-	}
-	if (!__atomic_load_n(&se->initialized, __ATOMIC_ACQUIRE)) {
+	if (!fuse_proto_opcode_before_init(pr.opcode) &&
+	    !__atomic_load_n(&se->initialized, __ATOMIC_ACQUIRE)) {
 		fuse_reply_err(&r, EIO);
 		return;
 	}
-	dispatch(&r, &pr);
-	if (!r.replied) {
+	handler = pr.opcode < OPCODE_HANDLERS_SIZE ? opcode_handlers[pr.opcode] : NULL;
+	expects_reply = fuse_proto_opcode_replied(pr.opcode);
+	if (handler)
+		handler(&r, &pr);
+	else if (expects_reply)
+		fuse_reply_err(&r, ENOSYS);
+	if (expects_reply && !r.replied) {
 		log_error("request %s got no reply (bug): answering EIO", pr.opname);
 		fuse_reply_err(&r, EIO);
 	}

@@ -386,6 +386,35 @@ static void test_opcode_names(void **state)
 	assert_string_equal(fuse_proto_opcode_name(UINT32_MAX), "UNKNOWN");
 }
 
+/* The table's flags: which opcodes the kernel waits no answer for, which come before INIT. */
+static void test_opcode_flags(void **state)
+{
+	const uint32_t silent[] = { FUSE_FORGET, FUSE_BATCH_FORGET, FUSE_NOTIFY_REPLY };
+	const uint32_t early[] = { FUSE_INIT, FUSE_FORGET, FUSE_BATCH_FORGET, FUSE_INTERRUPT,
+	                           FUSE_NOTIFY_REPLY };
+	size_t silent_count = 0, early_count = 0;
+
+	for (uint32_t op = 0; op < 4200; op++) {
+		bool want_silent = false, want_early = false;
+		for (size_t i = 0; i < sizeof(silent) / sizeof(silent[0]); i++)
+			want_silent |= op == silent[i];
+		for (size_t i = 0; i < sizeof(early) / sizeof(early[0]); i++)
+			want_early |= op == early[i];
+		if (fuse_proto_opcode_replied(op) == want_silent)
+			fail_msg("opcode %u (%s): replied is %d", op, fuse_proto_opcode_name(op),
+			         fuse_proto_opcode_replied(op));
+		if (fuse_proto_opcode_before_init(op) != want_early)
+			fail_msg("opcode %u (%s): before_init is %d", op, fuse_proto_opcode_name(op),
+			         fuse_proto_opcode_before_init(op));
+		silent_count += !fuse_proto_opcode_replied(op);
+		early_count += fuse_proto_opcode_before_init(op);
+	}
+	assert_int_equal(silent_count, 3);
+	assert_int_equal(early_count, 5);
+	assert_true(fuse_proto_opcode_replied(UINT32_MAX));   /* unknown: answered ENOSYS */
+	assert_false(fuse_proto_opcode_before_init(UINT32_MAX));
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Rejections
  * ------------------------------------------------------------------------------------------- */
@@ -1490,6 +1519,7 @@ int main(void)
 		cmocka_unit_test(test_decode_batch_forget),
 		cmocka_unit_test(test_decode_init),
 		cmocka_unit_test(test_opcode_names),
+		cmocka_unit_test(test_opcode_flags),
 		cmocka_unit_test(test_reject_short_header),
 		cmocka_unit_test(test_reject_len_mismatch),
 		cmocka_unit_test(test_reject_short_arg),
