@@ -21,7 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cache/cache_store.h"
+#include "cache/cache_layout.h"
 #include "control/control_socket.h"
 #include "sys/sys.h"
 #include "util/size.h"

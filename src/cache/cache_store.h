@@ -89,7 +89,8 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
-#define CACHE_STORE_DIR_NAME "cachemax-v1"
+#include "cache/cache_layout.h"   /* CACHE_STORE_DIR_NAME */
+
 #define CACHE_CHUNK_SIZE_DEFAULT (256u * 1024)
 #define CACHE_CHUNK_SIZE_MIN 4096u
 #define CACHE_CHUNK_SIZE_MAX (64u * 1024 * 1024)

@@ -21,7 +21,6 @@
 #include "control/control_trust.h"
 #include "control/control_uring.h"
 #include "daemon/daemon.h"
-#include "fuse/fuse_session.h"
 #include "util/size.h"
 #include "util/json.h"
 
