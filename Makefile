@@ -39,7 +39,7 @@ FUZZ_FLAGS := -std=gnu11 -D_GNU_SOURCE -Isrc $(WARN) -g -O1 -fsanitize=fuzzer,ad
 FUZZ_SECONDS ?= 30
 FUZZ_BIN := build/fuzz/fuzz_fuse_request build/fuzz/fuzz_control build/fuzz/fuzz_web build/fuzz/fuzz_config
 
-.PHONY: all deps check unit integ diff demo clean bench fuzz FORCE
+.PHONY: all deps check unit integ diff demo clean bench fuzz install uninstall FORCE
 all: build/cachemax build/san/cachemax $(TOOL_BIN)
 
 deps:
@@ -124,6 +124,33 @@ demo: deps all
 
 bench: deps all
 	@bench/mount-bench.sh
+
+# `make install [DESTDIR=] [PREFIX=/usr/local]`: the binary, the man page, the bash completion
+# and every systemd unit in systemd/ (those there; a unit's @BINDIR@ or /usr/[local/]bin path to
+# cachemax becomes BINDIR's). `make uninstall` with the same variables removes exactly those.
+# Neither builds anything as a side effect but build/cachemax, nor reloads systemd.
+PREFIX        ?= /usr/local
+BINDIR        ?= $(PREFIX)/bin
+MANDIR        ?= $(PREFIX)/share/man
+UNITDIR       ?= $(PREFIX)/lib/systemd/system
+COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
+UNIT_FILES    := $(wildcard systemd/*.service)
+INSTALLED     := $(BINDIR)/cachemax $(MANDIR)/man1/cachemax.1 $(COMPLETIONDIR)/cachemax \
+                 $(UNIT_FILES:systemd/%=$(UNITDIR)/%)
+
+install: build/cachemax
+	install -D -m 0755 build/cachemax $(DESTDIR)$(BINDIR)/cachemax
+	install -D -m 0644 man/cachemax.1 $(DESTDIR)$(MANDIR)/man1/cachemax.1
+	install -D -m 0644 completion/cachemax $(DESTDIR)$(COMPLETIONDIR)/cachemax
+	@for u in $(UNIT_FILES); do \
+	  dest='$(DESTDIR)$(UNITDIR)'/$${u#systemd/}; echo "install $$u -> $$dest"; \
+	  mkdir -p '$(DESTDIR)$(UNITDIR)' && \
+	  sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|/usr/\(local/\)\{0,1\}bin/cachemax|$(BINDIR)/cachemax|g' \
+	    "$$u" > "$$dest.tmp" && chmod 0644 "$$dest.tmp" && mv "$$dest.tmp" "$$dest" || exit 1; \
+	done
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
 
 clean:
 	rm -rf build

@@ -8,6 +8,7 @@ need+=(libmicrohttpd-dev libjs-chart.js)   # cachemax web (src/web/): the server
 need+=(libxxhash-dev)                       # cachemax verify, warm --verify: XXH3 (src/fs/fs_admin.c)
 need+=(libinih-dev)                         # the config file (src/config/config_file.c)
 need+=(chromium fonts-dejavu-core curl)    # t-web: the dashboard in a real browser, its screenshot
+need+=(man-db groff-base)                  # t-install: the man page renders without a warning
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
