@@ -5,7 +5,9 @@
 # a plain bash and completes the commands and each command's options, and `make uninstall`
 # removes every file again. Nothing outside this test's scratch directory is touched.
 . "$(dirname "$0")/lib.sh"
-command -v man >/dev/null && command -v groff >/dev/null || skip "needs man and groff (make deps)"
+if ! command -v man >/dev/null || ! command -v groff >/dev/null; then
+  skip "needs man and groff (make deps)"
+fi
 
 DEST=$T_SCRATCH/dest
 run_make() {  # a make of its own: not a sub-make of `make integ` (no jobserver to inherit)
@@ -34,7 +36,8 @@ found=$(find "$DEST" -type f | wc -l)
 for f in "$BIN" "$MAN" "$COMPLETION"; do
   [ "$(stat -c %U "$f")" = "$(id -un)" ] || fail "$f is not owned by the installing user"
 done
-[ "$(stat -c %a "$MAN")" = 644 ] && [ "$(stat -c %a "$BIN")" = 755 ] || fail "wrong modes"
+modes="$(stat -c %a "$BIN") $(stat -c %a "$MAN") $(stat -c %a "$COMPLETION")"
+[ "$modes" = "755 644 644" ] || fail "modes of the binary, page and completion are $modes"
 
 # The man page: no warning from man or groff; the rendered text is what the checks read.
 warnings=$(LC_ALL=C MANWIDTH=80 man --warnings -l "$MAN" 2>&1 >"$T_SCRATCH/man.txt") \
@@ -42,8 +45,9 @@ warnings=$(LC_ALL=C MANWIDTH=80 man --warnings -l "$MAN" 2>&1 >"$T_SCRATCH/man.t
 [ -z "$warnings" ] || fail "man -l $MAN warns: $warnings"
 warnings=$(groff -man -ww -z "$MAN" 2>&1) || fail "groff failed on $MAN: $warnings"
 [ -z "$warnings" ] || fail "groff -man -ww warns: $warnings"
-grep -q '^NAME' "$T_SCRATCH/man.txt" && grep -q '^COMMANDS' "$T_SCRATCH/man.txt" \
-  || fail "the rendered page has no NAME or COMMANDS section"
+for heading in NAME SYNOPSIS DESCRIPTION COMMANDS; do
+  grep -q "^$heading" "$T_SCRATCH/man.txt" || fail "the rendered page has no $heading section"
+done
 
 # Every command of 'cachemax --help' has a subsection under COMMANDS, and every option its own
 # help prints (in its options or its text) is in that subsection. Global ones: in the page.
@@ -102,8 +106,9 @@ run_make uninstall DESTDIR="$DEST" PREFIX=/usr > "$T_SCRATCH/uninstall.out" 2>&1
 left=$(find "$DEST" -type f)
 [ -z "$left" ] || fail "make uninstall left: $left"
 run_make install DESTDIR="$DEST" > "$T_SCRATCH/install.out" 2>&1 || fail "make install (default PREFIX) failed"
-[ -x "$DEST/usr/local/bin/cachemax" ] && [ -f "$DEST/usr/local/share/man/man1/cachemax.1" ] \
-  || fail "the default PREFIX is not /usr/local: $(find "$DEST" -type f)"
+for f in bin/cachemax share/man/man1/cachemax.1 share/bash-completion/completions/cachemax; do
+  [ -f "$DEST/usr/local/$f" ] || fail "the default PREFIX is not /usr/local: $(find "$DEST" -type f)"
+done
 run_make uninstall DESTDIR="$DEST" > "$T_SCRATCH/uninstall.out" 2>&1 || fail "make uninstall (default PREFIX) failed"
 [ -z "$(find "$DEST" -type f)" ] || fail "make uninstall (default PREFIX) left files"
 echo "install: $expected files, ${#COMMANDS[@]} commands in the page and the completion; uninstall: none left"
