@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cache/cache_dax.h"
 #include "cli/cli.h"
 #include "config/config_options.h"
 #include "control/control.h"
@@ -201,6 +202,9 @@ static int status_one(const struct control_state *st, void *arg)
 	const char *health = control_state_health(st);
 	char owner_buf[256];
 	const char *owner = status_owner(st->owner_uid, owner_buf, sizeof(owner_buf));
+	struct cache_dax dax = { .why = "unknown: the cache directory cannot be looked at" };
+
+	cache_dax_probe(st->cache, &dax);
 
 	if (ctx->json) {
 		printf("%s\n    {\"dir\": ", ctx->count ? "," : "");
@@ -215,6 +219,8 @@ static int status_one(const struct control_state *st, void *arg)
 		       st->cache_on ? "true" : "false", (unsigned long long)st->cache_size,
 		       st->bypass ? "true" : "false");
 		json_write_string(stdout, st->cache_on && !st->bypass ? "" : st->cache_why);
+		printf(", \"cache_dax\": %s, \"cache_dax_reason\": ", dax.dax ? "true" : "false");
+		json_write_string(stdout, dax.why);
 		printf(", \"daemon_pid\": %d, \"watchdog_pid\": %d, \"threads\": %u, \"uptime_seconds\": %lld, "
 		       "\"restarts\": %u, \"passthrough\": %s, \"passthrough_reason\": ",
 		       (int)st->daemon_pid, (int)st->watchdog_pid, st->threads, (long long)up, st->restarts,
@@ -246,6 +252,7 @@ static int status_one(const struct control_state *st, void *arg)
 			printf("  cache:        %s (size %s)\n", st->cache, size_text);
 		else
 			printf("  cache:        %s (off: %s)\n", st->cache, st->cache_why);
+		printf("  cache dax:    %s (%s)\n", dax.dax ? "yes" : "no", dax.why);
 		printf("  health:       %s\n", health);
 		printf("  daemon:       pid %d (watchdog %d), %u threads, up %lldh%02lldm%02llds, restarts %u\n",
 		       (int)st->daemon_pid, (int)st->watchdog_pid, st->threads, (long long)(up / 3600),

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cache/cache_dax.h"
 #include "cache/cache_store.h"
 #include "control/control_socket.h"
 #include "control/control_trust.h"
@@ -131,6 +132,7 @@ struct daemon_ctx {
 	pthread_cond_t sampler_wake;
 	bool sampler_stop;
 	struct control_target control;  /* what the control socket's verbs act on */
+	struct cache_dax cache_dax;     /* probed once at mount: is the cache directory on DAX */
 	const char *pin[DAEMON_MAX_GLOBS];
 	const char *exclude[DAEMON_MAX_GLOBS];
 };
@@ -227,7 +229,7 @@ static int daemon_stats(void *arg, char *reply, size_t size)
 	uint64_t high = 0, low = 0;
 	struct cache_scrub_stats scrub = { 0 };
 	char bypass_why[256] = "", bypass_json[512], handles_why[160] = "", handles_json[330];
-	char watch_why[160] = "", watch_json[330];
+	char watch_why[160] = "", watch_json[330], dax_json[2 * CACHE_DAX_WHY_MAX + 1];
 	bool bypass = fs_cache_bypassed(d->fs, bypass_why, sizeof(bypass_why)), handles, watching;
 	struct fs_gauges gauges;
 	static struct stats_passthrough pt;   /* large; the control thread is the only user */
@@ -256,7 +258,8 @@ static int daemon_stats(void *arg, char *reply, size_t size)
 	             "\"rss_bytes\": %llu, \"file_handles\": %s, \"file_handles_why\": \"%s\", "
 	             "\"uring_requests\": %llu, \"uring_yields\": %llu, \"uring_yield_backoffs\": %llu, "
 	             "\"passthrough\": %s, \"cache\": %s, \"cache_bytes\": %llu, \"cache_objects\": %llu, "
-	             "\"cache_size\": %llu, \"cache_high_watermark\": %llu, \"evictions_capacity\": %llu, \"scrub_passes\": %llu, "
+	             "\"cache_size\": %llu, \"cache_high_watermark\": %llu, \"cache_dax\": %s, "
+	             "\"cache_dax_why\": \"%s\", \"evictions_capacity\": %llu, \"scrub_passes\": %llu, "
 	             "\"scrub_checked\": %llu, \"scrub_reclaimed_bytes\": %llu, \"bypass\": %s, "
 	             "\"bypass_why\": \"%s\", \"change_watch\": \"%s\", \"change_watch_why\": \"%s\", "
 	             "\"passthrough_counting\": \"%s\", \"passthrough_counting_hooks\": \"%s\", "
@@ -275,6 +278,8 @@ static int daemon_stats(void *arg, char *reply, size_t size)
 	             d->store ? "true" : "false", (unsigned long long)cache_bytes,
 	             (unsigned long long)cache_objects, (unsigned long long)capacity,
 	             (unsigned long long)high,
+	             d->cache_dax.dax ? "true" : "false",
+	             json_escape(d->cache_dax.why, dax_json, sizeof(dax_json)),
 	             (unsigned long long)by_capacity, (unsigned long long)scrub.passes,
 	             (unsigned long long)scrub.checked, (unsigned long long)scrub.reclaimed_bytes,
 	             bypass ? "true" : "false",
@@ -427,6 +432,9 @@ static void state_fill(struct daemon_ctx *d, const struct daemon_options *o, boo
 	         fuse_session_transport_why(d->session));
 	st->file_handles = fs_handles_active(d->fs, st->file_handles_why, sizeof(st->file_handles_why));
 	st->change_watch = fs_watch_active(d->fs, st->change_watch_why, sizeof(st->change_watch_why));
+	if (cache_dax_probe(o->cache, &d->cache_dax) < 0)
+		snprintf(d->cache_dax.why, sizeof(d->cache_dax.why), "unknown: the cache directory "
+		         "cannot be looked at");
 }
 
 /* The daemon's fd limit, raised to the hard limit (as root, to fs.nr_open first): every file

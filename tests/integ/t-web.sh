@@ -115,6 +115,9 @@ grep -q 'id="verdict">Working<' "$T_SCRATCH/dom.html" || fail "no 'Working' head
 hit=$(sed -n 's/.*id="hit-bytes" class="value">\([0-9.]*\)%<.*/\1/p' "$T_SCRATCH/dom.html")
 python3 -c "import sys; sys.exit(0 if float('${hit:-0}') > 0 else 1)" || fail "no non-zero hit ratio in the page: '${hit}'"
 grep -q '<td class="path">f</td><td>full</td>' "$T_SCRATCH/dom.html" || fail "the top files do not show f as full"
+# The cache directory is marked DAX or not, with the daemon's reason as the tooltip (no pmem here).
+grep -qE '<div class="muted" title="[^"]*without dax[^"]*">no DAX</div>' "$T_SCRATCH/dom.html" \
+  || fail "the cache directory is not marked 'no DAX' with its reason: $(grep -o '<td class="path">[^<]*<div[^>]*>[^<]*' "$T_SCRATCH/dom.html")"
 grep -q 'id="charts-missing" class="warning" hidden' "$T_SCRATCH/dom.html" || fail "Chart.js was not loaded"
 chrome "$T_SCRATCH/shot.log" --window-size=1400,1100 --screenshot="$ARTIFACTS/t-web-dashboard.png" "$URL"
 [ "$(head -c 8 "$ARTIFACTS/t-web-dashboard.png" | od -An -tx1 | tr -d ' ')" = 89504e470d0a1a0a ] ||

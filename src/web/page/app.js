@@ -162,7 +162,14 @@ function renderDirs(dirs) {
     cell(tr, s ? bytes(s.cache_bytes) + " / " + bytes(s.cache_size) : bytes(d.cache_size));
     cell(tr, d.transport);
     cell(tr, d.passthrough ? (s && s.passthrough_counting === "bpf" ? "on (counted by BPF)" : "on") : "off: " + d.passthrough_reason);
-    cell(tr, d.cache, "path");
+    const cacheCell = cell(tr, d.cache, "path");
+    if (s && typeof s.cache_dax === "boolean") {   // the cache device: DAX (pmem) or not, and why
+      const dax = document.createElement("div");
+      dax.className = s.cache_dax ? "dax" : "muted";
+      dax.textContent = s.cache_dax ? "DAX" : "no DAX";
+      dax.title = s.cache_dax_why;
+      cacheCell.appendChild(dax);
+    }
     const b = document.createElement("button");
     b.textContent = "evict all";
     b.title = "drop every cache copy of this directory";
