@@ -9,6 +9,7 @@ need+=(libxxhash-dev)                       # cachemax verify, warm --verify: XX
 need+=(libinih-dev)                         # the config file (src/config/config_file.c)
 need+=(chromium fonts-dejavu-core curl)    # t-web: the dashboard in a real browser, its screenshot
 need+=(man-db groff-base)                  # t-install: the man page renders without a warning
+need+=(dpkg-dev debhelper)                 # t-deb: the Debian package builds (debian/)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
