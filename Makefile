@@ -125,18 +125,20 @@ demo: deps all
 bench: deps all
 	@bench/mount-bench.sh
 
-# `make install [DESTDIR=] [PREFIX=/usr/local]`: the binary, the man page, the bash completion
-# and every systemd unit in systemd/ (those there; a unit's @BINDIR@ or /usr/[local/]bin path to
-# cachemax becomes BINDIR's). `make uninstall` with the same variables removes exactly those.
-# Neither builds anything as a side effect but build/cachemax, nor reloads systemd.
+# `make install [DESTDIR=] [PREFIX=/usr/local]`: the binary, the man page, the bash completion,
+# every systemd unit in systemd/ (those there; a unit's @BINDIR@ or /usr/[local/]bin path to
+# cachemax becomes BINDIR's) and, when the binary has the systemd-generator command, the link
+# cachemax-generator to it in systemd's generator directory. `make uninstall` with the same
+# variables removes exactly those. Neither builds anything but build/cachemax, nor reloads systemd.
 PREFIX        ?= /usr/local
 BINDIR        ?= $(PREFIX)/bin
 MANDIR        ?= $(PREFIX)/share/man
 UNITDIR       ?= $(PREFIX)/lib/systemd/system
+GENERATORDIR  ?= $(PREFIX)/lib/systemd/system-generators
 COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
 UNIT_FILES    := $(wildcard systemd/*.service)
 INSTALLED     := $(BINDIR)/cachemax $(MANDIR)/man1/cachemax.1 $(COMPLETIONDIR)/cachemax \
-                 $(UNIT_FILES:systemd/%=$(UNITDIR)/%)
+                 $(UNIT_FILES:systemd/%=$(UNITDIR)/%) $(GENERATORDIR)/cachemax-generator
 
 install: build/cachemax
 	install -D -m 0755 build/cachemax $(DESTDIR)$(BINDIR)/cachemax
@@ -148,6 +150,11 @@ install: build/cachemax
 	  sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|/usr/\(local/\)\{0,1\}bin/cachemax|$(BINDIR)/cachemax|g' \
 	    "$$u" > "$$dest.tmp" && chmod 0644 "$$dest.tmp" && mv "$$dest.tmp" "$$dest" || exit 1; \
 	done
+	@if build/cachemax help systemd-generator >/dev/null 2>&1; then \
+	  echo "link $(DESTDIR)$(GENERATORDIR)/cachemax-generator -> $(BINDIR)/cachemax"; \
+	  mkdir -p '$(DESTDIR)$(GENERATORDIR)' && \
+	  ln -sfn '$(BINDIR)/cachemax' '$(DESTDIR)$(GENERATORDIR)/cachemax-generator'; \
+	fi
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR),$(INSTALLED))

@@ -24,6 +24,9 @@ want=(./usr/bin/cachemax ./usr/share/man/man1/cachemax.1.gz
 for unit in "$ROOT"/systemd/*.service; do
   [ -e "$unit" ] && want+=("./usr/lib/systemd/system/$(basename "$unit")")
 done
+if "$ROOT/build/cachemax" help systemd-generator >/dev/null 2>&1; then
+  want+=(./usr/lib/systemd/system-generators/cachemax-generator)
+fi
 for f in "${want[@]}"; do
   grep -qxF "$f" "$T_SCRATCH/contents" || fail "$DEB lacks $f: $(cat "$T_SCRATCH/contents")"
 done

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make install DESTDIR= PREFIX=/usr` installs every file it lists (the binary, the man page, the
-# bash completion, each systemd/*.service), the man page renders without a warning and covers
+# bash completion, each systemd/*.service, the cachemax-generator link when the binary is one),
+# the man page renders without a warning and covers
 # every command and every option that `cachemax COMMAND --help` prints, the completion loads in
 # a plain bash and completes the commands and each command's options, and `make uninstall`
 # removes every file again. Nothing outside this test's scratch directory is touched.
@@ -31,8 +32,13 @@ for unit in "$ROOT"/systemd/*.service; do
   ! grep -q '@BINDIR@' "$installed" || fail "$installed still says @BINDIR@"
   expected=$((expected + 1))
 done
-found=$(find "$DEST" -type f | wc -l)
-[ "$found" -eq "$expected" ] || fail "make install wrote $found files, expected $expected: $(find "$DEST" -type f)"
+GENERATOR=$DEST/usr/lib/systemd/system-generators/cachemax-generator
+if "$BIN" help systemd-generator >/dev/null 2>&1; then   # the binary can be systemd's generator
+  [ "$(readlink "$GENERATOR")" = /usr/bin/cachemax ] || fail "no link $GENERATOR to /usr/bin/cachemax"
+  expected=$((expected + 1))
+fi
+found=$(find "$DEST" ! -type d | wc -l)
+[ "$found" -eq "$expected" ] || fail "make install wrote $found files, expected $expected: $(find "$DEST" ! -type d)"
 for f in "$BIN" "$MAN" "$COMPLETION"; do
   [ "$(stat -c %U "$f")" = "$(id -un)" ] || fail "$f is not owned by the installing user"
 done
@@ -103,12 +109,12 @@ got=$(cd "$T_SCRATCH" && complete_words cachemax start /srv --cache complete-me/
 # Uninstall removes every file; the default prefix is /usr/local.
 run_make uninstall DESTDIR="$DEST" PREFIX=/usr > "$T_SCRATCH/uninstall.out" 2>&1 \
   || fail "make uninstall failed: $(cat "$T_SCRATCH/uninstall.out")"
-left=$(find "$DEST" -type f)
+left=$(find "$DEST" ! -type d)
 [ -z "$left" ] || fail "make uninstall left: $left"
 run_make install DESTDIR="$DEST" > "$T_SCRATCH/install.out" 2>&1 || fail "make install (default PREFIX) failed"
 for f in bin/cachemax share/man/man1/cachemax.1 share/bash-completion/completions/cachemax; do
   [ -f "$DEST/usr/local/$f" ] || fail "the default PREFIX is not /usr/local: $(find "$DEST" -type f)"
 done
 run_make uninstall DESTDIR="$DEST" > "$T_SCRATCH/uninstall.out" 2>&1 || fail "make uninstall (default PREFIX) failed"
-[ -z "$(find "$DEST" -type f)" ] || fail "make uninstall (default PREFIX) left files"
+[ -z "$(find "$DEST" ! -type d)" ] || fail "make uninstall (default PREFIX) left files"
 echo "install: $expected files, ${#COMMANDS[@]} commands in the page and the completion; uninstall: none left"
