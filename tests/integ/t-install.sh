@@ -56,28 +56,10 @@ for heading in NAME SYNOPSIS DESCRIPTION COMMANDS; do
 done
 
 # Every command of 'cachemax --help' has a subsection under COMMANDS, and every option its own
-# help prints (in its options or its text) is in that subsection. Global ones: in the page.
+# help prints (in its options or its text) is in that subsection; global ones are in the page.
 mapfile -t COMMANDS < <("$BIN" --help | sed -n 's/^  \([a-z][a-z-]*\)\( .*\)\{0,1\}$/\1/p')
 [ "${#COMMANDS[@]}" -ge 8 ] || fail "'cachemax --help' lists only ${#COMMANDS[@]} commands: ${COMMANDS[*]}"
-section() {  # the rendered subsection of command $1: from its heading to the next heading
-  awk -v cmd="$1" '
-    /^[A-Z]/ { inside = 0 }
-    /^   [a-z]/ { inside = ($1 == cmd) }
-    inside' "$T_SCRATCH/man.txt"
-}
-missing=()
-for cmd in "${COMMANDS[@]}"; do
-  text=$(section "$cmd")
-  [ -n "$text" ] || { missing+=("command '$cmd'"); continue; }
-  help=$("$BIN" "$cmd" --help) || fail "'cachemax $cmd --help' failed"
-  while read -r opt; do
-    grep -qF -- "$opt" <<< "$text" || missing+=("$cmd $opt")
-  done < <(grep -o -- '--[a-z][a-z0-9-]*' <<< "$help" | sort -u)
-done
-while read -r opt; do
-  grep -qF -- "$opt" "$T_SCRATCH/man.txt" || missing+=("$opt")
-done < <("$BIN" --help | grep -o -- '--[a-z][a-z0-9-]*' | sort -u)
-[ "${#missing[@]}" -eq 0 ] || fail "man/cachemax.1 falls behind --help; missing: ${missing[*]}"
+"$ROOT/scripts/man-check.sh" "$BIN" "$MAN" || fail "man/cachemax.1 falls behind --help (above)"
 
 # The completion, loaded in a bash without any startup file or bash-completion package.
 complete_words() {  # complete_words WORD...: what completing the last word offers
