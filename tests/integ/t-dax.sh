@@ -9,9 +9,10 @@ t_shm dax
 TMP_FS=$(stat -f -c %T /tmp)
 
 check() {  # check DIR CACHE FSTYPE: the three views agree on "no" and name FSTYPE
-  local dir=$1 cache=$2 fstype=$3 text json stats
+  local dir=$1 cache=$2 fstype=$3 text block json stats
   text=$("$CACHEMAX" status)
-  grep -A3 "^$dir\$" <<< "$text" | grep -qE "^  cache dax: +no \(.*$fstype.* without dax" \
+  block=$(grep -A3 "^$dir\$" <<< "$text") || fail "status does not list $dir: $text"
+  grep -qE "^  cache dax: +no \(.*$fstype.* without dax" <<< "$block" \
     || fail "status does not say the cache of $dir is not DAX on $fstype: $text"
   json=$("$CACHEMAX" status --json)
   python3 - "$json" "$dir" "$fstype" <<'EOF' || fail "status --json: $json"

@@ -35,6 +35,11 @@ for lib in libbpf libmicrohttpd libc6; do
   [[ $depends == *"$lib"* ]] || fail "Depends does not name $lib: $depends"
 done
 dpkg-deb -x "$DEB" "$T_SCRATCH/root"
+# Built with Debian's hardening flags (debian/rules: hardening=+all reaches compile and link).
+grep -q 'BIND_NOW' <<< "$(readelf -d "$T_SCRATCH/root/usr/bin/cachemax")" \
+  || fail "the packaged binary was not linked with Debian's LDFLAGS (-z now)"
+grep -q '__snprintf_chk' <<< "$(nm -D "$T_SCRATCH/root/usr/bin/cachemax")" \
+  || fail "the packaged binary was not compiled with _FORTIFY_SOURCE (CPPFLAGS)"
 got=$("$T_SCRATCH/root/usr/bin/cachemax" --version)
 [[ $got == *"$VERSION"* ]] || fail "the packaged cachemax --version says '$got', the changelog $VERSION"
 echo "$(basename "$DEB"): ${#want[@]} files checked, Depends: $depends; --version: $got"
