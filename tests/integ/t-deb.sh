@@ -18,7 +18,7 @@ debs=("$T_SCRATCH"/pkg/cachemax_"$VERSION"_*.deb)   # not cachemax-dbgsym_*
 DEB=${debs[0]}
 [ -f "$DEB" ] || fail "no cachemax_${VERSION}_*.deb: $(ls "$T_SCRATCH/pkg")"
 
-dpkg-deb -c "$DEB" | awk '{print $NF}' > "$T_SCRATCH/contents"
+dpkg-deb -c "$DEB" | sed 's/ -> .*//' | awk '{print $NF}' > "$T_SCRATCH/contents"
 want=(./usr/bin/cachemax ./usr/share/man/man1/cachemax.1.gz
       ./usr/share/bash-completion/completions/cachemax ./usr/share/doc/cachemax/copyright)
 for unit in "$ROOT"/systemd/*.service; do
@@ -40,6 +40,11 @@ grep -q 'BIND_NOW' <<< "$(readelf -d "$T_SCRATCH/root/usr/bin/cachemax")" \
   || fail "the packaged binary was not linked with Debian's LDFLAGS (-z now)"
 grep -q '__snprintf_chk' <<< "$(nm -D "$T_SCRATCH/root/usr/bin/cachemax")" \
   || fail "the packaged binary was not compiled with _FORTIFY_SOURCE (CPPFLAGS)"
+GENERATOR=$T_SCRATCH/root/usr/lib/systemd/system-generators/cachemax-generator
+if [ -L "$GENERATOR" ]; then   # dh_link makes it relative; it must still reach the binary
+  [ "$(readlink -f "$GENERATOR")" = "$(readlink -f "$T_SCRATCH/root/usr/bin/cachemax")" ] \
+    || fail "cachemax-generator points to $(readlink "$GENERATOR"), not usr/bin/cachemax"
+fi
 got=$("$T_SCRATCH/root/usr/bin/cachemax" --version)
 [[ $got == *"$VERSION"* ]] || fail "the packaged cachemax --version says '$got', the changelog $VERSION"
 echo "$(basename "$DEB"): ${#want[@]} files checked, Depends: $depends; --version: $got"
