@@ -21,8 +21,6 @@ struct cache_store;
 
 struct fs;
 
-#define FS_BYPASS_RETRY_MS_DEFAULT 60000
-
 /* INIT flags the file system needs (fuse_session_config.extra_flags): it clears set-id bits and
  * file capabilities itself on write, truncate and chown (FUSE_HANDLE_KILLPRIV_V2), so that the
  * kernel stops asking for security.capability before every write; and it applies the caller's
@@ -54,8 +52,10 @@ struct fs_config {
 	unsigned pin_count;
 	const char *const *exclude;
 	unsigned exclude_count;
-	/* Called (from any thread) when the cache goes into bypass after repeated cache-device
-	 * failures (on = true, why says what failed) and when it is tried again (on = false). */
+	/* Called (from any thread, with no fs or engine lock held: it may rewrite files) when
+	 * the breaker trips after repeated cache-device failures and every new open bypasses the
+	 * cache (on = true, why says what failed), and when it is tried again (on = false). A
+	 * change is told once the thread that made it let go of its locks (engine_bypass.c). */
 	void (*bypass_changed)(void *arg, bool on, const char *why);
 	void *bypass_arg;
 	unsigned fill_delay_ms;    /* for tests (CACHEMAX_FILL_DELAY_MS): a background fill job
@@ -66,7 +66,7 @@ struct fs_config {
 	                            * readers waiting for it (a fill thread preempted there), so
 	                            * that a test can change the file in between */
 	unsigned bypass_retry_ms;  /* how long a bypass lasts before the cache is tried again
-	                            * (0: FS_BYPASS_RETRY_MS_DEFAULT) */
+	                            * (0: ENGINE_BREAKER_RETRY_MS_DEFAULT) */
 };
 
 int fs_create(const struct fs_config *cfg, struct fs **out);

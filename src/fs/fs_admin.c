@@ -1,8 +1,9 @@
 /* fs_admin: evict, warm and verify by path for the control plane (see fs_admin.h).
  * Warm reaches the fill threads the way an open file does: it takes a node for the file (as a
- * lookup would), holds its open state and pins its cache object (opening it if no open file
- * has), queues a completion job, which pins them itself, and lets go; the job's end releases
- * the object, which persists its record. The io-mode rules of fs_fill.c apply unchanged: a job
+ * lookup would), holds its engine inode, and the engine (engine_fill_warm) holds its cache
+ * object (opening it if no open file has), queues a completion job, which holds them itself,
+ * and lets go; the job's end releases the object, which persists its record. The io-mode
+ * rules of engine_fill.c apply unchanged: a job
  * stops when the file is opened with passthrough (its writes would not be seen), and warm then
  * answers FS_WARM_WAITING until that open is closed.
  */
@@ -17,6 +18,7 @@
 
 #include "fs/fs_int.h"
 #include "sys/sys.h"
+#include "util/glob.h"
 
 #define ADMIN_NAME_MAX 255
 #define ADMIN_WALK_DEPTH_MAX 64
@@ -153,99 +155,50 @@ static int node_of(struct fs *fs, const char *rel, struct stat *st, struct fs_no
 	return fs_node_acquire(fs, NULL, NULL, fd, st, out);  /* consumes fd */
 }
 
-/* The cache-engine half of warm (what moves with fs_cache.c and fs_fill.c into the engine):
- * pin n's object as fs_object_pin() pins it (a node reference, the open state, the object,
- * opened here if no open file has it), look at it, queue its completion as a miss does
- * (fs_cache.c maybe_complete: once, `completing`), and unpin. */
-static int warm_node(struct fs *fs, struct cache_store *store, struct fs_node *n,
-                     const struct stat *st, struct fs_warm_report *out)
+/* The cache-engine half of warm is engine_fill_warm(): with n's engine inode held. */
+static int warm_node(struct fs *fs, struct fs_node *n, const struct stat *st,
+                     struct fs_warm_report *out)
 {
-	struct cache_fingerprint fp;
-	struct cache_object_info info;
-	struct fs_warm_report rep = { 0 };
-	struct cache_object *obj;
-	uint32_t chunk = cache_store_chunk_size(store);
-	enum fs_io_mode mode;
-	bool completing;
-	int rc = 0;
+	static const enum fs_warm_state states[] = {
+		[ENGINE_WARM_COMPLETE] = FS_WARM_COMPLETE,
+		[ENGINE_WARM_FILLING] = FS_WARM_FILLING,
+		[ENGINE_WARM_WAITING] = FS_WARM_WAITING,
+	};
+	struct engine_inode *io = fs_node_io_hold(fs, n);
+	struct engine_warm w;
+	int rc;
 
-	if (!fs_node_io_hold(fs, n))
+	if (!io)
 		return -ENOMEM;
-	cache_fingerprint_from_stat(st, &fp);
-	pthread_mutex_lock(&n->io->lock);
-	if (!n->io->obj)
-		rc = cache_object_open(store, cache_key_from_stat(st), &fp, &n->io->obj);
-	else if (n->io->open_count == 0)  /* kept by a job: the file may have changed since */
-		rc = cache_object_revalidate(n->io->obj, &fp);
-	if (rc < 0 && !n->io->obj_pins && n->io->obj) {
-		cache_object_release(n->io->obj);
-		n->io->obj = NULL;
+	rc = engine_fill_warm(fs->engine, io, st, &w);
+	fs_node_io_release(fs, n);
+	if (rc == 0) {
+		out->state = states[w.state];
+		out->size = w.size;
+		out->cached = w.cached;
 	}
-	if (!n->io->obj) {
-		pthread_mutex_unlock(&n->io->lock);
-		fs_node_io_release(fs, n);
-		return rc < 0 ? rc : -EIO;
-	}
-	if (rc > 0)
-		rc = 0;  /* CACHE_OBJECT_RESET: it starts again from nothing */
-	fs_node_ref(fs, n);  /* with the hold above and the pin: what fs_object_unpin() undoes */
-	n->io->obj_pins++;
-	obj = n->io->obj;  /* stays while pinned (mode_choose revalidates it, never replaces it) */
-	mode = n->io->mode;
-	completing = n->io->completing;
-	pthread_mutex_unlock(&n->io->lock);
-
-	cache_object_info(obj, &info);
-	rep.size = info.fingerprint.size;
-	rep.cached = info.present_chunks * chunk < rep.size ? info.present_chunks * chunk : rep.size;
-	if (info.failed || info.removed) {
-		rc = -EIO;
-	} else if (cache_object_complete(obj)) {
-		rep.state = FS_WARM_COMPLETE;
-	} else if (completing) {
-		rep.state = FS_WARM_FILLING;
-	} else if (mode == FS_IO_ORIGIN || mode == FS_IO_CACHE) {
-		rep.state = FS_WARM_WAITING;  /* a fill must not race passthrough writers */
-	} else {
-		bool queue;
-		pthread_mutex_lock(&n->io->lock);
-		queue = !n->io->completing;
-		n->io->completing = true;
-		pthread_mutex_unlock(&n->io->lock);
-		rep.state = FS_WARM_FILLING;
-		if (queue && !fs_fill_enqueue(fs, n, 0, UINT64_MAX, true)) {
-			pthread_mutex_lock(&n->io->lock);
-			n->io->completing = false;
-			pthread_mutex_unlock(&n->io->lock);
-			rep.state = FS_WARM_WAITING;  /* the queue is full */
-		}
-	}
-	fs_object_unpin(fs, n);
-	if (rc == 0)
-		*out = rep;
 	return rc;
 }
 
 int fs_admin_warm(struct fs *fs, const char *rel, struct fs_warm_report *out)
 {
-	struct cache_store *store = fs_cache_store(fs);
 	struct fs_node *n;
 	struct stat st;
 	int rc;
 
 	if (!fs->store)
 		return -ENOMEDIUM;
-	if (!store)
+	if (!engine_store(fs->engine))
 		return -EAGAIN;
 	rc = node_of(fs, rel, &st, &n);
 	if (rc < 0)
 		return rc;
-	if (fs_glob_match(fs->cfg.exclude, fs->cfg.exclude_count, rel)) {
+	if (glob_match_any(fs->cfg.exclude, fs->cfg.exclude_count, rel)) {
 		out->state = FS_WARM_EXCLUDED;
 		out->size = (uint64_t)st.st_size;
 		out->cached = 0;
 	} else {
-		rc = warm_node(fs, store, n, &st, out);
+		rc = warm_node(fs, n, &st, out);
 	}
 	fs_node_forget(fs, n->nodeid, 1);
 	return rc;
@@ -254,7 +207,7 @@ int fs_admin_warm(struct fs *fs, const char *rel, struct fs_warm_report *out)
 /* ---- verify --------------------------------------------------------------------------- */
 
 /* Is the file open for writing through the mount? A writer over the cache copy may have
- * written it through a mapping not yet written back to the original (fs_cache.c writeback):
+ * written it through a mapping not yet written back to the original (engine_write.c write-back):
  * the two differ for a while, and that is no corruption. */
 static bool open_for_writing(struct fs *fs, const struct stat *st)
 {
@@ -265,9 +218,7 @@ static bool open_for_writing(struct fs *fs, const struct stat *st)
 		return false;
 	writing = atomic_load(&n->passthrough_writers) > 0;
 	if (fs_node_io_hold_existing(fs, n)) {
-		pthread_mutex_lock(&n->io->lock);
-		writing = writing || n->io->cache_writers > 0;
-		pthread_mutex_unlock(&n->io->lock);
+		writing = writing || engine_open_cache_writers(n->io);
 		fs_node_io_release(fs, n);
 	}
 	fs_node_forget(fs, n->nodeid, 1);
@@ -302,7 +253,7 @@ static int hash_file(int fd, uint64_t size, char *buf, uint64_t *out)
 
 int fs_admin_verify(struct fs *fs, const char *rel, struct fs_verify_report *out)
 {
-	struct cache_store *store = fs_cache_store(fs);
+	struct cache_store *store = engine_store(fs->engine);
 	struct fs_verify_report rep = { 0 };
 	struct cache_fingerprint fp, after_fp;
 	struct cache_object *obj;

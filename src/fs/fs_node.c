@@ -488,17 +488,14 @@ int fs_table_init(struct fs *fs)
 	pthread_mutex_init(&fs->fds.lock, NULL);
 	fs->fds.free_head = fs->fds.lru_head = fs->fds.lru_tail = -1;
 	fs->fds.max = fd_limit_share(4, FS_FD_CACHE_MAX, FS_FD_CACHE_MIN);
-	fs->filler.queue_max = fd_limit_share(8, FS_FILL_QUEUE_MAX, FS_FILL_QUEUE_MIN);
+	fs->fill_queue_max = fd_limit_share(8, ENGINE_FILL_QUEUE_MAX, ENGINE_FILL_QUEUE_MIN);
 	pthread_mutex_init(&fs->mounts_lock, NULL);
 	return 0;
 }
 
-static void io_free(struct fs *fs, struct fs_node_io *io)
+static void io_free(struct fs *fs, struct engine_inode *io)
 {
-	pthread_mutex_destroy(&io->lock);
-	pthread_mutex_destroy(&io->write_lock);
-	fs_readahead_release(fs, &io->readahead);
-	free(io);
+	engine_inode_free(fs->engine, io);
 }
 
 static size_t node_tail(const struct fs_node *n)
@@ -846,40 +843,37 @@ static pthread_mutex_t *io_stripe(struct fs *fs, const struct fs_node *n)
 	return &fs->io_lock[hash_u64(n->nodeid) & (FS_IO_STRIPES - 1)];
 }
 
-static struct fs_node_io *io_hold(struct fs *fs, struct fs_node *n, bool create)
+static struct engine_inode *io_hold(struct fs *fs, struct fs_node *n, bool create)
 {
 	pthread_mutex_t *stripe = io_stripe(fs, n);
-	struct fs_node_io *io;
+	struct engine_inode *io;
 
 	pthread_mutex_lock(stripe);
 	io = n->io;
 	if (!io && create) {
-		io = calloc(1, sizeof(*io));
+		io = engine_inode_new(fs->engine, n, n->nodeid, (uint64_t)n->ino);
 		if (io) {
-			pthread_mutex_init(&io->lock, NULL);
-			pthread_mutex_init(&io->write_lock, NULL);
-			fs_readahead_init(&io->readahead);
 			n->io = io;
 			atomic_fetch_add_explicit(&fs->table.nodes_open, 1, memory_order_relaxed);
 		}
 	}
 	if (io)
-		io->holds++;
+		engine_inode_holds_add(io, 1);
 	pthread_mutex_unlock(stripe);
 	return io;
 }
 
-struct fs_node_io *fs_node_io_hold(struct fs *fs, struct fs_node *n) { return io_hold(fs, n, true); }
-struct fs_node_io *fs_node_io_hold_existing(struct fs *fs, struct fs_node *n) { return io_hold(fs, n, false); }
+struct engine_inode *fs_node_io_hold(struct fs *fs, struct fs_node *n) { return io_hold(fs, n, true); }
+struct engine_inode *fs_node_io_hold_existing(struct fs *fs, struct fs_node *n) { return io_hold(fs, n, false); }
 
 void fs_node_io_release(struct fs *fs, struct fs_node *n)
 {
 	pthread_mutex_t *stripe = io_stripe(fs, n);
-	struct fs_node_io *io;
+	struct engine_inode *io;
 
 	pthread_mutex_lock(stripe);
 	io = n->io;
-	if (--io->holds) {
+	if (engine_inode_holds_add(io, -1)) {
 		pthread_mutex_unlock(stripe);
 		return;
 	}
@@ -896,7 +890,7 @@ void fs_gauges(struct fs *fs, struct fs_gauges *g)
 	g->nodes = fs->table.node_count + 1;  /* and the root */
 	g->nodes_open = atomic_load_explicit(&fs->table.nodes_open, memory_order_relaxed);
 	g->node_bytes = fs->table.node_bytes + 2 * fs->table.bucket_count * sizeof(struct fs_node *) +
-	                g->nodes_open * sizeof(struct fs_node_io);
+	                g->nodes_open * engine_inode_size();
 	pthread_mutex_unlock(&fs->table_lock);
 	pthread_mutex_lock(&fs->fds.lock);
 	g->fds_cached = fs->fds.cached;

@@ -338,8 +338,8 @@ static struct fs_file *file_new(struct fs_node *n, int fd, uint32_t flags)
 	if (!f)
 		return NULL;
 	f->node = n;
-	f->fd = fd;
-	f->open_flags = (int)flags;
+	f->file.fd = fd;
+	f->file.open_flags = (int)flags;
 	return f;
 }
 
@@ -409,7 +409,7 @@ static void op_getattr(struct fuse_req *r, uint64_t ino, const struct fuse_getat
 	fs_watch_revalidate(fs, n);  /* without fanotify: an open object changed behind us */
 	fs_cache_before_getattr(fs, n);
 	if ((in->getattr_flags & FUSE_GETATTR_FH) && n->type == S_IFREG)
-		rc = sys_fstatat(file_of(in->fh)->fd, "", &st, AT_EMPTY_PATH);
+		rc = sys_fstatat(file_of(in->fh)->file.fd, "", &st, AT_EMPTY_PATH);
 	else
 		rc = node_stat(fs, n, &st);
 	if (rc < 0)
@@ -434,7 +434,7 @@ static void op_setattr(struct fuse_req *r, uint64_t ino, const struct fuse_setat
 	GET_NODE_FD(fs, r, n, nfd);
 	if ((in->valid & FATTR_FH) && n->type == S_IFREG)
 		f = file_of(in->fh);
-	fs_proc_path(f ? f->fd : nfd, path);
+	fs_proc_path(f ? f->file.fd : nfd, path);
 
 	if (in->valid & FATTR_MODE) {
 		rc = sys_chmod(path, in->mode);
@@ -456,19 +456,14 @@ static void op_setattr(struct fuse_req *r, uint64_t ino, const struct fuse_setat
 		rc = sys_fchownat(nfd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
 	}
 	if (rc == 0 && (in->valid & FATTR_SIZE)) {
-		struct fs_node_io *io = fs_node_io_hold(fs, n);
+		struct engine_inode *io = fs_cache_change_begin(fs, n);
 		if (!io) {
 			rc = -ENOMEM;
 		} else {
-			pthread_mutex_lock(&io->lock);
-			pthread_mutex_lock(&io->write_lock);
-			fs_cache_before_origin_change(fs, n);
-			rc = f ? sys_ftruncate(f->fd, (off_t)in->size) : sys_truncate(path, (off_t)in->size);
+			rc = f ? sys_ftruncate(f->file.fd, (off_t)in->size) : sys_truncate(path, (off_t)in->size);
 			if (rc == 0)
-				fs_cache_origin_changed(fs, n, true, (off_t)in->size, 0, 0);
-			pthread_mutex_unlock(&io->write_lock);
-			pthread_mutex_unlock(&io->lock);
-			fs_node_io_release(fs, n);
+				engine_write_changed(fs->engine, io, true, (off_t)in->size, 0, 0);
+			fs_cache_change_end(fs, n, io);
 		}
 	}
 	if (rc == 0 && (in->valid & (FATTR_ATIME | FATTR_MTIME))) {
@@ -745,7 +740,7 @@ static void op_open(struct fuse_req *r, uint64_t ino, const struct fuse_open_in 
 		fuse_reply_err(r, ENOMEM);
 		return;
 	}
-	rc = fs_file_attach(fs, f, &o);
+	rc = fs_cache_attach(fs, f, &o);
 	if (rc < 0) {
 		sys_close(fd);
 		free(f);
@@ -786,7 +781,7 @@ static void reply_new_file(struct fuse_req *r, struct fs_node *parent, const cha
 		fuse_reply_err(r, ENOMEM);
 		return;
 	}
-	rc = fs_file_attach(fs, f, &o);
+	rc = fs_cache_attach(fs, f, &o);
 	if (rc < 0) {
 		sys_close(fd);
 		free(f);
@@ -846,15 +841,29 @@ static void op_tmpfile(struct fuse_req *r, uint64_t parent, const struct fuse_cr
 	reply_new_file(r, NULL, NULL, fd, in->flags, true);
 }
 
+/* The engine fills the thread's scratch buffer (or points into a read-ahead piece); the reply
+ * goes out before the engine's work after it (a fill, the read-ahead window). */
 static void op_read(struct fuse_req *r, uint64_t ino, const struct fuse_read_in *in)
 {
-	fs_file_read(r, file_of(in->fh), in);
+	struct fs *fs = FS_OF(r);
+	struct engine_read_after after;
+	size_t size = in->size < FUSE_SESSION_SCRATCH ? in->size : FUSE_SESSION_SCRATCH;
+	const void *data;
+	ssize_t n = engine_read(fs->engine, &file_of(in->fh)->file, fuse_req_scratch(r),
+	                        FUSE_SESSION_SCRATCH, size, in->offset, &data, &after);
+
+	if (n < 0)
+		fuse_reply_err(r, (int)-n);
+	else
+		fuse_reply_data(r, data, (size_t)n);
+	engine_read_after(fs->engine, &after);
 }
 
 static void op_write(struct fuse_req *r, uint64_t ino, const struct fuse_write_in *in,
                      const void *data)
 {
 	struct fs_file *f = file_of(in->fh);
+	ssize_t w;
 	if (in->write_flags & FUSE_WRITE_KILL_SUIDGID) {
 		int rc = kill_setid(FS_OF(r), f->node, fuse_req_ctx(r));
 		if (rc < 0) {
@@ -862,7 +871,11 @@ static void op_write(struct fuse_req *r, uint64_t ino, const struct fuse_write_i
 			return;
 		}
 	}
-	fs_file_write(r, f, in, data);
+	w = engine_write(FS_OF(r)->engine, &f->file, data, in->size, in->offset);
+	if (w < 0)
+		fuse_reply_err(r, (int)-w);
+	else
+		fuse_reply_write(r, (uint32_t)w);
 }
 
 static void op_flush(struct fuse_req *r, uint64_t ino, const struct fuse_flush_in *in)
@@ -874,8 +887,8 @@ static void op_flush(struct fuse_req *r, uint64_t ino, const struct fuse_flush_i
 static void op_release(struct fuse_req *r, uint64_t ino, const struct fuse_release_in *in)
 {
 	struct fs_file *f = file_of(in->fh);
-	fs_file_detach(FS_OF(r), f);
-	sys_close(f->fd);
+	fs_cache_detach(FS_OF(r), f);
+	sys_close(f->file.fd);
 	free(f);
 	fuse_reply_err(r, 0);
 }
@@ -883,8 +896,8 @@ static void op_release(struct fuse_req *r, uint64_t ino, const struct fuse_relea
 static void op_fsync(struct fuse_req *r, uint64_t ino, const struct fuse_fsync_in *in)
 {
 	struct fs_file *f = file_of(in->fh);
-	fs_file_sync(FS_OF(r), f);
-	fuse_reply_err(r, -sys_fsync(f->fd, in->fsync_flags & FUSE_FSYNC_FDATASYNC));
+	engine_write_sync(FS_OF(r)->engine, &f->file);
+	fuse_reply_err(r, -sys_fsync(f->file.fd, in->fsync_flags & FUSE_FSYNC_FDATASYNC));
 }
 
 static void op_statfs(struct fuse_req *r, uint64_t ino)
@@ -1160,24 +1173,22 @@ static void op_access(struct fuse_req *r, uint64_t ino, uint32_t mask)
 static void op_fallocate(struct fuse_req *r, uint64_t ino, const struct fuse_fallocate_in *in)
 {
 	struct fs_file *f = file_of(in->fh);
-	struct fs_node *n = f->node;
+	struct engine *e = FS_OF(r)->engine;
+	struct engine_inode *io = f->file.inode;   /* held by the open file */
 	int rc;
 
-	pthread_mutex_lock(&n->io->lock);
-	pthread_mutex_lock(&n->io->write_lock);
-	fs_cache_before_origin_change(FS_OF(r), n);
-	rc = sys_fallocate(f->fd, (int)in->mode, (off_t)in->offset, (off_t)in->length);
+	engine_write_change_begin(e, io);
+	rc = sys_fallocate(f->file.fd, (int)in->mode, (off_t)in->offset, (off_t)in->length);
 	if (rc == 0)
-		fs_cache_origin_changed(FS_OF(r), n, false, 0, (off_t)in->offset, (off_t)in->length);
-	pthread_mutex_unlock(&n->io->write_lock);
-	pthread_mutex_unlock(&n->io->lock);
+		engine_write_changed(e, io, false, 0, (off_t)in->offset, (off_t)in->length);
+	engine_write_change_end(e, io);
 	fuse_reply_err(r, -rc);
 }
 
 static void op_lseek(struct fuse_req *r, uint64_t ino, const struct fuse_lseek_in *in)
 {
 	struct fs_file *f = file_of(in->fh);
-	off_t pos = sys_lseek(fs_file_data_fd(f), (off_t)in->offset, (int)in->whence);
+	off_t pos = sys_lseek(engine_open_data_fd(&f->file), (off_t)in->offset, (int)in->whence);
 	if (pos < 0)
 		fuse_reply_err(r, (int)-pos);
 	else
@@ -1190,24 +1201,19 @@ static void op_copy_file_range(struct fuse_req *r, uint64_t ino,
 	struct fs_file *fin = file_of(in->fh_in), *fout = file_of(in->fh_out);
 	off_t off_in = (off_t)in->off_in, off_out = (off_t)in->off_out;
 	size_t len = wide ? in->len : (in->len > UINT32_MAX ? UINT32_MAX : in->len);
-	struct fs_node *dst = fout->node;
+	struct engine *e = FS_OF(r)->engine;
+	struct engine_inode *dst = fout->file.inode;   /* held by the open files */
 	ssize_t n;
 
-	if (fin->node != dst) {  /* the source's mmap changes must be in the origin we copy from */
-		pthread_mutex_lock(&fin->node->io->lock);
-		pthread_mutex_lock(&fin->node->io->write_lock);
-		fs_cache_before_origin_change(FS_OF(r), fin->node);
-		pthread_mutex_unlock(&fin->node->io->write_lock);
-		pthread_mutex_unlock(&fin->node->io->lock);
+	if (fin->file.inode != dst) {  /* the source's mmap changes must be in the origin we copy from */
+		engine_write_change_begin(e, fin->file.inode);
+		engine_write_change_end(e, fin->file.inode);
 	}
-	pthread_mutex_lock(&dst->io->lock);
-	pthread_mutex_lock(&dst->io->write_lock);
-	fs_cache_before_origin_change(FS_OF(r), dst);
-	n = sys_copy_file_range(fin->fd, &off_in, fout->fd, &off_out, len, (unsigned)in->flags);
+	engine_write_change_begin(e, dst);
+	n = sys_copy_file_range(fin->file.fd, &off_in, fout->file.fd, &off_out, len, (unsigned)in->flags);
 	if (n > 0)
-		fs_cache_origin_changed(FS_OF(r), dst, false, 0, (off_t)in->off_out, (off_t)n);
-	pthread_mutex_unlock(&dst->io->write_lock);
-	pthread_mutex_unlock(&dst->io->lock);
+		engine_write_changed(e, dst, false, 0, (off_t)in->off_out, (off_t)n);
+	engine_write_change_end(e, dst);
 
 	if (n < 0)
 		fuse_reply_err(r, (int)-n);
@@ -1278,8 +1284,6 @@ int fs_create(const struct fs_config *cfg, struct fs **out)
 	if (!fs)
 		return -ENOMEM;
 	fs->cfg = *cfg;
-	if (!fs->cfg.bypass_retry_ms)
-		fs->cfg.bypass_retry_ms = FS_BYPASS_RETRY_MS_DEFAULT;
 	fs->store = cfg->store;
 	fs->next_nodeid = FUSE_ROOT_ID + 1;
 	rc = fs_table_init(fs);
@@ -1294,12 +1298,10 @@ int fs_create(const struct fs_config *cfg, struct fs **out)
 	if (fs_node_handles_probe(fs, cfg->origin_fd) < 0)
 		log_warn("nodes pin an fd each: %s", fs->handles_why);
 	pthread_mutex_init(&fs->cap_probes_lock, NULL);
-	fs_readahead_pool_init(fs);
 	snprintf(fs->passthrough_why, sizeof(fs->passthrough_why), "not negotiated yet");
-	pthread_mutex_init(&fs->filler.lock, NULL);
-	pthread_cond_init(&fs->filler.cond, NULL);
-	pthread_mutex_init(&fs->bypass.lock, NULL);
-	pthread_mutex_init(&fs->seen.lock, NULL);
+	rc = fs_cache_engine_create(fs);
+	if (rc < 0)
+		goto err_root;
 	{
 		char proc[FS_PROC_PATH_MAX];
 		ssize_t len;
@@ -1313,6 +1315,8 @@ int fs_create(const struct fs_config *cfg, struct fs **out)
 	*out = fs;
 	return 0;
 
+err_root:
+	pthread_mutex_destroy(&fs->cap_probes_lock);
 err_table:
 	fs_table_release(fs);
 	fs_node_root_release(fs);
@@ -1326,11 +1330,11 @@ void fs_free(struct fs *fs)
 	if (!fs)
 		return;
 	fs_watch_stop(fs);
-	fs_fill_stop(fs);
+	engine_stop(fs->engine);
 	fs_table_release(fs);
 	fs_watch_release(fs);
 	fs_node_root_release(fs);  /* closes the origin fd */
-	fs_readahead_pool_release(fs);
+	engine_free(fs->engine);
 	pthread_mutex_destroy(&fs->cap_probes_lock);
 	free(fs);
 }

@@ -30,7 +30,6 @@
 #define WATCH_DIRENT (FAN_CREATE | FAN_DELETE | FAN_MOVED_FROM | FAN_MOVED_TO)
 #define WATCH_BUFFER (64 * 1024)
 #define WATCH_BATCH 256             /* distinct nodes changed per read of events */
-#define WATCH_RESYNC_BUFFER (1024 * 1024)
 /* After the first event, wait this long before reading the queue: the kernel merges the events
  * of one inode that are still queued, so a stream of writes (an application's passthrough
  * writes through the mount come back as events of its pid) costs one revalidation per period
@@ -112,117 +111,14 @@ static struct fs_node *node_of_handle(struct fs *fs, struct file_handle *h)
 
 static void stat_bump(struct fs *fs, enum stats_counter c) { stats_add(fs->cfg.stats, c, 1); }
 
-/* FS_IO_CACHE: passthrough readers read the cache copy, which cannot be swapped under their
- * open files: copy the origin's bytes into it where they differ (the origin says nothing of
- * which bytes changed), then size it like the origin. io->lock and io->write_lock held. */
-static void copy_resync(struct fs *fs, struct fs_node *n, int origin, const struct stat *st)
-{
-	struct cache_object *obj = n->io->obj;
-	int data = cache_object_data_fd(obj);
-	char *a = malloc(WATCH_RESYNC_BUFFER), *b = malloc(WATCH_RESYNC_BUFFER);
-	uint64_t copied = 0;
-	off_t off = 0;
-
-	if (!a || !b) {
-		fs_cache_error(fs, "resync", -ENOMEM);
-		goto out;
-	}
-	while (off < st->st_size) {
-		ssize_t r = sys_pread(origin, a, WATCH_RESYNC_BUFFER, off), c, w;
-		if (r <= 0)
-			break;  /* shorter than it said: the truncate below, or the next event, ends it */
-		c = sys_pread(data, b, (size_t)r, off);
-		if (c != r || memcmp(a, b, (size_t)r)) {
-			w = sys_pwrite(data, a, (size_t)r, off);
-			if (w != r) {
-				fs_cache_error(fs, "resync write", w < 0 ? (int)w : -EIO);
-				break;
-			}
-			/* The object learns the bytes too (its chunks stay present and equal). */
-			if (cache_object_write(obj, a, (size_t)r, off) < 0)
-				fs_cache_error(fs, "resync", -EIO);
-			copied += (uint64_t)r;
-		}
-		off += r;
-	}
-	{
-		struct stat cst;
-		if (sys_fstatat(data, "", &cst, AT_EMPTY_PATH) == 0 && cst.st_size > st->st_size) {
-			int rc = cache_object_truncate(obj, st->st_size);
-			if (rc < 0)
-				fs_cache_error(fs, "resync truncate", rc);
-			rc = sys_ftruncate(data, st->st_size);
-			if (rc < 0)
-				fs_cache_error(fs, "resync truncate", rc);
-		}
-	}
-	cache_object_account(obj);
-	log_debug("inode %llu changed behind the cache: %llu bytes copied into its cache copy",
-	          (unsigned long long)n->ino, (unsigned long long)copied);
-out:
-	free(a);
-	free(b);
-}
-
-/* The origin file of n may have changed behind the cache: if its fingerprint moved, bring the
- * open object in step. Takes io->lock and io->write_lock (the order of fs_int.h). */
+/* The origin file of n may have changed behind the cache: if its fingerprint moved, the engine
+ * brings the open object in step (engine_write_resync). */
 static void object_revalidate(struct fs *fs, struct fs_node *n)
 {
-	struct fs_node_io *io = fs_node_io_hold_existing(fs, n);
-	struct cache_fingerprint fp, known;
-	struct cache_object_info info;
-	struct stat st;
-	int fd;
-
+	struct engine_inode *io = fs_node_io_hold_existing(fs, n);
 	if (!io)
-		return;  /* no open file, no pinned object: the next open checks the fingerprint */
-	pthread_mutex_lock(&io->lock);
-	if (!io->obj)
-		goto unlock;
-	if (io->mode == FS_IO_ORIGIN) {
-		/* Its readers read the origin itself. Its object is dropped at the last release,
-		 * as after writes through the mount: a fill behind may have raced with the change. */
-		io->origin_writers = true;
-		goto unlock;
-	}
-	fd = fs_node_fd(fs, n);
-	if (fd < 0)
-		goto unlock;
-	pthread_mutex_lock(&io->write_lock);
-	if (sys_fstatat(fd, "", &st, AT_EMPTY_PATH) == 0) {
-		cache_fingerprint_from_stat(&st, &fp);
-		cache_object_info(io->obj, &info);
-		known = io->mode == FS_IO_CACHE ? io->mirror_fp : info.fingerprint;
-		if (!cache_fingerprint_equal(&fp, &known)) {
-			if (io->mode == FS_IO_CACHE) {
-				char path[FS_PROC_PATH_MAX];
-				int origin;
-				fs_proc_path(fd, path);
-				origin = fs_open_retry(fs, AT_FDCWD, path, O_RDONLY | O_NOATIME | O_CLOEXEC, 0);
-				if (origin < 0)
-					origin = fs_open_retry(fs, AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
-				if (origin >= 0) {
-					copy_resync(fs, n, origin, &st);
-					sys_close(origin);
-				}
-				io->mirror_fp = fp;
-			} else {
-				/* User space: drop every chunk; the generation bump drops the fills
-				 * and read-ahead pieces read before. */
-				int rc = cache_object_invalidate(io->obj, 0, 0);
-				if (rc < 0)
-					fs_cache_error(fs, "invalidate", rc);
-			}
-			if (cache_object_set_fingerprint(io->obj, &fp) < 0)
-				fs_cache_error(fs, "record write", -EIO);
-			if (info.present_chunks)
-				stat_bump(fs, STATS_INVALIDATIONS);
-		}
-	}
-	pthread_mutex_unlock(&io->write_lock);
-	fs_node_fd_put(fs, n, fd);
-unlock:
-	pthread_mutex_unlock(&io->lock);
+		return;  /* no open file, no held object: the next open checks the fingerprint */
+	engine_write_resync(fs->engine, io);
 	fs_node_io_release(fs, n);
 }
 
