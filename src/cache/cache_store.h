@@ -67,14 +67,13 @@
  *
  * Threads: every function may be called from any thread. Each object has a mutex (cache_int.h
  * lists what it protects) held across that object's own I/O; reads copy from the data file
- * outside it and return -ENODATA if the generation moved meanwhile. Lock order: the store's
- * evict lock (one eviction at a time, against pin changes), an object's mutex, the store's
- * usage lock (held shared across I/O that changes a data file, exclusive by the one usage
- * scan), then the policy's lock, the eviction thread's and the scrub's wake-up locks (leaves).
- * The store's table lock is held only around table and reference updates, never while waiting
- * for another lock or across I/O, so it is taken anywhere (the last release looks at the
- * reference count under its object's mutex). The eviction thread and the scrub take these per
- * object, never across a whole pass.
+ * outside it and return -ENODATA if the generation moved meanwhile. Its locks — the evict lock
+ * (one eviction at a time, against pin changes), an object's mutex, the usage lock (shared
+ * across I/O that changes a data file, exclusive by the one usage scan), the policy's lock,
+ * the eviction thread's and the scrub's wake-up locks, the table lock (around table and
+ * reference updates only; the last release looks at the reference count under its object's
+ * mutex) — are placed in docs/ARCHITECTURE.md "Lock order", the only copy. The eviction
+ * thread and the scrub take them per object, never across a whole pass.
  *
  * Ordering the caller must provide: an origin write and its cache_object_write() must not be
  * overtaken by another write to the same bytes (hold a per-inode write lock across both), since

@@ -5,7 +5,7 @@
  *   evict   drop cache copies (all, one file's, or every file's below a directory);
  *   warm    complete one file's copy through the fill threads (a background completion job,
  *           queued like the one a miss queues: never ahead of an application's read-ahead,
- *           at most FS_FILL_BACKGROUND_MAX at once); asked again, it reports the progress;
+ *           at most ENGINE_FILL_BACKGROUND_MAX at once); asked again, it reports the progress;
  *   verify  hash a complete copy and the original (XXH3) and drop the copy if they differ.
  * Each runs on the caller's thread; verify reads two whole files, the others return at once.
  * Errors: 0 or -errno; -ENOMEDIUM without a cache, -EAGAIN while the cache is bypassed (warm,
