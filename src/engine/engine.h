@@ -119,8 +119,8 @@ struct engine_file {
 	int open_flags;               /* flags the application opened with */
 	bool regular;
 	bool passthrough;             /* opened with a backing file (engine_open_attach) */
-	/* Opened while the inode is in FS_IO_CACHE mode but must not use the cache copy as is:
-	 * direct I/O sends its reads and writes to us. */
+	/* Opened while the inode's open files pass through to the cache copy (a hit) but must
+	 * not use it as is (a writer, a stale copy): direct I/O sends its reads and writes here. */
 	bool via_daemon;
 	bool stale;                   /* the origin changed under the cache copy: read the origin */
 	bool check_writeback;         /* a writer over the cache copy: its mmap writes land there */
@@ -142,18 +142,15 @@ struct engine_open_result {
 int engine_open_attach(struct engine *e, struct engine_file *f, const struct stat *st,
                        struct engine_open_result *out);
 void engine_open_detach(struct engine *e, struct engine_file *f);
-/* The fd whose bytes this open file shows (SEEK_DATA/HOLE): the cache copy in FS_IO_CACHE
- * mode (it mirrors the origin plus mmap writes not yet written back), else f->fd. */
+/* The fd whose bytes this open file shows (SEEK_DATA/HOLE): the cache copy while the inode's
+ * files pass through to it (it mirrors the origin plus mmap writes not yet written back),
+ * else f->fd. */
 int engine_open_data_fd(struct engine_file *f);
 /* Does ei have open writers over the cache copy (whose mapping's writes reach the origin only
  * at write-back)? */
 bool engine_open_cache_writers(struct engine_inode *ei);
 /* Forget that the file with stat st (NULL: every file) had its first read. */
 void engine_open_first_read_forget(struct engine *e, const struct stat *st);
-/* The object info of st's file: that of ei's open object if any (ei may be NULL), else the
- * one on disk. false if the cache has none (or no cache, or the breaker is on). */
-bool engine_object_info(struct engine *e, struct engine_inode *ei, const struct stat *st,
-                        struct cache_object_info *info);
 
 /* ---- read (engine_read.c) ---- */
 /* Work left for after the reply: engine_read_after() does it, always, once per read. */
@@ -221,12 +218,17 @@ void engine_write_sync(struct engine *e, struct engine_file *f);
  * moved, bring the open object in step. */
 void engine_write_resync(struct engine *e, struct engine_inode *ei);
 
-/* ---- deleted files (engine.c) ---- */
+/* ---- deleted files, reports (engine.c) ---- */
 /* Before a name goes, given what it leads to: true, with its key, if it is the last name of a
  * regular file (and there is a cache); once the name went, engine_file_deleted() discards its
  * object — at once, or at its last close if open. */
 bool engine_last_name(struct engine *e, const struct stat *st, struct cache_key *key);
 void engine_file_deleted(struct engine *e, struct cache_key key);
+/* For reports: the object info of st's file, that of ei's open object if any (ei may be
+ * NULL), else the one on disk. false if the cache has none (or no cache, or the breaker is
+ * on). */
+bool engine_object_info(struct engine *e, struct engine_inode *ei, const struct stat *st,
+                        struct cache_object_info *info);
 
 /* ---- the breaker (engine_bypass.c) ---- */
 /* True while the breaker is on (every new open bypasses the cache); *why says why. */

@@ -7,7 +7,7 @@
  * stop in ENGINE_IO_ORIGIN / ENGINE_IO_CACHE mode and while the breaker is on), so that the reader's next requests
  * are cache hits. A reader that misses on a piece being read waits for it (bounded) rather
  * than read the origin a second time; a piece only queued is taken back and read by the reader.
- * A filled piece keeps the fill thread's buffer (which takes a spare from a small fs-wide pool)
+ * A filled piece keeps the fill thread's buffer (which takes a spare from a small engine-wide pool)
  * until the reader has moved past it, so the reader answers from it without reading the cache
  * device or taking the object's lock, as long as the object's generation has not moved since
  * the piece's origin read (any change through the mount moves it). Kept buffers go back at a

@@ -163,9 +163,11 @@ int fs_cache_attach(struct fs *fs, struct fs_file *f, struct cm_fuse_open_out *o
 void fs_cache_detach(struct fs *fs, struct fs_file *f)
 {
 	struct fs_node *n = f->node;
+	/* After the engine wrote a writer's mmap changes back: until then a GETATTR must still
+	 * see the attributes as volatile (fs_cache_before_getattr writes them back first). */
+	engine_open_detach(fs->engine, &f->file);
 	if (f->file.passthrough && (f->file.open_flags & O_ACCMODE) != O_RDONLY)
 		atomic_fetch_sub(&n->passthrough_writers, 1);
-	engine_open_detach(fs->engine, &f->file);
 	fs_node_io_release(fs, n);
 }
 
