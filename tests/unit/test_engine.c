@@ -150,7 +150,7 @@ static int fixture_setup(void **state, unsigned retry_ms, uint64_t complete_max)
 }
 
 static int setup(void **state) { return fixture_setup(state, 0, 64ull << 20); }
-static int setup_short_breaker(void **state) { return fixture_setup(state, 50, 64ull << 20); }
+static int setup_short_breaker(void **state) { return fixture_setup(state, 1000, 64ull << 20); }
 static int setup_no_completion(void **state) { return fixture_setup(state, 0, 0); }
 
 static int teardown(void **state)
@@ -253,7 +253,7 @@ static ssize_t read_checked(struct fixture *f, struct engine_file *ef, uint64_t 
 
 static bool wait_for(struct fixture *f, enum stats_counter c, uint64_t at_least)
 {
-	for (int i = 0; i < 500; i++) {
+	for (int i = 0; i < 1000; i++) {
 		if (counter(f, c) >= at_least)
 			return true;
 		usleep(10000);
@@ -269,7 +269,7 @@ static bool wait_complete(struct fixture *f)
 
 	if (fstat(f->node.fd, &st) < 0)
 		return false;
-	for (int i = 0; i < 500; i++) {
+	for (int i = 0; i < 1000; i++) {
 		if (engine_object_info(f->e, f->ei, &st, &info) && info.present_chunks == info.chunk_count &&
 		    f->holds == 0)
 			return true;
@@ -368,7 +368,7 @@ static void test_first_read(void **state)
 	assert_int_equal(counter(f, STATS_PASSTHROUGH_OPENS_CACHE), 1);
 	assert_true(engine_open_data_fd(&ef) != ef.fd); /* SEEK_DATA on the copy */
 	close_file(f, &ef);
-	for (int i = 0; i < 200 && f->holds; i++)
+	for (int i = 0; i < 1000 && f->holds; i++)
 		usleep(10000);
 	assert_int_equal(f->holds, 0);
 }
@@ -506,7 +506,7 @@ static void test_breaker(void **state)
 	assert_int_equal(counter(f, STATS_FILLS), 0);   /* no object while the breaker is on */
 	close_file(f, &ef);
 
-	usleep(80 * 1000);                              /* past breaker_retry_ms (50) */
+	usleep(1100 * 1000);                            /* past breaker_retry_ms (1000) */
 	open_file(f, O_RDONLY, &ef, &res);
 	assert_false(engine_bypass_breaker_on(f->e, NULL, 0));
 	assert_int_equal(f->breaker_calls, 2);
