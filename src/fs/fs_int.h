@@ -120,6 +120,7 @@ struct fs_mount {
  * thread, or (no fanotify) revalidation of open files at GETATTR. Written at start and stop
  * only, but for the filter. */
 #define FS_WATCH_FILTER_BITS 18       /* 256 KiB of counters, whatever the tree */
+#define FS_WATCH_NAME_SLOTS 64
 struct fs_watch {
 	int fan_fd;                   /* -1: changes are not watched (why says why) */
 	int stop_pipe[2];             /* the thread's wake-up at stop */
@@ -127,6 +128,11 @@ struct fs_watch {
 	bool set_up;                  /* fs_watch_start ran: the fds above are its */
 	bool started;                 /* the thread runs */
 	atomic_bool active;           /* fanotify marks the origin's file system */
+	/* Bumped before every name the watcher invalidates (the slot of a hash of parent and
+	 * name; every slot at an overflow): a lookup that samples its name's slot before its
+	 * fstatat and finds it moved when it replies may describe a name the invalidation missed
+	 * (the kernel had no dentry to drop yet), so that entry gets the option's timeout. */
+	atomic_uint_fast64_t names_gen[FS_WATCH_NAME_SLOTS];
 	char why[160];
 	/* Counting filter of the file handles of nodes in the table (hash of type and bytes, a
 	 * saturating counter each): an event whose handle counts zero is of an inode the kernel
@@ -165,6 +171,9 @@ struct fs {
 	struct fs_table table;
 	uint64_t next_nodeid;         /* table_lock */
 	atomic_bool passthrough_ok;   /* granted by INIT and not failed */
+	/* The kernel can expire every cached name at once (NOTIFY_INC_EPOCH, FUSE 7.44), which a
+	 * watcher overflow needs: only then are names of watched nodes cached for long. */
+	bool kernel_inc_epoch;
 	char passthrough_why[160];    /* why not, for status; written once under table_lock */
 	uint32_t stack_depth;
 	struct engine *engine;        /* the cache engine (also without a cache: it then bypasses) */
@@ -189,6 +198,18 @@ int fs_node_acquire(struct fs *fs, struct fs_node *parent, const char *name, int
                     const struct stat *st, struct fs_node **out);
 /* The node of an origin inode if we have one, with a reference (drop with fs_node_forget). */
 struct fs_node *fs_node_find_ref(struct fs *fs, const struct stat *st);
+/* The same, but only if that node's origin fd is in the fd cache (which proves the inode
+ * (dev, ino) names now is the node's, not a new one given a freed number): a lookup of a known
+ * name then costs one fstatat, no open and no name_to_handle_at. NULL: take the long way. */
+struct fs_node *fs_node_find_held(struct fs *fs, const struct stat *st);
+/* Kernel caching (fs_watch.c): while fanotify watches the origin's file system, the kernel may
+ * keep names, attributes and directory listings of that file system until the watcher
+ * invalidates them (FS_WATCHED_TIMEOUT); elsewhere (a file system mounted below the origin, no
+ * watch) --entry-timeout and --attr-timeout apply. */
+#define FS_WATCHED_TIMEOUT 86400.0
+bool fs_watch_covers(struct fs *fs, const struct fs_node *n);
+/* The watcher's invalidation count of the slot of (parent, name): see fs_watch.names_gen. */
+uint64_t fs_watch_names_gen(struct fs *fs, uint64_t parent, const char *name);
 /* Take one more reference on a node we hold (undone by fs_node_forget(fs, n->nodeid, 1)). */
 void fs_node_ref(struct fs *fs, struct fs_node *n);
 /* Drop nlookup references; frees the node at zero (root is never freed). */
@@ -259,8 +280,11 @@ int fs_node_relpath(struct fs *fs, struct fs_node *n, char *buf, size_t size);
 /* A node with a file handle entered (added) or left the table; table_lock held. */
 void fs_watch_node_added(struct fs *fs, const struct fs_node *n);
 void fs_watch_node_removed(struct fs *fs, const struct fs_node *n);
-/* Without fanotify, at GETATTR: an open file whose origin changed behind the cache has its
- * object brought in step before the attributes are answered. Takes the node's locks. */
+/* At GETATTR: an open file whose origin changed behind the cache has its object brought in
+ * step before the attributes are answered -- also with fanotify, whose event may still be on
+ * its way while a reader's stat already asks (a passthrough read drops the kernel's atime, so
+ * the next fstat asks us): the size answered must never run ahead of the bytes the reader
+ * reads. Takes the node's locks; nothing to do for a file with no open state. */
 void fs_watch_revalidate(struct fs *fs, struct fs_node *n);
 /* At fs_free, after the node table: stops the watcher if running and frees the filter. */
 void fs_watch_release(struct fs *fs);

@@ -782,6 +782,30 @@ struct fs_node *fs_node_find_ref(struct fs *fs, const struct stat *st)
 	return n;
 }
 
+struct fs_node *fs_node_find_held(struct fs *fs, const struct stat *st)
+{
+	struct fs_node *n;
+	bool held;
+
+	pthread_mutex_lock(&fs->table_lock);
+	n = table_find_key(&fs->table, st, NULL);
+	if (n)
+		n->lookups++;
+	pthread_mutex_unlock(&fs->table_lock);
+	if (!n)
+		return NULL;
+	/* An fd in the cache keeps the node's inode alive, so its (dev, ino) cannot have been
+	 * freed and given to another inode: the inode st describes is this node's. */
+	pthread_mutex_lock(&fs->fds.lock);
+	held = n->fd_slot >= 0;
+	pthread_mutex_unlock(&fs->fds.lock);
+	if (!held) {
+		fs_node_forget(fs, n->nodeid, 1);
+		return NULL;
+	}
+	return n;
+}
+
 void fs_node_ref(struct fs *fs, struct fs_node *n)
 {
 	if (n->nodeid == FUSE_ROOT_ID)

@@ -54,15 +54,36 @@ static void attr_from_stat(struct fuse_attr *a, const struct stat *st)
 	a->blksize = (uint32_t)st->st_blksize;
 }
 
+/* How long the kernel may keep n's attributes: until the watcher invalidates them where it
+ * watches (the kernel drops a reply sampled before an INVAL_INODE: its attr_version), else the
+ * option; never while a passthrough writer changes them unseen. */
+static double attr_timeout(struct fs *fs, const struct fs_node *n)
+{
+	if (fs_attr_volatile(n))
+		return 0;
+	return fs_watch_covers(fs, n) ? FS_WATCHED_TIMEOUT : fs->cfg.attr_timeout;
+}
+
+/* How long the kernel may keep a name in directory `dir`, whose lookup sampled the watcher's
+ * name generation `gen` before it looked: a name invalidated meanwhile (the kernel had no
+ * dentry to drop while the lookup ran) gets the option's timeout. */
+static double entry_timeout(struct fs *fs, const struct fs_node *dir, const char *name,
+                            uint64_t gen)
+{
+	if (fs->kernel_inc_epoch && fs_watch_covers(fs, dir) &&
+	    fs_watch_names_gen(fs, dir->nodeid, name) == gen)
+		return FS_WATCHED_TIMEOUT;
+	return fs->cfg.entry_timeout;
+}
+
 static void entry_fill(struct fs *fs, struct fuse_entry_out *e, const struct fs_node *n,
-                       const struct stat *st)
+                       const struct stat *st, double entry_valid)
 {
 	memset(e, 0, sizeof(*e));
 	e->nodeid = n->nodeid;
 	e->generation = 0;  /* nodeids are never reused */
-	split_timeout(fs->cfg.entry_timeout, &e->entry_valid, &e->entry_valid_nsec);
-	split_timeout(fs_attr_volatile(n) ? 0 : fs->cfg.attr_timeout, &e->attr_valid,
-	              &e->attr_valid_nsec);
+	split_timeout(entry_valid, &e->entry_valid, &e->entry_valid_nsec);
+	split_timeout(attr_timeout(fs, n), &e->attr_valid, &e->attr_valid_nsec);
 	attr_from_stat(&e->attr, st);
 }
 
@@ -213,26 +234,34 @@ static int touch_ctime(int node_fd)
 }
 
 /* Resolve name under a directory (node parent, borrowed fd dirfd) and take a lookup reference on
- * its node. */
+ * its node. A name whose inode has a node with a cached fd costs one fstatat; a new one an
+ * O_PATH open, its fstat and its file handle (fs_node_acquire). */
 static int lookup_at(struct fs *fs, struct fs_node *parent, int dirfd, const char *name,
                      struct fuse_entry_out *e)
 {
+	uint64_t gen = fs_watch_names_gen(fs, parent->nodeid, name);
 	struct fs_node *n;
 	struct stat st;
 	int fd, rc;
 
-	fd = fs_open_retry(fs, dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC, 0);
-	if (fd < 0)
-		return fd;
-	rc = sys_fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
-	if (rc < 0) {
-		sys_close(fd);
-		return rc;
-	}
-	rc = fs_node_acquire(fs, parent, name, fd, &st, &n);
+	rc = sys_fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW);
 	if (rc < 0)
 		return rc;
-	entry_fill(fs, e, n, &st);
+	n = fs_node_find_held(fs, &st);
+	if (!n) {
+		fd = fs_open_retry(fs, dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC, 0);
+		if (fd < 0)
+			return fd;
+		rc = sys_fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+		if (rc < 0) {
+			sys_close(fd);
+			return rc;
+		}
+		rc = fs_node_acquire(fs, parent, name, fd, &st, &n);
+		if (rc < 0)
+			return rc;
+	}
+	entry_fill(fs, e, n, &st, entry_timeout(fs, parent, name, gen));
 	return 0;
 }
 
@@ -352,6 +381,7 @@ static void op_init(void *fsv, struct fuse_session *se, const struct fuse_proto_
 {
 	struct fs *fs = fsv;
 	fs->session = se;
+	fs->kernel_inc_epoch = init->kernel_major == 7 && init->kernel_minor >= 44;
 	if (!fs->cfg.passthrough) {
 		snprintf(fs->passthrough_why, sizeof(fs->passthrough_why), "disabled by --no-passthrough");
 	} else if (!(init->granted & FUSE_PASSTHROUGH)) {
@@ -373,18 +403,25 @@ static void op_lookup(struct fuse_req *r, uint64_t parent, const char *name)
 	struct fs *fs = FS_OF(r);
 	struct fuse_entry_out e;
 	struct fs_node *p;
-	int rc;
-
-	int pfd;
+	uint64_t gen;
+	int rc, pfd;
 
 	GET_NODE(fs, r, p, parent);
 	GET_NODE_FD(fs, r, p, pfd);
+	gen = fs_watch_names_gen(fs, p->nodeid, name);
 	rc = lookup_at(fs, p, pfd, name, &e);
 	fs_node_fd_put(fs, p, pfd);
-	if (rc < 0)
-		fuse_reply_err(r, -rc);
-	else
+	if (rc == -ENOENT && fs_watch_covers(fs, p)) {
+		/* A negative entry (nodeid 0): the kernel stops asking for a name that is not there
+		 * until the watcher sees it created (INVAL_ENTRY drops negative dentries too). */
+		memset(&e, 0, sizeof(e));
+		split_timeout(entry_timeout(fs, p, name, gen), &e.entry_valid, &e.entry_valid_nsec);
 		fuse_reply_entry(r, &e);
+	} else if (rc < 0) {
+		fuse_reply_err(r, -rc);
+	} else {
+		fuse_reply_entry(r, &e);
+	}
 }
 
 static void reply_attr_stat(struct fuse_req *r, const struct fs_node *n, const struct stat *st)
@@ -392,8 +429,7 @@ static void reply_attr_stat(struct fuse_req *r, const struct fs_node *n, const s
 	struct fs *fs = FS_OF(r);
 	struct fuse_attr_out a;
 	memset(&a, 0, sizeof(a));
-	split_timeout(fs_attr_volatile(n) ? 0 : fs->cfg.attr_timeout, &a.attr_valid,
-	              &a.attr_valid_nsec);
+	split_timeout(attr_timeout(fs, n), &a.attr_valid, &a.attr_valid_nsec);
 	attr_from_stat(&a.attr, st);
 	fuse_reply_attr(r, &a);
 }
@@ -789,7 +825,10 @@ static void reply_new_file(struct fuse_req *r, struct fs_node *parent, const cha
 		fuse_reply_err(r, -rc);
 		return;
 	}
-	entry_fill(fs, &e, n, &st);
+	/* Made through the mount: the kernel's dentry is right without an invalidation. */
+	entry_fill(fs, &e, n, &st,
+	           parent ? entry_timeout(fs, parent, name, fs_watch_names_gen(fs, parent->nodeid, name))
+	                  : fs->cfg.entry_timeout);
 	fuse_reply_create(r, &e, &o);
 }
 
@@ -1028,30 +1067,63 @@ static void op_removexattr(struct fuse_req *r, uint64_t ino, const char *name)
 	fuse_reply_err(r, -rc);
 }
 
+/* A directory stream on n's inode: 0 or -errno. */
+static int dir_open(struct fs *fs, struct fs_node *n, struct fs_dir **out)
+{
+	struct fs_dir *d;
+	int nfd = fs_node_fd(fs, n), fd;
+
+	if (nfd < 0)
+		return nfd;
+	fd = fs_open_retry(fs, nfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	fs_node_fd_put(fs, n, nfd);
+	if (fd < 0)
+		return fd;
+	d = calloc(1, sizeof(*d));
+	if (!d) {
+		sys_close(fd);
+		return -ENOMEM;
+	}
+	d->fd = fd;
+	pthread_mutex_init(&d->lock, NULL);
+	*out = d;
+	return 0;
+}
+
+static void dir_close(struct fs_dir *d)
+{
+	sys_close(d->fd);
+	pthread_mutex_destroy(&d->lock);
+	free(d);
+}
+
+/* While the watcher covers the origin, OPENDIR answers ENOSYS: the kernel then never sends
+ * OPENDIR or RELEASEDIR again on this connection and opens every directory with
+ * FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR, so a listing it read once is served from its cache, with
+ * no round trip, until the watcher drops it (NOTIFY_INVAL_INODE on the directory when a name in
+ * it changes behind the cache; changes through the mount reset it in the kernel). READDIR then
+ * comes with fh 0 and opens its own stream (op_readdir). Directories the watch does not cover
+ * (a file system mounted below the origin) keep the short attribute timeout, and the kernel
+ * drops their cached listing when it sees their mtime move. Without the watch: an open per
+ * OPENDIR and no directory caching. */
 static void op_opendir(struct fuse_req *r, uint64_t ino, const struct fuse_open_in *in)
 {
 	struct fs *fs = FS_OF(r);
 	struct cm_fuse_open_out o;
 	struct fs_node *n;
 	struct fs_dir *d;
-	int nfd, fd;
+	int rc;
 
 	GET_NODE(fs, r, n, ino);
-	GET_NODE_FD(fs, r, n, nfd);
-	fd = fs_open_retry(fs, nfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-	fs_node_fd_put(fs, n, nfd);
-	if (fd < 0) {
-		fuse_reply_err(r, -fd);
+	if (fs_watch_covers(fs, n) && fs->kernel_inc_epoch) {
+		fuse_reply_err(r, ENOSYS);
 		return;
 	}
-	d = calloc(1, sizeof(*d));
-	if (!d) {
-		sys_close(fd);
-		fuse_reply_err(r, ENOMEM);
+	rc = dir_open(fs, n, &d);
+	if (rc < 0) {
+		fuse_reply_err(r, -rc);
 		return;
 	}
-	d->fd = fd;
-	pthread_mutex_init(&d->lock, NULL);
 	memset(&o, 0, sizeof(o));
 	o.fh = (uint64_t)(uintptr_t)d;
 	fuse_reply_open(r, &o);
@@ -1076,8 +1148,20 @@ static void op_readdir(struct fuse_req *r, uint64_t ino, const struct fuse_read_
 	size_t used = 0;
 	int err = 0;
 	/* READDIRPLUS makes nodes: their parent, for those reached by name */
-	struct fs_node *dir_node = plus ? fs_node_get(fs, ino) : NULL;
+	struct fs_node *dir_node = plus || !d ? fs_node_get(fs, ino) : NULL;
+	bool own_stream = !d;  /* no OPENDIR (see op_opendir): a stream for this call */
 
+	if (own_stream) {
+		if (!dir_node) {
+			fuse_reply_err(r, ESTALE);
+			return;
+		}
+		err = -dir_open(fs, dir_node, &d);
+		if (err) {
+			fuse_reply_err(r, err);
+			return;
+		}
+	}
 	pthread_mutex_lock(&d->lock);
 	if (in->offset != d->offset || (in->offset == 0 && d->buf_pos == d->buf_len)) {
 		off_t pos = sys_lseek(d->fd, (off_t)in->offset, SEEK_SET);
@@ -1131,6 +1215,8 @@ static void op_readdir(struct fuse_req *r, uint64_t ino, const struct fuse_read_
 	}
 out:
 	pthread_mutex_unlock(&d->lock);
+	if (own_stream)
+		dir_close(d);
 	/* An error after some entries were packed is reported by the next call. */
 	if (err && used == 0)
 		fuse_reply_err(r, err);
@@ -1140,17 +1226,29 @@ out:
 
 static void op_releasedir(struct fuse_req *r, uint64_t ino, const struct fuse_release_in *in)
 {
-	struct fs_dir *d = dir_of(in->fh);
-	sys_close(d->fd);
-	pthread_mutex_destroy(&d->lock);
-	free(d);
+	if (in->fh)
+		dir_close(dir_of(in->fh));
 	fuse_reply_err(r, 0);
 }
 
 static void op_fsyncdir(struct fuse_req *r, uint64_t ino, const struct fuse_fsync_in *in)
 {
+	struct fs *fs = FS_OF(r);
 	struct fs_dir *d = dir_of(in->fh);
-	fuse_reply_err(r, -sys_fsync(d->fd, in->fsync_flags & FUSE_FSYNC_FDATASYNC));
+	struct fs_node *n;
+	int rc;
+
+	if (d) {
+		fuse_reply_err(r, -sys_fsync(d->fd, in->fsync_flags & FUSE_FSYNC_FDATASYNC));
+		return;
+	}
+	GET_NODE(fs, r, n, ino);  /* no OPENDIR (see op_opendir): open the directory for it */
+	rc = dir_open(fs, n, &d);
+	if (rc == 0) {
+		rc = sys_fsync(d->fd, in->fsync_flags & FUSE_FSYNC_FDATASYNC);
+		dir_close(d);
+	}
+	fuse_reply_err(r, -rc);
 }
 
 static void op_access(struct fuse_req *r, uint64_t ino, uint32_t mask)

@@ -5,9 +5,10 @@
  * from the origin, an object served in user space is invalidated) and then drops the kernel's
  * cached attributes and pages (NOTIFY_INVAL_INODE); a name created, deleted or moved in a
  * directory the kernel holds is dropped from its dentry cache (NOTIFY_INVAL_ENTRY). The
- * daemon's own changes come back as events of its pid and are ignored. Without fanotify (not
- * root, no file handles, a file system that reports nothing) open files are revalidated at
- * GETATTR, that is at the attribute timeout. Design notes: docs/ARCHITECTURE.md "Changes
+ * daemon's own changes come back as events of its pid and are ignored. Open files are also
+ * revalidated at GETATTR: without fanotify (not root, no file handles, a file system that
+ * reports nothing) that is at the attribute timeout; with it, a stat that comes before the
+ * event never gets a size ahead of the bytes. Design notes: docs/ARCHITECTURE.md "Changes
  * behind the cache".
  */
 #include "fs/fs_int.h"
@@ -35,6 +36,23 @@
  * writes through the mount come back as events of its pid) costs one revalidation per period
  * instead of one per write, at a small fraction of the one-second promise. */
 #define WATCH_COALESCE_NS (20 * 1000 * 1000)
+
+/* ---- names the watcher invalidated (see fs_watch.names_gen) ----------------------------------- */
+
+static atomic_uint_fast64_t *names_slot(struct fs *fs, uint64_t parent, const char *name)
+{
+	uint64_t h = 1469598103934665603ull ^ parent;
+	for (const unsigned char *c = (const unsigned char *)name; *c; c++) {
+		h ^= *c;
+		h *= 1099511628211ull;
+	}
+	return &fs->watch.names_gen[(h ^ (h >> 29)) % FS_WATCH_NAME_SLOTS];
+}
+
+uint64_t fs_watch_names_gen(struct fs *fs, uint64_t parent, const char *name)
+{
+	return atomic_load_explicit(names_slot(fs, parent, name), memory_order_acquire);
+}
 
 /* ---- the handle filter ---------------------------------------------------------------------- */
 
@@ -124,14 +142,16 @@ static void object_revalidate(struct fs *fs, struct fs_node *n)
 
 void fs_watch_revalidate(struct fs *fs, struct fs_node *n)
 {
-	if (n->type == S_IFREG && !atomic_load(&fs->watch.active))
+	if (n->type == S_IFREG)
 		object_revalidate(fs, n);
 }
 
 static void inval_inode(struct fs *fs, struct fs_node *n)
 {
-	/* Pages too for a regular file (a user-space open's page cache; passthrough has none). */
-	int64_t off = n->type == S_IFREG ? 0 : -1;
+	/* Pages too for a regular file (a user-space open's page cache; passthrough has none) and
+	 * a directory (its listing cached by FOPEN_CACHE_DIR: a name created behind has no
+	 * dentry that INVAL_ENTRY could drop, so only this makes the next listing fresh). */
+	int64_t off = n->type == S_IFREG || n->type == S_IFDIR ? 0 : -1;
 	if (fuse_session_notify_inval_inode(fs->session, n->nodeid, off, 0) == 0)
 		stat_bump(fs, STATS_KERNEL_INVALIDATIONS);
 }
@@ -153,6 +173,8 @@ static void overflow(struct fs *fs)
 
 	log_warn("change events were lost (fanotify queue overflow): revalidating %zu inodes",
 	         count_all + 1);
+	for (unsigned i = 0; i < FS_WATCH_NAME_SLOTS; i++)
+		atomic_fetch_add_explicit(&fs->watch.names_gen[i], 1, memory_order_acq_rel);
 	stat_bump(fs, STATS_WATCH_OVERFLOWS);
 	for (size_t i = 0; i < count_all; i++) {
 		node_changed(fs, all[i]);
@@ -222,13 +244,16 @@ static void event_take(struct fs *fs, struct batch *b, const struct fanotify_eve
 		if (fid->hdr.info_type != FAN_EVENT_INFO_TYPE_FID &&
 		    fid->hdr.info_type != FAN_EVENT_INFO_TYPE_DFID_NAME)
 			continue;
-		if (name && !(m->mask & WATCH_DIRENT))
-			continue;  /* the parent of a changed inode: its FID record follows */
+		/* A changed inode's parent (its FID record follows), unless the name is "." (the
+		 * directory itself, which no other record names). */
+		if (name && strcmp(name, ".") && !(m->mask & WATCH_DIRENT))
+			continue;
 		n = node_of_handle(fs, h);
 		if (!n)
 			continue;
 		if (name && strcmp(name, ".")) {
 			stat_bump(fs, STATS_CHANGES_BEHIND);
+			atomic_fetch_add_explicit(names_slot(fs, n->nodeid, name), 1, memory_order_acq_rel);
 			if (fuse_session_notify_inval_entry(fs->session, n->nodeid, name, 0) == 0)
 				stat_bump(fs, STATS_KERNEL_INVALIDATIONS);
 		}
@@ -390,6 +415,12 @@ void fs_watch_release(struct fs *fs)
 	fs_watch_stop(fs);
 	free(fs->watch.filter);
 	fs->watch.filter = NULL;
+}
+
+bool fs_watch_covers(struct fs *fs, const struct fs_node *n)
+{
+	return atomic_load_explicit(&fs->watch.active, memory_order_relaxed) &&
+	       n->dev == fs->root->dev;
 }
 
 bool fs_watch_active(struct fs *fs, char *why, size_t why_size)

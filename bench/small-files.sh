@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# bench/small-files.sh — metadata and small-file workloads through the mount ÷ on the original,
+# page cache warm (issue 14, workload set (a)). Hand-run, as root; not a timed test.
+#
+# Usage: bench/small-files.sh [--files N] [--rounds R] [--dir PARENT] [--count-requests]
+#            [-- cachemax start options...]
+#   --files N          small files (0.5-4 KiB) in directories of 100 (default 15000)
+#   --rounds R         alternating rounds per workload; the median ratio is printed (default 3)
+#   --dir PARENT       where the original tree is made (default /var/tmp; ext4 on this VM)
+#   --count-requests   also count the FUSE requests each workload sends (perf, tracefs)
+# Prints one line per workload: the median of (time through the mount ÷ time on the original,
+# reached by a bind mount made before the start), measured in the same round, alternating sides.
+set -euo pipefail
+BENCH_NAME=small-files
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+CACHEMAX=${CACHEMAX:-$ROOT/build/cachemax}
+FILES=15000 ROUNDS=3 PARENT=/var/tmp COUNT=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --files) FILES=$2; shift 2;;
+    --rounds) ROUNDS=$2; shift 2;;
+    --dir) PARENT=$2; shift 2;;
+    --count-requests) COUNT=1; shift;;
+    --) shift; break;;
+    -h|--help) bench_usage "$0"; exit 0;;
+    *) bench_die "unknown argument '$1' (see --help)";;
+  esac
+done
+[ "$(id -u)" -eq 0 ] || bench_die "needs root (it mounts)"
+[ -x "$CACHEMAX" ] || bench_die "no $CACHEMAX: run make all"
+
+W=$(mktemp -d "$PARENT/small-files.XXXXXX")
+ORIG=$W/orig BACK=$W/back CACHE=$W/cache
+cleanup() {
+  "$CACHEMAX" stop "$ORIG" --lazy >/dev/null 2>&1 || true
+  umount -l "$BACK" 2>/dev/null || true
+  rm -rf "$W"
+}
+bench_traps cleanup
+mkdir -p "$ORIG" "$BACK" "$CACHE"
+python3 - "$ORIG" "$FILES" <<'EOF'
+import os, random, sys
+root, n = sys.argv[1], int(sys.argv[2])
+random.seed(14)
+for i in range(n):
+    d = os.path.join(root, "d%02d" % (i // 1000), "e%02d" % (i // 100 % 10))
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "f%05d.txt" % i), "wb") as f:
+        f.write(os.urandom(random.randint(512, 4096)))
+EOF
+mount --bind "$ORIG" "$BACK"
+"$CACHEMAX" start "$ORIG" --cache "$CACHE" "$@" >/dev/null
+
+declare -A WL=(
+  [find]='find . >/dev/null'
+  [stat]='find . -type f -print0 | xargs -0 stat >/dev/null'
+  [ls-lR]='ls -lR >/dev/null'
+  [du]='du -s >/dev/null'
+  [cat]='find . -type f -print0 | xargs -0 cat >/dev/null'
+  [tar]='tar cf - . | cat >/dev/null'
+)
+ORDER="find stat ls-lR du cat tar"
+secs() { local t0 t1; t0=$(date +%s%N); (cd "$1" && eval "$2"); t1=$(date +%s%N); echo $(( (t1 - t0) / 1000 )); }
+
+# warm both sides (page cache, dentries, the cache's copies)
+for w in $ORDER; do secs "$BACK" "${WL[$w]}" >/dev/null; secs "$ORIG" "${WL[$w]}" >/dev/null; done
+for w in $ORDER; do secs "$ORIG" "${WL[$w]}" >/dev/null; done
+
+printf '%-6s %10s %10s %7s\n' workload orig_us mount_us ratio
+for w in $ORDER; do
+  rs=() lo=() lm=()
+  for r in $(seq 1 "$ROUNDS"); do
+    if [ $((r % 2)) -eq 1 ]; then o=$(secs "$BACK" "${WL[$w]}"); m=$(secs "$ORIG" "${WL[$w]}")
+    else m=$(secs "$ORIG" "${WL[$w]}"); o=$(secs "$BACK" "${WL[$w]}"); fi
+    rs+=("$(awk -v m="$m" -v o="$o" 'BEGIN { printf "%.2f", m / o }')"); lo+=("$o"); lm+=("$m")
+  done
+  med() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+  printf '%-6s %10s %10s %7s   (ratios: %s)\n' "$w" "$(med "${lo[@]}")" "$(med "${lm[@]}")" \
+    "$(med "${rs[@]}")" "${rs[*]}"
+done
+
+if [ "$COUNT" = 1 ]; then
+  grep -q ' /sys/kernel/tracing tracefs ' /proc/mounts || bench_die "--count-requests: mount tracefs on /sys/kernel/tracing"
+  echo "FUSE requests per workload (warm):"
+  for w in $ORDER; do
+    perf record -q -a -e fuse:fuse_request_send -o "$W/perf.data" -- bash -c "cd '$ORIG' && ${WL[$w]}" >/dev/null 2>&1
+    printf '%-6s ' "$w"
+    perf script -i "$W/perf.data" 2>/dev/null | grep -o '(FUSE_[A-Z_]*)' | sort | uniq -c | sort -rn |
+      awk '{ gsub(/[()]|FUSE_/, "", $2); printf "%s=%s ", $2, $1 } END { print "" }'
+  done
+fi
