@@ -51,7 +51,10 @@ struct fs_node {
 	uint8_t handle_bytes;         /* FS_REACH_HANDLE: bytes of handle[]; else 0 */
 	uint8_t reach;                /* enum fs_reach; fds.lock once the node is in the table */
 	uint8_t name_len;             /* > 0: handle[] holds its parent and name (see below) */
-	atomic_bool unlinked_by_us;   /* its last name went through the mount (unlink, rename over) */
+	/* Its last name went away and the kernel knows it: through the mount (unlink, rename
+	 * over), or behind the cache once the watcher dropped the kernel's names of it. An open of
+	 * such an unlinked inode comes through an open file, not a stale name (fs_file_attach). */
+	atomic_bool unlinked_by_us;
 	/* Passthrough opens for writing (changed at open and release, read without): a write through
 	 * their mapping changes the origin's mtime and ctime with no request to us
 	 * (fs_attr_volatile). In the node, not its open state: every GETATTR reads it. */
@@ -288,9 +291,10 @@ void fs_watch_node_removed(struct fs *fs, const struct fs_node *n);
 void fs_watch_revalidate(struct fs *fs, struct fs_node *n);
 /* At fs_free, after the node table: stops the watcher if running and frees the filter. */
 void fs_watch_release(struct fs *fs);
-/* Every node in the table with a reference taken (undo each with fs_node_forget(.., 1)), the
- * root excepted: *out is malloc'ed (free it), the count is returned; 0 without memory. */
-size_t fs_node_refs_all(struct fs *fs, struct fs_node ***out);
+/* Every node in the table of file type `type` (S_IFDIR, ...; 0: any) with a reference taken
+ * (undo each with fs_node_forget(.., 1)), the root excepted: *out is malloc'ed (free it), the
+ * count is returned; 0 without memory. */
+size_t fs_node_refs_all(struct fs *fs, mode_t type, struct fs_node ***out);
 
 /* "/proc/self/fd/N" for a node fd, for calls that have no *at() form usable with O_PATH. */
 #define FS_PROC_PATH_MAX 32

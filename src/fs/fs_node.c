@@ -842,7 +842,7 @@ void fs_node_forget(struct fs *fs, uint64_t nodeid, uint64_t nlookup)
 		fs_node_forget(fs, parent->nodeid, 1);
 }
 
-size_t fs_node_refs_all(struct fs *fs, struct fs_node ***out)
+size_t fs_node_refs_all(struct fs *fs, mode_t type, struct fs_node ***out)
 {
 	struct fs_table *t = &fs->table;
 	struct fs_node **all;
@@ -852,6 +852,8 @@ size_t fs_node_refs_all(struct fs *fs, struct fs_node ***out)
 	all = malloc((t->node_count ? t->node_count : 1) * sizeof(*all));
 	for (size_t i = 0; all && i < t->bucket_count; i++)
 		for (struct fs_node *n = t->by_id[i]; n; n = n->next_by_id) {
+			if (type && n->type != type)
+				continue;
 			n->lookups++;
 			all[count++] = n;
 		}

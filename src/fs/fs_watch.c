@@ -156,12 +156,28 @@ static void inval_inode(struct fs *fs, struct fs_node *n)
 		stat_bump(fs, STATS_KERNEL_INVALIDATIONS);
 }
 
+/* A regular file whose last name went behind the cache: the kernel's names of it were dropped
+ * (its events' INVAL_ENTRY come first, with the name), so an open that still reaches it comes
+ * through an open file (/proc/PID/fd) and opens it as on the original, not with ESTALE. */
+static void note_unlinked(struct fs *fs, struct fs_node *n)
+{
+	struct stat st;
+	int fd = fs_node_fd(fs, n);
+	if (fd < 0)
+		return;
+	if (sys_fstatat(fd, "", &st, AT_EMPTY_PATH) == 0 && st.st_nlink == 0)
+		atomic_store(&n->unlinked_by_us, true);
+	fs_node_fd_put(fs, n, fd);
+}
+
 /* An inode the kernel holds changed (data or attributes): object first, then the kernel. */
 static void node_changed(struct fs *fs, struct fs_node *n)
 {
 	stat_bump(fs, STATS_CHANGES_BEHIND);
-	if (n->type == S_IFREG)
+	if (n->type == S_IFREG) {
 		object_revalidate(fs, n);
+		note_unlinked(fs, n);
+	}
 	inval_inode(fs, n);
 }
 
@@ -169,7 +185,7 @@ static void node_changed(struct fs *fs, struct fs_node *n)
 static void overflow(struct fs *fs)
 {
 	struct fs_node **all = NULL;
-	size_t count_all = fs_node_refs_all(fs, &all);
+	size_t count_all = fs_node_refs_all(fs, 0, &all);
 
 	log_warn("change events were lost (fanotify queue overflow): revalidating %zu inodes",
 	         count_all + 1);
@@ -187,12 +203,38 @@ static void overflow(struct fs *fs)
 		stat_bump(fs, STATS_KERNEL_INVALIDATIONS);
 }
 
+/* A directory removed behind the cache: no event names it once it is gone (its handle no
+ * longer opens, FAN_DELETE_SELF waits for our own fd to close), so the kernel would keep its
+ * attributes (nlink 2) for an application's open fd or working directory. Every directory node
+ * whose inode is gone has its attributes dropped; one pass per read of the queue that removed
+ * a directory, a syscall or two per directory node. */
+static void removed_dirs(struct fs *fs)
+{
+	struct fs_node **dirs = NULL;
+	size_t count = fs_node_refs_all(fs, S_IFDIR, &dirs);
+
+	for (size_t i = 0; i < count; i++) {
+		struct stat st;
+		int fd = fs_node_fd(fs, dirs[i]);
+		bool gone = fd < 0;
+		if (fd >= 0) {
+			gone = sys_fstatat(fd, "", &st, AT_EMPTY_PATH) < 0 || st.st_nlink == 0;
+			fs_node_fd_put(fs, dirs[i], fd);
+		}
+		if (gone && fuse_session_notify_inval_inode(fs->session, dirs[i]->nodeid, 0, 0) == 0)
+			stat_bump(fs, STATS_KERNEL_INVALIDATIONS);
+		fs_node_forget(fs, dirs[i]->nodeid, 1);
+	}
+	free(dirs);
+}
+
 /* ---- events ------------------------------------------------------------------------------- */
 
 struct batch {
 	struct fs_node *node[WATCH_BATCH];  /* each with a reference */
 	unsigned count;
 	bool overflow;
+	bool dir_removed;                   /* a FAN_DELETE of a directory: see removed_dirs */
 };
 
 static void batch_add(struct fs *fs, struct batch *b, struct fs_node *n)
@@ -218,7 +260,10 @@ static void batch_run(struct fs *fs, struct batch *b)
 	} else {
 		for (unsigned i = 0; i < b->count; i++)
 			node_changed(fs, b->node[i]);
+		if (b->dir_removed)
+			removed_dirs(fs);
 	}
+	b->dir_removed = false;
 	for (unsigned i = 0; i < b->count; i++)
 		fs_node_forget(fs, b->node[i]->nodeid, 1);
 	b->count = 0;
@@ -253,6 +298,8 @@ static void event_take(struct fs *fs, struct batch *b, const struct fanotify_eve
 			continue;
 		if (name && strcmp(name, ".")) {
 			stat_bump(fs, STATS_CHANGES_BEHIND);
+			if ((m->mask & (FAN_DELETE | FAN_ONDIR)) == (FAN_DELETE | FAN_ONDIR))
+				b->dir_removed = true;
 			atomic_fetch_add_explicit(names_slot(fs, n->nodeid, name), 1, memory_order_acq_rel);
 			if (fuse_session_notify_inval_entry(fs->session, n->nodeid, name, 0) == 0)
 				stat_bump(fs, STATS_KERNEL_INVALIDATIONS);

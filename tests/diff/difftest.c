@@ -167,6 +167,15 @@ struct op {
 typedef void (*side_fn)(struct side *, struct op *, struct res *);
 
 static struct side S[2];
+/* --behind BACK: DIR_A's original reached behind the mount. A change made there (instead of
+ * through side A) must show through DIR_A within a second; side_a is the side such a step uses
+ * as A. */
+static struct side Sback;
+static struct side *side_a = &S[0];
+static const char *back_root;
+static unsigned behind_pct = 5;
+static unsigned long nbehind, behind_worst_ms;
+static const char *last_p1, *last_p2;  /* the paths of the last op run */
 static struct slot slots[NSLOTS];
 static struct res R[2];
 static unsigned char *wbuf;           /* data for the current write, same for both sides */
@@ -1204,10 +1213,11 @@ static void trace_add(const char *desc, const struct res *a, const struct res *b
 	char ra[32], rb[32];
 	res_summary(a, ra, sizeof ra);
 	res_summary(b, rb, sizeof rb);
+	const char *where = side_a == &S[0] ? "" : "behind: ";
 	if (strcmp(ra, rb) || a->bad || b->bad)
-		snprintf(trace[k], sizeof trace[k], "#%lu %s = A:%s B:%s", opno, desc, ra, rb);
+		snprintf(trace[k], sizeof trace[k], "#%lu %s%s = A:%s B:%s", opno, where, desc, ra, rb);
 	else
-		snprintf(trace[k], sizeof trace[k], "#%lu %s = %s", opno, desc, rb);
+		snprintf(trace[k], sizeof trace[k], "#%lu %s%s = %s", opno, where, desc, rb);
 	trace_no[k] = opno;
 	if (verbose)
 		fprintf(stderr, "%s\n", trace[k]);
@@ -1225,13 +1235,15 @@ static void run(int kind, struct op *o, side_fn fn)
 {
 	cur_kind = kind;
 	opno++;
+	last_p1 = o->p1;
+	last_p2 = o->p2;
 	counts[cur_kind]++;
 	cur_desc = o->desc;
 	if (op_timeout)
 		alarm(op_timeout);
 	for (int i = 0; i < 2; i++) {
 		res_reset(&R[i]);
-		fn(&S[i], o, &R[i]);
+		fn(i ? &S[1] : side_a, o, &R[i]);
 	}
 	if (op_timeout)
 		alarm(0);
@@ -1998,6 +2010,96 @@ static const struct {
 };
 
 /* ------------------------------------------------------------------------------------------ */
+/* changes behind the cache (--behind)                                                        */
+
+/* The parent directory of p ("." for a top-level name) into buf. */
+static const char *parent_of(const char *p, char *buf, size_t n)
+{
+	const char *slash = strrchr(p, '/');
+	if (!slash)
+		return ".";
+	snprintf(buf, n, "%.*s", (int)(slash - p), p);
+	return buf;
+}
+
+/* What side s shows of p: its stat (not following a symlink), its parent's stat and listing. */
+static void view_path(struct side *s, struct res *r, const char *p)
+{
+	char pb[PATH_MAX];
+	const char *parent = parent_of(p, pb, sizeof pb);
+	struct dent *d;
+	size_t n;
+	int rc;
+	res_printf(r, " %s:", p);
+	stat_path(s, r, "", p, AT_SYMLINK_NOFOLLOW);
+	stat_path(s, r, "followed", p, 0);  /* a symlink's target: a truncate through it */
+	res_printf(r, " parent %s:", parent);
+	stat_path(s, r, "", parent, AT_SYMLINK_NOFOLLOW);
+	rc = list_dir(s->dirfd, parent, &d, &n);
+	if (rc < 0) {
+		res_printf(r, " list=%s", errname(-rc));
+	} else {
+		for (size_t i = 0; i < n; i++)
+			res_printf(r, " %s:%c", d[i].name, d[i].type);
+		dents_free(d, n);
+	}
+}
+
+/* After a change behind the cache: the mount must show p1 and p2 (and their directories) as
+ * the plain directory does within a second. */
+static void behind_settle(const struct op *o)
+{
+	struct timespec t0, t1;
+	char what[DESC_MAX + 64];
+	long ms;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		for (int i = 0; i < 2; i++) {
+			res_reset(&R[i]);
+			if (o->p1)
+				view_path(&S[i], &R[i], o->p1);
+			if (o->p2)
+				view_path(&S[i], &R[i], o->p2);
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+		if (res_equal(&R[0], &R[1]))
+			break;
+		if (ms > 1000) {
+			snprintf(what, sizeof what, "behind the cache: %s not seen through the mount after 1 s", o->desc);
+			mismatch(what);
+		}
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	nbehind++;
+	if ((unsigned long)ms > behind_worst_ms)
+		behind_worst_ms = (unsigned long)ms;
+}
+
+/* One namespace or attribute change made on DIR_A's original (and on DIR_B), then waited for. */
+static void g_behind(void)
+{
+	static void (*const gens[])(void) = {g_rename, g_unlink, g_link, g_symlink, g_chmod, g_chown,
+	                                     g_utimens, g_trunc, g_mkdir, g_rmdir};
+	static struct op last;
+	void (*gen)(void) = gens[rnd(sizeof gens / sizeof gens[0])];
+	unsigned long before = opno;
+	/* the generators read the kernel's view first (they decide on side B only): the mount
+	 * has names and attributes cached when the change is made */
+	side_a = &Sback;
+	gen();
+	side_a = &S[0];
+	if (opno == before)
+		return;
+	memset(&last, 0, sizeof last);
+	snprintf(last.desc, sizeof last.desc, "%s", trace[(opno) % TRACE_N]);
+	last.p1 = last_p1;
+	last.p2 = last_p2;
+	behind_settle(&last);
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* full tree compare                                                                          */
 
 struct linkent {
@@ -2207,7 +2309,7 @@ __attribute__((noreturn)) static void usage(const char *msg)
 		fprintf(stderr, "difftest: %s\n", msg);
 	fprintf(out,
 		"usage: difftest [--seed S] [--ops N] [--files K] [--tree-every N] [--op-timeout SEC]\n"
-		"                [--verbose] DIR_A DIR_B\n"
+		"                [--behind BACK [--behind-pct P]] [--verbose] DIR_A DIR_B\n"
 		"  Replays one seeded random sequence of file-system operations on DIR_A (e.g. the FUSE\n"
 		"  mount) and DIR_B (a plain directory) and stops at the first differing result.\n"
 		"  Both directories must exist, be different and be empty; difftest fills them.\n"
@@ -2216,6 +2318,10 @@ __attribute__((noreturn)) static void usage(const char *msg)
 		"  --files K       file names in the namespace, spread over . d0 d1 d0/d2 (1..%d, default 12)\n"
 		"  --tree-every N  full tree compare every N ops, 0 = only at the end (default 5000)\n"
 		"  --op-timeout S  report an op that hangs longer than S seconds, 0 = never (default 60)\n"
+		"  --behind BACK   DIR_A's original reached behind the mount (e.g. a bind mount made before\n"
+		"                  it): P%% of the steps (default 5) make a rename, unlink, link, symlink,\n"
+		"                  chmod, chown, utimens, truncate, mkdir or rmdir there instead of through\n"
+		"                  DIR_A, and DIR_A must show it (stat, parent listing) within 1 s\n"
 		"  --verbose       print every op and its result to stderr\n"
 		"  (a step that is a compound, e.g. a write plus its read-back, may run 1-2 ops past N)\n"
 		"exit: 0 all results equal, 1 mismatch, 2 usage or setup error\n",
@@ -2283,6 +2389,13 @@ int main(int argc, char **argv)
 			op_timeout = (unsigned)num_arg(a, i + 1 < argc ? argv[++i] : NULL, 0, 86400);
 		else if (!strcmp(a, "--inject-fault"))
 			inject_n = num_arg(a, i + 1 < argc ? argv[++i] : NULL, 1, 1000000000ULL);
+		else if (!strcmp(a, "--behind")) {
+			if (i + 1 >= argc)
+				usage("--behind needs a directory");
+			back_root = argv[++i];
+		}
+		else if (!strcmp(a, "--behind-pct"))
+			behind_pct = (unsigned)num_arg(a, i + 1 < argc ? argv[++i] : NULL, 1, 100);
 		else if (!strcmp(a, "--verbose") || !strcmp(a, "-v"))
 			verbose = 1;
 		else if (!strcmp(a, "--help") || !strcmp(a, "-h"))
@@ -2302,6 +2415,10 @@ int main(int argc, char **argv)
 	umask(022);
 	setup_side(&S[0], 0, dirs[0]);
 	setup_side(&S[1], 1, dirs[1]);
+	if (back_root) {
+		setup_side(&Sback, 0, back_root);
+		Sback.label = "A (behind)";
+	}
 	struct stat sa, sb;
 	if (fstat(S[0].dirfd, &sa) || fstat(S[1].dirfd, &sb))
 		die("fstat");
@@ -2350,6 +2467,10 @@ int main(int argc, char **argv)
 			tree_compare();
 			next_tree += tree_every;
 		}
+		if (back_root && chance((int)behind_pct)) {
+			g_behind();
+			continue;
+		}
 		long long r = rnd(total);
 		int k = 0;
 		while (r >= kinds[k].weight)
@@ -2365,6 +2486,9 @@ int main(int argc, char **argv)
 	for (int k = 0; k < K_N; k++)
 		printf(" %s=%lu/%lu", kinds[k].name, counts[k], errcounts[k]);
 	printf(")\n");
+	if (back_root)
+		printf("difftest: %lu changes behind the cache, each seen through the mount within %lu ms\n",
+		       nbehind, behind_worst_ms);
 	for (int i = 0; i < NSLOTS; i++)
 		if (slots[i].used) {
 			close(slots[i].fd[0]);
