@@ -29,10 +29,12 @@ const struct config_option config_options[] = {
 	  .help = "FUSE worker threads (1-16, default 4)\n" },
 	{ .name = "attr-timeout", .type = CONFIG_SECONDS, .value_name = "SEC",
 	  .offset = FIELD(daemon.attr_timeout), .min = 0, .max = 86400, .expect = "seconds (0 to 86400)",
-	  .help = "seconds the kernel may cache attributes (default 1)\n" },
+	  .help = "seconds the kernel may cache attributes (default 1) where\n"
+	          "changes are not watched (stats: change_watch \"timeout\");\n"
+	          "watched ones are cached until a change invalidates them\n" },
 	{ .name = "entry-timeout", .type = CONFIG_SECONDS, .value_name = "SEC",
 	  .offset = FIELD(daemon.entry_timeout), .min = 0, .max = 86400, .expect = "seconds (0 to 86400)",
-	  .help = "seconds the kernel may cache names (default 1)\n" },
+	  .help = "the same for names (default 1)\n" },
 	{ .name = "size", .type = CONFIG_SIZE, .value_name = "SIZE", .offset = FIELD(daemon.size),
 	  .min = DAEMON_SIZE_MIN, .expect = "a size of at least 1M such as 512M or 20G",
 	  .help = "cache capacity, e.g. 20G, at most the cache file system's size\n"

@@ -214,9 +214,10 @@ void engine_write_metadata_changed(struct engine *e, struct engine_inode *ei);
  * in the cache copy back to the origin. */
 void engine_write_back(struct engine *e, struct engine_inode *ei);
 void engine_write_sync(struct engine *e, struct engine_file *f);
-/* The origin file may have changed behind the cache (no change watch): if its fingerprint
- * moved, bring the open object in step. */
-void engine_write_resync(struct engine *e, struct engine_inode *ei);
+/* The origin file may have changed behind the cache (`event`: the change watch says so; else a
+ * GETATTR of an open file asks): if its fingerprint moved, bring the open object in step. An
+ * event marks an object read through the original (ENGINE_IO_ORIGIN) as raced in any case. */
+void engine_write_resync(struct engine *e, struct engine_inode *ei, bool event);
 
 /* ---- deleted files, reports (engine.c) ---- */
 /* Before a name goes, given what it leads to: true, with its key, if it is the last name of a

@@ -319,7 +319,7 @@ out:
 	free(b);
 }
 
-void engine_write_resync(struct engine *e, struct engine_inode *ei)
+void engine_write_resync(struct engine *e, struct engine_inode *ei, bool event)
 {
 	struct cache_fingerprint fp, known;
 	struct cache_object_info info;
@@ -329,7 +329,7 @@ void engine_write_resync(struct engine *e, struct engine_inode *ei)
 	pthread_mutex_lock(&ei->lock);
 	if (!ei->obj)
 		goto unlock;
-	if (ei->mode == ENGINE_IO_ORIGIN) {
+	if (ei->mode == ENGINE_IO_ORIGIN && event) {
 		/* Its readers read the origin itself. Its object is dropped at the last release,
 		 * as after writes through the mount: a fill behind may have raced with the change. */
 		ei->origin_writers = true;
@@ -343,7 +343,12 @@ void engine_write_resync(struct engine *e, struct engine_inode *ei)
 		cache_fingerprint_from_stat(&st, &fp);
 		cache_object_info(ei->obj, &info);
 		known = ei->mode == ENGINE_IO_CACHE ? ei->mirror_fp : info.fingerprint;
-		if (!cache_fingerprint_equal(&fp, &known)) {
+		if (ei->mode == ENGINE_IO_ORIGIN) {
+			/* A GETATTR: only a fingerprint that moved since the open marks it (a stat of
+			 * a first read must not cost the fill behind it). */
+			if (!cache_fingerprint_equal(&fp, &known))
+				ei->origin_writers = true;
+		} else if (!cache_fingerprint_equal(&fp, &known)) {
 			if (ei->mode == ENGINE_IO_CACHE) {
 				char path[ENGINE_PROC_PATH_MAX];
 				int origin;

@@ -137,8 +137,11 @@ int fs_cache_attach(struct fs *fs, struct fs_file *f, struct cm_fuse_open_out *o
 	/* The kernel's cached name still leads to an inode unlinked behind our back (the file was
 	 * deleted or replaced in the original directory): opening it would serve the old file.
 	 * ESTALE makes the kernel look the name up afresh (LOOKUP_REVAL) and open again. An inode
-	 * we unlinked ourselves (reopened via /proc/PID/fd, O_TMPFILE) opens as usual. */
-	if (have_stat && st.st_nlink == 0 && !atomic_load(&n->unlinked_by_us))
+	 * we unlinked ourselves (reopened via /proc/PID/fd, O_TMPFILE) opens as usual, and so does
+	 * the next open after an ESTALE: the kernel's retry of a path walk reached the new inode
+	 * (LOOKUP_REVAL dropped the stale name), so an open that reaches the old one again comes
+	 * through /proc/PID/fd, which opens a file unlinked behind on the original too. */
+	if (have_stat && st.st_nlink == 0 && !atomic_exchange(&n->unlinked_by_us, true))
 		return -ESTALE;
 	/* The open file holds the node's engine inode until fs_cache_detach. */
 	f->file.inode = fs_node_io_hold(fs, n);

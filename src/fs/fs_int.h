@@ -51,9 +51,8 @@ struct fs_node {
 	uint8_t handle_bytes;         /* FS_REACH_HANDLE: bytes of handle[]; else 0 */
 	uint8_t reach;                /* enum fs_reach; fds.lock once the node is in the table */
 	uint8_t name_len;             /* > 0: handle[] holds its parent and name (see below) */
-	/* Its last name went away and the kernel knows it: through the mount (unlink, rename
-	 * over), or behind the cache once the watcher dropped the kernel's names of it. An open of
-	 * such an unlinked inode comes through an open file, not a stale name (fs_file_attach). */
+	/* Its last name went away and the kernel knows: through the mount (unlink, rename over),
+	 * or an open of it was answered ESTALE (the kernel then looked the name up afresh). */
 	atomic_bool unlinked_by_us;
 	/* Passthrough opens for writing (changed at open and release, read without): a write through
 	 * their mapping changes the origin's mtime and ctime with no request to us

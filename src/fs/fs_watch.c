@@ -129,21 +129,22 @@ static struct fs_node *node_of_handle(struct fs *fs, struct file_handle *h)
 
 static void stat_bump(struct fs *fs, enum stats_counter c) { stats_add(fs->cfg.stats, c, 1); }
 
-/* The origin file of n may have changed behind the cache: if its fingerprint moved, the engine
- * brings the open object in step (engine_write_resync). */
-static void object_revalidate(struct fs *fs, struct fs_node *n)
+/* The origin file of n may have changed behind the cache (`event`: the watcher says so; else a
+ * GETATTR asks): if its fingerprint moved, the engine brings the open object in step
+ * (engine_write_resync). */
+static void object_revalidate(struct fs *fs, struct fs_node *n, bool event)
 {
 	struct engine_inode *io = fs_node_io_hold_existing(fs, n);
 	if (!io)
 		return;  /* no open file, no held object: the next open checks the fingerprint */
-	engine_write_resync(fs->engine, io);
+	engine_write_resync(fs->engine, io, event);
 	fs_node_io_release(fs, n);
 }
 
 void fs_watch_revalidate(struct fs *fs, struct fs_node *n)
 {
 	if (n->type == S_IFREG)
-		object_revalidate(fs, n);
+		object_revalidate(fs, n, false);
 }
 
 static void inval_inode(struct fs *fs, struct fs_node *n)
@@ -156,28 +157,12 @@ static void inval_inode(struct fs *fs, struct fs_node *n)
 		stat_bump(fs, STATS_KERNEL_INVALIDATIONS);
 }
 
-/* A regular file whose last name went behind the cache: the kernel's names of it were dropped
- * (its events' INVAL_ENTRY come first, with the name), so an open that still reaches it comes
- * through an open file (/proc/PID/fd) and opens it as on the original, not with ESTALE. */
-static void note_unlinked(struct fs *fs, struct fs_node *n)
-{
-	struct stat st;
-	int fd = fs_node_fd(fs, n);
-	if (fd < 0)
-		return;
-	if (sys_fstatat(fd, "", &st, AT_EMPTY_PATH) == 0 && st.st_nlink == 0)
-		atomic_store(&n->unlinked_by_us, true);
-	fs_node_fd_put(fs, n, fd);
-}
-
 /* An inode the kernel holds changed (data or attributes): object first, then the kernel. */
 static void node_changed(struct fs *fs, struct fs_node *n)
 {
 	stat_bump(fs, STATS_CHANGES_BEHIND);
-	if (n->type == S_IFREG) {
-		object_revalidate(fs, n);
-		note_unlinked(fs, n);
-	}
+	if (n->type == S_IFREG)
+		object_revalidate(fs, n, true);
 	inval_inode(fs, n);
 }
 

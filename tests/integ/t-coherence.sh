@@ -152,6 +152,18 @@ count_requests() {
     grep "connection ${conn#*:} " | grep -c 'FUSE_\(LOOKUP\|GETATTR\|READDIR\|READDIRPLUS\|OPENDIR\)\b' || true
 }
 
+# watcher_idle DIR: wait (at most 10 s) until the watcher of DIR has acted on every change
+# (changes_behind still for 0.3 s)
+watcher_idle() {
+  local last=-1 now i
+  for i in $(seq 1 33); do
+    now=$("$CACHEMAX" stats "$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["stats"]["counters"]["changes_behind"])')
+    [ "$now" = "$last" ] && return 0
+    last=$now
+    sleep 0.3
+  done
+}
+
 for fs in tmpfs ext4; do
   if [ $fs = tmpfs ]; then D=$SHM/data; else D=$T_SCRATCH/data; fi
   BACK=$T_SCRATCH/back-$fs C=$T_SCRATCH/cache-$fs
@@ -164,7 +176,7 @@ for fs in tmpfs ext4; do
   # Warm metadata is the kernel's: a second walk sends no lookup, getattr or readdir.
   mkdir -p "$BACK/walk"
   for i in $(seq 1 300); do printf x > "$BACK/walk/f$i"; done
-  sleep 0.5  # the watcher's invalidations done: lookups racing them get the short timeout
+  watcher_idle "$D"  # lookups racing the watcher's invalidations get the short timeout
   find "$D/walk" -type f -print0 | xargs -0 stat > /dev/null
   if n=$(count_requests "$D" "$D/walk"); then
     echo "$fs: a warm find + stat of 300 files sent $n LOOKUP/GETATTR/READDIR/OPENDIR requests"
