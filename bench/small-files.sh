@@ -62,6 +62,7 @@ declare -A WL=(
   [tar]='tar cf - . | cat >/dev/null'
 )
 ORDER="find stat ls-lR du cat tar"
+med() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 secs() { local t0 t1; t0=$(date +%s%N); (cd "$1" && eval "$2"); t1=$(date +%s%N); echo $(( (t1 - t0) / 1000 )); }
 
 # warm both sides (page cache, dentries, the cache's copies)
@@ -76,18 +77,38 @@ for w in $ORDER; do
     else m=$(secs "$ORIG" "${WL[$w]}"); o=$(secs "$BACK" "${WL[$w]}"); fi
     rs+=("$(awk -v m="$m" -v o="$o" 'BEGIN { printf "%.2f", m / o }')"); lo+=("$o"); lm+=("$m")
   done
-  med() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
   printf '%-6s %10s %10s %7s   (ratios: %s)\n' "$w" "$(med "${lo[@]}")" "$(med "${lm[@]}")" \
     "$(med "${rs[@]}")" "${rs[*]}"
 done
 
+# Per-file cost: open + read + close of every (cached) small file, in µs per file, alternating.
+cat > "$W/perfile.py" <<'PY'
+import os, sys, time
+root = sys.argv[1]
+paths = [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs]
+t0 = time.perf_counter()
+for p in paths:
+    fd = os.open(p, os.O_RDONLY)
+    os.read(fd, 65536)
+    os.close(fd)
+print("%.1f" % ((time.perf_counter() - t0) * 1e6 / len(paths)))
+PY
+python3 "$W/perfile.py" "$ORIG" >/dev/null
+po=() pm=()
+for r in $(seq 1 "$ROUNDS"); do
+  po+=("$(python3 "$W/perfile.py" "$BACK")"); pm+=("$(python3 "$W/perfile.py" "$ORIG")")
+done
+printf 'open+read+close of a small file: %s µs on the original, %s µs through the mount (rounds: %s / %s)\n' \
+  "$(med "${po[@]}")" "$(med "${pm[@]}")" "${po[*]}" "${pm[*]}"
+
 if [ "$COUNT" = 1 ]; then
   grep -q ' /sys/kernel/tracing tracefs ' /proc/mounts || bench_die "--count-requests: mount tracefs on /sys/kernel/tracing"
+  conn=$(mountpoint -d "$ORIG"); conn=${conn#*:}  # this mount's connection (major 0)
   echo "FUSE requests per workload (warm):"
   for w in $ORDER; do
     perf record -q -a -e fuse:fuse_request_send -o "$W/perf.data" -- bash -c "cd '$ORIG' && ${WL[$w]}" >/dev/null 2>&1
     printf '%-6s ' "$w"
-    perf script -i "$W/perf.data" 2>/dev/null | grep -o '(FUSE_[A-Z_]*)' | sort | uniq -c | sort -rn |
+    perf script -i "$W/perf.data" 2>/dev/null | grep "connection $conn " | grep -o '(FUSE_[A-Z_]*)' | sort | uniq -c | sort -rn |
       awk '{ gsub(/[()]|FUSE_/, "", $2); printf "%s=%s ", $2, $1 } END { print "" }'
   done
 fi

@@ -227,6 +227,9 @@ void fs_node_root_release(struct fs *fs);
  * >= 0, or -errno (-ESTALE: the inode is gone). Give it back with fs_node_fd_put. A limit of
  * the daemon's (EMFILE, ENFILE) is retried after closing cached fds and never returned. */
 int fs_node_fd(struct fs *fs, struct fs_node *n);
+/* A new fd on n's inode opened with `flags` (open(2) flags, no O_CREAT), or -errno: through
+ * its cached O_PATH fd (/proc/self/fd/N), else straight from its file handle. */
+int fs_node_open(struct fs *fs, struct fs_node *n, int flags);
 void fs_node_fd_put(struct fs *fs, struct fs_node *n, int fd);
 /* Before n's name goes or moves through the mount (unlink, rmdir, rename): if n is reached by
  * that name, it keeps its fd from now on (FS_REACH_PINNED). */

@@ -165,7 +165,7 @@ struct handle_buffer {
 	_Alignas(struct file_handle) unsigned char bytes[sizeof(struct file_handle) + FS_HANDLE_MAX];
 };
 
-static int handle_open(struct fs *fs, const struct fs_node *n)
+static int handle_open(struct fs *fs, const struct fs_node *n, int flags)
 {
 	struct handle_buffer hb;
 	struct file_handle *h = (struct file_handle *)(void *)hb.bytes;
@@ -177,10 +177,10 @@ static int handle_open(struct fs *fs, const struct fs_node *n)
 	pthread_mutex_lock(&fs->mounts_lock);
 	mount_fd = fs->mounts[n->mount].fd;
 	pthread_mutex_unlock(&fs->mounts_lock);
-	fd = sys_open_by_handle_at(mount_fd, h, O_PATH | O_CLOEXEC);
+	fd = sys_open_by_handle_at(mount_fd, h, flags | O_CLOEXEC);
 	if (fs_limit_error(fd)) {
 		fds_shrink(fs);
-		fd = sys_open_by_handle_at(mount_fd, h, O_PATH | O_CLOEXEC);
+		fd = sys_open_by_handle_at(mount_fd, h, flags | O_CLOEXEC);
 	}
 	atomic_fetch_add_explicit(&fs->fds.misses, 1, memory_order_relaxed);
 	if (fs_limit_error(fd)) {
@@ -243,7 +243,7 @@ int fs_node_fd(struct fs *fs, struct fs_node *n)
 	}
 	pthread_mutex_unlock(&c->lock);
 	if (n->reach == FS_REACH_HANDLE)
-		fd = handle_open(fs, n);
+		fd = handle_open(fs, n, O_PATH);
 	else if (n->reach == FS_REACH_NAME)
 		fd = name_open(fs, n);
 	else
@@ -266,6 +266,28 @@ int fs_node_fd(struct fs *fs, struct fs_node *n)
 		sys_close(spare);
 	if (evicted >= 0)
 		sys_close(evicted);
+	return fd;
+}
+
+int fs_node_open(struct fs *fs, struct fs_node *n, int flags)
+{
+	char path[FS_PROC_PATH_MAX];
+	bool cached;
+	int nfd, fd;
+
+	pthread_mutex_lock(&fs->fds.lock);
+	cached = n->fd_slot >= 0;
+	pthread_mutex_unlock(&fs->fds.lock);
+	/* Not in the fd cache but reached by handle: open it as asked in one call, instead of
+	 * an O_PATH open (evicting another node's fd), the /proc reopen and the eviction's close. */
+	if (!cached && n->reach == FS_REACH_HANDLE)
+		return handle_open(fs, n, flags);
+	nfd = fs_node_fd(fs, n);
+	if (nfd < 0)
+		return nfd;
+	fs_proc_path(nfd, path);
+	fd = fs_open_retry(fs, AT_FDCWD, path, flags, 0);
+	fs_node_fd_put(fs, n, nfd);
 	return fd;
 }
 

@@ -755,17 +755,12 @@ static void op_open(struct fuse_req *r, uint64_t ino, const struct fuse_open_in 
 {
 	struct fs *fs = FS_OF(r);
 	struct cm_fuse_open_out o;
-	char path[FS_PROC_PATH_MAX];
 	struct fs_node *n;
 	struct fs_file *f;
-
-	int nfd, fd, rc;
+	int fd, rc;
 
 	GET_NODE(fs, r, n, ino);
-	GET_NODE_FD(fs, r, n, nfd);
-	fs_proc_path(nfd, path);
-	fd = fs_open_retry(fs, AT_FDCWD, path, own_open_flags(in->flags) & ~deferred_trunc(n->type, in->flags), 0);
-	fs_node_fd_put(fs, n, nfd);
+	fd = fs_node_open(fs, n, own_open_flags(in->flags) & ~deferred_trunc(n->type, in->flags));
 	if (fd < 0) {
 		fuse_reply_err(r, -fd);
 		return;

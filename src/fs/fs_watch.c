@@ -321,6 +321,12 @@ static void events_read(struct fs *fs, char *buf)
 		}
 		if (b.count == WATCH_BATCH)
 			batch_run(fs, &b);
+		/* Far from full: the queue was drained. Events still arriving (another program
+		 * writing anywhere on the original's file system, which the mark covers) wait for
+		 * the next wake-up and its coalescing pause: without this the thread read them one
+		 * by one, 17,000 reads a second here while a build ran elsewhere on the disk. */
+		if (len < WATCH_BUFFER / 2)
+			break;
 	}
 	batch_run(fs, &b);
 }
