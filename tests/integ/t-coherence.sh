@@ -152,6 +152,11 @@ count_requests() {
     grep "connection ${conn#*:} " | grep -c 'FUSE_\(LOOKUP\|GETATTR\|READDIR\|READDIRPLUS\|OPENDIR\)\b' || true
 }
 
+# tracefs for the request counts: mounted for this test if it is not (unmounted at exit)
+if ! grep -q ' /sys/kernel/tracing tracefs ' /proc/mounts && mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null; then
+  T_BINDS+=(/sys/kernel/tracing)
+fi
+
 # watcher_idle DIR: wait (at most 10 s) until the watcher of DIR has acted on every change
 # (changes_behind still for 0.3 s)
 watcher_idle() {
