@@ -13,6 +13,7 @@ T_REMOVE=()   # extra paths to delete at exit (outside $T_SCRATCH, e.g. on /dev/
 T_RESTORE=()  # "FILE=VALUE": machine settings to write back at exit (e.g. a module parameter)
 T_BINDS=()    # other mounts a test made (bind mounts): lazily unmounted at exit
 T_PIDS=()     # background processes a test started (e.g. a CPU hog): killed at exit
+T_LOOPS=()    # loop devices a test attached (t_hdd_make): unthrottled and detached at exit
 # Every scratch path of this run carries its id (run-all.sh sets one per run), so that a run
 # sees only its own mounts while another `make check` runs on the same machine.
 export CMTEST_RUN=${CMTEST_RUN:-solo$$}
@@ -30,6 +31,8 @@ t_cleanup() {
     while grep -q " $m fuse.cachemax " /proc/mounts 2>/dev/null; do umount -l "$m" 2>/dev/null || break; done
   done
   for m in "${T_BINDS[@]+"${T_BINDS[@]}"}"; do umount -l "$m" 2>/dev/null || true; done
+  # After the mounts above them went (lazily: a busy device is detached at its last unmount).
+  for m in "${T_LOOPS[@]+"${T_LOOPS[@]}"}"; do t_hdd_unthrottle "$m"; losetup -d "$m" 2>/dev/null || true; done
   # A sanitizer report in a daemon log fails the test, even if the watchdog restarted it.
   if grep -l -E "AddressSanitizer|LeakSanitizer|runtime error:" "$CACHEMAX_RUN_DIR"/*.log >/dev/null 2>&1; then
     echo "FAIL: sanitizer report in a daemon log:" >&2
@@ -75,3 +78,36 @@ t_shm() {
   SHM=$(mktemp -d "/dev/shm/cmtest-$CMTEST_RUN-$1.XXXXXX")
   T_REMOVE+=("$SHM")
 }
+
+# The HDD-like original (issue 14): a loop-backed ext4 image whose reads the cgroup v1 blkio
+# controller throttles to a few hundred IOPS, so that a 4 KiB read costs about a disk seek.
+T_BLKIO_READ_IOPS=/sys/fs/cgroup/blkio/blkio.throttle.read_iops_device
+
+# t_hdd_make SIZE MOUNTPOINT: an ext4 image of SIZE (truncate syntax) in the scratch, attached to
+# a loop device (direct I/O: no second page cache below it) and mounted at MOUNTPOINT; sets
+# T_HDD_DEV (/dev/loopN). Unmounted, unthrottled and detached at exit.
+t_hdd_make() {
+  local img
+  img=$(mktemp "$T_SCRATCH/hdd.XXXXXX.img")
+  truncate -s "$1" "$img"
+  mkfs.ext4 -q -F "$img"
+  T_HDD_DEV=$(losetup -f --show --direct-io=on "$img")
+  T_LOOPS+=("$T_HDD_DEV")
+  mkdir -p "$2"
+  mount "$T_HDD_DEV" "$2"
+  T_BINDS+=("$2")
+}
+
+# t_hdd_majmin DEV: "MAJ:MIN" of a block device
+t_hdd_majmin() { printf '%d:%d\n' "0x$(stat -L -c %t "$1")" "0x$(stat -L -c %T "$1")"; }
+
+# t_hdd_can_throttle: 0 when the cgroup v1 blkio throttle is there (else a test should skip)
+t_hdd_can_throttle() { [ -w "$T_BLKIO_READ_IOPS" ]; }
+
+# t_hdd_throttle DEV IOPS: limit reads of DEV to IOPS per second (root blkio cgroup: every
+# process, the daemon's included); t_hdd_unthrottle DEV lifts it (also done at exit).
+t_hdd_throttle() { echo "$(t_hdd_majmin "$1") $2" > "$T_BLKIO_READ_IOPS"; }
+t_hdd_unthrottle() { echo "$(t_hdd_majmin "$1") 0" > "$T_BLKIO_READ_IOPS" 2>/dev/null || true; }
+
+# t_hdd_reads DEV: read requests DEV has completed so far (field 1 of /sys/block/loopN/stat)
+t_hdd_reads() { awk '{ print $1 }' "/sys/block/$(basename "$1")/stat"; }

@@ -1,0 +1,592 @@
+/* cache_catalog: the metadata catalog's records — one file per origin directory, written whole
+ * and renamed into place, read whole and checked by CRC. The contract (validity rule, crash
+ * safety, threads) is in cache_catalog.h; why per-directory records and not SQLite is in
+ * docs/ARCHITECTURE.md "The metadata catalog".
+ *
+ * Record format, version 1 (little-endian; written down here only):
+ *   header, 64 bytes:
+ *     0 magic "CMCT" (u32 0x54434d43)   4 version u32 = 1     8 flags u32 = 0   12 count u32
+ *    16 directory dev u64              24 directory ino u64
+ *    32 stamp ino u64                  40 stamp mtime_ns i64  48 stamp ctime_ns i64
+ *    56 reserved u64 = 0
+ *   count entries, sorted by name (strcmp order, no duplicates), each 96 bytes then
+ *   handle_bytes bytes of file handle then name_len bytes of name (no NUL):
+ *     0 dev u64   8 ino u64   16 mode u32   20 nlink u32   24 uid u32   28 gid u32
+ *    32 rdev u64  40 size u64  48 blocks u64  56 atime_ns i64  64 mtime_ns i64  72 ctime_ns i64
+ *    80 blksize u32   84 handle_type i32   88 handle_bytes u16 (<= 128)   90 name_len u16
+ *       (1..255)   92 type u8   93..95 zero
+ *   trailer: CRC32C (u32) of every byte before it.
+ * Changelog: version 1 (issue 14) — first version.
+ */
+#include "cache/cache_catalog.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cache/cache_meta.h"
+#include "sys/sys.h"
+
+#define CATALOG_MAGIC 0x54434d43u
+#define CATALOG_VERSION 1u
+#define CATALOG_HEADER_SIZE 64u
+#define CATALOG_ENTRY_SIZE 96u
+#define CATALOG_CRC_SIZE 4u
+#define CATALOG_BUCKETS 256u
+#define CATALOG_TEMP_PREFIX ".tmp-"
+/* Present while a catalog is open: found at open, the last close was unclean and temporary
+ * files of interrupted puts may be left (they are removed then, and only then). */
+#define CATALOG_OPEN_MARKER "open"
+#define CATALOG_RECORD_NAME_MAX 64u
+
+struct cache_catalog {
+	int dir_fd;                   /* the catalog directory; immutable after open */
+	atomic_uint_fast64_t temp_seq; /* names each put's temporary file */
+};
+
+static void put_le16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+static void put_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint16_t get_le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static uint32_t get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint64_t get_le64(const uint8_t *p) { return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32; }
+
+void cache_catalog_stamp_from_stat(const struct stat *st, struct cache_catalog_stamp *stamp)
+{
+	stamp->ino = st->st_ino;
+	stamp->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+	stamp->ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
+}
+
+static int64_t timespec_ns(const struct timespec *ts) { return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec; }
+static struct timespec ns_timespec(int64_t ns)
+{
+	struct timespec ts = { .tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000 };
+	if (ts.tv_nsec < 0) {
+		ts.tv_sec--;
+		ts.tv_nsec += 1000000000;
+	}
+	return ts;
+}
+
+void cache_catalog_attr_from_stat(const struct stat *st, struct cache_catalog_attr *attr)
+{
+	memset(attr, 0, sizeof(*attr));
+	attr->dev = st->st_dev;
+	attr->ino = st->st_ino;
+	attr->mode = st->st_mode;
+	attr->nlink = (uint32_t)st->st_nlink;
+	attr->uid = st->st_uid;
+	attr->gid = st->st_gid;
+	attr->rdev = st->st_rdev;
+	attr->size = (uint64_t)st->st_size;
+	attr->blocks = (uint64_t)st->st_blocks;
+	attr->blksize = (uint32_t)st->st_blksize;
+	attr->atime_ns = timespec_ns(&st->st_atim);
+	attr->mtime_ns = timespec_ns(&st->st_mtim);
+	attr->ctime_ns = timespec_ns(&st->st_ctim);
+}
+
+void cache_catalog_attr_to_stat(const struct cache_catalog_attr *attr, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_dev = attr->dev;
+	st->st_ino = attr->ino;
+	st->st_mode = attr->mode;
+	st->st_nlink = attr->nlink;
+	st->st_uid = attr->uid;
+	st->st_gid = attr->gid;
+	st->st_rdev = attr->rdev;
+	st->st_size = (off_t)attr->size;
+	st->st_blocks = (blkcnt_t)attr->blocks;
+	st->st_blksize = (blksize_t)attr->blksize;
+	st->st_atim = ns_timespec(attr->atime_ns);
+	st->st_mtim = ns_timespec(attr->mtime_ns);
+	st->st_ctim = ns_timespec(attr->ctime_ns);
+}
+
+int cache_catalog_attr_matches(const struct cache_catalog_attr *attr, const struct stat *st)
+{
+	return attr->ino == st->st_ino && attr->ctime_ns == timespec_ns(&st->st_ctim) &&
+	       attr->mtime_ns == timespec_ns(&st->st_mtim) && attr->size == (uint64_t)st->st_size;
+}
+
+static int stamp_equal(const struct cache_catalog_stamp *a, const struct cache_catalog_stamp *b)
+{
+	return a->ino == b->ino && a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns;
+}
+
+static int name_valid(const char *name, size_t len)
+{
+	if (len == 0 || len > CACHE_CATALOG_NAME_MAX || memchr(name, '/', len) || memchr(name, '\0', len))
+		return 0;
+	return !(len == 1 && name[0] == '.') && !(len == 2 && name[0] == '.' && name[1] == '.');
+}
+
+/* --- the record format --------------------------------------------------------------------- */
+
+static int entry_compare(const void *a, const void *b)
+{
+	return strcmp(((const struct cache_catalog_entry *)a)->name, ((const struct cache_catalog_entry *)b)->name);
+}
+
+static void entry_encode(const struct cache_catalog_entry *e, size_t name_len, uint8_t *p)
+{
+	const struct cache_catalog_attr *a = &e->attr;
+	memset(p, 0, CATALOG_ENTRY_SIZE);
+	put_le64(p + 0, a->dev);
+	put_le64(p + 8, a->ino);
+	put_le32(p + 16, a->mode);
+	put_le32(p + 20, a->nlink);
+	put_le32(p + 24, a->uid);
+	put_le32(p + 28, a->gid);
+	put_le64(p + 32, a->rdev);
+	put_le64(p + 40, a->size);
+	put_le64(p + 48, a->blocks);
+	put_le64(p + 56, (uint64_t)a->atime_ns);
+	put_le64(p + 64, (uint64_t)a->mtime_ns);
+	put_le64(p + 72, (uint64_t)a->ctime_ns);
+	put_le32(p + 80, a->blksize);
+	put_le32(p + 84, (uint32_t)a->handle.type);
+	put_le16(p + 88, (uint16_t)a->handle.bytes);
+	put_le16(p + 90, (uint16_t)name_len);
+	p[92] = e->type;
+	memcpy(p + CATALOG_ENTRY_SIZE, a->handle.data, a->handle.bytes);
+	memcpy(p + CATALOG_ENTRY_SIZE + a->handle.bytes, e->name, name_len);
+}
+
+/* entries must be sorted and valid (encode_sorted's callers check). */
+static int encode_sorted(uint64_t dev, uint64_t ino, const struct cache_catalog_stamp *stamp,
+                         const struct cache_catalog_entry *entries, size_t count, uint8_t **buf, size_t *len)
+{
+	size_t total = CATALOG_HEADER_SIZE + CATALOG_CRC_SIZE;
+	for (size_t i = 0; i < count; i++)
+		total += CATALOG_ENTRY_SIZE + entries[i].attr.handle.bytes + strlen(entries[i].name);
+	uint8_t *out = malloc(total);
+	if (!out)
+		return -ENOMEM;
+	memset(out, 0, CATALOG_HEADER_SIZE);
+	put_le32(out + 0, CATALOG_MAGIC);
+	put_le32(out + 4, CATALOG_VERSION);
+	put_le32(out + 12, (uint32_t)count);
+	put_le64(out + 16, dev);
+	put_le64(out + 24, ino);
+	put_le64(out + 32, stamp->ino);
+	put_le64(out + 40, (uint64_t)stamp->mtime_ns);
+	put_le64(out + 48, (uint64_t)stamp->ctime_ns);
+	uint8_t *p = out + CATALOG_HEADER_SIZE;
+	for (size_t i = 0; i < count; i++) {
+		size_t name_len = strlen(entries[i].name);
+		entry_encode(&entries[i], name_len, p);
+		p += CATALOG_ENTRY_SIZE + entries[i].attr.handle.bytes + name_len;
+	}
+	put_le32(p, cache_crc32c(0, out, (size_t)(p - out)));
+	*buf = out;
+	*len = total;
+	return 0;
+}
+
+/* Sorts a copy of the caller's entries and checks names, uniqueness and handle sizes. */
+static int entries_sorted_copy(const struct cache_catalog_entry *entries, size_t count,
+                               struct cache_catalog_entry **out)
+{
+	if (count > CACHE_CATALOG_ENTRIES_MAX)
+		return -EINVAL;
+	struct cache_catalog_entry *sorted = malloc((count ? count : 1) * sizeof(*sorted));
+	if (!sorted)
+		return -ENOMEM;
+	for (size_t i = 0; i < count; i++) {
+		if (!entries[i].name || !name_valid(entries[i].name, strlen(entries[i].name)) ||
+		    entries[i].attr.handle.bytes > CACHE_HANDLE_MAX) {
+			free(sorted);
+			return -EINVAL;
+		}
+	}
+	if (count)
+		memcpy(sorted, entries, count * sizeof(*sorted));
+	qsort(sorted, count, sizeof(*sorted), entry_compare);
+	for (size_t i = 1; i < count; i++) {
+		if (strcmp(sorted[i - 1].name, sorted[i].name) == 0) {
+			free(sorted);
+			return -EINVAL;
+		}
+	}
+	*out = sorted;
+	return 0;
+}
+
+int cache_catalog_record_encode(uint64_t dev, uint64_t ino, const struct cache_catalog_stamp *stamp,
+                                const struct cache_catalog_entry *entries, size_t count,
+                                uint8_t **buf, size_t *len)
+{
+	struct cache_catalog_entry *sorted;
+	int rc = entries_sorted_copy(entries, count, &sorted);
+	if (rc < 0)
+		return rc;
+	rc = encode_sorted(dev, ino, stamp, sorted, count, buf, len);
+	free(sorted);
+	return rc;
+}
+
+int cache_catalog_record_decode(const uint8_t *buf, size_t len, uint64_t dev, uint64_t ino,
+                                struct cache_catalog_listing **out)
+{
+	if (len < CATALOG_HEADER_SIZE + CATALOG_CRC_SIZE || get_le32(buf) != CATALOG_MAGIC ||
+	    get_le32(buf + 4) != CATALOG_VERSION || get_le32(buf + 8) != 0 || get_le64(buf + 56) != 0 ||
+	    get_le64(buf + 16) != dev || get_le64(buf + 24) != ino ||
+	    get_le32(buf + len - CATALOG_CRC_SIZE) != cache_crc32c(0, buf, len - CATALOG_CRC_SIZE))
+		return -EBADMSG;
+	size_t count = get_le32(buf + 12);
+	size_t body = len - CATALOG_HEADER_SIZE - CATALOG_CRC_SIZE;
+	if (count > CACHE_CATALOG_ENTRIES_MAX || count > body / CATALOG_ENTRY_SIZE)
+		return -EBADMSG;
+	/* one allocation: the listing, its entries, then every name NUL-terminated */
+	size_t names_room = body - count * CATALOG_ENTRY_SIZE + count;
+	struct cache_catalog_listing *listing =
+		malloc(sizeof(*listing) + count * sizeof(struct cache_catalog_entry) + names_room);
+	if (!listing)
+		return -ENOMEM;
+	listing->entries = (struct cache_catalog_entry *)(listing + 1);
+	listing->count = count;
+	listing->stamp.ino = get_le64(buf + 32);
+	listing->stamp.mtime_ns = (int64_t)get_le64(buf + 40);
+	listing->stamp.ctime_ns = (int64_t)get_le64(buf + 48);
+	char *names = (char *)(listing->entries + count);
+	const uint8_t *p = buf + CATALOG_HEADER_SIZE, *end = buf + len - CATALOG_CRC_SIZE;
+	for (size_t i = 0; i < count; i++) {
+		struct cache_catalog_entry *e = &listing->entries[i];
+		if ((size_t)(end - p) < CATALOG_ENTRY_SIZE)
+			goto bad;
+		size_t handle_bytes = get_le16(p + 88), name_len = get_le16(p + 90);
+		if (p[93] || p[94] || p[95] || handle_bytes > CACHE_HANDLE_MAX ||
+		    (size_t)(end - p) < CATALOG_ENTRY_SIZE + handle_bytes + name_len)
+			goto bad;
+		const char *name = (const char *)p + CATALOG_ENTRY_SIZE + handle_bytes;
+		if (!name_valid(name, name_len))
+			goto bad;
+		memcpy(names, name, name_len);
+		names[name_len] = '\0';
+		e->name = names;
+		names += name_len + 1;
+		if (i > 0 && strcmp(listing->entries[i - 1].name, e->name) >= 0)
+			goto bad;
+		e->type = p[92];
+		struct cache_catalog_attr *a = &e->attr;
+		a->dev = get_le64(p + 0);
+		a->ino = get_le64(p + 8);
+		a->mode = get_le32(p + 16);
+		a->nlink = get_le32(p + 20);
+		a->uid = get_le32(p + 24);
+		a->gid = get_le32(p + 28);
+		a->rdev = get_le64(p + 32);
+		a->size = get_le64(p + 40);
+		a->blocks = get_le64(p + 48);
+		a->atime_ns = (int64_t)get_le64(p + 56);
+		a->mtime_ns = (int64_t)get_le64(p + 64);
+		a->ctime_ns = (int64_t)get_le64(p + 72);
+		a->blksize = get_le32(p + 80);
+		a->handle.type = (int32_t)get_le32(p + 84);
+		a->handle.bytes = (uint32_t)handle_bytes;
+		memcpy(a->handle.data, p + CATALOG_ENTRY_SIZE, handle_bytes);
+		p += CATALOG_ENTRY_SIZE + handle_bytes + name_len;
+	}
+	if (p != end)
+		goto bad;
+	*out = listing;
+	return 0;
+bad:
+	free(listing);
+	return -EBADMSG;
+}
+
+void cache_catalog_listing_free(struct cache_catalog_listing *listing)
+{
+	free(listing);
+}
+
+const struct cache_catalog_entry *cache_catalog_listing_find(const struct cache_catalog_listing *listing,
+                                                             const char *name)
+{
+	size_t lo = 0, hi = listing->count;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(listing->entries[mid].name, name);
+		if (c == 0)
+			return &listing->entries[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* --- the files ----------------------------------------------------------------------------- */
+
+static unsigned bucket_of(uint64_t dev, uint64_t ino)
+{
+	return (unsigned)(((ino ^ (dev * 0x9e3779b97f4a7c15ull)) * 0x9e3779b97f4a7c15ull) >> 56) % CATALOG_BUCKETS;
+}
+
+static void record_path(uint64_t dev, uint64_t ino, char *path, size_t size)
+{
+	snprintf(path, size, "%02x/%" PRIx64 "-%" PRIx64 ".dir", bucket_of(dev, ino), dev, ino);
+}
+
+/* Removes leftover temporary files of puts a crash interrupted (only after an unclean close). */
+static void sweep_temporaries(int dir_fd)
+{
+	for (unsigned b = 0; b < CATALOG_BUCKETS; b++) {
+		char name[8];
+		snprintf(name, sizeof(name), "%02x", b);
+		int fd = sys_openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+		if (fd < 0)
+			continue;
+		DIR *d = fdopendir(fd);
+		if (!d) {
+			sys_close(fd);
+			continue;
+		}
+		struct dirent *de;
+		while ((de = readdir(d)))
+			if (strncmp(de->d_name, CATALOG_TEMP_PREFIX, strlen(CATALOG_TEMP_PREFIX)) == 0)
+				sys_unlinkat(dirfd(d), de->d_name, 0);
+		closedir(d);
+	}
+}
+
+int cache_catalog_open(const char *path, struct cache_catalog **out)
+{
+	int rc = sys_mkdirat(AT_FDCWD, path, 0700);
+	if (rc < 0 && rc != -EEXIST)
+		return rc;
+	int dir_fd = sys_openat(AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	if (dir_fd < 0)
+		return dir_fd;
+	struct stat st;
+	if (sys_fstatat(dir_fd, CATALOG_OPEN_MARKER, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		sweep_temporaries(dir_fd);
+	} else {
+		int fd = sys_openat(dir_fd, CATALOG_OPEN_MARKER, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			sys_close(dir_fd);
+			return fd;
+		}
+		sys_close(fd);
+	}
+	struct cache_catalog *catalog = calloc(1, sizeof(*catalog));
+	if (!catalog) {
+		sys_close(dir_fd);
+		return -ENOMEM;
+	}
+	catalog->dir_fd = dir_fd;
+	atomic_init(&catalog->temp_seq, 0);
+	*out = catalog;
+	return 0;
+}
+
+void cache_catalog_free(struct cache_catalog *catalog)
+{
+	if (!catalog)
+		return;
+	sys_unlinkat(catalog->dir_fd, CATALOG_OPEN_MARKER, 0);
+	sys_close(catalog->dir_fd);
+	free(catalog);
+}
+
+static int write_all(int fd, const uint8_t *buf, size_t len)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = sys_pwrite(fd, buf + done, len - done, (off_t)done);
+		if (n < 0)
+			return (int)n;
+		if (n == 0)
+			return -EIO;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+static int record_write(struct cache_catalog *catalog, uint64_t dev, uint64_t ino, const uint8_t *buf, size_t len)
+{
+	char final[CATALOG_RECORD_NAME_MAX], temp[CATALOG_RECORD_NAME_MAX];
+	record_path(dev, ino, final, sizeof(final));
+	snprintf(temp, sizeof(temp), "%.2s/" CATALOG_TEMP_PREFIX "%" PRIx64 "-%" PRIx64 "-%d-%" PRIuFAST64,
+	         final, dev, ino, (int)getpid(), atomic_fetch_add(&catalog->temp_seq, 1));
+	int fd = sys_openat(catalog->dir_fd, temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd == -ENOENT) {
+		char bucket[3] = { final[0], final[1], '\0' };
+		int rc = sys_mkdirat(catalog->dir_fd, bucket, 0700);
+		if (rc < 0 && rc != -EEXIST)
+			return rc;
+		fd = sys_openat(catalog->dir_fd, temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	}
+	if (fd < 0)
+		return fd;
+	int rc = write_all(fd, buf, len);
+	int close_rc = sys_close(fd);
+	if (rc == 0)
+		rc = close_rc;
+	if (rc == 0)
+		rc = sys_renameat2(catalog->dir_fd, temp, catalog->dir_fd, final, 0);
+	if (rc < 0)
+		sys_unlinkat(catalog->dir_fd, temp, 0);
+	return rc;
+}
+
+/* The whole record file of (dev, ino) in a malloc'ed buffer: 0, -ENOENT, -ENOMEM, an I/O error. */
+static int record_read(struct cache_catalog *catalog, uint64_t dev, uint64_t ino, uint8_t **buf, size_t *len)
+{
+	char path[CATALOG_RECORD_NAME_MAX];
+	record_path(dev, ino, path, sizeof(path));
+	int fd = sys_openat(catalog->dir_fd, path, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0)
+		return fd;
+	struct stat st;
+	int rc = sys_fstatat(fd, "", &st, AT_EMPTY_PATH);
+	uint8_t *data = NULL;
+	if (rc < 0)
+		goto out_close;
+	size_t size = (size_t)st.st_size;
+	data = malloc(size ? size : 1);
+	if (!data) {
+		rc = -ENOMEM;
+		goto out_close;
+	}
+	size_t done = 0;
+	while (done < size) {
+		ssize_t n = sys_pread(fd, data + done, size - done, (off_t)done);
+		if (n < 0) {
+			rc = (int)n;
+			goto out_free;
+		}
+		if (n == 0)
+			break;   /* shorter than it was: decoded as it is, the CRC decides */
+		done += (size_t)n;
+	}
+	sys_close(fd);
+	*buf = data;
+	*len = done;
+	return 0;
+out_free:
+	free(data);
+out_close:
+	sys_close(fd);
+	return rc;
+}
+
+/* The valid listing of (dev, ino) whatever its stamp: 0, -ENOENT (none, or damaged: removed). */
+static int listing_load(struct cache_catalog *catalog, uint64_t dev, uint64_t ino,
+                        struct cache_catalog_listing **out)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int rc = record_read(catalog, dev, ino, &buf, &len);
+	if (rc < 0)
+		return rc;
+	rc = cache_catalog_record_decode(buf, len, dev, ino, out);
+	free(buf);
+	if (rc == -EBADMSG) {
+		cache_catalog_dir_forget(catalog, dev, ino);
+		return -ENOENT;
+	}
+	return rc;
+}
+
+int cache_catalog_dir_put(struct cache_catalog *catalog, uint64_t dev, uint64_t ino,
+                          const struct cache_catalog_stamp *stamp,
+                          const struct cache_catalog_entry *entries, size_t count)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int rc = cache_catalog_record_encode(dev, ino, stamp, entries, count, &buf, &len);
+	if (rc < 0)
+		return rc;
+	rc = record_write(catalog, dev, ino, buf, len);
+	free(buf);
+	return rc;
+}
+
+int cache_catalog_dir_get(struct cache_catalog *catalog, uint64_t dev, uint64_t ino,
+                          const struct cache_catalog_stamp *now,
+                          struct cache_catalog_listing **out)
+{
+	struct cache_catalog_listing *listing;
+	int rc = listing_load(catalog, dev, ino, &listing);
+	if (rc < 0)
+		return rc;
+	if (!stamp_equal(&listing->stamp, now)) {
+		free(listing);
+		return -ENOENT;
+	}
+	*out = listing;
+	return 0;
+}
+
+int cache_catalog_dir_forget(struct cache_catalog *catalog, uint64_t dev, uint64_t ino)
+{
+	char path[CATALOG_RECORD_NAME_MAX];
+	record_path(dev, ino, path, sizeof(path));
+	int rc = sys_unlinkat(catalog->dir_fd, path, 0);
+	return rc == -ENOENT ? 0 : rc;
+}
+
+int cache_catalog_attr_get(struct cache_catalog *catalog, uint64_t dev, uint64_t ino,
+                           const struct cache_catalog_stamp *now, const char *name,
+                           struct cache_catalog_attr *attr)
+{
+	struct cache_catalog_listing *listing;
+	int rc = cache_catalog_dir_get(catalog, dev, ino, now, &listing);
+	if (rc < 0)
+		return rc;
+	const struct cache_catalog_entry *e = cache_catalog_listing_find(listing, name);
+	if (e)
+		*attr = e->attr;
+	cache_catalog_listing_free(listing);
+	return e ? 0 : -ENOENT;
+}
+
+int cache_catalog_attr_put(struct cache_catalog *catalog, uint64_t dev, uint64_t ino,
+                           const struct cache_catalog_stamp *now, const char *name,
+                           const struct cache_catalog_attr *attr)
+{
+	if (attr->handle.bytes > CACHE_HANDLE_MAX)
+		return -EINVAL;
+	struct cache_catalog_listing *listing;
+	int rc = cache_catalog_dir_get(catalog, dev, ino, now, &listing);
+	if (rc < 0)
+		return rc;
+	struct cache_catalog_entry *e = (struct cache_catalog_entry *)cache_catalog_listing_find(listing, name);
+	if (!e) {
+		cache_catalog_listing_free(listing);
+		return -ENOENT;
+	}
+	e->attr = *attr;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	rc = encode_sorted(dev, ino, &listing->stamp, listing->entries, listing->count, &buf, &len);
+	cache_catalog_listing_free(listing);
+	if (rc < 0)
+		return rc;
+	rc = record_write(catalog, dev, ino, buf, len);
+	free(buf);
+	return rc;
+}
