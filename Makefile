@@ -90,6 +90,12 @@ build/tests/%: tests/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $(filter %.c,$^) $(LDLIBS)
 
+# The metadata catalog's storage benchmark (hand-run; SQLite only here): docs/ARCHITECTURE.md.
+CATALOG_BENCH_OBJ := build/obj/src/cache/cache_catalog.o build/obj/src/cache/cache_meta.o build/obj/src/sys/sys.o
+build/bench/catalog-bench: bench/catalog-bench.c $(CATALOG_BENCH_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $(filter %.c %.o,$^) -lsqlite3
+
 build/fuzz/fuzz_fuse_request: tests/fuzz/fuzz_fuse_request.c src/fuse/fuse_proto.c src/fuse/fuse_proto.h \
   src/fuse/fuse_opcode.h
 build/fuzz/fuzz_control: tests/fuzz/fuzz_control.c src/control/control.c src/control/control_proto.c

@@ -10,6 +10,8 @@ need+=(libinih-dev)                         # the config file (src/config/config
 need+=(chromium fonts-dejavu-core curl)    # t-web: the dashboard in a real browser, its screenshot
 need+=(man-db groff-base)                  # t-install: the man page renders without a warning
 need+=(dpkg-dev debhelper)                 # t-deb: the Debian package builds (debian/)
+need+=(openssh-server sshfs git)           # bench/meta-bench.sh: the network original (sshfs over loopback)
+need+=(libsqlite3-dev)                     # bench/catalog-bench.c: the catalog's storage choice, measured
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,9 +46,25 @@
 #define CATALOG_OPEN_MARKER "open"
 #define CATALOG_RECORD_NAME_MAX 64u
 
+#define CATALOG_MEMORY_SLOTS 256u   /* decoded listings kept, at most (and the byte bound) */
+
+struct catalog_memory_slot {
+	uint64_t dev, ino;
+	struct cache_catalog_listing *listing;   /* NULL: a free slot */
+	uint64_t last_use;
+};
+
 struct cache_catalog {
 	int dir_fd;                   /* the catalog directory; immutable after open */
 	atomic_uint_fast64_t temp_seq; /* names each put's temporary file */
+	pthread_mutex_t lock;         /* guards everything below; never held across I/O */
+	struct catalog_memory_slot slots[CATALOG_MEMORY_SLOTS];
+	size_t memory_bytes;          /* of the listings in slots */
+	uint64_t use_clock;
+	/* Bumped after every change of a record (put, attr put, forget, damaged record removed): a
+	 * listing read from disk is kept in memory only if no change happened since before its read
+	 * began, so an older record read in a race never shadows a newer one. */
+	uint64_t generation;
 };
 
 static void put_le16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
@@ -265,6 +282,7 @@ int cache_catalog_record_decode(const uint8_t *buf, size_t len, uint64_t dev, ui
 		return -ENOMEM;
 	listing->entries = (struct cache_catalog_entry *)(listing + 1);
 	listing->count = count;
+	listing->memory_bytes = sizeof(*listing) + count * sizeof(struct cache_catalog_entry) + names_room;
 	listing->stamp.ino = get_le64(buf + 32);
 	listing->stamp.mtime_ns = (int64_t)get_le64(buf + 40);
 	listing->stamp.ctime_ns = (int64_t)get_le64(buf + 48);
@@ -398,6 +416,7 @@ int cache_catalog_open(const char *path, struct cache_catalog **out)
 	}
 	catalog->dir_fd = dir_fd;
 	atomic_init(&catalog->temp_seq, 0);
+	pthread_mutex_init(&catalog->lock, NULL);
 	*out = catalog;
 	return 0;
 }
@@ -406,9 +425,85 @@ void cache_catalog_free(struct cache_catalog *catalog)
 {
 	if (!catalog)
 		return;
+	for (unsigned i = 0; i < CATALOG_MEMORY_SLOTS; i++)
+		free(catalog->slots[i].listing);
+	pthread_mutex_destroy(&catalog->lock);
 	sys_unlinkat(catalog->dir_fd, CATALOG_OPEN_MARKER, 0);
 	sys_close(catalog->dir_fd);
 	free(catalog);
+}
+
+/* --- decoded listings kept in memory (catalog->lock held by the callers of slot_*) ------- */
+
+static struct catalog_memory_slot *slot_find(struct cache_catalog *catalog, uint64_t dev, uint64_t ino)
+{
+	for (unsigned i = 0; i < CATALOG_MEMORY_SLOTS; i++) {
+		struct catalog_memory_slot *s = &catalog->slots[i];
+		if (s->listing && s->dev == dev && s->ino == ino)
+			return s;
+	}
+	return NULL;
+}
+
+static void slot_clear(struct cache_catalog *catalog, struct catalog_memory_slot *s)
+{
+	catalog->memory_bytes -= s->listing->memory_bytes;
+	free(s->listing);
+	s->listing = NULL;
+}
+
+/* Keeps listing (taking it) unless it is too large; evicts the least recently used to fit. */
+static void slot_keep(struct cache_catalog *catalog, uint64_t dev, uint64_t ino, struct cache_catalog_listing *listing)
+{
+	struct catalog_memory_slot *s = slot_find(catalog, dev, ino);
+	if (s)
+		slot_clear(catalog, s);
+	if (listing->memory_bytes > CACHE_CATALOG_MEMORY_BYTES / 4) {
+		free(listing);
+		return;
+	}
+	for (;;) {
+		struct catalog_memory_slot *free_slot = NULL, *oldest = NULL;
+		for (unsigned i = 0; i < CATALOG_MEMORY_SLOTS; i++) {
+			struct catalog_memory_slot *c = &catalog->slots[i];
+			if (!c->listing)
+				free_slot = free_slot ? free_slot : c;
+			else if (!oldest || c->last_use < oldest->last_use)
+				oldest = c;
+		}
+		if (free_slot && catalog->memory_bytes + listing->memory_bytes <= CACHE_CATALOG_MEMORY_BYTES) {
+			free_slot->dev = dev;
+			free_slot->ino = ino;
+			free_slot->listing = listing;
+			free_slot->last_use = ++catalog->use_clock;
+			catalog->memory_bytes += listing->memory_bytes;
+			return;
+		}
+		slot_clear(catalog, oldest);   /* full: there is an oldest */
+	}
+}
+
+/* After a record of (dev, ino) changed on disk: its decoded copy goes, reads in flight are not kept. */
+static void memory_changed(struct cache_catalog *catalog, uint64_t dev, uint64_t ino)
+{
+	pthread_mutex_lock(&catalog->lock);
+	catalog->generation++;
+	struct catalog_memory_slot *s = slot_find(catalog, dev, ino);
+	if (s)
+		slot_clear(catalog, s);
+	pthread_mutex_unlock(&catalog->lock);
+}
+
+static struct cache_catalog_listing *listing_copy(const struct cache_catalog_listing *from)
+{
+	struct cache_catalog_listing *to = malloc(from->memory_bytes);
+	if (!to)
+		return NULL;
+	memcpy(to, from, from->memory_bytes);
+	to->entries = (struct cache_catalog_entry *)(to + 1);
+	for (size_t i = 0; i < to->count; i++)   /* names live in the same block: rebase them */
+		to->entries[i].name = (const char *)to + (from->entries[i].name - (const char *)from);
+	return to;
 }
 
 static int write_all(int fd, const uint8_t *buf, size_t len)
@@ -493,21 +588,45 @@ out_close:
 	return rc;
 }
 
-/* The valid listing of (dev, ino) whatever its stamp: 0, -ENOENT (none, or damaged: removed). */
-static int listing_load(struct cache_catalog *catalog, uint64_t dev, uint64_t ino,
-                        struct cache_catalog_listing **out)
+/* Calls fn(listing, arg) under the lock on the valid listing of (dev, ino) whose stamp equals
+ * now — from memory, or read from disk and kept: fn's result, -ENOENT (no record, another
+ * stamp, a damaged record: removed), -ENOMEM or an I/O error. */
+static int listing_with(struct cache_catalog *catalog, uint64_t dev, uint64_t ino,
+                        const struct cache_catalog_stamp *now,
+                        int (*fn)(struct cache_catalog_listing *listing, void *arg), void *arg)
 {
+	pthread_mutex_lock(&catalog->lock);
+	struct catalog_memory_slot *s = slot_find(catalog, dev, ino);
+	if (s) {
+		s->last_use = ++catalog->use_clock;
+		int rc = stamp_equal(&s->listing->stamp, now) ? fn(s->listing, arg) : -ENOENT;
+		pthread_mutex_unlock(&catalog->lock);
+		return rc;
+	}
+	uint64_t generation = catalog->generation;
+	pthread_mutex_unlock(&catalog->lock);
+
 	uint8_t *buf = NULL;
 	size_t len = 0;
 	int rc = record_read(catalog, dev, ino, &buf, &len);
 	if (rc < 0)
 		return rc;
-	rc = cache_catalog_record_decode(buf, len, dev, ino, out);
+	struct cache_catalog_listing *listing = NULL;
+	rc = cache_catalog_record_decode(buf, len, dev, ino, &listing);
 	free(buf);
 	if (rc == -EBADMSG) {
 		cache_catalog_dir_forget(catalog, dev, ino);
 		return -ENOENT;
 	}
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&catalog->lock);
+	rc = stamp_equal(&listing->stamp, now) ? fn(listing, arg) : -ENOENT;
+	if (catalog->generation == generation)
+		slot_keep(catalog, dev, ino, listing);
+	else
+		free(listing);
+	pthread_mutex_unlock(&catalog->lock);
 	return rc;
 }
 
@@ -522,23 +641,22 @@ int cache_catalog_dir_put(struct cache_catalog *catalog, uint64_t dev, uint64_t 
 		return rc;
 	rc = record_write(catalog, dev, ino, buf, len);
 	free(buf);
+	memory_changed(catalog, dev, ino);
 	return rc;
+}
+
+static int copy_listing_out(struct cache_catalog_listing *listing, void *arg)
+{
+	struct cache_catalog_listing **out = arg;
+	*out = listing_copy(listing);
+	return *out ? 0 : -ENOMEM;
 }
 
 int cache_catalog_dir_get(struct cache_catalog *catalog, uint64_t dev, uint64_t ino,
                           const struct cache_catalog_stamp *now,
                           struct cache_catalog_listing **out)
 {
-	struct cache_catalog_listing *listing;
-	int rc = listing_load(catalog, dev, ino, &listing);
-	if (rc < 0)
-		return rc;
-	if (!stamp_equal(&listing->stamp, now)) {
-		free(listing);
-		return -ENOENT;
-	}
-	*out = listing;
-	return 0;
+	return listing_with(catalog, dev, ino, now, copy_listing_out, out);
 }
 
 int cache_catalog_dir_forget(struct cache_catalog *catalog, uint64_t dev, uint64_t ino)
@@ -546,22 +664,31 @@ int cache_catalog_dir_forget(struct cache_catalog *catalog, uint64_t dev, uint64
 	char path[CATALOG_RECORD_NAME_MAX];
 	record_path(dev, ino, path, sizeof(path));
 	int rc = sys_unlinkat(catalog->dir_fd, path, 0);
+	memory_changed(catalog, dev, ino);
 	return rc == -ENOENT ? 0 : rc;
+}
+
+struct attr_request {
+	const char *name;
+	struct cache_catalog_attr *attr;
+};
+
+static int copy_attr_out(struct cache_catalog_listing *listing, void *arg)
+{
+	struct attr_request *req = arg;
+	const struct cache_catalog_entry *e = cache_catalog_listing_find(listing, req->name);
+	if (!e)
+		return -ENOENT;
+	*req->attr = e->attr;
+	return 0;
 }
 
 int cache_catalog_attr_get(struct cache_catalog *catalog, uint64_t dev, uint64_t ino,
                            const struct cache_catalog_stamp *now, const char *name,
                            struct cache_catalog_attr *attr)
 {
-	struct cache_catalog_listing *listing;
-	int rc = cache_catalog_dir_get(catalog, dev, ino, now, &listing);
-	if (rc < 0)
-		return rc;
-	const struct cache_catalog_entry *e = cache_catalog_listing_find(listing, name);
-	if (e)
-		*attr = e->attr;
-	cache_catalog_listing_free(listing);
-	return e ? 0 : -ENOENT;
+	struct attr_request req = { .name = name, .attr = attr };
+	return listing_with(catalog, dev, ino, now, copy_attr_out, &req);
 }
 
 int cache_catalog_attr_put(struct cache_catalog *catalog, uint64_t dev, uint64_t ino,
@@ -570,7 +697,7 @@ int cache_catalog_attr_put(struct cache_catalog *catalog, uint64_t dev, uint64_t
 {
 	if (attr->handle.bytes > CACHE_HANDLE_MAX)
 		return -EINVAL;
-	struct cache_catalog_listing *listing;
+	struct cache_catalog_listing *listing = NULL;
 	int rc = cache_catalog_dir_get(catalog, dev, ino, now, &listing);
 	if (rc < 0)
 		return rc;
@@ -588,5 +715,6 @@ int cache_catalog_attr_put(struct cache_catalog *catalog, uint64_t dev, uint64_t
 		return rc;
 	rc = record_write(catalog, dev, ino, buf, len);
 	free(buf);
+	memory_changed(catalog, dev, ino);
 	return rc;
 }

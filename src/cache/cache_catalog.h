@@ -34,9 +34,13 @@
  * torn record is never served. Records are not fsynced: a put lost in a crash is a miss (or an
  * older record, still guarded by its stamp), never a wrong answer.
  *
- * Threads: every function may be called from any thread at once; the catalog holds no lock
- * (each put writes its own temporary file; rename is atomic). Errors: 0 or -errno; -ENOENT is
- * a miss. Every I/O goes through src/sys (fault injection).
+ * Memory: the most recently used decoded listings (at most CACHE_CATALOG_MEMORY_BYTES) are kept,
+ * so that lookups in one directory read its record once, not once per name.
+ *
+ * Threads: every function may be called from any thread at once. One mutex guards the decoded
+ * listings kept in memory (never held across I/O); each put writes its own temporary file and
+ * renames it (atomic). Errors: 0 or -errno; -ENOENT is a miss. Every I/O goes through src/sys
+ * (fault injection).
  */
 #ifndef CACHEMAX_CACHE_CATALOG_H
 #define CACHEMAX_CACHE_CATALOG_H
@@ -49,6 +53,7 @@
 
 #define CACHE_CATALOG_NAME_MAX 255u         /* NAME_MAX */
 #define CACHE_CATALOG_ENTRIES_MAX 16777216u /* one directory: a record beyond this is refused */
+#define CACHE_CATALOG_MEMORY_BYTES (32u << 20) /* decoded listings kept in memory, at most */
 
 struct cache_catalog;
 
@@ -88,6 +93,7 @@ struct cache_catalog_listing {
 	struct cache_catalog_stamp stamp;
 	size_t count;
 	struct cache_catalog_entry *entries;
+	size_t memory_bytes;   /* the listing is one allocation of this size (the catalog's use) */
 };
 
 /* Opens (creating it 0700 if missing) the catalog kept in directory path. 0, or -errno. */

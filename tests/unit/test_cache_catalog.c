@@ -2,8 +2,9 @@
  * sorted with its attributes, a changed directory stamp is a miss, attributes got and replaced,
  * bad names refused, every truncated prefix and flipped byte of a record refused (a torn record
  * on disk is a miss and is removed), a reopen after an unclean close (temporary files of
- * interrupted puts swept, intact records served), a failed rename keeps the old record, and
- * 100,000 entries (one directory, and 1,000 directories of 100).
+ * interrupted puts swept, intact records served), a failed rename keeps the old record, the
+ * listings kept in memory stay bounded and never outlive a change, and 100,000 entries (one
+ * directory, and 1,000 directories of 100).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -333,7 +334,9 @@ static void test_failed_put_keeps_old_record(void **state)
 	assert_int_equal(cache_catalog_dir_get(catalog, DEV, 2, &stamp1, &l), 0);
 	assert_int_equal(l->count, 2);
 	cache_catalog_listing_free(l);
-	/* a read error is an error, not a miss */
+	/* a read error is an error, not a miss (a fresh catalog: nothing decoded in memory yet) */
+	cache_catalog_free(catalog);
+	catalog = open_catalog();
 	sys_fault_set(SYS_OP_PREAD, 1, EIO);
 	assert_int_equal(cache_catalog_dir_get(catalog, DEV, 2, &stamp1, &l), -EIO);
 	sys_fault_clear();
@@ -345,6 +348,38 @@ static double now_s(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Listings kept in memory: a change through the catalog replaces them at once, and more
+ * directories than fit are all still served (from disk). */
+static void test_memory_bounded_and_fresh(void **state)
+{
+	struct cache_catalog *catalog = open_catalog();
+	struct cache_catalog_entry e = make_entry("f", 1);
+	struct cache_catalog_attr attr;
+	assert_int_equal(cache_catalog_dir_put(catalog, DEV, 2, &stamp1, &e, 1), 0);
+	assert_int_equal(cache_catalog_attr_get(catalog, DEV, 2, &stamp1, "f", &attr), 0);   /* now in memory */
+	attr.size = 999;
+	assert_int_equal(cache_catalog_attr_put(catalog, DEV, 2, &stamp1, "f", &attr), 0);
+	struct cache_catalog_attr again;
+	assert_int_equal(cache_catalog_attr_get(catalog, DEV, 2, &stamp1, "f", &again), 0);
+	assert_int_equal(again.size, 999);
+	assert_int_equal(cache_catalog_dir_forget(catalog, DEV, 2), 0);
+	assert_int_equal(cache_catalog_attr_get(catalog, DEV, 2, &stamp1, "f", &again), -ENOENT);
+	/* 600 directories (more than the 256 kept): every one served, a listing copy is independent */
+	for (unsigned d = 0; d < 600; d++)
+		assert_int_equal(cache_catalog_dir_put(catalog, DEV, 1000 + d, &stamp1, &e, 1), 0);
+	for (unsigned round = 0; round < 2; round++)
+		for (unsigned d = 0; d < 600; d++) {
+			struct cache_catalog_listing *l;
+			assert_int_equal(cache_catalog_dir_get(catalog, DEV, 1000 + d, &stamp1, &l), 0);
+			assert_string_equal(l->entries[0].name, "f");
+			l->entries[0].attr.size = 1;   /* the caller's copy */
+			cache_catalog_listing_free(l);
+			assert_int_equal(cache_catalog_attr_get(catalog, DEV, 1000 + d, &stamp1, "f", &attr), 0);
+			assert_int_equal(attr.size, e.attr.size);
+		}
+	cache_catalog_free(catalog);
 }
 
 /* 100,000 entries: in one directory, and in 1,000 directories of 100. */
@@ -401,6 +436,7 @@ int main(void)
 		cmocka_unit_test(test_record_prefixes_flips),
 		cmocka_unit_test_setup_teardown(test_crash_reopen_no_torn_entries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_put_keeps_old_record, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_memory_bounded_and_fresh, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scale_100k, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
