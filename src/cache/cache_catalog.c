@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cache/cache_meta.h"
@@ -148,6 +149,15 @@ int cache_catalog_attr_matches(const struct cache_catalog_attr *attr, const stru
 static int stamp_equal(const struct cache_catalog_stamp *a, const struct cache_catalog_stamp *b)
 {
 	return a->ino == b->ino && a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns;
+}
+
+/* Whether a change could still come in the same clock tick as stamp (CACHE_CATALOG_RACY_NS). */
+static int stamp_racy(const struct cache_catalog_stamp *stamp)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	int64_t newest = stamp->mtime_ns > stamp->ctime_ns ? stamp->mtime_ns : stamp->ctime_ns;
+	return newest > timespec_ns(&now) - CACHE_CATALOG_RACY_NS;
 }
 
 static int name_valid(const char *name, size_t len)
@@ -634,6 +644,10 @@ int cache_catalog_dir_put(struct cache_catalog *catalog, uint64_t dev, uint64_t 
                           const struct cache_catalog_stamp *stamp,
                           const struct cache_catalog_entry *entries, size_t count)
 {
+	if (stamp_racy(stamp)) {
+		cache_catalog_dir_forget(catalog, dev, ino);   /* tidy: an older record is stale anyway */
+		return -EAGAIN;
+	}
 	uint8_t *buf = NULL;
 	size_t len = 0;
 	int rc = cache_catalog_record_encode(dev, ino, stamp, entries, count, &buf, &len);
@@ -678,7 +692,7 @@ static int copy_attr_out(struct cache_catalog_listing *listing, void *arg)
 	struct attr_request *req = arg;
 	const struct cache_catalog_entry *e = cache_catalog_listing_find(listing, req->name);
 	if (!e)
-		return -ENOENT;
+		return -ENODATA;
 	*req->attr = e->attr;
 	return 0;
 }
@@ -704,7 +718,7 @@ int cache_catalog_attr_put(struct cache_catalog *catalog, uint64_t dev, uint64_t
 	struct cache_catalog_entry *e = (struct cache_catalog_entry *)cache_catalog_listing_find(listing, name);
 	if (!e) {
 		cache_catalog_listing_free(listing);
-		return -ENOENT;
+		return -ENODATA;
 	}
 	e->attr = *attr;
 	uint8_t *buf = NULL;

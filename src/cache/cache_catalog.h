@@ -13,9 +13,13 @@
  *
  * Validity rule (the caller's part is marked "caller"):
  *  - A listing is served only while the directory's stamp (ino, mtime_ns, ctime_ns, as the
- *    caller saw them when it listed) equals the directory's stamp now (caller: one stat of the
- *    directory on the origin). Every create, unlink, rename or link in a directory changes its
- *    mtime and ctime, so a directory changed while the daemon was down is re-listed.
+ *    caller saw them before it listed) equals the directory's stamp now (caller: one stat of
+ *    the directory on the origin). Every create, unlink, rename or link in a directory changes
+ *    its mtime and ctime, so a directory changed while the daemon was down is re-listed.
+ *  - A listing whose stamp is younger than CACHE_CATALOG_RACY_NS is not recorded (-EAGAIN):
+ *    file systems stamp times from a coarse clock (a jiffy on ext4, a second on sshfs), so a
+ *    change made in the same tick as the listing leaves the stamp as it was (git's "racily
+ *    clean" rule). The caller lists again later, or keeps serving from the origin.
  *  - The attributes of an entry are those seen when the listing was written (or updated by
  *    cache_catalog_attr_put). They are a hint for a file until checked: a file whose attributes
  *    changed (chmod, chown, utimens, a write or truncate, a new link) has a new ctime, caught
@@ -54,6 +58,7 @@
 #define CACHE_CATALOG_NAME_MAX 255u         /* NAME_MAX */
 #define CACHE_CATALOG_ENTRIES_MAX 16777216u /* one directory: a record beyond this is refused */
 #define CACHE_CATALOG_MEMORY_BYTES (32u << 20) /* decoded listings kept in memory, at most */
+#define CACHE_CATALOG_RACY_NS 2000000000ll  /* a stamp this close to now is not trusted */
 
 struct cache_catalog;
 
@@ -110,10 +115,12 @@ void cache_catalog_attr_to_stat(const struct cache_catalog_attr *attr, struct st
 /* Whether attr still describes the file now stat'ed as st (same ino, ctime, mtime, size). */
 int cache_catalog_attr_matches(const struct cache_catalog_attr *attr, const struct stat *st);
 
-/* Records the listing of directory (dev, ino) as seen with stamp: count entries in any order
- * (they are sorted here; names must be unique, 1..255 bytes, no '/', not "." or ".."). Replaces
- * any earlier record. 0, -EINVAL (a bad name, a duplicate, too many entries), -ENOMEM, or an
- * I/O error of the cache device. */
+/* Records the listing of directory (dev, ino) as seen with stamp (stat'ed before the listing,
+ * and the caller should check it is unchanged after): count entries in any order (sorted here;
+ * names must be unique, 1..255 bytes, no '/', not "." or ".."). Replaces any earlier record.
+ * 0, -EAGAIN (the stamp is younger than CACHE_CATALOG_RACY_NS: nothing recorded, any earlier
+ * record dropped), -EINVAL (a bad name, a duplicate, too many entries), -ENOMEM, or an I/O
+ * error of the cache device. */
 int cache_catalog_dir_put(struct cache_catalog *catalog, uint64_t dev, uint64_t ino,
                           const struct cache_catalog_stamp *stamp,
                           const struct cache_catalog_entry *entries, size_t count);
@@ -131,13 +138,16 @@ const struct cache_catalog_entry *cache_catalog_listing_find(const struct cache_
                                                              const char *name);
 
 /* The attributes of entry name of directory (dev, ino), if the directory's stamp equals now:
- * 0 and *attr; -ENOENT as for cache_catalog_dir_get, or no such entry. */
+ * 0 and *attr (attr->mode carries the type); -ENODATA: the valid listing has no such name (a
+ * negative answer the caller may give without asking the origin); -ENOENT: no valid listing
+ * (as for cache_catalog_dir_get: ask the origin). */
 int cache_catalog_attr_get(struct cache_catalog *catalog, uint64_t dev, uint64_t ino,
                            const struct cache_catalog_stamp *now, const char *name,
                            struct cache_catalog_attr *attr);
 /* Replaces the attributes of entry name of directory (dev, ino) (e.g. after a write through the
- * mount changed a size), if the directory's stamp equals now: 0; -ENOENT (no valid record or no
- * such entry: nothing changed); an I/O error. Costs a rewrite of the directory's record. */
+ * mount changed a size), if the directory's stamp equals now: 0; -ENOENT (no valid record) or
+ * -ENODATA (no such entry): nothing changed; an I/O error. Costs a rewrite of the directory's
+ * record (so a directory with many changing files is better forgotten than updated). */
 int cache_catalog_attr_put(struct cache_catalog *catalog, uint64_t dev, uint64_t ino,
                            const struct cache_catalog_stamp *now, const char *name,
                            const struct cache_catalog_attr *attr);

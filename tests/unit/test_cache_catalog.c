@@ -1,5 +1,7 @@
 /* Unit tests for src/cache/cache_catalog.c, the metadata catalog: a listing put and got back
- * sorted with its attributes, a changed directory stamp is a miss, attributes got and replaced,
+ * sorted with its attributes, a changed directory stamp is a miss, a name missing from a valid
+ * listing is a negative answer, a stamp too recent to trust is not recorded, attributes got and
+ * replaced,
  * bad names refused, every truncated prefix and flipped byte of a record refused (a torn record
  * on disk is a miss and is removed), a reopen after an unclean close (temporary files of
  * interrupted puts swept, intact records served), a failed rename keeps the old record, the
@@ -163,7 +165,7 @@ static void test_attr_put_get(void **state)
 	struct cache_catalog_attr attr;
 	assert_int_equal(cache_catalog_attr_get(catalog, DEV, 2, &stamp1, "b", &attr), 0);
 	assert_attr_equal(&attr, &in[1].attr);
-	assert_int_equal(cache_catalog_attr_get(catalog, DEV, 2, &stamp1, "c", &attr), -ENOENT);
+	assert_int_equal(cache_catalog_attr_get(catalog, DEV, 2, &stamp1, "c", &attr), -ENODATA);
 	attr.size = 123456;
 	attr.ctime_ns += 5;
 	assert_int_equal(cache_catalog_attr_put(catalog, DEV, 2, &stamp1, "b", &attr), 0);
@@ -172,7 +174,7 @@ static void test_attr_put_get(void **state)
 	assert_attr_equal(&again, &attr);
 	assert_int_equal(cache_catalog_attr_get(catalog, DEV, 2, &stamp1, "a", &again), 0);
 	assert_attr_equal(&again, &in[0].attr);
-	assert_int_equal(cache_catalog_attr_put(catalog, DEV, 2, &stamp1, "c", &attr), -ENOENT);
+	assert_int_equal(cache_catalog_attr_put(catalog, DEV, 2, &stamp1, "c", &attr), -ENODATA);
 	/* stat round trip and the ctime rule */
 	struct stat st;
 	cache_catalog_attr_to_stat(&attr, &st);
@@ -183,6 +185,31 @@ static void test_attr_put_get(void **state)
 	assert_true(cache_catalog_attr_matches(&attr, &st));
 	st.st_ctim.tv_nsec = (st.st_ctim.tv_nsec + 1) % 1000000000;
 	assert_false(cache_catalog_attr_matches(&attr, &st));
+	cache_catalog_free(catalog);
+}
+
+/* A stamp younger than the racy window is not recorded: a change in the same clock tick would
+ * leave it unchanged. One just past the window is. */
+static void test_racy_stamp_not_recorded(void **state)
+{
+	struct cache_catalog *catalog = open_catalog();
+	struct cache_catalog_entry e = make_entry("f", 1);
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	int64_t now_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+	struct cache_catalog_stamp fresh = { .ino = 2, .mtime_ns = now_ns - 1000000, .ctime_ns = now_ns - CACHE_CATALOG_RACY_NS * 2 };
+	struct cache_catalog_stamp ctime_fresh = { .ino = 2, .mtime_ns = 1000, .ctime_ns = now_ns };
+	struct cache_catalog_stamp settled = { .ino = 2, .mtime_ns = now_ns - CACHE_CATALOG_RACY_NS - 1000000000,
+	                                       .ctime_ns = now_ns - CACHE_CATALOG_RACY_NS - 1000000000 };
+	struct cache_catalog_listing *l;
+	assert_int_equal(cache_catalog_dir_put(catalog, DEV, 2, &settled, &e, 1), 0);
+	assert_int_equal(cache_catalog_dir_put(catalog, DEV, 2, &fresh, &e, 1), -EAGAIN);
+	assert_int_equal(cache_catalog_dir_get(catalog, DEV, 2, &fresh, &l), -ENOENT);
+	assert_int_equal(cache_catalog_dir_get(catalog, DEV, 2, &settled, &l), -ENOENT);   /* dropped too */
+	assert_int_equal(cache_catalog_dir_put(catalog, DEV, 2, &ctime_fresh, &e, 1), -EAGAIN);
+	assert_int_equal(cache_catalog_dir_put(catalog, DEV, 2, &settled, &e, 1), 0);
+	assert_int_equal(cache_catalog_dir_get(catalog, DEV, 2, &settled, &l), 0);
+	cache_catalog_listing_free(l);
 	cache_catalog_free(catalog);
 }
 
@@ -432,6 +459,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_listing_put_get, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stamp_mismatch_is_miss, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_attr_put_get, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_racy_stamp_not_recorded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_names_refused, setup, teardown),
 		cmocka_unit_test(test_record_prefixes_flips),
 		cmocka_unit_test_setup_teardown(test_crash_reopen_no_torn_entries, setup, teardown),
