@@ -5,8 +5,9 @@
  * bad names refused, every truncated prefix and flipped byte of a record refused (a torn record
  * on disk is a miss and is removed), a reopen after an unclean close (temporary files of
  * interrupted puts swept, intact records served), a failed rename keeps the old record, the
- * listings kept in memory stay bounded and never outlive a change, and 100,000 entries (one
- * directory, and 1,000 directories of 100).
+ * listings kept in memory stay bounded and never outlive a change, threads putting and reading
+ * one directory see whole versions only, and 100,000 entries (one directory, and 1,000
+ * directories of 100).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -409,6 +411,56 @@ static void test_memory_bounded_and_fresh(void **state)
 	cache_catalog_free(catalog);
 }
 
+/* Threads: two put two versions of one directory (2 and 3 entries, same stamp), two read it;
+ * every listing read is one whole version, never a mix or a torn one. */
+#define RACE_ROUNDS 1500
+static struct cache_catalog *race_catalog;
+
+static void *race_writer(void *arg)
+{
+	struct cache_catalog_entry v[3] = { make_entry("a", 1), make_entry("b", 2), make_entry("c", 3) };
+	size_t count = (size_t)(uintptr_t)arg;
+	for (int i = 0; i < RACE_ROUNDS; i++)
+		if (cache_catalog_dir_put(race_catalog, DEV, 2, &stamp1, v, count) != 0)
+			return (void *)1;
+	return NULL;
+}
+
+static void *race_reader(void *arg)
+{
+	for (int i = 0; i < RACE_ROUNDS; i++) {
+		struct cache_catalog_listing *l;
+		if (cache_catalog_dir_get(race_catalog, DEV, 2, &stamp1, &l) != 0)
+			return (void *)1;
+		int ok = (l->count == 2 || l->count == 3) && strcmp(l->entries[0].name, "a") == 0 &&
+		         strcmp(l->entries[1].name, "b") == 0 && (l->count == 2 || strcmp(l->entries[2].name, "c") == 0);
+		cache_catalog_listing_free(l);
+		struct cache_catalog_attr attr;
+		if (!ok || cache_catalog_attr_get(race_catalog, DEV, 2, &stamp1, "b", &attr) != 0 || attr.ino != 2)
+			return (void *)1;
+	}
+	return NULL;
+}
+
+static void test_threads_see_whole_versions(void **state)
+{
+	race_catalog = open_catalog();
+	struct cache_catalog_entry v[2] = { make_entry("a", 1), make_entry("b", 2) };
+	assert_int_equal(cache_catalog_dir_put(race_catalog, DEV, 2, &stamp1, v, 2), 0);
+	pthread_t t[4];
+	assert_int_equal(pthread_create(&t[0], NULL, race_writer, (void *)(uintptr_t)2), 0);
+	assert_int_equal(pthread_create(&t[1], NULL, race_writer, (void *)(uintptr_t)3), 0);
+	assert_int_equal(pthread_create(&t[2], NULL, race_reader, NULL), 0);
+	assert_int_equal(pthread_create(&t[3], NULL, race_reader, NULL), 0);
+	for (int i = 0; i < 4; i++) {
+		void *rc;
+		assert_int_equal(pthread_join(t[i], &rc), 0);
+		assert_null(rc);
+	}
+	assert_int_equal(count_files(".tmp-"), 0);
+	cache_catalog_free(race_catalog);
+}
+
 /* 100,000 entries: in one directory, and in 1,000 directories of 100. */
 static void test_scale_100k(void **state)
 {
@@ -465,6 +517,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_crash_reopen_no_torn_entries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_put_keeps_old_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_memory_bounded_and_fresh, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_threads_see_whole_versions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scale_100k, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
