@@ -5,7 +5,7 @@
  *   write      every listing written once (a re-listing of every directory), entries/s
  *   start      open + the first listing read, in this process after a clean close, and after
  *              an unclean one (a child writes and dies without closing: SQLite's WAL is left
- *              to recover, the records' open marker makes the catalog sweep its temporaries)
+ *              to recover, the records' open sweeps the temporaries a crash left in tmp/)
  *   listing    a random directory's whole listing read, µs
  *   lookup     one random entry (directory stamp check + the entry), µs; and every entry of a
  *              directory in turn (a walk: the records' decoded listing is then kept in memory)
@@ -140,7 +140,7 @@ static void bench_records(void)
 		die("records start after crash", rc);
 	t1 = now_s();
 	cache_catalog_listing_free(l);
-	printf("records  start    %8.2f ms  (after an unclean close: sweep of temporaries)\n", (t1 - t0) * 1e3);
+	printf("records  start    %8.2f ms  (after an unclean close: sweep of tmp/)\n", (t1 - t0) * 1e3);
 
 	srand(14);
 	t0 = now_s();

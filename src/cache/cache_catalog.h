@@ -36,7 +36,9 @@
  * Crash safety: a record is written to a temporary file and renamed over the old one; a record
  * whose length, magic, version, CRC or contents are not intact is a miss and is removed, so a
  * torn record is never served. Records are not fsynced: a put lost in a crash is a miss (or an
- * older record, still guarded by its stamp), never a wrong answer.
+ * older record, still guarded by its stamp), never a wrong answer. Temporary files a crash left
+ * are removed at the next open: one catalog directory is opened by one process at a time (the
+ * store's lock on the cache directory makes it so).
  *
  * Memory: the most recently used decoded listings (at most CACHE_CATALOG_MEMORY_BYTES) are kept,
  * so that lookups in one directory read its record once, not once per name.

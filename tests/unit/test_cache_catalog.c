@@ -302,9 +302,9 @@ static void test_crash_reopen_no_torn_entries(void **state)
 	size_t len = fread(whole, 1, sizeof(whole), f);
 	fclose(f);
 	assert_true(len > 64);
-	/* "crash": the catalog is never freed (its open marker stays), a put left a temporary */
+	/* "crash": the catalog is never freed, a put left a temporary */
 	char temp[300];
-	snprintf(temp, sizeof(temp), "%.*s/.tmp-leftover", (int)(strrchr(path, '/') - path), path);
+	snprintf(temp, sizeof(temp), "%s/catalog/tmp/.tmp-leftover", base);
 	f = fopen(temp, "wb");
 	assert_non_null(f);
 	fwrite(whole, 1, len / 2, f);
