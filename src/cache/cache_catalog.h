@@ -149,7 +149,9 @@ int cache_catalog_attr_get(struct cache_catalog *catalog, uint64_t dev, uint64_t
 /* Replaces the attributes of entry name of directory (dev, ino) (e.g. after a write through the
  * mount changed a size), if the directory's stamp equals now: 0; -ENOENT (no valid record) or
  * -ENODATA (no such entry): nothing changed; an I/O error. Costs a rewrite of the directory's
- * record (so a directory with many changing files is better forgotten than updated). */
+ * record (so a directory with many changing files is better forgotten than updated). Two
+ * concurrent attr puts in one directory: one of the two changes may be lost (an older value
+ * stays, which the ctime rule above catches; never a torn or mixed record). */
 int cache_catalog_attr_put(struct cache_catalog *catalog, uint64_t dev, uint64_t ino,
                            const struct cache_catalog_stamp *now, const char *name,
                            const struct cache_catalog_attr *attr);
