@@ -66,7 +66,7 @@ while [ $# -gt 0 ]; do
     *) die "unknown option '$1' (see --help)";;
   esac
 done
-[[ $FILES =~ ^[0-9]+$ ]] && [ "$FILES" -ge 100 ] || die "--files takes a number >= 100, not '$FILES'"
+if ! [[ $FILES =~ ^[0-9]+$ ]] || [ "$FILES" -lt 100 ]; then die "--files takes a number >= 100, not '$FILES'"; fi
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "--rounds takes a number >= 1, not '$ROUNDS'"
 [ "$(id -u)" -eq 0 ] || die "needs root (mounts, loop devices, cgroup throttles)"
 [ -x "$CACHEMAX_BIN" ] || die "no binary at $CACHEMAX_BIN: build first (make)"
@@ -175,6 +175,7 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (
 ratio() { if [ "$1" = ERR ] || [ "$2" = ERR ]; then echo ERR; else echo "scale=4; $1 / ($2 + 0.0001)" | bc; fi; }
 
 # --- the run -------------------------------------------------------------------------------
+# shellcheck disable=SC2086  # START_OPTS: options, split on purpose
 start_mount() { "$CACHEMAX" start "$ORIG" --cache "$CACHE" $START_OPTS >/dev/null || fail "cachemax start $ORIG failed"; }
 stop_mount() { "$CACHEMAX" stop "$ORIG" >/dev/null || fail "cachemax stop $ORIG failed"; }
 refresh_indexes() {   # each side's own index, holding that side's stat data
