@@ -14,7 +14,9 @@
 #   --originals LIST   which originals, comma-separated (default a,b,c):
 #                        a  local disk (the scratch directory under /tmp), page cache warm
 #                        b  HDD-like: a loop-backed ext4 image with reads throttled to 200 IOPS
-#                           (cgroup v1 blkio), measured after a warm-up pass through the mount,
+#                           (cgroup v1 blkio), measured after a warm-up through the mount (every
+#                           workload once, a second cat: the fill queue skips completions beyond
+#                           its bound, the next read fills the file; then the fills settle),
 #                           a stop/start of the daemon and a page-cache drop before each side
 #                        c  sshfs over loopback (a private sshd on 127.0.0.1, a fresh key)
 #   --cachemax PATH    the binary (default build/cachemax under the repository root)
@@ -216,10 +218,23 @@ measure() {
 }
 bench_drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 
-warm_up() {   # one pass of every workload through the mount (fills the cache), untimed
-  local w
+fills() {
+  "$CACHEMAX" stats "$ORIG" --json 2>/dev/null \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["stats"]["counters"]["fills"])' 2>/dev/null || echo 0
+}
+warm_up() {   # a pass of every workload through the mount, then a second cat (fills the cache), untimed
+  local w last now same=0 i
   for w in $WORKLOADS; do "wl_$w" "$MNT" 2>/dev/null | wc -c >/dev/null; done
-  sleep 3   # background completion of small files after their first use
+  # The fill queue skips background completions beyond its bound; the file's next read fills it.
+  wl_cat "$MNT" | wc -c >/dev/null
+  # and wait until the fills settle (the count unchanged for 3 s; at most 10 minutes)
+  last=$(fills)
+  for i in $(seq 1 600); do
+    sleep 1; now=$(fills)
+    if [ "$now" = "$last" ]; then same=$((same + 1)); [ $same -ge 3 ] && break; else same=0; fi
+    last=$now
+  done
+  echo "meta-bench: warm-up done: $last fills (settled ${i}s after the passes)" >&2
 }
 
 # setup ORIGINAL-DIR: tree made already; bind it behind, start, refresh indexes
