@@ -137,8 +137,9 @@ struct daemon_ctx {
 	const char *exclude[DAEMON_MAX_GLOBS];
 };
 
-/* fs: the cache went into bypass (or is tried again): say so in the state record (status). */
-static void bypass_changed(void *arg, bool on, const char *why)
+/* fs: the breaker tripped (every open bypasses the cache) or the cache is tried again: say so
+ * in the state record (status). */
+static void breaker_changed(void *arg, bool on, const char *why)
 {
 	struct daemon_ctx *d = arg;
 	int rc;
@@ -230,7 +231,7 @@ static int daemon_stats(void *arg, char *reply, size_t size)
 	struct cache_scrub_stats scrub = { 0 };
 	char bypass_why[256] = "", bypass_json[512], handles_why[160] = "", handles_json[330];
 	char watch_why[160] = "", watch_json[330], dax_json[2 * CACHE_DAX_WHY_MAX + 1];
-	bool bypass = fs_cache_bypassed(d->fs, bypass_why, sizeof(bypass_why)), handles, watching;
+	bool bypass = fs_cache_breaker_tripped(d->fs, bypass_why, sizeof(bypass_why)), handles, watching;
 	struct fs_gauges gauges;
 	static struct stats_passthrough pt;   /* large; the control thread is the only user */
 	static struct stats_totals now;
@@ -616,10 +617,10 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 	fcfg.pin_count = o->pin_count;
 	fcfg.exclude = d.exclude;
 	fcfg.exclude_count = o->exclude_count;
-	fcfg.bypass_changed = bypass_changed;
-	fcfg.bypass_arg = &d;
+	fcfg.breaker_changed = breaker_changed;
+	fcfg.breaker_arg = &d;
 	if ((retry = getenv("CACHEMAX_BYPASS_RETRY_MS")))  /* for tests: how long a bypass lasts */
-		fcfg.bypass_retry_ms = (unsigned)strtoul(retry, NULL, 10);
+		fcfg.breaker_retry_ms = (unsigned)strtoul(retry, NULL, 10);
 	if ((retry = getenv("CACHEMAX_FILL_DELAY_MS")))  /* for tests: fs.h */
 		fcfg.fill_delay_ms = (unsigned)strtoul(retry, NULL, 10);
 	if ((retry = getenv("CACHEMAX_OFFER_DELAY_MS")))  /* for tests: fs.h */

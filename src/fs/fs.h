@@ -56,8 +56,8 @@ struct fs_config {
 	 * the breaker trips after repeated cache-device failures and every new open bypasses the
 	 * cache (on = true, why says what failed), and when it is tried again (on = false). A
 	 * change is told once the thread that made it let go of its locks (engine_bypass.c). */
-	void (*bypass_changed)(void *arg, bool on, const char *why);
-	void *bypass_arg;
+	void (*breaker_changed)(void *arg, bool on, const char *why);
+	void *breaker_arg;
 	unsigned fill_delay_ms;    /* for tests (CACHEMAX_FILL_DELAY_MS): a background fill job
 	                            * pauses this long after it began, before its first origin read,
 	                            * so that a test can change the file in between */
@@ -65,8 +65,8 @@ struct fs_config {
 	                            * this long between its fill and offering its buffer to the
 	                            * readers waiting for it (a fill thread preempted there), so
 	                            * that a test can change the file in between */
-	unsigned bypass_retry_ms;  /* how long a bypass lasts before the cache is tried again
-	                            * (0: ENGINE_BREAKER_RETRY_MS_DEFAULT) */
+	unsigned breaker_retry_ms; /* how long the breaker keeps the cache bypassed before the
+	                            * cache is tried again (0: ENGINE_BREAKER_RETRY_MS_DEFAULT) */
 };
 
 int fs_create(const struct fs_config *cfg, struct fs **out);
@@ -102,8 +102,9 @@ bool fs_watch_active(struct fs *fs, char *why, size_t why_size);
 /* Start the background fill threads (after the mount); fs_free stops them. 0 or -errno. */
 int fs_start_background(struct fs *fs);
 
-/* Bypass state for status/stats: true while the cache is bypassed; *why says why. */
-bool fs_cache_bypassed(struct fs *fs, char *why, size_t why_size);
+/* The breaker for status/stats: true while it has tripped (every open bypasses the cache);
+ * *why says why. */
+bool fs_cache_breaker_tripped(struct fs *fs, char *why, size_t why_size);
 
 /* Forget that the file with stat st (NULL: every file) had its first read: the next read-only
  * open of it, if the cache holds nothing of it, is a first read again (after an evict). */

@@ -111,9 +111,9 @@ int fs_cache_engine_create(struct fs *fs)
 		.pin_count = fs->cfg.pin_count,
 		.exclude_globs = fs->cfg.exclude,
 		.exclude_count = fs->cfg.exclude_count,
-		.breaker_changed = fs->cfg.bypass_changed,
-		.breaker_arg = fs->cfg.bypass_arg,
-		.breaker_retry_ms = fs->cfg.bypass_retry_ms,
+		.breaker_changed = fs->cfg.breaker_changed,
+		.breaker_arg = fs->cfg.breaker_arg,
+		.breaker_retry_ms = fs->cfg.breaker_retry_ms,
 		.fill_delay_ms = fs->cfg.fill_delay_ms,
 		.offer_delay_ms = fs->cfg.offer_delay_ms,
 	};
@@ -238,7 +238,7 @@ int fs_start_background(struct fs *fs)
 	return engine_start(fs->engine);
 }
 
-bool fs_cache_bypassed(struct fs *fs, char *why, size_t why_size)
+bool fs_cache_breaker_tripped(struct fs *fs, char *why, size_t why_size)
 {
 	return engine_bypass_breaker_on(fs->engine, why, why_size);
 }
