@@ -274,7 +274,7 @@ if [[ ,$ORIGINALS, == *,b,* ]]; then
     sync
     setup_sides "$W/b" b
     t_hdd_throttle "$T_HDD_DEV" 200
-    echo "meta-bench: (b) warm-up pass through the mount at 200 read IOPS ..." >&2
+    echo "meta-bench: (b) warm-up through the mount at 200 read IOPS ..." >&2
     bench_drop; warm_up
     stop_mount; start_mount
     r0=$(t_hdd_reads "$T_HDD_DEV")
