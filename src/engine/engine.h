@@ -40,9 +40,11 @@ struct engine_inode;    /* per-inode state: open counts, io-mode, cache object, 
 #define ENGINE_BREAKER_RETRY_MS_DEFAULT 60000
 /* Data ranges of an origin range kept at most (engine_fill_data_ranges). */
 #define ENGINE_FILL_RANGES_MAX 32
-/* Fill jobs queued at most (read-ahead pieces aside; each holds its object's fd): the host
- * picks a share of its fd limit between these. */
-#define ENGINE_FILL_QUEUE_MAX 256
+/* Fill jobs queued at most (read-ahead pieces aside; each holds its object's fd and its
+ * inode's open state, about 1 KiB): the host picks a share of its fd limit between these. A
+ * walk that reads a few thousand small files queues a completion for each (at 256, a cat of
+ * 400 small files left 123 of them uncached until their next read). */
+#define ENGINE_FILL_QUEUE_MAX 4096
 #define ENGINE_FILL_QUEUE_MIN 8
 
 /* What the engine asks of its host. `node` is the host's node of an origin inode, given at

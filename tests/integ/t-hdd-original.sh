@@ -40,16 +40,13 @@ awk -v s="$SECS" -v n="$FILES" 'BEGIN { exit !(s >= n / 200 * 0.6) }' \
 
 t_mount "$D" "$C"
 fills() { "$CACHEMAX" stats "$D" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["stats"]["counters"]["fills"])'; }
-# Warm-up: first reads pass through and small files are completed after their close; the fill
-# queue skips completions beyond its bound, and the file's next read fills it instead (measured:
-# 277 of 400 completed after the first pass, the rest filled by the second), so passes repeat
-# until every file holds one fill (at most 5).
-for pass in 1 2 3 4 5; do
-  find "$D" -type f -print0 | xargs -0 cat | wc -c > /dev/null
-  for _ in $(seq 1 25); do [ "$(fills)" -ge "$FILES" ] && break 2; sleep 0.2; done
-done
-echo "warm-up: $(fills) fills after $pass pass(es)"
-[ "$(fills)" -ge "$FILES" ] || fail "only $(fills) of $FILES small files filled after 5 passes"
+# Warm-up: first reads pass through and small files are completed after their close; one pass
+# queues a completion for every file (a queue of 256 once skipped 123 of 400, filled only by
+# their next read).
+find "$D" -type f -print0 | xargs -0 cat | wc -c > /dev/null
+for _ in $(seq 1 150); do [ "$(fills)" -ge "$FILES" ] && break; sleep 0.2; done
+echo "warm-up: $(fills) fills after one pass"
+[ "$(fills)" -ge "$FILES" ] || fail "only $(fills) of $FILES small files filled after one pass"
 t_unmount "$D"
 t_mount "$D" "$C"
 cat_reads "$D"; mnt=$READS
