@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "control/control.h"
+#include "util/file.h"
 
 const char *config_file_path(const char *given)
 {
@@ -276,12 +277,11 @@ const struct config_section *config_file_find(const struct config_file *cf, cons
 	return NULL;
 }
 
-/* Written to a temporary file next to it, then renamed over it. */
-static int file_replace(const char *path, const char *text, size_t len)
+/* Its directory made if missing, then replaced atomically and durably (util/file.h). */
+static int config_write(const char *path, const char *text, size_t len)
 {
-	char tmp[CONTROL_PATH_MAX + 32], dir[CONTROL_PATH_MAX];
+	char dir[CONTROL_PATH_MAX];
 	char *slash;
-	int fd, rc = 0;
 
 	snprintf(dir, sizeof(dir), "%s", path);
 	slash = strrchr(dir, '/');
@@ -290,19 +290,7 @@ static int file_replace(const char *path, const char *text, size_t len)
 		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
 			return -errno;
 	}
-	snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, CONFIG_FILE_MODE);
-	if (fd < 0)
-		return -errno;
-	if (fchmod(fd, CONFIG_FILE_MODE) < 0 || write(fd, text, len) != (ssize_t)len || fsync(fd) < 0)
-		rc = errno ? -errno : -EIO;
-	if (close(fd) < 0 && rc == 0)
-		rc = -errno;
-	if (rc == 0 && rename(tmp, path) < 0)
-		rc = -errno;
-	if (rc < 0)
-		unlink(tmp);
-	return rc;
+	return file_replace(path, text, len, CONFIG_FILE_MODE, true);
 }
 
 /* Where the section of dir begins and ends in text (its header up to the next header or the
@@ -344,7 +332,7 @@ static int file_splice(const char *path, const char *text, size_t len, size_t be
 	memcpy(out, text, begin);
 	memcpy(out + begin, insert, ins);
 	memcpy(out + begin + ins, text + end, len - end);
-	rc = file_replace(path, out, out_len);
+	rc = config_write(path, out, out_len);
 	free(out);
 	return rc;
 }

@@ -14,6 +14,8 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "util/file.h"
+
 const char *control_run_dir(void)
 {
 	const char *d = getenv("CACHEMAX_RUN_DIR");
@@ -120,32 +122,18 @@ static char *state_format(const struct control_state *st, size_t *len)
  * over the record: readers see the old record or the new one, never a part. */
 int control_state_write(const struct control_state *st)
 {
-	char path[CONTROL_PATH_MAX], tmp[CONTROL_PATH_MAX + 32];
+	char path[CONTROL_PATH_MAX];
 	size_t len = 0;
 	char *text;
-	int fd, rc = 0;
+	int rc;
 
 	if (mkdir(control_run_dir(), CONTROL_RUN_DIR_MODE) < 0 && errno != EEXIST)
 		return -errno;
 	control_state_path(st->dir, path, sizeof(path));
-	snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid());
 	text = state_format(st, &len);
 	if (!text)
 		return -ENOMEM;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, CONTROL_STATE_MODE);
-	if (fd < 0) {
-		rc = -errno;
-		goto out_free;
-	}
-	if (fchmod(fd, CONTROL_STATE_MODE) < 0 || write(fd, text, len) != (ssize_t)len)
-		rc = errno ? -errno : -EIO;
-	if (close(fd) < 0 && rc == 0)
-		rc = -errno;
-	if (rc == 0 && rename(tmp, path) < 0)
-		rc = -errno;
-	if (rc < 0)
-		unlink(tmp);
-out_free:
+	rc = file_replace(path, text, len, CONTROL_STATE_MODE, false);
 	free(text);
 	return rc;
 }
