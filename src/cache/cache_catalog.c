@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cache/cache_bytes.h"
 #include "cache/cache_meta.h"
 #include "sys/sys.h"
 
@@ -70,24 +71,6 @@ struct cache_catalog {
 	 * began, so an older record read in a race never shadows a newer one. */
 	uint64_t generation;
 };
-
-static void put_le16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint16_t get_le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
-static uint32_t get_le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint64_t get_le64(const uint8_t *p) { return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32; }
 
 void cache_catalog_stamp_from_stat(const struct stat *st, struct cache_catalog_stamp *stamp)
 {
@@ -181,22 +164,22 @@ static void entry_encode(const struct cache_catalog_entry *e, size_t name_len, u
 {
 	const struct cache_catalog_attr *a = &e->attr;
 	memset(p, 0, CATALOG_ENTRY_SIZE);
-	put_le64(p + 0, a->dev);
-	put_le64(p + 8, a->ino);
-	put_le32(p + 16, a->mode);
-	put_le32(p + 20, a->nlink);
-	put_le32(p + 24, a->uid);
-	put_le32(p + 28, a->gid);
-	put_le64(p + 32, a->rdev);
-	put_le64(p + 40, a->size);
-	put_le64(p + 48, a->blocks);
-	put_le64(p + 56, (uint64_t)a->atime_ns);
-	put_le64(p + 64, (uint64_t)a->mtime_ns);
-	put_le64(p + 72, (uint64_t)a->ctime_ns);
-	put_le32(p + 80, a->blksize);
-	put_le32(p + 84, (uint32_t)a->handle.type);
-	put_le16(p + 88, (uint16_t)a->handle.bytes);
-	put_le16(p + 90, (uint16_t)name_len);
+	cache_put_le64(p + 0, a->dev);
+	cache_put_le64(p + 8, a->ino);
+	cache_put_le32(p + 16, a->mode);
+	cache_put_le32(p + 20, a->nlink);
+	cache_put_le32(p + 24, a->uid);
+	cache_put_le32(p + 28, a->gid);
+	cache_put_le64(p + 32, a->rdev);
+	cache_put_le64(p + 40, a->size);
+	cache_put_le64(p + 48, a->blocks);
+	cache_put_le64(p + 56, (uint64_t)a->atime_ns);
+	cache_put_le64(p + 64, (uint64_t)a->mtime_ns);
+	cache_put_le64(p + 72, (uint64_t)a->ctime_ns);
+	cache_put_le32(p + 80, a->blksize);
+	cache_put_le32(p + 84, (uint32_t)a->handle.type);
+	cache_put_le16(p + 88, (uint16_t)a->handle.bytes);
+	cache_put_le16(p + 90, (uint16_t)name_len);
 	p[92] = e->type;
 	memcpy(p + CATALOG_ENTRY_SIZE, a->handle.data, a->handle.bytes);
 	memcpy(p + CATALOG_ENTRY_SIZE + a->handle.bytes, e->name, name_len);
@@ -213,21 +196,21 @@ static int encode_sorted(uint64_t dev, uint64_t ino, const struct cache_catalog_
 	if (!out)
 		return -ENOMEM;
 	memset(out, 0, CATALOG_HEADER_SIZE);
-	put_le32(out + 0, CATALOG_MAGIC);
-	put_le32(out + 4, CATALOG_VERSION);
-	put_le32(out + 12, (uint32_t)count);
-	put_le64(out + 16, dev);
-	put_le64(out + 24, ino);
-	put_le64(out + 32, stamp->ino);
-	put_le64(out + 40, (uint64_t)stamp->mtime_ns);
-	put_le64(out + 48, (uint64_t)stamp->ctime_ns);
+	cache_put_le32(out + 0, CATALOG_MAGIC);
+	cache_put_le32(out + 4, CATALOG_VERSION);
+	cache_put_le32(out + 12, (uint32_t)count);
+	cache_put_le64(out + 16, dev);
+	cache_put_le64(out + 24, ino);
+	cache_put_le64(out + 32, stamp->ino);
+	cache_put_le64(out + 40, (uint64_t)stamp->mtime_ns);
+	cache_put_le64(out + 48, (uint64_t)stamp->ctime_ns);
 	uint8_t *p = out + CATALOG_HEADER_SIZE;
 	for (size_t i = 0; i < count; i++) {
 		size_t name_len = strlen(entries[i].name);
 		entry_encode(&entries[i], name_len, p);
 		p += CATALOG_ENTRY_SIZE + entries[i].attr.handle.bytes + name_len;
 	}
-	put_le32(p, cache_crc32c(0, out, (size_t)(p - out)));
+	cache_put_le32(p, cache_crc32c(0, out, (size_t)(p - out)));
 	*buf = out;
 	*len = total;
 	return 0;
@@ -278,12 +261,12 @@ int cache_catalog_record_encode(uint64_t dev, uint64_t ino, const struct cache_c
 int cache_catalog_record_decode(const uint8_t *buf, size_t len, uint64_t dev, uint64_t ino,
                                 struct cache_catalog_listing **out)
 {
-	if (len < CATALOG_HEADER_SIZE + CATALOG_CRC_SIZE || get_le32(buf) != CATALOG_MAGIC ||
-	    get_le32(buf + 4) != CATALOG_VERSION || get_le32(buf + 8) != 0 || get_le64(buf + 56) != 0 ||
-	    get_le64(buf + 16) != dev || get_le64(buf + 24) != ino ||
-	    get_le32(buf + len - CATALOG_CRC_SIZE) != cache_crc32c(0, buf, len - CATALOG_CRC_SIZE))
+	if (len < CATALOG_HEADER_SIZE + CATALOG_CRC_SIZE || cache_get_le32(buf) != CATALOG_MAGIC ||
+	    cache_get_le32(buf + 4) != CATALOG_VERSION || cache_get_le32(buf + 8) != 0 || cache_get_le64(buf + 56) != 0 ||
+	    cache_get_le64(buf + 16) != dev || cache_get_le64(buf + 24) != ino ||
+	    cache_get_le32(buf + len - CATALOG_CRC_SIZE) != cache_crc32c(0, buf, len - CATALOG_CRC_SIZE))
 		return -EBADMSG;
-	size_t count = get_le32(buf + 12);
+	size_t count = cache_get_le32(buf + 12);
 	size_t body = len - CATALOG_HEADER_SIZE - CATALOG_CRC_SIZE;
 	if (count > CACHE_CATALOG_ENTRIES_MAX || count > body / CATALOG_ENTRY_SIZE)
 		return -EBADMSG;
@@ -296,16 +279,16 @@ int cache_catalog_record_decode(const uint8_t *buf, size_t len, uint64_t dev, ui
 	listing->entries = (struct cache_catalog_entry *)(listing + 1);
 	listing->count = count;
 	listing->memory_bytes = sizeof(*listing) + count * sizeof(struct cache_catalog_entry) + names_room;
-	listing->stamp.ino = get_le64(buf + 32);
-	listing->stamp.mtime_ns = (int64_t)get_le64(buf + 40);
-	listing->stamp.ctime_ns = (int64_t)get_le64(buf + 48);
+	listing->stamp.ino = cache_get_le64(buf + 32);
+	listing->stamp.mtime_ns = (int64_t)cache_get_le64(buf + 40);
+	listing->stamp.ctime_ns = (int64_t)cache_get_le64(buf + 48);
 	char *names = (char *)(listing->entries + count);
 	const uint8_t *p = buf + CATALOG_HEADER_SIZE, *end = buf + len - CATALOG_CRC_SIZE;
 	for (size_t i = 0; i < count; i++) {
 		struct cache_catalog_entry *e = &listing->entries[i];
 		if ((size_t)(end - p) < CATALOG_ENTRY_SIZE)
 			goto bad;
-		size_t handle_bytes = get_le16(p + 88), name_len = get_le16(p + 90);
+		size_t handle_bytes = cache_get_le16(p + 88), name_len = cache_get_le16(p + 90);
 		if (p[93] || p[94] || p[95] || handle_bytes > CACHE_HANDLE_MAX ||
 		    (size_t)(end - p) < CATALOG_ENTRY_SIZE + handle_bytes + name_len)
 			goto bad;
@@ -320,20 +303,20 @@ int cache_catalog_record_decode(const uint8_t *buf, size_t len, uint64_t dev, ui
 			goto bad;
 		e->type = p[92];
 		struct cache_catalog_attr *a = &e->attr;
-		a->dev = get_le64(p + 0);
-		a->ino = get_le64(p + 8);
-		a->mode = get_le32(p + 16);
-		a->nlink = get_le32(p + 20);
-		a->uid = get_le32(p + 24);
-		a->gid = get_le32(p + 28);
-		a->rdev = get_le64(p + 32);
-		a->size = get_le64(p + 40);
-		a->blocks = get_le64(p + 48);
-		a->atime_ns = (int64_t)get_le64(p + 56);
-		a->mtime_ns = (int64_t)get_le64(p + 64);
-		a->ctime_ns = (int64_t)get_le64(p + 72);
-		a->blksize = get_le32(p + 80);
-		a->handle.type = (int32_t)get_le32(p + 84);
+		a->dev = cache_get_le64(p + 0);
+		a->ino = cache_get_le64(p + 8);
+		a->mode = cache_get_le32(p + 16);
+		a->nlink = cache_get_le32(p + 20);
+		a->uid = cache_get_le32(p + 24);
+		a->gid = cache_get_le32(p + 28);
+		a->rdev = cache_get_le64(p + 32);
+		a->size = cache_get_le64(p + 40);
+		a->blocks = cache_get_le64(p + 48);
+		a->atime_ns = (int64_t)cache_get_le64(p + 56);
+		a->mtime_ns = (int64_t)cache_get_le64(p + 64);
+		a->ctime_ns = (int64_t)cache_get_le64(p + 72);
+		a->blksize = cache_get_le32(p + 80);
+		a->handle.type = (int32_t)cache_get_le32(p + 84);
 		a->handle.bytes = (uint32_t)handle_bytes;
 		memcpy(a->handle.data, p + CATALOG_ENTRY_SIZE, handle_bytes);
 		p += CATALOG_ENTRY_SIZE + handle_bytes + name_len;
@@ -512,20 +495,6 @@ static struct cache_catalog_listing *listing_copy(const struct cache_catalog_lis
 	return to;
 }
 
-static int write_all(int fd, const uint8_t *buf, size_t len)
-{
-	size_t done = 0;
-	while (done < len) {
-		ssize_t n = sys_pwrite(fd, buf + done, len - done, (off_t)done);
-		if (n < 0)
-			return (int)n;
-		if (n == 0)
-			return -EIO;
-		done += (size_t)n;
-	}
-	return 0;
-}
-
 static int record_write(struct cache_catalog *catalog, uint64_t dev, uint64_t ino, const uint8_t *buf, size_t len)
 {
 	char final[CATALOG_RECORD_NAME_MAX], temp[CATALOG_RECORD_NAME_MAX];
@@ -535,7 +504,7 @@ static int record_write(struct cache_catalog *catalog, uint64_t dev, uint64_t in
 	int fd = sys_openat(catalog->dir_fd, temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return fd;
-	int rc = write_all(fd, buf, len);
+	int rc = cache_pwrite_full(fd, buf, len, 0);
 	int close_rc = sys_close(fd);
 	if (rc == 0)
 		rc = close_rc;

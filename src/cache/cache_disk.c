@@ -7,6 +7,7 @@
  * Everything here runs with obj->lock held, and the store's usage lock held shared wherever a
  * data file's allocation can change (see cache_int.h).
  */
+#include "cache/cache_bytes.h"
 #include "cache/cache_int.h"
 #include "cache/cache_meta.h"
 #include "sys/sys.h"
@@ -122,20 +123,6 @@ ssize_t cache_disk_pread(int fd, void *buf, size_t size, off_t off)
 	return (ssize_t)done;
 }
 
-static int pwrite_full(int fd, const void *buf, size_t size, off_t off)
-{
-	size_t done = 0;
-	while (done < size) {
-		ssize_t n = sys_pwrite(fd, (const char *)buf + done, size - done, off + (off_t)done);
-		if (n < 0)
-			return (int)n;
-		if (n == 0)
-			return -EIO;
-		done += (size_t)n;
-	}
-	return 0;
-}
-
 /* With the usage lock held shared: tell the store how the data file's allocation moved. */
 int cache_disk_account(struct cache_object *obj)
 {
@@ -200,7 +187,7 @@ static int record_write(struct cache_object *obj)
 		rc = fd;
 		goto free_buf;
 	}
-	rc = pwrite_full(fd, buf, size, 0);
+	rc = cache_pwrite_full(fd, buf, size, 0);
 	if (rc == 0)
 		rc = sys_fsync(fd, 0);
 	sys_close(fd);
@@ -513,7 +500,7 @@ static int make_hole(struct cache_object *obj, uint64_t lo, uint64_t hi)
 	if (rc != -EOPNOTSUPP)
 		return rc;
 	for (; lo < hi && rc == 0; lo += sizeof(zeros))
-		rc = pwrite_full(obj->data_fd, zeros, hi - lo < sizeof(zeros) ? hi - lo : sizeof(zeros),
+		rc = cache_pwrite_full(obj->data_fd, zeros, hi - lo < sizeof(zeros) ? hi - lo : sizeof(zeros),
 		                 (off_t)lo);
 	return rc;
 }
@@ -537,7 +524,7 @@ int cache_disk_write_chunks(struct cache_object *obj, const void *buf, uint64_t 
 		if (a > pos)
 			rc = make_hole(obj, pos, a);
 		if (rc == 0)
-			rc = pwrite_full(obj->data_fd, (const char *)buf + (a - off), b - a, (off_t)a);
+			rc = cache_pwrite_full(obj->data_fd, (const char *)buf + (a - off), b - a, (off_t)a);
 		pos = b;
 	}
 	if (rc == 0 && pos < hi)

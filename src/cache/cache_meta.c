@@ -59,6 +59,8 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "cache/cache_bytes.h"
+
 #define CRC32C_POLY 0x82F63B78u
 #define CRC32C_INIT 0xFFFFFFFFu
 #define CRC_TABLE_SIZE 256
@@ -105,34 +107,6 @@ uint32_t cache_crc32c(uint32_t crc, const void *buf, size_t len)
 	return crc ^ CRC32C_INIT;
 }
 
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_le32(const uint8_t *p)
-{
-	uint32_t v = 0;
-	for (int i = 3; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
 uint64_t cache_meta_chunks_for(uint64_t size, uint32_t chunk_shift)
 {
 	return (size >> chunk_shift) + ((size & ((1ull << chunk_shift) - 1)) != 0);
@@ -161,26 +135,26 @@ void cache_meta_record_encode(const struct cache_meta_record *r, uint8_t *buf)
 
 	memset(buf, 0, CACHE_META_HEADER_SIZE);
 	memcpy(buf + REC_MAGIC, record_magic, sizeof(record_magic));
-	put_le32(buf + REC_VERSION, CACHE_META_RECORD_VERSION);
-	put_le32(buf + REC_HEADER_SIZE, CACHE_META_HEADER_SIZE);
-	put_le64(buf + REC_KEY_DEV, r->key.dev);
-	put_le64(buf + REC_KEY_INO, r->key.ino);
-	put_le64(buf + REC_FP_DEV, r->fp.dev);
-	put_le64(buf + REC_FP_INO, r->fp.ino);
-	put_le64(buf + REC_FP_SIZE, r->fp.size);
-	put_le64(buf + REC_FP_MTIME, (uint64_t)r->fp.mtime_ns);
-	put_le64(buf + REC_FP_CTIME, (uint64_t)r->fp.ctime_ns);
-	put_le32(buf + REC_CHUNK_SHIFT, r->chunk_shift);
-	put_le32(buf + REC_FLAGS, 0);
-	put_le64(buf + REC_CHUNK_COUNT, r->chunk_count);
-	put_le64(buf + REC_PRESENT_COUNT, r->present_count);
-	put_le32(buf + REC_HANDLE_TYPE, r->handle.bytes ? (uint32_t)r->handle.type : 0);
-	put_le32(buf + REC_HANDLE_BYTES, r->handle.bytes);
+	cache_put_le32(buf + REC_VERSION, CACHE_META_RECORD_VERSION);
+	cache_put_le32(buf + REC_HEADER_SIZE, CACHE_META_HEADER_SIZE);
+	cache_put_le64(buf + REC_KEY_DEV, r->key.dev);
+	cache_put_le64(buf + REC_KEY_INO, r->key.ino);
+	cache_put_le64(buf + REC_FP_DEV, r->fp.dev);
+	cache_put_le64(buf + REC_FP_INO, r->fp.ino);
+	cache_put_le64(buf + REC_FP_SIZE, r->fp.size);
+	cache_put_le64(buf + REC_FP_MTIME, (uint64_t)r->fp.mtime_ns);
+	cache_put_le64(buf + REC_FP_CTIME, (uint64_t)r->fp.ctime_ns);
+	cache_put_le32(buf + REC_CHUNK_SHIFT, r->chunk_shift);
+	cache_put_le32(buf + REC_FLAGS, 0);
+	cache_put_le64(buf + REC_CHUNK_COUNT, r->chunk_count);
+	cache_put_le64(buf + REC_PRESENT_COUNT, r->present_count);
+	cache_put_le32(buf + REC_HANDLE_TYPE, r->handle.bytes ? (uint32_t)r->handle.type : 0);
+	cache_put_le32(buf + REC_HANDLE_BYTES, r->handle.bytes);
 	if (r->handle.bytes)
 		memcpy(buf + REC_HANDLE, r->handle.data, r->handle.bytes);
 	if (bitmap_bytes)
 		memcpy(buf + CACHE_META_HEADER_SIZE, r->bitmap, bitmap_bytes);
-	put_le32(buf + CACHE_META_HEADER_SIZE + bitmap_bytes,
+	cache_put_le32(buf + CACHE_META_HEADER_SIZE + bitmap_bytes,
 	         cache_crc32c(0, buf, CACHE_META_HEADER_SIZE + bitmap_bytes));
 }
 
@@ -201,33 +175,33 @@ int cache_meta_record_decode(const uint8_t *buf, size_t len, struct cache_meta_r
 	if (len < CACHE_META_HEADER_SIZE_V1 + CACHE_META_CRC_SIZE ||
 	    memcmp(buf + REC_MAGIC, record_magic, sizeof(record_magic)))
 		return -EBADMSG;
-	header = header_size_of(get_le32(buf + REC_VERSION));
-	if (!header || get_le32(buf + REC_HEADER_SIZE) != header || get_le32(buf + REC_FLAGS) != 0 ||
+	header = header_size_of(cache_get_le32(buf + REC_VERSION));
+	if (!header || cache_get_le32(buf + REC_HEADER_SIZE) != header || cache_get_le32(buf + REC_FLAGS) != 0 ||
 	    len < header + CACHE_META_CRC_SIZE)
 		return -EBADMSG;
-	r.chunk_shift = get_le32(buf + REC_CHUNK_SHIFT);
-	r.chunk_count = get_le64(buf + REC_CHUNK_COUNT);
+	r.chunk_shift = cache_get_le32(buf + REC_CHUNK_SHIFT);
+	r.chunk_count = cache_get_le64(buf + REC_CHUNK_COUNT);
 	if (r.chunk_shift < CACHE_META_CHUNK_SHIFT_MIN || r.chunk_shift > CACHE_META_CHUNK_SHIFT_MAX ||
 	    r.chunk_count > CACHE_OBJECT_MAX_CHUNKS ||
 	    header + cache_meta_bitmap_bytes(r.chunk_count) + CACHE_META_CRC_SIZE != len)
 		return -EBADMSG;
 	bitmap_bytes = cache_meta_bitmap_bytes(r.chunk_count);
-	if (get_le32(buf + header + bitmap_bytes) != cache_crc32c(0, buf, header + bitmap_bytes))
+	if (cache_get_le32(buf + header + bitmap_bytes) != cache_crc32c(0, buf, header + bitmap_bytes))
 		return -EBADMSG;
 
-	r.key.dev = get_le64(buf + REC_KEY_DEV);
-	r.key.ino = get_le64(buf + REC_KEY_INO);
-	r.fp.dev = get_le64(buf + REC_FP_DEV);
-	r.fp.ino = get_le64(buf + REC_FP_INO);
-	r.fp.size = get_le64(buf + REC_FP_SIZE);
-	r.fp.mtime_ns = (int64_t)get_le64(buf + REC_FP_MTIME);
-	r.fp.ctime_ns = (int64_t)get_le64(buf + REC_FP_CTIME);
-	r.present_count = get_le64(buf + REC_PRESENT_COUNT);
+	r.key.dev = cache_get_le64(buf + REC_KEY_DEV);
+	r.key.ino = cache_get_le64(buf + REC_KEY_INO);
+	r.fp.dev = cache_get_le64(buf + REC_FP_DEV);
+	r.fp.ino = cache_get_le64(buf + REC_FP_INO);
+	r.fp.size = cache_get_le64(buf + REC_FP_SIZE);
+	r.fp.mtime_ns = (int64_t)cache_get_le64(buf + REC_FP_MTIME);
+	r.fp.ctime_ns = (int64_t)cache_get_le64(buf + REC_FP_CTIME);
+	r.present_count = cache_get_le64(buf + REC_PRESENT_COUNT);
 	r.bitmap = buf + header;
 	memset(&r.handle, 0, sizeof(r.handle));
 	if (header == CACHE_META_HEADER_SIZE) {
-		r.handle.type = (int32_t)get_le32(buf + REC_HANDLE_TYPE);
-		r.handle.bytes = get_le32(buf + REC_HANDLE_BYTES);
+		r.handle.type = (int32_t)cache_get_le32(buf + REC_HANDLE_TYPE);
+		r.handle.bytes = cache_get_le32(buf + REC_HANDLE_BYTES);
 		if (r.handle.bytes > CACHE_HANDLE_MAX || (!r.handle.bytes && r.handle.type))
 			return -EBADMSG;
 		for (uint32_t i = r.handle.bytes; i < CACHE_HANDLE_MAX; i++)
@@ -249,33 +223,33 @@ void cache_meta_superblock_encode(const struct cache_meta_superblock *sb,
                                   uint8_t buf[CACHE_META_SUPERBLOCK_SIZE])
 {
 	memcpy(buf + SB_MAGIC, superblock_magic, sizeof(superblock_magic));
-	put_le32(buf + SB_VERSION, CACHE_META_SUPERBLOCK_VERSION);
-	put_le32(buf + SB_FLAGS, 0);
-	put_le64(buf + SB_ORIGIN_DEV, sb->origin_dev);
-	put_le64(buf + SB_ORIGIN_INO, sb->origin_ino);
-	put_le32(buf + SB_CRC, cache_crc32c(0, buf, SB_CRC));
+	cache_put_le32(buf + SB_VERSION, CACHE_META_SUPERBLOCK_VERSION);
+	cache_put_le32(buf + SB_FLAGS, 0);
+	cache_put_le64(buf + SB_ORIGIN_DEV, sb->origin_dev);
+	cache_put_le64(buf + SB_ORIGIN_INO, sb->origin_ino);
+	cache_put_le32(buf + SB_CRC, cache_crc32c(0, buf, SB_CRC));
 }
 
 int cache_meta_superblock_decode(const uint8_t *buf, size_t len, struct cache_meta_superblock *sb)
 {
 	if (len != CACHE_META_SUPERBLOCK_SIZE ||
 	    memcmp(buf + SB_MAGIC, superblock_magic, sizeof(superblock_magic)) ||
-	    get_le32(buf + SB_CRC) != cache_crc32c(0, buf, SB_CRC) || get_le32(buf + SB_FLAGS) != 0)
+	    cache_get_le32(buf + SB_CRC) != cache_crc32c(0, buf, SB_CRC) || cache_get_le32(buf + SB_FLAGS) != 0)
 		return -EBADMSG;
-	if (get_le32(buf + SB_VERSION) != CACHE_META_SUPERBLOCK_VERSION)
+	if (cache_get_le32(buf + SB_VERSION) != CACHE_META_SUPERBLOCK_VERSION)
 		return -EPROTONOSUPPORT;
-	sb->origin_dev = get_le64(buf + SB_ORIGIN_DEV);
-	sb->origin_ino = get_le64(buf + SB_ORIGIN_INO);
+	sb->origin_dev = cache_get_le64(buf + SB_ORIGIN_DEV);
+	sb->origin_ino = cache_get_le64(buf + SB_ORIGIN_INO);
 	return 0;
 }
 
 void cache_meta_capacity_encode(uint64_t capacity, uint8_t buf[CACHE_META_CAPACITY_SIZE])
 {
 	memcpy(buf + CAP_MAGIC, capacity_magic, sizeof(capacity_magic));
-	put_le32(buf + CAP_VERSION, CACHE_META_CAPACITY_VERSION);
-	put_le32(buf + CAP_FLAGS, 0);
-	put_le64(buf + CAP_CAPACITY, capacity);
-	put_le32(buf + CAP_CRC, cache_crc32c(0, buf, CAP_CRC));
+	cache_put_le32(buf + CAP_VERSION, CACHE_META_CAPACITY_VERSION);
+	cache_put_le32(buf + CAP_FLAGS, 0);
+	cache_put_le64(buf + CAP_CAPACITY, capacity);
+	cache_put_le32(buf + CAP_CRC, cache_crc32c(0, buf, CAP_CRC));
 }
 
 int cache_meta_capacity_decode(const uint8_t *buf, size_t len, uint64_t *capacity)
@@ -284,12 +258,12 @@ int cache_meta_capacity_decode(const uint8_t *buf, size_t len, uint64_t *capacit
 
 	if (len != CACHE_META_CAPACITY_SIZE ||
 	    memcmp(buf + CAP_MAGIC, capacity_magic, sizeof(capacity_magic)) ||
-	    get_le32(buf + CAP_CRC) != cache_crc32c(0, buf, CAP_CRC) ||
-	    get_le32(buf + CAP_FLAGS) != 0)
+	    cache_get_le32(buf + CAP_CRC) != cache_crc32c(0, buf, CAP_CRC) ||
+	    cache_get_le32(buf + CAP_FLAGS) != 0)
 		return -EBADMSG;
-	if (get_le32(buf + CAP_VERSION) != CACHE_META_CAPACITY_VERSION)
+	if (cache_get_le32(buf + CAP_VERSION) != CACHE_META_CAPACITY_VERSION)
 		return -EPROTONOSUPPORT;
-	value = get_le64(buf + CAP_CAPACITY);
+	value = cache_get_le64(buf + CAP_CAPACITY);
 	if (value == 0)
 		return -EBADMSG;
 	*capacity = value;

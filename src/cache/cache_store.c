@@ -4,6 +4,7 @@
  * capacity and eviction in cache_capacity.c. Start-up reads only the superblock; usage is one
  * scan of the data files on first demand, which also tells the policy of every object found.
  */
+#include "cache/cache_bytes.h"
 #include "cache/cache_int.h"
 #include "cache/cache_meta.h"
 #include "sys/sys.h"
@@ -68,23 +69,6 @@ uint32_t cache_store_chunk_size(const struct cache_store *store)
 
 /* ---- Superblock ------------------------------------------------------------------------- */
 
-static int write_all(int fd, const void *buf, size_t size)
-{
-	const char *p = buf;
-	off_t off = 0;
-	while (size) {
-		ssize_t n = sys_pwrite(fd, p, size, off);
-		if (n < 0)
-			return (int)n;
-		if (n == 0)
-			return -EIO;
-		p += n;
-		off += n;
-		size -= (size_t)n;
-	}
-	return 0;
-}
-
 ssize_t cache_store_file_read(int dir_fd, const char *name, void *buf, size_t size)
 {
 	int fd = sys_openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW, 0);
@@ -105,7 +89,7 @@ int cache_store_file_replace(int dir_fd, const char *name, const char *tmp_name,
 	                STORE_FILE_MODE);
 	if (fd < 0)
 		return fd;
-	rc = write_all(fd, buf, size);
+	rc = cache_pwrite_full(fd, buf, size, 0);
 	if (rc == 0)
 		rc = sys_fsync(fd, 0);
 	sys_close(fd);
