@@ -304,14 +304,12 @@ static int section_outer_first(const void *a, const void *b)
 	return x->line < y->line ? -1 : x->line > y->line;
 }
 
-/* start --all: every section of the config file; each reported. */
-static int start_all(const char *config_path)
+/* The config file of start --all and stop --all, its mistakes printed: 1 to go on; 0 when
+ * nothing is enabled (said); -1 when it cannot be read (said). */
+static int enabled_load(const char *path, struct config_file *cf)
 {
-	static struct config_file cf;
-	char msg[CONFIG_MESSAGE_MAX + CONTROL_PATH_MAX], claims[CONTROL_PATH_MAX + 128];
-	const char *path = config_file_path(config_path);
-	unsigned failed = 0, started = 0, running = 0;
-	int rc = config_file_load(path, &cf, msg, sizeof(msg));
+	char msg[CONFIG_MESSAGE_MAX + CONTROL_PATH_MAX];
+	int rc = config_file_load(path, cf, msg, sizeof(msg));
 
 	if (rc == -ENOENT) {
 		printf("no directory is enabled (%s does not exist; see 'cachemax enable')\n", path);
@@ -319,10 +317,24 @@ static int start_all(const char *config_path)
 	}
 	if (rc < 0) {
 		fprintf(stderr, "cachemax: %s\n", msg);
-		return 1;
+		return -1;
 	}
-	if (cf.errors)
-		fprintf(stderr, "%s", cf.errors);
+	if (cf->errors)
+		fprintf(stderr, "%s", cf->errors);
+	return 1;
+}
+
+/* start --all: every section of the config file; each reported. */
+static int start_all(const char *config_path)
+{
+	static struct config_file cf;
+	char claims[CONTROL_PATH_MAX + 128];
+	const char *path = config_file_path(config_path);
+	unsigned failed = 0, started = 0, running = 0;
+	int rc = enabled_load(path, &cf);
+
+	if (rc <= 0)
+		return -rc;
 	/* A directory before those below it: started first, its mount then covers theirs (started
 	 * after, below it, they would be submounts it refuses). stop --all goes the other way. */
 	qsort(cf.sections, cf.count, sizeof(cf.sections[0]), section_outer_first);
@@ -581,21 +593,12 @@ static int stop_one(const char *given, bool lazy, bool not_accelerated_ok)
 static int stop_all(const char *config_path, bool lazy)
 {
 	static struct config_file cf;
-	char msg[CONFIG_MESSAGE_MAX + CONTROL_PATH_MAX];
 	const char *path = config_file_path(config_path);
 	unsigned failed = 0;
-	int rc = config_file_load(path, &cf, msg, sizeof(msg));
+	int rc = enabled_load(path, &cf);
 
-	if (rc == -ENOENT) {
-		printf("no directory is enabled (%s does not exist)\n", path);
-		return 0;
-	}
-	if (rc < 0) {
-		fprintf(stderr, "cachemax: %s\n", msg);
-		return 1;
-	}
-	if (cf.errors)
-		fprintf(stderr, "%s", cf.errors);
+	if (rc <= 0)
+		return -rc;
 	/* Sections with mistakes name a directory all the same: stop it. Those below others first. */
 	qsort(cf.sections, cf.count, sizeof(cf.sections[0]), section_outer_first);
 	for (size_t i = cf.count; i-- > 0;)
