@@ -545,12 +545,16 @@ static void op_readlink(struct fuse_req *r, uint64_t ino)
 }
 
 /* After a creation by name: look the new entry up and answer with it. */
+/* The entry of a name just made under parent (rc: how making it went), then parent_fd given
+ * back, then the reply: once the reply is out the kernel may forget parent (a BATCH_FORGET on
+ * another thread frees the node), so nothing of it is touched after. */
 static void reply_created_entry(struct fuse_req *r, struct fs_node *parent, int parent_fd,
                                 const char *name, int rc)
 {
 	struct fuse_entry_out e;
 	if (rc == 0)
 		rc = lookup_at(FS_OF(r), parent, parent_fd, name, &e);
+	fs_node_fd_put(FS_OF(r), parent, parent_fd);
 	if (rc < 0)
 		fuse_reply_err(r, -rc);
 	else
@@ -571,7 +575,6 @@ static void op_mknod(struct fuse_req *r, uint64_t parent, const char *name,
 	rc = sys_mknodat(pfd, name, mode, in->rdev);
 	creds_leave();
 	reply_created_entry(r, p, pfd, name, rc);
-	fs_node_fd_put(fs, p, pfd);
 }
 
 static void op_mkdir(struct fuse_req *r, uint64_t parent, const char *name,
@@ -588,7 +591,6 @@ static void op_mkdir(struct fuse_req *r, uint64_t parent, const char *name,
 	rc = sys_mkdirat(pfd, name, mode);
 	creds_leave();
 	reply_created_entry(r, p, pfd, name, rc);
-	fs_node_fd_put(fs, p, pfd);
 }
 
 static void op_symlink(struct fuse_req *r, uint64_t parent, const char *name, const char *target)
@@ -603,7 +605,6 @@ static void op_symlink(struct fuse_req *r, uint64_t parent, const char *name, co
 	rc = sys_symlinkat(target, pfd, name);
 	creds_leave();
 	reply_created_entry(r, p, pfd, name, rc);
-	fs_node_fd_put(fs, p, pfd);
 }
 
 static void op_link(struct fuse_req *r, uint64_t ino, uint64_t newparent, const char *newname)
@@ -627,7 +628,6 @@ static void op_link(struct fuse_req *r, uint64_t ino, uint64_t newparent, const 
 	if (rc == 0)
 		fs_cache_metadata_changed(fs, n);
 	reply_created_entry(r, p, pfd, newname, rc);
-	fs_node_fd_put(fs, p, pfd);
 }
 
 /* A name about to go or move through the mount (unlink, rmdir, rename): what it leads to, looked
