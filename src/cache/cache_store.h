@@ -267,6 +267,13 @@ int cache_object_open(struct cache_store *store, struct cache_key key,
  * persisting it (returned then: 0 or the error of the removal). */
 int cache_object_release(struct cache_object *obj);
 
+/* An open of an object still referenced from an earlier one (kept in memory, its record and
+ * data fd loaded): the same check against the origin's current fingerprint as
+ * cache_object_open, with no disk access unless it must reset. 0 if current matches, 1 if
+ * reset to current, -ESTALE if the object was removed or discarded meanwhile (release it and
+ * open afresh), another -errno if the reset failed. */
+int cache_object_reopen(struct cache_object *obj, const struct cache_fingerprint *current);
+
 /* The same check as at open, for an attribute refresh: 0 if current matches, 1 if the object
  * was reset to current, -errno if the reset failed (the object then serves nothing). */
 int cache_object_revalidate(struct cache_object *obj, const struct cache_fingerprint *current);

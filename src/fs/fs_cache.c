@@ -106,6 +106,7 @@ int fs_cache_engine_create(struct fs *fs)
 		.complete_max = fs->cfg.complete_max,
 		.fill_threads = fs->cfg.fill_threads,
 		.fill_queue_max = fs->fill_queue_max,
+		.kept_max = fs->kept_max,
 		.first_read_origin = fs->cfg.first_read_origin,
 		.pin_globs = fs->cfg.pin,
 		.pin_count = fs->cfg.pin_count,
