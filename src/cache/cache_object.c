@@ -601,6 +601,7 @@ void cache_object_info(struct cache_object *obj, struct cache_object_info *info)
 	info->record_on_disk = obj->record_on_disk;
 	info->failed = obj->failed;
 	info->removed = obj->removed;
+	info->discarded = obj->discarded;
 	pthread_mutex_unlock(&obj->lock);
 }
 

@@ -167,6 +167,7 @@ struct cache_object_info {
 	bool record_on_disk;          /* a persisted record exists (it may lag the memory map) */
 	bool failed;                  /* a cache-device error left it serving nothing */
 	bool removed;
+	bool discarded;               /* its file was deleted: removed at its last release */
 };
 
 void cache_fingerprint_from_stat(const struct stat *st, struct cache_fingerprint *fp);

@@ -167,6 +167,8 @@ bool engine_last_name(struct engine *e, const struct stat *st, struct cache_key 
 void engine_file_deleted(struct engine *e, struct cache_key key)
 {
 	int rc = cache_object_discard(e->store, key);
+
+	engine_kept_forget(e, &key);   /* its release removes the copy that a kept reference held */
 	if (rc >= 0)
 		stats_add(e->cfg.stats, STATS_DELETED_OBJECTS, 1);
 	else if (rc != -ENOENT)

@@ -147,6 +147,9 @@ struct engine_open_result {
 int engine_open_attach(struct engine *e, struct engine_file *f, const struct stat *st,
                        struct engine_open_result *out);
 void engine_open_detach(struct engine *e, struct engine_file *f);
+/* Let go of the kept object of key (NULL: of every file), before the object is removed or
+ * discarded: a kept reference would hold its data file's blocks. */
+void engine_kept_forget(struct engine *e, const struct cache_key *key);
 /* The fd whose bytes this open file shows (SEEK_DATA/HOLE): the cache copy while the inode's
  * files pass through to it (it mirrors the origin plus mmap writes not yet written back),
  * else f->fd. */

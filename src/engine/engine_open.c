@@ -198,6 +198,15 @@ static void kept_put(struct engine *e, struct engine_kept_entry *x)
 		kept_release(e, &old, true);
 }
 
+void engine_kept_forget(struct engine *e, const struct cache_key *key)
+{
+	struct engine_kept_entry x;
+	if (!key)
+		engine_kept_drain(e, true);
+	else if (kept_take(e, *key, &x))
+		kept_release(e, &x, true);
+}
+
 void engine_kept_drain(struct engine *e, bool close_ids)
 {
 	struct engine_kept *k = &e->kept;
@@ -446,13 +455,19 @@ static void open_first_read_fill_behind(struct engine *e, struct engine_inode *e
 		engine_fill_resident(e, ei);
 }
 
-static bool open_kept_size_ok(struct engine_inode *ei)
+/* May the object of ei, whose last file is being released, be kept? ei->lock held. */
+static bool open_keepable(struct engine *e, struct engine_inode *ei, struct engine_file *f)
 {
-	bool ok;
-	pthread_mutex_lock(&ei->write_lock);
-	ok = ei->mirror_fp.size <= ENGINE_KEPT_SIZE_MAX;
-	pthread_mutex_unlock(&ei->write_lock);
-	return ok;
+	struct cache_object_info info;
+
+	if (!e->kept.sets || ei->open_count != 0 || ei->mode != ENGINE_IO_CACHE || !ei->obj ||
+	    ei->obj_holds || ei->cache_written || ei->origin_writers || !f->passthrough ||
+	    ei->passthrough_count != 1 || ei->backing_id <= 0)
+		return false;
+	cache_object_info(ei->obj, &info);
+	/* A deleted file's copy goes at its last release; a removed or failed one serves nothing. */
+	return !info.failed && !info.removed && !info.discarded &&
+	       info.fingerprint.size <= ENGINE_KEPT_SIZE_MAX;
 }
 
 void engine_open_detach(struct engine *e, struct engine_file *f)
@@ -472,9 +487,7 @@ void engine_open_detach(struct engine *e, struct engine_file *f)
 		ei->cache_writers--;
 	/* The last close of a read-only hit on a small file: its object and backing id are kept
 	 * for the next open (struct engine_kept), not released. */
-	if (e->kept.sets && ei->open_count == 0 && ei->mode == ENGINE_IO_CACHE && ei->obj &&
-	    !ei->obj_holds && !ei->cache_written && !ei->origin_writers && f->passthrough &&
-	    ei->passthrough_count == 1 && ei->backing_id > 0 && open_kept_size_ok(ei)) {
+	if (open_keepable(e, ei, f)) {
 		kept = (struct engine_kept_entry){ .obj = ei->obj, .key = ei->key,
 		                                   .backing_id = ei->backing_id };
 		ei->obj = NULL;

@@ -9,6 +9,7 @@
 # - an append, a same-size rewrite with the old mtime put back, a chmod and a setfattr made
 #   behind the cache after the view was kept are all seen through the mount (within 1 s), and the
 #   bytes served are always the original's;
+# - a kept copy goes at once when it must: evict, and the file's deletion;
 # - two opens at once of a kept file (the kept backing id reused by the first, joined by the
 #   second) read right, and the last close keeps it again.
 . "$(dirname "$0")/lib.sh"
@@ -40,6 +41,11 @@ cached() {
   fail "$1 never became a hit ($MODE)"
 }
 
+# copy_of REL: the data file of REL's copy in the cache (empty: none); found by the original's
+# inode number, so also after the file's deletion
+copy_of() { find "$C" -name "*-$(printf %016x "${INO[$1]}").data"; }
+declare -A INO
+
 run() {  # run MODE [CACHEMAX_FAULT]
   MODE=$1
   D=$SHM/$MODE/data B=$SHM/$MODE/back C=$SHM/$MODE/cache
@@ -47,6 +53,7 @@ run() {  # run MODE [CACHEMAX_FAULT]
   head -c 3000 /dev/urandom > "$D/f"
   head -c 2000 /dev/urandom > "$D/g"
   head -c 1500 /dev/urandom > "$D/h"
+  for x in f g h; do INO[$x]=$(stat -c %i "$D/$x"); done
   t_backdoor "$D" "$B"
   if [ -n "${2:-}" ]; then
     CACHEMAX_FAULT=$2 t_mount "$D" "$C" --attr-timeout 0.3 --entry-timeout 0.3
@@ -113,6 +120,18 @@ EOF
   h0=$(hits)
   same g || fail "g read wrong after both closed ($MODE)"
   [ "$(hits)" = $((h0 + 1)) ] || fail "g not a hit after both closed ($MODE)"
+
+  # A kept object lets go of its copy when the copy must go: evict, and the file's deletion.
+  cached g
+  [ -n "$(copy_of g)" ] || fail "no copy of kept g ($MODE)"
+  "$CACHEMAX" evict "$D" "$D/g" >/dev/null
+  [ -z "$(copy_of g)" ] || fail "the evicted copy of kept g is still there ($MODE)"
+  same g || fail "g read wrong after its eviction ($MODE)"
+  cached f
+  [ -n "$(copy_of f)" ] || fail "no copy of kept f ($MODE)"
+  rm "$D/f"
+  for _ in $(seq 1 20); do [ -z "$(copy_of f)" ] && break; sleep 0.05; done
+  [ -z "$(copy_of f)" ] || fail "the copy of kept f outlived the file ($MODE)"
   t_unmount "$D"
   echo "ok: kept objects ($MODE)"
 }
