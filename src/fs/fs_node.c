@@ -482,8 +482,8 @@ int fs_node_handles_probe(struct fs *fs, int origin_fd)
 /* ---- the table ------------------------------------------------------------------------- */
 
 /* 1/divisor of the daemon's fd limit, within [min, max]: the fd cache takes a quarter, the fill
- * queue (whose jobs hold their objects' fds) an eighth; the rest is for open files, directory
- * streams and the cache's own files; the engine's kept objects another eighth. */
+ * queue (whose jobs hold their objects' fds) an eighth, the engine's kept objects (a data fd
+ * each) an eighth; the rest is for open files, directory streams and the cache's own files. */
 static uint32_t fd_limit_share(unsigned divisor, uint32_t max, uint32_t min)
 {
 	struct rlimit rl;
