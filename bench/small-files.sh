@@ -3,11 +3,14 @@
 # page cache warm (issue 14, workload set (a)). Hand-run, as root; not a timed test.
 #
 # Usage: bench/small-files.sh [--files N] [--rounds R] [--dir PARENT] [--count-requests]
-#            [-- cachemax start options...]
+#            [--trace-syscalls] [-- cachemax start options...]
 #   --files N          small files (0.5-4 KiB) in directories of 100 (default 15000)
 #   --rounds R         alternating rounds per workload; the median ratio is printed (default 3)
 #   --dir PARENT       where the original tree is made (default /var/tmp; ext4 on this VM)
 #   --count-requests   also count the FUSE requests each workload sends (perf, tracefs)
+#   --trace-syscalls   also count the daemon's syscalls per open+read+close of a cached file
+#                      (strace -f of the daemon during one more per-file pass; its FUSE
+#                      workers only, the threads that reply; timings under strace are not kept)
 # Prints one line per workload: the median of (time through the mount ÷ time on the original,
 # reached by a bind mount made before the start), measured in the same round, alternating sides.
 set -euo pipefail
@@ -16,13 +19,14 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 CACHEMAX=${CACHEMAX:-$ROOT/build/cachemax}
-FILES=15000 ROUNDS=3 PARENT=/var/tmp COUNT=0
+FILES=15000 ROUNDS=3 PARENT=/var/tmp COUNT=0 TRACE=0
 while [ $# -gt 0 ]; do
   case $1 in
     --files) FILES=$2; shift 2;;
     --rounds) ROUNDS=$2; shift 2;;
     --dir) PARENT=$2; shift 2;;
     --count-requests) COUNT=1; shift;;
+    --trace-syscalls) TRACE=1; shift;;
     --) shift; break;;
     -h|--help) bench_usage "$0"; exit 0;;
     *) bench_die "unknown argument '$1' (see --help)";;
@@ -30,6 +34,7 @@ while [ $# -gt 0 ]; do
 done
 [ "$(id -u)" -eq 0 ] || bench_die "needs root (it mounts)"
 [ -x "$CACHEMAX" ] || bench_die "no $CACHEMAX: run make all"
+[ "$TRACE" = 0 ] || command -v strace >/dev/null || bench_die "--trace-syscalls needs strace (apt-get install strace)"
 
 W=$(mktemp -d "$PARENT/small-files.XXXXXX")
 ORIG=$W/orig BACK=$W/back CACHE=$W/cache
@@ -100,6 +105,34 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 printf 'open+read+close of a small file: %s µs on the original, %s µs through the mount (rounds: %s / %s)\n' \
   "$(med "${po[@]}")" "$(med "${pm[@]}")" "${po[*]}" "${pm[*]}"
+
+if [ "$TRACE" = 1 ]; then
+  pid=$("$CACHEMAX" status --json | python3 -c 'import json, sys
+for d in json.load(sys.stdin)["directories"]:
+    if d["dir"] == sys.argv[1]: print(d["daemon_pid"])' "$ORIG")
+  [ -n "$pid" ] || bench_die "--trace-syscalls: no daemon pid for $ORIG in cachemax status"
+  strace -f -qq -o "$W/strace.txt" -p "$pid" & spid=$!
+  sleep 1   # attached to every thread
+  python3 "$W/perfile.py" "$ORIG" >/dev/null
+  kill -INT "$spid"; wait "$spid" 2>/dev/null || true
+  python3 - "$W/strace.txt" "$(find "$BACK" -type f | wc -l)" <<'PY'
+import collections, re, sys
+per = collections.defaultdict(collections.Counter)
+for line in open(sys.argv[1]):
+    m = re.match(r"(\d+) +([a-z_0-9]+)\(", line)
+    if m:
+        per[m.group(1)][m.group(2)] += 1
+total = collections.Counter()
+for calls in per.values():
+    if calls["writev"]:   # a FUSE worker: it replies
+        total.update(calls)
+for name in ("futex", "restart_syscall"):
+    total.pop(name, None)
+n = int(sys.argv[2])
+print("daemon syscalls per open+read+close: %.1f (%s)" % (sum(total.values()) / n,
+      ", ".join("%s %.2f" % (k, v / n) for k, v in total.most_common())))
+PY
+fi
 
 if [ "$COUNT" = 1 ]; then
   grep -q ' /sys/kernel/tracing tracefs ' /proc/mounts || bench_die "--count-requests: mount tracefs on /sys/kernel/tracing"

@@ -139,6 +139,28 @@ int cache_object_revalidate(struct cache_object *obj, const struct cache_fingerp
 	return rc;
 }
 
+int cache_object_reopen(struct cache_object *obj, const struct cache_fingerprint *current)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&obj->lock);
+	if (!obj->loaded || obj->removed || obj->discarded) {
+		rc = -ESTALE;
+	} else {
+		cache_store_usage_enter(obj->store);
+		if (obj->failed || !cache_fingerprint_equal(current, &obj->fp)) {
+			rc = cache_disk_reset(obj, current);
+			if (rc == 0)
+				rc = CACHE_OBJECT_RESET;
+		}
+		if (rc >= 0)
+			cache_capacity_object_opened(obj);   /* as an open: the policy sees the use */
+		cache_store_usage_leave(obj->store);
+	}
+	pthread_mutex_unlock(&obj->lock);
+	return rc;
+}
+
 /* ---- Reads and fills -------------------------------------------------------------------- */
 
 uint64_t cache_object_generation(struct cache_object *obj)
@@ -579,6 +601,7 @@ void cache_object_info(struct cache_object *obj, struct cache_object_info *info)
 	info->record_on_disk = obj->record_on_disk;
 	info->failed = obj->failed;
 	info->removed = obj->removed;
+	info->discarded = obj->discarded;
 	pthread_mutex_unlock(&obj->lock);
 }
 

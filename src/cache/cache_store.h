@@ -167,6 +167,7 @@ struct cache_object_info {
 	bool record_on_disk;          /* a persisted record exists (it may lag the memory map) */
 	bool failed;                  /* a cache-device error left it serving nothing */
 	bool removed;
+	bool discarded;               /* its file was deleted: removed at its last release */
 };
 
 void cache_fingerprint_from_stat(const struct stat *st, struct cache_fingerprint *fp);
@@ -266,6 +267,13 @@ int cache_object_open(struct cache_store *store, struct cache_key key,
  * read that stored nothing, is not kept as an empty file) or was discarded, instead of
  * persisting it (returned then: 0 or the error of the removal). */
 int cache_object_release(struct cache_object *obj);
+
+/* An open of an object still referenced from an earlier one (kept in memory, its record and
+ * data fd loaded): the same check against the origin's current fingerprint as
+ * cache_object_open, with no disk access unless it must reset. 0 if current matches, 1 if
+ * reset to current, -ESTALE if the object was removed or discarded meanwhile (release it and
+ * open afresh), another -errno if the reset failed. */
+int cache_object_reopen(struct cache_object *obj, const struct cache_fingerprint *current);
 
 /* The same check as at open, for an attribute refresh: 0 if current matches, 1 if the object
  * was reset to current, -errno if the reset failed (the object then serves nothing). */

@@ -29,6 +29,10 @@ int engine_create(const struct engine_config *cfg, const struct engine_host *hos
 	pthread_mutex_init(&e->breaker.notify_lock, NULL);
 	pthread_mutex_init(&e->seen.lock, NULL);
 	engine_readahead_pool_init(e);
+	if (engine_kept_init(e) < 0) {
+		engine_free(e);
+		return -ENOMEM;
+	}
 	*out = e;
 	return 0;
 }
@@ -43,11 +47,19 @@ void engine_free(struct engine *e)
 	pthread_mutex_destroy(&e->breaker.lock);
 	pthread_mutex_destroy(&e->breaker.notify_lock);
 	pthread_mutex_destroy(&e->seen.lock);
+	pthread_mutex_destroy(&e->kept.lock);
+	free(e->kept.slot);
+	free(e->kept.next);
 	free(e);
 }
 
 int engine_start(struct engine *e) { return engine_fill_start(e); }
-void engine_stop(struct engine *e) { engine_fill_stop(e); }
+/* The session may already be gone (the daemon frees it first): its backing ids go with it. */
+void engine_stop(struct engine *e)
+{
+	engine_fill_stop(e);
+	engine_kept_drain(e, false);
+}
 
 struct cache_store *engine_store(struct engine *e)
 {
@@ -155,6 +167,8 @@ bool engine_last_name(struct engine *e, const struct stat *st, struct cache_key 
 void engine_file_deleted(struct engine *e, struct cache_key key)
 {
 	int rc = cache_object_discard(e->store, key);
+
+	engine_kept_forget(e, &key);   /* its release removes the copy that a kept reference held */
 	if (rc >= 0)
 		stats_add(e->cfg.stats, STATS_DELETED_OBJECTS, 1);
 	else if (rc != -ENOENT)

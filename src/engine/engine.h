@@ -81,6 +81,9 @@ struct engine_config {
 	unsigned fill_threads;        /* background fill threads (0: 1) */
 	unsigned fill_queue_max;      /* fill jobs queued at most (0: ENGINE_FILL_QUEUE_MAX) */
 	bool first_read_origin;       /* a file's first read passes through to the origin */
+	/* Complete objects of read-only hits kept open past their last release, with their backing
+	 * id, for the next open of the same file (0: none; each holds a data fd). */
+	unsigned kept_max;
 	/* --pin and --exclude globs (fs.h says how they match); must outlive the engine. */
 	const char *const *pin_globs;
 	unsigned pin_count;
@@ -144,6 +147,9 @@ struct engine_open_result {
 int engine_open_attach(struct engine *e, struct engine_file *f, const struct stat *st,
                        struct engine_open_result *out);
 void engine_open_detach(struct engine *e, struct engine_file *f);
+/* Let go of the kept object of key (NULL: of every file), before the object is removed or
+ * discarded: a kept reference would hold its data file's blocks. */
+void engine_kept_forget(struct engine *e, const struct cache_key *key);
 /* The fd whose bytes this open file shows (SEEK_DATA/HOLE): the cache copy while the inode's
  * files pass through to it (it mirrors the origin plus mmap writes not yet written back),
  * else f->fd. */

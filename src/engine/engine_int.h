@@ -94,6 +94,9 @@ struct engine_inode {
 	bool completing;              /* a background completion job is queued or running */
 	bool first_read;              /* ENGINE_IO_ORIGIN chosen for a first read: the last release
 	                               * fills the cache behind it */
+	bool cache_written;           /* ENGINE_IO_CACHE: a writer joined since the first open (its
+	                               * object is not kept past the last release, engine_kept) */
+	struct cache_key key;         /* the object's key, set with obj */
 
 	pthread_mutex_t write_lock;   /* an origin change and the cache update after it */
 	/* write_lock: in ENGINE_IO_CACHE mode, the origin fingerprint the cache copy mirrors.
@@ -104,6 +107,7 @@ struct engine_inode {
 	 * since, with no byte different from the origin: a writer's mapping wrote the same bytes
 	 * (which moves mtime on any file system), see write_back_locked. */
 	struct timespec copy_mtime;
+	bool copy_mtime_noted;        /* write_lock: copy_mtime was taken (at the first writer) */
 
 	struct engine_readahead readahead;  /* its own lock; taken with no other inode lock held */
 };
@@ -185,6 +189,27 @@ struct engine_seen {
 	uint8_t next[ENGINE_SEEN_SETS];   /* the way to replace next */
 };
 
+/* Kept objects (engine_open.c): the complete cache objects of read-only hits, with their
+ * registered backing id, kept past the inode's last release so that its next open needs no
+ * record read, no data file open and no BACKING_OPEN: it still checks the object against the
+ * origin's fingerprint of that open (cache_object_reopen). Set-associative by key; an entry
+ * pushed out is released (its id closed). Bounded by cfg.kept_max (each holds a data fd) and
+ * ENGINE_KEPT_SIZE_MAX (a kept object evicted by the capacity thread holds its data file's
+ * blocks until it is pushed out or reopened). */
+#define ENGINE_KEPT_WAYS 4
+#define ENGINE_KEPT_SIZE_MAX (256u << 10)
+struct engine_kept_entry {
+	struct cache_object *obj;     /* NULL: empty */
+	struct cache_key key;
+	int backing_id;               /* > 0: registered for obj's data file */
+};
+struct engine_kept {
+	pthread_mutex_t lock;         /* protects everything below; a leaf lock */
+	unsigned sets;                /* 0: nothing is kept */
+	struct engine_kept_entry (*slot)[ENGINE_KEPT_WAYS];
+	uint8_t *next;                /* per set, the way to replace next */
+};
+
 struct engine {
 	struct engine_config cfg;
 	struct engine_host host;
@@ -194,7 +219,14 @@ struct engine {
 	atomic_uint_fast64_t readahead_paused_until_ns;  /* a read-ahead fill found the cache full */
 	struct engine_readahead_pool readahead_pool;
 	struct engine_seen seen;
+	struct engine_kept kept;
 };
+
+/* ---- kept objects (engine_open.c) ---- */
+int engine_kept_init(struct engine *e);
+/* Release every kept object; close_ids: also their backing ids (false once the session that
+ * registered them is gone: the connection's teardown frees them). */
+void engine_kept_drain(struct engine *e, bool close_ids);
 
 /* ---- the host seam (engine.c) ---- */
 int engine_host_origin_fd(struct engine *e, struct engine_inode *ei);

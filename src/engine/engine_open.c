@@ -18,6 +18,7 @@
 #include "engine/engine_int.h"
 
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sys/sys.h"
@@ -115,6 +116,113 @@ void engine_open_first_read_forget(struct engine *e, const struct stat *st)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* ---- kept objects (struct engine_kept) ------------------------------------------------------ */
+
+int engine_kept_init(struct engine *e)
+{
+	struct engine_kept *k = &e->kept;
+	unsigned sets = e->cfg.kept_max / ENGINE_KEPT_WAYS;
+
+	pthread_mutex_init(&k->lock, NULL);
+	if (!sets || !e->store)
+		return 0;
+	k->slot = calloc(sets, sizeof(*k->slot));
+	k->next = calloc(sets, sizeof(*k->next));
+	if (!k->slot || !k->next)
+		return -ENOMEM;
+	k->sets = sets;
+	return 0;
+}
+
+static unsigned kept_set(const struct engine_kept *k, struct cache_key key)
+{
+	uint64_t h = (key.ino ^ (key.dev * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
+	return (unsigned)((h ^ (h >> 32)) % k->sets);
+}
+
+/* Take the entry of key out of the set: true if there was one. */
+static bool kept_take(struct engine *e, struct cache_key key, struct engine_kept_entry *out)
+{
+	struct engine_kept *k = &e->kept;
+	bool found = false;
+	unsigned set;
+
+	if (!k->sets)
+		return false;
+	set = kept_set(k, key);
+	pthread_mutex_lock(&k->lock);
+	for (int w = 0; w < ENGINE_KEPT_WAYS && !found; w++) {
+		struct engine_kept_entry *x = &k->slot[set][w];
+		if (x->obj && x->key.dev == key.dev && x->key.ino == key.ino) {
+			*out = *x;
+			memset(x, 0, sizeof(*x));
+			found = true;
+		}
+	}
+	pthread_mutex_unlock(&k->lock);
+	return found;
+}
+
+/* Let go of what an entry holds (no engine lock held). */
+static void kept_release(struct engine *e, struct engine_kept_entry *x, bool close_id)
+{
+	int rc;
+	if (close_id && x->backing_id > 0 && (rc = e->host.backing_close(e->host.arg, x->backing_id)) < 0)
+		log_warn("closing backing id %d failed: %s", x->backing_id, strerror(-rc));
+	rc = cache_object_release(x->obj);
+	if (rc < 0)
+		engine_bypass_error(e, "record write", rc);
+	memset(x, 0, sizeof(*x));
+}
+
+/* Keep x (taking over its references); the entry it pushes out, if any, is released. */
+static void kept_put(struct engine *e, struct engine_kept_entry *x)
+{
+	struct engine_kept *k = &e->kept;
+	struct engine_kept_entry old = { 0 };
+	unsigned set = kept_set(k, x->key);
+	int way = -1;
+
+	pthread_mutex_lock(&k->lock);
+	for (int w = 0; w < ENGINE_KEPT_WAYS && way < 0; w++)
+		if (!k->slot[set][w].obj)
+			way = w;
+	if (way < 0) {
+		way = k->next[set];
+		k->next[set] = (uint8_t)((way + 1) % ENGINE_KEPT_WAYS);
+		old = k->slot[set][way];
+	}
+	k->slot[set][way] = *x;
+	pthread_mutex_unlock(&k->lock);
+	if (old.obj)
+		kept_release(e, &old, true);
+}
+
+void engine_kept_forget(struct engine *e, const struct cache_key *key)
+{
+	struct engine_kept_entry x;
+	if (!key)
+		engine_kept_drain(e, true);
+	else if (kept_take(e, *key, &x))
+		kept_release(e, &x, true);
+}
+
+void engine_kept_drain(struct engine *e, bool close_ids)
+{
+	struct engine_kept *k = &e->kept;
+	for (unsigned set = 0; set < k->sets; set++) {
+		for (int w = 0; w < ENGINE_KEPT_WAYS; w++) {
+			struct engine_kept_entry x;
+			pthread_mutex_lock(&k->lock);
+			x = k->slot[set][w];
+			memset(&k->slot[set][w], 0, sizeof(x));
+			pthread_mutex_unlock(&k->lock);
+			if (x.obj)
+				kept_release(e, &x, close_ids);
+		}
+	}
+}
+
 /* May an open with open_flags pass through to the original? The kernel reopens the backing
  * file with the application's flags: with O_DIRECT on a file system that refuses it the open
  * would fail with EIO, while our own fds drop O_DIRECT and serve it in user space. */
@@ -137,9 +245,12 @@ static void open_mode_choose(struct engine *e, struct engine_inode *ei, struct c
 {
 	bool pt = e->host.passthrough_ok(e->host.arg);
 	struct cache_object_info info;
+	int kept_id = 0;   /* the backing id kept with the object, used or closed below */
+	bool complete;
 
 	ei->mode = ENGINE_IO_USER;
 	ei->pinned = false;
+	ei->cache_written = false;
 	if (store && (e->cfg.exclude_count || e->cfg.pin_count)) {
 		char rel[4096];
 		if (e->host.relpath(e->host.arg, ei->node, rel, sizeof(rel)) == 0) {
@@ -153,12 +264,24 @@ static void open_mode_choose(struct engine *e, struct engine_inode *ei, struct c
 	}
 	if (store) {
 		struct cache_fingerprint fp;
+		struct engine_kept_entry kx = { 0 };
 		int rc;
 		cache_fingerprint_from_stat(st, &fp);
-		if (ei->obj)  /* still held by a fill from before the last close: reuse it */
+		ei->key = cache_key_from_stat(st);
+		if (ei->obj) {  /* still held by a fill from before the last close: reuse it */
 			rc = cache_object_revalidate(ei->obj, &fp);
-		else
-			rc = cache_object_open(store, cache_key_from_stat(st), &fp, &ei->obj);
+		} else if (kept_take(e, ei->key, &kx) &&
+		           (rc = cache_object_reopen(kx.obj, &fp)) != -ESTALE) {
+			ei->obj = kx.obj;   /* kept since its last release: checked, not read again */
+			if (rc == 0)
+				kept_id = kx.backing_id;
+			else if (kx.backing_id > 0)
+				e->host.backing_close(e->host.arg, kx.backing_id);
+		} else {
+			if (kx.obj)   /* removed or discarded while kept */
+				kept_release(e, &kx, true);
+			rc = cache_object_open(store, ei->key, &fp, &ei->obj);
+		}
 		if (rc < 0 && !ei->obj_holds) {
 			if (ei->obj)
 				cache_object_release(ei->obj);
@@ -174,22 +297,34 @@ static void open_mode_choose(struct engine *e, struct engine_inode *ei, struct c
 		if (ei->obj && !cache_object_has_origin_handle(ei->obj))
 			open_note_handle(e, ei);
 	}
-	if (!pt)
-		return;
-	if (!store || !ei->obj) {
-		if (open_origin_passthrough_ok(e, ei, open_flags) && open_backing_register(e, ei, -1))
+	if (!pt || !store || !ei->obj) {
+		if (kept_id > 0)
+			e->host.backing_close(e->host.arg, kept_id);
+		if (pt && open_origin_passthrough_ok(e, ei, open_flags) &&
+		    open_backing_register(e, ei, -1))
 			ei->mode = ENGINE_IO_ORIGIN;
 		return;
 	}
 	cache_object_info(ei->obj, &info);
-	if (!writer && cache_object_complete(ei->obj) && !info.failed) {
-		if (open_backing_register(e, ei, cache_object_data_fd(ei->obj))) {
+	complete = !writer && cache_object_complete(ei->obj) && !info.failed;
+	if (complete) {
+		/* The id kept with the object is registered for its data file, which the kernel
+		 * allows to back the inode again once no open file uses it (KERNEL-FUSE.md §2.8). */
+		if (kept_id > 0)
+			ei->backing_id = kept_id;
+		if (kept_id > 0 || open_backing_register(e, ei, cache_object_data_fd(ei->obj))) {
 			ei->mode = ENGINE_IO_CACHE;
 			pthread_mutex_lock(&ei->write_lock);
-			engine_write_copy_mtime_note(ei);
+			ei->copy_mtime_noted = false;   /* taken when a writer joins */
 			ei->mirror_fp = info.fingerprint;
 			pthread_mutex_unlock(&ei->write_lock);
 		}
+		kept_id = 0;
+	}
+	if (kept_id > 0)
+		e->host.backing_close(e->host.arg, kept_id);
+	if (complete) {
+		return;
 	} else if (writer && info.present_chunks == 0) {
 		if (open_origin_passthrough_ok(e, ei, open_flags) && open_backing_register(e, ei, -1))
 			ei->mode = ENGINE_IO_ORIGIN;
@@ -248,7 +383,15 @@ int engine_open_attach(struct engine *e, struct engine_file *f, const struct sta
 			cache_fingerprint_from_stat(&st, &fp);
 		pthread_mutex_lock(&ei->write_lock);
 		f->stale = !have_stat || !cache_fingerprint_equal(&fp, &ei->mirror_fp);
+		/* The copy's mtime before a writer's first change (nothing else writes the copy while
+		 * only readers pass through to it, so this equals its mtime at the first open). */
+		if (writer && !ei->copy_mtime_noted) {
+			engine_write_copy_mtime_note(ei);
+			ei->copy_mtime_noted = true;
+		}
 		pthread_mutex_unlock(&ei->write_lock);
+		if (writer)
+			ei->cache_written = true;
 		f->via_daemon = writer || f->stale;
 		f->check_writeback = writer;
 		if (writer)
@@ -312,10 +455,26 @@ static void open_first_read_fill_behind(struct engine *e, struct engine_inode *e
 		engine_fill_resident(e, ei);
 }
 
+/* May the object of ei, whose last file is being released, be kept? ei->lock held. */
+static bool open_keepable(struct engine *e, struct engine_inode *ei, struct engine_file *f)
+{
+	struct cache_object_info info;
+
+	if (!e->kept.sets || ei->open_count != 0 || ei->mode != ENGINE_IO_CACHE || !ei->obj ||
+	    ei->obj_holds || ei->cache_written || ei->origin_writers || !f->passthrough ||
+	    ei->passthrough_count != 1 || ei->backing_id <= 0)
+		return false;
+	cache_object_info(ei->obj, &info);
+	/* A deleted file's copy goes at its last release; a removed or failed one serves nothing. */
+	return !info.failed && !info.removed && !info.discarded &&
+	       info.fingerprint.size <= ENGINE_KEPT_SIZE_MAX;
+}
+
 void engine_open_detach(struct engine *e, struct engine_file *f)
 {
 	struct engine_inode *ei = f->inode;
 	struct cache_object *behind = NULL;
+	struct engine_kept_entry kept = { 0 };
 	bool last;
 
 	if (f->check_writeback)
@@ -326,6 +485,14 @@ void engine_open_detach(struct engine *e, struct engine_file *f)
 	ei->open_count--;
 	if (f->check_writeback)
 		ei->cache_writers--;
+	/* The last close of a read-only hit on a small file: its object and backing id are kept
+	 * for the next open (struct engine_kept), not released. */
+	if (open_keepable(e, ei, f)) {
+		kept = (struct engine_kept_entry){ .obj = ei->obj, .key = ei->key,
+		                                   .backing_id = ei->backing_id };
+		ei->obj = NULL;
+		ei->backing_id = 0;
+	}
 	if (f->passthrough && --ei->passthrough_count == 0 && ei->backing_id > 0) {
 		int rc = e->host.backing_close(e->host.arg, ei->backing_id);
 		if (rc < 0)
@@ -350,6 +517,8 @@ void engine_open_detach(struct engine *e, struct engine_file *f)
 	}
 	last = ei->open_count == 0;
 	pthread_mutex_unlock(&ei->lock);
+	if (kept.obj)
+		kept_put(e, &kept);
 	if (behind) {
 		/* The hold's node reference (the host keeps the node until this release is
 		 * answered); the jobs hold both too, and the drop releases the object if none did. */

@@ -107,7 +107,8 @@ int fs_start_background(struct fs *fs);
 bool fs_cache_breaker_tripped(struct fs *fs, char *why, size_t why_size);
 
 /* Forget that the file with stat st (NULL: every file) had its first read: the next read-only
- * open of it, if the cache holds nothing of it, is a first read again (after an evict). */
+ * open of it, if the cache holds nothing of it, is a first read again (after an evict). Also
+ * lets go of its kept object (engine_kept_forget), so that the removal that follows frees it. */
 void fs_first_read_forget(struct fs *fs, const struct stat *st);
 
 /* One file of the stats' top-files table, by the nodeid the statistics carry: its path

@@ -106,6 +106,7 @@ int fs_cache_engine_create(struct fs *fs)
 		.complete_max = fs->cfg.complete_max,
 		.fill_threads = fs->cfg.fill_threads,
 		.fill_queue_max = fs->fill_queue_max,
+		.kept_max = fs->kept_max,
 		.first_read_origin = fs->cfg.first_read_origin,
 		.pin_globs = fs->cfg.pin,
 		.pin_count = fs->cfg.pin_count,
@@ -245,7 +246,11 @@ bool fs_cache_breaker_tripped(struct fs *fs, char *why, size_t why_size)
 
 void fs_first_read_forget(struct fs *fs, const struct stat *st)
 {
+	struct cache_key key;
+	if (st)
+		key = cache_key_from_stat(st);
 	engine_open_first_read_forget(fs->engine, st);
+	engine_kept_forget(fs->engine, st ? &key : NULL);
 }
 
 int fs_file_report(struct fs *fs, uint64_t nodeid, struct fs_file_report *out)

@@ -92,6 +92,8 @@ struct fs_table {
  * with fs_node_fd_put(). */
 #define FS_FD_CACHE_MAX 1024
 #define FS_FD_CACHE_MIN 16
+/* Complete objects of small files kept open with their backing id (engine_config.kept_max). */
+#define FS_KEPT_MAX 2048
 struct fs_fd_slot {
 	struct fs_node *node;         /* NULL: free (next: the next free slot) */
 	int fd;
@@ -180,6 +182,7 @@ struct fs {
 	uint32_t stack_depth;
 	struct engine *engine;        /* the cache engine (also without a cache: it then bypasses) */
 	unsigned fill_queue_max;      /* the engine's fill jobs at most (from the fd limit) */
+	unsigned kept_max;            /* the engine's kept objects at most (from the fd limit) */
 	struct fs_watch watch;
 	char root_path[4096];         /* the origin's path as the kernel prints it (readlink) */
 	size_t root_path_len;

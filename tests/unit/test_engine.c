@@ -45,6 +45,7 @@ struct fixture {
 	char *buf;                     /* the "reply" buffer, page-aligned */
 	bool passthrough;              /* what host.passthrough_ok says */
 	int holds;                     /* node_hold minus node_drop */
+	int backing_opens, backing_closes;
 	int breaker_calls;
 	bool breaker_last_on;
 	bool breaker_lock_free;        /* the inode's lock was free in every callback */
@@ -68,8 +69,16 @@ static bool host_origin_handle(void *arg, void *node, struct cache_origin_handle
 static void host_node_hold(void *arg, void *node) { ((struct fixture *)arg)->holds++; }
 static void host_node_drop(void *arg, void *node) { ((struct fixture *)arg)->holds--; }
 static bool host_passthrough_ok(void *arg) { return ((struct fixture *)arg)->passthrough; }
-static int host_backing_open(void *arg, int fd) { return 7; }
-static int host_backing_close(void *arg, int id) { return id == 7 ? 0 : -EINVAL; }
+static int host_backing_open(void *arg, int fd)
+{
+	((struct fixture *)arg)->backing_opens++;
+	return 7;
+}
+static int host_backing_close(void *arg, int id)
+{
+	((struct fixture *)arg)->backing_closes++;
+	return id == 7 ? 0 : -EINVAL;
+}
 
 static void breaker_changed(void *arg, bool on, const char *why)
 {
@@ -92,7 +101,7 @@ static uint64_t counter(struct fixture *f, enum stats_counter c)
 
 /* ---- fixture ---------------------------------------------------------------------------- */
 
-static int fixture_setup(void **state, unsigned retry_ms, uint64_t complete_max)
+static int fixture_setup(void **state, unsigned retry_ms, uint64_t complete_max, unsigned kept_max)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	struct cache_store_config sc = { 0 };
@@ -141,6 +150,7 @@ static int fixture_setup(void **state, unsigned retry_ms, uint64_t complete_max)
 	f->cfg.breaker_changed = breaker_changed;
 	f->cfg.breaker_arg = f;
 	f->cfg.breaker_retry_ms = retry_ms;
+	f->cfg.kept_max = kept_max;
 	f->breaker_lock_free = true;
 	f->node.fd = -1;
 	if (engine_create(&f->cfg, &host, &f->e) < 0)
@@ -149,9 +159,10 @@ static int fixture_setup(void **state, unsigned retry_ms, uint64_t complete_max)
 	return 0;
 }
 
-static int setup(void **state) { return fixture_setup(state, 0, 64ull << 20); }
-static int setup_short_breaker(void **state) { return fixture_setup(state, 1000, 64ull << 20); }
-static int setup_no_completion(void **state) { return fixture_setup(state, 0, 0); }
+static int setup(void **state) { return fixture_setup(state, 0, 64ull << 20, 0); }
+static int setup_short_breaker(void **state) { return fixture_setup(state, 1000, 64ull << 20, 0); }
+static int setup_no_completion(void **state) { return fixture_setup(state, 0, 0, 0); }
+static int setup_kept(void **state) { return fixture_setup(state, 0, 64ull << 20, 8); }
 
 static int teardown(void **state)
 {
@@ -483,6 +494,45 @@ static void test_stale_copy(void **state)
 	close_file(f, &reader);
 }
 
+/* Kept objects: the last release of a read-only hit keeps its object and backing id, and the
+ * next opens reuse both (no BACKING_OPEN, no BACKING_CLOSE); each open still checks the object
+ * against the origin: a change behind it resets the object (no hit) and closes the kept id. */
+static void test_kept(void **state)
+{
+	struct fixture *f = *state;
+	struct engine_open_result res;
+	struct engine_file ef;
+	int fd;
+
+	make_cached(f, "a", 2 * CHUNK, 9);
+	open_file(f, O_RDONLY, &ef, &res);
+	assert_true(res.hit);
+	assert_int_equal(f->backing_opens, 1);
+	close_file(f, &ef);
+	assert_int_equal(f->backing_closes, 0);         /* kept with the object */
+	for (int i = 0; i < 3; i++) {
+		open_file(f, O_RDONLY, &ef, &res);
+		assert_true(res.hit);
+		assert_int_equal(res.backing_id, 7);
+		assert_int_equal(read_checked(f, &ef, 0, CHUNK, 9), CHUNK);
+		close_file(f, &ef);
+	}
+	assert_int_equal(f->backing_opens, 1);
+	assert_int_equal(f->backing_closes, 0);
+	assert_int_equal(counter(f, STATS_PASSTHROUGH_OPENS_CACHE), 4);
+	usleep(20000);   /* past the file system's timestamp granularity */
+	fd = openat(f->origin_fd, "a", O_WRONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "x", 1, 0), 1);     /* same size, new mtime and ctime */
+	close(fd);
+	open_file(f, O_RDONLY, &ef, &res);
+	assert_false(res.hit);                          /* never the old copy */
+	assert_int_equal(f->backing_closes, 1);         /* the kept id went with it */
+	assert_int_equal(counter(f, STATS_PASSTHROUGH_OPENS_CACHE), 4);
+	close_file(f, &ef);
+	engine_stop(f->e);
+}
+
 /* After ENGINE_BREAKER_ERRORS cache-device errors every new open bypasses the cache until the
  * retry time passed; the breaker's callback is told with no inode lock held (the daemon
  * rewrites its state file in it). */
@@ -551,6 +601,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_first_read_seen_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mirror, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stale_copy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kept, setup_kept, teardown),
 		cmocka_unit_test_setup_teardown(test_breaker, setup_short_breaker, teardown),
 		cmocka_unit_test_setup_teardown(test_readahead, setup_no_completion, teardown),
 	};
