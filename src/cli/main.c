@@ -236,6 +236,8 @@ static int status_one(const struct control_state *st, void *arg)
 		printf(", \"change_watch\": \"%s\", \"change_watch_reason\": ",
 		       st->change_watch ? "fanotify" : "timeout");
 		json_write_string(stdout, st->change_watch ? "" : st->change_watch_why);
+		printf(", \"meta_catalog\": ");
+		json_write_string(stdout, st->meta_catalog);
 		printf(", \"health\": ");
 		json_write_string(stdout, health);
 		printf(", \"log\": ");
@@ -273,6 +275,10 @@ static int status_one(const struct control_state *st, void *arg)
 			printf("  changes:      seen at once (fanotify)\n");
 		else
 			printf("  changes:      seen at the attribute timeout (%s)\n", st->change_watch_why);
+		if (!strncmp(st->meta_catalog, "off", 3))
+			printf("  metadata:     no catalog, %s\n", st->meta_catalog);
+		else if (st->meta_catalog[0])
+			printf("  metadata:     catalog, seal %s (at the start)\n", st->meta_catalog);
 		if (st->options[0])
 			printf("  options:      %s\n", st->options);
 		printf("  log:          %s\n", st->log);

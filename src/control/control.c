@@ -102,6 +102,7 @@ static char *state_format(const struct control_state *st, size_t *len)
 	put_text(f, "transport_why", st->transport_why);
 	put_text(f, "file_handles_why", st->file_handles_why);
 	put_text(f, "change_watch_why", st->change_watch_why);
+	put_text(f, "meta_catalog", st->meta_catalog);
 	put_text(f, "options", st->options);
 	fprintf(f, "owner_uid=%ld\n", st->owner_uid);
 	fprintf(f, "daemon_pid=%d\nwatchdog_pid=%d\nstarted=%" PRId64 "\nfirst_started=%" PRId64
@@ -189,6 +190,7 @@ int control_state_parse(const char *text, size_t len, struct control_state *out)
 		else if (!strcmp(line, "file_handles_why")) get_text(st.file_handles_why, sizeof(st.file_handles_why), v);
 		else if (!strcmp(line, "change_watch")) st.change_watch = strtol(v, NULL, 10) != 0;
 		else if (!strcmp(line, "change_watch_why")) get_text(st.change_watch_why, sizeof(st.change_watch_why), v);
+		else if (!strcmp(line, "meta_catalog")) get_text(st.meta_catalog, sizeof(st.meta_catalog), v);
 		else if (!strcmp(line, "options")) get_text(st.options, sizeof(st.options), v);
 		else if (!strcmp(line, "owner_uid")) st.owner_uid = strtol(v, NULL, 10);
 	}

@@ -45,6 +45,8 @@ struct control_state {
 	bool change_watch;              /* changes behind the cache are seen by fanotify, else at
 	                                 * the attribute timeout */
 	char change_watch_why[160];     /* why not */
+	char meta_catalog[160];         /* the metadata catalog's seal at the start: "valid",
+	                                 * "void: why", or "off (why)" */
 	long owner_uid;                 /* owner of the directory (the original's) at start; -1:
 	                                 * unknown (older records) */
 	char options[2048];             /* the start options that differ from the defaults, as

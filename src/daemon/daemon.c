@@ -135,6 +135,7 @@ struct daemon_ctx {
 	struct cache_dax cache_dax;     /* probed once at mount: is the cache directory on DAX */
 	const char *pin[DAEMON_MAX_GLOBS];
 	const char *exclude[DAEMON_MAX_GLOBS];
+	char catalog_path[4200];        /* the metadata catalog's directory (fs_config) */
 };
 
 /* fs: the breaker tripped (every open bypasses the cache) or the cache is tried again: say so
@@ -235,8 +236,9 @@ static int daemon_stats(void *arg, char *reply, size_t size)
 	struct fs_gauges gauges;
 	static struct stats_passthrough pt;   /* large; the control thread is the only user */
 	static struct stats_totals now;
-	char counting_json[1100];
-	uint64_t fds, rss;
+	char counting_json[1100], seal[160] = "", seal_json[330];
+	uint64_t fds, rss, catalog_hits = 0, catalog_misses = 0;
+	bool catalog_on;
 	if (d->store && cache_store_usage(d->store, &cache_bytes, &cache_objects) < 0)
 		cache_bytes = cache_objects = 0;
 	fuse_session_uring_yields(d->session, &yields, &backoffs);
@@ -253,6 +255,7 @@ static int daemon_stats(void *arg, char *reply, size_t size)
 	process_gauges(&fds, &rss);
 	handles = fs_handles_active(d->fs, handles_why, sizeof(handles_why));
 	watching = fs_watch_active(d->fs, watch_why, sizeof(watch_why));
+	catalog_on = fs_catalog_report(d->fs, seal, sizeof(seal), &catalog_hits, &catalog_misses);
 	n = snprintf(reply, size, "{\"pid\": %d, \"uptime_seconds\": %lld, \"transport\": \"%s\", "
 	             "\"nodes\": %llu, \"nodes_open\": %llu, \"node_bytes\": %llu, \"fds\": %llu, "
 	             "\"fds_cached\": %llu, \"fds_pinned\": %llu, \"fd_cache_misses\": %llu, "
@@ -265,6 +268,8 @@ static int daemon_stats(void *arg, char *reply, size_t size)
 	             "\"bypass_why\": \"%s\", \"change_watch\": \"%s\", \"change_watch_why\": \"%s\", "
 	             "\"passthrough_counting\": \"%s\", \"passthrough_counting_hooks\": \"%s\", "
 	             "\"passthrough_counting_why\": \"%s\", "
+	             "\"meta_catalog\": {\"on\": %s, \"seal\": \"%s\", \"hits\": %llu, "
+	             "\"misses\": %llu}, "
 	             "\"stats\": ",
 	             (int)getpid(), (long long)(time(NULL) - d->state.started),
 	             fuse_session_transport(d->session),
@@ -289,7 +294,9 @@ static int daemon_stats(void *arg, char *reply, size_t size)
 	             json_escape(watch_why, watch_json, sizeof(watch_json)),
 	             d->bpf ? "bpf" : "opens",
 	             !d->bpf ? "" : stats_bpf_hooks_used(d->bpf) == STATS_BPF_FEXIT ? "fexit" : "syscalls",
-	             json_escape(d->bpf_why, counting_json, sizeof(counting_json)));
+	             json_escape(d->bpf_why, counting_json, sizeof(counting_json)),
+	             catalog_on ? "true" : "false", json_escape(seal, seal_json, sizeof(seal_json)),
+	             (unsigned long long)catalog_hits, (unsigned long long)catalog_misses);
 	if (n < 0 || (size_t)n >= size)
 		return -ENOSPC;
 	if (d->bpf)
@@ -433,6 +440,11 @@ static void state_fill(struct daemon_ctx *d, const struct daemon_options *o, boo
 	         fuse_session_transport_why(d->session));
 	st->file_handles = fs_handles_active(d->fs, st->file_handles_why, sizeof(st->file_handles_why));
 	st->change_watch = fs_watch_active(d->fs, st->change_watch_why, sizeof(st->change_watch_why));
+	{
+		uint64_t hits, misses;
+		if (!fs_catalog_report(d->fs, st->meta_catalog, sizeof(st->meta_catalog), &hits, &misses))
+			snprintf(st->meta_catalog, sizeof(st->meta_catalog), "off (no cache)");
+	}
 	if (cache_dax_probe(o->cache, &d->cache_dax) < 0)
 		snprintf(d->cache_dax.why, sizeof(d->cache_dax.why), "unknown: the cache directory "
 		         "cannot be looked at");
@@ -606,6 +618,10 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 	stats_init(&d.stats);
 	fcfg.stats = &d.stats;
 	fcfg.store = store;
+	if (store) {
+		snprintf(d.catalog_path, sizeof(d.catalog_path), "%s/cachemax-v1/catalog", o->cache);
+		fcfg.catalog_path = d.catalog_path;
+	}
 	fcfg.complete_max = o->complete_max;
 	fcfg.fill_threads = DAEMON_FILL_THREADS;
 	fcfg.first_read_origin = !o->first_read_fill;

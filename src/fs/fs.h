@@ -35,6 +35,8 @@ struct fs_config {
 	double entry_timeout;   /* seconds the kernel may cache names */
 	struct stats *stats;    /* counters to update; owned by the caller, may be NULL */
 	struct cache_store *store; /* the cache; owned by the caller; NULL: no caching */
+	const char *catalog_path;  /* the metadata catalog's directory (CACHEDIR/cachemax-v1/
+	                            * catalog); NULL: none */
 	uint64_t complete_max;  /* complete files up to this size in the background after their
 	                         * first miss; 0: never */
 	unsigned fill_threads;  /* background fill threads (0: 1) */
@@ -81,6 +83,11 @@ bool fs_passthrough_active(struct fs *fs, char *why, size_t why_size);
 /* How nodes reach origin inodes, for status: true by file handle (fds bounded); otherwise *why
  * says why each node pins an fd. */
 bool fs_handles_active(struct fs *fs, char *why, size_t why_size);
+
+/* The metadata catalog for status and stats: false when there is none; *seal says "valid" or
+ * "void: why"; hits and misses count lookups and listings answered from it or not. */
+bool fs_catalog_report(struct fs *fs, char *seal, size_t seal_size, uint64_t *hits,
+                       uint64_t *misses);
 
 /* Gauges for stats (docs/STATS.md): nodes the kernel holds (and those with open state), the
  * bytes the node table takes, origin fds cached and pinned, and fds opened again (by file handle

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include "cache/cache_catalog.h"
 #include "cache/cache_store.h"
 #include "engine/engine.h"
 #include "fs/fs.h"
@@ -51,6 +52,13 @@ struct fs_node {
 	uint8_t handle_bytes;         /* FS_REACH_HANDLE: bytes of handle[]; else 0 */
 	uint8_t reach;                /* enum fs_reach; fds.lock once the node is in the table */
 	uint8_t name_len;             /* > 0: handle[] holds its parent and name (see below) */
+	/* A directory too large for a catalog listing: READDIR reads the origin's stream (its
+	 * cookies are the origin's, not the catalog's indexes) from now on. */
+	atomic_bool listing_from_origin;
+	/* A directory's catalog stamp (fs_catalog.c): its mtime and ctime as last seen (the ino is
+	 * the node's), valid while stamp_epoch equals fs->catalog_epoch (0: none). catalog_lock. */
+	uint32_t stamp_epoch;
+	int64_t stamp_mtime_ns, stamp_ctime_ns;
 	/* Its last name went away and the kernel knows: through the mount (unlink, rename over),
 	 * or an open of it was answered ESTALE (the kernel then looked the name up afresh). */
 	atomic_bool unlinked_by_us;
@@ -186,6 +194,34 @@ struct fs {
 	struct fs_watch watch;
 	char root_path[4096];         /* the origin's path as the kernel prints it (readlink) */
 	size_t root_path_len;
+	/* The metadata catalog (fs_catalog.c): NULL when there is none (no cache store, or it
+	 * could not be opened). Used only where the watcher covers a directory. */
+	struct cache_catalog *catalog;
+	pthread_mutex_t catalog_lock; /* node stamps, catalog_epoch; a leaf lock */
+	uint32_t catalog_epoch;       /* bumped to void every node's stamp (a watcher overflow) */
+	/* The seal (fs_catalog.c, docs/ARCHITECTURE.md "The seal"): the catalog's attributes are
+	 * served without a stat of the file (the original provably did not change while the
+	 * daemon was down, and the watcher has covered it since). */
+	atomic_bool catalog_sealed;
+	/* Something the catalog may not reflect happened (events lost, the original written
+	 * while starting): no seal is written at the stop. */
+	atomic_bool catalog_tainted;
+	char catalog_path[4096];
+	char seal_why[160];           /* the seal's state for status, written under catalog_lock */
+	struct fs_seal_device {       /* the original's block device, for the seal */
+		bool known;
+		unsigned major, minor;
+	} seal_dev;
+	struct fs_seal_counts { uint64_t writes, sectors, discards; } seal_counts;  /* at the start */
+	atomic_uint_fast64_t catalog_hits, catalog_misses;
+	/* Bumped (a slot per hash of the directory's key) before a directory's record is dropped:
+	 * a listing made meanwhile is dropped again after its put (fs_catalog.c). */
+	atomic_uint_fast64_t catalog_gen[64];
+	/* Attributes of directories made from sealed records (fs_catalog.c "directory attributes"):
+	 * the kernel asks for a directory's attributes again after each listing (its atime), and
+	 * the seal lets them be answered without the origin. catalog_lock. */
+	struct fs_dir_attr **dir_attrs;
+	size_t dir_attr_count;
 };
 
 /* Node table (fs_node.c). */
@@ -201,6 +237,14 @@ struct fs_node *fs_node_get_ref(struct fs *fs, uint64_t nodeid);
  * found it (NULL: nowhere, e.g. O_TMPFILE), for a node that has no file handle. */
 int fs_node_acquire(struct fs *fs, struct fs_node *parent, const char *name, int fd,
                     const struct stat *st, struct fs_node **out);
+/* Find or add the node of an origin inode known by its file handle (from the catalog: no fd,
+ * no name_to_handle_at) and take one lookup reference. The handle belongs to parent's mount.
+ * 0, -EINVAL (no usable handle: take the long way), -ENOMEM. */
+int fs_node_acquire_handle(struct fs *fs, struct fs_node *parent, const struct stat *st,
+                           const struct cache_origin_handle *handle, struct fs_node **out);
+/* An fd on the inode of handle (of parent's mount) opened with flags, or -errno. */
+int fs_handle_open(struct fs *fs, const struct fs_node *parent,
+                   const struct cache_origin_handle *handle, int flags);
 /* The node of an origin inode if we have one, with a reference (drop with fs_node_forget). */
 struct fs_node *fs_node_find_ref(struct fs *fs, const struct stat *st);
 /* The same, but only if that node's origin fd is in the fd cache (which proves the inode
@@ -279,6 +323,57 @@ void fs_attr_invalidate(struct fs *fs, const struct fs_node *n);
 /* Before a GETATTR: a writer over the cache copy may have written its mapping, which lands in
  * the copy: write it back, so that the origin's times and bytes are current. */
 void fs_cache_before_getattr(struct fs *fs, struct fs_node *n);
+
+/* The metadata catalog wired in (fs_catalog.c; docs/ARCHITECTURE.md "The metadata catalog").
+ * Directory listings and attributes for READDIR(PLUS) and LOOKUP, valid while the directory's
+ * stamp is; attributes served without a stat only under a valid seal. */
+#define FS_CATALOG_BUILD_MAX 65536u     /* a larger directory is listed from the origin */
+/* At fs_create: open the catalog at path (NULL: none) and check the seal. */
+void fs_catalog_open(struct fs *fs, const char *path);
+void fs_catalog_close(struct fs *fs);
+/* After the watcher started (active or not): confirms or voids the seal. */
+void fs_catalog_watch_started(struct fs *fs);
+/* At a clean stop, with the watcher's queue drained by drain(fs) after a syncfs of the
+ * original: writes the seal if nothing voided it. */
+void fs_catalog_seal_write(struct fs *fs, void (*drain)(struct fs *));
+/* Whether the catalog serves directory dir (a catalog, the watcher covering it, the kernel
+ * caching listings: READDIR comes with fh 0). */
+bool fs_catalog_on(struct fs *fs, const struct fs_node *dir);
+/* A directory's listing or an entry in it changed (through the mount): its record goes. */
+void fs_catalog_dir_changed(struct fs *fs, struct fs_node *dir);
+struct file_handle;
+/* The watcher saw a change in the directory of handle h (events of any process, ours too). */
+void fs_catalog_dir_changed_handle(struct fs *fs, struct file_handle *h);
+/* GETATTR of a directory node from the catalog: 0 and *st while the seal holds and the node's
+ * stamp is the one its attributes came with; -ENOENT: ask the origin. */
+int fs_catalog_dir_attr(struct fs *fs, struct fs_node *n, struct stat *st);
+/* A link count grew with no name in the event: the other names' records hold the old count. */
+void fs_catalog_link_count(struct fs *fs, struct file_handle *self);
+/* Events were lost: the seal is void, every node stamp too. */
+void fs_catalog_overflow(struct fs *fs);
+/* A directory node was stat'ed on the origin just now (st): its stamp. */
+void fs_catalog_stamp_seen(struct fs *fs, struct fs_node *n, const struct stat *st);
+/* LOOKUP from the catalog: 0 with *st and *out (a node, one reference taken); -ENOENT: a valid
+ * listing has no such name; 1: the catalog cannot answer (ask the origin). */
+int fs_catalog_lookup(struct fs *fs, struct fs_node *p, const char *name, struct stat *st,
+                      struct fs_node **out);
+/* A listing of d for READDIR: a valid record, or the origin's listing made now (and recorded
+ * when its stamp held still). 0, or -E2BIG (more than FS_CATALOG_BUILD_MAX entries: use the
+ * origin's stream), or -errno. */
+struct fs_listing {
+	size_t count;
+	const struct cache_catalog_entry *entries;  /* sorted by name */
+	bool attrs_fresh;                           /* stat'ed just now: serve them */
+	struct cache_catalog_listing *record;       /* private */
+	struct cache_catalog_entry *built;
+	char *names;
+};
+int fs_catalog_listing(struct fs *fs, struct fs_node *d, struct fs_listing *out);
+void fs_catalog_listing_release(struct fs_listing *l);
+/* The node of entry e of directory p for READDIRPLUS: 0 with *st and *out (a reference), 1:
+ * send the entry without attributes (the kernel looks it up), or -errno. */
+int fs_catalog_entry_node(struct fs *fs, struct fs_node *p, const struct cache_catalog_entry *e,
+                          bool attrs_fresh, struct stat *st, struct fs_node **out);
 
 /* Paths (fs_path.c): the node's path relative to the origin (from the kernel's name of its
  * fd); -ENOENT if it is outside the origin or deleted. */

@@ -764,6 +764,75 @@ int fs_node_acquire(struct fs *fs, struct fs_node *parent, const char *name, int
 	return 0;
 }
 
+/* The mount index a handle of parent's mount is opened with: the parent's, or the origin's
+ * (index 0) for the root. -1: parent is reached otherwise. */
+static int parent_mount(const struct fs_node *parent)
+{
+	if (parent->reach == FS_REACH_HANDLE && parent->handle_bytes)
+		return parent->mount;
+	return parent->nodeid == FUSE_ROOT_ID ? 0 : -1;
+}
+
+static bool handle_load(struct file_handle *h, const struct cache_origin_handle *from)
+{
+	if (!from->bytes || from->bytes > FS_HANDLE_MAX)
+		return false;
+	h->handle_bytes = from->bytes;
+	h->handle_type = from->type;
+	memcpy(h->f_handle, from->data, from->bytes);
+	return true;
+}
+
+int fs_handle_open(struct fs *fs, const struct fs_node *parent,
+                   const struct cache_origin_handle *handle, int flags)
+{
+	struct handle_buffer hb;
+	struct file_handle *h = (struct file_handle *)(void *)hb.bytes;
+	int mount = parent_mount(parent), mount_fd;
+
+	if (mount < 0 || !fs->handles || !handle_load(h, handle))
+		return -EINVAL;
+	pthread_mutex_lock(&fs->mounts_lock);
+	mount_fd = (unsigned)mount < fs->mount_count ? fs->mounts[mount].fd : -1;
+	pthread_mutex_unlock(&fs->mounts_lock);
+	if (mount_fd < 0)
+		return -EINVAL;
+	return sys_open_by_handle_at(mount_fd, h, flags | O_CLOEXEC);
+}
+
+int fs_node_acquire_handle(struct fs *fs, struct fs_node *parent, const struct stat *st,
+                           const struct cache_origin_handle *handle, struct fs_node **out)
+{
+	struct fs_table *t = &fs->table;
+	struct handle_buffer hb;
+	struct file_handle *h = (struct file_handle *)(void *)hb.bytes;
+	int mount = parent_mount(parent);
+	struct fs_node *n, *fresh;
+
+	if (mount < 0 || !fs->handles || (unsigned)mount >= fs->mount_count || !handle_load(h, handle))
+		return -EINVAL;
+	fresh = node_new(st, h, mount, NULL, NULL);
+	if (!fresh)
+		return -ENOMEM;
+	pthread_mutex_lock(&fs->table_lock);
+	n = table_find_key(t, st, h);
+	if (n) {
+		n->lookups++;
+		pthread_mutex_unlock(&fs->table_lock);
+		free(fresh);
+		*out = n;
+		return 0;
+	}
+	fresh->nodeid = fs->next_nodeid++;
+	if (t->node_count >= t->bucket_count)
+		table_grow(t);
+	table_insert(t, fresh);
+	fs_watch_node_added(fs, fresh);
+	pthread_mutex_unlock(&fs->table_lock);
+	*out = fresh;
+	return 0;
+}
+
 int fs_node_root_init(struct fs *fs, int origin_fd, const struct stat *st)
 {
 	struct fs_fds *c = &fs->fds;

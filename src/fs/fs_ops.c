@@ -261,6 +261,7 @@ static int lookup_at(struct fs *fs, struct fs_node *parent, int dirfd, const cha
 		if (rc < 0)
 			return rc;
 	}
+	fs_catalog_stamp_seen(fs, n, &st);
 	entry_fill(fs, e, n, &st, entry_timeout(fs, parent, name, gen));
 	return 0;
 }
@@ -402,15 +403,25 @@ static void op_lookup(struct fuse_req *r, uint64_t parent, const char *name)
 {
 	struct fs *fs = FS_OF(r);
 	struct fuse_entry_out e;
-	struct fs_node *p;
+	struct fs_node *p, *n;
+	struct stat st;
 	uint64_t gen;
 	int rc, pfd;
 
 	GET_NODE(fs, r, p, parent);
-	GET_NODE_FD(fs, r, p, pfd);
 	gen = fs_watch_names_gen(fs, p->nodeid, name);
-	rc = lookup_at(fs, p, pfd, name, &e);
-	fs_node_fd_put(fs, p, pfd);
+	/* The catalog first (fs_catalog.c): a valid listing answers without the origin. */
+	rc = fs_catalog_lookup(fs, p, name, &st, &n);
+	if (rc == 0) {
+		entry_fill(fs, &e, n, &st, entry_timeout(fs, p, name, gen));
+		fuse_reply_entry(r, &e);
+		return;
+	}
+	if (rc == 1) {
+		GET_NODE_FD(fs, r, p, pfd);
+		rc = lookup_at(fs, p, pfd, name, &e);
+		fs_node_fd_put(fs, p, pfd);
+	}
 	if (rc == -ENOENT && fs_watch_covers(fs, p)) {
 		/* A negative entry (nodeid 0): the kernel stops asking for a name that is not there
 		 * until the watcher sees it created (INVAL_ENTRY drops negative dentries too). */
@@ -446,6 +457,8 @@ static void op_getattr(struct fuse_req *r, uint64_t ino, const struct fuse_getat
 	fs_cache_before_getattr(fs, n);
 	if ((in->getattr_flags & FUSE_GETATTR_FH) && n->type == S_IFREG)
 		rc = sys_fstatat(file_of(in->fh)->file.fd, "", &st, AT_EMPTY_PATH);
+	else if (fs_catalog_dir_attr(fs, n, &st) == 0)
+		rc = 0;  /* a directory under the seal (fs_catalog.c) */
 	else
 		rc = node_stat(fs, n, &st);
 	if (rc < 0)
@@ -518,6 +531,10 @@ static void op_setattr(struct fuse_req *r, uint64_t ino, const struct fuse_setat
 		fs_cache_metadata_changed(fs, n);
 		rc = sys_fstatat(nfd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
 	}
+	/* A directory's own attributes may be answered from the catalog (fs_catalog_dir_attr):
+	 * not any more. A file's entry in its parent's record goes with the watcher's event. */
+	if (n->type == S_IFDIR)
+		fs_catalog_dir_changed(fs, n);
 	fs_node_fd_put(fs, n, nfd);
 	if (rc < 0)
 		fuse_reply_err(r, -rc);
@@ -552,8 +569,10 @@ static void reply_created_entry(struct fuse_req *r, struct fs_node *parent, int 
                                 const char *name, int rc)
 {
 	struct fuse_entry_out e;
-	if (rc == 0)
+	if (rc == 0) {
+		fs_catalog_dir_changed(FS_OF(r), parent);
 		rc = lookup_at(FS_OF(r), parent, parent_fd, name, &e);
+	}
 	fs_node_fd_put(FS_OF(r), parent, parent_fd);
 	if (rc < 0)
 		fuse_reply_err(r, -rc);
@@ -672,6 +691,8 @@ static void op_unlink(struct fuse_req *r, uint64_t parent, const char *name)
 	last = l.found && fs_cache_last_name(fs, &l.st, &gone);
 	rc = sys_unlinkat(pfd, name, 0);
 	fs_node_fd_put(fs, p, pfd);
+	if (rc == 0)
+		fs_catalog_dir_changed(fs, p);
 	if (rc == 0 && last)
 		fs_cache_file_deleted(fs, gone);
 	if (rc == 0 && victim) {
@@ -695,6 +716,8 @@ static void op_rmdir(struct fuse_req *r, uint64_t parent, const char *name)
 		leaving_name(fs, pfd, name, &l);
 	rc = sys_unlinkat(pfd, name, AT_REMOVEDIR);
 	fs_node_fd_put(fs, p, pfd);
+	if (rc == 0)
+		fs_catalog_dir_changed(fs, p);
 	if (l.node)
 		fs_node_forget(fs, l.node->nodeid, 1);
 	fuse_reply_err(r, -rc);
@@ -728,6 +751,12 @@ static void op_rename(struct fuse_req *r, uint64_t parent, const char *name, uin
 	rc = sys_renameat2(pfd, name, npfd, newname, flags);
 	fs_node_fd_put(fs, p, pfd);
 	fs_node_fd_put(fs, np, npfd);
+	if (rc == 0) {
+		fs_catalog_dir_changed(fs, p);
+		fs_catalog_dir_changed(fs, np);
+		if (moved && moved->type == S_IFDIR)
+			fs_catalog_dir_changed(fs, moved);
+	}
 	if (rc == 0 && last)
 		fs_cache_file_deleted(fs, gone);
 	if (rc == 0) {
@@ -849,6 +878,7 @@ static void op_create(struct fuse_req *r, uint64_t parent, const char *name,
 		fuse_reply_err(r, -fd);
 		return;
 	}
+	fs_catalog_dir_changed(fs, p);
 	reply_new_file(r, p, name, fd, in->flags, false);
 }
 
@@ -942,6 +972,10 @@ static void op_statfs(struct fuse_req *r, uint64_t ino)
 	int fd, rc;
 
 	if (!n)
+		n = fs->root;
+	/* Per file system (and mount): a node on the origin's own mount asks through the root's
+	 * fd, which is always open, so that find's statfs of every directory opens no inode. */
+	if (n->reach == FS_REACH_HANDLE && n->mount == 0 && n->dev == fs->root->dev)
 		n = fs->root;
 	GET_NODE_FD(fs, r, n, fd);
 	rc = sys_fstatvfs(fd, &st);
@@ -1132,8 +1166,50 @@ struct linux_dirent64 {
 	char d_name[];
 };
 
+/* One READDIR(PLUS) reply from a catalog listing (fs_catalog.c), from cookie `offset` (the
+ * index of the next entry: 0 ".", 1 "..", then the entries in name order; seekdir works with
+ * them). Under READDIRPLUS an entry the catalog cannot vouch for goes without attributes
+ * (nodeid 0): the kernel looks it up. */
+static size_t readdir_listing(struct fs *fs, struct fs_node *d, const struct fs_listing *l,
+                              uint64_t offset, bool plus, char *out, size_t cap)
+{
+	size_t used = 0, index = (size_t)offset;
+
+	for (; index < l->count + 2; index++) {
+		const struct cache_catalog_entry *ce = index >= 2 ? &l->entries[index - 2] : NULL;
+		const char *name = ce ? ce->name : index == 0 ? "." : "..";
+		size_t namelen = strlen(name), rec;
+		uint64_t ino = ce ? ce->attr.ino : d->ino, next = index + 1;
+		unsigned type = ce ? ce->type : DT_DIR;
+
+		if (plus) {
+			struct fuse_entry_out e;
+			struct fs_node *n;
+			struct stat st;
+			if (fuse_proto_direntplus_size(namelen) > cap - used)
+				break;
+			memset(&e, 0, sizeof(e));
+			e.attr.ino = ino;
+			if (ce) {
+				uint64_t gen = fs_watch_names_gen(fs, d->nodeid, name);
+				if (fs_catalog_entry_node(fs, d, ce, l->attrs_fresh, &st, &n) == 0)
+					entry_fill(fs, &e, n, &st, entry_timeout(fs, d, name, gen));
+			}
+			rec = fuse_proto_direntplus_add(out, cap, used, name, namelen, &e, type, next);
+		} else {
+			rec = fuse_proto_dirent_add(out, cap, used, name, namelen, ino, type, next);
+		}
+		if (!rec)
+			break;
+		used += rec;
+	}
+	return used;
+}
+
 /* Fill one READDIR(PLUS) reply from the directory stream, starting at cookie `offset`.
- * Cookies are the origin's d_off values, so they stay stable across calls and seeks. */
+ * Cookies are the origin's d_off values, so they stay stable across calls and seeks; where the
+ * catalog serves the directory they are indexes (readdir_listing), for every listing of it but
+ * those of a directory found too large for one (listing_from_origin). */
 static void op_readdir(struct fuse_req *r, uint64_t ino, const struct fuse_read_in *in, bool plus)
 {
 	struct fs *fs = FS_OF(r);
@@ -1150,6 +1226,28 @@ static void op_readdir(struct fuse_req *r, uint64_t ino, const struct fuse_read_
 		if (!dir_node) {
 			fuse_reply_err(r, ESTALE);
 			return;
+		}
+		if (fs_catalog_on(fs, dir_node) && !atomic_load(&dir_node->listing_from_origin)) {
+			struct fs_listing l;
+			err = fs_catalog_listing(fs, dir_node, &l);
+			if (err == 0) {
+				used = readdir_listing(fs, dir_node, &l, in->offset, plus, out, cap);
+				fs_catalog_listing_release(&l);
+				fuse_reply_data(r, out, used);
+				return;
+			}
+			if (err != -E2BIG) {
+				fuse_reply_err(r, -err);
+				return;
+			}
+			/* Too large for a listing in memory: from the origin's stream from now on (a
+			 * listing begun in indexes, if it grew meanwhile, cannot be continued). */
+			atomic_store(&dir_node->listing_from_origin, true);
+			if (in->offset != 0) {
+				fuse_reply_err(r, EIO);
+				return;
+			}
+			err = 0;
 		}
 		err = -dir_open(fs, dir_node, &d);
 		if (err) {
@@ -1388,6 +1486,7 @@ int fs_create(const struct fs_config *cfg, struct fs **out)
 	rc = fs_node_root_init(fs, cfg->origin_fd, &st);
 	if (rc < 0)
 		goto err_table;
+	fs_catalog_open(fs, cfg->store ? cfg->catalog_path : NULL);
 	if (fs_node_handles_probe(fs, cfg->origin_fd) < 0)
 		log_warn("nodes pin an fd each: %s", fs->handles_why);
 	pthread_mutex_init(&fs->cap_probes_lock, NULL);
@@ -1410,6 +1509,7 @@ int fs_create(const struct fs_config *cfg, struct fs **out)
 
 err_root:
 	pthread_mutex_destroy(&fs->cap_probes_lock);
+	fs_catalog_close(fs);
 err_table:
 	fs_table_release(fs);
 	fs_node_root_release(fs);
@@ -1428,6 +1528,7 @@ void fs_free(struct fs *fs)
 	fs_watch_release(fs);
 	fs_node_root_release(fs);  /* closes the origin fd */
 	engine_free(fs->engine);
+	fs_catalog_close(fs);
 	pthread_mutex_destroy(&fs->cap_probes_lock);
 	free(fs);
 }

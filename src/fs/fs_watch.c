@@ -174,6 +174,7 @@ static void overflow(struct fs *fs)
 
 	log_warn("change events were lost (fanotify queue overflow): revalidating %zu inodes",
 	         count_all + 1);
+	fs_catalog_overflow(fs);
 	for (unsigned i = 0; i < FS_WATCH_NAME_SLOTS; i++)
 		atomic_fetch_add_explicit(&fs->watch.names_gen[i], 1, memory_order_acq_rel);
 	stat_bump(fs, STATS_WATCH_OVERFLOWS);
@@ -296,6 +297,41 @@ static void event_take(struct fs *fs, struct batch *b, const struct fanotify_eve
 	}
 }
 
+/* ---- the metadata catalog's part (fs_catalog.c) -------------------------------------------
+ * Every event, of any process (ours too: a chmod or a write through the mount changes an
+ * entry's attributes in its directory's record, and the kernel gives us no parent for it), drops
+ * the record of the directory it names: its parent for a name, or the directory itself. A link
+ * count that grew with no name in the event (link(2) elsewhere) leaves a stale count in the
+ * other names' records, so the seal goes for this run. */
+static void catalog_event(struct fs *fs, const struct fanotify_event_metadata *m, const char *event)
+{
+	const char *p = event + m->metadata_len, *end = event + m->event_len;
+	struct file_handle *self = NULL;
+	bool named = false;
+
+	while (p + sizeof(struct fanotify_event_info_header) <= end) {
+		const struct fanotify_event_info_fid *fid = (const void *)p;
+		struct file_handle *h = (struct file_handle *)(void *)fid->handle;
+
+		if (fid->hdr.len < sizeof(*fid) + sizeof(*h) || p + fid->hdr.len > end)
+			return;
+		p += fid->hdr.len;
+		if (fid->hdr.info_type == FAN_EVENT_INFO_TYPE_FID) {
+			self = h;
+			continue;
+		}
+		if (fid->hdr.info_type != FAN_EVENT_INFO_TYPE_DFID_NAME &&
+		    fid->hdr.info_type != FAN_EVENT_INFO_TYPE_DFID)
+			continue;
+		named = true;
+		fs_catalog_dir_changed_handle(fs, h);
+	}
+	if (self && (m->mask & FAN_ONDIR))
+		fs_catalog_dir_changed_handle(fs, self);  /* its own attributes (dir attributes) */
+	else if (!named && self && (m->mask & FAN_ATTRIB))
+		fs_catalog_link_count(fs, self);
+}
+
 static void events_read(struct fs *fs, char *buf)
 {
 	struct batch b = { .count = 0 };
@@ -315,8 +351,12 @@ static void events_read(struct fs *fs, char *buf)
 				;
 			else if (m.mask & FAN_Q_OVERFLOW)
 				b.overflow = true;
-			else if (m.pid != self)
-				event_take(fs, &b, &m, buf + off);
+			else {
+				if (fs->catalog)
+					catalog_event(fs, &m, buf + off);
+				if (m.pid != self)
+					event_take(fs, &b, &m, buf + off);
+			}
 			off += m.event_len;
 		}
 		if (b.count == WATCH_BATCH)
@@ -368,7 +408,16 @@ static int watch_off(struct fs *fs, int rc, const char *what)
 	return 0;
 }
 
+static int watch_start(struct fs *fs);
+
 int fs_watch_start(struct fs *fs)
+{
+	int rc = watch_start(fs);
+	fs_catalog_watch_started(fs);  /* the seal holds only while the watcher covers the original */
+	return rc;
+}
+
+static int watch_start(struct fs *fs)
 {
 	struct fs_watch *w = &fs->watch;
 	int rc;
@@ -424,6 +473,33 @@ int fs_watch_start(struct fs *fs)
 	return 0;
 }
 
+/* At the stop: the events still queued, for the catalog only (the kernel is gone). */
+static void catalog_drain(struct fs *fs)
+{
+	char *buf = malloc(WATCH_BUFFER);
+	if (!buf) {
+		fs_catalog_overflow(fs);
+		return;
+	}
+	for (;;) {
+		ssize_t len = read(fs->watch.fan_fd, buf, WATCH_BUFFER), off = 0;
+		if (len <= 0)
+			break;
+		while (len - off >= (ssize_t)FAN_EVENT_METADATA_LEN) {
+			struct fanotify_event_metadata m;
+			memcpy(&m, buf + off, sizeof(m));
+			if (m.event_len < FAN_EVENT_METADATA_LEN || m.event_len > len - off)
+				break;
+			if (m.vers == FANOTIFY_METADATA_VERSION && (m.mask & FAN_Q_OVERFLOW))
+				fs_catalog_overflow(fs);
+			else if (m.vers == FANOTIFY_METADATA_VERSION)
+				catalog_event(fs, &m, buf + off);
+			off += m.event_len;
+		}
+	}
+	free(buf);
+}
+
 void fs_watch_stop(struct fs *fs)
 {
 	struct fs_watch *w = &fs->watch;
@@ -434,6 +510,8 @@ void fs_watch_stop(struct fs *fs)
 		if (write(w->stop_pipe[1], &c, 1) < 0)
 			log_warn("cannot wake the change watcher: %s", strerror(errno));
 		pthread_join(w->thread, NULL);
+		/* The seal (fs_catalog.c): after a syncfs, every change is in the queue. */
+		fs_catalog_seal_write(fs, catalog_drain);
 		w->started = false;
 		atomic_store(&w->active, false);
 		snprintf(w->why, sizeof(w->why), "stopped");
