@@ -416,16 +416,6 @@ static bool stamp_get(struct fs *fs, struct fs_node *n, struct cache_catalog_sta
 	return ok;
 }
 
-static int node_stat(struct fs *fs, struct fs_node *n, struct stat *st)
-{
-	int fd = fs_node_fd(fs, n), rc;
-	if (fd < 0)
-		return fd;
-	rc = sys_fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
-	fs_node_fd_put(fs, n, fd);
-	return rc;
-}
-
 /* The stamp of directory d: from its node, else one stat on the origin (then kept). */
 static int stamp_of(struct fs *fs, struct fs_node *d, struct cache_catalog_stamp *s)
 {
@@ -433,7 +423,7 @@ static int stamp_of(struct fs *fs, struct fs_node *d, struct cache_catalog_stamp
 	int rc;
 	if (stamp_get(fs, d, s))
 		return 0;
-	rc = node_stat(fs, d, &st);
+	rc = fs_node_stat(fs, d, &st);
 	if (rc < 0)
 		return rc;
 	fs_catalog_stamp_seen(fs, d, &st);

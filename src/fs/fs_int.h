@@ -278,6 +278,8 @@ int fs_node_fd(struct fs *fs, struct fs_node *n);
  * its cached O_PATH fd (/proc/self/fd/N), else straight from its file handle. */
 int fs_node_open(struct fs *fs, struct fs_node *n, int flags);
 void fs_node_fd_put(struct fs *fs, struct fs_node *n, int fd);
+/* The origin inode's attributes (symlinks not followed), through a borrowed fd. 0 or -errno. */
+int fs_node_stat(struct fs *fs, struct fs_node *n, struct stat *st);
 /* Before n's name goes or moves through the mount (unlink, rmdir, rename): if n is reached by
  * that name, it keeps its fd from now on (FS_REACH_PINNED). */
 void fs_node_name_leaving(struct fs *fs, struct fs_node *n);

@@ -291,6 +291,16 @@ int fs_node_open(struct fs *fs, struct fs_node *n, int flags)
 	return fd;
 }
 
+int fs_node_stat(struct fs *fs, struct fs_node *n, struct stat *st)
+{
+	int fd = fs_node_fd(fs, n), rc;
+	if (fd < 0)
+		return fd;
+	rc = sys_fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+	fs_node_fd_put(fs, n, fd);
+	return rc;
+}
+
 void fs_node_fd_put(struct fs *fs, struct fs_node *n, int fd)
 {
 	struct fs_fds *c = &fs->fds;
@@ -690,6 +700,25 @@ static struct fs_node *node_new(const struct stat *st, const struct file_handle 
 	return n;
 }
 
+/* With table_lock held: the node of (st, h) if the table has one, with a lookup reference
+ * taken for the caller; else NULL, and fresh is in the table under a new nodeid. */
+static struct fs_node *table_add_locked(struct fs *fs, struct fs_node *fresh, const struct stat *st,
+                                        const struct file_handle *h)
+{
+	struct fs_table *t = &fs->table;
+	struct fs_node *n = table_find_key(t, st, h);
+	if (n) {
+		n->lookups++;
+		return n;
+	}
+	fresh->nodeid = fs->next_nodeid++;
+	if (t->node_count >= t->bucket_count)
+		table_grow(t);
+	table_insert(t, fresh);
+	fs_watch_node_added(fs, fresh);
+	return NULL;
+}
+
 int fs_node_acquire(struct fs *fs, struct fs_node *parent, const char *name, int fd,
                     const struct stat *st, struct fs_node **out)
 {
@@ -721,20 +750,14 @@ int fs_node_acquire(struct fs *fs, struct fs_node *parent, const char *name, int
 		return -ENOMEM;
 	}
 	pthread_mutex_lock(&fs->table_lock);
-	n = table_find_key(t, st, h);  /* someone may have added it meanwhile */
+	n = table_add_locked(fs, fresh, st, h);  /* someone may have added it meanwhile */
 	if (n) {
-		n->lookups++;
 		pthread_mutex_unlock(&fs->table_lock);
 		free(fresh);
 		node_keep_fd(fs, n, fd);
 		*out = n;
 		return 0;
 	}
-	fresh->nodeid = fs->next_nodeid++;
-	if (t->node_count >= t->bucket_count)
-		table_grow(t);
-	table_insert(t, fresh);
-	fs_watch_node_added(fs, fresh);
 	if (fresh->name_len) {  /* it reaches its inode through the parent: keep the parent */
 		if (parent->nodeid != FUSE_ROOT_ID)
 			parent->lookups++;
@@ -803,7 +826,6 @@ int fs_handle_open(struct fs *fs, const struct fs_node *parent,
 int fs_node_acquire_handle(struct fs *fs, struct fs_node *parent, const struct stat *st,
                            const struct cache_origin_handle *handle, struct fs_node **out)
 {
-	struct fs_table *t = &fs->table;
 	struct handle_buffer hb;
 	struct file_handle *h = (struct file_handle *)(void *)hb.bytes;
 	int mount = parent_mount(parent);
@@ -815,21 +837,11 @@ int fs_node_acquire_handle(struct fs *fs, struct fs_node *parent, const struct s
 	if (!fresh)
 		return -ENOMEM;
 	pthread_mutex_lock(&fs->table_lock);
-	n = table_find_key(t, st, h);
-	if (n) {
-		n->lookups++;
-		pthread_mutex_unlock(&fs->table_lock);
-		free(fresh);
-		*out = n;
-		return 0;
-	}
-	fresh->nodeid = fs->next_nodeid++;
-	if (t->node_count >= t->bucket_count)
-		table_grow(t);
-	table_insert(t, fresh);
-	fs_watch_node_added(fs, fresh);
+	n = table_add_locked(fs, fresh, st, h);
 	pthread_mutex_unlock(&fs->table_lock);
-	*out = fresh;
+	if (n)
+		free(fresh);
+	*out = n ? n : fresh;
 	return 0;
 }
 

@@ -87,16 +87,6 @@ static void entry_fill(struct fs *fs, struct fuse_entry_out *e, const struct fs_
 	attr_from_stat(&e->attr, st);
 }
 
-static int node_stat(struct fs *fs, struct fs_node *n, struct stat *st)
-{
-	int fd = fs_node_fd(fs, n), rc;
-	if (fd < 0)
-		return fd;
-	rc = sys_fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
-	fs_node_fd_put(fs, n, fd);
-	return rc;
-}
-
 /* ---- set-id bits and file capabilities (FUSE_HANDLE_KILLPRIV_V2) --------------------------
  * The kernel leaves clearing them to us: our own writes, truncates and chowns run as root, which
  * keeps set-id bits, so we clear what the caller's operation clears on a local file system. In
@@ -156,7 +146,7 @@ static int kill_setid(struct fs *fs, struct fs_node *n, const struct fuse_req_ct
 	int rc;
 	if (c->uid == 0 || n->type != S_IFREG)
 		return 0;
-	rc = node_stat(fs, n, &st);
+	rc = fs_node_stat(fs, n, &st);
 	return rc < 0 ? rc : clear_setid(fs, n, &st, setid_to_clear(&st, c));
 }
 
@@ -214,7 +204,7 @@ static int kill_privs_request(struct fs *fs, struct fs_node *n, const struct fus
                               bool caps_removed)
 {
 	struct stat st;
-	int rc = node_stat(fs, n, &st);
+	int rc = fs_node_stat(fs, n, &st);
 	if (rc < 0)
 		return rc;
 	if (c->uid != 0)
@@ -460,7 +450,7 @@ static void op_getattr(struct fuse_req *r, uint64_t ino, const struct fuse_getat
 	else if (fs_catalog_dir_attr(fs, n, &st) == 0)
 		rc = 0;  /* a directory under the seal (fs_catalog.c) */
 	else
-		rc = node_stat(fs, n, &st);
+		rc = fs_node_stat(fs, n, &st);
 	if (rc < 0)
 		fuse_reply_err(r, -rc);
 	else
