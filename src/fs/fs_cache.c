@@ -15,7 +15,7 @@
 #include "sys/sys.h"
 #include "util/log.h"
 
-void fs_passthrough_disable(struct fs *fs, const char *why)
+void fs_cache_passthrough_disable(struct fs *fs, const char *why)
 {
 	if (atomic_exchange(&fs->passthrough_ok, false)) {
 		snprintf(fs->passthrough_why, sizeof(fs->passthrough_why), "%s", why);
@@ -74,7 +74,7 @@ static int host_backing_open(void *arg, int fd)
 	struct fs *fs = arg;
 	int id = fuse_session_backing_open(fs->session, fd);
 	if (id == -EPERM)
-		fs_passthrough_disable(fs, "the kernel refused backing files (EPERM: needs CAP_SYS_ADMIN)");
+		fs_cache_passthrough_disable(fs, "the kernel refused backing files (EPERM: needs CAP_SYS_ADMIN)");
 	return id;
 }
 
@@ -159,7 +159,7 @@ int fs_cache_attach(struct fs *fs, struct fs_file *f, struct cm_fuse_open_out *o
 		o->backing_id = res.backing_id;
 		/* What the kernel cached before (a lookup's attributes) would hide its mmap writes. */
 		if (writer && atomic_fetch_add(&n->passthrough_writers, 1) == 0)
-			fs_attr_invalidate(fs, n);
+			fs_cache_attr_invalidate(fs, n);
 	}
 	return 0;
 }
@@ -203,7 +203,7 @@ void fs_cache_metadata_changed(struct fs *fs, struct fs_node *n)
 void fs_cache_before_getattr(struct fs *fs, struct fs_node *n)
 {
 	struct engine_inode *io;
-	if (n->type != S_IFREG || !fs_attr_volatile(n) || !(io = fs_node_io_hold_existing(fs, n)))
+	if (n->type != S_IFREG || !fs_cache_attr_volatile(n) || !(io = fs_node_io_hold_existing(fs, n)))
 		return;
 	engine_write_back(fs->engine, io);
 	fs_node_io_release(fs, n);
@@ -219,12 +219,12 @@ void fs_cache_file_deleted(struct fs *fs, struct cache_key key)
 	engine_file_deleted(fs->engine, key);
 }
 
-bool fs_attr_volatile(const struct fs_node *n)
+bool fs_cache_attr_volatile(const struct fs_node *n)
 {
 	return atomic_load_explicit(&n->passthrough_writers, memory_order_relaxed) > 0;
 }
 
-void fs_attr_invalidate(struct fs *fs, const struct fs_node *n)
+void fs_cache_attr_invalidate(struct fs *fs, const struct fs_node *n)
 {
 	int rc = fuse_session_notify_inval_inode(fs->session, n->nodeid, -1, 0);
 	if (rc < 0 && rc != -ENOENT)  /* ENOENT: the kernel holds no inode for it */

@@ -64,7 +64,7 @@ struct fs_node {
 	atomic_bool unlinked_by_us;
 	/* Passthrough opens for writing (changed at open and release, read without): a write through
 	 * their mapping changes the origin's mtime and ctime with no request to us
-	 * (fs_attr_volatile). In the node, not its open state: every GETATTR reads it. */
+	 * (fs_cache_attr_volatile). In the node, not its open state: every GETATTR reads it. */
 	atomic_uint passthrough_writers;
 	/* FS_REACH_HANDLE: handle_bytes of f_handle. Otherwise, if name_len > 0: the parent node
 	 * (a pointer, which holds a lookup reference on it) then the name, NUL-terminated. */
@@ -300,7 +300,7 @@ static inline bool fs_limit_error(int rc) { return rc == -EMFILE || rc == -ENFIL
 /* The fs side of the cache engine (fs_cache.c): the host seam, open files, and the node-level
  * calls into the engine. */
 int fs_cache_engine_create(struct fs *fs);
-void fs_passthrough_disable(struct fs *fs, const char *why);
+void fs_cache_passthrough_disable(struct fs *fs, const char *why);
 /* Attach an open file (f->file.fd, open_flags set) to its node's engine inode and choose the
  * io-mode; fills the open reply. -errno fails the open, -ESTALE when the inode was unlinked
  * behind our back (the kernel then looks the name up again). */
@@ -318,10 +318,10 @@ bool fs_cache_last_name(struct fs *fs, const struct stat *st, struct cache_key *
 void fs_cache_file_deleted(struct fs *fs, struct cache_key key);
 /* The node's attributes may change with no request to us (a writable passthrough open: writes
  * through its mapping move mtime and ctime): replies give them no time in the kernel's cache. */
-bool fs_attr_volatile(const struct fs_node *n);
+bool fs_cache_attr_volatile(const struct fs_node *n);
 /* Drop the kernel's cached attributes of n (NOTIFY_INVAL_INODE, attributes only), after a change
  * the kernel learns of in no reply. Never call it holding a lock the kernel may wait for. */
-void fs_attr_invalidate(struct fs *fs, const struct fs_node *n);
+void fs_cache_attr_invalidate(struct fs *fs, const struct fs_node *n);
 /* Before a GETATTR: a writer over the cache copy may have written its mapping, which lands in
  * the copy: write it back, so that the origin's times and bytes are current. */
 void fs_cache_before_getattr(struct fs *fs, struct fs_node *n);

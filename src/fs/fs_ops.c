@@ -59,7 +59,7 @@ static void attr_from_stat(struct fuse_attr *a, const struct stat *st)
  * option; never while a passthrough writer changes them unseen. */
 static double attr_timeout(struct fs *fs, const struct fs_node *n)
 {
-	if (fs_attr_volatile(n))
+	if (fs_cache_attr_volatile(n))
 		return 0;
 	return fs_watch_covers(fs, n) ? FS_WATCHED_TIMEOUT : fs->cfg.attr_timeout;
 }
@@ -986,7 +986,7 @@ static void op_statfs(struct fuse_req *r, uint64_t ino)
 static void xattr_changed(struct fs *fs, struct fs_node *n)
 {
 	fs_cache_metadata_changed(fs, n);
-	fs_attr_invalidate(fs, n);
+	fs_cache_attr_invalidate(fs, n);
 }
 
 static void op_setxattr(struct fuse_req *r, uint64_t ino, const char *name, const void *value,
@@ -1552,6 +1552,6 @@ void fs_passthrough_probe(struct fs *fs)
 	if (id > 0)
 		fuse_session_backing_close(fs->session, id);
 	else if (id == -EPERM)
-		fs_passthrough_disable(fs, "the kernel refused backing files (EPERM: needs CAP_SYS_ADMIN)");
+		fs_cache_passthrough_disable(fs, "the kernel refused backing files (EPERM: needs CAP_SYS_ADMIN)");
 	sys_close(fd);
 }
