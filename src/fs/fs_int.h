@@ -26,7 +26,7 @@ enum fs_reach {
 	FS_REACH_NAME,                /* openat(parent's fd, name), checked against (dev, ino): the
 	                               * origin gives no usable handles (a FUSE or network file
 	                               * system); a rename behind our back makes it ESTALE */
-	FS_REACH_PINNED,              /* neither (the root, an O_TMPFILE, a node renamed or unlinked
+	FS_REACH_FD,                  /* neither (the root, an O_TMPFILE, a node renamed or unlinked
 	                               * through the mount): its fd stays in the cache */
 };
 
@@ -35,7 +35,7 @@ enum fs_reach {
  * inode by file handle (an fd from the fd cache, or open_by_handle_at); on a file system that
  * gives no handles its O_PATH fd is pinned in the fd cache instead. */
 #define FS_HANDLE_MAX 40              /* f_handle bytes kept inline (ext4 8, tmpfs 12, xfs 8-16,
-                                       * btrfs 20); a larger handle: the node pins its fd */
+                                       * btrfs 20); a larger handle: the node keeps its fd open */
 struct fs_node {
 	uint64_t nodeid;              /* ours, never reused */
 	dev_t dev;                    /* origin key (with the handle) */
@@ -281,7 +281,7 @@ void fs_node_fd_put(struct fs *fs, struct fs_node *n, int fd);
 /* The origin inode's attributes (symlinks not followed), through a borrowed fd. 0 or -errno. */
 int fs_node_stat(struct fs *fs, struct fs_node *n, struct stat *st);
 /* Before n's name goes or moves through the mount (unlink, rmdir, rename): if n is reached by
- * that name, it keeps its fd from now on (FS_REACH_PINNED). */
+ * that name, it keeps its fd from now on (FS_REACH_FD). */
 void fs_node_name_leaving(struct fs *fs, struct fs_node *n);
 /* Are any nodes reached by name? If not, fs_node_name_leaving has nothing to do. */
 bool fs_node_names_in_use(struct fs *fs);

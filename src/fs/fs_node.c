@@ -70,7 +70,7 @@ static void lru_append(struct fs_fds *c, int32_t i)
 }
 
 /* May the cache close this node's fd when nobody borrows it? fds.lock held. */
-static bool node_evictable(const struct fs_node *n) { return n->reach != FS_REACH_PINNED; }
+static bool node_evictable(const struct fs_node *n) { return n->reach != FS_REACH_FD; }
 
 /* Free slot i; returns the fd it held (to close once the lock is dropped). */
 static int slot_free(struct fs_fds *c, int32_t i)
@@ -247,7 +247,7 @@ int fs_node_fd(struct fs *fs, struct fs_node *n)
 	else if (n->reach == FS_REACH_NAME)
 		fd = name_open(fs, n);
 	else
-		fd = -ESTALE;  /* a pinned fd is never taken away: not reached */
+		fd = -ESTALE;  /* an FS_REACH_FD node's fd is never taken away: not reached */
 	if (fd < 0)
 		return fd;
 	pthread_mutex_lock(&c->lock);
@@ -344,7 +344,7 @@ void fs_node_name_leaving(struct fs *fs, struct fs_node *n)
 		pthread_mutex_lock(&c->lock);
 		if (n->fd_slot >= 0 && c->slot[n->fd_slot].fd == fd && n->reach == FS_REACH_NAME) {
 			/* borrowed now, so not on the LRU list: only the counts move */
-			n->reach = FS_REACH_PINNED;
+			n->reach = FS_REACH_FD;
 			c->cached--;
 			c->pinned++;
 		}
@@ -684,7 +684,7 @@ static struct fs_node *node_new(const struct stat *st, const struct file_handle 
 	n->type = st->st_mode & S_IFMT;
 	n->fd_slot = -1;
 	n->lookups = 1;
-	n->reach = FS_REACH_PINNED;
+	n->reach = FS_REACH_FD;
 	if (h) {
 		n->reach = FS_REACH_HANDLE;
 		n->handle_bytes = (uint8_t)h->handle_bytes;
@@ -731,7 +731,7 @@ int fs_node_acquire(struct fs *fs, struct fs_node *parent, const char *name, int
 	if (handle_of(fs, fd, h, &mount_id))
 		mount = mount_index(fs, mount_id, fd, st->st_mode & S_IFMT);
 	if (mount < 0)
-		h = NULL;  /* no handle (or too many mounts below the origin): pin the fd */
+		h = NULL;  /* no handle (or too many mounts below the origin): keep the fd open */
 
 	pthread_mutex_lock(&fs->table_lock);
 	n = table_find_key(t, st, h);
