@@ -84,6 +84,14 @@ const struct config_option config_options[] = {
 	          "reads with BPF hooks on every system call instead: exact\n"
 	          "for read(2) and kin, but each system call on the machine\n"
 	          "costs about 1.5 us more (without it: opens are counted)\n" },
+	{ .name = "meta-catalog", .type = CONFIG_SWITCH, .offset = FIELD(daemon.meta_catalog),
+	  .field_is_bool = true, .set_to = true,
+	  .help = "experimental: keep directory listings and attributes in a\n"
+	          "catalog on the cache device and, after a clean stop with\n"
+	          "nothing written to the original's device since, serve\n"
+	          "them without reading the original (docs/ARCHITECTURE.md\n"
+	          "\"The metadata catalog\" lists the cases it does not yet\n"
+	          "cover; off by default until they are closed)\n" },
 	{ .name = "foreground", .type = CONFIG_SWITCH, .offset = FIELD(foreground),
 	  .field_is_bool = true, .set_to = true, .flags = CONFIG_NOT_IN_FILE,
 	  .help = "run the daemon in this process, without a watchdog\n" },

@@ -443,7 +443,9 @@ static void state_fill(struct daemon_ctx *d, const struct daemon_options *o, boo
 	{
 		uint64_t hits, misses;
 		if (!fs_catalog_report(d->fs, st->meta_catalog, sizeof(st->meta_catalog), &hits, &misses))
-			snprintf(st->meta_catalog, sizeof(st->meta_catalog), "off (no cache)");
+			snprintf(st->meta_catalog, sizeof(st->meta_catalog), "%s",
+			         !o->cache[0] ? "off (no cache)"
+			                      : "off (experimental: start --meta-catalog)");
 	}
 	if (cache_dax_probe(o->cache, &d->cache_dax) < 0)
 		snprintf(d->cache_dax.why, sizeof(d->cache_dax.why), "unknown: the cache directory "
@@ -619,8 +621,10 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 	fcfg.stats = &d.stats;
 	fcfg.store = store;
 	if (store) {
-		snprintf(d.catalog_path, sizeof(d.catalog_path), "%s/cachemax-v1/catalog", o->cache);
-		fcfg.catalog_path = d.catalog_path;
+		if (o->meta_catalog) {
+			snprintf(d.catalog_path, sizeof(d.catalog_path), "%s/cachemax-v1/catalog", o->cache);
+			fcfg.catalog_path = d.catalog_path;
+		}
 	}
 	fcfg.complete_max = o->complete_max;
 	fcfg.fill_threads = DAEMON_FILL_THREADS;

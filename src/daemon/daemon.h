@@ -57,6 +57,8 @@ struct daemon_options {
 	                                 * through the control socket (changes stay root's) */
 	bool count_syscalls;            /* --count-syscalls: where fexit is refused, count
 	                                 * passthrough reads with system-call hooks (stats_bpf.h) */
+	bool meta_catalog;              /* --meta-catalog: the metadata catalog and its seal
+	                                 * (experimental, off by default) */
 	char options_text[DAEMON_OPTIONS_TEXT_MAX];  /* the start options that differ from the
 	                                             * defaults, as arguments: the state record's
 	                                             * "options" (config_start_format) */

@@ -30,7 +30,16 @@ hits() { stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["meta_c
 # what a walk prints (names, modes, sizes, links): through the mount and on the original
 walk() { (cd "$1" && find . -printf '%p %M %s %n %U %G %T@ %l\n' | sort); }
 
+# Off by default (experimental): no catalog, nothing written for it.
 t_mount "$D" "$C"
+on=$(stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["meta_catalog"]["on"])')
+[ "$on" = False ] || fail "the catalog is on without --meta-catalog"
+"$CACHEMAX" status | grep -q "metadata: *no catalog, off (experimental: start --meta-catalog)" || fail "status without --meta-catalog: $("$CACHEMAX" status | grep metadata)"
+ls -lR "$D" > /dev/null
+[ ! -e "$C/cachemax-v1/catalog" ] || [ -z "$(find "$C/cachemax-v1/catalog" -name '*.dir')" ] || fail "records written without --meta-catalog"
+t_unmount "$D"
+
+t_mount "$D" "$C" --meta-catalog
 [ "$(seal)" = "void: no seal (first start, or the last stop was not clean)" ] || fail "first start: seal '$(seal)'"
 "$CACHEMAX" status | grep -q "metadata: *catalog, seal void" || fail "status has no catalog line: $("$CACHEMAX" status)"
 # warm-up: every directory listed (recorded), every file stat'ed
@@ -42,7 +51,7 @@ diff "$T_SCRATCH/w0" "$T_SCRATCH/orig" >/dev/null || fail "the warm walk differs
 
 # round 1: nothing changed while down -> valid seal, no device read for metadata
 drop
-t_mount "$D" "$C"
+t_mount "$D" "$C" --meta-catalog
 [ ! -f "$C/cachemax-v1/catalog/seal" ] || fail "the seal was not removed at the start"
 [ "$(seal)" = valid ] || fail "nothing changed while down, yet the seal is '$(seal)'"
 "$CACHEMAX" status | grep -q "metadata: *catalog, seal valid" || fail "status: $("$CACHEMAX" status | grep metadata)"
@@ -75,7 +84,7 @@ drop
 chmod 640 "$D/d1/f3"; touch "$D/d2/made-while-down"; echo appended >> "$D/d3/f5"
 walk "$D" > "$T_SCRATCH/orig2"
 sleep 2.2  # so that the walk below records every listing (none younger than 2 s)
-t_mount "$D" "$C"
+t_mount "$D" "$C" --meta-catalog
 case "$(seal)" in "void: the original's device was written while the daemon was down") ;;
   *) fail "changes while down, yet the seal is '$(seal)'";; esac
 walk "$D" > "$T_SCRATCH/w2"
@@ -85,7 +94,7 @@ diff "$T_SCRATCH/w2" "$T_SCRATCH/orig2" || fail "changes made while the daemon w
 t_unmount "$D"
 # round 3: the catalog rebuilt in round 2 is sealed again
 drop
-t_mount "$D" "$C"
+t_mount "$D" "$C" --meta-catalog
 [ "$(seal)" = valid ] || fail "round 3: seal '$(seal)'"
 r0=$(R); find "$D" ! -type l -exec stat {} + > /dev/null; r1=$(R); walk "$D" > "$T_SCRATCH/w3"
 diff "$T_SCRATCH/w3" "$T_SCRATCH/orig2" || fail "round 3 walk differs"
@@ -98,12 +107,12 @@ T=$SHM/orig C2=$SHM/cache2
 mkdir -p "$T"
 for i in 1 2 3; do mkdir "$T/d$i"; for j in $(seq 1 30); do echo "$i $j" > "$T/d$i/f$j"; done; done
 sleep 2.2
-t_mount "$T" "$C2"
+t_mount "$T" "$C2" --meta-catalog
 walk "$T" > /dev/null
 t_unmount "$T"
 touch "$T/d1/created"; rm "$T/d2/f4"; mv "$T/d3/f5" "$T/d3/renamed"; chmod 600 "$T/d3/f6"
 walk "$T" > "$T_SCRATCH/torig"
-t_mount "$T" "$C2"
+t_mount "$T" "$C2" --meta-catalog
 st=$("$CACHEMAX" stats "$T" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["meta_catalog"]["seal"])')
 case "$st" in "void: the original is not on a block device"*) ;; *) fail "tmpfs seal: '$st'";; esac
 walk "$T" > "$T_SCRATCH/tw"
