@@ -205,32 +205,55 @@ static void dir_attrs_free(struct fs *fs)
 	fs->dir_attrs = NULL;
 }
 
+/* True if the block device of dev (or, for a partition, its disk) counts its I/O: with
+ * queue/iostats 0 the counters the seal compares never move. */
+static bool iostats_on(dev_t dev)
+{
+	char path[128], buf[8];
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/queue/iostats", major(dev), minor(dev));
+	if (read_small(path, buf, sizeof(buf)) < 0) {
+		snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/../queue/iostats", major(dev), minor(dev));
+		if (read_small(path, buf, sizeof(buf)) < 0)
+			return false;
+	}
+	return buf[0] == '1';
+}
+
 /* ---- open, the seal at the start ----------------------------------------------------------- */
 
 /* Removes every record (a catalog that a void seal leaves untrusted on a block device: starting
  * empty lets the next seal vouch for every record). Records are in CATALOG/HH/ and tmp/. */
-static void catalog_wipe(const char *path)
+static bool catalog_wipe(const char *path)
 {
 	DIR *top = opendir(path);
 	struct dirent *de;
+	bool ok = true;
 	if (!top)
-		return;
+		return errno == ENOENT;
 	while ((de = readdir(top))) {
 		char sub[4200];
+		struct stat st;
 		DIR *d;
 		struct dirent *e;
-		if (de->d_name[0] == '.' || de->d_type != DT_DIR)
+		if (de->d_name[0] == '.')
+			continue;
+		if (de->d_type != DT_DIR &&
+		    (de->d_type != DT_UNKNOWN || fstatat(dirfd(top), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		     !S_ISDIR(st.st_mode)))
 			continue;
 		snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
 		d = opendir(sub);
-		if (!d)
+		if (!d) {
+			ok = false;
 			continue;
+		}
 		while ((e = readdir(d)))
-			if (e->d_name[0] != '.')
-				(void)unlinkat(dirfd(d), e->d_name, 0);
+			if (e->d_name[0] != '.' && unlinkat(dirfd(d), e->d_name, 0) < 0 && errno != ENOENT)
+				ok = false;
 		closedir(d);
 	}
 	closedir(top);
+	return ok;
 }
 
 void fs_catalog_open(struct fs *fs, const char *path)
@@ -251,16 +274,20 @@ void fs_catalog_open(struct fs *fs, const char *path)
 		snprintf(dev, sizeof(dev), "/sys/dev/block/%u:%u/stat", major(st.st_dev), minor(st.st_dev));
 		fs->seal_dev.major = major(st.st_dev);
 		fs->seal_dev.minor = minor(st.st_dev);
-		fs->seal_dev.known = access(dev, R_OK) == 0;
+		fs->seal_dev.known = access(dev, R_OK) == 0 && iostats_on(st.st_dev);
 	}
 	/* The seal is read and removed before anything else: a crash from now on leaves none. */
 	seal_path(fs, sp, sizeof(sp), SEAL_FILE);
 	have_seal = read_small(sp, buf, sizeof(buf)) == 0 && seal_parse(buf, &s) == 0;
-	(void)sys_unlinkat(AT_FDCWD, sp, 0);
+	rc = sys_unlinkat(AT_FDCWD, sp, 0);
+	if (rc < 0 && rc != -ENOENT) {  /* a seal left behind must not vouch for this run */
+		have_seal = 0;
+		atomic_store(&fs->catalog_tainted, true);
+	}
 	if (!fs->seal_dev.known) {
 		snprintf(fs->seal_why, sizeof(fs->seal_why),
-		         "void: the original is not on a block device (its changes while the daemon is "
-		         "down cannot be proven absent)");
+		         "void: the original is not on a block device that counts its writes (its "
+		         "changes while the daemon is down cannot be proven absent)");
 	} else {
 		rc = origin_syncfs(fs);
 		if (rc == 0)
@@ -286,7 +313,8 @@ void fs_catalog_open(struct fs *fs, const char *path)
 		if (!atomic_load(&fs->catalog_sealed)) {
 			/* The records may hold attributes changed while the daemon was down: start
 			 * empty, so that the next seal vouches for every record it covers. */
-			catalog_wipe(path);
+			if (!catalog_wipe(path))
+				atomic_store(&fs->catalog_tainted, true);  /* no seal at the stop */
 		}
 	}
 	rc = cache_catalog_open(path, &fs->catalog);
@@ -437,10 +465,18 @@ static atomic_uint_fast64_t *gen_slot(struct fs *fs, uint64_t dev, uint64_t ino)
 	return &fs->catalog_gen[(h ^ (h >> 31)) % 64];
 }
 
+/* A record that cannot be removed may be read again later: the seal goes for this run (the
+ * next start, void, wipes the catalog). */
 static void record_forget(struct fs *fs, uint64_t dev, uint64_t ino)
 {
+	int rc;
 	atomic_fetch_add(gen_slot(fs, dev, ino), 1);
-	(void)cache_catalog_dir_forget(fs->catalog, dev, ino);
+	rc = cache_catalog_dir_forget(fs->catalog, dev, ino);
+	if (rc < 0 && rc != -ENOENT) {
+		atomic_store(&fs->catalog_sealed, false);
+		if (!atomic_exchange(&fs->catalog_tainted, true))
+			seal_void(fs, "a record could not be removed");
+	}
 }
 
 static void stamp_void(struct fs *fs, struct fs_node *n)
@@ -485,7 +521,7 @@ void fs_catalog_dir_changed_handle(struct fs *fs, struct file_handle *h)
 	}
 }
 
-void fs_catalog_link_count(struct fs *fs, struct file_handle *self)
+void fs_catalog_nameless_change(struct fs *fs, struct file_handle *self)
 {
 	struct stat st;
 	int mount_fd, fd, rc;
@@ -500,10 +536,11 @@ void fs_catalog_link_count(struct fs *fs, struct file_handle *self)
 		return;  /* its last name went */
 	rc = sys_fstatat(fd, "", &st, AT_EMPTY_PATH);
 	sys_close(fd);
-	if (rc == 0 && !S_ISDIR(st.st_mode) && st.st_nlink >= 2) {
+	if (rc == 0 && !S_ISDIR(st.st_mode)) {
 		atomic_store(&fs->catalog_sealed, false);
 		atomic_store(&fs->catalog_tainted, true);
-		seal_void(fs, "a hard link was made while running");
+		seal_void(fs, st.st_nlink >= 2 ? "a hard link was made while running"
+		                               : "a file changed with no name in its event (opened by handle)");
 	}
 }
 
@@ -523,11 +560,13 @@ void fs_catalog_overflow(struct fs *fs)
 
 /* ---- entries -------------------------------------------------------------------------------- */
 
-/* Attributes from a record are served as they are only under the seal, and never for a file
- * with other links (a change through another name reports another directory). */
+/* Attributes from a record are served as they are only under the seal, never for a file with
+ * other links (a change through another name reports another directory), and never for a
+ * directory: a directory's own changes (chmod, a name made in it) are reported on the
+ * directory itself, not on the parent whose record holds its attributes. */
 static bool attrs_trusted(struct fs *fs, const struct cache_catalog_attr *a)
 {
-	return atomic_load(&fs->catalog_sealed) && (S_ISDIR(a->mode) || a->nlink <= 1);
+	return atomic_load(&fs->catalog_sealed) && !S_ISDIR(a->mode) && a->nlink <= 1;
 }
 
 int fs_catalog_entry_node(struct fs *fs, struct fs_node *p, const struct cache_catalog_entry *e,

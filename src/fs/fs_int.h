@@ -349,8 +349,10 @@ void fs_catalog_dir_changed_handle(struct fs *fs, struct file_handle *h);
 /* GETATTR of a directory node from the catalog: 0 and *st while the seal holds and the node's
  * stamp is the one its attributes came with; -ENOENT: ask the origin. */
 int fs_catalog_dir_attr(struct fs *fs, struct fs_node *n, struct stat *st);
-/* A link count grew with no name in the event: the other names' records hold the old count. */
-void fs_catalog_link_count(struct fs *fs, struct file_handle *self);
+/* A file changed (attributes, data, a link count) with no name in its event (a file opened by
+ * handle has no parent to report): its directory's record may hold its old attributes, so the
+ * seal goes for this run. */
+void fs_catalog_nameless_change(struct fs *fs, struct file_handle *self);
 /* Events were lost: the seal is void, every node stamp too. */
 void fs_catalog_overflow(struct fs *fs);
 /* A directory node was stat'ed on the origin just now (st): its stamp. */

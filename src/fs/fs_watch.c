@@ -300,9 +300,9 @@ static void event_take(struct fs *fs, struct batch *b, const struct fanotify_eve
 /* ---- the metadata catalog's part (fs_catalog.c) -------------------------------------------
  * Every event, of any process (ours too: a chmod or a write through the mount changes an
  * entry's attributes in its directory's record, and the kernel gives us no parent for it), drops
- * the record of the directory it names: its parent for a name, or the directory itself. A link
- * count that grew with no name in the event (link(2) elsewhere) leaves a stale count in the
- * other names' records, so the seal goes for this run. */
+ * the record of the directory it names: its parent for a name, or the directory itself. A
+ * change to a file with no name in its event (a file opened by handle, a link(2) elsewhere)
+ * may leave its old attributes in a record no event names, so the seal goes for this run. */
 static void catalog_event(struct fs *fs, const struct fanotify_event_metadata *m, const char *event)
 {
 	const char *p = event + m->metadata_len, *end = event + m->event_len;
@@ -328,8 +328,8 @@ static void catalog_event(struct fs *fs, const struct fanotify_event_metadata *m
 	}
 	if (self && (m->mask & FAN_ONDIR))
 		fs_catalog_dir_changed_handle(fs, self);  /* its own attributes (dir attributes) */
-	else if (!named && self && (m->mask & FAN_ATTRIB))
-		fs_catalog_link_count(fs, self);
+	else if (!named && self && (m->mask & (FAN_ATTRIB | FAN_MODIFY)))
+		fs_catalog_nameless_change(fs, self);
 }
 
 /* The length of the event at p (its metadata copied: 4-byte alignment only). */

@@ -62,7 +62,13 @@ du -s "$D" > /dev/null; r3=$(R)
 ls -R "$D" > /dev/null; r4=$(R)
 walk "$D" > "$T_SCRATCH/w1"; r5=$(R)
 echo "sealed start, device reads: find $((r1-r0)), stat $((r2-r1)), du $((r3-r2)), ls -R $((r4-r3)), find -printf $((r5-r4))"
-[ $((r4 - r0)) -eq 0 ] || fail "with a valid seal the metadata walk read the device $((r4 - r0)) times"
+# Files' attributes come from the catalog; a directory's are confirmed by one stat by handle
+# (its own changes are reported on it, not on the parent holding its record), and opening a
+# directory by handle reconnects it to its parent (a read of the parent's directory block): at
+# most 3 reads per directory (measured: 1 and 17 for 9 directories), against one or more per
+# file (240) without the catalog.
+dirs=$(( $(find "$BACK" -type d | wc -l) * 3 ))
+[ $((r4 - r0)) -le "$dirs" ] || fail "with a valid seal the metadata walk read the device $((r4 - r0)) times ($dirs directories)"
 # readlink opens the symlink's inode (its target is not in the catalog): one symlink here
 [ $((r5 - r4)) -le 1 ] || fail "find -printf read the device $((r5 - r4)) times (one symlink)"
 diff "$T_SCRATCH/w1" "$T_SCRATCH/orig" || fail "the sealed walk differs from the original"
@@ -98,7 +104,16 @@ t_mount "$D" "$C" --meta-catalog
 [ "$(seal)" = valid ] || fail "round 3: seal '$(seal)'"
 r0=$(R); find "$D" ! -type l -exec stat {} + > /dev/null; r1=$(R); walk "$D" > "$T_SCRATCH/w3"
 diff "$T_SCRATCH/w3" "$T_SCRATCH/orig2" || fail "round 3 walk differs"
-[ $((r1 - r0)) -eq 0 ] || fail "round 3: the sealed walk read the device $((r1 - r0)) times"
+[ $((r1 - r0)) -le "$dirs" ] || fail "round 3: the sealed walk read the device $((r1 - r0)) times (seal now: $(seal))"
+# Under the seal: a directory's own change behind the mount (its attributes sit in its parent's
+# record), and a file changed through the mount and then forgotten by the kernel (its event has
+# no name: opened by handle) — both seen (once served stale: review of the seal).
+chmod 700 "$BACK/d2"; touch "$BACK/d4/another"
+echo through >> "$D/d1/f9"
+sleep 1; drop; sleep 1; drop; sleep 0.5
+[ "$(stat -c %a "$D/d2")" = 700 ] || fail "a directory chmod behind the sealed mount not seen: $(stat -c %a "$D/d2")"
+[ "$(stat -c %Y.%h "$D/d4")" = "$(stat -c %Y.%h "$BACK/d4")" ] || fail "a directory's mtime after a create in it, behind the sealed mount: $(stat -c %Y.%h "$D/d4") vs $(stat -c %Y.%h "$BACK/d4")"
+[ "$(stat -c %s "$D/d1/f9")" = "$(stat -c %s "$BACK/d1/f9")" ] || fail "an append through the sealed mount, after a cache drop: size $(stat -c %s "$D/d1/f9") vs $(stat -c %s "$BACK/d1/f9")"
 t_unmount "$D"
 
 # tmpfs: never sealed; listings from the catalog while their stamp holds
