@@ -30,6 +30,16 @@ t_cleanup() {
     # Belt and braces: whatever is left of ours at that path goes away lazily.
     while grep -q " $m fuse.cachemax " /proc/mounts 2>/dev/null; do umount -l "$m" 2>/dev/null || break; done
   done
+  # A watchdog that was restarting a crashed daemon can mount again after the lines above (seen:
+  # a daemon of a failed t-diff-mount remounted and stayed): this run's daemons and watchdogs
+  # go, then whatever of this run's scratch paths is still mounted.
+  local ours="(/tmp/cmtest-$CMTEST_RUN\\.|/dev/shm/cmtest-$CMTEST_RUN-)"
+  if pkill -f "cachemax start $ours" 2>/dev/null; then
+    sleep 0.5
+    pkill -KILL -f "cachemax start $ours" 2>/dev/null || true
+  fi
+  { grep -oE " $ours[^ ]* fuse\.cachemax " /proc/mounts 2>/dev/null || true; } | awk '{print $1}' |
+    while read -r m; do umount -l "$m" 2>/dev/null || true; done
   for m in "${T_BINDS[@]+"${T_BINDS[@]}"}"; do umount -l "$m" 2>/dev/null || true; done
   # After the mounts above them went (lazily: a busy device is detached at its last unmount).
   for m in "${T_LOOPS[@]+"${T_LOOPS[@]}"}"; do t_hdd_unthrottle "$m"; losetup -d "$m" 2>/dev/null || true; done
