@@ -203,9 +203,11 @@ void fs_cache_metadata_changed(struct fs *fs, struct fs_node *n)
 void fs_cache_before_getattr(struct fs *fs, struct fs_node *n)
 {
 	struct engine_inode *io;
-	if (n->type != S_IFREG || !fs_cache_attr_volatile(n) || !(io = fs_node_io_hold_existing(fs, n)))
-		return;
-	engine_write_back(fs->engine, io);
+	if (n->type != S_IFREG || !(io = fs_node_io_hold_existing(fs, n)))
+		return;  /* no open file, no held object: the next open checks the fingerprint */
+	engine_write_resync(fs->engine, io, false);
+	if (fs_cache_attr_volatile(n))
+		engine_write_back(fs->engine, io);
 	fs_node_io_release(fs, n);
 }
 

@@ -322,8 +322,13 @@ bool fs_cache_attr_volatile(const struct fs_node *n);
 /* Drop the kernel's cached attributes of n (NOTIFY_INVAL_INODE, attributes only), after a change
  * the kernel learns of in no reply. Never call it holding a lock the kernel may wait for. */
 void fs_cache_attr_invalidate(struct fs *fs, const struct fs_node *n);
-/* Before a GETATTR: a writer over the cache copy may have written its mapping, which lands in
- * the copy: write it back, so that the origin's times and bytes are current. */
+/* Before a GETATTR, with the node's open state held once: an open file whose origin changed
+ * behind the cache has its object brought in step before the attributes are answered -- also
+ * with fanotify, whose event may still be on its way while a reader's stat already asks (a
+ * passthrough read drops the kernel's atime, so the next fstat asks us): the size answered must
+ * never run ahead of the bytes the reader reads; then a writer over the cache copy may have
+ * written its mapping, which lands in the copy: it is written back, so that the origin's times
+ * and bytes are current. Nothing to do for a file with no open state. */
 void fs_cache_before_getattr(struct fs *fs, struct fs_node *n);
 
 /* The metadata catalog wired in (fs_catalog.c; docs/ARCHITECTURE.md "The metadata catalog").
@@ -387,12 +392,6 @@ int fs_node_relpath(struct fs *fs, struct fs_node *n, char *buf, size_t size);
 /* A node with a file handle entered (added) or left the table; table_lock held. */
 void fs_watch_node_added(struct fs *fs, const struct fs_node *n);
 void fs_watch_node_removed(struct fs *fs, const struct fs_node *n);
-/* At GETATTR: an open file whose origin changed behind the cache has its object brought in
- * step before the attributes are answered -- also with fanotify, whose event may still be on
- * its way while a reader's stat already asks (a passthrough read drops the kernel's atime, so
- * the next fstat asks us): the size answered must never run ahead of the bytes the reader
- * reads. Takes the node's locks; nothing to do for a file with no open state. */
-void fs_watch_revalidate(struct fs *fs, struct fs_node *n);
 /* At fs_free, after the node table: stops the watcher if running and frees the filter. */
 void fs_watch_release(struct fs *fs);
 /* Every node in the table of file type `type` (S_IFDIR, ...; 0: any) with a reference taken

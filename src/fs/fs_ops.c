@@ -443,8 +443,7 @@ static void op_getattr(struct fuse_req *r, uint64_t ino, const struct fuse_getat
 	int rc;
 
 	GET_NODE(fs, r, n, ino);
-	fs_watch_revalidate(fs, n);  /* an open object changed behind us (fs_int.h) */
-	fs_cache_before_getattr(fs, n);
+	fs_cache_before_getattr(fs, n);  /* an open object in step, mapped writes back (fs_int.h) */
 	if ((in->getattr_flags & FUSE_GETATTR_FH) && n->type == S_IFREG)
 		rc = sys_fstatat(file_of(in->fh)->file.fd, "", &st, AT_EMPTY_PATH);
 	else if (fs_catalog_dir_attr(fs, n, &st) == 0)

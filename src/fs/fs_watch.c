@@ -129,23 +129,18 @@ static struct fs_node *node_of_handle(struct fs *fs, struct file_handle *h)
 
 static void stat_bump(struct fs *fs, enum stats_counter c) { stats_add(fs->cfg.stats, c, 1); }
 
-/* The origin file of n may have changed behind the cache (`event`: the watcher says so; else a
- * GETATTR asks): if its fingerprint moved, the engine brings the open object in step
- * (engine_write_resync). */
-static void object_revalidate(struct fs *fs, struct fs_node *n, bool event)
+/* The watcher says the origin file of n changed behind the cache: if its fingerprint moved, the
+ * engine brings the open object in step (engine_write_resync; a GETATTR asks the same through
+ * fs_cache_before_getattr). */
+static void object_revalidate(struct fs *fs, struct fs_node *n)
 {
 	struct engine_inode *io = fs_node_io_hold_existing(fs, n);
 	if (!io)
 		return;  /* no open file, no held object: the next open checks the fingerprint */
-	engine_write_resync(fs->engine, io, event);
+	engine_write_resync(fs->engine, io, true);
 	fs_node_io_release(fs, n);
 }
 
-void fs_watch_revalidate(struct fs *fs, struct fs_node *n)
-{
-	if (n->type == S_IFREG)
-		object_revalidate(fs, n, false);
-}
 
 static void inval_inode(struct fs *fs, struct fs_node *n)
 {
@@ -162,7 +157,7 @@ static void node_changed(struct fs *fs, struct fs_node *n)
 {
 	stat_bump(fs, STATS_CHANGES_BEHIND);
 	if (n->type == S_IFREG)
-		object_revalidate(fs, n, true);
+		object_revalidate(fs, n);
 	inval_inode(fs, n);
 }
 
