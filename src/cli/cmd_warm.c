@@ -24,6 +24,7 @@
 #include "control/control.h"
 #include "control/control_socket.h"
 #include "control/control_trust.h"
+#include "util/clock.h"
 #include "util/glob.h"
 #include "util/json.h"
 #include "util/size.h"
@@ -297,9 +298,7 @@ static void on_interrupt(int sig)
 
 static double now_seconds(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+	return (double)clock_now_ns() / 1e9;
 }
 
 struct warm_totals {
