@@ -108,6 +108,8 @@ EOF
   cached f
   if setfattr -n user.kept -v yes "$B/f" 2>/dev/null; then
     settle "a setfattr behind" xattr_is f user.kept yes
+  else
+    echo "($MODE: the original takes no user xattrs here: a setfattr behind is not checked)"
   fi
   same f || fail "f read wrong after a setfattr behind ($MODE)"
 
