@@ -286,36 +286,14 @@ if [[ ,$ORIGINALS, == *,b,* ]]; then
 fi
 
 if [[ ,$ORIGINALS, == *,c,* ]]; then
-  if ! command -v sshfs >/dev/null || [ ! -x /usr/sbin/sshd ]; then
+  if ! t_has_sshfs; then
     echo "meta-bench: (c) skipped: needs sshfs and openssh-server (make deps)" >&2
   else
     echo "meta-bench: (c) sshfs over loopback: building the tree ..." >&2
-    mkdir -p "$W/remote" "$W/c" /run/sshd
+    mkdir -p "$W/remote"
     make_tree "$W/remote" || fail "cannot build the tree"
-    ssh-keygen -q -t ed25519 -N '' -f "$W/key"
-    ssh-keygen -q -t ed25519 -N '' -f "$W/hostkey"
-    cp "$W/key.pub" "$W/authorized_keys"; chmod 600 "$W/authorized_keys"
-    port=$(( 20000 + RANDOM % 20000 ))
-    cat > "$W/sshd_config" <<EOF
-Port $port
-ListenAddress 127.0.0.1
-HostKey $W/hostkey
-AuthorizedKeysFile $W/authorized_keys
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-Subsystem sftp internal-sftp
-PidFile $W/sshd.pid
-StrictModes no
-EOF
-    /usr/sbin/sshd -D -f "$W/sshd_config" -E "$W/sshd.log" &
-    T_PIDS+=("$!")
-    sleep 1
-    sshfs "root@127.0.0.1:$W/remote" "$W/c" -p "$port" -o IdentityFile="$W/key" \
-      -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o allow_other \
-      || fail "sshfs to 127.0.0.1:$port failed (see $W/sshd.log)"
-    T_BINDS+=("$W/c")
+    t_sshd_start                       # tests/integ/lib.sh: a private sshd on 127.0.0.1
+    t_sshfs "$W/remote" "$W/c"         # sshfs's default caches
     setup_sides "$W/c" c
     warm_up
     measure "(c) sshfs over loopback (default sshfs options), warm" 0 "$ROUNDS"

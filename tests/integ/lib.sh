@@ -123,3 +123,61 @@ t_hdd_unthrottle() { echo "$(t_hdd_majmin "$1") 0" > "$T_BLKIO_READ_IOPS" 2>/dev
 
 # t_hdd_reads DEV: read requests DEV has completed so far (field 1 of /sys/block/loopN/stat)
 t_hdd_reads() { awk '{ print $1 }' "/sys/block/$(basename "$1")/stat"; }
+
+# A network original over loopback (issue 14): a private sshd on 127.0.0.1 with its own port,
+# host key, client key and config in the scratch (nothing of the machine's ssh setup is read
+# or changed, except that /run/sshd, which sshd requires, is made if missing), and sshfs mounts
+# through it. The sshd is killed and the mounts lazily unmounted at exit.
+
+# t_has_sshfs: 0 when sshfs and sshd are installed (else a test should skip; `make deps`)
+t_has_sshfs() { command -v sshfs >/dev/null && [ -x /usr/sbin/sshd ] && command -v ssh-keygen >/dev/null; }
+
+# t_sshd_start: start the sshd (root logs in with the scratch's key only); sets T_SSHD_PORT and
+# T_SSHD_KEY (the client key). A port another process holds is retried with another one.
+t_sshd_start() {
+  local d=$T_SCRATCH/sshd pid
+  mkdir -p "$d" /run/sshd
+  ssh-keygen -q -t ed25519 -N '' -f "$d/client_key"
+  ssh-keygen -q -t ed25519 -N '' -f "$d/host_key"
+  cp "$d/client_key.pub" "$d/authorized_keys"; chmod 600 "$d/authorized_keys"
+  T_SSHD_KEY=$d/client_key
+  for _ in 1 2 3 4 5; do
+    T_SSHD_PORT=$(( 20000 + RANDOM % 20000 ))
+    cat > "$d/sshd_config" <<CONF
+Port $T_SSHD_PORT
+ListenAddress 127.0.0.1
+HostKey $d/host_key
+AuthorizedKeysFile $d/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+Subsystem sftp internal-sftp
+PidFile none
+StrictModes no
+CONF
+    /usr/sbin/sshd -D -f "$d/sshd_config" -E "$d/sshd.log" &
+    pid=$!
+    T_PIDS+=("$pid")
+    for _ in $(seq 1 50); do   # listening within 5 s, or gone (the port was taken)
+      kill -0 "$pid" 2>/dev/null || break
+      if (exec 3<>"/dev/tcp/127.0.0.1/$T_SSHD_PORT") 2>/dev/null; then return 0; fi
+      sleep 0.1
+    done
+    kill "$pid" 2>/dev/null || true
+  done
+  fail "sshd did not start on 127.0.0.1 (5 ports tried; see $d/sshd.log: $(tail -n 3 "$d/sshd.log" 2>/dev/null))"
+}
+
+# t_sshfs REMOTE-DIR MOUNTPOINT [sshfs options...]: mount REMOTE-DIR of the t_sshd_start server
+# at MOUNTPOINT (lazily unmounted at exit).
+t_sshfs() {
+  local remote=$1 mnt=$2; shift 2
+  mkdir -p "$mnt"
+  sshfs "root@127.0.0.1:$remote" "$mnt" -p "$T_SSHD_PORT" -F /dev/null -o IdentityFile="$T_SSHD_KEY" \
+    -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+    -o LogLevel=ERROR -o allow_other "$@" \
+    || fail "sshfs of 127.0.0.1:$T_SSHD_PORT:$remote at $mnt failed (see $T_SCRATCH/sshd/sshd.log)"
+  T_BINDS+=("$mnt")
+  grep -q " $mnt fuse.sshfs " /proc/mounts || fail "sshfs: no fuse.sshfs mount at $mnt"
+}
