@@ -16,6 +16,8 @@
  *   engine_bypass.c     serving from the origin: the reads and the breaker (after repeated
  *                       cache-device errors every new open bypasses the cache for a while)
  *   engine_pinned.c     --pin / --exclude globs and the walk that pins matching files at start
+ *   engine_settle.c     close-to-open where no watcher reports changes: no cache for a file
+ *                       whose times have not settled (a network original's coarse times)
  * Locks: docs/ARCHITECTURE.md "Lock order" (the only copy). No engine call may be made with an
  * engine lock held, and the host holds none of its own node locks across one.
  * Errors: 0 (or a byte count) or -errno; cache-device errors never reach the caller (the read
@@ -70,6 +72,9 @@ struct engine_host {
 	bool (*passthrough_ok)(void *arg);
 	int (*backing_open)(void *arg, int fd);
 	int (*backing_close)(void *arg, int id);
+	/* Does a watcher report every change of the node's origin file made by another route?
+	 * false (a network original): close-to-open, engine_settle.c. NULL: always watched. */
+	bool (*changes_watched)(void *arg, void *node);
 };
 
 struct engine_config {

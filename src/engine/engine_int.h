@@ -96,6 +96,13 @@ struct engine_inode {
 	                               * fills the cache behind it */
 	bool cache_written;           /* ENGINE_IO_CACHE: a writer joined since the first open (its
 	                               * object is not kept past the last release, engine_kept) */
+	/* Close-to-open where changes are not watched (engine_settle.c), set at the first open:
+	 * the origin's change time and size then (INT64_MIN: watched), and whether the last
+	 * release drops the object's chunks (as for origin_writers) because bytes of a version
+	 * whose times had not settled may have entered it. */
+	int64_t settle_change_ns;
+	uint64_t settle_size;
+	bool unsettled;
 	struct cache_key key;         /* the object's key, set with obj */
 
 	pthread_mutex_t write_lock;   /* an origin change and the cache update after it */
@@ -221,6 +228,18 @@ struct engine {
 	struct engine_seen seen;
 	struct engine_kept kept;
 };
+
+/* ---- close-to-open where changes are not watched (engine_settle.c) ---- */
+/* A file changed less than this long ago (its mtime or ctime) may change again without its
+ * times moving: 2 s of timestamp granularity (FAT; SFTP and others have 1 s) and 1 s of clock
+ * difference between the file server and us. */
+#define ENGINE_SETTLE_NS (3 * 1000000000ll)
+/* The first open of ei, with the origin's stat: true if its times have not settled (the open
+ * must not bring the cache store in; a held object is dropped at the last release). ei->lock. */
+bool engine_settle_begin(struct engine *e, struct engine_inode *ei, const struct stat *st);
+/* The last release of ei (ei->lock held): sets ei->unsettled if the object's fingerprint
+ * moved since the first open (a write, a change seen at GETATTR). */
+void engine_settle_end(struct engine_inode *ei);
 
 /* ---- kept objects (engine_open.c) ---- */
 int engine_kept_init(struct engine *e);

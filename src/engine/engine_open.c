@@ -373,10 +373,14 @@ int engine_open_attach(struct engine *e, struct engine_file *f, const struct sta
 		}
 		have_stat = sys_fstatat(f->fd, "", &st, AT_EMPTY_PATH) == 0;
 	}
-	if (ei->open_count == 0 && have_stat)
+	if (ei->open_count == 0 && have_stat) {
+		/* Times not settled where changes are not watched: no cache (engine_settle.c). */
+		if (engine_settle_begin(e, ei, &st) && !ei->obj)
+			store = NULL;
 		open_mode_choose(e, ei, store, &st, writer, f->open_flags);
-	else if (ei->open_count == 0)
+	} else if (ei->open_count == 0) {
 		ei->mode = ENGINE_IO_USER;
+	}
 	if (ei->mode == ENGINE_IO_CACHE) {
 		struct cache_fingerprint fp = { 0 };
 		if (have_stat)
@@ -461,8 +465,8 @@ static bool open_keepable(struct engine *e, struct engine_inode *ei, struct engi
 	struct cache_object_info info;
 
 	if (!e->kept.sets || ei->open_count != 0 || ei->mode != ENGINE_IO_CACHE || !ei->obj ||
-	    ei->obj_holds || ei->cache_written || ei->origin_writers || !f->passthrough ||
-	    ei->passthrough_count != 1 || ei->backing_id <= 0)
+	    ei->obj_holds || ei->cache_written || ei->origin_writers || ei->unsettled ||
+	    !f->passthrough || ei->passthrough_count != 1 || ei->backing_id <= 0)
 		return false;
 	cache_object_info(ei->obj, &info);
 	/* A deleted file's copy goes at its last release; a removed or failed one serves nothing. */
@@ -485,6 +489,8 @@ void engine_open_detach(struct engine *e, struct engine_file *f)
 	ei->open_count--;
 	if (f->check_writeback)
 		ei->cache_writers--;
+	if (ei->open_count == 0)
+		engine_settle_end(ei);
 	/* The last close of a read-only hit on a small file: its object and backing id are kept
 	 * for the next open (struct engine_kept), not released. */
 	if (open_keepable(e, ei, f)) {
@@ -500,17 +506,18 @@ void engine_open_detach(struct engine *e, struct engine_file *f)
 		ei->backing_id = 0;
 	}
 	if (ei->open_count == 0) {
-		if (ei->origin_writers && ei->obj)
+		if ((ei->origin_writers || ei->unsettled) && ei->obj)
 			open_origin_writes_done(e, ei);
 		/* A first read through the origin: fill behind it (not if a writer joined: its
 		 * writes never reached us, and the object was just emptied). Held here, before an open
 		 * of the inode coming in meanwhile and its release could drop the object. */
-		if (ei->first_read && !ei->origin_writers && ei->obj) {
+		if (ei->first_read && !ei->origin_writers && !ei->unsettled && ei->obj) {
 			behind = ei->obj;
 			ei->obj_holds++;
 		}
 		ei->first_read = false;
 		ei->origin_writers = false;
+		ei->unsettled = false;
 		if (ei->obj && !ei->obj_holds)
 			engine_object_release_locked(e, ei);
 		ei->mode = ENGINE_IO_NONE;

@@ -84,6 +84,11 @@ static int host_backing_close(void *arg, int id)
 	return fuse_session_backing_close(fs->session, id);
 }
 
+static bool host_changes_watched(void *arg, void *node)
+{
+	return fs_watch_covers(arg, node);
+}
+
 int fs_cache_engine_create(struct fs *fs)
 {
 	const struct engine_host host = {
@@ -98,6 +103,7 @@ int fs_cache_engine_create(struct fs *fs)
 		.passthrough_ok = host_passthrough_ok,
 		.backing_open = host_backing_open,
 		.backing_close = host_backing_close,
+		.changes_watched = host_changes_watched,
 	};
 	const struct engine_config cfg = {
 		.stats = fs->cfg.stats,
