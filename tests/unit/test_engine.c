@@ -4,7 +4,8 @@
  * after the reply then a hit, a fill racing with a write (generation drop), a first read passed
  * through to the origin and filled behind at the last close, mirroring of writes into the cache
  * copy, a stale copy bypassed by one open file, the breaker (and that its callback runs with no
- * inode lock held), read-ahead ahead of a sequential reader.
+ * inode lock held), read-ahead ahead of a sequential reader, close-to-open where changes are
+ * not watched (engine_settle.c).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -44,6 +45,7 @@ struct fixture {
 	struct engine_inode *ei;
 	char *buf;                     /* the "reply" buffer, page-aligned */
 	bool passthrough;              /* what host.passthrough_ok says */
+	bool unwatched;                /* what host.changes_watched says, negated */
 	int holds;                     /* node_hold minus node_drop */
 	int backing_opens, backing_closes;
 	int breaker_calls;
@@ -69,6 +71,7 @@ static bool host_origin_handle(void *arg, void *node, struct cache_origin_handle
 static void host_node_hold(void *arg, void *node) { ((struct fixture *)arg)->holds++; }
 static void host_node_drop(void *arg, void *node) { ((struct fixture *)arg)->holds--; }
 static bool host_passthrough_ok(void *arg) { return ((struct fixture *)arg)->passthrough; }
+static bool host_changes_watched(void *arg, void *node) { return !((struct fixture *)arg)->unwatched; }
 static int host_backing_open(void *arg, int fd)
 {
 	((struct fixture *)arg)->backing_opens++;
@@ -110,7 +113,7 @@ static int fixture_setup(void **state, unsigned retry_ms, uint64_t complete_max,
 		.relpath = host_relpath, .origin_handle = host_origin_handle,
 		.node_hold = host_node_hold, .node_drop = host_node_drop,
 		.passthrough_ok = host_passthrough_ok, .backing_open = host_backing_open,
-		.backing_close = host_backing_close, .arg = f,
+		.backing_close = host_backing_close, .changes_watched = host_changes_watched, .arg = f,
 	};
 	char path[128];
 	struct stat root;
@@ -592,6 +595,45 @@ static void test_readahead(void **state)
 	engine_stop(f->e);
 }
 
+/* Where changes are not watched (a network original, engine_settle.c): a file whose times are
+ * younger than ENGINE_SETTLE_NS is served from the origin and caches nothing; once they
+ * settled its reads fill; a write session moves the fingerprint, so its last release drops the
+ * chunks (a same-size change by another client within the same tick would go unseen). */
+static void test_settle(void **state)
+{
+	struct fixture *f = *state;
+	struct engine_open_result res;
+	struct engine_file ef;
+	struct cache_object_info info;
+	struct stat st;
+
+	f->unwatched = true;
+	make_file(f, "a", 2 * CHUNK, 10);
+	open_file(f, O_RDONLY, &ef, &res);
+	assert_int_equal(read_checked(f, &ef, 0, CHUNK, 10), CHUNK);
+	assert_int_equal(counter(f, STATS_READ_OPS_ORIGIN), 1);
+	assert_int_equal(counter(f, STATS_FILLS), 0);   /* fresh times: no cache object */
+	close_file(f, &ef);
+	assert_int_equal(fstat(f->node.fd, &st), 0);
+	assert_false(engine_object_info(f->e, NULL, &st, &info) && info.present_chunks > 0);
+
+	usleep(ENGINE_SETTLE_NS / 1000 + 100000);       /* the times settle */
+	open_file(f, O_RDONLY, &ef, &res);
+	assert_int_equal(read_checked(f, &ef, 0, CHUNK, 10), CHUNK);
+	assert_int_equal(counter(f, STATS_FILLS), 1);
+	assert_int_equal(read_checked(f, &ef, 0, CHUNK, 10), CHUNK);
+	assert_int_equal(counter(f, STATS_READ_OPS_CACHE), 1);
+	close_file(f, &ef);
+	assert_true(engine_object_info(f->e, NULL, &st, &info));
+	assert_int_equal(info.present_chunks, 1);       /* kept past the release */
+
+	open_file(f, O_RDWR, &ef, &res);
+	assert_int_equal(engine_write(f->e, &ef, "w", 1, CHUNK + 5), 1);
+	close_file(f, &ef);
+	assert_int_equal(fstat(f->node.fd, &st), 0);
+	assert_false(engine_object_info(f->e, NULL, &st, &info) && info.present_chunks > 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -604,6 +646,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_kept, setup_kept, teardown),
 		cmocka_unit_test_setup_teardown(test_breaker, setup_short_breaker, teardown),
 		cmocka_unit_test_setup_teardown(test_readahead, setup_no_completion, teardown),
+		cmocka_unit_test_setup_teardown(test_settle, setup_no_completion, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
