@@ -3,7 +3,7 @@
 # page cache warm (issue 14, workload set (a)). Hand-run, as root; not a timed test.
 #
 # Usage: bench/small-files.sh [--files N] [--rounds R] [--dir PARENT] [--count-requests]
-#            [--trace-syscalls] [-- cachemax start options...]
+#            [--trace-syscalls] [--versus "OPTIONS"] [-- cachemax start options...]
 #   --files N          small files (0.5-4 KiB) in directories of 100 (default 15000)
 #   --rounds R         alternating rounds per workload; the median ratio is printed (default 3)
 #   --dir PARENT       where the original tree is made (default /var/tmp; ext4 on this VM)
@@ -11,6 +11,10 @@
 #   --trace-syscalls   also count the daemon's syscalls per open+read+close of a cached file
 #                      (strace -f of the daemon during one more per-file pass; its FUSE
 #                      workers only, the threads that reply; timings under strace are not kept)
+#   --versus "OPTIONS" also a second mount of a copy of the tree started with these further
+#                      options (e.g. "--openless"), timed in the same rounds (the three sides
+#                      in turn, the order rotating per round): a column "ratio2" for it, and
+#                      its per-file cost; --count-requests counts both
 # Prints one line per workload: the median of (time through the mount ÷ time on the original,
 # reached by a bind mount made before the start), measured in the same round, alternating sides.
 set -euo pipefail
@@ -19,7 +23,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 CACHEMAX=${CACHEMAX:-$ROOT/build/cachemax}
-FILES=15000 ROUNDS=3 PARENT=/var/tmp COUNT=0 TRACE=0
+FILES=15000 ROUNDS=3 PARENT=/var/tmp COUNT=0 TRACE=0 VERSUS=
 while [ $# -gt 0 ]; do
   case $1 in
     --files) FILES=$2; shift 2;;
@@ -27,6 +31,7 @@ while [ $# -gt 0 ]; do
     --dir) PARENT=$2; shift 2;;
     --count-requests) COUNT=1; shift;;
     --trace-syscalls) TRACE=1; shift;;
+    --versus) VERSUS=$2; shift 2;;
     --) shift; break;;
     -h|--help) bench_usage "$0"; exit 0;;
     *) bench_die "unknown argument '$1' (see --help)";;
@@ -37,9 +42,10 @@ done
 [ "$TRACE" = 0 ] || command -v strace >/dev/null || bench_die "--trace-syscalls needs strace (apt-get install strace)"
 
 W=$(mktemp -d "$PARENT/small-files.XXXXXX")
-ORIG=$W/orig BACK=$W/back CACHE=$W/cache
+ORIG=$W/orig BACK=$W/back CACHE=$W/cache ORIG2=$W/orig2 CACHE2=$W/cache2
 cleanup() {
   "$CACHEMAX" stop "$ORIG" --lazy >/dev/null 2>&1 || true
+  [ -z "$VERSUS" ] || "$CACHEMAX" stop "$ORIG2" --lazy >/dev/null 2>&1 || true
   umount -l "$BACK" 2>/dev/null || true
   rm -rf "$W"
 }
@@ -57,6 +63,11 @@ for i in range(n):
 EOF
 mount --bind "$ORIG" "$BACK"
 "$CACHEMAX" start "$ORIG" --cache "$CACHE" "$@" >/dev/null
+if [ -n "$VERSUS" ]; then
+  cp -a "$ORIG" "$ORIG2"; mkdir -p "$CACHE2"
+  # shellcheck disable=SC2086  # VERSUS is a list of options
+  "$CACHEMAX" start "$ORIG2" --cache "$CACHE2" "$@" $VERSUS >/dev/null
+fi
 
 declare -A WL=(
   [find]='find . >/dev/null'
@@ -73,17 +84,41 @@ secs() { local t0 t1; t0=$(date +%s%N); (cd "$1" && eval "$2"); t1=$(date +%s%N)
 # warm both sides (page cache, dentries, the cache's copies)
 for w in $ORDER; do secs "$BACK" "${WL[$w]}" >/dev/null; secs "$ORIG" "${WL[$w]}" >/dev/null; done
 for w in $ORDER; do secs "$ORIG" "${WL[$w]}" >/dev/null; done
+if [ -n "$VERSUS" ]; then
+  for w in $ORDER; do secs "$ORIG2" "${WL[$w]}" >/dev/null; done
+  for w in $ORDER; do secs "$ORIG2" "${WL[$w]}" >/dev/null; done
+fi
 
-printf '%-6s %10s %10s %7s\n' workload orig_us mount_us ratio
+if [ -z "$VERSUS" ]; then
+  printf '%-6s %10s %10s %7s\n' workload orig_us mount_us ratio
+else
+  printf '%-6s %10s %10s %7s %10s %7s   (mount 2: %s)\n' workload orig_us mount_us ratio mount2_us \
+    ratio2 "$VERSUS"
+fi
 for w in $ORDER; do
-  rs=() lo=() lm=()
+  rs=() lo=() lm=() rs2=() lm2=()
   for r in $(seq 1 "$ROUNDS"); do
-    if [ $((r % 2)) -eq 1 ]; then o=$(secs "$BACK" "${WL[$w]}"); m=$(secs "$ORIG" "${WL[$w]}")
-    else m=$(secs "$ORIG" "${WL[$w]}"); o=$(secs "$BACK" "${WL[$w]}"); fi
+    if [ -z "$VERSUS" ]; then
+      if [ $((r % 2)) -eq 1 ]; then o=$(secs "$BACK" "${WL[$w]}"); m=$(secs "$ORIG" "${WL[$w]}")
+      else m=$(secs "$ORIG" "${WL[$w]}"); o=$(secs "$BACK" "${WL[$w]}"); fi
+    else
+      case $((r % 3)) in
+        1) o=$(secs "$BACK" "${WL[$w]}"); m=$(secs "$ORIG" "${WL[$w]}"); m2=$(secs "$ORIG2" "${WL[$w]}");;
+        2) m=$(secs "$ORIG" "${WL[$w]}"); m2=$(secs "$ORIG2" "${WL[$w]}"); o=$(secs "$BACK" "${WL[$w]}");;
+        0) m2=$(secs "$ORIG2" "${WL[$w]}"); o=$(secs "$BACK" "${WL[$w]}"); m=$(secs "$ORIG" "${WL[$w]}");;
+      esac
+      rs2+=("$(awk -v m="$m2" -v o="$o" 'BEGIN { printf "%.2f", m / o }')"); lm2+=("$m2")
+    fi
     rs+=("$(awk -v m="$m" -v o="$o" 'BEGIN { printf "%.2f", m / o }')"); lo+=("$o"); lm+=("$m")
   done
-  printf '%-6s %10s %10s %7s   (ratios: %s)\n' "$w" "$(med "${lo[@]}")" "$(med "${lm[@]}")" \
-    "$(med "${rs[@]}")" "${rs[*]}"
+  if [ -z "$VERSUS" ]; then
+    printf '%-6s %10s %10s %7s   (ratios: %s)\n' "$w" "$(med "${lo[@]}")" "$(med "${lm[@]}")" \
+      "$(med "${rs[@]}")" "${rs[*]}"
+  else
+    printf '%-6s %10s %10s %7s %10s %7s   (ratios: %s; %s)\n' "$w" "$(med "${lo[@]}")" \
+      "$(med "${lm[@]}")" "$(med "${rs[@]}")" "$(med "${lm2[@]}")" "$(med "${rs2[@]}")" \
+      "${rs[*]}" "${rs2[*]}"
+  fi
 done
 
 # Per-file cost: open + read + close of every (cached) small file, in µs per file, alternating.
@@ -99,12 +134,15 @@ for p in paths:
 print("%.1f" % ((time.perf_counter() - t0) * 1e6 / len(paths)))
 PY
 python3 "$W/perfile.py" "$ORIG" >/dev/null
-po=() pm=()
+[ -z "$VERSUS" ] || python3 "$W/perfile.py" "$ORIG2" >/dev/null
+po=() pm=() pm2=()
 for r in $(seq 1 "$ROUNDS"); do
   po+=("$(python3 "$W/perfile.py" "$BACK")"); pm+=("$(python3 "$W/perfile.py" "$ORIG")")
+  [ -z "$VERSUS" ] || pm2+=("$(python3 "$W/perfile.py" "$ORIG2")")
 done
 printf 'open+read+close of a small file: %s µs on the original, %s µs through the mount (rounds: %s / %s)\n' \
   "$(med "${po[@]}")" "$(med "${pm[@]}")" "${po[*]}" "${pm[*]}"
+[ -z "$VERSUS" ] || printf '  through mount 2 (%s): %s µs (rounds: %s)\n' "$VERSUS" "$(med "${pm2[@]}")" "${pm2[*]}"
 
 if [ "$TRACE" = 1 ]; then
   pid=$("$CACHEMAX" status --json | python3 -c 'import json, sys
@@ -136,12 +174,15 @@ fi
 
 if [ "$COUNT" = 1 ]; then
   grep -q ' /sys/kernel/tracing tracefs ' /proc/mounts || bench_die "--count-requests: mount tracefs on /sys/kernel/tracing"
-  conn=$(mountpoint -d "$ORIG"); conn=${conn#*:}  # this mount's connection (major 0)
-  echo "FUSE requests per workload (warm):"
-  for w in $ORDER; do
-    perf record -q -a -e fuse:fuse_request_send -o "$W/perf.data" -- bash -c "cd '$ORIG' && ${WL[$w]}" >/dev/null 2>&1
-    printf '%-6s ' "$w"
-    perf script -i "$W/perf.data" 2>/dev/null | grep "connection $conn " | grep -o '(FUSE_[A-Z_]*)' | sort | uniq -c | sort -rn |
-      awk '{ gsub(/[()]|FUSE_/, "", $2); printf "%s=%s ", $2, $1 } END { print "" }'
+  for side in "$ORIG" ${VERSUS:+"$ORIG2"}; do
+    conn=$(mountpoint -d "$side"); conn=${conn#*:}  # this mount's connection (major 0)
+    if [ "$side" = "$ORIG" ]; then echo "FUSE requests per workload (warm):"
+    else echo "FUSE requests per workload (warm), mount 2 ($VERSUS):"; fi
+    for w in $ORDER; do
+      perf record -q -a -e fuse:fuse_request_send -o "$W/perf.data" -- bash -c "cd '$side' && ${WL[$w]}" >/dev/null 2>&1
+      printf '%-6s ' "$w"
+      perf script -i "$W/perf.data" 2>/dev/null | grep "connection $conn " | grep -o '(FUSE_[A-Z_]*)' | sort | uniq -c | sort -rn |
+        awk '{ gsub(/[()]|FUSE_/, "", $2); printf "%s=%s ", $2, $1 } END { print "" }'
+    done
   done
 fi

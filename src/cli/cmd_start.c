@@ -217,6 +217,13 @@ static int start_check(const char *given, struct config_start *s, bool enabling,
 		fprintf(stderr, "cachemax: the cache '%s' exists and is not a directory\n", o->cache);
 		return 1;
 	}
+	/* The kernel keeps file data across opens only where the watcher sees every change, and
+	 * it watches the original's own file system only. */
+	if (o->openless && s->allow_submounts) {
+		fprintf(stderr, "cachemax: --openless cannot be combined with --allow-submounts: changes "
+		        "in file systems mounted below '%s' are not watched; drop one of the two\n", o->dir);
+		return 1;
+	}
 	/* Once accelerated, the mount covers any submount: only checkable before. */
 	if (!s->allow_submounts && !control_is_accelerated(o->dir) && refuse_submounts(o->dir))
 		return 1;

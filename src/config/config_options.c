@@ -92,6 +92,15 @@ const struct config_option config_options[] = {
 	          "them without reading the original (docs/ARCHITECTURE.md\n"
 	          "\"The metadata catalog\" lists the cases it does not yet\n"
 	          "cover; off by default until they are closed)\n" },
+	{ .name = "openless", .type = CONFIG_SWITCH, .offset = FIELD(daemon.openless),
+	  .field_is_bool = true, .set_to = true,
+	  .help = "experimental: opens and closes of files never reach the\n"
+	          "daemon, and the kernel keeps file data in its page cache\n"
+	          "across opens (cat or tar of many small files at the\n"
+	          "original's speed once warm); no passthrough: large and\n"
+	          "random reads of cached files go through the daemon; needs\n"
+	          "fanotify on the original's file system (refused without,\n"
+	          "and with --allow-submounts)\n" },
 	{ .name = "foreground", .type = CONFIG_SWITCH, .offset = FIELD(foreground),
 	  .field_is_bool = true, .set_to = true, .flags = CONFIG_NOT_IN_FILE,
 	  .help = "run the daemon in this process, without a watchdog\n" },

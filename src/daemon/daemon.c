@@ -238,7 +238,8 @@ static int daemon_stats(void *arg, char *reply, size_t size)
 	static struct stats_totals now;
 	char counting_json[1100], seal[160] = "", seal_json[330];
 	uint64_t fds, rss, catalog_hits = 0, catalog_misses = 0;
-	bool catalog_on;
+	uint64_t openless_files, openless_made, openless_pushed_out;
+	bool catalog_on, openless;
 	if (d->store && cache_store_usage(d->store, &cache_bytes, &cache_objects) < 0)
 		cache_bytes = cache_objects = 0;
 	fuse_session_uring_yields(d->session, &yields, &backoffs);
@@ -256,6 +257,7 @@ static int daemon_stats(void *arg, char *reply, size_t size)
 	handles = fs_handles_active(d->fs, handles_why, sizeof(handles_why));
 	watching = fs_watch_active(d->fs, watch_why, sizeof(watch_why));
 	catalog_on = fs_catalog_report(d->fs, seal, sizeof(seal), &catalog_hits, &catalog_misses);
+	openless = fs_openless_report(d->fs, &openless_files, &openless_made, &openless_pushed_out);
 	n = snprintf(reply, size, "{\"pid\": %d, \"uptime_seconds\": %lld, \"transport\": \"%s\", "
 	             "\"nodes\": %llu, \"nodes_open\": %llu, \"node_bytes\": %llu, \"fds\": %llu, "
 	             "\"fds_cached\": %llu, \"fds_pinned\": %llu, \"fd_cache_misses\": %llu, "
@@ -270,6 +272,8 @@ static int daemon_stats(void *arg, char *reply, size_t size)
 	             "\"passthrough_counting_why\": \"%s\", "
 	             "\"meta_catalog\": {\"on\": %s, \"seal\": \"%s\", \"hits\": %llu, "
 	             "\"misses\": %llu}, "
+	             "\"openless\": {\"on\": %s, \"files\": %llu, \"made\": %llu, "
+	             "\"pushed_out\": %llu}, "
 	             "\"stats\": ",
 	             (int)getpid(), (long long)(time(NULL) - d->state.started),
 	             fuse_session_transport(d->session),
@@ -296,7 +300,9 @@ static int daemon_stats(void *arg, char *reply, size_t size)
 	             !d->bpf ? "" : stats_bpf_hooks_used(d->bpf) == STATS_BPF_FEXIT ? "fexit" : "syscalls",
 	             json_escape(d->bpf_why, counting_json, sizeof(counting_json)),
 	             catalog_on ? "true" : "false", json_escape(seal, seal_json, sizeof(seal_json)),
-	             (unsigned long long)catalog_hits, (unsigned long long)catalog_misses);
+	             (unsigned long long)catalog_hits, (unsigned long long)catalog_misses,
+	             openless ? "true" : "false", (unsigned long long)openless_files,
+	             (unsigned long long)openless_made, (unsigned long long)openless_pushed_out);
 	if (n < 0 || (size_t)n >= size)
 		return -ENOSPC;
 	if (d->bpf)
@@ -578,11 +584,13 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 		.fsname = "cachemax",
 		.subtype = "cachemax",
 		.threads = o->threads,
-		.passthrough = o->passthrough,
+		.passthrough = o->passthrough && !o->openless,
 		.extra_flags = FS_FUSE_INIT_FLAGS,
+		.withheld_flags = o->openless ? FS_OPENLESS_WITHHELD_FLAGS : 0,
 	};
 	struct fs_config fcfg = {
-		.passthrough = o->passthrough,
+		.passthrough = o->passthrough && !o->openless,
+		.openless = o->openless,
 		.attr_timeout = o->attr_timeout,
 		.entry_timeout = o->entry_timeout,
 	};
@@ -651,6 +659,20 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 		close(origin_fd);
 		cache_store_close(store);
 		report(ready_fd, "ERR cannot prepare '%s': %s\n", o->dir, strerror(-rc));
+		return EXIT_STARTUP_FAILED;
+	}
+	/* Openless: the kernel keeps file data across opens, which only the watcher's
+	 * invalidations make safe, so the watch must hold before INIT is answered; its mark is
+	 * taken now, before the mount, and nothing changed from here on is missed. Refused, not
+	 * fallen back from: the user asked for this mode, and without the watch it is unsafe
+	 * while the fallback (the default mode) would serve from INIT on without passthrough. */
+	if (o->openless && fs_watch_prepare(fs) < 0) {
+		char why[256];
+		fs_watch_active(fs, why, sizeof(why));
+		fs_free(fs);
+		cache_store_close(store);
+		report(ready_fd, "ERR --openless needs fanotify on the file system of '%s', which is "
+		       "not available: %s; start without --openless\n", o->dir, why);
 		return EXIT_STARTUP_FAILED;
 	}
 	rc = fuse_session_mount(&cfg, fs_fuse_ops(), fs, &se);

@@ -59,6 +59,9 @@ struct daemon_options {
 	                                 * passthrough reads with system-call hooks (stats_bpf.h) */
 	bool meta_catalog;              /* --meta-catalog: the metadata catalog and its seal
 	                                 * (experimental, off by default) */
+	bool openless;                  /* --openless: opens and closes of files never reach the
+	                                 * daemon (FUSE_NO_OPEN_SUPPORT); needs the change watcher;
+	                                 * no passthrough (fs.h, fs_openless.c) */
 	char options_text[DAEMON_OPTIONS_TEXT_MAX];  /* the start options that differ from the
 	                                             * defaults, as arguments: the state record's
 	                                             * "options" (config_start_format) */

@@ -28,9 +28,19 @@ struct fs;
  * directory has a default ACL, which replaces the umask. */
 #define FS_FUSE_INIT_FLAGS (FUSE_HANDLE_KILLPRIV_V2 | FUSE_DONT_MASK)
 
+/* INIT flags an openless mount must not be granted: with FUSE_ATOMIC_O_TRUNC the kernel leaves
+ * an O_TRUNC open's truncation to OPEN (fuse_do_setattr skips it for ATTR_OPEN), which an
+ * openless mount never receives. */
+#define FS_OPENLESS_WITHHELD_FLAGS FUSE_ATOMIC_O_TRUNC
+
 struct fs_config {
 	int origin_fd;          /* O_PATH|O_DIRECTORY fd of the origin; fs takes ownership */
 	bool passthrough;       /* try kernel passthrough for regular files */
+	/* Files are opened by the kernel without OPEN (fs_openless.h): OPEN answers ENOSYS and
+	 * requests with fh 0 are served through implicit open files. Needs the change watcher
+	 * (fs_watch_prepare before the mount) and no passthrough, FUSE_ATOMIC_O_TRUNC withheld
+	 * (FS_OPENLESS_WITHHELD_FLAGS). */
+	bool openless;
 	double attr_timeout;    /* seconds the kernel may cache attributes */
 	double entry_timeout;   /* seconds the kernel may cache names */
 	struct stats *stats;    /* counters to update; owned by the caller, may be NULL */
@@ -89,6 +99,10 @@ bool fs_handles_active(struct fs *fs, char *why, size_t why_size);
 bool fs_catalog_report(struct fs *fs, char *seal, size_t seal_size, uint64_t *hits,
                        uint64_t *misses);
 
+/* The openless mode (start --openless, fs_openless.h) for stats: false when off; else the
+ * implicit open files open now, made so far, and closed to make room for others. */
+bool fs_openless_report(struct fs *fs, uint64_t *files, uint64_t *made, uint64_t *pushed_out);
+
 /* Gauges for stats (docs/STATS.md): nodes the kernel holds (and those with open state), the
  * bytes the node table takes, origin fds cached and pinned, and fds opened again (by file handle
  * or by name) after the fd cache had closed them. */
@@ -102,6 +116,11 @@ void fs_gauges(struct fs *fs, struct fs_gauges *g);
  * timeout (0 either way; status says which and why). Stop it before the session is freed
  * (fs_free stops it too). */
 int fs_watch_start(struct fs *fs);
+/* The part of fs_watch_start that can run before the mount: the fanotify group and its mark on
+ * the original's file system, so that every change from then on is queued for the watcher
+ * thread that fs_watch_start starts. 0 when marked; -errno when changes cannot be watched
+ * (fs_watch_active's why says why; fs_watch_start then does nothing more). */
+int fs_watch_prepare(struct fs *fs);
 void fs_watch_stop(struct fs *fs);
 /* For status: true when changes are watched by fanotify; otherwise *why says why not. */
 bool fs_watch_active(struct fs *fs, char *why, size_t why_size);

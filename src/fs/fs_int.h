@@ -36,6 +36,8 @@ enum fs_reach {
  * gives no handles its O_PATH fd is pinned in the fd cache instead. */
 #define FS_HANDLE_MAX 40              /* f_handle bytes kept inline (ext4 8, tmpfs 12, xfs 8-16,
                                        * btrfs 20); a larger handle: the node keeps its fd open */
+struct fs_openless;
+
 struct fs_node {
 	uint64_t nodeid;              /* ours, never reused */
 	dev_t dev;                    /* origin key (with the handle) */
@@ -102,6 +104,9 @@ struct fs_table {
 #define FS_FD_CACHE_MIN 16
 /* Complete objects of small files kept open with their backing id (engine_config.kept_max). */
 #define FS_KEPT_MAX 2048
+/* Implicit open files of an openless mount at most (fs_openless.h; up to three fds each). */
+#define FS_OPENLESS_MAX 1024
+#define FS_OPENLESS_MIN 16
 struct fs_fd_slot {
 	struct fs_node *node;         /* NULL: free (next: the next free slot) */
 	int fd;
@@ -137,7 +142,8 @@ struct fs_watch {
 	int fan_fd;                   /* -1: changes are not watched (why says why) */
 	int stop_pipe[2];             /* the thread's wake-up at stop */
 	pthread_t thread;
-	bool set_up;                  /* fs_watch_start ran: the fds above are its */
+	bool set_up;                  /* fs_watch_prepare ran: the fds above are its */
+	int prepare_error;            /* why it could not mark the original (-errno) */
 	bool started;                 /* the thread runs */
 	atomic_bool active;           /* fanotify marks the origin's file system */
 	/* Bumped before every name the watcher invalidates (the slot of a hash of parent and
@@ -191,6 +197,8 @@ struct fs {
 	struct engine *engine;        /* the cache engine (also without a cache: it then bypasses) */
 	unsigned fill_queue_max;      /* the engine's fill jobs at most (from the fd limit) */
 	unsigned kept_max;            /* the engine's kept objects at most (from the fd limit) */
+	unsigned openless_max;        /* implicit open files at most (fs_openless.h; fd limit) */
+	struct fs_openless *openless; /* cfg.openless: the implicit open files; else NULL */
 	struct fs_watch watch;
 	char root_path[4096];         /* the origin's path as the kernel prints it (readlink) */
 	size_t root_path_len;

@@ -493,7 +493,8 @@ int fs_node_handles_probe(struct fs *fs, int origin_fd)
 
 /* 1/divisor of the daemon's fd limit, within [min, max]: the fd cache takes a quarter, the fill
  * queue (whose jobs hold their objects' fds) an eighth, the engine's kept objects (a data fd
- * each) an eighth; the rest is for open files, directory streams and the cache's own files. */
+ * each) an eighth (an openless mount's implicit open files, fs_openless.h, a sixteenth: it keeps
+ * no objects); the rest is for open files, directory streams and the cache's own files. */
 static uint32_t fd_limit_share(unsigned divisor, uint32_t max, uint32_t min)
 {
 	struct rlimit rl;
@@ -522,6 +523,7 @@ int fs_table_init(struct fs *fs)
 	fs->fds.max = fd_limit_share(4, FS_FD_CACHE_MAX, FS_FD_CACHE_MIN);
 	fs->fill_queue_max = fd_limit_share(8, ENGINE_FILL_QUEUE_MAX, ENGINE_FILL_QUEUE_MIN);
 	fs->kept_max = fd_limit_share(8, FS_KEPT_MAX, 0);
+	fs->openless_max = fd_limit_share(16, FS_OPENLESS_MAX, FS_OPENLESS_MIN);
 	pthread_mutex_init(&fs->mounts_lock, NULL);
 	return 0;
 }

@@ -6,6 +6,7 @@
  * caller and get the mode the origin gives them (a default ACL replaces the umask).
  */
 #include "fs/fs_int.h"
+#include "fs/fs_openless.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -364,6 +365,19 @@ static struct fs_file *file_new(struct fs_node *n, int fd, uint32_t flags)
 }
 
 static struct fs_file *file_of(uint64_t fh) { return (struct fs_file *)(uintptr_t)fh; }
+
+/* The open file of a request's handle fh: fh's own, or for fh 0 (a file the kernel opened
+ * without OPEN, start --openless) the node's implicit one, which the request gives back with
+ * fs_openless_put(fs, fh, f) before every return after this; if it cannot be had, answer why
+ * and return. `write`: the request writes. */
+#define GET_FILE(fs, r, ino, fh, write, f) do { \
+	struct fs_node *n_ = NULL; \
+	int err_ = -ESTALE; \
+	if (!(fh)) \
+		GET_NODE((fs), (r), n_, (ino)); \
+	(f) = fs_openless_file((fs), n_, (fh), (write), &err_); \
+	if (!(f)) { fuse_reply_err((r), -err_); return; } \
+} while (0)
 static struct fs_dir *dir_of(uint64_t fh) { return (struct fs_dir *)(uintptr_t)fh; }
 
 /* ---- callbacks -------------------------------------------------------------------------- */
@@ -373,7 +387,13 @@ static void op_init(void *fsv, struct fuse_session *se, const struct fuse_proto_
 	struct fs *fs = fsv;
 	fs->session = se;
 	fs->kernel_inc_epoch = init->kernel_major == 7 && init->kernel_minor >= 44;
-	if (!fs->cfg.passthrough) {
+	if (fs->cfg.openless) {
+		snprintf(fs->passthrough_why, sizeof(fs->passthrough_why),
+		         "off with --openless (the kernel opens files without asking the daemon)");
+		if (!(init->offered & FUSE_NO_OPEN_SUPPORT))
+			log_warn("the kernel does not say it opens files without OPEN "
+			         "(FUSE_NO_OPEN_SUPPORT): --openless opens fail with ENOSYS");
+	} else if (!fs->cfg.passthrough) {
 		snprintf(fs->passthrough_why, sizeof(fs->passthrough_why), "disabled by --no-passthrough");
 	} else if (!(init->granted & FUSE_PASSTHROUGH)) {
 		snprintf(fs->passthrough_why, sizeof(fs->passthrough_why),
@@ -387,6 +407,7 @@ static void op_init(void *fsv, struct fuse_session *se, const struct fuse_proto_
 static void op_forget(void *fsv, uint64_t ino, uint64_t nlookup)
 {
 	fs_node_forget(fsv, ino, nlookup);
+	fs_openless_forget(fsv, ino);  /* the kernel dropped the inode: its implicit file goes */
 }
 
 static void op_lookup(struct fuse_req *r, uint64_t parent, const char *name)
@@ -444,7 +465,7 @@ static void op_getattr(struct fuse_req *r, uint64_t ino, const struct fuse_getat
 
 	GET_NODE(fs, r, n, ino);
 	fs_cache_before_getattr(fs, n);  /* an open object in step, mapped writes back (fs_int.h) */
-	if ((in->getattr_flags & FUSE_GETATTR_FH) && n->type == S_IFREG)
+	if ((in->getattr_flags & FUSE_GETATTR_FH) && in->fh && n->type == S_IFREG)
 		rc = sys_fstatat(file_of(in->fh)->file.fd, "", &st, AT_EMPTY_PATH);
 	else if (fs_catalog_dir_attr(fs, n, &st) == 0)
 		rc = 0;  /* a directory under the seal (fs_catalog.c) */
@@ -470,7 +491,7 @@ static void op_setattr(struct fuse_req *r, uint64_t ino, const struct fuse_setat
 
 	GET_NODE(fs, r, n, ino);
 	GET_NODE_FD(fs, r, n, nfd);
-	if ((in->valid & FATTR_FH) && n->type == S_IFREG)
+	if ((in->valid & FATTR_FH) && in->fh && n->type == S_IFREG)  /* fh 0: openless */
 		f = file_of(in->fh);
 	fs_proc_path(f ? f->file.fd : nfd, path);
 
@@ -777,6 +798,10 @@ static void op_open(struct fuse_req *r, uint64_t ino, const struct fuse_open_in 
 	struct fs_file *f;
 	int fd, rc;
 
+	if (fs->cfg.openless) {  /* the kernel opens every file itself from now on (fs_openless.h) */
+		fuse_reply_err(r, ENOSYS);
+		return;
+	}
 	GET_NODE(fs, r, n, ino);
 	fd = fs_node_open(fs, n, own_open_flags(in->flags) & ~deferred_trunc(n->type, in->flags));
 	if (fd < 0) {
@@ -902,29 +927,38 @@ static void op_read(struct fuse_req *r, uint64_t ino, const struct fuse_read_in 
 	struct engine_read_after after;
 	size_t size = in->size < FUSE_SESSION_SCRATCH ? in->size : FUSE_SESSION_SCRATCH;
 	const void *data;
-	ssize_t n = engine_read(fs->engine, &file_of(in->fh)->file, fuse_req_scratch(r),
-	                        FUSE_SESSION_SCRATCH, size, in->offset, &data, &after);
+	struct fs_file *f;
+	ssize_t n;
 
+	GET_FILE(fs, r, ino, in->fh, false, f);
+	n = engine_read(fs->engine, &f->file, fuse_req_scratch(r), FUSE_SESSION_SCRATCH, size,
+	                in->offset, &data, &after);
 	if (n < 0)
 		fuse_reply_err(r, (int)-n);
 	else
 		fuse_reply_data(r, data, (size_t)n);
 	engine_read_after(fs->engine, &after);
+	fs_openless_put(fs, in->fh, f);
 }
 
 static void op_write(struct fuse_req *r, uint64_t ino, const struct fuse_write_in *in,
                      const void *data)
 {
-	struct fs_file *f = file_of(in->fh);
+	struct fs *fs = FS_OF(r);
+	struct fs_file *f;
 	ssize_t w;
+
+	GET_FILE(fs, r, ino, in->fh, true, f);
 	if (in->write_flags & FUSE_WRITE_KILL_SUIDGID) {
-		int rc = kill_setid(FS_OF(r), f->node, fuse_req_ctx(r));
+		int rc = kill_setid(fs, f->node, fuse_req_ctx(r));
 		if (rc < 0) {
+			fs_openless_put(fs, in->fh, f);
 			fuse_reply_err(r, -rc);
 			return;
 		}
 	}
-	w = engine_write(FS_OF(r)->engine, &f->file, data, in->size, in->offset);
+	w = engine_write(fs->engine, &f->file, data, in->size, in->offset);
+	fs_openless_put(fs, in->fh, f);
 	if (w < 0)
 		fuse_reply_err(r, (int)-w);
 	else
@@ -933,13 +967,18 @@ static void op_write(struct fuse_req *r, uint64_t ino, const struct fuse_write_i
 
 static void op_flush(struct fuse_req *r, uint64_t ino, const struct fuse_flush_in *in)
 {
-	/* Writes are synchronous to the origin; locks are the kernel's. Nothing to flush. */
-	fuse_reply_err(r, 0);
+	/* Writes are synchronous to the origin; locks are the kernel's. Nothing to flush. A file
+	 * opened without OPEN (fh 0) has no FOPEN_NOFLUSH: ENOSYS stops FLUSH on the connection. */
+	fuse_reply_err(r, in->fh ? 0 : ENOSYS);
 }
 
 static void op_release(struct fuse_req *r, uint64_t ino, const struct fuse_release_in *in)
 {
 	struct fs_file *f = file_of(in->fh);
+	if (!f) {  /* never sent for a file opened without OPEN */
+		fuse_reply_err(r, 0);
+		return;
+	}
 	fs_cache_detach(FS_OF(r), f);
 	sys_close(f->file.fd);
 	free(f);
@@ -948,9 +987,15 @@ static void op_release(struct fuse_req *r, uint64_t ino, const struct fuse_relea
 
 static void op_fsync(struct fuse_req *r, uint64_t ino, const struct fuse_fsync_in *in)
 {
-	struct fs_file *f = file_of(in->fh);
-	engine_write_sync(FS_OF(r)->engine, &f->file);
-	fuse_reply_err(r, -sys_fsync(f->file.fd, in->fsync_flags & FUSE_FSYNC_FDATASYNC));
+	struct fs *fs = FS_OF(r);
+	struct fs_file *f;
+	int rc;
+
+	GET_FILE(fs, r, ino, in->fh, false, f);
+	engine_write_sync(fs->engine, &f->file);
+	rc = sys_fsync(f->file.fd, in->fsync_flags & FUSE_FSYNC_FDATASYNC);
+	fs_openless_put(fs, in->fh, f);
+	fuse_reply_err(r, -rc);
 }
 
 static void op_statfs(struct fuse_req *r, uint64_t ino)
@@ -1352,23 +1397,32 @@ static void op_access(struct fuse_req *r, uint64_t ino, uint32_t mask)
 
 static void op_fallocate(struct fuse_req *r, uint64_t ino, const struct fuse_fallocate_in *in)
 {
-	struct fs_file *f = file_of(in->fh);
-	struct engine *e = FS_OF(r)->engine;
-	struct engine_inode *io = f->file.inode;   /* held by the open file */
+	struct fs *fs = FS_OF(r);
+	struct engine *e = fs->engine;
+	struct engine_inode *io;
+	struct fs_file *f;
 	int rc;
 
+	GET_FILE(fs, r, ino, in->fh, true, f);
+	io = f->file.inode;   /* held by the open file */
 	engine_write_change_begin(e, io);
 	rc = sys_fallocate(f->file.fd, (int)in->mode, (off_t)in->offset, (off_t)in->length);
 	if (rc == 0)
 		engine_write_changed(e, io, false, 0, (off_t)in->offset, (off_t)in->length);
 	engine_write_change_end(e, io);
+	fs_openless_put(fs, in->fh, f);
 	fuse_reply_err(r, -rc);
 }
 
 static void op_lseek(struct fuse_req *r, uint64_t ino, const struct fuse_lseek_in *in)
 {
-	struct fs_file *f = file_of(in->fh);
-	off_t pos = sys_lseek(engine_open_data_fd(&f->file), (off_t)in->offset, (int)in->whence);
+	struct fs *fs = FS_OF(r);
+	struct fs_file *f;
+	off_t pos;
+
+	GET_FILE(fs, r, ino, in->fh, false, f);
+	pos = sys_lseek(engine_open_data_fd(&f->file), (off_t)in->offset, (int)in->whence);
+	fs_openless_put(fs, in->fh, f);
 	if (pos < 0)
 		fuse_reply_err(r, (int)-pos);
 	else
@@ -1378,12 +1432,28 @@ static void op_lseek(struct fuse_req *r, uint64_t ino, const struct fuse_lseek_i
 static void op_copy_file_range(struct fuse_req *r, uint64_t ino,
                                const struct fuse_copy_file_range_in *in, bool wide)
 {
-	struct fs_file *fin = file_of(in->fh_in), *fout = file_of(in->fh_out);
+	struct fs *fs = FS_OF(r);
+	struct fs_file *fin, *fout;
 	off_t off_in = (off_t)in->off_in, off_out = (off_t)in->off_out;
 	size_t len = wide ? in->len : (in->len > UINT32_MAX ? UINT32_MAX : in->len);
-	struct engine *e = FS_OF(r)->engine;
-	struct engine_inode *dst = fout->file.inode;   /* held by the open files */
+	struct engine *e = fs->engine;
+	struct engine_inode *dst;
 	ssize_t n;
+
+	GET_FILE(fs, r, ino, in->fh_in, false, fin);
+	if (in->fh_out) {
+		fout = file_of(in->fh_out);
+	} else {  /* openless: the destination's node (nodeid_out), with a file that writes */
+		struct fs_node *out_node = fs_node_get(fs, in->nodeid_out);
+		int err = -ESTALE;
+		fout = out_node ? fs_openless_file(fs, out_node, 0, true, &err) : NULL;
+		if (!fout) {
+			fs_openless_put(fs, in->fh_in, fin);
+			fuse_reply_err(r, -err);
+			return;
+		}
+	}
+	dst = fout->file.inode;   /* held by the open files */
 
 	if (fin->file.inode != dst) {  /* the source's mmap changes must be in the origin we copy from */
 		engine_write_change_begin(e, fin->file.inode);
@@ -1394,6 +1464,8 @@ static void op_copy_file_range(struct fuse_req *r, uint64_t ino,
 	if (n > 0)
 		engine_write_changed(e, dst, false, 0, (off_t)in->off_out, (off_t)n);
 	engine_write_change_end(e, dst);
+	fs_openless_put(fs, in->fh_in, fin);
+	fs_openless_put(fs, in->fh_out, fout);
 
 	if (n < 0)
 		fuse_reply_err(r, (int)-n);
@@ -1483,6 +1555,10 @@ int fs_create(const struct fs_config *cfg, struct fs **out)
 	rc = fs_cache_engine_create(fs);
 	if (rc < 0)
 		goto err_root;
+	if (cfg->openless && (rc = fs_openless_create(fs, fs->openless_max)) < 0) {
+		engine_free(fs->engine);
+		goto err_root;
+	}
 	{
 		char proc[FS_PROC_PATH_MAX];
 		ssize_t len;
@@ -1512,6 +1588,7 @@ void fs_free(struct fs *fs)
 	if (!fs)
 		return;
 	fs_watch_stop(fs);
+	fs_openless_free(fs);  /* its files hold nodes and engine state */
 	engine_stop(fs->engine);
 	fs_table_release(fs);
 	fs_watch_release(fs);

@@ -424,26 +424,54 @@ int fs_watch_start(struct fs *fs)
 	return rc;
 }
 
-static int watch_start(struct fs *fs)
+/* watch_off, remembering the error for a later watch_prepare. */
+static int watch_refused(struct fs *fs, int rc, const char *what)
+{
+	fs->watch.prepare_error = rc;
+	watch_off(fs, rc, what);
+	return rc;
+}
+
+/* The group and its mark, once (before the mount for an openless mount, else at the start).
+ * 0, or -errno with the watch off and why. */
+static int watch_prepare(struct fs *fs)
 {
 	struct fs_watch *w = &fs->watch;
 	int rc;
 
+	if (w->set_up)
+		return w->fan_fd >= 0 ? 0 : w->prepare_error;
 	w->fan_fd = -1;
 	w->stop_pipe[0] = w->stop_pipe[1] = -1;
 	w->set_up = true;
+	w->prepare_error = -EOPNOTSUPP;
 	if (!fs->handles)
-		return watch_off(fs, -EOPNOTSUPP, "the original's inodes have no file handles");
+		return watch_refused(fs, w->prepare_error, "the original's inodes have no file handles");
 	rc = sys_fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_REPORT_FID |
 	                       FAN_REPORT_DFID_NAME, O_RDONLY | O_CLOEXEC | O_LARGEFILE);
 	if (rc < 0)
-		return watch_off(fs, rc, "fanotify unavailable");
+		return watch_refused(fs, rc, "fanotify unavailable");
 	w->fan_fd = rc;
 	/* The mount fd (a directory opened O_RDONLY): fanotify_mark refuses O_PATH fds. */
 	rc = sys_fanotify_mark(w->fan_fd, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, WATCH_MASK,
 	                       fs->mounts[0].fd, NULL);
 	if (rc < 0)
-		return watch_off(fs, rc, "the original's file system cannot be marked");
+		return watch_refused(fs, rc, "the original's file system cannot be marked");
+	return 0;
+}
+
+int fs_watch_prepare(struct fs *fs)
+{
+	return watch_prepare(fs);
+}
+
+static int watch_start(struct fs *fs)
+{
+	struct fs_watch *w = &fs->watch;
+	int rc;
+
+	if (watch_prepare(fs) < 0 || w->fan_fd < 0)
+		return 0;  /* not watched: why is said */
 	if (pipe2(w->stop_pipe, O_CLOEXEC) < 0)
 		return watch_off(fs, -errno, "no pipe");
 	{

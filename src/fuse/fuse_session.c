@@ -335,6 +335,7 @@ static void op_init(struct fuse_req *r, const struct fuse_proto_request *pr)
 	bool rings_ready = false;
 	int rc;
 
+	wants.flags &= ~se->cfg.withheld_flags;
 	if (r->ring) {   /* INIT comes through /dev/fuse only */
 		fuse_reply_err(r, EPROTO);
 		return;

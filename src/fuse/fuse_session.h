@@ -97,6 +97,8 @@ struct fuse_session_config {
 	bool passthrough;            /* ask for FUSE_PASSTHROUGH */
 	uint32_t max_stack_depth;    /* 1 or 2, see KERNEL-FUSE.md §2.2 */
 	uint64_t extra_flags;        /* further INIT flags the file system wants */
+	uint64_t withheld_flags;     /* INIT flags the session asks for by default that the file
+	                              * system does not want (e.g. FUSE_ATOMIC_O_TRUNC) */
 	bool io_uring;               /* serve requests through FUSE-over-io_uring when the kernel
 	                              * offers it and the rings come up before the INIT reply;
 	                              * otherwise (and for FORGET/INTERRUPT always) /dev/fuse */

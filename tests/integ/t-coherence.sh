@@ -7,7 +7,9 @@
 # the listing of a directory that was just listed, the attributes of a file whose attributes
 # were just read, a name just looked up and found absent, and the bytes; an open reader's size
 # and bytes never disagree. A watcher queue overflow (the queue made 64 events long) makes
-# everything fresh too. Without fanotify, the options' timeouts still apply (1 s).
+# everything fresh too. Without fanotify, the options' timeouts still apply (1 s). The same
+# checks run on a tmpfs original with start --openless, where the kernel keeps file pages
+# across opens too.
 . "$(dirname "$0")/lib.sh"
 need_root
 t_shm coherence
@@ -169,12 +171,15 @@ watcher_idle() {
   done
 }
 
-for fs in tmpfs ext4; do
-  if [ $fs = tmpfs ]; then D=$SHM/data; else D=$T_SCRATCH/data; fi
-  BACK=$T_SCRATCH/back-$fs C=$T_SCRATCH/cache-$fs
+# openless: tmpfs with start --openless, where the kernel also keeps file pages across opens
+# (fs_openless.h), so every byte read back checks an invalidation of the watcher's too.
+for fs in tmpfs ext4 openless; do
+  case $fs in tmpfs) D=$SHM/data;; ext4) D=$T_SCRATCH/data;; openless) D=$SHM/data-openless;; esac
+  BACK=$T_SCRATCH/back-$fs C=$T_SCRATCH/cache-$fs more=()
+  [ $fs = openless ] && more=(--openless)
   t_backdoor "$D" "$BACK"
   # Long option timeouts: only the watcher can make the kernel see these changes in time.
-  t_mount "$D" "$C" --attr-timeout 600 --entry-timeout 600
+  t_mount "$D" "$C" --attr-timeout 600 --entry-timeout 600 "${more[@]+"${more[@]}"}"
   "$CACHEMAX" stats "$D" --json | python3 -c 'import json,sys; s=json.load(sys.stdin); assert s["change_watch"] == "fanotify", s.get("change_watch_why")' \
     || fail "$fs: the change watcher is not active"
   python3 "$T_SCRATCH/checker.py" "$D" "$BACK" "$fs" || fail "$fs: a change behind the cache did not show within 1 s"

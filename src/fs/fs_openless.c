@@ -1,0 +1,390 @@
+/* fs_openless: the implicit open files of start --openless (fs_openless.h says what and why).
+ * A hash table by nodeid plus an LRU list, under one leaf lock; the opening and closing of a
+ * file (our fds on the original, the engine's attach and detach) happen outside it. A file
+ * being opened is in the table already (state OPENING), so concurrent requests for the same
+ * node wait for it instead of opening a second one.
+ */
+#include "fs/fs_openless.h"
+
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fs/fs_int.h"
+#include "sys/sys.h"
+#include "util/log.h"
+
+enum openless_state { OPENLESS_OPENING, OPENLESS_READY, OPENLESS_FAILED };
+
+struct openless_file {
+	uint64_t nodeid;
+	struct fs_node *node;             /* a lookup reference held while the file exists */
+	struct fs_file reader;            /* O_RDONLY, attached once READY */
+	struct fs_file writer;            /* O_RDWR, attached at the first request that writes */
+	pthread_mutex_t writer_lock;      /* protects writer and has_writer */
+	bool has_writer;
+	/* Under the table's lock: */
+	enum openless_state state;
+	int error;                        /* FAILED: why */
+	uint32_t users;                   /* requests holding it */
+	bool in_table;                    /* else closed by the last user (a forget, a failure) */
+	struct openless_file *hash_next;
+	struct openless_file *lru_prev, *lru_next;  /* prev: more recently used */
+};
+
+struct fs_openless {
+	pthread_mutex_t lock;
+	pthread_cond_t opened;            /* a file left OPENING */
+	struct openless_file **bucket;
+	size_t bucket_count;              /* power of two */
+	struct openless_file *lru_head, *lru_tail;  /* head: most recently used */
+	unsigned count, max;
+	uint64_t made, pushed_out;
+};
+
+static size_t bucket_of(const struct fs_openless *t, uint64_t nodeid)
+{
+	uint64_t h = nodeid * 0x9e3779b97f4a7c15ull;
+	return (size_t)(h >> 32) & (t->bucket_count - 1);
+}
+
+int fs_openless_create(struct fs *fs, unsigned max)
+{
+	struct fs_openless *t = calloc(1, sizeof(*t));
+	size_t buckets = 64;
+
+	if (!t)
+		return -ENOMEM;
+	t->max = max ? max : 1;
+	while (buckets < (size_t)t->max * 2)
+		buckets *= 2;
+	t->bucket = calloc(buckets, sizeof(*t->bucket));
+	if (!t->bucket) {
+		free(t);
+		return -ENOMEM;
+	}
+	t->bucket_count = buckets;
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_cond_init(&t->opened, NULL);
+	fs->openless = t;
+	return 0;
+}
+
+/* ---- the table (t->lock held) --------------------------------------------------------------- */
+
+static struct openless_file *table_find(struct fs_openless *t, uint64_t nodeid)
+{
+	struct openless_file *o = t->bucket[bucket_of(t, nodeid)];
+	while (o && o->nodeid != nodeid)
+		o = o->hash_next;
+	return o;
+}
+
+static void lru_unlink(struct fs_openless *t, struct openless_file *o)
+{
+	if (o->lru_prev)
+		o->lru_prev->lru_next = o->lru_next;
+	else
+		t->lru_head = o->lru_next;
+	if (o->lru_next)
+		o->lru_next->lru_prev = o->lru_prev;
+	else
+		t->lru_tail = o->lru_prev;
+	o->lru_prev = o->lru_next = NULL;
+}
+
+static void lru_push_head(struct fs_openless *t, struct openless_file *o)
+{
+	o->lru_prev = NULL;
+	o->lru_next = t->lru_head;
+	if (t->lru_head)
+		t->lru_head->lru_prev = o;
+	t->lru_head = o;
+	if (!t->lru_tail)
+		t->lru_tail = o;
+}
+
+static void table_insert(struct fs_openless *t, struct openless_file *o)
+{
+	size_t b = bucket_of(t, o->nodeid);
+	o->hash_next = t->bucket[b];
+	t->bucket[b] = o;
+	lru_push_head(t, o);
+	o->in_table = true;
+	t->count++;
+}
+
+static void table_remove(struct fs_openless *t, struct openless_file *o)
+{
+	struct openless_file **p = &t->bucket[bucket_of(t, o->nodeid)];
+	while (*p != o)
+		p = &(*p)->hash_next;
+	*p = o->hash_next;
+	lru_unlink(t, o);
+	o->in_table = false;
+	t->count--;
+}
+
+/* Take least recently used files that nobody uses out of the table while it is over max; they
+ * are chained on *out (by hash_next) for closing once the lock is let go. */
+static void table_make_room(struct fs_openless *t, struct openless_file **out)
+{
+	struct openless_file *o = t->lru_tail;
+	while (t->count > t->max && o) {
+		struct openless_file *prev = o->lru_prev;
+		if (o->users == 0 && o->state == OPENLESS_READY) {
+			table_remove(t, o);
+			o->hash_next = *out;
+			*out = o;
+			t->pushed_out++;
+		}
+		o = prev;
+	}
+}
+
+/* ---- opening and closing (no table lock) ---------------------------------------------------- */
+
+/* Our own open of n's original, attached to its engine state like an open of the kernel's.
+ * An inode unlinked behind the cache is served too (the application opened it before): the
+ * attach's ESTALE, meant to make the kernel repeat an OPEN's path walk, is for OPEN only. */
+static int file_attach(struct fs *fs, struct fs_node *n, struct fs_file *f, int flags)
+{
+	struct cm_fuse_open_out o;
+	int fd = fs_node_open(fs, n, flags | O_CLOEXEC), rc;
+
+	if (fd < 0)
+		return fd;
+	f->node = n;
+	f->file.fd = fd;
+	f->file.open_flags = flags;
+	rc = fs_cache_attach(fs, f, &o);
+	if (rc == -ESTALE)
+		rc = fs_cache_attach(fs, f, &o);  /* it marked the node: served as ours now */
+	if (rc < 0) {
+		sys_close(fd);
+		return rc;
+	}
+	return 0;
+}
+
+static void file_detach(struct fs *fs, struct fs_file *f)
+{
+	fs_cache_detach(fs, f);
+	sys_close(f->file.fd);
+}
+
+/* Close o, out of the table and unused; drops its node reference (which may free the node). */
+static void file_close(struct fs *fs, struct openless_file *o)
+{
+	if (o->state == OPENLESS_READY) {
+		if (o->has_writer)
+			file_detach(fs, &o->writer);
+		file_detach(fs, &o->reader);
+	}
+	pthread_mutex_destroy(&o->writer_lock);
+	fs_node_forget(fs, o->nodeid, 1);
+	free(o);
+}
+
+/* A file whose opening failed: no node reference, nothing attached. */
+static void file_free_failed(struct openless_file *o)
+{
+	pthread_mutex_destroy(&o->writer_lock);
+	free(o);
+}
+
+static void close_chain(struct fs *fs, struct openless_file *o)
+{
+	while (o) {
+		struct openless_file *next = o->hash_next;
+		file_close(fs, o);
+		o = next;
+	}
+}
+
+/* Let go of a hold on o (t->lock held): true if o must now be closed by the caller. */
+static bool hold_drop(struct openless_file *o)
+{
+	return --o->users == 0 && !o->in_table;
+}
+
+/* The implicit file of n, held. */
+static struct openless_file *file_hold(struct fs *fs, struct fs_node *n, int *err)
+{
+	struct fs_openless *t = fs->openless;
+	struct openless_file *o, *victims = NULL;
+	int rc;
+
+	pthread_mutex_lock(&t->lock);
+	o = table_find(t, n->nodeid);
+	if (o) {
+		o->users++;
+		lru_unlink(t, o);
+		lru_push_head(t, o);
+		while (o->state == OPENLESS_OPENING)
+			pthread_cond_wait(&t->opened, &t->lock);
+		if (o->state == OPENLESS_READY) {
+			pthread_mutex_unlock(&t->lock);
+			return o;
+		}
+		*err = o->error;
+		if (!hold_drop(o))
+			o = NULL;
+		pthread_mutex_unlock(&t->lock);
+		if (o)
+			file_free_failed(o);
+		return NULL;
+	}
+	o = calloc(1, sizeof(*o));
+	if (!o) {
+		pthread_mutex_unlock(&t->lock);
+		*err = -ENOMEM;
+		return NULL;
+	}
+	o->nodeid = n->nodeid;
+	o->node = n;
+	o->state = OPENLESS_OPENING;
+	o->users = 1;
+	pthread_mutex_init(&o->writer_lock, NULL);
+	table_insert(t, o);
+	table_make_room(t, &victims);
+	pthread_mutex_unlock(&t->lock);
+	close_chain(fs, victims);  /* before opening: the fds they held are free again */
+
+	rc = file_attach(fs, n, &o->reader, O_RDONLY);
+	pthread_mutex_lock(&t->lock);
+	if (rc == 0) {
+		fs_node_ref(fs, n);
+		o->state = OPENLESS_READY;
+		t->made++;
+	} else {
+		o->state = OPENLESS_FAILED;
+		o->error = rc;
+		if (o->in_table)
+			table_remove(t, o);
+	}
+	pthread_cond_broadcast(&t->opened);
+	if (rc < 0) {
+		bool last = hold_drop(o);
+		pthread_mutex_unlock(&t->lock);
+		if (last)
+			file_free_failed(o);
+		*err = rc;
+		return NULL;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return o;
+}
+
+static void file_release(struct fs *fs, struct openless_file *o)
+{
+	struct fs_openless *t = fs->openless;
+	bool last;
+
+	pthread_mutex_lock(&t->lock);
+	last = hold_drop(o);
+	pthread_mutex_unlock(&t->lock);
+	if (last)
+		file_close(fs, o);
+}
+
+struct fs_file *fs_openless_file(struct fs *fs, struct fs_node *n, uint64_t fh, bool write,
+                                 int *err)
+{
+	struct openless_file *o;
+	int rc = 0;
+
+	if (fh)
+		return (struct fs_file *)(uintptr_t)fh;
+	if (!fs->openless) {  /* fh 0 outside the mode: a kernel bug or a forged request */
+		*err = -EBADF;
+		return NULL;
+	}
+	o = file_hold(fs, n, err);
+	if (!o || !write)
+		return o ? &o->reader : NULL;
+	pthread_mutex_lock(&o->writer_lock);
+	if (!o->has_writer) {
+		rc = file_attach(fs, n, &o->writer, O_RDWR);
+		o->has_writer = rc == 0;
+	}
+	pthread_mutex_unlock(&o->writer_lock);
+	if (rc < 0) {
+		file_release(fs, o);
+		*err = rc;
+		return NULL;
+	}
+	return &o->writer;
+}
+
+void fs_openless_put(struct fs *fs, uint64_t fh, struct fs_file *f)
+{
+	struct openless_file *o;
+
+	if (fh || !f)
+		return;
+	/* The reader is the read-only one (file_attach above). */
+	if ((f->file.open_flags & O_ACCMODE) == O_RDONLY)
+		o = (struct openless_file *)(void *)((char *)f - offsetof(struct openless_file, reader));
+	else
+		o = (struct openless_file *)(void *)((char *)f - offsetof(struct openless_file, writer));
+	file_release(fs, o);
+}
+
+void fs_openless_forget(struct fs *fs, uint64_t nodeid)
+{
+	struct fs_openless *t = fs->openless;
+	struct openless_file *o;
+	bool close_now = false;
+
+	if (!t)
+		return;
+	pthread_mutex_lock(&t->lock);
+	o = table_find(t, nodeid);
+	if (o && o->state == OPENLESS_READY) {
+		table_remove(t, o);
+		close_now = o->users == 0;  /* else its last user closes it */
+	}
+	pthread_mutex_unlock(&t->lock);
+	if (close_now)
+		file_close(fs, o);
+}
+
+bool fs_openless_report(struct fs *fs, uint64_t *files, uint64_t *made, uint64_t *pushed_out)
+{
+	struct fs_openless *t = fs->openless;
+
+	*files = *made = *pushed_out = 0;
+	if (!t)
+		return false;
+	pthread_mutex_lock(&t->lock);
+	*files = t->count;
+	*made = t->made;
+	*pushed_out = t->pushed_out;
+	pthread_mutex_unlock(&t->lock);
+	return true;
+}
+
+void fs_openless_free(struct fs *fs)
+{
+	struct fs_openless *t = fs->openless;
+	struct openless_file *victims = NULL;
+
+	if (!t)
+		return;
+	pthread_mutex_lock(&t->lock);
+	while (t->lru_head) {
+		struct openless_file *o = t->lru_head;
+		table_remove(t, o);   /* no request runs any more: nobody uses it */
+		o->hash_next = victims;
+		victims = o;
+	}
+	pthread_mutex_unlock(&t->lock);
+	close_chain(fs, victims);
+	pthread_cond_destroy(&t->opened);
+	pthread_mutex_destroy(&t->lock);
+	free(t->bucket);
+	free(t);
+	fs->openless = NULL;
+}

@@ -1,0 +1,56 @@
+/* fs_openless: files the kernel opened without asking us (start --openless).
+ *
+ * In this mode OPEN answers ENOSYS, and the kernel then opens every regular file of the
+ * connection itself (FUSE_NO_OPEN_SUPPORT: fh 0, FOPEN_KEEP_CACHE, no OPEN, no RELEASE; FLUSH
+ * answers ENOSYS once and is never sent again). What reaches us are the requests that need
+ * the file: READ on a page-cache miss, WRITE, FSYNC, LSEEK, FALLOCATE, COPY_FILE_RANGE, all
+ * with fh 0. Each is served through an implicit open file of its node, made at the first such
+ * request: our own fd on the original (read-only; a second one, read-write, at the first
+ * request that writes) attached to the node's engine state like an open (fs_cache_attach), so
+ * reads hit or fill the cache and writes go through to the original first, as for any open
+ * file served in user space.
+ *
+ * Bounded: at most `max` implicit files (from the daemon's fd limit; each holds our one or two
+ * fds on the original, and the engine's of an open file: the cache object's data file, an
+ * O_DIRECT reader of the original for misses); when the table is full the least recently used
+ * one that no request is using is closed; a file a request is using is never closed under it
+ * (the table may then exceed max by the requests in flight, at most one per worker thread).
+ * The kernel forgetting a node (FORGET) closes its implicit file. Each implicit file holds a
+ * lookup reference on its node, so a node never goes while its file is open.
+ *
+ * Safe only while the change watcher covers the original: the kernel keeps the pages of a file
+ * across opens (FOPEN_KEEP_CACHE) and learns of a change behind the cache only from the
+ * watcher's NOTIFY_INVAL_INODE; the daemon checks this before the mount (daemon.c).
+ * Locks: the table's lock is a leaf (no call into the engine or the node table under it); a
+ * file's writer_lock is taken with no other lock held (it opens and attaches the writer).
+ * Errors: -errno.
+ */
+#ifndef CACHEMAX_FS_OPENLESS_H
+#define CACHEMAX_FS_OPENLESS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct fs;
+struct fs_file;
+struct fs_node;
+
+/* At fs_create when cfg.openless: the table (fs->openless). 0 or -ENOMEM. */
+int fs_openless_create(struct fs *fs, unsigned max);
+/* At fs_free, before the engine stops: closes every implicit file. */
+void fs_openless_free(struct fs *fs);
+
+/* The open file a request names by its handle fh: fh's own (fh != 0: nothing to undo), or,
+ * for fh 0, the implicit file of node n, made if needed and held until fs_openless_put. With
+ * `write` the file can write (its read-write fd). NULL with *err set when it cannot be had
+ * (the origin's error, -ENOMEM; never EMFILE). */
+struct fs_file *fs_openless_file(struct fs *fs, struct fs_node *n, uint64_t fh, bool write,
+                                 int *err);
+/* Undo fs_openless_file (a no-op for fh != 0). */
+void fs_openless_put(struct fs *fs, uint64_t fh, struct fs_file *f);
+
+/* The kernel forgot node nodeid (FORGET): its implicit file is closed (at once, or by the
+ * last request using it). */
+void fs_openless_forget(struct fs *fs, uint64_t nodeid);
+
+#endif

@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# start --openless (docs/ARCHITECTURE.md "Opens without OPEN"): OPEN answers ENOSYS, the kernel
+# opens every file itself (FUSE_NO_OPEN_SUPPORT) and keeps its pages across opens, and requests
+# with fh 0 are served through implicit open files. Checks, on a tmpfs original:
+#   - refused without fanotify and with --allow-submounts, with a message, nothing mounted;
+#   - a cold cat of 200 files: the right bytes, one OPEN (the ENOSYS that switches the
+#     connection) and a READ per file; a warm cat: no OPEN, RELEASE, FLUSH or READ at all
+#     (counted with perf on fuse:fuse_request_send); the stats count exactly the bytes read;
+#   - O_TRUNC through the mount truncates the original (FUSE_ATOMIC_O_TRUNC is withheld);
+#   - writes (pwrite, O_APPEND, mmap, a created file) reach the original and read back;
+#   - a same-size overwrite and an unlink behind the cache are seen within 1 s, while a reader
+#     holding the unlinked file still reads its bytes;
+#   - 3,000 files read and 300 written under a daemon fd limit of 256: implicit files are
+#     pushed out, the fds stay bounded, every byte is right.
+. "$(dirname "$0")/lib.sh"
+need_root
+t_shm openless
+
+D=$SHM/data BACK=$T_SCRATCH/back C=$T_SCRATCH/cache
+mkdir -p "$D/d"
+python3 - "$D/d" <<'EOF'
+import os, random, sys
+random.seed(7)
+for i in range(200):
+    with open(os.path.join(sys.argv[1], "f%03d" % i), "wb") as f:
+        f.write(os.urandom(random.randint(100, 6000)))
+EOF
+total=$(cat "$D"/d/f* | wc -c)
+sum_orig=$(cat "$D"/d/f* | sha1sum)
+
+# Refusals: no fanotify, and file systems below DIR that the watcher would not cover.
+if out=$(CACHEMAX_FAULT="fanotify_init:1:EPERM" "$CACHEMAX" start "$D" --cache "$C" --openless 2>&1); then
+  T_MOUNTS+=("$D")
+  fail "--openless started without fanotify"
+fi
+echo "$out" | grep -q -- "--openless needs fanotify" || fail "no clear message without fanotify: $out"
+grep -q " $D fuse.cachemax " /proc/mounts && fail "a refused --openless start left a mount"
+if out=$("$CACHEMAX" start "$D" --cache "$C" --openless --allow-submounts 2>&1); then
+  T_MOUNTS+=("$D")
+  fail "--openless started with --allow-submounts"
+fi
+echo "$out" | grep -q -- "--openless cannot be combined with --allow-submounts" || fail "no clear message: $out"
+
+# tracefs for the request counts: mounted for this test if it is not (unmounted at exit)
+if ! grep -q ' /sys/kernel/tracing tracefs ' /proc/mounts && mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null; then
+  T_BINDS+=(/sys/kernel/tracing)
+fi
+counting=1
+grep -q ' /sys/kernel/tracing tracefs ' /proc/mounts && command -v perf > /dev/null || counting=0
+
+# requests MOUNT CMD: "COUNT FUSE_OPCODE" lines for the requests MOUNT's connection got while
+# CMD ran.
+requests() {
+  local conn
+  conn=$(mountpoint -d "$1")
+  perf record -q -a -e fuse:fuse_request_send -o "$T_SCRATCH/perf.data" -- sh -c "$2" > /dev/null 2>&1
+  perf script -i "$T_SCRATCH/perf.data" 2>/dev/null | grep "connection ${conn#*:} " |
+    grep -o '(FUSE_[A-Z_]*)' | tr -d '()' | sort | uniq -c
+}
+count() { awk -v op="FUSE_$1" '$2 == op { n = $1 } END { print n + 0 }'; }
+counter() { "$CACHEMAX" stats "$1" --json | python3 -c 'import json, sys; s = json.load(sys.stdin)
+print(s["stats"]["counters"][sys.argv[1]] if sys.argv[1] in s["stats"]["counters"] else s["openless"][sys.argv[1]])' "$2"; }
+
+t_backdoor "$D" "$BACK"
+t_mount "$D" "$C" --openless
+"$CACHEMAX" stats "$D" --json | python3 -c 'import json, sys; s = json.load(sys.stdin)
+assert s["openless"]["on"] and s["change_watch"] == "fanotify" and not s["passthrough"], s' \
+  || fail "stats: openless not on, or no watcher, or passthrough on"
+
+# Cold, then warm: the bytes, the requests, the statistics.
+b0=$(( $(counter "$D" read_bytes_cache) + $(counter "$D" read_bytes_origin) ))
+if [ $counting = 1 ]; then
+  cold=$(requests "$D" "cat $D/d/f* > $T_SCRATCH/cold")
+  echo "cold cat of 200 files:" $cold
+  [ "$(echo "$cold" | count OPEN)" = 1 ] || fail "cold cat: expected exactly one OPEN (answered ENOSYS), got: $cold"
+  [ "$(echo "$cold" | count READ)" -ge 200 ] || fail "cold cat: expected a READ per file: $cold"
+  warm=$(requests "$D" "cat $D/d/f* > $T_SCRATCH/warm")
+  echo "warm cat of 200 files:" $warm
+  for op in OPEN RELEASE FLUSH READ; do
+    [ "$(echo "$warm" | count $op)" = 0 ] || fail "warm cat sent $op requests: $warm"
+  done
+else
+  echo "(no perf or tracefs: request counts not checked)"
+  cat "$D"/d/f* > "$T_SCRATCH/cold"
+  cat "$D"/d/f* > "$T_SCRATCH/warm"
+fi
+[ "$(sha1sum < "$T_SCRATCH/cold")" = "$sum_orig" ] || fail "cold cat: wrong bytes"
+[ "$(sha1sum < "$T_SCRATCH/warm")" = "$sum_orig" ] || fail "warm cat: wrong bytes"
+b1=$(( $(counter "$D" read_bytes_cache) + $(counter "$D" read_bytes_origin) ))
+[ $((b1 - b0)) = "$total" ] || fail "stats: $((b1 - b0)) bytes read counted for $total bytes read once"
+echo "stats: $((b1 - b0)) bytes counted for $total bytes; implicit files made: $(counter "$D" made)"
+
+python3 - "$D/d" "$BACK/d" <<'EOF' || fail "openless semantics (see above)"
+import mmap, os, sys, time
+mnt, back = sys.argv[1], sys.argv[2]
+def rd(p):
+    with open(p, "rb") as f:
+        return f.read()
+def wr(p, data, mode="wb"):
+    with open(p, mode) as f:
+        f.write(data)
+def check(what, got, want):
+    if got != want:
+        sys.exit("%s: got %r, want %r" % (what, got[:80], want[:80]))
+def within_1s(what, fn, want):
+    t0 = time.monotonic()
+    while fn() != want:
+        if time.monotonic() - t0 > 1.0:
+            sys.exit("%s: after 1 s the mount shows %r, the original %r" % (what, fn()[:80], want[:80]))
+        time.sleep(0.01)
+    print("%-40s %4d ms" % (what, (time.monotonic() - t0) * 1000))
+
+# O_TRUNC through the mount: the kernel sends no OPEN, so the truncation must reach us as SETATTR
+wr(os.path.join(back, "t"), b"the original, rather long, content")
+check("O_TRUNC: before", rd(os.path.join(mnt, "t")), b"the original, rather long, content")
+wr(os.path.join(mnt, "t"), b"short")
+check("O_TRUNC: the original", rd(os.path.join(back, "t")), b"short")
+check("O_TRUNC: the mount", rd(os.path.join(mnt, "t")), b"short")
+fd = os.open(os.path.join(mnt, "t"), os.O_WRONLY | os.O_TRUNC)
+os.close(fd)
+check("O_TRUNC without a write", rd(os.path.join(back, "t")), b"")
+
+# Writes: pwrite, append, mmap, a new file; then read back through the mount and the original.
+wr(os.path.join(back, "w"), b"a" * 10000)
+rd(os.path.join(mnt, "w"))
+fd = os.open(os.path.join(mnt, "w"), os.O_RDWR)
+os.pwrite(fd, b"XYZ", 5000)
+check("pread after pwrite, same fd", os.pread(fd, 5, 4999), b"aXYZa")
+os.close(fd)
+want = b"a" * 5000 + b"XYZ" + b"a" * 4997
+check("pwrite: the original", rd(os.path.join(back, "w")), want)
+check("pwrite: a new open", rd(os.path.join(mnt, "w")), want)
+for i in range(2):
+    wr(os.path.join(mnt, "w"), b"+%d" % i, "ab")
+want += b"+0+1"
+check("append: the original", rd(os.path.join(back, "w")), want)
+check("append: the mount", rd(os.path.join(mnt, "w")), want)
+with open(os.path.join(mnt, "w"), "r+b") as f:
+    m = mmap.mmap(f.fileno(), 0)
+    m[0:4] = b"MMAP"
+    m.flush()
+    m.close()
+want = b"MMAP" + want[4:]
+check("mmap write: the original", rd(os.path.join(back, "w")), want)
+check("mmap write: the mount", rd(os.path.join(mnt, "w")), want)
+wr(os.path.join(mnt, "created"), b"made through the mount")
+check("created file: the original", rd(os.path.join(back, "created")), b"made through the mount")
+check("created file: the mount", rd(os.path.join(mnt, "created")), b"made through the mount")
+
+# Behind the cache: the kernel keeps pages across opens, so only the watcher can drop them.
+p = os.path.join(back, "f000")
+old = rd(p)
+rd(os.path.join(mnt, "f000"))
+new = bytes(255 - b for b in old)        # same size, same name, other bytes
+fd = os.open(p, os.O_WRONLY)
+os.pwrite(fd, new, 0)
+os.close(fd)
+within_1s("same-size overwrite behind", lambda: rd(os.path.join(mnt, "f000")), new)
+
+q = os.path.join(mnt, "f001")
+fd = os.open(q, os.O_RDONLY)
+before = os.pread(fd, 1 << 20, 0)
+os.unlink(os.path.join(back, "f001"))
+within_1s("unlink behind: the listing", lambda: str("f001" in os.listdir(mnt)).encode(), b"False")
+within_1s("unlink behind: the name", lambda: str(os.path.lexists(q)).encode(), b"False")
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)   # the next read asks the daemon
+check("a reader of a file unlinked behind", os.pread(fd, 1 << 20, 0), before)
+os.close(fd)
+EOF
+t_unmount "$D"
+
+# Many files under a small fd limit (its share for implicit files: 16): pushed out, not EMFILE.
+E=$SHM/many BACK2=$T_SCRATCH/back-many
+mkdir -p "$E"
+python3 - "$E" <<'EOF'
+import os, sys
+for i in range(3000):
+    d = os.path.join(sys.argv[1], "d%02d" % (i // 100))
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "f%04d" % i), "wb") as f:
+        f.write(b"%d " % i * (1 + i % 50))
+EOF
+sum_many=$(find "$E" -type f | sort | xargs cat | sha1sum)
+t_backdoor "$E" "$BACK2"
+CACHEMAX_FD_LIMIT=256 t_mount "$E" "$T_SCRATCH/cache-many" --openless
+[ "$(find "$E" -type f | sort | xargs cat | sha1sum)" = "$sum_many" ] || fail "many files: wrong bytes"
+(cd "$E" && find . -type f | sort) > "$T_SCRATCH/many.list"
+sed -n 1,300p "$T_SCRATCH/many.list" | while read -r f; do printf 'w' >> "$E/$f"; done
+[ "$(sed -n 1,300p "$T_SCRATCH/many.list" | (cd "$BACK2" && xargs tail -qc 1) | tr -d w | wc -c)" = 0 ] ||
+  fail "many files: appends through the mount missing in the original"
+"$CACHEMAX" stats "$E" --json | python3 -c 'import json, sys; s = json.load(sys.stdin); o = s["openless"]
+print("many files: implicit files made %d, pushed out %d, open %d; daemon fds %d" % (o["made"], o["pushed_out"], o["files"], s["fds"]))
+assert o["pushed_out"] > 0, "nothing pushed out"
+assert o["files"] <= 16 + 16, "more implicit files than the limit allows"
+assert s["fds"] < 256, "fds not bounded"' || fail "many files: the implicit files are not bounded"
+grep -h -i "too many open files" "$CACHEMAX_RUN_DIR"/*.log && fail "many files: EMFILE in the daemon's log"
+t_unmount "$E"
+echo PASS
