@@ -21,8 +21,9 @@
  * Safe only while the change watcher covers the original: the kernel keeps the pages of a file
  * across opens (FOPEN_KEEP_CACHE) and learns of a change behind the cache only from the
  * watcher's NOTIFY_INVAL_INODE; the daemon checks this before the mount (daemon.c).
- * Locks: the table's lock is a leaf (no call into the engine or the node table under it); a
- * file's writer_lock is taken with no other lock held (it opens and attaches the writer).
+ * Locks (docs/ARCHITECTURE.md "Lock order"): the table's lock is a leaf (no call into the
+ * engine or the node table under it); a file's writer_lock is taken with no other lock held
+ * and held while it opens and attaches the writer.
  * Errors: -errno.
  */
 #ifndef CACHEMAX_FS_OPENLESS_H

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every operation applications use behaves on the mount exactly as on a plain directory:
 # optest's transcript over a mounted origin must equal its transcript on a plain directory of
-# the same file-system type, with passthrough and with the user-space path, on tmpfs and ext4.
+# the same file-system type, with passthrough and with the user-space path, on tmpfs and ext4,
+# and with --openless on tmpfs.
 . "$(dirname "$0")/lib.sh"
 need_root
 OPTEST=$TOOLS/integ/optest
@@ -28,4 +29,6 @@ run_pair "$SHM" tmpfs-passthrough
 run_pair "$SHM" tmpfs-userspace --no-passthrough
 run_pair "$T_SCRATCH" ext4-passthrough
 run_pair "$T_SCRATCH" ext4-userspace --no-passthrough
+# The kernel opens files itself, every file request comes with fh 0 (fs_openless.h).
+run_pair "$SHM" tmpfs-openless --openless
 echo ok
