@@ -330,7 +330,8 @@ bool fs_cache_attr_volatile(const struct fs_node *n);
 /* Drop the kernel's cached attributes of n (NOTIFY_INVAL_INODE, attributes only), after a change
  * the kernel learns of in no reply. Never call it holding a lock the kernel may wait for. */
 void fs_cache_attr_invalidate(struct fs *fs, const struct fs_node *n);
-/* Before a GETATTR, with the node's open state held once: an open file whose origin changed
+/* Before a GETATTR (and before a LOOKUP or READDIRPLUS entry carries a node's attributes,
+ * lookup_at), with the node's open state held once: an open file whose origin changed
  * behind the cache has its object brought in step before the attributes are answered -- also
  * with fanotify, whose event may still be on its way while a reader's stat already asks (a
  * passthrough read drops the kernel's atime, so the next fstat asks us): the size answered must

@@ -253,6 +253,12 @@ static int lookup_at(struct fs *fs, struct fs_node *parent, int dirfd, const cha
 			return rc;
 	}
 	fs_catalog_stamp_seen(fs, n, &st);
+	/* These attributes reach the kernel as a GETATTR's do (a LOOKUP, a READDIRPLUS entry): an
+	 * open file's object is brought in step first, as for a GETATTR, or a reader served in
+	 * user space could be told a size its object does not have yet, before the watcher's
+	 * event arrives (difftest --behind with --no-passthrough: an empty read after a truncate
+	 * behind, whose new size a listing had shown). */
+	fs_cache_before_getattr(fs, n);
 	entry_fill(fs, e, n, &st, entry_timeout(fs, parent, name, gen));
 	return 0;
 }
