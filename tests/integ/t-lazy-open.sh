@@ -8,8 +8,9 @@
 # - fsync of one of them opens that one (and only it), once;
 # - a file deleted behind the cache while held open: fstat says nlink 0, reads go on, fsync
 #   opens the deleted inode through the held O_PATH fd;
-# - a partially cached file read in user space (its misses open the original), SEEK_DATA, and
-#   copy_file_range from a deferred source give the original's bytes;
+# - a partially cached file read in user space (its misses open the original), also once
+#   deleted through the mount while open, SEEK_DATA, and copy_file_range from a deferred source
+#   give the original's bytes;
 # - every fd is closed at the release;
 # - without the watcher (fanotify refused: network originals' mode) nothing is deferred.
 . "$(dirname "$0")/lib.sh"
@@ -149,6 +150,13 @@ os.close(src); os.close(dst)
 assert open(os.path.join(b, "copy"), "rb").read() == open(os.path.join(b, "f3"), "rb").read(), "copy differs"
 PY
 [ "$(counter origin_opens_late)" -gt "$late1" ] || fail "the misses of big did not open its original late"
+# deleted through the mount while a deferred open holds it: its misses open the unlinked inode
+# through the held O_PATH fd (head -c 3M of a second file: most of it still uncached)
+head -c 3M /dev/urandom > "$B/big2"; cp "$B/big2" "$SHM/big2.want"
+exec 7< "$D/big2"
+rm "$D/big2"
+cmp -s - "$SHM/big2.want" <&7 || fail "a deferred open of a file deleted through the mount reads wrong"
+exec 7<&-
 sleep 0.3
 [ "$(origin_fds "$D/")" = 0 ] || fail "fds on originals left after the user-space reads: $(origin_fds "$D/")"
 "$CACHEMAX" stop "$D" >/dev/null || fail "stop $D"
