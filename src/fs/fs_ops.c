@@ -1399,9 +1399,8 @@ static void op_fallocate(struct fuse_req *r, uint64_t ino, const struct fuse_fal
 	struct fs_file *f = file_of(in->fh);
 	struct engine *e = FS_OF(r)->engine;
 	struct engine_inode *io = f->file.inode;   /* held by the open file */
-	int rc;
-
 	int fd = fs_file_origin_fd(FS_OF(r), f);   /* a writer's: opened at its open */
+	int rc;
 
 	if (fd < 0) {
 		fuse_reply_err(r, -fd);
