@@ -38,6 +38,7 @@
 
 struct engine;
 struct engine_inode;    /* per-inode state: open counts, io-mode, cache object, read-ahead */
+struct engine_file;
 
 #define ENGINE_BREAKER_RETRY_MS_DEFAULT 60000
 /* Data ranges of an origin range kept at most (engine_fill_data_ranges). */
@@ -58,6 +59,10 @@ struct engine_host {
 	void (*origin_fd_put)(void *arg, void *node, int fd);
 	/* openat for the engine's own fds; survives a full fd table (closes cached fds). */
 	int (*open)(void *arg, int dirfd, const char *name, int flags, mode_t mode);
+	/* Open the origin file of open file f now (a lazy open, see struct engine_file): a new fd
+	 * opened as the application's open asked (read-only), or -errno. NULL: the host opens
+	 * every file at its open. */
+	int (*file_open)(void *arg, struct engine_file *f);
 	/* The node's path relative to the origin (for the --pin/--exclude globs); 0 or -errno. */
 	int (*relpath)(void *arg, void *node, char *buf, size_t size);
 	/* The origin file's handle (for the scrub after a restart); false: none. */
@@ -125,7 +130,11 @@ size_t engine_inode_size(void);
 /* One open file of an inode (embedded in the host's open file). */
 struct engine_file {
 	struct engine_inode *inode;
-	int fd;                       /* the host's open fd on the origin file */
+	/* The host's open fd on the origin file. A read-only open may leave it -1 (a lazy open:
+	 * a hit passed through to the cache copy never reads the origin); engine_file_fd() opens
+	 * it on first need through the host's file_open, once (the first of racing callers wins),
+	 * and it stays open until the host's release. Never changed once >= 0. */
+	atomic_int fd;
 	int open_flags;               /* flags the application opened with */
 	bool regular;
 	bool passthrough;             /* opened with a backing file (engine_open_attach) */
@@ -148,7 +157,8 @@ struct engine_open_result {
 };
 /* Attach f (f->fd, f->open_flags, f->regular set; f->inode held by the caller until
  * engine_open_detach) and choose the inode's io-mode if it is its first open. st: the origin
- * file's attributes (NULL if unknown). Does a deferred O_TRUNC. 0 or -errno. */
+ * file's attributes (NULL if unknown). Does a deferred O_TRUNC. f->fd may be -1 (opened on
+ * first need) only for a read-only open without O_TRUNC. 0 or -errno. */
 int engine_open_attach(struct engine *e, struct engine_file *f, const struct stat *st,
                        struct engine_open_result *out);
 void engine_open_detach(struct engine *e, struct engine_file *f);
@@ -157,8 +167,11 @@ void engine_open_detach(struct engine *e, struct engine_file *f);
 void engine_kept_forget(struct engine *e, const struct cache_key *key);
 /* The fd whose bytes this open file shows (SEEK_DATA/HOLE): the cache copy while the inode's
  * files pass through to it (it mirrors the origin plus mmap writes not yet written back),
- * else f->fd. */
-int engine_open_data_fd(struct engine_file *f);
+ * else the origin file's (opened now if it was not yet: engine_file_fd). >= 0 or -errno. */
+int engine_open_data_fd(struct engine *e, struct engine_file *f);
+/* f's fd on the origin file, opened now if the open left it for later (struct engine_file):
+ * >= 0, or -errno (the open failed; a later call tries again). Any thread, no lock held. */
+int engine_file_fd(struct engine *e, struct engine_file *f);
 /* Does ei have open writers over the cache copy (whose mapping's writes reach the origin only
  * at write-back)? */
 bool engine_open_cache_writers(struct engine_inode *ei);

@@ -126,7 +126,8 @@ void engine_bypass_count_read(struct engine *e, const struct engine_inode *ei, b
 ssize_t engine_bypass_read(struct engine *e, struct engine_file *f, char *buf, size_t size,
                            uint64_t off, uint64_t t0)
 {
-	ssize_t n = sys_pread(f->fd, buf, size, (off_t)off);
+	int fd = engine_file_fd(e, f);
+	ssize_t n = fd < 0 ? fd : sys_pread(fd, buf, size, (off_t)off);
 	if (n < 0) {
 		stats_add(e->cfg.stats, STATS_ORIGIN_ERRORS, 1);
 		return n;

@@ -14,7 +14,8 @@
 
 #define MISS_FILL_SPAN_MAX (8u * 1024 * 1024)
 
-/* The fd for chunk-aligned miss reads: direct if the origin allows it, else our own. */
+/* The fd for chunk-aligned miss reads: direct if the origin allows it, else our own (opened
+ * now if the open left it for later); -errno if neither can be had. */
 static int miss_direct_fd(struct engine *e, struct engine_file *f)
 {
 	int fd = atomic_load(&f->direct_fd), expected = 0;
@@ -28,7 +29,7 @@ static int miss_direct_fd(struct engine *e, struct engine_file *f)
 			fd = expected;
 		}
 	}
-	return fd > 0 ? fd : f->fd;
+	return fd > 0 ? fd : engine_file_fd(e, f);
 }
 
 /* A miss read in whole chunks: answer, then store the chunks (sequential reads, and requests
@@ -43,6 +44,7 @@ static ssize_t miss_read_chunks(struct engine *e, struct engine_file *f, char *b
 	struct engine_fill_ranges ranges;
 	char *buf = NULL;
 	ssize_t n;
+	int fd;
 
 	after->held = ei;
 	after->obj = obj;
@@ -62,7 +64,8 @@ static ssize_t miss_read_chunks(struct engine *e, struct engine_file *f, char *b
 		*data = buf_in;
 		return engine_bypass_read(e, f, buf_in, size, off, t0);
 	}
-	n = sys_pread(miss_direct_fd(e, f), buf, len, (off_t)start);
+	fd = miss_direct_fd(e, f);
+	n = fd < 0 ? fd : sys_pread(fd, buf, len, (off_t)start);
 	if (n < 0) {
 		stats_add(e->cfg.stats, STATS_ORIGIN_ERRORS, 1);
 		return n;
@@ -70,7 +73,7 @@ static ssize_t miss_read_chunks(struct engine *e, struct engine_file *f, char *b
 	/* Where the origin has holes, for the fill: they stay holes in the copy. Asked before the
 	 * answer (f and its fds may be gone after it); a write into a hole since the read moved
 	 * the generation, and the fill is dropped. */
-	engine_fill_data_ranges(miss_direct_fd(e, f), start, (uint64_t)n, &ranges);
+	engine_fill_data_ranges(fd, start, (uint64_t)n, &ranges);
 	after->fill = true;
 	after->buf = buf;
 	after->start = start;

@@ -547,10 +547,35 @@ bool engine_open_cache_writers(struct engine_inode *ei)
 	return writers;
 }
 
-int engine_open_data_fd(struct engine_file *f)
+int engine_open_data_fd(struct engine *e, struct engine_file *f)
 {
 	struct engine_inode *ei = f->inode;
 	if (ei->mode == ENGINE_IO_CACHE && ei->obj && !f->stale)
 		return cache_object_data_fd(ei->obj);
-	return f->fd;
+	return engine_file_fd(e, f);
+}
+
+/* ---- lazy opens ------------------------------------------------------------------------------
+ * A read-only open may attach with no fd on the origin file (the host checked the origin's
+ * fingerprint through its O_PATH fd): a hit passed through to the cache copy never reads the
+ * origin, and on a network original an open and a close are two round trips. The first path
+ * that needs the fd opens it; requests of one open file may run at once, so the fd is set by a
+ * compare-and-swap from -1 and a loser closes its own. */
+int engine_file_fd(struct engine *e, struct engine_file *f)
+{
+	int fd = atomic_load(&f->fd), expected = -1;
+
+	if (fd >= 0)
+		return fd;
+	if (!e->host.file_open)
+		return -EBADF;
+	fd = e->host.file_open(e->host.arg, f);
+	if (fd < 0)
+		return fd;
+	if (!atomic_compare_exchange_strong(&f->fd, &expected, fd)) {
+		sys_close(fd);   /* another request of this file was first */
+		return expected;
+	}
+	stats_add(e->cfg.stats, STATS_ORIGIN_OPENS_LATE, 1);
+	return fd;
 }

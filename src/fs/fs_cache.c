@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,30 @@ static void host_origin_fd_put(void *arg, void *node, int fd) { fs_node_fd_put(a
 static int host_open(void *arg, int dirfd, const char *name, int flags, mode_t mode)
 {
 	return fs_open_retry(arg, dirfd, name, flags, mode);
+}
+
+/* The late open of a deferred open file: its borrowed O_PATH fd reopened (the inode the open
+ * checked, even if its name went meanwhile), with the flags the open would have used. */
+static int host_file_open(void *arg, struct engine_file *ef)
+{
+	struct fs_file *f = (struct fs_file *)(void *)((char *)ef - offsetof(struct fs_file, file));
+	char path[FS_PROC_PATH_MAX];
+
+	if (f->path_fd < 0)
+		return fs_node_open(arg, f->node, f->origin_flags);
+	fs_proc_path(f->path_fd, path);
+	return fs_open_retry(arg, AT_FDCWD, path, f->origin_flags, 0);
+}
+
+int fs_file_origin_fd(struct fs *fs, struct fs_file *f)
+{
+	return engine_file_fd(fs->engine, &f->file);
+}
+
+int fs_file_stat_fd(const struct fs_file *f)
+{
+	int fd = atomic_load(&f->file.fd);
+	return fd >= 0 ? fd : f->path_fd;
 }
 
 static int host_relpath(void *arg, void *node, char *buf, size_t size)
@@ -96,6 +121,7 @@ int fs_cache_engine_create(struct fs *fs)
 		.origin_fd = host_origin_fd,
 		.origin_fd_put = host_origin_fd_put,
 		.open = host_open,
+		.file_open = host_file_open,
 		.relpath = host_relpath,
 		.origin_handle = host_origin_handle,
 		.node_hold = host_node_hold,
@@ -140,7 +166,10 @@ int fs_cache_attach(struct fs *fs, struct fs_file *f, struct cm_fuse_open_out *o
 	memset(o, 0, sizeof(*o));
 	o->fh = (uint64_t)(uintptr_t)f;
 	o->open_flags = FOPEN_NOFLUSH;
-	have_stat = n->type == S_IFREG && sys_fstatat(f->file.fd, "", &st, AT_EMPTY_PATH) == 0;
+	/* The fingerprint the engine checks: through our open fd, or for a deferred open through
+	 * the node's O_PATH fd (the same inode's attributes, without opening the file). */
+	have_stat = n->type == S_IFREG &&
+	            sys_fstatat(fs_file_stat_fd(f), "", &st, AT_EMPTY_PATH) == 0;
 	/* The kernel's cached name still leads to an inode unlinked behind our back (the file was
 	 * deleted or replaced in the original directory): opening it would serve the old file.
 	 * ESTALE makes the kernel look the name up afresh (LOOKUP_REVAL) and open again. An inode
@@ -160,6 +189,8 @@ int fs_cache_attach(struct fs *fs, struct fs_file *f, struct cm_fuse_open_out *o
 		fs_node_io_release(fs, n);
 		return rc;
 	}
+	if (f->path_fd >= 0)
+		stats_add(fs->cfg.stats, STATS_ORIGIN_OPENS_DEFERRED, 1);
 	if (res.passthrough) {
 		o->open_flags |= FOPEN_PASSTHROUGH | (res.direct_io ? FOPEN_DIRECT_IO : 0);
 		o->backing_id = res.backing_id;

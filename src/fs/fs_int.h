@@ -73,9 +73,18 @@ struct fs_node {
 	unsigned char handle[];
 };
 
+/* An open file. A read-only open of a file the change watcher covers is deferred (fs_ops.c
+ * op_open): the origin file is not opened until a request needs it (engine_file_fd, through
+ * the host's file_open); a hit passed through to the cache copy never does. */
 struct fs_file {
 	struct fs_node *node;
-	struct engine_file file;      /* file.fd: our own open fd on the origin file */
+	struct engine_file file;      /* file.fd: our own open fd on the origin file; -1 until
+	                               * first needed for a deferred open */
+	int path_fd;                  /* a deferred open: the node's O_PATH fd, borrowed
+	                               * (fs_node_fd) for the open's life: it keeps the inode whose
+	                               * fingerprint the open checked, which the late open reopens
+	                               * (/proc/self/fd), also once unlinked; -1: not deferred */
+	int origin_flags;             /* open(2) flags of the late open */
 };
 
 struct fs_dir {
@@ -309,11 +318,15 @@ static inline bool fs_limit_error(int rc) { return rc == -EMFILE || rc == -ENFIL
  * calls into the engine. */
 int fs_cache_engine_create(struct fs *fs);
 void fs_cache_passthrough_disable(struct fs *fs, const char *why);
-/* Attach an open file (f->file.fd, open_flags set) to its node's engine inode and choose the
- * io-mode; fills the open reply. -errno fails the open, -ESTALE when the inode was unlinked
- * behind our back (the kernel then looks the name up again). */
+/* Attach an open file (f->file.fd or, deferred, f->path_fd; open_flags set) to its node's
+ * engine inode and choose the io-mode; fills the open reply. -errno fails the open, -ESTALE
+ * when the inode was unlinked behind our back (the kernel then looks the name up again). */
 int fs_cache_attach(struct fs *fs, struct fs_file *f, struct cm_fuse_open_out *o);
 void fs_cache_detach(struct fs *fs, struct fs_file *f);
+/* The origin fd of open file f, opened now if its open was deferred: >= 0 or -errno. */
+int fs_file_origin_fd(struct fs *fs, struct fs_file *f);
+/* An fd to fstat f's origin inode with (its own, else the borrowed O_PATH fd): no open. */
+int fs_file_stat_fd(const struct fs_file *f);
 /* An origin change other than WRITE on a node (truncate, fallocate, copy_file_range): begin
  * (returns the engine inode, held, its locks taken; NULL without memory), then
  * engine_write_changed() after the change succeeded, then end. */

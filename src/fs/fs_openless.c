@@ -156,6 +156,7 @@ static int file_attach(struct fs *fs, struct fs_node *n, struct fs_file *f, int 
 	if (fd < 0)
 		return fd;
 	f->node = n;
+	f->path_fd = -1;   /* opened at once: no deferred open (fs_int.h) */
 	f->file.fd = fd;
 	f->file.open_flags = flags;
 	rc = fs_cache_attach(fs, f, &o);

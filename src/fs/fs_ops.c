@@ -359,15 +359,31 @@ static int own_open_flags(uint32_t flags)
 	if ((fd) < 0) { fuse_reply_err((r), -(fd)); return; } \
 } while (0)
 
-static struct fs_file *file_new(struct fs_node *n, int fd, uint32_t flags)
+/* An open file on our fd (>= 0), or deferred (fd -1): path_fd borrowed from the node's fd,
+ * origin_flags for its late open. */
+static struct fs_file *file_new(struct fs_node *n, int fd, int path_fd, int origin_flags,
+                                uint32_t flags)
 {
 	struct fs_file *f = calloc(1, sizeof(*f));
 	if (!f)
 		return NULL;
 	f->node = n;
-	f->file.fd = fd;
+	atomic_init(&f->file.fd, fd);
+	f->path_fd = path_fd;
+	f->origin_flags = origin_flags;
 	f->file.open_flags = (int)flags;
 	return f;
+}
+
+/* Close what the open file holds (our fd if it was opened, the borrowed one) and free it. */
+static void file_free(struct fs *fs, struct fs_file *f)
+{
+	int fd = atomic_load(&f->file.fd);
+	if (fd >= 0)
+		sys_close(fd);
+	if (f->path_fd >= 0)
+		fs_node_fd_put(fs, f->node, f->path_fd);
+	free(f);
 }
 
 static struct fs_file *file_of(uint64_t fh) { return (struct fs_file *)(uintptr_t)fh; }
@@ -471,8 +487,8 @@ static void op_getattr(struct fuse_req *r, uint64_t ino, const struct fuse_getat
 
 	GET_NODE(fs, r, n, ino);
 	fs_cache_before_getattr(fs, n);  /* an open object in step, mapped writes back (fs_int.h) */
-	if ((in->getattr_flags & FUSE_GETATTR_FH) && in->fh && n->type == S_IFREG)
-		rc = sys_fstatat(file_of(in->fh)->file.fd, "", &st, AT_EMPTY_PATH);
+	if ((in->getattr_flags & FUSE_GETATTR_FH) && in->fh && n->type == S_IFREG)  /* no late open */
+		rc = sys_fstatat(fs_file_stat_fd(file_of(in->fh)), "", &st, AT_EMPTY_PATH);
 	else if (fs_catalog_dir_attr(fs, n, &st) == 0)
 		rc = 0;  /* a directory under the seal (fs_catalog.c) */
 	else
@@ -493,13 +509,20 @@ static void op_setattr(struct fuse_req *r, uint64_t ino, const struct fuse_setat
 	struct fs_file *f = NULL;
 	char path[FS_PROC_PATH_MAX];
 	struct stat st;
-	int nfd, rc = 0;
+	int nfd, ffd = -1, rc = 0;
 
 	GET_NODE(fs, r, n, ino);
 	GET_NODE_FD(fs, r, n, nfd);
-	if ((in->valid & FATTR_FH) && in->fh && n->type == S_IFREG)  /* fh 0: openless */
+	if ((in->valid & FATTR_FH) && in->fh && n->type == S_IFREG) {  /* fh 0: openless */
 		f = file_of(in->fh);
-	fs_proc_path(f ? f->file.fd : nfd, path);
+		ffd = fs_file_origin_fd(fs, f);   /* opened now if its open was deferred */
+		if (ffd < 0) {
+			fs_node_fd_put(fs, n, nfd);
+			fuse_reply_err(r, -ffd);
+			return;
+		}
+	}
+	fs_proc_path(f ? ffd : nfd, path);
 
 	if (in->valid & FATTR_MODE) {
 		rc = sys_chmod(path, in->mode);
@@ -525,7 +548,7 @@ static void op_setattr(struct fuse_req *r, uint64_t ino, const struct fuse_setat
 		if (!io) {
 			rc = -ENOMEM;
 		} else {
-			rc = f ? sys_ftruncate(f->file.fd, (off_t)in->size) : sys_truncate(path, (off_t)in->size);
+			rc = f ? sys_ftruncate(ffd, (off_t)in->size) : sys_truncate(path, (off_t)in->size);
 			if (rc == 0)
 				engine_write_changed(fs->engine, io, true, (off_t)in->size, 0, 0);
 			fs_cache_change_end(fs, n, io);
@@ -796,34 +819,54 @@ static int deferred_trunc(mode_t type, uint32_t flags)
 	return type == S_IFREG && (flags & O_ACCMODE) != O_RDONLY ? O_TRUNC : 0;
 }
 
+/* May the open of the origin file wait for the first request that needs it (struct fs_file)?
+ * A read-only open without O_TRUNC of a regular file the change watcher covers: the open's
+ * fingerprint check then needs no open (the O_PATH fd's attributes are the inode's), and the
+ * watcher, not the open, keeps the cache copy in step with the origin. Where it does not cover
+ * (a network original, a file system mounted below), the open is the close-to-open
+ * revalidation: sshfs, for one, refreshes its attributes only at an open, while a stat through
+ * an O_PATH fd is answered from its attribute cache (20 s by default). Writers open at once:
+ * their writes go to the origin first. */
+static bool open_deferrable(struct fs *fs, const struct fs_node *n, uint32_t flags)
+{
+	return n->type == S_IFREG && (flags & O_ACCMODE) == O_RDONLY && !(flags & O_TRUNC) &&
+	       fs_watch_covers(fs, n);
+}
+
 static void op_open(struct fuse_req *r, uint64_t ino, const struct fuse_open_in *in)
 {
 	struct fs *fs = FS_OF(r);
 	struct cm_fuse_open_out o;
 	struct fs_node *n;
 	struct fs_file *f;
-	int fd, rc;
+	int fd = -1, path_fd = -1, flags, rc;
 
 	if (fs->cfg.openless) {  /* the kernel opens every file itself from now on (fs_openless.h) */
 		fuse_reply_err(r, ENOSYS);
 		return;
 	}
 	GET_NODE(fs, r, n, ino);
-	fd = fs_node_open(fs, n, own_open_flags(in->flags) & ~deferred_trunc(n->type, in->flags));
-	if (fd < 0) {
-		fuse_reply_err(r, -fd);
+	flags = own_open_flags(in->flags) & ~deferred_trunc(n->type, in->flags);
+	if (open_deferrable(fs, n, in->flags))
+		rc = path_fd = fs_node_fd(fs, n);   /* held until the release */
+	else
+		rc = fd = fs_node_open(fs, n, flags);
+	if (rc < 0) {
+		fuse_reply_err(r, -rc);
 		return;
 	}
-	f = file_new(n, fd, in->flags);
+	f = file_new(n, fd, path_fd, flags, in->flags);
 	if (!f) {
-		sys_close(fd);
+		if (fd >= 0)
+			sys_close(fd);
+		if (path_fd >= 0)
+			fs_node_fd_put(fs, n, path_fd);
 		fuse_reply_err(r, ENOMEM);
 		return;
 	}
 	rc = fs_cache_attach(fs, f, &o);
 	if (rc < 0) {
-		sys_close(fd);
-		free(f);
+		file_free(fs, f);
 		fuse_reply_err(r, -rc);
 		return;
 	}
@@ -854,7 +897,7 @@ static void reply_new_file(struct fuse_req *r, struct fs_node *parent, const cha
 	}
 	if (tmpfile)  /* nameless by design: reopening it through /proc is not a stale name */
 		atomic_store(&n->unlinked_by_us, true);
-	f = file_new(n, fd, flags);
+	f = file_new(n, fd, -1, 0, flags);
 	if (!f) {
 		sys_close(fd);
 		fs_node_forget(fs, n->nodeid, 1);
@@ -863,8 +906,7 @@ static void reply_new_file(struct fuse_req *r, struct fs_node *parent, const cha
 	}
 	rc = fs_cache_attach(fs, f, &o);
 	if (rc < 0) {
-		sys_close(fd);
-		free(f);
+		file_free(fs, f);
 		fs_node_forget(fs, n->nodeid, 1);
 		fuse_reply_err(r, -rc);
 		return;
@@ -986,8 +1028,7 @@ static void op_release(struct fuse_req *r, uint64_t ino, const struct fuse_relea
 		return;
 	}
 	fs_cache_detach(FS_OF(r), f);
-	sys_close(f->file.fd);
-	free(f);
+	file_free(FS_OF(r), f);
 	fuse_reply_err(r, 0);
 }
 
@@ -995,11 +1036,13 @@ static void op_fsync(struct fuse_req *r, uint64_t ino, const struct fuse_fsync_i
 {
 	struct fs *fs = FS_OF(r);
 	struct fs_file *f;
-	int rc;
+	int fd, rc;
 
 	GET_FILE(fs, r, ino, in->fh, false, f);
 	engine_write_sync(fs->engine, &f->file);
-	rc = sys_fsync(f->file.fd, in->fsync_flags & FUSE_FSYNC_FDATASYNC);
+	/* The original's own dirty data too (another writer's), as an fsync of it would. */
+	fd = fs_file_origin_fd(fs, f);
+	rc = fd < 0 ? fd : sys_fsync(fd, in->fsync_flags & FUSE_FSYNC_FDATASYNC);
 	fs_openless_put(fs, in->fh, f);
 	fuse_reply_err(r, -rc);
 }
@@ -1407,12 +1450,18 @@ static void op_fallocate(struct fuse_req *r, uint64_t ino, const struct fuse_fal
 	struct engine *e = fs->engine;
 	struct engine_inode *io;
 	struct fs_file *f;
-	int rc;
+	int fd, rc;
 
 	GET_FILE(fs, r, ino, in->fh, true, f);
 	io = f->file.inode;   /* held by the open file */
+	fd = fs_file_origin_fd(fs, f);   /* a writer's: opened at its open */
+	if (fd < 0) {
+		fs_openless_put(fs, in->fh, f);
+		fuse_reply_err(r, -fd);
+		return;
+	}
 	engine_write_change_begin(e, io);
-	rc = sys_fallocate(f->file.fd, (int)in->mode, (off_t)in->offset, (off_t)in->length);
+	rc = sys_fallocate(fd, (int)in->mode, (off_t)in->offset, (off_t)in->length);
 	if (rc == 0)
 		engine_write_changed(e, io, false, 0, (off_t)in->offset, (off_t)in->length);
 	engine_write_change_end(e, io);
@@ -1425,9 +1474,11 @@ static void op_lseek(struct fuse_req *r, uint64_t ino, const struct fuse_lseek_i
 	struct fs *fs = FS_OF(r);
 	struct fs_file *f;
 	off_t pos;
+	int fd;
 
 	GET_FILE(fs, r, ino, in->fh, false, f);
-	pos = sys_lseek(engine_open_data_fd(&f->file), (off_t)in->offset, (int)in->whence);
+	fd = engine_open_data_fd(fs->engine, &f->file);
+	pos = fd < 0 ? fd : sys_lseek(fd, (off_t)in->offset, (int)in->whence);
 	fs_openless_put(fs, in->fh, f);
 	if (pos < 0)
 		fuse_reply_err(r, (int)-pos);
@@ -1444,6 +1495,7 @@ static void op_copy_file_range(struct fuse_req *r, uint64_t ino,
 	size_t len = wide ? in->len : (in->len > UINT32_MAX ? UINT32_MAX : in->len);
 	struct engine *e = fs->engine;
 	struct engine_inode *dst;
+	int fd_in, fd_out;
 	ssize_t n;
 
 	GET_FILE(fs, r, ino, in->fh_in, false, fin);
@@ -1460,13 +1512,20 @@ static void op_copy_file_range(struct fuse_req *r, uint64_t ino,
 		}
 	}
 	dst = fout->file.inode;   /* held by the open files */
-
+	fd_in = fs_file_origin_fd(fs, fin);   /* the source's open may have been deferred */
+	fd_out = fs_file_origin_fd(fs, fout);
+	if (fd_in < 0 || fd_out < 0) {
+		fs_openless_put(fs, in->fh_in, fin);
+		fs_openless_put(fs, in->fh_out, fout);
+		fuse_reply_err(r, fd_in < 0 ? -fd_in : -fd_out);
+		return;
+	}
 	if (fin->file.inode != dst) {  /* the source's mmap changes must be in the origin we copy from */
 		engine_write_change_begin(e, fin->file.inode);
 		engine_write_change_end(e, fin->file.inode);
 	}
 	engine_write_change_begin(e, dst);
-	n = sys_copy_file_range(fin->file.fd, &off_in, fout->file.fd, &off_out, len, (unsigned)in->flags);
+	n = sys_copy_file_range(fd_in, &off_in, fd_out, &off_out, len, (unsigned)in->flags);
 	if (n > 0)
 		engine_write_changed(e, dst, false, 0, (off_t)in->off_out, (off_t)n);
 	engine_write_change_end(e, dst);

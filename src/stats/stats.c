@@ -38,6 +38,8 @@ static const char *const counter_names[STATS_COUNTER_COUNT] = {
 	[STATS_WATCH_OVERFLOWS] = "watch_overflows",
 	[STATS_DELETED_OBJECTS] = "deleted_objects",
 	[STATS_SCRUB_RECLAIMED] = "scrub_reclaimed",
+	[STATS_ORIGIN_OPENS_DEFERRED] = "origin_opens_deferred",
+	[STATS_ORIGIN_OPENS_LATE] = "origin_opens_late",
 };
 
 static const char *const latency_names[STATS_LAT_COUNT] = {

@@ -50,6 +50,9 @@ enum stats_counter {
 	                                  * through the mount (at its last close if it was open) */
 	STATS_SCRUB_RECLAIMED,           /* cache objects the scrub removed (origin gone or changed,
 	                                  * or holding nothing); the daemon copies the store's count */
+	STATS_ORIGIN_OPENS_DEFERRED,     /* read-only opens answered without opening the original
+	                                  * file (checked through the node's O_PATH fd) */
+	STATS_ORIGIN_OPENS_LATE,         /* of those, original files opened later, on first need */
 	STATS_COUNTER_COUNT
 };
 

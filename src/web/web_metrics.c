@@ -51,6 +51,8 @@ static const struct metric_family families[] = {
 	COUNTER("requests", "FUSE requests the daemon read from the kernel.", "requests"),
 	COUNTER("opens", "Opens of regular files.", "opens"),
 	COUNTER("first_reads", "Read-only first opens passed through to the original.", "first_reads"),
+	COUNTER("origin_opens_deferred", "Read-only opens answered without opening the original file.", "origin_opens_deferred"),
+	COUNTER("origin_opens_late", "Original files of deferred opens opened later, on first need.", "origin_opens_late"),
 	COUNTER("fills", "Chunks written into the cache.", "fills"),
 	COUNTER("fill_bytes", "Bytes written into the cache.", "fill_bytes"),
 	COUNTER("fills_dropped", "Fills discarded because a write raced with them.", "fills_dropped"),

@@ -48,6 +48,8 @@ struct fixture {
 	bool unwatched;                /* what host.changes_watched says, negated */
 	int holds;                     /* node_hold minus node_drop */
 	int backing_opens, backing_closes;
+	int file_opens;                /* host.file_open calls (late opens of deferred files) */
+	int file_open_fail;            /* -errno: host.file_open fails so */
 	int breaker_calls;
 	bool breaker_last_on;
 	bool breaker_lock_free;        /* the inode's lock was free in every callback */
@@ -60,6 +62,19 @@ static void host_origin_fd_put(void *arg, void *node, int fd) {}
 static int host_open(void *arg, int dirfd, const char *name, int flags, mode_t mode)
 {
 	int fd = openat(dirfd, name, flags, mode);
+	return fd < 0 ? -errno : fd;
+}
+static int host_file_open(void *arg, struct engine_file *ef)
+{
+	struct fixture *f = arg;
+	char path[64];
+	int fd;
+
+	f->file_opens++;
+	if (f->file_open_fail)
+		return f->file_open_fail;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", f->node.fd);
+	fd = open(path, ef->open_flags | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
 }
 static int host_relpath(void *arg, void *node, char *buf, size_t size)
@@ -110,7 +125,7 @@ static int fixture_setup(void **state, unsigned retry_ms, uint64_t complete_max,
 	struct cache_store_config sc = { 0 };
 	const struct engine_host host = {
 		.origin_fd = host_origin_fd, .origin_fd_put = host_origin_fd_put, .open = host_open,
-		.relpath = host_relpath, .origin_handle = host_origin_handle,
+		.file_open = host_file_open, .relpath = host_relpath, .origin_handle = host_origin_handle,
 		.node_hold = host_node_hold, .node_drop = host_node_drop,
 		.passthrough_ok = host_passthrough_ok, .backing_open = host_backing_open,
 		.backing_close = host_backing_close, .changes_watched = host_changes_watched, .arg = f,
@@ -380,7 +395,7 @@ static void test_first_read(void **state)
 	assert_false(res.direct_io);
 	assert_int_equal(counter(f, STATS_FIRST_READS), 1);
 	assert_int_equal(counter(f, STATS_PASSTHROUGH_OPENS_CACHE), 1);
-	assert_true(engine_open_data_fd(&ef) != ef.fd); /* SEEK_DATA on the copy */
+	assert_true(engine_open_data_fd(f->e, &ef) != ef.fd); /* SEEK_DATA on the copy */
 	close_file(f, &ef);
 	for (int i = 0; i < 1000 && f->holds; i++)
 		usleep(10000);
@@ -448,7 +463,7 @@ static void test_mirror(void **state)
 	assert_int_equal(engine_write(f->e, &writer, text, strlen(text), CHUNK + 10),
 	                 (ssize_t)strlen(text));
 	/* The copy the reader's passthrough reads ... */
-	assert_int_equal(pread(engine_open_data_fd(&reader), got, strlen(text), CHUNK + 10),
+	assert_int_equal(pread(engine_open_data_fd(f->e, &reader), got, strlen(text), CHUNK + 10),
 	                 (ssize_t)strlen(text));
 	assert_memory_equal(got, text, strlen(text));
 	/* ... and the origin. */
@@ -486,13 +501,13 @@ static void test_stale_copy(void **state)
 	open_file(f, O_RDONLY, &late, &res);
 	assert_true(late.stale);
 	assert_true(res.direct_io);
-	assert_int_equal(engine_open_data_fd(&late), late.fd);
+	assert_int_equal(engine_open_data_fd(f->e, &late), late.fd);
 	origin_reads = counter(f, STATS_READ_OPS_ORIGIN);
 	assert_int_equal(engine_read(f->e, &late, f->buf, SCRATCH, 64, 0, &data, &after), 64);
 	assert_memory_equal(data, text, strlen(text));
 	engine_read_after(f->e, &after);
 	assert_int_equal(counter(f, STATS_READ_OPS_ORIGIN), origin_reads + 1);
-	assert_true(engine_open_data_fd(&reader) != reader.fd);
+	assert_true(engine_open_data_fd(f->e, &reader) != reader.fd);
 	close_file(f, &late);
 	close_file(f, &reader);
 }
@@ -634,10 +649,46 @@ static void test_settle(void **state)
 	assert_false(engine_object_info(f->e, NULL, &st, &info) && info.present_chunks > 0);
 }
 
+/* A deferred open (fd -1): attaching opens nothing; the first read that must reach the origin
+ * (here a stale reader's) opens it through the host, once; a failed late open fails that read
+ * and the next need tries again. */
+static void test_deferred_open(void **state)
+{
+	struct fixture *f = *state;
+	struct engine_open_result res;
+	struct engine_file ef;
+	struct stat st;
+	int fd;
+
+	make_file(f, "a", 3 * CHUNK + 100, 9);
+	memset(&ef, 0, sizeof(ef));
+	atomic_init(&ef.fd, -1);
+	ef.open_flags = O_RDONLY;
+	ef.regular = true;
+	ef.inode = f->ei;
+	assert_int_equal(fstat(f->node.fd, &st), 0);
+	assert_int_equal(engine_open_attach(f->e, &ef, &st, &res), 0);
+	assert_int_equal(f->file_opens, 0);
+	ef.stale = true;   /* its reads go to the origin (engine_bypass_read) */
+	f->file_open_fail = -EACCES;
+	assert_int_equal(read_checked(f, &ef, 100, 1000, 9), -EACCES);
+	assert_int_equal(atomic_load(&ef.fd), -1);
+	f->file_open_fail = 0;
+	assert_int_equal(read_checked(f, &ef, 100, 1000, 9), 1000);
+	fd = atomic_load(&ef.fd);
+	assert_true(fd >= 0);
+	assert_int_equal(read_checked(f, &ef, 2 * CHUNK, 1000, 9), 1000);
+	assert_int_equal(engine_file_fd(f->e, &ef), fd);
+	assert_int_equal(f->file_opens, 2);
+	assert_int_equal(counter(f, STATS_ORIGIN_OPENS_LATE), 1);
+	close_file(f, &ef);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_miss_then_hit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deferred_open, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fill_races_with_write, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_first_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_first_read_seen_once, setup, teardown),
