@@ -8,6 +8,7 @@
 #include "cache/cache_int.h"
 #include "cache/cache_meta.h"
 #include "sys/sys.h"
+#include "util/clock.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -33,8 +34,8 @@ void cache_fingerprint_from_stat(const struct stat *st, struct cache_fingerprint
 	fp->dev = (uint64_t)st->st_dev;
 	fp->ino = (uint64_t)st->st_ino;
 	fp->size = (uint64_t)st->st_size;
-	fp->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
-	fp->ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
+	fp->mtime_ns = clock_timespec_ns(&st->st_mtim);   /* saturated after 2262 */
+	fp->ctime_ns = clock_timespec_ns(&st->st_ctim);
 }
 
 struct cache_key cache_key_from_stat(const struct stat *st)
@@ -504,7 +505,7 @@ static int usage_add(int shard_fd, const char *name, void *arg)
 		return -ENOMEM;
 	u->seeds = seeds;
 	u->seeds[u->seed_count++] = (struct seed){
-		key, bytes, (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec,
+		key, bytes, clock_timespec_ns(&st.st_mtim),
 	};
 	return 0;
 }

@@ -404,8 +404,8 @@ static int warm_step(const struct target *t, struct warm_file *f, bool verify,
 	} else if (!strcmp(state, "waiting")) {
 		f->waited_ms += WARM_POLL_MS;
 		if (f->waited_ms >= WARM_WAIT_MAX_MS) {
-			fprintf(stderr, "%scachemax: skipping '%s': open with passthrough, or the fill queue "
-			        "is full (try again later)\n", tty ? "\r\033[K" : "", f->rel);
+			fprintf(stderr, "%scachemax: skipping '%s': open with passthrough, the fill queue "
+			        "is full, or it keeps changing (try again later)\n", tty ? "\r\033[K" : "", f->rel);
 			f->state = WARM_SKIPPED;
 		}
 	}

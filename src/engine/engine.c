@@ -78,6 +78,7 @@ struct engine_inode *engine_inode_new(struct engine *e, void *node, uint64_t nod
 	ei->node = node;
 	ei->nodeid = nodeid;
 	ei->ino = ino;
+	ei->settle_change_ns = INT64_MIN;   /* no first open yet (engine_settle.c) */
 	pthread_mutex_init(&ei->lock, NULL);
 	pthread_mutex_init(&ei->write_lock, NULL);
 	engine_readahead_init(&ei->readahead);

@@ -106,6 +106,8 @@ struct engine_config {
 	unsigned breaker_retry_ms;    /* how long the breaker stays on (0: the default) */
 	unsigned fill_delay_ms;       /* tests: a fill job pauses before its first origin read */
 	unsigned offer_delay_ms;      /* tests: a read-ahead piece pauses before its offer */
+	int64_t settle_clock_offset_ns; /* tests: added to the wall clock engine_settle.c compares
+	                               * file times with (ages or freshens them without waiting) */
 };
 
 int engine_create(const struct engine_config *cfg, const struct engine_host *host,
@@ -210,8 +212,9 @@ void engine_read_after(struct engine *e, struct engine_read_after *after);
 enum engine_warm_state {
 	ENGINE_WARM_COMPLETE,   /* every chunk is in the cache */
 	ENGINE_WARM_FILLING,    /* a completion job is queued or running */
-	ENGINE_WARM_WAITING,    /* not queued now: the fill queue is full, or the file is open
-	                         * with passthrough, which a fill must not race */
+	ENGINE_WARM_WAITING,    /* not queued now: the fill queue is full, the file is open
+	                         * with passthrough, which a fill must not race, or (changes not
+	                         * watched) it changed within ENGINE_SETTLE_NS (engine_settle.c) */
 };
 struct engine_warm {
 	enum engine_warm_state state;

@@ -13,7 +13,9 @@
  * Every kind reads only the origin's data ranges (SEEK_DATA/SEEK_HOLE): holes stay holes in
  * the cache copy ("sparse files" below).
  * Safety: each fill samples the object's generation before reading the origin, so a write
- * through the mount in between drops it. Writes that never reach us (ENGINE_IO_ORIGIN passthrough)
+ * through the mount in between drops it. Where changes are not watched, a fill whose object's
+ * fingerprint (sampled with the generation) has times younger than ENGINE_SETTLE_NS stores
+ * nothing: the job stops (engine_settle.c). Writes that never reach us (ENGINE_IO_ORIGIN passthrough)
  * are not seen: a job stops when the inode is in that mode (or in ENGINE_IO_CACHE, whose copy
  * must not be filled under passthrough readers), and the last release of an inode that had
  * such writers drops the object's chunks (engine_open_detach), covering a fill that raced.
@@ -144,6 +146,20 @@ int engine_fill_warm(struct engine *e, struct engine_inode *ei, const struct sta
 	chunk = cache_store_chunk_size(store);
 	cache_fingerprint_from_stat(st, &fp);
 	pthread_mutex_lock(&ei->lock);
+	if (engine_settle_fresh(e, ei, &fp)) {
+		/* Changed within ENGINE_SETTLE_NS where changes are not watched: nothing may be
+		 * stored yet (engine_settle.c); the CLI asks again until the times settle. */
+		rep.state = ENGINE_WARM_WAITING;
+		rep.size = (uint64_t)st->st_size;
+		if (ei->obj) {
+			cache_object_info(ei->obj, &info);
+			rep.cached = info.present_chunks * chunk < rep.size ? info.present_chunks * chunk
+			                                                    : rep.size;
+		}
+		pthread_mutex_unlock(&ei->lock);
+		*out = rep;
+		return 0;
+	}
 	if (!ei->obj)
 		rc = cache_object_open(store, cache_key_from_stat(st), &fp, &ei->obj);
 	else if (ei->open_count == 0)  /* kept by a job: the file may have changed since */
@@ -390,6 +406,11 @@ static void fill_job_run(struct engine *e, struct engine_fill_job *j, char **buf
 		 * extended the file after the job began moved both). */
 		cache_object_info(j->obj, &info);
 		gen = info.generation;
+		/* Where changes are not watched, bytes read while the object's times are fresh could
+		 * belong to a version a same-tick change replaces unseen: none is stored, the job
+		 * stops (engine_settle.c; a later open or warm queues the file again). */
+		if (engine_settle_fresh(e, j->inode, &info.fingerprint))
+			break;
 		if (end > info.fingerprint.size)
 			end = info.fingerprint.size;
 		if (off >= end)

@@ -97,7 +97,8 @@ struct engine_inode {
 	bool cache_written;           /* ENGINE_IO_CACHE: a writer joined since the first open (its
 	                               * object is not kept past the last release, engine_kept) */
 	/* Close-to-open where changes are not watched (engine_settle.c), set at the first open:
-	 * the origin's change time and size then (INT64_MIN: watched), and whether the last
+	 * the origin's change time and size then (INT64_MIN: watched, or no first open with a
+	 * stat; set so by engine_inode_new and at the last release), and whether the last
 	 * release drops the object's chunks (as for origin_writers) because bytes of a version
 	 * whose times had not settled may have entered it. */
 	int64_t settle_change_ns;
@@ -240,6 +241,10 @@ bool engine_settle_begin(struct engine *e, struct engine_inode *ei, const struct
 /* The last release of ei (ei->lock held): sets ei->unsettled if the object's fingerprint
  * moved since the first open (a write, a change seen at GETATTR). */
 void engine_settle_end(struct engine_inode *ei);
+/* May no bytes be stored under fp (an object's fingerprint, sampled with its generation) now?
+ * True where ei's changes are not watched and fp's mtime or ctime is younger than
+ * ENGINE_SETTLE_NS: a fill job stops, warm answers "waiting". No lock needed. */
+bool engine_settle_fresh(struct engine *e, struct engine_inode *ei, const struct cache_fingerprint *fp);
 
 /* ---- kept objects (engine_open.c) ---- */
 int engine_kept_init(struct engine *e);

@@ -337,6 +337,8 @@ static void open_mode_choose(struct engine *e, struct engine_inode *ei, struct c
 	}
 }
 
+static void open_origin_writes_done(struct engine *e, struct engine_inode *ei);
+
 int engine_open_attach(struct engine *e, struct engine_file *f, const struct stat *st_in,
                        struct engine_open_result *out)
 {
@@ -374,9 +376,15 @@ int engine_open_attach(struct engine *e, struct engine_file *f, const struct sta
 		have_stat = sys_fstatat(f->fd, "", &st, AT_EMPTY_PATH) == 0;
 	}
 	if (ei->open_count == 0 && have_stat) {
-		/* Times not settled where changes are not watched: no cache (engine_settle.c). */
-		if (engine_settle_begin(e, ei, &st) && !ei->obj)
+		/* Times not settled where changes are not watched: no cache (engine_settle.c). An
+		 * object still held (a fill job, warm) may predate a change within the same tick:
+		 * emptied, so that the open is served from the original. */
+		if (engine_settle_begin(e, ei, &st)) {
+			stats_add(e->cfg.stats, STATS_UNSETTLED_OPENS, 1);
+			if (ei->obj)
+				open_origin_writes_done(e, ei);
 			store = NULL;
+		}
 		open_mode_choose(e, ei, store, &st, writer, f->open_flags);
 	} else if (ei->open_count == 0) {
 		ei->mode = ENGINE_IO_USER;
@@ -518,6 +526,7 @@ void engine_open_detach(struct engine *e, struct engine_file *f)
 		ei->first_read = false;
 		ei->origin_writers = false;
 		ei->unsettled = false;
+		ei->settle_change_ns = INT64_MIN;   /* the next first open sets it again, or none */
 		if (ei->obj && !ei->obj_holds)
 			engine_object_release_locked(e, ei);
 		ei->mode = ENGINE_IO_NONE;

@@ -53,6 +53,8 @@ enum stats_counter {
 	STATS_ORIGIN_OPENS_DEFERRED,     /* read-only opens answered without opening the original
 	                                  * file (checked through the node's O_PATH fd) */
 	STATS_ORIGIN_OPENS_LATE,         /* of those, original files opened later, on first need */
+	STATS_UNSETTLED_OPENS,           /* first opens not cached: the file changed within 3 s and
+	                                  * no watcher reports its changes (engine_settle.c) */
 	STATS_COUNTER_COUNT
 };
 

@@ -15,12 +15,24 @@ static inline uint64_t clock_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* A time since the epoch (a file time, or the wall clock) in nanoseconds, saturated at
+ * INT64_MIN / INT64_MAX beyond what 64 bits hold (before 1678, after 2262). */
+static inline int64_t clock_timespec_ns(const struct timespec *ts)
+{
+	const int64_t sec_max = INT64_MAX / 1000000000 - 1;
+	if (ts->tv_sec > sec_max)
+		return INT64_MAX;
+	if (ts->tv_sec < -sec_max)
+		return INT64_MIN;
+	return (int64_t)ts->tv_sec * 1000000000 + (int64_t)ts->tv_nsec;
+}
+
 /* Wall time (CLOCK_REALTIME) in nanoseconds since the epoch: the clock file times come from. */
 static inline int64_t clock_wall_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + (int64_t)ts.tv_nsec;
+	return clock_timespec_ns(&ts);
 }
 
 #endif

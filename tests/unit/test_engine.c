@@ -5,7 +5,8 @@
  * through to the origin and filled behind at the last close, mirroring of writes into the cache
  * copy, a stale copy bypassed by one open file, the breaker (and that its callback runs with no
  * inode lock held), read-ahead ahead of a sequential reader, close-to-open where changes are
- * not watched (engine_settle.c).
+ * not watched (engine_settle.c: fresh and settled times, a fill job after the last release,
+ * warm, a held object at a fresh open; the engine's clock is set off instead of waiting).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -610,43 +611,214 @@ static void test_readahead(void **state)
 	engine_stop(f->e);
 }
 
+/* The engine's view of the file times (engine_settle.c), without waiting: its wall clock set
+ * this far off (a file just written is "fresh" with -10 s, "settled" with +10 s). */
+#define SETTLE_FRESH (-10 * 1000000000ll)
+#define SETTLE_SETTLED (10 * 1000000000ll)
+
+static void settle_clock(struct fixture *f, int64_t offset_ns) { f->e->cfg.settle_clock_offset_ns = offset_ns; }
+
+static unsigned present_chunks(struct fixture *f)
+{
+	struct cache_object_info info;
+	struct stat st;
+	assert_int_equal(fstat(f->node.fd, &st), 0);
+	return engine_object_info(f->e, NULL, &st, &info) ? (unsigned)info.present_chunks : 0;
+}
+
+/* Hold the file's object as a fill job or warm does (ei->obj set with no open file). */
+static void hold_object(struct fixture *f)
+{
+	struct cache_fingerprint fp;
+	struct stat st;
+	assert_int_equal(fstat(f->node.fd, &st), 0);
+	cache_fingerprint_from_stat(&st, &fp);
+	pthread_mutex_lock(&f->ei->lock);
+	assert_null(f->ei->obj);
+	assert_true(cache_object_open(f->store, cache_key_from_stat(&st), &fp, &f->ei->obj) >= 0);
+	pthread_mutex_unlock(&f->ei->lock);
+	assert_non_null(engine_object_hold(f->e, f->ei));
+}
+
+/* Warm the file to completion (times settled) and wait until no job holds it. */
+static void settle_warm_complete(struct fixture *f)
+{
+	struct engine_warm w;
+	struct stat st;
+	assert_int_equal(fstat(f->node.fd, &st), 0);
+	assert_int_equal(engine_fill_warm(f->e, f->ei, &st, &w), 0);
+	assert_true(wait_complete(f));
+}
+
 /* Where changes are not watched (a network original, engine_settle.c): a file whose times are
- * younger than ENGINE_SETTLE_NS is served from the origin and caches nothing; once they
- * settled its reads fill; a write session moves the fingerprint, so its last release drops the
- * chunks (a same-size change by another client within the same tick would go unseen). */
+ * younger than ENGINE_SETTLE_NS is served from the origin and caches nothing (and the open is
+ * counted); once they settled its reads fill; a write session moves the fingerprint, so its
+ * last release drops the chunks (a same-size change by another client within the same tick
+ * would go unseen). */
 static void test_settle(void **state)
 {
 	struct fixture *f = *state;
 	struct engine_open_result res;
 	struct engine_file ef;
-	struct cache_object_info info;
-	struct stat st;
 
 	f->unwatched = true;
 	make_file(f, "a", 2 * CHUNK, 10);
+	settle_clock(f, SETTLE_FRESH);
 	open_file(f, O_RDONLY, &ef, &res);
+	assert_int_equal(counter(f, STATS_UNSETTLED_OPENS), 1);
 	assert_int_equal(read_checked(f, &ef, 0, CHUNK, 10), CHUNK);
 	assert_int_equal(counter(f, STATS_READ_OPS_ORIGIN), 1);
 	assert_int_equal(counter(f, STATS_FILLS), 0);   /* fresh times: no cache object */
 	close_file(f, &ef);
-	assert_int_equal(fstat(f->node.fd, &st), 0);
-	assert_false(engine_object_info(f->e, NULL, &st, &info) && info.present_chunks > 0);
+	assert_int_equal(present_chunks(f), 0);
 
-	usleep(ENGINE_SETTLE_NS / 1000 + 100000);       /* the times settle */
+	settle_clock(f, SETTLE_SETTLED);
 	open_file(f, O_RDONLY, &ef, &res);
 	assert_int_equal(read_checked(f, &ef, 0, CHUNK, 10), CHUNK);
 	assert_int_equal(counter(f, STATS_FILLS), 1);
 	assert_int_equal(read_checked(f, &ef, 0, CHUNK, 10), CHUNK);
 	assert_int_equal(counter(f, STATS_READ_OPS_CACHE), 1);
 	close_file(f, &ef);
-	assert_true(engine_object_info(f->e, NULL, &st, &info));
-	assert_int_equal(info.present_chunks, 1);       /* kept past the release */
+	assert_int_equal(present_chunks(f), 1);         /* kept past the release */
+	assert_int_equal(counter(f, STATS_UNSETTLED_OPENS), 1);
 
+	usleep(20000);                                  /* the write's times differ */
 	open_file(f, O_RDWR, &ef, &res);
 	assert_int_equal(engine_write(f->e, &ef, "w", 1, CHUNK + 5), 1);
 	close_file(f, &ef);
+	assert_int_equal(present_chunks(f), 0);
+}
+
+/* A fill job queued in a settled session that runs after its last release, when the object's
+ * fingerprint (moved by the session's write) is fresh, stores nothing: before, it re-read its
+ * generation after the release's invalidation, filled the whole file and made it permanent. */
+static void test_settle_fill_after_release(void **state)
+{
+	struct fixture *f = *state;
+	struct engine_open_result res;
+	struct engine_file ef;
+
+	assert_int_equal(engine_start(f->e), 0);
+	f->unwatched = true;
+	make_file(f, "a", 4 * CHUNK, 11);
+	settle_clock(f, SETTLE_SETTLED);
+	f->e->cfg.fill_delay_ms = 300;                  /* the completion waits past the release */
+	open_file(f, O_RDWR, &ef, &res);
+	assert_int_equal(read_checked(f, &ef, 0, CHUNK, 11), CHUNK);   /* a miss: completion queued */
+	assert_true(f->holds > 0);                      /* the job holds the node */
+	usleep(20000);                                  /* the write's times differ */
+	assert_int_equal(engine_write(f->e, &ef, &(char){ (char)pattern_byte(CHUNK + 5, 11) }, 1,
+	                              CHUNK + 5), 1);
+	settle_clock(f, SETTLE_FRESH);                  /* the write's times are fresh */
+	close_file(f, &ef);
+	for (int i = 0; i < 300 && f->holds; i++)
+		usleep(10000);
+	assert_int_equal(f->holds, 0);
+	assert_int_equal(present_chunks(f), 0);
+	assert_int_equal(counter(f, STATS_COMPLETIONS), 0);
+}
+
+/* Warm of a file whose times are fresh answers "waiting" and creates no object; settled, it
+ * completes the file. */
+static void test_settle_warm(void **state)
+{
+	struct fixture *f = *state;
+	struct engine_warm w;
+	struct stat st;
+
+	assert_int_equal(engine_start(f->e), 0);
+	f->unwatched = true;
+	make_file(f, "a", 4 * CHUNK, 12);
 	assert_int_equal(fstat(f->node.fd, &st), 0);
-	assert_false(engine_object_info(f->e, NULL, &st, &info) && info.present_chunks > 0);
+	settle_clock(f, SETTLE_FRESH);
+	assert_int_equal(engine_fill_warm(f->e, f->ei, &st, &w), 0);
+	assert_int_equal(w.state, ENGINE_WARM_WAITING);
+	assert_int_equal(w.size, 4 * CHUNK);
+	assert_int_equal(w.cached, 0);
+	usleep(200000);
+	assert_null(f->ei->obj);
+	assert_int_equal(present_chunks(f), 0);
+	assert_int_equal(f->holds, 0);
+
+	settle_clock(f, SETTLE_SETTLED);
+	settle_warm_complete(f);
+	assert_int_equal(present_chunks(f), 4);
+}
+
+/* An object still held (by a fill job or warm) is not served at an open whose times are fresh:
+ * it may predate a change within the same tick (which no fingerprint field shows over sshfs).
+ * It is emptied and the open served from the original. */
+static void test_settle_held_object(void **state)
+{
+	struct fixture *f = *state;
+	struct engine_open_result res;
+	struct engine_file ef;
+
+	assert_int_equal(engine_start(f->e), 0);
+	f->unwatched = true;
+	f->passthrough = true;
+	make_file(f, "a", 2 * CHUNK, 13);
+	settle_clock(f, SETTLE_SETTLED);
+	settle_warm_complete(f);
+	hold_object(f);
+	settle_clock(f, SETTLE_FRESH);
+	open_file(f, O_RDONLY, &ef, &res);
+	assert_false(res.hit);                          /* not passed through to the copy */
+	assert_int_equal(present_chunks(f), 0);
+	close_file(f, &ef);
+	engine_object_drop(f->e, f->ei);
+	assert_int_equal(present_chunks(f), 0);
+}
+
+/* Where changes are watched, a first open without a stat (the host had none) leaves the
+ * close-to-open state unset: its release keeps the chunks of an object held meanwhile. */
+static void test_settle_open_without_stat(void **state)
+{
+	struct fixture *f = *state;
+	struct engine_open_result res;
+	struct engine_file ef;
+	char path[64];
+
+	assert_int_equal(engine_start(f->e), 0);
+	make_file(f, "a", 2 * CHUNK, 14);
+	settle_warm_complete(f);
+	hold_object(f);
+	memset(&ef, 0, sizeof(ef));
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", f->node.fd);
+	ef.fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(ef.fd >= 0);
+	ef.open_flags = O_RDONLY;
+	ef.regular = true;
+	ef.inode = f->ei;
+	assert_int_equal(engine_open_attach(f->e, &ef, NULL, &res), 0);
+	close_file(f, &ef);
+	assert_int_equal(present_chunks(f), 2);
+	engine_object_drop(f->e, f->ei);
+	assert_int_equal(present_chunks(f), 2);
+}
+
+/* File times past 2262 (or before 1678) do not fit 64 bits of nanoseconds: saturated, not
+ * wrapped (a signed overflow; UBSan aborts on one), and such a file counts as fresh. */
+static void test_settle_far_times(void **state)
+{
+	struct fixture *f = *state;
+	struct cache_fingerprint fp;
+	struct stat st;
+
+	f->unwatched = true;
+	make_file(f, "a", CHUNK, 15);
+	assert_int_equal(fstat(f->node.fd, &st), 0);
+	st.st_mtim.tv_sec = INT64_MAX / 1000000000 + 100;
+	st.st_ctim.tv_sec = -(INT64_MAX / 1000000000) - 100;
+	cache_fingerprint_from_stat(&st, &fp);
+	assert_true(fp.mtime_ns == INT64_MAX);
+	assert_true(fp.ctime_ns == INT64_MIN);
+	pthread_mutex_lock(&f->ei->lock);
+	assert_true(engine_settle_begin(f->e, f->ei, &st));
+	pthread_mutex_unlock(&f->ei->lock);
+	assert_true(engine_settle_fresh(f->e, f->ei, &fp));
+	fp.mtime_ns = INT64_MIN;
+	assert_false(engine_settle_fresh(f->e, f->ei, &fp));
 }
 
 /* A deferred open (fd -1): attaching opens nothing; the first read that must reach the origin
@@ -698,6 +870,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_breaker, setup_short_breaker, teardown),
 		cmocka_unit_test_setup_teardown(test_readahead, setup_no_completion, teardown),
 		cmocka_unit_test_setup_teardown(test_settle, setup_no_completion, teardown),
+		cmocka_unit_test_setup_teardown(test_settle_fill_after_release, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_settle_warm, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_settle_held_object, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_settle_open_without_stat, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_settle_far_times, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
