@@ -41,6 +41,7 @@ t_cleanup() {
   { grep -oE " $ours[^ ]* fuse\.cachemax " /proc/mounts 2>/dev/null || true; } | awk '{print $1}' |
     while read -r m; do umount -l "$m" 2>/dev/null || true; done
   for m in "${T_BINDS[@]+"${T_BINDS[@]}"}"; do umount -l "$m" 2>/dev/null || true; done
+  t_sshd_stop   # after the sshfs mounts above went
   # After the mounts above them went (lazily: a busy device is detached at its last unmount).
   for m in "${T_LOOPS[@]+"${T_LOOPS[@]}"}"; do t_hdd_unthrottle "$m"; losetup -d "$m" 2>/dev/null || true; done
   # A sanitizer report in a daemon log fails the test, even if the watchdog restarted it.
@@ -127,7 +128,8 @@ t_hdd_reads() { awk '{ print $1 }' "/sys/block/$(basename "$1")/stat"; }
 # A network original over loopback (issue 14): a private sshd on 127.0.0.1 with its own port,
 # host key, client key and config in the scratch (nothing of the machine's ssh setup is read
 # or changed, except that /run/sshd, which sshd requires, is made if missing), and sshfs mounts
-# through it. The sshd is killed and the mounts lazily unmounted at exit.
+# through it. The mounts are lazily unmounted at exit, then the sshd and its per-connection
+# processes are killed (t_sshd_stop).
 
 # t_has_sshfs: 0 when sshfs and sshd are installed (else a test should skip; `make deps`)
 t_has_sshfs() { command -v sshfs >/dev/null && [ -x /usr/sbin/sshd ] && command -v ssh-keygen >/dev/null; }
@@ -156,17 +158,38 @@ Subsystem sftp internal-sftp
 PidFile none
 StrictModes no
 CONF
+    # Not in T_PIDS: killed at exit after the mounts, with its children (t_sshd_stop).
     /usr/sbin/sshd -D -f "$d/sshd_config" -E "$d/sshd.log" &
     pid=$!
-    T_PIDS+=("$pid")
     for _ in $(seq 1 50); do   # listening within 5 s, or gone (the port was taken)
       kill -0 "$pid" 2>/dev/null || break
-      if (exec 3<>"/dev/tcp/127.0.0.1/$T_SSHD_PORT") 2>/dev/null; then return 0; fi
+      # The port answers; ours only if it still runs and says it listens (another process
+      # holding the port answers too, while ours is about to fail its bind).
+      if (exec 3<>"/dev/tcp/127.0.0.1/$T_SSHD_PORT") 2>/dev/null && kill -0 "$pid" 2>/dev/null &&
+         grep -q "Server listening on 127.0.0.1 port $T_SSHD_PORT\." "$d/sshd.log" 2>/dev/null; then
+        return 0
+      fi
       sleep 0.1
     done
     kill "$pid" 2>/dev/null || true
   done
   fail "sshd did not start on 127.0.0.1 (5 ports tried; see $d/sshd.log: $(tail -n 3 "$d/sshd.log" 2>/dev/null))"
+}
+
+# t_sshd_stop: kill every sshd started with this test's config (found by its -f path) and the
+# processes it forked per connection ("sshd: root@notty", "sshd: root@internal-sftp": their
+# command lines no longer name the config, so they are found as its descendants, before it
+# goes). Called by t_cleanup after the mounts are gone; nothing when no sshd was started.
+t_sshd_stop() {
+  local cfg=$T_SCRATCH/sshd/sshd_config all="" queue next p
+  queue=$(pgrep -f -- "sshd -D -f ${cfg//./\\.} " 2>/dev/null || true)
+  while [ -n "$queue" ]; do
+    all="$all $queue"
+    next=""
+    for p in $queue; do next="$next $(pgrep -P "$p" 2>/dev/null || true)"; done
+    queue=$(echo $next)
+  done
+  [ -z "$all" ] || kill $all 2>/dev/null || true
 }
 
 # t_sshfs REMOTE-DIR MOUNTPOINT [sshfs options...]: mount REMOTE-DIR of the t_sshd_start server
