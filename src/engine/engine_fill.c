@@ -379,6 +379,9 @@ static void fill_job_run(struct engine *e, struct engine_fill_job *j, char **buf
 
 	if (j->kind == ENGINE_FILL_PIECE && !engine_readahead_piece_claim(j->inode, j->piece, j->piece_seq))
 		return;    /* a reader took it back */
+	cache_object_info(j->obj, &info);
+	if (engine_settle_fresh(e, j->inode, &info.fingerprint))
+		return;    /* would store nothing (checked again at each pass): no origin open */
 	fd = engine_fill_origin_open(e, j->inode, j->kind == ENGINE_FILL_RESIDENT ? ENGINE_ORIGIN_RESIDENT
 	                                                              : ENGINE_ORIGIN_BACKGROUND);
 	if (fd < 0)

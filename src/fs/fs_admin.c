@@ -5,7 +5,8 @@
  * and lets go; the job's end releases the object, which persists its record. The io-mode
  * rules of engine_fill.c apply unchanged: a job
  * stops when the file is opened with passthrough (its writes would not be seen), and warm then
- * answers FS_WARM_WAITING until that open is closed.
+ * answers FS_WARM_WAITING until that open is closed; so it does for a file changed within 3 s
+ * where no watcher reports changes (engine_settle.c).
  */
 #include "fs/fs_admin.h"
 
