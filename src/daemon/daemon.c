@@ -653,6 +653,8 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 		fcfg.fill_delay_ms = (unsigned)strtoul(retry, NULL, 10);
 	if ((retry = getenv("CACHEMAX_OFFER_DELAY_MS")))  /* for tests: fs.h */
 		fcfg.offer_delay_ms = (unsigned)strtoul(retry, NULL, 10);
+	if ((retry = getenv("CACHEMAX_CATALOG_DELAY_MS")))  /* for tests: fs.h */
+		fcfg.catalog_delay_ms = (unsigned)strtoul(retry, NULL, 10);
 	pthread_mutex_init(&d.state_lock, NULL);
 	rc = fs_create(&fcfg, &fs);
 	if (rc < 0) {

@@ -77,6 +77,10 @@ struct fs_config {
 	                            * this long between its fill and offering its buffer to the
 	                            * readers waiting for it (a fill thread preempted there), so
 	                            * that a test can change the file in between */
+	unsigned catalog_delay_ms; /* for tests (CACHEMAX_CATALOG_DELAY_MS): the metadata catalog
+	                            * waits this long between reading a directory (its record or
+	                            * the origin) and storing or serving what it read, so that a
+	                            * test can change the original in between */
 	unsigned breaker_retry_ms; /* how long the breaker keeps the cache bypassed before the
 	                            * cache is tried again (0: ENGINE_BREAKER_RETRY_MS_DEFAULT) */
 };

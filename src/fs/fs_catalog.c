@@ -21,15 +21,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sys/sys.h"
 #include "util/log.h"
 
 #define SEAL_FILE "seal"
-#define SEAL_MAGIC "cachemax-seal 1"
+/* Version 2 adds the disk's diskseq and the file system's UUID (version 1 seals are void). */
+#define SEAL_MAGIC "cachemax-seal 2"
 
 static void seal_void(struct fs *fs, const char *why)
 {
@@ -111,9 +115,17 @@ static int origin_syncfs(struct fs *fs)
 struct seal {
 	char boot[64];
 	unsigned major, minor;
+	uint64_t diskseq;
+	char uuid[33];
 	uint64_t root_dev, root_ino;
 	struct fs_seal_counts counts;
 };
+
+static void uuid_hex(const uint8_t uuid[16], char out[33])
+{
+	for (unsigned i = 0; i < 16; i++)
+		snprintf(out + 2 * i, 3, "%02x", uuid[i]);
+}
 
 static void seal_path(struct fs *fs, char *buf, size_t size, const char *name)
 {
@@ -122,12 +134,14 @@ static void seal_path(struct fs *fs, char *buf, size_t size, const char *name)
 
 static int seal_parse(const char *buf, struct seal *s)
 {
-	unsigned long long rd, ri, w, se, d;
+	unsigned long long rd, ri, w, se, d, seq;
 	char magic[32];
-	if (sscanf(buf, "%31[^\n]\nboot %63s\ndevice %u:%u\nroot %llu %llu\nwrites %llu\nsectors %llu\n"
-	           "discards %llu\n", magic, s->boot, &s->major, &s->minor, &rd, &ri, &w, &se, &d) != 9 ||
+	if (sscanf(buf, "%31[^\n]\nboot %63s\ndevice %u:%u\ndiskseq %llu\nuuid %32s\nroot %llu %llu\n"
+	           "writes %llu\nsectors %llu\ndiscards %llu\n", magic, s->boot, &s->major, &s->minor,
+	           &seq, s->uuid, &rd, &ri, &w, &se, &d) != 11 ||
 	    strcmp(magic, SEAL_MAGIC))
 		return -EBADMSG;
+	s->diskseq = seq;
 	s->root_dev = rd;
 	s->root_ino = ri;
 	s->counts = (struct fs_seal_counts){ w, se, d };
@@ -205,21 +219,157 @@ static void dir_attrs_free(struct fs *fs)
 	fs->dir_attrs = NULL;
 }
 
+/* A file of the block device dev's sysfs directory, or of its disk's for a partition (the
+ * partition's directory lies in its disk's). */
+static int sysfs_disk_read(dev_t dev, const char *name, char *buf, size_t size)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/%s", major(dev), minor(dev), name);
+	if (read_small(path, buf, size) == 0)
+		return 0;
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/../%s", major(dev), minor(dev), name);
+	return read_small(path, buf, size);
+}
+
 /* True if the block device of dev (or, for a partition, its disk) counts its I/O: with
  * queue/iostats 0 the counters the seal compares never move. */
 static bool iostats_on(dev_t dev)
 {
-	char path[128], buf[8];
-	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/queue/iostats", major(dev), minor(dev));
-	if (read_small(path, buf, sizeof(buf)) < 0) {
-		snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/../queue/iostats", major(dev), minor(dev));
-		if (read_small(path, buf, sizeof(buf)) < 0)
-			return false;
+	char buf[8];
+	return sysfs_disk_read(dev, "queue/iostats", buf, sizeof(buf)) == 0 && buf[0] == '1';
+}
+
+static uint32_t le32_at(const uint8_t *p) { return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+static uint64_t be64_at(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (unsigned i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+#define EXT_SUPER_MAGIC 0xef53u           /* ext2, ext3, ext4 */
+#define XFS_SUPER_MAGIC_FS 0x58465342u
+#define EXT_SB_OFFSET 1024u
+#define EXT_COMPAT_HAS_JOURNAL 0x4u
+#define EXT_INCOMPAT_JOURNAL_DEV 0x8u
+#define SUPER_READ_BYTES 4096u
+
+/* Whether the seal can vouch for the original's file system on block device dev, of statfs
+ * type fs_type: its writes all go to dev (no journal or log on another device: a syncfs
+ * commits to that one, and dev's counters might move only later, when the journal is
+ * checkpointed), read from its superblock with its UUID. 0 and d->uuid, or -EXDEV with why. */
+static int seal_device_fs(dev_t dev, unsigned long fs_type, struct fs_seal_device *d,
+                          char *why, size_t why_size)
+{
+	char uevent[512], path[300], *name;
+	uint8_t sb[SUPER_READ_BYTES];
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	if (fs_type != EXT_SUPER_MAGIC && fs_type != XFS_SUPER_MAGIC_FS) {
+		snprintf(why, why_size, "the original's file system (0x%lx) is not ext2/3/4 or XFS, whose "
+		         "journals the seal knows", fs_type);
+		return -EXDEV;
 	}
-	return buf[0] == '1';
+	/* the device node, by the kernel's name for it (there may be no /dev/block) */
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/uevent", major(dev), minor(dev));
+	name = read_small(path, uevent, sizeof(uevent)) == 0 ? strstr(uevent, "DEVNAME=") : NULL;
+	if (name) {
+		name += strlen("DEVNAME=");
+		name[strcspn(name, "\n")] = '\0';
+		snprintf(path, sizeof(path), "/dev/%s", name);
+	}
+	fd = name ? sys_openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0) : -ENOENT;
+	if (fd >= 0 && (sys_fstatat(fd, "", &st, AT_EMPTY_PATH) < 0 || !S_ISBLK(st.st_mode) || st.st_rdev != dev)) {
+		sys_close(fd);
+		fd = -ENODEV;
+	}
+	n = fd < 0 ? fd : sys_pread(fd, sb, sizeof(sb), 0);
+	if (fd >= 0)
+		sys_close(fd);
+	if (n != (ssize_t)sizeof(sb)) {
+		snprintf(why, why_size, "the superblock of device %u:%u cannot be read (%s)",
+		         major(dev), minor(dev), n < 0 ? strerror((int)-n) : "short read");
+		return -EXDEV;
+	}
+	if (fs_type == EXT_SUPER_MAGIC) {
+		const uint8_t *e = sb + EXT_SB_OFFSET;
+		if ((e[0x38] | e[0x39] << 8) != EXT_SUPER_MAGIC || (le32_at(e + 0x60) & EXT_INCOMPAT_JOURNAL_DEV)) {
+			snprintf(why, why_size, "no ext2/3/4 superblock on the original's device %u:%u", major(dev), minor(dev));
+			return -EXDEV;
+		}
+		if ((le32_at(e + 0x5c) & EXT_COMPAT_HAS_JOURNAL) && le32_at(e + 0xe0) == 0) {
+			snprintf(why, why_size, "the original's ext4 journal is on another device (%u:%u)",
+			         major(le32_at(e + 0xe4)), minor(le32_at(e + 0xe4)));
+			return -EXDEV;
+		}
+		memcpy(d->uuid, e + 0x68, 16);
+		return 0;
+	}
+	if (memcmp(sb, "XFSB", 4)) {
+		snprintf(why, why_size, "no XFS superblock on the original's device %u:%u", major(dev), minor(dev));
+		return -EXDEV;
+	}
+	if (be64_at(sb + 48) == 0 || be64_at(sb + 16) != 0) {  /* sb_logstart, sb_rblocks */
+		snprintf(why, why_size, "the original's XFS has its %s on another device",
+		         be64_at(sb + 48) == 0 ? "log" : "realtime section");
+		return -EXDEV;
+	}
+	memcpy(d->uuid, sb + 32, 16);
+	return 0;
+}
+
+/* The original's block device as the seal identifies it, or why there is no seal (seal_why). */
+static void seal_device_probe(struct fs *fs, const struct stat *root)
+{
+	struct fs_seal_device *d = &fs->seal_dev;
+	char why[140], buf[32];
+	struct statfs sfs;
+
+	memset(d, 0, sizeof(*d));
+	snprintf(why, sizeof(why), "the original is not on a block device that counts its writes");
+	if (major(root->st_dev) == 0)
+		goto refused;
+	d->major = major(root->st_dev);
+	d->minor = minor(root->st_dev);
+	snprintf(buf, sizeof(buf), "%u:%u", d->major, d->minor);
+	if (sysfs_disk_read(root->st_dev, "stat", buf, sizeof(buf)) < 0 || !iostats_on(root->st_dev))
+		goto refused;
+	if (sys_fstatfs(fs->cfg.origin_fd, &sfs) < 0 ||
+	    seal_device_fs(root->st_dev, (unsigned long)sfs.f_type, d, why, sizeof(why)) < 0)
+		goto refused;
+	/* the kernel numbers every attachment of a disk: another disk (or image) given the same
+	 * device numbers has another one */
+	if (sysfs_disk_read(root->st_dev, "diskseq", buf, sizeof(buf)) == 0)
+		d->diskseq = strtoull(buf, NULL, 10);
+	d->known = true;
+	return;
+refused:
+	d->known = false;
+	snprintf(fs->seal_why, sizeof(fs->seal_why), "void: %s", why);
+	log_info("metadata catalog: no seal: %s (its changes while the daemon is down cannot be "
+	         "proven absent: attributes are confirmed by a stat)", why);
 }
 
 /* ---- open, the seal at the start ----------------------------------------------------------- */
+
+/* The key of this run's READDIR cookies (fs_catalog_cookie). Without getrandom (it cannot fail
+ * for 16 bytes once the pool is ready, but may block before) the clock and pid make a key that
+ * is unique, if guessable: collisions then cost a reply's worth of entries, never a skip. */
+static void cookie_key_draw(struct fs *fs)
+{
+	if (getrandom(fs->cookie_key, sizeof(fs->cookie_key), GRND_NONBLOCK) != (ssize_t)sizeof(fs->cookie_key)) {
+		struct timespec ts;
+		uint64_t a, b;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		a = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30);
+		b = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)fs;
+		memcpy(fs->cookie_key, &a, 8);
+		memcpy(fs->cookie_key + 8, &b, 8);
+	}
+}
 
 /* Removes every record (a catalog that a void seal leaves untrusted on a block device: starting
  * empty lets the next seal vouch for every record). Records are in CATALOG/HH/ and tmp/. */
@@ -258,24 +408,22 @@ static bool catalog_wipe(const char *path)
 
 void fs_catalog_open(struct fs *fs, const char *path)
 {
-	char sp[4200], buf[512], boot[64];
+	char sp[4200], buf[512], boot[64], uuid[33];
 	struct seal s;
 	struct stat st;
 	int rc, have_seal;
 
 	pthread_mutex_init(&fs->catalog_lock, NULL);
 	fs->catalog_epoch = 1;
+	cookie_key_draw(fs);
 	snprintf(fs->seal_why, sizeof(fs->seal_why), "void: no catalog");
 	if (!path)
 		return;
 	snprintf(fs->catalog_path, sizeof(fs->catalog_path), "%s", path);
-	if (sys_fstatat(fs->cfg.origin_fd, "", &st, AT_EMPTY_PATH) == 0 && major(st.st_dev) != 0) {
-		char dev[96];
-		snprintf(dev, sizeof(dev), "/sys/dev/block/%u:%u/stat", major(st.st_dev), minor(st.st_dev));
-		fs->seal_dev.major = major(st.st_dev);
-		fs->seal_dev.minor = minor(st.st_dev);
-		fs->seal_dev.known = access(dev, R_OK) == 0 && iostats_on(st.st_dev);
-	}
+	if (sys_fstatat(fs->cfg.origin_fd, "", &st, AT_EMPTY_PATH) == 0)
+		seal_device_probe(fs, &st);
+	else
+		memset(&st, 0, sizeof(st));
 	/* The seal is read and removed before anything else: a crash from now on leaves none. */
 	seal_path(fs, sp, sizeof(sp), SEAL_FILE);
 	have_seal = read_small(sp, buf, sizeof(buf)) == 0 && seal_parse(buf, &s) == 0;
@@ -285,10 +433,9 @@ void fs_catalog_open(struct fs *fs, const char *path)
 		atomic_store(&fs->catalog_tainted, true);
 	}
 	if (!fs->seal_dev.known) {
-		snprintf(fs->seal_why, sizeof(fs->seal_why),
-		         "void: the original is not on a block device that counts its writes (its "
-		         "changes while the daemon is down cannot be proven absent)");
+		;  /* seal_why says why (seal_device_probe) */
 	} else {
+		uuid_hex(fs->seal_dev.uuid, uuid);
 		rc = origin_syncfs(fs);
 		if (rc == 0)
 			rc = device_counts(fs, &fs->seal_counts);
@@ -301,6 +448,7 @@ void fs_catalog_open(struct fs *fs, const char *path)
 		else if (boot_id(boot) < 0 || strcmp(boot, s.boot))
 			snprintf(fs->seal_why, sizeof(fs->seal_why), "void: the machine was restarted");
 		else if (s.major != fs->seal_dev.major || s.minor != fs->seal_dev.minor ||
+		         s.diskseq != fs->seal_dev.diskseq || strcmp(s.uuid, uuid) ||
 		         s.root_dev != st.st_dev || s.root_ino != st.st_ino)
 			snprintf(fs->seal_why, sizeof(fs->seal_why), "void: another device or directory");
 		else if (!counts_equal(&s.counts, &fs->seal_counts))
@@ -363,7 +511,7 @@ void fs_catalog_watch_started(struct fs *fs)
 
 void fs_catalog_seal_write(struct fs *fs, void (*drain)(struct fs *))
 {
-	char sp[4200], tmp[4200], boot[64], buf[512];
+	char sp[4200], tmp[4200], boot[64], buf[512], uuid[33];
 	struct fs_seal_counts c;
 	struct stat st;
 	int fd, len;
@@ -376,9 +524,11 @@ void fs_catalog_seal_write(struct fs *fs, void (*drain)(struct fs *))
 	if (atomic_load(&fs->catalog_tainted) || device_counts(fs, &c) < 0 || boot_id(boot) < 0 ||
 	    sys_fstatat(fs->cfg.origin_fd, "", &st, AT_EMPTY_PATH) < 0)
 		return;
-	len = snprintf(buf, sizeof(buf), "%s\nboot %s\ndevice %u:%u\nroot %llu %llu\nwrites %llu\n"
-	               "sectors %llu\ndiscards %llu\n", SEAL_MAGIC, boot, fs->seal_dev.major,
-	               fs->seal_dev.minor, (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
+	uuid_hex(fs->seal_dev.uuid, uuid);
+	len = snprintf(buf, sizeof(buf), "%s\nboot %s\ndevice %u:%u\ndiskseq %llu\nuuid %s\nroot %llu %llu\n"
+	               "writes %llu\nsectors %llu\ndiscards %llu\n", SEAL_MAGIC, boot, fs->seal_dev.major,
+	               fs->seal_dev.minor, (unsigned long long)fs->seal_dev.diskseq, uuid,
+	               (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
 	               (unsigned long long)c.writes, (unsigned long long)c.sectors,
 	               (unsigned long long)c.discards);
 	seal_path(fs, sp, sizeof(sp), SEAL_FILE);
@@ -417,19 +567,58 @@ bool fs_catalog_on(struct fs *fs, const struct fs_node *dir)
 
 static int64_t ts_ns(const struct timespec *ts) { return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec; }
 
-static void stamp_set(struct fs *fs, struct fs_node *n, int64_t mtime_ns, int64_t ctime_ns)
+static atomic_uint_fast64_t *gen_slot(struct fs *fs, uint64_t dev, uint64_t ino)
 {
-	pthread_mutex_lock(&fs->catalog_lock);
-	n->stamp_mtime_ns = mtime_ns;
-	n->stamp_ctime_ns = ctime_ns;
-	n->stamp_epoch = fs->catalog_epoch;
-	pthread_mutex_unlock(&fs->catalog_lock);
+	uint64_t h = (dev * 0x9e3779b97f4a7c15ull) ^ (ino * 0xc2b2ae3d27d4eb4full);
+	return &fs->catalog_gen[(h ^ (h >> 31)) % FS_CATALOG_GEN_SLOTS];
 }
 
-void fs_catalog_stamp_seen(struct fs *fs, struct fs_node *n, const struct stat *st)
+void fs_catalog_gens_sample(struct fs *fs, struct fs_catalog_gens *g)
 {
-	if (fs->catalog && n->type == S_IFDIR && n->ino == st->st_ino)
-		stamp_set(fs, n, ts_ns(&st->st_mtim), ts_ns(&st->st_ctim));
+	for (unsigned i = 0; i < FS_CATALOG_GEN_SLOTS; i++)
+		g->slot[i] = atomic_load(&fs->catalog_gen[i]);
+}
+
+bool fs_catalog_gens_moved(struct fs *fs, const struct fs_catalog_gens *g, uint64_t dev, uint64_t ino)
+{
+	atomic_uint_fast64_t *slot = gen_slot(fs, dev, ino);
+	return atomic_load(slot) != g->slot[slot - fs->catalog_gen];
+}
+
+/* Every slot moves: nothing read before is stored or served as current afterwards. */
+static void gens_bump_all(struct fs *fs)
+{
+	for (unsigned i = 0; i < FS_CATALOG_GEN_SLOTS; i++)
+		atomic_fetch_add(&fs->catalog_gen[i], 1);
+}
+
+/* For tests (CACHEMAX_CATALOG_DELAY_MS, fs.h): the catalog waits this long between reading the
+ * original and storing or serving what it read, so that a test can change the original in that
+ * window. */
+static void test_delay(struct fs *fs)
+{
+	if (fs->cfg.catalog_delay_ms) {
+		struct timespec ts = { .tv_sec = fs->cfg.catalog_delay_ms / 1000,
+		                       .tv_nsec = (long)(fs->cfg.catalog_delay_ms % 1000) * 1000000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* The stamp is stored only if no change was reported for the directory since g was sampled
+ * (before st was read): checked and stored under catalog_lock, which stamp_void takes after
+ * its bump, so a change either moved the slot before the check or voids the stamp after. */
+void fs_catalog_stamp_seen(struct fs *fs, struct fs_node *n, const struct stat *st,
+                           const struct fs_catalog_gens *g)
+{
+	if (!fs->catalog || n->type != S_IFDIR || n->ino != st->st_ino)
+		return;
+	pthread_mutex_lock(&fs->catalog_lock);
+	if (!fs_catalog_gens_moved(fs, g, n->dev, n->ino)) {
+		n->stamp_mtime_ns = ts_ns(&st->st_mtim);
+		n->stamp_ctime_ns = ts_ns(&st->st_ctim);
+		n->stamp_epoch = fs->catalog_epoch;
+	}
+	pthread_mutex_unlock(&fs->catalog_lock);
 }
 
 static bool stamp_get(struct fs *fs, struct fs_node *n, struct cache_catalog_stamp *s)
@@ -447,22 +636,18 @@ static bool stamp_get(struct fs *fs, struct fs_node *n, struct cache_catalog_sta
 /* The stamp of directory d: from its node, else one stat on the origin (then kept). */
 static int stamp_of(struct fs *fs, struct fs_node *d, struct cache_catalog_stamp *s)
 {
+	struct fs_catalog_gens g;
 	struct stat st;
 	int rc;
 	if (stamp_get(fs, d, s))
 		return 0;
+	fs_catalog_gens_sample(fs, &g);
 	rc = fs_node_stat(fs, d, &st);
 	if (rc < 0)
 		return rc;
-	fs_catalog_stamp_seen(fs, d, &st);
+	fs_catalog_stamp_seen(fs, d, &st, &g);
 	cache_catalog_stamp_from_stat(&st, s);
 	return 0;
-}
-
-static atomic_uint_fast64_t *gen_slot(struct fs *fs, uint64_t dev, uint64_t ino)
-{
-	uint64_t h = (dev * 0x9e3779b97f4a7c15ull) ^ (ino * 0xc2b2ae3d27d4eb4full);
-	return &fs->catalog_gen[(h ^ (h >> 31)) % 64];
 }
 
 /* A record that cannot be removed may be read again later: the seal goes for this run (the
@@ -550,6 +735,7 @@ void fs_catalog_overflow(struct fs *fs)
 		return;
 	atomic_store(&fs->catalog_sealed, false);
 	atomic_store(&fs->catalog_tainted, true);
+	gens_bump_all(fs);
 	pthread_mutex_lock(&fs->catalog_lock);
 	fs->catalog_epoch++;
 	if (fs->catalog_epoch == 0)
@@ -570,13 +756,18 @@ static bool attrs_trusted(struct fs *fs, const struct cache_catalog_attr *a)
 }
 
 int fs_catalog_entry_node(struct fs *fs, struct fs_node *p, const struct cache_catalog_entry *e,
-                          bool attrs_fresh, struct stat *st, struct fs_node **out)
+                          bool attrs_fresh, const struct fs_catalog_gens *g, struct stat *st,
+                          struct fs_node **out)
 {
 	const struct cache_catalog_attr *a = &e->attr;
 	struct fs_node *held;
 	int fd, rc;
 
 	if (a->dev != p->dev || !a->handle.bytes || a->handle.bytes > FS_HANDLE_MAX)
+		return 1;
+	/* A change reported in p since its listing was read (a name, an entry's attributes: the
+	 * event names p) may be one this entry does not show: the origin answers instead. */
+	if (fs_catalog_gens_moved(fs, g, p->dev, p->ino))
 		return 1;
 	cache_catalog_attr_to_stat(a, st);
 	held = fs_node_find_ref(fs, st);
@@ -589,7 +780,7 @@ int fs_catalog_entry_node(struct fs *fs, struct fs_node *p, const struct cache_c
 		if (rc == -EINVAL)
 			return 1;
 		if (rc == 0 && (*out)->type == S_IFDIR) {
-			fs_catalog_stamp_seen(fs, *out, st);
+			fs_catalog_stamp_seen(fs, *out, st, g);
 			if (!attrs_fresh)
 				dir_attr_keep(fs, a);
 		}
@@ -608,7 +799,7 @@ int fs_catalog_entry_node(struct fs *fs, struct fs_node *p, const struct cache_c
 		record_forget(fs, p->dev, p->ino);  /* re-listed next time */
 	rc = fs_node_acquire(fs, p, e->name, fd, st, out);
 	if (rc == 0)
-		fs_catalog_stamp_seen(fs, *out, st);
+		fs_catalog_stamp_seen(fs, *out, st, g);  /* g is older than the stat: it may only refuse */
 	return rc;
 }
 
@@ -617,10 +808,12 @@ int fs_catalog_lookup(struct fs *fs, struct fs_node *p, const char *name, struct
 {
 	struct cache_catalog_stamp stamp;
 	struct cache_catalog_entry e;
+	struct fs_catalog_gens g;
 	int rc;
 
 	if (!fs_catalog_on(fs, p) || p->type != S_IFDIR)
 		return 1;
+	fs_catalog_gens_sample(fs, &g);
 	if (stamp_of(fs, p, &stamp) < 0)
 		return 1;
 	rc = cache_catalog_attr_get(fs->catalog, p->dev, p->ino, &stamp, name, &e.attr);
@@ -632,9 +825,10 @@ int fs_catalog_lookup(struct fs *fs, struct fs_node *p, const char *name, struct
 		atomic_fetch_add(&fs->catalog_misses, 1);
 		return 1;
 	}
+	test_delay(fs);
 	e.name = name;
 	e.type = (uint8_t)IFTODT(e.attr.mode);
-	rc = fs_catalog_entry_node(fs, p, &e, false, st, out);
+	rc = fs_catalog_entry_node(fs, p, &e, false, &g, st, out);
 	atomic_fetch_add(rc == 0 ? &fs->catalog_hits : &fs->catalog_misses, 1);
 	return rc;
 }
@@ -657,7 +851,8 @@ static int entry_compare(const void *a, const void *b)
 
 /* The origin's listing of d now, every entry stat'ed and with its handle; recorded if d's stamp
  * is the same before and after. 0, -E2BIG (too many entries), -errno. */
-static int listing_build(struct fs *fs, struct fs_node *d, struct fs_listing *out)
+static int listing_build(struct fs *fs, struct fs_node *d, const struct fs_catalog_gens *g,
+                         struct fs_listing *out)
 {
 	struct stat before, after;
 	struct cache_catalog_stamp s0, s1;
@@ -665,7 +860,6 @@ static int listing_build(struct fs *fs, struct fs_node *d, struct fs_listing *ou
 	char *names = NULL, *buf = NULL;
 	size_t count = 0, cap = 0, names_len = 0, names_cap = 0;
 	bool complete = true;
-	uint64_t gen = atomic_load(gen_slot(fs, d->dev, d->ino));
 	int nfd, dfd, rc;
 
 	nfd = fs_node_fd(fs, d);
@@ -757,16 +951,19 @@ static int listing_build(struct fs *fs, struct fs_node *d, struct fs_listing *ou
 		goto out;
 	cache_catalog_stamp_from_stat(&before, &s0);
 	cache_catalog_stamp_from_stat(&after, &s1);
-	fs_catalog_stamp_seen(fs, d, &after);
+	test_delay(fs);
+	fs_catalog_stamp_seen(fs, d, &after, g);
 	/* Recorded if nothing changed while listing: the stamp held still (names), and no change
-	 * was reported for the directory (attributes of entries, which leave the stamp alone). A
-	 * change reported after the put drops it again, here or by its reporter. */
+	 * was reported for the directory since before it was read (attributes of entries, which
+	 * leave the stamp alone). A change reported after the put drops it again, here or by its
+	 * reporter. */
 	if (complete && s0.ino == s1.ino && s0.mtime_ns == s1.mtime_ns && s0.ctime_ns == s1.ctime_ns &&
-	    atomic_load(gen_slot(fs, d->dev, d->ino)) == gen &&
+	    !fs_catalog_gens_moved(fs, g, d->dev, d->ino) &&
 	    cache_catalog_dir_put(fs->catalog, d->dev, d->ino, &s1, entries, count) == 0 &&
-	    atomic_load(gen_slot(fs, d->dev, d->ino)) != gen)
+	    fs_catalog_gens_moved(fs, g, d->dev, d->ino))
 		(void)cache_catalog_dir_forget(fs->catalog, d->dev, d->ino);
 	memset(out, 0, sizeof(*out));
+	out->gens = *g;
 	out->count = count;
 	out->entries = entries;
 	out->built = entries;
@@ -789,23 +986,28 @@ int fs_catalog_listing(struct fs *fs, struct fs_node *d, struct fs_listing *out)
 	struct cache_catalog_listing *l;
 	int rc;
 
+	struct fs_catalog_gens g;
+
 	memset(out, 0, sizeof(*out));
 	if (!fs_catalog_on(fs, d) || d->type != S_IFDIR)
 		return -ENOTDIR;
+	fs_catalog_gens_sample(fs, &g);  /* before anything is read: the record, or the origin */
 	rc = stamp_of(fs, d, &stamp);
 	if (rc < 0)
 		return rc;
 	rc = cache_catalog_dir_get(fs->catalog, d->dev, d->ino, &stamp, &l);
 	if (rc == 0) {
+		test_delay(fs);
 		atomic_fetch_add(&fs->catalog_hits, 1);
 		out->record = l;
 		out->count = l->count;
 		out->entries = l->entries;
 		out->attrs_fresh = false;
+		out->gens = g;
 		return 0;
 	}
 	atomic_fetch_add(&fs->catalog_misses, 1);
-	return listing_build(fs, d, out);
+	return listing_build(fs, d, &g, out);
 }
 
 void fs_catalog_listing_release(struct fs_listing *l)
@@ -815,4 +1017,96 @@ void fs_catalog_listing_release(struct fs_listing *l)
 	free(l->built);
 	free(l->names);
 	memset(l, 0, sizeof(*l));
+}
+
+/* ---- READDIR cookies ------------------------------------------------------------------------
+ * A catalog listing is read again (or rebuilt from the origin) for every READDIR call, and the
+ * directory may change between the calls of one reader: a cookie that was an index into one
+ * listing pointed elsewhere in the next (an entry returned twice, or skipped). An entry's cookie
+ * is a keyed hash of its name instead, the same in every listing of this run; a reader resumes
+ * at the entries whose cookies are above the one it holds. */
+
+uint64_t fs_catalog_cookie(const struct fs *fs, const char *name)
+{
+	uint64_t h = siphash24(fs->cookie_key, name, strlen(name)) >> 1;  /* lseek: no negative offset */
+	return h < FS_CATALOG_COOKIE_FIRST ? h + FS_CATALOG_COOKIE_FIRST : h;
+}
+
+static bool pick_before(const struct fs_listing_pick *a, const struct fs_listing_pick *b)
+{
+	return a->cookie < b->cookie || (a->cookie == b->cookie && a->index < b->index);
+}
+
+static int pick_compare(const void *a, const void *b)
+{
+	const struct fs_listing_pick *x = a, *y = b;
+	return pick_before(x, y) ? -1 : pick_before(y, x) ? 1 : 0;
+}
+
+/* picks[0..n) is a max-heap by (cookie, index): restore it below slot i. */
+static void heap_down(struct fs_listing_pick *picks, size_t n, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, top = i;
+		if (l < n && pick_before(&picks[top], &picks[l]))
+			top = l;
+		if (r < n && pick_before(&picks[top], &picks[r]))
+			top = r;
+		if (top == i)
+			return;
+		struct fs_listing_pick t = picks[i];
+		picks[i] = picks[top];
+		picks[top] = t;
+		i = top;
+	}
+}
+
+static void heap_up(struct fs_listing_pick *picks, size_t i)
+{
+	while (i > 0 && pick_before(&picks[(i - 1) / 2], &picks[i])) {
+		struct fs_listing_pick t = picks[i];
+		picks[i] = picks[(i - 1) / 2];
+		picks[(i - 1) / 2] = t;
+		i = (i - 1) / 2;
+	}
+}
+
+/* One pass over the listing keeping the max smallest cookies above `after` in a max-heap:
+ * O(count log max) per READDIR call, no copy of the listing. */
+size_t fs_catalog_listing_after(const struct fs *fs, const struct fs_listing *l, uint64_t after,
+                                 size_t max, struct fs_listing_pick *picks)
+{
+	size_t n = 0, beyond_same = 0, in_same = 0;
+	bool more = false;
+
+	if (max == 0)
+		return 0;
+	for (size_t i = 0; i < l->count; i++) {
+		struct fs_listing_pick p = { fs_catalog_cookie(fs, l->entries[i].name), i };
+		if (p.cookie <= after)
+			continue;
+		if (n < max) {
+			picks[n] = p;
+			heap_up(picks, n++);
+		} else {
+			more = true;
+			if (pick_before(&p, &picks[0])) {
+				picks[0] = p;
+				heap_down(picks, n, 0);
+			}
+		}
+	}
+	qsort(picks, n, sizeof(*picks), pick_compare);
+	if (!more)
+		return n;
+	/* Entries beyond max: if the last cookie picked is shared by one left out, that group
+	 * waits for the next call whole (unless it is all there is). */
+	for (size_t i = 0; i < l->count; i++)
+		if (fs_catalog_cookie(fs, l->entries[i].name) == picks[n - 1].cookie)
+			beyond_same++;
+	for (size_t i = n; i > 0 && picks[i - 1].cookie == picks[n - 1].cookie; i--)
+		in_same++;
+	if (beyond_same > in_same && in_same < n)
+		n -= in_same;
+	return n;
 }

@@ -19,6 +19,7 @@
 #include "cache/cache_store.h"
 #include "engine/engine.h"
 #include "fs/fs.h"
+#include "util/siphash.h"
 
 /* How a node gets back to its origin inode when the fd cache has no fd for it. */
 enum fs_reach {
@@ -147,6 +148,7 @@ struct fs_mount {
  * only, but for the filter. */
 #define FS_WATCH_FILTER_BITS 18       /* 256 KiB of counters, whatever the tree */
 #define FS_WATCH_NAME_SLOTS 64
+#define FS_CATALOG_GEN_SLOTS 64   /* fs.catalog_gen */
 struct fs_watch {
 	int fan_fd;                   /* -1: changes are not watched (why says why) */
 	int stop_pipe[2];             /* the thread's wake-up at stop */
@@ -226,14 +228,21 @@ struct fs {
 	char catalog_path[4096];
 	char seal_why[160];           /* the seal's state for status, written under catalog_lock */
 	struct fs_seal_device {       /* the original's block device, for the seal */
-		bool known;
+		bool known;               /* false: no seal (why in seal_why) */
 		unsigned major, minor;
+		uint64_t diskseq;         /* the kernel's number of this disk's attachment (0: none) */
+		uint8_t uuid[16];         /* the file system's, from its superblock */
 	} seal_dev;
 	struct fs_seal_counts { uint64_t writes, sectors, discards; } seal_counts;  /* at the start */
 	atomic_uint_fast64_t catalog_hits, catalog_misses;
-	/* Bumped (a slot per hash of the directory's key) before a directory's record is dropped:
-	 * a listing made meanwhile is dropped again after its put (fs_catalog.c). */
-	atomic_uint_fast64_t catalog_gen[64];
+	/* Bumped (a slot per hash of the directory's key) before a directory's record is dropped
+	 * or its stamp voided, every slot at an overflow: whatever was read of the original before
+	 * a bump (a listing, a stamp, attributes for READDIRPLUS) is not stored or served as
+	 * current after it (struct fs_catalog_gens, fs_catalog.c). */
+	atomic_uint_fast64_t catalog_gen[FS_CATALOG_GEN_SLOTS];
+	/* The key of the READDIR cookies of catalog listings (fs_catalog_cookie): drawn at each
+	 * start, so that nobody can choose names whose cookies collide. Immutable after open. */
+	uint8_t cookie_key[SIPHASH_KEY_BYTES];
 	/* Attributes of directories made from sealed records (fs_catalog.c "directory attributes"):
 	 * the kernel asks for a directory's attributes again after each listing (its atime), and
 	 * the seal lets them be answered without the origin. catalog_lock. */
@@ -382,8 +391,19 @@ int fs_catalog_dir_attr(struct fs *fs, struct fs_node *n, struct stat *st);
 void fs_catalog_nameless_change(struct fs *fs, struct file_handle *self);
 /* Events were lost: the seal is void, every node stamp too. */
 void fs_catalog_overflow(struct fs *fs);
-/* A directory node was stat'ed on the origin just now (st): its stamp. */
-void fs_catalog_stamp_seen(struct fs *fs, struct fs_node *n, const struct stat *st);
+/* What the catalog generations were before something was read of the original: compared
+ * before what was read is stored or served as current (a change reported meanwhile bumped its
+ * directory's slot). 64 loads to take; any thread. */
+struct fs_catalog_gens {
+	uint64_t slot[FS_CATALOG_GEN_SLOTS];
+};
+void fs_catalog_gens_sample(struct fs *fs, struct fs_catalog_gens *g);
+/* Whether a change was reported for directory (dev, ino) since g was sampled. */
+bool fs_catalog_gens_moved(struct fs *fs, const struct fs_catalog_gens *g, uint64_t dev, uint64_t ino);
+/* A directory node was stat'ed on the origin (st), g sampled before: its stamp, kept unless a
+ * change was reported for it since g. */
+void fs_catalog_stamp_seen(struct fs *fs, struct fs_node *n, const struct stat *st,
+                           const struct fs_catalog_gens *g);
 /* LOOKUP from the catalog: 0 with *st and *out (a node, one reference taken); -ENOENT: a valid
  * listing has no such name; 1: the catalog cannot answer (ask the origin). */
 int fs_catalog_lookup(struct fs *fs, struct fs_node *p, const char *name, struct stat *st,
@@ -393,18 +413,41 @@ int fs_catalog_lookup(struct fs *fs, struct fs_node *p, const char *name, struct
  * origin's stream), or -errno. */
 struct fs_listing {
 	size_t count;
-	const struct cache_catalog_entry *entries;  /* sorted by name */
+	const struct cache_catalog_entry *entries;  /* in no order READDIR relies on */
 	bool attrs_fresh;                           /* stat'ed just now: serve them */
+	/* sampled before the record was read or the origin listed: a change reported for d or an
+	 * entry since then means the listing may no longer be current (fs_catalog_gens_moved) */
+	struct fs_catalog_gens gens;
 	struct cache_catalog_listing *record;       /* private */
 	struct cache_catalog_entry *built;
 	char *names;
 };
 int fs_catalog_listing(struct fs *fs, struct fs_node *d, struct fs_listing *out);
 void fs_catalog_listing_release(struct fs_listing *l);
-/* The node of entry e of directory p for READDIRPLUS: 0 with *st and *out (a reference), 1:
- * send the entry without attributes (the kernel looks it up), or -errno. */
+/* READDIR cookies of catalog listings: "." 1, ".." 2, an entry a keyed hash of its name
+ * (>= FS_CATALOG_COOKIE_FIRST, < 2^63), the same in every listing of this run, so that a reader
+ * resuming at a cookie in a listing rebuilt meanwhile neither skips nor repeats an entry that
+ * was there throughout. Distinct names may share a cookie (rarely: 63-bit keyed hash); a reply
+ * then carries all of them or none. */
+#define FS_CATALOG_COOKIE_DOT 1u
+#define FS_CATALOG_COOKIE_DOTDOT 2u
+#define FS_CATALOG_COOKIE_FIRST 3u
+uint64_t fs_catalog_cookie(const struct fs *fs, const char *name);
+struct fs_listing_pick {
+	uint64_t cookie;
+	size_t index;   /* into l->entries */
+};
+/* The at most max entries of l with the smallest cookies above `after`, in cookie order (equal
+ * cookies by index), into picks; how many. A group of equal cookies that would be cut at max is
+ * left out (unless it is all there is). */
+size_t fs_catalog_listing_after(const struct fs *fs, const struct fs_listing *l, uint64_t after,
+                                 size_t max, struct fs_listing_pick *picks);
+/* The node of entry e of directory p for READDIRPLUS, from a listing read after g was sampled:
+ * 0 with *st and *out (a reference), 1: send the entry without attributes (the kernel looks it
+ * up; also when a change in p was reported since g), or -errno. */
 int fs_catalog_entry_node(struct fs *fs, struct fs_node *p, const struct cache_catalog_entry *e,
-                          bool attrs_fresh, struct stat *st, struct fs_node **out);
+                          bool attrs_fresh, const struct fs_catalog_gens *g, struct stat *st,
+                          struct fs_node **out);
 
 /* Paths (fs_path.c): the node's path relative to the origin (from the kernel's name of its
  * fd); -ENOENT if it is outside the origin or deleted. */

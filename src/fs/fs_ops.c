@@ -231,10 +231,13 @@ static int lookup_at(struct fs *fs, struct fs_node *parent, int dirfd, const cha
                      struct fuse_entry_out *e)
 {
 	uint64_t gen = fs_watch_names_gen(fs, parent->nodeid, name);
+	struct fs_catalog_gens cgens;
 	struct fs_node *n;
 	struct stat st;
 	int fd, rc;
 
+	if (fs->catalog)
+		fs_catalog_gens_sample(fs, &cgens);  /* a directory's stamp is kept only if current */
 	rc = sys_fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW);
 	if (rc < 0)
 		return rc;
@@ -252,7 +255,8 @@ static int lookup_at(struct fs *fs, struct fs_node *parent, int dirfd, const cha
 		if (rc < 0)
 			return rc;
 	}
-	fs_catalog_stamp_seen(fs, n, &st);
+	if (fs->catalog)
+		fs_catalog_stamp_seen(fs, n, &st, &cgens);
 	/* These attributes reach the kernel as a GETATTR's do (a LOOKUP, a READDIRPLUS entry): an
 	 * open file's object is brought in step first, as for a GETATTR, or a reader served in
 	 * user space could be told a size its object does not have yet, before the watcher's
@@ -1249,50 +1253,85 @@ struct linux_dirent64 {
 	char d_name[];
 };
 
-/* One READDIR(PLUS) reply from a catalog listing (fs_catalog.c), from cookie `offset` (the
- * index of the next entry: 0 ".", 1 "..", then the entries in name order; seekdir works with
- * them). Under READDIRPLUS an entry the catalog cannot vouch for goes without attributes
- * (nodeid 0): the kernel looks it up. */
-static size_t readdir_listing(struct fs *fs, struct fs_node *d, const struct fs_listing *l,
-                              uint64_t offset, bool plus, char *out, size_t cap)
+/* One READDIR(PLUS) reply from a catalog listing (fs_catalog.c) after cookie `offset`: "."
+ * and "..", then the entries in cookie order (fs_catalog_cookie: a hash of the name, stable
+ * across the listings of this run, so a reader whose directory changes between its calls
+ * neither repeats nor skips an entry that stayed). Under READDIRPLUS an entry the catalog
+ * cannot vouch for goes without attributes (nodeid 0): the kernel looks it up. *used: bytes. */
+static int readdir_listing(struct fs *fs, struct fs_node *d, const struct fs_listing *l,
+                           uint64_t offset, bool plus, char *out, size_t cap, size_t *used_out)
 {
-	size_t used = 0, index = (size_t)offset;
+	size_t used = 0, max, n, i = 0;
+	struct fs_listing_pick *picks;
 
-	for (; index < l->count + 2; index++) {
-		const struct cache_catalog_entry *ce = index >= 2 ? &l->entries[index - 2] : NULL;
-		const char *name = ce ? ce->name : index == 0 ? "." : "..";
-		size_t namelen = strlen(name), rec;
-		uint64_t ino = ce ? ce->attr.ino : d->ino, next = index + 1;
-		unsigned type = ce ? ce->type : DT_DIR;
-
+	for (; offset < FS_CATALOG_COOKIE_DOTDOT; offset++) {
+		const char *name = offset == 0 ? "." : "..";
+		size_t rec;
 		if (plus) {
 			struct fuse_entry_out e;
-			struct fs_node *n;
-			struct stat st;
-			if (fuse_proto_direntplus_size(namelen) > cap - used)
-				break;
 			memset(&e, 0, sizeof(e));
-			e.attr.ino = ino;
-			if (ce) {
-				uint64_t gen = fs_watch_names_gen(fs, d->nodeid, name);
-				if (fs_catalog_entry_node(fs, d, ce, l->attrs_fresh, &st, &n) == 0)
-					entry_fill(fs, &e, n, &st, entry_timeout(fs, d, name, gen));
-			}
-			rec = fuse_proto_direntplus_add(out, cap, used, name, namelen, &e, type, next);
+			e.attr.ino = d->ino;
+			rec = fuse_proto_direntplus_add(out, cap, used, name, strlen(name), &e, DT_DIR, offset + 1);
 		} else {
-			rec = fuse_proto_dirent_add(out, cap, used, name, namelen, ino, type, next);
+			rec = fuse_proto_dirent_add(out, cap, used, name, strlen(name), d->ino, DT_DIR, offset + 1);
 		}
-		if (!rec)
-			break;
+		if (!rec) {
+			*used_out = used;
+			return 0;
+		}
 		used += rec;
 	}
-	return used;
+	/* at most what fits: every record is at least one of a one-byte name */
+	max = cap / (plus ? fuse_proto_direntplus_size(1) : fuse_proto_dirent_size(1)) + 1;
+	picks = malloc(max * sizeof(*picks));
+	if (!picks)
+		return -ENOMEM;
+	n = fs_catalog_listing_after(fs, l, offset, max, picks);
+	while (i < n) {
+		size_t j = i, need = 0;
+		/* equal cookies (distinct names, rare) go into one reply together, or wait for the next */
+		for (; j < n && picks[j].cookie == picks[i].cookie; j++) {
+			size_t len = strlen(l->entries[picks[j].index].name);
+			need += plus ? fuse_proto_direntplus_size(len) : fuse_proto_dirent_size(len);
+		}
+		if (need > cap - used && used > 0)
+			break;
+		for (; i < j; i++) {
+			const struct cache_catalog_entry *ce = &l->entries[picks[i].index];
+			size_t namelen = strlen(ce->name), rec;
+			if (plus) {
+				struct fuse_entry_out e;
+				struct fs_node *node;
+				struct stat st;
+				uint64_t gen = fs_watch_names_gen(fs, d->nodeid, ce->name);
+				if (fuse_proto_direntplus_size(namelen) > cap - used)
+					break;
+				memset(&e, 0, sizeof(e));
+				e.attr.ino = ce->attr.ino;
+				if (fs_catalog_entry_node(fs, d, ce, l->attrs_fresh, &l->gens, &st, &node) == 0)
+					entry_fill(fs, &e, node, &st, entry_timeout(fs, d, ce->name, gen));
+				rec = fuse_proto_direntplus_add(out, cap, used, ce->name, namelen, &e, ce->type,
+				                                picks[i].cookie);
+			} else {
+				rec = fuse_proto_dirent_add(out, cap, used, ce->name, namelen, ce->attr.ino,
+				                            ce->type, picks[i].cookie);
+			}
+			if (!rec)
+				break;
+			used += rec;
+		}
+		if (i < j)
+			break;
+	}
+	free(picks);
+	*used_out = used;
+	return 0;
 }
 
 /* Fill one READDIR(PLUS) reply from the directory stream, starting at cookie `offset`.
  * Cookies are the origin's d_off values, so they stay stable across calls and seeks; where the
- * catalog serves the directory they are indexes (readdir_listing), for every listing of it but
- * those of a directory found too large for one (listing_from_origin). */
+ * catalog serves the directory they are hashes of the names (readdir_listing), for every
+ * listing of it but those of a directory found too large for one (listing_from_origin). */
 static void op_readdir(struct fuse_req *r, uint64_t ino, const struct fuse_read_in *in, bool plus)
 {
 	struct fs *fs = FS_OF(r);
@@ -1314,9 +1353,12 @@ static void op_readdir(struct fuse_req *r, uint64_t ino, const struct fuse_read_
 			struct fs_listing l;
 			err = fs_catalog_listing(fs, dir_node, &l);
 			if (err == 0) {
-				used = readdir_listing(fs, dir_node, &l, in->offset, plus, out, cap);
+				err = readdir_listing(fs, dir_node, &l, in->offset, plus, out, cap, &used);
 				fs_catalog_listing_release(&l);
-				fuse_reply_data(r, out, used);
+				if (err < 0)
+					fuse_reply_err(r, -err);
+				else
+					fuse_reply_data(r, out, used);
 				return;
 			}
 			if (err != -E2BIG) {

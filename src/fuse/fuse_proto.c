@@ -143,7 +143,7 @@ int fuse_proto_request_decode(const void *buf, size_t len, struct fuse_proto_req
 size_t fuse_proto_dirent_add(void *buf, size_t size, size_t used, const char *name, size_t namelen,
                              uint64_t ino, uint32_t type, uint64_t next_off)
 {
-	size_t rec = FUSE_DIRENT_ALIGN(FUSE_NAME_OFFSET + namelen);
+	size_t rec = fuse_proto_dirent_size(namelen);
 	struct fuse_dirent de;
 	uint8_t *dst;
 
@@ -158,6 +158,11 @@ size_t fuse_proto_dirent_add(void *buf, size_t size, size_t used, const char *na
 	memcpy(dst + FUSE_NAME_OFFSET, name, namelen);
 	memset(dst + FUSE_NAME_OFFSET + namelen, 0, rec - FUSE_NAME_OFFSET - namelen);
 	return rec;
+}
+
+size_t fuse_proto_dirent_size(size_t namelen)
+{
+	return FUSE_DIRENT_ALIGN(FUSE_NAME_OFFSET + namelen);
 }
 
 size_t fuse_proto_direntplus_size(size_t namelen)

@@ -51,6 +51,9 @@ bool fuse_proto_opcode_before_init(uint32_t opcode);
 size_t fuse_proto_dirent_add(void *buf, size_t size, size_t used, const char *name, size_t namelen,
                              uint64_t ino, uint32_t type, uint64_t next_off);
 
+/* Size a READDIR record for this name would take. */
+size_t fuse_proto_dirent_size(size_t namelen);
+
 /* Size a READDIRPLUS record for this name would take. */
 size_t fuse_proto_direntplus_size(size_t namelen);
 
