@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# What the catalog's seal takes for "the same, unchanged file system" (issue 14 review;
+# docs/ARCHITECTURE.md "The seal"):
+# 1. Another disk given the same device numbers is not the same disk: a read-only original
+#    (its device never written, so both write counters stay 0) is sealed at a stop; its loop
+#    device is detached and another image attached to the same loop device; the next start
+#    must not take the seal as valid (the disk's diskseq and the file system's UUID differ),
+#    and lists the new disk. Before, boot, device numbers, root (ext4's is inode 2 on every
+#    disk) and counters all matched, and the old disk's listings were served.
+# 2. An ext4 whose journal is on another device is never sealed (syncfs commits to the journal
+#    device; the original's own counters may move only later): said by status and the log.
+. "$(dirname "$0")/lib.sh"
+need_root
+t_shm cache
+C=$SHM/cache C2=$SHM/cache2
+D=$T_SCRATCH/orig
+mkdir -p "$D" "$T_SCRATCH/srcA/d" "$T_SCRATCH/srcB/d"
+for i in 1 2 3 4 5; do echo "a$i" > "$T_SCRATCH/srcA/d/a$i"; done
+for i in 1 2 3; do echo "b$i" > "$T_SCRATCH/srcB/d/b$i"; done
+mkimg() {  # mkimg IMAGE SOURCE: an ext4 image holding SOURCE's tree
+  truncate -s 32M "$1"
+  mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 -d "$2" "$1"
+}
+mkimg "$T_SCRATCH/A.img" "$T_SCRATCH/srcA"
+mkimg "$T_SCRATCH/B.img" "$T_SCRATCH/srcB"
+seal() { "$CACHEMAX" stats "$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["meta_catalog"]["seal"])'; }
+
+# 1. the same device numbers, another disk
+L=$(losetup -f --show -r --direct-io=on "$T_SCRATCH/A.img")
+T_LOOPS+=("$L")
+mount -o ro,noload "$L" "$D"
+T_BINDS+=("$D")
+sleep 2.2  # listings younger than 2 s are not recorded
+t_mount "$D" "$C" --meta-catalog
+ls -lR "$D" > /dev/null
+t_unmount "$D"
+[ -f "$C/cachemax-v1/catalog/seal" ] || fail "no seal after a clean stop of a read-only original"
+grep -q '^diskseq [1-9]' "$C/cachemax-v1/catalog/seal" || fail "the seal has no diskseq: $(cat "$C/cachemax-v1/catalog/seal")"
+grep -q '^uuid [0-9a-f]\{32\}$' "$C/cachemax-v1/catalog/seal" || fail "the seal has no file system UUID"
+echo "sealed: $(grep -E '^(diskseq|sectors)' "$C/cachemax-v1/catalog/seal" | tr '\n' ' ')"
+umount "$D"
+losetup -d "$L"
+losetup -r --direct-io=on "$L" "$T_SCRATCH/B.img" 2>/dev/null || skip "$L was taken by another program meanwhile"
+mount -o ro,noload "$L" "$D"
+t_mount "$D" "$C" --meta-catalog
+s=$(seal "$D")
+[ "$s" = "void: another device or directory" ] || fail "another disk at the same device numbers: seal '$s'"
+[ "$(ls "$D/d" | tr '\n' ' ')" = "b1 b2 b3 " ] || fail "another disk at the same device numbers lists '$(ls "$D/d" | tr '\n' ' ')'"
+t_unmount "$D"
+umount "$D"
+
+# 2. an ext4 with an external journal
+truncate -s 8M "$T_SCRATCH/J.img"
+mke2fs -q -F -O journal_dev -b 4096 "$T_SCRATCH/J.img"
+JL=$(losetup -f --show "$T_SCRATCH/J.img")
+T_LOOPS+=("$JL")
+truncate -s 32M "$T_SCRATCH/E.img"
+mkfs.ext4 -q -F -b 4096 -E lazy_itable_init=0 -J device="$JL" "$T_SCRATCH/E.img"
+EL=$(losetup -f --show "$T_SCRATCH/E.img")
+T_LOOPS+=("$EL")
+D2=$T_SCRATCH/ext
+mkdir -p "$D2"
+mount -o journal_path="$JL" "$EL" "$D2" 2>/dev/null || mount "$EL" "$D2" || skip "cannot mount an ext4 with an external journal here"
+T_BINDS+=("$D2")
+mkdir "$D2/d"; touch "$D2/d/f"; sync; sleep 2.2
+t_mount "$D2" "$C2" --meta-catalog
+s=$(seal "$D2")
+case "$s" in "void: the original's ext4 journal is on another device"*) ;;
+  *) fail "an external journal: seal '$s'";; esac
+grep -q "no seal: the original's ext4 journal is on another device" "$CACHEMAX_RUN_DIR"/*.log ||
+  fail "no log line says why the seal is refused"
+ls -lR "$D2" > /dev/null
+t_unmount "$D2"
+[ ! -f "$C2/cachemax-v1/catalog/seal" ] || fail "an original with an external journal was sealed"
+t_mount "$D2" "$C2" --meta-catalog
+[ "$(seal "$D2")" != valid ] || fail "an original with an external journal started with a valid seal"
+t_unmount "$D2"
+exit 0
