@@ -12,6 +12,7 @@ need+=(man-db groff-base)                  # t-install: the man page renders wit
 need+=(dpkg-dev debhelper)                 # t-deb: the Debian package builds (debian/)
 need+=(openssh-server sshfs git)           # bench/meta-bench.sh: the network original (sshfs over loopback)
 need+=(libsqlite3-dev)                     # bench/catalog-bench.c: the catalog's storage choice, measured
+need+=(e2fsprogs xfsprogs)                 # t-meta-catalog-seal: an ext4 journal and an XFS log on another device
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -9,6 +9,7 @@
 #    disk) and counters all matched, and the old disk's listings were served.
 # 2. An ext4 whose journal is on another device is never sealed (syncfs commits to the journal
 #    device; the original's own counters may move only later): said by status and the log.
+# 3. The same for an XFS with its log on another device; an XFS with an internal log is sealed.
 . "$(dirname "$0")/lib.sh"
 need_root
 t_shm cache
@@ -75,4 +76,36 @@ t_unmount "$D2"
 t_mount "$D2" "$C2" --meta-catalog
 [ "$(seal "$D2")" != valid ] || fail "an original with an external journal started with a valid seal"
 t_unmount "$D2"
+
+# 3. XFS: an internal log is sealed, an external one refused
+command -v mkfs.xfs > /dev/null || { echo "no mkfs.xfs (xfsprogs): XFS not checked"; exit 0; }
+grep -qw xfs /proc/filesystems || { echo "no XFS in this kernel: XFS not checked"; exit 0; }
+# xfs_check LABEL SEALED MOUNT_OPTIONS: a fresh XFS (image X.img on loop $XL, log
+# image XL.img on loop $LL) accelerated, listed and stopped; SEALED: yes or no
+xfs_check() {
+  local dir=$T_SCRATCH/xfs-$1 cache=$SHM/cache-xfs-$1
+  mkdir -p "$dir"
+  mount $3 "$XL" "$dir" || fail "$1: cannot mount the XFS"
+  T_BINDS+=("$dir")
+  mkdir "$dir/d"; touch "$dir/d/f"; sync; sleep 2.2
+  t_mount "$dir" "$cache" --meta-catalog
+  ls -lR "$dir" > /dev/null
+  s=$(seal "$dir")
+  t_unmount "$dir"
+  if [ "$2" = yes ]; then
+    [ -f "$cache/cachemax-v1/catalog/seal" ] || fail "$1: no seal after a clean stop (seal was '$s')"
+  else
+    case "$s" in "void: the original's XFS has its log on another device") ;; *) fail "$1: seal '$s'";; esac
+    [ ! -f "$cache/cachemax-v1/catalog/seal" ] || fail "$1: sealed"
+  fi
+  umount "$dir"
+}
+truncate -s 320M "$T_SCRATCH/X.img"; truncate -s 80M "$T_SCRATCH/XL.img"
+XL=$(losetup -f --show "$T_SCRATCH/X.img"); T_LOOPS+=("$XL")
+LL=$(losetup -f --show "$T_SCRATCH/XL.img"); T_LOOPS+=("$LL")
+mkfs.xfs -q -f "$XL"
+xfs_check internal-log yes ""
+mkfs.xfs -q -f -l logdev="$LL" "$XL"
+xfs_check external-log no "-o logdev=$LL"
+echo "XFS: internal log sealed, external log refused"
 exit 0
