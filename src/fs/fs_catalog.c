@@ -12,6 +12,11 @@
  * start a syncfs and the same counters (same boot) prove that nothing on that file system
  * changed while the daemon was down, and the watcher has covered it since. Proof and limits:
  * docs/ARCHITECTURE.md "The seal".
+ *
+ * Races: a generation per directory (fs.catalog_gen), sampled before a record or the original
+ * is read, keeps what was read from being stored or handed to the kernel as current once a
+ * change in that directory was reported. READDIR cookies are keyed hashes of the names, the
+ * same in every listing of a run, since each call reads the listing again.
  */
 #include "fs/fs_int.h"
 
@@ -355,9 +360,10 @@ refused:
 
 /* ---- open, the seal at the start ----------------------------------------------------------- */
 
-/* The key of this run's READDIR cookies (fs_catalog_cookie). Without getrandom (it cannot fail
- * for 16 bytes once the pool is ready, but may block before) the clock and pid make a key that
- * is unique, if guessable: collisions then cost a reply's worth of entries, never a skip. */
+/* The key of this run's READDIR cookies (fs_catalog_cookie). Should getrandom have nothing yet
+ * (GRND_NONBLOCK, early in a boot), the clock and pid make a key that differs per start but
+ * could be guessed: names chosen to collide are still returned (a group of equal cookies goes
+ * whole into one reply), unless a group outgrows a reply. */
 static void cookie_key_draw(struct fs *fs)
 {
 	if (getrandom(fs->cookie_key, sizeof(fs->cookie_key), GRND_NONBLOCK) != (ssize_t)sizeof(fs->cookie_key)) {
