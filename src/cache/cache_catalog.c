@@ -637,6 +637,19 @@ int cache_catalog_dir_get(struct cache_catalog *catalog, uint64_t dev, uint64_t 
 	return listing_with(catalog, dev, ino, now, copy_listing_out, out);
 }
 
+static int listing_exists(struct cache_catalog_listing *listing, void *arg)
+{
+	(void)listing;
+	(void)arg;
+	return 0;
+}
+
+int cache_catalog_dir_valid(struct cache_catalog *catalog, uint64_t dev, uint64_t ino,
+                            const struct cache_catalog_stamp *now)
+{
+	return listing_with(catalog, dev, ino, now, listing_exists, NULL);
+}
+
 int cache_catalog_dir_forget(struct cache_catalog *catalog, uint64_t dev, uint64_t ino)
 {
 	char path[CATALOG_RECORD_NAME_MAX];

@@ -132,6 +132,10 @@ int cache_catalog_dir_put(struct cache_catalog *catalog, uint64_t dev, uint64_t 
 int cache_catalog_dir_get(struct cache_catalog *catalog, uint64_t dev, uint64_t ino,
                           const struct cache_catalog_stamp *now,
                           struct cache_catalog_listing **out);
+/* Whether directory (dev, ino) has an intact record made with stamp now: 0; -ENOENT (none,
+ * another stamp, damaged: removed), -ENOMEM or an I/O error. Copies nothing. */
+int cache_catalog_dir_valid(struct cache_catalog *catalog, uint64_t dev, uint64_t ino,
+                            const struct cache_catalog_stamp *now);
 /* Drops the record of directory (dev, ino): 0 (also when there was none) or an I/O error. */
 int cache_catalog_dir_forget(struct cache_catalog *catalog, uint64_t dev, uint64_t ino);
 void cache_catalog_listing_free(struct cache_catalog_listing *listing);

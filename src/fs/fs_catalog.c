@@ -752,13 +752,24 @@ void fs_catalog_overflow(struct fs *fs)
 
 /* ---- entries -------------------------------------------------------------------------------- */
 
-/* Attributes from a record are served as they are only under the seal, never for a file with
- * other links (a change through another name reports another directory), and never for a
- * directory: a directory's own changes (chmod, a name made in it) are reported on the
- * directory itself, not on the parent whose record holds its attributes. */
-static bool attrs_trusted(struct fs *fs, const struct cache_catalog_attr *a)
+/* Attributes from a record (read after g was sampled) are served as they are only under the
+ * seal, and never for a file with other links (a change through another name reports another
+ * directory). A directory's own changes (a chmod, a name made in it) are reported on the
+ * directory itself, not on the parent whose record holds its attributes; but each one drops
+ * the directory's own record (and moves its generation), and a record made afterwards carries
+ * the directory's new times. So its attributes are trusted only while it has a record made
+ * with exactly these times (ino, mtime, ctime): it has not changed since they were seen, in
+ * this run or, under the seal, before it. */
+static bool attrs_trusted(struct fs *fs, const struct cache_catalog_attr *a,
+                          const struct fs_catalog_gens *g)
 {
-	return atomic_load(&fs->catalog_sealed) && !S_ISDIR(a->mode) && a->nlink <= 1;
+	struct cache_catalog_stamp own = { a->ino, a->mtime_ns, a->ctime_ns };
+	if (!atomic_load(&fs->catalog_sealed))
+		return false;
+	if (!S_ISDIR(a->mode))
+		return a->nlink <= 1;
+	return cache_catalog_dir_valid(fs->catalog, a->dev, a->ino, &own) == 0 &&
+	       !fs_catalog_gens_moved(fs, g, a->dev, a->ino);
 }
 
 int fs_catalog_entry_node(struct fs *fs, struct fs_node *p, const struct cache_catalog_entry *e,
@@ -781,7 +792,7 @@ int fs_catalog_entry_node(struct fs *fs, struct fs_node *p, const struct cache_c
 		fs_node_forget(fs, held->nodeid, 1);
 		return 1;
 	}
-	if (attrs_fresh || attrs_trusted(fs, a)) {
+	if (attrs_fresh || attrs_trusted(fs, a, g)) {
 		rc = fs_node_acquire_handle(fs, p, st, &a->handle, out);
 		if (rc == -EINVAL)
 			return 1;

@@ -63,13 +63,13 @@ du -s "$D" > /dev/null; r3=$(R)
 ls -R "$D" > /dev/null; r4=$(R)
 walk "$D" > "$T_SCRATCH/w1"; r5=$(R)
 echo "sealed start, device reads: find $((r1-r0)), stat $((r2-r1)), du $((r3-r2)), ls -R $((r4-r3)), find -printf $((r5-r4))"
-# Files' attributes come from the catalog; a directory's are confirmed by one stat by handle
-# (its own changes are reported on it, not on the parent holding its record), and opening a
-# directory by handle reconnects it to its parent (a read of the parent's directory block): at
-# most 3 reads per directory (measured: 1 and 17 for 9 directories), against one or more per
-# file (240) without the catalog.
-dirs=$(( $(find "$BACK" -type d | wc -l) * 3 ))
-[ $((r4 - r0)) -le "$dirs" ] || fail "with a valid seal the metadata walk read the device $((r4 - r0)) times ($dirs directories)"
+# Files' attributes come from the catalog, and a directory's too while its own record carries
+# the same times (its own changes drop that record): nothing is read (measured 0; when
+# directories were confirmed by a stat by handle, 1 to 17 reads for 9 directories, and about
+# 2.5 per directory on meta-bench's tree), against one or more per file (240) without the
+# catalog. A few reads are allowed for noise.
+sealed_max=3
+[ $((r4 - r0)) -le "$sealed_max" ] || fail "with a valid seal the metadata walk read the device $((r4 - r0)) times"
 # readlink opens the symlink's inode (its target is not in the catalog): one symlink here
 [ $((r5 - r4)) -le 1 ] || fail "find -printf read the device $((r5 - r4)) times (one symlink)"
 diff "$T_SCRATCH/w1" "$T_SCRATCH/orig" || fail "the sealed walk differs from the original"
@@ -105,7 +105,7 @@ t_mount "$D" "$C" --meta-catalog
 [ "$(seal)" = valid ] || fail "round 3: seal '$(seal)'"
 r0=$(R); find "$D" ! -type l -exec stat {} + > /dev/null; r1=$(R); walk "$D" > "$T_SCRATCH/w3"
 diff "$T_SCRATCH/w3" "$T_SCRATCH/orig2" || fail "round 3 walk differs"
-[ $((r1 - r0)) -le "$dirs" ] || fail "round 3: the sealed walk read the device $((r1 - r0)) times (seal now: $(seal))"
+[ $((r1 - r0)) -le "$sealed_max" ] || fail "round 3: the sealed walk read the device $((r1 - r0)) times (seal now: $(seal))"
 t_unmount "$D"
 
 # round 4, under the seal, with nothing in the kernel's caches (a fresh start), so that every

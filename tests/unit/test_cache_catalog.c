@@ -142,7 +142,9 @@ static void test_stamp_mismatch_is_miss(void **state)
 	other[2].ino++;
 	struct cache_catalog_listing *l = NULL;
 	struct cache_catalog_attr attr;
+	assert_int_equal(cache_catalog_dir_valid(catalog, DEV, 2, &stamp1), 0);
 	for (int i = 0; i < 3; i++) {
+		assert_int_equal(cache_catalog_dir_valid(catalog, DEV, 2, &other[i]), -ENOENT);
 		assert_int_equal(cache_catalog_dir_get(catalog, DEV, 2, &other[i], &l), -ENOENT);
 		assert_int_equal(cache_catalog_attr_get(catalog, DEV, 2, &other[i], "f", &attr), -ENOENT);
 		assert_int_equal(cache_catalog_attr_put(catalog, DEV, 2, &other[i], "f", &e.attr), -ENOENT);
@@ -153,6 +155,7 @@ static void test_stamp_mismatch_is_miss(void **state)
 	/* a re-listing replaces it */
 	assert_int_equal(cache_catalog_dir_put(catalog, DEV, 2, &other[1], NULL, 0), 0);
 	assert_int_equal(cache_catalog_dir_get(catalog, DEV, 2, &stamp1, &l), -ENOENT);
+	assert_int_equal(cache_catalog_dir_valid(catalog, DEV, 2, &stamp1), -ENOENT);
 	assert_int_equal(cache_catalog_dir_get(catalog, DEV, 2, &other[1], &l), 0);
 	assert_int_equal(l->count, 0);
 	cache_catalog_listing_free(l);
