@@ -661,8 +661,11 @@ static int stamp_of(struct fs *fs, struct fs_node *d, struct cache_catalog_stamp
 static void record_forget(struct fs *fs, uint64_t dev, uint64_t ino)
 {
 	int rc;
+	/* Bumped before and after: a reader that sampled between the first bump and the removal
+	 * may have read the old record, and sees the second bump at its check. */
 	atomic_fetch_add(gen_slot(fs, dev, ino), 1);
 	rc = cache_catalog_dir_forget(fs->catalog, dev, ino);
+	atomic_fetch_add(gen_slot(fs, dev, ino), 1);
 	if (rc < 0 && rc != -ENOENT) {
 		atomic_store(&fs->catalog_sealed, false);
 		if (!atomic_exchange(&fs->catalog_tainted, true))
