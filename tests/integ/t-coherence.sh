@@ -171,6 +171,12 @@ watcher_idle() {
   done
 }
 
+# overflows DIR: how often DIR's watcher lost events (the fanotify queue overflowed: everything
+# is invalidated then, so a walk across one is cold again)
+overflows() {
+  "$CACHEMAX" stats "$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["stats"]["counters"]["watch_overflows"])'
+}
+
 # openless: tmpfs with start --openless, where the kernel also keeps file pages across opens
 # (fs_openless.h), so every byte read back checks an invalidation of the watcher's too.
 for fs in tmpfs ext4 openless; do
@@ -189,7 +195,19 @@ for fs in tmpfs ext4 openless; do
   watcher_idle "$D"  # lookups racing the watcher's invalidations get the short timeout
   # The cold walk, counted too: the control that the probe sees this mount's requests at all
   # (a probe that counts nothing would pass the warm check below).
-  if cold=$(count_requests "$D" "$D/walk") && n=$(count_requests "$D" "$D/walk"); then
+  # Another program writing much on the same file system (the mark covers all of it) can
+  # overflow the watcher's queue, which rightly drops every cached name: such a pair of walks
+  # is measured again (at most 3 times), and said.
+  for try in 1 2 3; do
+    o0=$(overflows "$D")
+    counted=0
+    cold=$(count_requests "$D" "$D/walk") && n=$(count_requests "$D" "$D/walk") && counted=1
+    [ "$(overflows "$D")" = "$o0" ] && break
+    echo "$fs: the watcher's queue overflowed during the walks (another writer on this file system): again"
+    t_unmount "$D"
+    t_mount "$D" "$C" --attr-timeout 600 --entry-timeout 600 "${more[@]+"${more[@]}"}"
+  done
+  if [ "$counted" = 1 ]; then
     echo "$fs: find + stat of 300 files sent $cold LOOKUP/GETATTR/READDIR/OPENDIR requests cold, $n warm"
     [ "$cold" -ge 50 ] || fail "$fs: the probe counted only $cold requests for a cold walk of 300 files (READDIRPLUS answers most lookups; measured: 103)"
     [ "$n" -le 5 ] || fail "$fs: a warm walk still asks the daemon ($n requests)"
