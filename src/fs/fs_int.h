@@ -309,6 +309,11 @@ int fs_node_stat(struct fs *fs, struct fs_node *n, struct stat *st);
 /* Before n's name goes or moves through the mount (unlink, rmdir, rename): if n is reached by
  * that name, it keeps its fd from now on (FS_REACH_FD). */
 void fs_node_name_leaving(struct fs *fs, struct fs_node *n);
+/* n keeps its O_PATH fd from now on until it goes (FS_REACH_FD), whatever reached it: an inode
+ * whose last name goes (or an O_TMPFILE) can then be opened again through /proc, which a file
+ * handle no longer does once it is unlinked (ext4: ESTALE) or closed by all (gone). Used by
+ * openless mounts, where no open file of ours keeps it (fs_openless.h). */
+void fs_node_pin_fd(struct fs *fs, struct fs_node *n);
 /* Are any nodes reached by name? If not, fs_node_name_leaving has nothing to do. */
 bool fs_node_names_in_use(struct fs *fs);
 /* openat for the daemon's own fds (O_PATH lookups, opens): when the daemon runs out of fds it

@@ -335,14 +335,14 @@ bool fs_node_names_in_use(struct fs *fs)
 	return atomic_load_explicit(&fs->table.name_nodes, memory_order_relaxed) > 0;
 }
 
-void fs_node_name_leaving(struct fs *fs, struct fs_node *n)
+void fs_node_pin_fd(struct fs *fs, struct fs_node *n)
 {
 	struct fs_fds *c = &fs->fds;
 	int fd;
 
-	if (n->reach == FS_REACH_NAME && (fd = fs_node_fd(fs, n)) >= 0) {
+	if (n->reach != FS_REACH_FD && (fd = fs_node_fd(fs, n)) >= 0) {
 		pthread_mutex_lock(&c->lock);
-		if (n->fd_slot >= 0 && c->slot[n->fd_slot].fd == fd && n->reach == FS_REACH_NAME) {
+		if (n->fd_slot >= 0 && c->slot[n->fd_slot].fd == fd && n->reach != FS_REACH_FD) {
 			/* borrowed now, so not on the LRU list: only the counts move */
 			n->reach = FS_REACH_FD;
 			c->cached--;
@@ -351,6 +351,12 @@ void fs_node_name_leaving(struct fs *fs, struct fs_node *n)
 		pthread_mutex_unlock(&c->lock);
 		fs_node_fd_put(fs, n, fd);
 	}
+}
+
+void fs_node_name_leaving(struct fs *fs, struct fs_node *n)
+{
+	if (n->reach == FS_REACH_NAME)
+		fs_node_pin_fd(fs, n);
 }
 
 /* Keep fd (an O_PATH fd on n's inode) in the cache if n has no fd there yet, else close it. */

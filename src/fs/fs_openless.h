@@ -17,6 +17,11 @@
  * (the table may then exceed max by the requests in flight, at most one per worker thread).
  * The kernel forgetting a node (FORGET) closes its implicit file. Each implicit file holds a
  * lookup reference on its node, so a node never goes while its file is open.
+ * The kernel sends no RELEASE on such a connection, also for files it opened by CREATE or
+ * TMPFILE (Linux 6.18): those are answered with fh 0 as well (fs_ops.c reply_new_file). An
+ * implicit file reopens its inode through the node's O_PATH fd or file handle; a regular file
+ * whose last name went through the mount, and an O_TMPFILE, keep that fd until FORGET
+ * (fs_node_pin_fd), since no handle reaches an unlinked inode.
  *
  * Safe only while the change watcher covers the original: the kernel keeps the pages of a file
  * across opens (FOPEN_KEEP_CACHE) and learns of a change behind the cache only from the
