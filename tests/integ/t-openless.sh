@@ -67,22 +67,43 @@ t_mount "$D" "$C" --openless
 assert s["openless"]["on"] and s["change_watch"] == "fanotify" and not s["passthrough"], s' \
   || fail "stats: openless not on, or no watcher, or passthrough on"
 
-# Cold, then warm: the bytes, the requests, the statistics.
+# Cold, then warm: the bytes, the requests, the statistics. The daemon's own counters always
+# (READs that reached it: read_ops_*), the kernel's requests too where perf and tracefs are.
+read_ops() { echo $(( $(counter "$D" read_ops_cache) + $(counter "$D" read_ops_origin) )); }
 b0=$(( $(counter "$D" read_bytes_cache) + $(counter "$D" read_bytes_origin) ))
+r0=$(read_ops)
 if [ $counting = 1 ]; then
   cold=$(requests "$D" "cat $D/d/f* > $T_SCRATCH/cold")
   echo "cold cat of 200 files:" $cold
   [ "$(echo "$cold" | count OPEN)" = 1 ] || fail "cold cat: expected exactly one OPEN (answered ENOSYS), got: $cold"
   [ "$(echo "$cold" | count READ)" -ge 200 ] || fail "cold cat: expected a READ per file: $cold"
-  warm=$(requests "$D" "cat $D/d/f* > $T_SCRATCH/warm")
-  echo "warm cat of 200 files:" $warm
-  for op in OPEN RELEASE FLUSH READ; do
-    [ "$(echo "$warm" | count $op)" = 0 ] || fail "warm cat sent $op requests: $warm"
-  done
 else
-  echo "(no perf or tracefs: request counts not checked)"
+  echo "(no perf or tracefs: the kernel's requests not counted, the daemon's READs are)"
   cat "$D"/d/f* > "$T_SCRATCH/cold"
-  cat "$D"/d/f* > "$T_SCRATCH/warm"
+fi
+r1=$(read_ops)
+[ $((r1 - r0)) -ge 200 ] || fail "cold cat: the daemon served $((r1 - r0)) READs for 200 files"
+# Warm: nothing reaches the daemon but GETATTR. Another process dropping the page cache (echo 3 >
+# drop_caches; other tests on this machine do) makes READs that are not ours to blame: one retry.
+warm_ok() {
+  local r
+  r=$(read_ops)
+  if [ $counting = 1 ]; then
+    warm=$(requests "$D" "cat $D/d/f* > $T_SCRATCH/warm")
+    echo "warm cat of 200 files:" $warm
+    for op in OPEN RELEASE FLUSH READ; do
+      [ "$(echo "$warm" | count $op)" = 0 ] || return 1
+    done
+  else
+    cat "$D"/d/f* > "$T_SCRATCH/warm"
+  fi
+  warm_reads=$(( $(read_ops) - r ))
+  echo "warm cat: the daemon served $warm_reads READs"
+  [ "$warm_reads" = 0 ]
+}
+if ! warm_ok; then
+  echo "warm cat sent requests; once more (the page cache may have been dropped by another process)"
+  warm_ok || fail "warm cat, twice: requests reached the daemon (READs served: $warm_reads; ${warm:-no perf}); a third-party drop_caches during both runs would explain it, else the kernel did not keep the pages across opens"
 fi
 [ "$(sha1sum < "$T_SCRATCH/cold")" = "$sum_orig" ] || fail "cold cat: wrong bytes"
 [ "$(sha1sum < "$T_SCRATCH/warm")" = "$sum_orig" ] || fail "warm cat: wrong bytes"
