@@ -29,6 +29,10 @@
 #define WATCH_MASK (FAN_MODIFY | FAN_ATTRIB | FAN_CREATE | FAN_DELETE | FAN_MOVED_FROM | \
                     FAN_MOVED_TO | FAN_ONDIR)
 #define WATCH_DIRENT (FAN_CREATE | FAN_DELETE | FAN_MOVED_FROM | FAN_MOVED_TO)
+/* An openless mount (fs_openless.h) also watches closes of files written: a write through a
+ * shared mapping makes no FAN_MODIFY, and there the kernel keeps pages across opens with no
+ * OPEN to revalidate at, so only the writer's close (its munmap and close) is seen. */
+#define WATCH_OPENLESS FAN_CLOSE_WRITE
 #define WATCH_BUFFER (64 * 1024)
 #define WATCH_BATCH 256             /* distinct nodes changed per read of events */
 /* After the first event, wait this long before reading the queue: the kernel merges the events
@@ -453,8 +457,9 @@ static int watch_prepare(struct fs *fs)
 		return watch_refused(fs, rc, "fanotify unavailable");
 	w->fan_fd = rc;
 	/* The mount fd (a directory opened O_RDONLY): fanotify_mark refuses O_PATH fds. */
-	rc = sys_fanotify_mark(w->fan_fd, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, WATCH_MASK,
-	                       fs->mounts[0].fd, NULL);
+	rc = sys_fanotify_mark(w->fan_fd, FAN_MARK_ADD | FAN_MARK_FILESYSTEM,
+	                       WATCH_MASK | (fs->cfg.openless ? WATCH_OPENLESS : 0), fs->mounts[0].fd,
+	                       NULL);
 	if (rc < 0)
 		return watch_refused(fs, rc, "the original's file system cannot be marked");
 	return 0;
