@@ -677,6 +677,7 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 		fcfg.offer_delay_ms = (unsigned)strtoul(retry, NULL, 10);
 	if ((retry = getenv("CACHEMAX_CATALOG_DELAY_MS")))  /* for tests: fs.h */
 		fcfg.catalog_delay_ms = (unsigned)strtoul(retry, NULL, 10);
+	fcfg.watch_thread_fails = getenv("CACHEMAX_WATCH_THREAD_FAIL") != NULL;  /* tests: fs.h */
 	pthread_mutex_init(&d.state_lock, NULL);
 	rc = fs_create(&fcfg, &fs);
 	if (rc < 0) {
@@ -718,7 +719,25 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 	rc = fs_start_background(fs);
 	if (rc < 0)
 		log_warn("no background fills: %s", strerror(-rc));
-	fs_watch_start(fs);
+	rc = fs_watch_start(fs);
+	if (rc < 0 && o->openless) {
+		/* Kept pages with no invalidation would go stale for good: no mount at all. */
+		char why[256];
+		fs_watch_active(fs, why, sizeof(why));
+		log_error("--openless: the change watcher did not start after the mount (%s); "
+		          "unmounting '%s'", why, o->dir);
+		if (umount2(o->dir, MNT_DETACH) < 0)
+			log_error("cannot unmount '%s': %s", o->dir, strerror(errno));
+		fuse_session_wait(se);
+		fs_watch_stop(fs);
+		fuse_session_free(se);
+		fs_free(fs);
+		cache_store_close(store);
+		report(ready_fd, "ERR --openless: the change watcher could not start after the mount "
+		       "(%s), so '%s' was unmounted again; start without --openless, or retry\n",
+		       why, o->dir);
+		return EXIT_STARTUP_FAILED;
+	}
 	if (store) {
 		/* Objects of files deleted or changed while the daemon was down: reclaimed behind
 		 * the start, at a bounded rate (cache_store.h). The knobs are for tests. */

@@ -167,6 +167,7 @@ struct fs_watch {
 	 * saturating counter each): an event whose handle counts zero is of an inode the kernel
 	 * does not hold, dropped without a syscall. Updated under table_lock, read without. */
 	_Atomic uint8_t *filter;
+	_Atomic uint8_t *filter_made; /* allocated by fs_watch_prepare, published by the start */
 };
 
 /* Locks for node->io: striped by node id, so a node needs no mutex of its own. */

@@ -3,7 +3,8 @@
 # opens every file itself (FUSE_NO_OPEN_SUPPORT) and keeps its pages across opens, and requests
 # with fh 0 are served through implicit open files. Checks, on a tmpfs original:
 #   - refused without fanotify, with --allow-submounts and on a FUSE original (bindfs), with a
-#     message, nothing mounted;
+#     message, nothing mounted; unmounted again, with a message, when the watcher's thread
+#     cannot start after the mount;
 #   - a cold cat of 200 files: the right bytes, one OPEN (the ENOSYS that switches the
 #     connection) and a READ per file; a warm cat: no OPEN, RELEASE, FLUSH or READ at all
 #     (counted with perf on fuse:fuse_request_send where it can, and by the daemon's own READ
@@ -45,6 +46,17 @@ if out=$("$CACHEMAX" start "$D" --cache "$C" --openless --allow-submounts 2>&1);
   fail "--openless started with --allow-submounts"
 fi
 echo "$out" | grep -q -- "--openless cannot be combined with --allow-submounts" || fail "no clear message: $out"
+
+# The watcher's thread cannot start after the mount (the one step left after the prepare):
+# the daemon unmounts again and says why, rather than serve kept pages with no invalidation.
+if out=$(CACHEMAX_WATCH_THREAD_FAIL=1 "$CACHEMAX" start "$D" --cache "$C" --openless 2>&1); then
+  T_MOUNTS+=("$D")
+  fail "--openless kept serving without its watcher thread"
+fi
+echo "$out" | grep -q -- "--openless: the change watcher could not start after the mount" ||
+  fail "no clear message when the watcher's thread fails: $out"
+sleep 0.2
+grep -q " $D fuse.cachemax " /proc/mounts && { T_MOUNTS+=("$D"); fail "a failed watcher start left the mount"; }
 
 # Refused where other machines change the files (no fanotify event for those): a FUSE original.
 if command -v bindfs > /dev/null; then
