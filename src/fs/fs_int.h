@@ -114,7 +114,7 @@ struct fs_table {
 #define FS_FD_CACHE_MIN 16
 /* Complete objects of small files kept open with their backing id (engine_config.kept_max). */
 #define FS_KEPT_MAX 2048
-/* Implicit open files of an openless mount at most (fs_openless.h; up to three fds each). */
+/* Implicit open files of an openless mount at most (fs_openless.h; up to four fds each). */
 #define FS_OPENLESS_MAX 1024
 #define FS_OPENLESS_MIN 16
 struct fs_fd_slot {

@@ -499,8 +499,9 @@ int fs_node_handles_probe(struct fs *fs, int origin_fd)
 
 /* 1/divisor of the daemon's fd limit, within [min, max]: the fd cache takes a quarter, the fill
  * queue (whose jobs hold their objects' fds) an eighth, the engine's kept objects (a data fd
- * each) an eighth (an openless mount's implicit open files, fs_openless.h, a sixteenth: it keeps
- * no objects); the rest is for open files, directory streams and the cache's own files. */
+ * each) an eighth (an openless mount's implicit open files, fs_openless.h, a sixteenth, with up
+ * to four fds each: a quarter); the rest is for open files, directory streams and the cache's
+ * own files. */
 static uint32_t fd_limit_share(unsigned divisor, uint32_t max, uint32_t min)
 {
 	struct rlimit rl;
