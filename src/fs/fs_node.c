@@ -595,7 +595,10 @@ static void table_insert(struct fs_table *t, struct fs_node *n)
 	t->node_bytes += node_size(n);
 }
 
-/* Double the buckets when the load passes 1; on allocation failure keep the old size. */
+/* Double the buckets when the load passes 1; on allocation failure keep the old size. Only the
+ * buckets are replaced: the counters stay (nodes_open and name_nodes move without table_lock;
+ * a copy of the whole table once set them back to 0 at the growth past 1,024 nodes, so that
+ * nodes_open read 0 with 1,024 implicit files open, and wrapped below 0 when they closed). */
 static void table_grow(struct fs_table *t)
 {
 	struct fs_table bigger = { .bucket_count = t->bucket_count * 2 };
@@ -616,7 +619,9 @@ static void table_grow(struct fs_table *t)
 	}
 	free(t->by_id);
 	free(t->by_key);
-	*t = bigger;
+	t->by_id = bigger.by_id;
+	t->by_key = bigger.by_key;
+	t->bucket_count = bigger.bucket_count;   /* node_count and node_bytes: the same nodes */
 }
 
 static struct fs_node *table_find_id(const struct fs_table *t, uint64_t nodeid)
