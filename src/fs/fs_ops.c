@@ -914,6 +914,16 @@ static void reply_new_file(struct fuse_req *r, struct fs_node *parent, const cha
 	}
 	if (tmpfile)  /* nameless by design: reopening it through /proc is not a stale name */
 		atomic_store(&n->unlinked_by_us, true);
+	if (fs->cfg.openless && tmpfile)
+		fs_node_pin_fd(fs, n);  /* its only way back once our fd closes (openless below) */
+	if (fs->cfg.openless && (st.st_size == 0 || !deferred_trunc(S_IFREG, flags))) {
+		/* Openless, nothing to truncate (a new file, or no O_TRUNC): no open state at all
+		 * (see below); the first request opens the implicit file. */
+		sys_close(fd);
+		memset(&o, 0, sizeof(o));
+		o.open_flags = FOPEN_NOFLUSH;
+		goto reply;
+	}
 	f = file_new(n, fd, -1, 0, flags);
 	if (!f) {
 		sys_close(fd);
@@ -935,12 +945,11 @@ static void reply_new_file(struct fuse_req *r, struct fs_node *parent, const cha
 		 * file's requests come with fh 0 and are served by its implicit file, which
 		 * reopens the inode: by handle, or through the node's O_PATH fd, which an
 		 * O_TMPFILE's node keeps until FORGET (FS_REACH_FD). */
-		if (tmpfile)
-			fs_node_pin_fd(fs, n);
 		fs_cache_detach(fs, f);
 		file_free(fs, f);
 		o.fh = 0;
 	}
+reply:
 	/* Made through the mount: the kernel's dentry is right without an invalidation. */
 	entry_fill(fs, &e, n, &st,
 	           parent ? entry_timeout(fs, parent, name, fs_watch_names_gen(fs, parent->nodeid, name))

@@ -170,6 +170,14 @@ check("O_TRUNC: the mount", rd(os.path.join(mnt, "t")), b"short")
 fd = os.open(os.path.join(mnt, "t"), os.O_WRONLY | os.O_TRUNC)
 os.close(fd)
 check("O_TRUNC without a write", rd(os.path.join(back, "t")), b"")
+# O_CREAT|O_TRUNC of a name the kernel never looked up: a CREATE of an existing file, answered
+# with fh 0 after the attach truncated it (no RELEASE comes for it).
+wr(os.path.join(back, "t2"), b"made behind, rather long")
+fd = os.open(os.path.join(mnt, "t2"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(fd, b"new")
+os.close(fd)
+check("CREATE with O_TRUNC: the original", rd(os.path.join(back, "t2")), b"new")
+check("CREATE with O_TRUNC: the mount", rd(os.path.join(mnt, "t2")), b"new")
 
 # Writes: pwrite, append, mmap, a new file; then read back through the mount and the original.
 wr(os.path.join(back, "w"), b"a" * 10000)
