@@ -100,7 +100,8 @@ const struct config_option config_options[] = {
 	          "original's speed once warm); no passthrough: large and\n"
 	          "random reads of cached files go through the daemon; needs\n"
 	          "fanotify on the original's file system (refused without,\n"
-	          "and with --allow-submounts)\n" },
+	          "with --allow-submounts, and on NFS, SMB, FUSE and other\n"
+	          "file systems that other machines change)\n" },
 	{ .name = "foreground", .type = CONFIG_SWITCH, .offset = FIELD(foreground),
 	  .field_is_bool = true, .set_to = true, .flags = CONFIG_NOT_IN_FILE,
 	  .help = "run the daemon in this process, without a watchdog\n" },

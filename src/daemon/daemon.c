@@ -113,6 +113,28 @@ static unsigned stack_depth_for(int origin_fd)
 	return 1;
 }
 
+/* A file system whose files other machines change (no fanotify event here for those): the
+ * name of its kind, else NULL. --openless is refused on them (fs_openless.h: only the watcher
+ * makes its kept pages safe). */
+static const char *shared_fs_kind(int origin_fd)
+{
+	static const struct { unsigned long type; const char *name; } kinds[] = {
+		{ NFS_SUPER_MAGIC, "NFS" }, { CIFS_SUPER_MAGIC, "CIFS/SMB" },
+		{ SMB2_SUPER_MAGIC, "SMB" }, { SMB_SUPER_MAGIC, "SMB" },
+		{ FUSE_SUPER_MAGIC, "FUSE (sshfs, a network or user-space file system)" },
+		{ V9FS_MAGIC, "9p" }, { CEPH_SUPER_MAGIC, "Ceph" }, { AFS_SUPER_MAGIC, "AFS" },
+		{ CODA_SUPER_MAGIC, "Coda" },
+	};
+	struct statfs sf;
+
+	if (sys_fstatfs(origin_fd, &sf) < 0)
+		return NULL;
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if ((unsigned long)sf.f_type == kinds[i].type)
+			return kinds[i].name;
+	return NULL;
+}
+
 struct daemon_ctx {
 	struct control_state state;
 	pthread_mutex_t state_lock;     /* the state record is rewritten when bypass changes */
@@ -599,7 +621,7 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 	struct cache_store *store = NULL;
 	struct fuse_session *se = NULL;
 	struct fs *fs = NULL;
-	const char *fault = getenv("CACHEMAX_FAULT"), *retry;
+	const char *fault = getenv("CACHEMAX_FAULT"), *retry, *why_shared;
 	int origin_fd, rc;
 
 	prctl(PR_SET_NAME, "cachemaxd");
@@ -655,6 +677,7 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 		fcfg.offer_delay_ms = (unsigned)strtoul(retry, NULL, 10);
 	if ((retry = getenv("CACHEMAX_CATALOG_DELAY_MS")))  /* for tests: fs.h */
 		fcfg.catalog_delay_ms = (unsigned)strtoul(retry, NULL, 10);
+	fcfg.watch_thread_fails = getenv("CACHEMAX_WATCH_THREAD_FAIL") != NULL;  /* tests: fs.h */
 	pthread_mutex_init(&d.state_lock, NULL);
 	rc = fs_create(&fcfg, &fs);
 	if (rc < 0) {
@@ -668,6 +691,14 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 	 * taken now, before the mount, and nothing changed from here on is missed. Refused, not
 	 * fallen back from: the user asked for this mode, and without the watch it is unsafe
 	 * while the fallback (the default mode) would serve from INIT on without passthrough. */
+	if (o->openless && (why_shared = shared_fs_kind(origin_fd))) {
+		fs_free(fs);
+		cache_store_close(store);
+		report(ready_fd, "ERR --openless is refused on '%s': its file system is %s, whose files "
+		       "other machines change without an event here, while an openless mount keeps "
+		       "file data across opens; start without --openless\n", o->dir, why_shared);
+		return EXIT_STARTUP_FAILED;
+	}
 	if (o->openless && fs_watch_prepare(fs) < 0) {
 		char why[256];
 		fs_watch_active(fs, why, sizeof(why));
@@ -688,7 +719,25 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 	rc = fs_start_background(fs);
 	if (rc < 0)
 		log_warn("no background fills: %s", strerror(-rc));
-	fs_watch_start(fs);
+	rc = fs_watch_start(fs);
+	if (rc < 0 && o->openless) {
+		/* Kept pages with no invalidation would go stale for good: no mount at all. */
+		char why[256];
+		fs_watch_active(fs, why, sizeof(why));
+		log_error("--openless: the change watcher did not start after the mount (%s); "
+		          "unmounting '%s'", why, o->dir);
+		if (umount2(o->dir, MNT_DETACH) < 0)
+			log_error("cannot unmount '%s': %s", o->dir, strerror(errno));
+		fuse_session_wait(se);
+		fs_watch_stop(fs);
+		fuse_session_free(se);
+		fs_free(fs);
+		cache_store_close(store);
+		report(ready_fd, "ERR --openless: the change watcher could not start after the mount "
+		       "(%s), so '%s' was unmounted again; start without --openless, or retry\n",
+		       why, o->dir);
+		return EXIT_STARTUP_FAILED;
+	}
 	if (store) {
 		/* Objects of files deleted or changed while the daemon was down: reclaimed behind
 		 * the start, at a bounded rate (cache_store.h). The knobs are for tests. */

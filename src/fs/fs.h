@@ -81,6 +81,8 @@ struct fs_config {
 	                            * waits this long between reading a directory (its record or
 	                            * the origin) and storing or serving what it read, so that a
 	                            * test can change the original in between */
+	bool watch_thread_fails;   /* for tests (CACHEMAX_WATCH_THREAD_FAIL): fs_watch_start
+	                            * fails as if its thread could not be made (EAGAIN) */
 	unsigned breaker_retry_ms; /* how long the breaker keeps the cache bypassed before the
 	                            * cache is tried again (0: ENGINE_BREAKER_RETRY_MS_DEFAULT) */
 };
@@ -117,8 +119,10 @@ void fs_gauges(struct fs *fs, struct fs_gauges *g);
 
 /* Watch the origin for changes made behind the cache (fs_watch.c), after the mount: fanotify on
  * the origin's file system when the kernel allows it, else revalidation at the attribute
- * timeout (0 either way; status says which and why). Stop it before the session is freed
- * (fs_free stops it too). */
+ * timeout (status says which and why). 0, also when not watched; -errno when the watch was
+ * prepared (fs_watch_prepare succeeded) but its thread could not start: the only failure
+ * left after a prepare, which an openless mount must not serve through (daemon.c stops).
+ * Stop it before the session is freed (fs_free stops it too). */
 int fs_watch_start(struct fs *fs);
 /* The part of fs_watch_start that can run before the mount: the fanotify group and its mark on
  * the original's file system, so that every change from then on is queued for the watcher

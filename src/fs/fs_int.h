@@ -114,7 +114,7 @@ struct fs_table {
 #define FS_FD_CACHE_MIN 16
 /* Complete objects of small files kept open with their backing id (engine_config.kept_max). */
 #define FS_KEPT_MAX 2048
-/* Implicit open files of an openless mount at most (fs_openless.h; up to three fds each). */
+/* Implicit open files of an openless mount at most (fs_openless.h; up to four fds each). */
 #define FS_OPENLESS_MAX 1024
 #define FS_OPENLESS_MIN 16
 struct fs_fd_slot {
@@ -167,6 +167,7 @@ struct fs_watch {
 	 * saturating counter each): an event whose handle counts zero is of an inode the kernel
 	 * does not hold, dropped without a syscall. Updated under table_lock, read without. */
 	_Atomic uint8_t *filter;
+	_Atomic uint8_t *filter_made; /* allocated by fs_watch_prepare, published by the start */
 };
 
 /* Locks for node->io: striped by node id, so a node needs no mutex of its own. */
@@ -309,6 +310,11 @@ int fs_node_stat(struct fs *fs, struct fs_node *n, struct stat *st);
 /* Before n's name goes or moves through the mount (unlink, rmdir, rename): if n is reached by
  * that name, it keeps its fd from now on (FS_REACH_FD). */
 void fs_node_name_leaving(struct fs *fs, struct fs_node *n);
+/* n keeps its O_PATH fd from now on until it goes (FS_REACH_FD), whatever reached it: an inode
+ * whose last name goes (or an O_TMPFILE) can then be opened again through /proc, which a file
+ * handle no longer does once it is unlinked (ext4: ESTALE) or closed by all (gone). Used by
+ * openless mounts, where no open file of ours keeps it (fs_openless.h). */
+void fs_node_pin_fd(struct fs *fs, struct fs_node *n);
 /* Are any nodes reached by name? If not, fs_node_name_leaving has nothing to do. */
 bool fs_node_names_in_use(struct fs *fs);
 /* openat for the daemon's own fds (O_PATH lookups, opens): when the daemon runs out of fds it

@@ -335,14 +335,14 @@ bool fs_node_names_in_use(struct fs *fs)
 	return atomic_load_explicit(&fs->table.name_nodes, memory_order_relaxed) > 0;
 }
 
-void fs_node_name_leaving(struct fs *fs, struct fs_node *n)
+void fs_node_pin_fd(struct fs *fs, struct fs_node *n)
 {
 	struct fs_fds *c = &fs->fds;
 	int fd;
 
-	if (n->reach == FS_REACH_NAME && (fd = fs_node_fd(fs, n)) >= 0) {
+	if (n->reach != FS_REACH_FD && (fd = fs_node_fd(fs, n)) >= 0) {
 		pthread_mutex_lock(&c->lock);
-		if (n->fd_slot >= 0 && c->slot[n->fd_slot].fd == fd && n->reach == FS_REACH_NAME) {
+		if (n->fd_slot >= 0 && c->slot[n->fd_slot].fd == fd && n->reach != FS_REACH_FD) {
 			/* borrowed now, so not on the LRU list: only the counts move */
 			n->reach = FS_REACH_FD;
 			c->cached--;
@@ -351,6 +351,12 @@ void fs_node_name_leaving(struct fs *fs, struct fs_node *n)
 		pthread_mutex_unlock(&c->lock);
 		fs_node_fd_put(fs, n, fd);
 	}
+}
+
+void fs_node_name_leaving(struct fs *fs, struct fs_node *n)
+{
+	if (n->reach == FS_REACH_NAME)
+		fs_node_pin_fd(fs, n);
 }
 
 /* Keep fd (an O_PATH fd on n's inode) in the cache if n has no fd there yet, else close it. */
@@ -493,8 +499,9 @@ int fs_node_handles_probe(struct fs *fs, int origin_fd)
 
 /* 1/divisor of the daemon's fd limit, within [min, max]: the fd cache takes a quarter, the fill
  * queue (whose jobs hold their objects' fds) an eighth, the engine's kept objects (a data fd
- * each) an eighth (an openless mount's implicit open files, fs_openless.h, a sixteenth: it keeps
- * no objects); the rest is for open files, directory streams and the cache's own files. */
+ * each) an eighth (an openless mount's implicit open files, fs_openless.h, a sixteenth, with up
+ * to four fds each: a quarter); the rest is for open files, directory streams and the cache's
+ * own files. */
 static uint32_t fd_limit_share(unsigned divisor, uint32_t max, uint32_t min)
 {
 	struct rlimit rl;
@@ -588,7 +595,10 @@ static void table_insert(struct fs_table *t, struct fs_node *n)
 	t->node_bytes += node_size(n);
 }
 
-/* Double the buckets when the load passes 1; on allocation failure keep the old size. */
+/* Double the buckets when the load passes 1; on allocation failure keep the old size. Only the
+ * buckets are replaced: the counters stay (nodes_open and name_nodes move without table_lock;
+ * a copy of the whole table once set them back to 0 at the growth past 1,024 nodes, so that
+ * nodes_open read 0 with 1,024 implicit files open, and wrapped below 0 when they closed). */
 static void table_grow(struct fs_table *t)
 {
 	struct fs_table bigger = { .bucket_count = t->bucket_count * 2 };
@@ -609,7 +619,9 @@ static void table_grow(struct fs_table *t)
 	}
 	free(t->by_id);
 	free(t->by_key);
-	*t = bigger;
+	t->by_id = bigger.by_id;
+	t->by_key = bigger.by_key;
+	t->bucket_count = bigger.bucket_count;   /* node_count and node_bytes: the same nodes */
 }
 
 static struct fs_node *table_find_id(const struct fs_table *t, uint64_t nodeid)

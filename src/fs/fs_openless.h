@@ -10,13 +10,20 @@
  * reads hit or fill the cache and writes go through to the original first, as for any open
  * file served in user space.
  *
- * Bounded: at most `max` implicit files (from the daemon's fd limit; each holds our one or two
- * fds on the original, and the engine's of an open file: the cache object's data file, an
- * O_DIRECT reader of the original for misses); when the table is full the least recently used
+ * Bounded: at most `max` implicit files (a sixteenth of the daemon's fd limit, fs_node.c). Each
+ * holds up to four fds: ours on the original (the reader; the writer, once written), and the
+ * engine's of its node (the cache object's data file; an O_DIRECT reader of the original for
+ * misses), so at most a quarter of the limit; the node's O_PATH fd is the fd cache's, bounded
+ * there. When the table is full the least recently used
  * one that no request is using is closed; a file a request is using is never closed under it
  * (the table may then exceed max by the requests in flight, at most one per worker thread).
  * The kernel forgetting a node (FORGET) closes its implicit file. Each implicit file holds a
  * lookup reference on its node, so a node never goes while its file is open.
+ * The kernel sends no RELEASE on such a connection, also for files it opened by CREATE or
+ * TMPFILE (Linux 6.18): those are answered with fh 0 as well (fs_ops.c reply_new_file). An
+ * implicit file reopens its inode through the node's O_PATH fd or file handle; a regular file
+ * whose last name went through the mount, and an O_TMPFILE, keep that fd until FORGET
+ * (fs_node_pin_fd), since no handle reaches an unlinked inode.
  *
  * Safe only while the change watcher covers the original: the kernel keeps the pages of a file
  * across opens (FOPEN_KEEP_CACHE) and learns of a change behind the cache only from the
@@ -43,8 +50,10 @@ void fs_openless_free(struct fs *fs);
 
 /* The open file a request names by its handle fh: fh's own (fh != 0: nothing to undo), or,
  * for fh 0, the implicit file of node n, made if needed and held until fs_openless_put. With
- * `write` the file can write (its read-write fd). NULL with *err set when it cannot be had
- * (the origin's error, -ENOMEM; never EMFILE). */
+ * `write` the file can write (its read-write fd). NULL with *err set when it cannot be had:
+ * the origin's error, or -ENOMEM; never EMFILE (the daemon's fd limit is its own: an open of
+ * ours that hits it closes cached fds and tries again, then answers -ENOMEM, fs_open_retry;
+ * the engine's opens of the cache object fall back to the origin). */
 struct fs_file *fs_openless_file(struct fs *fs, struct fs_node *n, uint64_t fh, bool write,
                                  int *err);
 /* Undo fs_openless_file (a no-op for fh != 0). */

@@ -709,6 +709,16 @@ static void leaving_name(struct fs *fs, int dirfd, const char *name, struct leav
 		fs_node_name_leaving(fs, l->node);
 }
 
+/* Before l's name goes (unlink, rename over it): on an openless mount no open file of ours
+ * keeps the inode of a regular file whose last name this is, while the kernel's open files
+ * of it still send requests (with fh 0): its node keeps an O_PATH fd until FORGET, through
+ * which its implicit file can be opened again (fs_openless.h). */
+static void last_name_leaving(struct fs *fs, const struct leaving_name *l)
+{
+	if (fs->cfg.openless && l->node && S_ISREG(l->st.st_mode) && l->st.st_nlink <= 1)
+		fs_node_pin_fd(fs, l->node);
+}
+
 /* After a link count change by name: refresh the fingerprint, then drop the reference. */
 static void name_metadata_changed(struct fs *fs, struct fs_node *n)
 {
@@ -731,6 +741,7 @@ static void op_unlink(struct fuse_req *r, uint64_t parent, const char *name)
 	GET_NODE_FD(fs, r, p, pfd);
 	leaving_name(fs, pfd, name, &l);
 	victim = l.node;
+	last_name_leaving(fs, &l);
 	last = l.found && fs_cache_last_name(fs, &l.st, &gone);
 	rc = sys_unlinkat(pfd, name, 0);
 	fs_node_fd_put(fs, p, pfd);
@@ -790,6 +801,8 @@ static void op_rename(struct fuse_req *r, uint64_t parent, const char *name, uin
 	leaving_name(fs, npfd, newname, &to);
 	moved = from.node;
 	replaced = to.node;
+	if (!(flags & RENAME_EXCHANGE))
+		last_name_leaving(fs, &to);
 	last = !(flags & RENAME_EXCHANGE) && to.found && fs_cache_last_name(fs, &to.st, &gone);
 	rc = sys_renameat2(pfd, name, npfd, newname, flags);
 	fs_node_fd_put(fs, p, pfd);
@@ -901,6 +914,16 @@ static void reply_new_file(struct fuse_req *r, struct fs_node *parent, const cha
 	}
 	if (tmpfile)  /* nameless by design: reopening it through /proc is not a stale name */
 		atomic_store(&n->unlinked_by_us, true);
+	if (fs->cfg.openless && tmpfile)
+		fs_node_pin_fd(fs, n);  /* its only way back once our fd closes (openless below) */
+	if (fs->cfg.openless && (st.st_size == 0 || !deferred_trunc(S_IFREG, flags))) {
+		/* Openless, nothing to truncate (a new file, or no O_TRUNC): no open state at all
+		 * (see below); the first request opens the implicit file. */
+		sys_close(fd);
+		memset(&o, 0, sizeof(o));
+		o.open_flags = FOPEN_NOFLUSH;
+		goto reply;
+	}
 	f = file_new(n, fd, -1, 0, flags);
 	if (!f) {
 		sys_close(fd);
@@ -915,6 +938,18 @@ static void reply_new_file(struct fuse_req *r, struct fs_node *parent, const cha
 		fuse_reply_err(r, -rc);
 		return;
 	}
+	if (fs->cfg.openless) {
+		/* The kernel sends no RELEASE on a connection without opens (Linux 6.18 and later),
+		 * for files it opened by CREATE too: nothing may be left for one. The attach did
+		 * what this open needed (O_TRUNC of an existing file with its cache object); the
+		 * file's requests come with fh 0 and are served by its implicit file, which
+		 * reopens the inode: by handle, or through the node's O_PATH fd, which an
+		 * O_TMPFILE's node keeps until FORGET (FS_REACH_FD). */
+		fs_cache_detach(fs, f);
+		file_free(fs, f);
+		o.fh = 0;
+	}
+reply:
 	/* Made through the mount: the kernel's dentry is right without an invalidation. */
 	entry_fill(fs, &e, n, &st,
 	           parent ? entry_timeout(fs, parent, name, fs_watch_names_gen(fs, parent->nodeid, name))

@@ -29,6 +29,10 @@
 #define WATCH_MASK (FAN_MODIFY | FAN_ATTRIB | FAN_CREATE | FAN_DELETE | FAN_MOVED_FROM | \
                     FAN_MOVED_TO | FAN_ONDIR)
 #define WATCH_DIRENT (FAN_CREATE | FAN_DELETE | FAN_MOVED_FROM | FAN_MOVED_TO)
+/* An openless mount (fs_openless.h) also watches closes of files written: a write through a
+ * shared mapping makes no FAN_MODIFY, and there the kernel keeps pages across opens with no
+ * OPEN to revalidate at, so only the writer's close (its munmap and close) is seen. */
+#define WATCH_OPENLESS FAN_CLOSE_WRITE
 #define WATCH_BUFFER (64 * 1024)
 #define WATCH_BATCH 256             /* distinct nodes changed per read of events */
 /* After the first event, wait this long before reading the queue: the kernel merges the events
@@ -453,10 +457,18 @@ static int watch_prepare(struct fs *fs)
 		return watch_refused(fs, rc, "fanotify unavailable");
 	w->fan_fd = rc;
 	/* The mount fd (a directory opened O_RDONLY): fanotify_mark refuses O_PATH fds. */
-	rc = sys_fanotify_mark(w->fan_fd, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, WATCH_MASK,
-	                       fs->mounts[0].fd, NULL);
+	rc = sys_fanotify_mark(w->fan_fd, FAN_MARK_ADD | FAN_MARK_FILESYSTEM,
+	                       WATCH_MASK | (fs->cfg.openless ? WATCH_OPENLESS : 0), fs->mounts[0].fd,
+	                       NULL);
 	if (rc < 0)
 		return watch_refused(fs, rc, "the original's file system cannot be marked");
+	/* What the start needs that could fail, made here: before the mount for an openless
+	 * mount, whose start must not fail after it (fs_watch_start). */
+	if (pipe2(w->stop_pipe, O_CLOEXEC) < 0)
+		return watch_refused(fs, -errno, "no pipe");
+	w->filter_made = calloc(1u << FS_WATCH_FILTER_BITS, 1);
+	if (!w->filter_made)
+		return watch_refused(fs, -ENOMEM, "no memory for the watch filter");
 	return 0;
 }
 
@@ -472,16 +484,13 @@ static int watch_start(struct fs *fs)
 
 	if (watch_prepare(fs) < 0 || w->fan_fd < 0)
 		return 0;  /* not watched: why is said */
-	if (pipe2(w->stop_pipe, O_CLOEXEC) < 0)
-		return watch_off(fs, -errno, "no pipe");
 	{
 		/* The root has no handle of its own: events in the origin's top directory name it. */
 		_Alignas(struct file_handle) unsigned char hb[sizeof(struct file_handle) + MAX_HANDLE_SZ];
 		struct file_handle *h = (struct file_handle *)(void *)hb;
-		_Atomic uint8_t *filter = calloc(1u << FS_WATCH_FILTER_BITS, 1);
+		_Atomic uint8_t *filter = w->filter_made;
 		int mount_id;
-		if (!filter)
-			return watch_off(fs, -ENOMEM, "no memory for the watch filter");
+		w->filter_made = NULL;
 		h->handle_bytes = MAX_HANDLE_SZ;
 		rc = sys_name_to_handle_at(fs->cfg.origin_fd, "", h, &mount_id, AT_EMPTY_PATH);
 		/* Published under table_lock, with the nodes added before it existed (lookups
@@ -495,12 +504,10 @@ static int watch_start(struct fs *fs)
 				fs_watch_node_added(fs, n);
 		pthread_mutex_unlock(&fs->table_lock);
 	}
-	rc = pthread_create(&w->thread, NULL, watch_thread, fs);
-	if (rc) {
-		sys_close(w->stop_pipe[0]);
-		sys_close(w->stop_pipe[1]);
-		w->stop_pipe[0] = w->stop_pipe[1] = -1;
-		return watch_off(fs, -rc, "no watcher thread");
+	rc = fs->cfg.watch_thread_fails ? EAGAIN : pthread_create(&w->thread, NULL, watch_thread, fs);
+	if (rc) {  /* the pipe is closed by fs_watch_stop */
+		watch_off(fs, -rc, "no watcher thread");
+		return -rc;
 	}
 	w->started = true;
 	atomic_store(&w->active, true);
@@ -566,6 +573,8 @@ void fs_watch_release(struct fs *fs)
 	fs_watch_stop(fs);
 	free(fs->watch.filter);
 	fs->watch.filter = NULL;
+	free(fs->watch.filter_made);  /* prepared, never started */
+	fs->watch.filter_made = NULL;
 }
 
 bool fs_watch_covers(struct fs *fs, const struct fs_node *n)
