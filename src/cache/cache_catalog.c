@@ -37,6 +37,7 @@
 #include "cache/cache_bytes.h"
 #include "cache/cache_meta.h"
 #include "sys/sys.h"
+#include "util/clock.h"
 
 #define CATALOG_MAGIC 0x54434d43u
 #define CATALOG_VERSION 1u
@@ -75,11 +76,10 @@ struct cache_catalog {
 void cache_catalog_stamp_from_stat(const struct stat *st, struct cache_catalog_stamp *stamp)
 {
 	stamp->ino = st->st_ino;
-	stamp->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
-	stamp->ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
+	stamp->mtime_ns = clock_timespec_ns(&st->st_mtim);
+	stamp->ctime_ns = clock_timespec_ns(&st->st_ctim);
 }
 
-static int64_t timespec_ns(const struct timespec *ts) { return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec; }
 static struct timespec ns_timespec(int64_t ns)
 {
 	struct timespec ts = { .tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000 };
@@ -103,9 +103,9 @@ void cache_catalog_attr_from_stat(const struct stat *st, struct cache_catalog_at
 	attr->size = (uint64_t)st->st_size;
 	attr->blocks = (uint64_t)st->st_blocks;
 	attr->blksize = (uint32_t)st->st_blksize;
-	attr->atime_ns = timespec_ns(&st->st_atim);
-	attr->mtime_ns = timespec_ns(&st->st_mtim);
-	attr->ctime_ns = timespec_ns(&st->st_ctim);
+	attr->atime_ns = clock_timespec_ns(&st->st_atim);
+	attr->mtime_ns = clock_timespec_ns(&st->st_mtim);
+	attr->ctime_ns = clock_timespec_ns(&st->st_ctim);
 }
 
 void cache_catalog_attr_to_stat(const struct cache_catalog_attr *attr, struct stat *st)
@@ -128,8 +128,8 @@ void cache_catalog_attr_to_stat(const struct cache_catalog_attr *attr, struct st
 
 int cache_catalog_attr_matches(const struct cache_catalog_attr *attr, const struct stat *st)
 {
-	return attr->ino == st->st_ino && attr->ctime_ns == timespec_ns(&st->st_ctim) &&
-	       attr->mtime_ns == timespec_ns(&st->st_mtim) && attr->size == (uint64_t)st->st_size;
+	return attr->ino == st->st_ino && attr->ctime_ns == clock_timespec_ns(&st->st_ctim) &&
+	       attr->mtime_ns == clock_timespec_ns(&st->st_mtim) && attr->size == (uint64_t)st->st_size;
 }
 
 static int stamp_equal(const struct cache_catalog_stamp *a, const struct cache_catalog_stamp *b)
@@ -140,10 +140,8 @@ static int stamp_equal(const struct cache_catalog_stamp *a, const struct cache_c
 /* Whether a change could still come in the same clock tick as stamp (CACHE_CATALOG_RACY_NS). */
 static int stamp_racy(const struct cache_catalog_stamp *stamp)
 {
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
 	int64_t newest = stamp->mtime_ns > stamp->ctime_ns ? stamp->mtime_ns : stamp->ctime_ns;
-	return newest > timespec_ns(&now) - CACHE_CATALOG_RACY_NS;
+	return newest > clock_wall_ns() - CACHE_CATALOG_RACY_NS;
 }
 
 static int name_valid(const char *name, size_t len)

@@ -33,7 +33,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cache/cache_bytes.h"
 #include "sys/sys.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #define SEAL_FILE "seal"
@@ -244,7 +246,6 @@ static bool iostats_on(dev_t dev)
 	return sysfs_disk_read(dev, "queue/iostats", buf, sizeof(buf)) == 0 && buf[0] == '1';
 }
 
-static uint32_t le32_at(const uint8_t *p) { return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
 static uint64_t be64_at(const uint8_t *p)
 {
 	uint64_t v = 0;
@@ -301,13 +302,13 @@ static int seal_device_fs(dev_t dev, unsigned long fs_type, struct fs_seal_devic
 	}
 	if (fs_type == EXT_SUPER_MAGIC) {
 		const uint8_t *e = sb + EXT_SB_OFFSET;
-		if ((e[0x38] | e[0x39] << 8) != EXT_SUPER_MAGIC || (le32_at(e + 0x60) & EXT_INCOMPAT_JOURNAL_DEV)) {
+		if (cache_get_le16(e + 0x38) != EXT_SUPER_MAGIC || (cache_get_le32(e + 0x60) & EXT_INCOMPAT_JOURNAL_DEV)) {
 			snprintf(why, why_size, "no ext2/3/4 superblock on the original's device %u:%u", major(dev), minor(dev));
 			return -EXDEV;
 		}
-		if ((le32_at(e + 0x5c) & EXT_COMPAT_HAS_JOURNAL) && le32_at(e + 0xe0) == 0) {
+		if ((cache_get_le32(e + 0x5c) & EXT_COMPAT_HAS_JOURNAL) && cache_get_le32(e + 0xe0) == 0) {
 			snprintf(why, why_size, "the original's ext4 journal is on another device (%u:%u)",
-			         major(le32_at(e + 0xe4)), minor(le32_at(e + 0xe4)));
+			         major(cache_get_le32(e + 0xe4)), minor(cache_get_le32(e + 0xe4)));
 			return -EXDEV;
 		}
 		memcpy(d->uuid, e + 0x68, 16);
@@ -339,7 +340,6 @@ static void seal_device_probe(struct fs *fs, const struct stat *root)
 		goto refused;
 	d->major = major(root->st_dev);
 	d->minor = minor(root->st_dev);
-	snprintf(buf, sizeof(buf), "%u:%u", d->major, d->minor);
 	if (sysfs_disk_read(root->st_dev, "stat", buf, sizeof(buf)) < 0 || !iostats_on(root->st_dev))
 		goto refused;
 	if (sys_fstatfs(fs->cfg.origin_fd, &sfs) < 0 ||
@@ -367,10 +367,7 @@ refused:
 static void cookie_key_draw(struct fs *fs)
 {
 	if (getrandom(fs->cookie_key, sizeof(fs->cookie_key), GRND_NONBLOCK) != (ssize_t)sizeof(fs->cookie_key)) {
-		struct timespec ts;
-		uint64_t a, b;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		a = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30);
+		uint64_t a = clock_now_ns(), b;
 		b = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)fs;
 		memcpy(fs->cookie_key, &a, 8);
 		memcpy(fs->cookie_key + 8, &b, 8);
@@ -421,10 +418,10 @@ void fs_catalog_open(struct fs *fs, const char *path)
 
 	pthread_mutex_init(&fs->catalog_lock, NULL);
 	fs->catalog_epoch = 1;
-	cookie_key_draw(fs);
 	snprintf(fs->seal_why, sizeof(fs->seal_why), "void: no catalog");
 	if (!path)
 		return;
+	cookie_key_draw(fs);
 	snprintf(fs->catalog_path, sizeof(fs->catalog_path), "%s", path);
 	if (sys_fstatat(fs->cfg.origin_fd, "", &st, AT_EMPTY_PATH) == 0)
 		seal_device_probe(fs, &st);
@@ -571,8 +568,6 @@ bool fs_catalog_on(struct fs *fs, const struct fs_node *dir)
 	return fs->catalog && fs->kernel_inc_epoch && fs_watch_covers(fs, dir);
 }
 
-static int64_t ts_ns(const struct timespec *ts) { return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec; }
-
 static atomic_uint_fast64_t *gen_slot(struct fs *fs, uint64_t dev, uint64_t ino)
 {
 	uint64_t h = (dev * 0x9e3779b97f4a7c15ull) ^ (ino * 0xc2b2ae3d27d4eb4full);
@@ -620,8 +615,8 @@ void fs_catalog_stamp_seen(struct fs *fs, struct fs_node *n, const struct stat *
 		return;
 	pthread_mutex_lock(&fs->catalog_lock);
 	if (!fs_catalog_gens_moved(fs, g, n->dev, n->ino)) {
-		n->stamp_mtime_ns = ts_ns(&st->st_mtim);
-		n->stamp_ctime_ns = ts_ns(&st->st_ctim);
+		n->stamp_mtime_ns = clock_timespec_ns(&st->st_mtim);
+		n->stamp_ctime_ns = clock_timespec_ns(&st->st_ctim);
 		n->stamp_epoch = fs->catalog_epoch;
 	}
 	pthread_mutex_unlock(&fs->catalog_lock);
@@ -692,19 +687,11 @@ void fs_catalog_dir_changed_handle(struct fs *fs, struct file_handle *h)
 {
 	struct stat st;
 	struct fs_node *n;
-	int mount_fd, fd, rc;
 
 	if (!fs->catalog)
 		return;
-	pthread_mutex_lock(&fs->mounts_lock);
-	mount_fd = fs->mounts[0].fd;
-	pthread_mutex_unlock(&fs->mounts_lock);
-	fd = sys_open_by_handle_at(mount_fd, h, O_PATH | O_CLOEXEC);
-	if (fd < 0)
-		return;  /* gone: its record is keyed by a stamp nothing will match */
-	rc = sys_fstatat(fd, "", &st, AT_EMPTY_PATH);
-	sys_close(fd);
-	if (rc < 0 || !S_ISDIR(st.st_mode))
+	/* gone: its record is keyed by a stamp nothing will match */
+	if (fs_handle_stat(fs, h, &st) < 0 || !S_ISDIR(st.st_mode))
 		return;
 	record_forget(fs, st.st_dev, st.st_ino);
 	n = st.st_dev == fs->root->dev && st.st_ino == fs->root->ino ? fs->root : fs_node_find_ref(fs, &st);
@@ -718,19 +705,11 @@ void fs_catalog_dir_changed_handle(struct fs *fs, struct file_handle *h)
 void fs_catalog_nameless_change(struct fs *fs, struct file_handle *self)
 {
 	struct stat st;
-	int mount_fd, fd, rc;
 
 	if (!atomic_load(&fs->catalog_sealed))
 		return;
-	pthread_mutex_lock(&fs->mounts_lock);
-	mount_fd = fs->mounts[0].fd;
-	pthread_mutex_unlock(&fs->mounts_lock);
-	fd = sys_open_by_handle_at(mount_fd, self, O_PATH | O_CLOEXEC);
-	if (fd < 0)
-		return;  /* its last name went */
-	rc = sys_fstatat(fd, "", &st, AT_EMPTY_PATH);
-	sys_close(fd);
-	if (rc == 0 && !S_ISDIR(st.st_mode)) {
+	/* a failure: its last name went */
+	if (fs_handle_stat(fs, self, &st) == 0 && !S_ISDIR(st.st_mode)) {
 		atomic_store(&fs->catalog_sealed, false);
 		atomic_store(&fs->catalog_tainted, true);
 		seal_void(fs, st.st_nlink >= 2 ? "a hard link was made while running"
@@ -855,20 +834,6 @@ int fs_catalog_lookup(struct fs *fs, struct fs_node *p, const char *name, struct
 
 /* ---- listings -------------------------------------------------------------------------------- */
 
-struct dirent64_rec {
-	uint64_t d_ino;
-	int64_t d_off;
-	unsigned short d_reclen;
-	unsigned char d_type;
-	char d_name[];
-};
-
-static int entry_compare(const void *a, const void *b)
-{
-	return strcmp(((const struct cache_catalog_entry *)a)->name,
-	              ((const struct cache_catalog_entry *)b)->name);
-}
-
 /* The origin's listing of d now, every entry stat'ed and with its handle; recorded if d's stamp
  * is the same before and after. 0, -E2BIG (too many entries), -errno. */
 static int listing_build(struct fs *fs, struct fs_node *d, const struct fs_catalog_gens *g,
@@ -904,7 +869,7 @@ static int listing_build(struct fs *fs, struct fs_node *d, const struct fs_catal
 		if (n == 0)
 			break;
 		for (ssize_t off = 0; off < n;) {
-			struct dirent64_rec *de = (struct dirent64_rec *)(void *)(buf + off);
+			struct dirent64 *de = (struct dirent64 *)(void *)(buf + off);
 			size_t len = strlen(de->d_name);
 			struct cache_catalog_entry *e;
 			struct stat st;
@@ -964,8 +929,8 @@ static int listing_build(struct fs *fs, struct fs_node *d, const struct fs_catal
 	}
 	for (size_t i = 0; i < count; i++)
 		entries[i].name = names + (uintptr_t)entries[i].name;
-	if (count)
-		qsort(entries, count, sizeof(*entries), entry_compare);
+	/* In readdir's order: the record sorts its own copy (cache_catalog_dir_put), READDIR
+	 * orders by cookie (fs_catalog_listing_after). */
 	rc = sys_fstatat(dfd, "", &after, AT_EMPTY_PATH);
 	if (rc < 0)
 		goto out;

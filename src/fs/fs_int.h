@@ -274,6 +274,10 @@ int fs_handle_open(struct fs *fs, const struct fs_node *parent,
                    const struct cache_origin_handle *handle, int flags);
 /* The node of an origin inode if we have one, with a reference (drop with fs_node_forget). */
 struct fs_node *fs_node_find_ref(struct fs *fs, const struct stat *st);
+/* The attributes of the inode handle h names on the original's own file system (a fanotify
+ * event's handle). 0, or -errno (-ESTALE and the like: it is gone). */
+struct file_handle;
+int fs_handle_stat(struct fs *fs, struct file_handle *h, struct stat *st);
 /* The same, but only if that node's origin fd is in the fd cache (which proves the inode
  * (dev, ino) names now is the node's, not a new one given a freed number): a lookup of a known
  * name then costs one fstatat, no open and no name_to_handle_at. NULL: take the long way. */

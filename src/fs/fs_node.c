@@ -889,6 +889,21 @@ void fs_node_root_release(struct fs *fs)
 	fds_release(fs);
 }
 
+int fs_handle_stat(struct fs *fs, struct file_handle *h, struct stat *st)
+{
+	int mount_fd, fd, rc;
+
+	pthread_mutex_lock(&fs->mounts_lock);
+	mount_fd = fs->mounts[0].fd;
+	pthread_mutex_unlock(&fs->mounts_lock);
+	fd = sys_open_by_handle_at(mount_fd, h, O_PATH | O_CLOEXEC);
+	if (fd < 0)
+		return fd;
+	rc = sys_fstatat(fd, "", st, AT_EMPTY_PATH);
+	sys_close(fd);
+	return rc;
+}
+
 struct fs_node *fs_node_find_ref(struct fs *fs, const struct stat *st)
 {
 	struct fs_node *n;

@@ -1280,14 +1280,6 @@ static void op_opendir(struct fuse_req *r, uint64_t ino, const struct fuse_open_
 	fuse_reply_open(r, &o);
 }
 
-struct linux_dirent64 {
-	uint64_t d_ino;
-	int64_t d_off;
-	unsigned short d_reclen;
-	unsigned char d_type;
-	char d_name[];
-};
-
 /* One READDIR(PLUS) reply from a catalog listing (fs_catalog.c) after cookie `offset`: "."
  * and "..", then the entries in cookie order (fs_catalog_cookie: a hash of the name, stable
  * across the listings of this run, so a reader whose directory changes between its calls
@@ -1426,7 +1418,7 @@ static void op_readdir(struct fuse_req *r, uint64_t ino, const struct fuse_read_
 		d->buf_len = d->buf_pos = 0;
 	}
 	for (;;) {
-		struct linux_dirent64 *de;
+		struct dirent64 *de;
 		size_t namelen, rec;
 
 		if (d->buf_pos >= d->buf_len) {
@@ -1440,7 +1432,7 @@ static void op_readdir(struct fuse_req *r, uint64_t ino, const struct fuse_read_
 			d->buf_len = (size_t)n;
 			d->buf_pos = 0;
 		}
-		de = (struct linux_dirent64 *)(void *)(d->buf + d->buf_pos);
+		de = (struct dirent64 *)(void *)(d->buf + d->buf_pos);
 		namelen = strlen(de->d_name);
 		if (plus) {
 			struct fuse_entry_out e;

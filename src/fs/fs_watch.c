@@ -110,20 +110,11 @@ static bool filter_maybe(struct fs *fs, const struct file_handle *h)
 static struct fs_node *node_of_handle(struct fs *fs, struct file_handle *h)
 {
 	struct stat st;
-	int fd, mount_fd, rc;
 
 	if (!filter_maybe(fs, h))
 		return NULL;
-	pthread_mutex_lock(&fs->mounts_lock);
-	mount_fd = fs->mounts[0].fd;
-	pthread_mutex_unlock(&fs->mounts_lock);
-	fd = sys_open_by_handle_at(mount_fd, h, O_PATH | O_CLOEXEC);
-	if (fd < 0)
+	if (fs_handle_stat(fs, h, &st) < 0)
 		return NULL;  /* gone already: nothing of it can be served any more */
-	rc = sys_fstatat(fd, "", &st, AT_EMPTY_PATH);
-	sys_close(fd);
-	if (rc < 0)
-		return NULL;
 	if (st.st_dev == fs->root->dev && st.st_ino == fs->root->ino)
 		return fs->root;
 	return fs_node_find_ref(fs, &st);

@@ -70,6 +70,8 @@ int sys_fstatvfs(int fd, struct statvfs *st);
 /* fstatfs(2), for the file system's type (f_type). */
 struct statfs;
 int sys_fstatfs(int fd, struct statfs *st);
+/* getdents64(2): buf holds records of glibc's struct dirent64 (<dirent.h>, the kernel's
+ * linux_dirent64 layout), each d_reclen long. */
 ssize_t sys_getdents(int fd, void *buf, size_t size);
 int sys_syncfs(int fd);
 int sys_flock(int fd, int operation);

@@ -13,14 +13,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-struct dirent64_rec {
-	uint64_t d_ino;
-	int64_t d_off;
-	unsigned short d_reclen;
-	unsigned char d_type;
-	char d_name[];
-};
-
 int main(int argc, char **argv)
 {
 	size_t size = argc > 2 ? strtoul(argv[2], NULL, 10) : 1024;
@@ -47,7 +39,7 @@ int main(int argc, char **argv)
 		if (n == 0)
 			break;
 		for (long off = 0; off < n;) {
-			struct dirent64_rec *de = (struct dirent64_rec *)(void *)(buf + off);
+			struct dirent64 *de = (struct dirent64 *)(void *)(buf + off);
 			off += de->d_reclen;
 			if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
 				puts(de->d_name);
