@@ -19,7 +19,6 @@ enum openless_state { OPENLESS_OPENING, OPENLESS_READY, OPENLESS_FAILED };
 
 struct openless_file {
 	uint64_t nodeid;
-	struct fs_node *node;             /* a lookup reference held while the file exists */
 	struct fs_file reader;            /* O_RDONLY, attached once READY */
 	struct fs_file writer;            /* O_RDWR, attached at the first request that writes */
 	pthread_mutex_t writer_lock;      /* protects writer and has_writer */
@@ -244,7 +243,6 @@ static struct openless_file *file_hold(struct fs *fs, struct fs_node *n, int *er
 		return NULL;
 	}
 	o->nodeid = n->nodeid;
-	o->node = n;
 	o->state = OPENLESS_OPENING;
 	o->users = 1;
 	pthread_mutex_init(&o->writer_lock, NULL);
@@ -290,14 +288,11 @@ static void file_release(struct fs *fs, struct openless_file *o)
 		file_close(fs, o);
 }
 
-struct fs_file *fs_openless_file(struct fs *fs, struct fs_node *n, uint64_t fh, bool write,
-                                 int *err)
+struct fs_file *fs_openless_file(struct fs *fs, struct fs_node *n, bool write, int *err)
 {
 	struct openless_file *o;
 	int rc = 0;
 
-	if (fh)
-		return (struct fs_file *)(uintptr_t)fh;
 	if (!fs->openless) {  /* fh 0 outside the mode: a kernel bug or a forged request */
 		*err = -EBADF;
 		return NULL;
@@ -319,11 +314,11 @@ struct fs_file *fs_openless_file(struct fs *fs, struct fs_node *n, uint64_t fh, 
 	return &o->writer;
 }
 
-void fs_openless_put(struct fs *fs, uint64_t fh, struct fs_file *f)
+void fs_openless_put(struct fs *fs, struct fs_file *f)
 {
 	struct openless_file *o;
 
-	if (fh || !f)
+	if (!f)
 		return;
 	/* The reader is the read-only one (file_attach above). */
 	if ((f->file.open_flags & O_ACCMODE) == O_RDONLY)

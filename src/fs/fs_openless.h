@@ -48,16 +48,15 @@ int fs_openless_create(struct fs *fs, unsigned max);
 /* At fs_free, before the engine stops: closes every implicit file. */
 void fs_openless_free(struct fs *fs);
 
-/* The open file a request names by its handle fh: fh's own (fh != 0: nothing to undo), or,
- * for fh 0, the implicit file of node n, made if needed and held until fs_openless_put. With
+/* The implicit file of node n, for a request with fh 0 (a file the kernel opened without
+ * OPEN), made if needed and held until fs_openless_put. With
  * `write` the file can write (its read-write fd). NULL with *err set when it cannot be had:
  * the origin's error, or -ENOMEM; never EMFILE (the daemon's fd limit is its own: an open of
  * ours that hits it closes cached fds and tries again, then answers -ENOMEM, fs_open_retry;
  * the engine's opens of the cache object fall back to the origin). */
-struct fs_file *fs_openless_file(struct fs *fs, struct fs_node *n, uint64_t fh, bool write,
-                                 int *err);
-/* Undo fs_openless_file (a no-op for fh != 0). */
-void fs_openless_put(struct fs *fs, uint64_t fh, struct fs_file *f);
+struct fs_file *fs_openless_file(struct fs *fs, struct fs_node *n, bool write, int *err);
+/* Undo fs_openless_file. */
+void fs_openless_put(struct fs *fs, struct fs_file *f);
 
 /* The kernel forgot node nodeid (FORGET): its implicit file is closed (at once, or by the
  * last request using it). */

@@ -392,18 +392,29 @@ static void file_free(struct fs *fs, struct fs_file *f)
 
 static struct fs_file *file_of(uint64_t fh) { return (struct fs_file *)(uintptr_t)fh; }
 
+/* The open file a GETATTR or SETATTR names (`named`: FUSE_GETATTR_FH / FATTR_FH), or NULL:
+ * none named, fh 0 (an --openless file: served from the node), or not a regular file. */
+static struct fs_file *attr_file(const struct fs_node *n, bool named, uint64_t fh)
+{
+	return named && fh && n->type == S_IFREG ? file_of(fh) : NULL;
+}
+
 /* The open file of a request's handle fh: fh's own, or for fh 0 (a file the kernel opened
  * without OPEN, start --openless) the node's implicit one, which the request gives back with
- * fs_openless_put(fs, fh, f) before every return after this; if it cannot be had, answer why
- * and return. `write`: the request writes. */
+ * PUT_FILE(fs, fh, f) before every return after this; if it cannot be had, answer why and
+ * return. `write`: the request writes. */
 #define GET_FILE(fs, r, ino, fh, write, f) do { \
-	struct fs_node *n_ = NULL; \
-	int err_ = -ESTALE; \
-	if (!(fh)) \
+	if (fh) { \
+		(f) = file_of(fh); \
+	} else { \
+		struct fs_node *n_; \
+		int err_; \
 		GET_NODE((fs), (r), n_, (ino)); \
-	(f) = fs_openless_file((fs), n_, (fh), (write), &err_); \
-	if (!(f)) { fuse_reply_err((r), -err_); return; } \
+		(f) = fs_openless_file((fs), n_, (write), &err_); \
+		if (!(f)) { fuse_reply_err((r), -err_); return; } \
+	} \
 } while (0)
+#define PUT_FILE(fs, fh, f) do { if (!(fh)) fs_openless_put((fs), (f)); } while (0)
 static struct fs_dir *dir_of(uint64_t fh) { return (struct fs_dir *)(uintptr_t)fh; }
 
 /* ---- callbacks -------------------------------------------------------------------------- */
@@ -486,13 +497,14 @@ static void op_getattr(struct fuse_req *r, uint64_t ino, const struct fuse_getat
 {
 	struct fs *fs = FS_OF(r);
 	struct fs_node *n;
+	struct fs_file *f;
 	struct stat st;
 	int rc;
 
 	GET_NODE(fs, r, n, ino);
 	fs_cache_before_getattr(fs, n);  /* an open object in step, mapped writes back (fs_int.h) */
-	if ((in->getattr_flags & FUSE_GETATTR_FH) && in->fh && n->type == S_IFREG)  /* no late open */
-		rc = sys_fstatat(fs_file_stat_fd(file_of(in->fh)), "", &st, AT_EMPTY_PATH);
+	if ((f = attr_file(n, in->getattr_flags & FUSE_GETATTR_FH, in->fh)))  /* no late open */
+		rc = sys_fstatat(fs_file_stat_fd(f), "", &st, AT_EMPTY_PATH);
 	else if (fs_catalog_dir_attr(fs, n, &st) == 0)
 		rc = 0;  /* a directory under the seal (fs_catalog.c) */
 	else
@@ -510,23 +522,22 @@ static void op_setattr(struct fuse_req *r, uint64_t ino, const struct fuse_setat
 {
 	struct fs *fs = FS_OF(r);
 	struct fs_node *n;
-	struct fs_file *f = NULL;
+	struct fs_file *f;
 	char path[FS_PROC_PATH_MAX];
 	struct stat st;
 	int nfd, ffd = -1, rc = 0;
 
 	GET_NODE(fs, r, n, ino);
 	GET_NODE_FD(fs, r, n, nfd);
-	if ((in->valid & FATTR_FH) && in->fh && n->type == S_IFREG) {  /* fh 0: openless */
-		f = file_of(in->fh);
-		ffd = fs_file_origin_fd(fs, f);   /* opened now if its open was deferred */
-		if (ffd < 0) {
-			fs_node_fd_put(fs, n, nfd);
-			fuse_reply_err(r, -ffd);
-			return;
-		}
+	f = attr_file(n, in->valid & FATTR_FH, in->fh);
+	/* Only a truncate needs the open file itself (opened now if it was deferred); a chmod,
+	 * chown or utimens reaches its inode by path: its fd, or a deferred open's O_PATH fd. */
+	if (f && (in->valid & FATTR_SIZE) && (ffd = fs_file_origin_fd(fs, f)) < 0) {
+		fs_node_fd_put(fs, n, nfd);
+		fuse_reply_err(r, -ffd);
+		return;
 	}
-	fs_proc_path(f ? ffd : nfd, path);
+	fs_proc_path(f ? fs_file_stat_fd(f) : nfd, path);
 
 	if (in->valid & FATTR_MODE) {
 		rc = sys_chmod(path, in->mode);
@@ -1025,7 +1036,7 @@ static void op_read(struct fuse_req *r, uint64_t ino, const struct fuse_read_in 
 	else
 		fuse_reply_data(r, data, (size_t)n);
 	engine_read_after(fs->engine, &after);
-	fs_openless_put(fs, in->fh, f);
+	PUT_FILE(fs, in->fh, f);
 }
 
 static void op_write(struct fuse_req *r, uint64_t ino, const struct fuse_write_in *in,
@@ -1039,13 +1050,13 @@ static void op_write(struct fuse_req *r, uint64_t ino, const struct fuse_write_i
 	if (in->write_flags & FUSE_WRITE_KILL_SUIDGID) {
 		int rc = kill_setid(fs, f->node, fuse_req_ctx(r));
 		if (rc < 0) {
-			fs_openless_put(fs, in->fh, f);
+			PUT_FILE(fs, in->fh, f);
 			fuse_reply_err(r, -rc);
 			return;
 		}
 	}
 	w = engine_write(fs->engine, &f->file, data, in->size, in->offset);
-	fs_openless_put(fs, in->fh, f);
+	PUT_FILE(fs, in->fh, f);
 	if (w < 0)
 		fuse_reply_err(r, (int)-w);
 	else
@@ -1082,7 +1093,7 @@ static void op_fsync(struct fuse_req *r, uint64_t ino, const struct fuse_fsync_i
 	/* The original's own dirty data too (another writer's), as an fsync of it would. */
 	fd = fs_file_origin_fd(fs, f);
 	rc = fd < 0 ? fd : sys_fsync(fd, in->fsync_flags & FUSE_FSYNC_FDATASYNC);
-	fs_openless_put(fs, in->fh, f);
+	PUT_FILE(fs, in->fh, f);
 	fuse_reply_err(r, -rc);
 }
 
@@ -1525,7 +1536,7 @@ static void op_fallocate(struct fuse_req *r, uint64_t ino, const struct fuse_fal
 	io = f->file.inode;   /* held by the open file */
 	fd = fs_file_origin_fd(fs, f);   /* a writer's: opened at its open */
 	if (fd < 0) {
-		fs_openless_put(fs, in->fh, f);
+		PUT_FILE(fs, in->fh, f);
 		fuse_reply_err(r, -fd);
 		return;
 	}
@@ -1534,7 +1545,7 @@ static void op_fallocate(struct fuse_req *r, uint64_t ino, const struct fuse_fal
 	if (rc == 0)
 		engine_write_changed(e, io, false, 0, (off_t)in->offset, (off_t)in->length);
 	engine_write_change_end(e, io);
-	fs_openless_put(fs, in->fh, f);
+	PUT_FILE(fs, in->fh, f);
 	fuse_reply_err(r, -rc);
 }
 
@@ -1548,7 +1559,7 @@ static void op_lseek(struct fuse_req *r, uint64_t ino, const struct fuse_lseek_i
 	GET_FILE(fs, r, ino, in->fh, false, f);
 	fd = engine_open_data_fd(fs->engine, &f->file);
 	pos = fd < 0 ? fd : sys_lseek(fd, (off_t)in->offset, (int)in->whence);
-	fs_openless_put(fs, in->fh, f);
+	PUT_FILE(fs, in->fh, f);
 	if (pos < 0)
 		fuse_reply_err(r, (int)-pos);
 	else
@@ -1573,9 +1584,9 @@ static void op_copy_file_range(struct fuse_req *r, uint64_t ino,
 	} else {  /* openless: the destination's node (nodeid_out), with a file that writes */
 		struct fs_node *out_node = fs_node_get(fs, in->nodeid_out);
 		int err = -ESTALE;
-		fout = out_node ? fs_openless_file(fs, out_node, 0, true, &err) : NULL;
+		fout = out_node ? fs_openless_file(fs, out_node, true, &err) : NULL;
 		if (!fout) {
-			fs_openless_put(fs, in->fh_in, fin);
+			PUT_FILE(fs, in->fh_in, fin);
 			fuse_reply_err(r, -err);
 			return;
 		}
@@ -1584,8 +1595,8 @@ static void op_copy_file_range(struct fuse_req *r, uint64_t ino,
 	fd_in = fs_file_origin_fd(fs, fin);   /* the source's open may have been deferred */
 	fd_out = fs_file_origin_fd(fs, fout);
 	if (fd_in < 0 || fd_out < 0) {
-		fs_openless_put(fs, in->fh_in, fin);
-		fs_openless_put(fs, in->fh_out, fout);
+		PUT_FILE(fs, in->fh_in, fin);
+		PUT_FILE(fs, in->fh_out, fout);
 		fuse_reply_err(r, fd_in < 0 ? -fd_in : -fd_out);
 		return;
 	}
@@ -1598,8 +1609,8 @@ static void op_copy_file_range(struct fuse_req *r, uint64_t ino,
 	if (n > 0)
 		engine_write_changed(e, dst, false, 0, (off_t)in->off_out, (off_t)n);
 	engine_write_change_end(e, dst);
-	fs_openless_put(fs, in->fh_in, fin);
-	fs_openless_put(fs, in->fh_out, fout);
+	PUT_FILE(fs, in->fh_in, fin);
+	PUT_FILE(fs, in->fh_out, fout);
 
 	if (n < 0)
 		fuse_reply_err(r, (int)-n);
