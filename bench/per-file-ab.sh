@@ -39,14 +39,13 @@ done
 case $KIND in local|sshfs) ;; *) bench_die "--original is local or sshfs, not '$KIND'";; esac
 [ "$(id -u)" -eq 0 ] || bench_die "needs root (it mounts)"
 [ -x "$A_BIN" ] && [ -x "$B_BIN" ] || bench_die "--a and --b must name two cachemax binaries"
-[ "$KIND" = local ] || { command -v sshfs >/dev/null && [ -x /usr/sbin/sshd ]; } \
-  || bench_die "--original sshfs needs sshfs and openssh-server (make deps)"
 for t in cc perf python3 bc; do command -v "$t" >/dev/null || bench_die "needs $t"; done
 
 export CACHEMAX=$B_BIN
 # shellcheck source=../tests/integ/lib.sh
 source "$HERE/../tests/integ/lib.sh"
 set +e +o pipefail; set -u
+[ "$KIND" = local ] || t_has_sshfs || bench_die "--original sshfs needs sshfs and openssh-server (make deps)"
 W=$T_SCRATCH
 cp "$A_BIN" "$W/cachemax-a"; cp "$B_BIN" "$W/cachemax-b"
 cc -O2 -o "$W/loop" -x c - <<'C' || fail "cannot build the per-file loop"
@@ -83,31 +82,9 @@ if [ "$KIND" = local ]; then
   P=$(mktemp -d /var/tmp/per-file-ab.XXXXXX); T_REMOVE+=("$P")
   make_tree "$P/A"; cp -a "$P/A" "$P/B"; A=$P/A B=$P/B
 else
-  mkdir -p "$W/remote" /run/sshd; make_tree "$W/remote/A"; cp -a "$W/remote/A" "$W/remote/B"
-  ssh-keygen -q -t ed25519 -N '' -f "$W/key"; ssh-keygen -q -t ed25519 -N '' -f "$W/hostkey"
-  cp "$W/key.pub" "$W/authorized_keys"; chmod 600 "$W/authorized_keys"
-  port=$(( 20000 + RANDOM % 20000 ))
-  cat > "$W/sshd_config" <<EOF
-Port $port
-ListenAddress 127.0.0.1
-HostKey $W/hostkey
-AuthorizedKeysFile $W/authorized_keys
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-Subsystem sftp internal-sftp
-PidFile $W/sshd.pid
-StrictModes no
-EOF
-  /usr/sbin/sshd -D -f "$W/sshd_config" -E "$W/sshd.log" & T_PIDS+=("$!"); sleep 1
-  for x in A B; do
-    mkdir -p "$W/s$x"
-    sshfs "root@127.0.0.1:$W/remote/$x" "$W/s$x" -p "$port" -o IdentityFile="$W/key" \
-      -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o allow_other \
-      || fail "sshfs to 127.0.0.1:$port failed (see $W/sshd.log)"
-    T_BINDS+=("$W/s$x")
-  done
+  mkdir -p "$W/remote"; make_tree "$W/remote/A"; cp -a "$W/remote/A" "$W/remote/B"
+  t_sshd_start                                   # tests/integ/lib.sh: a private sshd on 127.0.0.1
+  t_sshfs "$W/remote/A" "$W/sA"; t_sshfs "$W/remote/B" "$W/sB"
   A=$W/sA B=$W/sB
 fi
 t_backdoor "$A" "$W/orig"   # the original, reached behind the mount
