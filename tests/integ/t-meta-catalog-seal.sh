@@ -74,7 +74,10 @@ ls -lR "$D2" > /dev/null
 t_unmount "$D2"
 [ ! -f "$C2/cachemax-v1/catalog/seal" ] || fail "an original with an external journal was sealed"
 t_mount "$D2" "$C2" --meta-catalog
-[ "$(seal "$D2")" != valid ] || fail "an original with an external journal started with a valid seal"
+# Refused again for its own reason at the next start (not merely for want of a seal file).
+s=$(seal "$D2")
+case "$s" in "void: the original's ext4 journal is on another device"*) ;;
+  *) fail "an external journal, second start: seal '$s'";; esac
 t_unmount "$D2"
 
 # 3. XFS: an internal log is sealed, an external one refused
