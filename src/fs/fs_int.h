@@ -69,6 +69,9 @@ struct fs_node {
 	 * their mapping changes the origin's mtime and ctime with no request to us
 	 * (fs_cache_attr_volatile). In the node, not its open state: every GETATTR reads it. */
 	atomic_uint passthrough_writers;
+	/* What is known of its origin inode's xattrs (fs_xattr.c): FS_XATTR_* in the low two bits,
+	 * a count of changes above them. */
+	atomic_uint xattr_state;
 	/* FS_REACH_HANDLE: handle_bytes of f_handle. Otherwise, if name_len > 0: the parent node
 	 * (a pointer, which holds a lookup reference on it) then the name, NUL-terminated. */
 	unsigned char handle[];
@@ -183,6 +186,15 @@ struct fs_cap_probe {
 	bool removed;                 /* the capabilities were removed since */
 };
 
+/* Answers learned for xattr names asked of inodes with no xattrs (fs_xattr.c). */
+#define FS_XATTR_LEARNED_MAX 32
+#define FS_XATTR_NAME_MAX 48          /* longer names are always asked */
+struct fs_xattr_learned {
+	char name[FS_XATTR_NAME_MAX];
+	uint32_t type;                /* S_IFMT bits of the inodes it was learned on */
+	int answer;                   /* the errno the original gave; 0: it gave a value, ask */
+};
+
 struct fs {
 	struct fs_config cfg;
 	struct cache_store *store;    /* NULL: no caching (cfg.store) */
@@ -249,6 +261,9 @@ struct fs {
 	 * the seal lets them be answered without the origin. catalog_lock. */
 	struct fs_dir_attr **dir_attrs;
 	size_t dir_attr_count;
+	pthread_mutex_t xattr_lock;   /* xattr_learned, xattr_learned_count (a leaf lock) */
+	struct fs_xattr_learned xattr_learned[FS_XATTR_LEARNED_MAX];
+	unsigned xattr_learned_count;
 };
 
 /* Node table (fs_node.c). */
@@ -477,5 +492,39 @@ size_t fs_node_refs_all(struct fs *fs, mode_t type, struct fs_node ***out);
 /* "/proc/self/fd/N" for a node fd, for calls that have no *at() form usable with O_PATH. */
 #define FS_PROC_PATH_MAX 32
 void fs_proc_path(int fd, char buf[FS_PROC_PATH_MAX]);
+
+/* ---- xattrs of inodes that have none (fs_xattr.c) -----------------------------------------
+ * `ls -l` asks every file for security.selinux and system.posix_acl_access (and a directory
+ * for its default ACL); almost every file has no xattrs at all, and the kernel caches none of
+ * these answers for FUSE. Where the change watcher covers an inode, the daemon learns once
+ * (one listxattr) that it has none, and from then answers GETXATTR and LISTXATTR of it without
+ * the original (no fd, no syscall) until a change: any watcher event naming the inode (a
+ * setxattr or removexattr behind the cache is FAN_ATTRIB), an overflow, or an xattr change
+ * through the mount (fs_xattr_changed). The answer for a name is the errno the original gave
+ * for that name on an inode of the same type with no xattrs (ENODATA for a supported
+ * namespace, EOPNOTSUPP for one the file system lacks, which differs by file type and mount
+ * options), learned from a real call; a name the original answered with a value on such an
+ * inode (a file system that makes xattrs up, e.g. ntfs3's system.ntfs_attrib) is always asked.
+ * Races: a change is counted before it is acted on, and what a call learned is kept only if
+ * no change was counted between the sample taken before the call and its end. */
+#define FS_XATTR_UNKNOWN 0u
+#define FS_XATTR_NONE 1u              /* the inode has no xattrs */
+#define FS_XATTR_SOME 2u              /* it has some: ask the original, no probe */
+#define FS_XATTR_KNOWN_MASK 3u
+/* The state before asking the original about n (pass it to the calls below). */
+unsigned fs_xattr_sample(const struct fs_node *n);
+/* Without the original: the errno to answer a GETXATTR of name on n with (> 0), or 0: ask. */
+int fs_xattr_get_known(struct fs *fs, struct fs_node *n, const char *name);
+/* Without the original: does n have no xattrs (answer LISTXATTR with an empty list)? */
+bool fs_xattr_none_known(struct fs *fs, struct fs_node *n);
+/* Should the caller list n's xattrs (fs_xattr_listed) before asking for one? */
+bool fs_xattr_probe_wanted(struct fs *fs, const struct fs_node *n, unsigned sample);
+/* The original's listxattr(n) size (or -errno), asked after sample. */
+void fs_xattr_listed(struct fs *fs, struct fs_node *n, unsigned sample, ssize_t size);
+/* The original's getxattr(n, name) result (a size, or -errno), asked after sample. */
+void fs_xattr_got(struct fs *fs, struct fs_node *n, unsigned sample, const char *name,
+                  ssize_t result);
+/* n's xattrs may have changed (an event of the watcher's, or a change through the mount). */
+void fs_xattr_changed(struct fs_node *n);
 
 #endif

@@ -1128,6 +1128,7 @@ static void op_statfs(struct fuse_req *r, uint64_t ino)
  * sends no attributes with SETXATTR, and without FUSE_POSIX_ACL does not invalidate them). */
 static void xattr_changed(struct fs *fs, struct fs_node *n)
 {
+	fs_xattr_changed(n);
 	fs_cache_metadata_changed(fs, n);
 	fs_cache_attr_invalidate(fs, n);
 }
@@ -1143,6 +1144,7 @@ static void op_setxattr(struct fuse_req *r, uint64_t ino, const char *name, cons
 	GET_NODE(fs, r, n, ino);
 	GET_NODE_FD(fs, r, n, nfd);
 	fs_proc_path(nfd, path);
+	fs_xattr_changed(n);  /* before: a GETXATTR racing with it must not keep "none" */
 	rc = sys_setxattr(path, name, value, size, (int)flags);
 	fs_node_fd_put(fs, n, nfd);
 	if (rc == 0)
@@ -1156,17 +1158,28 @@ static void op_getxattr(struct fuse_req *r, uint64_t ino, const char *name, uint
 	char path[FS_PROC_PATH_MAX];
 	struct fs_node *n;
 	void *buf = fuse_req_scratch(r);
+	unsigned sample;
 	ssize_t len;
-	int nfd;
+	int nfd, known;
 
 	GET_NODE(fs, r, n, ino);
 	if (n->type == S_IFREG && strcmp(name, XATTR_CAPS) == 0)
 		cap_probe_note(fs, n, fuse_req_ctx(r)->pid, false);
+	if ((known = fs_xattr_get_known(fs, n, name)) > 0) {
+		fuse_reply_err(r, known);  /* it has no xattrs (fs_xattr.c) */
+		return;
+	}
+	sample = fs_xattr_sample(n);
 	GET_NODE_FD(fs, r, n, nfd);
 	fs_proc_path(nfd, path);
+	if (fs_xattr_probe_wanted(fs, n, sample)) {
+		fs_xattr_listed(fs, n, sample, sys_listxattr(path, NULL, 0));
+		sample = fs_xattr_sample(n);
+	}
 	if (size == 0) {
 		len = sys_getxattr(path, name, NULL, 0);
 		fs_node_fd_put(fs, n, nfd);
+		fs_xattr_got(fs, n, sample, name, len);
 		if (len < 0)
 			fuse_reply_err(r, (int)-len);
 		else
@@ -1175,6 +1188,7 @@ static void op_getxattr(struct fuse_req *r, uint64_t ino, const char *name, uint
 	}
 	len = sys_getxattr(path, name, buf, size < FUSE_SESSION_SCRATCH ? size : FUSE_SESSION_SCRATCH);
 	fs_node_fd_put(fs, n, nfd);
+	fs_xattr_got(fs, n, sample, name, len);
 	if (len < 0)
 		fuse_reply_err(r, (int)-len);
 	else
@@ -1187,15 +1201,25 @@ static void op_listxattr(struct fuse_req *r, uint64_t ino, uint32_t size)
 	char path[FS_PROC_PATH_MAX];
 	struct fs_node *n;
 	char *buf = fuse_req_scratch(r);
+	unsigned sample;
 	ssize_t len;
 	int nfd;
 
 	GET_NODE(fs, r, n, ino);
+	if (fs_xattr_none_known(fs, n)) {  /* it has none (fs_xattr.c) */
+		if (size == 0)
+			fuse_reply_xattr_size(r, 0);
+		else
+			fuse_reply_data(r, buf, 0);
+		return;
+	}
+	sample = fs_xattr_sample(n);
 	GET_NODE_FD(fs, r, n, nfd);
 	fs_proc_path(nfd, path);
 	if (size == 0) {
 		len = sys_listxattr(path, NULL, 0);
 		fs_node_fd_put(fs, n, nfd);
+		fs_xattr_listed(fs, n, sample, len);
 		if (len < 0)
 			fuse_reply_err(r, (int)-len);
 		else
@@ -1204,6 +1228,7 @@ static void op_listxattr(struct fuse_req *r, uint64_t ino, uint32_t size)
 	}
 	len = sys_listxattr(path, buf, size < FUSE_SESSION_SCRATCH ? size : FUSE_SESSION_SCRATCH);
 	fs_node_fd_put(fs, n, nfd);
+	fs_xattr_listed(fs, n, sample, len);
 	if (len < 0)
 		fuse_reply_err(r, (int)-len);
 	else
@@ -1220,6 +1245,7 @@ static void op_removexattr(struct fuse_req *r, uint64_t ino, const char *name)
 	GET_NODE(fs, r, n, ino);
 	GET_NODE_FD(fs, r, n, nfd);
 	fs_proc_path(nfd, path);
+	fs_xattr_changed(n);
 	rc = sys_removexattr(path, name);
 	fs_node_fd_put(fs, n, nfd);
 	if (rc == 0 && n->type == S_IFREG && strcmp(name, XATTR_CAPS) == 0)
@@ -1696,6 +1722,7 @@ int fs_create(const struct fs_config *cfg, struct fs **out)
 	if (fs_node_handles_probe(fs, cfg->origin_fd) < 0)
 		log_warn("nodes pin an fd each: %s", fs->handles_why);
 	pthread_mutex_init(&fs->cap_probes_lock, NULL);
+	pthread_mutex_init(&fs->xattr_lock, NULL);
 	snprintf(fs->passthrough_why, sizeof(fs->passthrough_why), "not negotiated yet");
 	rc = fs_cache_engine_create(fs);
 	if (rc < 0)
@@ -1719,6 +1746,7 @@ int fs_create(const struct fs_config *cfg, struct fs **out)
 
 err_root:
 	pthread_mutex_destroy(&fs->cap_probes_lock);
+	pthread_mutex_destroy(&fs->xattr_lock);
 	fs_catalog_close(fs);
 err_table:
 	fs_table_release(fs);
@@ -1741,6 +1769,7 @@ void fs_free(struct fs *fs)
 	engine_free(fs->engine);
 	fs_catalog_close(fs);
 	pthread_mutex_destroy(&fs->cap_probes_lock);
+	pthread_mutex_destroy(&fs->xattr_lock);
 	free(fs);
 }
 

@@ -151,6 +151,7 @@ static void inval_inode(struct fs *fs, struct fs_node *n)
 static void node_changed(struct fs *fs, struct fs_node *n)
 {
 	stat_bump(fs, STATS_CHANGES_BEHIND);
+	fs_xattr_changed(n);
 	if (n->type == S_IFREG)
 		object_revalidate(fs, n);
 	inval_inode(fs, n);
@@ -173,6 +174,7 @@ static void overflow(struct fs *fs)
 		fs_node_forget(fs, all[i]->nodeid, 1);
 	}
 	free(all);
+	fs_xattr_changed(fs->root);
 	inval_inode(fs, fs->root);
 	/* Names: every cached one expires (Linux 6.16); before, they live out --entry-timeout. */
 	if (fuse_session_notify_inc_epoch(fs->session) == 0)
@@ -280,9 +282,10 @@ static void event_take(struct fs *fs, struct batch *b, const struct fanotify_eve
 			if (fuse_session_notify_inval_entry(fs->session, n->nodeid, name, 0) == 0)
 				stat_bump(fs, STATS_KERNEL_INVALIDATIONS);
 		}
-		if (n == fs->root)
+		if (n == fs->root) {
+			fs_xattr_changed(n);
 			inval_inode(fs, n);
-		else
+		} else
 			batch_add(fs, b, n);
 	}
 }

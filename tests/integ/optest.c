@@ -1550,6 +1550,47 @@ static void sec_xattr(void) {
   DATA("getxattr via link", getxattr("f3", "user.b", buf, sizeof buf), buf);
 }
 
+/* Inodes with no xattrs: the mount answers these from what it learned (fs_xattr.c), so every
+ * answer is asked twice, and again after a change through the mount. */
+static void xattr_none_ask(const char *label, const char *path) {
+  static const char *const names[] = {"security.selinux", "system.posix_acl_access",
+                                      "system.posix_acl_default", "security.capability",
+                                      "user.none", "trusted.none", "foo.bar"};
+  char buf[256], l[128];
+  for (int round = 0; round < 2; round++)
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+      snprintf(l, sizeof l, "%s lgetxattr %s #%d", label, names[i], round);
+      DATA(l, lgetxattr(path, names[i], buf, sizeof buf), buf);
+      snprintf(l, sizeof l, "%s lgetxattr %s size query #%d", label, names[i], round);
+      STEP(l, lgetxattr(path, names[i], NULL, 0));
+    }
+  snprintf(l, sizeof l, "%s llistxattr", label);
+  plistxattr(l, path, 1);
+  snprintf(l, sizeof l, "%s llistxattr size query", label);
+  STEP(l, llistxattr(path, NULL, 0));
+}
+
+static void sec_xattr_none(void) {
+  char buf[256];
+  puts_("f", "x");
+  setup_mkdir("d", 0755);
+  if (symlink("f", "sl") < 0) out("setup symlink: -1 %s", ename(errno));
+  if (mkfifo("fifo", 0644) < 0) out("setup mkfifo: -1 %s", ename(errno));
+  xattr_none_ask("file", "f");
+  xattr_none_ask("dir", "d");
+  xattr_none_ask("symlink", "sl");
+  xattr_none_ask("fifo", "fifo");
+  STEP("setxattr user.a", setxattr("f", "user.a", "1", 1, 0));
+  DATA("getxattr user.a after set", getxattr("f", "user.a", buf, sizeof buf), buf);
+  xattr_none_ask("file with user.a", "f");
+  STEP("removexattr user.a", removexattr("f", "user.a"));
+  xattr_none_ask("file, user.a removed", "f");
+  STEP("setxattr dir trusted.t", setxattr("d", "trusted.t", "T", 1, 0));
+  xattr_none_ask("dir with trusted.t", "d");
+  STEP("chmod f 0600", chmod("f", 0600));
+  xattr_none_ask("file after chmod", "f");
+}
+
 static void sec_fallocate(void) {
   unsigned char *buf = malloc(65536);
   if (!buf) return;
@@ -2792,6 +2833,7 @@ static const struct section sections[] = {
     {"special", sec_special},
     {"statfs", sec_statfs},
     {"xattr", sec_xattr},
+    {"xattr-none", sec_xattr_none},
     {"fallocate", sec_fallocate},
     {"lseek", sec_lseek},
     {"copy_file_range", sec_copy_file_range},

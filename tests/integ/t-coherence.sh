@@ -38,7 +38,7 @@ def view_of(root, rel):
     except FileNotFoundError:
         return "absent"
     out = (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_nlink, st.st_mtime_ns,
-           st.st_uid, st.st_gid)
+           st.st_uid, st.st_gid, xattrs(p))
     if stat.S_ISDIR(st.st_mode):
         return (out, tuple(sorted((n, view_of(root, os.path.join(rel, n))) for n in os.listdir(p))))
     if stat.S_ISLNK(st.st_mode):
@@ -46,6 +46,22 @@ def view_of(root, rel):
     with open(p, "rb") as f:
         data = f.read()
     return (out, st.st_size, hashlib.sha1(data).hexdigest())
+
+def xattrs(p):
+    """Its xattrs, and the answers for the two names `ls -l` asks every file for (the daemon
+    answers those from what it knows of an inode with none: fs_xattr.c)."""
+    out = []
+    try:
+        for n in sorted(os.listxattr(p, follow_symlinks=False)):
+            out.append((n, os.getxattr(p, n, follow_symlinks=False)))
+    except OSError as e:
+        out.append(("listxattr", e.errno))
+    for n in ("security.selinux", "system.posix_acl_access"):
+        try:
+            out.append((n, os.getxattr(p, n, follow_symlinks=False)))
+        except OSError as e:
+            out.append((n, e.errno))
+    return tuple(out)
 
 def settle(what, rels):
     global worst
@@ -95,6 +111,17 @@ change("rename into subdirectory", ["d", "d/a2", "d/sub"],
        lambda b: os.rename(b("d/a2"), b("d/sub/a3")))
 change("chmod", ["d/b"], lambda b: os.chmod(b("d/b"), 0o600))
 change("chown", ["d/b"], lambda b: os.chown(b("d/b"), 1234, 5678))
+change("setxattr", ["d/b"], lambda b: os.setxattr(b("d/b"), "user.k", b"v1"))
+change("setxattr, a new value", ["d/b"], lambda b: os.setxattr(b("d/b"), "user.k", b"value 2"))
+change("removexattr", ["d/b"], lambda b: os.removexattr(b("d/b"), "user.k"))
+change("setxattr on a directory", ["d"], lambda b: os.setxattr(b("d"), "user.d", b"D"))
+change("removexattr on a directory", ["d"], lambda b: os.removexattr(b("d"), "user.d"))
+change("trusted xattr", ["d/b"], lambda b: os.setxattr(b("d/b"), "trusted.t", b"T"))
+change("ACL", ["d/b"], lambda b: os.setxattr(b("d/b"), "system.posix_acl_access",
+       # version 2; user::rw-, user:1234:r--, group::r--, mask::r--, other::---
+       bytes.fromhex("02000000" "01000600ffffffff" "02000400d2040000" "04000400ffffffff"
+                     "10000400ffffffff" "20000000ffffffff")))
+change("ACL removed", ["d/b"], lambda b: os.removexattr(b("d/b"), "system.posix_acl_access"))
 change("utimens", ["d/b"], lambda b: os.utime(b("d/b"), ns=(10**18, 1234567890123456789)))
 change("append", ["d/b"], lambda b: append(b("d/b"), b"appended" * 100))
 change("truncate", ["d/b"], lambda b: os.truncate(b("d/b"), 10))
