@@ -11,7 +11,8 @@
 #   no open is deferred (each opens the original: close-to-open), and the mmap write behind
 #   shows through the mount (stat's mtime, then the bytes) within the 0.5 s attribute timeout
 #   (checked within 3 s; watched, that mtime stays for a day);
-# - --openless on it is refused with a clear message.
+# - --openless on it is refused with a clear message;
+# - a real FUSE original (bindfs, as sshfs) is classified by its own type: "timeout", FUSE.
 . "$(dirname "$0")/lib.sh"
 need_root
 t_shm netorig
@@ -94,6 +95,21 @@ print("mmap write behind an NFS-classified original: mtime seen after %d ms, byt
       % (seen * 1000, (time.monotonic() - t0) * 1000))
 PY
 t_unmount "$D"
+
+# --- a real FUSE original (bindfs): classified by its own statfs type, no knob ---------------
+if command -v bindfs > /dev/null; then
+  mkdir -p "$T_SCRATCH/bind-src" "$T_SCRATCH/bind"
+  echo x > "$T_SCRATCH/bind-src/f"
+  bindfs "$T_SCRATCH/bind-src" "$T_SCRATCH/bind"; T_BINDS+=("$T_SCRATCH/bind")
+  t_mount "$T_SCRATCH/bind" "$T_SCRATCH/cache-bind" --attr-timeout $TIMEOUT --entry-timeout $TIMEOUT
+  s=$(stats "$T_SCRATCH/bind")
+  [ "$(get "$s" "s['change_watch']")" = timeout ] || fail "a FUSE original counts as watched"
+  get "$s" "s['change_watch_why']" | grep -q "file system is FUSE" \
+    || fail "a FUSE original's change_watch_why does not say FUSE: $(get "$s" "s['change_watch_why']")"
+  t_unmount "$T_SCRATCH/bind"
+else
+  echo "(no bindfs: a real FUSE original not checked)"
+fi
 
 # --- --openless is refused on it, saying why ----------------------------------------------
 D=$SHM/openless/data
