@@ -30,7 +30,8 @@ const struct config_option config_options[] = {
 	{ .name = "attr-timeout", .type = CONFIG_SECONDS, .value_name = "SEC",
 	  .offset = FIELD(daemon.attr_timeout), .min = 0, .max = 86400, .expect = "seconds (0 to 86400)",
 	  .help = "seconds the kernel may cache attributes (default 1) where\n"
-	          "changes are not watched (stats: change_watch \"timeout\");\n"
+	          "changes are not watched (stats: change_watch \"timeout\";\n"
+	          "always on NFS, SMB, sshfs and other network file systems);\n"
 	          "watched ones are cached until a change invalidates them\n" },
 	{ .name = "entry-timeout", .type = CONFIG_SECONDS, .value_name = "SEC",
 	  .offset = FIELD(daemon.entry_timeout), .min = 0, .max = 86400, .expect = "seconds (0 to 86400)",
@@ -101,7 +102,7 @@ const struct config_option config_options[] = {
 	          "random reads of cached files go through the daemon; needs\n"
 	          "fanotify on the original's file system (refused without,\n"
 	          "with --allow-submounts, and on NFS, SMB, FUSE and other\n"
-	          "file systems that other machines change)\n" },
+	          "file systems whose files change elsewhere)\n" },
 	{ .name = "foreground", .type = CONFIG_SWITCH, .offset = FIELD(foreground),
 	  .field_is_bool = true, .set_to = true, .flags = CONFIG_NOT_IN_FILE,
 	  .help = "run the daemon in this process, without a watchdog\n" },

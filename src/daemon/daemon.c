@@ -4,7 +4,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/magic.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -16,7 +15,6 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -28,6 +26,7 @@
 #include "control/control_trust.h"
 #include "control/control_uring.h"
 #include "fs/fs.h"
+#include "fs/fs_type.h"
 #include "fuse/fuse_session.h"
 #include "stats/stats_bpf.h"
 #include "sys/sys.h"
@@ -103,36 +102,11 @@ static void io_uring_release(pid_t pid)
 		log_info("put %s back to its value before --io-uring", CONTROL_URING_PARAM);
 }
 
-/* Backing files on a stacked file system (overlayfs, FUSE) need stack depth 2. */
+/* Backing files on a stacked file system (overlayfs, FUSE: fs_type.h) need stack depth 2. */
 static unsigned stack_depth_for(int origin_fd)
 {
-	struct statfs sf;
-	if (fstatfs(origin_fd, &sf) == 0 &&
-	    (sf.f_type == OVERLAYFS_SUPER_MAGIC || sf.f_type == FUSE_SUPER_MAGIC))
-		return 2;
-	return 1;
-}
-
-/* A file system whose files other machines change (no fanotify event here for those): the
- * name of its kind, else NULL. --openless is refused on them (fs_openless.h: only the watcher
- * makes its kept pages safe). */
-static const char *shared_fs_kind(int origin_fd)
-{
-	static const struct { unsigned long type; const char *name; } kinds[] = {
-		{ NFS_SUPER_MAGIC, "NFS" }, { CIFS_SUPER_MAGIC, "CIFS/SMB" },
-		{ SMB2_SUPER_MAGIC, "SMB" }, { SMB_SUPER_MAGIC, "SMB" },
-		{ FUSE_SUPER_MAGIC, "FUSE (sshfs, a network or user-space file system)" },
-		{ V9FS_MAGIC, "9p" }, { CEPH_SUPER_MAGIC, "Ceph" }, { AFS_SUPER_MAGIC, "AFS" },
-		{ CODA_SUPER_MAGIC, "Coda" },
-	};
-	struct statfs sf;
-
-	if (sys_fstatfs(origin_fd, &sf) < 0)
-		return NULL;
-	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
-		if ((unsigned long)sf.f_type == kinds[i].type)
-			return kinds[i].name;
-	return NULL;
+	unsigned long type;
+	return fs_type_of_fd(origin_fd, &type) == 0 && fs_type_stacked(type) ? 2 : 1;
 }
 
 struct daemon_ctx {
@@ -621,7 +595,7 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 	struct cache_store *store = NULL;
 	struct fuse_session *se = NULL;
 	struct fs *fs = NULL;
-	const char *fault = getenv("CACHEMAX_FAULT"), *retry, *why_shared;
+	const char *fault = getenv("CACHEMAX_FAULT"), *retry;
 	int origin_fd, rc;
 
 	prctl(PR_SET_NAME, "cachemaxd");
@@ -678,6 +652,8 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 	if ((retry = getenv("CACHEMAX_CATALOG_DELAY_MS")))  /* for tests: fs.h */
 		fcfg.catalog_delay_ms = (unsigned)strtoul(retry, NULL, 10);
 	fcfg.watch_thread_fails = getenv("CACHEMAX_WATCH_THREAD_FAIL") != NULL;  /* tests: fs.h */
+	if ((retry = getenv("CACHEMAX_ORIGIN_FS_TYPE")))  /* for tests: fs.h */
+		fcfg.origin_fs_type = strtoul(retry, NULL, 0);
 	pthread_mutex_init(&d.state_lock, NULL);
 	rc = fs_create(&fcfg, &fs);
 	if (rc < 0) {
@@ -690,22 +666,19 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 	 * invalidations make safe, so the watch must hold before INIT is answered; its mark is
 	 * taken now, before the mount, and nothing changed from here on is missed. Refused, not
 	 * fallen back from: the user asked for this mode, and without the watch it is unsafe
-	 * while the fallback (the default mode) would serve from INIT on without passthrough. */
-	if (o->openless && (why_shared = shared_fs_kind(origin_fd))) {
-		fs_free(fs);
-		cache_store_close(store);
-		report(ready_fd, "ERR --openless is refused on '%s': its file system is %s, whose files "
-		       "other machines change without an event here, while an openless mount keeps "
-		       "file data across opens; start without --openless\n", o->dir, why_shared);
-		return EXIT_STARTUP_FAILED;
-	}
-	if (o->openless && fs_watch_prepare(fs) < 0) {
+	 * while the fallback (the default mode) would serve from INIT on without passthrough. An
+	 * original whose files change elsewhere (NFS, SMB, FUSE...) is never watched (-EREMOTE). */
+	if (o->openless && (rc = fs_watch_prepare(fs)) < 0) {
 		char why[256];
 		fs_watch_active(fs, why, sizeof(why));
 		fs_free(fs);
 		cache_store_close(store);
-		report(ready_fd, "ERR --openless needs fanotify on the file system of '%s', which is "
-		       "not available: %s; start without --openless\n", o->dir, why);
+		if (rc == -EREMOTE)
+			report(ready_fd, "ERR --openless is refused on '%s': %s, while an openless mount "
+			       "keeps file data across opens; start without --openless\n", o->dir, why);
+		else
+			report(ready_fd, "ERR --openless needs fanotify on the file system of '%s', which "
+			       "is not available: %s; start without --openless\n", o->dir, why);
 		return EXIT_STARTUP_FAILED;
 	}
 	rc = fuse_session_mount(&cfg, fs_fuse_ops(), fs, &se);

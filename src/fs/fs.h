@@ -83,6 +83,10 @@ struct fs_config {
 	                            * test can change the original in between */
 	bool watch_thread_fails;   /* for tests (CACHEMAX_WATCH_THREAD_FAIL): fs_watch_start
 	                            * fails as if its thread could not be made (EAGAIN) */
+	unsigned long origin_fs_type; /* for tests (CACHEMAX_ORIGIN_FS_TYPE): the watcher takes
+	                            * the original's file system for this statfs f_type (fs_type.h;
+	                            * 0: its own), so that a test on a local file system can see how
+	                            * a network original is served */
 	unsigned breaker_retry_ms; /* how long the breaker keeps the cache bypassed before the
 	                            * cache is tried again (0: ENGINE_BREAKER_RETRY_MS_DEFAULT) */
 };
@@ -118,8 +122,9 @@ struct fs_gauges {
 void fs_gauges(struct fs *fs, struct fs_gauges *g);
 
 /* Watch the origin for changes made behind the cache (fs_watch.c), after the mount: fanotify on
- * the origin's file system when the kernel allows it, else revalidation at the attribute
- * timeout (status says which and why). 0, also when not watched; -errno when the watch was
+ * the origin's file system when the kernel allows it and no other machine changes its files
+ * (fs_type.h), else revalidation at the attribute timeout and at each open (status says which
+ * and why). 0, also when not watched; -errno when the watch was
  * prepared (fs_watch_prepare succeeded) but its thread could not start: the only failure
  * left after a prepare, which an openless mount must not serve through (daemon.c stops).
  * Stop it before the session is freed (fs_free stops it too). */
@@ -127,7 +132,9 @@ int fs_watch_start(struct fs *fs);
 /* The part of fs_watch_start that can run before the mount: the fanotify group and its mark on
  * the original's file system, so that every change from then on is queued for the watcher
  * thread that fs_watch_start starts. 0 when marked; -errno when changes cannot be watched
- * (fs_watch_active's why says why; fs_watch_start then does nothing more). */
+ * (fs_watch_active's why says why; fs_watch_start then does nothing more): -EREMOTE when the
+ * original's file system is one whose files change elsewhere with no event here (NFS, SMB,
+ * FUSE, ...: fs_type.h), which is never counted as watched even where fanotify could mark it. */
 int fs_watch_prepare(struct fs *fs);
 void fs_watch_stop(struct fs *fs);
 /* For status: true when changes are watched by fanotify; otherwise *why says why not. */

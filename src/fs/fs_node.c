@@ -12,11 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/magic.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 
+#include "fs/fs_type.h"
 #include "sys/sys.h"
 #include "util/log.h"
 
@@ -395,13 +394,11 @@ static void node_drop_fd(struct fs *fs, struct fs_node *n)
 
 /* ---- file handles ---------------------------------------------------------------------- */
 
-/* Can handles of the file system fd is on be opened whenever we need them? FUSE encodes
- * handles for every inode but decodes them only while the kernel still caches the inode,
- * unless its server supports exports (which we cannot ask): its nodes are reached by name. */
+/* Can handles of the file system fd is on be opened whenever we need them (fs_type.h)? */
 static bool handles_reliable(int fd, char *why, size_t why_size)
 {
-	struct statfs sf;
-	if (sys_fstatfs(fd, &sf) == 0 && sf.f_type == FUSE_SUPER_MAGIC) {
+	unsigned long type;
+	if (fs_type_of_fd(fd, &type) == 0 && !fs_type_handles_reopen(type)) {
 		if (why)
 			snprintf(why, why_size, "the original is a FUSE file system, whose file handles "
 			         "can be opened only while the kernel caches their inode");

@@ -8,8 +8,10 @@
  * daemon's own changes come back as events of its pid and are ignored. Open files are also
  * revalidated at GETATTR: without fanotify (not root, no file handles, a file system that
  * reports nothing) that is at the attribute timeout; with it, a stat that comes before the
- * event never gets a size ahead of the bytes. Design notes: docs/ARCHITECTURE.md "Changes
- * behind the cache".
+ * event never gets a size ahead of the bytes. An original whose files change elsewhere (NFS,
+ * SMB, FUSE such as sshfs...: fs_type.h) is never watched, even where fanotify could mark it:
+ * its events would tell only this machine's changes. Design notes: docs/ARCHITECTURE.md
+ * "Changes behind the cache".
  */
 #include "fs/fs_int.h"
 
@@ -23,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fs/fs_type.h"
 #include "sys/sys.h"
 #include "util/log.h"
 
@@ -402,11 +405,16 @@ static void *watch_thread(void *arg)
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */
 
+/* Not watched, why: what stopped it, with the error rc's text (rc 0: what says it all). Status
+ * and stats add what that means ("timeout"); the log says it. */
 static int watch_off(struct fs *fs, int rc, const char *what)
 {
-	snprintf(fs->watch.why, sizeof(fs->watch.why), "%s (%s): changes behind the cache are seen "
-	         "at the attribute timeout", what, strerror(-rc));
-	log_warn("not watching the original for changes: %s", fs->watch.why);
+	if (rc)
+		snprintf(fs->watch.why, sizeof(fs->watch.why), "%s (%s)", what, strerror(-rc));
+	else
+		snprintf(fs->watch.why, sizeof(fs->watch.why), "%s", what);
+	log_warn("not watching the original for changes: %s; changes behind the cache are seen at "
+	         "the attribute timeout and at each open", fs->watch.why);
 	if (fs->watch.fan_fd >= 0)
 		sys_close(fs->watch.fan_fd);
 	fs->watch.fan_fd = -1;
@@ -430,6 +438,28 @@ static int watch_refused(struct fs *fs, int rc, const char *what)
 	return rc;
 }
 
+/* Whether the original's file system is one whose files change elsewhere (fs_type.h): then it
+ * is not watched, whatever fanotify would allow, since no event tells of those changes (an NFS
+ * mark succeeds and reports this client's changes only). 0 when local, else -errno with the
+ * watch off and why (-EREMOTE: changed elsewhere). */
+static int watch_refuse_changed_elsewhere(struct fs *fs)
+{
+	unsigned long type = fs->cfg.origin_fs_type;
+	const char *kind;
+	char what[sizeof(fs->watch.why)];
+	int rc;
+
+	if (!type && (rc = fs_type_of_fd(fs->cfg.origin_fd, &type)) < 0)
+		return watch_refused(fs, rc, "the original's file system type is unknown");
+	if (!(kind = fs_type_changed_elsewhere(type)))
+		return 0;
+	snprintf(what, sizeof(what), "the original's file system is %s, whose files change "
+	         "elsewhere with no event here", kind);
+	fs->watch.prepare_error = -EREMOTE;
+	watch_off(fs, 0, what);
+	return -EREMOTE;
+}
+
 /* The group and its mark, once (before the mount for an openless mount, else at the start).
  * 0, or -errno with the watch off and why. */
 static int watch_prepare(struct fs *fs)
@@ -443,6 +473,8 @@ static int watch_prepare(struct fs *fs)
 	w->stop_pipe[0] = w->stop_pipe[1] = -1;
 	w->set_up = true;
 	w->prepare_error = -EOPNOTSUPP;
+	if ((rc = watch_refuse_changed_elsewhere(fs)) < 0)
+		return rc;
 	if (!fs->handles)
 		return watch_refused(fs, w->prepare_error, "the original's inodes have no file handles");
 	rc = sys_fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_REPORT_FID |

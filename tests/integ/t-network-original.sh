@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# A network original is never counted as watched (issue 14; src/fs/fs_type.h, fs_watch.c's
+# prepare). On NFS, SMB, Ceph, 9p... fanotify can mark the file system but reports only this
+# machine's changes: were it counted as watching, the kernel would keep names and attributes
+# for a day and opens would be deferred, and another client's change would stay unseen. NFS is
+# not available here, so the original (tmpfs) is classified as NFS through the test knob
+# CACHEMAX_ORIGIN_FS_TYPE=0x6969, and a change without any local event stands for another
+# client's: a write through a shared mapping behind the cache (no FAN_MODIFY; it moves mtime).
+# - the same original without the knob is watched (fanotify): else nothing here could fail;
+# - with it: stats and status say "timeout" and name NFS, the catalog's seal says not watched,
+#   no open is deferred (each opens the original: close-to-open), and the mmap write behind
+#   shows through the mount (stat's mtime, then the bytes) within the 0.5 s attribute timeout
+#   (checked within 3 s; watched, that mtime stays for a day);
+# - --openless on it is refused with a clear message;
+# - a real FUSE original (bindfs, as sshfs) is classified by its own type: "timeout", FUSE.
+. "$(dirname "$0")/lib.sh"
+need_root
+t_shm netorig
+NFS=0x6969
+TIMEOUT=0.5
+
+get() { python3 -c 'import json,sys; s=json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"; }
+stats() { "$CACHEMAX" stats "$1" --json; }
+status_of() {
+  "$CACHEMAX" status --json | python3 -c 'import json, sys
+for d in json.load(sys.stdin)["directories"]:
+    if d["dir"] == sys.argv[1]: print(d[sys.argv[2]])' "$1" "$2"
+}
+
+# make_tree DIR BACK: a settled file (its times an hour old, so its cache copy is kept) and a
+# directory, reachable behind the mount at BACK
+make_tree() {
+  mkdir -p "$1/dir"
+  head -c 4000 /dev/urandom > "$1/f"
+  for i in 1 2 3; do echo "$i" > "$1/dir/n$i"; done
+  touch -d '1 hour ago' "$1/f" "$1/dir"
+  t_backdoor "$1" "$2"
+}
+
+# --- the control: the same kind of original without the knob is watched -------------------
+D=$SHM/local/data B=$SHM/local/back
+make_tree "$D" "$B"
+t_mount "$D" "$T_SCRATCH/cache-local" --attr-timeout $TIMEOUT --entry-timeout $TIMEOUT
+[ "$(get "$(stats "$D")" "s['change_watch']")" = fanotify ] \
+  || skip "fanotify does not watch a tmpfs original here: a forced network type changes nothing"
+t_unmount "$D"
+
+# --- classified as NFS --------------------------------------------------------------------
+D=$SHM/nfs/data B=$SHM/nfs/back C=$T_SCRATCH/cache-nfs
+make_tree "$D" "$B"
+CACHEMAX_ORIGIN_FS_TYPE=$NFS t_mount "$D" "$C" --attr-timeout $TIMEOUT --entry-timeout $TIMEOUT --meta-catalog
+s=$(stats "$D")
+[ "$(get "$s" "s['change_watch']")" = timeout ] \
+  || fail "an NFS original counts as watched: change_watch $(get "$s" "s['change_watch']") (want timeout)"
+get "$s" "s['change_watch_why']" | grep -q "NFS" || fail "change_watch_why does not name NFS: $(get "$s" "s['change_watch_why']")"
+get "$s" "s['meta_catalog']['seal']" | grep -q "not watched" \
+  || fail "the catalog's seal over an NFS original: $(get "$s" "s['meta_catalog']['seal']") (want: not watched)"
+[ "$(status_of "$D" change_watch)" = timeout ] || fail "status: change_watch $(status_of "$D" change_watch) (want timeout)"
+status_of "$D" change_watch_reason | grep -q "NFS" || fail "status does not say why: $(status_of "$D" change_watch_reason)"
+"$CACHEMAX" status | grep -q "changes: *seen at the attribute timeout (the original's file system is NFS" \
+  || fail "status (text) does not say NFS: $("$CACHEMAX" status | grep changes:)"
+
+# Opens: none deferred (the open is the close-to-open revalidation); the copy gets cached.
+for _ in 1 2 3 4; do cat "$D/f" > /dev/null; ls "$D/dir" > /dev/null; done
+[ "$(get "$(stats "$D")" "s['stats']['counters'].get('origin_opens_deferred', 0)")" = 0 ] \
+  || fail "an open of an NFS original was deferred (origin_opens_deferred $(get "$(stats "$D")" "s['stats']['counters'].get('origin_opens_deferred', 0)"))"
+
+# Another client's change, without a local event: an mmap write behind (same size).
+python3 - "$D/f" "$B/f" <<'PY' || fail "a change behind an NFS original with no local event was not seen in time"
+import mmap, os, sys, time
+mnt, back = sys.argv[1], sys.argv[2]
+# Attributes cached by the kernel from here on (a read through the mount would drop its atime
+# and make the next stat ask the daemon: none until the mtime is seen).
+before = os.stat(mnt)
+fd = os.open(back, os.O_RDWR)
+m = mmap.mmap(fd, 4000)
+m[0:4000] = os.urandom(4000)
+m.close()
+os.close(fd)
+after = os.stat(back)
+if after.st_mtime_ns == before.st_mtime_ns:
+    sys.exit("the mmap write did not move the original's mtime on this kernel: nothing to see")
+t0 = time.monotonic()
+while os.stat(mnt).st_mtime_ns != after.st_mtime_ns:   # stat only: no open to refresh anything
+    if time.monotonic() - t0 > 3.0:
+        sys.exit("the mount's mtime is still the old one 3 s after the change (attr timeout 0.5 s)")
+    time.sleep(0.05)
+seen = time.monotonic() - t0
+want = open(back, "rb").read()
+while open(mnt, "rb").read() != want:
+    if time.monotonic() - t0 > 3.0:
+        sys.exit("the mount's bytes are still the old ones 3 s after the change")
+    time.sleep(0.05)
+print("mmap write behind an NFS-classified original: mtime seen after %d ms, bytes after %d ms"
+      % (seen * 1000, (time.monotonic() - t0) * 1000))
+PY
+t_unmount "$D"
+
+# --- a real FUSE original (bindfs): classified by its own statfs type, no knob ---------------
+if command -v bindfs > /dev/null; then
+  mkdir -p "$T_SCRATCH/bind-src" "$T_SCRATCH/bind"
+  echo x > "$T_SCRATCH/bind-src/f"
+  bindfs "$T_SCRATCH/bind-src" "$T_SCRATCH/bind"; T_BINDS+=("$T_SCRATCH/bind")
+  t_mount "$T_SCRATCH/bind" "$T_SCRATCH/cache-bind" --attr-timeout $TIMEOUT --entry-timeout $TIMEOUT
+  s=$(stats "$T_SCRATCH/bind")
+  [ "$(get "$s" "s['change_watch']")" = timeout ] || fail "a FUSE original counts as watched"
+  get "$s" "s['change_watch_why']" | grep -q "file system is FUSE" \
+    || fail "a FUSE original's change_watch_why does not say FUSE: $(get "$s" "s['change_watch_why']")"
+  t_unmount "$T_SCRATCH/bind"
+else
+  echo "(no bindfs: a real FUSE original not checked)"
+fi
+
+# --- --openless is refused on it, saying why ----------------------------------------------
+D=$SHM/openless/data
+mkdir -p "$D"
+if out=$(CACHEMAX_ORIGIN_FS_TYPE=$NFS "$CACHEMAX" start "$D" --cache "$T_SCRATCH/cache-openless" --openless 2>&1); then
+  T_MOUNTS+=("$D")
+  fail "--openless started on an NFS original"
+fi
+echo "$out" | grep -q -- "--openless is refused on '$D': the original's file system is NFS" \
+  || fail "no clear message for --openless on an NFS original: $out"
+grep -q " $D fuse.cachemax " /proc/mounts && { T_MOUNTS+=("$D"); fail "the refused --openless start left a mount"; }
+echo "PASS"
