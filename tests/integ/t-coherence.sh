@@ -17,7 +17,7 @@ t_shm coherence
 # checker.py MOUNT BACK LABEL: make each change in BACK after reading the mount's view, and wait
 # (at most 1 s) until the mount's view equals the original's.
 cat > "$T_SCRATCH/checker.py" <<'EOF'
-import hashlib, os, stat, sys, time
+import hashlib, mmap, os, stat, sys, time
 mnt, back, label = sys.argv[1], sys.argv[2], sys.argv[3]
 LIMIT = 1.0
 worst = 0.0
@@ -95,6 +95,15 @@ def append(path, data):
     with open(path, "ab") as f:
         f.write(data)
 
+def mmap_write(path, data):
+    """Write through a shared mapping (no FAN_MODIFY; the writer's close is FAN_CLOSE_WRITE)."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        with mmap.mmap(fd, 0) as m:
+            m[:len(data)] = data
+    finally:
+        os.close(fd)
+
 def replace(path, data):
     write(path + ".tmp", data)
     os.rename(path + ".tmp", path)
@@ -124,6 +133,7 @@ change("ACL", ["d/b"], lambda b: os.setxattr(b("d/b"), "system.posix_acl_access"
 change("ACL removed", ["d/b"], lambda b: os.removexattr(b("d/b"), "system.posix_acl_access"))
 change("utimens", ["d/b"], lambda b: os.utime(b("d/b"), ns=(10**18, 1234567890123456789)))
 change("append", ["d/b"], lambda b: append(b("d/b"), b"appended" * 100))
+change("write through a shared mapping", ["d/b"], lambda b: mmap_write(b("d/b"), b"MAPPED"))
 change("truncate", ["d/b"], lambda b: os.truncate(b("d/b"), 10))
 change("replace by rename", ["d", "d/b"], lambda b: replace(b("d/b"), b"replaced" * 300))
 change("mkdir", ["d"], lambda b: os.mkdir(b("d/newdir")))
