@@ -23,10 +23,15 @@ struct fs;
 
 /* INIT flags the file system needs (fuse_session_config.extra_flags): it clears set-id bits and
  * file capabilities itself on write, truncate and chown (FUSE_HANDLE_KILLPRIV_V2), so that the
- * kernel stops asking for security.capability before every write; and it applies the caller's
+ * kernel stops asking for security.capability before every write; it applies the caller's
  * umask itself (FUSE_DONT_MASK), because the origin must see the mode unmasked where the parent
- * directory has a default ACL, which replaces the umask. */
-#define FS_FUSE_INIT_FLAGS (FUSE_HANDLE_KILLPRIV_V2 | FUSE_DONT_MASK)
+ * directory has a default ACL, which replaces the umask; and the kernel checks permissions with
+ * the origin's POSIX ACLs, not the mode bits alone (FUSE_POSIX_ACL: under default_permissions
+ * without it, a user an ACL entry denies got in through the group class's "other" bits, and one
+ * an entry admits was refused). The kernel then caches each inode's ACLs, forgotten at every
+ * INVAL_INODE (the watcher), entry revalidation (the timeouts) and change through the mount;
+ * the origin itself updates an ACL's mask on chmod and inherits default ACLs on create. */
+#define FS_FUSE_INIT_FLAGS (FUSE_HANDLE_KILLPRIV_V2 | FUSE_DONT_MASK | FUSE_POSIX_ACL)
 
 /* INIT flags an openless mount must not be granted: with FUSE_ATOMIC_O_TRUNC the kernel leaves
  * an O_TRUNC open's truncation to OPEN (fuse_do_setattr skips it for ATTR_OPEN), which an
