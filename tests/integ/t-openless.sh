@@ -120,6 +120,7 @@ echo "stats: $((b1 - b0)) bytes counted for $total bytes; implicit files made: $
 # drop_caches; other tests on this machine do) makes READs that are not ours to blame: one retry.
 warm_ok() {
   local r
+  warm_reads="not counted (requests seen first)"
   r=$(read_ops)
   if [ $counting = 1 ]; then
     warm=$(requests "$D" "cat $D/d/f* > $T_SCRATCH/warm")
