@@ -503,8 +503,10 @@ void fs_proc_path(int fd, char buf[FS_PROC_PATH_MAX]);
  * through the mount (fs_xattr_changed). The answer for a name is the errno the original gave
  * for that name on an inode of the same type with no xattrs (ENODATA for a supported
  * namespace, EOPNOTSUPP for one the file system lacks, which differs by file type and mount
- * options), learned from a real call; a name the original answered with a value on such an
- * inode (a file system that makes xattrs up, e.g. ntfs3's system.ntfs_attrib) is always asked.
+ * options), learned from a real call (32 name and type pairs per mount, first come); a name
+ * the original answered with a value on such an inode (a file system that makes xattrs up,
+ * e.g. ntfs3's system.ntfs_attrib) is not learned, and two different errnos for one name make
+ * it always asked. Only nodes events can name count (a handle of their own, or the root).
  * Races: a change is counted before it is acted on, and what a call learned is kept only if
  * no change was counted between the sample taken before the call and its end. */
 #define FS_XATTR_UNKNOWN 0u
@@ -519,7 +521,9 @@ int fs_xattr_get_known(struct fs *fs, struct fs_node *n, const char *name);
 bool fs_xattr_none_known(struct fs *fs, struct fs_node *n);
 /* Should the caller list n's xattrs (fs_xattr_listed) before asking for one? */
 bool fs_xattr_probe_wanted(struct fs *fs, const struct fs_node *n, unsigned sample);
-/* The original's listxattr(n) size (or -errno), asked after sample. */
+/* The original's listxattr(n) size (or -errno), asked after sample, and only if
+ * fs_xattr_probe_wanted(sample) said yes before the call (a call made before the watcher's
+ * mark could miss a change that no event will report). */
 void fs_xattr_listed(struct fs *fs, struct fs_node *n, unsigned sample, ssize_t size);
 /* The original's getxattr(n, name) result (a size, or -errno), asked after sample. */
 void fs_xattr_got(struct fs *fs, struct fs_node *n, unsigned sample, const char *name,

@@ -1202,6 +1202,7 @@ static void op_listxattr(struct fuse_req *r, uint64_t ino, uint32_t size)
 	struct fs_node *n;
 	char *buf = fuse_req_scratch(r);
 	unsigned sample;
+	bool probe;
 	ssize_t len;
 	int nfd;
 
@@ -1214,12 +1215,14 @@ static void op_listxattr(struct fuse_req *r, uint64_t ino, uint32_t size)
 		return;
 	}
 	sample = fs_xattr_sample(n);
+	probe = fs_xattr_probe_wanted(fs, n, sample);  /* before the call: see fs_xattr_listed */
 	GET_NODE_FD(fs, r, n, nfd);
 	fs_proc_path(nfd, path);
 	if (size == 0) {
 		len = sys_listxattr(path, NULL, 0);
 		fs_node_fd_put(fs, n, nfd);
-		fs_xattr_listed(fs, n, sample, len);
+		if (probe)
+			fs_xattr_listed(fs, n, sample, len);
 		if (len < 0)
 			fuse_reply_err(r, (int)-len);
 		else
@@ -1228,7 +1231,8 @@ static void op_listxattr(struct fuse_req *r, uint64_t ino, uint32_t size)
 	}
 	len = sys_listxattr(path, buf, size < FUSE_SESSION_SCRATCH ? size : FUSE_SESSION_SCRATCH);
 	fs_node_fd_put(fs, n, nfd);
-	fs_xattr_listed(fs, n, sample, len);
+	if (probe)
+		fs_xattr_listed(fs, n, sample, len);
 	if (len < 0)
 		fuse_reply_err(r, (int)-len);
 	else

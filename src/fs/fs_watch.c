@@ -293,6 +293,31 @@ static void event_take(struct fs *fs, struct batch *b, const struct fanotify_eve
 	}
 }
 
+/* An attribute change of our own process: the request that made it already told the kernel
+ * and the node, but the kernel may have added xattrs in our name (IMA's security.ima at the
+ * close of a file we wrote, EVM's security.evm), so what is known of its xattrs goes. */
+static void own_attrib(struct fs *fs, const struct fanotify_event_metadata *m, const char *event)
+{
+	const char *p = event + m->metadata_len, *end = event + m->event_len;
+
+	while (p + sizeof(struct fanotify_event_info_header) <= end) {
+		const struct fanotify_event_info_fid *fid = (const void *)p;
+		struct file_handle *h = (struct file_handle *)(void *)fid->handle;
+		struct fs_node *n;
+
+		if (fid->hdr.len < sizeof(*fid) + sizeof(*h) || p + fid->hdr.len > end)
+			return;
+		p += fid->hdr.len;
+		if (fid->hdr.info_type != FAN_EVENT_INFO_TYPE_FID)
+			continue;  /* the changed inode itself, not its parent's record */
+		if (!(n = node_of_handle(fs, h)))
+			continue;
+		fs_xattr_changed(n);
+		if (n != fs->root)
+			fs_node_forget(fs, n->nodeid, 1);
+	}
+}
+
 /* ---- the metadata catalog's part (fs_catalog.c) -------------------------------------------
  * Every event, of any process (ours too: a chmod or a write through the mount changes an
  * entry's attributes in its directory's record, and the kernel gives us no parent for it), drops
@@ -365,6 +390,8 @@ static void events_read(struct fs *fs, char *buf)
 					catalog_event(fs, &m, buf + off);
 				else if (m.pid != self)
 					event_take(fs, &b, &m, buf + off);
+				else if (m.mask & FAN_ATTRIB)
+					own_attrib(fs, &m, buf + off);
 			}
 		}
 		if (b.count == WATCH_BATCH)
@@ -379,18 +406,34 @@ static void events_read(struct fs *fs, char *buf)
 	batch_run(fs, &b);
 }
 
+/* The thread cannot go on reading events (no memory for its buffer, poll failed): nothing is
+ * watched from now on, so every reply takes the short timeouts and nothing is answered from
+ * what the watcher kept true; then everything the kernel holds is revalidated, as after lost
+ * events (which also voids the seal). Its fd stays for fs_watch_stop to close. */
+static void *watch_thread_lost(struct fs *fs, int rc)
+{
+	atomic_store(&fs->watch.active, false);
+	snprintf(fs->watch.why, sizeof(fs->watch.why), "the change watcher's thread stopped (%s)",
+	         strerror(-rc));
+	log_warn("not watching the original for changes any more: %s", fs->watch.why);
+	overflow(fs);
+	return NULL;
+}
+
 static void *watch_thread(void *arg)
 {
 	struct fs *fs = arg;
 	char *buf = malloc(WATCH_BUFFER);
 
 	if (!buf)
-		return NULL;
+		return watch_thread_lost(fs, -ENOMEM);
 	for (;;) {
 		struct pollfd p[2] = { { .fd = fs->watch.fan_fd, .events = POLLIN },
 		                       { .fd = fs->watch.stop_pipe[0], .events = POLLIN } };
-		if (poll(p, 2, -1) < 0 && errno != EINTR)
-			break;
+		if (poll(p, 2, -1) < 0 && errno != EINTR) {
+			free(buf);
+			return watch_thread_lost(fs, -errno);
+		}
 		if (p[1].revents)
 			break;
 		if (p[0].revents) {
@@ -449,8 +492,12 @@ static int watch_refuse_changed_elsewhere(struct fs *fs)
 	char what[sizeof(fs->watch.why)];
 	int rc;
 
-	if (!type && (rc = fs_type_of_fd(fs->cfg.origin_fd, &type)) < 0)
-		return watch_refused(fs, rc, "the original's file system type is unknown");
+	/* The tests' type (CACHEMAX_ORIGIN_FS_TYPE) only ever makes an original unwatched: a local
+	 * type given for a real network original is not believed. */
+	if (!type || !fs_type_changed_elsewhere(type)) {
+		if ((rc = fs_type_of_fd(fs->cfg.origin_fd, &type)) < 0)
+			return watch_refused(fs, rc, "the original's file system type is unknown");
+	}
 	if (!(kind = fs_type_changed_elsewhere(type)))
 		return 0;
 	snprintf(what, sizeof(what), "the original's file system is %s, whose files change "

@@ -8,6 +8,14 @@
 /* A change: the count above the two state bits goes up and the state becomes unknown. */
 #define XATTR_CHANGE (FS_XATTR_KNOWN_MASK + 1u)
 
+/* Do events about n reach it? The watcher covers its file system, and finds n by the handle
+ * an event names: a node with no handle of its own (first seen through another mount of the
+ * same file system, or with a handle too large to keep) is in no event's reach. */
+static bool fs_xattr_watched(struct fs *fs, const struct fs_node *n)
+{
+	return fs_watch_covers(fs, n) && (n->handle_bytes > 0 || n == fs->root);
+}
+
 unsigned fs_xattr_sample(const struct fs_node *n)
 {
 	return atomic_load_explicit(&n->xattr_state, memory_order_acquire);
@@ -26,7 +34,7 @@ void fs_xattr_changed(struct fs_node *n)
  * behind would go unseen. */
 static bool known(struct fs *fs, const struct fs_node *n, unsigned state)
 {
-	return (state & FS_XATTR_KNOWN_MASK) != FS_XATTR_UNKNOWN && fs_watch_covers(fs, n);
+	return (state & FS_XATTR_KNOWN_MASK) != FS_XATTR_UNKNOWN && fs_xattr_watched(fs, n);
 }
 
 /* The learned answer for (name, type): > 0 an errno, 0 ask, -1 none learned. xattr_lock. */
@@ -68,15 +76,16 @@ bool fs_xattr_none_known(struct fs *fs, struct fs_node *n)
 
 bool fs_xattr_probe_wanted(struct fs *fs, const struct fs_node *n, unsigned sample)
 {
-	return (sample & FS_XATTR_KNOWN_MASK) == FS_XATTR_UNKNOWN && fs_watch_covers(fs, n);
+	return (sample & FS_XATTR_KNOWN_MASK) == FS_XATTR_UNKNOWN && fs_xattr_watched(fs, n);
 }
 
 void fs_xattr_listed(struct fs *fs, struct fs_node *n, unsigned sample, ssize_t size)
 {
 	unsigned expect = sample;
 
-	if (size < 0 || (sample & FS_XATTR_KNOWN_MASK) != FS_XATTR_UNKNOWN || !fs_watch_covers(fs, n))
-		return;  /* an error (a file system without xattrs answers EOPNOTSUPP): ask each time */
+	/* An error (a file system without xattrs answers EOPNOTSUPP): ask each time. */
+	if (size < 0 || (sample & FS_XATTR_KNOWN_MASK) != FS_XATTR_UNKNOWN)
+		return;
 	atomic_compare_exchange_strong_explicit(&n->xattr_state, &expect,
 	                                        sample | (size == 0 ? FS_XATTR_NONE : FS_XATTR_SOME),
 	                                        memory_order_acq_rel, memory_order_relaxed);
@@ -86,12 +95,15 @@ void fs_xattr_got(struct fs *fs, struct fs_node *n, unsigned sample, const char 
                   ssize_t result)
 {
 	size_t len = strlen(name);
-	/* A value, or one too large for the buffer: the original has this name on inodes that
-	 * list none (0: always ask). */
-	int answer = result < 0 && result != -ERANGE && result != -E2BIG ? (int)-result : 0;
+	/* A value, or one too large for the buffer, from an inode that listed none: a file system
+	 * that makes this name up, or an xattr set behind whose event is still on its way. Not
+	 * learned either way (the name stays asked) rather than kept as "always ask" from one
+	 * sight. */
+	int answer = result < 0 ? (int)-result : 0;
 
 	/* Learned only from an inode that had no xattrs before the call and after it. */
 	if ((sample & FS_XATTR_KNOWN_MASK) != FS_XATTR_NONE || len >= FS_XATTR_NAME_MAX ||
+	    answer == 0 || answer == ERANGE || answer == E2BIG ||
 	    answer == ENOMEM || answer == EINTR || answer == EIO || answer == ESTALE ||
 	    answer == ENOENT || answer == EBADF)
 		return;  /* not a property of the name: a failure of this call */

@@ -208,6 +208,11 @@ watcher_idle() {
   done
 }
 
+# counter_of DIR NAME: the daemon's counter NAME
+counter_of() {
+  "$CACHEMAX" stats "$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["stats"]["counters"][sys.argv[1]])' "$2"
+}
+
 # overflows DIR: how often DIR's watcher lost events (the fanotify queue overflowed: everything
 # is invalidated then, so a walk across one is cold again)
 overflows() {
@@ -251,6 +256,14 @@ for fs in tmpfs ext4 openless; do
   else
     echo "$fs: (no perf or tracefs: request count not checked)"
   fi
+  # ls -l asks every file for two xattrs; those of files with none are answered by the daemon
+  # without the original (fs_xattr.c) from the second time on: at least one per file.
+  ls -l "$D/walk" > /dev/null
+  x0=$(counter_of "$D" xattr_absent_answers)
+  ls -l "$D/walk" > /dev/null
+  x1=$(counter_of "$D" xattr_absent_answers)
+  echo "$fs: a second ls -l of 300 files: $((x1 - x0)) xattr requests answered without the original"
+  [ $((x1 - x0)) -ge 300 ] || fail "$fs: a second ls -l of 300 files with no xattrs answered only $((x1 - x0)) xattr requests without the original"
   t_unmount "$D"
   umount "$BACK"
 done
