@@ -157,6 +157,12 @@ int fs_cache_engine_create(struct fs *fs)
 
 int fs_cache_attach(struct fs *fs, struct fs_file *f, struct cm_fuse_open_out *o)
 {
+	return fs_cache_attach_known(fs, f, NULL, o);
+}
+
+int fs_cache_attach_known(struct fs *fs, struct fs_file *f, const struct stat *known,
+                          struct cm_fuse_open_out *o)
+{
 	struct fs_node *n = f->node;
 	struct engine_open_result res;
 	struct stat st;
@@ -168,8 +174,10 @@ int fs_cache_attach(struct fs *fs, struct fs_file *f, struct cm_fuse_open_out *o
 	o->open_flags = FOPEN_NOFLUSH;
 	/* The fingerprint the engine checks: through our open fd, or for a deferred open through
 	 * the node's O_PATH fd (the same inode's attributes, without opening the file). */
+	if (known)   /* the catalog's, known current (fs_catalog_file_attr): no fd at all */
+		st = *known;
 	have_stat = n->type == S_IFREG &&
-	            sys_fstatat(fs_file_stat_fd(f), "", &st, AT_EMPTY_PATH) == 0;
+	            (known || sys_fstatat(fs_file_stat_fd(f), "", &st, AT_EMPTY_PATH) == 0);
 	/* The kernel's cached name still leads to an inode unlinked behind our back (the file was
 	 * deleted or replaced in the original directory): opening it would serve the old file.
 	 * ESTALE makes the kernel look the name up afresh (LOOKUP_REVAL) and open again. An inode
@@ -189,7 +197,16 @@ int fs_cache_attach(struct fs *fs, struct fs_file *f, struct cm_fuse_open_out *o
 		fs_node_io_release(fs, n);
 		return rc;
 	}
-	if (f->path_fd >= 0)
+	if (known && (!res.hit || f->file.via_daemon)) {
+		/* Served from the original after all (not a hit passed through to the cache copy):
+		 * the node's O_PATH fd now, as any deferred open (a failure: the first request that
+		 * needs the original opens it by handle). */
+		int path_fd = fs_node_fd(fs, n);
+		f->path_fd = path_fd >= 0 ? path_fd : -1;
+	} else if (known) {
+		stats_add(fs->cfg.stats, STATS_CATALOG_OPENS, 1);
+	}
+	if (f->path_fd >= 0 || known)
 		stats_add(fs->cfg.stats, STATS_ORIGIN_OPENS_DEFERRED, 1);
 	if (res.passthrough) {
 		o->open_flags |= FOPEN_PASSTHROUGH | (res.direct_io ? FOPEN_DIRECT_IO : 0);

@@ -26,6 +26,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fanotify.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -224,6 +226,211 @@ static void dir_attrs_free(struct fs *fs)
 		}
 	free(fs->dir_attrs);
 	fs->dir_attrs = NULL;
+}
+
+/* ---- file attributes ------------------------------------------------------------------------
+ * OPEN of a cached file checks the original's fingerprint and GETATTR answers its attributes:
+ * both read the original's inode (open_by_handle_at, a disk seek on an HDD-like original) after
+ * a restart, although a sealed record already holds them. A regular file's attributes, read
+ * from a record the seal vouches for (or from the original in this run), stay current until
+ * an event names the file or its directory: every event's handles are hashed into `changed`
+ * slots, each holding the watcher's event count when it was last named. The attributes are
+ * kept with the count sampled before they were read (`since`) and served while neither slot
+ * was named since, and only while the watcher has nothing queued or in hand (FIONREAD of its
+ * group, and an even `events` count around it): a change whose syscall returned before the
+ * request is then either visible there or accounted in the slots. Writes through a shared
+ * mapping make no FAN_MODIFY: the catalog watches closes of written files too
+ * (fs_catalog_watch_mask). A direct-mapped table (a newer entry replaces an older one), so
+ * the memory is bounded whatever the tree. */
+
+#define FILE_ATTR_SLOTS 131072u       /* entries, about 11 MiB; beyond, the original is asked */
+#define FILE_ATTR_LOCKS 64u
+#define CHANGED_SLOTS 16384u          /* 128 KiB; a collision only makes a miss */
+
+struct fs_file_attr {
+	uint64_t dev, ino;                /* ino 0: empty */
+	uint64_t since;                   /* the event count sampled before the attributes were read */
+	uint32_t self_slot, parent_slot;  /* changed[] slots of the file's and its directory's handle */
+	bool from_record;                 /* from a record (valid only under the seal), not the original */
+	uint32_t mode, nlink, uid, gid, blksize;
+	uint64_t size, blocks;
+	int64_t atime_ns, mtime_ns, ctime_ns;
+};
+
+struct fs_file_attrs {
+	/* Odd while the watcher reads and handles events (fs_catalog_events_begin/end). */
+	atomic_uint_fast64_t events;
+	/* Entries with since <= floor are void (events were lost then). */
+	atomic_uint_fast64_t floor;
+	atomic_uint_fast64_t changed[CHANGED_SLOTS];
+	pthread_mutex_t lock[FILE_ATTR_LOCKS];
+	struct fs_file_attr entry[FILE_ATTR_SLOTS];
+	/* The origin root's handle (the root node keeps none): the directory of its files. */
+	int32_t root_type;
+	uint32_t root_bytes;
+	unsigned char root_handle[MAX_HANDLE_SZ];
+};
+
+static uint32_t changed_slot(int32_t type, const unsigned char *bytes, uint32_t len)
+{
+	uint64_t h = 1469598103934665603ull ^ (uint32_t)type;
+	for (uint32_t i = 0; i < len; i++) {
+		h ^= bytes[i];
+		h *= 1099511628211ull;
+	}
+	return (uint32_t)((h ^ (h >> 29)) % CHANGED_SLOTS);
+}
+
+/* The low bits of an odd multiple of ino: inode numbers within FILE_ATTR_SLOTS of each other
+ * (a tree made together) never share a slot. */
+static size_t file_attr_index(uint64_t dev, uint64_t ino)
+{
+	return (size_t)(((dev * 0x9e3779b97f4a7c15ull) ^ (ino * 0xc2b2ae3d27d4eb4full)) % FILE_ATTR_SLOTS);
+}
+
+static void file_attrs_create(struct fs *fs)
+{
+	struct fs_file_attrs *fa = calloc(1, sizeof(*fa));
+	_Alignas(struct file_handle) unsigned char hb[sizeof(struct file_handle) + MAX_HANDLE_SZ];
+	struct file_handle *h = (struct file_handle *)(void *)hb;
+	int mount_id;
+
+	if (!fa)
+		return;   /* no file attributes: every OPEN and GETATTR asks the original */
+	atomic_store(&fa->events, 2);   /* even; above floor (0), so a first entry can be current */
+	h->handle_bytes = MAX_HANDLE_SZ;
+	if (sys_name_to_handle_at(fs->cfg.origin_fd, "", h, &mount_id, AT_EMPTY_PATH) == 0) {
+		fa->root_type = h->handle_type;
+		fa->root_bytes = h->handle_bytes;
+		memcpy(fa->root_handle, h->f_handle, h->handle_bytes);
+	}
+	for (unsigned i = 0; i < FILE_ATTR_LOCKS; i++)
+		pthread_mutex_init(&fa->lock[i], NULL);
+	fs->file_attrs = fa;
+}
+
+static void file_attrs_free(struct fs *fs)
+{
+	if (!fs->file_attrs)
+		return;
+	for (unsigned i = 0; i < FILE_ATTR_LOCKS; i++)
+		pthread_mutex_destroy(&fs->file_attrs->lock[i]);
+	free(fs->file_attrs);
+	fs->file_attrs = NULL;
+}
+
+void fs_catalog_events_begin(struct fs *fs)
+{
+	if (fs->file_attrs)
+		atomic_fetch_add(&fs->file_attrs->events, 1);
+}
+
+void fs_catalog_events_end(struct fs *fs)
+{
+	if (fs->file_attrs)
+		atomic_fetch_add(&fs->file_attrs->events, 1);
+}
+
+void fs_catalog_handle_changed(struct fs *fs, const struct file_handle *h)
+{
+	struct fs_file_attrs *fa = fs->file_attrs;
+	if (!fa || h->handle_bytes > MAX_HANDLE_SZ)
+		return;
+	/* the count now (odd: inside begin/end), which no entry read after this one started holds */
+	atomic_store(&fa->changed[changed_slot(h->handle_type, h->f_handle, h->handle_bytes)],
+	             atomic_load(&fa->events));
+}
+
+uint64_t fs_catalog_watch_mask(const struct fs *fs)
+{
+	return fs->catalog ? FAN_CLOSE_WRITE : 0;
+}
+
+/* Keeps the attributes st of regular file n, found in directory p's record (from_record) or on
+ * the original, both read after g was sampled. */
+static void file_attr_keep(struct fs *fs, struct fs_node *p, struct fs_node *n,
+                           const struct stat *st, bool from_record, const struct fs_catalog_gens *g)
+{
+	struct fs_file_attrs *fa = fs->file_attrs;
+	struct fs_file_attr *e;
+	uint32_t parent_slot;
+	size_t i;
+
+	if (!fa || !S_ISREG(st->st_mode) || st->st_nlink > 1 || !n->handle_bytes)
+		return;   /* handle_bytes: only a node reached by its handle has them */
+	if (p == fs->root && fa->root_bytes)
+		parent_slot = changed_slot(fa->root_type, fa->root_handle, fa->root_bytes);
+	else if (p != fs->root && p->handle_bytes)
+		parent_slot = changed_slot(p->handle_type, p->handle, p->handle_bytes);
+	else
+		return;
+	i = file_attr_index(n->dev, n->ino);
+	pthread_mutex_lock(&fa->lock[i % FILE_ATTR_LOCKS]);
+	e = &fa->entry[i];
+	*e = (struct fs_file_attr){
+		.dev = n->dev, .ino = n->ino, .since = g->events,
+		.self_slot = changed_slot(n->handle_type, n->handle, n->handle_bytes),
+		.parent_slot = parent_slot, .from_record = from_record,
+		.mode = st->st_mode, .nlink = (uint32_t)st->st_nlink, .uid = st->st_uid,
+		.gid = st->st_gid, .blksize = (uint32_t)st->st_blksize, .size = (uint64_t)st->st_size,
+		.blocks = (uint64_t)st->st_blocks, .atime_ns = clock_timespec_ns(&st->st_atim),
+		.mtime_ns = clock_timespec_ns(&st->st_mtim), .ctime_ns = clock_timespec_ns(&st->st_ctim),
+	};
+	pthread_mutex_unlock(&fa->lock[i % FILE_ATTR_LOCKS]);
+}
+
+static struct timespec ns_timespec(int64_t ns)
+{
+	struct timespec ts = { .tv_sec = ns / 1000000000ll, .tv_nsec = ns % 1000000000ll };
+	if (ts.tv_nsec < 0) {
+		ts.tv_sec--;
+		ts.tv_nsec += 1000000000ll;
+	}
+	return ts;
+}
+
+int fs_catalog_file_attr(struct fs *fs, struct fs_node *n, struct stat *st)
+{
+	struct fs_file_attrs *fa = fs->file_attrs;
+	struct fs_file_attr e;
+	uint64_t before;
+	size_t i;
+	int pending = 0;
+
+	if (!fa || n->type != S_IFREG || !fs_watch_covers(fs, n) ||
+	    atomic_load(&n->passthrough_writers))   /* its times move with no request to us */
+		return -ENOENT;
+	i = file_attr_index(n->dev, n->ino);
+	pthread_mutex_lock(&fa->lock[i % FILE_ATTR_LOCKS]);
+	e = fa->entry[i];
+	pthread_mutex_unlock(&fa->lock[i % FILE_ATTR_LOCKS]);
+	if (e.ino != n->ino || e.dev != n->dev)
+		return -ENOENT;
+	/* Nothing queued or in the watcher's hands: a change made before this request is
+	 * accounted in the slots below (the watcher counts up before it takes events out of the
+	 * queue and again once it handled them). */
+	before = atomic_load(&fa->events);
+	if ((before & 1) || ioctl(fs->watch.fan_fd, FIONREAD, &pending) < 0 || pending ||
+	    atomic_load(&fa->events) != before)
+		return -EAGAIN;
+	if (e.since <= atomic_load(&fa->floor) || atomic_load(&fa->changed[e.self_slot]) >= e.since ||
+	    atomic_load(&fa->changed[e.parent_slot]) >= e.since ||
+	    (e.from_record && !atomic_load(&fs->catalog_sealed)))
+		return -ENOENT;
+	memset(st, 0, sizeof(*st));
+	st->st_dev = (dev_t)e.dev;
+	st->st_ino = (ino_t)e.ino;
+	st->st_mode = e.mode;
+	st->st_nlink = e.nlink;
+	st->st_uid = e.uid;
+	st->st_gid = e.gid;
+	st->st_blksize = (blksize_t)e.blksize;
+	st->st_size = (off_t)e.size;
+	st->st_blocks = (blkcnt_t)e.blocks;
+	st->st_atim = ns_timespec(e.atime_ns);
+	st->st_mtim = ns_timespec(e.mtime_ns);
+	st->st_ctim = ns_timespec(e.ctime_ns);
+	return 0;
 }
 
 /* A file of the block device dev's sysfs directory, or of its disk's for a partition (the
@@ -478,6 +685,7 @@ void fs_catalog_open(struct fs *fs, const char *path)
 	}
 	if (atomic_load(&fs->catalog_sealed))
 		fs->dir_attrs = calloc(DIR_ATTR_BUCKETS, sizeof(*fs->dir_attrs));
+	file_attrs_create(fs);
 	log_info("metadata catalog at '%s', seal %s", path, fs->seal_why);
 }
 
@@ -486,6 +694,7 @@ void fs_catalog_close(struct fs *fs)
 	cache_catalog_free(fs->catalog);
 	fs->catalog = NULL;
 	dir_attrs_free(fs);
+	file_attrs_free(fs);
 	pthread_mutex_destroy(&fs->catalog_lock);
 }
 
@@ -576,6 +785,7 @@ static atomic_uint_fast64_t *gen_slot(struct fs *fs, uint64_t dev, uint64_t ino)
 
 void fs_catalog_gens_sample(struct fs *fs, struct fs_catalog_gens *g)
 {
+	g->events = fs->file_attrs ? atomic_load(&fs->file_attrs->events) : 0;
 	for (unsigned i = 0; i < FS_CATALOG_GEN_SLOTS; i++)
 		g->slot[i] = atomic_load(&fs->catalog_gen[i]);
 }
@@ -724,6 +934,8 @@ void fs_catalog_overflow(struct fs *fs)
 	atomic_store(&fs->catalog_sealed, false);
 	atomic_store(&fs->catalog_tainted, true);
 	gens_bump_all(fs);
+	if (fs->file_attrs)   /* every file's attributes kept so far: no event will say what changed */
+		atomic_store(&fs->file_attrs->floor, atomic_load(&fs->file_attrs->events));
 	pthread_mutex_lock(&fs->catalog_lock);
 	fs->catalog_epoch++;
 	if (fs->catalog_epoch == 0)
@@ -782,6 +994,8 @@ int fs_catalog_entry_node(struct fs *fs, struct fs_node *p, const struct cache_c
 			fs_catalog_stamp_seen(fs, *out, st, g);
 			if (!attrs_fresh)
 				dir_attr_keep(fs, a);
+		} else if (rc == 0) {
+			file_attr_keep(fs, p, *out, st, !attrs_fresh, g);
 		}
 		return rc;
 	}
@@ -797,8 +1011,10 @@ int fs_catalog_entry_node(struct fs *fs, struct fs_node *p, const struct cache_c
 	if (!cache_catalog_attr_matches(a, st))
 		record_forget(fs, p->dev, p->ino);  /* re-listed next time */
 	rc = fs_node_acquire(fs, p, e->name, fd, st, out);
-	if (rc == 0)
+	if (rc == 0) {
 		fs_catalog_stamp_seen(fs, *out, st, g);  /* g is older than the stat: it may only refuse */
+		file_attr_keep(fs, p, *out, st, false, g);
+	}
 	return rc;
 }
 

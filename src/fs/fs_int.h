@@ -264,6 +264,9 @@ struct fs {
 	pthread_mutex_t xattr_lock;   /* xattr_learned, xattr_learned_count (a leaf lock) */
 	struct fs_xattr_learned xattr_learned[FS_XATTR_LEARNED_MAX];
 	unsigned xattr_learned_count;
+	/* Attributes of regular files the catalog knows current (fs_catalog.c "file attributes":
+	 * OPEN and GETATTR without reading the original's inode). NULL: none. Its own locks. */
+	struct fs_file_attrs *file_attrs;
 };
 
 /* Node table (fs_node.c). */
@@ -356,6 +359,11 @@ void fs_cache_passthrough_disable(struct fs *fs, const char *why);
  * engine inode and choose the io-mode; fills the open reply. -errno fails the open, -ESTALE
  * when the inode was unlinked behind our back (the kernel then looks the name up again). */
 int fs_cache_attach(struct fs *fs, struct fs_file *f, struct cm_fuse_open_out *o);
+/* The same for a deferred open with neither fd whose attributes the catalog knows current
+ * (known: fs_catalog_file_attr): checked against them; unless it is a hit passed through to
+ * the cache copy, the node's O_PATH fd is borrowed then. */
+int fs_cache_attach_known(struct fs *fs, struct fs_file *f, const struct stat *known,
+                          struct cm_fuse_open_out *o);
 void fs_cache_detach(struct fs *fs, struct fs_file *f);
 /* The origin fd of open file f, opened now if its open was deferred: >= 0 or -errno. */
 int fs_file_origin_fd(struct fs *fs, struct fs_file *f);
@@ -416,11 +424,29 @@ int fs_catalog_dir_attr(struct fs *fs, struct fs_node *n, struct stat *st);
 void fs_catalog_nameless_change(struct fs *fs, struct file_handle *self);
 /* Events were lost: the seal is void, every node stamp too. */
 void fs_catalog_overflow(struct fs *fs);
+/* The watcher is about to read events from its queue (begin) and has handled all it read
+ * (end): between the two, the catalog holds no file's attributes current (fs_catalog_file_attr),
+ * since a change taken out of the queue may not have been accounted yet. */
+void fs_catalog_events_begin(struct fs *fs);
+void fs_catalog_events_end(struct fs *fs);
+/* An event named handle h (the file it changed, or the directory of a name): every attributes
+ * the catalog holds for h's inode, or for a file in h's directory, stop being current. Call for
+ * every handle of every event (any process), before any invalidation the event causes. */
+void fs_catalog_handle_changed(struct fs *fs, const struct file_handle *h);
+/* The events the watcher needs for the catalog beyond its own (fanotify mask bits): closes of
+ * files written, so that a file changed through a shared mapping (no FAN_MODIFY) is seen. */
+uint64_t fs_catalog_watch_mask(const struct fs *fs);
+/* The attributes of regular file n, known current without reading the original (OPEN's
+ * fingerprint, GETATTR): 0 and *st while nothing changed n or its directory since they were
+ * read (from a sealed record, or from the original in this run) and the watcher has no event
+ * pending or in hand; -ENOENT or -EAGAIN: ask the original. */
+int fs_catalog_file_attr(struct fs *fs, struct fs_node *n, struct stat *st);
 /* What the catalog generations were before something was read of the original: compared
  * before what was read is stored or served as current (a change reported meanwhile bumped its
  * directory's slot). 64 loads to take; any thread. */
 struct fs_catalog_gens {
 	uint64_t slot[FS_CATALOG_GEN_SLOTS];
+	uint64_t events;   /* the watcher's event count (fs_catalog_events_begin) at the sample */
 };
 void fs_catalog_gens_sample(struct fs *fs, struct fs_catalog_gens *g);
 /* Whether a change was reported for directory (dev, ino) since g was sampled. */

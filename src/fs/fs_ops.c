@@ -502,8 +502,14 @@ static void op_getattr(struct fuse_req *r, uint64_t ino, const struct fuse_getat
 	int rc;
 
 	GET_NODE(fs, r, n, ino);
+	if (fs_catalog_file_attr(fs, n, &st) == 0) {
+		/* A file the catalog knows unchanged (fs_catalog.c): its object is in step already. */
+		reply_attr_stat(r, n, &st);
+		return;
+	}
 	fs_cache_before_getattr(fs, n);  /* an open object in step, mapped writes back (fs_int.h) */
-	if ((f = attr_file(n, in->getattr_flags & FUSE_GETATTR_FH, in->fh)))  /* no late open */
+	f = attr_file(n, in->getattr_flags & FUSE_GETATTR_FH, in->fh);
+	if (f && fs_file_stat_fd(f) >= 0)  /* no late open */
 		rc = sys_fstatat(fs_file_stat_fd(f), "", &st, AT_EMPTY_PATH);
 	else if (fs_catalog_dir_attr(fs, n, &st) == 0)
 		rc = 0;  /* a directory under the seal (fs_catalog.c) */
@@ -537,7 +543,7 @@ static void op_setattr(struct fuse_req *r, uint64_t ino, const struct fuse_setat
 		fuse_reply_err(r, -ffd);
 		return;
 	}
-	fs_proc_path(f ? fs_file_stat_fd(f) : nfd, path);
+	fs_proc_path(f && fs_file_stat_fd(f) >= 0 ? fs_file_stat_fd(f) : nfd, path);
 
 	if (in->valid & FATTR_MODE) {
 		rc = sys_chmod(path, in->mode);
@@ -867,6 +873,8 @@ static void op_open(struct fuse_req *r, uint64_t ino, const struct fuse_open_in 
 	struct cm_fuse_open_out o;
 	struct fs_node *n;
 	struct fs_file *f;
+	struct stat known;
+	bool sealed = false;
 	int fd = -1, path_fd = -1, flags, rc;
 
 	if (fs->cfg.openless) {  /* the kernel opens every file itself from now on (fs_openless.h) */
@@ -875,7 +883,9 @@ static void op_open(struct fuse_req *r, uint64_t ino, const struct fuse_open_in 
 	}
 	GET_NODE(fs, r, n, ino);
 	flags = own_open_flags(in->flags) & ~deferred_trunc(n->type, in->flags);
-	if (open_deferrable(fs, n, in->flags))
+	if (open_deferrable(fs, n, in->flags) && fs_catalog_file_attr(fs, n, &known) == 0)
+		rc = 0, sealed = true;              /* the catalog's attributes: no fd (fs_catalog.c) */
+	else if (open_deferrable(fs, n, in->flags))
 		rc = path_fd = fs_node_fd(fs, n);   /* held until the release */
 	else
 		rc = fd = fs_node_open(fs, n, flags);
@@ -892,7 +902,7 @@ static void op_open(struct fuse_req *r, uint64_t ino, const struct fuse_open_in 
 		fuse_reply_err(r, ENOMEM);
 		return;
 	}
-	rc = fs_cache_attach(fs, f, &o);
+	rc = sealed ? fs_cache_attach_known(fs, f, &known, &o) : fs_cache_attach(fs, f, &o);
 	if (rc < 0) {
 		file_free(fs, f);
 		fuse_reply_err(r, -rc);

@@ -345,8 +345,11 @@ static void catalog_event(struct fs *fs, const struct fanotify_event_metadata *m
 		    fid->hdr.info_type != FAN_EVENT_INFO_TYPE_DFID)
 			continue;
 		named = true;
+		fs_catalog_handle_changed(fs, h);
 		fs_catalog_dir_changed_handle(fs, h);
 	}
+	if (self)
+		fs_catalog_handle_changed(fs, self);  /* the file's own attributes (fs_catalog_file_attr) */
 	if (self && (m->mask & FAN_ONDIR))
 		fs_catalog_dir_changed_handle(fs, self);  /* its own attributes (dir attributes) */
 	else if (!named && self && (m->mask & (FAN_ATTRIB | FAN_MODIFY)))
@@ -366,6 +369,7 @@ static void events_read(struct fs *fs, char *buf)
 	struct batch b = { .count = 0 };
 	pid_t self = getpid();
 
+	fs_catalog_events_begin(fs);   /* until the catalog's pass is done: no file attrs served */
 	for (;;) {
 		ssize_t len = read(fs->watch.fan_fd, buf, WATCH_BUFFER), off = 0;
 		if (len <= 0)
@@ -403,6 +407,7 @@ static void events_read(struct fs *fs, char *buf)
 		if (len < WATCH_BUFFER / 2)
 			break;
 	}
+	fs_catalog_events_end(fs);
 	batch_run(fs, &b);
 }
 
@@ -531,7 +536,8 @@ static int watch_prepare(struct fs *fs)
 	w->fan_fd = rc;
 	/* The mount fd (a directory opened O_RDONLY): fanotify_mark refuses O_PATH fds. */
 	rc = sys_fanotify_mark(w->fan_fd, FAN_MARK_ADD | FAN_MARK_FILESYSTEM,
-	                       WATCH_MASK | (fs->cfg.openless ? WATCH_OPENLESS : 0), fs->mounts[0].fd,
+	                       WATCH_MASK | (fs->cfg.openless ? WATCH_OPENLESS : 0) |
+	                       fs_catalog_watch_mask(fs), fs->mounts[0].fd,
 	                       NULL);
 	if (rc < 0)
 		return watch_refused(fs, rc, "the original's file system cannot be marked");

@@ -40,6 +40,7 @@ static const char *const counter_names[STATS_COUNTER_COUNT] = {
 	[STATS_SCRUB_RECLAIMED] = "scrub_reclaimed",
 	[STATS_ORIGIN_OPENS_DEFERRED] = "origin_opens_deferred",
 	[STATS_ORIGIN_OPENS_LATE] = "origin_opens_late",
+	[STATS_CATALOG_OPENS] = "catalog_opens",
 	[STATS_UNSETTLED_OPENS] = "unsettled_opens",
 	[STATS_XATTR_ABSENT_ANSWERS] = "xattr_absent_answers",
 };

@@ -53,6 +53,9 @@ enum stats_counter {
 	STATS_ORIGIN_OPENS_DEFERRED,     /* read-only opens answered without opening the original
 	                                  * file (checked through the node's O_PATH fd) */
 	STATS_ORIGIN_OPENS_LATE,         /* of those, original files opened later, on first need */
+	STATS_CATALOG_OPENS,             /* of those, opens checked against the metadata catalog's
+	                                  * attributes and passed through to the cache copy: the
+	                                  * original's inode not read at all (fs_catalog.c) */
 	STATS_UNSETTLED_OPENS,           /* first opens not cached: the file changed within 3 s and
 	                                  * no watcher reports its changes (engine_settle.c) */
 	STATS_XATTR_ABSENT_ANSWERS,      /* GETXATTR and LISTXATTR answered without the original:
