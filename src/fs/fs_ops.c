@@ -883,12 +883,12 @@ static void op_open(struct fuse_req *r, uint64_t ino, const struct fuse_open_in 
 	}
 	GET_NODE(fs, r, n, ino);
 	flags = own_open_flags(in->flags) & ~deferred_trunc(n->type, in->flags);
-	if (open_deferrable(fs, n, in->flags) && fs_catalog_file_attr(fs, n, &known) == 0)
-		rc = 0, sealed = true;              /* the catalog's attributes: no fd (fs_catalog.c) */
-	else if (open_deferrable(fs, n, in->flags))
-		rc = path_fd = fs_node_fd(fs, n);   /* held until the release */
-	else
+	if (!open_deferrable(fs, n, in->flags))
 		rc = fd = fs_node_open(fs, n, flags);
+	else if ((sealed = fs_catalog_file_attr(fs, n, &known) == 0))
+		rc = 0;                             /* known current (fs_catalog.c): no fd at all */
+	else
+		rc = path_fd = fs_node_fd(fs, n);   /* held until the release */
 	if (rc < 0) {
 		fuse_reply_err(r, -rc);
 		return;

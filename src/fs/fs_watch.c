@@ -407,8 +407,8 @@ static void events_read(struct fs *fs, char *buf)
 		if (len < WATCH_BUFFER / 2)
 			break;
 	}
+	batch_run(fs, &b);   /* an overflow's handling too: then the catalog's floor is up */
 	fs_catalog_events_end(fs);
-	batch_run(fs, &b);
 }
 
 /* The thread cannot go on reading events (no memory for its buffer, poll failed): nothing is
