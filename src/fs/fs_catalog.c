@@ -13,6 +13,10 @@
  * changed while the daemon was down, and the watcher has covered it since. Proof and limits:
  * docs/ARCHITECTURE.md "The seal".
  *
+ * A regular file's attributes from a sealed record (or the original, in this run) also answer
+ * OPEN's fingerprint check and GETATTR while no event named the file or its directory since and
+ * the watcher has nothing pending ("file attributes" below): no read of the original's inode.
+ *
  * Races: a generation per directory (fs.catalog_gen), sampled before a record or the original
  * is read, keeps what was read from being stored or handed to the kernel as current once a
  * change in that directory was reported. READDIR cookies are keyed hashes of the names, the
