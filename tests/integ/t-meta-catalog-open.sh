@@ -40,6 +40,14 @@ t_mount "$D" "$C" --meta-catalog
 # background after the close; the fill queue may skip some: a second pass fills the rest)
 ls -lR "$D" > /dev/null
 for pass in 1 2 3; do catall "$D" > /dev/null; sleep 1; done
+# and the fills settled (their count unchanged for 2 s; at most 30 s), then a last pass
+last=$(counter fills) same=0
+for i in $(seq 1 30); do
+  sleep 1; now=$(counter fills)
+  if [ "$now" = "$last" ]; then same=$((same + 1)); [ $same -ge 2 ] && break; else same=0; fi
+  last=$now
+done
+catall "$D" > /dev/null
 # The journal keeps the inode-table blocks it wrote (the tree, atimes of the warm-up) pinned in
 # memory until a checkpoint, so no page-cache drop would make an open read them again: a freeze
 # checkpoints it (written before the stop: the seal counts it).
