@@ -5,9 +5,9 @@
  *
  * Layout: CATALOG/HH/DEV-INO.dir (HH: 256 buckets), CATALOG/tmp/ (puts in flight).
  *
- * Record format, version 1 (little-endian; written down here only):
+ * Record format, version 2 (little-endian; written down here only):
  *   header, 64 bytes:
- *     0 magic "CMCT" (u32 0x54434d43)   4 version u32 = 1     8 flags u32 = 0   12 count u32
+ *     0 magic "CMCT" (u32 0x54434d43)   4 version u32 = 2     8 flags u32 = 0   12 count u32
  *    16 directory dev u64              24 directory ino u64
  *    32 stamp ino u64                  40 stamp mtime_ns i64  48 stamp ctime_ns i64
  *    56 reserved u64 = 0
@@ -16,9 +16,11 @@
  *     0 dev u64   8 ino u64   16 mode u32   20 nlink u32   24 uid u32   28 gid u32
  *    32 rdev u64  40 size u64  48 blocks u64  56 atime_ns i64  64 mtime_ns i64  72 ctime_ns i64
  *    80 blksize u32   84 handle_type i32   88 handle_bytes u16 (<= 128)   90 name_len u16
- *       (1..255)   92 type u8   93..95 zero
+ *       (1..255)   92 type u8   93 flags u8 (bit 0: no xattrs, CACHE_CATALOG_ATTR_NO_XATTRS;
+ *       the others zero)   94..95 zero
  *   trailer: CRC32C (u32) of every byte before it.
- * Changelog: version 1 (issue 14) — first version.
+ * Changelog: version 1 (issue 14) — first version. Version 2 — byte 93 of an entry holds its
+ * flags (version 1 records, whose byte 93 is zero, are still read: nothing known of xattrs).
  */
 #include "cache/cache_catalog.h"
 
@@ -40,7 +42,8 @@
 #include "util/clock.h"
 
 #define CATALOG_MAGIC 0x54434d43u
-#define CATALOG_VERSION 1u
+#define CATALOG_VERSION 2u
+#define CATALOG_VERSION_MIN 1u      /* still read */
 #define CATALOG_HEADER_SIZE 64u
 #define CATALOG_ENTRY_SIZE 96u
 #define CATALOG_CRC_SIZE 4u
@@ -179,6 +182,7 @@ static void entry_encode(const struct cache_catalog_entry *e, size_t name_len, u
 	cache_put_le16(p + 88, (uint16_t)a->handle.bytes);
 	cache_put_le16(p + 90, (uint16_t)name_len);
 	p[92] = e->type;
+	p[93] = a->flags & CACHE_CATALOG_ATTR_NO_XATTRS;
 	memcpy(p + CATALOG_ENTRY_SIZE, a->handle.data, a->handle.bytes);
 	memcpy(p + CATALOG_ENTRY_SIZE + a->handle.bytes, e->name, name_len);
 }
@@ -260,7 +264,8 @@ int cache_catalog_record_decode(const uint8_t *buf, size_t len, uint64_t dev, ui
                                 struct cache_catalog_listing **out)
 {
 	if (len < CATALOG_HEADER_SIZE + CATALOG_CRC_SIZE || cache_get_le32(buf) != CATALOG_MAGIC ||
-	    cache_get_le32(buf + 4) != CATALOG_VERSION || cache_get_le32(buf + 8) != 0 || cache_get_le64(buf + 56) != 0 ||
+	    cache_get_le32(buf + 4) < CATALOG_VERSION_MIN || cache_get_le32(buf + 4) > CATALOG_VERSION ||
+	    cache_get_le32(buf + 8) != 0 || cache_get_le64(buf + 56) != 0 ||
 	    cache_get_le64(buf + 16) != dev || cache_get_le64(buf + 24) != ino ||
 	    cache_get_le32(buf + len - CATALOG_CRC_SIZE) != cache_crc32c(0, buf, len - CATALOG_CRC_SIZE))
 		return -EBADMSG;
@@ -287,7 +292,8 @@ int cache_catalog_record_decode(const uint8_t *buf, size_t len, uint64_t dev, ui
 		if ((size_t)(end - p) < CATALOG_ENTRY_SIZE)
 			goto bad;
 		size_t handle_bytes = cache_get_le16(p + 88), name_len = cache_get_le16(p + 90);
-		if (p[93] || p[94] || p[95] || handle_bytes > CACHE_HANDLE_MAX ||
+		if ((p[93] & ~CACHE_CATALOG_ATTR_NO_XATTRS) || (p[93] && cache_get_le32(buf + 4) < 2) ||
+		    p[94] || p[95] || handle_bytes > CACHE_HANDLE_MAX ||
 		    (size_t)(end - p) < CATALOG_ENTRY_SIZE + handle_bytes + name_len)
 			goto bad;
 		const char *name = (const char *)p + CATALOG_ENTRY_SIZE + handle_bytes;
@@ -314,6 +320,7 @@ int cache_catalog_record_decode(const uint8_t *buf, size_t len, uint64_t dev, ui
 		a->mtime_ns = (int64_t)cache_get_le64(p + 64);
 		a->ctime_ns = (int64_t)cache_get_le64(p + 72);
 		a->blksize = cache_get_le32(p + 80);
+		a->flags = p[93];
 		a->handle.type = (int32_t)cache_get_le32(p + 84);
 		a->handle.bytes = (uint32_t)handle_bytes;
 		memcpy(a->handle.data, p + CATALOG_ENTRY_SIZE, handle_bytes);

@@ -7,8 +7,8 @@
  *
  * Storage: one record file per origin directory, CATALOG_DIR/HH/DEV-INO.dir (HH: a hash of the
  * key), holding the directory's validity stamp and every entry — name, child key (dev, ino), type
- * and the child's attributes with its file handle — sorted by name, CRC32C over the whole
- * record. Format: cache_catalog.c. Why own records and not SQLite: docs/ARCHITECTURE.md
+ * and the child's attributes (with a "no xattrs" flag) and file handle — sorted by name,
+ * CRC32C over the whole record. Format: cache_catalog.c. Why own records and not SQLite: docs/ARCHITECTURE.md
  * "The metadata catalog" (figures at 10 million entries).
  *
  * Validity rule (the caller's part is marked "caller"):
@@ -86,8 +86,13 @@ struct cache_catalog_attr {
 	int64_t atime_ns;
 	int64_t mtime_ns;
 	int64_t ctime_ns;
+	uint8_t flags;                       /* CACHE_CATALOG_ATTR_* */
 	struct cache_origin_handle handle;   /* bytes 0: none */
 };
+/* The inode had no extended attributes when it was listed (listxattr gave 0 bytes): kept
+ * current by the same rule as the rest (an xattr change moves the inode's ctime). Unset: not
+ * known, or it has some. */
+#define CACHE_CATALOG_ATTR_NO_XATTRS 0x1u
 
 struct cache_catalog_entry {
 	const char *name;   /* put: the caller's; in a listing: points into the listing */

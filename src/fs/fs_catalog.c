@@ -256,6 +256,7 @@ struct fs_file_attr {
 	uint64_t since;                   /* the event count sampled before the attributes were read */
 	uint32_t self_slot, parent_slot;  /* changed[] slots of the file's and its directory's handle */
 	bool from_record;                 /* from a record (valid only under the seal), not the original */
+	bool no_xattrs;                   /* CACHE_CATALOG_ATTR_NO_XATTRS */
 	uint32_t mode, nlink, uid, gid, blksize;
 	uint64_t size, blocks;
 	int64_t atime_ns, mtime_ns, ctime_ns;
@@ -353,7 +354,8 @@ uint64_t fs_catalog_watch_mask(const struct fs *fs)
 /* Keeps the attributes st of regular file n, found in directory p's record (from_record) or on
  * the original, both read after g was sampled. */
 static void file_attr_keep(struct fs *fs, struct fs_node *p, struct fs_node *n,
-                           const struct stat *st, bool from_record, const struct fs_catalog_gens *g)
+                           const struct stat *st, bool from_record, bool no_xattrs,
+                           const struct fs_catalog_gens *g)
 {
 	struct fs_file_attrs *fa = fs->file_attrs;
 	struct fs_file_attr *e;
@@ -374,7 +376,7 @@ static void file_attr_keep(struct fs *fs, struct fs_node *p, struct fs_node *n,
 	*e = (struct fs_file_attr){
 		.dev = n->dev, .ino = n->ino, .since = g->events,
 		.self_slot = changed_slot(n->handle_type, n->handle, n->handle_bytes),
-		.parent_slot = parent_slot, .from_record = from_record,
+		.parent_slot = parent_slot, .from_record = from_record, .no_xattrs = no_xattrs,
 		.mode = st->st_mode, .nlink = (uint32_t)st->st_nlink, .uid = st->st_uid,
 		.gid = st->st_gid, .blksize = (uint32_t)st->st_blksize, .size = (uint64_t)st->st_size,
 		.blocks = (uint64_t)st->st_blocks, .atime_ns = clock_timespec_ns(&st->st_atim),
@@ -393,7 +395,8 @@ static struct timespec ns_timespec(int64_t ns)
 	return ts;
 }
 
-int fs_catalog_file_attr(struct fs *fs, struct fs_node *n, struct stat *st)
+/* n's entry in *e if it is current (see above): 0, -ENOENT or -EAGAIN. */
+static int file_attr_current(struct fs *fs, struct fs_node *n, struct fs_file_attr *out)
 {
 	struct fs_file_attrs *fa = fs->file_attrs;
 	struct fs_file_attr e;
@@ -421,6 +424,16 @@ int fs_catalog_file_attr(struct fs *fs, struct fs_node *n, struct stat *st)
 	    atomic_load(&fa->changed[e.parent_slot]) >= e.since ||
 	    (e.from_record && !atomic_load(&fs->catalog_sealed)))
 		return -ENOENT;
+	*out = e;
+	return 0;
+}
+
+int fs_catalog_file_attr(struct fs *fs, struct fs_node *n, struct stat *st)
+{
+	struct fs_file_attr e;
+	int rc = file_attr_current(fs, n, &e);
+	if (rc < 0)
+		return rc;
 	memset(st, 0, sizeof(*st));
 	st->st_dev = (dev_t)e.dev;
 	st->st_ino = (ino_t)e.ino;
@@ -435,6 +448,12 @@ int fs_catalog_file_attr(struct fs *fs, struct fs_node *n, struct stat *st)
 	st->st_mtim = ns_timespec(e.mtime_ns);
 	st->st_ctim = ns_timespec(e.ctime_ns);
 	return 0;
+}
+
+bool fs_catalog_file_no_xattrs(struct fs *fs, struct fs_node *n)
+{
+	struct fs_file_attr e;
+	return file_attr_current(fs, n, &e) == 0 && e.no_xattrs;
 }
 
 /* A file of the block device dev's sysfs directory, or of its disk's for a partition (the
@@ -999,7 +1018,8 @@ int fs_catalog_entry_node(struct fs *fs, struct fs_node *p, const struct cache_c
 			if (!attrs_fresh)
 				dir_attr_keep(fs, a);
 		} else if (rc == 0) {
-			file_attr_keep(fs, p, *out, st, !attrs_fresh, g);
+			file_attr_keep(fs, p, *out, st, !attrs_fresh,
+			               a->flags & CACHE_CATALOG_ATTR_NO_XATTRS, g);
 		}
 		return rc;
 	}
@@ -1017,7 +1037,9 @@ int fs_catalog_entry_node(struct fs *fs, struct fs_node *p, const struct cache_c
 	rc = fs_node_acquire(fs, p, e->name, fd, st, out);
 	if (rc == 0) {
 		fs_catalog_stamp_seen(fs, *out, st, g);  /* g is older than the stat: it may only refuse */
-		file_attr_keep(fs, p, *out, st, false, g);
+		/* the flag too, if the stat shows the inode as recorded (an xattr change moves ctime) */
+		file_attr_keep(fs, p, *out, st, false, (a->flags & CACHE_CATALOG_ATTR_NO_XATTRS) &&
+		               cache_catalog_attr_matches(a, st), g);
 	}
 	return rc;
 }
@@ -1054,6 +1076,15 @@ int fs_catalog_lookup(struct fs *fs, struct fs_node *p, const char *name, struct
 
 /* ---- listings -------------------------------------------------------------------------------- */
 
+/* Whether regular file name of directory dirfd has no extended attributes (its inode was just
+ * stat'ed, so listxattr reads nothing more of the device). */
+static bool file_no_xattrs(int dirfd, const char *name)
+{
+	char path[FS_PROC_PATH_MAX + CACHE_CATALOG_NAME_MAX + 2];
+	int n = snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dirfd, name);
+	return n > 0 && (size_t)n < sizeof(path) && sys_listxattr(path, NULL, 0) == 0;
+}
+
 /* The origin's listing of d now, every entry stat'ed and with its handle; recorded if d's stamp
  * is the same before and after. 0, -E2BIG (too many entries), -errno. */
 static int listing_build(struct fs *fs, struct fs_node *d, const struct fs_catalog_gens *g,
@@ -1064,7 +1095,7 @@ static int listing_build(struct fs *fs, struct fs_node *d, const struct fs_catal
 	struct cache_catalog_entry *entries = NULL;
 	char *names = NULL, *buf = NULL;
 	size_t count = 0, cap = 0, names_len = 0, names_cap = 0;
-	bool complete = true;
+	bool complete = true, probe_xattrs;
 	int nfd, dfd, rc;
 
 	nfd = fs_node_fd(fs, d);
@@ -1075,6 +1106,10 @@ static int listing_build(struct fs *fs, struct fs_node *d, const struct fs_catal
 	fs_node_fd_put(fs, d, nfd);
 	if (dfd < 0)
 		return dfd;
+	/* A directory changed within the racy window is not recorded (cache_catalog_dir_put):
+	 * its files' xattrs are not asked for a record that will not be written. */
+	probe_xattrs = clock_timespec_ns(&before.st_mtim) < clock_wall_ns() - CACHE_CATALOG_RACY_NS &&
+	               clock_timespec_ns(&before.st_ctim) < clock_wall_ns() - CACHE_CATALOG_RACY_NS;
 	buf = malloc(32768);
 	if (!buf) {
 		rc = -ENOMEM;
@@ -1134,6 +1169,10 @@ static int listing_build(struct fs *fs, struct fs_node *d, const struct fs_catal
 			names_len += len + 1;
 			e->type = de->d_type;
 			cache_catalog_attr_from_stat(&st, &e->attr);
+			/* After the stat: an xattr set in between leaves the flag unset (or moves the
+			 * directory's generation, and the listing is not recorded). */
+			if (probe_xattrs && S_ISREG(st.st_mode) && file_no_xattrs(dfd, de->d_name))
+				e->attr.flags |= CACHE_CATALOG_ATTR_NO_XATTRS;
 			if (fs->handles && st.st_dev == d->dev) {
 				_Alignas(struct file_handle) unsigned char hb[sizeof(struct file_handle) + CACHE_HANDLE_MAX];
 				struct file_handle *h = (struct file_handle *)(void *)hb;

@@ -441,6 +441,10 @@ uint64_t fs_catalog_watch_mask(const struct fs *fs);
  * read (from a sealed record, or from the original in this run) and the watcher has no event
  * pending or in hand; -ENOENT or -EAGAIN: ask the original. */
 int fs_catalog_file_attr(struct fs *fs, struct fs_node *n, struct stat *st);
+/* Whether regular file n had no xattrs when listed and that is still current (the same rule as
+ * fs_catalog_file_attr): a GETXATTR of it may answer ENODATA without the original. A hook for
+ * fs_xattr.c (not called yet). */
+bool fs_catalog_file_no_xattrs(struct fs *fs, struct fs_node *n);
 /* What the catalog generations were before something was read of the original: compared
  * before what was read is stored or served as current (a change reported meanwhile bumped its
  * directory's slot). 64 loads to take; any thread. */

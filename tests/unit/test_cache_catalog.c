@@ -25,7 +25,9 @@
 
 #include <cmocka.h>
 
+#include "cache/cache_bytes.h"
 #include "cache/cache_catalog.h"
+#include "cache/cache_meta.h"
 #include "sys/sys.h"
 
 #define SCALE_ENTRIES 100000u
@@ -78,6 +80,7 @@ static struct cache_catalog_entry make_entry(const char *name, uint64_t ino)
 	e.attr.handle.bytes = 8;
 	for (unsigned i = 0; i < 8; i++)
 		e.attr.handle.data[i] = (uint8_t)(ino >> (8 * i));
+	e.attr.flags = ino % 2 ? CACHE_CATALOG_ATTR_NO_XATTRS : 0;
 	return e;
 }
 
@@ -92,6 +95,7 @@ static void assert_attr_equal(const struct cache_catalog_attr *a, const struct c
 	assert_int_equal(a->mtime_ns, b->mtime_ns);
 	assert_int_equal(a->ctime_ns, b->ctime_ns);
 	assert_int_equal(a->atime_ns, b->atime_ns);
+	assert_int_equal(a->flags, b->flags);
 	assert_int_equal(a->handle.type, b->handle.type);
 	assert_int_equal(a->handle.bytes, b->handle.bytes);
 	assert_memory_equal(a->handle.data, b->handle.data, a->handle.bytes);
@@ -186,6 +190,7 @@ static void test_attr_put_get(void **state)
 	struct cache_catalog_attr back;
 	cache_catalog_attr_from_stat(&st, &back);
 	back.handle = attr.handle;
+	back.flags = attr.flags;   /* neither is in a struct stat */
 	assert_attr_equal(&back, &attr);
 	assert_true(cache_catalog_attr_matches(&attr, &st));
 	st.st_ctim.tv_nsec = (st.st_ctim.tv_nsec + 1) % 1000000000;
@@ -261,6 +266,38 @@ static void test_record_prefixes_flips(void **state)
 		assert_int_equal(cache_catalog_record_decode(buf, len, DEV, 2, &l), -EBADMSG);
 		buf[i] ^= 0x20;
 	}
+	free(buf);
+}
+
+/* Version 2 carries each entry's flags (byte 93); a version 1 record (byte 93 zero) is still
+ * read, and one with a flag set is not (version 1 had none). */
+static void test_record_versions(void **state)
+{
+	struct cache_catalog_entry in[2] = { make_entry("even", 2), make_entry("odd", 3) };
+	struct cache_catalog_listing *l;
+	uint8_t *buf;
+	size_t len;
+	(void)state;
+	assert_int_equal(cache_catalog_record_encode(DEV, 2, &stamp1, in, 2, &buf, &len), 0);
+	assert_int_equal(cache_get_le32(buf + 4), 2);
+	assert_int_equal(cache_catalog_record_decode(buf, len, DEV, 2, &l), 0);
+	assert_int_equal(cache_catalog_listing_find(l, "odd")->attr.flags, CACHE_CATALOG_ATTR_NO_XATTRS);
+	assert_int_equal(cache_catalog_listing_find(l, "even")->attr.flags, 0);
+	cache_catalog_listing_free(l);
+	cache_put_le32(buf + 4, 1);   /* as version 1: the flag set is refused ... */
+	cache_put_le32(buf + len - 4, cache_crc32c(0, buf, len - 4));
+	assert_int_equal(cache_catalog_record_decode(buf, len, DEV, 2, &l), -EBADMSG);
+	free(buf);
+	in[1].attr.flags = 0;          /* ... none set is read */
+	assert_int_equal(cache_catalog_record_encode(DEV, 2, &stamp1, in, 2, &buf, &len), 0);
+	cache_put_le32(buf + 4, 1);
+	cache_put_le32(buf + len - 4, cache_crc32c(0, buf, len - 4));
+	assert_int_equal(cache_catalog_record_decode(buf, len, DEV, 2, &l), 0);
+	assert_int_equal(l->count, 2);
+	cache_catalog_listing_free(l);
+	cache_put_le32(buf + 4, 3);   /* a later version is not */
+	cache_put_le32(buf + len - 4, cache_crc32c(0, buf, len - 4));
+	assert_int_equal(cache_catalog_record_decode(buf, len, DEV, 2, &l), -EBADMSG);
 	free(buf);
 }
 
@@ -517,6 +554,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_racy_stamp_not_recorded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_names_refused, setup, teardown),
 		cmocka_unit_test(test_record_prefixes_flips),
+		cmocka_unit_test(test_record_versions),
 		cmocka_unit_test_setup_teardown(test_crash_reopen_no_torn_entries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_put_keeps_old_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_memory_bounded_and_fresh, setup, teardown),
