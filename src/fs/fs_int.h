@@ -442,8 +442,8 @@ uint64_t fs_catalog_watch_mask(const struct fs *fs);
  * pending or in hand; -ENOENT or -EAGAIN: ask the original. */
 int fs_catalog_file_attr(struct fs *fs, struct fs_node *n, struct stat *st);
 /* Whether regular file n had no xattrs when listed and that is still current (the same rule as
- * fs_catalog_file_attr): a GETXATTR of it may answer ENODATA without the original. A hook for
- * fs_xattr.c (not called yet). */
+ * fs_catalog_file_attr): fs_xattr.c then knows n has none without a listxattr of the original
+ * (its answers for each name are still learned from real calls, once per mount). */
 bool fs_catalog_file_no_xattrs(struct fs *fs, struct fs_node *n);
 /* What the catalog generations were before something was read of the original: compared
  * before what was read is stored or served as current (a change reported meanwhile bumped its

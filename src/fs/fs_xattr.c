@@ -48,9 +48,24 @@ static int learned_find(const struct fs *fs, const char *name, uint32_t type)
 	return -1;
 }
 
-int fs_xattr_get_known(struct fs *fs, struct fs_node *n, const char *name)
+/* The metadata catalog may know that regular file n had no xattrs when its directory was
+ * listed and that nothing changed it since (fs_catalog_file_no_xattrs: after a sealed
+ * restart, before anything of n was read): then n's state becomes "none" without a listxattr,
+ * which would read its inode from the original. The sample is taken before the catalog is
+ * asked, so a change counted meanwhile keeps the state unknown. Returns the state now. */
+static unsigned seed_from_catalog(struct fs *fs, struct fs_node *n)
 {
 	unsigned s = fs_xattr_sample(n);
+
+	if ((s & FS_XATTR_KNOWN_MASK) == FS_XATTR_UNKNOWN && n->type == S_IFREG &&
+	    fs_xattr_watched(fs, n) && fs_catalog_file_no_xattrs(fs, n))
+		fs_xattr_listed(fs, n, s, 0);
+	return fs_xattr_sample(n);
+}
+
+int fs_xattr_get_known(struct fs *fs, struct fs_node *n, const char *name)
+{
+	unsigned s = seed_from_catalog(fs, n);
 	int answer;
 
 	if (!known(fs, n, s) || (s & FS_XATTR_KNOWN_MASK) != FS_XATTR_NONE)
@@ -66,7 +81,7 @@ int fs_xattr_get_known(struct fs *fs, struct fs_node *n, const char *name)
 
 bool fs_xattr_none_known(struct fs *fs, struct fs_node *n)
 {
-	unsigned s = fs_xattr_sample(n);
+	unsigned s = seed_from_catalog(fs, n);
 
 	if (!known(fs, n, s) || (s & FS_XATTR_KNOWN_MASK) != FS_XATTR_NONE)
 		return false;
