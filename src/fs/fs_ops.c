@@ -1143,8 +1143,23 @@ static void xattr_changed(struct fs *fs, struct fs_node *n)
 	fs_cache_attr_invalidate(fs, n);
 }
 
+/* The kernel asks (FUSE_SETXATTR_ACL_KILL_SGID) that setting an access ACL clear the file's
+ * setgid bit, as a local file system does for a caller outside the file's group without
+ * CAP_FSETID; our setxattr runs as root, which keeps it. 0 or -errno. */
+static int acl_kill_sgid(int nfd)
+{
+	char path[FS_PROC_PATH_MAX];
+	struct stat st;
+	int rc = sys_fstatat(nfd, "", &st, AT_EMPTY_PATH);
+
+	if (rc < 0 || !(st.st_mode & S_ISGID))
+		return rc;
+	fs_proc_path(nfd, path);
+	return sys_chmod(path, st.st_mode & 07777 & ~S_ISGID);
+}
+
 static void op_setxattr(struct fuse_req *r, uint64_t ino, const char *name, const void *value,
-                        size_t size, uint32_t flags)
+                        size_t size, uint32_t flags, uint32_t setxattr_flags)
 {
 	struct fs *fs = FS_OF(r);
 	char path[FS_PROC_PATH_MAX];
@@ -1156,6 +1171,12 @@ static void op_setxattr(struct fuse_req *r, uint64_t ino, const char *name, cons
 	fs_proc_path(nfd, path);
 	fs_xattr_changed(n);  /* before: a GETXATTR racing with it must not keep "none" */
 	rc = sys_setxattr(path, name, value, size, (int)flags);
+	if (rc == 0 && (setxattr_flags & FUSE_SETXATTR_ACL_KILL_SGID) &&
+	    strcmp(name, "system.posix_acl_access") == 0) {
+		int krc = acl_kill_sgid(nfd);
+		if (krc < 0)
+			log_warn("setting an ACL: clearing the setgid bit failed: %s", strerror(-krc));
+	}
 	fs_node_fd_put(fs, n, nfd);
 	if (rc == 0)
 		xattr_changed(fs, n);

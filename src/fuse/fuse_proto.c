@@ -84,12 +84,13 @@ static int decode_extensions(const uint8_t *ext, size_t ext_size, struct fuse_pr
 	return 0;
 }
 
-int fuse_proto_request_decode(const void *buf, size_t len, struct fuse_proto_request *out)
+int fuse_proto_request_decode(const void *buf, size_t len, uint64_t granted,
+                              struct fuse_proto_request *out)
 {
 	struct fuse_proto_request r;
 	const uint8_t *p = buf;
 	const struct opcode_desc *d;
-	size_t body_size, ext_size, pos;
+	size_t body_size, ext_size, pos, arg_size;
 
 	if (len < sizeof(struct fuse_in_header))
 		return -EINVAL;
@@ -110,12 +111,15 @@ int fuse_proto_request_decode(const void *buf, size_t len, struct fuse_proto_req
 		*out = r;
 		return -ENOSYS;
 	}
-	if (body_size < d->arg_size)
+	arg_size = d->arg_size;
+	if (r.opcode == FUSE_SETXATTR && (granted & FUSE_SETXATTR_EXT))
+		arg_size = sizeof(struct fuse_setxattr_in);
+	if (body_size < arg_size)
 		return -EINVAL;
-	r.arg = d->arg_size || body_size ? p : NULL;
-	r.arg_size = d->arg_size;
+	r.arg = arg_size || body_size ? p : NULL;
+	r.arg_size = arg_size;
 	r.body_size = body_size;
-	pos = d->arg_size;
+	pos = arg_size;
 	for (unsigned i = 0; i < d->name_count; i++) {
 		const char *s = (const char *)p + pos;
 		size_t left = body_size - pos;

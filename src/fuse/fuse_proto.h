@@ -35,8 +35,12 @@ struct fuse_proto_request {
 
 /* Validate and decode one request of exactly `len` bytes.
  * Returns 0, -EINVAL (malformed: length, short body, missing NUL, bad extension) or -ENOSYS
- * (opcode not in the table; header fields are still filled so the caller can reply). */
-int fuse_proto_request_decode(const void *buf, size_t len, struct fuse_proto_request *out);
+ * (opcode not in the table; header fields are still filled so the caller can reply).
+ * `granted`: the INIT flags the connection was granted, which change some layouts (with
+ * FUSE_SETXATTR_EXT a SETXATTR's fixed part is a whole struct fuse_setxattr_in, else the
+ * 8-byte compat one). */
+int fuse_proto_request_decode(const void *buf, size_t len, uint64_t granted,
+                              struct fuse_proto_request *out);
 
 /* Name of an opcode for logs, never NULL. */
 const char *fuse_proto_opcode_name(uint32_t opcode);

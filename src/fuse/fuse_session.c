@@ -322,7 +322,7 @@ static void op_init(struct fuse_req *r, const struct fuse_proto_request *pr)
 		.flags = FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_ATOMIC_O_TRUNC | FUSE_AUTO_INVAL_DATA |
 		         FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO | FUSE_ASYNC_DIO | FUSE_PARALLEL_DIROPS |
 		         FUSE_MAX_PAGES | FUSE_CACHE_SYMLINKS | FUSE_NO_EXPORT_SUPPORT |
-		         FUSE_CREATE_SUPP_GROUP |
+		         FUSE_CREATE_SUPP_GROUP | FUSE_SETXATTR_EXT |
 		         se->cfg.extra_flags | (se->cfg.passthrough ? FUSE_PASSTHROUGH : 0),
 		.max_write = FUSE_SESSION_MAX_WRITE,
 		.max_pages = FUSE_SESSION_MAX_WRITE / 4096,
@@ -520,10 +520,12 @@ static void op_statfs(struct fuse_req *r, const struct fuse_proto_request *pr)
 static void op_setxattr(struct fuse_req *r, const struct fuse_proto_request *pr)
 {
 	const struct fuse_setxattr_in *in = pr->arg;
+	/* setxattr_flags only with FUSE_SETXATTR_EXT (the decoder took the whole struct then) */
+	uint32_t ext_flags = pr->arg_size >= sizeof(*in) ? in->setxattr_flags : 0;
 	if (in->size != pr->data_size)
 		fuse_reply_err(r, EINVAL);
 	else
-		CALL(setxattr, r, INO, pr->names[0], pr->data, in->size, in->flags);
+		CALL(setxattr, r, INO, pr->names[0], pr->data, in->size, in->flags, ext_flags);
 }
 
 static void op_getxattr(struct fuse_req *r, const struct fuse_proto_request *pr)
@@ -623,7 +625,8 @@ static void process_request(struct fuse_session *se, struct fuse_channel *ch,
 	struct fuse_req r;
 	opcode_handler *handler;
 	bool expects_reply;
-	int rc = fuse_proto_request_decode(buf, len, &pr);
+	/* INIT is answered (se->init written) before the kernel sends any other request */
+	int rc = fuse_proto_request_decode(buf, len, se->init.granted, &pr);
 
 	atomic_fetch_add_explicit(&se->requests, 1, memory_order_relaxed);
 	memset(&r, 0, sizeof(r));

@@ -70,8 +70,9 @@ struct fuse_ops {
 	void (*release)(struct fuse_req *r, uint64_t ino, const struct fuse_release_in *in);
 	void (*fsync)(struct fuse_req *r, uint64_t ino, const struct fuse_fsync_in *in);
 	void (*statfs)(struct fuse_req *r, uint64_t ino);
+	/* setxattr_flags: FUSE_SETXATTR_ACL_KILL_SGID (FUSE_SETXATTR_EXT is asked for) */
 	void (*setxattr)(struct fuse_req *r, uint64_t ino, const char *name, const void *value,
-	                 size_t size, uint32_t flags);
+	                 size_t size, uint32_t flags, uint32_t setxattr_flags);
 	void (*getxattr)(struct fuse_req *r, uint64_t ino, const char *name, uint32_t size);
 	void (*listxattr)(struct fuse_req *r, uint64_t ino, uint32_t size);
 	void (*removexattr)(struct fuse_req *r, uint64_t ino, const char *name);

@@ -49,9 +49,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!buf)
 		return 0;
 	memcpy(buf, data, size);
+	/* Both layouts the connection's INIT can choose (FUSE_SETXATTR_EXT: a longer SETXATTR). */
+	for (int ext = 0; ext < 2; ext++) {
 	memset(&r, 0xA5, sizeof(r));
 	memset(&sentinel, 0xA5, sizeof(sentinel));
-	rc = fuse_proto_request_decode(buf, size, &r);
+	rc = fuse_proto_request_decode(buf, size, ext ? FUSE_SETXATTR_EXT : 0, &r);
 	if (rc == 0) {
 		check_decoded(buf, size, &r);
 		if (r.opcode == FUSE_INIT) {
@@ -71,6 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else {
 		CHECK(rc == -EINVAL);
 		CHECK(memcmp(&r, &sentinel, sizeof(r)) == 0);  /* out untouched on failure */
+	}
 	}
 	free(buf);
 	return 0;

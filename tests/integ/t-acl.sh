@@ -34,6 +34,8 @@ os.setxattr(path, name, struct.pack("<I", 2) + b"".join(ents))
 EOF
 acl() { python3 "$T_SCRATCH/acl.py" "$@"; }
 NOBODY=$(id -u nobody) || skip "no user nobody"
+SYSPY=/usr/bin/python3  # one nobody may run (root's python3 may be a private shim)
+[ -x "$SYSPY" ] || skip "no /usr/bin/python3"
 chmod 755 "$SHM" "$T_SCRATCH"  # nobody walks to the files on both sides
 
 # as_nobody OP PATH: "ok" or "refused" for nobody's read (cat), write (append) or stat
@@ -118,6 +120,23 @@ for MODE in watched timeout; do
     fail "$MODE: the ACL after chmod differs between the mount and the original"
   [ "$(stat -c %a "$D/deny")" = "$(stat -c %a "$BACK/deny")" ] || fail "$MODE: the mode after chmod differs"
   same read deny
+
+  # An owner outside the file's group sets an access ACL on its setgid file: a local file system
+  # clears the setgid bit (FUSE_SETXATTR_ACL_KILL_SGID; the daemon sets the ACL as root, which
+  # would keep it). nobody owns both files; their group is root's, which nobody is not in.
+  for side in "$D" "$BACK"; do
+    printf s > "$side/sgid-${side##*/}"; chown "$NOBODY:0" "$side/sgid-${side##*/}"
+    chmod 2775 "$side/sgid-${side##*/}"
+  done
+  setpriv --reuid="$NOBODY" --regid="$(id -g nobody)" --clear-groups \
+    "$SYSPY" "$T_SCRATCH/acl.py" "$D/sgid-${D##*/}" 7 "u:$NOBODY:5" 7 7 5 ||
+    fail "$MODE: nobody could not set an ACL on its own file through the mount"
+  setpriv --reuid="$NOBODY" --regid="$(id -g nobody)" --clear-groups \
+    "$SYSPY" "$T_SCRATCH/acl.py" "$BACK/sgid-${BACK##*/}" 7 "u:$NOBODY:5" 7 7 5 ||
+    fail "$MODE: nobody could not set an ACL on its own file on the original"
+  m=$(stat -c %a "$BACK/sgid-${D##*/}") o=$(stat -c %a "$BACK/sgid-${BACK##*/}")
+  [ "$m" = "$o" ] || fail "$MODE: an ACL set by an owner outside the group: mode $m through the mount, $o on the original"
+  echo "$MODE: ACL set by an owner outside the group: mode $m, as on the original"
 
   # Default ACL inheritance: the same creation through the mount and on the original.
   mkdir "$BACK/inherit-m" "$BACK/inherit-o"

@@ -112,7 +112,7 @@ static int decode_checked(const uint8_t *buf, size_t len, struct fuse_proto_requ
 
 	memset(out, 0xA5, sizeof(*out));
 	memset(&sentinel, 0xA5, sizeof(sentinel));
-	rc = fuse_proto_request_decode(buf, len, out);
+	rc = fuse_proto_request_decode(buf, len, 0, out);
 	if (rc == -EINVAL)
 		assert_memory_equal(out, &sentinel, sizeof(sentinel));
 	return rc;
@@ -268,6 +268,46 @@ static void test_decode_setxattr(void **state)
 	assert_int_equal(decode_checked(buf, len, &r), 0);
 	assert_null(r.data);
 	assert_int_equal(r.data_size, 0);
+	free(buf);
+}
+
+/* With FUSE_SETXATTR_EXT granted, the fixed part is a whole struct fuse_setxattr_in (its
+ * setxattr_flags carry FUSE_SETXATTR_ACL_KILL_SGID); the compat layout read as it would put
+ * the name inside the flags. */
+static void test_decode_setxattr_ext(void **state)
+{
+	struct bytes body = { .n = 0 };
+	struct fuse_proto_request r;
+	const struct fuse_setxattr_in *in;
+	size_t len;
+	uint8_t *buf;
+
+	put_u32(&body, 3);  /* size */
+	put_u32(&body, 0);  /* flags */
+	put_u32(&body, FUSE_SETXATTR_ACL_KILL_SGID);
+	put_u32(&body, 0);  /* padding */
+	put_name(&body, "system.posix_acl_access");
+	put(&body, "abc", 3);
+	buf = build_req(FUSE_SETXATTR, &body, &len);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(fuse_proto_request_decode(buf, len, FUSE_SETXATTR_EXT, &r), 0);
+	assert_int_equal(r.arg_size, sizeof(struct fuse_setxattr_in));
+	in = r.arg;
+	assert_int_equal(in->setxattr_flags, FUSE_SETXATTR_ACL_KILL_SGID);
+	assert_string_equal(r.names[0], "system.posix_acl_access");
+	assert_int_equal(r.data_size, 3);
+	assert_memory_equal(r.data, "abc", 3);
+	/* Not granted: the 8-byte layout, whose "name" would start in setxattr_flags. */
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(fuse_proto_request_decode(buf, len, 0, &r), 0);
+	assert_string_not_equal(r.names[0], "system.posix_acl_access");
+	free(buf);
+	/* Too short for the extended struct. */
+	body.n = 0;
+	put_u32(&body, 0);
+	put_u32(&body, 0);
+	buf = build_req(FUSE_SETXATTR, &body, &len);
+	assert_int_equal(fuse_proto_request_decode(buf, len, FUSE_SETXATTR_EXT, &r), -EINVAL);
 	free(buf);
 }
 
@@ -599,7 +639,7 @@ static void test_unknown_opcode(void **state)
 		size_t len;
 		uint8_t *buf = build_req(ops[i], &body, &len);
 		memset(&r, 0, sizeof(r));
-		assert_int_equal(fuse_proto_request_decode(buf, len, &r), -ENOSYS);
+		assert_int_equal(fuse_proto_request_decode(buf, len, 0, &r), -ENOSYS);
 		assert_int_equal(r.opcode, ops[i]);
 		assert_ptr_equal(r.header, buf);
 		assert_string_equal(r.opname, "UNKNOWN");
@@ -1514,6 +1554,7 @@ int main(void)
 		cmocka_unit_test(test_decode_getattr),
 		cmocka_unit_test(test_decode_write),
 		cmocka_unit_test(test_decode_setxattr),
+		cmocka_unit_test(test_decode_setxattr_ext),
 		cmocka_unit_test(test_decode_rename2),
 		cmocka_unit_test(test_decode_symlink_two_names_no_arg),
 		cmocka_unit_test(test_decode_batch_forget),
