@@ -440,6 +440,15 @@ int cache_disk_drop_chunks(struct cache_object *obj, uint64_t first, uint64_t la
 	return rc;
 }
 
+int cache_disk_unpark(struct cache_object *obj)
+{
+	int fd = object_open_file(obj, CACHE_DATA_SUFFIX, O_RDWR);
+	if (fd < 0)
+		return fd;
+	obj->data_fd = fd;
+	return 0;
+}
+
 /* Record first, then data: a record never outlives the data it claims. Whoever has the data
  * file open keeps reading the unlinked file. */
 int cache_disk_unlink(struct cache_object *obj)
@@ -467,8 +476,8 @@ int cache_disk_unlink(struct cache_object *obj)
 		obj->failed = true;
 		return rc;
 	}
-	if (obj->loaded)
-		cache_disk_account(obj);   /* the data fd is still open: count what it holds now */
+	if (obj->loaded && obj->data_fd >= 0)   /* not parked: count what its fd holds now */
+		cache_disk_account(obj);
 	obj->removed = true;
 	cache_capacity_object_removed(obj);
 	/* A loaded object: what was accounted, not st_blocks, since the fs layer may have grown

@@ -100,7 +100,9 @@ struct cache_object {
 	struct cache_object *hash_next;
 
 	/* lock protects everything below. data_fd is constant once loaded, so a reader may use it
-	 * after dropping the lock (it re-checks generation afterwards). */
+	 * after dropping the lock (it re-checks generation afterwards) -- except while the object
+	 * is parked (cache_object_park: loaded, data_fd -1, one reference, the parker's, which
+	 * reads nothing): every open and reopen opens it again first. */
 	pthread_mutex_t lock;
 	bool loaded;           /* data file open, map matches the record or was reset */
 	bool removed;          /* cache_object_remove(): serves and stores nothing */
@@ -281,6 +283,9 @@ int cache_disk_record_peek(struct cache_object *obj, struct cache_meta_record *r
                            uint8_t **buf);
 /* pread until size bytes or EOF: the count, or -errno. */
 ssize_t cache_disk_pread(int fd, void *buf, size_t size, off_t off);
+/* A parked object's data file opened again (loaded, data_fd -1): 0, or the device's error
+ * (-ENOENT: removed by hand). */
+int cache_disk_unpark(struct cache_object *obj);
 /* Eviction: unlinks the record, then the data (usage). 0, -ENOENT if neither existed, or the
  * device's error (the object is then failed). Marks the object removed. */
 int cache_disk_unlink(struct cache_object *obj);

@@ -48,6 +48,8 @@ int cache_object_open(struct cache_store *store, struct cache_key key,
 	cache_store_usage_enter(store);
 	if (!obj->loaded) {
 		rc = cache_disk_load(obj, current);
+	} else if (obj->data_fd < 0 && (rc = cache_disk_unpark(obj)) < 0) {
+		;   /* parked, and its data file cannot be opened again: the device's error */
 	} else if (obj->failed || !cache_fingerprint_equal(current, &obj->fp)) {
 		/* Another file (or another version): a discard of the deleted one is not its. */
 		obj->discarded = false;
@@ -72,7 +74,7 @@ int cache_object_open(struct cache_store *store, struct cache_key key,
 static int release_locked(struct cache_object *obj)
 {
 	int rc = cache_disk_persist(obj);
-	if (obj->loaded && !obj->removed)
+	if (obj->loaded && !obj->removed && obj->data_fd >= 0)   /* a parked one was accounted */
 		cache_disk_account(obj);
 	return rc;
 }
@@ -146,6 +148,8 @@ int cache_object_reopen(struct cache_object *obj, const struct cache_fingerprint
 	pthread_mutex_lock(&obj->lock);
 	if (!obj->loaded || obj->removed || obj->discarded) {
 		rc = -ESTALE;
+	} else if (obj->data_fd < 0 && cache_disk_unpark(obj) < 0) {
+		rc = -ESTALE;   /* its data file is gone (removed by hand): open it afresh */
 	} else {
 		cache_store_usage_enter(obj->store);
 		if (obj->failed || !cache_fingerprint_equal(current, &obj->fp)) {
@@ -159,6 +163,28 @@ int cache_object_reopen(struct cache_object *obj, const struct cache_fingerprint
 	}
 	pthread_mutex_unlock(&obj->lock);
 	return rc;
+}
+
+bool cache_object_park(struct cache_object *obj)
+{
+	bool parked = false;
+
+	pthread_mutex_lock(&obj->lock);
+	if (cache_object_servable(obj) && obj->data_fd >= 0 && last_reference(obj)) {
+		int rc;
+		cache_store_usage_enter(obj->store);
+		/* Nothing pending on disk. Its allocation is not read again: the parker only read
+		 * it since (the caller's contract), so what the last change accounted stands. */
+		rc = cache_disk_persist(obj);
+		cache_store_usage_leave(obj->store);
+		if (rc == 0 && cache_object_servable(obj) && !obj->data_unsynced) {
+			sys_close(obj->data_fd);
+			obj->data_fd = -1;
+			parked = true;
+		}
+	}
+	pthread_mutex_unlock(&obj->lock);
+	return parked;
 }
 
 /* ---- Reads and fills -------------------------------------------------------------------- */

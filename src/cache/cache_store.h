@@ -268,12 +268,25 @@ int cache_object_open(struct cache_store *store, struct cache_key key,
  * persisting it (returned then: 0 or the error of the removal). */
 int cache_object_release(struct cache_object *obj);
 
-/* An open of an object still referenced from an earlier one (kept in memory, its record and
- * data fd loaded): the same check against the origin's current fingerprint as
- * cache_object_open, with no disk access unless it must reset. 0 if current matches, 1 if
- * reset to current, -ESTALE if the object was removed or discarded meanwhile (release it and
- * open afresh), another -errno if the reset failed. */
+/* An open of an object still referenced from an earlier one (kept in memory, its record
+ * loaded): the same check against the origin's current fingerprint as cache_object_open, with
+ * no disk access unless it must reset (a parked object's data file is opened again: one
+ * openat). 0 if current matches, 1 if reset to current, -ESTALE if the object was removed or
+ * discarded meanwhile, or its data file is gone (release it and open afresh), another -errno
+ * if the reset failed. */
 int cache_object_reopen(struct cache_object *obj, const struct cache_fingerprint *current);
+
+/* The caller keeps its reference to obj but will not read, write or serve it until it calls
+ * cache_object_reopen (struct engine_kept: a complete copy whose data file the kernel keeps
+ * open as a passthrough backing file, which only reads it), and wrote nothing through
+ * cache_object_data_fd since its last cache_object_account (the allocation is not read
+ * again). If that reference is the only one and the object serves, its pending record is
+ * persisted and its data file closed: the object then costs
+ * no fd (true). The next cache_object_reopen or cache_object_open of it opens the data file
+ * again (one openat). Objects held elsewhere too keep their data file open (false). A parked
+ * object may still be removed or evicted: its space returns once every other holder of its
+ * data file (the kernel's backing file) closes it. */
+bool cache_object_park(struct cache_object *obj);
 
 /* The same check as at open, for an attribute refresh: 0 if current matches, 1 if the object
  * was reset to current, -errno if the reset failed (the object then serves nothing). */

@@ -91,8 +91,8 @@ struct engine_config {
 	unsigned fill_threads;        /* background fill threads (0: 1) */
 	unsigned fill_queue_max;      /* fill jobs queued at most (0: ENGINE_FILL_QUEUE_MAX) */
 	bool first_read_origin;       /* a file's first read passes through to the origin */
-	/* Complete objects of read-only hits kept open past their last release, with their backing
-	 * id, for the next open of the same file (0: none; each holds a data fd). */
+	/* Complete objects of read-only hits kept past their last release, with their backing id,
+	 * for the next open of the same file (0: none; they hold no fd: struct engine_kept). */
 	unsigned kept_max;
 	/* --pin and --exclude globs (fs.h says how they match); must outlive the engine. */
 	const char *const *pin_globs;

@@ -199,23 +199,33 @@ struct engine_seen {
 
 /* Kept objects (engine_open.c): the complete cache objects of read-only hits, with their
  * registered backing id, kept past the inode's last release so that its next open needs no
- * record read, no data file open and no BACKING_OPEN: it still checks the object against the
- * origin's fingerprint of that open (cache_object_reopen). Set-associative by key; an entry
- * pushed out is released (its id closed). Bounded by cfg.kept_max (each holds a data fd) and
- * ENGINE_KEPT_SIZE_MAX (a kept object evicted by the capacity thread holds its data file's
- * blocks until it is pushed out or reopened). */
+ * record read and no BACKING_OPEN: it still checks the object against the origin's
+ * fingerprint of that open (cache_object_reopen). A kept object is parked
+ * (cache_object_park): its data file stays open only as the kernel's backing file, so an entry
+ * costs the daemon no fd (about 300 bytes of memory, and the kernel a backing file: its
+ * struct file and the copy's inode kept in memory). Set-associative by key; an entry pushed
+ * out is released (its id closed). Bounded by cfg.kept_max entries (from the machine's
+ * memory, fs_node.c) and ENGINE_KEPT_BYTES_MAX bytes of copies (a kept object evicted or
+ * removed by the capacity thread or the scrub holds its data file's blocks through the
+ * kernel's backing file until it is pushed out or reopened), each at most
+ * ENGINE_KEPT_SIZE_MAX. */
 #define ENGINE_KEPT_WAYS 4
 #define ENGINE_KEPT_SIZE_MAX (256u << 10)
+#define ENGINE_KEPT_BYTES_MAX (1ull << 30)
+#define ENGINE_KEPT_BYTES_DIVISOR 64   /* and at most this part of the cache's capacity */
 struct engine_kept_entry {
 	struct cache_object *obj;     /* NULL: empty */
 	struct cache_key key;
 	int backing_id;               /* > 0: registered for obj's data file */
+	uint64_t bytes;               /* the copy's allocation when it was kept */
 };
 struct engine_kept {
 	pthread_mutex_t lock;         /* protects everything below; a leaf lock */
 	unsigned sets;                /* 0: nothing is kept */
 	struct engine_kept_entry (*slot)[ENGINE_KEPT_WAYS];
 	uint8_t *next;                /* per set, the way to replace next */
+	uint64_t bytes;               /* of the entries in slot */
+	uint64_t bytes_max;
 };
 
 struct engine {

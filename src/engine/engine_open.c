@@ -131,6 +131,10 @@ int engine_kept_init(struct engine *e)
 	if (!k->slot || !k->next)
 		return -ENOMEM;
 	k->sets = sets;
+	k->bytes_max = ENGINE_KEPT_BYTES_MAX;
+	if (cache_store_capacity(e->store) &&
+	    cache_store_capacity(e->store) / ENGINE_KEPT_BYTES_DIVISOR < k->bytes_max)
+		k->bytes_max = cache_store_capacity(e->store) / ENGINE_KEPT_BYTES_DIVISOR;
 	return 0;
 }
 
@@ -155,6 +159,7 @@ static bool kept_take(struct engine *e, struct cache_key key, struct engine_kept
 		struct engine_kept_entry *x = &k->slot[set][w];
 		if (x->obj && x->key.dev == key.dev && x->key.ino == key.ino) {
 			*out = *x;
+			k->bytes -= x->bytes;
 			memset(x, 0, sizeof(*x));
 			found = true;
 		}
@@ -175,24 +180,35 @@ static void kept_release(struct engine *e, struct engine_kept_entry *x, bool clo
 	memset(x, 0, sizeof(*x));
 }
 
-/* Keep x (taking over its references); the entry it pushes out, if any, is released. */
+/* Keep x (taking over its references); the entry it pushes out, if any, is released, and so
+ * is x itself if the kept copies would pass their bytes. Parked first, while no other thread
+ * can take it (a taker's reopen opens the data file again). */
 static void kept_put(struct engine *e, struct engine_kept_entry *x)
 {
 	struct engine_kept *k = &e->kept;
 	struct engine_kept_entry old = { 0 };
 	unsigned set = kept_set(k, x->key);
+	bool fits;
 	int way = -1;
 
+	cache_object_park(x->obj);
 	pthread_mutex_lock(&k->lock);
 	for (int w = 0; w < ENGINE_KEPT_WAYS && way < 0; w++)
 		if (!k->slot[set][w].obj)
 			way = w;
 	if (way < 0) {
 		way = k->next[set];
-		k->next[set] = (uint8_t)((way + 1) % ENGINE_KEPT_WAYS);
 		old = k->slot[set][way];
 	}
-	k->slot[set][way] = *x;
+	fits = k->bytes - old.bytes + x->bytes <= k->bytes_max;
+	if (fits) {
+		if (old.obj)
+			k->next[set] = (uint8_t)((way + 1) % ENGINE_KEPT_WAYS);
+		k->bytes += x->bytes - old.bytes;
+		k->slot[set][way] = *x;
+	} else {
+		old = *x;   /* full: the oldest entries stay, this one goes */
+	}
 	pthread_mutex_unlock(&k->lock);
 	if (old.obj)
 		kept_release(e, &old, true);
@@ -215,6 +231,7 @@ void engine_kept_drain(struct engine *e, bool close_ids)
 			struct engine_kept_entry x;
 			pthread_mutex_lock(&k->lock);
 			x = k->slot[set][w];
+			k->bytes -= x.bytes;
 			memset(&k->slot[set][w], 0, sizeof(x));
 			pthread_mutex_unlock(&k->lock);
 			if (x.obj)
@@ -273,6 +290,7 @@ static void open_mode_choose(struct engine *e, struct engine_inode *ei, struct c
 		} else if (kept_take(e, ei->key, &kx) &&
 		           (rc = cache_object_reopen(kx.obj, &fp)) != -ESTALE) {
 			ei->obj = kx.obj;   /* kept since its last release: checked, not read again */
+			stats_add(e->cfg.stats, STATS_KEPT_REOPENS, 1);
 			if (rc == 0)
 				kept_id = kx.backing_id;
 			else if (kx.backing_id > 0)
@@ -502,8 +520,11 @@ void engine_open_detach(struct engine *e, struct engine_file *f)
 	/* The last close of a read-only hit on a small file: its object and backing id are kept
 	 * for the next open (struct engine_kept), not released. */
 	if (open_keepable(e, ei, f)) {
+		struct cache_object_info info;
+		cache_object_info(ei->obj, &info);
 		kept = (struct engine_kept_entry){ .obj = ei->obj, .key = ei->key,
-		                                   .backing_id = ei->backing_id };
+		                                   .backing_id = ei->backing_id,
+		                                   .bytes = info.allocated_bytes };
 		ei->obj = NULL;
 		ei->backing_id = 0;
 	}

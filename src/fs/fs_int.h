@@ -115,8 +115,13 @@ struct fs_table {
  * with fs_node_fd_put(). */
 #define FS_FD_CACHE_MAX 1024
 #define FS_FD_CACHE_MIN 16
-/* Complete objects of small files kept open with their backing id (engine_config.kept_max). */
-#define FS_KEPT_MAX 2048
+/* Complete objects of small files kept with their backing id (engine_config.kept_max): no fd
+ * each, but about 300 bytes here and a backing file in the kernel (its struct file and the
+ * copy's inode held in memory, about 1.5 KiB): one per FS_KEPT_MEMORY_PER bytes of the
+ * machine's memory (~1.5% of it), within [FS_KEPT_MIN, FS_KEPT_MAX]. */
+#define FS_KEPT_MAX 131072
+#define FS_KEPT_MIN 1024
+#define FS_KEPT_MEMORY_PER (128u << 10)
 /* Implicit open files of an openless mount at most (fs_openless.h; up to four fds each). */
 #define FS_OPENLESS_MAX 1024
 #define FS_OPENLESS_MIN 16

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "fs/fs_type.h"
 #include "sys/sys.h"
@@ -495,10 +496,10 @@ int fs_node_handles_probe(struct fs *fs, int origin_fd)
 /* ---- the table ------------------------------------------------------------------------- */
 
 /* 1/divisor of the daemon's fd limit, within [min, max]: the fd cache takes a quarter, the fill
- * queue (whose jobs hold their objects' fds) an eighth, the engine's kept objects (a data fd
- * each) an eighth (an openless mount's implicit open files, fs_openless.h, a sixteenth, with up
- * to four fds each: a quarter); the rest is for open files, directory streams and the cache's
- * own files. */
+ * queue (whose jobs hold their objects' fds) an eighth (an openless mount's implicit open
+ * files, fs_openless.h, a sixteenth, with up to four fds each: a quarter); the rest is for
+ * open files, directory streams and the cache's own files. The engine's kept objects hold no
+ * fd: they are bounded by memory (kept_max_for_memory). */
 static uint32_t fd_limit_share(unsigned divisor, uint32_t max, uint32_t min)
 {
 	struct rlimit rl;
@@ -506,6 +507,15 @@ static uint32_t fd_limit_share(unsigned divisor, uint32_t max, uint32_t min)
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / divisor < share)
 		share = rl.rlim_cur / divisor;
 	return share < min ? min : (uint32_t)share;
+}
+
+static uint32_t kept_max_for_memory(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGESIZE);
+	uint64_t n = FS_KEPT_MAX;
+	if (pages > 0 && page_size > 0)
+		n = (uint64_t)pages * (uint64_t)page_size / FS_KEPT_MEMORY_PER;
+	return n > FS_KEPT_MAX ? FS_KEPT_MAX : n < FS_KEPT_MIN ? FS_KEPT_MIN : (uint32_t)n;
 }
 
 int fs_table_init(struct fs *fs)
@@ -526,7 +536,7 @@ int fs_table_init(struct fs *fs)
 	fs->fds.free_head = fs->fds.lru_head = fs->fds.lru_tail = -1;
 	fs->fds.max = fd_limit_share(4, FS_FD_CACHE_MAX, FS_FD_CACHE_MIN);
 	fs->fill_queue_max = fd_limit_share(8, ENGINE_FILL_QUEUE_MAX, ENGINE_FILL_QUEUE_MIN);
-	fs->kept_max = fd_limit_share(8, FS_KEPT_MAX, 0);
+	fs->kept_max = kept_max_for_memory();
 	fs->openless_max = fd_limit_share(16, FS_OPENLESS_MAX, FS_OPENLESS_MIN);
 	pthread_mutex_init(&fs->mounts_lock, NULL);
 	return 0;

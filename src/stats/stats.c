@@ -41,6 +41,7 @@ static const char *const counter_names[STATS_COUNTER_COUNT] = {
 	[STATS_ORIGIN_OPENS_DEFERRED] = "origin_opens_deferred",
 	[STATS_ORIGIN_OPENS_LATE] = "origin_opens_late",
 	[STATS_CATALOG_OPENS] = "catalog_opens",
+	[STATS_KEPT_REOPENS] = "kept_reopens",
 	[STATS_UNSETTLED_OPENS] = "unsettled_opens",
 	[STATS_XATTR_ABSENT_ANSWERS] = "xattr_absent_answers",
 };

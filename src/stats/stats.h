@@ -56,6 +56,8 @@ enum stats_counter {
 	STATS_CATALOG_OPENS,             /* of those, opens checked against the metadata catalog's
 	                                  * attributes and passed through to the cache copy: the
 	                                  * original's inode not read at all (fs_catalog.c) */
+	STATS_KEPT_REOPENS,              /* first opens that found their cache copy kept since
+	                                  * the last close, with its backing id (engine_kept) */
 	STATS_UNSETTLED_OPENS,           /* first opens not cached: the file changed within 3 s and
 	                                  * no watcher reports its changes (engine_settle.c) */
 	STATS_XATTR_ABSENT_ANSWERS,      /* GETXATTR and LISTXATTR answered without the original:

@@ -54,6 +54,7 @@ static const struct metric_family families[] = {
 	COUNTER("origin_opens_deferred", "Read-only opens answered without opening the original file.", "origin_opens_deferred"),
 	COUNTER("origin_opens_late", "Original files of deferred opens opened later, on first need.", "origin_opens_late"),
 	COUNTER("catalog_opens", "Deferred opens checked against the metadata catalog: the original's inode not read.", "catalog_opens"),
+	COUNTER("kept_reopens", "First opens that found their cache copy kept since the last close.", "kept_reopens"),
 	COUNTER("fills", "Chunks written into the cache.", "fills"),
 	COUNTER("fill_bytes", "Bytes written into the cache.", "fill_bytes"),
 	COUNTER("fills_dropped", "Fills discarded because a write raced with them.", "fills_dropped"),

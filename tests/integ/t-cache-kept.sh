@@ -11,7 +11,10 @@
 #   bytes served are always the original's;
 # - a kept copy goes at once when it must: evict, and the file's deletion;
 # - two opens at once of a kept file (the kept backing id reused by the first, joined by the
-#   second) read right, and the last close keeps it again.
+#   second) read right, and the last close keeps it again;
+# - kept objects hold no fd of the daemon (their copies are parked: the kernel's backing files
+#   keep them open): with the daemon's fd limit at 256, 1,000 small files read again are
+#   reopened from their kept objects, and the daemon holds no fd on their copies.
 . "$(dirname "$0")/lib.sh"
 need_root
 t_shm kept
@@ -138,6 +141,39 @@ EOF
   echo "ok: kept objects ($MODE)"
 }
 
+# Kept objects beyond the fd limit: a daemon whose fd limit is 256 keeps the objects of 1,000
+# files (each held a data fd before: 32 of them at most, an eighth of the limit).
+many() {
+  local D=$SHM/many/data C=$SHM/many/cache n=1000 k0 pid data_fds
+  mkdir -p "$D" "$C"
+  python3 - "$D" "$n" <<'EOF'
+import os, sys
+for i in range(int(sys.argv[2])):
+    d = os.path.join(sys.argv[1], "d%d" % (i // 100))
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "f%d" % i), "wb") as f:
+        f.write(os.urandom(1000 + i))
+EOF
+  CACHEMAX_FD_LIMIT=256 t_mount "$D" "$C"
+  # first reads pass through to the original and fill behind; then every copy is complete
+  for _ in $(seq 1 50); do
+    find "$D" -type f -exec cat {} + >/dev/null
+    [ "$(find "$C" -name '*.meta' | wc -l)" -ge "$n" ] && break
+    sleep 0.1
+  done
+  find "$D" -type f -exec cat {} + >/dev/null   # hits: each copy kept at its close
+  k0=$(counter kept_reopens)
+  find "$D" -type f -exec cat {} + >/dev/null
+  [ $(( $(counter kept_reopens) - k0 )) -ge $((n * 8 / 10)) ] \
+    || fail "$n files read again under an fd limit of 256: $(( $(counter kept_reopens) - k0 )) reopens of kept objects, want >= $((n * 8 / 10))"
+  pid=$(get "$("$CACHEMAX" stats "$D" --json)" "s['pid']")
+  data_fds=$(find "/proc/$pid/fd" -lname '*.data' 2>/dev/null | wc -l)
+  [ "$data_fds" -le 8 ] || fail "the daemon holds $data_fds fds on cache copies with nothing open (kept objects must hold none)"
+  t_unmount "$D"
+  echo "ok: $n kept objects under an fd limit of 256 ($data_fds fds on copies)"
+}
+
 run fanotify
 run timeout "fanotify_init:1:EPERM"
+many
 echo "PASS: kept objects"
