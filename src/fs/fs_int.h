@@ -113,7 +113,7 @@ struct fs_table {
  * nodes with a file handle (least recently used closed first, never one in use), plus the pinned
  * fds of nodes without one (fewer under a small fd limit). An operation borrows a node's fd with fs_node_fd() and gives it back
  * with fs_node_fd_put(). */
-#define FS_FD_CACHE_MAX 1024
+#define FS_FD_CACHE_MAX 16384
 #define FS_FD_CACHE_MIN 16
 /* Complete objects of small files kept with their backing id (engine_config.kept_max): no fd
  * each, but about 300 bytes here and a backing file in the kernel (its struct file and the
