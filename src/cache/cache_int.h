@@ -108,6 +108,8 @@ struct cache_object {
 	bool removed;          /* cache_object_remove(): serves and stores nothing */
 	bool discarded;        /* cache_object_discard() while open: removed at the last release */
 	bool failed;           /* a reset after a device error failed: serves and stores nothing */
+	bool parker;           /* one reference is cache_object_park's: the data file is closed
+	                        * whenever that one is the only reference left */
 	int data_fd;
 	struct cache_fingerprint fp;
 	/* Bumped (under lock) before any present byte may change or a chunk is dropped; read

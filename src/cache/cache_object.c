@@ -79,15 +79,27 @@ static int release_locked(struct cache_object *obj)
 	return rc;
 }
 
-/* Held by nobody else: with obj->lock held, no other reference can be taken that is not
- * waiting for that lock (an open, which then finds the object removed and starts afresh). */
-static bool last_reference(struct cache_object *obj)
+/* Held by nobody but `others` more: with obj->lock held, no other reference can be taken that
+ * is not waiting for that lock (an open, which then finds the object removed and starts afresh,
+ * or parked and opens its data file again). */
+static bool references_are(struct cache_object *obj, uint32_t refs)
 {
-	bool last;
+	bool equal;
 	pthread_mutex_lock(&obj->store->table_lock);
-	last = obj->refs == 1;
+	equal = obj->refs == refs;
 	pthread_mutex_unlock(&obj->store->table_lock);
-	return last;
+	return equal;
+}
+static bool last_reference(struct cache_object *obj) { return references_are(obj, 1); }
+
+/* Close the data file of an object held only by its parker now (obj->lock): its record
+ * persisted (and its allocation counted by the caller if anyone wrote it). */
+static void park_locked(struct cache_object *obj)
+{
+	if (cache_disk_persist(obj) == 0 && cache_object_servable(obj) && !obj->data_unsynced) {
+		sys_close(obj->data_fd);
+		obj->data_fd = -1;
+	}
 }
 
 int cache_object_release(struct cache_object *obj)
@@ -108,6 +120,10 @@ int cache_object_release(struct cache_object *obj)
 			rc = 0;   /* its files were removed by hand: gone all the same */
 	} else {
 		rc = release_locked(obj);
+		/* Someone else's use of a parked object (warm, verify, a report) opened its data file
+		 * again: closed when only the parker is left, so parked objects stay without fds. */
+		if (rc == 0 && obj->parker && obj->data_fd >= 0 && references_are(obj, 2))
+			park_locked(obj);
 	}
 	cache_store_usage_leave(obj->store);
 	pthread_mutex_unlock(&obj->lock);
@@ -146,6 +162,7 @@ int cache_object_reopen(struct cache_object *obj, const struct cache_fingerprint
 	int rc = 0;
 
 	pthread_mutex_lock(&obj->lock);
+	obj->parker = false;   /* the parker's reference is in use again */
 	if (!obj->loaded || obj->removed || obj->discarded) {
 		rc = -ESTALE;
 	} else if (obj->data_fd < 0 && cache_disk_unpark(obj) < 0) {
@@ -170,21 +187,25 @@ bool cache_object_park(struct cache_object *obj)
 	bool parked = false;
 
 	pthread_mutex_lock(&obj->lock);
+	obj->parker = true;
 	if (cache_object_servable(obj) && obj->data_fd >= 0 && last_reference(obj)) {
-		int rc;
-		cache_store_usage_enter(obj->store);
 		/* Nothing pending on disk. Its allocation is not read again: the parker only read
 		 * it since (the caller's contract), so what the last change accounted stands. */
-		rc = cache_disk_persist(obj);
+		cache_store_usage_enter(obj->store);
+		park_locked(obj);
 		cache_store_usage_leave(obj->store);
-		if (rc == 0 && cache_object_servable(obj) && !obj->data_unsynced) {
-			sys_close(obj->data_fd);
-			obj->data_fd = -1;
-			parked = true;
-		}
+		parked = obj->data_fd < 0;
 	}
 	pthread_mutex_unlock(&obj->lock);
 	return parked;
+}
+
+int cache_object_release_parked(struct cache_object *obj)
+{
+	pthread_mutex_lock(&obj->lock);
+	obj->parker = false;
+	pthread_mutex_unlock(&obj->lock);
+	return cache_object_release(obj);
 }
 
 /* ---- Reads and fills -------------------------------------------------------------------- */

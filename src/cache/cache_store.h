@@ -283,10 +283,14 @@ int cache_object_reopen(struct cache_object *obj, const struct cache_fingerprint
  * again). If that reference is the only one and the object serves, its pending record is
  * persisted and its data file closed: the object then costs
  * no fd (true). The next cache_object_reopen or cache_object_open of it opens the data file
- * again (one openat). Objects held elsewhere too keep their data file open (false). A parked
- * object may still be removed or evicted: its space returns once every other holder of its
- * data file (the kernel's backing file) closes it. */
+ * again (one openat). If others hold it too (false), or someone opens it meanwhile (warm,
+ * verify), the data file is closed at the release that leaves the parker's reference alone.
+ * The parker ends its parking with cache_object_reopen (its reference in use again) or gives
+ * its reference back with cache_object_release_parked. A parked object may still be removed or
+ * evicted: its space returns once every other holder of its data file (the kernel's backing
+ * file) closes it. */
 bool cache_object_park(struct cache_object *obj);
+int cache_object_release_parked(struct cache_object *obj);
 
 /* The same check as at open, for an attribute refresh: 0 if current matches, 1 if the object
  * was reset to current, -errno if the reset failed (the object then serves nothing). */

@@ -174,7 +174,7 @@ static void kept_release(struct engine *e, struct engine_kept_entry *x, bool clo
 	int rc;
 	if (close_id && x->backing_id > 0 && (rc = e->host.backing_close(e->host.arg, x->backing_id)) < 0)
 		log_warn("closing backing id %d failed: %s", x->backing_id, strerror(-rc));
-	rc = cache_object_release(x->obj);
+	rc = cache_object_release_parked(x->obj);
 	if (rc < 0)
 		engine_bypass_error(e, "record write", rc);
 	memset(x, 0, sizeof(*x));

@@ -169,6 +169,13 @@ EOF
   pid=$(get "$("$CACHEMAX" stats "$D" --json)" "s['pid']")
   data_fds=$(find "/proc/$pid/fd" -lname '*.data' 2>/dev/null | wc -l)
   [ "$data_fds" -le 8 ] || fail "the daemon holds $data_fds fds on cache copies with nothing open (kept objects must hold none)"
+  # warm --verify opens every kept object's copy and reads it: closed again after (parked)
+  "$CACHEMAX" warm "$D" --verify >/dev/null || fail "warm --verify of kept copies failed"
+  data_fds=$(find "/proc/$pid/fd" -lname '*.data' 2>/dev/null | wc -l)
+  [ "$data_fds" -le 8 ] || fail "warm --verify left $data_fds fds on kept cache copies"
+  k0=$(counter kept_reopens)
+  find "$D" -type f -exec cat {} + >/dev/null
+  [ $(( $(counter kept_reopens) - k0 )) -ge $((n * 8 / 10)) ] || fail "the objects were not kept through warm --verify"
   t_unmount "$D"
   echo "ok: $n kept objects under an fd limit of 256 ($data_fds fds on copies)"
 }
