@@ -8,7 +8,8 @@
 #            [--original local|sshfs] [--start-opts "OPTIONS"]
 #   --a, --b BINARY    the two cachemax builds to compare (copies: a build may be rebuilt meanwhile)
 #   --files N          small files (0.5-4 KiB, 100 per directory; default 1000: within the fd
-#                      cache and the kept objects, 1,024 and 2,048)
+#                      cache, a quarter of the daemon's fd limit up to 16,384, and the kept
+#                      objects, one per 128 KiB of memory up to 131,072)
 #   --rounds R         alternating rounds (default 9); each round reads every file twice per side
 #   --original local   the trees on /var/tmp (ext4 here), page cache warm (default)
 #   --original sshfs   each tree behind its own sshfs mount of a private sshd on 127.0.0.1

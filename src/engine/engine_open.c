@@ -121,7 +121,7 @@ void engine_open_first_read_forget(struct engine *e, const struct stat *st)
 int engine_kept_init(struct engine *e)
 {
 	struct engine_kept *k = &e->kept;
-	unsigned sets = e->cfg.kept_max / ENGINE_KEPT_WAYS;
+	unsigned sets = (e->cfg.kept_max + ENGINE_KEPT_WAYS - 1) / ENGINE_KEPT_WAYS;
 
 	pthread_mutex_init(&k->lock, NULL);
 	if (!sets || !e->store)

@@ -141,23 +141,32 @@ static bool slot_insert(struct fs_fds *c, struct fs_node *n, int fd, uint32_t us
 	return true;
 }
 
-/* Close up to half of the cached fds nobody uses (the daemon ran out of fds). */
+/* Close up to half of the cached fds nobody uses (the daemon ran out of fds), a batch at a
+ * time (closed outside the lock). */
+#define FDS_SHRINK_BATCH 256
 static void fds_shrink(struct fs *fs)
 {
 	struct fs_fds *c = &fs->fds;
-	int close_fds[FS_FD_CACHE_MAX / 2];
-	unsigned count = 0;
+	int close_fds[FDS_SHRINK_BATCH];
+	unsigned total = 0, want, count;
 
 	pthread_mutex_lock(&c->lock);
-	while (c->lru_head >= 0 && count < FS_FD_CACHE_MAX / 2) {
-		int32_t i = c->lru_head;
-		lru_unlink(c, i);
-		close_fds[count++] = slot_free(c, i);
-	}
+	want = (unsigned)(c->cached + 1) / 2;
 	pthread_mutex_unlock(&c->lock);
-	for (unsigned i = 0; i < count; i++)
-		sys_close(close_fds[i]);
-	log_warn("the daemon ran out of fds: closed %u cached origin fds", count);
+	do {
+		count = 0;
+		pthread_mutex_lock(&c->lock);
+		while (c->lru_head >= 0 && count < FDS_SHRINK_BATCH && total + count < want) {
+			int32_t i = c->lru_head;
+			lru_unlink(c, i);
+			close_fds[count++] = slot_free(c, i);
+		}
+		pthread_mutex_unlock(&c->lock);
+		for (unsigned i = 0; i < count; i++)
+			sys_close(close_fds[i]);
+		total += count;
+	} while (count == FDS_SHRINK_BATCH);
+	log_warn("the daemon ran out of fds: closed %u cached origin fds", total);
 }
 
 /* The file handle of n as the kernel takes it. */

@@ -144,7 +144,7 @@ EOF
 # Kept objects beyond the fd limit: a daemon whose fd limit is 256 keeps the objects of 1,000
 # files (each held a data fd before: 32 of them at most, an eighth of the limit).
 many() {
-  local D=$SHM/many/data C=$SHM/many/cache n=1000 k0 pid data_fds
+  local D=$SHM/many/data C=$SHM/many/cache n=1000 k0 pid data_fds out
   mkdir -p "$D" "$C"
   python3 - "$D" "$n" <<'EOF'
 import os, sys
@@ -170,7 +170,7 @@ EOF
   data_fds=$(find "/proc/$pid/fd" -lname '*.data' 2>/dev/null | wc -l)
   [ "$data_fds" -le 8 ] || fail "the daemon holds $data_fds fds on cache copies with nothing open (kept objects must hold none)"
   # warm --verify opens every kept object's copy and reads it: closed again after (parked)
-  "$CACHEMAX" warm "$D" --verify >/dev/null || fail "warm --verify of kept copies failed"
+  out=$("$CACHEMAX" warm "$D" --verify 2>&1) || fail "warm --verify of kept copies failed: $(tail -n 3 <<<"$out")"
   data_fds=$(find "/proc/$pid/fd" -lname '*.data' 2>/dev/null | wc -l)
   [ "$data_fds" -le 8 ] || fail "warm --verify left $data_fds fds on kept cache copies"
   k0=$(counter kept_reopens)
