@@ -21,7 +21,9 @@
 #include "cache/cache_policy.h"
 #include "cache/cache_store.h"
 
-#define CACHE_STORE_TABLE_SIZE 4096u   /* buckets of the open-object table (a power of two) */
+/* Buckets of the open-object table (a power of two; 512 KiB of pointers): the engine keeps up to
+ * 131,072 objects open past their files' last close (engine_kept): two per bucket on average. */
+#define CACHE_STORE_TABLE_SIZE 65536u
 #define CACHE_SHARD_COUNT 256u         /* objects/00 .. objects/ff */
 #define CACHE_OBJECT_NAME_SIZE 40u     /* "HH/" + 16 hex + "-" + 16 hex + NUL, rounded up */
 #define CACHE_OBJECT_PATH_SIZE 64u     /* name + ".meta.tmp" + NUL, rounded up */
