@@ -225,7 +225,7 @@ struct fs {
 	uint32_t stack_depth;
 	struct engine *engine;        /* the cache engine (also without a cache: it then bypasses) */
 	unsigned fill_queue_max;      /* the engine's fill jobs at most (from the fd limit) */
-	unsigned kept_max;            /* the engine's kept objects at most (from the fd limit) */
+	unsigned kept_max;            /* the engine's kept objects at most (from memory) */
 	unsigned openless_max;        /* implicit open files at most (fs_openless.h; fd limit) */
 	struct fs_openless *openless; /* cfg.openless: the implicit open files; else NULL */
 	struct fs_watch watch;
