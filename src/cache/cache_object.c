@@ -96,6 +96,10 @@ static bool last_reference(struct cache_object *obj) { return references_are(obj
  * persisted (and its allocation counted by the caller if anyone wrote it). */
 static void park_locked(struct cache_object *obj)
 {
+	/* Nothing in the data file that a record claims (an empty file's copy, reset and never
+	 * written): nothing to sync before it is closed. */
+	if (obj->present_count == 0 && !obj->record_on_disk)
+		obj->data_unsynced = false;
 	if (cache_disk_persist(obj) == 0 && cache_object_servable(obj) && !obj->data_unsynced) {
 		sys_close(obj->data_fd);
 		obj->data_fd = -1;

@@ -191,7 +191,14 @@ static void kept_put(struct engine *e, struct engine_kept_entry *x)
 	bool fits;
 	int way = -1;
 
-	cache_object_park(x->obj);
+	/* An object that could not be parked (another holder: warm, a report, an open that took
+	 * it meanwhile; or something left to sync) keeps its data fd: not kept, so that no entry
+	 * holds an fd (the table is sized by memory, not by the fd limit) and no object is kept
+	 * twice. */
+	if (!cache_object_park(x->obj)) {
+		kept_release(e, x, true);
+		return;
+	}
 	pthread_mutex_lock(&k->lock);
 	for (int w = 0; w < ENGINE_KEPT_WAYS && way < 0; w++)
 		if (!k->slot[set][w].obj)
@@ -290,10 +297,10 @@ static void open_mode_choose(struct engine *e, struct engine_inode *ei, struct c
 		} else if (kept_take(e, ei->key, &kx) &&
 		           (rc = cache_object_reopen(kx.obj, &fp)) != -ESTALE) {
 			ei->obj = kx.obj;   /* kept since its last release: checked, not read again */
-			stats_add(e->cfg.stats, STATS_KEPT_REOPENS, 1);
-			if (rc == 0)
+			if (rc == 0) {   /* counted only when the kept copy is what serves the open */
+				stats_add(e->cfg.stats, STATS_KEPT_REOPENS, 1);
 				kept_id = kx.backing_id;
-			else if (kx.backing_id > 0)
+			} else if (kx.backing_id > 0)
 				e->host.backing_close(e->host.arg, kx.backing_id);
 		} else {
 			if (kx.obj)   /* removed or discarded while kept */

@@ -142,7 +142,8 @@ EOF
 }
 
 # Kept objects beyond the fd limit: a daemon whose fd limit is 256 keeps the objects of 1,000
-# files (each held a data fd before: 32 of them at most, an eighth of the limit).
+# files (each held a data fd before: 32 of them at most, an eighth of the limit), and 600
+# empty files' besides.
 many() {
   local D=$SHM/many/data C=$SHM/many/cache n=1000 k0 pid data_fds out
   mkdir -p "$D" "$C"
@@ -153,6 +154,11 @@ for i in range(int(sys.argv[2])):
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, "f%d" % i), "wb") as f:
         f.write(os.urandom(1000 + i))
+# Empty files (__init__.py, .gitkeep): their copies have nothing to sync and must park too
+# (each kept one held a data fd, and past the fd limit every open went to the original).
+os.makedirs(os.path.join(sys.argv[1], "empty"))
+for i in range(600):
+    open(os.path.join(sys.argv[1], "empty", "e%d" % i), "wb").close()
 EOF
   CACHEMAX_FD_LIMIT=256 t_mount "$D" "$C"
   # first reads pass through to the original and fill behind; then every copy is complete
@@ -177,7 +183,7 @@ EOF
     out=$("$CACHEMAX" warm "$D" --verify --jobs 1 2>&1) && break
     grep -q "busy: " <<<"$out" || break
   done
-  grep -q "verified $n, 0 mismatches" <<<"$out" || fail "warm --verify of kept copies failed: $(tail -n 3 <<<"$out")"
+  grep -q "verified $((n + 600)), 0 mismatches" <<<"$out" || fail "warm --verify of kept copies failed: $(tail -n 3 <<<"$out")"
   data_fds=$(find "/proc/$pid/fd" -lname '*.data' 2>/dev/null | wc -l)
   [ "$data_fds" -le 8 ] || fail "warm --verify left $data_fds fds on kept cache copies"
   k0=$(counter kept_reopens)
