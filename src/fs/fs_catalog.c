@@ -48,6 +48,13 @@
 /* Version 2 adds the disk's diskseq and the file system's UUID (version 1 seals are void). */
 #define SEAL_MAGIC "cachemax-seal 2"
 
+/* Whether what records say may be served as current: the seal was valid at the start and
+ * confirmed once the watcher covered the original (fs_catalog_watch_started). */
+static bool seal_holds(struct fs *fs)
+{
+	return atomic_load(&fs->catalog_sealed) && atomic_load(&fs->catalog_seal_confirmed);
+}
+
 static void seal_void(struct fs *fs, const char *why)
 {
 	pthread_mutex_lock(&fs->catalog_lock);
@@ -201,7 +208,7 @@ int fs_catalog_dir_attr(struct fs *fs, struct fs_node *n, struct stat *st)
 {
 	struct fs_dir_attr *e;
 	int rc = -ENOENT;
-	if (!fs->dir_attrs || n->type != S_IFDIR || !atomic_load(&fs->catalog_sealed))
+	if (!fs->dir_attrs || n->type != S_IFDIR || !seal_holds(fs))
 		return -ENOENT;
 	pthread_mutex_lock(&fs->catalog_lock);
 	for (e = fs->dir_attrs[dir_attr_bucket(n->dev, n->ino)]; e; e = e->next)
@@ -422,7 +429,7 @@ static int file_attr_current(struct fs *fs, struct fs_node *n, struct fs_file_at
 		return -EAGAIN;
 	if (e.since <= atomic_load(&fa->floor) || atomic_load(&fa->changed[e.self_slot]) >= e.since ||
 	    atomic_load(&fa->changed[e.parent_slot]) >= e.since ||
-	    (e.from_record && !atomic_load(&fs->catalog_sealed)))
+	    (e.from_record && !seal_holds(fs)))
 		return -ENOENT;
 	*out = e;
 	return 0;
@@ -741,7 +748,9 @@ void fs_catalog_watch_started(struct fs *fs)
 		atomic_store(&fs->catalog_sealed, false);
 		atomic_store(&fs->catalog_tainted, true);
 		seal_void(fs, "the original was written while the daemon started");
+		return;
 	}
+	atomic_store(&fs->catalog_seal_confirmed, true);
 }
 
 void fs_catalog_seal_write(struct fs *fs, void (*drain)(struct fs *))
@@ -981,7 +990,7 @@ static bool attrs_trusted(struct fs *fs, const struct cache_catalog_attr *a,
                           const struct fs_catalog_gens *g)
 {
 	struct cache_catalog_stamp own = { a->ino, a->mtime_ns, a->ctime_ns };
-	if (!atomic_load(&fs->catalog_sealed))
+	if (!seal_holds(fs))
 		return false;
 	if (!S_ISDIR(a->mode))
 		return a->nlink <= 1;

@@ -240,6 +240,10 @@ struct fs {
 	 * served without a stat of the file (the original provably did not change while the
 	 * daemon was down, and the watcher has covered it since). */
 	atomic_bool catalog_sealed;
+	/* The seal passed its second check (fs_catalog_watch_started: a syncfs and the same device
+	 * counters once the watcher's mark is on): until then a change made between the first check
+	 * and the mark is in no event, so nothing that trusts records (seal_holds) is used. */
+	atomic_bool catalog_seal_confirmed;
 	/* Something the catalog may not reflect happened (events lost, the original written
 	 * while starting): no seal is written at the stop. */
 	atomic_bool catalog_tainted;
