@@ -174,8 +174,11 @@ int fs_cache_attach_known(struct fs *fs, struct fs_file *f, const struct stat *k
 	o->open_flags = FOPEN_NOFLUSH;
 	/* The fingerprint the engine checks: through our open fd, or for a deferred open through
 	 * the node's O_PATH fd (the same inode's attributes, without opening the file). */
-	if (known)   /* the catalog's, known current (fs_catalog_file_attr): no fd at all */
+	if (known) {  /* the catalog's, known current (fs_catalog_file_attr): no fd at all */
 		st = *known;
+		f->known = *known;
+		f->has_known = true;
+	}
 	have_stat = n->type == S_IFREG &&
 	            (known || sys_fstatat(fs_file_stat_fd(f), "", &st, AT_EMPTY_PATH) == 0);
 	/* The kernel's cached name still leads to an inode unlinked behind our back (the file was

@@ -435,12 +435,9 @@ static int file_attr_current(struct fs *fs, struct fs_node *n, struct fs_file_at
 	return 0;
 }
 
-int fs_catalog_file_attr(struct fs *fs, struct fs_node *n, struct stat *st)
+static void file_attr_to_stat(const struct fs_file_attr *ep, struct stat *st)
 {
-	struct fs_file_attr e;
-	int rc = file_attr_current(fs, n, &e);
-	if (rc < 0)
-		return rc;
+	struct fs_file_attr e = *ep;
 	memset(st, 0, sizeof(*st));
 	st->st_dev = (dev_t)e.dev;
 	st->st_ino = (ino_t)e.ino;
@@ -454,6 +451,33 @@ int fs_catalog_file_attr(struct fs *fs, struct fs_node *n, struct stat *st)
 	st->st_atim = ns_timespec(e.atime_ns);
 	st->st_mtim = ns_timespec(e.mtime_ns);
 	st->st_ctim = ns_timespec(e.ctime_ns);
+}
+
+int fs_catalog_file_attr(struct fs *fs, struct fs_node *n, struct stat *st)
+{
+	struct fs_file_attr e;
+	int rc = file_attr_current(fs, n, &e);
+	if (rc < 0)
+		return rc;
+	file_attr_to_stat(&e, st);
+	return 0;
+}
+
+int fs_catalog_file_attr_kept(struct fs *fs, struct fs_node *n, struct stat *st)
+{
+	struct fs_file_attrs *fa = fs->file_attrs;
+	struct fs_file_attr e;
+	size_t i;
+
+	if (!fa || n->type != S_IFREG)
+		return -ENOENT;
+	i = file_attr_index(n->dev, n->ino);
+	pthread_mutex_lock(&fa->lock[i % FILE_ATTR_LOCKS]);
+	e = fa->entry[i];
+	pthread_mutex_unlock(&fa->lock[i % FILE_ATTR_LOCKS]);
+	if (e.ino != n->ino || e.dev != n->dev)
+		return -ENOENT;
+	file_attr_to_stat(&e, st);
 	return 0;
 }
 

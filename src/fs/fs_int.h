@@ -89,6 +89,10 @@ struct fs_file {
 	                               * fingerprint the open checked, which the late open reopens
 	                               * (/proc/self/fd), also once unlinked; -1: not deferred */
 	int origin_flags;             /* open(2) flags of the late open */
+	bool has_known;               /* opened on the catalog's attributes (fs_cache_attach_known) */
+	struct stat known;            /* those attributes: a GETATTR of this open file whose late
+	                               * stat finds the file unlinked behind (ESTALE) answers them
+	                               * with st_nlink 0, as an fstat of the original would */
 };
 
 struct fs_dir {
@@ -450,6 +454,9 @@ uint64_t fs_catalog_watch_mask(const struct fs *fs);
  * read (from a sealed record, or from the original in this run) and the watcher has no event
  * pending or in hand; -ENOENT or -EAGAIN: ask the original. */
 int fs_catalog_file_attr(struct fs *fs, struct fs_node *n, struct stat *st);
+/* The attributes of regular file n last kept (current or not): for a GETATTR of a file open on
+ * them whose original was unlinked behind since (op_getattr). 0, or -ENOENT (none kept). */
+int fs_catalog_file_attr_kept(struct fs *fs, struct fs_node *n, struct stat *st);
 /* Whether regular file n had no xattrs when listed and that is still current (the same rule as
  * fs_catalog_file_attr): fs_xattr.c then knows n has none without a listxattr of the original
  * (its answers for each name are still learned from real calls, once per mount). */
