@@ -205,6 +205,12 @@ int fs_cache_attach_known(struct fs *fs, struct fs_file *f, const struct stat *k
 		 * the node's O_PATH fd now, as any deferred open (a failure: the first request that
 		 * needs the original opens it by handle). */
 		int path_fd = fs_node_fd(fs, n);
+		if (path_fd == -ESTALE) {
+			/* Unlinked behind since the catalog said it current: its reads would fail.
+			 * ESTALE makes the kernel look the name up again (as above). */
+			fs_cache_detach(fs, f);
+			return -ESTALE;
+		}
 		f->path_fd = path_fd >= 0 ? path_fd : -1;
 	} else if (known) {
 		stats_add(fs->cfg.stats, STATS_CATALOG_OPENS, 1);
