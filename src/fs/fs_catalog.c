@@ -31,7 +31,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fanotify.h>
-#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -248,8 +247,8 @@ static void dir_attrs_free(struct fs *fs)
  * slots, each holding the watcher's event count when it was last named. The attributes are
  * kept with the count sampled before they were read (`since`) and served while neither slot
  * was named since, and only while the watcher has nothing queued or in hand (FIONREAD of its
- * group, and an even `events` count around it): a change whose syscall returned before the
- * request is then either visible there or accounted in the slots. Writes through a shared
+ * group: fs_watch_queue_empty, and an even `events` count around it): a change whose syscall
+ * returned before the request is then either visible there or accounted in the slots. Writes through a shared
  * mapping make no FAN_MODIFY: the catalog watches closes of written files too
  * (fs_catalog_watch_mask). A direct-mapped table (a newer entry replaces an older one), so
  * the memory is bounded whatever the tree. */
@@ -409,7 +408,6 @@ static int file_attr_current(struct fs *fs, struct fs_node *n, struct fs_file_at
 	struct fs_file_attr e;
 	uint64_t before;
 	size_t i;
-	int pending = 0;
 
 	if (!fa || n->type != S_IFREG || !fs_watch_covers(fs, n) ||
 	    atomic_load(&n->passthrough_writers))   /* its times move with no request to us */
@@ -424,7 +422,7 @@ static int file_attr_current(struct fs *fs, struct fs_node *n, struct fs_file_at
 	 * accounted in the slots below (the watcher counts up before it takes events out of the
 	 * queue and again once it handled them). */
 	before = atomic_load(&fa->events);
-	if ((before & 1) || ioctl(fs->watch.fan_fd, FIONREAD, &pending) < 0 || pending ||
+	if ((before & 1) || !fs_watch_queue_empty(fs) ||
 	    atomic_load(&fa->events) != before)
 		return -EAGAIN;
 	if (e.since <= atomic_load(&fa->floor) || atomic_load(&fa->changed[e.self_slot]) >= e.since ||

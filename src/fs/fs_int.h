@@ -319,6 +319,8 @@ struct fs_node *fs_node_find_held(struct fs *fs, const struct stat *st);
  * watch) --entry-timeout and --attr-timeout apply. */
 #define FS_WATCHED_TIMEOUT 86400.0
 bool fs_watch_covers(struct fs *fs, const struct fs_node *n);
+/* Whether the watcher's fanotify group has no event queued (FIONREAD 0); false on an error. */
+bool fs_watch_queue_empty(struct fs *fs);
 /* The watcher's invalidation count of the slot of (parent, name): see fs_watch.names_gen. */
 uint64_t fs_watch_names_gen(struct fs *fs, uint64_t parent, const char *name);
 /* Take one more reference on a node we hold (undone by fs_node_forget(fs, n->nodeid, 1)). */

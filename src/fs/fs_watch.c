@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fanotify.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -654,6 +655,12 @@ void fs_watch_release(struct fs *fs)
 	fs->watch.filter = NULL;
 	free(fs->watch.filter_made);  /* prepared, never started */
 	fs->watch.filter_made = NULL;
+}
+
+bool fs_watch_queue_empty(struct fs *fs)
+{
+	int pending = 0;
+	return sys_ioctl(fs->watch.fan_fd, FIONREAD, &pending) == 0 && pending == 0;
 }
 
 bool fs_watch_covers(struct fs *fs, const struct fs_node *n)
