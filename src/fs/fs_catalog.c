@@ -1108,12 +1108,13 @@ int fs_catalog_lookup(struct fs *fs, struct fs_node *p, const char *name, struct
 /* ---- listings -------------------------------------------------------------------------------- */
 
 /* Whether regular file name of directory dirfd has no extended attributes (its inode was just
- * stat'ed, so listxattr reads nothing more of the device). */
+ * stat'ed, so listxattr reads nothing more of the device). llistxattr: a symlink swapped in
+ * for the name since the stat is not followed (its own list, not its target's, is asked). */
 static bool file_no_xattrs(int dirfd, const char *name)
 {
 	char path[FS_PROC_PATH_MAX + CACHE_CATALOG_NAME_MAX + 2];
 	int n = snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dirfd, name);
-	return n > 0 && (size_t)n < sizeof(path) && sys_listxattr(path, NULL, 0) == 0;
+	return n > 0 && (size_t)n < sizeof(path) && sys_llistxattr(path, NULL, 0) == 0;
 }
 
 /* The origin's listing of d now, every entry stat'ed and with its handle; recorded if d's stamp

@@ -164,6 +164,7 @@ int sys_utimensat(int dirfd, const char *path, const struct timespec ts[2], int 
 ssize_t sys_getxattr(const char *path, const char *name, void *value, size_t size) { FAULT_OR(SYS_OP_GETXATTR); RET(getxattr(path, name, value, size)); }
 int sys_setxattr(const char *path, const char *name, const void *value, size_t size, int flags) { FAULT_OR(SYS_OP_SETXATTR); RET(setxattr(path, name, value, size, flags)); }
 ssize_t sys_listxattr(const char *path, char *list, size_t size) { FAULT_OR(SYS_OP_LISTXATTR); RET(listxattr(path, list, size)); }
+ssize_t sys_llistxattr(const char *path, char *list, size_t size) { FAULT_OR(SYS_OP_LISTXATTR); RET(llistxattr(path, list, size)); }
 int sys_removexattr(const char *path, const char *name) { FAULT_OR(SYS_OP_REMOVEXATTR); RET(removexattr(path, name)); }
 int sys_fstatvfs(int fd, struct statvfs *st) { FAULT_OR(SYS_OP_FSTATVFS); RET(fstatvfs(fd, st)); }
 int sys_fstatfs(int fd, struct statfs *st) { FAULT_OR(SYS_OP_FSTATFS); RET(fstatfs(fd, st)); }

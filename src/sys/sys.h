@@ -65,6 +65,8 @@ int sys_utimensat(int dirfd, const char *path, const struct timespec ts[2], int 
 ssize_t sys_getxattr(const char *path, const char *name, void *value, size_t size);
 int sys_setxattr(const char *path, const char *name, const void *value, size_t size, int flags);
 ssize_t sys_listxattr(const char *path, char *list, size_t size);
+/* llistxattr(2): a symlink's own list (fault-injection op: listxattr, as sys_listxattr). */
+ssize_t sys_llistxattr(const char *path, char *list, size_t size);
 int sys_removexattr(const char *path, const char *name);
 int sys_fstatvfs(int fd, struct statvfs *st);
 /* fstatfs(2), for the file system's type (f_type). */

@@ -25,6 +25,14 @@ for i in $(seq 1 $DIRS); do
   mkdir -p "$D/d$i"
   for j in $(seq 1 $PER); do printf 'file %d %d %0200d\n' "$i" "$j" 0 > "$D/d$i/f$j"; done
 done
+# xattrs set before the warm-up: the catalog lists these two files as having some.
+setfattr -n user.tag -v kept "$D/d7/f7"
+python3 - "$D/d7/f7" <<'PY'   # an access ACL: owner rw, user 65534 r, group r, mask r, other r
+import os, struct, sys
+e = lambda tag, perm, ident=0xffffffff: struct.pack("<HHI", tag, perm, ident)
+acl = e(1, 6) + e(2, 4, 65534) + e(4, 4) + e(0x10, 4) + e(0x20, 4)
+os.setxattr(sys.argv[1], "system.posix_acl_access", struct.pack("<I", 2) + acl)
+PY
 sync
 t_backdoor "$D" "$BACK"
 sleep 2.2  # the catalog records no listing younger than 2 s (the racily-clean rule)
@@ -85,6 +93,18 @@ x1=$(counter xattr_absent_answers)
 echo "sealed start: ls -lR of $files files, device reads $((r4 - r3)), xattr requests answered without the original $((x1 - x0))"
 [ $((r4 - r3)) -le 20 ] || fail "under a valid seal, ls -lR read the original's device $((r4 - r3)) times"
 [ $((x1 - x0)) -ge $((files - 10)) ] || fail "ls -lR of $files files: only $((x1 - x0)) xattr requests answered without the original"
+
+# The xattrs and the ACL set before the warm-up answer after the sealed start (the catalog's
+# "no xattrs" flag is per file, not per listing), and an xattr set behind the mount on a file
+# listed with none is seen within a second (its FAN_ATTRIB voids the kept flag).
+[ "$(getfattr --only-values -n user.tag "$D/d7/f7" 2>/dev/null)" = kept ] || fail "an xattr set before the warm-up is not answered after the sealed start"
+acl_of() { getfattr --only-values -e hex -n system.posix_acl_access "$1" 2>/dev/null; }
+[ -n "$(acl_of "$BACK/d7/f7")" ] && [ "$(acl_of "$D/d7/f7")" = "$(acl_of "$BACK/d7/f7")" ] ||
+  fail "an ACL set before the warm-up is not answered after the sealed start: '$(acl_of "$D/d7/f7")'"
+getfattr -d "$D/d7/f8" > /dev/null 2>&1   # asked once with none: the answer learned for the name
+setfattr -n user.behind -v seen "$BACK/d7/f8"
+sleep 1
+[ "$(getfattr --only-values -n user.behind "$D/d7/f8" 2>/dev/null)" = seen ] || fail "an xattr set behind the sealed mount not seen after a second"
 
 # A file the catalog opened (a passthrough hit: no fd on the original) and deleted behind while
 # open behaves as on the original: fstat says nlink 0 (tail -f goes on; before, ESTALE: "Stale
