@@ -474,7 +474,12 @@ static int watch_start(struct fs *fs);
 
 int fs_watch_start(struct fs *fs)
 {
-	int rc = watch_start(fs);
+	int rc;
+	if (fs->cfg.seal_start_delay_ms)   /* tests only (fs.h) */
+		usleep(fs->cfg.seal_start_delay_ms * 1000u);
+	rc = watch_start(fs);
+	if (fs->cfg.seal_start_delay_ms)
+		usleep(fs->cfg.seal_start_delay_ms * 1000u);
 	fs_catalog_watch_started(fs);  /* the seal holds only while the watcher covers the original */
 	return rc;
 }
