@@ -86,6 +86,10 @@ struct fs_config {
 	                            * waits this long between reading a directory (its record or
 	                            * the origin) and storing or serving what it read, so that a
 	                            * test can change the original in between */
+	unsigned seal_start_delay_ms; /* for tests (CACHEMAX_SEAL_START_DELAY_MS): fs_watch_start
+	                            * waits this long before the watcher's mark and again before
+	                            * the seal's second check (fs_catalog_watch_started), so that a
+	                            * test can change the original before the mark and ask after */
 	bool watch_thread_fails;   /* for tests (CACHEMAX_WATCH_THREAD_FAIL): fs_watch_start
 	                            * fails as if its thread could not be made (EAGAIN) */
 	unsigned long origin_fs_type; /* for tests (CACHEMAX_ORIGIN_FS_TYPE): the watcher takes

@@ -174,8 +174,11 @@ int fs_cache_attach_known(struct fs *fs, struct fs_file *f, const struct stat *k
 	o->open_flags = FOPEN_NOFLUSH;
 	/* The fingerprint the engine checks: through our open fd, or for a deferred open through
 	 * the node's O_PATH fd (the same inode's attributes, without opening the file). */
-	if (known)   /* the catalog's, known current (fs_catalog_file_attr): no fd at all */
+	if (known) {  /* the catalog's, known current (fs_catalog_file_attr): no fd at all */
 		st = *known;
+		f->known = *known;
+		f->has_known = true;
+	}
 	have_stat = n->type == S_IFREG &&
 	            (known || sys_fstatat(fs_file_stat_fd(f), "", &st, AT_EMPTY_PATH) == 0);
 	/* The kernel's cached name still leads to an inode unlinked behind our back (the file was
@@ -202,6 +205,12 @@ int fs_cache_attach_known(struct fs *fs, struct fs_file *f, const struct stat *k
 		 * the node's O_PATH fd now, as any deferred open (a failure: the first request that
 		 * needs the original opens it by handle). */
 		int path_fd = fs_node_fd(fs, n);
+		if (path_fd == -ESTALE) {
+			/* Unlinked behind since the catalog said it current: its reads would fail.
+			 * ESTALE makes the kernel look the name up again (as above). */
+			fs_cache_detach(fs, f);
+			return -ESTALE;
+		}
 		f->path_fd = path_fd >= 0 ? path_fd : -1;
 	} else if (known) {
 		stats_add(fs->cfg.stats, STATS_CATALOG_OPENS, 1);

@@ -31,7 +31,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fanotify.h>
-#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -47,6 +46,13 @@
 #define SEAL_FILE "seal"
 /* Version 2 adds the disk's diskseq and the file system's UUID (version 1 seals are void). */
 #define SEAL_MAGIC "cachemax-seal 2"
+
+/* Whether what records say may be served as current: the seal was valid at the start and
+ * confirmed once the watcher covered the original (fs_catalog_watch_started). */
+static bool seal_holds(struct fs *fs)
+{
+	return atomic_load(&fs->catalog_sealed) && atomic_load(&fs->catalog_seal_confirmed);
+}
 
 static void seal_void(struct fs *fs, const char *why)
 {
@@ -201,7 +207,7 @@ int fs_catalog_dir_attr(struct fs *fs, struct fs_node *n, struct stat *st)
 {
 	struct fs_dir_attr *e;
 	int rc = -ENOENT;
-	if (!fs->dir_attrs || n->type != S_IFDIR || !atomic_load(&fs->catalog_sealed))
+	if (!fs->dir_attrs || n->type != S_IFDIR || !seal_holds(fs))
 		return -ENOENT;
 	pthread_mutex_lock(&fs->catalog_lock);
 	for (e = fs->dir_attrs[dir_attr_bucket(n->dev, n->ino)]; e; e = e->next)
@@ -241,8 +247,8 @@ static void dir_attrs_free(struct fs *fs)
  * slots, each holding the watcher's event count when it was last named. The attributes are
  * kept with the count sampled before they were read (`since`) and served while neither slot
  * was named since, and only while the watcher has nothing queued or in hand (FIONREAD of its
- * group, and an even `events` count around it): a change whose syscall returned before the
- * request is then either visible there or accounted in the slots. Writes through a shared
+ * group: fs_watch_queue_empty, and an even `events` count around it): a change whose syscall
+ * returned before the request is then either visible there or accounted in the slots. Writes through a shared
  * mapping make no FAN_MODIFY: the catalog watches closes of written files too
  * (fs_catalog_watch_mask). A direct-mapped table (a newer entry replaces an older one), so
  * the memory is bounded whatever the tree. */
@@ -402,7 +408,6 @@ static int file_attr_current(struct fs *fs, struct fs_node *n, struct fs_file_at
 	struct fs_file_attr e;
 	uint64_t before;
 	size_t i;
-	int pending = 0;
 
 	if (!fa || n->type != S_IFREG || !fs_watch_covers(fs, n) ||
 	    atomic_load(&n->passthrough_writers))   /* its times move with no request to us */
@@ -417,23 +422,20 @@ static int file_attr_current(struct fs *fs, struct fs_node *n, struct fs_file_at
 	 * accounted in the slots below (the watcher counts up before it takes events out of the
 	 * queue and again once it handled them). */
 	before = atomic_load(&fa->events);
-	if ((before & 1) || ioctl(fs->watch.fan_fd, FIONREAD, &pending) < 0 || pending ||
+	if ((before & 1) || !fs_watch_queue_empty(fs) ||
 	    atomic_load(&fa->events) != before)
 		return -EAGAIN;
 	if (e.since <= atomic_load(&fa->floor) || atomic_load(&fa->changed[e.self_slot]) >= e.since ||
 	    atomic_load(&fa->changed[e.parent_slot]) >= e.since ||
-	    (e.from_record && !atomic_load(&fs->catalog_sealed)))
+	    (e.from_record && !seal_holds(fs)))
 		return -ENOENT;
 	*out = e;
 	return 0;
 }
 
-int fs_catalog_file_attr(struct fs *fs, struct fs_node *n, struct stat *st)
+static void file_attr_to_stat(const struct fs_file_attr *ep, struct stat *st)
 {
-	struct fs_file_attr e;
-	int rc = file_attr_current(fs, n, &e);
-	if (rc < 0)
-		return rc;
+	struct fs_file_attr e = *ep;
 	memset(st, 0, sizeof(*st));
 	st->st_dev = (dev_t)e.dev;
 	st->st_ino = (ino_t)e.ino;
@@ -447,6 +449,33 @@ int fs_catalog_file_attr(struct fs *fs, struct fs_node *n, struct stat *st)
 	st->st_atim = ns_timespec(e.atime_ns);
 	st->st_mtim = ns_timespec(e.mtime_ns);
 	st->st_ctim = ns_timespec(e.ctime_ns);
+}
+
+int fs_catalog_file_attr(struct fs *fs, struct fs_node *n, struct stat *st)
+{
+	struct fs_file_attr e;
+	int rc = file_attr_current(fs, n, &e);
+	if (rc < 0)
+		return rc;
+	file_attr_to_stat(&e, st);
+	return 0;
+}
+
+int fs_catalog_file_attr_kept(struct fs *fs, struct fs_node *n, struct stat *st)
+{
+	struct fs_file_attrs *fa = fs->file_attrs;
+	struct fs_file_attr e;
+	size_t i;
+
+	if (!fa || n->type != S_IFREG)
+		return -ENOENT;
+	i = file_attr_index(n->dev, n->ino);
+	pthread_mutex_lock(&fa->lock[i % FILE_ATTR_LOCKS]);
+	e = fa->entry[i];
+	pthread_mutex_unlock(&fa->lock[i % FILE_ATTR_LOCKS]);
+	if (e.ino != n->ino || e.dev != n->dev)
+		return -ENOENT;
+	file_attr_to_stat(&e, st);
 	return 0;
 }
 
@@ -741,7 +770,9 @@ void fs_catalog_watch_started(struct fs *fs)
 		atomic_store(&fs->catalog_sealed, false);
 		atomic_store(&fs->catalog_tainted, true);
 		seal_void(fs, "the original was written while the daemon started");
+		return;
 	}
+	atomic_store(&fs->catalog_seal_confirmed, true);
 }
 
 void fs_catalog_seal_write(struct fs *fs, void (*drain)(struct fs *))
@@ -981,7 +1012,7 @@ static bool attrs_trusted(struct fs *fs, const struct cache_catalog_attr *a,
                           const struct fs_catalog_gens *g)
 {
 	struct cache_catalog_stamp own = { a->ino, a->mtime_ns, a->ctime_ns };
-	if (!atomic_load(&fs->catalog_sealed))
+	if (!seal_holds(fs))
 		return false;
 	if (!S_ISDIR(a->mode))
 		return a->nlink <= 1;
@@ -1077,12 +1108,13 @@ int fs_catalog_lookup(struct fs *fs, struct fs_node *p, const char *name, struct
 /* ---- listings -------------------------------------------------------------------------------- */
 
 /* Whether regular file name of directory dirfd has no extended attributes (its inode was just
- * stat'ed, so listxattr reads nothing more of the device). */
+ * stat'ed, so listxattr reads nothing more of the device). llistxattr: a symlink swapped in
+ * for the name since the stat is not followed (its own list, not its target's, is asked). */
 static bool file_no_xattrs(int dirfd, const char *name)
 {
 	char path[FS_PROC_PATH_MAX + CACHE_CATALOG_NAME_MAX + 2];
 	int n = snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dirfd, name);
-	return n > 0 && (size_t)n < sizeof(path) && sys_listxattr(path, NULL, 0) == 0;
+	return n > 0 && (size_t)n < sizeof(path) && sys_llistxattr(path, NULL, 0) == 0;
 }
 
 /* The origin's listing of d now, every entry stat'ed and with its handle; recorded if d's stamp

@@ -89,6 +89,10 @@ struct fs_file {
 	                               * fingerprint the open checked, which the late open reopens
 	                               * (/proc/self/fd), also once unlinked; -1: not deferred */
 	int origin_flags;             /* open(2) flags of the late open */
+	bool has_known;               /* opened on the catalog's attributes (fs_cache_attach_known) */
+	struct stat known;            /* those attributes: a GETATTR of this open file whose late
+	                               * stat finds the file unlinked behind (ESTALE) answers them
+	                               * with st_nlink 0, as an fstat of the original would */
 };
 
 struct fs_dir {
@@ -240,6 +244,10 @@ struct fs {
 	 * served without a stat of the file (the original provably did not change while the
 	 * daemon was down, and the watcher has covered it since). */
 	atomic_bool catalog_sealed;
+	/* The seal passed its second check (fs_catalog_watch_started: a syncfs and the same device
+	 * counters once the watcher's mark is on): until then a change made between the first check
+	 * and the mark is in no event, so nothing that trusts records (seal_holds) is used. */
+	atomic_bool catalog_seal_confirmed;
 	/* Something the catalog may not reflect happened (events lost, the original written
 	 * while starting): no seal is written at the stop. */
 	atomic_bool catalog_tainted;
@@ -311,6 +319,8 @@ struct fs_node *fs_node_find_held(struct fs *fs, const struct stat *st);
  * watch) --entry-timeout and --attr-timeout apply. */
 #define FS_WATCHED_TIMEOUT 86400.0
 bool fs_watch_covers(struct fs *fs, const struct fs_node *n);
+/* Whether the watcher's fanotify group has no event queued (FIONREAD 0); false on an error. */
+bool fs_watch_queue_empty(struct fs *fs);
 /* The watcher's invalidation count of the slot of (parent, name): see fs_watch.names_gen. */
 uint64_t fs_watch_names_gen(struct fs *fs, uint64_t parent, const char *name);
 /* Take one more reference on a node we hold (undone by fs_node_forget(fs, n->nodeid, 1)). */
@@ -446,6 +456,9 @@ uint64_t fs_catalog_watch_mask(const struct fs *fs);
  * read (from a sealed record, or from the original in this run) and the watcher has no event
  * pending or in hand; -ENOENT or -EAGAIN: ask the original. */
 int fs_catalog_file_attr(struct fs *fs, struct fs_node *n, struct stat *st);
+/* The attributes of regular file n last kept (current or not): for a GETATTR of a file open on
+ * them whose original was unlinked behind since (op_getattr). 0, or -ENOENT (none kept). */
+int fs_catalog_file_attr_kept(struct fs *fs, struct fs_node *n, struct stat *st);
 /* Whether regular file n had no xattrs when listed and that is still current (the same rule as
  * fs_catalog_file_attr): fs_xattr.c then knows n has none without a listxattr of the original
  * (its answers for each name are still learned from real calls, once per mount). */

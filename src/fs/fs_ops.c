@@ -493,6 +493,15 @@ static void reply_attr_stat(struct fuse_req *r, const struct fs_node *n, const s
 	fuse_reply_attr(r, &a);
 }
 
+/* Whether some open file holds regular file n (its engine inode exists). */
+static bool fs_node_open_held(struct fs *fs, struct fs_node *n)
+{
+	if (!fs_node_io_hold_existing(fs, n))
+		return false;
+	fs_node_io_release(fs, n);
+	return true;
+}
+
 static void op_getattr(struct fuse_req *r, uint64_t ino, const struct fuse_getattr_in *in)
 {
 	struct fs *fs = FS_OF(r);
@@ -515,6 +524,18 @@ static void op_getattr(struct fuse_req *r, uint64_t ino, const struct fuse_getat
 		rc = 0;  /* a directory under the seal (fs_catalog.c) */
 	else
 		rc = fs_node_stat(fs, n, &st);
+	if (rc == -ESTALE && n->type == S_IFREG && (f ? f->has_known : fs_node_open_held(fs, n))) {
+		/* An open the catalog answered holds no fd on the original, which was unlinked behind
+		 * since: an fstat on the original would say nlink 0 (tail -f goes on). An fstat
+		 * names no open file (no FUSE_GETATTR_FH): the attributes the catalog kept then. */
+		if (f) {
+			st = f->known;
+			rc = 0;
+		} else {
+			rc = fs_catalog_file_attr_kept(fs, n, &st) == 0 ? 0 : -ESTALE;
+		}
+		st.st_nlink = 0;
+	}
 	if (rc < 0)
 		fuse_reply_err(r, -rc);
 	else
@@ -1103,6 +1124,10 @@ static void op_fsync(struct fuse_req *r, uint64_t ino, const struct fuse_fsync_i
 	/* The original's own dirty data too (another writer's), as an fsync of it would. */
 	fd = fs_file_origin_fd(fs, f);
 	rc = fd < 0 ? fd : sys_fsync(fd, in->fsync_flags & FUSE_FSYNC_FDATASYNC);
+	/* A read-only open the catalog answered holds no fd: once the file is unlinked behind
+	 * there is no original to reach, and nothing of ours to write. */
+	if (rc == -ESTALE && f->has_known && (f->file.open_flags & O_ACCMODE) == O_RDONLY)
+		rc = 0;
 	PUT_FILE(fs, in->fh, f);
 	fuse_reply_err(r, -rc);
 }
@@ -1656,9 +1681,13 @@ static void op_copy_file_range(struct fuse_req *r, uint64_t ino,
 	fd_in = fs_file_origin_fd(fs, fin);   /* the source's open may have been deferred */
 	fd_out = fs_file_origin_fd(fs, fout);
 	if (fd_in < 0 || fd_out < 0) {
+		/* A source opened on the catalog's attributes and unlinked behind since has no
+		 * original to copy from: EXDEV makes the kernel copy by splice, read from the cache
+		 * copy the open passed through. */
+		int err = fd_in == -ESTALE && fin->has_known ? EXDEV : fd_in < 0 ? -fd_in : -fd_out;
 		PUT_FILE(fs, in->fh_in, fin);
 		PUT_FILE(fs, in->fh_out, fout);
-		fuse_reply_err(r, fd_in < 0 ? -fd_in : -fd_out);
+		fuse_reply_err(r, err);
 		return;
 	}
 	if (fin->file.inode != dst) {  /* the source's mmap changes must be in the origin we copy from */

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fanotify.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -473,7 +474,12 @@ static int watch_start(struct fs *fs);
 
 int fs_watch_start(struct fs *fs)
 {
-	int rc = watch_start(fs);
+	int rc;
+	if (fs->cfg.seal_start_delay_ms)   /* tests only (fs.h) */
+		usleep(fs->cfg.seal_start_delay_ms * 1000u);
+	rc = watch_start(fs);
+	if (fs->cfg.seal_start_delay_ms)
+		usleep(fs->cfg.seal_start_delay_ms * 1000u);
 	fs_catalog_watch_started(fs);  /* the seal holds only while the watcher covers the original */
 	return rc;
 }
@@ -654,6 +660,12 @@ void fs_watch_release(struct fs *fs)
 	fs->watch.filter = NULL;
 	free(fs->watch.filter_made);  /* prepared, never started */
 	fs->watch.filter_made = NULL;
+}
+
+bool fs_watch_queue_empty(struct fs *fs)
+{
+	int pending = 0;
+	return sys_ioctl(fs->watch.fan_fd, FIONREAD, &pending) == 0 && pending == 0;
 }
 
 bool fs_watch_covers(struct fs *fs, const struct fs_node *n)

@@ -20,7 +20,7 @@ static const char *const sys_op_names[SYS_OP_COUNT] = {
 	"unlinkat", "renameat2", "linkat", "fchownat", "chmod", "utimensat", "getxattr", "setxattr",
 	"listxattr", "removexattr", "fstatvfs", "getdents", "syncfs", "backing_open", "fdatasync",
 	"flock", "io_uring_setup", "io_uring_enter", "cachestat", "name_to_handle_at",
-	"open_by_handle_at", "fanotify_init", "fanotify_mark", "fstatfs",
+	"open_by_handle_at", "fanotify_init", "fanotify_mark", "fstatfs", "ioctl",
 };
 
 struct sys_fault {
@@ -164,6 +164,7 @@ int sys_utimensat(int dirfd, const char *path, const struct timespec ts[2], int 
 ssize_t sys_getxattr(const char *path, const char *name, void *value, size_t size) { FAULT_OR(SYS_OP_GETXATTR); RET(getxattr(path, name, value, size)); }
 int sys_setxattr(const char *path, const char *name, const void *value, size_t size, int flags) { FAULT_OR(SYS_OP_SETXATTR); RET(setxattr(path, name, value, size, flags)); }
 ssize_t sys_listxattr(const char *path, char *list, size_t size) { FAULT_OR(SYS_OP_LISTXATTR); RET(listxattr(path, list, size)); }
+ssize_t sys_llistxattr(const char *path, char *list, size_t size) { FAULT_OR(SYS_OP_LISTXATTR); RET(llistxattr(path, list, size)); }
 int sys_removexattr(const char *path, const char *name) { FAULT_OR(SYS_OP_REMOVEXATTR); RET(removexattr(path, name)); }
 int sys_fstatvfs(int fd, struct statvfs *st) { FAULT_OR(SYS_OP_FSTATVFS); RET(fstatvfs(fd, st)); }
 int sys_fstatfs(int fd, struct statfs *st) { FAULT_OR(SYS_OP_FSTATFS); RET(fstatfs(fd, st)); }
@@ -191,6 +192,7 @@ int sys_fanotify_mark(int fanotify_fd, unsigned flags, uint64_t mask, int dirfd,
 	FAULT_OR(SYS_OP_FANOTIFY_MARK);
 	RET(fanotify_mark(fanotify_fd, flags, mask, dirfd, path));
 }
+int sys_ioctl(int fd, unsigned long request, void *arg) { FAULT_OR(SYS_OP_IOCTL); RET(ioctl(fd, request, arg)); }
 int sys_backing_open(int fuse_fd, unsigned long request, void *map) { FAULT_OR(SYS_OP_BACKING_OPEN); RET(ioctl(fuse_fd, request, map)); }
 int sys_io_uring_setup(unsigned entries, struct io_uring_params *params) { FAULT_OR(SYS_OP_IO_URING_SETUP); RET(syscall(__NR_io_uring_setup, entries, params)); }
 int sys_io_uring_enter(int fd, unsigned to_submit, unsigned min_complete, unsigned flags)

@@ -24,7 +24,7 @@ enum sys_op {
 	SYS_OP_GETDENTS, SYS_OP_SYNCFS, SYS_OP_BACKING_OPEN, SYS_OP_FDATASYNC, SYS_OP_FLOCK,
 	SYS_OP_IO_URING_SETUP, SYS_OP_IO_URING_ENTER, SYS_OP_CACHESTAT, SYS_OP_NAME_TO_HANDLE_AT,
 	SYS_OP_OPEN_BY_HANDLE_AT, SYS_OP_FANOTIFY_INIT, SYS_OP_FANOTIFY_MARK, SYS_OP_FSTATFS,
-	SYS_OP_COUNT
+	SYS_OP_IOCTL, SYS_OP_COUNT
 };
 
 #define SYS_FAULT_SHORT 100000  /* pseudo-errno: short read/write */
@@ -65,6 +65,8 @@ int sys_utimensat(int dirfd, const char *path, const struct timespec ts[2], int 
 ssize_t sys_getxattr(const char *path, const char *name, void *value, size_t size);
 int sys_setxattr(const char *path, const char *name, const void *value, size_t size, int flags);
 ssize_t sys_listxattr(const char *path, char *list, size_t size);
+/* llistxattr(2): a symlink's own list (fault-injection op: listxattr, as sys_listxattr). */
+ssize_t sys_llistxattr(const char *path, char *list, size_t size);
 int sys_removexattr(const char *path, const char *name);
 int sys_fstatvfs(int fd, struct statvfs *st);
 /* fstatfs(2), for the file system's type (f_type). */
@@ -89,6 +91,8 @@ int sys_open_by_handle_at(int mount_fd, struct file_handle *handle, int flags);
  * attribute timeout). fanotify_init returns the group's fd. */
 int sys_fanotify_init(unsigned flags, unsigned event_flags);
 int sys_fanotify_mark(int fanotify_fd, unsigned flags, uint64_t mask, int dirfd, const char *path);
+/* ioctl(2) with a pointer argument (FIONREAD of the watcher's group: fs_watch_queue_empty). */
+int sys_ioctl(int fd, unsigned long request, void *arg);
 /* ioctl(FUSE_DEV_IOC_BACKING_OPEN): its own op so tests can make the kernel "refuse" it. */
 int sys_backing_open(int fuse_fd, unsigned long request, void *map);
 /* io_uring_setup(2): its own op so tests can make FUSE-over-io_uring setup fail (the session
