@@ -450,8 +450,8 @@ int cache_disk_unpark(struct cache_object *obj)
 }
 
 /* Record first, then data: a record never outlives the data it claims. Whoever has the data
- * file open keeps reading the unlinked file. */
-/* Unlinks the record, then the data; keep_content: the map stays (cache_disk_divorce). */
+ * file open keeps reading the unlinked file. keep_content (cache_disk_divorce): the map and
+ * the generation stay, so that those holders' reads of present chunks still hit. */
 static int disk_unlink(struct cache_object *obj, bool keep_content)
 {
 	char path[CACHE_OBJECT_PATH_SIZE];
