@@ -450,15 +450,18 @@ int cache_disk_unpark(struct cache_object *obj)
 }
 
 /* Record first, then data: a record never outlives the data it claims. Whoever has the data
- * file open keeps reading the unlinked file. */
-int cache_disk_unlink(struct cache_object *obj)
+ * file open keeps reading the unlinked file. keep_content (cache_disk_divorce): the map and
+ * the generation stay, so that those holders' reads of present chunks still hit. */
+static int disk_unlink(struct cache_object *obj, bool keep_content)
 {
 	char path[CACHE_OBJECT_PATH_SIZE];
 	struct stat st;
 	int rc, record_rc;
 
-	obj->generation++;
-	map_drop_from(obj, 0);
+	if (!keep_content) {
+		obj->generation++;
+		map_drop_from(obj, 0);
+	}
 	obj->record_stale = false;
 	obj->unpersisted_chunks = 0;
 	record_rc = object_unlink_file(obj, CACHE_META_SUFFIX);
@@ -490,6 +493,15 @@ int cache_disk_unlink(struct cache_object *obj)
 		                      -1);
 	obj->allocated = 0;
 	return rc == 0 || record_rc == 0 ? 0 : -ENOENT;
+}
+
+int cache_disk_unlink(struct cache_object *obj) { return disk_unlink(obj, false); }
+
+int cache_disk_divorce(struct cache_object *obj)
+{
+	int rc = disk_unlink(obj, true);
+	obj->divorced = obj->removed;   /* also if its files were removed by hand (-ENOENT) */
+	return rc == -ENOENT ? 0 : rc;
 }
 
 /* [lo, hi) of the data file reads as zeros and is a hole: a fill's hole goes where no byte of

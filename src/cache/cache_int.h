@@ -110,6 +110,9 @@ struct cache_object {
 	bool removed;          /* cache_object_remove(): serves and stores nothing */
 	bool discarded;        /* cache_object_discard() while open: removed at the last release */
 	bool failed;           /* a reset after a device error failed: serves and stores nothing */
+	bool divorced;         /* removed, its name given to an open of another file with the same
+	                        * key while others held it: still serves their reads of what it
+	                        * held (cache_object_open) */
 	bool parker;           /* one reference is cache_object_park's: the data file is closed
 	                        * whenever that one is the only reference left */
 	int data_fd;
@@ -293,5 +296,9 @@ int cache_disk_unpark(struct cache_object *obj);
 /* Eviction: unlinks the record, then the data (usage). 0, -ENOENT if neither existed, or the
  * device's error (the object is then failed). Marks the object removed. */
 int cache_disk_unlink(struct cache_object *obj);
+/* As cache_disk_unlink, but the object's holders keep what it holds: its map, fingerprint and
+ * generation stay, so their reads of its present chunks still hit (its data file, open, is
+ * theirs alone now). Marks the object removed and divorced. */
+int cache_disk_divorce(struct cache_object *obj);
 
 #endif

@@ -25,10 +25,24 @@ static int with_usage(struct cache_object *obj, int (*fn)(struct cache_object *)
 	return rc;
 }
 
+/* Held by nobody but `others` more: with obj->lock held, no other reference can be taken that
+ * is not waiting for that lock (an open, which then finds the object removed and starts afresh,
+ * or parked and opens its data file again). */
+static bool references_are(struct cache_object *obj, uint32_t refs)
+{
+	bool equal;
+	pthread_mutex_lock(&obj->store->table_lock);
+	equal = obj->refs == refs;
+	pthread_mutex_unlock(&obj->store->table_lock);
+	return equal;
+}
+static bool last_reference(struct cache_object *obj) { return references_are(obj, 1); }
+
 int cache_object_open(struct cache_store *store, struct cache_key key,
                       const struct cache_fingerprint *current, struct cache_object **out)
 {
 	struct cache_object *obj;
+	bool divorced = false;
 	int rc;
 
 	if (cache_meta_chunks_for(current->size, store->chunk_shift) > CACHE_OBJECT_MAX_CHUNKS)
@@ -38,9 +52,27 @@ int cache_object_open(struct cache_store *store, struct cache_key key,
 		if (rc < 0)
 			return rc;
 		pthread_mutex_lock(&obj->lock);
+		if (!obj->removed && obj->loaded && !obj->failed &&
+		    !cache_fingerprint_equal(current, &obj->fp) && !last_reference(obj)) {
+			/* Another file, or another version, while others hold the object: an open
+			 * file of a deleted file whose inode number a new file got reads its data
+			 * file (a passthrough backing file, or user-space hits). Not reset under
+			 * them: they keep it (divorced, out of the table), this open takes a fresh
+			 * one. */
+			cache_store_usage_enter(store);
+			rc = cache_disk_divorce(obj);
+			cache_store_usage_leave(store);
+			if (rc < 0) {
+				pthread_mutex_unlock(&obj->lock);
+				cache_store_object_put(obj);
+				return rc;
+			}
+			divorced = true;
+		}
 		if (!obj->removed)
 			break;
-		/* Removed while we looked it up: it is leaving the table; take a fresh one. */
+		/* Removed while we looked it up (or divorced above): it is leaving the table;
+		 * take a fresh one. */
 		pthread_mutex_unlock(&obj->lock);
 		cache_store_object_detach(obj);
 		cache_store_object_put(obj);
@@ -57,6 +89,8 @@ int cache_object_open(struct cache_store *store, struct cache_key key,
 		if (rc == 0)
 			rc = CACHE_OBJECT_RESET;
 	}
+	if (rc == 0 && divorced)
+		rc = CACHE_OBJECT_RESET;   /* what was cached under the key is not this open's */
 	if (rc >= 0)
 		cache_capacity_object_opened(obj);   /* in the usage lock: ordered with the scan */
 	cache_store_usage_leave(store);
@@ -79,18 +113,6 @@ static int release_locked(struct cache_object *obj)
 	return rc;
 }
 
-/* Held by nobody but `others` more: with obj->lock held, no other reference can be taken that
- * is not waiting for that lock (an open, which then finds the object removed and starts afresh,
- * or parked and opens its data file again). */
-static bool references_are(struct cache_object *obj, uint32_t refs)
-{
-	bool equal;
-	pthread_mutex_lock(&obj->store->table_lock);
-	equal = obj->refs == refs;
-	pthread_mutex_unlock(&obj->store->table_lock);
-	return equal;
-}
-static bool last_reference(struct cache_object *obj) { return references_are(obj, 1); }
 
 /* Close the data file of an object held only by its parker now (obj->lock): its record
  * persisted (and its allocation counted by the caller if anyone wrote it). */
@@ -261,7 +283,7 @@ ssize_t cache_object_read(struct cache_object *obj, void *buf, size_t size, off_
 	if (range_check(off, size) < 0)
 		return -EINVAL;
 	pthread_mutex_lock(&obj->lock);
-	if (!cache_object_servable(obj)) {
+	if (!cache_object_servable(obj) && !(obj->divorced && !obj->failed)) {
 		want = -ENODATA;
 	} else if (start >= obj->fp.size || size == 0) {
 		want = 0;

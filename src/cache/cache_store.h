@@ -15,7 +15,8 @@
  * Guarantees
  * - Never stale: an object whose persisted record does not match the fingerprint the caller
  *   passes (size, mtime_ns, ctime_ns, st_dev, st_ino), or whose record is damaged, is reset
- *   (data truncated, map cleared) before anything is served from it.
+ *   (data truncated, map cleared) before anything is served from it — or, if others hold it,
+ *   divorced (cache_object_open): this open gets a fresh object, theirs is not changed.
  * - Never a claim without data: a chunk is marked present in the persisted record only after
  *   its data was made durable (fdatasync) on the cache device; and a persisted record is
  *   withdrawn (unlinked, directory fsynced) before any byte it claims is changed or destroyed
@@ -197,8 +198,8 @@ int cache_object_remove(struct cache_store *store, struct cache_key key);
 /* The origin file of key was deleted (its last name went): its object is of no further use.
  * Removed now, as by cache_object_remove(), if nobody has it open (0); otherwise marked to be
  * removed at its last cache_object_release() (1), so that its open users keep it until then
- * (an open of key with another fingerprint — a new file that reuses the inode number — takes
- * the mark away). -ENOENT if there was no object. */
+ * (an open of key with another fingerprint — a new file that reuses the inode number — gets
+ * an object of its own: cache_object_open divorces the discarded one). -ENOENT if there was no object. */
 int cache_object_discard(struct cache_store *store, struct cache_key key);
 /* Evicts every object (as cache_object_remove, one by one); *removed counts them. */
 int cache_store_remove_all(struct cache_store *store, uint64_t *removed);
@@ -255,7 +256,14 @@ void cache_store_scrub_stats(struct cache_store *store, struct cache_scrub_stats
 /* Returns the object for key, one reference per call (objects are shared between openers).
  * A new object gets an empty data file. A persisted record is adopted if it is intact, has the
  * store's chunk size and its fingerprint equals current; otherwise, and whenever an already
- * open object's fingerprint differs from current, the object is reset to current.
+ * open object's fingerprint differs from current, the object is reset to current — in place
+ * only if nobody else holds it. An object others hold (an open file of a deleted file whose
+ * inode number a new file got: the key is the new file's now) is never reset under them: it
+ * is divorced — its record, then its data file, leave the key's name (as by
+ * cache_object_remove), and the holders keep what it held: its data file, open, and its map,
+ * so their cache_object_read() of present chunks still hits (a passthrough reader's backing
+ * file keeps its bytes); it stores nothing more and goes at their last release — and this
+ * open gets a fresh object (docs/ARCHITECTURE.md "Cache objects of reused inode numbers").
  * Returns 0, or 1 (CACHE_OBJECT_RESET) when cached contents were dropped: the caller should
  * drop the kernel's page cache of the inode too. */
 #define CACHE_OBJECT_RESET 1

@@ -653,7 +653,10 @@ static void test_fingerprint_change_resets(void **state)
 	assert_int_equal(cache_object_release(obj), 0);
 }
 
-/* Two openers share one object; a mismatching second open resets it for both. */
+/* Two openers share one object. An open with another fingerprint while another holds it (a
+ * new file with a deleted one's inode number, docs/ARCHITECTURE.md "Cache objects of reused
+ * inode numbers") gets a fresh object: the holder's is not reset under it (its bytes still
+ * hit, it stores nothing more), and the key is the new one's. */
 static void test_shared_object(void **state)
 {
 	struct fixture *f = *state;
@@ -672,9 +675,22 @@ static void test_shared_object(void **state)
 	origin_stat(f, "a", &key, &fp);
 	fp.mtime_ns++;
 	assert_int_equal(cache_object_open(f->store, key, &fp, &two), CACHE_OBJECT_RESET);
-	assert_all_miss(one, FILE_SIZE);
-	assert_int_equal(cache_object_release(two), 0);
+	assert_ptr_not_equal(one, two);
+	assert_hit(f, one, "a", 0, FILE_SIZE);
+	assert_all_miss(two, FILE_SIZE);
+	{
+		static const uint8_t chunk[CHUNK];
+		assert_int_equal(cache_object_fill(one, cache_object_generation(one), chunk, CHUNK,
+		                                   0), -ESTALE);
+	}
+	{
+		struct cache_object *three;
+		assert_int_equal(cache_object_open(f->store, key, &fp, &three), 0);
+		assert_ptr_equal(three, two);
+		assert_int_equal(cache_object_release(three), 0);
+	}
 	assert_int_equal(cache_object_release(one), 0);
+	assert_int_equal(cache_object_release(two), 0);
 }
 
 /* ---- Persistence and recovery ----------------------------------------------------------- */
@@ -2169,7 +2185,9 @@ static void test_discard(void **state)
 	assert_int_equal(cache_store_usage(f->store, &bytes, &objects), 0);
 	assert_int_equal(objects, 0);
 
-	/* Discarded while open, then the inode number comes back for another file. */
+	/* Discarded while open, then the inode number comes back for another file: the open of
+	 * the new file gets an object of its own; the deleted file's open keeps its bytes (its
+	 * data file, a passthrough reader's backing file, is not reset under it). */
 	obj = open_object(f, "a", 0);
 	assert_int_equal(fill_range(f, obj, "a", 0, FILE_SIZE), 4);
 	assert_int_equal(cache_object_discard(f->store, key), 1);
@@ -2177,6 +2195,14 @@ static void test_discard(void **state)
 	other.size = CHUNK;
 	other.mtime_ns++;
 	assert_int_equal(cache_object_open(f->store, key, &other, &reader), CACHE_OBJECT_RESET);
+	assert_ptr_not_equal(reader, obj);
+	assert_hit(f, obj, "a", 0, FILE_SIZE);
+	{
+		struct stat st;
+		assert_int_equal(fstat(cache_object_data_fd(obj), &st), 0);
+		assert_int_equal(st.st_size, FILE_SIZE);
+		assert_int_equal(st.st_nlink, 0);   /* its name is the new object's */
+	}
 	assert_int_equal(cache_object_release(obj), 0);
 	{
 		static const uint8_t chunk[CHUNK];
