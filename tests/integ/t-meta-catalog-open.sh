@@ -109,8 +109,7 @@ sleep 1
 # A file the catalog opened (a passthrough hit: no fd on the original) and deleted behind while
 # open behaves as on the original: fstat says nlink 0 (tail -f goes on; before, ESTALE: "Stale
 # file handle"), fsync succeeds, its old bytes read on, and a copy_file_range from it copies
-# them. Not checked: a file created after the unlink can reuse the inode number, and then the
-# open file reads 0 bytes (seen; an open finding, docs/ARCHITECTURE.md "File attributes").
+# them. A file created after the unlink that reuses the inode number: t-inode-reuse.
 cp "$BACK/d6/f6" "$T_SCRATCH/f6"
 python3 - "$D/d6/f6" "$BACK/d6/f6" "$T_SCRATCH/f6" "$D/d6/copy" <<'PY' || fail "a catalog-opened file deleted behind does not behave as on the original"
 import os, sys, time
