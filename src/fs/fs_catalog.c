@@ -402,21 +402,30 @@ static struct timespec ns_timespec(int64_t ns)
 }
 
 /* n's entry in *e if it is current (see above): 0, -ENOENT or -EAGAIN. */
+/* The kept entry of regular file n, whatever its age: 0, or -ENOENT (none, or another file's). */
+static int file_attr_entry(struct fs *fs, const struct fs_node *n, struct fs_file_attr *e)
+{
+	struct fs_file_attrs *fa = fs->file_attrs;
+	size_t i;
+
+	if (!fa || n->type != S_IFREG)
+		return -ENOENT;
+	i = file_attr_index(n->dev, n->ino);
+	pthread_mutex_lock(&fa->lock[i % FILE_ATTR_LOCKS]);
+	*e = fa->entry[i];
+	pthread_mutex_unlock(&fa->lock[i % FILE_ATTR_LOCKS]);
+	return e->ino == n->ino && e->dev == n->dev ? 0 : -ENOENT;
+}
+
 static int file_attr_current(struct fs *fs, struct fs_node *n, struct fs_file_attr *out)
 {
 	struct fs_file_attrs *fa = fs->file_attrs;
 	struct fs_file_attr e;
 	uint64_t before;
-	size_t i;
 
-	if (!fa || n->type != S_IFREG || !fs_watch_covers(fs, n) ||
-	    atomic_load(&n->passthrough_writers))   /* its times move with no request to us */
-		return -ENOENT;
-	i = file_attr_index(n->dev, n->ino);
-	pthread_mutex_lock(&fa->lock[i % FILE_ATTR_LOCKS]);
-	e = fa->entry[i];
-	pthread_mutex_unlock(&fa->lock[i % FILE_ATTR_LOCKS]);
-	if (e.ino != n->ino || e.dev != n->dev)
+	if (!fs_watch_covers(fs, n) ||
+	    atomic_load(&n->passthrough_writers) ||   /* its times move with no request to us */
+	    file_attr_entry(fs, n, &e) < 0)
 		return -ENOENT;
 	/* Nothing queued or in the watcher's hands: a change made before this request is
 	 * accounted in the slots below (the watcher counts up before it takes events out of the
@@ -463,18 +472,10 @@ int fs_catalog_file_attr(struct fs *fs, struct fs_node *n, struct stat *st)
 
 int fs_catalog_file_attr_kept(struct fs *fs, struct fs_node *n, struct stat *st)
 {
-	struct fs_file_attrs *fa = fs->file_attrs;
 	struct fs_file_attr e;
-	size_t i;
-
-	if (!fa || n->type != S_IFREG)
-		return -ENOENT;
-	i = file_attr_index(n->dev, n->ino);
-	pthread_mutex_lock(&fa->lock[i % FILE_ATTR_LOCKS]);
-	e = fa->entry[i];
-	pthread_mutex_unlock(&fa->lock[i % FILE_ATTR_LOCKS]);
-	if (e.ino != n->ino || e.dev != n->dev)
-		return -ENOENT;
+	int rc = file_attr_entry(fs, n, &e);
+	if (rc < 0)
+		return rc;
 	file_attr_to_stat(&e, st);
 	return 0;
 }

@@ -204,3 +204,22 @@ t_sshfs() {
   T_BINDS+=("$mnt")
   grep -q " $mnt fuse.sshfs " /proc/mounts || fail "sshfs: no fuse.sshfs mount at $mnt"
 }
+
+# t_read_counter DIR NAME: the counter NAME of the daemon of DIR; daemon_X is X less its
+# passthrough_X (what the daemon served itself)
+t_read_counter() {
+  "$CACHEMAX" stats "$1" --json | python3 -c 'import json,sys; c=json.load(sys.stdin)["stats"]["counters"]; k=sys.argv[1]; print(c[k[7:]] - c["passthrough_" + k[7:]] if k.startswith("daemon_") else c[k])' "$2"
+}
+# t_complete DIR FILE: read FILE through DIR's mount until a whole read of it is served by the
+# cache (a passthrough open of the cache copy, or user-space reads that all hit), at most 10 s
+t_complete() {
+  local misses opens end=$((SECONDS + 10))
+  while [ $SECONDS -lt $end ]; do
+    misses=$(t_read_counter "$1" daemon_read_ops_origin) opens=$(t_read_counter "$1" passthrough_opens_origin)
+    cat "$2" > /dev/null
+    [ "$(t_read_counter "$1" daemon_read_ops_origin)" = "$misses" ] &&
+      [ "$(t_read_counter "$1" passthrough_opens_origin)" = "$opens" ] && return 0
+    sleep 0.1
+  done
+  fail "$2 was not complete in the cache after 10 s"
+}

@@ -28,19 +28,8 @@ mount "$dev" "$D"
 T_BINDS+=("$D")
 t_backdoor "$D" "$BACK"
 
-counter() { "$CACHEMAX" stats "$D" --json | python3 -c 'import json,sys; c=json.load(sys.stdin)["stats"]["counters"]; k=sys.argv[1]; print(c[k[7:]] - c["passthrough_" + k[7:]] if k.startswith("daemon_") else c[k])' "$1"; }
-# complete FILE: read it through the mount until a whole read of it is served by the cache (a
-# passthrough open of the cache copy, or user-space reads that all hit), at most 10 s
-complete() {
-  local misses opens end=$((SECONDS + 10))
-  while [ $SECONDS -lt $end ]; do
-    misses=$(counter daemon_read_ops_origin) opens=$(counter passthrough_opens_origin)
-    cat "$1" > /dev/null
-    [ "$(counter daemon_read_ops_origin)" = "$misses" ] && [ "$(counter passthrough_opens_origin)" = "$opens" ] && return 0
-    sleep 0.1
-  done
-  fail "$1 was not complete in the cache after 10 s"
-}
+counter() { t_read_counter "$D" "$1"; }
+complete() { t_complete "$D" "$1"; }
 
 # The reader: holds F open through the mount (F complete in the cache), deletes F behind the
 # cache, creates G behind it until G has F's inode number, reads G through the mount, then

@@ -12,19 +12,8 @@ need_root
 t_shm readers
 D=$T_SCRATCH/data BACK=$T_SCRATCH/back C=$SHM/cache
 t_backdoor "$D" "$BACK"
-counter() { "$CACHEMAX" stats "$D" --json | python3 -c 'import json,sys; c=json.load(sys.stdin)["stats"]["counters"]; k=sys.argv[1]; print(c[k[7:]] - c["passthrough_" + k[7:]] if k.startswith("daemon_") else c[k])' "$1"; }
-# complete FILE: read it through the mount until a whole read of it is served by the cache (a
-# passthrough open of the cache copy, or user-space reads that all hit), at most 10 s
-complete() {
-  local misses opens end=$((SECONDS + 10))
-  while [ $SECONDS -lt $end ]; do
-    misses=$(counter daemon_read_ops_origin) opens=$(counter passthrough_opens_origin)
-    cat "$1" > /dev/null
-    [ "$(counter daemon_read_ops_origin)" = "$misses" ] && [ "$(counter passthrough_opens_origin)" = "$opens" ] && return 0
-    sleep 0.1
-  done
-  fail "$1 was not complete in the cache after 10 s"
-}
+counter() { t_read_counter "$D" "$1"; }
+complete() { t_complete "$D" "$1"; }
 
 # The reader: holds MOUNT_FILE open for its whole run, changes BACK_FILE, and after each change
 # waits (at most LIMIT s) until fstat's size and the bytes read through its open file equal the
