@@ -171,6 +171,8 @@ int cache_object_revalidate(struct cache_object *obj, const struct cache_fingerp
 	int rc = 0;
 
 	pthread_mutex_lock(&obj->lock);
+	if (obj->divorced && !cache_fingerprint_equal(current, &obj->fp))
+		obj->divorced = false;   /* its file changed: the bytes it held are served no more */
 	if (obj->loaded && !obj->removed &&
 	    (obj->failed || !cache_fingerprint_equal(current, &obj->fp))) {
 		cache_store_usage_enter(obj->store);
@@ -570,6 +572,7 @@ int cache_object_invalidate(struct cache_object *obj, off_t off, off_t len)
 		return -EINVAL;
 	pthread_mutex_lock(&obj->lock);
 	obj->generation++;
+	obj->divorced = false;   /* what a divorced object held is its holders' no more */
 	end = len == 0 || (uint64_t)len > obj->fp.size ? obj->fp.size : (uint64_t)off + (uint64_t)len;
 	if (end > obj->fp.size)
 		end = obj->fp.size;
@@ -611,7 +614,10 @@ int cache_object_set_fingerprint(struct cache_object *obj, const struct cache_fi
 	int rc = 0;
 
 	pthread_mutex_lock(&obj->lock);
-	if (!cache_object_servable(obj) || cache_fingerprint_equal(fp, &obj->fp))
+	if (cache_fingerprint_equal(fp, &obj->fp))
+		goto unlock;
+	obj->divorced = false;   /* its file changed: the bytes it held are served no more */
+	if (!cache_object_servable(obj))
 		goto unlock;
 	cache_store_usage_enter(obj->store);
 	if (fp->dev != obj->fp.dev || fp->ino != obj->fp.ino) {

@@ -689,6 +689,10 @@ static void test_shared_object(void **state)
 		assert_ptr_equal(three, two);
 		assert_int_equal(cache_object_release(three), 0);
 	}
+	/* The divorced object's file changes in turn (the watcher's resync invalidates it): what
+	 * it held is served no more, its holders' reads go to their original. */
+	assert_int_equal(cache_object_invalidate(one, 0, 0), 0);
+	assert_all_miss(one, FILE_SIZE);
 	assert_int_equal(cache_object_release(one), 0);
 	assert_int_equal(cache_object_release(two), 0);
 }
