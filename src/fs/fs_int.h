@@ -69,7 +69,7 @@ struct fs_node {
 	 * their mapping changes the origin's mtime and ctime with no request to us
 	 * (fs_cache_attr_volatile). In the node, not its open state: every GETATTR reads it. */
 	atomic_uint passthrough_writers;
-	/* What is known of its origin inode's xattrs (fs_xattr.c): FS_XATTR_* in the low two bits,
+	/* What is known of its origin inode's xattrs (fs_xattr.c): its state in the low two bits,
 	 * a count of changes above them. */
 	atomic_uint xattr_state;
 	/* FS_REACH_HANDLE: handle_bytes of f_handle. Otherwise, if name_len > 0: the parent node
@@ -319,7 +319,7 @@ struct fs_node *fs_node_find_held(struct fs *fs, const struct stat *st);
  * watch) --entry-timeout and --attr-timeout apply. */
 #define FS_WATCHED_TIMEOUT 86400.0
 bool fs_watch_covers(struct fs *fs, const struct fs_node *n);
-/* Whether the watcher's fanotify group has no event queued (FIONREAD 0); false on an error. */
+/* Whether the watcher's fanotify group has no event queued (a zero-timeout poll finds nothing); false on an error. */
 bool fs_watch_queue_empty(struct fs *fs);
 /* The watcher's invalidation count of the slot of (parent, name): see fs_watch.names_gen. */
 uint64_t fs_watch_names_gen(struct fs *fs, uint64_t parent, const char *name);
@@ -557,10 +557,6 @@ void fs_proc_path(int fd, char buf[FS_PROC_PATH_MAX]);
  * it always asked. Only nodes events can name count (a handle of their own, or the root).
  * Races: a change is counted before it is acted on, and what a call learned is kept only if
  * no change was counted between the sample taken before the call and its end. */
-#define FS_XATTR_UNKNOWN 0u
-#define FS_XATTR_NONE 1u              /* the inode has no xattrs */
-#define FS_XATTR_SOME 2u              /* it has some: ask the original, no probe */
-#define FS_XATTR_KNOWN_MASK 3u
 /* The state before asking the original about n (pass it to the calls below). */
 unsigned fs_xattr_sample(const struct fs_node *n);
 /* Without the original: the errno to answer a GETXATTR of name on n with (> 0), or 0: ask. */
@@ -572,7 +568,7 @@ bool fs_xattr_probe_wanted(struct fs *fs, const struct fs_node *n, unsigned samp
 /* The original's listxattr(n) size (or -errno), asked after sample, and only if
  * fs_xattr_probe_wanted(sample) said yes before the call (a call made before the watcher's
  * mark could miss a change that no event will report). */
-void fs_xattr_listed(struct fs *fs, struct fs_node *n, unsigned sample, ssize_t size);
+void fs_xattr_listed(struct fs_node *n, unsigned sample, ssize_t size);
 /* The original's getxattr(n, name) result (a size, or -errno), asked after sample. */
 void fs_xattr_got(struct fs *fs, struct fs_node *n, unsigned sample, const char *name,
                   ssize_t result);

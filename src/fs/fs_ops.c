@@ -103,6 +103,7 @@ static void entry_fill(struct fs *fs, struct fuse_entry_out *e, const struct fs_
  * removes itself (REMOVEXATTR) before that SETATTR. */
 
 #define XATTR_CAPS "security.capability"
+#define XATTR_ACL_ACCESS "system.posix_acl_access"
 #define CAP_PROBE_FRESH_NS 2000000000ull
 
 static bool caller_in_group(const struct fuse_req_ctx *c, gid_t gid)
@@ -494,7 +495,7 @@ static void reply_attr_stat(struct fuse_req *r, const struct fs_node *n, const s
 }
 
 /* Whether some open file holds regular file n (its engine inode exists). */
-static bool fs_node_open_held(struct fs *fs, struct fs_node *n)
+static bool node_io_exists(struct fs *fs, struct fs_node *n)
 {
 	if (!fs_node_io_hold_existing(fs, n))
 		return false;
@@ -524,7 +525,7 @@ static void op_getattr(struct fuse_req *r, uint64_t ino, const struct fuse_getat
 		rc = 0;  /* a directory under the seal (fs_catalog.c) */
 	else
 		rc = fs_node_stat(fs, n, &st);
-	if (rc == -ESTALE && n->type == S_IFREG && (f ? f->has_known : fs_node_open_held(fs, n))) {
+	if (rc == -ESTALE && n->type == S_IFREG && (f ? f->has_known : node_io_exists(fs, n))) {
 		/* An open the catalog answered holds no fd on the original, which was unlinked behind
 		 * since: an fstat on the original would say nlink 0 (tail -f goes on). An fstat
 		 * names no open file (no FUSE_GETATTR_FH): the attributes the catalog kept then. */
@@ -895,7 +896,7 @@ static void op_open(struct fuse_req *r, uint64_t ino, const struct fuse_open_in 
 	struct fs_node *n;
 	struct fs_file *f;
 	struct stat known;
-	bool sealed = false;
+	bool known_current = false;   /* the catalog's attributes (sealed, or read in this run) */
 	int fd = -1, path_fd = -1, flags, rc;
 
 	if (fs->cfg.openless) {  /* the kernel opens every file itself from now on (fs_openless.h) */
@@ -906,7 +907,7 @@ static void op_open(struct fuse_req *r, uint64_t ino, const struct fuse_open_in 
 	flags = own_open_flags(in->flags) & ~deferred_trunc(n->type, in->flags);
 	if (!open_deferrable(fs, n, in->flags))
 		rc = fd = fs_node_open(fs, n, flags);
-	else if ((sealed = fs_catalog_file_attr(fs, n, &known) == 0))
+	else if ((known_current = fs_catalog_file_attr(fs, n, &known) == 0))
 		rc = 0;                             /* known current (fs_catalog.c): no fd at all */
 	else
 		rc = path_fd = fs_node_fd(fs, n);   /* held until the release */
@@ -923,7 +924,7 @@ static void op_open(struct fuse_req *r, uint64_t ino, const struct fuse_open_in 
 		fuse_reply_err(r, ENOMEM);
 		return;
 	}
-	rc = sealed ? fs_cache_attach_known(fs, f, &known, &o) : fs_cache_attach(fs, f, &o);
+	rc = fs_cache_attach_known(fs, f, known_current ? &known : NULL, &o);
 	if (rc < 0) {
 		file_free(fs, f);
 		fuse_reply_err(r, -rc);
@@ -1159,8 +1160,11 @@ static void op_statfs(struct fuse_req *r, uint64_t ino)
  * symlink work as on the origin (the kernel refuses user.* on symlinks before asking us). */
 
 /* An xattr changed: the origin moved the inode's ctime, and a POSIX access ACL also rewrites
- * the group bits of its mode, none of which the kernel updates in its cached attributes (it
- * sends no attributes with SETXATTR, and without FUSE_POSIX_ACL does not invalidate them). */
+ * the group bits of its mode, which the kernel does not update in its cached attributes for
+ * other names (it sends no attributes with SETXATTR; only an ACL set makes it invalidate them
+ * itself). What fs_xattr.c knew of the inode goes: counted after the call, so that a probe that
+ * overlapped it fails its compare-and-swap (an answer of "none" given before the call ended is
+ * concurrent with it). */
 static void xattr_changed(struct fs *fs, struct fs_node *n)
 {
 	fs_xattr_changed(n);
@@ -1168,19 +1172,16 @@ static void xattr_changed(struct fs *fs, struct fs_node *n)
 	fs_cache_attr_invalidate(fs, n);
 }
 
-/* The kernel asks (FUSE_SETXATTR_ACL_KILL_SGID) that setting an access ACL clear the file's
- * setgid bit, as a local file system does for a caller outside the file's group without
- * CAP_FSETID; our setxattr runs as root, which keeps it. 0 or -errno. */
-static int acl_kill_sgid(int nfd)
+/* The answer to GETXATTR or LISTXATTR: its size when the kernel asked with size 0, else the
+ * len bytes at buf; or the error len holds. */
+static void reply_xattr(struct fuse_req *r, uint32_t size, const void *buf, ssize_t len)
 {
-	char path[FS_PROC_PATH_MAX];
-	struct stat st;
-	int rc = sys_fstatat(nfd, "", &st, AT_EMPTY_PATH);
-
-	if (rc < 0 || !(st.st_mode & S_ISGID))
-		return rc;
-	fs_proc_path(nfd, path);
-	return sys_chmod(path, st.st_mode & 07777 & ~S_ISGID);
+	if (len < 0)
+		fuse_reply_err(r, (int)-len);
+	else if (size == 0)
+		fuse_reply_xattr_size(r, (uint32_t)len);
+	else
+		fuse_reply_data(r, buf, (size_t)len);
 }
 
 static void op_setxattr(struct fuse_req *r, uint64_t ino, const char *name, const void *value,
@@ -1194,11 +1195,15 @@ static void op_setxattr(struct fuse_req *r, uint64_t ino, const char *name, cons
 	GET_NODE(fs, r, n, ino);
 	GET_NODE_FD(fs, r, n, nfd);
 	fs_proc_path(nfd, path);
-	fs_xattr_changed(n);  /* before: a GETXATTR racing with it must not keep "none" */
 	rc = sys_setxattr(path, name, value, size, (int)flags);
+	/* The kernel asks that an access ACL set by a caller outside the file's group, without
+	 * CAP_FSETID, clear the setgid bit, as a local file system does; ours runs as root. */
 	if (rc == 0 && (setxattr_flags & FUSE_SETXATTR_ACL_KILL_SGID) &&
-	    strcmp(name, "system.posix_acl_access") == 0) {
-		int krc = acl_kill_sgid(nfd);
+	    strcmp(name, XATTR_ACL_ACCESS) == 0) {
+		struct stat st;
+		int krc = sys_fstatat(nfd, "", &st, AT_EMPTY_PATH);
+		if (krc == 0)
+			krc = clear_setid(fs, n, &st, S_ISGID);
 		if (krc < 0)
 			log_warn("setting an ACL: clearing the setgid bit failed: %s", strerror(-krc));
 	}
@@ -1229,26 +1234,15 @@ static void op_getxattr(struct fuse_req *r, uint64_t ino, const char *name, uint
 	GET_NODE_FD(fs, r, n, nfd);
 	fs_proc_path(nfd, path);
 	if (fs_xattr_probe_wanted(fs, n, sample)) {
-		fs_xattr_listed(fs, n, sample, sys_listxattr(path, NULL, 0));
+		fs_xattr_listed(n, sample, sys_listxattr(path, NULL, 0));
 		sample = fs_xattr_sample(n);
 	}
-	if (size == 0) {
-		len = sys_getxattr(path, name, NULL, 0);
-		fs_node_fd_put(fs, n, nfd);
-		fs_xattr_got(fs, n, sample, name, len);
-		if (len < 0)
-			fuse_reply_err(r, (int)-len);
-		else
-			fuse_reply_xattr_size(r, (uint32_t)len);
-		return;
-	}
-	len = sys_getxattr(path, name, buf, size < FUSE_SESSION_SCRATCH ? size : FUSE_SESSION_SCRATCH);
+	/* size 0 asks for the value's size only */
+	len = sys_getxattr(path, name, size ? buf : NULL,
+	                   size < FUSE_SESSION_SCRATCH ? size : FUSE_SESSION_SCRATCH);
 	fs_node_fd_put(fs, n, nfd);
 	fs_xattr_got(fs, n, sample, name, len);
-	if (len < 0)
-		fuse_reply_err(r, (int)-len);
-	else
-		fuse_reply_data(r, buf, (size_t)len);
+	reply_xattr(r, size, buf, len);
 }
 
 static void op_listxattr(struct fuse_req *r, uint64_t ino, uint32_t size)
@@ -1264,35 +1258,19 @@ static void op_listxattr(struct fuse_req *r, uint64_t ino, uint32_t size)
 
 	GET_NODE(fs, r, n, ino);
 	if (fs_xattr_none_known(fs, n)) {  /* it has none (fs_xattr.c) */
-		if (size == 0)
-			fuse_reply_xattr_size(r, 0);
-		else
-			fuse_reply_data(r, buf, 0);
+		reply_xattr(r, size, buf, 0);
 		return;
 	}
 	sample = fs_xattr_sample(n);
 	probe = fs_xattr_probe_wanted(fs, n, sample);  /* before the call: see fs_xattr_listed */
 	GET_NODE_FD(fs, r, n, nfd);
 	fs_proc_path(nfd, path);
-	if (size == 0) {
-		len = sys_listxattr(path, NULL, 0);
-		fs_node_fd_put(fs, n, nfd);
-		if (probe)
-			fs_xattr_listed(fs, n, sample, len);
-		if (len < 0)
-			fuse_reply_err(r, (int)-len);
-		else
-			fuse_reply_xattr_size(r, (uint32_t)len);
-		return;
-	}
-	len = sys_listxattr(path, buf, size < FUSE_SESSION_SCRATCH ? size : FUSE_SESSION_SCRATCH);
+	len = sys_listxattr(path, size ? buf : NULL,
+	                    size < FUSE_SESSION_SCRATCH ? size : FUSE_SESSION_SCRATCH);
 	fs_node_fd_put(fs, n, nfd);
 	if (probe)
-		fs_xattr_listed(fs, n, sample, len);
-	if (len < 0)
-		fuse_reply_err(r, (int)-len);
-	else
-		fuse_reply_data(r, buf, (size_t)len);
+		fs_xattr_listed(n, sample, len);
+	reply_xattr(r, size, buf, len);
 }
 
 static void op_removexattr(struct fuse_req *r, uint64_t ino, const char *name)
@@ -1305,7 +1283,6 @@ static void op_removexattr(struct fuse_req *r, uint64_t ino, const char *name)
 	GET_NODE(fs, r, n, ino);
 	GET_NODE_FD(fs, r, n, nfd);
 	fs_proc_path(nfd, path);
-	fs_xattr_changed(n);
 	rc = sys_removexattr(path, name);
 	fs_node_fd_put(fs, n, nfd);
 	if (rc == 0 && n->type == S_IFREG && strcmp(name, XATTR_CAPS) == 0)

@@ -5,6 +5,12 @@
 #include "fs/fs_int.h"
 #include "stats/stats.h"
 
+/* The state in the low two bits of fs_node.xattr_state */
+#define FS_XATTR_UNKNOWN 0u
+#define FS_XATTR_NONE 1u              /* the inode has no xattrs */
+#define FS_XATTR_SOME 2u              /* it has some: ask the original, no probe */
+#define FS_XATTR_KNOWN_MASK 3u
+
 /* A change: the count above the two state bits goes up and the state becomes unknown. */
 #define XATTR_CHANGE (FS_XATTR_KNOWN_MASK + 1u)
 
@@ -30,60 +36,56 @@ void fs_xattr_changed(struct fs_node *n)
 		;
 }
 
-/* Is what n's state says usable now? Only while the watcher covers n: without it a change
- * behind would go unseen. */
-static bool known(struct fs *fs, const struct fs_node *n, unsigned state)
-{
-	return (state & FS_XATTR_KNOWN_MASK) != FS_XATTR_UNKNOWN && fs_xattr_watched(fs, n);
-}
-
-/* The learned answer for (name, type): > 0 an errno, 0 ask, -1 none learned. xattr_lock. */
-static int learned_find(const struct fs *fs, const char *name, uint32_t type)
+/* The learned answer for (name, type), or NULL: none learned (one entry at most each). */
+static struct fs_xattr_learned *learned_find(struct fs *fs, const char *name, uint32_t type)
 {
 	for (unsigned i = 0; i < fs->xattr_learned_count; i++) {
-		const struct fs_xattr_learned *l = &fs->xattr_learned[i];
+		struct fs_xattr_learned *l = &fs->xattr_learned[i];
 		if (l->type == type && strcmp(l->name, name) == 0)
-			return l->answer;
+			return l;
 	}
-	return -1;
+	return NULL;
 }
 
-/* The metadata catalog may know that regular file n had no xattrs when its directory was
- * listed and that nothing changed it since (fs_catalog_file_no_xattrs: after a sealed
- * restart, before anything of n was read): then n's state becomes "none" without a listxattr,
- * which would read its inode from the original. The sample is taken before the catalog is
- * asked, so a change counted meanwhile keeps the state unknown. Returns the state now. */
-static unsigned seed_from_catalog(struct fs *fs, struct fs_node *n)
+/* Is n known to have no xattrs now? Only while the watcher covers n (without it a change
+ * behind would go unseen). Seeded from the catalog first: it may know that regular file n had
+ * none when its directory was listed and that nothing changed it since
+ * (fs_catalog_file_no_xattrs: after a sealed restart, before anything of n was read), which
+ * spares a listxattr that would read its inode from the original. The sample is taken before
+ * the catalog is asked, so a change counted meanwhile keeps the state unknown. */
+static bool none_now(struct fs *fs, struct fs_node *n)
 {
 	unsigned s = fs_xattr_sample(n);
 
+	if (!fs_xattr_watched(fs, n))
+		return false;
 	if ((s & FS_XATTR_KNOWN_MASK) == FS_XATTR_UNKNOWN && n->type == S_IFREG &&
-	    fs_xattr_watched(fs, n) && fs_catalog_file_no_xattrs(fs, n))
-		fs_xattr_listed(fs, n, s, 0);
-	return fs_xattr_sample(n);
+	    fs_catalog_file_no_xattrs(fs, n)) {
+		fs_xattr_listed(n, s, 0);
+		s = fs_xattr_sample(n);
+	}
+	return (s & FS_XATTR_KNOWN_MASK) == FS_XATTR_NONE;
 }
 
 int fs_xattr_get_known(struct fs *fs, struct fs_node *n, const char *name)
 {
-	unsigned s = seed_from_catalog(fs, n);
-	int answer;
+	struct fs_xattr_learned *l;
+	int answer = 0;
 
-	if (!known(fs, n, s) || (s & FS_XATTR_KNOWN_MASK) != FS_XATTR_NONE)
+	if (!none_now(fs, n))
 		return 0;
 	pthread_mutex_lock(&fs->xattr_lock);
-	answer = learned_find(fs, name, n->type);
+	if ((l = learned_find(fs, name, n->type)))
+		answer = l->answer;
 	pthread_mutex_unlock(&fs->xattr_lock);
-	if (answer <= 0)
-		return 0;
-	stats_add(fs->cfg.stats, STATS_XATTR_ABSENT_ANSWERS, 1);
+	if (answer > 0)
+		stats_add(fs->cfg.stats, STATS_XATTR_ABSENT_ANSWERS, 1);
 	return answer;
 }
 
 bool fs_xattr_none_known(struct fs *fs, struct fs_node *n)
 {
-	unsigned s = seed_from_catalog(fs, n);
-
-	if (!known(fs, n, s) || (s & FS_XATTR_KNOWN_MASK) != FS_XATTR_NONE)
+	if (!none_now(fs, n))
 		return false;
 	stats_add(fs->cfg.stats, STATS_XATTR_ABSENT_ANSWERS, 1);
 	return true;
@@ -94,7 +96,7 @@ bool fs_xattr_probe_wanted(struct fs *fs, const struct fs_node *n, unsigned samp
 	return (sample & FS_XATTR_KNOWN_MASK) == FS_XATTR_UNKNOWN && fs_xattr_watched(fs, n);
 }
 
-void fs_xattr_listed(struct fs *fs, struct fs_node *n, unsigned sample, ssize_t size)
+void fs_xattr_listed(struct fs_node *n, unsigned sample, ssize_t size)
 {
 	unsigned expect = sample;
 
@@ -110,32 +112,27 @@ void fs_xattr_got(struct fs *fs, struct fs_node *n, unsigned sample, const char 
                   ssize_t result)
 {
 	size_t len = strlen(name);
-	/* A value, or one too large for the buffer, from an inode that listed none: a file system
-	 * that makes this name up, or an xattr set behind whose event is still on its way. Not
-	 * learned either way (the name stays asked) rather than kept as "always ask" from one
-	 * sight. */
+	/* A value (or ERANGE, one too large for the buffer) from an inode that listed none is a
+	 * file system that makes this name up, or an xattr set behind whose event is on its way:
+	 * not learned (the name stays asked). */
 	int answer = result < 0 ? (int)-result : 0;
 
-	/* Learned only from an inode that had no xattrs before the call and after it. */
+	/* Learned only from an inode that had no xattrs before the call and after it, and only
+	 * the two answers that are a property of the name there: absent, or a namespace the file
+	 * system lacks (anything else is a failure of this call). */
 	if ((sample & FS_XATTR_KNOWN_MASK) != FS_XATTR_NONE || len >= FS_XATTR_NAME_MAX ||
-	    answer == 0 || answer == ERANGE || answer == E2BIG ||
-	    answer == ENOMEM || answer == EINTR || answer == EIO || answer == ESTALE ||
-	    answer == ENOENT || answer == EBADF)
-		return;  /* not a property of the name: a failure of this call */
+	    (answer != ENODATA && answer != EOPNOTSUPP))
+		return;
 	pthread_mutex_lock(&fs->xattr_lock);
 	if (fs_xattr_sample(n) == sample) {
-		int had = learned_find(fs, name, n->type);
-		if (had < 0 && fs->xattr_learned_count < FS_XATTR_LEARNED_MAX) {
-			struct fs_xattr_learned *l = &fs->xattr_learned[fs->xattr_learned_count++];
+		struct fs_xattr_learned *l = learned_find(fs, name, n->type);
+		if (!l && fs->xattr_learned_count < FS_XATTR_LEARNED_MAX) {
+			l = &fs->xattr_learned[fs->xattr_learned_count++];
 			memcpy(l->name, name, len + 1);
 			l->type = n->type;
 			l->answer = answer;
-		} else if (had > 0 && had != answer) {
-			/* Two inodes with no xattrs answered differently: always ask for this name. */
-			for (unsigned i = 0; i < fs->xattr_learned_count; i++)
-				if (fs->xattr_learned[i].type == n->type &&
-				    strcmp(fs->xattr_learned[i].name, name) == 0)
-					fs->xattr_learned[i].answer = 0;
+		} else if (l && l->answer != answer) {
+			l->answer = 0;  /* two inodes with none answered differently: always ask */
 		}
 	}
 	pthread_mutex_unlock(&fs->xattr_lock);
