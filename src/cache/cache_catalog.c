@@ -44,6 +44,7 @@
 #define CATALOG_MAGIC 0x54434d43u
 #define CATALOG_VERSION 2u
 #define CATALOG_VERSION_MIN 1u      /* still read */
+#define CATALOG_VERSION_FLAGS 2u    /* the first with an entry's flags (byte 93) */
 #define CATALOG_HEADER_SIZE 64u
 #define CATALOG_ENTRY_SIZE 96u
 #define CATALOG_CRC_SIZE 4u
@@ -83,16 +84,6 @@ void cache_catalog_stamp_from_stat(const struct stat *st, struct cache_catalog_s
 	stamp->ctime_ns = clock_timespec_ns(&st->st_ctim);
 }
 
-static struct timespec ns_timespec(int64_t ns)
-{
-	struct timespec ts = { .tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000 };
-	if (ts.tv_nsec < 0) {
-		ts.tv_sec--;
-		ts.tv_nsec += 1000000000;
-	}
-	return ts;
-}
-
 void cache_catalog_attr_from_stat(const struct stat *st, struct cache_catalog_attr *attr)
 {
 	memset(attr, 0, sizeof(*attr));
@@ -124,9 +115,9 @@ void cache_catalog_attr_to_stat(const struct cache_catalog_attr *attr, struct st
 	st->st_size = (off_t)attr->size;
 	st->st_blocks = (blkcnt_t)attr->blocks;
 	st->st_blksize = (blksize_t)attr->blksize;
-	st->st_atim = ns_timespec(attr->atime_ns);
-	st->st_mtim = ns_timespec(attr->mtime_ns);
-	st->st_ctim = ns_timespec(attr->ctime_ns);
+	st->st_atim = clock_ns_timespec(attr->atime_ns);
+	st->st_mtim = clock_ns_timespec(attr->mtime_ns);
+	st->st_ctim = clock_ns_timespec(attr->ctime_ns);
 }
 
 int cache_catalog_attr_matches(const struct cache_catalog_attr *attr, const struct stat *st)
@@ -141,7 +132,7 @@ static int stamp_equal(const struct cache_catalog_stamp *a, const struct cache_c
 }
 
 /* Whether a change could still come in the same clock tick as stamp (CACHE_CATALOG_RACY_NS). */
-static int stamp_racy(const struct cache_catalog_stamp *stamp)
+bool cache_catalog_stamp_racy(const struct cache_catalog_stamp *stamp)
 {
 	int64_t newest = stamp->mtime_ns > stamp->ctime_ns ? stamp->mtime_ns : stamp->ctime_ns;
 	return newest > clock_wall_ns() - CACHE_CATALOG_RACY_NS;
@@ -263,8 +254,13 @@ int cache_catalog_record_encode(uint64_t dev, uint64_t ino, const struct cache_c
 int cache_catalog_record_decode(const uint8_t *buf, size_t len, uint64_t dev, uint64_t ino,
                                 struct cache_catalog_listing **out)
 {
-	if (len < CATALOG_HEADER_SIZE + CATALOG_CRC_SIZE || cache_get_le32(buf) != CATALOG_MAGIC ||
-	    cache_get_le32(buf + 4) < CATALOG_VERSION_MIN || cache_get_le32(buf + 4) > CATALOG_VERSION ||
+	uint32_t version;
+
+	if (len < CATALOG_HEADER_SIZE + CATALOG_CRC_SIZE)
+		return -EBADMSG;
+	version = cache_get_le32(buf + 4);
+	if (cache_get_le32(buf) != CATALOG_MAGIC ||
+	    version < CATALOG_VERSION_MIN || version > CATALOG_VERSION ||
 	    cache_get_le32(buf + 8) != 0 || cache_get_le64(buf + 56) != 0 ||
 	    cache_get_le64(buf + 16) != dev || cache_get_le64(buf + 24) != ino ||
 	    cache_get_le32(buf + len - CATALOG_CRC_SIZE) != cache_crc32c(0, buf, len - CATALOG_CRC_SIZE))
@@ -292,7 +288,7 @@ int cache_catalog_record_decode(const uint8_t *buf, size_t len, uint64_t dev, ui
 		if ((size_t)(end - p) < CATALOG_ENTRY_SIZE)
 			goto bad;
 		size_t handle_bytes = cache_get_le16(p + 88), name_len = cache_get_le16(p + 90);
-		if ((p[93] & ~CACHE_CATALOG_ATTR_NO_XATTRS) || (p[93] && cache_get_le32(buf + 4) < 2) ||
+		if ((p[93] & ~CACHE_CATALOG_ATTR_NO_XATTRS) || (p[93] && version < CATALOG_VERSION_FLAGS) ||
 		    p[94] || p[95] || handle_bytes > CACHE_HANDLE_MAX ||
 		    (size_t)(end - p) < CATALOG_ENTRY_SIZE + handle_bytes + name_len)
 			goto bad;
@@ -613,7 +609,7 @@ int cache_catalog_dir_put(struct cache_catalog *catalog, uint64_t dev, uint64_t 
                           const struct cache_catalog_stamp *stamp,
                           const struct cache_catalog_entry *entries, size_t count)
 {
-	if (stamp_racy(stamp)) {
+	if (cache_catalog_stamp_racy(stamp)) {
 		cache_catalog_dir_forget(catalog, dev, ino);   /* tidy: an older record is stale anyway */
 		return -EAGAIN;
 	}

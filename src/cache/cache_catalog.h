@@ -52,6 +52,7 @@
 #define CACHEMAX_CACHE_CATALOG_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
@@ -115,6 +116,9 @@ void cache_catalog_free(struct cache_catalog *catalog);
 
 /* The stamp of a directory as stat reports it. */
 void cache_catalog_stamp_from_stat(const struct stat *st, struct cache_catalog_stamp *stamp);
+/* Is the stamp younger than CACHE_CATALOG_RACY_NS (its directory changed too recently for a
+ * listing of it to be recorded)? */
+bool cache_catalog_stamp_racy(const struct cache_catalog_stamp *stamp);
 /* The attributes of st (handle: none; set attr->handle afterwards if known). */
 void cache_catalog_attr_from_stat(const struct stat *st, struct cache_catalog_attr *attr);
 /* Fills st from attr (fields the catalog does not keep are zero). */

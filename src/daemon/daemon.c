@@ -720,11 +720,9 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 			.origin_fd = origin_fd, .delay_ms = CACHE_SCRUB_DELAY_MS_DEFAULT,
 			.interval_ms = CACHE_SCRUB_INTERVAL_MS_DEFAULT, .rate_per_sec = CACHE_SCRUB_RATE_DEFAULT,
 		};
-		char seal[160];
-		uint64_t hits, misses;
 		/* Under a valid seal nothing changed while the daemon was down (fs_catalog.c): a
 		 * first pass would find nothing, reading every object's inode from the original. */
-		if (fs_catalog_report(fs, seal, sizeof(seal), &hits, &misses) && !strcmp(seal, "valid"))
+		if (fs_catalog_sealed(fs))
 			scfg.delay_ms = scfg.interval_ms;
 		if ((retry = getenv("CACHEMAX_SCRUB_DELAY_MS")))
 			scfg.delay_ms = (uint32_t)strtoul(retry, NULL, 10);

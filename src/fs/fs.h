@@ -118,6 +118,10 @@ bool fs_handles_active(struct fs *fs, char *why, size_t why_size);
 bool fs_catalog_report(struct fs *fs, char *seal, size_t seal_size, uint64_t *hits,
                        uint64_t *misses);
 
+/* Does the metadata catalog's seal hold (valid at the start and confirmed once the watcher
+ * covered the original): nothing changed while the daemon was down? */
+bool fs_catalog_sealed(struct fs *fs);
+
 /* The openless mode (start --openless, fs_openless.h) for stats: false when off; else the
  * implicit open files open now, made so far, and closed to make room for others. */
 bool fs_openless_report(struct fs *fs, uint64_t *files, uint64_t *made, uint64_t *pushed_out);

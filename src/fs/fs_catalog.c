@@ -54,6 +54,8 @@ static bool seal_holds(struct fs *fs)
 	return atomic_load(&fs->catalog_sealed) && atomic_load(&fs->catalog_seal_confirmed);
 }
 
+bool fs_catalog_sealed(struct fs *fs) { return seal_holds(fs); }
+
 static void seal_void(struct fs *fs, const char *why)
 {
 	pthread_mutex_lock(&fs->catalog_lock);
@@ -176,9 +178,15 @@ struct fs_dir_attr {
 	struct cache_catalog_attr attr;  /* without its handle: attr.handle.bytes is 0 */
 };
 
+/* An inode's key (dev, ino) mixed for the hashed tables below (each folds it its own way). */
+static uint64_t dev_ino_mix(uint64_t dev, uint64_t ino)
+{
+	return (dev * 0x9e3779b97f4a7c15ull) ^ (ino * 0xc2b2ae3d27d4eb4full);
+}
+
 static size_t dir_attr_bucket(uint64_t dev, uint64_t ino)
 {
-	uint64_t h = (dev * 0x9e3779b97f4a7c15ull) ^ (ino * 0xc2b2ae3d27d4eb4full);
+	uint64_t h = dev_ino_mix(dev, ino);
 	return (size_t)((h ^ (h >> 29)) % DIR_ATTR_BUCKETS);
 }
 
@@ -246,7 +254,7 @@ static void dir_attrs_free(struct fs *fs)
  * an event names the file or its directory: every event's handles are hashed into `changed`
  * slots, each holding the watcher's event count when it was last named. The attributes are
  * kept with the count sampled before they were read (`since`) and served while neither slot
- * was named since, and only while the watcher has nothing queued or in hand (FIONREAD of its
+ * was named since, and only while the watcher has nothing queued or in hand (a zero-timeout poll of its
  * group: fs_watch_queue_empty, and an even `events` count around it): a change whose syscall
  * returned before the request is then either visible there or accounted in the slots. Writes through a shared
  * mapping make no FAN_MODIFY: the catalog watches closes of written files too
@@ -296,7 +304,7 @@ static uint32_t changed_slot(int32_t type, const unsigned char *bytes, uint32_t 
  * (a tree made together) never share a slot. */
 static size_t file_attr_index(uint64_t dev, uint64_t ino)
 {
-	return (size_t)(((dev * 0x9e3779b97f4a7c15ull) ^ (ino * 0xc2b2ae3d27d4eb4full)) % FILE_ATTR_SLOTS);
+	return (size_t)(dev_ino_mix(dev, ino) % FILE_ATTR_SLOTS);
 }
 
 static void file_attrs_create(struct fs *fs)
@@ -391,17 +399,6 @@ static void file_attr_keep(struct fs *fs, struct fs_node *p, struct fs_node *n,
 	pthread_mutex_unlock(&fa->lock[i % FILE_ATTR_LOCKS]);
 }
 
-static struct timespec ns_timespec(int64_t ns)
-{
-	struct timespec ts = { .tv_sec = ns / 1000000000ll, .tv_nsec = ns % 1000000000ll };
-	if (ts.tv_nsec < 0) {
-		ts.tv_sec--;
-		ts.tv_nsec += 1000000000ll;
-	}
-	return ts;
-}
-
-/* n's entry in *e if it is current (see above): 0, -ENOENT or -EAGAIN. */
 /* The kept entry of regular file n, whatever its age: 0, or -ENOENT (none, or another file's). */
 static int file_attr_entry(struct fs *fs, const struct fs_node *n, struct fs_file_attr *e)
 {
@@ -417,6 +414,18 @@ static int file_attr_entry(struct fs *fs, const struct fs_node *n, struct fs_fil
 	return e->ino == n->ino && e->dev == n->dev ? 0 : -ENOENT;
 }
 
+/* Has anything the watcher handled made e stale (its file or directory named by an event
+ * since it was read, events lost, or a record's seal gone)? */
+static bool file_attr_stale(struct fs *fs, const struct fs_file_attr *e)
+{
+	struct fs_file_attrs *fa = fs->file_attrs;
+	return e->since <= atomic_load(&fa->floor) ||
+	       atomic_load(&fa->changed[e->self_slot]) >= e->since ||
+	       atomic_load(&fa->changed[e->parent_slot]) >= e->since ||
+	       (e->from_record && !seal_holds(fs));
+}
+
+/* n's entry in *out if it is current (see above): 0, -ENOENT or -EAGAIN. */
 static int file_attr_current(struct fs *fs, struct fs_node *n, struct fs_file_attr *out)
 {
 	struct fs_file_attrs *fa = fs->file_attrs;
@@ -425,39 +434,36 @@ static int file_attr_current(struct fs *fs, struct fs_node *n, struct fs_file_at
 
 	if (!fs_watch_covers(fs, n) ||
 	    atomic_load(&n->passthrough_writers) ||   /* its times move with no request to us */
-	    file_attr_entry(fs, n, &e) < 0)
-		return -ENOENT;
+	    file_attr_entry(fs, n, &e) < 0 || file_attr_stale(fs, &e))
+		return -ENOENT;   /* stale already: no need to ask the watcher's queue */
 	/* Nothing queued or in the watcher's hands: a change made before this request is
-	 * accounted in the slots below (the watcher counts up before it takes events out of the
-	 * queue and again once it handled them). */
+	 * accounted in the slots (the watcher counts up before it takes events out of the queue
+	 * and again once it handled them), so they are read again after this check. */
 	before = atomic_load(&fa->events);
 	if ((before & 1) || !fs_watch_queue_empty(fs) ||
 	    atomic_load(&fa->events) != before)
 		return -EAGAIN;
-	if (e.since <= atomic_load(&fa->floor) || atomic_load(&fa->changed[e.self_slot]) >= e.since ||
-	    atomic_load(&fa->changed[e.parent_slot]) >= e.since ||
-	    (e.from_record && !seal_holds(fs)))
+	if (file_attr_stale(fs, &e))
 		return -ENOENT;
 	*out = e;
 	return 0;
 }
 
-static void file_attr_to_stat(const struct fs_file_attr *ep, struct stat *st)
+static void file_attr_to_stat(const struct fs_file_attr *e, struct stat *st)
 {
-	struct fs_file_attr e = *ep;
 	memset(st, 0, sizeof(*st));
-	st->st_dev = (dev_t)e.dev;
-	st->st_ino = (ino_t)e.ino;
-	st->st_mode = e.mode;
-	st->st_nlink = e.nlink;
-	st->st_uid = e.uid;
-	st->st_gid = e.gid;
-	st->st_blksize = (blksize_t)e.blksize;
-	st->st_size = (off_t)e.size;
-	st->st_blocks = (blkcnt_t)e.blocks;
-	st->st_atim = ns_timespec(e.atime_ns);
-	st->st_mtim = ns_timespec(e.mtime_ns);
-	st->st_ctim = ns_timespec(e.ctime_ns);
+	st->st_dev = (dev_t)e->dev;
+	st->st_ino = (ino_t)e->ino;
+	st->st_mode = e->mode;
+	st->st_nlink = e->nlink;
+	st->st_uid = e->uid;
+	st->st_gid = e->gid;
+	st->st_blksize = (blksize_t)e->blksize;
+	st->st_size = (off_t)e->size;
+	st->st_blocks = (blkcnt_t)e->blocks;
+	st->st_atim = clock_ns_timespec(e->atime_ns);
+	st->st_mtim = clock_ns_timespec(e->mtime_ns);
+	st->st_ctim = clock_ns_timespec(e->ctime_ns);
 }
 
 int fs_catalog_file_attr(struct fs *fs, struct fs_node *n, struct stat *st)
@@ -834,7 +840,7 @@ bool fs_catalog_on(struct fs *fs, const struct fs_node *dir)
 
 static atomic_uint_fast64_t *gen_slot(struct fs *fs, uint64_t dev, uint64_t ino)
 {
-	uint64_t h = (dev * 0x9e3779b97f4a7c15ull) ^ (ino * 0xc2b2ae3d27d4eb4full);
+	uint64_t h = dev_ino_mix(dev, ino);
 	return &fs->catalog_gen[(h ^ (h >> 31)) % FS_CATALOG_GEN_SLOTS];
 }
 
@@ -1027,6 +1033,7 @@ int fs_catalog_entry_node(struct fs *fs, struct fs_node *p, const struct cache_c
 {
 	const struct cache_catalog_attr *a = &e->attr;
 	struct fs_node *held;
+	bool same;
 	int fd, rc;
 
 	if (a->dev != p->dev || !a->handle.bytes || a->handle.bytes > FS_HANDLE_MAX)
@@ -1064,14 +1071,14 @@ int fs_catalog_entry_node(struct fs *fs, struct fs_node *p, const struct cache_c
 		sys_close(fd);
 		return 1;
 	}
-	if (!cache_catalog_attr_matches(a, st))
+	same = cache_catalog_attr_matches(a, st);
+	if (!same)
 		record_forget(fs, p->dev, p->ino);  /* re-listed next time */
 	rc = fs_node_acquire(fs, p, e->name, fd, st, out);
 	if (rc == 0) {
 		fs_catalog_stamp_seen(fs, *out, st, g);  /* g is older than the stat: it may only refuse */
 		/* the flag too, if the stat shows the inode as recorded (an xattr change moves ctime) */
-		file_attr_keep(fs, p, *out, st, false, (a->flags & CACHE_CATALOG_ATTR_NO_XATTRS) &&
-		               cache_catalog_attr_matches(a, st), g);
+		file_attr_keep(fs, p, *out, st, false, (a->flags & CACHE_CATALOG_ATTR_NO_XATTRS) && same, g);
 	}
 	return rc;
 }
@@ -1141,8 +1148,8 @@ static int listing_build(struct fs *fs, struct fs_node *d, const struct fs_catal
 		return dfd;
 	/* A directory changed within the racy window is not recorded (cache_catalog_dir_put):
 	 * its files' xattrs are not asked for a record that will not be written. */
-	probe_xattrs = clock_timespec_ns(&before.st_mtim) < clock_wall_ns() - CACHE_CATALOG_RACY_NS &&
-	               clock_timespec_ns(&before.st_ctim) < clock_wall_ns() - CACHE_CATALOG_RACY_NS;
+	cache_catalog_stamp_from_stat(&before, &s0);
+	probe_xattrs = !cache_catalog_stamp_racy(&s0);
 	buf = malloc(32768);
 	if (!buf) {
 		rc = -ENOMEM;
@@ -1226,8 +1233,7 @@ static int listing_build(struct fs *fs, struct fs_node *d, const struct fs_catal
 	rc = sys_fstatat(dfd, "", &after, AT_EMPTY_PATH);
 	if (rc < 0)
 		goto out;
-	cache_catalog_stamp_from_stat(&before, &s0);
-	cache_catalog_stamp_from_stat(&after, &s1);
+	cache_catalog_stamp_from_stat(&after, &s1);  /* s0: before's, from the start */
 	test_delay(fs);
 	fs_catalog_stamp_seen(fs, d, &after, g);
 	/* Recorded if nothing changed while listing: the stamp held still (names), and no change

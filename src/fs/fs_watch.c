@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fanotify.h>
-#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -251,23 +250,38 @@ static void batch_run(struct fs *fs, struct batch *b)
 	b->count = 0;
 }
 
+/* The next information record of an event at *p, before end, with *p moved past it; NULL at
+ * the end, or at a malformed record (the rest of the event is then ignored). */
+static const struct fanotify_event_info_fid *fid_next(const char **p, const char *end)
+{
+	const struct fanotify_event_info_fid *fid = (const void *)*p;
+
+	if (*p + sizeof(struct fanotify_event_info_header) > end ||
+	    fid->hdr.len < sizeof(*fid) + sizeof(struct file_handle) || *p + fid->hdr.len > end)
+		return NULL;
+	*p += fid->hdr.len;
+	return fid;
+}
+
+static struct file_handle *fid_handle(const struct fanotify_event_info_fid *fid)
+{
+	return (struct file_handle *)(void *)fid->handle;
+}
+
 /* One event of another process. */
 static void event_take(struct fs *fs, struct batch *b, const struct fanotify_event_metadata *m,
                        const char *event)
 {
 	const char *p = event + m->metadata_len, *end = event + m->event_len;
+	const struct fanotify_event_info_fid *fid;
 
-	while (p + sizeof(struct fanotify_event_info_header) <= end) {
-		const struct fanotify_event_info_fid *fid = (const void *)p;
-		struct file_handle *h = (struct file_handle *)(void *)fid->handle;
+	while ((fid = fid_next(&p, end))) {
+		struct file_handle *h = fid_handle(fid);
 		const char *name = NULL;
 		struct fs_node *n;
 
-		if (fid->hdr.len < sizeof(*fid) + sizeof(*h) || p + fid->hdr.len > end)
-			return;
 		if (fid->hdr.info_type == FAN_EVENT_INFO_TYPE_DFID_NAME)
 			name = (const char *)h->f_handle + h->handle_bytes;
-		p += fid->hdr.len;
 		if (fid->hdr.info_type != FAN_EVENT_INFO_TYPE_FID &&
 		    fid->hdr.info_type != FAN_EVENT_INFO_TYPE_DFID_NAME)
 			continue;
@@ -300,18 +314,14 @@ static void event_take(struct fs *fs, struct batch *b, const struct fanotify_eve
 static void own_attrib(struct fs *fs, const struct fanotify_event_metadata *m, const char *event)
 {
 	const char *p = event + m->metadata_len, *end = event + m->event_len;
+	const struct fanotify_event_info_fid *fid;
 
-	while (p + sizeof(struct fanotify_event_info_header) <= end) {
-		const struct fanotify_event_info_fid *fid = (const void *)p;
-		struct file_handle *h = (struct file_handle *)(void *)fid->handle;
+	while ((fid = fid_next(&p, end))) {
 		struct fs_node *n;
 
-		if (fid->hdr.len < sizeof(*fid) + sizeof(*h) || p + fid->hdr.len > end)
-			return;
-		p += fid->hdr.len;
 		if (fid->hdr.info_type != FAN_EVENT_INFO_TYPE_FID)
 			continue;  /* the changed inode itself, not its parent's record */
-		if (!(n = node_of_handle(fs, h)))
+		if (!(n = node_of_handle(fs, fid_handle(fid))))
 			continue;
 		fs_xattr_changed(n);
 		if (n != fs->root)
@@ -328,16 +338,13 @@ static void own_attrib(struct fs *fs, const struct fanotify_event_metadata *m, c
 static void catalog_event(struct fs *fs, const struct fanotify_event_metadata *m, const char *event)
 {
 	const char *p = event + m->metadata_len, *end = event + m->event_len;
+	const struct fanotify_event_info_fid *fid;
 	struct file_handle *self = NULL;
 	bool named = false;
 
-	while (p + sizeof(struct fanotify_event_info_header) <= end) {
-		const struct fanotify_event_info_fid *fid = (const void *)p;
-		struct file_handle *h = (struct file_handle *)(void *)fid->handle;
+	while ((fid = fid_next(&p, end))) {
+		struct file_handle *h = fid_handle(fid);
 
-		if (fid->hdr.len < sizeof(*fid) + sizeof(*h) || p + fid->hdr.len > end)
-			return;
-		p += fid->hdr.len;
 		if (fid->hdr.info_type == FAN_EVENT_INFO_TYPE_FID) {
 			self = h;
 			continue;
@@ -349,6 +356,8 @@ static void catalog_event(struct fs *fs, const struct fanotify_event_metadata *m
 		fs_catalog_handle_changed(fs, h);
 		fs_catalog_dir_changed_handle(fs, h);
 	}
+	if (p + sizeof(struct fanotify_event_info_header) <= end)
+		return;  /* it stopped at a malformed record: nothing of the rest is trusted */
 	if (self)
 		fs_catalog_handle_changed(fs, self);  /* the file's own attributes (fs_catalog_file_attr) */
 	if (self && (m->mask & FAN_ONDIR))
@@ -664,8 +673,10 @@ void fs_watch_release(struct fs *fs)
 
 bool fs_watch_queue_empty(struct fs *fs)
 {
-	int pending = 0;
-	return sys_ioctl(fs->watch.fan_fd, FIONREAD, &pending) == 0 && pending == 0;
+	/* poll, not FIONREAD: the kernel answers it from whether the queue is empty, while
+	 * FIONREAD walks the whole queue under the lock every event of the file system takes */
+	struct pollfd p = { .fd = fs->watch.fan_fd, .events = POLLIN };
+	return sys_poll(&p, 1, 0) == 0;
 }
 
 bool fs_watch_covers(struct fs *fs, const struct fs_node *n)

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/fanotify.h>
 #include <sys/file.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -20,7 +21,7 @@ static const char *const sys_op_names[SYS_OP_COUNT] = {
 	"unlinkat", "renameat2", "linkat", "fchownat", "chmod", "utimensat", "getxattr", "setxattr",
 	"listxattr", "removexattr", "fstatvfs", "getdents", "syncfs", "backing_open", "fdatasync",
 	"flock", "io_uring_setup", "io_uring_enter", "cachestat", "name_to_handle_at",
-	"open_by_handle_at", "fanotify_init", "fanotify_mark", "fstatfs", "ioctl",
+	"open_by_handle_at", "fanotify_init", "fanotify_mark", "fstatfs", "poll",
 };
 
 struct sys_fault {
@@ -192,7 +193,7 @@ int sys_fanotify_mark(int fanotify_fd, unsigned flags, uint64_t mask, int dirfd,
 	FAULT_OR(SYS_OP_FANOTIFY_MARK);
 	RET(fanotify_mark(fanotify_fd, flags, mask, dirfd, path));
 }
-int sys_ioctl(int fd, unsigned long request, void *arg) { FAULT_OR(SYS_OP_IOCTL); RET(ioctl(fd, request, arg)); }
+int sys_poll(struct pollfd *fds, unsigned count, int timeout_ms) { FAULT_OR(SYS_OP_POLL); RET(poll(fds, count, timeout_ms)); }
 int sys_backing_open(int fuse_fd, unsigned long request, void *map) { FAULT_OR(SYS_OP_BACKING_OPEN); RET(ioctl(fuse_fd, request, map)); }
 int sys_io_uring_setup(unsigned entries, struct io_uring_params *params) { FAULT_OR(SYS_OP_IO_URING_SETUP); RET(syscall(__NR_io_uring_setup, entries, params)); }
 int sys_io_uring_enter(int fd, unsigned to_submit, unsigned min_complete, unsigned flags)

@@ -24,7 +24,7 @@ enum sys_op {
 	SYS_OP_GETDENTS, SYS_OP_SYNCFS, SYS_OP_BACKING_OPEN, SYS_OP_FDATASYNC, SYS_OP_FLOCK,
 	SYS_OP_IO_URING_SETUP, SYS_OP_IO_URING_ENTER, SYS_OP_CACHESTAT, SYS_OP_NAME_TO_HANDLE_AT,
 	SYS_OP_OPEN_BY_HANDLE_AT, SYS_OP_FANOTIFY_INIT, SYS_OP_FANOTIFY_MARK, SYS_OP_FSTATFS,
-	SYS_OP_IOCTL, SYS_OP_COUNT
+	SYS_OP_POLL, SYS_OP_COUNT
 };
 
 #define SYS_FAULT_SHORT 100000  /* pseudo-errno: short read/write */
@@ -91,8 +91,9 @@ int sys_open_by_handle_at(int mount_fd, struct file_handle *handle, int flags);
  * attribute timeout). fanotify_init returns the group's fd. */
 int sys_fanotify_init(unsigned flags, unsigned event_flags);
 int sys_fanotify_mark(int fanotify_fd, unsigned flags, uint64_t mask, int dirfd, const char *path);
-/* ioctl(2) with a pointer argument (FIONREAD of the watcher's group: fs_watch_queue_empty). */
-int sys_ioctl(int fd, unsigned long request, void *arg);
+/* poll(2) (a zero timeout on the watcher's group: fs_watch_queue_empty). Returns the ready count. */
+struct pollfd;
+int sys_poll(struct pollfd *fds, unsigned count, int timeout_ms);
 /* ioctl(FUSE_DEV_IOC_BACKING_OPEN): its own op so tests can make the kernel "refuse" it. */
 int sys_backing_open(int fuse_fd, unsigned long request, void *map);
 /* io_uring_setup(2): its own op so tests can make FUSE-over-io_uring setup fail (the session

@@ -27,6 +27,17 @@ static inline int64_t clock_timespec_ns(const struct timespec *ts)
 	return (int64_t)ts->tv_sec * 1000000000 + (int64_t)ts->tv_nsec;
 }
 
+/* The inverse: nanoseconds since the epoch (negative before it) as a timespec. */
+static inline struct timespec clock_ns_timespec(int64_t ns)
+{
+	struct timespec ts = { .tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000 };
+	if (ts.tv_nsec < 0) {
+		ts.tv_sec--;
+		ts.tv_nsec += 1000000000;
+	}
+	return ts;
+}
+
 /* Wall time (CLOCK_REALTIME) in nanoseconds since the epoch: the clock file times come from. */
 static inline int64_t clock_wall_ns(void)
 {
