@@ -201,22 +201,17 @@ fi
 watcher_idle() {
   local last=-1 now i
   for i in $(seq 1 33); do
-    now=$("$CACHEMAX" stats "$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["stats"]["counters"]["changes_behind"])')
+    now=$(t_read_counter "$1" changes_behind)
     [ "$now" = "$last" ] && return 0
     last=$now
     sleep 0.3
   done
 }
 
-# counter_of DIR NAME: the daemon's counter NAME
-counter_of() {
-  "$CACHEMAX" stats "$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["stats"]["counters"][sys.argv[1]])' "$2"
-}
-
 # overflows DIR: how often DIR's watcher lost events (the fanotify queue overflowed: everything
 # is invalidated then, so a walk across one is cold again)
 overflows() {
-  "$CACHEMAX" stats "$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["stats"]["counters"]["watch_overflows"])'
+  t_read_counter "$1" watch_overflows
 }
 
 # openless: tmpfs with start --openless, where the kernel also keeps file pages across opens
@@ -259,9 +254,9 @@ for fs in tmpfs ext4 openless; do
   # ls -l asks every file for two xattrs; those of files with none are answered by the daemon
   # without the original (fs_xattr.c) from the second time on: at least one per file.
   ls -l "$D/walk" > /dev/null
-  x0=$(counter_of "$D" xattr_absent_answers)
+  x0=$(t_read_counter "$D" xattr_absent_answers)
   ls -l "$D/walk" > /dev/null
-  x1=$(counter_of "$D" xattr_absent_answers)
+  x1=$(t_read_counter "$D" xattr_absent_answers)
   echo "$fs: a second ls -l of 300 files: $((x1 - x0)) xattr requests answered without the original"
   [ $((x1 - x0)) -ge 300 ] || fail "$fs: a second ls -l of 300 files with no xattrs answered only $((x1 - x0)) xattr requests without the original"
   t_unmount "$D"

@@ -38,7 +38,7 @@ complete() { t_complete "$D" "$1"; }
 cat > "$T_SCRATCH/reuse.py" <<'EOF'
 import errno, os, sys, time
 mnt, back, name_f, name_g = sys.argv[1:5]
-F, G = os.urandom(300000), os.urandom(200000)
+G = os.urandom(200000)
 with open(os.path.join(back, name_f), "rb") as f:
     F = f.read()
 ino = os.stat(os.path.join(back, name_f)).st_ino

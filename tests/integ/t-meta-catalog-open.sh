@@ -41,7 +41,7 @@ sleep 2.2  # the catalog records no listing younger than 2 s (the racily-clean r
 
 R() { t_hdd_reads "$T_HDD_DEV"; }
 drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
-counter() { "$CACHEMAX" stats "$D" --json | python3 -c "import json,sys; print(json.load(sys.stdin)['stats']['counters'].get('$1', 0))"; }
+counter() { t_read_counter "$D" "$1"; }
 seal() { "$CACHEMAX" stats "$D" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["meta_catalog"]["seal"])'; }
 catall() { (cd "$1" && find . -type f | sort | xargs cat); }
 
