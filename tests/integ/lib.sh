@@ -205,6 +205,13 @@ t_sshfs() {
   grep -q " $mnt fuse.sshfs " /proc/mounts || fail "sshfs: no fuse.sshfs mount at $mnt"
 }
 
+# t_grep ARGS...: grep ARGS with no output, for the end of a pipeline: `... | t_grep PATTERN`,
+# not `grep -q`. grep -q exits at its first match, and under pipefail the writer then dies of
+# SIGPIPE when it writes more (bash's echo writes line by line; `cachemax stats --json` is
+# larger than a pipe write), which fails the test although the text matched (CI saw
+# t-cli's "exactly one directory" fail that way). t_grep reads all of its input.
+t_grep() { grep "$@" > /dev/null; }
+
 # t_read_counter DIR NAME: the counter NAME of the daemon of DIR; daemon_X is X less its
 # passthrough_X (what the daemon served itself)
 t_read_counter() {

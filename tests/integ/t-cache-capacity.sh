@@ -33,7 +33,7 @@ head -c 20M /dev/urandom > "$D/large"
 
 # --first-read fill: misses in user space (the 4 KiB random miss below is one)
 t_mount "$D" "$C" --size 4M --pin 'keep/*' --exclude '*.log' --complete-max 1M --first-read fill
-"$CACHEMAX" status | grep -q "size 4.00 MiB" || fail "status does not show the cache size: $("$CACHEMAX" status)"
+"$CACHEMAX" status | t_grep "size 4.00 MiB" || fail "status does not show the cache size: $("$CACHEMAX" status)"
 cat "$D/keep/pinned.db" > /dev/null
 for i in $(seq 1 24); do cat "$D/many/f$i" > /dev/null; done
 under_size() { [ "$(top cache_bytes)" -le $((4 * 1024 * 1024)) ]; }

@@ -43,7 +43,7 @@ PY
   kill -9 "$pid"
   for _ in $(seq 1 100); do
     np=$(daemon_pid)
-    [ -n "$np" ] && [ "$np" != "$pid" ] && "$CACHEMAX" status | grep -q "health: *ok" && break
+    [ -n "$np" ] && [ "$np" != "$pid" ] && "$CACHEMAX" status | t_grep "health: *ok" && break
     sleep 0.05
   done
   kill "$load" 2>/dev/null; wait "$load" 2>/dev/null || true

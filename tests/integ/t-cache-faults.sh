@@ -13,9 +13,9 @@ check_reads() {  # check_reads DIR: every file reads as its origin twice, and a 
     [ "$(md5sum < "$f")" = "$(cat "$SHM/sums/$(basename "$f")")" ] || fail "$f: wrong bytes through the mount"
     [ "$(md5sum < "$f")" = "$(cat "$SHM/sums/$(basename "$f")")" ] || fail "$f: wrong bytes on the second read"
   done
-  echo appended >> "$d/f0" && tail -n1 "$d/f0" | grep -q appended || fail "a write through the mount failed"
+  echo appended >> "$d/f0" && tail -n1 "$d/f0" | t_grep appended || fail "a write through the mount failed"
   md5sum < "$d/f0" > "$SHM/sums/f0"
-  "$CACHEMAX" status --json | grep -q '"restarts": 0' || fail "the daemon crashed and was restarted"
+  "$CACHEMAX" status --json | t_grep '"restarts": 0' || fail "the daemon crashed and was restarted"
 }
 # remount_ro DIR: a background fill behind the last read may still hold a cache file open for
 # writing, which makes a read-only remount fail with EBUSY for that long: retry.
@@ -73,9 +73,9 @@ D=$(setup rostart); C=$SHM/rostart-dev
 # mode 0700: a tmpfs root is 1777 by default, which start refuses as a cache directory
 mkdir -p "$C"; mount -t tmpfs -o size=8m,ro,mode=0700 cmtest "$C"; T_BINDS+=("$C")
 t_mount "$D" "$C"
-"$CACHEMAX" status | grep -q "cache: .*(off: cache directory unusable: Read-only file system)" \
+"$CACHEMAX" status | t_grep "cache: .*(off: cache directory unusable: Read-only file system)" \
   || fail "status does not say the cache is off: $("$CACHEMAX" status)"
-"$CACHEMAX" status --json | grep -q '"cache_on": false' || fail "status --json: cache_on not false"
+"$CACHEMAX" status --json | t_grep '"cache_on": false' || fail "status --json: cache_on not false"
 check_reads "$D"
 t_unmount "$D"
 
@@ -87,10 +87,10 @@ mkdir -p "$C"; mount -t tmpfs -o size=64m cmtest "$C"; T_BINDS+=("$C")
 CACHEMAX_BYPASS_RETRY_MS=5000 t_mount "$D" "$C/cache"
 remount_ro "$C"
 for round in 1 2 3; do for i in 0 1 2 3; do cat "$D/f$i" > /dev/null; done; done
-"$CACHEMAX" status | grep -q "BYPASSED: .*cache-device errors" || fail "status does not show the bypass: $("$CACHEMAX" status)"
-"$CACHEMAX" status --json | grep -q '"bypass": true' || fail "status --json: bypass not true"
-"$CACHEMAX" status | grep -q "health: *degraded: cache bypassed" || fail "health is not degraded in bypass: $("$CACHEMAX" status)"
-"$CACHEMAX" stats "$D" | grep -q "BYPASS" || fail "stats does not show the bypass"
+"$CACHEMAX" status | t_grep "BYPASSED: .*cache-device errors" || fail "status does not show the bypass: $("$CACHEMAX" status)"
+"$CACHEMAX" status --json | t_grep '"bypass": true' || fail "status --json: bypass not true"
+"$CACHEMAX" status | t_grep "health: *degraded: cache bypassed" || fail "health is not degraded in bypass: $("$CACHEMAX" status)"
+"$CACHEMAX" stats "$D" | t_grep "BYPASS" || fail "stats does not show the bypass"
 [ "$(counter "$D" bypass_entries)" = 1 ] || fail "bypass_entries is $(counter "$D" bypass_entries)"
 errors=$(counter "$D" cache_errors)
 check_reads "$D"
@@ -99,13 +99,13 @@ mount -o remount,rw "$C"
 sleep 3
 hit() { cat "$D/f1" > /dev/null; [ "$(counter "$D" passthrough_opens_cache)" -ge 1 ]; }
 for _ in $(seq 1 50); do hit && break; sleep 0.1; done
-"$CACHEMAX" status --json | grep -q '"bypass": false' || fail "the cache was not tried again after the bypass period"
+"$CACHEMAX" status --json | t_grep '"bypass": false' || fail "the cache was not tried again after the bypass period"
 hit || fail "no hit after the bypass ended"
 t_unmount "$D"
 
 # A cache directory that holds another directory's cache refuses the start, clearly.
 D2=$(setup other)
 out=$("$CACHEMAX" start "$D2" --cache "$T_SCRATCH/eio-cache" 2>&1) && { T_MOUNTS+=("$D2"); fail "start with another directory's cache succeeded"; }
-echo "$out" | grep -q "holds the cache of another directory" || fail "start said: $out"
+echo "$out" | t_grep "holds the cache of another directory" || fail "start said: $out"
 grep -q " $D2 fuse.cachemax " /proc/mounts && fail "a refused start left a mount"
 echo ok

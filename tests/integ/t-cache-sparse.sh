@@ -85,7 +85,7 @@ check_copies "completion"
 # An open file, passing through to the copy, answers LSEEK from it.
 exec 8<"$D/s"
 python3 -c 'import os; print(os.lseek(8, 0, os.SEEK_DATA), os.lseek(8, 2*1024*1024, os.SEEK_HOLE))' \
-  | grep -qx "1048576 2097152" || fail "lseek on an open cached file"
+  | t_grep -x "1048576 2097152" || fail "lseek on an open cached file"
 exec 8<&-
 t_unmount "$D"
 

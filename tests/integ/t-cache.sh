@@ -38,13 +38,13 @@ hits=$(counter passthrough_opens_cache) fills=$(counter fills)
 [ "$(counter passthrough_opens_cache)" = "$hits" ] || fail "an evicted file was still a cache hit"
 wait_fills $((fills + 12))   # refilled
 out=$("$CACHEMAX" evict "$D") || fail "evict of everything failed: $out"
-echo "$out" | grep -qE "^evicted [1-9][0-9]* cache cop" || fail "evict all said: $out"
+echo "$out" | t_grep -E "^evicted [1-9][0-9]* cache cop" || fail "evict all said: $out"
 [ "$("$CACHEMAX" stats "$D" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["cache_objects"])')" = 0 ] \
   || fail "objects left after evicting everything"
 out=$("$CACHEMAX" evict "$D" /etc/passwd 2>&1) && fail "evict of a path outside the directory succeeded"
-echo "$out" | grep -q "is not inside" || fail "evict outside said: $out"
+echo "$out" | t_grep "is not inside" || fail "evict outside said: $out"
 out=$("$CACHEMAX" evict "$D" "$D/missing" 2>&1) && fail "evict of a missing file succeeded"
-echo "$out" | grep -q "No such file" || fail "evict missing said: $out"
+echo "$out" | t_grep "No such file" || fail "evict missing said: $out"
 
 # tail -f: a reader holding the cache copy sees appends made through the mount at once.
 printf 'line 0\n' > "$D/log"

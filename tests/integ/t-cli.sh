@@ -15,7 +15,7 @@ expect() {  # expect RC PATTERN command...: exit code and a message matching PAT
   local out rc=0
   out=$("$@" 2>&1) || rc=$?
   [ "$rc" -eq "$want" ] || fail "'$*' exited $rc, expected $want: $out"
-  echo "$out" | grep -qiE -- "$pat" || fail "'$*' said '$out', expected /$pat/"
+  echo "$out" | t_grep -iE -- "$pat" || fail "'$*' said '$out', expected /$pat/"
 }
 
 expect 2 "usage" "$CACHEMAX"
@@ -53,10 +53,10 @@ expect 2 "needs --cache" "$CACHEMAX" start "$D"
 one_message() {  # one_message PATTERN command...: exit 2, PATTERN, and no second complaint
   local pat=$1 out; shift
   out=$("$@" 2>&1) && fail "'$*' succeeded"
-  if [ "$(echo "$out" | grep -c "^cachemax: ")" -ne 1 ] || echo "$out" | grep -qE "requires an argument|unrecognized"; then
+  if [ "$(echo "$out" | grep -c "^cachemax: ")" -ne 1 ] || echo "$out" | t_grep -E "requires an argument|unrecognized"; then
     fail "'$*' said more than one thing: $out"
   fi
-  echo "$out" | grep -qE -- "$pat" || fail "'$*' said '$out', expected /$pat/"
+  echo "$out" | t_grep -E -- "$pat" || fail "'$*' said '$out', expected /$pat/"
 }
 one_message "'start': option '--cache' needs a value" "$CACHEMAX" start "$D" --cache
 one_message "'start': unknown option '--frobnicate'" "$CACHEMAX" start "$D" --frobnicate
@@ -105,9 +105,9 @@ out=$("$CACHEMAX" evict "$D" /etc/hostname 2>&1) && fail "evict outside DIR succ
 [[ $out != *evicted* ]] || fail "an evict that failed also said: $out"
 echo more >> "$D/x"
 
-"$CACHEMAX" status | grep -q "^$D\$" || fail "status does not list $D"
-"$CACHEMAX" status | grep -q "health: *ok" || fail "status does not say ok"
-"$CACHEMAX" status | grep -q "passthrough: *on" || fail "status: passthrough not on: $("$CACHEMAX" status)"
+"$CACHEMAX" status | t_grep "^$D\$" || fail "status does not list $D"
+"$CACHEMAX" status | t_grep "health: *ok" || fail "status does not say ok"
+"$CACHEMAX" status | t_grep "passthrough: *on" || fail "status: passthrough not on: $("$CACHEMAX" status)"
 "$CACHEMAX" status --json | python3 -c '
 import json,sys
 d=json.load(sys.stdin)["directories"]
@@ -127,15 +127,15 @@ t_unmount "$D"
 after=$(cd "$D" && find . -printf '%p %m %s\n' | sort)
 [ "$before" != "$after" ] || fail "the write made through the mount is missing"
 [ "$(cat "$D/x")" = "$(printf 'original\nmore')" ] || fail "origin content after stop: $(cat "$D/x")"
-"$CACHEMAX" status | grep -q "no directory is accelerated" || fail "status still lists something after stop"
+"$CACHEMAX" status | t_grep "no directory is accelerated" || fail "status still lists something after stop"
 
 # --no-passthrough: status says why
 t_mount "$D" "$C" --no-passthrough
-"$CACHEMAX" status | grep -q "passthrough: *off (disabled by --no-passthrough)" || fail "status: $("$CACHEMAX" status)"
+"$CACHEMAX" status | t_grep "passthrough: *off (disabled by --no-passthrough)" || fail "status: $("$CACHEMAX" status)"
 [ "$(head -1 "$D/x")" = original ] || fail "read through user-space path"
 # --lazy detaches even with open files; the open file keeps working
 exec 7<"$D/x"
-"$CACHEMAX" stop "$D" --lazy | grep -q detached || fail "stop --lazy with an open file"
+"$CACHEMAX" stop "$D" --lazy | t_grep detached || fail "stop --lazy with an open file"
 grep -q " $D fuse.cachemax " /proc/mounts && fail "stop --lazy left the mount visible"
 [ "$(head -1 <&7)" = original ] || fail "open file broke after lazy stop"
 exec 7<&-

@@ -33,7 +33,7 @@ chmod 644 "$CACHEMAX_CONFIG"
 # run under its systemd name, as systemd does
 ln -s "$ROOT/build/cachemax" "$T_SCRATCH/cachemax-generator"
 err=$("$T_SCRATCH/cachemax-generator" "$T_SCRATCH/gen" "$T_SCRATCH/gen" "$T_SCRATCH/gen" 2>&1) || fail "the generator failed: $err"
-echo "$err" | grep -qF "cachemax.conf:5: section [relative]" || fail "the generator did not report line 5: $err"
+echo "$err" | t_grep -F "cachemax.conf:5: section [relative]" || fail "the generator did not report line 5: $err"
 drop=$T_SCRATCH/gen/cachemax.service.d/50-cachemax-mounts.conf
 [ -f "$drop" ] || fail "no drop-in written"
 grep -qx "RequiresMountsFor=/srv/data /mnt/fast/data" "$drop" || fail "drop-in: $(cat "$drop")"
@@ -46,7 +46,7 @@ out=$(systemd-analyze verify --man=no "$U/cachemax.service" "$U/cachemax-web.ser
 # The check can fail: a wrong key in the drop-in is reported.
 echo "RequiresMountFor=/x" >> "$U/cachemax.service.d/50-cachemax-mounts.conf"
 out=$(systemd-analyze verify --man=no "$U/cachemax.service" 2>&1) || true
-echo "$out" | grep -q "RequiresMountFor" || fail "systemd-analyze verify did not read the drop-in: $out"
+echo "$out" | t_grep "RequiresMountFor" || fail "systemd-analyze verify did not read the drop-in: $out"
 # No config file: nothing to require, no failure.
 rm "$CACHEMAX_CONFIG"
 rm -rf "$T_SCRATCH/gen"/*

@@ -16,13 +16,13 @@ T_MOUNTS+=("$D1" "$D2" "$D3")
 mkdir -p "$D1" "$D2" "$D3"
 echo one > "$D1/f" && echo two > "$D2/f" && echo three > "$D3/f"
 chown nobody "$D2"
-mounted() { awk '{print $2" "$3}' /proc/mounts | sed 's/\\040/ /g' | grep -qxF "$1 fuse.cachemax"; }
+mounted() { awk '{print $2" "$3}' /proc/mounts | sed 's/\\040/ /g' | t_grep -xF "$1 fuse.cachemax"; }
 expect() {  # expect RC PATTERN command...: exit code and a message matching PATTERN
   local want=$1 pat=$2; shift 2
   local rc=0
   OUT=$("$@" 2>&1) || rc=$?
   [ "$rc" -eq "$want" ] || fail "'$*' exited $rc, expected $want: $OUT"
-  echo "$OUT" | grep -qE -- "$pat" || fail "'$*' said '$OUT', expected /$pat/"
+  echo "$OUT" | t_grep -E -- "$pat" || fail "'$*' said '$OUT', expected /$pat/"
 }
 
 # enable: the checks of start, nothing started, the options recorded under [DIR]
@@ -54,19 +54,19 @@ grep -qx "threads=3" "$CACHEMAX_CONFIG" && ! grep -qx "threads=2" "$CACHEMAX_CON
 expect 0 "3 started, 0 already running, 0 failed" "$CACHEMAX" start --all
 for d in "$D1" "$D2" "$D3"; do
   mounted "$d" || fail "start --all did not accelerate $d"
-  echo "$OUT" | grep -qF "accelerated $d " || fail "start --all did not report $d: $OUT"
+  echo "$OUT" | t_grep -F "accelerated $d " || fail "start --all did not report $d: $OUT"
 done
 [ "$(cat "$D2/f")" = two ] || fail "$D2/f reads '$(cat "$D2/f")'"
 # the recorded options are in effect and shown; the owner is shown
 st=$("$CACHEMAX" status)
-echo "$st" | grep -qF -- "--threads '3' --size '64M' --pin 'x*'" || fail "status options: $st"
-echo "$st" | grep -A1 -F "$D2" | grep -q "owner:        nobody" || fail "status does not say $D2 is nobody's: $st"
-echo "$st" | grep -A1 -F "$D1" | grep -q "owner:        root" || fail "status owner of $D1: $st"
-"$CACHEMAX" status --json | grep -qF '"owner": "nobody", "owner_uid": 65534' || fail "status --json has no owner"
-echo "$st" | grep -A12 -F "$D2" | grep -q "passthrough:  off" || fail "no-passthrough not in effect for $D2: $st"
+echo "$st" | t_grep -F -- "--threads '3' --size '64M' --pin 'x*'" || fail "status options: $st"
+echo "$st" | grep -A1 -F "$D2" | t_grep "owner:        nobody" || fail "status does not say $D2 is nobody's: $st"
+echo "$st" | grep -A1 -F "$D1" | t_grep "owner:        root" || fail "status owner of $D1: $st"
+"$CACHEMAX" status --json | t_grep -F '"owner": "nobody", "owner_uid": 65534' || fail "status --json has no owner"
+echo "$st" | grep -A12 -F "$D2" | t_grep "passthrough:  off" || fail "no-passthrough not in effect for $D2: $st"
 # several caches on one file system (C2 and C3 on /dev/shm, no --size): the second counts
 # what the first (and any other running cache there) may fill, so the two fit together
-echo "$OUT" | grep -q "note: .* other running cache.* on the file system at" \
+echo "$OUT" | t_grep "note: .* other running cache.* on the file system at" \
   || fail "start --all did not say what the other caches claim: $OUT"
 total=$(( $(stat -f -c '%b*%S' /dev/shm) ))
 size_of() { "$CACHEMAX" status --json | tr '{' '\n' | grep -F "\"dir\": \"$1\"" | grep -o '"cache_size": [0-9]*' | grep -o '[0-9]*$'; }
@@ -131,10 +131,10 @@ cache = $SHM/c4
 EOF
 chmod 644 "$BAD"
 expect 1 "$BAD:4: threads takes a number from 1 to 16, not '40'" "$CACHEMAX" start --all --config "$BAD"
-echo "$OUT" | grep -qF "$BAD:7: unknown key 'colour'" || fail "line 7 not reported: $OUT"
-echo "$OUT" | grep -qF "$BAD:8: a section header needs its closing ']'" || fail "line 8 not reported: $OUT"
-echo "$OUT" | grep -qF "cannot accelerate '$T_SCRATCH/gone'" || fail "the failed start is not reported: $OUT"
-echo "$OUT" | grep -qE "0 started, 0 already running, [0-9]+ failed" || fail "summary: $OUT"
+echo "$OUT" | t_grep -F "$BAD:7: unknown key 'colour'" || fail "line 7 not reported: $OUT"
+echo "$OUT" | t_grep -F "$BAD:8: a section header needs its closing ']'" || fail "line 8 not reported: $OUT"
+echo "$OUT" | t_grep -F "cannot accelerate '$T_SCRATCH/gone'" || fail "the failed start is not reported: $OUT"
+echo "$OUT" | t_grep -E "0 started, 0 already running, [0-9]+ failed" || fail "summary: $OUT"
 mounted "$D1" && fail "a section with a mistake was started"
 # the same mistakes stop nothing else: stop --all still fails on them, and says so
 expect 1 "$BAD:4:" "$CACHEMAX" stop --all --config "$BAD"
@@ -146,13 +146,13 @@ expect 1 "others may write" "$CACHEMAX" start --all --config "$BAD"
 # naming stderr's device and inode: here a file standing in for the journal)
 mkdir -p "$T_SCRATCH/logs"
 CACHEMAX_LOG_DIR=$T_SCRATCH/logs "$CACHEMAX" start "$D1" --cache "$C1" >/dev/null
-"$CACHEMAX" status | grep -A20 -F "$D1" | grep -q "log:          $T_SCRATCH/logs/.*\.log" || fail "log not in CACHEMAX_LOG_DIR: $("$CACHEMAX" status)"
+"$CACHEMAX" status | grep -A20 -F "$D1" | t_grep "log:          $T_SCRATCH/logs/.*\.log" || fail "log not in CACHEMAX_LOG_DIR: $("$CACHEMAX" status)"
 ls "$T_SCRATCH"/logs/*.log >/dev/null || fail "no log file in CACHEMAX_LOG_DIR"
 "$CACHEMAX" stop "$D1" >/dev/null
 J=$T_SCRATCH/journal
 : > "$J"
 ( exec 2>>"$J"; JOURNAL_STREAM=$(stat -c '%d:%i' "$J") "$CACHEMAX" start "$D1" --cache "$C1" >/dev/null )
-"$CACHEMAX" status | grep -A20 -F "$D1" | grep -q "log:          the journal" || fail "under systemd the log is not the journal: $("$CACHEMAX" status)"
+"$CACHEMAX" status | grep -A20 -F "$D1" | t_grep "log:          the journal" || fail "under systemd the log is not the journal: $("$CACHEMAX" status)"
 grep -q "cachemaxd: info: serving '$D1'" "$J" || fail "the daemon's log is not on the journal stream: $(cat "$J")"
 "$CACHEMAX" stop "$D1" >/dev/null
 grep -E "AddressSanitizer|runtime error:" "$J" && fail "sanitizer report on the journal stream"

@@ -82,11 +82,11 @@ kill -9 "$wd"; kill -9 "$pid"
 for _ in $(seq 1 50); do stat "$D/." >/dev/null 2>&1 || break; sleep 0.05; done
 err=$(stat "$D/." 2>&1 || true)
 # ENOTCONN; ECONNABORTED where the daemon served through FUSE-over-io_uring (enable_uring Y)
-echo "$err" | grep -qE "not connected|connection abort" || fail "expected a dead mount (ENOTCONN or ECONNABORTED), got: $err"
-"$CACHEMAX" status | grep -q "daemon not running" || fail "status does not report the dead daemon: $("$CACHEMAX" status)"
+echo "$err" | t_grep -E "not connected|connection abort" || fail "expected a dead mount (ENOTCONN or ECONNABORTED), got: $err"
+"$CACHEMAX" status | t_grep "daemon not running" || fail "status does not report the dead daemon: $("$CACHEMAX" status)"
 out=$("$CACHEMAX" stop "$D") || fail "stop on a dead mount failed: $out"
-echo "$out" | grep -q "cleared a dead mount" || fail "stop said: $out"
+echo "$out" | t_grep "cleared a dead mount" || fail "stop said: $out"
 grep -q " $D fuse.cachemax " /proc/mounts && fail "dead mount still there"
 [ "$(cat "$D/keep")" = "before the dead mount" ] || fail "original not visible after clearing"
-"$CACHEMAX" status | grep -q "no directory is accelerated" || fail "stale status record after clearing"
+"$CACHEMAX" status | t_grep "no directory is accelerated" || fail "stale status record after clearing"
 echo ok

@@ -84,7 +84,7 @@ sleep 0.3
 # (its pages are in the page cache now: a fill behind it would store chunks)
 [ "$(counter fills)" = "$fills" ] || fail "the cache filled behind a first read that a writer joined"
 [ "$(md5sum < "$D/shared")" = "$(md5sum < "$BACK/shared")" ] || fail "shared differs from the origin after a writer joined its first read"
-dd if="$D/shared" bs=1 skip=100 count=25 status=none | grep -q "changed through the mount" \
+dd if="$D/shared" bs=1 skip=100 count=25 status=none | t_grep "changed through the mount" \
   || fail "the write through the mount is not read back"
 t_unmount "$D"
 
@@ -128,5 +128,5 @@ t_unmount "$R"
 
 # 8. a bad mode is refused with a message that names the choices.
 out=$("$CACHEMAX" start "$D" --cache "$C" --first-read sometimes 2>&1) && fail "--first-read sometimes was accepted"
-echo "$out" | grep -q "'origin' or 'fill'" || fail "--first-read sometimes said: $out"
+echo "$out" | t_grep "'origin' or 'fill'" || fail "--first-read sometimes said: $out"
 echo ok

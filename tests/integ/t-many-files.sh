@@ -38,7 +38,7 @@ pid=$(json "$j" pid)
 rss0=$(json "$j" rss_bytes)
 nodes0=$(json "$j" nodes)
 [ "$(json "$j" file_handles)" = True ] || fail "tmpfs gives file handles, yet: $(json "$j" file_handles_why)"
-"$CACHEMAX" status | grep -q "inodes: *reached by file handle" || fail "status: $("$CACHEMAX" status)"
+"$CACHEMAX" status | t_grep "inodes: *reached by file handle" || fail "status: $("$CACHEMAX" status)"
 
 # The daemon's fds, sampled while the walk runs.
 peak=$T_SCRATCH/peak

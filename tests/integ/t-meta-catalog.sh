@@ -37,14 +37,14 @@ walk() { (cd "$1" && find . -printf '%p %M %s %n %U %G %T@ %l\n' | sort); }
 t_mount "$D" "$C"
 on=$(stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["meta_catalog"]["on"])')
 [ "$on" = False ] || fail "the catalog is on without --meta-catalog"
-"$CACHEMAX" status | grep -q "metadata: *no catalog, off (experimental: start --meta-catalog)" || fail "status without --meta-catalog: $("$CACHEMAX" status | grep metadata)"
+"$CACHEMAX" status | t_grep "metadata: *no catalog, off (experimental: start --meta-catalog)" || fail "status without --meta-catalog: $("$CACHEMAX" status | grep metadata)"
 ls -lR "$D" > /dev/null
 [ ! -e "$C/cachemax-v1/catalog" ] || [ -z "$(find "$C/cachemax-v1/catalog" -name '*.dir')" ] || fail "records written without --meta-catalog"
 t_unmount "$D"
 
 t_mount "$D" "$C" --meta-catalog
 [ "$(seal)" = "void: no seal (first start, or the last stop was not clean)" ] || fail "first start: seal '$(seal)'"
-"$CACHEMAX" status | grep -q "metadata: *catalog, seal void" || fail "status has no catalog line: $("$CACHEMAX" status)"
+"$CACHEMAX" status | t_grep "metadata: *catalog, seal void" || fail "status has no catalog line: $("$CACHEMAX" status)"
 # warm-up: every directory listed (recorded), every file stat'ed
 walk "$D" > "$T_SCRATCH/w0"; ls -lR "$D" > /dev/null
 t_unmount "$D"
@@ -57,7 +57,7 @@ drop
 t_mount "$D" "$C" --meta-catalog
 [ ! -f "$C/cachemax-v1/catalog/seal" ] || fail "the seal was not removed at the start"
 [ "$(seal)" = valid ] || fail "nothing changed while down, yet the seal is '$(seal)'"
-"$CACHEMAX" status | grep -q "metadata: *catalog, seal valid" || fail "status: $("$CACHEMAX" status | grep metadata)"
+"$CACHEMAX" status | t_grep "metadata: *catalog, seal valid" || fail "status: $("$CACHEMAX" status | grep metadata)"
 r0=$(R)
 find "$D" > /dev/null; r1=$(R)
 find "$D" ! -type l -exec stat {} + > /dev/null; r2=$(R)
@@ -85,7 +85,7 @@ sleep 1
 [ "$(stat -c %a "$D/d2/f7")" = 600 ] || fail "a chmod behind the sealed mount not seen: $(stat -c %a "$D/d2/f7")"
 [ "$(stat -c %s "$D/d3/f8")" = "$(stat -c %s "$BACK/d3/f8")" ] || fail "an append behind the sealed mount not seen"
 [ -e "$D/d4/new" ] || fail "a create behind the sealed mount not seen"
-ls "$D/d4" | grep -qx new || fail "a create behind the sealed mount not listed"
+ls "$D/d4" | t_grep -x new || fail "a create behind the sealed mount not listed"
 t_unmount "$D"
 
 # round 2: a chmod, a create and an append while down -> void seal, every change seen

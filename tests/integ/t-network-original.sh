@@ -52,12 +52,12 @@ CACHEMAX_ORIGIN_FS_TYPE=$NFS t_mount "$D" "$C" --attr-timeout $TIMEOUT --entry-t
 s=$(stats "$D")
 [ "$(get "$s" "s['change_watch']")" = timeout ] \
   || fail "an NFS original counts as watched: change_watch $(get "$s" "s['change_watch']") (want timeout)"
-get "$s" "s['change_watch_why']" | grep -q "NFS" || fail "change_watch_why does not name NFS: $(get "$s" "s['change_watch_why']")"
-get "$s" "s['meta_catalog']['seal']" | grep -q "not watched" \
+get "$s" "s['change_watch_why']" | t_grep "NFS" || fail "change_watch_why does not name NFS: $(get "$s" "s['change_watch_why']")"
+get "$s" "s['meta_catalog']['seal']" | t_grep "not watched" \
   || fail "the catalog's seal over an NFS original: $(get "$s" "s['meta_catalog']['seal']") (want: not watched)"
 [ "$(status_of "$D" change_watch)" = timeout ] || fail "status: change_watch $(status_of "$D" change_watch) (want timeout)"
-status_of "$D" change_watch_reason | grep -q "NFS" || fail "status does not say why: $(status_of "$D" change_watch_reason)"
-"$CACHEMAX" status | grep -q "changes: *seen at the attribute timeout (the original's file system is NFS" \
+status_of "$D" change_watch_reason | t_grep "NFS" || fail "status does not say why: $(status_of "$D" change_watch_reason)"
+"$CACHEMAX" status | t_grep "changes: *seen at the attribute timeout (the original's file system is NFS" \
   || fail "status (text) does not say NFS: $("$CACHEMAX" status | grep changes:)"
 
 # Opens: none deferred (the open is the close-to-open revalidation); the copy gets cached.
@@ -104,7 +104,7 @@ if command -v bindfs > /dev/null; then
   t_mount "$T_SCRATCH/bind" "$T_SCRATCH/cache-bind" --attr-timeout $TIMEOUT --entry-timeout $TIMEOUT
   s=$(stats "$T_SCRATCH/bind")
   [ "$(get "$s" "s['change_watch']")" = timeout ] || fail "a FUSE original counts as watched"
-  get "$s" "s['change_watch_why']" | grep -q "file system is FUSE" \
+  get "$s" "s['change_watch_why']" | t_grep "file system is FUSE" \
     || fail "a FUSE original's change_watch_why does not say FUSE: $(get "$s" "s['change_watch_why']")"
   t_unmount "$T_SCRATCH/bind"
 else
@@ -118,7 +118,7 @@ if out=$(CACHEMAX_ORIGIN_FS_TYPE=$NFS "$CACHEMAX" start "$D" --cache "$T_SCRATCH
   T_MOUNTS+=("$D")
   fail "--openless started on an NFS original"
 fi
-echo "$out" | grep -q -- "--openless is refused on '$D': the original's file system is NFS" \
+echo "$out" | t_grep -- "--openless is refused on '$D': the original's file system is NFS" \
   || fail "no clear message for --openless on an NFS original: $out"
 grep -q " $D fuse.cachemax " /proc/mounts && { T_MOUNTS+=("$D"); fail "the refused --openless start left a mount"; }
 echo "PASS"

@@ -22,7 +22,7 @@ CACHEMAX_FD_LIMIT=256 t_mount "$D" "$T_SCRATCH/cache" --entry-timeout 600 --attr
 j=$("$CACHEMAX" stats "$D" --json)
 [ "$(json "$j" file_handles)" = False ] || fail "bindfs should give no usable handles"
 echo "reached by name: $(json "$j" file_handles_why)"
-"$CACHEMAX" status | grep -q "inodes: *reached by parent and name (the original is a FUSE" \
+"$CACHEMAX" status | t_grep "inodes: *reached by parent and name (the original is a FUSE" \
   || fail "status does not say how inodes are reached: $("$CACHEMAX" status)"
 pid=$(json "$j" pid)
 

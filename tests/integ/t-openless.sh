@@ -39,13 +39,13 @@ if out=$(CACHEMAX_FAULT="fanotify_init:1:EPERM" "$CACHEMAX" start "$D" --cache "
   T_MOUNTS+=("$D")
   fail "--openless started without fanotify"
 fi
-echo "$out" | grep -q -- "--openless needs fanotify" || fail "no clear message without fanotify: $out"
+echo "$out" | t_grep -- "--openless needs fanotify" || fail "no clear message without fanotify: $out"
 grep -q " $D fuse.cachemax " /proc/mounts && fail "a refused --openless start left a mount"
 if out=$("$CACHEMAX" start "$D" --cache "$C" --openless --allow-submounts 2>&1); then
   T_MOUNTS+=("$D")
   fail "--openless started with --allow-submounts"
 fi
-echo "$out" | grep -q -- "--openless cannot be combined with --allow-submounts" || fail "no clear message: $out"
+echo "$out" | t_grep -- "--openless cannot be combined with --allow-submounts" || fail "no clear message: $out"
 
 # The watcher's thread cannot start after the mount (the one step left after the prepare):
 # the daemon unmounts again and says why, rather than serve kept pages with no invalidation.
@@ -53,7 +53,7 @@ if out=$(CACHEMAX_WATCH_THREAD_FAIL=1 "$CACHEMAX" start "$D" --cache "$C" --open
   T_MOUNTS+=("$D")
   fail "--openless kept serving without its watcher thread"
 fi
-echo "$out" | grep -q -- "--openless: the change watcher could not start after the mount" ||
+echo "$out" | t_grep -- "--openless: the change watcher could not start after the mount" ||
   fail "no clear message when the watcher's thread fails: $out"
 sleep 0.2
 grep -q " $D fuse.cachemax " /proc/mounts && { T_MOUNTS+=("$D"); fail "a failed watcher start left the mount"; }
@@ -66,7 +66,7 @@ if command -v bindfs > /dev/null; then
     T_MOUNTS+=("$T_SCRATCH/bind")
     fail "--openless started on a FUSE original"
   fi
-  echo "$out" | grep -q -- "--openless is refused on .*FUSE" || fail "no clear message on a FUSE original: $out"
+  echo "$out" | t_grep -- "--openless is refused on .*FUSE" || fail "no clear message on a FUSE original: $out"
 else
   echo "(no bindfs: the refusal on a FUSE original not checked)"
 fi

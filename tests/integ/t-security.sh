@@ -17,7 +17,7 @@ expect() {  # expect RC PATTERN command...: exit code and a message matching PAT
   local out rc=0
   out=$("$@" 2>&1) || rc=$?
   [ "$rc" -eq "$want" ] || fail "'$*' exited $rc, expected $want: $out"
-  echo "$out" | grep -qiE -- "$pat" || fail "'$*' said '$out', expected /$pat/"
+  echo "$out" | t_grep -iE -- "$pat" || fail "'$*' said '$out', expected /$pat/"
 }
 # ask USER-PREFIX... SOCKET REQUEST: one raw request line, the reply on stdout
 ask() {
@@ -49,7 +49,7 @@ rec=$(ls "$CACHEMAX_RUN_DIR"/*.state); sock=$(ls "$CACHEMAX_RUN_DIR"/*.sock)
 [ "$(stat -c '%U %a' "$C")" = "root 700" ] || fail "created cache directory: $(stat -c '%U %a' "$C")"
 cat "$D/x" >/dev/null
 # status is for everyone (records are 0644); the rest is root's
-"${NOBODY[@]}" "$CACHEMAX" status | grep -q "^$D\$" || fail "nobody cannot run status"
+"${NOBODY[@]}" "$CACHEMAX" status | t_grep "^$D\$" || fail "nobody cannot run status"
 expect 1 "run it as root" "${NOBODY[@]}" "$CACHEMAX" evict "$D"
 expect 1 "run it as root" "${NOBODY[@]}" "$CACHEMAX" evict "$D" "$D/private/f"
 expect 1 "run it as root" "${NOBODY[@]}" "$CACHEMAX" stop "$D"
@@ -57,7 +57,7 @@ expect 1 "run it as root" "${NOBODY[@]}" "$CACHEMAX" warm "$D"
 expect 1 "run it as root" "${NOBODY[@]}" "$CACHEMAX" verify "$D"
 expect 1 "permission denied" "${NOBODY[@]}" "$CACHEMAX" stats "$D"
 # the socket itself: nobody cannot even connect
-ask "${NOBODY[@]}" "$sock" "evict" | grep -q "connect: Permission denied" || fail "nobody could connect to the 0600 socket"
+ask "${NOBODY[@]}" "$sock" "evict" | t_grep "connect: Permission denied" || fail "nobody could connect to the 0600 socket"
 grep -q " $D fuse.cachemax " /proc/mounts || fail "nobody stopped the mount"
 # nobody cannot write a record or socket of its own into the run directory
 "${NOBODY[@]}" sh -c "echo dir=/x > '$CACHEMAX_RUN_DIR/evil.state'" 2>/dev/null && fail "nobody wrote into the run directory"
@@ -67,19 +67,19 @@ grep -q " $D fuse.cachemax " /proc/mounts || fail "nobody stopped the mount"
 [ "$(ask "$sock" "defrag x")" = '{"error": "unknown request"}' ] || fail "unknown verb: $(ask "$sock" "defrag x")"
 [ "$(ask "$sock" "warm")" = '{"error": "malformed argument"}' ] || fail "warm without a path: $(ask "$sock" "warm")"
 [ "$(ask "$sock" "stats x")" = '{"error": "malformed argument"}' ] || fail "stats with an argument: $(ask "$sock" "stats x")"
-ask "$sock" "stats" | grep -q '"pid"' || fail "root cannot read stats"
+ask "$sock" "stats" | t_grep '"pid"' || fail "root cannot read stats"
 t_unmount "$D"
 
 # --public-stats: read-only verbs for everyone, changes still root's (SO_PEERCRED)
 t_mount "$D" "$C" --public-stats
 sock=$(ls "$CACHEMAX_RUN_DIR"/*.sock)
 [ "$(stat -c '%a' "$sock")" = 666 ] || fail "--public-stats socket mode $(stat -c '%a' "$sock")"
-"${NOBODY[@]}" "$CACHEMAX" stats "$D" --json | grep -q '"pid"' || fail "nobody cannot read stats with --public-stats"
+"${NOBODY[@]}" "$CACHEMAX" stats "$D" --json | t_grep '"pid"' || fail "nobody cannot read stats with --public-stats"
 for req in evict "evict x" "evict private/f" "warm x" "verify x" "stop" "config set x 1"; do
   out=$(ask "${NOBODY[@]}" "$sock" "$req")
   [[ $out == *"permission denied"* ]] || fail "nobody sent '$req' and got '$out'"
 done
-ask "$sock" "evict x" | grep -q '"evicted"' || fail "root cannot evict: $(ask "$sock" "evict x")"
+ask "$sock" "evict x" | t_grep '"evicted"' || fail "root cannot evict: $(ask "$sock" "evict x")"
 
 # The CLI refuses records and sockets that are not root's (a redirect to nobody's socket).
 fake=$T_SCRATCH/fake; mkdir -p "$fake"; chown 65534 "$fake"
@@ -97,7 +97,7 @@ expect 1 "refusing to trust" "$CACHEMAX" stats "$D"
 chown 0 "$rec"; chmod 666 "$rec"
 expect 1 "mode 0666" "$CACHEMAX" status
 mv "$T_SCRATCH/saved.state" "$rec"
-"$CACHEMAX" status | grep -q "health: *ok" || fail "status after the record was put back"
+"$CACHEMAX" status | t_grep "health: *ok" || fail "status after the record was put back"
 t_unmount "$D"
 
 # --- 2. the cache directory must be root's all the way down --------------------------------------

@@ -34,8 +34,8 @@ t_mount "$D" "$T_SCRATCH/cache"
 j=$(js)
 [ "$(get "$j" "s['stats']['latency_us']['read_cache']['p50']")" = None ] || fail "p50 without samples: $j"
 out=$("$CACHEMAX" stats "$D")
-echo "$out" | grep -q "read cache p50 — p99 —" || fail "latency without samples is not '—': $out"
-echo "$out" | grep -q "0\.0 p99" && fail "a latency printed as 0.0: $out"
+echo "$out" | t_grep "read cache p50 — p99 —" || fail "latency without samples is not '—': $out"
+echo "$out" | t_grep "0\.0 p99" && fail "a latency printed as 0.0: $out"
 t_unmount "$D"
 
 # Without BPF: said so, opens counted, no bytes invented.
@@ -45,12 +45,12 @@ completed 1
 cat "$D/g" > /dev/null
 j=$(js)
 [ "$(get "$j" "s['passthrough_counting']")" = opens ] || fail "counting: $j"
-get "$j" "s['passthrough_counting_why']" | grep -q CACHEMAX_NO_BPF || fail "no reason given: $j"
+get "$j" "s['passthrough_counting_why']" | t_grep CACHEMAX_NO_BPF || fail "no reason given: $j"
 expect "$j" passthrough_opens_cache 1
 expect "$j" read_bytes_cache 0
 expect "$j" read_bytes_origin 0
-get "$j" "list(s['stats']['counters'])" | grep -q "passthrough_bytes_" && fail "file sizes counted: $j"
-"$CACHEMAX" stats "$D" | grep -q "passthrough reads are NOT counted, only opens" ||
+get "$j" "list(s['stats']['counters'])" | t_grep "passthrough_bytes_" && fail "file sizes counted: $j"
+"$CACHEMAX" stats "$D" | t_grep "passthrough reads are NOT counted, only opens" ||
   fail "human stats do not say so: $("$CACHEMAX" stats "$D")"
 t_unmount "$D"
 # Where the kernel refuses fexit programs, the system-call hooks (a cost on every system call
@@ -60,7 +60,7 @@ t_mount "$D" "$T_SCRATCH/cache"
 j=$(js)
 if [ "$(get "$j" "s.get('passthrough_counting_hooks', '')")" != fexit ]; then
   [ "$(get "$j" "s['passthrough_counting']")" = opens ] || fail "syscall hooks used unasked: $j"
-  get "$j" "s['passthrough_counting_why']" | grep -q -- "--count-syscalls" || fail "no hint: $j"
+  get "$j" "s['passthrough_counting_why']" | t_grep -- "--count-syscalls" || fail "no hint: $j"
 fi
 t_unmount "$D"
 # The rest needs BPF counting (the fallback above works everywhere).
@@ -80,7 +80,7 @@ expect "$j" read_bytes_cache 1048576
 # Reads just now are in the 1 s window; the top file is g, complete in the cache.
 [ "$(get "$j" "s['windows']['1s']['read_bytes_cache']")" -ge 1048576 ] || fail "1s window: $j"
 get "$j" "s['files'][0]['path'], s['files'][0]['state'], s['files'][0]['bytes_served']" |
-  grep -qx "('g', 'full', 5242880)" || fail "top files: $(get "$j" "s['files']")"
+  t_grep -x "('g', 'full', 5242880)" || fail "top files: $(get "$j" "s['files']")"
 sleep 2.2
 j=$(js)
 [ "$(get "$j" "s['windows']['1s']['read_bytes_cache']")" = 0 ] || fail "the 1s window did not move: $j"
@@ -101,7 +101,7 @@ expect "$j" read_bytes_origin 8388608
 expect "$j" passthrough_opens_cache 12
 expect "$j" passthrough_opens_origin 1
 [ "$(get "$j" "round(s['stats']['hit_ratio_bytes'], 2)")" = 0.67 ] || fail "hit_ratio_bytes: $j"
-"$CACHEMAX" stats "$D" | grep -q "hit ratio .*, 66.7% bytes" || fail "human stats: $("$CACHEMAX" stats "$D")"
+"$CACHEMAX" stats "$D" | t_grep "hit ratio .*, 66.7% bytes" || fail "human stats: $("$CACHEMAX" stats "$D")"
 t_unmount "$D"
 
 echo ok

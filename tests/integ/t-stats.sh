@@ -38,9 +38,9 @@ import json,sys
 s=json.loads(sys.argv[1])["stats"]; l=s["latency_us"]; c=s["counters"]
 assert l["read_origin"]["count"]==c["read_ops_origin"] and l["read_cache"]["count"]==c["read_ops_cache"], l
 assert 0 < l["read_origin"]["p50"] <= l["read_origin"]["p99"], l' "$j" || fail "latency histograms are wrong: $j"
-"$CACHEMAX" stats "$D" | grep -q "from origin $(counter "$j" read_ops_origin) " || fail "human stats: $("$CACHEMAX" stats "$D")"
+"$CACHEMAX" stats "$D" | t_grep "from origin $(counter "$j" read_ops_origin) " || fail "human stats: $("$CACHEMAX" stats "$D")"
 out=$("$CACHEMAX" stats "$D" --watch 0.2 --count 2)
-echo "$out" | grep -q "rates" || fail "--watch shows no rates: $out"
+echo "$out" | t_grep "rates" || fail "--watch shows no rates: $out"
 t_unmount "$D"
 
 rm -rf "$T_SCRATCH/cache"   # a cold cache
@@ -66,5 +66,5 @@ expect "$j" fills 4
 t_unmount "$D"
 
 out=$("$CACHEMAX" stats "$D" 2>&1) && fail "stats of a directory that is not accelerated succeeded"
-echo "$out" | grep -q "not accelerated" || fail "stats said: $out"
+echo "$out" | t_grep "not accelerated" || fail "stats said: $out"
 echo ok

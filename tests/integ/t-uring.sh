@@ -23,7 +23,7 @@ STRICT=0
 if [ -z "$(uring_holders)" ]; then STRICT=1; echo N > "$PARAM"; fi
 # Holders that are daemons of another test run (their command line names no path of this run):
 # one that started with --io-uring after the check above keeps enable_uring on, rightly.
-other_holders() { uring_holders | while read -r p; do tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -q "cmtest-$CMTEST_RUN" || echo "$p"; done; true; }
+other_holders() { uring_holders | while read -r p; do tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | t_grep "cmtest-$CMTEST_RUN" || echo "$p"; done; true; }
 param_back() {  # param_back WHAT: enable_uring is N again, nothing recorded
   [ $STRICT = 1 ] || return 0
   if [ -n "$(other_holders)" ]; then echo "$1: another run's daemon holds enable_uring now; not checked"; return 0; fi
@@ -71,10 +71,10 @@ mkdir -p "$M" "$P"
 t_mount "$M" "$T_SCRATCH/cache-uring" --io-uring --no-passthrough
 [ "$(cat "$PARAM")" = Y ] || fail "--io-uring did not turn on $PARAM"
 [ "$(status_get "$M" transport)" = io_uring ] || fail "status: transport $(status_get "$M" transport) ($(status_get "$M" transport_reason)), expected io_uring"
-"$CACHEMAX" status | grep -q "transport:    io_uring" || fail "status text: $("$CACHEMAX" status)"
+"$CACHEMAX" status | t_grep "transport:    io_uring" || fail "status text: $("$CACHEMAX" status)"
 pid=$(daemon_pid "$M")
 grep -q "transport io_uring" "$(status_get "$M" log)" || fail "the daemon log does not name the transport"
-[ $STRICT = 0 ] || grep -qx "holders=$pid" "$RECORD" || fail "the record does not name the daemon: $(cat "$RECORD")"
+[ $STRICT = 0 ] || t_grep -x "holders=$pid" "$RECORD" || fail "the record does not name the daemon: $(cat "$RECORD")"
 
 # One ring thread set per possible CPU, each pinned to its own CPU.
 ncpu=$(python3 -c 'import os; print(os.sysconf("SC_NPROCESSORS_CONF"))')
@@ -138,8 +138,8 @@ M2=$SHM/mnt-fallback P2=$SHM/plain-fallback
 mkdir -p "$M2" "$P2"
 CACHEMAX_FAULT=io_uring_setup:1:ENOMEM t_mount "$M2" "$T_SCRATCH/cache-fallback" --io-uring --no-passthrough
 [ "$(status_get "$M2" transport)" = dev_fuse ] || fail "fallback: transport $(status_get "$M2" transport), expected dev_fuse"
-status_get "$M2" transport_reason | grep -q "io_uring setup failed" || fail "fallback: reason '$(status_get "$M2" transport_reason)'"
-"$CACHEMAX" status | grep -q "transport:    dev_fuse (io_uring setup failed" || fail "fallback status text: $("$CACHEMAX" status)"
+status_get "$M2" transport_reason | t_grep "io_uring setup failed" || fail "fallback: reason '$(status_get "$M2" transport_reason)'"
+"$CACHEMAX" status | t_grep "transport:    dev_fuse (io_uring setup failed" || fail "fallback status text: $("$CACHEMAX" status)"
 if ! "$DIFFTEST" --seed 12 --ops $((OPS / 4)) "$M2" "$P2"; then
   fail "fallback: the mount and a plain directory disagree (seed 12)"
 fi
@@ -158,7 +158,7 @@ CACHEMAX_FAULT=io_uring_enter:1:ENOMEM timeout 60 "$CACHEMAX" start "$M4" --cach
   --io-uring --no-passthrough --threads "$threads" || { T_MOUNTS+=("$M4"); fail "late fallback: start failed"; }
 T_MOUNTS+=("$M4")
 [ "$(status_get "$M4" transport)" = dev_fuse ] || fail "late fallback: transport $(status_get "$M4" transport)"
-status_get "$M4" transport_reason | grep -q "io_uring registration failed" || fail "late fallback: reason '$(status_get "$M4" transport_reason)'"
+status_get "$M4" transport_reason | t_grep "io_uring registration failed" || fail "late fallback: reason '$(status_get "$M4" transport_reason)'"
 if ! timeout 120 "$DIFFTEST" --seed 13 --ops $((OPS / 4)) "$M4" "$P4"; then
   fail "late fallback: the mount hangs or disagrees with a plain directory (seed 13)"
 fi
@@ -173,7 +173,7 @@ t_mount "$M5" "$T_SCRATCH/cache-crash" --io-uring --no-passthrough
 [ "$(cat "$PARAM")" = Y ] || fail "--io-uring did not turn on $PARAM (crash case)"
 kill -9 "$(status_get "$M5" watchdog_pid)" "$(daemon_pid "$M5")"
 sleep 0.3
-"$CACHEMAX" stop "$M5" | grep -q "cleared a dead mount" || fail "stop did not clear the dead mount"
+"$CACHEMAX" stop "$M5" | t_grep "cleared a dead mount" || fail "stop did not clear the dead mount"
 param_back "stop after the watchdog and daemon were killed"
 
 # --- --no-io-uring: /dev/fuse although enable_uring is on -----------------------------------

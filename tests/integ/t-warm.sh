@@ -45,8 +45,8 @@ out=$("$CACHEMAX" warm "$D" '*.iso' --json) || fail "warm of the globs failed: $
 [ "$(field "$out" files)" = 2 ] || fail "'*.iso' picked $(field "$out" files) files, expected 2: $out"
 [ "$(field "$out" bytes_copied)" = $((400 * 1024)) ] || fail "warm '*.iso' copied: $out"
 out=$("$CACHEMAX" warm "$D" 2>&1) || fail "warm failed: $out"
-echo "$out" | grep -q "^warm: $NFILES of $NFILES files complete in the cache" || fail "warm said: $out"
-echo "$out" | grep -q "3 already were" || fail "warm did not see the two .iso copies (and the empty file) complete: $out"
+echo "$out" | t_grep "^warm: $NFILES of $NFILES files complete in the cache" || fail "warm said: $out"
+echo "$out" | t_grep "3 already were" || fail "warm did not see the two .iso copies (and the empty file) complete: $out"
 [ "$(counter fill_bytes)" = "$TOTAL" ] || fail "warm filled $(counter fill_bytes) bytes, expected $TOTAL"
 [ "$(counter read_ops_origin)" = 0 ] || fail "warm read the origin for an application"
 opens=$(counter passthrough_opens_cache) origin_opens=$(counter passthrough_opens_origin) reads=$(counter read_ops_origin)
@@ -94,8 +94,8 @@ echo "t-warm: interrupted run filled $first bytes, resumed run $second (set $TOT
 t_unmount "$D"
 t_mount "$D" "$C" --size 8M --complete-max 0
 out=$("$CACHEMAX" warm "$D" 2>&1) && fail "warm of $TOTAL bytes into an 8 MiB cache succeeded: $out"
-echo "$out" | grep -q "more than the cache of '$D' keeps (capacity 8.00 MiB" || fail "refusal said: $out"
-echo "$out" | grep -q "nothing was copied" || fail "refusal said: $out"
+echo "$out" | t_grep "more than the cache of '$D' keeps (capacity 8.00 MiB" || fail "refusal said: $out"
+echo "$out" | t_grep "nothing was copied" || fail "refusal said: $out"
 [ "$(counter fill_bytes)" = 0 ] || fail "a refused warm filled $(counter fill_bytes) bytes"
 # A subset that fits is fine.
 "$CACHEMAX" warm "$D" a/b/f1.bin c/f2.bin >/dev/null || fail "warm of a subset that fits failed"
@@ -105,17 +105,17 @@ t_unmount "$D"
 # An excluded file is counted, not copied, and no error.
 t_mount "$D" "$C" --size 64M --complete-max 0 --exclude one.iso
 out=$("$CACHEMAX" warm "$D" --verify 2>&1) || fail "warm --verify failed: $out"
-echo "$out" | grep -q "verified $((NFILES - 1)), 0 mismatches" || fail "warm --verify said: $out"
-echo "$out" | grep -q "1 excluded (--exclude)" || fail "warm did not count the excluded file: $out"
+echo "$out" | t_grep "verified $((NFILES - 1)), 0 mismatches" || fail "warm --verify said: $out"
+echo "$out" | t_grep "1 excluded (--exclude)" || fail "warm did not count the excluded file: $out"
 victim=c/f2.bin
 ino=$(stat -c %i "$BACK/$victim")
 obj=$(find "$C" -name "*-$(printf %016x "$ino").data")
 [ -f "$obj" ] || fail "no cache object for $victim"
 printf 'CORRUPTED' | dd of="$obj" bs=1 seek=70000 conv=notrunc status=none
 out=$("$CACHEMAX" verify "$D" 2>&1) && fail "verify of a corrupted copy exited 0: $out"
-echo "$out" | grep -q "^mismatch: '$victim': the cache copy" || fail "verify did not name $victim: $out"
+echo "$out" | t_grep "^mismatch: '$victim': the cache copy" || fail "verify did not name $victim: $out"
 [ "$(echo "$out" | grep -c '^mismatch:')" = 1 ] || fail "verify named more than one file: $out"
-echo "$out" | grep -q "$((NFILES - 2)) match, 1 mismatch (dropped); 1 file not complete" || fail "verify summary: $out"
+echo "$out" | t_grep "$((NFILES - 2)) match, 1 mismatch (dropped); 1 file not complete" || fail "verify summary: $out"
 cmp -s "$D/$victim" "$BACK/$victim" || fail "after verify, $victim read through the mount is not the original"
 out=$("$CACHEMAX" verify "$D" a "$victim" --json) || fail "verify after the drop failed: $out"
 [ "$(field "$out" mismatch)" = 0 ] || fail "verify after the drop: $out"
@@ -123,14 +123,14 @@ out=$("$CACHEMAX" verify "$D" a "$victim" --json) || fail "verify after the drop
 # to the copy, whose mapping writes reach the original later) is not judged.
 exec 4<"$D/a/b/f1.bin" 3>>"$D/a/b/f1.bin"
 out=$("$CACHEMAX" verify "$D" a/b/f1.bin 2>&1) || fail "verify of a file open for writing failed: $out"
-echo "$out" | grep -q "0 match, 0 mismatches (dropped); 0 files not complete in the cache (not checked), 1 changed while hashed or open for writing" \
+echo "$out" | t_grep "0 match, 0 mismatches (dropped); 0 files not complete in the cache (not checked), 1 changed while hashed or open for writing" \
   || fail "verify of a file open for writing said: $out"
 exec 3>&- 4<&-
 # Not a file of DIR, not there: clear messages.
 out=$("$CACHEMAX" verify "$D" /etc/hostname 2>&1) && fail "verify outside DIR succeeded"
-echo "$out" | grep -q "is not inside" || fail "verify outside DIR said: $out"
+echo "$out" | t_grep "is not inside" || fail "verify outside DIR said: $out"
 out=$("$CACHEMAX" warm "$D" nosuchfile 2>&1) && fail "warm of a missing file succeeded"
-echo "$out" | grep -q "cannot find 'nosuchfile'" || fail "warm of a missing file said: $out"
+echo "$out" | t_grep "cannot find 'nosuchfile'" || fail "warm of a missing file said: $out"
 # evict of a directory drops every copy below it.
 out=$("$CACHEMAX" evict "$D" a 2>&1) || fail "evict of a directory failed: $out"
 [ "$out" = "evicted $((FILES / 3 + 1)) cache copies" ] || fail "evict DIR a said: $out"
