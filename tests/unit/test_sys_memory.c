@@ -1,12 +1,14 @@
-/* Unit tests of sys_memory.h: /proc/self/cgroup and memory-limit texts parsed strictly, and the
- * memory a process may use chosen from physical memory and its cgroups' limits, over a fake
- * file reader (a table of paths and texts) instead of the machine's files. */
+/* Unit tests of sys_memory.h: /proc/self/cgroup and memory-limit texts parsed strictly (also
+ * every prefix, under ASan), and the memory a process may use chosen from physical memory and
+ * its cgroups' limits, over a fake file reader (a table of paths and texts) instead of the
+ * machine's files. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -69,6 +71,39 @@ static void test_cgroup_path_rejects(void **state)
 		assert_int_equal(sys_memory_cgroup_path(bad[i], false, path, sizeof(path)), -EINVAL);
 		assert_int_equal(sys_memory_cgroup_path(bad[i], true, path, sizeof(path)), -EINVAL);
 		assert_string_equal(path, "untouched");
+	}
+}
+
+/* Every prefix of a text, in a buffer of exactly its size (ASan sees any read past it): an
+ * answer, never a crash. */
+static void test_prefixes(void **state)
+{
+	static const char *const texts[] = {
+		hybrid, "0::/system.slice/x.service\n", "12:cpu,memory:/a/b\n0::/c\n",
+		"max\n", "9223372036854771712\n",
+	};
+	char path[64];
+	uint64_t bytes;
+
+	(void)state;
+	for (size_t t = 0; t < sizeof(texts) / sizeof(texts[0]); t++) {
+		size_t len = strlen(texts[t]);
+		for (size_t n = 0; n <= len; n++) {
+			char *p = malloc(n + 1);
+			int rc;
+			assert_non_null(p);
+			memcpy(p, texts[t], n);
+			p[n] = '\0';
+			for (int v1 = 0; v1 <= 1; v1++) {
+				rc = sys_memory_cgroup_path(p, v1, path, sizeof(path));
+				assert_true(rc == 0 || rc == -ENOENT || rc == -EINVAL);
+				if (rc == 0)
+					assert_true(path[0] == '/');
+			}
+			rc = sys_memory_limit_parse(p, &bytes);
+			assert_true(rc == 0 || rc == -EINVAL);
+			free(p);
+		}
 	}
 }
 
@@ -263,6 +298,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cgroup_path),
 		cmocka_unit_test(test_cgroup_path_rejects),
+		cmocka_unit_test(test_prefixes),
 		cmocka_unit_test(test_limit_parse),
 		cmocka_unit_test(test_usable_v2),
 		cmocka_unit_test(test_usable_v1),
