@@ -103,21 +103,21 @@ uint64_t sys_memory_usable_read(uint64_t physical, sys_memory_read_fn read, bool
 {
 	char text[PROC_CGROUP_MAX], path2[PATH_MAX], path1[PATH_MAX];
 	uint64_t limit = SYS_MEMORY_NO_LIMIT, v1;
-	int rc2, rc1;
+	int rc2 = -ENOENT, rc1 = -ENOENT;
 
 	if (read(SYS_MEMORY_PROC_CGROUP, text, sizeof(text)) >= 0) {
 		rc2 = sys_memory_cgroup_path(text, false, path2, sizeof(path2));
 		rc1 = sys_memory_cgroup_path(text, true, path1, sizeof(path1));
-		if (rc2 == -EINVAL || rc1 == -EINVAL) {
-			log_warn("cannot read '%s': a line is not ID:CONTROLLERS:/PATH; no memory limit "
-			         "of a cgroup is used", SYS_MEMORY_PROC_CGROUP);
-		} else {
-			if (rc2 == 0)
-				limit = cgroup_limit(read, SYS_MEMORY_CGROUP2, "memory.max", path2);
-			if (rc1 == 0 && (v1 = cgroup_limit(read, SYS_MEMORY_CGROUP1, "memory.limit_in_bytes",
-			                                   path1)) < limit)
-				limit = v1;
-		}
+	}
+	if (rc2 == -EINVAL || rc1 == -EINVAL) {
+		log_warn("cannot read '%s': a line is not ID:CONTROLLERS:/PATH; no memory limit of a "
+		         "cgroup is used", SYS_MEMORY_PROC_CGROUP);
+	} else {
+		if (rc2 == 0)
+			limit = cgroup_limit(read, SYS_MEMORY_CGROUP2, "memory.max", path2);
+		if (rc1 == 0 && (v1 = cgroup_limit(read, SYS_MEMORY_CGROUP1, "memory.limit_in_bytes",
+		                                   path1)) < limit)
+			limit = v1;
 	}
 	*from_cgroup = limit != SYS_MEMORY_NO_LIMIT && (!physical || limit < physical);
 	return *from_cgroup ? limit : physical;

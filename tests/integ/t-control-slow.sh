@@ -78,7 +78,10 @@ taskset -a -p -c "0-$(( $(nproc) - 1 ))" "$pid" >/dev/null
 echo "ok: 3,000 rounds of verify, verify, stats and 100 of the CLI's verify && stats, never busy"
 
 # --- 2. several clients at once: the limit holds -----------------------------------------------
-out=$(python3 - "$sock" 6 <<'EOF'
+# Tried up to 3 times for a "busy" (a heavily loaded machine could delay the server's accepts
+# until a hash is done); every try must answer each request with a result or "busy".
+for try in 1 2 3; do
+  out=$(python3 - "$sock" 6 <<'EOF'
 import socket, sys, threading
 path, n = sys.argv[1], int(sys.argv[2])
 socks = []
@@ -87,7 +90,7 @@ for _ in range(n):
     s.settimeout(60)
     s.connect(path)
     socks.append(s)
-for s in socks:                      # all sent before any is answered
+for s in socks:                      # sent at once: while the first two are hashed
     s.sendall(b"verify big\n")
 replies = [None] * n
 def read(i):
@@ -108,10 +111,13 @@ for r in replies:
         print("unexpected reply: " + r.strip()[:200])
 print("busy %d match %d" % (busy, match))
 EOF
-) || fail "the concurrent verifies failed: $out"
-read -r _ busy _ match <<<"$(tail -n 1 <<<"$out")"
-[ "$busy" -ge 1 ] && [ "$match" -ge 2 ] && [ $((busy + match)) = 6 ] \
-  || fail "6 verifies of a 128 MiB copy at once: $out (want >= 1 busy, >= 2 match, nothing else)"
-echo "ok: 6 verifies at once: $match answered, $busy busy"
+  ) || fail "the concurrent verifies failed: $out"
+  read -r _ busy _ match <<<"$(tail -n 1 <<<"$out")"
+  [ "$match" -ge 2 ] && [ $((busy + match)) = 6 ] \
+    || fail "6 verifies of a 128 MiB copy at once: $out (want >= 2 match, the rest busy, nothing else)"
+  [ "$busy" -ge 1 ] && break
+done
+[ "$busy" -ge 1 ] || fail "6 verifies of a 128 MiB copy at once, 3 times: never busy ($out)"
+echo "ok: 6 verifies at once (try $try): $match answered, $busy busy"
 t_unmount "$D"
 echo "PASS: slow control requests"
