@@ -18,6 +18,9 @@
 #include "util/log.h"
 
 #define SERVER_IO_TIMEOUT_MS 1000
+/* For tests: a slow request's thread waits this long after its reply is written, before it
+ * ends, as if preempted there; a client must still never be answered "busy" (t-control-slow). */
+#define SLOW_LINGER_ENV "CACHEMAX_CONTROL_LINGER_MS"
 
 struct control_server {
 	int listen_fd;
@@ -28,9 +31,17 @@ struct control_server {
 	struct control_proto_request request;  /* used by the server thread only */
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	char reply[CONTROL_REPLY_MAX + 1];  /* used by the server thread only */
-	pthread_mutex_t slow_lock;       /* protects slow_running */
-	pthread_cond_t slow_done;
-	unsigned slow_running;           /* slow requests being answered on their own threads */
+	pthread_mutex_t slow_lock;       /* protects slow_working and slow_threads */
+	pthread_cond_t slow_done;        /* signalled when slow_threads drops */
+	/* Two counts, because a slow request's thread outlives its work. The limit is on the
+	 * work (handlers running, at most CONTROL_SLOW_MAX), counted done before the reply is
+	 * written, so that a client holding its answer always finds the slot free again (given
+	 * back after the reply, a thread not yet scheduled again kept it: the client's next
+	 * request was "busy"). Threads past their work only write a reply line (at most
+	 * SERVER_IO_TIMEOUT_MS) and end; stop waits for them, as they use the server until then. */
+	unsigned slow_working;
+	unsigned slow_threads;
+	unsigned slow_linger_ms;         /* SLOW_LINGER_ENV; 0 outside tests */
 };
 
 /* A slow request, answered on its own thread (it owns fd and itself). */
@@ -114,11 +125,18 @@ static void *slow_main(void *arg)
 	struct control_server *srv = q->srv;
 	int len = q->verb->handler(srv->target, q->arg, q->reply, CONTROL_REPLY_MAX);
 
+	pthread_mutex_lock(&srv->slow_lock);
+	srv->slow_working--;        /* before the reply: see struct control_server */
+	pthread_mutex_unlock(&srv->slow_lock);
 	reply_send(q->fd, q->reply, len, now_ms() + SERVER_IO_TIMEOUT_MS);
 	close(q->fd);
 	free(q);
+	if (srv->slow_linger_ms) {
+		struct timespec linger = { srv->slow_linger_ms / 1000, srv->slow_linger_ms % 1000 * 1000000L };
+		nanosleep(&linger, NULL);
+	}
 	pthread_mutex_lock(&srv->slow_lock);
-	srv->slow_running--;
+	srv->slow_threads--;
 	pthread_cond_broadcast(&srv->slow_done);
 	pthread_mutex_unlock(&srv->slow_lock);
 	return NULL;
@@ -133,11 +151,12 @@ static bool slow_start(struct control_server *srv, int fd, const struct control_
 	bool started = false;
 
 	pthread_mutex_lock(&srv->slow_lock);
-	if (srv->slow_running >= CONTROL_SLOW_MAX) {
+	if (srv->slow_working >= CONTROL_SLOW_MAX) {
 		pthread_mutex_unlock(&srv->slow_lock);
 		return false;
 	}
-	srv->slow_running++;
+	srv->slow_working++;
+	srv->slow_threads++;
 	pthread_mutex_unlock(&srv->slow_lock);
 	q = malloc(sizeof(*q));
 	if (q) {
@@ -154,7 +173,8 @@ static bool slow_start(struct control_server *srv, int fd, const struct control_
 	}
 	if (!started) {
 		pthread_mutex_lock(&srv->slow_lock);
-		srv->slow_running--;
+		srv->slow_working--;
+		srv->slow_threads--;
 		pthread_mutex_unlock(&srv->slow_lock);
 	}
 	return started;
@@ -236,6 +256,7 @@ int control_server_start(const char *path, bool read_for_all, struct control_tar
 {
 	struct control_server *srv = calloc(1, sizeof(*srv));
 	struct sockaddr_un addr;
+	const char *linger;
 	int rc;
 
 	if (!srv)
@@ -244,6 +265,8 @@ int control_server_start(const char *path, bool read_for_all, struct control_tar
 	pthread_mutex_init(&srv->slow_lock, NULL);
 	pthread_cond_init(&srv->slow_done, NULL);
 	srv->read_for_all = read_for_all;
+	if ((linger = getenv(SLOW_LINGER_ENV)))
+		srv->slow_linger_ms = (unsigned)strtoul(linger, NULL, 10);
 	srv->stop_pipe[0] = srv->stop_pipe[1] = -1;
 	rc = address_of(path, &addr);
 	if (rc < 0)
@@ -289,7 +312,7 @@ void control_server_stop(struct control_server *srv)
 		log_warn("cannot wake the control socket thread: %s", strerror(errno));
 	pthread_join(srv->thread, NULL);
 	pthread_mutex_lock(&srv->slow_lock);
-	while (srv->slow_running)
+	while (srv->slow_threads)
 		pthread_cond_wait(&srv->slow_done, &srv->slow_lock);
 	pthread_mutex_unlock(&srv->slow_lock);
 	close(srv->listen_fd);

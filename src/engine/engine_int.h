@@ -204,8 +204,8 @@ struct engine_seen {
  * (cache_object_park): its data file stays open only as the kernel's backing file, so an entry
  * costs the daemon no fd (about 300 bytes of memory, and the kernel a backing file: its
  * struct file and the copy's inode kept in memory). Set-associative by key; an entry pushed
- * out is released (its id closed). Bounded by cfg.kept_max entries (from the machine's
- * memory, fs_node.c) and ENGINE_KEPT_BYTES_MAX bytes of copies (a kept object evicted or
+ * out is released (its id closed). Bounded by cfg.kept_max entries (from the memory the
+ * daemon may use, fs_node.c) and ENGINE_KEPT_BYTES_MAX bytes of copies (a kept object evicted or
  * removed by the capacity thread or the scrub holds its data file's blocks through the
  * kernel's backing file until it is pushed out or reopened), each at most
  * ENGINE_KEPT_SIZE_MAX. */

@@ -122,7 +122,8 @@ struct fs_table {
 /* Complete objects of small files kept with their backing id (engine_config.kept_max): no fd
  * each, but about 300 bytes here and a backing file in the kernel (its struct file and the
  * copy's inode held in memory, about 1.5 KiB): one per FS_KEPT_MEMORY_PER bytes of the
- * machine's memory (~1.5% of it), within [FS_KEPT_MIN, FS_KEPT_MAX]. */
+ * memory the daemon may use (~1.5% of it: the machine's, or its cgroup's limit when smaller,
+ * sys_memory.h), within [FS_KEPT_MIN, FS_KEPT_MAX]. */
 #define FS_KEPT_MAX 131072
 #define FS_KEPT_MIN 1024
 #define FS_KEPT_MEMORY_PER (128u << 10)

@@ -18,6 +18,7 @@
 
 #include "fs/fs_type.h"
 #include "sys/sys.h"
+#include "sys/sys_memory.h"
 #include "util/log.h"
 
 #define INITIAL_BUCKETS 1024
@@ -518,13 +519,20 @@ static uint32_t fd_limit_share(unsigned divisor, uint32_t max, uint32_t min)
 	return share < min ? min : (uint32_t)share;
 }
 
+/* From the memory the daemon may use: the machine's, or its cgroup's limit (sys_memory.h). */
 static uint32_t kept_max_for_memory(void)
 {
-	long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGESIZE);
-	uint64_t n = FS_KEPT_MAX;
-	if (pages > 0 && page_size > 0)
-		n = (uint64_t)pages * (uint64_t)page_size / FS_KEPT_MEMORY_PER;
-	return n > FS_KEPT_MAX ? FS_KEPT_MAX : n < FS_KEPT_MIN ? FS_KEPT_MIN : (uint32_t)n;
+	bool from_cgroup;
+	uint64_t memory = sys_memory_usable(&from_cgroup), n = FS_KEPT_MAX;
+	if (memory)
+		n = memory / FS_KEPT_MEMORY_PER;
+	n = n > FS_KEPT_MAX ? FS_KEPT_MAX : n < FS_KEPT_MIN ? FS_KEPT_MIN : n;
+	if (memory)
+		log_info("kept objects: at most %u (%llu MiB of memory%s)", (unsigned)n,
+		         (unsigned long long)(memory >> 20), from_cgroup ? ": the cgroup's limit" : "");
+	else
+		log_info("kept objects: at most %u (the machine's memory is unknown)", (unsigned)n);
+	return (uint32_t)n;
 }
 
 int fs_table_init(struct fs *fs)

@@ -21,7 +21,7 @@ static const char *const sys_op_names[SYS_OP_COUNT] = {
 	"unlinkat", "renameat2", "linkat", "fchownat", "chmod", "utimensat", "getxattr", "setxattr",
 	"listxattr", "removexattr", "fstatvfs", "getdents", "syncfs", "backing_open", "fdatasync",
 	"flock", "io_uring_setup", "io_uring_enter", "cachestat", "name_to_handle_at",
-	"open_by_handle_at", "fanotify_init", "fanotify_mark", "fstatfs", "poll",
+	"open_by_handle_at", "fanotify_init", "fanotify_mark", "fstatfs", "poll", "read_file",
 };
 
 struct sys_fault {
@@ -200,6 +200,43 @@ int sys_io_uring_enter(int fd, unsigned to_submit, unsigned min_complete, unsign
 {
 	FAULT_OR(SYS_OP_IO_URING_ENTER);
 	RET(syscall(__NR_io_uring_enter, fd, to_submit, min_complete, flags, NULL, 0));
+}
+
+ssize_t sys_read_file(const char *path, char *buf, size_t size)
+{
+	size_t used = 0;
+	ssize_t n = 0;
+	int fd, err = 0;
+
+	FAULT_OR(SYS_OP_READ_FILE);
+	if (!size)
+		return -EINVAL;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	/* One byte more than fits: a file that fills buf exactly is told from a longer one. */
+	for (;;) {
+		char probe;
+		n = used < size - 1 ? read(fd, buf + used, size - 1 - used) : read(fd, &probe, 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err = errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		if (used == size - 1) {
+			err = EFBIG;
+			break;
+		}
+		used += (size_t)n;
+	}
+	close(fd);
+	if (err)
+		return -err;
+	buf[used] = '\0';
+	return (ssize_t)used;
 }
 
 /* cachestat(2): not in the system headers (Linux 6.1); the layouts are the kernel's uapi. */

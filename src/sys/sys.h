@@ -24,7 +24,7 @@ enum sys_op {
 	SYS_OP_GETDENTS, SYS_OP_SYNCFS, SYS_OP_BACKING_OPEN, SYS_OP_FDATASYNC, SYS_OP_FLOCK,
 	SYS_OP_IO_URING_SETUP, SYS_OP_IO_URING_ENTER, SYS_OP_CACHESTAT, SYS_OP_NAME_TO_HANDLE_AT,
 	SYS_OP_OPEN_BY_HANDLE_AT, SYS_OP_FANOTIFY_INIT, SYS_OP_FANOTIFY_MARK, SYS_OP_FSTATFS,
-	SYS_OP_POLL, SYS_OP_COUNT
+	SYS_OP_POLL, SYS_OP_READ_FILE, SYS_OP_COUNT
 };
 
 #define SYS_FAULT_SHORT 100000  /* pseudo-errno: short read/write */
@@ -94,6 +94,11 @@ int sys_fanotify_mark(int fanotify_fd, unsigned flags, uint64_t mask, int dirfd,
 /* poll(2) (a zero timeout on the watcher's group: fs_watch_queue_empty). Returns the ready count. */
 struct pollfd;
 int sys_poll(struct pollfd *fds, unsigned count, int timeout_ms);
+/* The whole of a small file of the system (/proc, /sys: the cgroup's memory limit,
+ * sys_memory.h) into buf, NUL-terminated: its length, -EFBIG (nothing usable) if it does not
+ * fit in size - 1 bytes, or -errno. Its own op ("read_file"), apart from openat and pread, so
+ * that reading it shifts no other op's count and tests can fail it alone. */
+ssize_t sys_read_file(const char *path, char *buf, size_t size);
 /* ioctl(FUSE_DEV_IOC_BACKING_OPEN): its own op so tests can make the kernel "refuse" it. */
 int sys_backing_open(int fuse_fd, unsigned long request, void *map);
 /* io_uring_setup(2): its own op so tests can make FUSE-over-io_uring setup fail (the session

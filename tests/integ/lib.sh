@@ -14,6 +14,7 @@ T_RESTORE=()  # "FILE=VALUE": machine settings to write back at exit (e.g. a mod
 T_BINDS=()    # other mounts a test made (bind mounts): lazily unmounted at exit
 T_PIDS=()     # background processes a test started (e.g. a CPU hog): killed at exit
 T_LOOPS=()    # loop devices a test attached (t_hdd_make): unthrottled and detached at exit
+T_CGROUPS=()  # cgroups a test made (t_memory_cgroup): removed at exit, children first
 # Every scratch path of this run carries its id (run-all.sh sets one per run), so that a run
 # sees only its own mounts while another `make check` runs on the same machine.
 export CMTEST_RUN=${CMTEST_RUN:-solo$$}
@@ -41,6 +42,7 @@ t_cleanup() {
   { grep -oE " $ours[^ ]* fuse\.cachemax " /proc/mounts 2>/dev/null || true; } | awk '{print $1}' |
     while read -r m; do umount -l "$m" 2>/dev/null || true; done
   for m in "${T_BINDS[@]+"${T_BINDS[@]}"}"; do umount -l "$m" 2>/dev/null || true; done
+  t_cgroups_remove   # after this run's daemons went (a cgroup with a process stays)
   t_sshd_stop   # after the sshfs mounts above went
   # After the mounts above them went (lazily: a busy device is detached at its last unmount).
   for m in "${T_LOOPS[@]+"${T_LOOPS[@]}"}"; do t_hdd_unthrottle "$m"; losetup -d "$m" 2>/dev/null || true; done
@@ -124,6 +126,54 @@ t_hdd_unthrottle() { echo "$(t_hdd_majmin "$1") 0" > "$T_BLKIO_READ_IOPS" 2>/dev
 
 # t_hdd_reads DEV: read requests DEV has completed so far (field 1 of /sys/block/loopN/stat)
 t_hdd_reads() { awk '{ print $1 }' "/sys/block/$(basename "$1")/stat"; }
+
+# Memory cgroups (the kept objects' table is sized from the cgroup's limit, sys_memory.h):
+# on cgroup v1 under this process's own memory cgroup, on cgroup v2 under the root when it
+# hands the memory controller down; nothing of the machine's cgroups is changed.
+
+# t_memory_cgroup LIMIT [PARENT]: make a cgroup whose memory limit is LIMIT bytes ("max" or
+# "-1": none) under PARENT (a directory t_memory_cgroup made) or the place above; sets
+# T_CGROUP. Returns 1 (nothing made) when neither hierarchy has the memory controller.
+t_memory_cgroup() {
+  local limit=$1 parent=${2:-} file v1
+  if [ -z "$parent" ]; then
+    v1=$(awk -F: '$2 ~ /(^|,)memory(,|$)/ { sub(/^[^:]*:[^:]*:/, ""); print; exit }' /proc/self/cgroup)
+    if [ -n "$v1" ] && [ -w "/sys/fs/cgroup/memory$v1" ]; then
+      parent=/sys/fs/cgroup/memory$v1
+    elif grep -qw memory /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null; then
+      parent=/sys/fs/cgroup
+    else
+      return 1
+    fi
+  fi
+  T_CGROUP=$(mktemp -u "$parent/cmtest-$CMTEST_RUN.XXXXXX")
+  mkdir "$T_CGROUP" || return 1
+  T_CGROUPS+=("$T_CGROUP")
+  if [ -e "$T_CGROUP/memory.max" ]; then
+    file=memory.max; [ "$limit" = -1 ] && limit=max
+  else
+    file=memory.limit_in_bytes; [ "$limit" = max ] && limit=-1
+  fi
+  echo "$limit" > "$T_CGROUP/$file"
+}
+
+# t_in_cgroup CGROUP command...: run the command inside CGROUP (its children too).
+t_in_cgroup() {
+  local cg=$1; shift
+  ( echo "$BASHPID" > "$cg/cgroup.procs" && exec "$@" )
+}
+
+# Remove the cgroups of T_CGROUPS, children first (each waits up to 5 s for its processes).
+t_cgroups_remove() {
+  local i
+  for (( i = ${#T_CGROUPS[@]} - 1; i >= 0; i-- )); do
+    for _ in $(seq 1 50); do
+      rmdir "${T_CGROUPS[i]}" 2>/dev/null && break
+      [ -d "${T_CGROUPS[i]}" ] || break
+      sleep 0.1
+    done
+  done
+}
 
 # A network original over loopback (issue 14): a private sshd on 127.0.0.1 with its own port,
 # host key, client key and config in the scratch (nothing of the machine's ssh setup is read

@@ -476,6 +476,33 @@ static void test_wrappers_success(void **state)
 	assert_int_equal(sys_unlinkat(f->dirfd, "sym", 0), 0);
 }
 
+/* sys_read_file: the whole file NUL-terminated; one that does not fit is -EFBIG, not cut. */
+static void test_read_file(void **state)
+{
+	struct fixture *f = *state;
+	char path[128], buf[8];
+
+	snprintf(path, sizeof(path), "%s/data", f->dir);
+	assert_int_equal(pwrite(f->fd, "1234567", 7, 0), 7);
+	assert_int_equal(sys_read_file(path, buf, sizeof(buf)), 7);   /* exactly fits */
+	assert_string_equal(buf, "1234567");
+	assert_int_equal(pwrite(f->fd, "8", 1, 7), 1);
+	assert_int_equal(sys_read_file(path, buf, sizeof(buf)), -EFBIG);
+	assert_int_equal(sys_read_file(path, buf, 0), -EINVAL);
+	assert_int_equal(ftruncate(f->fd, 0), 0);
+	assert_int_equal(sys_read_file(path, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "");
+	snprintf(path, sizeof(path), "%s/absent", f->dir);
+	assert_int_equal(sys_read_file(path, buf, sizeof(buf)), -ENOENT);
+	assert_int_equal(sys_read_file(f->dir, buf, sizeof(buf)), -EISDIR);
+	/* its own op: an openat fault does not touch it, a read_file fault does */
+	snprintf(path, sizeof(path), "%s/data", f->dir);
+	assert_int_equal(sys_fault_parse("openat:1:EIO,read_file:2:EACCES"), 0);
+	assert_int_equal(sys_read_file(path, buf, sizeof(buf)), 0);
+	assert_int_equal(sys_read_file(path, buf, sizeof(buf)), -EACCES);
+	assert_int_equal(sys_openat(f->dirfd, "data", O_RDONLY, 0), -EIO);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -491,6 +518,7 @@ int main(void)
 		cmocka_unit_test(test_fault_io_uring_setup),
 		cmocka_unit_test_setup_teardown(test_wrappers_errno, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wrappers_success, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_file, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
