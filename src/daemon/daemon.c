@@ -233,7 +233,8 @@ static int daemon_stats(void *arg, char *reply, size_t size)
 	static struct stats_passthrough pt;   /* large; the control thread is the only user */
 	static struct stats_totals now;
 	char counting_json[1100], seal[160] = "", seal_json[330];
-	uint64_t fds, rss, catalog_hits = 0, catalog_misses = 0;
+	uint64_t fds, rss;
+	struct fs_catalog_counts catalog = { 0 };
 	uint64_t openless_files, openless_made, openless_pushed_out;
 	bool catalog_on, openless;
 	if (d->store && cache_store_usage(d->store, &cache_bytes, &cache_objects) < 0)
@@ -252,7 +253,7 @@ static int daemon_stats(void *arg, char *reply, size_t size)
 	process_gauges(&fds, &rss);
 	handles = fs_handles_active(d->fs, handles_why, sizeof(handles_why));
 	watching = fs_watch_active(d->fs, watch_why, sizeof(watch_why));
-	catalog_on = fs_catalog_report(d->fs, seal, sizeof(seal), &catalog_hits, &catalog_misses);
+	catalog_on = fs_catalog_report(d->fs, seal, sizeof(seal), &catalog);
 	openless = fs_openless_report(d->fs, &openless_files, &openless_made, &openless_pushed_out);
 	n = snprintf(reply, size, "{\"pid\": %d, \"uptime_seconds\": %lld, \"transport\": \"%s\", "
 	             "\"nodes\": %llu, \"nodes_open\": %llu, \"node_bytes\": %llu, \"fds\": %llu, "
@@ -267,7 +268,7 @@ static int daemon_stats(void *arg, char *reply, size_t size)
 	             "\"passthrough_counting\": \"%s\", \"passthrough_counting_hooks\": \"%s\", "
 	             "\"passthrough_counting_why\": \"%s\", "
 	             "\"meta_catalog\": {\"on\": %s, \"seal\": \"%s\", \"hits\": %llu, "
-	             "\"misses\": %llu}, "
+	             "\"misses\": %llu, \"late_records\": %llu}, "
 	             "\"openless\": {\"on\": %s, \"files\": %llu, \"made\": %llu, "
 	             "\"pushed_out\": %llu}, "
 	             "\"stats\": ",
@@ -296,7 +297,8 @@ static int daemon_stats(void *arg, char *reply, size_t size)
 	             !d->bpf ? "" : stats_bpf_hooks_used(d->bpf) == STATS_BPF_FEXIT ? "fexit" : "syscalls",
 	             json_escape(d->bpf_why, counting_json, sizeof(counting_json)),
 	             catalog_on ? "true" : "false", json_escape(seal, seal_json, sizeof(seal_json)),
-	             (unsigned long long)catalog_hits, (unsigned long long)catalog_misses,
+	             (unsigned long long)catalog.hits, (unsigned long long)catalog.misses,
+	             (unsigned long long)catalog.late_records,
 	             openless ? "true" : "false", (unsigned long long)openless_files,
 	             (unsigned long long)openless_made, (unsigned long long)openless_pushed_out);
 	if (n < 0 || (size_t)n >= size)
@@ -443,8 +445,8 @@ static void state_fill(struct daemon_ctx *d, const struct daemon_options *o, boo
 	st->file_handles = fs_handles_active(d->fs, st->file_handles_why, sizeof(st->file_handles_why));
 	st->change_watch = fs_watch_active(d->fs, st->change_watch_why, sizeof(st->change_watch_why));
 	{
-		uint64_t hits, misses;
-		if (!fs_catalog_report(d->fs, st->meta_catalog, sizeof(st->meta_catalog), &hits, &misses))
+		struct fs_catalog_counts c;
+		if (!fs_catalog_report(d->fs, st->meta_catalog, sizeof(st->meta_catalog), &c))
 			snprintf(st->meta_catalog, sizeof(st->meta_catalog), "%s",
 			         !o->cache[0] ? "off (no cache)"
 			                      : "off (experimental: start --meta-catalog)");

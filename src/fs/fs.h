@@ -113,10 +113,15 @@ bool fs_passthrough_active(struct fs *fs, char *why, size_t why_size);
  * says why each node pins an fd. */
 bool fs_handles_active(struct fs *fs, char *why, size_t why_size);
 
+/* The metadata catalog's counters: lookups and listings answered from it (hits) or not
+ * (misses); listings recorded once their directory's stamp was old enough (late_records: read
+ * when it was too young to record). */
+struct fs_catalog_counts {
+	uint64_t hits, misses, late_records;
+};
 /* The metadata catalog for status and stats: false when there is none; *seal says "valid" or
- * "void: why"; hits and misses count lookups and listings answered from it or not. */
-bool fs_catalog_report(struct fs *fs, char *seal, size_t seal_size, uint64_t *hits,
-                       uint64_t *misses);
+ * "void: why". */
+bool fs_catalog_report(struct fs *fs, char *seal, size_t seal_size, struct fs_catalog_counts *c);
 
 /* Does the metadata catalog's seal hold (valid at the start and confirmed once the watcher
  * covered the original): nothing changed while the daemon was down? */

@@ -748,12 +748,15 @@ void fs_catalog_open(struct fs *fs, const char *path)
 	log_info("metadata catalog at '%s', seal %s", path, fs->seal_why);
 }
 
+static void young_free(struct fs *fs);   /* "young listings" below */
+
 void fs_catalog_close(struct fs *fs)
 {
 	cache_catalog_free(fs->catalog);
 	fs->catalog = NULL;
 	dir_attrs_free(fs);
 	file_attrs_free(fs);
+	young_free(fs);
 	pthread_mutex_destroy(&fs->catalog_lock);
 }
 
@@ -820,14 +823,14 @@ void fs_catalog_seal_write(struct fs *fs, void (*drain)(struct fs *))
 	         fs->seal_dev.minor, (unsigned long long)c.sectors);
 }
 
-bool fs_catalog_report(struct fs *fs, char *seal, size_t seal_size, uint64_t *hits,
-                       uint64_t *misses)
+bool fs_catalog_report(struct fs *fs, char *seal, size_t seal_size, struct fs_catalog_counts *c)
 {
 	pthread_mutex_lock(&fs->catalog_lock);
 	snprintf(seal, seal_size, "%s", fs->seal_why);
 	pthread_mutex_unlock(&fs->catalog_lock);
-	*hits = atomic_load(&fs->catalog_hits);
-	*misses = atomic_load(&fs->catalog_misses);
+	c->hits = atomic_load(&fs->catalog_hits);
+	c->misses = atomic_load(&fs->catalog_misses);
+	c->late_records = atomic_load(&fs->catalog_late_records);
 	return fs->catalog != NULL;
 }
 
@@ -1118,6 +1121,138 @@ int fs_catalog_lookup(struct fs *fs, struct fs_node *p, const char *name, struct
 /* Whether regular file name of directory dirfd has no extended attributes (its inode was just
  * stat'ed, so listxattr reads nothing more of the device). llistxattr: a symlink swapped in
  * for the name since the stat is not followed (its own list, not its target's, is asked). */
+/* ---- young listings --------------------------------------------------------------------------
+ * A listing of a directory whose stamp is younger than CACHE_CATALOG_RACY_NS is not recorded
+ * when it is read (a change in the same clock tick, made while the daemon is down, would leave
+ * the stamp as it was). Under the watcher the kernel keeps that listing, so no later READDIR
+ * comes to record it: a directory listed right after it changed (a checkout, an unpacked
+ * archive) would be read from the original after every restart. So the directory is kept here
+ * and the watcher's thread lists it again once its stamp is old enough, which records it by the
+ * rules of any listing (listing_build); at most YOUNG_RELISTS times: a directory still young
+ * then is left to its next READDIR. Kept also when a change was reported while it was read
+ * (not recorded for that): the events of the changes that made it young often come just after
+ * the listing. Not the listing itself is kept: those events would void it. On the watcher's thread, so that it runs after the
+ * events it has read and ends before the stop writes the seal. Bounded: YOUNG_MAX directories
+ * waiting, none of more than YOUNG_ENTRIES_MAX entries (the watcher's thread lists it). */
+#define YOUNG_MAX 4096u
+#define YOUNG_ENTRIES_MAX 20000u
+#define YOUNG_RELISTS 3u
+
+struct fs_young {
+	struct fs_young *next;
+	uint64_t nodeid, dev, ino;
+	int64_t ready_ns;      /* wall time (file times' clock) from which the stamp is not racy */
+	unsigned relists;      /* listings of it by this list so far */
+};
+
+static void young_keep(struct fs *fs, const struct fs_node *d, const struct cache_catalog_stamp *stamp,
+                       size_t count, unsigned relists)
+{
+	int64_t newest = stamp->mtime_ns > stamp->ctime_ns ? stamp->mtime_ns : stamp->ctime_ns;
+	/* A millisecond past the racy window (cache_catalog_stamp_racy compares strictly). */
+	int64_t ready = newest > INT64_MAX - CACHE_CATALOG_RACY_NS - 1000000 ? INT64_MAX
+	                : newest + CACHE_CATALOG_RACY_NS + 1000000;
+	struct fs_young *y;
+	bool first;
+
+	/* A stamp in the future (a clock set back, a time set by hand) would wait for ever. */
+	if (count > YOUNG_ENTRIES_MAX || ready - clock_wall_ns() > 2 * CACHE_CATALOG_RACY_NS)
+		return;
+	y = malloc(sizeof(*y));
+	if (!y)
+		return;
+	*y = (struct fs_young){ .nodeid = d->nodeid, .dev = d->dev, .ino = d->ino, .ready_ns = ready,
+	                        .relists = relists };
+	pthread_mutex_lock(&fs->catalog_lock);
+	/* Each READDIR call of one listing reads it again: the directory is kept once, with the
+	 * latest stamp's time. */
+	for (struct fs_young *o = fs->young; o; o = o->next)
+		if (o->nodeid == y->nodeid) {
+			o->ready_ns = ready > o->ready_ns ? ready : o->ready_ns;
+			pthread_mutex_unlock(&fs->catalog_lock);
+			free(y);
+			return;
+		}
+	if (fs->young_count == YOUNG_MAX) {
+		pthread_mutex_unlock(&fs->catalog_lock);
+		free(y);
+		return;
+	}
+	first = !fs->young;
+	y->next = fs->young;
+	fs->young = y;
+	fs->young_count++;
+	pthread_mutex_unlock(&fs->catalog_lock);
+	if (first)
+		fs_watch_wake(fs);
+}
+
+int fs_catalog_young_due(struct fs *fs)
+{
+	int64_t next = INT64_MAX, ms;
+	pthread_mutex_lock(&fs->catalog_lock);
+	for (const struct fs_young *y = fs->young; y; y = y->next)
+		if (y->ready_ns < next)
+			next = y->ready_ns;
+	pthread_mutex_unlock(&fs->catalog_lock);
+	if (next == INT64_MAX)
+		return -1;
+	ms = (next - clock_wall_ns()) / 1000000 + 1;
+	return ms < 0 ? 0 : ms > 60000 ? 60000 : (int)ms;
+}
+
+static int listing_build(struct fs *fs, struct fs_node *d, const struct fs_catalog_gens *g,
+                         unsigned relists, struct fs_listing *out);
+
+void fs_catalog_young_record(struct fs *fs)
+{
+	struct fs_young *ready = NULL;
+	int64_t now = clock_wall_ns();
+
+	pthread_mutex_lock(&fs->catalog_lock);
+	for (struct fs_young **pp = &fs->young; *pp;) {
+		struct fs_young *y = *pp;
+		if (y->ready_ns > now) {
+			pp = &y->next;
+			continue;
+		}
+		*pp = y->next;
+		fs->young_count--;
+		y->next = ready;
+		ready = y;
+	}
+	pthread_mutex_unlock(&fs->catalog_lock);
+	while (ready) {
+		struct fs_young *y = ready;
+		/* Gone from the kernel meanwhile: its next listing is a READDIR, recorded then. */
+		struct fs_node *d = fs_node_get_ref(fs, y->nodeid);
+		ready = y->next;
+		if (d && d->dev == y->dev && d->ino == y->ino && fs_catalog_on(fs, d)) {
+			struct fs_catalog_gens g;
+			struct fs_listing l;
+			fs_catalog_gens_sample(fs, &g);
+			if (listing_build(fs, d, &g, y->relists + 1, &l) == 0) {
+				if (l.recorded)
+					atomic_fetch_add(&fs->catalog_late_records, 1);
+				fs_catalog_listing_release(&l);
+			}
+		}
+		if (d && d != fs->root)
+			fs_node_forget(fs, d->nodeid, 1);
+		free(y);
+	}
+}
+
+static void young_free(struct fs *fs)
+{
+	while (fs->young) {
+		struct fs_young *y = fs->young;
+		fs->young = y->next;
+		free(y);
+	}
+	fs->young_count = 0;
+}
+
 static bool file_no_xattrs(int dirfd, const char *name)
 {
 	char path[FS_PROC_PATH_MAX + CACHE_CATALOG_NAME_MAX + 2];
@@ -1126,16 +1261,18 @@ static bool file_no_xattrs(int dirfd, const char *name)
 }
 
 /* The origin's listing of d now, every entry stat'ed and with its handle; recorded if d's stamp
- * is the same before and after. 0, -E2BIG (too many entries), -errno. */
+ * is the same before and after; if too young for that, kept to list again ("young listings";
+ * relists: how many times that list listed d already, 0 for a READDIR). 0, -E2BIG (too many
+ * entries), -errno. */
 static int listing_build(struct fs *fs, struct fs_node *d, const struct fs_catalog_gens *g,
-                         struct fs_listing *out)
+                         unsigned relists, struct fs_listing *out)
 {
 	struct stat before, after;
 	struct cache_catalog_stamp s0, s1;
 	struct cache_catalog_entry *entries = NULL;
 	char *names = NULL, *buf = NULL;
 	size_t count = 0, cap = 0, names_len = 0, names_cap = 0;
-	bool complete = true, probe_xattrs;
+	bool complete = true, recorded = false;
 	int nfd, dfd, rc;
 
 	nfd = fs_node_fd(fs, d);
@@ -1146,10 +1283,7 @@ static int listing_build(struct fs *fs, struct fs_node *d, const struct fs_catal
 	fs_node_fd_put(fs, d, nfd);
 	if (dfd < 0)
 		return dfd;
-	/* A directory changed within the racy window is not recorded (cache_catalog_dir_put):
-	 * its files' xattrs are not asked for a record that will not be written. */
 	cache_catalog_stamp_from_stat(&before, &s0);
-	probe_xattrs = !cache_catalog_stamp_racy(&s0);
 	buf = malloc(32768);
 	if (!buf) {
 		rc = -ENOMEM;
@@ -1211,7 +1345,7 @@ static int listing_build(struct fs *fs, struct fs_node *d, const struct fs_catal
 			cache_catalog_attr_from_stat(&st, &e->attr);
 			/* After the stat: an xattr set in between leaves the flag unset (or moves the
 			 * directory's generation, and the listing is not recorded). */
-			if (probe_xattrs && S_ISREG(st.st_mode) && file_no_xattrs(dfd, de->d_name))
+			if (S_ISREG(st.st_mode) && file_no_xattrs(dfd, de->d_name))
 				e->attr.flags |= CACHE_CATALOG_ATTR_NO_XATTRS;
 			if (fs->handles && st.st_dev == d->dev) {
 				_Alignas(struct file_handle) unsigned char hb[sizeof(struct file_handle) + CACHE_HANDLE_MAX];
@@ -1239,12 +1373,17 @@ static int listing_build(struct fs *fs, struct fs_node *d, const struct fs_catal
 	/* Recorded if nothing changed while listing: the stamp held still (names), and no change
 	 * was reported for the directory since before it was read (attributes of entries, which
 	 * leave the stamp alone). A change reported after the put drops it again, here or by its
-	 * reporter. */
+	 * reporter. Too young to record: recorded later ("young listings"). */
 	if (complete && s0.ino == s1.ino && s0.mtime_ns == s1.mtime_ns && s0.ctime_ns == s1.ctime_ns &&
-	    !fs_catalog_gens_moved(fs, g, d->dev, d->ino) &&
-	    cache_catalog_dir_put(fs->catalog, d->dev, d->ino, &s1, entries, count) == 0 &&
-	    fs_catalog_gens_moved(fs, g, d->dev, d->ino))
-		(void)cache_catalog_dir_forget(fs->catalog, d->dev, d->ino);
+	    !fs_catalog_gens_moved(fs, g, d->dev, d->ino)) {
+		rc = cache_catalog_dir_put(fs->catalog, d->dev, d->ino, &s1, entries, count);
+		if (rc == 0 && fs_catalog_gens_moved(fs, g, d->dev, d->ino))
+			(void)cache_catalog_dir_forget(fs->catalog, d->dev, d->ino);
+		else if (rc == 0)
+			recorded = true;
+	}
+	if (!recorded && relists < YOUNG_RELISTS && cache_catalog_stamp_racy(&s1))
+		young_keep(fs, d, &s1, count, relists);
 	memset(out, 0, sizeof(*out));
 	out->gens = *g;
 	out->count = count;
@@ -1252,6 +1391,7 @@ static int listing_build(struct fs *fs, struct fs_node *d, const struct fs_catal
 	out->built = entries;
 	out->names = names;
 	out->attrs_fresh = true;
+	out->recorded = recorded;
 	entries = NULL;
 	names = NULL;
 	rc = 0;
@@ -1290,7 +1430,7 @@ int fs_catalog_listing(struct fs *fs, struct fs_node *d, struct fs_listing *out)
 		return 0;
 	}
 	atomic_fetch_add(&fs->catalog_misses, 1);
-	return listing_build(fs, d, &g, out);
+	return listing_build(fs, d, &g, 0, out);
 }
 
 void fs_catalog_listing_release(struct fs_listing *l)

@@ -164,7 +164,10 @@ struct fs_mount {
 #define FS_CATALOG_GEN_SLOTS 64   /* fs.catalog_gen */
 struct fs_watch {
 	int fan_fd;                   /* -1: changes are not watched (why says why) */
-	int stop_pipe[2];             /* the thread's wake-up at stop */
+	/* The thread's wake-up (a byte written): at the stop (stopping set first), or when the
+	 * catalog has a young listing to record later (fs_watch_wake). Non-blocking. */
+	int wake_pipe[2];
+	atomic_bool stopping;
 	pthread_t thread;
 	bool set_up;                  /* fs_watch_prepare ran: the fds above are its */
 	int prepare_error;            /* why it could not mark the original (-errno) */
@@ -262,6 +265,7 @@ struct fs {
 	} seal_dev;
 	struct fs_seal_counts { uint64_t writes, sectors, discards; } seal_counts;  /* at the start */
 	atomic_uint_fast64_t catalog_hits, catalog_misses;
+	atomic_uint_fast64_t catalog_late_records;   /* young listings recorded (fs_catalog.c) */
 	/* Bumped (a slot per hash of the directory's key) before a directory's record is dropped
 	 * or its stamp voided, every slot at an overflow: whatever was read of the original before
 	 * a bump (a listing, a stamp, attributes for READDIRPLUS) is not stored or served as
@@ -278,6 +282,10 @@ struct fs {
 	pthread_mutex_t xattr_lock;   /* xattr_learned, xattr_learned_count (a leaf lock) */
 	struct fs_xattr_learned xattr_learned[FS_XATTR_LEARNED_MAX];
 	unsigned xattr_learned_count;
+	/* Directories listed while their stamp was too young to record, to list again once it is
+	 * not (fs_catalog.c "young listings"): a list of young_count. catalog_lock. */
+	struct fs_young *young;
+	size_t young_count;
 	/* Attributes of regular files the catalog knows current (fs_catalog.c "file attributes":
 	 * OPEN and GETATTR without reading the original's inode). NULL: none. Its own locks. */
 	struct fs_file_attrs *file_attrs;
@@ -322,6 +330,9 @@ struct fs_node *fs_node_find_held(struct fs *fs, const struct stat *st);
 bool fs_watch_covers(struct fs *fs, const struct fs_node *n);
 /* Whether the watcher's fanotify group has no event queued (a zero-timeout poll finds nothing); false on an error. */
 bool fs_watch_queue_empty(struct fs *fs);
+/* Wakes the watcher's thread to look at the catalog's young listings again (the first one
+ * kept: fs_catalog_young_due). Any thread. */
+void fs_watch_wake(struct fs *fs);
 /* The watcher's invalidation count of the slot of (parent, name): see fs_watch.names_gen. */
 uint64_t fs_watch_names_gen(struct fs *fs, uint64_t parent, const char *name);
 /* Take one more reference on a node we hold (undone by fs_node_forget(fs, n->nodeid, 1)). */
@@ -464,6 +475,10 @@ int fs_catalog_file_attr_kept(struct fs *fs, struct fs_node *n, struct stat *st)
  * fs_catalog_file_attr): fs_xattr.c then knows n has none without a listxattr of the original
  * (its answers for each name are still learned from real calls, once per mount). */
 bool fs_catalog_file_no_xattrs(struct fs *fs, struct fs_node *n);
+/* The watcher's thread: records the young listings whose time came (fs_catalog.c "young
+ * listings"), and says in how many ms the next one's comes (-1: none, for poll). */
+void fs_catalog_young_record(struct fs *fs);
+int fs_catalog_young_due(struct fs *fs);
 /* What the catalog generations were before something was read of the original: compared
  * before what was read is stored or served as current (a change reported meanwhile bumped its
  * directory's slot). 64 loads to take; any thread. */
@@ -489,6 +504,7 @@ struct fs_listing {
 	size_t count;
 	const struct cache_catalog_entry *entries;  /* in no order READDIR relies on */
 	bool attrs_fresh;                           /* stat'ed just now: serve them */
+	bool recorded;                              /* read from the origin and recorded */
 	/* sampled before the record was read or the origin listed: a change reported for d or an
 	 * entry since then means the listing may no longer be current (fs_catalog_gens_moved) */
 	struct fs_catalog_gens gens;

@@ -444,18 +444,25 @@ static void *watch_thread(void *arg)
 		return watch_thread_lost(fs, -ENOMEM);
 	for (;;) {
 		struct pollfd p[2] = { { .fd = fs->watch.fan_fd, .events = POLLIN },
-		                       { .fd = fs->watch.stop_pipe[0], .events = POLLIN } };
-		if (poll(p, 2, -1) < 0 && errno != EINTR) {
+		                       { .fd = fs->watch.wake_pipe[0], .events = POLLIN } };
+		/* Events first: a young listing is recorded only if none named its directory. */
+		if (poll(p, 2, fs_catalog_young_due(fs)) < 0 && errno != EINTR) {
 			free(buf);
 			return watch_thread_lost(fs, -errno);
 		}
-		if (p[1].revents)
-			break;
+		if (p[1].revents) {
+			char drain[64];
+			while (read(fs->watch.wake_pipe[0], drain, sizeof(drain)) > 0)
+				;
+			if (atomic_load(&fs->watch.stopping))
+				break;
+		}
 		if (p[0].revents) {
 			struct timespec ts = { 0, WATCH_COALESCE_NS };
 			nanosleep(&ts, NULL);
 			events_read(fs, buf);
 		}
+		fs_catalog_young_record(fs);
 	}
 	free(buf);
 	return NULL;
@@ -537,7 +544,7 @@ static int watch_prepare(struct fs *fs)
 	if (w->set_up)
 		return w->fan_fd >= 0 ? 0 : w->prepare_error;
 	w->fan_fd = -1;
-	w->stop_pipe[0] = w->stop_pipe[1] = -1;
+	w->wake_pipe[0] = w->wake_pipe[1] = -1;
 	w->set_up = true;
 	w->prepare_error = -EOPNOTSUPP;
 	if ((rc = watch_refuse_changed_elsewhere(fs)) < 0)
@@ -558,7 +565,7 @@ static int watch_prepare(struct fs *fs)
 		return watch_refused(fs, rc, "the original's file system cannot be marked");
 	/* What the start needs that could fail, made here: before the mount for an openless
 	 * mount, whose start must not fail after it (fs_watch_start). */
-	if (pipe2(w->stop_pipe, O_CLOEXEC) < 0)
+	if (pipe2(w->wake_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
 		return watch_refused(fs, -errno, "no pipe");
 	w->filter_made = calloc(1u << FS_WATCH_FILTER_BITS, 1);
 	if (!w->filter_made)
@@ -643,7 +650,9 @@ void fs_watch_stop(struct fs *fs)
 		return;  /* never started: its fds are not ours to close */
 	if (w->started) {
 		char c = 1;
-		if (write(w->stop_pipe[1], &c, 1) < 0)
+		atomic_store(&w->stopping, true);
+		/* Full (EAGAIN): a byte is there already, which the thread reads before stopping. */
+		if (write(w->wake_pipe[1], &c, 1) < 0 && errno != EAGAIN)
 			log_warn("cannot wake the change watcher: %s", strerror(errno));
 		pthread_join(w->thread, NULL);
 		/* The seal (fs_catalog.c): after a syncfs, every change is in the queue. */
@@ -652,10 +661,10 @@ void fs_watch_stop(struct fs *fs)
 		atomic_store(&w->active, false);
 		snprintf(w->why, sizeof(w->why), "stopped");
 	}
-	if (w->stop_pipe[0] >= 0) {
-		sys_close(w->stop_pipe[0]);
-		sys_close(w->stop_pipe[1]);
-		w->stop_pipe[0] = w->stop_pipe[1] = -1;
+	if (w->wake_pipe[0] >= 0) {
+		sys_close(w->wake_pipe[0]);
+		sys_close(w->wake_pipe[1]);
+		w->wake_pipe[0] = w->wake_pipe[1] = -1;
 	}
 	if (w->fan_fd >= 0)
 		sys_close(w->fan_fd);
@@ -669,6 +678,16 @@ void fs_watch_release(struct fs *fs)
 	fs->watch.filter = NULL;
 	free(fs->watch.filter_made);  /* prepared, never started */
 	fs->watch.filter_made = NULL;
+}
+
+void fs_watch_wake(struct fs *fs)
+{
+	char c = 0;
+	if (!fs->watch.started)
+		return;
+	/* EAGAIN: the pipe is full, the thread will wake anyway. */
+	if (write(fs->watch.wake_pipe[1], &c, 1) < 0 && errno != EAGAIN)
+		log_warn("cannot wake the change watcher: %s", strerror(errno));
 }
 
 bool fs_watch_queue_empty(struct fs *fs)
