@@ -265,8 +265,10 @@ int control_server_start(const char *path, bool read_for_all, struct control_tar
 	pthread_mutex_init(&srv->slow_lock, NULL);
 	pthread_cond_init(&srv->slow_done, NULL);
 	srv->read_for_all = read_for_all;
-	if ((linger = getenv(SLOW_LINGER_ENV)))
-		srv->slow_linger_ms = (unsigned)strtoul(linger, NULL, 10);
+	if ((linger = getenv(SLOW_LINGER_ENV))) {   /* at most 10 s: a stop waits for it */
+		unsigned long ms = strtoul(linger, NULL, 10);
+		srv->slow_linger_ms = ms > 10000 ? 10000 : (unsigned)ms;
+	}
 	srv->stop_pipe[0] = srv->stop_pipe[1] = -1;
 	rc = address_of(path, &addr);
 	if (rc < 0)

@@ -74,7 +74,7 @@ int sys_memory_limit_parse(const char *text, uint64_t *bytes)
 }
 
 /* The smallest limit in file under root for cgroup and each of its ancestors. */
-static uint64_t cgroup_limit(sys_memory_read_fn read, const char *root, const char *file,
+static uint64_t cgroup_limit(sys_memory_read_fn read_file, const char *root, const char *file,
                              char *cgroup)
 {
 	uint64_t limit = SYS_MEMORY_NO_LIMIT;
@@ -86,7 +86,7 @@ static uint64_t cgroup_limit(sys_memory_read_fn read, const char *root, const ch
 		bool top = !strcmp(cgroup, "/");
 
 		snprintf(name, sizeof(name), "%s%s/%s", root, top ? "" : cgroup, file);
-		if (read(name, text, sizeof(text)) >= 0) {
+		if (read_file(name, text, sizeof(text)) >= 0) {
 			if (sys_memory_limit_parse(text, &bytes) < 0)
 				log_warn("cannot read the memory limit in '%s': not \"max\" or a number of bytes; "
 				         "ignored", name);
@@ -99,23 +99,31 @@ static uint64_t cgroup_limit(sys_memory_read_fn read, const char *root, const ch
 	}
 }
 
-uint64_t sys_memory_usable_read(uint64_t physical, sys_memory_read_fn read, bool *from_cgroup)
+uint64_t sys_memory_usable_read(uint64_t physical, sys_memory_read_fn read_file, bool *from_cgroup)
 {
 	char text[PROC_CGROUP_MAX], path2[PATH_MAX], path1[PATH_MAX];
 	uint64_t limit = SYS_MEMORY_NO_LIMIT, v1;
 	int rc2 = -ENOENT, rc1 = -ENOENT;
 
-	if (read(SYS_MEMORY_PROC_CGROUP, text, sizeof(text)) >= 0) {
+	ssize_t n = read_file(SYS_MEMORY_PROC_CGROUP, text, sizeof(text));
+
+	if (n >= 0) {
 		rc2 = sys_memory_cgroup_path(text, false, path2, sizeof(path2));
 		rc1 = sys_memory_cgroup_path(text, true, path1, sizeof(path1));
+	} else if (n != -ENOENT) {   /* no /proc: nothing to say; anything else is said */
+		log_warn("cannot read '%s' (%s): no memory limit of a cgroup is used",
+		         SYS_MEMORY_PROC_CGROUP, strerror((int)-n));
 	}
 	if (rc2 == -EINVAL || rc1 == -EINVAL) {
 		log_warn("cannot read '%s': a line is not ID:CONTROLLERS:/PATH; no memory limit of a "
 		         "cgroup is used", SYS_MEMORY_PROC_CGROUP);
+	} else if ((rc2 < 0 && rc2 != -ENOENT) || (rc1 < 0 && rc1 != -ENOENT)) {
+		log_warn("cannot use the cgroup named in '%s' (%s): no memory limit of a cgroup is used",
+		         SYS_MEMORY_PROC_CGROUP, strerror(-(rc2 < 0 && rc2 != -ENOENT ? rc2 : rc1)));
 	} else {
 		if (rc2 == 0)
-			limit = cgroup_limit(read, SYS_MEMORY_CGROUP2, "memory.max", path2);
-		if (rc1 == 0 && (v1 = cgroup_limit(read, SYS_MEMORY_CGROUP1, "memory.limit_in_bytes",
+			limit = cgroup_limit(read_file, SYS_MEMORY_CGROUP2, "memory.max", path2);
+		if (rc1 == 0 && (v1 = cgroup_limit(read_file, SYS_MEMORY_CGROUP1, "memory.limit_in_bytes",
 		                                   path1)) < limit)
 			limit = v1;
 	}

@@ -39,7 +39,7 @@ typedef ssize_t (*sys_memory_read_fn)(const char *path, char *buf, size_t size);
 
 /* The memory this process may use: the smaller of physical (bytes, 0: unknown) and its
  * cgroups' limits read with `read`; 0 when neither is known. *from_cgroup: the limit won. */
-uint64_t sys_memory_usable_read(uint64_t physical, sys_memory_read_fn read, bool *from_cgroup);
+uint64_t sys_memory_usable_read(uint64_t physical, sys_memory_read_fn read_file, bool *from_cgroup);
 
 /* The same for this machine: _SC_PHYS_PAGES and sys_read_file. */
 uint64_t sys_memory_usable(bool *from_cgroup);

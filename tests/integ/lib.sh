@@ -146,10 +146,15 @@ t_memory_cgroup() {
       return 1
     fi
   fi
+  # cgroup v2 (a cgroup.controllers file): a child has memory.max only if its parent hands
+  # the memory controller down; a parent this function made holds no process, so it may.
+  if [ -n "${2:-}" ] && [ -e "$parent/cgroup.controllers" ]; then
+    t_grep -w memory "$parent/cgroup.subtree_control" || echo +memory > "$parent/cgroup.subtree_control" || return 1
+  fi
   T_CGROUP=$(mktemp -u "$parent/cmtest-$CMTEST_RUN.XXXXXX")
   mkdir "$T_CGROUP" || return 1
   T_CGROUPS+=("$T_CGROUP")
-  if [ -e "$T_CGROUP/memory.max" ]; then
+  if [ -e "$T_CGROUP/cgroup.controllers" ]; then
     file=memory.max; [ "$limit" = -1 ] && limit=max
   else
     file=memory.limit_in_bytes; [ "$limit" = max ] && limit=-1
@@ -172,6 +177,7 @@ t_cgroups_remove() {
       [ -d "${T_CGROUPS[i]}" ] || break
       sleep 0.1
     done
+    [ ! -d "${T_CGROUPS[i]}" ] || echo "warning: cgroup ${T_CGROUPS[i]} left behind (processes in it)" >&2
   done
 }
 
