@@ -1132,17 +1132,22 @@ int fs_catalog_lookup(struct fs *fs, struct fs_node *p, const char *name, struct
  * then is left to its next READDIR. Kept also when a change was reported while it was read
  * (not recorded for that): the events of the changes that made it young often come just after
  * the listing. Not the listing itself is kept: those events would void it. On the watcher's thread, so that it runs after the
- * events it has read and ends before the stop writes the seal. Bounded: YOUNG_MAX directories
+ * events it has read and ends before the stop writes the seal, in batches of about
+ * YOUNG_BATCH_ENTRIES entries between which it handles events. Bounded: YOUNG_MAX directories
  * waiting, none of more than YOUNG_ENTRIES_MAX entries (the watcher's thread lists it). */
 #define YOUNG_MAX 4096u
 #define YOUNG_ENTRIES_MAX 20000u
 #define YOUNG_RELISTS 3u
+#define YOUNG_BATCH_ENTRIES 8192u
 
 struct fs_young {
 	struct fs_young *next;
 	uint64_t nodeid, dev, ino;
 	int64_t ready_ns;      /* wall time (file times' clock) from which the stamp is not racy */
 	unsigned relists;      /* listings of it by this list so far */
+	/* Its handle (bytes 0: none, the root): the kernel may forget the node meanwhile (the
+	 * watcher invalidates the new name of a directory made and listed at once). */
+	struct cache_origin_handle handle;
 };
 
 static void young_keep(struct fs *fs, const struct fs_node *d, const struct cache_catalog_stamp *stamp,
@@ -1163,6 +1168,11 @@ static void young_keep(struct fs *fs, const struct fs_node *d, const struct cach
 		return;
 	*y = (struct fs_young){ .nodeid = d->nodeid, .dev = d->dev, .ino = d->ino, .ready_ns = ready,
 	                        .relists = relists };
+	if (d->reach == FS_REACH_HANDLE && d->mount == 0 && d->handle_bytes <= sizeof(y->handle.data)) {
+		y->handle.type = d->handle_type;
+		y->handle.bytes = d->handle_bytes;
+		memcpy(y->handle.data, d->handle, d->handle_bytes);
+	}
 	pthread_mutex_lock(&fs->catalog_lock);
 	/* Each READDIR call of one listing reads it again: the directory is kept once, with the
 	 * latest stamp's time. */
@@ -1204,39 +1214,65 @@ int fs_catalog_young_due(struct fs *fs)
 static int listing_build(struct fs *fs, struct fs_node *d, const struct fs_catalog_gens *g,
                          unsigned relists, struct fs_listing *out);
 
+/* The node of y's directory with a reference (drop it with fs_node_forget unless the root):
+ * the one the kernel holds, else one made from its handle; NULL if neither is there. */
+static struct fs_node *young_node(struct fs *fs, const struct fs_young *y)
+{
+	_Alignas(struct file_handle) unsigned char hb[sizeof(struct file_handle) + CACHE_HANDLE_MAX];
+	struct file_handle *h = (struct file_handle *)(void *)hb;
+	struct fs_node *d = fs_node_get_ref(fs, y->nodeid);
+	struct stat st;
+
+	if (d && d->dev == y->dev && d->ino == y->ino)
+		return d;
+	if (d && d != fs->root)
+		fs_node_forget(fs, d->nodeid, 1);
+	if (!y->handle.bytes)
+		return NULL;
+	h->handle_type = y->handle.type;
+	h->handle_bytes = y->handle.bytes;
+	memcpy(h->f_handle, y->handle.data, y->handle.bytes);
+	if (fs_handle_stat(fs, h, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_dev != y->dev ||
+	    st.st_ino != y->ino || fs_node_acquire_handle(fs, fs->root, &st, &y->handle, &d) < 0)
+		return NULL;
+	return d;
+}
+
 void fs_catalog_young_record(struct fs *fs)
 {
-	struct fs_young *ready = NULL;
 	int64_t now = clock_wall_ns();
+	size_t listed = 0;
 
-	pthread_mutex_lock(&fs->catalog_lock);
-	for (struct fs_young **pp = &fs->young; *pp;) {
-		struct fs_young *y = *pp;
-		if (y->ready_ns > now) {
-			pp = &y->next;
-			continue;
-		}
-		*pp = y->next;
-		fs->young_count--;
-		y->next = ready;
-		ready = y;
-	}
-	pthread_mutex_unlock(&fs->catalog_lock);
-	while (ready) {
-		struct fs_young *y = ready;
-		/* Gone from the kernel meanwhile: its next listing is a READDIR, recorded then. */
-		struct fs_node *d = fs_node_get_ref(fs, y->nodeid);
-		ready = y->next;
-		if (d && d->dev == y->dev && d->ino == y->ino && fs_catalog_on(fs, d)) {
+	/* A batch of about YOUNG_BATCH_ENTRIES entries, then back to the watcher's events
+	 * (fs_catalog_young_due says 0 while ready ones wait): a checkout of 100,000 files listed
+	 * at once must not hold events back while all of it is listed again. */
+	while (listed < YOUNG_BATCH_ENTRIES) {
+		struct fs_young *y = NULL;
+		struct fs_node *d;
+		pthread_mutex_lock(&fs->catalog_lock);
+		for (struct fs_young **pp = &fs->young; *pp; pp = &(*pp)->next)
+			if ((*pp)->ready_ns <= now) {
+				y = *pp;
+				*pp = y->next;
+				fs->young_count--;
+				break;
+			}
+		pthread_mutex_unlock(&fs->catalog_lock);
+		if (!y)
+			return;
+		d = young_node(fs, y);
+		if (d && fs_catalog_on(fs, d)) {
 			struct fs_catalog_gens g;
 			struct fs_listing l;
 			fs_catalog_gens_sample(fs, &g);
 			if (listing_build(fs, d, &g, y->relists + 1, &l) == 0) {
 				if (l.recorded)
 					atomic_fetch_add(&fs->catalog_late_records, 1);
+				listed += l.count;
 				fs_catalog_listing_release(&l);
 			}
 		}
+		listed++;   /* a directory that could not be listed costs too */
 		if (d && d != fs->root)
 			fs_node_forget(fs, d->nodeid, 1);
 		free(y);
