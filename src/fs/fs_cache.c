@@ -215,6 +215,7 @@ int fs_cache_attach_known(struct fs *fs, struct fs_file *f, const struct stat *k
 	} else if (known) {
 		stats_add(fs->cfg.stats, STATS_CATALOG_OPENS, 1);
 	}
+	f->copy_hit = res.hit && !f->file.via_daemon;
 	if (f->path_fd >= 0 || known)
 		stats_add(fs->cfg.stats, STATS_ORIGIN_OPENS_DEFERRED, 1);
 	if (res.passthrough) {

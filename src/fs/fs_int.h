@@ -62,6 +62,11 @@ struct fs_node {
 	 * the node's), valid while stamp_epoch equals fs->catalog_epoch (0: none). catalog_lock. */
 	uint32_t stamp_epoch;
 	int64_t stamp_mtime_ns, stamp_ctime_ns;
+	/* An original the change watcher does not cover (a network original): when (clock_now_ns,
+	 * taken before the open) an open that opened the original last found the cache copy
+	 * matching it and passed through to it; read-only opens within --attr-timeout of that are
+	 * deferred (fs_ops.c op_open). 0: none. */
+	_Atomic int64_t origin_confirmed_ns;
 	/* Its last name went away and the kernel knows: through the mount (unlink, rename over),
 	 * or an open of it was answered ESTALE (the kernel then looked the name up afresh). */
 	atomic_bool unlinked_by_us;
@@ -77,9 +82,10 @@ struct fs_node {
 	unsigned char handle[];
 };
 
-/* An open file. A read-only open of a file the change watcher covers is deferred (fs_ops.c
- * op_open): the origin file is not opened until a request needs it (engine_file_fd, through
- * the host's file_open); a hit passed through to the cache copy never does. */
+/* An open file. A read-only open of a file the change watcher covers, or of one on an
+ * unwatched original within --attr-timeout of an open that confirmed its copy, is deferred
+ * (fs_ops.c op_open): the origin file is not opened until a request needs it (engine_file_fd,
+ * through the host's file_open); a hit passed through to the cache copy never does. */
 struct fs_file {
 	struct fs_node *node;
 	struct engine_file file;      /* file.fd: our own open fd on the origin file; -1 until
@@ -90,6 +96,8 @@ struct fs_file {
 	                               * (/proc/self/fd), also once unlinked; -1: not deferred */
 	int origin_flags;             /* open(2) flags of the late open */
 	bool has_known;               /* opened on the catalog's attributes (fs_cache_attach_known) */
+	bool copy_hit;                /* attached as a read-only hit passed through to the cache
+	                               * copy: its reads never reach the daemon */
 	struct stat known;            /* those attributes: a GETATTR of this open file whose late
 	                               * stat finds the file unlinked behind (ESTALE) answers them
 	                               * with st_nlink 0, as an fstat of the original would */

@@ -876,17 +876,58 @@ static int deferred_trunc(mode_t type, uint32_t flags)
 }
 
 /* May the open of the origin file wait for the first request that needs it (struct fs_file)?
- * A read-only open without O_TRUNC of a regular file the change watcher covers: the open's
- * fingerprint check then needs no open (the O_PATH fd's attributes are the inode's), and the
- * watcher, not the open, keeps the cache copy in step with the origin. Where it does not cover
- * (a network original, a file system mounted below), the open is the close-to-open
- * revalidation: sshfs, for one, refreshes its attributes only at an open, while a stat through
- * an O_PATH fd is answered from its attribute cache (20 s by default). Writers open at once:
- * their writes go to the origin first. */
-static bool open_deferrable(struct fs *fs, const struct fs_node *n, uint32_t flags)
+ * A read-only open without O_TRUNC of a regular file, where one of two things keeps the cache
+ * copy in step with the origin instead of the open:
+ * - the change watcher covers the file: the open's fingerprint check then needs no open (the
+ *   O_PATH fd's attributes are the inode's);
+ * - it does not (a network original, a file system mounted below), and an open that did open
+ *   the original found the copy matching it less than --attr-timeout ago
+ *   (origin_confirmed_ns): the network contract is close-to-open with changes by another
+ *   client seen after the attribute timeout, which the kernel already applies to names and
+ *   attributes. The open of the original is the revalidation (sshfs, for one, refreshes a
+ *   file's attributes only at an open, while a stat through an O_PATH fd may be answered from
+ *   its attribute cache): within the timeout the copy confirmed is what the contract allows,
+ *   past it the open goes to the original again. The fingerprint is still checked (the O_PATH
+ *   fd's stat), and an open that is not a hit passed through to the copy opens the original
+ *   at once (op_open).
+ * Writers open at once: their writes go to the origin first. now: clock_now_ns(). */
+static bool open_deferrable(struct fs *fs, const struct fs_node *n, uint32_t flags, bool watched,
+                            uint64_t now)
 {
-	return n->type == S_IFREG && (flags & O_ACCMODE) == O_RDONLY && !(flags & O_TRUNC) &&
-	       fs_watch_covers(fs, n);
+	int64_t confirmed;
+
+	if (n->type != S_IFREG || (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC))
+		return false;
+	if (watched)
+		return true;
+	confirmed = atomic_load_explicit(&n->origin_confirmed_ns, memory_order_relaxed);
+	return confirmed > 0 && (double)(now - (uint64_t)confirmed) < fs->cfg.attr_timeout * 1e9;
+}
+
+/* After the attach of an open of a regular file the watcher does not cover (open_deferrable):
+ * - it opened the original, read-only, and passed through to the copy (the fingerprint
+ *   matched): the copy is confirmed as of now, the deferral's window starts again;
+ * - it was deferred but is not such a hit (the copy changed, went, or is read through the
+ *   daemon): the original is opened now, as without the deferral, so that its reads never
+ *   depend on a later open by name (a file deleted meanwhile by another client);
+ * - a writer: the window ends (its writes change the original; the next reader confirms).
+ * 0 or -errno (the late open failed). */
+static int open_unwatched_done(struct fs *fs, struct fs_node *n, struct fs_file *f, uint64_t now)
+{
+	bool deferred = f->path_fd >= 0;
+	int rc;
+
+	if ((f->file.open_flags & O_ACCMODE) != O_RDONLY) {
+		atomic_store_explicit(&n->origin_confirmed_ns, 0, memory_order_relaxed);
+	} else if (!deferred && f->copy_hit) {
+		atomic_store_explicit(&n->origin_confirmed_ns, (int64_t)now, memory_order_relaxed);
+	} else if (deferred && !f->copy_hit) {
+		atomic_store_explicit(&n->origin_confirmed_ns, 0, memory_order_relaxed);
+		rc = fs_file_origin_fd(fs, f);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
 }
 
 static void op_open(struct fuse_req *r, uint64_t ino, const struct fuse_open_in *in)
@@ -898,16 +939,20 @@ static void op_open(struct fuse_req *r, uint64_t ino, const struct fuse_open_in 
 	struct stat known;
 	bool known_current = false;   /* the catalog's attributes (sealed, or read in this run) */
 	int fd = -1, path_fd = -1, flags, rc;
+	bool watched;
+	uint64_t now;
 
 	if (fs->cfg.openless) {  /* the kernel opens every file itself from now on (fs_openless.h) */
 		fuse_reply_err(r, ENOSYS);
 		return;
 	}
 	GET_NODE(fs, r, n, ino);
+	watched = fs_watch_covers(fs, n);
+	now = clock_now_ns();   /* before the open: what it confirms is at least this recent */
 	flags = own_open_flags(in->flags) & ~deferred_trunc(n->type, in->flags);
-	if (!open_deferrable(fs, n, in->flags))
+	if (!open_deferrable(fs, n, in->flags, watched, now))
 		rc = fd = fs_node_open(fs, n, flags);
-	else if ((known_current = fs_catalog_file_attr(fs, n, &known) == 0))
+	else if (watched && (known_current = fs_catalog_file_attr(fs, n, &known) == 0))
 		rc = 0;                             /* known current (fs_catalog.c): no fd at all */
 	else
 		rc = path_fd = fs_node_fd(fs, n);   /* held until the release */
@@ -929,6 +974,15 @@ static void op_open(struct fuse_req *r, uint64_t ino, const struct fuse_open_in 
 		file_free(fs, f);
 		fuse_reply_err(r, -rc);
 		return;
+	}
+	if (!watched && n->type == S_IFREG) {
+		rc = open_unwatched_done(fs, n, f, now);
+		if (rc < 0) {
+			fs_cache_detach(fs, f);
+			file_free(fs, f);
+			fuse_reply_err(r, -rc);
+			return;
+		}
 	}
 	if ((in->open_flags & FUSE_OPEN_KILL_SUIDGID) && deferred_trunc(n->type, in->flags)) {
 		rc = kill_setid(fs, n, fuse_req_ctx(r));

@@ -12,7 +12,8 @@
 #   deleted through the mount while open, SEEK_DATA, and copy_file_range from a deferred source
 #   give the original's bytes;
 # - every fd is closed at the release;
-# - without the watcher (fanotify refused: network originals' mode) nothing is deferred.
+# - without the watcher (fanotify refused: network originals' mode) nothing is deferred past
+#   the attribute timeout.
 . "$(dirname "$0")/lib.sh"
 need_root
 t_shm lazy
@@ -162,11 +163,14 @@ sleep 0.3
 "$CACHEMAX" stop "$D" >/dev/null || fail "stop $D"
 
 # --- without the watcher (network originals' mode): every open opens the original --------------
+# (past the attribute timeout of the last open that did: within it an open may be deferred,
+# t-network-deferred-open)
 D=$SHM/t/data B=$SHM/t/back C=$SHM/t/cache
 make_tree
 CACHEMAX_FAULT="fanotify_init:1:EPERM" t_mount "$D" "$C" --attr-timeout 0.3 --entry-timeout 0.3
 PID=$(daemon_pid)
 all_cached
+sleep 0.4
 python3 - "$D" "$N" "$SHM/step.t-held" <<'PY' &
 import os, sys, time
 fds = [os.open(os.path.join(sys.argv[1], "f%d" % i), os.O_RDONLY) for i in range(1, int(sys.argv[2]) + 1)]
