@@ -363,10 +363,33 @@ void fs_node_pin_fd(struct fs *fs, struct fs_node *n)
 	}
 }
 
+/* A regular file on an original the watcher does not cover, held by open files of ours (some
+ * may be deferred: no fd of ours keeps it open), is about to lose its name: opened now and
+ * held until the node goes (struct fs_node held_open_fd). A failure is only logged: the
+ * deferred opens' reads are served from the cache copy anyway. */
+static void node_hold_open(struct fs *fs, struct fs_node *n)
+{
+	int fd, none = -1;
+
+	if (n->type != S_IFREG || atomic_load(&n->held_open_fd) >= 0 || fs_watch_covers(fs, n) ||
+	    !fs_node_io_hold_existing(fs, n))
+		return;
+	fd = fs_node_open(fs, n, O_RDONLY | O_CLOEXEC);
+	fs_node_io_release(fs, n);
+	if (fd < 0) {
+		log_warn("keeping inode %llu open while its name goes failed: %s",
+		         (unsigned long long)n->ino, strerror(-fd));
+		return;
+	}
+	if (!atomic_compare_exchange_strong(&n->held_open_fd, &none, fd))
+		sys_close(fd);   /* another thread was first */
+}
+
 void fs_node_name_leaving(struct fs *fs, struct fs_node *n)
 {
 	if (n->reach == FS_REACH_NAME)
 		fs_node_pin_fd(fs, n);
+	node_hold_open(fs, n);
 }
 
 /* Keep fd (an O_PATH fd on n's inode) in the cache if n has no fd there yet, else close it. */
@@ -573,6 +596,8 @@ static size_t node_size(const struct fs_node *n) { return sizeof(struct fs_node)
 static void node_free(struct fs *fs, struct fs_node *n)
 {
 	node_drop_fd(fs, n);
+	if (atomic_load(&n->held_open_fd) >= 0)
+		sys_close(atomic_load(&n->held_open_fd));
 	if (n->io)  /* only at shutdown: holders keep a lookup reference */
 		io_free(fs, n->io);
 	free(n);
@@ -721,6 +746,7 @@ static struct fs_node *node_new(const struct stat *st, const struct file_handle 
 	n->ino = st->st_ino;
 	n->type = st->st_mode & S_IFMT;
 	n->fd_slot = -1;
+	atomic_init(&n->held_open_fd, -1);
 	n->lookups = 1;
 	n->reach = FS_REACH_FD;
 	if (h) {

@@ -20,7 +20,10 @@
 #       after the change plus the timeout; nothing stale after it;
 # (iii) writes through the mount go to the original at once: an O_TRUNC rewrite and an append
 #       (while a deferred reader holds the file open) are in S when the write returns, and the
-#       next open through the mount reads them.
+#       next open through the mount reads them;
+# (iv)  a file deleted and one replaced through the mount while only a deferred open holds it:
+#       the open file's fstat, read and fsync work (the daemon then keeps the original open,
+#       which sshfs hides instead of removing), and no hidden file is left after the close.
 # Without the deferral (i) fails (nothing is deferred); deferring past the window makes (ii)
 # fail (A's sshfs keeps the old attributes for 20 s, so the fingerprint does not move).
 . "$(dirname "$0")/lib.sh"
@@ -181,6 +184,39 @@ os.close(reader)
 if read(A, "f7")[0] != want:
     sys.exit("(iii) the next open through the mount does not read the append")
 print("(iii) writes through the mount are in the share at once and read back")
+
+# (iv) a file deleted or replaced through the mount while only deferred opens hold it: sshfs
+# (libfuse) hides an open file (.fuse_hidden*) instead of removing it; the daemon keeps such a
+# file open from then on, so the open file's fstat and fsync still reach it, as an open of
+# the original would; once closed, the hidden file goes.
+for name, how in (("f8", "unlink"), ("f9", "rename over")):
+    settle_window()
+    confirm(name)
+    d0 = counter("origin_opens_deferred")
+    want = open(os.path.join(S, name), "rb").read()
+    fd = os.open(os.path.join(A, name), os.O_RDONLY)
+    if counter("origin_opens_deferred") != d0 + 1:
+        sys.exit("(iv) the open of %s was not deferred" % name)
+    if how == "unlink":
+        os.unlink(os.path.join(A, name))
+    else:
+        os.rename(os.path.join(A, "f10" if name == "f9" else "f11"), os.path.join(A, name))
+    try:
+        st = os.fstat(fd)
+        data = os.pread(fd, 1 << 16, 0)
+        os.fsync(fd)
+    except OSError as e:
+        sys.exit("(iv) %s (%s through the mount while a deferred open held it): %s" % (name, how, e))
+    if data != want or st.st_size != len(want):
+        sys.exit("(iv) %s (%s through the mount while a deferred open held it): read %d bytes, size %d, want %d"
+                 % (name, how, len(data), st.st_size, len(want)))
+    os.close(fd)
+t0 = time.monotonic()
+while [n for n in os.listdir(S) if n.startswith(".fuse_hidden")]:
+    if time.monotonic() - t0 > 5:
+        sys.exit("(iv) hidden files left in the share 5 s after the last close: %s" % os.listdir(S))
+    time.sleep(0.1)
+print("(iv) files deleted and replaced through the mount while deferred opens held them: fstat, read, fsync work; nothing left")
 EOF
 t_unmount "$A"
 echo "PASS"
