@@ -67,11 +67,11 @@ struct fs_node {
 	 * matching it and passed through to it; read-only opens within --attr-timeout of that are
 	 * deferred (fs_ops.c op_open). 0: none. */
 	_Atomic int64_t origin_confirmed_ns;
-	/* The same kind of original: a file whose name went through the mount (unlink, rename)
-	 * while open files of ours held it: an fd open on it (read-only) until the node is freed,
-	 * so that a FUSE server (sshfs) hides it as it hides an open file (libfuse's .fuse_hidden)
-	 * instead of removing it, and the deferred opens' fstat, fsync and late open still reach
-	 * it (fs_node_name_leaving). -1: none. */
+	/* The same kind of original: a file whose last name went through the mount (unlink,
+	 * rename over it) while open files of ours held it: an fd open on it (read-only) until
+	 * the node is freed, so that a FUSE server (sshfs) hides it as it hides an open file
+	 * (libfuse's .fuse_hidden) instead of removing it, and the deferred opens' fstat, fsync
+	 * and late open still reach it (fs_node_hold_open). -1: none. */
 	atomic_int held_open_fd;
 	/* Its last name went away and the kernel knows: through the mount (unlink, rename over),
 	 * or an open of it was answered ESTALE (the kernel then looked the name up afresh). */
@@ -371,9 +371,13 @@ void fs_node_fd_put(struct fs *fs, struct fs_node *n, int fd);
 /* The origin inode's attributes (symlinks not followed), through a borrowed fd. 0 or -errno. */
 int fs_node_stat(struct fs *fs, struct fs_node *n, struct stat *st);
 /* Before n's name goes or moves through the mount (unlink, rmdir, rename): if n is reached by
- * that name, it keeps its fd from now on (FS_REACH_FD); a regular file on an unwatched
- * original that open files of ours hold is kept open (held_open_fd). */
+ * that name, it keeps its fd from now on (FS_REACH_FD). */
 void fs_node_name_leaving(struct fs *fs, struct fs_node *n);
+/* Before the last name of n, a regular file on an original the watcher does not cover, goes
+ * through the mount (unlink, rename over it): if open files of ours hold it (deferred ones
+ * hold no fd that keeps it open), it is opened and kept open until the node goes
+ * (held_open_fd). A failure is only logged: their reads are served from the copy anyway. */
+void fs_node_hold_open(struct fs *fs, struct fs_node *n);
 /* n keeps its O_PATH fd from now on until it goes (FS_REACH_FD), whatever reached it: an inode
  * whose last name goes (or an O_TMPFILE) can then be opened again through /proc, which a file
  * handle no longer does once it is unlinked (ext4: ESTALE) or closed by all (gone). Used by

@@ -363,11 +363,7 @@ void fs_node_pin_fd(struct fs *fs, struct fs_node *n)
 	}
 }
 
-/* A regular file on an original the watcher does not cover, held by open files of ours (some
- * may be deferred: no fd of ours keeps it open), is about to lose its name: opened now and
- * held until the node goes (struct fs_node held_open_fd). A failure is only logged: the
- * deferred opens' reads are served from the cache copy anyway. */
-static void node_hold_open(struct fs *fs, struct fs_node *n)
+void fs_node_hold_open(struct fs *fs, struct fs_node *n)
 {
 	int fd, none = -1;
 
@@ -389,7 +385,6 @@ void fs_node_name_leaving(struct fs *fs, struct fs_node *n)
 {
 	if (n->reach == FS_REACH_NAME)
 		fs_node_pin_fd(fs, n);
-	node_hold_open(fs, n);
 }
 
 /* Keep fd (an O_PATH fd on n's inode) in the cache if n has no fd there yet, else close it. */

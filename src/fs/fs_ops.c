@@ -748,14 +748,20 @@ static void leaving_name(struct fs *fs, int dirfd, const char *name, struct leav
 		fs_node_name_leaving(fs, l->node);
 }
 
-/* Before l's name goes (unlink, rename over it): on an openless mount no open file of ours
- * keeps the inode of a regular file whose last name this is, while the kernel's open files
- * of it still send requests (with fh 0): its node keeps an O_PATH fd until FORGET, through
- * which its implicit file can be opened again (fs_openless.h). */
+/* Before l's name goes (unlink, rename over it), for a regular file whose last name this is:
+ * - on an openless mount no open file of ours keeps its inode, while the kernel's open files
+ *   of it still send requests (with fh 0): its node keeps an O_PATH fd until FORGET, through
+ *   which its implicit file can be opened again (fs_openless.h);
+ * - else, on an unwatched original, deferred opens (open_deferrable) hold no fd that keeps
+ *   the file open for a FUSE server: it is opened and kept (fs_node_hold_open). */
 static void last_name_leaving(struct fs *fs, const struct leaving_name *l)
 {
-	if (fs->cfg.openless && l->node && S_ISREG(l->st.st_mode) && l->st.st_nlink <= 1)
+	if (!l->node || !S_ISREG(l->st.st_mode) || l->st.st_nlink > 1)
+		return;
+	if (fs->cfg.openless)
 		fs_node_pin_fd(fs, l->node);
+	else
+		fs_node_hold_open(fs, l->node);
 }
 
 /* After a link count change by name: refresh the fingerprint, then drop the reference. */
