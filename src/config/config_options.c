@@ -31,7 +31,9 @@ const struct config_option config_options[] = {
 	  .offset = FIELD(daemon.attr_timeout), .min = 0, .max = 86400, .expect = "seconds (0 to 86400)",
 	  .help = "seconds the kernel may cache attributes (default 1) where\n"
 	          "changes are not watched (stats: change_watch \"timeout\";\n"
-	          "always on NFS, SMB, sshfs and other network file systems);\n"
+	          "always on NFS, SMB, sshfs and other network file systems),\n"
+	          "and within which an open of a cached file there is served\n"
+	          "from its copy without opening the original again;\n"
 	          "watched ones are cached until a change invalidates them\n" },
 	{ .name = "entry-timeout", .type = CONFIG_SECONDS, .value_name = "SEC",
 	  .offset = FIELD(daemon.entry_timeout), .min = 0, .max = 86400, .expect = "seconds (0 to 86400)",

@@ -911,6 +911,10 @@ static bool open_deferrable(struct fs *fs, const struct fs_node *n, uint32_t fla
 }
 
 /* After the attach of an open of a regular file the watcher does not cover (open_deferrable):
+ * - it opened the original: the kernel's cached attributes of the file are dropped. They
+ *   came from a reply of ours within --attr-timeout, which answered what the original's file
+ *   system knew then: for sshfs its own attribute cache, refreshed only at an open (OPEN and
+ *   STAT), so while opens were deferred up to 20 s old; the open just refreshed it;
  * - it opened the original, read-only, and passed through to the copy (the fingerprint
  *   matched): the copy is confirmed as of now, the deferral's window starts again;
  * - it was deferred but is not such a hit (the copy changed, went, or is read through the
@@ -923,6 +927,8 @@ static int open_unwatched_done(struct fs *fs, struct fs_node *n, struct fs_file 
 	bool deferred = f->path_fd >= 0;
 	int rc;
 
+	if (!deferred)
+		fs_cache_attr_invalidate(fs, n);
 	if ((f->file.open_flags & O_ACCMODE) != O_RDONLY) {
 		atomic_store_explicit(&n->origin_confirmed_ns, 0, memory_order_relaxed);
 	} else if (!deferred && f->copy_hit) {
@@ -1186,8 +1192,10 @@ static void op_fsync(struct fuse_req *r, uint64_t ino, const struct fuse_fsync_i
 	fd = fs_file_origin_fd(fs, f);
 	rc = fd < 0 ? fd : sys_fsync(fd, in->fsync_flags & FUSE_FSYNC_FDATASYNC);
 	/* A read-only open the catalog answered holds no fd: once the file is unlinked behind
-	 * there is no original to reach, and nothing of ours to write. */
-	if (rc == -ESTALE && f->has_known && (f->file.open_flags & O_ACCMODE) == O_RDONLY)
+	 * there is no original to reach, and nothing of ours to write. Nor has a deferred one on a
+	 * network original whose file another client deleted (the late open by its name: ENOENT). */
+	if ((rc == -ESTALE || (rc == -ENOENT && f->path_fd >= 0)) &&
+	    (f->has_known || f->path_fd >= 0) && (f->file.open_flags & O_ACCMODE) == O_RDONLY)
 		rc = 0;
 	PUT_FILE(fs, in->fh, f);
 	fuse_reply_err(r, -rc);
