@@ -83,7 +83,7 @@ for y in yb yc; do
   diff "$T_SCRATCH/$y.mount" "$T_SCRATCH/$y.orig" || fail "$y's listing after a sealed restart differs from the original's"
 done
 [ "$(stat -c %a "$D/yb/f7")" = 600 ] || fail "stale mode after a sealed restart: yb/f7 is $(stat -c %a "$D/yb/f7"), the original 600"
-ls "$D/yc" | grep -qx new || fail "yc's name made after its young listing is missing after the restart"
+ls "$D/yc" | t_grep -x new || fail "yc's name made after its young listing is missing after the restart"
 [ "$(ls "$D/yc" | wc -l)" = 41 ] || fail "yc lists $(ls "$D/yc" | wc -l) names, the original 41"
 t_unmount "$D"
 echo "young listings: recorded when still, dropped when changed"
