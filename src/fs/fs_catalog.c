@@ -1118,9 +1118,6 @@ int fs_catalog_lookup(struct fs *fs, struct fs_node *p, const char *name, struct
 
 /* ---- listings -------------------------------------------------------------------------------- */
 
-/* Whether regular file name of directory dirfd has no extended attributes (its inode was just
- * stat'ed, so listxattr reads nothing more of the device). llistxattr: a symlink swapped in
- * for the name since the stat is not followed (its own list, not its target's, is asked). */
 /* ---- young listings --------------------------------------------------------------------------
  * A listing of a directory whose stamp is younger than CACHE_CATALOG_RACY_NS is not recorded
  * when it is read (a change in the same clock tick, made while the daemon is down, would leave
@@ -1128,17 +1125,23 @@ int fs_catalog_lookup(struct fs *fs, struct fs_node *p, const char *name, struct
  * comes to record it: a directory listed right after it changed (a checkout, an unpacked
  * archive) would be read from the original after every restart. So the directory is kept here
  * and the watcher's thread lists it again once its stamp is old enough, which records it by the
- * rules of any listing (listing_build); at most YOUNG_RELISTS times: a directory still young
- * then is left to its next READDIR. Kept also when a change was reported while it was read
- * (not recorded for that): the events of the changes that made it young often come just after
- * the listing. Not the listing itself is kept: those events would void it. On the watcher's thread, so that it runs after the
- * events it has read and ends before the stop writes the seal, in batches of about
- * YOUNG_BATCH_ENTRIES entries between which it handles events. Bounded: YOUNG_MAX directories
- * waiting, none of more than YOUNG_ENTRIES_MAX entries (the watcher's thread lists it). */
+ * rules of any listing (listing_build). On its own thread the generations cannot move while
+ * it lists (it is the one that moves them): a change made meanwhile is in its queue, and drops
+ * the record when the watcher handles it, after at most one directory's listing (a batch
+ * stops as soon as events wait) — the same window as a READDIR's record has while the
+ * watcher has not yet handled a change. Tried at most YOUNG_RELISTS times (young again), then
+ * left to its next READDIR.
+ * Kept also when a change was reported while it was read (not recorded for that): the events
+ * of the changes that made it young often come just after the listing. The listing itself is
+ * not kept: those events would void it. On the watcher's thread, so that it runs after the
+ * events it has read and ends before the stop writes the seal: a batch stops after
+ * YOUNG_BATCH_NS or as soon as events wait, whichever first. Bounded: YOUNG_MAX directories
+ * waiting, none of more than YOUNG_ENTRIES_MAX entries when kept. In order of keeping (the
+ * oldest is ready first); a directory is kept once (by dev and ino). */
 #define YOUNG_MAX 4096u
 #define YOUNG_ENTRIES_MAX 20000u
 #define YOUNG_RELISTS 3u
-#define YOUNG_BATCH_ENTRIES 8192u
+#define YOUNG_BATCH_NS 20000000ll   /* 20 ms */
 
 struct fs_young {
 	struct fs_young *next;
@@ -1158,7 +1161,7 @@ static void young_keep(struct fs *fs, const struct fs_node *d, const struct cach
 	int64_t ready = newest > INT64_MAX - CACHE_CATALOG_RACY_NS - 1000000 ? INT64_MAX
 	                : newest + CACHE_CATALOG_RACY_NS + 1000000;
 	struct fs_young *y;
-	bool first;
+	bool earliest;
 
 	/* A stamp in the future (a clock set back, a time set by hand) would wait for ever. */
 	if (count > YOUNG_ENTRIES_MAX || ready - clock_wall_ns() > 2 * CACHE_CATALOG_RACY_NS)
@@ -1175,25 +1178,28 @@ static void young_keep(struct fs *fs, const struct fs_node *d, const struct cach
 	}
 	pthread_mutex_lock(&fs->catalog_lock);
 	/* Each READDIR call of one listing reads it again: the directory is kept once, with the
-	 * latest stamp's time. */
-	for (struct fs_young *o = fs->young; o; o = o->next)
-		if (o->nodeid == y->nodeid) {
+	 * latest stamp's time. The watcher sleeps until the earliest: woken for an earlier one. */
+	earliest = true;
+	for (struct fs_young *o = fs->young; o; o = o->next) {
+		if (o->dev == y->dev && o->ino == y->ino) {
 			o->ready_ns = ready > o->ready_ns ? ready : o->ready_ns;
 			pthread_mutex_unlock(&fs->catalog_lock);
 			free(y);
 			return;
 		}
+		if (o->ready_ns <= ready)
+			earliest = false;
+	}
 	if (fs->young_count == YOUNG_MAX) {
 		pthread_mutex_unlock(&fs->catalog_lock);
 		free(y);
 		return;
 	}
-	first = !fs->young;
-	y->next = fs->young;
-	fs->young = y;
+	*(fs->young ? &fs->young_tail->next : &fs->young) = y;
+	fs->young_tail = y;
 	fs->young_count++;
 	pthread_mutex_unlock(&fs->catalog_lock);
-	if (first)
+	if (earliest)
 		fs_watch_wake(fs);
 }
 
@@ -1241,19 +1247,20 @@ static struct fs_node *young_node(struct fs *fs, const struct fs_young *y)
 void fs_catalog_young_record(struct fs *fs)
 {
 	int64_t now = clock_wall_ns();
-	size_t listed = 0;
+	uint64_t end = clock_now_ns() + YOUNG_BATCH_NS;
 
-	/* A batch of about YOUNG_BATCH_ENTRIES entries, then back to the watcher's events
-	 * (fs_catalog_young_due says 0 while ready ones wait): a checkout of 100,000 files listed
-	 * at once must not hold events back while all of it is listed again. */
-	while (listed < YOUNG_BATCH_ENTRIES) {
-		struct fs_young *y = NULL;
+	/* A batch, then back to the watcher's events (fs_catalog_young_due says 0 while ready
+	 * ones wait): a checkout of 100,000 files listed at once must not hold events back. */
+	for (bool first = true; first || (clock_now_ns() < end && fs_watch_queue_empty(fs)); first = false) {
+		struct fs_young *y = NULL, *prev = NULL;
 		struct fs_node *d;
 		pthread_mutex_lock(&fs->catalog_lock);
-		for (struct fs_young **pp = &fs->young; *pp; pp = &(*pp)->next)
-			if ((*pp)->ready_ns <= now) {
-				y = *pp;
-				*pp = y->next;
+		for (struct fs_young *o = fs->young; o; prev = o, o = o->next)
+			if (o->ready_ns <= now) {
+				y = o;
+				*(prev ? &prev->next : &fs->young) = y->next;
+				if (fs->young_tail == y)
+					fs->young_tail = prev;
 				fs->young_count--;
 				break;
 			}
@@ -1268,11 +1275,9 @@ void fs_catalog_young_record(struct fs *fs)
 			if (listing_build(fs, d, &g, y->relists + 1, &l) == 0) {
 				if (l.recorded)
 					atomic_fetch_add(&fs->catalog_late_records, 1);
-				listed += l.count;
 				fs_catalog_listing_release(&l);
 			}
 		}
-		listed++;   /* a directory that could not be listed costs too */
 		if (d && d != fs->root)
 			fs_node_forget(fs, d->nodeid, 1);
 		free(y);
@@ -1286,9 +1291,13 @@ static void young_free(struct fs *fs)
 		fs->young = y->next;
 		free(y);
 	}
+	fs->young_tail = NULL;
 	fs->young_count = 0;
 }
 
+/* Whether regular file name of directory dirfd has no extended attributes (its inode was just
+ * stat'ed, so listxattr reads nothing more of the device). llistxattr: a symlink swapped in
+ * for the name since the stat is not followed (its own list, not its target's, is asked). */
 static bool file_no_xattrs(int dirfd, const char *name)
 {
 	char path[FS_PROC_PATH_MAX + CACHE_CATALOG_NAME_MAX + 2];
@@ -1308,7 +1317,7 @@ static int listing_build(struct fs *fs, struct fs_node *d, const struct fs_catal
 	struct cache_catalog_entry *entries = NULL;
 	char *names = NULL, *buf = NULL;
 	size_t count = 0, cap = 0, names_len = 0, names_cap = 0;
-	bool complete = true, recorded = false;
+	bool complete = true, recorded = false, probe_xattrs;
 	int nfd, dfd, rc;
 
 	nfd = fs_node_fd(fs, d);
@@ -1320,6 +1329,9 @@ static int listing_build(struct fs *fs, struct fs_node *d, const struct fs_catal
 	if (dfd < 0)
 		return dfd;
 	cache_catalog_stamp_from_stat(&before, &s0);
+	/* A READDIR of a directory changed within the racy window is not recorded (its re-list
+	 * is): its files' xattrs are not asked for a record that will not be written. */
+	probe_xattrs = relists > 0 || !cache_catalog_stamp_racy(&s0);
 	buf = malloc(32768);
 	if (!buf) {
 		rc = -ENOMEM;
@@ -1381,7 +1393,7 @@ static int listing_build(struct fs *fs, struct fs_node *d, const struct fs_catal
 			cache_catalog_attr_from_stat(&st, &e->attr);
 			/* After the stat: an xattr set in between leaves the flag unset (or moves the
 			 * directory's generation, and the listing is not recorded). */
-			if (S_ISREG(st.st_mode) && file_no_xattrs(dfd, de->d_name))
+			if (probe_xattrs && S_ISREG(st.st_mode) && file_no_xattrs(dfd, de->d_name))
 				e->attr.flags |= CACHE_CATALOG_ATTR_NO_XATTRS;
 			if (fs->handles && st.st_dev == d->dev) {
 				_Alignas(struct file_handle) unsigned char hb[sizeof(struct file_handle) + CACHE_HANDLE_MAX];

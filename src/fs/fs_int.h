@@ -69,7 +69,7 @@ struct fs_node {
 	_Atomic int64_t origin_confirmed_ns;
 	/* The same kind of original: a file whose last name went through the mount (unlink,
 	 * rename over it) while open files of ours held it: an fd open on it (read-only) until
-	 * the node is freed, so that a FUSE server (sshfs) hides it as it hides an open file
+	 * the last of them closes (fs_node_io_release), so that a FUSE server (sshfs) hides it as it hides an open file
 	 * (libfuse's .fuse_hidden) instead of removing it, and the deferred opens' fstat, fsync
 	 * and late open still reach it (fs_node_hold_open). -1: none. */
 	atomic_int held_open_fd;
@@ -298,7 +298,7 @@ struct fs {
 	unsigned xattr_learned_count;
 	/* Directories listed while their stamp was too young to record, to list again once it is
 	 * not (fs_catalog.c "young listings"): a list of young_count. catalog_lock. */
-	struct fs_young *young;
+	struct fs_young *young, *young_tail;
 	size_t young_count;
 	/* Attributes of regular files the catalog knows current (fs_catalog.c "file attributes":
 	 * OPEN and GETATTR without reading the original's inode). NULL: none. Its own locks. */
@@ -344,8 +344,9 @@ struct fs_node *fs_node_find_held(struct fs *fs, const struct stat *st);
 bool fs_watch_covers(struct fs *fs, const struct fs_node *n);
 /* Whether the watcher's fanotify group has no event queued (a zero-timeout poll finds nothing); false on an error. */
 bool fs_watch_queue_empty(struct fs *fs);
-/* Wakes the watcher's thread to look at the catalog's young listings again (the first one
- * kept: fs_catalog_young_due). Any thread. */
+/* Wakes the watcher's thread to look at the catalog's young listings again (one due earlier
+ * than the others: fs_catalog_young_due). From a request's thread, while the session runs
+ * (fs_watch_stop runs after every worker ended). */
 void fs_watch_wake(struct fs *fs);
 /* The watcher's invalidation count of the slot of (parent, name): see fs_watch.names_gen. */
 uint64_t fs_watch_names_gen(struct fs *fs, uint64_t parent, const char *name);
@@ -375,8 +376,8 @@ int fs_node_stat(struct fs *fs, struct fs_node *n, struct stat *st);
 void fs_node_name_leaving(struct fs *fs, struct fs_node *n);
 /* Before the last name of n, a regular file on an original the watcher does not cover, goes
  * through the mount (unlink, rename over it): if open files of ours hold it (deferred ones
- * hold no fd that keeps it open), it is opened and kept open until the node goes
- * (held_open_fd). A failure is only logged: their reads are served from the copy anyway. */
+ * hold no fd that keeps it open), it is opened and kept open until the last of
+ * them closes (held_open_fd). A failure is only logged: their reads are served from the copy anyway. */
 void fs_node_hold_open(struct fs *fs, struct fs_node *n);
 /* n keeps its O_PATH fd from now on until it goes (FS_REACH_FD), whatever reached it: an inode
  * whose last name goes (or an O_TMPFILE) can then be opened again through /proc, which a file

@@ -371,14 +371,13 @@ void fs_node_hold_open(struct fs *fs, struct fs_node *n)
 	    !fs_node_io_hold_existing(fs, n))
 		return;
 	fd = fs_node_open(fs, n, O_RDONLY | O_CLOEXEC);
-	fs_node_io_release(fs, n);
-	if (fd < 0) {
+	if (fd < 0)
 		log_warn("keeping inode %llu open while its name goes failed: %s",
 		         (unsigned long long)n->ino, strerror(-fd));
-		return;
-	}
-	if (!atomic_compare_exchange_strong(&n->held_open_fd, &none, fd))
+	else if (!atomic_compare_exchange_strong(&n->held_open_fd, &none, fd))
 		sys_close(fd);   /* another thread was first */
+	/* After the CAS: the last release of n's open state closes what was published. */
+	fs_node_io_release(fs, n);
 }
 
 void fs_node_name_leaving(struct fs *fs, struct fs_node *n)
@@ -1074,6 +1073,7 @@ void fs_node_io_release(struct fs *fs, struct fs_node *n)
 {
 	pthread_mutex_t *stripe = io_stripe(fs, n);
 	struct engine_inode *io;
+	int held;
 
 	pthread_mutex_lock(stripe);
 	io = n->io;
@@ -1082,9 +1082,14 @@ void fs_node_io_release(struct fs *fs, struct fs_node *n)
 		return;
 	}
 	n->io = NULL;
+	/* No open file of ours holds the inode any more: nothing needs it kept open
+	 * (fs_node_hold_open publishes only while it holds the engine inode). */
+	held = atomic_exchange(&n->held_open_fd, -1);
 	pthread_mutex_unlock(stripe);
 	atomic_fetch_sub_explicit(&fs->table.nodes_open, 1, memory_order_relaxed);
 	io_free(fs, io);
+	if (held >= 0)
+		sys_close(held);
 }
 
 void fs_gauges(struct fs *fs, struct fs_gauges *g)

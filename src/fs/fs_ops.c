@@ -1194,7 +1194,7 @@ static void op_fsync(struct fuse_req *r, uint64_t ino, const struct fuse_fsync_i
 	/* A read-only open the catalog answered holds no fd: once the file is unlinked behind
 	 * there is no original to reach, and nothing of ours to write. Nor has a deferred one on a
 	 * network original whose file another client deleted (the late open by its name: ENOENT). */
-	if ((rc == -ESTALE || (rc == -ENOENT && f->path_fd >= 0)) &&
+	if ((rc == -ESTALE || (rc == -ENOENT && f->path_fd >= 0 && !fs_watch_covers(fs, f->node))) &&
 	    (f->has_known || f->path_fd >= 0) && (f->file.open_flags & O_ACCMODE) == O_RDONLY)
 		rc = 0;
 	PUT_FILE(fs, in->fh, f);

@@ -221,6 +221,10 @@ for name, how in (("f8", "unlink"), ("f9", "rename over"), ("f12", "delete in th
     if data != want or (st and st.st_size != len(want)):
         sys.exit("(iv) %s (%s while a deferred open held it): read %d bytes, size %s, want %d"
                  % (name, how, len(data), st and st.st_size, len(want)))
+    os.listdir(A)   # an ls through the mount looks the hidden name up: the kernel keeps its node
+    for n in os.listdir(A):
+        if n.startswith(".fuse_hidden"):
+            os.lstat(os.path.join(A, n))
     os.close(fd)
 t0 = time.monotonic()
 while [n for n in os.listdir(S) if n.startswith(".fuse_hidden")]:
