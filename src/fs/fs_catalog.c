@@ -211,7 +211,8 @@ static void dir_attr_keep(struct fs *fs, const struct cache_catalog_attr *a)
 	pthread_mutex_unlock(&fs->catalog_lock);
 }
 
-int fs_catalog_dir_attr(struct fs *fs, struct fs_node *n, struct stat *st)
+/* The attributes kept for directory n, if current: 0 and *a, or -ENOENT. */
+static int dir_attr_current(struct fs *fs, struct fs_node *n, struct cache_catalog_attr *a)
 {
 	struct fs_dir_attr *e;
 	int rc = -ENOENT;
@@ -225,10 +226,19 @@ int fs_catalog_dir_attr(struct fs *fs, struct fs_node *n, struct stat *st)
 	 * attributes voids it) and is the one these attributes carry. */
 	if (e && n->stamp_epoch == fs->catalog_epoch && n->stamp_mtime_ns == e->attr.mtime_ns &&
 	    n->stamp_ctime_ns == e->attr.ctime_ns) {
-		cache_catalog_attr_to_stat(&e->attr, st);
+		*a = e->attr;
 		rc = 0;
 	}
 	pthread_mutex_unlock(&fs->catalog_lock);
+	return rc;
+}
+
+int fs_catalog_dir_attr(struct fs *fs, struct fs_node *n, struct stat *st)
+{
+	struct cache_catalog_attr a;
+	int rc = dir_attr_current(fs, n, &a);
+	if (rc == 0)
+		cache_catalog_attr_to_stat(&a, st);
 	return rc;
 }
 
@@ -259,7 +269,8 @@ static void dir_attrs_free(struct fs *fs)
  * returned before the request is then either visible there or accounted in the slots. Writes through a shared
  * mapping make no FAN_MODIFY: the catalog watches closes of written files too
  * (fs_catalog_watch_mask). A direct-mapped table (a newer entry replaces an older one), so
- * the memory is bounded whatever the tree. */
+ * the memory is bounded whatever the tree. A symlink's attributes are kept by the same rule,
+ * for their "no xattrs" flag only (fs_catalog_no_xattrs): OPEN and GETATTR use regular files'. */
 
 #define FILE_ATTR_SLOTS 131072u       /* entries of 96 bytes: 12 MiB, its pages touched as used */
 #define FILE_ATTR_LOCKS 64u
@@ -365,8 +376,8 @@ uint64_t fs_catalog_watch_mask(const struct fs *fs)
 	return fs->catalog ? FAN_CLOSE_WRITE : 0;
 }
 
-/* Keeps the attributes st of regular file n, found in directory p's record (from_record) or on
- * the original, both read after g was sampled. */
+/* Keeps the attributes st of regular file or symlink n, found in directory p's record
+ * (from_record) or on the original, both read after g was sampled. */
 static void file_attr_keep(struct fs *fs, struct fs_node *p, struct fs_node *n,
                            const struct stat *st, bool from_record, bool no_xattrs,
                            const struct fs_catalog_gens *g)
@@ -376,7 +387,7 @@ static void file_attr_keep(struct fs *fs, struct fs_node *p, struct fs_node *n,
 	uint32_t parent_slot;
 	size_t i;
 
-	if (!fa || !S_ISREG(st->st_mode) || st->st_nlink > 1 || !n->handle_bytes)
+	if (!fa || !(S_ISREG(st->st_mode) || S_ISLNK(st->st_mode)) || st->st_nlink > 1 || !n->handle_bytes)
 		return;   /* handle_bytes: only a node reached by its handle has them */
 	if (p == fs->root && fa->root_bytes)
 		parent_slot = changed_slot(fa->root_type, fa->root_handle, fa->root_bytes);
@@ -399,13 +410,14 @@ static void file_attr_keep(struct fs *fs, struct fs_node *p, struct fs_node *n,
 	pthread_mutex_unlock(&fa->lock[i % FILE_ATTR_LOCKS]);
 }
 
-/* The kept entry of regular file n, whatever its age: 0, or -ENOENT (none, or another file's). */
+/* The kept entry of regular file or symlink n, whatever its age: 0, or -ENOENT (none, or
+ * another file's). */
 static int file_attr_entry(struct fs *fs, const struct fs_node *n, struct fs_file_attr *e)
 {
 	struct fs_file_attrs *fa = fs->file_attrs;
 	size_t i;
 
-	if (!fa || n->type != S_IFREG)
+	if (!fa || (n->type != S_IFREG && n->type != S_IFLNK))
 		return -ENOENT;
 	i = file_attr_index(n->dev, n->ino);
 	pthread_mutex_lock(&fa->lock[i % FILE_ATTR_LOCKS]);
@@ -425,23 +437,31 @@ static bool file_attr_stale(struct fs *fs, const struct fs_file_attr *e)
 	       (e->from_record && !seal_holds(fs));
 }
 
+/* Has the watcher nothing queued or in its hands? Then every change made before this request
+ * is accounted where it voids what was kept (the slots, a directory's stamp: the watcher
+ * counts up before it takes events out of the queue and again once it handled them), so the
+ * caller reads those again after this check. */
+static bool watcher_quiet(struct fs *fs)
+{
+	struct fs_file_attrs *fa = fs->file_attrs;
+	uint64_t before;
+
+	if (!fa)
+		return false;
+	before = atomic_load(&fa->events);
+	return !(before & 1) && fs_watch_queue_empty(fs) && atomic_load(&fa->events) == before;
+}
+
 /* n's entry in *out if it is current (see above): 0, -ENOENT or -EAGAIN. */
 static int file_attr_current(struct fs *fs, struct fs_node *n, struct fs_file_attr *out)
 {
-	struct fs_file_attrs *fa = fs->file_attrs;
 	struct fs_file_attr e;
-	uint64_t before;
 
 	if (!fs_watch_covers(fs, n) ||
 	    atomic_load(&n->passthrough_writers) ||   /* its times move with no request to us */
 	    file_attr_entry(fs, n, &e) < 0 || file_attr_stale(fs, &e))
 		return -ENOENT;   /* stale already: no need to ask the watcher's queue */
-	/* Nothing queued or in the watcher's hands: a change made before this request is
-	 * accounted in the slots (the watcher counts up before it takes events out of the queue
-	 * and again once it handled them), so they are read again after this check. */
-	before = atomic_load(&fa->events);
-	if ((before & 1) || !fs_watch_queue_empty(fs) ||
-	    atomic_load(&fa->events) != before)
+	if (!watcher_quiet(fs))
 		return -EAGAIN;
 	if (file_attr_stale(fs, &e))
 		return -ENOENT;
@@ -469,7 +489,7 @@ static void file_attr_to_stat(const struct fs_file_attr *e, struct stat *st)
 int fs_catalog_file_attr(struct fs *fs, struct fs_node *n, struct stat *st)
 {
 	struct fs_file_attr e;
-	int rc = file_attr_current(fs, n, &e);
+	int rc = n->type == S_IFREG ? file_attr_current(fs, n, &e) : -ENOENT;
 	if (rc < 0)
 		return rc;
 	file_attr_to_stat(&e, st);
@@ -479,17 +499,26 @@ int fs_catalog_file_attr(struct fs *fs, struct fs_node *n, struct stat *st)
 int fs_catalog_file_attr_kept(struct fs *fs, struct fs_node *n, struct stat *st)
 {
 	struct fs_file_attr e;
-	int rc = file_attr_entry(fs, n, &e);
+	int rc = n->type == S_IFREG ? file_attr_entry(fs, n, &e) : -ENOENT;
 	if (rc < 0)
 		return rc;
 	file_attr_to_stat(&e, st);
 	return 0;
 }
 
-bool fs_catalog_file_no_xattrs(struct fs *fs, struct fs_node *n)
+bool fs_catalog_no_xattrs(struct fs *fs, struct fs_node *n)
 {
 	struct fs_file_attr e;
-	return file_attr_current(fs, n, &e) == 0 && e.no_xattrs;
+	struct cache_catalog_attr a;
+
+	if (n->type != S_IFDIR)
+		return file_attr_current(fs, n, &e) == 0 && e.no_xattrs;
+	/* A directory's attributes kept from a sealed record (fs_catalog_dir_attr), current while
+	 * its stamp is: an xattr change moves its ctime, and its event voids the stamp; checked
+	 * again once the watcher is quiet, as a file's are. */
+	return dir_attr_current(fs, n, &a) == 0 && (a.flags & CACHE_CATALOG_ATTR_NO_XATTRS) &&
+	       watcher_quiet(fs) && dir_attr_current(fs, n, &a) == 0 &&
+	       (a.flags & CACHE_CATALOG_ATTR_NO_XATTRS);
 }
 
 /* A file of the block device dev's sysfs directory, or of its disk's for a partition (the
@@ -1295,10 +1324,12 @@ static void young_free(struct fs *fs)
 	fs->young_count = 0;
 }
 
-/* Whether regular file name of directory dirfd has no extended attributes (its inode was just
- * stat'ed, so listxattr reads nothing more of the device). llistxattr: a symlink swapped in
- * for the name since the stat is not followed (its own list, not its target's, is asked). */
-static bool file_no_xattrs(int dirfd, const char *name)
+/* Whether entry name of directory dirfd (a regular file, a directory or a symlink) has no
+ * extended attributes of its own (its inode was just stat'ed, so listxattr reads nothing more
+ * of the device). llistxattr: the path's last component is not followed, so a symlink's own
+ * list is asked, not its target's (also for a symlink swapped in for the name since the stat);
+ * /proc/self/fd/N before it is the directory itself. */
+static bool entry_no_xattrs(int dirfd, const char *name)
 {
 	char path[FS_PROC_PATH_MAX + CACHE_CATALOG_NAME_MAX + 2];
 	int n = snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dirfd, name);
@@ -1391,9 +1422,11 @@ static int listing_build(struct fs *fs, struct fs_node *d, const struct fs_catal
 			names_len += len + 1;
 			e->type = de->d_type;
 			cache_catalog_attr_from_stat(&st, &e->attr);
-			/* After the stat: an xattr set in between leaves the flag unset (or moves the
-			 * directory's generation, and the listing is not recorded). */
-			if (probe_xattrs && S_ISREG(st.st_mode) && file_no_xattrs(dfd, de->d_name))
+			/* After the stat: an xattr set in between leaves the flag unset; one set after
+			 * the probe moves the entry's ctime past the one recorded with the flag (and
+			 * its event voids what was kept of it: fs_catalog_no_xattrs). */
+			if (probe_xattrs && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) || S_ISLNK(st.st_mode)) &&
+			    entry_no_xattrs(dfd, de->d_name))
 				e->attr.flags |= CACHE_CATALOG_ATTR_NO_XATTRS;
 			if (fs->handles && st.st_dev == d->dev) {
 				_Alignas(struct file_handle) unsigned char hb[sizeof(struct file_handle) + CACHE_HANDLE_MAX];

@@ -301,7 +301,8 @@ struct fs {
 	struct fs_young *young, *young_tail;
 	size_t young_count;
 	/* Attributes of regular files the catalog knows current (fs_catalog.c "file attributes":
-	 * OPEN and GETATTR without reading the original's inode). NULL: none. Its own locks. */
+	 * OPEN and GETATTR without reading the original's inode; symlinks' for their "no xattrs"
+	 * flag). NULL: none. Its own locks. */
 	struct fs_file_attrs *file_attrs;
 };
 
@@ -491,10 +492,12 @@ int fs_catalog_file_attr(struct fs *fs, struct fs_node *n, struct stat *st);
 /* The attributes of regular file n last kept (current or not): for a GETATTR of a file open on
  * them whose original was unlinked behind since (op_getattr). 0, or -ENOENT (none kept). */
 int fs_catalog_file_attr_kept(struct fs *fs, struct fs_node *n, struct stat *st);
-/* Whether regular file n had no xattrs when listed and that is still current (the same rule as
- * fs_catalog_file_attr): fs_xattr.c then knows n has none without a listxattr of the original
- * (its answers for each name are still learned from real calls, once per mount). */
-bool fs_catalog_file_no_xattrs(struct fs *fs, struct fs_node *n);
+/* Whether n (a regular file, a symlink or a directory) had no xattrs when listed and that is
+ * still current (the rule of its attributes: fs_catalog_file_attr's for a file or symlink,
+ * fs_catalog_dir_attr's for a directory, and the watcher has nothing pending): fs_xattr.c then
+ * knows n has none without a listxattr of the original (its answers for each name are still
+ * learned from real calls, once per mount and type). */
+bool fs_catalog_no_xattrs(struct fs *fs, struct fs_node *n);
 /* The watcher's thread: records the young listings whose time came (fs_catalog.c "young
  * listings"), and says in how many ms the next one's comes (-1: none, for poll). */
 void fs_catalog_young_record(struct fs *fs);

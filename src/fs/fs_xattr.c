@@ -48,9 +48,9 @@ static struct fs_xattr_learned *learned_find(struct fs *fs, const char *name, ui
 }
 
 /* Is n known to have no xattrs now? Only while the watcher covers n (without it a change
- * behind would go unseen). Seeded from the catalog first: it may know that regular file n had
- * none when its directory was listed and that nothing changed it since
- * (fs_catalog_file_no_xattrs: after a sealed restart, before anything of n was read), which
+ * behind would go unseen). Seeded from the catalog first: it may know that n (a regular file,
+ * a directory or a symlink) had none when its parent was listed and that nothing changed it
+ * since (fs_catalog_no_xattrs: after a sealed restart, before anything of n was read), which
  * spares a listxattr that would read its inode from the original. The sample is taken before
  * the catalog is asked, so a change counted meanwhile keeps the state unknown. */
 static bool none_now(struct fs *fs, struct fs_node *n)
@@ -59,8 +59,7 @@ static bool none_now(struct fs *fs, struct fs_node *n)
 
 	if (!fs_xattr_watched(fs, n))
 		return false;
-	if ((s & FS_XATTR_KNOWN_MASK) == FS_XATTR_UNKNOWN && n->type == S_IFREG &&
-	    fs_catalog_file_no_xattrs(fs, n)) {
+	if ((s & FS_XATTR_KNOWN_MASK) == FS_XATTR_UNKNOWN && fs_catalog_no_xattrs(fs, n)) {
 		fs_xattr_listed(n, s, 0);
 		s = fs_xattr_sample(n);
 	}
