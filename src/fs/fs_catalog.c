@@ -1336,15 +1336,6 @@ static bool entry_no_xattrs(int dirfd, const char *name)
 	return n > 0 && (size_t)n < sizeof(path) && sys_llistxattr(path, NULL, 0) == 0;
 }
 
-/* Whether an entry stat'ed as st changed too recently for its ctime to be sure to move at its
- * next change (the racily-clean rule of cache_catalog_stamp_racy). */
-static bool entry_racy(const struct stat *st)
-{
-	struct cache_catalog_stamp s;
-	cache_catalog_stamp_from_stat(st, &s);
-	return cache_catalog_stamp_racy(&s);
-}
-
 /* The origin's listing of d now, every entry stat'ed and with its handle; recorded if d's stamp
  * is the same before and after; if too young for that, kept to list again ("young listings";
  * relists: how many times that list listed d already, 0 for a READDIR). 0, -E2BIG (too many
@@ -1435,10 +1426,9 @@ static int listing_build(struct fs *fs, struct fs_node *d, const struct fs_catal
 			 * the probe moves the entry's ctime past the one recorded with the flag, and its
 			 * event voids what was kept of it (fs_catalog_no_xattrs). A file's or symlink's
 			 * event names d (this listing is then not recorded, or forgotten); a
-			 * subdirectory's names only itself, so its flag rests on its ctime moving: not
-			 * set while that ctime is racy (a change in the same clock tick may leave it). */
-			if (probe_xattrs && (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode) ||
-			                     (S_ISDIR(st.st_mode) && !entry_racy(&st))) &&
+			 * subdirectory's names only itself: its flag, as its other attributes, rests on
+			 * its ctime moving (attrs_trusted's own-record check). */
+			if (probe_xattrs && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) || S_ISLNK(st.st_mode)) &&
 			    entry_no_xattrs(dfd, de->d_name))
 				e->attr.flags |= CACHE_CATALOG_ATTR_NO_XATTRS;
 			if (fs->handles && st.st_dev == d->dev) {
