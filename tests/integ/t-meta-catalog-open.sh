@@ -135,7 +135,7 @@ sleep 1
 # is not empty: the catalog's flag is not used, the original is asked).
 stat "$D/q" > /dev/null
 setfattr -n user.behind -v now "$BACK/q"
-getfattr -d "$D/q" 2>/dev/null | grep -q '^user.behind="now"' || fail "an xattr set behind on a directory not listed at once: '$(getfattr -d "$D/q" 2>&1)'"
+getfattr -d "$D/q" 2>/dev/null | t_grep '^user.behind="now"' || fail "an xattr set behind on a directory not listed at once: '$(getfattr -d "$D/q" 2>&1)'"
 
 # A file the catalog opened (a passthrough hit: no fd on the original) and deleted behind while
 # open behaves as on the original: fstat says nlink 0 (tail -f goes on; before, ESTALE: "Stale
