@@ -601,6 +601,16 @@ static int seal_device_fs(dev_t dev, unsigned long fs_type, struct fs_seal_devic
 			snprintf(why, why_size, "no ext2/3/4 superblock on the original's device %u:%u", major(dev), minor(dev));
 			return -EXDEV;
 		}
+		/* s_rev_level 0, or s_inode_size 128: inodes with no room for the nanoseconds, so
+		 * times are whole seconds and two changes within one second leave a directory's
+		 * ctime as it was (a review measured it: 3,000 of 3,000 xattr changes on 6.18). The
+		 * seal trusts recorded attributes by their ctime (a directory's mode, its "no
+		 * xattrs" flag, which FUSE_POSIX_ACL would turn into an ACL not enforced). */
+		if (cache_get_le32(e + 0x4c) == 0 || cache_get_le16(e + 0x58) <= 128) {
+			snprintf(why, why_size, "the original's ext file system keeps whole-second times "
+			         "(128-byte inodes): a change within the same second would not be seen");
+			return -EXDEV;
+		}
 		if ((cache_get_le32(e + 0x5c) & EXT_COMPAT_HAS_JOURNAL) && cache_get_le32(e + 0xe0) == 0) {
 			snprintf(why, why_size, "the original's ext4 journal is on another device (%u:%u)",
 			         major(cache_get_le32(e + 0xe4)), minor(cache_get_le32(e + 0xe4)));

@@ -80,6 +80,24 @@ case "$s" in "void: the original's ext4 journal is on another device"*) ;;
   *) fail "an external journal, second start: seal '$s'";; esac
 t_unmount "$D2"
 
+# 2b. an ext4 with 128-byte inodes: whole-second times, a change within the same second leaves
+# a directory's ctime as it was (a review reproduced an ACL not enforced after a sealed
+# restart): refused
+truncate -s 32M "$T_SCRATCH/I.img"
+mkfs.ext4 -q -F -I 128 -E lazy_itable_init=0,lazy_journal_init=0 "$T_SCRATCH/I.img" 2>/dev/null
+IL=$(losetup -f --show "$T_SCRATCH/I.img")
+T_LOOPS+=("$IL")
+D3=$T_SCRATCH/ext128
+mkdir -p "$D3"; mount "$IL" "$D3"; T_BINDS+=("$D3")
+mkdir "$D3/d"; touch "$D3/d/f"; sync; sleep 2.2
+t_mount "$D3" "$SHM/c3" --meta-catalog
+s=$(seal "$D3")
+case "$s" in "void: the original's ext file system keeps whole-second times"*) ;;
+  *) fail "an ext4 with 128-byte inodes: seal '$s'";; esac
+ls -lR "$D3" > /dev/null
+t_unmount "$D3"
+[ ! -f "$SHM/c3/cachemax-v1/catalog/seal" ] || fail "an original with whole-second times was sealed"
+
 # 3. XFS: an internal log is sealed, an external one refused
 command -v mkfs.xfs > /dev/null || { echo "no mkfs.xfs (xfsprogs): XFS not checked"; exit 0; }
 grep -qw xfs /proc/filesystems || { echo "no XFS in this kernel: XFS not checked"; exit 0; }
