@@ -1245,6 +1245,8 @@ static void young_keep(struct fs *fs, const struct fs_node *d, const struct cach
 int fs_catalog_young_due(struct fs *fs)
 {
 	int64_t next = INT64_MAX, ms;
+	if (!fs->catalog)
+		return -1;   /* nothing is ever kept: no lock on the watcher's every wake-up */
 	pthread_mutex_lock(&fs->catalog_lock);
 	for (const struct fs_young *y = fs->young; y; y = y->next)
 		if (y->ready_ns < next)
@@ -1263,10 +1265,9 @@ static int listing_build(struct fs *fs, struct fs_node *d, const struct fs_catal
  * the one the kernel holds, else one made from its handle; NULL if neither is there. */
 static struct fs_node *young_node(struct fs *fs, const struct fs_young *y)
 {
-	_Alignas(struct file_handle) unsigned char hb[sizeof(struct file_handle) + CACHE_HANDLE_MAX];
-	struct file_handle *h = (struct file_handle *)(void *)hb;
 	struct fs_node *d = fs_node_get_ref(fs, y->nodeid);
 	struct stat st;
+	int fd, rc;
 
 	if (d && d->dev == y->dev && d->ino == y->ino)
 		return d;
@@ -1274,23 +1275,30 @@ static struct fs_node *young_node(struct fs *fs, const struct fs_young *y)
 		fs_node_forget(fs, d->nodeid, 1);
 	if (!y->handle.bytes)
 		return NULL;
-	h->handle_type = y->handle.type;
-	h->handle_bytes = y->handle.bytes;
-	memcpy(h->f_handle, y->handle.data, y->handle.bytes);
-	if (fs_handle_stat(fs, h, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_dev != y->dev ||
-	    st.st_ino != y->ino || fs_node_acquire_handle(fs, fs->root, &st, &y->handle, &d) < 0)
+	fd = fs_handle_open(fs, fs->root, &y->handle, O_PATH);
+	if (fd < 0)
+		return NULL;
+	rc = sys_fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+	sys_close(fd);
+	if (rc < 0 || !S_ISDIR(st.st_mode) || st.st_dev != y->dev || st.st_ino != y->ino ||
+	    fs_node_acquire_handle(fs, fs->root, &st, &y->handle, &d) < 0)
 		return NULL;
 	return d;
 }
 
 void fs_catalog_young_record(struct fs *fs)
 {
-	int64_t now = clock_wall_ns();
-	uint64_t end = clock_now_ns() + YOUNG_BATCH_NS;
+	int64_t now, end;
+
+	if (!fs->catalog)
+		return;
+	now = clock_wall_ns();
+	end = (int64_t)clock_now_ns() + YOUNG_BATCH_NS;
 
 	/* A batch, then back to the watcher's events (fs_catalog_young_due says 0 while ready
 	 * ones wait): a checkout of 100,000 files listed at once must not hold events back. */
-	for (bool first = true; first || (clock_now_ns() < end && fs_watch_queue_empty(fs)); first = false) {
+	for (bool first = true; first || ((int64_t)clock_now_ns() < end && fs_watch_queue_empty(fs));
+	     first = false) {
 		struct fs_young *y = NULL, *prev = NULL;
 		struct fs_node *d;
 		pthread_mutex_lock(&fs->catalog_lock);

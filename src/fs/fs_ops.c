@@ -896,7 +896,8 @@ static int deferred_trunc(mode_t type, uint32_t flags)
  *   past it the open goes to the original again. The fingerprint is still checked (the O_PATH
  *   fd's stat), and an open that is not a hit passed through to the copy opens the original
  *   at once (op_open).
- * Writers open at once: their writes go to the origin first. now: clock_now_ns(). */
+ * Writers open at once: their writes go to the origin first. now: clock_now_ns() (unwatched
+ * only). */
 static bool open_deferrable(struct fs *fs, const struct fs_node *n, uint32_t flags, bool watched,
                             uint64_t now)
 {
@@ -960,7 +961,7 @@ static void op_open(struct fuse_req *r, uint64_t ino, const struct fuse_open_in 
 	}
 	GET_NODE(fs, r, n, ino);
 	watched = fs_watch_covers(fs, n);
-	now = clock_now_ns();   /* before the open: what it confirms is at least this recent */
+	now = watched ? 0 : clock_now_ns();   /* before the open: what it confirms is this recent */
 	flags = own_open_flags(in->flags) & ~deferred_trunc(n->type, in->flags);
 	if (!open_deferrable(fs, n, in->flags, watched, now))
 		rc = fd = fs_node_open(fs, n, flags);

@@ -445,7 +445,7 @@ static void *watch_thread(void *arg)
 	for (;;) {
 		struct pollfd p[2] = { { .fd = fs->watch.fan_fd, .events = POLLIN },
 		                       { .fd = fs->watch.wake_pipe[0], .events = POLLIN } };
-		/* Events first: a young listing is recorded only if none named its directory. */
+		/* Events first: one they report keeps a young listing out (fs_catalog.c). */
 		if (poll(p, 2, fs_catalog_young_due(fs)) < 0 && errno != EINTR) {
 			free(buf);
 			return watch_thread_lost(fs, -errno);
