@@ -37,7 +37,9 @@ const struct config_option config_options[] = {
 	          "watched ones are cached until a change invalidates them\n" },
 	{ .name = "entry-timeout", .type = CONFIG_SECONDS, .value_name = "SEC",
 	  .offset = FIELD(daemon.entry_timeout), .min = 0, .max = 86400, .expect = "seconds (0 to 86400)",
-	  .help = "the same for names (default 1)\n" },
+	  .help = "the same for names (default 1); where changes are not\n"
+	          "watched, a directory listing is kept as long as the\n"
+	          "shorter of the two timeouts\n" },
 	{ .name = "size", .type = CONFIG_SIZE, .value_name = "SIZE", .offset = FIELD(daemon.size),
 	  .min = DAEMON_SIZE_MIN, .expect = "a size of at least 1M such as 512M or 20G",
 	  .help = "cache capacity, e.g. 20G, at most the cache file system's size\n"

@@ -67,6 +67,12 @@ struct fs_node {
 	 * matching it and passed through to it; read-only opens within --attr-timeout of that are
 	 * deferred (fs_ops.c op_open). 0: none. */
 	_Atomic int64_t origin_confirmed_ns;
+	/* A directory the change watcher does not cover, whose OPENDIR we answer (op_opendir): when
+	 * (clock_now_ns, taken before the read) the listing the kernel may hold of it began to be
+	 * read from the original -- the first READDIR at offset 0 since an OPENDIR that made the
+	 * kernel drop its listing. An OPENDIR within the listing window of that lets the kernel keep
+	 * the listing (FOPEN_KEEP_CACHE). 0: none (the kernel holds no listing we vouch for). */
+	_Atomic int64_t listing_read_ns;
 	/* The same kind of original: a file whose last name went through the mount (unlink,
 	 * rename over it) while open files of ours held it: an fd open on it (read-only) until
 	 * the last of them closes (fs_node_io_release), so that a FUSE server (sshfs) hides it as it hides an open file
@@ -114,7 +120,8 @@ struct fs_dir {
 	pthread_mutex_t lock;         /* protects everything below */
 	uint64_t offset;              /* cookie of the next entry in buf (or of the fd position) */
 	size_t buf_len, buf_pos;
-	char buf[32768];
+	char buf[32768];              /* getdents records: 8-byte aligned, as buf_len is */
+	bool read_any;                /* getdents called on fd (a read at offset 0 then reopens it) */
 };
 
 struct fs_table {

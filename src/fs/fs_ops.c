@@ -5,6 +5,7 @@
  * fsgid, the supplementary group and the umask the kernel sent, so new files belong to the
  * caller and get the mode the origin gives them (a default ACL replaces the umask).
  */
+#include "cache/cache_catalog.h"
 #include "fs/fs_int.h"
 #include "fs/fs_openless.h"
 
@@ -1361,16 +1362,24 @@ static void op_removexattr(struct fuse_req *r, uint64_t ino, const char *name)
 	fuse_reply_err(r, -rc);
 }
 
-/* A directory stream on n's inode: 0 or -errno. */
-static int dir_open(struct fs *fs, struct fs_node *n, struct fs_dir **out)
+/* An fd open for reading on directory n's origin inode, or -errno. */
+static int dir_stream_fd(struct fs *fs, struct fs_node *n)
 {
-	struct fs_dir *d;
 	int nfd = fs_node_fd(fs, n), fd;
 
 	if (nfd < 0)
 		return nfd;
 	fd = fs_open_retry(fs, nfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	fs_node_fd_put(fs, n, nfd);
+	return fd;
+}
+
+/* A directory stream on n's inode: 0 or -errno. */
+static int dir_open(struct fs *fs, struct fs_node *n, struct fs_dir **out)
+{
+	struct fs_dir *d;
+	int fd = dir_stream_fd(fs, n);
+
 	if (fd < 0)
 		return fd;
 	d = calloc(1, sizeof(*d));
@@ -1391,6 +1400,46 @@ static void dir_close(struct fs_dir *d)
 	free(d);
 }
 
+/* How long the kernel may keep the listing of a directory the watcher does not cover: the
+ * shorter of --entry-timeout and --attr-timeout (its names and its attributes may be that old
+ * too; the network contract: a change by another route is seen after the timeouts). */
+static double listing_window(const struct fs *fs)
+{
+	return fs->cfg.entry_timeout < fs->cfg.attr_timeout ? fs->cfg.entry_timeout
+	                                                    : fs->cfg.attr_timeout;
+}
+
+/* The open flags of an OPENDIR we answer (a directory the watcher does not cover; fd: the
+ * stream just opened on it). The kernel caches the listing it reads (FOPEN_CACHE_DIR) and
+ * keeps the one it holds across opens (FOPEN_KEEP_CACHE) if that began to be read from the
+ * original within listing_window (n->listing_read_ns); otherwise it drops it (no
+ * FOPEN_KEEP_CACHE) and the next READDIR at offset 0 stamps the new one. Not cached at all:
+ * a directory that changed too recently for its mtime to show a later change
+ * (cache_catalog_stamp_racy: sshfs's times are whole seconds, and past the window only the
+ * kernel's mtime check guards a listing a long-lived handle re-reads after rewinddir). */
+static uint32_t listing_open_flags(struct fs *fs, struct fs_node *n, int fd, uint64_t now)
+{
+	double window = listing_window(fs);
+	struct cache_catalog_stamp stamp;
+	struct stat st;
+	int64_t read_ns;
+
+	if (window > 0 && sys_fstatat(fd, "", &st, AT_EMPTY_PATH) == 0) {
+		cache_catalog_stamp_from_stat(&st, &stamp);
+		if (!cache_catalog_stamp_racy(&stamp)) {
+			read_ns = atomic_load(&n->listing_read_ns);
+			if (read_ns > 0 && (double)(now - (uint64_t)read_ns) < window * 1e9) {
+				stats_add(fs->cfg.stats, STATS_LISTINGS_KEPT, 1);
+				return FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE;
+			}
+			atomic_store(&n->listing_read_ns, 0);
+			return FOPEN_CACHE_DIR;
+		}
+	}
+	atomic_store(&n->listing_read_ns, 0);
+	return 0;
+}
+
 /* While the watcher covers the origin, OPENDIR answers ENOSYS: the kernel then never sends
  * OPENDIR or RELEASEDIR again on this connection and opens every directory with
  * FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR, so a listing it read once is served from its cache, with
@@ -1398,14 +1447,16 @@ static void dir_close(struct fs_dir *d)
  * it changes behind the cache; changes through the mount reset it in the kernel). READDIR then
  * comes with fh 0 and opens its own stream (op_readdir). Directories the watch does not cover
  * (a file system mounted below the origin) keep the short attribute timeout, and the kernel
- * drops their cached listing when it sees their mtime move. Without the watch: an open per
- * OPENDIR and no directory caching. */
+ * drops their cached listing when it sees their mtime move. Without the watch (a network
+ * original): an open per OPENDIR, and the kernel keeps a listing within the timeouts of
+ * reading it (listing_open_flags). */
 static void op_opendir(struct fuse_req *r, uint64_t ino, const struct fuse_open_in *in)
 {
 	struct fs *fs = FS_OF(r);
 	struct cm_fuse_open_out o;
 	struct fs_node *n;
 	struct fs_dir *d;
+	uint64_t now;
 	int rc;
 
 	GET_NODE(fs, r, n, ino);
@@ -1413,6 +1464,7 @@ static void op_opendir(struct fuse_req *r, uint64_t ino, const struct fuse_open_
 		fuse_reply_err(r, ENOSYS);
 		return;
 	}
+	now = clock_now_ns();
 	rc = dir_open(fs, n, &d);
 	if (rc < 0) {
 		fuse_reply_err(r, -rc);
@@ -1420,6 +1472,8 @@ static void op_opendir(struct fuse_req *r, uint64_t ino, const struct fuse_open_
 	}
 	memset(&o, 0, sizeof(o));
 	o.fh = (uint64_t)(uintptr_t)d;
+	if (!fs_watch_covers(fs, n))
+		o.open_flags = listing_open_flags(fs, n, d->fd, now);
 	fuse_reply_open(r, &o);
 }
 
@@ -1551,6 +1605,25 @@ static void op_readdir(struct fuse_req *r, uint64_t ino, const struct fuse_read_
 		}
 	}
 	pthread_mutex_lock(&d->lock);
+	if (in->offset == 0 && !own_stream) {
+		struct fs_node *n = dir_node ? dir_node : fs_node_get(fs, ino);
+		int64_t none = 0;
+		/* the first read of a listing the kernel may keep (listing_open_flags) */
+		if (n && !fs_watch_covers(fs, n))
+			atomic_compare_exchange_strong(&n->listing_read_ns, &none, (int64_t)clock_now_ns());
+		/* A rewind (rewinddir) reads the directory afresh on a new stream: a network
+		 * original's own may not rewind (sshfs answers a rewound stream with nothing). */
+		if (n && d->read_any) {
+			int fd = dir_stream_fd(fs, n);
+			if (fd >= 0) {
+				sys_close(d->fd);
+				d->fd = fd;
+				d->offset = 0;
+				d->buf_len = d->buf_pos = 0;
+				d->read_any = false;
+			}
+		}
+	}
 	if (in->offset != d->offset || (in->offset == 0 && d->buf_pos == d->buf_len)) {
 		off_t pos = sys_lseek(d->fd, (off_t)in->offset, SEEK_SET);
 		if (pos < 0) {
@@ -1566,6 +1639,7 @@ static void op_readdir(struct fuse_req *r, uint64_t ino, const struct fuse_read_
 
 		if (d->buf_pos >= d->buf_len) {
 			ssize_t n = sys_getdents(d->fd, d->buf, sizeof(d->buf));
+			d->read_any = true;
 			if (n < 0) {
 				err = (int)-n;
 				break;

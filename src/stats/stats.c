@@ -44,6 +44,7 @@ static const char *const counter_names[STATS_COUNTER_COUNT] = {
 	[STATS_KEPT_REOPENS] = "kept_reopens",
 	[STATS_UNSETTLED_OPENS] = "unsettled_opens",
 	[STATS_XATTR_ABSENT_ANSWERS] = "xattr_absent_answers",
+	[STATS_LISTINGS_KEPT] = "listings_kept",
 };
 
 static const char *const latency_names[STATS_LAT_COUNT] = {

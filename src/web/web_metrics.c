@@ -72,6 +72,7 @@ static const struct metric_family families[] = {
 	COUNTER("excluded_opens", "First opens of files excluded from caching.", "excluded_opens"),
 	COUNTER("unsettled_opens", "First opens not cached because the file had just changed (no change watcher).", "unsettled_opens"),
 	COUNTER("xattr_absent_answers", "Xattr requests answered without the original (the inode has no xattrs).", "xattr_absent_answers"),
+	COUNTER("listings_kept", "Directory opens on an unwatched original answered letting the kernel keep the listing it read within the timeouts.", "listings_kept"),
 	COUNTER("changes_behind", "Changes made behind the cache that the change watcher saw.", "changes_behind"),
 	COUNTER("kernel_invalidations", "Invalidation notifications the kernel accepted.", "kernel_invalidations"),
 	COUNTER("watch_overflows", "Times change events were lost.", "watch_overflows"),

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Listings of a network original kept by the kernel within the timeouts (issue 14, target (c);
+# src/fs/fs_ops.c listing_open_flags): over sshfs (no fanotify: the watch is "timeout"), an
+# OPENDIR within the shorter of --entry-timeout and --attr-timeout of the read of the listing
+# the kernel holds lets it keep that listing (FOPEN_KEEP_CACHE): a walk of a warm tree sends no
+# READDIR. Past the window the kernel drops it and reads the original again (the network
+# contract: a change by another route is seen after the timeouts). Checked:
+# (i)   a second `ls -R` within the window: every directory's open counted in listings_kept,
+#       and (where perf and tracefs are) no READDIR/READDIRPLUS request reached the daemon;
+# (ii)  a create, an unlink and a rename made behind (in the share) are seen by the first
+#       listing that starts after the window; nothing stale after it;
+# (iii) a change through the mount is seen at once (the kernel drops its own listing);
+# (iv)  a directory that changed less than 2 s ago is not cached at all: a long-lived handle
+#       that re-reads it after rewinddir (no OPENDIR: only the kernel's mtime check guards a
+#       cached listing then) sees a name added behind in the same second as the first read,
+#       which sshfs's whole-second mtime cannot show (the test restores the mtime to make
+#       "the same second" certain).
+# Without the feature (i) fails; caching a young directory makes (iv) fail.
+. "$(dirname "$0")/lib.sh"
+need_root
+t_has_sshfs || skip "needs sshfs and sshd (Debian sshfs, openssh-server; make deps)"
+TIMEOUT=2
+
+S=$T_SCRATCH/share      # the share, as the server sees it
+A=$T_SCRATCH/client-a   # sshfs of S, accelerated in place
+mkdir -p "$S"
+for d in 1 2 3 4 5; do
+  mkdir "$S/d$d"
+  for i in $(seq 1 40); do echo "$d $i" > "$S/d$d/f$i"; done
+done
+touch -d '1 hour ago' "$S"/d* "$S"
+t_sshd_start
+# A without sshfs's own caches (no kernel attribute cache, no directory cache): what the share
+# holds is what A shows at once, so any staleness seen through the mount is CacheMax's.
+t_sshfs "$S" "$A" -o attr_timeout=0,entry_timeout=0,negative_timeout=0,dir_cache=no
+t_mount "$A" "$T_SCRATCH/cache-a" --attr-timeout $TIMEOUT --entry-timeout $TIMEOUT >/dev/null
+"$CACHEMAX" stats "$A" --json | python3 -c 'import json,sys; s=json.load(sys.stdin); assert s["change_watch"] == "timeout", s["change_watch"]' \
+  || fail "$A: the change watch over sshfs should be 'timeout', not fanotify"
+
+# tracefs for the request counts, where perf is (mounted for this test if it is not)
+if ! grep -q ' /sys/kernel/tracing tracefs ' /proc/mounts && mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null; then
+  T_BINDS+=(/sys/kernel/tracing)
+fi
+counting=1
+grep -q ' /sys/kernel/tracing tracefs ' /proc/mounts && command -v perf > /dev/null || counting=0
+# readdirs CMD: READDIR and READDIRPLUS requests A's connection got while CMD ran
+readdirs() {
+  local conn
+  conn=$(mountpoint -d "$A")
+  perf record -q -a -e fuse:fuse_request_send -o "$T_SCRATCH/perf.data" -- sh -c "$1" > /dev/null 2>&1
+  perf script -i "$T_SCRATCH/perf.data" 2>/dev/null | grep "connection ${conn#*:} " |
+    grep -c '(FUSE_READDIR' || true
+}
+
+# (i) kept within the window
+ls -R "$A" > "$T_SCRATCH/ls1" || fail "ls -R $A failed"
+k0=$(t_read_counter "$A" listings_kept)
+if [ $counting = 1 ]; then
+  n=$(readdirs "ls -R '$A' > '$T_SCRATCH/ls2'")
+  [ "$n" -eq 0 ] || fail "(i) a second ls -R within the window sent $n READDIR requests (want 0: the kernel keeps the listings)"
+else
+  ls -R "$A" > "$T_SCRATCH/ls2"
+fi
+k1=$(t_read_counter "$A" listings_kept)
+[ $((k1 - k0)) -ge 6 ] || fail "(i) listings_kept moved by $((k1 - k0)) for a second ls -R of 6 directories (want >= 6)"
+cmp -s "$T_SCRATCH/ls1" "$T_SCRATCH/ls2" || fail "(i) the two listings differ"
+
+# (ii) changes behind, seen after the window
+echo new > "$S/d1/new"
+rm "$S/d1/f1"
+mv "$S/d2/f2" "$S/d2/g2"
+sleep $((TIMEOUT + 1))
+ls "$A/d1" > "$T_SCRATCH/d1"
+t_grep -x new "$T_SCRATCH/d1" || fail "(ii) a file created behind is not listed $((TIMEOUT + 1)) s later"
+if t_grep -x f1 "$T_SCRATCH/d1"; then fail "(ii) a file deleted behind is still listed $((TIMEOUT + 1)) s later"; fi
+ls "$A/d2" > "$T_SCRATCH/d2"
+t_grep -x g2 "$T_SCRATCH/d2" && ! t_grep -x f2 "$T_SCRATCH/d2" \
+  || fail "(ii) a rename behind is not seen $((TIMEOUT + 1)) s later: $(tr '\n' ' ' < "$T_SCRATCH/d2")"
+diff <(cd "$S" && find . | sort) <(cd "$A" && find . | sort) > "$T_SCRATCH/diff" \
+  || fail "(ii) the tree through the mount differs from the share: $(head -5 "$T_SCRATCH/diff")"
+
+# (iii) through the mount: at once
+ls "$A/d3" > /dev/null
+echo via > "$A/d3/via"
+ls "$A/d3" | t_grep -x via || fail "(iii) a file created through the mount is not listed at once"
+rm "$A/d3/via"
+if ls "$A/d3" | grep -qx via; then fail "(iii) a file deleted through the mount is still listed"; fi
+
+# (iv) a young directory is not cached: a long-lived handle re-reading it after rewinddir
+python3 - "$S/d4" "$A/d4" "$TIMEOUT" <<'EOF' || fail "(iv) a young directory's listing was kept: see above"
+import os, sys, time
+share, mnt, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
+# make the directory young, at the start of a second (room for the rest within it)
+while time.time() % 1 > 0.3:
+    time.sleep(0.05)
+os.utime(share)
+st = os.stat(share)
+fd = os.open(mnt, os.O_RDONLY | os.O_DIRECTORY)
+try:
+    first = set(os.listdir(fd))          # a dup of fd: the same open file, rewound after
+    open(os.path.join(share, "late"), "w").close()
+    os.utime(share, ns=(st.st_atime_ns, st.st_mtime_ns))   # "the same second"
+    time.sleep(timeout + 1)               # past the window and the attribute timeout
+    second = set(os.listdir(fd))
+finally:
+    os.close(fd)
+assert "late" not in first, "late listed before it was made"
+if "late" not in second:
+    sys.exit("a name added behind is missing from a re-read of a directory opened while young")
+EOF
+
+echo "PASS: listings kept within the timeouts (listings_kept +$((k1 - k0)), perf counting: $counting); changes behind seen after them; young directories not cached"
