@@ -1,5 +1,7 @@
-/* fs_xattr: GETXATTR and LISTXATTR of inodes known to have no xattrs, answered without the
- * original (the contract is in fs_int.h, "xattrs of inodes that have none"). */
+/* fs_xattr: GETXATTR and LISTXATTR answered without the original: of inodes known to have no
+ * xattrs, and on an original whose file system has none at all (the contracts are in
+ * fs_int.h, "xattrs of inodes that have none" and "an original whose file system has no
+ * xattrs"). */
 #include <errno.h>
 #include <string.h>
 
