@@ -11,6 +11,7 @@ need+=(chromium fonts-dejavu-core curl)    # t-web: the dashboard in a real brow
 need+=(man-db groff-base)                  # t-install: the man page renders without a warning
 need+=(dpkg-dev debhelper)                 # t-deb: the Debian package builds (debian/)
 need+=(openssh-server sshfs git)           # bench/meta-bench.sh: the network original (sshfs over loopback)
+need+=(acl)                                # t-network-xattr: getfacl and setfacl, compared through the mount and on sshfs
 need+=(libsqlite3-dev)                     # bench/catalog-bench.c: the catalog's storage choice, measured
 need+=(e2fsprogs xfsprogs)                 # t-meta-catalog-seal: an ext4 journal and an XFS log on another device
 missing=()

@@ -623,6 +623,8 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 	cfg.io_uring = io_uring_wanted(o->transport);
 	cfg.max_stack_depth = stack_depth_for(origin_fd);
 	fcfg.origin_fd = origin_fd;
+	/* Before the mount: mounts at points below DIR are below the origin (any error: maybe). */
+	fcfg.origin_submounts = control_submounts(o->dir, NULL, 0) != 0;
 	stats_init(&d.stats);
 	fcfg.stats = &d.stats;
 	fcfg.store = store;

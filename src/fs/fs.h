@@ -46,6 +46,9 @@ struct fs_config {
 	 * (fs_watch_prepare before the mount) and no passthrough, FUSE_ATOMIC_O_TRUNC withheld
 	 * (FS_OPENLESS_WITHHELD_FLAGS). */
 	bool openless;
+	/* Mounts were below the origin when the daemon started (--allow-submounts): its file
+	 * system's lack of xattrs says nothing of theirs (fs_xattr_origin_probe). */
+	bool origin_submounts;
 	double attr_timeout;    /* seconds the kernel may cache attributes */
 	double entry_timeout;   /* seconds the kernel may cache names */
 	struct stats *stats;    /* counters to update; owned by the caller, may be NULL */

@@ -300,6 +300,10 @@ struct fs {
 	 * the seal lets them be answered without the origin. catalog_lock. */
 	struct fs_dir_attr **dir_attrs;
 	size_t dir_attr_count;
+	/* The original's file system has no xattrs at all and nothing is mounted below the origin
+	 * (fs_xattr_origin_probe, at fs_create; immutable after): GETXATTR and LISTXATTR answer
+	 * ENOSYS, which the kernel keeps for the connection. */
+	bool xattrs_unsupported;
 	pthread_mutex_t xattr_lock;   /* xattr_learned, xattr_learned_count (a leaf lock) */
 	struct fs_xattr_learned xattr_learned[FS_XATTR_LEARNED_MAX];
 	unsigned xattr_learned_count;
@@ -621,5 +625,25 @@ void fs_xattr_got(struct fs *fs, struct fs_node *n, unsigned sample, const char 
                   ssize_t result);
 /* n's xattrs may have changed (an event of the watcher's, or a change through the mount). */
 void fs_xattr_changed(struct fs_node *n);
+
+/* ---- an original whose file system has no xattrs (fs_xattr.c) -----------------------------
+ * On a file system without xattr support (sshfs: its kernel answers EOPNOTSUPP to every name
+ * after sshfs's ENOSYS, and ENODATA to the two ACL names, a NULL ACL; vfat alike) every
+ * GETXATTR is a round trip for an answer known in advance, and the kernel asks again for
+ * every file: ls keeps an EOPNOTSUPP per device, but the ACL's ENODATA is per file, and the
+ * kernel's cached ACLs go at every READDIRPLUS re-listing and attribute refresh. ENOSYS to
+ * GETXATTR (LISTXATTR) sets the connection's no_getxattr (no_listxattr) for good: the kernel
+ * then answers EOPNOTSUPP itself, and NULL ACLs (ENODATA for the ACL names, fs/fuse/acl.c)
+ * -- the original's answers, name for name. Exact only if nothing below the origin has
+ * xattrs, so it needs no mount below the origin at the start (cfg.origin_submounts); one
+ * made later lands on the CacheMax mount that covers the origin, not below it (a mount
+ * through another path to the original, a bind made before the start or propagation into
+ * it, is the known limit). SETXATTR and REMOVEXATTR still go to the original (EOPNOTSUPP). */
+/* At fs_create: sets fs->xattrs_unsupported if the origin's root lists no xattrs with
+ * EOPNOTSUPP, answers EOPNOTSUPP for a user.* name and ENODATA for both ACL names, and
+ * nothing was mounted below the origin. */
+void fs_xattr_origin_probe(struct fs *fs);
+/* Answer GETXATTR and LISTXATTR with ENOSYS (counted as answered without the original)? */
+bool fs_xattr_unsupported(struct fs *fs);
 
 #endif

@@ -1294,6 +1294,10 @@ static void op_getxattr(struct fuse_req *r, uint64_t ino, const char *name, uint
 	int nfd, known;
 
 	GET_NODE(fs, r, n, ino);
+	if (fs_xattr_unsupported(fs)) {  /* the original has none at all: the kernel stops asking */
+		fuse_reply_err(r, ENOSYS);
+		return;
+	}
 	if (n->type == S_IFREG && strcmp(name, XATTR_CAPS) == 0)
 		cap_probe_note(fs, n, fuse_req_ctx(r)->pid, false);
 	if ((known = fs_xattr_get_known(fs, n, name)) > 0) {
@@ -1327,6 +1331,10 @@ static void op_listxattr(struct fuse_req *r, uint64_t ino, uint32_t size)
 	int nfd;
 
 	GET_NODE(fs, r, n, ino);
+	if (fs_xattr_unsupported(fs)) {  /* as in op_getxattr */
+		fuse_reply_err(r, ENOSYS);
+		return;
+	}
 	if (fs_xattr_none_known(fs, n)) {  /* it has none (fs_xattr.c) */
 		reply_xattr(r, size, buf, 0);
 		return;
@@ -1907,6 +1915,7 @@ int fs_create(const struct fs_config *cfg, struct fs **out)
 		log_warn("nodes pin an fd each: %s", fs->handles_why);
 	pthread_mutex_init(&fs->cap_probes_lock, NULL);
 	pthread_mutex_init(&fs->xattr_lock, NULL);
+	fs_xattr_origin_probe(fs);
 	snprintf(fs->passthrough_why, sizeof(fs->passthrough_why), "not negotiated yet");
 	rc = fs_cache_engine_create(fs);
 	if (rc < 0)

@@ -1,9 +1,14 @@
-/* fs_xattr: GETXATTR and LISTXATTR of inodes known to have no xattrs, answered without the
- * original (the contract is in fs_int.h, "xattrs of inodes that have none"). */
+/* fs_xattr: GETXATTR and LISTXATTR answered without the original: of inodes known to have no
+ * xattrs, and on an original whose file system has none at all (the contracts are in
+ * fs_int.h, "xattrs of inodes that have none" and "an original whose file system has no
+ * xattrs"). */
+#include <errno.h>
 #include <string.h>
 
 #include "fs/fs_int.h"
 #include "stats/stats.h"
+#include "sys/sys.h"
+#include "util/log.h"
 
 /* The state in the low two bits of fs_node.xattr_state */
 #define FS_XATTR_UNKNOWN 0u
@@ -135,4 +140,36 @@ void fs_xattr_got(struct fs *fs, struct fs_node *n, unsigned sample, const char 
 		}
 	}
 	pthread_mutex_unlock(&fs->xattr_lock);
+}
+
+/* ---- an original whose file system has no xattrs (contract in fs_int.h) ------------------- */
+
+void fs_xattr_origin_probe(struct fs *fs)
+{
+	char path[FS_PROC_PATH_MAX];
+
+	fs->xattrs_unsupported = false;
+	if (fs->cfg.origin_submounts)
+		return;
+	fs_proc_path(fs->cfg.origin_fd, path);
+	/* Each answer the kernel gives itself once the connection has no_getxattr and
+	 * no_listxattr, asked of the original: any other (a value, ENODATA for a user.* name, an
+	 * EOPNOTSUPP for an ACL name as some NFS servers give, EIO of an unreachable server)
+	 * keeps every request going to the original. */
+	if (sys_listxattr(path, NULL, 0) != -EOPNOTSUPP ||
+	    sys_getxattr(path, "user.cachemax.probe", NULL, 0) != -EOPNOTSUPP ||
+	    sys_getxattr(path, "system.posix_acl_access", NULL, 0) != -ENODATA ||
+	    sys_getxattr(path, "system.posix_acl_default", NULL, 0) != -ENODATA)
+		return;
+	fs->xattrs_unsupported = true;
+	log_info("the original's file system has no xattrs: GETXATTR and LISTXATTR answer ENOSYS "
+	         "(the kernel then answers them itself, as the original does)");
+}
+
+bool fs_xattr_unsupported(struct fs *fs)
+{
+	if (!fs->xattrs_unsupported)
+		return false;
+	stats_add(fs->cfg.stats, STATS_XATTR_ABSENT_ANSWERS, 1);
+	return true;
 }

@@ -61,7 +61,8 @@ enum stats_counter {
 	STATS_UNSETTLED_OPENS,           /* first opens not cached: the file changed within 3 s and
 	                                  * no watcher reports its changes (engine_settle.c) */
 	STATS_XATTR_ABSENT_ANSWERS,      /* GETXATTR and LISTXATTR answered without the original:
-	                                  * the inode is known to have no xattrs (fs_xattr.c) */
+	                                  * the inode is known to have no xattrs, or the original's
+	                                  * file system has none at all (ENOSYS; fs_xattr.c) */
 	STATS_LISTINGS_KEPT,             /* directory opens on an unwatched original that let the
 	                                  * kernel keep the listing it read within the timeouts */
 	STATS_COUNTER_COUNT
