@@ -101,7 +101,11 @@ static void entry_fill(struct fs *fs, struct fuse_entry_out *e, const struct fs_
  * with no attribute at all, which utimensat(OMIT, OMIT) also sends; the kernel asks for
  * security.capability (from the same process) just before the former and never before the
  * latter, which is how op_setattr tells them apart (cap_probe_*). Capabilities the kernel
- * removes itself (REMOVEXATTR) before that SETATTR. */
+ * removes itself (REMOVEXATTR) before that SETATTR. On an original with no xattrs the kernel
+ * answers the probe itself (GETXATTR answered ENOSYS, fs_xattr.c), so every such SETATTR
+ * counts as probed there: a utimensat(OMIT, OMIT) by an unprivileged caller, if it sends one,
+ * would clear a set-id bit the original keeps (the opposite error, a write leaving set-user-ID
+ * on, was the one found: t-network-xattr (iv)). */
 
 #define XATTR_CAPS "security.capability"
 #define XATTR_ACL_ACCESS "system.posix_acl_access"
@@ -573,7 +577,10 @@ static void op_setattr(struct fuse_req *r, uint64_t ino, const struct fuse_setat
 	} else if (in->valid & FATTR_KILL_SUIDGID) {
 		rc = kill_setid(fs, n, fuse_req_ctx(r));
 	} else if (!(in->valid & FATTR_ANY_ATTRIBUTE) && n->type == S_IFREG) {
-		int probe = cap_probe_take(fs, n, fuse_req_ctx(r)->pid);
+		/* On an original with no xattrs the kernel answers its capability probe itself
+		 * (GETXATTR answered ENOSYS, fs_xattr.c): every such SETATTR counts as probed, a write
+		 * or a chown(-1, -1), whose set-id bits the original's own kernel clears too. */
+		int probe = fs->xattrs_unsupported ? 1 : cap_probe_take(fs, n, fuse_req_ctx(r)->pid);
 		if (probe)
 			rc = kill_privs_request(fs, n, fuse_req_ctx(r), probe == 2);
 		/* Not after root's write of a file with capabilities: its REMOVEXATTR moved ctime. */

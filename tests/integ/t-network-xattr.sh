@@ -12,7 +12,9 @@
 #       (perf on fuse:fuse_request_send; without perf and tracefs, not counted); before the
 #       change it sent N + 2 per directory + 1;
 # (iii) with a file system that has xattrs mounted below the original (--allow-submounts), the
-#       requests go to the original as before: an xattr set on the submount reads back.
+#       requests go to the original as before: an xattr set on the submount reads back;
+# (iv)  an unprivileged write through the mount clears the set-user-ID bit, as on sshfs
+#       (the kernel no longer sends the capability probe that told a write apart).
 . "$(dirname "$0")/lib.sh"
 need_root
 t_has_sshfs || skip "needs sshfs and sshd (Debian sshfs, openssh-server; make deps)"
@@ -78,6 +80,16 @@ if grep -q ' /sys/kernel/tracing tracefs ' /proc/mounts && command -v perf > /de
 else
   echo "(no perf or tracefs: the GETXATTRs of ls -lR not counted)"
 fi
+
+# (iv) the kernel no longer asks for security.capability before a write (it answers the
+# GETXATTR itself), yet an unprivileged write still clears the set-user-ID bit through the
+# mount, as the sshfs mount's own kernel does (a SETATTR mode to sshfs)
+chmod 755 "$T_SCRATCH" "$B"; chmod 777 "$S"
+echo a > "$S/suid-b"; echo a > "$S/suid-a"; chmod 4777 "$S/suid-b" "$S/suid-a"
+setpriv --reuid=65534 --regid=65534 --clear-groups sh -c "echo x >> '$B/suid-b'" || fail "(iv) nobody's write on sshfs failed"
+setpriv --reuid=65534 --regid=65534 --clear-groups sh -c "echo x >> '$A/suid-a'" || fail "(iv) nobody's write through the mount failed"
+[ "$(stat -c %a "$S/suid-b")" = 777 ] || fail "(iv) sshfs itself kept the set-user-ID bit after nobody's write: $(stat -c %a "$S/suid-b")"
+[ "$(stat -c %a "$S/suid-a")" = 777 ] || fail "(iv) a write by nobody through the mount left the set-user-ID bit: $(stat -c %a "$S/suid-a") (sshfs clears it)"
 t_unmount "$A"
 
 # (iii) a submount that has xattrs: the daemon keeps asking the original
