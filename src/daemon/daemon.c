@@ -687,6 +687,7 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 			       "is not available: %s; start without --openless\n", o->dir, why);
 		return EXIT_STARTUP_FAILED;
 	}
+	cfg.withheld_flags |= fs_withheld_init_flags(fs);
 	rc = fuse_session_mount(&cfg, fs_fuse_ops(), fs, &se);
 	if (rc < 0) {
 		fs_free(fs);

@@ -106,6 +106,12 @@ struct fs_config {
 int fs_create(const struct fs_config *cfg, struct fs **out);
 void fs_free(struct fs *fs);
 const struct fuse_ops *fs_fuse_ops(void);
+/* INIT flags of FS_FUSE_INIT_FLAGS this file system must not be granted, known once fs_create
+ * probed the original (fuse_session_config.withheld_flags): FUSE_HANDLE_KILLPRIV_V2 where the
+ * original's file system has no xattrs (fs_xattr.c): the kernel then answers its own
+ * security.capability probe before a write, which is how the daemon tells a write's
+ * attribute-less SETATTR apart, so it clears set-id bits itself, as the original's kernel does. */
+uint64_t fs_withheld_init_flags(const struct fs *fs);
 
 /* Passthrough state for status: true when in use; otherwise *why says why not. */
 bool fs_passthrough_active(struct fs *fs, char *why, size_t why_size);

@@ -102,10 +102,9 @@ static void entry_fill(struct fs *fs, struct fuse_entry_out *e, const struct fs_
  * security.capability (from the same process) just before the former and never before the
  * latter, which is how op_setattr tells them apart (cap_probe_*). Capabilities the kernel
  * removes itself (REMOVEXATTR) before that SETATTR. On an original with no xattrs the kernel
- * answers the probe itself (GETXATTR answered ENOSYS, fs_xattr.c), so every such SETATTR
- * counts as probed there: a utimensat(OMIT, OMIT) by an unprivileged caller, if it sends one,
- * would clear a set-id bit the original keeps (the opposite error, a write leaving set-user-ID
- * on, was the one found: t-network-xattr (iv)). */
+ * would answer that probe itself (GETXATTR answered ENOSYS, fs_xattr.c), so such a mount does
+ * not take FUSE_HANDLE_KILLPRIV_V2 (fs_withheld_init_flags): its kernel clears set-id bits
+ * with a SETATTR of the mode, as the original's own kernel does. */
 
 #define XATTR_CAPS "security.capability"
 #define XATTR_ACL_ACCESS "system.posix_acl_access"
@@ -577,10 +576,7 @@ static void op_setattr(struct fuse_req *r, uint64_t ino, const struct fuse_setat
 	} else if (in->valid & FATTR_KILL_SUIDGID) {
 		rc = kill_setid(fs, n, fuse_req_ctx(r));
 	} else if (!(in->valid & FATTR_ANY_ATTRIBUTE) && n->type == S_IFREG) {
-		/* On an original with no xattrs the kernel answers its capability probe itself
-		 * (GETXATTR answered ENOSYS, fs_xattr.c): every such SETATTR counts as probed, a write
-		 * or a chown(-1, -1), whose set-id bits the original's own kernel clears too. */
-		int probe = fs->xattrs_unsupported ? 1 : cap_probe_take(fs, n, fuse_req_ctx(r)->pid);
+		int probe = cap_probe_take(fs, n, fuse_req_ctx(r)->pid);
 		if (probe)
 			rc = kill_privs_request(fs, n, fuse_req_ctx(r), probe == 2);
 		/* Not after root's write of a file with capabilities: its REMOVEXATTR moved ctime. */

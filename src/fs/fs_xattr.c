@@ -166,6 +166,11 @@ void fs_xattr_origin_probe(struct fs *fs)
 	         "(the kernel then answers them itself, as the original does)");
 }
 
+uint64_t fs_withheld_init_flags(const struct fs *fs)
+{
+	return fs->xattrs_unsupported ? FUSE_HANDLE_KILLPRIV_V2 : 0;
+}
+
 bool fs_xattr_unsupported(struct fs *fs)
 {
 	if (!fs->xattrs_unsupported)

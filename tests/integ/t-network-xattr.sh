@@ -13,8 +13,9 @@
 #       change it sent N + 2 per directory + 1;
 # (iii) with a file system that has xattrs mounted below the original (--allow-submounts), the
 #       requests go to the original as before: an xattr set on the submount reads back;
-# (iv)  an unprivileged write through the mount clears the set-user-ID bit, as on sshfs
-#       (the kernel no longer sends the capability probe that told a write apart).
+# (iv)  an unprivileged write and root's chown(-1, -1) through the mount clear the set-id bits
+#       as on sshfs (the kernel no longer sends the capability probe that told a write apart,
+#       so such a mount does without FUSE_HANDLE_KILLPRIV_V2).
 . "$(dirname "$0")/lib.sh"
 need_root
 t_has_sshfs || skip "needs sshfs and sshd (Debian sshfs, openssh-server; make deps)"
@@ -65,6 +66,7 @@ echo "$want" | t_grep "user.x False errno 95" || fail "sshfs: a user.* name shou
 got=$(answers "$A")
 [ "$got" = "$want" ] || fail "answers through the mount, asked again, differ: $(diff <(echo "$want") <(echo "$got"))"
 [ "$(cd "$A" && ls -lR)" = "$(cd "$B" && ls -lR)" ] || fail "ls -lR through the mount differs from sshfs's"
+[ "$(t_read_counter "$A" xattr_absent_answers)" -ge 1 ] || fail "no GETXATTR was answered ENOSYS (xattr_absent_answers 0)"
 
 # (ii) GETXATTRs of a warm ls -lR
 if ! grep -q ' /sys/kernel/tracing tracefs ' /proc/mounts && mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null; then
@@ -90,6 +92,10 @@ setpriv --reuid=65534 --regid=65534 --clear-groups sh -c "echo x >> '$B/suid-b'"
 setpriv --reuid=65534 --regid=65534 --clear-groups sh -c "echo x >> '$A/suid-a'" || fail "(iv) nobody's write through the mount failed"
 [ "$(stat -c %a "$S/suid-b")" = 777 ] || fail "(iv) sshfs itself kept the set-user-ID bit after nobody's write: $(stat -c %a "$S/suid-b")"
 [ "$(stat -c %a "$S/suid-a")" = 777 ] || fail "(iv) a write by nobody through the mount left the set-user-ID bit: $(stat -c %a "$S/suid-a") (sshfs clears it)"
+echo a > "$S/chown-b"; echo a > "$S/chown-a"; chmod 6777 "$S/chown-b" "$S/chown-a"
+python3 -c 'import os, sys; [os.chown(p, -1, -1) for p in sys.argv[1:]]' "$B/chown-b" "$A/chown-a"
+[ "$(stat -c %a "$S/chown-a")" = "$(stat -c %a "$S/chown-b")" ] \
+  || fail "(iv) root's chown(-1, -1) of a 6777 file: $(stat -c %a "$S/chown-a") through the mount, $(stat -c %a "$S/chown-b") on sshfs"
 t_unmount "$A"
 
 # (iii) a submount that has xattrs: the daemon keeps asking the original
