@@ -55,8 +55,9 @@ struct fs_node {
 	uint8_t handle_bytes;         /* FS_REACH_HANDLE: bytes of handle[]; else 0 */
 	uint8_t reach;                /* enum fs_reach; fds.lock once the node is in the table */
 	uint8_t name_len;             /* > 0: handle[] holds its parent and name (see below) */
-	/* A directory too large for a catalog listing: READDIR reads the origin's stream (its
-	 * cookies are the origin's, not the catalog's indexes) from now on. */
+	/* A directory too large for a catalog listing, or for a handle's snapshot (struct fs_dir):
+	 * READDIR reads the origin's stream (its cookies are the origin's, not the names' hashes)
+	 * from now on, and the kernel is not let cache its listing (listing_open_flags). */
 	atomic_bool listing_from_origin;
 	/* A directory's catalog stamp (fs_catalog.c): its mtime and ctime as last seen (the ino is
 	 * the node's), valid while stamp_epoch equals fs->catalog_epoch (0: none). catalog_lock. */
@@ -115,6 +116,21 @@ struct fs_file {
 	                               * with st_nlink 0, as an fstat of the original would */
 };
 
+/* One entry of a directory handle's snapshot (struct fs_dir). */
+struct fs_dir_snap_entry {
+	uint64_t cookie;              /* fs_catalog_cookie of the name */
+	uint64_t ino;
+	uint32_t name;                /* offset in the snapshot's names */
+	uint8_t type;                 /* DT_* */
+};
+
+/* A directory handle of an OPENDIR we answered. A directory the watcher does not cover is
+ * served from a snapshot (fs_ops.c op_readdir): its whole listing read from the original at
+ * once, in cookie order, with cookies that are keyed hashes of the names (the catalog's), so
+ * that a reader the kernel continues at a cookie of its own cached listing -- read on another
+ * handle, before a change -- neither skips nor repeats an entry that stayed; positions (the
+ * cookies sshfs gives) would shift. Otherwise (or a listing beyond FS_DIR_SNAP_MAX entries)
+ * the origin's own stream and cookies. */
 struct fs_dir {
 	int fd;
 	pthread_mutex_t lock;         /* protects everything below */
@@ -122,7 +138,13 @@ struct fs_dir {
 	size_t buf_len, buf_pos;
 	char buf[32768];              /* getdents records: 8-byte aligned, as buf_len is */
 	bool read_any;                /* getdents called on fd (a read at offset 0 then reopens it) */
+	bool snapped;                 /* snap holds the listing (snap_count entries, maybe 0) */
+	bool stream_only;             /* too large for a snapshot: the stream, as above */
+	struct fs_dir_snap_entry *snap;
+	char *snap_names;
+	size_t snap_count;
 };
+#define FS_DIR_SNAP_MAX 4000000u  /* entries of one snapshot, at most (~40 bytes each) */
 
 struct fs_table {
 	struct fs_node **by_id;

@@ -1404,11 +1404,179 @@ static int dir_open(struct fs *fs, struct fs_node *n, struct fs_dir **out)
 	return 0;
 }
 
+static void dir_snap_free(struct fs_dir *d)
+{
+	free(d->snap);
+	free(d->snap_names);
+	d->snap = NULL;
+	d->snap_names = NULL;
+	d->snap_count = 0;
+	d->snapped = false;
+}
+
 static void dir_close(struct fs_dir *d)
 {
 	sys_close(d->fd);
+	dir_snap_free(d);
 	pthread_mutex_destroy(&d->lock);
 	free(d);
+}
+
+/* qsort_r order of snapshot entries: by cookie, equal cookies by name (names: the names). */
+static int snap_compare(const void *a, const void *b, void *names)
+{
+	const struct fs_dir_snap_entry *x = a, *y = b;
+	if (x->cookie != y->cookie)
+		return x->cookie < y->cookie ? -1 : 1;
+	return strcmp((const char *)names + x->name, (const char *)names + y->name);
+}
+
+/* d's snapshot (struct fs_dir), read afresh from a new stream on n's origin inode (which then
+ * replaces d->fd: READDIRPLUS looks names up in it). 0, -E2BIG (more than FS_DIR_SNAP_MAX
+ * entries: nothing kept), or -errno. d->lock held. */
+static int dir_snap_read(struct fs *fs, struct fs_node *n, struct fs_dir *d)
+{
+	struct fs_dir_snap_entry *e = NULL;
+	char *names = NULL;
+	size_t count = 0, cap = 0, names_len = 0, names_cap = 0;
+	int fd = dir_stream_fd(fs, n), rc = 0;
+
+	if (fd < 0)
+		return fd;
+	for (;;) {
+		ssize_t got = sys_getdents(fd, d->buf, sizeof(d->buf));
+		if (got <= 0) {
+			rc = (int)got;
+			break;
+		}
+		for (size_t pos = 0; pos < (size_t)got && rc == 0;) {
+			struct dirent64 *de = (struct dirent64 *)(void *)(d->buf + pos);
+			size_t len = strlen(de->d_name);
+			pos += de->d_reclen;
+			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+				continue;
+			if (count == FS_DIR_SNAP_MAX) {
+				rc = -E2BIG;
+				break;
+			}
+			if (count == cap) {
+				size_t ncap = cap ? cap * 2 : 64;
+				struct fs_dir_snap_entry *ne = realloc(e, ncap * sizeof(*e));
+				if (!ne) {
+					rc = -ENOMEM;
+					break;
+				}
+				e = ne;
+				cap = ncap;
+			}
+			if (names_len + len + 1 > names_cap) {
+				size_t ncap = names_cap ? names_cap * 2 : 4096;
+				char *nn;
+				while (ncap < names_len + len + 1)
+					ncap *= 2;
+				nn = realloc(names, ncap);
+				if (!nn) {
+					rc = -ENOMEM;
+					break;
+				}
+				names = nn;
+				names_cap = ncap;
+			}
+			memcpy(names + names_len, de->d_name, len + 1);
+			e[count].cookie = fs_catalog_cookie(fs, de->d_name);
+			e[count].ino = de->d_ino;
+			e[count].name = (uint32_t)names_len;
+			e[count].type = de->d_type;
+			count++;
+			names_len += len + 1;
+		}
+		if (rc < 0)
+			break;
+	}
+	d->buf_len = d->buf_pos = 0;
+	if (rc < 0 || names_len > UINT32_MAX) {
+		free(e);
+		free(names);
+		sys_close(fd);
+		return rc < 0 ? rc : -E2BIG;
+	}
+	if (count > 1)
+		qsort_r(e, count, sizeof(*e), snap_compare, names);
+	dir_snap_free(d);
+	d->snap = e;
+	d->snap_names = names;
+	d->snap_count = count;
+	d->snapped = true;
+	sys_close(d->fd);
+	d->fd = fd;
+	return 0;
+}
+
+/* One READDIR(PLUS) reply from d's snapshot after cookie `offset` ("." and "..", then the
+ * entries in cookie order; equal cookies go into one reply together, or wait for the next).
+ * dir_node: the directory (for READDIRPLUS lookups). *used: bytes. d->lock held. */
+static void dir_snap_reply(struct fs *fs, struct fs_node *dir_node, struct fs_dir *d,
+                           uint64_t offset, bool plus, char *out, size_t cap, size_t *used_out)
+{
+	size_t used = 0, lo = 0, hi = d->snap_count;
+
+	*used_out = 0;
+	for (; offset < FS_CATALOG_COOKIE_DOTDOT; offset++) {
+		const char *name = offset == 0 ? "." : "..";
+		size_t rec;
+		if (plus) {
+			struct fuse_entry_out e;
+			memset(&e, 0, sizeof(e));
+			e.attr.ino = dir_node->ino;
+			rec = fuse_proto_direntplus_add(out, cap, used, name, strlen(name), &e, DT_DIR, offset + 1);
+		} else {
+			rec = fuse_proto_dirent_add(out, cap, used, name, strlen(name), dir_node->ino, DT_DIR,
+			                            offset + 1);
+		}
+		if (!rec) {
+			*used_out = used;
+			return;
+		}
+		used += rec;
+	}
+	while (lo < hi) {   /* the first entry whose cookie is above offset */
+		size_t mid = lo + (hi - lo) / 2;
+		if (d->snap[mid].cookie <= offset)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i < d->snap_count;) {
+		size_t j = i, need = 0;
+		for (; j < d->snap_count && d->snap[j].cookie == d->snap[i].cookie; j++) {
+			size_t len = strlen(d->snap_names + d->snap[j].name);
+			need += plus ? fuse_proto_direntplus_size(len) : fuse_proto_dirent_size(len);
+		}
+		if (need > cap - used && used > 0)
+			break;
+		for (; i < j; i++) {
+			const struct fs_dir_snap_entry *se = &d->snap[i];
+			const char *name = d->snap_names + se->name;
+			size_t len = strlen(name), rec;
+			if ((plus ? fuse_proto_direntplus_size(len) : fuse_proto_dirent_size(len)) > cap - used)
+				break;   /* checked before the lookup, which takes a reference */
+			if (plus) {
+				struct fuse_entry_out e;
+				/* A failed lookup (entry removed meanwhile) is sent without attributes. */
+				if (lookup_at(fs, dir_node, d->fd, name, &e) < 0) {
+					memset(&e, 0, sizeof(e));
+					e.attr.ino = se->ino;
+				}
+				rec = fuse_proto_direntplus_add(out, cap, used, name, len, &e, se->type, se->cookie);
+			} else {
+				rec = fuse_proto_dirent_add(out, cap, used, name, len, se->ino, se->type, se->cookie);
+			}
+			used += rec;
+		}
+		if (i < j)
+			break;
+	}
+	*used_out = used;
 }
 
 /* How long the kernel may keep the listing of a directory the watcher does not cover: the
@@ -1435,7 +1603,8 @@ static uint32_t listing_open_flags(struct fs *fs, struct fs_node *n, int fd, uin
 	struct stat st;
 	int64_t read_ns;
 
-	if (window > 0 && sys_fstatat(fd, "", &st, AT_EMPTY_PATH) == 0) {
+	if (window > 0 && !atomic_load(&n->listing_from_origin) &&
+	    sys_fstatat(fd, "", &st, AT_EMPTY_PATH) == 0) {
 		cache_catalog_stamp_from_stat(&st, &stamp);
 		if (!cache_catalog_stamp_racy(&stamp)) {
 			read_ns = atomic_load(&n->listing_read_ns);
@@ -1624,7 +1793,7 @@ static void op_readdir(struct fuse_req *r, uint64_t ino, const struct fuse_read_
 			atomic_compare_exchange_strong(&n->listing_read_ns, &none, (int64_t)clock_now_ns());
 		/* A rewind (rewinddir) reads the directory afresh on a new stream: a network
 		 * original's own may not rewind (sshfs answers a rewound stream with nothing). */
-		if (n && d->read_any) {
+		if (n && d->read_any && (d->stream_only || fs_watch_covers(fs, n))) {
 			int fd = dir_stream_fd(fs, n);
 			if (fd >= 0) {
 				sys_close(d->fd);
@@ -1632,6 +1801,28 @@ static void op_readdir(struct fuse_req *r, uint64_t ino, const struct fuse_read_
 				d->offset = 0;
 				d->buf_len = d->buf_pos = 0;
 				d->read_any = false;
+			}
+		}
+	}
+	if (!own_stream && !d->stream_only) {
+		/* an unwatched directory: from the handle's snapshot (struct fs_dir), read at the
+		 * listing's start, or where the kernel continues one it served from its cache */
+		struct fs_node *n = dir_node ? dir_node : fs_node_get(fs, ino);
+		if (n && !fs_watch_covers(fs, n) && !atomic_load(&n->listing_from_origin)) {
+			if (in->offset == 0 || !d->snapped) {
+				int rc = dir_snap_read(fs, n, d);
+				if (rc == -E2BIG) {   /* the stream's cookies from now on, never cached */
+					atomic_store(&n->listing_from_origin, true);
+					d->stream_only = true;
+				}
+				else if (rc < 0) {
+					err = -rc;
+					goto out;
+				}
+			}
+			if (d->snapped) {
+				dir_snap_reply(fs, n, d, in->offset, plus, out, cap, &used);
+				goto out;
 			}
 		}
 	}

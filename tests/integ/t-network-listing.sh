@@ -15,7 +15,11 @@
 #       cached listing then) sees a name added behind in the same second as the first read,
 #       which sshfs's whole-second mtime cannot show (the test restores the mtime to make
 #       "the same second" certain).
-# Without the feature (i) fails; caching a young directory makes (iv) fail.
+# (v)   a handle read partly from the kernel's cached listing, continued past the window on a
+#       listing read again after a name it had passed went behind: no entry that stayed is
+#       skipped or repeated (the cookies are hashes of the names; sshfs's are positions).
+# Without the feature (i) fails; caching a young directory makes (iv) fail; positional
+# cookies make (v) fail.
 . "$(dirname "$0")/lib.sh"
 need_root
 t_has_sshfs || skip "needs sshfs and sshd (Debian sshfs, openssh-server; make deps)"
@@ -107,6 +111,50 @@ finally:
 assert "late" not in first, "late listed before it was made"
 if "late" not in second:
     sys.exit("a name added behind is missing from a re-read of a directory opened while young")
+EOF
+
+# (v) a handle read partly from the kernel's cached listing and continued, past the window, on
+# a listing read again after a change behind: no entry that stayed is skipped or repeated
+# (cookies are hashes of the names, not positions, which shift when an earlier name goes)
+mkdir "$S/big"
+for i in $(seq -w 1 1500); do : > "$S/big/name_of_equal_length_$i"; done
+touch -d '1 hour ago' "$S/big"
+python3 - "$S/big" "$A/big" "$TIMEOUT" <<'EOF' || fail "(v) a reader continued past the window lost or repeated entries: see above"
+import ctypes, ctypes.util, os, sys, time
+share, mnt, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
+libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+class Dirent(ctypes.Structure):
+    _fields_ = [("ino", ctypes.c_uint64), ("off", ctypes.c_int64), ("reclen", ctypes.c_ushort),
+                ("type", ctypes.c_ubyte), ("name", ctypes.c_char * 256)]
+libc.opendir.restype = ctypes.c_void_p
+libc.opendir.argtypes = [ctypes.c_char_p]
+libc.readdir.restype = ctypes.POINTER(Dirent)
+libc.readdir.argtypes = [ctypes.c_void_p]
+libc.closedir.argtypes = [ctypes.c_void_p]
+os.listdir(mnt)                          # the kernel caches the listing
+h = libc.opendir(mnt.encode())           # within the window: served from that cache
+got = []
+while len(got) < 5:
+    name = libc.readdir(h).contents.name.decode()
+    if name not in (".", ".."):
+        got.append(name)
+os.unlink(os.path.join(share, got[0]))   # behind: one the handle has passed
+time.sleep(timeout + 1.5)
+os.listdir(mnt)                          # an open past the window: the kernel drops its cache
+while True:
+    e = libc.readdir(h)
+    if not e:
+        break
+    name = e.contents.name.decode()
+    if name not in (".", ".."):
+        got.append(name)
+libc.closedir(h)
+stayed = set(os.listdir(share))
+missing = sorted(stayed - set(got))
+repeated = len(got) - len(set(got))
+print("listed", len(got), "missing", len(missing), missing[:3], "repeated", repeated)
+if missing or repeated:
+    sys.exit("entries that stayed were skipped or repeated")
 EOF
 
 echo "PASS: listings kept within the timeouts (listings_kept +$((k1 - k0)), perf counting: $counting); changes behind seen after them; young directories not cached"
