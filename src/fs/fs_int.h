@@ -74,6 +74,12 @@ struct fs_node {
 	 * kernel drop its listing. An OPENDIR within the listing window of that lets the kernel keep
 	 * the listing (FOPEN_KEEP_CACHE). 0: none (the kernel holds no listing we vouch for). */
 	_Atomic int64_t listing_read_ns;
+	/* Such a directory whose listing was last read at offset 0 while its times were racy
+	 * (cache_catalog_stamp_racy): the kernel may hold a listing that its mtime check cannot
+	 * tell stale. The next GETATTR of it -- which the kernel sends before it re-reads a
+	 * cached listing at offset 0 once the attribute timeout let it ask -- drops that listing
+	 * (NOTIFY_INVAL_INODE) before the reply (op_getattr). */
+	atomic_bool listing_racy;
 	/* The same kind of original: a file whose last name went through the mount (unlink,
 	 * rename over it) while open files of ours held it: an fd open on it (read-only) until
 	 * the last of them closes (fs_node_io_release), so that a FUSE server (sshfs) hides it as it hides an open file

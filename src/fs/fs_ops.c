@@ -516,6 +516,9 @@ static void op_getattr(struct fuse_req *r, uint64_t ino, const struct fuse_getat
 	int rc;
 
 	GET_NODE(fs, r, n, ino);
+	if (n->type == S_IFDIR && atomic_load(&n->listing_racy) &&
+	    atomic_exchange(&n->listing_racy, false))   /* its cached listing goes first */
+		fuse_session_notify_inval_inode(fs->session, n->nodeid, 0, 0);
 	if (fs_catalog_file_attr(fs, n, &st) == 0) {
 		/* A file the catalog knows unchanged (fs_catalog.c): its object is in step already. */
 		reply_attr_stat(r, n, &st);
@@ -1818,6 +1821,15 @@ static void op_readdir(struct fuse_req *r, uint64_t ino, const struct fuse_read_
 				else if (rc < 0) {
 					err = -rc;
 					goto out;
+				}
+			}
+			if (in->offset == 0 && d->snapped) {
+				struct cache_catalog_stamp stamp;
+				struct stat st;
+				if (sys_fstatat(d->fd, "", &st, AT_EMPTY_PATH) == 0) {
+					cache_catalog_stamp_from_stat(&st, &stamp);
+					if (cache_catalog_stamp_racy(&stamp))
+						atomic_store(&n->listing_racy, true);
 				}
 			}
 			if (d->snapped) {

@@ -18,8 +18,11 @@
 # (v)   a handle read partly from the kernel's cached listing, continued past the window on a
 #       listing read again after a name it had passed went behind: no entry that stayed is
 #       skipped or repeated (the cookies are hashes of the names; sshfs's are positions).
+# (vi)  a long-lived handle opened while its directory was old, first read in the same second
+#       as a change behind, re-read after rewinddir past the timeouts: sees a change made
+#       later in that same second (the daemon drops such a listing at the next GETATTR).
 # Without the feature (i) fails; caching a young directory makes (iv) fail; positional
-# cookies make (v) fail.
+# cookies make (v) fail; without the drop at GETATTR (vi) fails.
 . "$(dirname "$0")/lib.sh"
 need_root
 t_has_sshfs || skip "needs sshfs and sshd (Debian sshfs, openssh-server; make deps)"
@@ -155,6 +158,32 @@ repeated = len(got) - len(set(got))
 print("listed", len(got), "missing", len(missing), missing[:3], "repeated", repeated)
 if missing or repeated:
     sys.exit("entries that stayed were skipped or repeated")
+EOF
+
+# (vi) a long-lived handle opened while its directory was old, first read in the same second as
+# a change behind, re-read after rewinddir past the timeouts: the change made later in that
+# same second is seen (the kernel's mtime check cannot tell; the daemon drops the listing at
+# the directory's next GETATTR)
+mkdir "$S/d6"; for i in 1 2 3; do : > "$S/d6/f$i"; done
+touch -d "1 hour ago" "$S/d6"
+python3 - "$S/d6" "$A/d6" "$TIMEOUT" <<'EOF' || fail "(vi) a long-lived handle kept a stale listing: see above"
+import os, sys, time
+share, mnt, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
+fd = os.open(mnt, os.O_RDONLY | os.O_DIRECTORY)   # old: the kernel may cache what it reads
+time.sleep(timeout + 0.5)                           # the directory's attributes expire
+while time.time() % 1 > 0.2:
+    time.sleep(0.02)
+open(os.path.join(share, "early"), "w").close()     # young now
+st = os.stat(share)
+first = set(os.listdir(fd))                          # fills the kernel's cache
+open(os.path.join(share, "late"), "w").close()
+os.utime(share, ns=(st.st_atime_ns, st.st_mtime_ns))  # "the same second"
+time.sleep(timeout + 1.5)
+second = set(os.listdir(fd))                          # a rewind of the same open file
+os.close(fd)
+print("first has early:", "early" in first, "; second has late:", "late" in second)
+if "early" not in first or "late" not in second:
+    sys.exit("a change behind is missing from a long-lived handle's re-read past the timeouts")
 EOF
 
 echo "PASS: listings kept within the timeouts (listings_kept +$((k1 - k0)), perf counting: $counting); changes behind seen after them; young directories not cached"
