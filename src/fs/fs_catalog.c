@@ -1410,28 +1410,17 @@ static int listing_build(struct fs *fs, struct fs_node *d, const struct fs_catal
 				complete = false;  /* gone meanwhile: listed without it, not recorded */
 				continue;
 			}
-			if (count == cap) {
-				size_t ncap = cap ? cap * 2 : 64;
-				void *p = realloc(entries, ncap * sizeof(*entries));
-				if (!p) {
+			{
+				struct cache_catalog_entry *ne = fs_grow(entries, &cap, count + 1,
+				                                         sizeof(*entries), 64);
+				char *nn = ne ? fs_grow(names, &names_cap, names_len + len + 1, 1, 4096) : NULL;
+				if (ne)
+					entries = ne;
+				if (!nn) {
 					rc = -ENOMEM;
 					goto out;
 				}
-				entries = p;
-				cap = ncap;
-			}
-			if (names_len + len + 1 > names_cap) {
-				size_t ncap = names_cap ? names_cap * 2 : 4096;
-				void *p;
-				while (ncap < names_len + len + 1)
-					ncap *= 2;
-				p = realloc(names, ncap);
-				if (!p) {
-					rc = -ENOMEM;
-					goto out;
-				}
-				names = p;
-				names_cap = ncap;
+				names = nn;
 			}
 			e = &entries[count++];
 			memset(e, 0, sizeof(*e));

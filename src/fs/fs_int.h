@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -121,6 +122,22 @@ struct fs_file {
 	                               * stat finds the file unlinked behind (ESTALE) answers them
 	                               * with st_nlink 0, as an fstat of the original would */
 };
+
+/* The array buf of *cap elements of `size` bytes, grown (doubling, from `first`) to hold at
+ * least `need`: the new array (*cap updated), or NULL with buf and *cap unchanged. */
+static inline void *fs_grow(void *buf, size_t *cap, size_t need, size_t size, size_t first)
+{
+	size_t ncap = *cap ? *cap : first;
+	void *p;
+	if (need <= *cap)
+		return buf;
+	while (ncap < need)
+		ncap *= 2;
+	p = realloc(buf, ncap * size);
+	if (p)
+		*cap = ncap;
+	return p;
+}
 
 /* One entry of a directory handle's snapshot (struct fs_dir). */
 struct fs_dir_snap_entry {

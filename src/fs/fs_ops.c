@@ -1462,29 +1462,15 @@ static int dir_snap_read(struct fs *fs, struct fs_node *n, struct fs_dir *d)
 				rc = -E2BIG;
 				break;
 			}
-			if (count == cap) {
-				size_t ncap = cap ? cap * 2 : 64;
-				struct fs_dir_snap_entry *ne = realloc(e, ncap * sizeof(*e));
-				if (!ne) {
-					rc = -ENOMEM;
-					break;
-				}
+			struct fs_dir_snap_entry *ne = fs_grow(e, &cap, count + 1, sizeof(*e), 64);
+			char *nn = ne ? fs_grow(names, &names_cap, names_len + len + 1, 1, 4096) : NULL;
+			if (ne)
 				e = ne;
-				cap = ncap;
+			if (!nn) {
+				rc = -ENOMEM;
+				break;
 			}
-			if (names_len + len + 1 > names_cap) {
-				size_t ncap = names_cap ? names_cap * 2 : 4096;
-				char *nn;
-				while (ncap < names_len + len + 1)
-					ncap *= 2;
-				nn = realloc(names, ncap);
-				if (!nn) {
-					rc = -ENOMEM;
-					break;
-				}
-				names = nn;
-				names_cap = ncap;
-			}
+			names = nn;
 			memcpy(names + names_len, de->d_name, len + 1);
 			e[count].cookie = fs_catalog_cookie(fs, de->d_name);
 			e[count].ino = de->d_ino;
@@ -1515,6 +1501,31 @@ static int dir_snap_read(struct fs *fs, struct fs_node *n, struct fs_dir *d)
 	return 0;
 }
 
+/* "." and ".." of directory ino into a READDIR(PLUS) reply (cookies 1 and 2) from *offset
+ * on, advancing it; *used: bytes so far. false: the reply is full. */
+static bool reply_dots(uint64_t ino, uint64_t *offset, bool plus, char *out, size_t cap,
+                       size_t *used)
+{
+	for (; *offset < FS_CATALOG_COOKIE_DOTDOT; (*offset)++) {
+		const char *name = *offset == 0 ? "." : "..";
+		size_t rec;
+		if (plus) {
+			struct fuse_entry_out e;
+			memset(&e, 0, sizeof(e));
+			e.attr.ino = ino;
+			rec = fuse_proto_direntplus_add(out, cap, *used, name, strlen(name), &e, DT_DIR,
+			                                *offset + 1);
+		} else {
+			rec = fuse_proto_dirent_add(out, cap, *used, name, strlen(name), ino, DT_DIR,
+			                            *offset + 1);
+		}
+		if (!rec)
+			return false;
+		*used += rec;
+	}
+	return true;
+}
+
 /* One READDIR(PLUS) reply from d's snapshot after cookie `offset` ("." and "..", then the
  * entries in cookie order; equal cookies go into one reply together, or wait for the next).
  * dir_node: the directory (for READDIRPLUS lookups). *used: bytes. d->lock held. */
@@ -1524,23 +1535,9 @@ static void dir_snap_reply(struct fs *fs, struct fs_node *dir_node, struct fs_di
 	size_t used = 0, lo = 0, hi = d->snap_count;
 
 	*used_out = 0;
-	for (; offset < FS_CATALOG_COOKIE_DOTDOT; offset++) {
-		const char *name = offset == 0 ? "." : "..";
-		size_t rec;
-		if (plus) {
-			struct fuse_entry_out e;
-			memset(&e, 0, sizeof(e));
-			e.attr.ino = dir_node->ino;
-			rec = fuse_proto_direntplus_add(out, cap, used, name, strlen(name), &e, DT_DIR, offset + 1);
-		} else {
-			rec = fuse_proto_dirent_add(out, cap, used, name, strlen(name), dir_node->ino, DT_DIR,
-			                            offset + 1);
-		}
-		if (!rec) {
-			*used_out = used;
-			return;
-		}
-		used += rec;
+	if (!reply_dots(dir_node->ino, &offset, plus, out, cap, &used)) {
+		*used_out = used;
+		return;
 	}
 	while (lo < hi) {   /* the first entry whose cookie is above offset */
 		size_t mid = lo + (hi - lo) / 2;
@@ -1671,22 +1668,9 @@ static int readdir_listing(struct fs *fs, struct fs_node *d, const struct fs_lis
 	size_t used = 0, max, n, i = 0;
 	struct fs_listing_pick *picks;
 
-	for (; offset < FS_CATALOG_COOKIE_DOTDOT; offset++) {
-		const char *name = offset == 0 ? "." : "..";
-		size_t rec;
-		if (plus) {
-			struct fuse_entry_out e;
-			memset(&e, 0, sizeof(e));
-			e.attr.ino = d->ino;
-			rec = fuse_proto_direntplus_add(out, cap, used, name, strlen(name), &e, DT_DIR, offset + 1);
-		} else {
-			rec = fuse_proto_dirent_add(out, cap, used, name, strlen(name), d->ino, DT_DIR, offset + 1);
-		}
-		if (!rec) {
-			*used_out = used;
-			return 0;
-		}
-		used += rec;
+	if (!reply_dots(d->ino, &offset, plus, out, cap, &used)) {
+		*used_out = used;
+		return 0;
 	}
 	/* at most what fits: every record is at least one of a one-byte name */
 	max = cap / (plus ? fuse_proto_direntplus_size(1) : fuse_proto_dirent_size(1)) + 1;
