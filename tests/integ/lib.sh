@@ -261,6 +261,28 @@ t_sshfs() {
   grep -q " $mnt fuse.sshfs " /proc/mounts || fail "sshfs: no fuse.sshfs mount at $mnt"
 }
 
+# t_can_count_requests: 0 if FUSE requests can be counted (perf, and tracefs, which is mounted
+# at /sys/kernel/tracing for this test if it is not, and unmounted at exit); else 1.
+t_can_count_requests() {
+  if ! grep -q ' /sys/kernel/tracing tracefs ' /proc/mounts && mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null; then
+    T_BINDS+=(/sys/kernel/tracing)
+  fi
+  grep -q ' /sys/kernel/tracing tracefs ' /proc/mounts && command -v perf > /dev/null
+}
+
+# t_requests MOUNT CMD: "COUNT FUSE_OPCODE" lines for the requests MOUNT's FUSE connection got
+# while CMD (a shell command) ran (perf on fuse:fuse_request_send; see t_can_count_requests).
+t_requests() {
+  local conn
+  conn=$(mountpoint -d "$1")
+  perf record -q -a -e fuse:fuse_request_send -o "$T_SCRATCH/perf.data" -- sh -c "$2" > /dev/null 2>&1
+  perf script -i "$T_SCRATCH/perf.data" 2>/dev/null | grep "connection ${conn#*:} " |
+    grep -o '(FUSE_[A-Z_]*)' | tr -d '()' | sort | uniq -c
+}
+
+# t_request_count OPCODE: the count of FUSE_OPCODE in t_requests' output on stdin (0: none)
+t_request_count() { awk -v op="FUSE_$1" '$2 == op { n = $1 } END { print n + 0 }'; }
+
 # t_grep ARGS...: grep ARGS with no output, for the end of a pipeline: `... | t_grep PATTERN`,
 # not `grep -q`. grep -q exits at its first match, and under pipefail the writer then dies of
 # SIGPIPE when it writes more (bash's echo writes line by line; `cachemax stats --json` is

@@ -44,19 +44,13 @@ t_mount "$A" "$T_SCRATCH/cache-a" --attr-timeout $TIMEOUT --entry-timeout $TIMEO
 "$CACHEMAX" stats "$A" --json | python3 -c 'import json,sys; s=json.load(sys.stdin); assert s["change_watch"] == "timeout", s["change_watch"]' \
   || fail "$A: the change watch over sshfs should be 'timeout', not fanotify"
 
-# tracefs for the request counts, where perf is (mounted for this test if it is not)
-if ! grep -q ' /sys/kernel/tracing tracefs ' /proc/mounts && mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null; then
-  T_BINDS+=(/sys/kernel/tracing)
-fi
 counting=1
-grep -q ' /sys/kernel/tracing tracefs ' /proc/mounts && command -v perf > /dev/null || counting=0
+t_can_count_requests || counting=0
 # readdirs CMD: READDIR and READDIRPLUS requests A's connection got while CMD ran
 readdirs() {
-  local conn
-  conn=$(mountpoint -d "$A")
-  perf record -q -a -e fuse:fuse_request_send -o "$T_SCRATCH/perf.data" -- sh -c "$1" > /dev/null 2>&1
-  perf script -i "$T_SCRATCH/perf.data" 2>/dev/null | grep "connection ${conn#*:} " |
-    grep -c '(FUSE_READDIR' || true
+  local r
+  r=$(t_requests "$A" "$1")
+  echo $(( $(echo "$r" | t_request_count READDIR) + $(echo "$r" | t_request_count READDIRPLUS) ))
 }
 
 # (i) kept within the window

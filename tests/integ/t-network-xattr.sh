@@ -69,14 +69,9 @@ got=$(answers "$A")
 [ "$(t_read_counter "$A" xattr_absent_answers)" -ge 1 ] || fail "no GETXATTR was answered ENOSYS (xattr_absent_answers 0)"
 
 # (ii) GETXATTRs of a warm ls -lR
-if ! grep -q ' /sys/kernel/tracing tracefs ' /proc/mounts && mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null; then
-  T_BINDS+=(/sys/kernel/tracing)
-fi
-if grep -q ' /sys/kernel/tracing tracefs ' /proc/mounts && command -v perf > /dev/null; then
+if t_can_count_requests; then
   ls -lR "$A" > /dev/null
-  conn=$(mountpoint -d "$A")
-  perf record -q -a -e fuse:fuse_request_send -o "$T_SCRATCH/perf.data" -- ls -lR "$A" > /dev/null 2>&1
-  n=$(perf script -i "$T_SCRATCH/perf.data" 2>/dev/null | grep "connection ${conn#*:} " | grep -c '(FUSE_GETXATTR)' || true)
+  n=$(t_requests "$A" "ls -lR '$A'" | t_request_count GETXATTR)
   echo "warm ls -lR of $N files: $n GETXATTR"
   [ "$n" -le 4 ] || fail "a warm ls -lR of $N files on sshfs sent $n GETXATTRs to the daemon (want <= 4)"
 else

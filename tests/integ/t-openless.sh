@@ -71,23 +71,10 @@ else
   echo "(no bindfs: the refusal on a FUSE original not checked)"
 fi
 
-# tracefs for the request counts: mounted for this test if it is not (unmounted at exit)
-if ! grep -q ' /sys/kernel/tracing tracefs ' /proc/mounts && mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null; then
-  T_BINDS+=(/sys/kernel/tracing)
-fi
 counting=1
-grep -q ' /sys/kernel/tracing tracefs ' /proc/mounts && command -v perf > /dev/null || counting=0
-
-# requests MOUNT CMD: "COUNT FUSE_OPCODE" lines for the requests MOUNT's connection got while
-# CMD ran.
-requests() {
-  local conn
-  conn=$(mountpoint -d "$1")
-  perf record -q -a -e fuse:fuse_request_send -o "$T_SCRATCH/perf.data" -- sh -c "$2" > /dev/null 2>&1
-  perf script -i "$T_SCRATCH/perf.data" 2>/dev/null | grep "connection ${conn#*:} " |
-    grep -o '(FUSE_[A-Z_]*)' | tr -d '()' | sort | uniq -c
-}
-count() { awk -v op="FUSE_$1" '$2 == op { n = $1 } END { print n + 0 }'; }
+t_can_count_requests || counting=0
+requests() { t_requests "$@"; }
+count() { t_request_count "$@"; }
 counter() { "$CACHEMAX" stats "$1" --json | python3 -c 'import json, sys; s = json.load(sys.stdin)
 print(s["stats"]["counters"][sys.argv[1]] if sys.argv[1] in s["stats"]["counters"] else s["openless"][sys.argv[1]])' "$2"; }
 
