@@ -658,6 +658,8 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 	fcfg.watch_thread_fails = getenv("CACHEMAX_WATCH_THREAD_FAIL") != NULL;  /* tests: fs.h */
 	if ((retry = getenv("CACHEMAX_SEAL_START_DELAY_MS")))  /* for tests: fs.h */
 		fcfg.seal_start_delay_ms = (unsigned)strtoul(retry, NULL, 10);
+	if ((retry = getenv("CACHEMAX_DIR_SNAP_MAX")))  /* for tests: fs.h */
+		fcfg.dir_snap_max = (unsigned)strtoul(retry, NULL, 10);
 	if ((retry = getenv("CACHEMAX_ORIGIN_FS_TYPE")))  /* for tests: fs.h */
 		fcfg.origin_fs_type = strtoul(retry, NULL, 0);
 	pthread_mutex_init(&d.state_lock, NULL);

@@ -95,6 +95,8 @@ struct fs_config {
 	                            * test can change the original before the mark and ask after */
 	bool watch_thread_fails;   /* for tests (CACHEMAX_WATCH_THREAD_FAIL): fs_watch_start
 	                            * fails as if its thread could not be made (EAGAIN) */
+	unsigned dir_snap_max;     /* for tests (CACHEMAX_DIR_SNAP_MAX): entries of a directory
+	                            * handle's snapshot, at most (0: FS_DIR_SNAP_MAX, fs_int.h) */
 	unsigned long origin_fs_type; /* for tests (CACHEMAX_ORIGIN_FS_TYPE): the watcher takes
 	                            * the original's file system for this statfs f_type (fs_type.h;
 	                            * 0: its own), so that a test on a local file system can see how

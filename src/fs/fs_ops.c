@@ -1458,7 +1458,7 @@ static int dir_snap_read(struct fs *fs, struct fs_node *n, struct fs_dir *d)
 			pos += de->d_reclen;
 			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 				continue;
-			if (count == FS_DIR_SNAP_MAX) {
+			if (count == (fs->cfg.dir_snap_max ? fs->cfg.dir_snap_max : FS_DIR_SNAP_MAX)) {
 				rc = -E2BIG;
 				break;
 			}
@@ -1489,8 +1489,15 @@ static int dir_snap_read(struct fs *fs, struct fs_node *n, struct fs_dir *d)
 		sys_close(fd);
 		return rc < 0 ? rc : -E2BIG;
 	}
-	if (count > 1)
+	if (count > 1) {
+		size_t kept = 1;
 		qsort_r(e, count, sizeof(*e), snap_compare, names);
+		/* a name listed twice (a stream read while the server renamed): once */
+		for (size_t i = 1; i < count; i++)
+			if (snap_compare(&e[i], &e[kept - 1], names) != 0)
+				e[kept++] = e[i];
+		count = kept;
+	}
 	dir_snap_free(d);
 	d->snap = e;
 	d->snap_names = names;
@@ -1795,15 +1802,36 @@ static void op_readdir(struct fuse_req *r, uint64_t ino, const struct fuse_read_
 		/* an unwatched directory: from the handle's snapshot (struct fs_dir), read at the
 		 * listing's start, or where the kernel continues one it served from its cache */
 		struct fs_node *n = dir_node ? dir_node : fs_node_get(fs, ino);
-		if (n && !fs_watch_covers(fs, n) && !atomic_load(&n->listing_from_origin)) {
-			if (in->offset == 0 || !d->snapped) {
+		if (n && !fs_watch_covers(fs, n)) {
+			bool big = atomic_load(&n->listing_from_origin);
+			if (!big && (in->offset == 0 || !d->snapped)) {
 				int rc = dir_snap_read(fs, n, d);
 				if (rc == -E2BIG) {   /* the stream's cookies from now on, never cached */
 					atomic_store(&n->listing_from_origin, true);
-					d->stream_only = true;
-				}
-				else if (rc < 0) {
+					big = true;
+				} else if (rc < 0) {
 					err = -rc;
+					goto out;
+				}
+			}
+			if (big && (in->offset == 0 || !d->snapped)) {
+				/* Too large (found by this handle or another): a new stream of the
+				 * original, its own cookies; a snapshot's hash cookie means nothing to it. */
+				bool had_snapshot = d->snapped;
+				int fd = dir_stream_fd(fs, n);
+				d->stream_only = true;
+				dir_snap_free(d);
+				if (fd < 0) {
+					err = -fd;
+					goto out;
+				}
+				sys_close(d->fd);
+				d->fd = fd;
+				d->offset = 0;
+				d->buf_len = d->buf_pos = 0;
+				d->read_any = false;
+				if (in->offset != 0 && had_snapshot) {
+					err = EIO;
 					goto out;
 				}
 			}

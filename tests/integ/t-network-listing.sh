@@ -21,6 +21,8 @@
 # (vi)  a long-lived handle opened while its directory was old, first read in the same second
 #       as a change behind, re-read after rewinddir past the timeouts: sees a change made
 #       later in that same second (the daemon drops such a listing at the next GETATTR).
+# (vii) a directory beyond the snapshot's bound (lowered for a second mount) is read from the
+#       original's stream: its listing, a partial read and seekdir are exact.
 # Without the feature (i) fails; caching a young directory makes (iv) fail; positional
 # cookies make (v) fail; without the drop at GETATTR (vi) fails.
 . "$(dirname "$0")/lib.sh"
@@ -179,5 +181,52 @@ print("first has early:", "early" in first, "; second has late:", "late" in seco
 if "early" not in first or "late" not in second:
     sys.exit("a change behind is missing from a long-lived handle's re-read past the timeouts")
 EOF
+
+# (vii) a directory beyond the snapshot's bound (CACHEMAX_DIR_SNAP_MAX=100 for a second mount,
+# over a second sshfs client of the share): read from the original's stream with its own
+# cookies and not cached by the kernel; a partial read, seekdir and a full listing are exact,
+# and a directory within the bound still lists as the share does
+A2=$T_SCRATCH/client-a2
+t_sshfs "$S" "$A2" -o attr_timeout=0,entry_timeout=0,negative_timeout=0,dir_cache=no
+CACHEMAX_DIR_SNAP_MAX=100 t_mount "$A2" "$T_SCRATCH/cache-a2" --attr-timeout $TIMEOUT --entry-timeout $TIMEOUT >/dev/null
+mkdir "$S/over"; for i in $(seq 1 300); do : > "$S/over/o$i"; done
+touch -d '1 hour ago' "$S/over"
+python3 - "$S" "$A2" <<'EOF' || fail "(vii) a directory beyond the snapshot's bound listed wrongly: see above"
+import ctypes, ctypes.util, os, sys
+share, mnt = sys.argv[1], sys.argv[2]
+libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+class Dirent(ctypes.Structure):
+    _fields_ = [("ino", ctypes.c_uint64), ("off", ctypes.c_int64), ("reclen", ctypes.c_ushort),
+                ("type", ctypes.c_ubyte), ("name", ctypes.c_char * 256)]
+libc.opendir.restype = ctypes.c_void_p
+libc.opendir.argtypes = [ctypes.c_char_p]
+libc.readdir.restype = ctypes.POINTER(Dirent)
+libc.readdir.argtypes = [ctypes.c_void_p]
+libc.telldir.restype = ctypes.c_long
+libc.telldir.argtypes = [ctypes.c_void_p]
+libc.seekdir.argtypes = [ctypes.c_void_p, ctypes.c_long]
+libc.closedir.argtypes = [ctypes.c_void_p]
+for sub in ("over", "d3", "over"):
+    want = set(os.listdir(os.path.join(share, sub)))
+    for attempt in range(2):
+        got = set(os.listdir(os.path.join(mnt, sub)))
+        if got != want:
+            sys.exit(f"{sub}: listing differs from the share: {sorted(want ^ got)[:5]}")
+h = libc.opendir(os.path.join(mnt, "over").encode())
+names, mark = [], None
+while True:
+    if len(names) == 150:
+        mark = libc.telldir(h)
+    e = libc.readdir(h)
+    if not e:
+        break
+    names.append(e.contents.name.decode())
+libc.seekdir(h, mark)
+again = libc.readdir(h).contents.name.decode()
+libc.closedir(h)
+if again != names[150] or len(names) != len(set(names)) or set(names) - {".", ".."} != set(os.listdir(os.path.join(share, "over"))):
+    sys.exit(f"over: a handle's listing or seekdir is wrong ({len(names)} names, seekdir gave {again!r}, want {names[150]!r})")
+EOF
+[ "$(t_read_counter "$A2" listings_kept)" -ge 1 ] || fail "(vii) no listing kept on the second mount (d3, within the bound, should be)"
 
 echo "PASS: listings kept within the timeouts (listings_kept +$((k1 - k0)), perf counting: $counting); changes behind seen after them; young directories not cached"

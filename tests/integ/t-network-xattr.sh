@@ -13,8 +13,8 @@
 #       change it sent N + 2 per directory + 1;
 # (iii) with a file system that has xattrs mounted below the original (--allow-submounts), the
 #       requests go to the original as before: an xattr set on the submount reads back;
-# (iv)  an unprivileged write and root's chown(-1, -1) through the mount clear the set-id bits
-#       as on sshfs (the kernel no longer sends the capability probe that told a write apart,
+# (iv)  an unprivileged write, root's chown(-1, -1) and an unprivileged fallocate (which sshfs
+#       lacks) through the mount leave the set-id bits as on sshfs (the kernel no longer sends the capability probe that told a write apart,
 #       so such a mount does without FUSE_HANDLE_KILLPRIV_V2).
 . "$(dirname "$0")/lib.sh"
 need_root
@@ -91,6 +91,17 @@ echo a > "$S/chown-b"; echo a > "$S/chown-a"; chmod 6777 "$S/chown-b" "$S/chown-
 python3 -c 'import os, sys; [os.chown(p, -1, -1) for p in sys.argv[1:]]' "$B/chown-b" "$A/chown-a"
 [ "$(stat -c %a "$S/chown-a")" = "$(stat -c %a "$S/chown-b")" ] \
   || fail "(iv) root's chown(-1, -1) of a 6777 file: $(stat -c %a "$S/chown-a") through the mount, $(stat -c %a "$S/chown-b") on sshfs"
+# fallocate, which sshfs lacks: after a first call on each mount, a second one by nobody fails
+# alike and leaves the set-group-ID bit alike (the kernels stop asking after an ENOSYS)
+echo a > "$S/falloc-b"; echo a > "$S/falloc-a"; chown 65534 "$S/falloc-b" "$S/falloc-a"
+for round in 1 2; do
+  chmod 2755 "$S/falloc-b" "$S/falloc-a"
+  eb=$( (setpriv --reuid=65534 --regid=65534 --clear-groups fallocate -l 16384 "$B/falloc-b" 2>&1 || true) | sed 's|.*: ||')
+  ea=$( (setpriv --reuid=65534 --regid=65534 --clear-groups fallocate -l 16384 "$A/falloc-a" 2>&1 || true) | sed 's|.*: ||')
+  [ "$ea" = "$eb" ] || fail "(iv) fallocate $round: '$ea' through the mount, '$eb' on sshfs"
+  [ "$(stat -c %a "$S/falloc-a")" = "$(stat -c %a "$S/falloc-b")" ] \
+    || fail "(iv) fallocate $round by nobody: mode $(stat -c %a "$S/falloc-a") through the mount, $(stat -c %a "$S/falloc-b") on sshfs"
+done
 t_unmount "$A"
 
 # (iii) a submount that has xattrs: the daemon keeps asking the original
