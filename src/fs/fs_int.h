@@ -163,6 +163,7 @@ struct fs_dir {
 	bool read_any;                /* getdents called on fd (a read at offset 0 then reopens it) */
 	bool snapped;                 /* snap holds the listing (snap_count entries, maybe 0) */
 	bool stream_only;             /* too large for a snapshot: the stream, as above */
+	bool kernel_caches;           /* opened with FOPEN_CACHE_DIR: the kernel caches what it reads */
 	struct fs_dir_snap_entry *snap;
 	char *snap_names;
 	size_t snap_count;

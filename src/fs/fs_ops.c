@@ -1503,6 +1503,7 @@ static int dir_snap_read(struct fs *fs, struct fs_node *n, struct fs_dir *d)
 	d->snap_names = names;
 	d->snap_count = count;
 	d->snapped = true;
+	d->read_any = true;   /* the stream is read to its end: a rewind reopens it */
 	sys_close(d->fd);
 	d->fd = fd;
 	return 0;
@@ -1661,6 +1662,7 @@ static void op_opendir(struct fuse_req *r, uint64_t ino, const struct fuse_open_
 	o.fh = (uint64_t)(uintptr_t)d;
 	if (!fs_watch_covers(fs, n))
 		o.open_flags = listing_open_flags(fs, n, d->fd, now);
+	d->kernel_caches = (o.open_flags & FOPEN_CACHE_DIR) != 0;
 	fuse_reply_open(r, &o);
 }
 
@@ -1817,25 +1819,27 @@ static void op_readdir(struct fuse_req *r, uint64_t ino, const struct fuse_read_
 			if (big && (in->offset == 0 || !d->snapped)) {
 				/* Too large (found by this handle or another): a new stream of the
 				 * original, its own cookies; a snapshot's hash cookie means nothing to it. */
-				bool had_snapshot = d->snapped;
-				int fd = dir_stream_fd(fs, n);
-				d->stream_only = true;
-				dir_snap_free(d);
+				int fd;
+				if (in->offset != 0) {
+					/* a cookie of a snapshot (this handle's, or one the kernel cached and
+					 * continues here): no place in the stream; refused until a rewind */
+					err = EIO;
+					goto out;
+				}
+				fd = dir_stream_fd(fs, n);
 				if (fd < 0) {
 					err = -fd;
 					goto out;
 				}
+				d->stream_only = true;
+				dir_snap_free(d);
 				sys_close(d->fd);
 				d->fd = fd;
 				d->offset = 0;
 				d->buf_len = d->buf_pos = 0;
 				d->read_any = false;
-				if (in->offset != 0 && had_snapshot) {
-					err = EIO;
-					goto out;
-				}
 			}
-			if (in->offset == 0 && d->snapped) {
+			if (in->offset == 0 && d->snapped && d->kernel_caches) {
 				struct cache_catalog_stamp stamp;
 				struct stat st;
 				if (sys_fstatat(d->fd, "", &st, AT_EMPTY_PATH) == 0) {

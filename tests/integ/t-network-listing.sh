@@ -22,7 +22,9 @@
 #       as a change behind, re-read after rewinddir past the timeouts: sees a change made
 #       later in that same second (the daemon drops such a listing at the next GETATTR).
 # (vii) a directory beyond the snapshot's bound (lowered for a second mount) is read from the
-#       original's stream: its listing, a partial read and seekdir are exact.
+#       original's stream: its listing, a partial read and seekdir are exact;
+# (viii) a handle continuing, at a cookie of the kernel's cached listing, a directory grown
+#       beyond the bound meanwhile: EIO, never entries read from a wrong position.
 # Without the feature (i) fails; caching a young directory makes (iv) fail; positional
 # cookies make (v) fail; without the drop at GETATTR (vi) fails.
 . "$(dirname "$0")/lib.sh"
@@ -228,5 +230,53 @@ if again != names[150] or len(names) != len(set(names)) or set(names) - {".", ".
     sys.exit(f"over: a handle's listing or seekdir is wrong ({len(names)} names, seekdir gave {again!r}, want {names[150]!r})")
 EOF
 [ "$(t_read_counter "$A2" listings_kept)" -ge 1 ] || fail "(vii) no listing kept on the second mount (d3, within the bound, should be)"
+
+# (viii) a handle continuing, at a cookie of the kernel's cached listing, a directory that has
+# meanwhile grown beyond the snapshot's bound: EIO (a name hash has no place in the original's
+# stream), never a listing read from a wrong position; a new open lists it all
+mkdir "$S/edge"
+python3 -c 'import sys; [open(f"{sys.argv[1]}/e{i:03d}" + "x" * 240, "w").close() for i in range(100)]' "$S/edge"
+touch -d '1 hour ago' "$S/edge"
+python3 - "$S/edge" "$A2/edge" "$TIMEOUT" <<'EOF' || fail "(viii) a continuation past the snapshot's bound: see above"
+import ctypes, errno, os, struct, sys, time
+share, mnt, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
+libc = ctypes.CDLL(None, use_errno=True)
+def getdents(fd, size):
+    buf = ctypes.create_string_buffer(size)
+    n = libc.syscall(217, fd, buf, size)   # getdents64
+    if n < 0:
+        return None, ctypes.get_errno()
+    out, pos = [], 0
+    while pos < n:
+        _, _, reclen, _ = struct.unpack_from("QqHB", buf.raw, pos)
+        out.append(buf.raw[pos + 19:pos + reclen].split(b"\0")[0].decode())
+        pos += reclen
+    return out, 0
+a = os.open(mnt, os.O_RDONLY | os.O_DIRECTORY)
+while getdents(a, 32768)[0]:
+    pass                                   # the kernel caches the whole listing
+os.close(a)
+b = os.open(mnt, os.O_RDONLY | os.O_DIRECTORY)
+first, _ = getdents(b, 1024)               # from the kernel's cache
+open(os.path.join(share, "e999-new"), "w").close()   # 101 entries: beyond the bound of 100
+time.sleep(timeout + 1)
+os.close(os.open(mnt, os.O_RDONLY | os.O_DIRECTORY))  # past the window: the kernel drops it
+rest, err = [], 0
+while True:
+    part, err = getdents(b, 1024)
+    if not part:
+        break
+    rest += part
+os.close(b)
+names = [n for n in first + rest if n not in (".", "..")]
+print("first", len(first), "then", len(rest), "error", errno.errorcode.get(err, err))
+if err != errno.EIO:
+    sys.exit("want EIO for a cookie the stream cannot place")
+if len(names) != len(set(names)) or not set(names) <= set(os.listdir(share)):
+    sys.exit("entries repeated or invented before the EIO")
+if set(os.listdir(mnt)) != set(os.listdir(share)):
+    sys.exit("a new open does not list the directory as the share does")
+EOF
+
 
 echo "PASS: listings kept within the timeouts (listings_kept +$((k1 - k0)), perf counting: $counting); changes behind seen after them; young directories not cached"
