@@ -40,6 +40,23 @@ for d in 1 2 3 4 5; do
   for i in $(seq 1 40); do echo "$d $i" > "$S/d$d/f$i"; done
 done
 touch -d '1 hour ago' "$S"/d* "$S"
+# dirlib: libc's directory stream for the parts that read a listing piece by piece
+cat > "$T_SCRATCH/dirlib.py" <<'EOF'
+import ctypes, ctypes.util
+libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+class Dirent(ctypes.Structure):
+    _fields_ = [("ino", ctypes.c_uint64), ("off", ctypes.c_int64), ("reclen", ctypes.c_ushort),
+                ("type", ctypes.c_ubyte), ("name", ctypes.c_char * 256)]
+libc.opendir.restype = ctypes.c_void_p
+libc.opendir.argtypes = [ctypes.c_char_p]
+libc.readdir.restype = ctypes.POINTER(Dirent)
+libc.readdir.argtypes = [ctypes.c_void_p]
+libc.telldir.restype = ctypes.c_long
+libc.telldir.argtypes = [ctypes.c_void_p]
+libc.seekdir.argtypes = [ctypes.c_void_p, ctypes.c_long]
+libc.closedir.argtypes = [ctypes.c_void_p]
+EOF
+export PYTHONPATH=$T_SCRATCH
 t_sshd_start
 # A without sshfs's own caches (no kernel attribute cache, no directory cache): what the share
 # holds is what A shows at once, so any staleness seen through the mount is CacheMax's.
@@ -121,17 +138,9 @@ mkdir "$S/big"
 for i in $(seq -w 1 1500); do : > "$S/big/name_of_equal_length_$i"; done
 touch -d '1 hour ago' "$S/big"
 python3 - "$S/big" "$A/big" "$TIMEOUT" <<'EOF' || fail "(v) a reader continued past the window lost or repeated entries: see above"
-import ctypes, ctypes.util, os, sys, time
+import os, sys, time
+from dirlib import libc
 share, mnt, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
-libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-class Dirent(ctypes.Structure):
-    _fields_ = [("ino", ctypes.c_uint64), ("off", ctypes.c_int64), ("reclen", ctypes.c_ushort),
-                ("type", ctypes.c_ubyte), ("name", ctypes.c_char * 256)]
-libc.opendir.restype = ctypes.c_void_p
-libc.opendir.argtypes = [ctypes.c_char_p]
-libc.readdir.restype = ctypes.POINTER(Dirent)
-libc.readdir.argtypes = [ctypes.c_void_p]
-libc.closedir.argtypes = [ctypes.c_void_p]
 os.listdir(mnt)                          # the kernel caches the listing
 h = libc.opendir(mnt.encode())           # within the window: served from that cache
 got = []
@@ -194,20 +203,9 @@ CACHEMAX_DIR_SNAP_MAX=100 t_mount "$A2" "$T_SCRATCH/cache-a2" --attr-timeout $TI
 mkdir "$S/over"; for i in $(seq 1 300); do : > "$S/over/o$i"; done
 touch -d '1 hour ago' "$S/over"
 python3 - "$S" "$A2" <<'EOF' || fail "(vii) a directory beyond the snapshot's bound listed wrongly: see above"
-import ctypes, ctypes.util, os, sys
+import os, sys
+from dirlib import libc
 share, mnt = sys.argv[1], sys.argv[2]
-libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-class Dirent(ctypes.Structure):
-    _fields_ = [("ino", ctypes.c_uint64), ("off", ctypes.c_int64), ("reclen", ctypes.c_ushort),
-                ("type", ctypes.c_ubyte), ("name", ctypes.c_char * 256)]
-libc.opendir.restype = ctypes.c_void_p
-libc.opendir.argtypes = [ctypes.c_char_p]
-libc.readdir.restype = ctypes.POINTER(Dirent)
-libc.readdir.argtypes = [ctypes.c_void_p]
-libc.telldir.restype = ctypes.c_long
-libc.telldir.argtypes = [ctypes.c_void_p]
-libc.seekdir.argtypes = [ctypes.c_void_p, ctypes.c_long]
-libc.closedir.argtypes = [ctypes.c_void_p]
 for sub in ("over", "d3", "over"):
     want = set(os.listdir(os.path.join(share, sub)))
     for attempt in range(2):
