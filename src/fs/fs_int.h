@@ -145,6 +145,7 @@ struct fs_dir_snap_entry {
 	uint64_t ino;
 	uint32_t name;                /* offset in the snapshot's names */
 	uint8_t type;                 /* DT_* */
+	uint16_t len;                 /* of the name (FUSE allows up to 1024 bytes) */
 };
 
 /* A directory handle of an OPENDIR we answered. A directory the watcher does not cover is

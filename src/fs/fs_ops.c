@@ -1425,6 +1425,29 @@ static void dir_close(struct fs_dir *d)
 	free(d);
 }
 
+/* d reads from stream fd from now on (the old one closed), from its start. */
+static void dir_stream_replace(struct fs_dir *d, int fd)
+{
+	sys_close(d->fd);
+	d->fd = fd;
+	d->offset = 0;
+	d->buf_len = d->buf_pos = 0;
+	d->read_any = false;
+}
+
+/* Are directory fd's times too recent to show a later change (cache_catalog_stamp_racy)?
+ * 1 yes, 0 no, or -errno (no stat). */
+static int dir_fd_racy(int fd)
+{
+	struct cache_catalog_stamp stamp;
+	struct stat st;
+	int rc = sys_fstatat(fd, "", &st, AT_EMPTY_PATH);
+	if (rc < 0)
+		return rc;
+	cache_catalog_stamp_from_stat(&st, &stamp);
+	return cache_catalog_stamp_racy(&stamp);
+}
+
 /* qsort_r order of snapshot entries: by cookie, equal cookies by name (names: the names). */
 static int snap_compare(const void *a, const void *b, void *names)
 {
@@ -1476,6 +1499,7 @@ static int dir_snap_read(struct fs *fs, struct fs_node *n, struct fs_dir *d)
 			e[count].ino = de->d_ino;
 			e[count].name = (uint32_t)names_len;
 			e[count].type = de->d_type;
+			e[count].len = (uint16_t)len;
 			count++;
 			names_len += len + 1;
 		}
@@ -1503,9 +1527,8 @@ static int dir_snap_read(struct fs *fs, struct fs_node *n, struct fs_dir *d)
 	d->snap_names = names;
 	d->snap_count = count;
 	d->snapped = true;
+	dir_stream_replace(d, fd);
 	d->read_any = true;   /* the stream is read to its end: a rewind reopens it */
-	sys_close(d->fd);
-	d->fd = fd;
 	return 0;
 }
 
@@ -1556,16 +1579,15 @@ static void dir_snap_reply(struct fs *fs, struct fs_node *dir_node, struct fs_di
 	}
 	for (size_t i = lo; i < d->snap_count;) {
 		size_t j = i, need = 0;
-		for (; j < d->snap_count && d->snap[j].cookie == d->snap[i].cookie; j++) {
-			size_t len = strlen(d->snap_names + d->snap[j].name);
-			need += plus ? fuse_proto_direntplus_size(len) : fuse_proto_dirent_size(len);
-		}
+		for (; j < d->snap_count && d->snap[j].cookie == d->snap[i].cookie; j++)
+			need += plus ? fuse_proto_direntplus_size(d->snap[j].len)
+			             : fuse_proto_dirent_size(d->snap[j].len);
 		if (need > cap - used && used > 0)
 			break;
 		for (; i < j; i++) {
 			const struct fs_dir_snap_entry *se = &d->snap[i];
 			const char *name = d->snap_names + se->name;
-			size_t len = strlen(name), rec;
+			size_t len = se->len, rec;
 			if ((plus ? fuse_proto_direntplus_size(len) : fuse_proto_dirent_size(len)) > cap - used)
 				break;   /* checked before the lookup, which takes a reference */
 			if (plus) {
@@ -1607,25 +1629,19 @@ static double listing_window(const struct fs *fs)
 static uint32_t listing_open_flags(struct fs *fs, struct fs_node *n, int fd, uint64_t now)
 {
 	double window = listing_window(fs);
-	struct cache_catalog_stamp stamp;
-	struct stat st;
 	int64_t read_ns;
 
-	if (window > 0 && !atomic_load(&n->listing_from_origin) &&
-	    sys_fstatat(fd, "", &st, AT_EMPTY_PATH) == 0) {
-		cache_catalog_stamp_from_stat(&st, &stamp);
-		if (!cache_catalog_stamp_racy(&stamp)) {
-			read_ns = atomic_load(&n->listing_read_ns);
-			if (read_ns > 0 && (double)(now - (uint64_t)read_ns) < window * 1e9) {
-				stats_add(fs->cfg.stats, STATS_LISTINGS_KEPT, 1);
-				return FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE;
-			}
-			atomic_store(&n->listing_read_ns, 0);
-			return FOPEN_CACHE_DIR;
-		}
+	if (window <= 0 || atomic_load(&n->listing_from_origin) || dir_fd_racy(fd) != 0) {
+		atomic_store(&n->listing_read_ns, 0);
+		return 0;
+	}
+	read_ns = atomic_load(&n->listing_read_ns);
+	if (read_ns > 0 && (double)(now - (uint64_t)read_ns) < window * 1e9) {
+		stats_add(fs->cfg.stats, STATS_LISTINGS_KEPT, 1);
+		return FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE;
 	}
 	atomic_store(&n->listing_read_ns, 0);
-	return 0;
+	return FOPEN_CACHE_DIR;
 }
 
 /* While the watcher covers the origin, OPENDIR answers ENOSYS: the kernel then never sends
@@ -1728,6 +1744,46 @@ static int readdir_listing(struct fs *fs, struct fs_node *d, const struct fs_lis
 	return 0;
 }
 
+/* A READDIR(PLUS) at cookie `offset` of an unwatched directory n on handle d (not stream-only),
+ * from d's snapshot: read at the listing's start, or where the kernel continues one it served
+ * from its cache. 1: answered into out (*used bytes); 0: the directory is beyond the
+ * snapshot's bound, d now reads a new stream of the original from its start (the caller goes
+ * on with it); -errno. d->lock held. */
+static int dir_snap_serve(struct fs *fs, struct fs_node *n, struct fs_dir *d, uint64_t offset,
+                          bool plus, char *out, size_t cap, size_t *used)
+{
+	bool big = atomic_load(&n->listing_from_origin);
+	int rc;
+
+	if (!big && (offset == 0 || !d->snapped)) {
+		rc = dir_snap_read(fs, n, d);
+		if (rc == -E2BIG) {   /* the stream's cookies from now on, never cached */
+			atomic_store(&n->listing_from_origin, true);
+			big = true;
+		} else if (rc < 0) {
+			return rc;
+		}
+	}
+	if (big && (offset == 0 || !d->snapped)) {
+		/* Too large (found by this handle or another): a new stream of the original, its own
+		 * cookies. Any other cookie is one of a snapshot (this handle's, or one the kernel
+		 * cached and continues here): no place in the stream; refused until a rewind. */
+		if (offset != 0)
+			return -EIO;
+		rc = dir_stream_fd(fs, n);
+		if (rc < 0)
+			return rc;
+		d->stream_only = true;
+		dir_snap_free(d);
+		dir_stream_replace(d, rc);
+		return 0;
+	}
+	if (offset == 0 && d->kernel_caches && dir_fd_racy(d->fd) == 1)
+		atomic_store(&n->listing_racy, true);
+	dir_snap_reply(fs, n, d, offset, plus, out, cap, used);
+	return 1;
+}
+
 /* Fill one READDIR(PLUS) reply from the directory stream, starting at cookie `offset`.
  * Cookies are the origin's d_off values, so they stay stable across calls and seeks; where the
  * catalog serves the directory they are hashes of the names (readdir_listing), for every
@@ -1781,77 +1837,26 @@ static void op_readdir(struct fuse_req *r, uint64_t ino, const struct fuse_read_
 		}
 	}
 	pthread_mutex_lock(&d->lock);
-	if (in->offset == 0 && !own_stream) {
+	if (!own_stream) {
 		struct fs_node *n = dir_node ? dir_node : fs_node_get(fs, ino);
+		bool unwatched = n && !fs_watch_covers(fs, n);
 		int64_t none = 0;
 		/* the first read of a listing the kernel may keep (listing_open_flags) */
-		if (n && !fs_watch_covers(fs, n))
+		if (in->offset == 0 && unwatched)
 			atomic_compare_exchange_strong(&n->listing_read_ns, &none, (int64_t)clock_now_ns());
-		/* A rewind (rewinddir) reads the directory afresh on a new stream: a network
-		 * original's own may not rewind (sshfs answers a rewound stream with nothing). */
-		if (n && d->read_any && (d->stream_only || fs_watch_covers(fs, n))) {
-			int fd = dir_stream_fd(fs, n);
-			if (fd >= 0) {
-				sys_close(d->fd);
-				d->fd = fd;
-				d->offset = 0;
-				d->buf_len = d->buf_pos = 0;
-				d->read_any = false;
-			}
-		}
-	}
-	if (!own_stream && !d->stream_only) {
-		/* an unwatched directory: from the handle's snapshot (struct fs_dir), read at the
-		 * listing's start, or where the kernel continues one it served from its cache */
-		struct fs_node *n = dir_node ? dir_node : fs_node_get(fs, ino);
-		if (n && !fs_watch_covers(fs, n)) {
-			bool big = atomic_load(&n->listing_from_origin);
-			if (!big && (in->offset == 0 || !d->snapped)) {
-				int rc = dir_snap_read(fs, n, d);
-				if (rc == -E2BIG) {   /* the stream's cookies from now on, never cached */
-					atomic_store(&n->listing_from_origin, true);
-					big = true;
-				} else if (rc < 0) {
-					err = -rc;
-					goto out;
-				}
-			}
-			if (big && (in->offset == 0 || !d->snapped)) {
-				/* Too large (found by this handle or another): a new stream of the
-				 * original, its own cookies; a snapshot's hash cookie means nothing to it. */
-				int fd;
-				if (in->offset != 0) {
-					/* a cookie of a snapshot (this handle's, or one the kernel cached and
-					 * continues here): no place in the stream; refused until a rewind */
-					err = EIO;
-					goto out;
-				}
-				fd = dir_stream_fd(fs, n);
-				if (fd < 0) {
-					err = -fd;
-					goto out;
-				}
-				d->stream_only = true;
-				dir_snap_free(d);
-				sys_close(d->fd);
-				d->fd = fd;
-				d->offset = 0;
-				d->buf_len = d->buf_pos = 0;
-				d->read_any = false;
-			}
-			if (in->offset == 0 && d->snapped && d->kernel_caches) {
-				struct cache_catalog_stamp stamp;
-				struct stat st;
-				if (sys_fstatat(d->fd, "", &st, AT_EMPTY_PATH) == 0) {
-					cache_catalog_stamp_from_stat(&st, &stamp);
-					if (cache_catalog_stamp_racy(&stamp))
-						atomic_store(&n->listing_racy, true);
-				}
-			}
-			if (d->snapped) {
-				dir_snap_reply(fs, n, d, in->offset, plus, out, cap, &used);
+		if (unwatched && !d->stream_only) {
+			int rc = dir_snap_serve(fs, n, d, in->offset, plus, out, cap, &used);
+			if (rc != 0) {
+				err = rc < 0 ? -rc : 0;
 				goto out;
 			}
+		}
+		/* A rewind (rewinddir) reads the directory afresh on a new stream: a network
+		 * original's own may not rewind (sshfs answers a rewound stream with nothing). */
+		if (in->offset == 0 && n && d->read_any && (d->stream_only || !unwatched)) {
+			int fd = dir_stream_fd(fs, n);
+			if (fd >= 0)
+				dir_stream_replace(d, fd);
 		}
 	}
 	if (in->offset != d->offset || (in->offset == 0 && d->buf_pos == d->buf_len)) {
