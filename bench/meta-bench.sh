@@ -18,7 +18,10 @@
 #                           workload once, a second cat: the fill queue skips completions beyond
 #                           its bound, the next read fills the file; then the fills settle),
 #                           a stop/start of the daemon and a page-cache drop before each side
-#                        c  sshfs over loopback (a private sshd on 127.0.0.1, a fresh key)
+#                        c  sshfs over loopback (a private sshd on 127.0.0.1, a fresh key);
+#                           each workload also runs on the directory sshd serves (the floor:
+#                           no cache beats a local directory, so original ÷ floor is the
+#                           ceiling of the ratio)
 #   --cachemax PATH    the binary (default build/cachemax under the repository root)
 #   --start-opts OPTS  extra options for `cachemax start` (e.g. "--attr-timeout 3600")
 #   --settle SEC       (b): wait SEC seconds between making the tree and the warm-up (default
@@ -139,7 +142,12 @@ wl_git_diff() { GIT_INDEX_FILE=$(index_of "$1") git -C "$1" diff; }
 wl_git_log_p() { git -C "$1" log -p; }
 wl_make_j2() { rm -rf "$W/obj"; mkdir "$W/obj"; make -s -C "$1/csrc" -j2 O="$W/obj"; }
 WORKLOADS="find stat ls_lR du tar_c cat git_status git_diff git_log_p make_j2"
-index_of() { if [ "$1" = "$MNT" ]; then echo "$W/index.mount"; else echo "$W/index.orig"; fi; }
+index_of() {
+  if [ "$1" = "$MNT" ]; then echo "$W/index.mount"
+  elif [ -n "$FLOOR" ] && [ "$1" = "$FLOOR" ]; then echo "$W/index.floor"
+  else echo "$W/index.orig"; fi
+}
+FLOOR=   # (c): the directory sshd serves, timed as a third side (the floor: a local directory)
 
 # time_side FN ROOT: seconds FN ROOT took (its output counted through a pipe); "ERR" on failure
 time_side() {
@@ -191,12 +199,16 @@ refresh_indexes() {   # each side's own index, holding that side's stat data
   cp "$BACK/.git/index" "$W/index.orig"; cp "$BACK/.git/index" "$W/index.mount"
   GIT_INDEX_FILE=$W/index.orig git -C "$BACK" update-index -q --refresh >/dev/null
   GIT_INDEX_FILE=$W/index.mount git -C "$MNT" update-index -q --refresh >/dev/null
+  if [ -n "$FLOOR" ]; then
+    cp "$BACK/.git/index" "$W/index.floor"
+    GIT_INDEX_FILE=$W/index.floor git -C "$FLOOR" update-index -q --refresh >/dev/null
+  fi
 }
 
 # measure LABEL COLD(0|1) ROUNDS: the timed rounds; one table
 measure() {
-  local label=$1 cold=$2 rounds=$3 w r o m
-  declare -A T_O T_M T_R
+  local label=$1 cold=$2 rounds=$3 w r o m f
+  declare -A T_O T_M T_R T_F
   for r in $(seq 1 "$rounds"); do
     for w in $WORKLOADS; do
       if [ $(( (r + ${#w}) % 2 )) -eq 0 ]; then
@@ -207,20 +219,32 @@ measure() {
         [ "$cold" = 1 ] && bench_drop; o=$(time_side "$w" "$BACK")
       fi
       T_O[$w]+="$o "; T_M[$w]+="$m "; T_R[$w]+="$(ratio "$o" "$m") "
-      printf '  round %d %-10s original %8ss  mount %8ss\n' "$r" "$w" "$o" "$m" >&2
+      f=
+      if [ -n "$FLOOR" ]; then f=$(time_side "$w" "$FLOOR"); T_F[$w]+="$f "; fi
+      printf '  round %d %-10s original %8ss  mount %8ss%s\n' "$r" "$w" "$o" "$m" "${f:+  floor ${f}s}" >&2
     done
   done
   echo
   echo "== $label: $FILES files, $rounds round(s); ratio = original ÷ mount (> 1: faster through CacheMax)"
-  printf '%-11s %11s %11s %8s %s\n' workload original-s mount-s ratio "(min-max)"
+  if [ -n "$FLOOR" ]; then
+    echo "   floor = the same workload on $FLOOR, the local directory the original serves: no cache"
+    echo "   can be faster than that, so ceiling = original ÷ floor is the best ratio reachable"
+  fi
+  printf '%-11s %11s %11s %8s %-13s%s\n' workload original-s mount-s ratio "(min-max)" "${FLOOR:+ floor-s  ceiling}"
   for w in $WORKLOADS; do
-    local rs lo hi
+    local rs lo hi fl=
+    if [ -n "$FLOOR" ]; then
+      local fs os
+      fs=$(echo "${T_F[$w]}" | tr ' ' '\n' | grep -v '^$' | grep -v ERR | median)
+      os=$(echo "${T_O[$w]}" | tr ' ' '\n' | grep -v '^$' | grep -v ERR | median)
+      fl=$(printf ' %8.3f %8.2f' "$fs" "$(ratio "$os" "$fs")")
+    fi
     rs=$(echo "${T_R[$w]}" | tr ' ' '\n' | grep -v '^$' | grep -v ERR)
     lo=$(echo "$rs" | sort -g | head -n1); hi=$(echo "$rs" | sort -g | tail -n1)
-    printf '%-11s %11.3f %11.3f %8.2f (%.2f-%.2f)\n' "${w//_/-}" \
+    printf '%-11s %11.3f %11.3f %8.2f (%.2f-%.2f)%s\n' "${w//_/-}" \
       "$(echo "${T_O[$w]}" | tr ' ' '\n' | grep -v '^$' | grep -v ERR | median)" \
       "$(echo "${T_M[$w]}" | tr ' ' '\n' | grep -v '^$' | grep -v ERR | median)" \
-      "$(echo "$rs" | median)" "${lo:-0}" "${hi:-0}"
+      "$(echo "$rs" | median)" "${lo:-0}" "${hi:-0}" "$fl"
   done
 }
 bench_drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
@@ -310,9 +334,11 @@ if [[ ,$ORIGINALS, == *,c,* ]]; then
     make_tree "$W/remote" || fail "cannot build the tree"
     t_sshd_start                       # tests/integ/lib.sh: a private sshd on 127.0.0.1
     t_sshfs "$W/remote" "$W/c"         # sshfs's default caches
+    FLOOR=$W/remote
     setup_sides "$W/c" c
     warm_up
     measure "(c) sshfs over loopback (default sshfs options), warm" 0 "$ROUNDS"
+    FLOOR=
     stop_mount
   fi
 fi

@@ -675,20 +675,22 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 	 * taken now, before the mount, and nothing changed from here on is missed. Refused, not
 	 * fallen back from: the user asked for this mode, and without the watch it is unsafe
 	 * while the fallback (the default mode) would serve from INIT on without passthrough. An
-	 * original whose files change elsewhere (NFS, SMB, FUSE...) is never watched (-EREMOTE). */
-	if (o->openless && (rc = fs_watch_prepare(fs)) < 0) {
+	 * original whose files change elsewhere (NFS, SMB, FUSE...) is never watched (-EREMOTE):
+	 * there the pages are kept for --attr-timeout and then revalidated, as names and
+	 * attributes are (fs_openless.h, "Timed"). */
+	if (o->openless && (rc = fs_watch_prepare(fs)) < 0 && rc != -EREMOTE) {
 		char why[256];
 		fs_watch_active(fs, why, sizeof(why));
 		fs_free(fs);
 		cache_store_close(store);
-		if (rc == -EREMOTE)
-			report(ready_fd, "ERR --openless is refused on '%s': %s, while an openless mount "
-			       "keeps file data across opens; start without --openless\n", o->dir, why);
-		else
-			report(ready_fd, "ERR --openless needs fanotify on the file system of '%s', which "
-			       "is not available: %s; start without --openless\n", o->dir, why);
+		report(ready_fd, "ERR --openless needs fanotify on the file system of '%s', which "
+		       "is not available: %s; start without --openless\n", o->dir, why);
 		return EXIT_STARTUP_FAILED;
 	}
+	if (o->openless && rc == -EREMOTE)
+		log_info("--openless on an original whose files change elsewhere: file data, names and "
+		         "attributes are kept for --attr-timeout (%g s), then checked against the "
+		         "original", o->attr_timeout);
 	cfg.withheld_flags |= fs_withheld_init_flags(fs);
 	rc = fuse_session_mount(&cfg, fs_fuse_ops(), fs, &se);
 	if (rc < 0) {

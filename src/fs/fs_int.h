@@ -94,6 +94,11 @@ struct fs_node {
 	 * their mapping changes the origin's mtime and ctime with no request to us
 	 * (fs_cache_attr_volatile). In the node, not its open state: every GETATTR reads it. */
 	atomic_uint passthrough_writers;
+	/* --openless on an original the watcher does not cover (fs_openless.h "Timed"): which
+	 * version of the file the kernel's pages of it came from -- FS_PAGES_NONE (no data of ours
+	 * since the last drop), FS_PAGES_UNVOUCHED (pages of a version we cannot name: the next
+	 * GETATTR drops them), or a hash of the fingerprint its implicit file was opened at. */
+	_Atomic uint64_t pages_from;
 	/* What is known of its origin inode's xattrs (fs_xattr.c): its state in the low two bits,
 	 * a count of changes above them. */
 	atomic_uint xattr_state;

@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache/cache_catalog.h"
 #include "fs/fs_int.h"
+#include "fuse/fuse_session.h"
 #include "sys/sys.h"
 #include "util/log.h"
 
@@ -144,6 +146,96 @@ static void table_make_room(struct fs_openless *t, struct openless_file **out)
 
 /* ---- opening and closing (no table lock) ---------------------------------------------------- */
 
+/* ---- timed: pages revalidated after --attr-timeout (fs_openless.h) ------------------------ */
+
+enum { PAGES_NONE = 0, PAGES_UNVOUCHED = 1 };
+
+/* The version of a file that st describes, as a hash (never PAGES_NONE or PAGES_UNVOUCHED). */
+static uint64_t pages_version(const struct stat *st)
+{
+	uint64_t v[5] = { (uint64_t)st->st_ino, (uint64_t)st->st_size,
+	                  (uint64_t)st->st_mtim.tv_sec * 1000000000u + (uint64_t)st->st_mtim.tv_nsec,
+	                  (uint64_t)st->st_ctim.tv_sec * 1000000000u + (uint64_t)st->st_ctim.tv_nsec,
+	                  (uint64_t)st->st_dev };
+	uint64_t h = 0x6a09e667f3bcc909ull;
+	for (size_t i = 0; i < 5; i++) {
+		h ^= v[i];
+		h *= 0x9e3779b97f4a7c15ull;
+		h ^= h >> 29;
+	}
+	return h > PAGES_UNVOUCHED ? h : h + 2;
+}
+
+bool fs_openless_timed(struct fs *fs, const struct fs_node *n)
+{
+	return fs->cfg.openless && n->type == S_IFREG && !fs_watch_covers(fs, n);
+}
+
+bool fs_openless_pages_held(struct fs *fs, const struct fs_node *n)
+{
+	return fs_openless_timed(fs, n) && atomic_load(&n->pages_from) != PAGES_NONE;
+}
+
+/* An implicit file of timed node n was opened on version v of the file: the pages
+ * the kernel gets from now on are of that version. If it already held pages of another one (an
+ * implicit file pushed out, the file changed meanwhile), those cannot be named: the next GETATTR
+ * drops them, and the kernel is made to ask it (attributes only: its pages may be locked for the
+ * READ being served). */
+static uint64_t pages_version_of_fd(int fd)
+{
+	struct cache_catalog_stamp stamp;
+	struct stat st;
+
+	if (sys_fstatat(fd, "", &st, AT_EMPTY_PATH) < 0)
+		return PAGES_UNVOUCHED;
+	cache_catalog_stamp_from_stat(&st, &stamp);
+	return cache_catalog_stamp_racy(&stamp) ? PAGES_UNVOUCHED : pages_version(&st);
+}
+
+/* v: pages_version_of_fd of the implicit file's fd, taken before its attach checked the cache
+ * copy (so v is never newer than what it serves: a change in between makes a mismatch later,
+ * which drops the pages, never a match that keeps older ones). */
+static void pages_opened(struct fs *fs, struct fs_node *n, uint64_t v)
+{
+	uint64_t old;
+
+	old = atomic_load(&n->pages_from);
+	if (old != PAGES_NONE && old != v)
+		v = PAGES_UNVOUCHED;
+	atomic_store(&n->pages_from, v);
+	if (v == PAGES_UNVOUCHED && old != PAGES_UNVOUCHED && fs->session)
+		fuse_session_notify_inval_inode(fs->session, n->nodeid, -1, 0);
+}
+
+/* The kernel's pages of n and its implicit file go (the next READ opens it afresh). */
+static void pages_drop(struct fs *fs, struct fs_node *n, uint64_t seen)
+{
+	uint64_t expected = seen;
+	if (fs->session)
+		fuse_session_notify_inval_inode(fs->session, n->nodeid, 0, 0);
+	atomic_compare_exchange_strong(&n->pages_from, &expected, PAGES_NONE);
+	fs_openless_forget(fs, n->nodeid);
+}
+
+int fs_openless_revalidate(struct fs *fs, struct fs_node *n, struct stat *st)
+{
+	uint64_t seen;
+	int fd, rc;
+
+	if (!fs_openless_timed(fs, n) || (seen = atomic_load(&n->pages_from)) == PAGES_NONE)
+		return 0;
+	fd = fs_node_open(fs, n, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		pages_drop(fs, n, seen);
+		return fd;
+	}
+	rc = sys_fstatat(fd, "", st, AT_EMPTY_PATH);
+	sys_close(fd);
+	if (rc < 0 || seen == PAGES_UNVOUCHED || seen != pages_version(st))
+		pages_drop(fs, n, seen);
+	return rc < 0 ? rc : 1;
+}
+
 /* Our own open of n's original, attached to its engine state like an open of the kernel's.
  * An inode unlinked behind the cache is served too (the application opened it before): the
  * attach's ESTALE, meant to make the kernel repeat an OPEN's path walk, is for OPEN only. */
@@ -151,6 +243,8 @@ static int file_attach(struct fs *fs, struct fs_node *n, struct fs_file *f, int 
 {
 	struct cm_fuse_open_out o;
 	int fd = fs_node_open(fs, n, flags | O_CLOEXEC), rc;
+	bool timed = fs_openless_timed(fs, n);
+	uint64_t version = PAGES_UNVOUCHED;
 
 	if (fd < 0)
 		return fd;
@@ -158,6 +252,8 @@ static int file_attach(struct fs *fs, struct fs_node *n, struct fs_file *f, int 
 	f->path_fd = -1;   /* opened at once: no deferred open (fs_int.h) */
 	f->file.fd = fd;
 	f->file.open_flags = flags;
+	if (timed)
+		version = pages_version_of_fd(fd);
 	rc = fs_cache_attach(fs, f, &o);
 	if (rc == -ESTALE)
 		rc = fs_cache_attach(fs, f, &o);  /* it marked the node: served as ours now */
@@ -165,6 +261,8 @@ static int file_attach(struct fs *fs, struct fs_node *n, struct fs_file *f, int 
 		sys_close(fd);
 		return rc;
 	}
+	if (timed)
+		pages_opened(fs, n, version);
 	return 0;
 }
 

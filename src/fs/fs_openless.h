@@ -25,9 +25,21 @@
  * whose last name went through the mount, and an O_TMPFILE, keep that fd until FORGET
  * (fs_node_pin_fd), since no handle reaches an unlinked inode.
  *
- * Safe only while the change watcher covers the original: the kernel keeps the pages of a file
- * across opens (FOPEN_KEEP_CACHE) and learns of a change behind the cache only from the
- * watcher's NOTIFY_INVAL_INODE; the daemon checks this before the mount (daemon.c).
+ * Watched: on an original the change watcher covers, the kernel keeps the pages of a file
+ * across opens (FOPEN_KEEP_CACHE) and learns of a change behind the cache from the watcher's
+ * NOTIFY_INVAL_INODE; the daemon takes the watch before the mount (daemon.c).
+ * Timed: on an original whose files change elsewhere (a network original: fs_type.h), no event
+ * tells of a change, so the pages, like names and attributes, are kept for --attr-timeout and
+ * then revalidated, as a plain network mount does: the kernel asks GETATTR once the attributes
+ * time out (before a read past what it holds: FUSE_AUTO_INVAL_DATA), and for a file whose pages
+ * came from us that GETATTR opens the original (an open is what makes sshfs ask its server
+ * again) and compares its fingerprint with the one the implicit file was opened at
+ * (fs_node.pages_from); a change, or a fingerprint too young to show a later change in the same
+ * clock tick (cache_catalog_stamp_racy), drops the kernel's pages (NOTIFY_INVAL_INODE) and the
+ * implicit file (whose next open checks the cache copy again) before the answer. A LOOKUP or
+ * READDIRPLUS entry of such a file carries attributes valid for 0 s, so that the GETATTR
+ * revalidating it follows. So a change made elsewhere shows within --attr-timeout (plus the
+ * original's own caching: sshfs keeps attributes for 20 s unless an open asks).
  * Locks (docs/ARCHITECTURE.md "Lock order"): the table's lock is a leaf (no call into the
  * engine or the node table under it); a file's writer_lock is taken with no other lock held
  * and held while it opens and attaches the writer.
@@ -38,6 +50,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 struct fs;
 struct fs_file;
@@ -61,5 +74,17 @@ void fs_openless_put(struct fs *fs, struct fs_file *f);
 /* The kernel forgot node nodeid (FORGET): its implicit file is closed (at once, or by the
  * last request using it). */
 void fs_openless_forget(struct fs *fs, uint64_t nodeid);
+
+/* Timed (above): whether n is a regular file of an openless mount that the watcher does not
+ * cover. */
+bool fs_openless_timed(struct fs *fs, const struct fs_node *n);
+/* Whether the kernel may hold pages of n that came from us (timed nodes only): its LOOKUP and
+ * READDIRPLUS entries then carry attributes valid for 0 s. */
+bool fs_openless_pages_held(struct fs *fs, const struct fs_node *n);
+/* At a GETATTR of a timed node whose pages came from us: the original opened and stat'ed into
+ * *st, and on a change (or a racy fingerprint) the kernel's pages and the implicit file
+ * dropped first. 1: *st is the answer; 0: not such a node (answer as usual); -errno: the
+ * original could not be opened or stat'ed (its pages were dropped; answer as usual). */
+int fs_openless_revalidate(struct fs *fs, struct fs_node *n, struct stat *st);
 
 #endif

@@ -85,7 +85,10 @@ static void entry_fill(struct fs *fs, struct fuse_entry_out *e, const struct fs_
 	e->nodeid = n->nodeid;
 	e->generation = 0;  /* nodeids are never reused */
 	split_timeout(entry_valid, &e->entry_valid, &e->entry_valid_nsec);
-	split_timeout(attr_timeout(fs, n), &e->attr_valid, &e->attr_valid_nsec);
+	/* Pages of a timed openless file are revalidated by a GETATTR (fs_openless.h): an entry's
+	 * attributes must not spare it. */
+	if (!fs_openless_pages_held(fs, n))
+		split_timeout(attr_timeout(fs, n), &e->attr_valid, &e->attr_valid_nsec);
 	attr_from_stat(&e->attr, st);
 }
 
@@ -519,6 +522,10 @@ static void op_getattr(struct fuse_req *r, uint64_t ino, const struct fuse_getat
 	if (n->type == S_IFDIR && atomic_load(&n->listing_racy) &&
 	    atomic_exchange(&n->listing_racy, false))   /* its cached listing goes first */
 		fuse_session_notify_inval_inode(fs->session, n->nodeid, 0, 0);
+	if (fs_openless_revalidate(fs, n, &st) == 1) {  /* its pages checked (fs_openless.h) */
+		reply_attr_stat(r, n, &st);
+		return;
+	}
 	if (fs_catalog_file_attr(fs, n, &st) == 0) {
 		/* A file the catalog knows unchanged (fs_catalog.c): its object is in step already. */
 		reply_attr_stat(r, n, &st);
