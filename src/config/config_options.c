@@ -103,10 +103,12 @@ const struct config_option config_options[] = {
 	          "daemon, and the kernel keeps file data in its page cache\n"
 	          "across opens (cat or tar of many small files at the\n"
 	          "original's speed once warm); no passthrough: large and\n"
-	          "random reads of cached files go through the daemon; needs\n"
-	          "fanotify on the original's file system (refused without,\n"
-	          "with --allow-submounts, and on NFS, SMB, FUSE and other\n"
-	          "file systems whose files change elsewhere)\n" },
+	          "random reads of cached files go through the daemon; on a\n"
+	          "local file system needs fanotify (refused without, and\n"
+	          "with --allow-submounts); on NFS, SMB, FUSE (sshfs) and\n"
+	          "other file systems whose files change elsewhere, file data\n"
+	          "is kept for --attr-timeout, then checked against the\n"
+	          "original\n" },
 	{ .name = "foreground", .type = CONFIG_SWITCH, .offset = FIELD(foreground),
 	  .field_is_bool = true, .set_to = true, .flags = CONFIG_NOT_IN_FILE,
 	  .help = "run the daemon in this process, without a watchdog\n" },
