@@ -714,6 +714,7 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 			log_error("cannot unmount '%s': %s", o->dir, strerror(errno));
 		fuse_session_wait(se);
 		fs_watch_stop(fs);
+		fs_openless_stop(fs);
 		fuse_session_free(se);
 		fs_free(fs);
 		cache_store_close(store);
@@ -779,6 +780,7 @@ static int daemon_serve(const struct daemon_options *o, bool supervised, unsigne
 	control_server_stop(control);
 	stats_stop(&d);
 	fs_watch_stop(fs);  /* it notifies through the session */
+	fs_openless_stop(fs);  /* so does this one */
 	fuse_session_free(se);
 	io_uring_release(getpid());
 	fs_free(fs);

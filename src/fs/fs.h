@@ -141,6 +141,9 @@ bool fs_catalog_sealed(struct fs *fs);
 /* The openless mode (start --openless, fs_openless.h) for stats: false when off; else the
  * implicit open files open now, made so far, and closed to make room for others. */
 bool fs_openless_report(struct fs *fs, uint64_t *files, uint64_t *made, uint64_t *pushed_out);
+/* Before the session is freed: the openless mode's notifier thread ends (fs_openless.c). A
+ * no-op when the mode is off. */
+void fs_openless_stop(struct fs *fs);
 
 /* Gauges for stats (docs/STATS.md): nodes the kernel holds (and those with open state), the
  * bytes the node table takes, origin fds cached and pinned, and fds opened again (by file handle

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cache/cache_catalog.h"
 #include "fs/fs_int.h"
@@ -34,6 +35,14 @@ struct openless_file {
 	struct openless_file *lru_prev, *lru_next;  /* prev: more recently used */
 };
 
+/* A page invalidation the notifier sends for a GETATTR (pages_drop). */
+struct inval_job {
+	uint64_t nodeid;
+	bool done;                        /* sent */
+	bool abandoned;                   /* its waiter stopped waiting: the notifier frees it */
+	struct inval_job *next;
+};
+
 struct fs_openless {
 	pthread_mutex_t lock;
 	pthread_cond_t opened;            /* a file left OPENING */
@@ -42,6 +51,12 @@ struct fs_openless {
 	struct openless_file *lru_head, *lru_tail;  /* head: most recently used */
 	unsigned count, max;
 	uint64_t made, pushed_out;
+	/* The notifier (timed mode): its own lock, a queue of jobs, started at the first one. */
+	pthread_mutex_t notify_lock;
+	pthread_cond_t notify_work, notify_done;
+	struct inval_job *jobs_head, *jobs_tail;
+	pthread_t notifier;
+	bool notifier_started, notifier_stopping;
 };
 
 static size_t bucket_of(const struct fs_openless *t, uint64_t nodeid)
@@ -68,6 +83,9 @@ int fs_openless_create(struct fs *fs, unsigned max)
 	t->bucket_count = buckets;
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_cond_init(&t->opened, NULL);
+	pthread_mutex_init(&t->notify_lock, NULL);
+	pthread_cond_init(&t->notify_work, NULL);
+	pthread_cond_init(&t->notify_done, NULL);
 	fs->openless = t;
 	return 0;
 }
@@ -207,32 +225,148 @@ static void pages_opened(struct fs *fs, struct fs_node *n, uint64_t v)
 		fuse_session_notify_inval_inode(fs->session, n->nodeid, -1, 0);
 }
 
-/* The kernel's pages of n and its implicit file go (the next READ opens it afresh). */
-static void pages_drop(struct fs *fs, struct fs_node *n, uint64_t seen)
+/* ---- the notifier: page invalidations sent off the workers --------------------------------
+ * NOTIFY_INVAL_INODE with a page range locks every page of the file in the kernel, and a page
+ * being read stays locked until a worker answers its READ (an mmap fault, a readahead): sent by
+ * the worker answering a GETATTR, it waits for READs that may need that very worker -- with
+ * --threads 1, or one ring entry per queue, a GETATTR beside an mmap reader hung for good (a
+ * dirty page of a shared mapping is written back first, by a WRITE, likewise). So the
+ * invalidation is sent by a thread of its own, and the GETATTR waits for it at most
+ * NOTIFY_WAIT_MS: in the common case the pages are gone before the answer; when the wait runs
+ * out (a READ the waiting worker itself must serve), the answer goes without it, its
+ * attributes valid for 0 s (the kernel asks again at the next read, pages_drop_pending), and
+ * the pages go as soon as that READ is answered. */
+enum { NOTIFY_WAIT_MS = 100 };
+
+static void *notifier_main(void *arg)
 {
-	uint64_t expected = seen;
-	if (fs->session)
-		fuse_session_notify_inval_inode(fs->session, n->nodeid, 0, 0);
-	atomic_compare_exchange_strong(&n->pages_from, &expected, PAGES_NONE);
-	fs_openless_forget(fs, n->nodeid);
+	struct fs *fs = arg;
+	struct fs_openless *t = fs->openless;
+
+	pthread_mutex_lock(&t->notify_lock);
+	for (;;) {
+		struct inval_job *j;
+		while (!t->jobs_head && !t->notifier_stopping)
+			pthread_cond_wait(&t->notify_work, &t->notify_lock);
+		if (!t->jobs_head)
+			break;
+		j = t->jobs_head;
+		t->jobs_head = j->next;
+		if (!t->jobs_head)
+			t->jobs_tail = NULL;
+		pthread_mutex_unlock(&t->notify_lock);
+		if (fs->session)
+			fuse_session_notify_inval_inode(fs->session, j->nodeid, 0, 0);
+		pthread_mutex_lock(&t->notify_lock);
+		if (j->abandoned) {
+			free(j);
+		} else {
+			j->done = true;
+			pthread_cond_broadcast(&t->notify_done);
+		}
+	}
+	pthread_mutex_unlock(&t->notify_lock);
+	return NULL;
 }
 
-int fs_openless_revalidate(struct fs *fs, struct fs_node *n, struct stat *st)
+/* Have the notifier drop the kernel's pages of nodeid; wait for it at most NOTIFY_WAIT_MS.
+ * true: dropped. false: still to come (or, out of memory or threads, sent here after all). */
+static bool pages_inval(struct fs *fs, uint64_t nodeid)
+{
+	struct fs_openless *t = fs->openless;
+	struct inval_job *j = calloc(1, sizeof(*j));
+	struct timespec deadline;
+	bool done;
+
+	if (j)
+		j->nodeid = nodeid;
+	pthread_mutex_lock(&t->notify_lock);
+	if (j && !t->notifier_started && !t->notifier_stopping &&
+	    pthread_create(&t->notifier, NULL, notifier_main, fs) == 0)
+		t->notifier_started = true;
+	if (!j || !t->notifier_started) {
+		pthread_mutex_unlock(&t->notify_lock);
+		free(j);
+		log_warn("no notifier thread: a page invalidation sent by a worker");
+		if (fs->session)
+			fuse_session_notify_inval_inode(fs->session, nodeid, 0, 0);
+		return true;
+	}
+	if (t->jobs_tail)
+		t->jobs_tail->next = j;
+	else
+		t->jobs_head = j;
+	t->jobs_tail = j;
+	pthread_cond_signal(&t->notify_work);
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_nsec += NOTIFY_WAIT_MS * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	while (!j->done && pthread_cond_timedwait(&t->notify_done, &t->notify_lock, &deadline) == 0)
+		;
+	done = j->done;
+	if (done)
+		free(j);
+	else
+		j->abandoned = true;
+	pthread_mutex_unlock(&t->notify_lock);
+	return done;
+}
+
+void fs_openless_stop(struct fs *fs)
+{
+	struct fs_openless *t = fs->openless;
+	bool started;
+
+	if (!t)
+		return;
+	pthread_mutex_lock(&t->notify_lock);
+	t->notifier_stopping = true;
+	started = t->notifier_started;
+	t->notifier_started = false;
+	pthread_cond_signal(&t->notify_work);
+	pthread_mutex_unlock(&t->notify_lock);
+	if (started)
+		pthread_join(t->notifier, NULL);
+	while (t->jobs_head) {   /* not sent: the session is ending; every waiter has gone */
+		struct inval_job *j = t->jobs_head;
+		t->jobs_head = j->next;
+		free(j);
+	}
+	t->jobs_tail = NULL;
+}
+
+/* The kernel's pages of n and its implicit file go. First the implicit file (a READ from now
+ * on opens it afresh, at the current version) and the record, then the pages: whatever a READ
+ * put in them before, through the old file or a new one, goes with them. true: the pages are
+ * gone; false: their invalidation is still on its way (pages_inval). */
+static bool pages_drop(struct fs *fs, struct fs_node *n, uint64_t seen)
+{
+	uint64_t expected = seen;
+	fs_openless_forget(fs, n->nodeid);
+	atomic_compare_exchange_strong(&n->pages_from, &expected, PAGES_NONE);
+	return pages_inval(fs, n->nodeid);
+}
+
+int fs_openless_revalidate(struct fs *fs, struct fs_node *n, struct stat *st, bool *pending)
 {
 	uint64_t seen;
 	int fd, rc;
 
+	*pending = false;
 	if (!fs_openless_timed(fs, n) || (seen = atomic_load(&n->pages_from)) == PAGES_NONE)
 		return 0;
 	fd = fs_node_open(fs, n, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		pages_drop(fs, n, seen);
+		*pending = !pages_drop(fs, n, seen);
 		return fd;
 	}
 	rc = sys_fstatat(fd, "", st, AT_EMPTY_PATH);
 	sys_close(fd);
 	if (rc < 0 || seen == PAGES_UNVOUCHED || seen != pages_version(st))
-		pages_drop(fs, n, seen);
+		*pending = !pages_drop(fs, n, seen);
 	return rc < 0 ? rc : 1;
 }
 
@@ -467,6 +601,7 @@ void fs_openless_free(struct fs *fs)
 
 	if (!t)
 		return;
+	fs_openless_stop(fs);  /* no-op if stopped already (before the session went) */
 	pthread_mutex_lock(&t->lock);
 	while (t->lru_head) {
 		struct openless_file *o = t->lru_head;
@@ -478,6 +613,9 @@ void fs_openless_free(struct fs *fs)
 	close_chain(fs, victims);
 	pthread_cond_destroy(&t->opened);
 	pthread_mutex_destroy(&t->lock);
+	pthread_cond_destroy(&t->notify_work);
+	pthread_cond_destroy(&t->notify_done);
+	pthread_mutex_destroy(&t->notify_lock);
 	free(t->bucket);
 	free(t);
 	fs->openless = NULL;

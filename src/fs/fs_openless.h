@@ -82,9 +82,12 @@ bool fs_openless_timed(struct fs *fs, const struct fs_node *n);
  * READDIRPLUS entries then carry attributes valid for 0 s. */
 bool fs_openless_pages_held(struct fs *fs, const struct fs_node *n);
 /* At a GETATTR of a timed node whose pages came from us: the original opened and stat'ed into
- * *st, and on a change (or a racy fingerprint) the kernel's pages and the implicit file
- * dropped first. 1: *st is the answer; 0: not such a node (answer as usual); -errno: the
+ * *st, and on a change (or a racy fingerprint) the implicit file and the kernel's pages
+ * dropped first -- the pages by the notifier thread, waited for at most 100 ms (a page
+ * invalidation sent by a worker can wait for a READ only a worker can answer); *pending: that
+ * wait ran out, so the answer's attributes must be valid for 0 s (the kernel asks again before
+ * its next read). 1: *st is the answer; 0: not such a node (answer as usual); -errno: the
  * original could not be opened or stat'ed (its pages were dropped; answer as usual). */
-int fs_openless_revalidate(struct fs *fs, struct fs_node *n, struct stat *st);
+int fs_openless_revalidate(struct fs *fs, struct fs_node *n, struct stat *st, bool *pending);
 
 #endif

@@ -491,14 +491,19 @@ static void op_lookup(struct fuse_req *r, uint64_t parent, const char *name)
 	}
 }
 
-static void reply_attr_stat(struct fuse_req *r, const struct fs_node *n, const struct stat *st)
+/* Attributes valid for `valid` seconds. */
+static void reply_attr_stat_for(struct fuse_req *r, const struct stat *st, double valid)
 {
-	struct fs *fs = FS_OF(r);
 	struct fuse_attr_out a;
 	memset(&a, 0, sizeof(a));
-	split_timeout(attr_timeout(fs, n), &a.attr_valid, &a.attr_valid_nsec);
+	split_timeout(valid, &a.attr_valid, &a.attr_valid_nsec);
 	attr_from_stat(&a.attr, st);
 	fuse_reply_attr(r, &a);
+}
+
+static void reply_attr_stat(struct fuse_req *r, const struct fs_node *n, const struct stat *st)
+{
+	reply_attr_stat_for(r, st, attr_timeout(FS_OF(r), n));
 }
 
 /* Whether some open file holds regular file n (its engine inode exists). */
@@ -516,14 +521,18 @@ static void op_getattr(struct fuse_req *r, uint64_t ino, const struct fuse_getat
 	struct fs_node *n;
 	struct fs_file *f;
 	struct stat st;
+	bool pending;
 	int rc;
 
 	GET_NODE(fs, r, n, ino);
 	if (n->type == S_IFDIR && atomic_load(&n->listing_racy) &&
 	    atomic_exchange(&n->listing_racy, false))   /* its cached listing goes first */
 		fuse_session_notify_inval_inode(fs->session, n->nodeid, 0, 0);
-	if (fs_openless_revalidate(fs, n, &st) == 1) {  /* its pages checked (fs_openless.h) */
-		reply_attr_stat(r, n, &st);
+	if (fs_openless_revalidate(fs, n, &st, &pending) == 1) {  /* its pages checked (fs_openless.h) */
+		if (pending)
+			reply_attr_stat_for(r, &st, 0);
+		else
+			reply_attr_stat(r, n, &st);
 		return;
 	}
 	if (fs_catalog_file_attr(fs, n, &st) == 0) {

@@ -14,6 +14,7 @@
  * "Changes behind the cache".
  */
 #include "fs/fs_int.h"
+#include "fs/fs_openless.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -174,6 +175,10 @@ static void overflow(struct fs *fs)
 	stat_bump(fs, STATS_WATCH_OVERFLOWS);
 	for (size_t i = 0; i < count_all; i++) {
 		node_changed(fs, all[i]);
+		/* An openless mount's implicit files were opened against what the watch vouched for:
+		 * the next request opens them afresh (and, if the watch is gone for good, records
+		 * the version its pages come from: fs_openless.h "Timed"). */
+		fs_openless_forget(fs, all[i]->nodeid);
 		fs_node_forget(fs, all[i]->nodeid, 1);
 	}
 	free(all);

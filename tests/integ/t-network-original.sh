@@ -11,9 +11,10 @@
 #   no open past the attribute timeout is deferred (it opens the original: close-to-open), and the mmap write behind
 #   shows through the mount (stat's mtime, then the bytes) within the 0.5 s attribute timeout
 #   (checked within 3 s; watched, that mtime stays for a day);
-# - --openless on it starts, and keeps pages for the attribute timeout only: the mmap write
-#   behind a file whose pages the kernel holds shows within 3 s; a read and a stat within the
-#   timeout send nothing (perf);
+# - --openless on it starts, and keeps pages for the attribute timeout only: a change behind
+#   a file whose pages the kernel holds, which moves only its ctime, shows within 3 s; a read
+#   and a stat within the timeout send nothing (perf); with one worker thread, revalidations
+#   beside an mmap reader do not hang;
 # - a real FUSE original (bindfs, as sshfs) is classified by its own type: "timeout", FUSE.
 . "$(dirname "$0")/lib.sh"
 need_root
@@ -120,14 +121,20 @@ else
 fi
 
 # --- --openless on it: pages kept for the attribute timeout, then checked -----------------
-# (src/fs/fs_openless.h, "Timed"): the same mmap write behind a file whose pages the kernel
-# holds (read through the mount first; its times settled, so only the fingerprint's compare
-# can tell) shows, bytes and mtime, within 3 s; a read within the timeout sends no OPEN, READ
-# or GETATTR (perf, with a 30 s timeout: nothing but the pages).
+# (src/fs/fs_openless.h, "Timed"). A file whose pages the kernel holds (read through the mount
+# first; its times settled) is rewritten behind with the same size and its mtime set back:
+# only its ctime moves, which the kernel's own check (FUSE_AUTO_INVAL_DATA: size and mtime)
+# does not see -- only the daemon's compare of the version its pages came from does. The new
+# bytes must show within 3 s (timeout 0.5 s). Then, with a 30 s timeout, a read and a stat
+# send no OPEN, READ, GETATTR or LOOKUP (perf: nothing but the kernel's pages). Last, with one
+# worker thread, revalidations that drop pages beside an mmap reader whose page faults wait
+# for that worker (the invalidation is sent off the workers: it hung for good when a worker
+# sent it), 8 s of it must end.
 D=$SHM/openless/data
 B=$SHM/openless/back
 mkdir -p "$D"
 make_tree "$D" "$B"
+head -c 1048576 /dev/urandom > "$D/big"
 CACHEMAX_ORIGIN_FS_TYPE=$NFS t_mount "$D" "$T_SCRATCH/cache-openless" --openless \
   --attr-timeout $TIMEOUT --entry-timeout $TIMEOUT > /dev/null || fail "--openless did not start on an NFS original"
 s=$(stats "$D")
@@ -135,33 +142,30 @@ s=$(stats "$D")
 [ "$(get "$s" "s['openless']['on']")" = True ] || fail "openless over NFS: stats do not say openless"
 sleep 2.1   # its ctime (touch's) settled: pages of a racy version would be dropped at any GETATTR
 for _ in 1 2 3; do cat "$D/f" > /dev/null; done
-python3 - "$D/f" "$B/f" <<'PY' || fail "openless over NFS: a change behind with no local event was not seen in time"
-import mmap, os, sys, time
+python3 - "$D/f" "$B/f" <<'PY' || fail "openless over NFS: a change behind that only moved ctime was not seen in time"
+import os, sys, time
 mnt, back = sys.argv[1], sys.argv[2]
-old = open(mnt, "rb").read()
-fd = os.open(back, os.O_RDWR)
-m = mmap.mmap(fd, 4000)
-m[0:4000] = os.urandom(4000)
-m.close()
+old, st = open(mnt, "rb").read(), os.stat(back)
+fd = os.open(back, os.O_WRONLY)
+os.pwrite(fd, os.urandom(len(old)), 0)
 os.close(fd)
+os.utime(back, ns=(st.st_atime_ns, st.st_mtime_ns))   # size and mtime as before: ctime moved
 want, after = open(back, "rb").read(), os.stat(back)
-if want == old:
-    sys.exit("the mmap write changed nothing")
+if want == old or after.st_mtime_ns != st.st_mtime_ns or after.st_ctime_ns == st.st_ctime_ns:
+    sys.exit("the change behind was not made as meant")
 t0 = time.monotonic()
 while open(mnt, "rb").read() != want:   # open and read only: pages kept across opens
     if time.monotonic() - t0 > 3.0:
         sys.exit("the mount's bytes are still the old ones 3 s after the change (attr timeout 0.5 s)")
     time.sleep(0.05)
-if os.stat(mnt).st_mtime_ns != after.st_mtime_ns:
-    sys.exit("the bytes are new but the mtime is the old one")
-print("openless, mmap write behind an NFS-classified original: bytes seen after %d ms"
+print("openless, a change behind an NFS-classified original that moved only ctime: bytes seen after %d ms"
       % ((time.monotonic() - t0) * 1000))
 PY
 t_unmount "$D"
 if t_can_count_requests; then
   CACHEMAX_ORIGIN_FS_TYPE=$NFS t_mount "$D" "$T_SCRATCH/cache-openless" --openless \
     --attr-timeout 30 --entry-timeout 30 > /dev/null || fail "--openless did not start on an NFS original"
-  sleep 2.1   # the mmap write's times settled (above)
+  sleep 2.1   # the change's times settled (above)
   cat "$D/f" "$D/f" > /dev/null; stat "$D/f" > /dev/null
   req=$(t_requests "$D" "cat '$D/f' > /dev/null; stat '$D/f' > /dev/null")
   for op in OPEN READ GETATTR LOOKUP; do
@@ -172,4 +176,46 @@ if t_can_count_requests; then
 else
   echo "(no perf or tracefs: the requests of a warm read not counted)"
 fi
+CACHEMAX_ORIGIN_FS_TYPE=$NFS t_mount "$D" "$T_SCRATCH/cache-openless" --openless --threads 1 \
+  --no-io-uring --attr-timeout 0.01 --entry-timeout 0.01 > /dev/null || fail "--openless did not start with one thread"
+dev=$(mountpoint -d "$D")   # now: a hung mount would not answer it
+python3 - "$D/big" "$B/big" > "$T_SCRATCH/stress.out" 2>&1 <<'PY' &
+import mmap, os, sys, threading, time
+mnt, back = sys.argv[1], sys.argv[2]
+end = time.monotonic() + 8
+done = {"mappings": 0, "stats": 0, "changes": 0}
+def faults():
+    while time.monotonic() < end:
+        fd = os.open(mnt, os.O_RDONLY)
+        m = mmap.mmap(fd, 0, prot=mmap.PROT_READ)
+        for off in range(0, len(m), 4096):
+            m[off]
+        m.close(); os.close(fd); done["mappings"] += 1
+def stats():
+    while time.monotonic() < end:
+        os.stat(mnt); done["stats"] += 1
+def changes():
+    i = 0
+    while time.monotonic() < end:
+        fd = os.open(back, os.O_WRONLY); os.pwrite(fd, b"%08d" % i, (i * 4096) % 1048576); os.close(fd)
+        i += 1; done["changes"] += 1; time.sleep(0.002)
+ts = [threading.Thread(target=f) for f in (faults, stats, changes)]
+for t in ts: t.start()
+for t in ts: t.join()
+print("one worker, revalidations beside mmap faults for 8 s: %s" % done)
+PY
+stress=$!
+for _ in $(seq 1 300); do kill -0 $stress 2>/dev/null || break; sleep 0.1; done
+if kill -0 $stress 2>/dev/null; then
+  # Hung: abort the connection (fusectl) so that the stuck threads and the cleanup can end.
+  mkdir -p "$T_SCRATCH/fusectl"
+  if mount -t fusectl none "$T_SCRATCH/fusectl"; then
+    echo 1 > "$T_SCRATCH/fusectl/${dev#*:}/abort"; umount "$T_SCRATCH/fusectl"
+  fi
+  wait $stress || true   # SIGBUS once aborted
+  fail "openless over NFS, one worker: revalidations beside mmap faults still ran 22 s after their 8 s (a hang)"
+fi
+wait $stress || fail "openless over NFS, one worker: the stress failed: $(cat "$T_SCRATCH/stress.out")"
+cat "$T_SCRATCH/stress.out"
+t_unmount "$D"
 echo "PASS"

@@ -4,7 +4,8 @@
 # with fh 0 are served through implicit open files. Checks, on a tmpfs original:
 #   - refused without fanotify and with --allow-submounts, with a message, nothing mounted;
 #     unmounted again, with a message, when the watcher's thread cannot start after the mount;
-#     started on a FUSE original (bindfs), whose pages it keeps for the attribute timeout;
+#     started on a FUSE original (bindfs), counted as "timeout" (what that mode keeps and how
+#     long: t-network-original and t-two-clients-openless);
 #   - a cold cat of 200 files: the right bytes, one OPEN (the ENOSYS that switches the
 #     connection) and a READ per file; a warm cat: no OPEN, RELEASE, FLUSH or READ at all
 #     (counted with perf on fuse:fuse_request_send where it can, and by the daemon's own READ
