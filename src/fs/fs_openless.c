@@ -16,6 +16,7 @@
 #include "fs/fs_int.h"
 #include "fuse/fuse_session.h"
 #include "sys/sys.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 enum openless_state { OPENLESS_OPENING, OPENLESS_READY, OPENLESS_FAILED };
@@ -56,7 +57,7 @@ struct fs_openless {
 	pthread_cond_t notify_work, notify_done;
 	struct inval_job *jobs_head, *jobs_tail;
 	pthread_t notifier;
-	bool notifier_started, notifier_stopping;
+	bool notifier_started, notifier_stopping, notifier_failure_said;
 };
 
 static size_t bucket_of(const struct fs_openless *t, uint64_t nodeid)
@@ -85,7 +86,11 @@ int fs_openless_create(struct fs *fs, unsigned max)
 	pthread_cond_init(&t->opened, NULL);
 	pthread_mutex_init(&t->notify_lock, NULL);
 	pthread_cond_init(&t->notify_work, NULL);
-	pthread_cond_init(&t->notify_done, NULL);
+	pthread_condattr_t attr;   /* its waits are bounded on the monotonic clock (pages_inval) */
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&t->notify_done, &attr);
+	pthread_condattr_destroy(&attr);
 	fs->openless = t;
 	return 0;
 }
@@ -221,7 +226,7 @@ static void pages_opened(struct fs *fs, struct fs_node *n, uint64_t v)
 	if (old != PAGES_NONE && old != v)
 		v = PAGES_UNVOUCHED;
 	atomic_store(&n->pages_from, v);
-	if (v == PAGES_UNVOUCHED && old != PAGES_UNVOUCHED && fs->session)
+	if (v == PAGES_UNVOUCHED && old != PAGES_UNVOUCHED && fs->session && fs_openless_timed(fs, n))
 		fuse_session_notify_inval_inode(fs->session, n->nodeid, -1, 0);
 }
 
@@ -285,12 +290,16 @@ static bool pages_inval(struct fs *fs, uint64_t nodeid)
 	    pthread_create(&t->notifier, NULL, notifier_main, fs) == 0)
 		t->notifier_started = true;
 	if (!j || !t->notifier_started) {
+		/* Never sent from the worker instead (that can hang: above). Not dropped: the node
+		 * stays unvouched (pages_drop), so every GETATTR tries again. Said once. */
+		bool said = t->notifier_failure_said;
+		t->notifier_failure_said = true;
 		pthread_mutex_unlock(&t->notify_lock);
 		free(j);
-		log_warn("no notifier thread: a page invalidation sent by a worker");
-		if (fs->session)
-			fuse_session_notify_inval_inode(fs->session, nodeid, 0, 0);
-		return true;
+		if (!said)
+			log_warn("no notifier thread (out of memory or threads): pages of files changed "
+			         "elsewhere are dropped only once it can be made");
+		return false;
 	}
 	if (t->jobs_tail)
 		t->jobs_tail->next = j;
@@ -298,12 +307,7 @@ static bool pages_inval(struct fs *fs, uint64_t nodeid)
 		t->jobs_head = j;
 	t->jobs_tail = j;
 	pthread_cond_signal(&t->notify_work);
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_nsec += NOTIFY_WAIT_MS * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
+	deadline = clock_ns_timespec((int64_t)(clock_now_ns() + NOTIFY_WAIT_MS * 1000000ull));
 	while (!j->done && pthread_cond_timedwait(&t->notify_done, &t->notify_lock, &deadline) == 0)
 		;
 	done = j->done;
@@ -330,7 +334,7 @@ void fs_openless_stop(struct fs *fs)
 	pthread_mutex_unlock(&t->notify_lock);
 	if (started)
 		pthread_join(t->notifier, NULL);
-	while (t->jobs_head) {   /* not sent: the session is ending; every waiter has gone */
+	while (t->jobs_head) {   /* none: the notifier sends every job before it ends */
 		struct inval_job *j = t->jobs_head;
 		t->jobs_head = j->next;
 		free(j);
@@ -347,7 +351,12 @@ static bool pages_drop(struct fs *fs, struct fs_node *n, uint64_t seen)
 	uint64_t expected = seen;
 	fs_openless_forget(fs, n->nodeid);
 	atomic_compare_exchange_strong(&n->pages_from, &expected, PAGES_NONE);
-	return pages_inval(fs, n->nodeid);
+	if (pages_inval(fs, n->nodeid))
+		return true;
+	/* Not gone yet: until a drop is seen through, every GETATTR drops again (and entries
+	 * keep attributes valid for 0 s), instead of trusting pages that may still be old. */
+	atomic_store(&n->pages_from, PAGES_UNVOUCHED);
+	return false;
 }
 
 int fs_openless_revalidate(struct fs *fs, struct fs_node *n, struct stat *st, bool *pending)
@@ -377,7 +386,9 @@ static int file_attach(struct fs *fs, struct fs_node *n, struct fs_file *f, int 
 {
 	struct cm_fuse_open_out o;
 	int fd = fs_node_open(fs, n, flags | O_CLOEXEC), rc;
-	bool timed = fs_openless_timed(fs, n);
+	/* Recorded also while the watch covers it (one fstat): should the watch be lost, the
+	 * node becomes timed with its pages' version known (fs_watch.c overflow). */
+	bool timed = fs->cfg.openless && n->type == S_IFREG;
 	uint64_t version = PAGES_UNVOUCHED;
 
 	if (fd < 0)

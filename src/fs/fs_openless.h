@@ -34,15 +34,19 @@
  * time out (before a read past what it holds: FUSE_AUTO_INVAL_DATA), and for a file whose pages
  * came from us that GETATTR opens the original (an open is what makes sshfs ask its server
  * again) and compares its fingerprint with the one the implicit file was opened at
- * (fs_node.pages_from); a change, or a fingerprint too young to show a later change in the same
- * clock tick (cache_catalog_stamp_racy), drops the kernel's pages (NOTIFY_INVAL_INODE) and the
- * implicit file (whose next open checks the cache copy again) before the answer. A LOOKUP or
- * READDIRPLUS entry of such a file carries attributes valid for 0 s, so that the GETATTR
- * revalidating it follows. So a change made elsewhere shows within --attr-timeout (plus the
- * original's own caching: sshfs keeps attributes for 20 s unless an open asks).
+ * (fs_node.pages_from, recorded at every implicit open); a change, or a fingerprint too young
+ * to show a later change in the same clock tick (cache_catalog_stamp_racy), drops the implicit
+ * file (whose next open checks the cache copy again) and then the kernel's pages
+ * (NOTIFY_INVAL_INODE, sent by the notifier thread: a worker sending it can wait for a READ
+ * only a worker answers), waited for at most 100 ms before the answer; past that the node
+ * stays unvouched and the answer's attributes are valid for 0 s. A LOOKUP or READDIRPLUS entry
+ * of such a file carries attributes valid for 0 s, so that the GETATTR revalidating it
+ * follows. So a change made elsewhere shows within --attr-timeout (plus the original's own
+ * caching: sshfs keeps attributes for 20 s unless an open asks).
  * Locks (docs/ARCHITECTURE.md "Lock order"): the table's lock is a leaf (no call into the
- * engine or the node table under it); a file's writer_lock is taken with no other lock held
- * and held while it opens and attaches the writer.
+ * engine or the node table under it), and so is the notifier's queue lock (it sends with it
+ * let go); a file's writer_lock is taken with no other lock held and held while it opens and
+ * attaches the writer.
  * Errors: -errno.
  */
 #ifndef CACHEMAX_FS_OPENLESS_H
@@ -58,7 +62,8 @@ struct fs_node;
 
 /* At fs_create when cfg.openless: the table (fs->openless). 0 or -ENOMEM. */
 int fs_openless_create(struct fs *fs, unsigned max);
-/* At fs_free, before the engine stops: closes every implicit file. */
+/* At fs_free, before the engine stops: ends the notifier (if fs_openless_stop did not) and
+ * closes every implicit file. */
 void fs_openless_free(struct fs *fs);
 
 /* The implicit file of node n, for a request with fh 0 (a file the kernel opened without
@@ -71,8 +76,9 @@ struct fs_file *fs_openless_file(struct fs *fs, struct fs_node *n, bool write, i
 /* Undo fs_openless_file. */
 void fs_openless_put(struct fs *fs, struct fs_file *f);
 
-/* The kernel forgot node nodeid (FORGET): its implicit file is closed (at once, or by the
- * last request using it). */
+/* Node nodeid's implicit file is closed (at once, or by the last request using it): the kernel
+ * forgot the node (FORGET), its pages were found stale (a GETATTR), or the watch that vouched
+ * for it overflowed or was lost (the watcher's thread). */
 void fs_openless_forget(struct fs *fs, uint64_t nodeid);
 
 /* Timed (above): whether n is a regular file of an openless mount that the watcher does not

@@ -478,9 +478,12 @@ static void op_lookup(struct fuse_req *r, uint64_t parent, const char *name)
 		rc = lookup_at(fs, p, pfd, name, &e);
 		fs_node_fd_put(fs, p, pfd);
 	}
-	if (rc == -ENOENT && fs_watch_covers(fs, p)) {
+	if (rc == -ENOENT) {
 		/* A negative entry (nodeid 0): the kernel stops asking for a name that is not there
-		 * until the watcher sees it created (INVAL_ENTRY drops negative dentries too). */
+		 * until the watcher sees it created (INVAL_ENTRY drops negative dentries too), or,
+		 * where nothing watches, for --entry-timeout, as it keeps the names that are there
+		 * (git asks for a .gitattributes in every directory at every command: over sshfs a
+		 * round trip to the server each). */
 		memset(&e, 0, sizeof(e));
 		split_timeout(entry_timeout(fs, p, name, gen), &e.entry_valid, &e.entry_valid_nsec);
 		fuse_reply_entry(r, &e);
@@ -528,7 +531,9 @@ static void op_getattr(struct fuse_req *r, uint64_t ino, const struct fuse_getat
 	if (n->type == S_IFDIR && atomic_load(&n->listing_racy) &&
 	    atomic_exchange(&n->listing_racy, false))   /* its cached listing goes first */
 		fuse_session_notify_inval_inode(fs->session, n->nodeid, 0, 0);
-	if (fs_openless_revalidate(fs, n, &st, &pending) == 1) {  /* its pages checked (fs_openless.h) */
+	/* Its pages checked (fs_openless.h); on an error they were dropped, and the usual path
+	 * answers (a file deleted elsewhere that an application holds: its fstat as without). */
+	if (fs_openless_revalidate(fs, n, &st, &pending) == 1) {
 		if (pending)
 			reply_attr_stat_for(r, &st, 0);
 		else

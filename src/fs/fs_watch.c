@@ -174,11 +174,11 @@ static void overflow(struct fs *fs)
 		atomic_fetch_add_explicit(&fs->watch.names_gen[i], 1, memory_order_acq_rel);
 	stat_bump(fs, STATS_WATCH_OVERFLOWS);
 	for (size_t i = 0; i < count_all; i++) {
-		node_changed(fs, all[i]);
 		/* An openless mount's implicit files were opened against what the watch vouched for:
-		 * the next request opens them afresh (and, if the watch is gone for good, records
-		 * the version its pages come from: fs_openless.h "Timed"). */
+		 * the next request opens them afresh. Before the pages go, so that none a READ put
+		 * there through the old file stays (fs_openless.h "Timed"). */
 		fs_openless_forget(fs, all[i]->nodeid);
+		node_changed(fs, all[i]);
 		fs_node_forget(fs, all[i]->nodeid, 1);
 	}
 	free(all);

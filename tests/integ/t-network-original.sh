@@ -125,8 +125,9 @@ fi
 # first; its times settled) is rewritten behind with the same size and its mtime set back:
 # only its ctime moves, which the kernel's own check (FUSE_AUTO_INVAL_DATA: size and mtime)
 # does not see -- only the daemon's compare of the version its pages came from does. The new
-# bytes must show within 3 s (timeout 0.5 s). Then, with a 30 s timeout, a read and a stat
-# send no OPEN, READ, GETATTR or LOOKUP (perf: nothing but the kernel's pages). Last, with one
+# bytes must show within 3 s (timeout 0.5 s). Then, with a 30 s timeout, a read, a stat and
+# a stat of a name that is not there send no OPEN, READ, GETATTR or LOOKUP (perf: nothing but
+# the kernel's pages, attributes and negative entry). Last, with one
 # worker thread, revalidations that drop pages beside an mmap reader whose page faults wait
 # for that worker (the invalidation is sent off the workers: it hung for good when a worker
 # sent it), 8 s of it must end.
@@ -166,11 +167,11 @@ if t_can_count_requests; then
   CACHEMAX_ORIGIN_FS_TYPE=$NFS t_mount "$D" "$T_SCRATCH/cache-openless" --openless \
     --attr-timeout 30 --entry-timeout 30 > /dev/null || fail "--openless did not start on an NFS original"
   sleep 2.1   # the change's times settled (above)
-  cat "$D/f" "$D/f" > /dev/null; stat "$D/f" > /dev/null
-  req=$(t_requests "$D" "cat '$D/f' > /dev/null; stat '$D/f' > /dev/null")
+  cat "$D/f" "$D/f" > /dev/null; stat "$D/f" > /dev/null; stat "$D/nothing" 2> /dev/null || true
+  req=$(t_requests "$D" "cat '$D/f' > /dev/null; stat '$D/f' > /dev/null; stat '$D/nothing' 2> /dev/null || true")
   for op in OPEN READ GETATTR LOOKUP; do
     [ "$(echo "$req" | t_request_count $op)" = 0 ] \
-      || fail "openless over NFS: a read and a stat within the timeout sent $op: $req"
+      || fail "openless over NFS: a read, a stat and a stat of a missing name within the timeout sent $op: $req"
   done
   t_unmount "$D"
 else
