@@ -18,6 +18,7 @@
 #include "sys/sys.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/siphash.h"
 
 enum openless_state { OPENLESS_OPENING, OPENLESS_READY, OPENLESS_FAILED };
 
@@ -167,25 +168,22 @@ static void table_make_room(struct fs_openless *t, struct openless_file **out)
 	}
 }
 
-/* ---- opening and closing (no table lock) ---------------------------------------------------- */
-
 /* ---- timed: pages revalidated after --attr-timeout (fs_openless.h) ------------------------ */
 
 enum { PAGES_NONE = 0, PAGES_UNVOUCHED = 1 };
 
-/* The version of a file that st describes, as a hash (never PAGES_NONE or PAGES_UNVOUCHED). */
+/* The version of a file that st describes: a hash of the cache store's fingerprint of it
+ * (the five fields whose equality lets cached bytes be served), never PAGES_NONE or
+ * PAGES_UNVOUCHED. The key is fixed: nothing here is secret, and a collision of two versions
+ * of one file is a 2^-64 chance. */
 static uint64_t pages_version(const struct stat *st)
 {
-	uint64_t v[5] = { (uint64_t)st->st_ino, (uint64_t)st->st_size,
-	                  (uint64_t)st->st_mtim.tv_sec * 1000000000u + (uint64_t)st->st_mtim.tv_nsec,
-	                  (uint64_t)st->st_ctim.tv_sec * 1000000000u + (uint64_t)st->st_ctim.tv_nsec,
-	                  (uint64_t)st->st_dev };
-	uint64_t h = 0x6a09e667f3bcc909ull;
-	for (size_t i = 0; i < 5; i++) {
-		h ^= v[i];
-		h *= 0x9e3779b97f4a7c15ull;
-		h ^= h >> 29;
-	}
+	static const uint8_t key[SIPHASH_KEY_BYTES] = { 'c', 'm', '-', 'p', 'a', 'g', 'e', 's' };
+	struct cache_fingerprint fp;
+	uint64_t h;
+
+	cache_fingerprint_from_stat(st, &fp);
+	h = siphash24(key, &fp, sizeof(fp));
 	return h > PAGES_UNVOUCHED ? h : h + 2;
 }
 
@@ -199,11 +197,9 @@ bool fs_openless_pages_held(struct fs *fs, const struct fs_node *n)
 	return fs_openless_timed(fs, n) && atomic_load(&n->pages_from) != PAGES_NONE;
 }
 
-/* An implicit file of timed node n was opened on version v of the file: the pages
- * the kernel gets from now on are of that version. If it already held pages of another one (an
- * implicit file pushed out, the file changed meanwhile), those cannot be named: the next GETATTR
- * drops them, and the kernel is made to ask it (attributes only: its pages may be locked for the
- * READ being served). */
+/* The version of the file fd is open on (pages_version), or PAGES_UNVOUCHED when its times
+ * are too young to show a later change in the same clock tick (cache_catalog_stamp_racy) or it
+ * cannot be stat'ed. */
 static uint64_t pages_version_of_fd(int fd)
 {
 	struct cache_catalog_stamp stamp;
@@ -215,9 +211,13 @@ static uint64_t pages_version_of_fd(int fd)
 	return cache_catalog_stamp_racy(&stamp) ? PAGES_UNVOUCHED : pages_version(&st);
 }
 
-/* v: pages_version_of_fd of the implicit file's fd, taken before its attach checked the cache
- * copy (so v is never newer than what it serves: a change in between makes a mismatch later,
- * which drops the pages, never a match that keeps older ones). */
+/* An implicit file of regular file n was opened on version v of the file (pages_version_of_fd
+ * of its fd, taken before its attach checked the cache copy, so v is never newer than what it
+ * serves: a change in between makes a mismatch later, which drops the pages, never a match
+ * that keeps older ones): the pages the kernel gets from now on are of that version. If it
+ * already held pages of another one (an implicit file pushed out, the file changed meanwhile),
+ * those cannot be named: the next GETATTR drops them, and a timed node's kernel is made to ask
+ * it (attributes only: its pages may be locked for the READ being served). */
 static void pages_opened(struct fs *fs, struct fs_node *n, uint64_t v)
 {
 	uint64_t old;
@@ -238,9 +238,9 @@ static void pages_opened(struct fs *fs, struct fs_node *n, uint64_t v)
  * dirty page of a shared mapping is written back first, by a WRITE, likewise). So the
  * invalidation is sent by a thread of its own, and the GETATTR waits for it at most
  * NOTIFY_WAIT_MS: in the common case the pages are gone before the answer; when the wait runs
- * out (a READ the waiting worker itself must serve), the answer goes without it, its
- * attributes valid for 0 s (the kernel asks again at the next read, pages_drop_pending), and
- * the pages go as soon as that READ is answered. */
+ * out (a READ the waiting worker itself must serve, or the notifier busy with another file),
+ * the answer goes without it, its attributes valid for 0 s, and the node stays unvouched, so
+ * the next GETATTR drops again (pages_drop). */
 enum { NOTIFY_WAIT_MS = 100 };
 
 static void *notifier_main(void *arg)
@@ -275,7 +275,8 @@ static void *notifier_main(void *arg)
 }
 
 /* Have the notifier drop the kernel's pages of nodeid; wait for it at most NOTIFY_WAIT_MS.
- * true: dropped. false: still to come (or, out of memory or threads, sent here after all). */
+ * true: dropped. false: still to come, or (no job or no thread: out of memory or threads) not
+ * asked at all. */
 static bool pages_inval(struct fs *fs, uint64_t nodeid)
 {
 	struct fs_openless *t = fs->openless;
@@ -334,12 +335,8 @@ void fs_openless_stop(struct fs *fs)
 	pthread_mutex_unlock(&t->notify_lock);
 	if (started)
 		pthread_join(t->notifier, NULL);
-	while (t->jobs_head) {   /* none: the notifier sends every job before it ends */
-		struct inval_job *j = t->jobs_head;
-		t->jobs_head = j->next;
-		free(j);
-	}
-	t->jobs_tail = NULL;
+	/* No job is left: the notifier sends every queued one before it ends, and none is queued
+	 * once notifier_started is false (pages_inval). */
 }
 
 /* The kernel's pages of n and its implicit file go. First the implicit file (a READ from now
@@ -379,6 +376,8 @@ int fs_openless_revalidate(struct fs *fs, struct fs_node *n, struct stat *st, bo
 	return rc < 0 ? rc : 1;
 }
 
+/* ---- opening and closing (no table lock) ---------------------------------------------------- */
+
 /* Our own open of n's original, attached to its engine state like an open of the kernel's.
  * An inode unlinked behind the cache is served too (the application opened it before): the
  * attach's ESTALE, meant to make the kernel repeat an OPEN's path walk, is for OPEN only. */
@@ -386,9 +385,10 @@ static int file_attach(struct fs *fs, struct fs_node *n, struct fs_file *f, int 
 {
 	struct cm_fuse_open_out o;
 	int fd = fs_node_open(fs, n, flags | O_CLOEXEC), rc;
-	/* Recorded also while the watch covers it (one fstat): should the watch be lost, the
-	 * node becomes timed with its pages' version known (fs_watch.c overflow). */
-	bool timed = fs->cfg.openless && n->type == S_IFREG;
+	/* The version its pages will come from, recorded also while the watch covers it (one
+	 * fstat): should the watch be lost, the node becomes timed with it known (fs_watch.c
+	 * overflow). */
+	bool record = n->type == S_IFREG;
 	uint64_t version = PAGES_UNVOUCHED;
 
 	if (fd < 0)
@@ -397,7 +397,7 @@ static int file_attach(struct fs *fs, struct fs_node *n, struct fs_file *f, int 
 	f->path_fd = -1;   /* opened at once: no deferred open (fs_int.h) */
 	f->file.fd = fd;
 	f->file.open_flags = flags;
-	if (timed)
+	if (record)
 		version = pages_version_of_fd(fd);
 	rc = fs_cache_attach(fs, f, &o);
 	if (rc == -ESTALE)
@@ -406,7 +406,7 @@ static int file_attach(struct fs *fs, struct fs_node *n, struct fs_file *f, int 
 		sys_close(fd);
 		return rc;
 	}
-	if (timed)
+	if (record)
 		pages_opened(fs, n, version);
 	return 0;
 }

@@ -534,10 +534,7 @@ static void op_getattr(struct fuse_req *r, uint64_t ino, const struct fuse_getat
 	/* Its pages checked (fs_openless.h); on an error they were dropped, and the usual path
 	 * answers (a file deleted elsewhere that an application holds: its fstat as without). */
 	if (fs_openless_revalidate(fs, n, &st, &pending) == 1) {
-		if (pending)
-			reply_attr_stat_for(r, &st, 0);
-		else
-			reply_attr_stat(r, n, &st);
+		reply_attr_stat_for(r, &st, pending ? 0 : attr_timeout(fs, n));
 		return;
 	}
 	if (fs_catalog_file_attr(fs, n, &st) == 0) {
