@@ -20,6 +20,7 @@
 #include "cache/cache_meta.h"
 #include "cache/cache_policy.h"
 #include "cache/cache_store.h"
+#include "util/siphash.h"
 
 /* Buckets of the open-object table (a power of two; 512 KiB of pointers): the engine keeps up to
  * 131,072 objects open past their files' last close (engine_kept): two per bucket on average. */
@@ -88,6 +89,7 @@ struct cache_store {
 	atomic_uint_fast64_t scrub_reclaimed;
 	atomic_uint_fast64_t scrub_reclaimed_bytes;
 	uint64_t origin_dev;          /* the origin root's st_dev (constant) */
+	uint8_t path_secret[SIPHASH_KEY_BYTES];   /* cache_store_path_key's (constant) */
 };
 
 struct cache_object {

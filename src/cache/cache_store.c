@@ -9,6 +9,7 @@
 #include "cache/cache_meta.h"
 #include "sys/sys.h"
 #include "util/clock.h"
+#include "util/siphash.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -18,10 +19,13 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/file.h>
+#include <sys/random.h>
 
 #define STORE_DIR_MODE 0700
 #define STORE_FILE_MODE 0600
 #define SUPERBLOCK_NAME "superblock"
+#define PATH_SECRET_NAME "path-secret"
+#define PATH_SECRET_TMP_NAME "path-secret.tmp"
 #define SUPERBLOCK_TMP_NAME "superblock.tmp"
 #define OBJECTS_DIR_NAME "objects"
 #define DIRENT_BUFFER_SIZE 65536
@@ -47,6 +51,12 @@ bool cache_fingerprint_equal(const struct cache_fingerprint *a, const struct cac
 {
 	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
 	       a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns;
+}
+
+struct cache_key cache_store_path_key(const struct cache_store *store, const char *relpath)
+{
+	return (struct cache_key){ .dev = CACHE_KEY_DEV_PATH,
+	                           .ino = siphash24(store->path_secret, relpath, strlen(relpath)) };
 }
 
 uint32_t cache_key_hash(struct cache_key key)
@@ -101,6 +111,28 @@ int cache_store_file_replace(int dir_fd, const char *name, const char *tmp_name,
 	if (rc < 0)
 		sys_unlinkat(dir_fd, tmp_name, 0);
 	return rc;
+}
+
+/* The secret of cache_store_path_key: read, or drawn and written if the store has none yet (a
+ * store made before it existed gets one; it has no path keys yet). A file of another size is
+ * damaged: -EUCLEAN, as a damaged superblock. */
+static int path_secret_load(int store_fd, uint8_t secret[SIPHASH_KEY_BYTES])
+{
+	uint8_t buf[SIPHASH_KEY_BYTES + 1];   /* one more: a longer file is damaged */
+	ssize_t n = cache_store_file_read(store_fd, PATH_SECRET_NAME, buf, sizeof(buf));
+
+	if (n == SIPHASH_KEY_BYTES) {
+		memcpy(secret, buf, SIPHASH_KEY_BYTES);
+		return 0;
+	}
+	if (n >= 0)
+		return -EUCLEAN;
+	if (n != -ENOENT)
+		return (int)n;
+	if (getrandom(secret, SIPHASH_KEY_BYTES, 0) != (ssize_t)SIPHASH_KEY_BYTES)
+		return -EIO;
+	return cache_store_file_replace(store_fd, PATH_SECRET_NAME, PATH_SECRET_TMP_NAME, secret,
+	                                SIPHASH_KEY_BYTES);
 }
 
 /* A new store: objects/ first, the superblock last, so a store with a superblock always has
@@ -213,6 +245,11 @@ int cache_store_open(int cachedir_fd, const struct cache_store_config *config,
 	store->store_fd = store_fd;
 	store->objects_fd = objects_fd;
 	store->origin_dev = config->origin_dev;
+	rc = path_secret_load(store_fd, store->path_secret);
+	if (rc < 0) {
+		free(store);
+		goto close_objects_fd;
+	}
 	store->chunk_shift = shift;
 	store->persist_batch = config->persist_batch_chunks ? config->persist_batch_chunks
 	                                                    : CACHE_PERSIST_BATCH_DEFAULT;

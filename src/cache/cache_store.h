@@ -100,11 +100,14 @@
 struct cache_store;
 struct cache_object;
 
-/* An object's identity: the origin file's (st_dev, st_ino). */
+/* An object's identity: the origin file's (st_dev, st_ino) (cache_key_from_stat), or on an
+ * origin whose inode numbers do not last, its path (cache_store_path_key: dev is then
+ * CACHE_KEY_DEV_PATH, which no file system's st_dev is). */
 struct cache_key {
 	uint64_t dev;
 	uint64_t ino;
 };
+#define CACHE_KEY_DEV_PATH 0u
 
 /* How the scrub reaches an object's origin file without a path: its file handle
  * (name_to_handle_at(2)) on the origin's file system. bytes 0: none known. */
@@ -174,6 +177,14 @@ struct cache_object_info {
 void cache_fingerprint_from_stat(const struct stat *st, struct cache_fingerprint *fp);
 struct cache_key cache_key_from_stat(const struct stat *st);
 bool cache_fingerprint_equal(const struct cache_fingerprint *a, const struct cache_fingerprint *b);
+/* The key of the origin file at relpath (relative to the origin root, no leading '/'), for an
+ * origin whose inode numbers do not last (a FUSE file system such as sshfs numbers its inodes
+ * in lookup order: a number changes when the kernel evicts the inode, and after a remount it
+ * goes to another file). A keyed hash (siphash24) of the path under the store's own secret,
+ * made at its creation and kept in the store directory: the same path has the same key after
+ * every restart, and nobody who cannot read the store can choose a path whose key collides
+ * with another's (a planted copy). Pure given the store; any thread. */
+struct cache_key cache_store_path_key(const struct cache_store *store, const char *relpath);
 
 /* ---- Store ------------------------------------------------------------------------------ */
 

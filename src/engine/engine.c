@@ -155,13 +155,45 @@ void engine_object_drop(struct engine *e, struct engine_inode *ei)
 	e->host.node_drop(e->host.arg, ei->node);  /* may free ei */
 }
 
+/* ---- the identity of files in the cache --------------------------------------------------- */
+
+struct cache_key engine_key(const struct engine *e, const char *relpath, const struct stat *st)
+{
+	if (e->cfg.files_by_path && e->cfg.store)
+		return cache_store_path_key(e->cfg.store, relpath);
+	return cache_key_from_stat(st);
+}
+
+int engine_node_key(struct engine *e, void *node, const struct stat *st, struct cache_key *key)
+{
+	char rel[ENGINE_RELPATH_MAX];
+	int rc;
+
+	if (!e->cfg.files_by_path || !e->cfg.store) {
+		*key = cache_key_from_stat(st);
+		return 0;
+	}
+	rc = e->host.relpath(e->host.arg, node, rel, sizeof(rel));
+	if (rc == 0)
+		*key = cache_store_path_key(e->cfg.store, rel);
+	return rc;
+}
+
+void engine_fingerprint(const struct engine *e, const struct stat *st, struct cache_fingerprint *fp)
+{
+	cache_fingerprint_from_stat(st, fp);
+	if (e->cfg.files_by_path)
+		fp->dev = fp->ino = 0;
+}
+
 /* ---- deleted files (cache_object_discard) ------------------------------------------------- */
 
-bool engine_last_name(struct engine *e, const struct stat *st, struct cache_key *key)
+bool engine_last_name(struct engine *e, const struct stat *st, struct cache_key key,
+                      struct cache_key *out)
 {
 	if (!e->store || !S_ISREG(st->st_mode) || st->st_nlink != 1)
 		return false;
-	*key = cache_key_from_stat(st);
+	*out = key;
 	return true;
 }
 
@@ -178,7 +210,7 @@ void engine_file_deleted(struct engine *e, struct cache_key key)
 }
 
 bool engine_object_info(struct engine *e, struct engine_inode *ei, const struct stat *st,
-                        struct cache_object_info *info)
+                        struct cache_key key, struct cache_object_info *info)
 {
 	struct cache_store *store = engine_bypass_store(e);
 	bool have = false;
@@ -199,8 +231,8 @@ bool engine_object_info(struct engine *e, struct engine_inode *ei, const struct 
 	if (!have) {
 		struct cache_fingerprint fp;
 		struct cache_object *obj;
-		cache_fingerprint_from_stat(st, &fp);
-		if (cache_object_open(store, cache_key_from_stat(st), &fp, &obj) >= 0) {
+		engine_fingerprint(e, st, &fp);
+		if (cache_object_open(store, key, &fp, &obj) >= 0) {
 			cache_object_info(obj, info);
 			have = true;
 			cache_object_release(obj);

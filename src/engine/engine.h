@@ -108,6 +108,12 @@ struct engine_config {
 	unsigned offer_delay_ms;      /* tests: a read-ahead piece pauses before its offer */
 	int64_t settle_clock_offset_ns; /* tests: added to the wall clock engine_settle.c compares
 	                               * file times with (ages or freshens them without waiting) */
+	/* The origin's inode numbers do not last (a FUSE original such as sshfs numbers its inodes
+	 * in lookup order: another number after the kernel evicts an inode, a number given to
+	 * another file after a remount): the cache knows its files by their path relative to the
+	 * origin (the host's relpath; cache_store_path_key), and fingerprints leave st_dev and
+	 * st_ino out. Otherwise by (st_dev, st_ino). See engine_key. */
+	bool files_by_path;
 };
 
 int engine_create(const struct engine_config *cfg, const struct engine_host *host,
@@ -248,17 +254,30 @@ void engine_write_sync(struct engine *e, struct engine_file *f);
  * event marks an object read through the original (ENGINE_IO_ORIGIN) as raced in any case. */
 void engine_write_resync(struct engine *e, struct engine_inode *ei, bool event);
 
+/* ---- the identity of files in the cache (engine.c) ---- */
+/* The key of the origin file with attributes st at relpath (relative to the origin root; may
+ * be NULL unless files_by_path): (st_dev, st_ino), or with files_by_path the path's key. The
+ * only place that decides it, with engine_fingerprint. */
+struct cache_key engine_key(const struct engine *e, const char *relpath, const struct stat *st);
+/* engine_key of the file of the host's node (its relpath asked of the host when files_by_path).
+ * 0, or -errno if its path is not known (then it has no copy). */
+int engine_node_key(struct engine *e, void *node, const struct stat *st, struct cache_key *key);
+/* What the cache compares to tell whether its bytes of a file may be served: st's fingerprint,
+ * without st_dev and st_ino when files_by_path (the key stands for the file there). */
+void engine_fingerprint(const struct engine *e, const struct stat *st, struct cache_fingerprint *fp);
+
 /* ---- deleted files, reports (engine.c) ---- */
-/* Before a name goes, given what it leads to: true, with its key, if it is the last name of a
- * regular file (and there is a cache); once the name went, engine_file_deleted() discards its
- * object — at once, or at its last close if open. */
-bool engine_last_name(struct engine *e, const struct stat *st, struct cache_key *key);
+/* Before a name goes, given what it leads to (st, and key: engine_key of it): true, with the
+ * key in *out, if it is the last name of a regular file (and there is a cache); once the name
+ * went, engine_file_deleted() discards its object — at once, or at its last close if open. */
+bool engine_last_name(struct engine *e, const struct stat *st, struct cache_key key,
+                      struct cache_key *out);
 void engine_file_deleted(struct engine *e, struct cache_key key);
-/* For reports: the object info of st's file, that of ei's open object if any (ei may be
- * NULL), else the one on disk. false if the cache has none (or no cache, or the breaker is
- * on). */
+/* For reports: the object info of st's file (key: engine_key of it), that of ei's open object
+ * if any (ei may be NULL), else the one on disk. false if the cache has none (or no cache, or
+ * the breaker is on). */
 bool engine_object_info(struct engine *e, struct engine_inode *ei, const struct stat *st,
-                        struct cache_object_info *info);
+                        struct cache_key key, struct cache_object_info *info);
 
 /* ---- the breaker (engine_bypass.c) ---- */
 /* True while the breaker is on (every new open bypasses the cache); *why says why. */

@@ -133,6 +133,8 @@ int engine_fill_warm(struct engine *e, struct engine_inode *ei, const struct sta
 	struct cache_store *store = engine_bypass_store(e);
 	struct engine_warm rep = { 0 };
 	struct cache_fingerprint fp;
+	struct cache_key key;
+	int key_rc;
 	struct cache_object_info info;
 	struct cache_object *obj;
 	enum engine_io_mode mode;
@@ -144,7 +146,8 @@ int engine_fill_warm(struct engine *e, struct engine_inode *ei, const struct sta
 	if (!store)
 		return -EAGAIN;
 	chunk = cache_store_chunk_size(store);
-	cache_fingerprint_from_stat(st, &fp);
+	engine_fingerprint(e, st, &fp);
+	key_rc = engine_node_key(e, ei->node, st, &key);   /* asks the host: before ei->lock */
 	pthread_mutex_lock(&ei->lock);
 	if (engine_settle_fresh(e, ei, &fp)) {
 		/* Changed within ENGINE_SETTLE_NS where changes are not watched: nothing may be
@@ -161,7 +164,7 @@ int engine_fill_warm(struct engine *e, struct engine_inode *ei, const struct sta
 		return 0;
 	}
 	if (!ei->obj)
-		rc = cache_object_open(store, cache_key_from_stat(st), &fp, &ei->obj);
+		rc = key_rc < 0 ? key_rc : cache_object_open(store, key, &fp, &ei->obj);
 	else if (ei->open_count == 0)  /* kept by a job: the file may have changed since */
 		rc = cache_object_revalidate(ei->obj, &fp);
 	if (rc < 0 && !ei->obj_holds && ei->obj) {

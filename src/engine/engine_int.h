@@ -271,6 +271,7 @@ void engine_host_origin_fd_put(struct engine *e, struct engine_inode *ei, int fd
 int engine_host_open(struct engine *e, int dirfd, const char *name, int flags, mode_t mode);
 /* "/proc/self/fd/N" for an O_PATH fd, for calls that have no *at() form usable with it. */
 #define ENGINE_PROC_PATH_MAX 32
+#define ENGINE_RELPATH_MAX 4096   /* a path relative to the origin (the host's relpath) */
 void engine_host_proc_path(int fd, char buf[ENGINE_PROC_PATH_MAX]);
 /* Hold the node and its object for work after the answer (the object stays open past the
  * last release until engine_object_drop); engine_object_hold returns the object. */

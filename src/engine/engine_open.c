@@ -275,23 +275,27 @@ static void open_mode_choose(struct engine *e, struct engine_inode *ei, struct c
 	ei->mode = ENGINE_IO_USER;
 	ei->pinned = false;
 	ei->cache_written = false;
-	if (store && (e->cfg.exclude_count || e->cfg.pin_count)) {
-		char rel[4096];
-		if (e->host.relpath(e->host.arg, ei->node, rel, sizeof(rel)) == 0) {
-			if (engine_pinned_match(e->cfg.exclude_globs, e->cfg.exclude_count, rel)) {
-				stats_add(e->cfg.stats, STATS_EXCLUDED_OPENS, 1);
-				store = NULL;
-			} else {
-				ei->pinned = engine_pinned_match(e->cfg.pin_globs, e->cfg.pin_count, rel);
-			}
+	if (store && (e->cfg.exclude_count || e->cfg.pin_count || e->cfg.files_by_path)) {
+		char rel[ENGINE_RELPATH_MAX];
+		bool known = e->host.relpath(e->host.arg, ei->node, rel, sizeof(rel)) == 0;
+		if (known && engine_pinned_match(e->cfg.exclude_globs, e->cfg.exclude_count, rel)) {
+			stats_add(e->cfg.stats, STATS_EXCLUDED_OPENS, 1);
+			store = NULL;
+		} else if (known) {
+			ei->pinned = engine_pinned_match(e->cfg.pin_globs, e->cfg.pin_count, rel);
 		}
+		if (known || !e->cfg.files_by_path)
+			ei->key = engine_key(e, known ? rel : NULL, st);
+		else
+			store = NULL;   /* known by its path, which is not known (deleted): no copy */
+	} else if (store) {
+		ei->key = engine_key(e, NULL, st);
 	}
 	if (store) {
 		struct cache_fingerprint fp;
 		struct engine_kept_entry kx = { 0 };
 		int rc;
-		cache_fingerprint_from_stat(st, &fp);
-		ei->key = cache_key_from_stat(st);
+		engine_fingerprint(e, st, &fp);
 		if (ei->obj) {  /* still held by a fill from before the last close: reuse it */
 			rc = cache_object_revalidate(ei->obj, &fp);
 		} else if (kept_take(e, ei->key, &kx) &&
@@ -318,7 +322,7 @@ static void open_mode_choose(struct engine *e, struct engine_inode *ei, struct c
 			stats_add(e->cfg.stats, STATS_INVALIDATIONS, 1);
 		}
 		if (ei->obj && ei->pinned)
-			cache_store_pin(store, cache_key_from_stat(st), true);
+			cache_store_pin(store, ei->key, true);
 		if (ei->obj && !cache_object_has_origin_handle(ei->obj))
 			open_note_handle(e, ei);
 	}
@@ -417,7 +421,7 @@ int engine_open_attach(struct engine *e, struct engine_file *f, const struct sta
 	if (ei->mode == ENGINE_IO_CACHE) {
 		struct cache_fingerprint fp = { 0 };
 		if (have_stat)
-			cache_fingerprint_from_stat(&st, &fp);
+			engine_fingerprint(e, &st, &fp);
 		pthread_mutex_lock(&ei->write_lock);
 		f->stale = !have_stat || !cache_fingerprint_equal(&fp, &ei->mirror_fp);
 		/* The copy's mtime before a writer's first change (nothing else writes the copy while

@@ -49,7 +49,7 @@ static void pinned_walk_dir(struct engine *e, int dirfd, char *rel, size_t rel_l
 			} else if (S_ISREG(st.st_mode) &&
 			           engine_pinned_match(e->cfg.pin_globs, e->cfg.pin_count, rel) &&
 			           !engine_pinned_match(e->cfg.exclude_globs, e->cfg.exclude_count, rel)) {
-				cache_store_pin(e->store, cache_key_from_stat(&st), true);
+				cache_store_pin(e->store, engine_key(e, rel, &st), true);
 			}
 		}
 		rel[rel_len] = '\0';

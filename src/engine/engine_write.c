@@ -35,7 +35,7 @@ static void write_fingerprint_from_fd(struct engine *e, struct engine_inode *ei,
 	engine_write_copy_mtime_note(ei);
 	if (sys_fstatat(fd, "", &st, AT_EMPTY_PATH) < 0)
 		return;
-	cache_fingerprint_from_stat(&st, &fp);
+	engine_fingerprint(e, &st, &fp);
 	ei->mirror_fp = fp;
 	if (cache_object_set_fingerprint(ei->obj, &fp) > 0)
 		stats_add(e->cfg.stats, STATS_INVALIDATIONS, 1);
@@ -82,7 +82,7 @@ static void write_back_locked(struct engine *e, struct engine_inode *ei)
 	}
 	if (sys_fstatat(fd, "", &st, AT_EMPTY_PATH) < 0)
 		goto out;
-	cache_fingerprint_from_stat(&st, &fp);
+	engine_fingerprint(e, &st, &fp);
 	if (!cache_fingerprint_equal(&fp, &ei->mirror_fp))
 		goto out;  /* changed behind us: the origin wins */
 	cached = malloc(chunk);
@@ -340,7 +340,7 @@ void engine_write_resync(struct engine *e, struct engine_inode *ei, bool event)
 		goto unlock;
 	pthread_mutex_lock(&ei->write_lock);
 	if (sys_fstatat(fd, "", &st, AT_EMPTY_PATH) == 0) {
-		cache_fingerprint_from_stat(&st, &fp);
+		engine_fingerprint(e, &st, &fp);
 		cache_object_info(ei->obj, &info);
 		known = ei->mode == ENGINE_IO_CACHE ? ei->mirror_fp : info.fingerprint;
 		if (ei->mode == ENGINE_IO_ORIGIN) {

@@ -179,10 +179,11 @@ int fs_start_background(struct fs *fs);
  * *why says why. */
 bool fs_cache_breaker_tripped(struct fs *fs, char *why, size_t why_size);
 
-/* Forget that the file with stat st (NULL: every file) had its first read: the next read-only
- * open of it, if the cache holds nothing of it, is a first read again (after an evict). Also
- * lets go of its kept object (engine_kept_forget), so that the removal that follows frees it. */
-void fs_first_read_forget(struct fs *fs, const struct stat *st);
+/* Forget that the file with stat st and cache key key (both NULL: every file) had its first
+ * read: the next read-only open of it, if the cache holds nothing of it, is a first read again
+ * (after an evict). Also lets go of its kept object (engine_kept_forget), so that the removal
+ * that follows frees it. */
+void fs_first_read_forget(struct fs *fs, const struct stat *st, const struct cache_key *key);
 
 /* One file of the stats' top-files table, by the nodeid the statistics carry: its path
  * relative to the directory, size, and how much of it the cache holds. 0, or -ENOENT when the

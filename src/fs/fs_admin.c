@@ -38,10 +38,11 @@ static int open_beneath(struct fs *fs, const char *rel, int *out)
 		char name[ADMIN_NAME_MAX + 1];
 		int fd;
 
-		if (n == 0 || n > ADMIN_NAME_MAX) {
+		/* One spelling per file ("a/b"): the cache may know files by their path. */
+		if (n == 0 || n > ADMIN_NAME_MAX || (p[0] == '.' && (n == 1 || (n == 2 && p[1] == '.')))) {
 			if (dir != origin)
 				sys_close(dir);
-			return n ? -ENAMETOOLONG : -EINVAL;
+			return n > ADMIN_NAME_MAX ? -ENAMETOOLONG : -EINVAL;
 		}
 		memcpy(name, p, n);
 		name[n] = '\0';
@@ -61,19 +62,22 @@ static int open_beneath(struct fs *fs, const char *rel, int *out)
 
 /* ---- evict ---------------------------------------------------------------------------- */
 
-static int evict_one(struct fs *fs, const struct stat *st, uint64_t *evicted)
+static int evict_one(struct fs *fs, const char *rel, const struct stat *st, uint64_t *evicted)
 {
+	struct cache_key key = engine_key(fs->engine, rel, st);
 	int rc;
 
-	fs_first_read_forget(fs, st);
-	rc = cache_object_remove(fs->store, cache_key_from_stat(st));
+	fs_first_read_forget(fs, st, &key);
+	rc = cache_object_remove(fs->store, key);
 	if (rc == 0)
 		(*evicted)++;
 	return rc == -ENOENT ? 0 : rc;  /* not cached: nothing to evict */
 }
 
-/* Every regular file below the directory dirfd (consumed). */
-static int evict_dir(struct fs *fs, int dirfd, unsigned depth, uint64_t *evicted)
+/* Every regular file below the directory dirfd (consumed), whose path is rel[0, rel_len) (rel:
+ * FS_RELPATH_MAX bytes). */
+static int evict_dir(struct fs *fs, int dirfd, char *rel, size_t rel_len, unsigned depth,
+                     uint64_t *evicted)
 {
 	DIR *d = fdopendir(dirfd);
 	struct dirent *de;
@@ -85,18 +89,25 @@ static int evict_dir(struct fs *fs, int dirfd, unsigned depth, uint64_t *evicted
 		return rc;
 	}
 	while (rc == 0 && (de = readdir(d))) {
+		size_t name_len = strlen(de->d_name), len = rel_len + (rel_len != 0) + name_len;
 		struct stat st;
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
+		if (len >= FS_RELPATH_MAX)
+			continue;   /* no file of the cache has so long a path */
+		if (rel_len)
+			rel[rel_len] = '/';
+		memcpy(rel + rel_len + (rel_len != 0), de->d_name, name_len + 1);
 		if (sys_fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			continue;  /* gone meanwhile */
+			st.st_mode = 0;  /* gone meanwhile */
 		if (S_ISREG(st.st_mode)) {
-			rc = evict_one(fs, &st, evicted);
+			rc = evict_one(fs, rel, &st, evicted);
 		} else if (S_ISDIR(st.st_mode) && depth < ADMIN_WALK_DEPTH_MAX) {
 			int sub = sys_openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
 			if (sub >= 0)
-				rc = evict_dir(fs, sub, depth + 1, evicted);
+				rc = evict_dir(fs, sub, rel, len, depth + 1, evicted);
 		}
+		rel[rel_len] = '\0';
 	}
 	closedir(d);
 	return rc;
@@ -112,20 +123,26 @@ int fs_admin_evict(struct fs *fs, const char *rel, uint64_t *evicted)
 		return -ENOMEDIUM;
 	if (!*rel) {
 		rc = cache_store_remove_all(fs->store, &removed);
-		fs_first_read_forget(fs, NULL);
+		fs_first_read_forget(fs, NULL, NULL);
 	} else {
 		rc = open_beneath(fs, rel, &fd);
 		if (rc < 0)
 			return rc;
 		rc = sys_fstatat(fd, "", &st, AT_EMPTY_PATH);
 		if (rc == 0 && S_ISREG(st.st_mode)) {
-			rc = evict_one(fs, &st, &removed);
+			rc = evict_one(fs, rel, &st, &removed);
 		} else if (rc == 0 && S_ISDIR(st.st_mode)) {
-			char proc[FS_PROC_PATH_MAX];
+			char proc[FS_PROC_PATH_MAX], path[FS_RELPATH_MAX];
+			size_t len = strlen(rel);
 			int dirfd;
+			if (len >= sizeof(path)) {
+				sys_close(fd);
+				return -ENAMETOOLONG;
+			}
+			memcpy(path, rel, len + 1);
 			fs_proc_path(fd, proc);
 			dirfd = sys_openat(AT_FDCWD, proc, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-			rc = dirfd < 0 ? dirfd : evict_dir(fs, dirfd, 0, &removed);
+			rc = dirfd < 0 ? dirfd : evict_dir(fs, dirfd, path, len, 0, &removed);
 		} else if (rc == 0) {
 			rc = -EINVAL;
 		}
@@ -258,6 +275,7 @@ int fs_admin_verify(struct fs *fs, const char *rel, struct fs_verify_report *out
 	struct fs_verify_report rep = { 0 };
 	struct cache_fingerprint fp, after_fp;
 	struct cache_object *obj;
+	struct cache_key key;
 	struct stat st, after;
 	char proc[FS_PROC_PATH_MAX], *buf = NULL;
 	uint64_t generation;
@@ -279,8 +297,9 @@ int fs_admin_verify(struct fs *fs, const char *rel, struct fs_verify_report *out
 	sys_close(pfd);
 	if (fd < 0)
 		return fd;
-	cache_fingerprint_from_stat(&st, &fp);
-	rc = cache_object_open(store, cache_key_from_stat(&st), &fp, &obj);
+	key = engine_key(fs->engine, rel, &st);
+	engine_fingerprint(fs->engine, &st, &fp);
+	rc = cache_object_open(store, key, &fp, &obj);
 	if (rc < 0)
 		goto out_close;
 	rc = 0;
@@ -311,7 +330,7 @@ int fs_admin_verify(struct fs *fs, const char *rel, struct fs_verify_report *out
 	rc = sys_fstatat(fd, "", &after, AT_EMPTY_PATH);
 	if (rc < 0)
 		goto out_release;
-	cache_fingerprint_from_stat(&after, &after_fp);
+	engine_fingerprint(fs->engine, &after, &after_fp);
 	if (!cache_fingerprint_equal(&fp, &after_fp) || cache_object_generation(obj) != generation ||
 	    open_for_writing(fs, &st)) {
 		rep.result = FS_VERIFY_CHANGED;
@@ -320,8 +339,8 @@ int fs_admin_verify(struct fs *fs, const char *rel, struct fs_verify_report *out
 	} else {
 		/* The next open reads the original (open files keep the copy until they close). */
 		rep.result = FS_VERIFY_MISMATCH;
-		fs_first_read_forget(fs, &st);
-		rc = cache_object_remove(fs->store, cache_key_from_stat(&st));
+		fs_first_read_forget(fs, &st, &key);
+		rc = cache_object_remove(fs->store, key);
 		if (rc == -ENOENT)
 			rc = 0;
 	}

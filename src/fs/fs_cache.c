@@ -136,6 +136,7 @@ int fs_cache_engine_create(struct fs *fs)
 		.store = fs->cfg.store,
 		.origin_fd = fs->cfg.origin_fd,
 		.complete_max = fs->cfg.complete_max,
+		.files_by_path = fs->files_by_path,
 		.fill_threads = fs->cfg.fill_threads,
 		.fill_queue_max = fs->fill_queue_max,
 		.kept_max = fs->kept_max,
@@ -275,9 +276,37 @@ void fs_cache_before_getattr(struct fs *fs, struct fs_node *n)
 	fs_node_io_release(fs, n);
 }
 
-bool fs_cache_last_name(struct fs *fs, const struct stat *st, struct cache_key *key)
+int fs_cache_name_key(struct fs *fs, struct fs_node *parent, const char *name,
+                      const struct stat *st, struct cache_key *key)
 {
-	return engine_last_name(fs->engine, st, key);
+	char rel[FS_RELPATH_MAX];
+	size_t len = 0;
+	int rc;
+
+	if (!fs->files_by_path) {
+		*key = engine_key(fs->engine, NULL, st);
+		return 0;
+	}
+	if (parent != fs->root) {
+		rc = fs_node_relpath(fs, parent, rel, sizeof(rel));
+		if (rc < 0)
+			return rc;
+		len = strlen(rel);
+		rel[len++] = '/';
+	}
+	if (len + strlen(name) + 1 > sizeof(rel))
+		return -ENAMETOOLONG;
+	memcpy(rel + len, name, strlen(name) + 1);
+	*key = engine_key(fs->engine, rel, st);
+	return 0;
+}
+
+bool fs_cache_last_name(struct fs *fs, struct fs_node *parent, const char *name,
+                        const struct stat *st, struct cache_key *key)
+{
+	struct cache_key k;
+	return S_ISREG(st->st_mode) && fs_cache_name_key(fs, parent, name, st, &k) == 0 &&
+	       engine_last_name(fs->engine, st, k, key);
 }
 
 void fs_cache_file_deleted(struct fs *fs, struct cache_key key)
@@ -310,13 +339,10 @@ bool fs_cache_breaker_tripped(struct fs *fs, char *why, size_t why_size)
 	return engine_bypass_breaker_on(fs->engine, why, why_size);
 }
 
-void fs_first_read_forget(struct fs *fs, const struct stat *st)
+void fs_first_read_forget(struct fs *fs, const struct stat *st, const struct cache_key *key)
 {
-	struct cache_key key;
-	if (st)
-		key = cache_key_from_stat(st);
 	engine_open_first_read_forget(fs->engine, st);
-	engine_kept_forget(fs->engine, st ? &key : NULL);
+	engine_kept_forget(fs->engine, st ? key : NULL);
 }
 
 int fs_file_report(struct fs *fs, uint64_t nodeid, struct fs_file_report *out)
@@ -324,7 +350,7 @@ int fs_file_report(struct fs *fs, uint64_t nodeid, struct fs_file_report *out)
 	struct fs_node *n = fs_node_get_ref(fs, nodeid);
 	struct cache_object_info info;
 	struct engine_inode *io;
-	bool have_info = false;
+	bool have_info = false, known;
 	struct stat st;
 	int fd, rc;
 
@@ -332,15 +358,17 @@ int fs_file_report(struct fs *fs, uint64_t nodeid, struct fs_file_report *out)
 	out->cached = FS_CACHED_UNKNOWN;
 	if (!n)
 		return -ENOENT;
-	if (fs_node_relpath(fs, n, out->path, sizeof(out->path)) < 0)
+	known = fs_node_relpath(fs, n, out->path, sizeof(out->path)) == 0;
+	if (!known)
 		out->path[0] = '\0';
 	fd = fs_node_fd(fs, n);
 	rc = fd < 0 ? fd : sys_fstatat(fd, "", &st, AT_EMPTY_PATH);
 	if (fd >= 0)
 		fs_node_fd_put(fs, n, fd);
-	if (rc == 0) {
+	if (rc == 0 && (known || !fs->files_by_path)) {
 		io = S_ISREG(st.st_mode) ? fs_node_io_hold_existing(fs, n) : NULL;
-		have_info = engine_object_info(fs->engine, io, &st, &info);
+		have_info = engine_object_info(fs->engine, io, &st,
+		                               engine_key(fs->engine, out->path, &st), &info);
 		if (io)
 			fs_node_io_release(fs, n);
 	}

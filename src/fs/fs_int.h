@@ -309,6 +309,9 @@ struct fs {
 	unsigned kept_max;            /* the engine's kept objects at most (from memory) */
 	unsigned openless_max;        /* implicit open files at most (fs_openless.h; fd limit) */
 	struct fs_openless *openless; /* cfg.openless: the implicit open files; else NULL */
+	/* The origin's inode numbers do not last (fs_type_inode_numbers_last): the cache knows its
+	 * files by path (engine_config.files_by_path, fs_cache_name_key). Set at creation. */
+	bool files_by_path;
 	struct fs_watch watch;
 	char root_path[4096];         /* the origin's path as the kernel prints it (readlink) */
 	size_t root_path_len;
@@ -488,7 +491,8 @@ void fs_cache_change_end(struct fs *fs, struct fs_node *n, struct engine_inode *
 /* Metadata of the node's origin file changed through the mount (its ctime moved). */
 void fs_cache_metadata_changed(struct fs *fs, struct fs_node *n);
 /* Deleted files return their space (engine_last_name, engine_file_deleted). */
-bool fs_cache_last_name(struct fs *fs, const struct stat *st, struct cache_key *key);
+bool fs_cache_last_name(struct fs *fs, struct fs_node *parent, const char *name,
+                        const struct stat *st, struct cache_key *key);
 void fs_cache_file_deleted(struct fs *fs, struct cache_key key);
 /* The node's attributes may change with no request to us (a writable passthrough open: writes
  * through its mapping move mtime and ctime): replies give them no time in the kernel's cache. */
@@ -625,9 +629,19 @@ int fs_catalog_entry_node(struct fs *fs, struct fs_node *p, const struct cache_c
                           bool attrs_fresh, const struct fs_catalog_gens *g, struct stat *st,
                           struct fs_node **out);
 
-/* Paths (fs_path.c): the node's path relative to the origin (from the kernel's name of its
- * fd); -ENOENT if it is outside the origin or deleted. */
+/* Whether n is reached by parent and name (FS_REACH_NAME): then its parent (held by n's
+ * reference) and name, which stay as they are while n lives. */
+bool fs_node_name(struct fs *fs, struct fs_node *n, struct fs_node **parent, const char **name);
+
+/* Paths (fs_path.c): the node's path relative to the origin, built from the names of nodes
+ * reached by name, else from the kernel's name of its fd; -ENOENT if it is outside the origin
+ * or deleted, -ENAMETOOLONG past size. */
+#define FS_RELPATH_MAX 4096
 int fs_node_relpath(struct fs *fs, struct fs_node *n, char *buf, size_t size);
+/* The cache key of the file at name in directory parent, with attributes st (engine_key: its
+ * path where fs->files_by_path). 0 or -errno (its path is not known). */
+int fs_cache_name_key(struct fs *fs, struct fs_node *parent, const char *name,
+                      const struct stat *st, struct cache_key *key);
 
 /* The change watcher (fs_watch.c): open readers see changes made behind the cache. */
 /* A node with a file handle entered (added) or left the table; table_lock held. */

@@ -212,8 +212,24 @@ static const char *node_name(const struct fs_node *n)
 	return (const char *)n->handle + sizeof(struct fs_node *);
 }
 
+bool fs_node_name(struct fs *fs, struct fs_node *n, struct fs_node **parent, const char **name)
+{
+	bool by_name;
+	pthread_mutex_lock(&fs->fds.lock);
+	by_name = n->reach == FS_REACH_NAME;
+	pthread_mutex_unlock(&fs->fds.lock);
+	if (by_name) {
+		*parent = node_parent(n);
+		*name = node_name(n);
+	}
+	return by_name;
+}
+
 /* Find n's inode again under its parent by name; -ESTALE if the name now leads elsewhere (a
- * rename or delete behind our back: the kernel then looks the name up afresh). */
+ * rename or delete behind our back: the kernel then looks the name up afresh). Where inode
+ * numbers do not last (fs->files_by_path: sshfs numbers an inode anew once the kernel evicted
+ * it) another number is no sign of another file: the file at the name is n's, as it is for
+ * the file system itself, and only another type or device says otherwise. */
 static int name_open(struct fs *fs, struct fs_node *n)
 {
 	struct fs_node *p = node_parent(n);
@@ -230,7 +246,7 @@ static int name_open(struct fs *fs, struct fs_node *n)
 	if (fd < 0)
 		return fd;
 	if (sys_fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 || st.st_dev != n->dev ||
-	    st.st_ino != n->ino || (st.st_mode & S_IFMT) != n->type) {
+	    (st.st_ino != n->ino && !fs->files_by_path) || (st.st_mode & S_IFMT) != n->type) {
 		sys_close(fd);
 		return -ESTALE;
 	}

@@ -173,16 +173,16 @@ static void table_make_room(struct fs_openless *t, struct openless_file **out)
 enum { PAGES_NONE = 0, PAGES_UNVOUCHED = 1 };
 
 /* The version of a file that st describes: a hash of the cache store's fingerprint of it
- * (the five fields whose equality lets cached bytes be served), never PAGES_NONE or
+ * (engine_fingerprint: the fields whose equality lets cached bytes be served), never PAGES_NONE or
  * PAGES_UNVOUCHED. The key is fixed: nothing here is secret, and a collision of two versions
  * of one file is a 2^-64 chance. */
-static uint64_t pages_version(const struct stat *st)
+static uint64_t pages_version(struct fs *fs, const struct stat *st)
 {
 	static const uint8_t key[SIPHASH_KEY_BYTES] = { 'c', 'm', '-', 'p', 'a', 'g', 'e', 's' };
 	struct cache_fingerprint fp;
 	uint64_t h;
 
-	cache_fingerprint_from_stat(st, &fp);
+	engine_fingerprint(fs->engine, st, &fp);
 	h = siphash24(key, &fp, sizeof(fp));
 	return h > PAGES_UNVOUCHED ? h : h + 2;
 }
@@ -200,7 +200,7 @@ bool fs_openless_pages_held(struct fs *fs, const struct fs_node *n)
 /* The version of the file fd is open on (pages_version), or PAGES_UNVOUCHED when its times
  * are too young to show a later change in the same clock tick (cache_catalog_stamp_racy) or it
  * cannot be stat'ed. */
-static uint64_t pages_version_of_fd(int fd)
+static uint64_t pages_version_of_fd(struct fs *fs, int fd)
 {
 	struct cache_catalog_stamp stamp;
 	struct stat st;
@@ -208,7 +208,7 @@ static uint64_t pages_version_of_fd(int fd)
 	if (sys_fstatat(fd, "", &st, AT_EMPTY_PATH) < 0)
 		return PAGES_UNVOUCHED;
 	cache_catalog_stamp_from_stat(&st, &stamp);
-	return cache_catalog_stamp_racy(&stamp) ? PAGES_UNVOUCHED : pages_version(&st);
+	return cache_catalog_stamp_racy(&stamp) ? PAGES_UNVOUCHED : pages_version(fs, &st);
 }
 
 /* An implicit file of regular file n was opened on version v of the file (pages_version_of_fd
@@ -371,7 +371,7 @@ int fs_openless_revalidate(struct fs *fs, struct fs_node *n, struct stat *st, bo
 	}
 	rc = sys_fstatat(fd, "", st, AT_EMPTY_PATH);
 	sys_close(fd);
-	if (rc < 0 || seen == PAGES_UNVOUCHED || seen != pages_version(st))
+	if (rc < 0 || seen == PAGES_UNVOUCHED || seen != pages_version(fs, st))
 		*pending = !pages_drop(fs, n, seen);
 	return rc < 0 ? rc : 1;
 }
@@ -398,7 +398,7 @@ static int file_attach(struct fs *fs, struct fs_node *n, struct fs_file *f, int 
 	f->file.fd = fd;
 	f->file.open_flags = flags;
 	if (record)
-		version = pages_version_of_fd(fd);
+		version = pages_version_of_fd(fs, fd);
 	rc = fs_cache_attach(fs, f, &o);
 	if (rc == -ESTALE)
 		rc = fs_cache_attach(fs, f, &o);  /* it marked the node: served as ours now */

@@ -8,6 +8,7 @@
 #include "cache/cache_catalog.h"
 #include "fs/fs_int.h"
 #include "fs/fs_openless.h"
+#include "fs/fs_type.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -812,7 +813,7 @@ static void op_unlink(struct fuse_req *r, uint64_t parent, const char *name)
 	leaving_name(fs, pfd, name, &l);
 	victim = l.node;
 	last_name_leaving(fs, &l);
-	last = l.found && fs_cache_last_name(fs, &l.st, &gone);
+	last = l.found && fs_cache_last_name(fs, p, name, &l.st, &gone);
 	rc = sys_unlinkat(pfd, name, 0);
 	fs_node_fd_put(fs, p, pfd);
 	if (rc == 0)
@@ -854,8 +855,8 @@ static void op_rename(struct fuse_req *r, uint64_t parent, const char *name, uin
 	struct fs_node *p, *np;
 	struct fs_node *moved, *replaced;
 	struct leaving_name from, to;
-	struct cache_key gone;
-	bool last;
+	struct cache_key gone, moved_key, swapped_key;
+	bool last, moved_keyed = false, swapped_keyed = false;
 	int pfd, npfd, rc;
 
 	GET_NODE(fs, r, p, parent);
@@ -873,7 +874,14 @@ static void op_rename(struct fuse_req *r, uint64_t parent, const char *name, uin
 	replaced = to.node;
 	if (!(flags & RENAME_EXCHANGE))
 		last_name_leaving(fs, &to);
-	last = !(flags & RENAME_EXCHANGE) && to.found && fs_cache_last_name(fs, &to.st, &gone);
+	last = !(flags & RENAME_EXCHANGE) && to.found &&
+	       fs_cache_last_name(fs, np, newname, &to.st, &gone);
+	/* Where the cache knows files by path, a copy kept under a name that moves would belong to
+	 * whatever takes that name next: it goes with the name (at its last release if open). */
+	if (fs->files_by_path && from.found && S_ISREG(from.st.st_mode))
+		moved_keyed = fs_cache_name_key(fs, p, name, &from.st, &moved_key) == 0;
+	if (fs->files_by_path && (flags & RENAME_EXCHANGE) && to.found && S_ISREG(to.st.st_mode))
+		swapped_keyed = fs_cache_name_key(fs, np, newname, &to.st, &swapped_key) == 0;
 	rc = sys_renameat2(pfd, name, npfd, newname, flags);
 	fs_node_fd_put(fs, p, pfd);
 	fs_node_fd_put(fs, np, npfd);
@@ -885,6 +893,10 @@ static void op_rename(struct fuse_req *r, uint64_t parent, const char *name, uin
 	}
 	if (rc == 0 && last)
 		fs_cache_file_deleted(fs, gone);
+	if (rc == 0 && moved_keyed)
+		fs_cache_file_deleted(fs, moved_key);
+	if (rc == 0 && swapped_keyed)
+		fs_cache_file_deleted(fs, swapped_key);
 	if (rc == 0) {
 		if (replaced && !(flags & RENAME_EXCHANGE))
 			atomic_store(&replaced->unlinked_by_us, true);
@@ -2162,6 +2174,11 @@ int fs_create(const struct fs_config *cfg, struct fs **out)
 	pthread_mutex_init(&fs->xattr_lock, NULL);
 	fs_xattr_origin_probe(fs);
 	snprintf(fs->passthrough_why, sizeof(fs->passthrough_why), "not negotiated yet");
+	{
+		unsigned long type;
+		fs->files_by_path = fs_type_of_fd(cfg->origin_fd, &type) == 0 &&
+		                    !fs_type_inode_numbers_last(type);
+	}
 	rc = fs_cache_engine_create(fs);
 	if (rc < 0)
 		goto err_root;

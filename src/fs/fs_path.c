@@ -1,8 +1,11 @@
-/* fs_path: paths of nodes relative to the origin (for the --pin/--exclude globs, engine_pinned.c).
- * The node table knows inodes, not names; the kernel does: readlink of /proc/self/fd/N names
- * the dentry the node's O_PATH fd holds (renames included), under the origin's own path, which
- * is covered by our mount but still printed as it was. An fd opened from a file handle names
- * the inode's cached dentry, which a recent lookup of the inode left behind. Only called when globs are configured.
+/* fs_path: paths of nodes relative to the origin (the --pin/--exclude globs, engine_pinned.c;
+ * the cache's key of a file where inode numbers do not last, engine_key; reports).
+ * A node reached by parent and name (FS_REACH_NAME) has its path in the table: the names up to
+ * the first node that is not, which is the root or is named by the kernel. Otherwise the
+ * kernel knows: readlink of /proc/self/fd/N names the dentry the node's O_PATH fd holds
+ * (renames included), under the origin's own path, which is covered by our mount but still
+ * printed as it was. An fd opened from a file handle names the inode's cached dentry, which a
+ * recent lookup of the inode left behind.
  */
 #include "fs/fs_int.h"
 
@@ -11,9 +14,10 @@
 
 #include "sys/sys.h"
 
-int fs_node_relpath(struct fs *fs, struct fs_node *n, char *buf, size_t size)
+/* The kernel's name of n's inode, relative to the origin. */
+static int relpath_of_fd(struct fs *fs, struct fs_node *n, char *buf, size_t size)
 {
-	char proc[FS_PROC_PATH_MAX], full[4096 + 16];
+	char proc[FS_PROC_PATH_MAX], full[FS_RELPATH_MAX + 16];
 	ssize_t len;
 	int fd = fs_node_fd(fs, n);
 
@@ -37,3 +41,40 @@ int fs_node_relpath(struct fs *fs, struct fs_node *n, char *buf, size_t size)
 	return 0;
 }
 
+int fs_node_relpath(struct fs *fs, struct fs_node *n, char *buf, size_t size)
+{
+	char tail[FS_RELPATH_MAX];
+	size_t start = sizeof(tail) - 1, head = 0;   /* tail[start..] holds the names so far */
+	struct fs_node *parent;
+	const char *name;
+	int rc;
+
+	tail[start] = '\0';
+	while (n != fs->root && fs_node_name(fs, n, &parent, &name)) {
+		size_t len = strlen(name) + (start < sizeof(tail) - 1);   /* and a '/' after it */
+		if (len > start)
+			return -ENAMETOOLONG;
+		start -= len;
+		memcpy(tail + start, name, strlen(name));
+		if (start + strlen(name) < sizeof(tail) - 1)
+			tail[start + strlen(name)] = '/';
+		n = parent;
+	}
+	if (n != fs->root) {
+		rc = relpath_of_fd(fs, n, buf, size);
+		if (rc < 0)
+			return rc;
+		head = strlen(buf);
+		if (start < sizeof(tail) - 1) {
+			if (head + 1 >= size)
+				return -ENAMETOOLONG;
+			buf[head++] = '/';
+		}
+	} else if (start == sizeof(tail) - 1) {
+		return -ENOENT;   /* the root itself: no path below the origin */
+	}
+	if (head + (sizeof(tail) - start) > size)
+		return -ENAMETOOLONG;
+	memcpy(buf + head, tail + start, sizeof(tail) - start);
+	return 0;
+}

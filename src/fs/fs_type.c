@@ -65,6 +65,11 @@ bool fs_type_handles_reopen(unsigned long f_type)
 	return f_type != FUSE_SUPER_MAGIC;
 }
 
+bool fs_type_inode_numbers_last(unsigned long f_type)
+{
+	return f_type != FUSE_SUPER_MAGIC && f_type != FS_TYPE_VBOXSF;
+}
+
 int fs_type_of_fd(int fd, unsigned long *f_type)
 {
 	struct statfs sf;

@@ -12,6 +12,8 @@
  * - Handles that reopen at will: FUSE encodes a handle for every inode but decodes it only while
  *   the kernel still caches the inode (unless its server supports exports, which we cannot
  *   ask), so its nodes are reached by name.
+ * - Inode numbers that last: not on FUSE (we cannot ask a server whether its numbers are its
+ *   files' own; sshfs's are not) nor vboxsf, so the cache knows their files by path.
  * The decisions are pure functions of f_type (tests/unit/test_fs_type.c).
  */
 #ifndef CACHEMAX_FS_TYPE_H
@@ -26,6 +28,11 @@ const char *fs_type_changed_elsewhere(unsigned long f_type);
 bool fs_type_stacked(unsigned long f_type);
 /* Whether a file handle of its inodes opens whenever we need it (false: reach them by name). */
 bool fs_type_handles_reopen(unsigned long f_type);
+/* Whether a file keeps its inode number (false: FUSE, whose servers may number inodes in lookup
+ * order, as sshfs and rclone do: a number changes when the kernel evicts the inode and goes to
+ * another file after a remount; vboxsf, which numbers them as it meets them). The cache then
+ * knows files by their path (engine_config.files_by_path). */
+bool fs_type_inode_numbers_last(unsigned long f_type);
 /* The f_type of the file system fd is on (sys_fstatfs; an O_PATH fd will do): 0 or -errno. */
 int fs_type_of_fd(int fd, unsigned long *f_type);
 

@@ -289,6 +289,44 @@ static int64_t now_ns(void)
 
 /* ---- Codecs ----------------------------------------------------------------------------- */
 
+/* Path keys (an origin whose inode numbers do not last): one key per path, the same after a
+ * reopen (the secret is kept), another under another store's secret; never a st_dev's
+ * namespace; a damaged secret refuses the store as a damaged superblock does. */
+static void test_path_key(void **state)
+{
+	struct fixture *f = *state;
+	struct cache_key a = cache_store_path_key(f->store, "dir/a");
+	struct cache_key b = cache_store_path_key(f->store, "dir/b");
+	char path[256], other[64];
+	int other_fd, fd;
+	struct cache_store *store2;
+
+	assert_int_equal(a.dev, CACHE_KEY_DEV_PATH);
+	assert_int_equal(b.dev, CACHE_KEY_DEV_PATH);
+	assert_true(a.ino != b.ino);
+	assert_true(cache_store_path_key(f->store, "dir/a").ino == a.ino);
+	reopen_store(f);
+	assert_true(cache_store_path_key(f->store, "dir/a").ino == a.ino);
+	/* another store: another secret */
+	snprintf(other, sizeof(other), "/tmp/cm-test-cache2.XXXXXX");
+	assert_non_null(mkdtemp(other));
+	other_fd = open(other, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	assert_true(other_fd >= 0);
+	assert_int_equal(cache_store_open(other_fd, &f->config, &store2), 0);
+	assert_true(cache_store_path_key(store2, "dir/a").ino != a.ino);
+	assert_int_equal(cache_store_close(store2), 0);
+	/* a secret of another length is damaged */
+	snprintf(path, sizeof(path), "%s/" CACHE_STORE_DIR_NAME "/path-secret", other);
+	fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "x", 1), 1);
+	close(fd);
+	assert_int_equal(cache_store_open(other_fd, &f->config, &store2), -EUCLEAN);
+	close(other_fd);
+	snprintf(path, sizeof(path), "rm -rf '%s'", other);
+	assert_int_equal(system(path), 0);
+}
+
 static void test_crc32c_vector(void **state)
 {
 	assert_int_equal(cache_crc32c(0, "123456789", 9), 0xE3069283u);
@@ -2419,6 +2457,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_crc32c_vector),
+		cmocka_unit_test_setup_teardown(test_path_key, setup, teardown),
 		cmocka_unit_test(test_record_roundtrip_prefixes_flips),
 		cmocka_unit_test(test_record_rejects_inconsistent),
 		cmocka_unit_test(test_superblock_codec),

@@ -300,7 +300,7 @@ static bool wait_complete(struct fixture *f)
 	if (fstat(f->node.fd, &st) < 0)
 		return false;
 	for (int i = 0; i < 1000; i++) {
-		if (engine_object_info(f->e, f->ei, &st, &info) && info.present_chunks == info.chunk_count &&
+		if (engine_object_info(f->e, f->ei, &st, engine_key(f->e, NULL, &st), &info) && info.present_chunks == info.chunk_count &&
 		    f->holds == 0)
 			return true;
 		usleep(10000);
@@ -387,7 +387,7 @@ static void test_first_read(void **state)
 	close_file(f, &ef);
 	assert_true(wait_for(f, STATS_COMPLETIONS, 1));
 	assert_int_equal(fstat(f->node.fd, &st), 0);
-	assert_true(engine_object_info(f->e, NULL, &st, &info));
+	assert_true(engine_object_info(f->e, NULL, &st, engine_key(f->e, NULL, &st), &info));
 	assert_int_equal(info.present_chunks, info.chunk_count);
 
 	open_file(f, O_RDONLY, &ef, &res);
@@ -623,7 +623,7 @@ static unsigned present_chunks(struct fixture *f)
 	struct cache_object_info info;
 	struct stat st;
 	assert_int_equal(fstat(f->node.fd, &st), 0);
-	return engine_object_info(f->e, NULL, &st, &info) ? (unsigned)info.present_chunks : 0;
+	return engine_object_info(f->e, NULL, &st, engine_key(f->e, NULL, &st), &info) ? (unsigned)info.present_chunks : 0;
 }
 
 /* Hold the file's object as a fill job or warm does (ei->obj set with no open file). */

@@ -72,6 +72,12 @@ static void test_fs_type_stacked_and_handles(void **state)
 	assert_true(fs_type_handles_reopen(EXT4_SUPER_MAGIC));
 	assert_true(fs_type_handles_reopen(NFS_SUPER_MAGIC));
 	assert_true(fs_type_handles_reopen(OVERLAYFS_SUPER_MAGIC));
+	/* sshfs numbers inodes in lookup order; vboxsf as it meets them */
+	assert_false(fs_type_inode_numbers_last(FUSE_SUPER_MAGIC));
+	assert_false(fs_type_inode_numbers_last(0x786f4256ul));
+	assert_true(fs_type_inode_numbers_last(EXT4_SUPER_MAGIC));
+	assert_true(fs_type_inode_numbers_last(NFS_SUPER_MAGIC));
+	assert_true(fs_type_inode_numbers_last(OVERLAYFS_SUPER_MAGIC));
 }
 
 /* The type of a real fd (an O_PATH one too), and the sys seam's error passed on. */
