@@ -97,9 +97,11 @@ static enum scrub_verdict object_verdict(struct cache_store *store, struct cache
 		return SCRUB_EMPTY;
 	if (rc < 0)
 		return SCRUB_KEEP;   /* the device's error: leave it to the next open */
-	/* Without a handle, or on a file system below the origin root (whose handles origin_fd
-	 * cannot decode), the scrub cannot tell. */
-	verdict = record.handle.bytes && obj->key.dev == store->origin_dev
+	/* Without a handle, on a file system below the origin root (whose handles origin_fd
+	 * cannot decode), or known by its path (cache_store_path_key: an origin whose handles do
+	 * not reopen either), the scrub cannot tell. */
+	verdict = record.handle.bytes && obj->key.dev == store->origin_dev &&
+	          obj->key.dev != CACHE_KEY_DEV_PATH
 	          ? origin_verdict(store, &record) : SCRUB_KEEP;
 	free(buf);
 	return verdict;

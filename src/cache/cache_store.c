@@ -135,27 +135,41 @@ static int path_secret_load(int store_fd, uint8_t secret[SIPHASH_KEY_BYTES])
 	                                SIPHASH_KEY_BYTES);
 }
 
-/* A new store: objects/ first, the superblock last, so a store with a superblock always has
- * its objects directory. */
-static int store_create(int store_fd, const struct cache_store_config *config)
+/* The superblock's record of the origin the store belongs to. */
+static struct cache_meta_superblock superblock_of(const struct cache_store_config *config)
 {
-	struct cache_meta_superblock sb = { config->origin_dev, config->origin_ino };
-	uint8_t buf[CACHE_META_SUPERBLOCK_SIZE];
-	int rc;
+	if (config->origin_identity)
+		return (struct cache_meta_superblock){ CACHE_KEY_DEV_PATH, config->origin_identity };
+	return (struct cache_meta_superblock){ config->origin_dev, config->origin_ino };
+}
 
-	rc = sys_mkdirat(store_fd, OBJECTS_DIR_NAME, STORE_DIR_MODE);
-	if (rc < 0 && rc != -EEXIST)
-		return rc;
+static int superblock_write(int store_fd, const struct cache_store_config *config)
+{
+	struct cache_meta_superblock sb = superblock_of(config);
+	uint8_t buf[CACHE_META_SUPERBLOCK_SIZE];
+
 	cache_meta_superblock_encode(&sb, buf);
 	return cache_store_file_replace(store_fd, SUPERBLOCK_NAME, SUPERBLOCK_TMP_NAME, buf,
 	                                sizeof(buf));
 }
 
-/* 0 if the store belongs to this origin; -ENOENT if there is no superblock yet. */
+/* A new store: objects/ first, the superblock last, so a store with a superblock always has
+ * its objects directory. */
+static int store_create(int store_fd, const struct cache_store_config *config)
+{
+	int rc = sys_mkdirat(store_fd, OBJECTS_DIR_NAME, STORE_DIR_MODE);
+	if (rc < 0 && rc != -EEXIST)
+		return rc;
+	return superblock_write(store_fd, config);
+}
+
+/* 0 if the store belongs to this origin (a superblock of the origin root's (st_dev, st_ino)
+ * where the config names an identity is rewritten to it); -ENOENT if there is no superblock
+ * yet. */
 static int store_check(int store_fd, const struct cache_store_config *config)
 {
 	uint8_t buf[CACHE_META_SUPERBLOCK_SIZE + 1];   /* one more: a longer file is damaged */
-	struct cache_meta_superblock sb;
+	struct cache_meta_superblock sb, want = superblock_of(config);
 	ssize_t n = cache_store_file_read(store_fd, SUPERBLOCK_NAME, buf, sizeof(buf));
 	int rc;
 
@@ -166,9 +180,12 @@ static int store_check(int store_fd, const struct cache_store_config *config)
 		return -EUCLEAN;
 	if (rc < 0)
 		return rc;
-	if (sb.origin_dev != config->origin_dev || sb.origin_ino != config->origin_ino)
-		return -EEXIST;
-	return 0;
+	if (sb.origin_dev == want.origin_dev && sb.origin_ino == want.origin_ino)
+		return 0;
+	if (config->origin_identity && sb.origin_dev == config->origin_dev &&
+	    sb.origin_ino == config->origin_ino)
+		return superblock_write(store_fd, config);
+	return -EEXIST;
 }
 
 static int config_chunk_shift(const struct cache_store_config *config, uint32_t *shift)

@@ -146,6 +146,12 @@ enum cache_policy_kind {
 struct cache_store_config {
 	uint64_t origin_dev;            /* st_dev, st_ino of the origin root: the store belongs */
 	uint64_t origin_ino;            /* to that directory and refuses any other (-EEXIST) */
+	/* Where inode numbers do not last, (st_dev, st_ino) of the root do not last either (a
+	 * remounted sshfs may get another device number): non-zero, the origin's identity (a hash
+	 * of what names it: its mount's type, source and root, its path in it). The superblock
+	 * then holds (CACHE_KEY_DEV_PATH, origin_identity); one holding (origin_dev, origin_ino)
+	 * (written before) is taken as this origin's and rewritten. */
+	uint64_t origin_identity;
 	uint32_t chunk_size;            /* power of two, MIN..MAX; 0 = CACHE_CHUNK_SIZE_DEFAULT.
 	                                 * Records of another chunk size are reset when opened. */
 	uint32_t persist_batch_chunks;  /* write the record after this many new chunks (and at

@@ -401,9 +401,16 @@ int control_mount_each(int (*fn)(const struct control_mount_entry *m, void *arg)
 		tok = strtok_r(NULL, " ", &save);  /* fstype after the "-" separator */
 		if (!tok || sscanf(fields[2], "%u:%u", &major, &minor) != 2)
 			continue;
+		unescape_octal(fields[3]);
 		unescape_octal(fields[4]);
 		e.point = fields[4];
+		e.root = fields[3];
 		e.fstype = tok;
+		e.source = strtok_r(NULL, " ", &save);
+		if (!e.source)
+			e.source = "";
+		else
+			unescape_octal((char *)e.source);
 		e.mount.mount_id = atoi(fields[0]);
 		e.mount.dev = makedev(major, minor);
 		if (fn(&e, arg))

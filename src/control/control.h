@@ -97,10 +97,13 @@ struct control_mount {
 	dev_t dev;      /* st_dev of files on it */
 };
 
-/* One line of /proc/self/mountinfo: the mount point (unescaped) and the file system type. */
+/* One line of /proc/self/mountinfo: the mount point and the root of the mount within its file
+ * system (unescaped), the file system type and the mount source ("" if none). */
 struct control_mount_entry {
 	const char *point;
+	const char *root;
 	const char *fstype;
+	const char *source;
 	struct control_mount mount;
 };
 /* Call fn for every mount in mountinfo order (a later mount at the same point is on top of an

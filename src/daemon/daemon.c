@@ -31,6 +31,7 @@
 #include "stats/stats_bpf.h"
 #include "sys/sys.h"
 #include "util/clock.h"
+#include "util/siphash.h"
 #include "util/json.h"
 #include "util/log.h"
 
@@ -350,6 +351,45 @@ static bool cache_served_by_mount(const char *cache)
 
 static bool wait_quantum(unsigned ms);
 
+struct origin_mount {
+	int mount_id;
+	const char *dir;
+	char identity[3 * 1024];   /* type, source, root and the path in it, NUL-separated */
+	size_t len;
+};
+
+static int origin_mount_one(const struct control_mount_entry *m, void *arg)
+{
+	struct origin_mount *om = arg;
+	size_t point = strlen(m->point);
+	const char *in = om->dir + (strcmp(m->point, "/") ? point : 0);
+	int n;
+
+	if (m->mount.mount_id != om->mount_id)
+		return 0;
+	n = snprintf(om->identity, sizeof(om->identity), "%s%c%s%c%s%c%s", m->fstype, 0, m->source,
+	             0, m->root, 0, strncmp(om->dir, m->point, point) ? om->dir : in);
+	om->len = n > 0 && (size_t)n < sizeof(om->identity) ? (size_t)n : 0;
+	return 1;
+}
+
+/* The identity of an origin whose inode numbers do not last (cache_store_config's
+ * origin_identity): a hash of its mount's file-system type, source (sshfs: user@host:path)
+ * and root, and the origin's path below the mount point, which name the same directory after
+ * a remount, whatever device number it got. 0 if the mount is not found. */
+static uint64_t origin_identity(int origin_fd, const char *dir)
+{
+	static const uint8_t key[SIPHASH_KEY_BYTES] = { 'c', 'm', '-', 'o', 'r', 'i', 'g', 'i', 'n' };
+	struct origin_mount om = { .dir = dir };
+	uint64_t h;
+
+	om.mount_id = sys_mount_id(origin_fd);
+	if (om.mount_id < 0 || control_mount_each(origin_mount_one, &om) < 0 || !om.len)
+		return 0;
+	h = siphash24(key, om.identity, om.len);
+	return h ? h : 1;
+}
+
 /* Open the cache store in the cache directory. A store that belongs to another directory or
  * is in use refuses the start; any other failure of the cache device runs without a cache
  * (the directory still works, uncached) and says so in the log. */
@@ -365,6 +405,11 @@ static int cache_open(const struct daemon_options *o, int origin_fd, struct cach
 		return -errno;
 	cfg.origin_dev = st.st_dev;
 	cfg.origin_ino = st.st_ino;
+	{
+		unsigned long type;
+		if (fs_type_of_fd(origin_fd, &type) == 0 && !fs_type_inode_numbers_last(type))
+			cfg.origin_identity = origin_identity(origin_fd, o->dir);
+	}
 	cfg.capacity = o->size;
 	{
 		/* A first start without --size: a share of the cache file system's free space. */

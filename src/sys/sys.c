@@ -10,6 +10,7 @@
 #include <sys/file.h>
 #include <poll.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
@@ -22,6 +23,7 @@ static const char *const sys_op_names[SYS_OP_COUNT] = {
 	"listxattr", "removexattr", "fstatvfs", "getdents", "syncfs", "backing_open", "fdatasync",
 	"flock", "io_uring_setup", "io_uring_enter", "cachestat", "name_to_handle_at",
 	"open_by_handle_at", "fanotify_init", "fanotify_mark", "fstatfs", "poll", "read_file",
+	"mount_id",
 };
 
 struct sys_fault {
@@ -169,6 +171,14 @@ ssize_t sys_llistxattr(const char *path, char *list, size_t size) { FAULT_OR(SYS
 int sys_removexattr(const char *path, const char *name) { FAULT_OR(SYS_OP_REMOVEXATTR); RET(removexattr(path, name)); }
 int sys_fstatvfs(int fd, struct statvfs *st) { FAULT_OR(SYS_OP_FSTATVFS); RET(fstatvfs(fd, st)); }
 int sys_fstatfs(int fd, struct statfs *st) { FAULT_OR(SYS_OP_FSTATFS); RET(fstatfs(fd, st)); }
+int sys_mount_id(int fd)
+{
+	struct statx stx;
+	FAULT_OR(SYS_OP_MOUNT_ID);
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_MNT_ID, &stx) < 0)
+		return -errno;
+	return stx.stx_mask & STATX_MNT_ID ? (int)stx.stx_mnt_id : -EOPNOTSUPP;
+}
 ssize_t sys_getdents(int fd, void *buf, size_t size) { FAULT_OR(SYS_OP_GETDENTS); RET(syscall(SYS_getdents64, fd, buf, size)); }
 int sys_syncfs(int fd) { FAULT_OR(SYS_OP_SYNCFS); RET(syncfs(fd)); }
 int sys_flock(int fd, int operation) { FAULT_OR(SYS_OP_FLOCK); RET(flock(fd, operation)); }

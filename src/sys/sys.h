@@ -24,7 +24,7 @@ enum sys_op {
 	SYS_OP_GETDENTS, SYS_OP_SYNCFS, SYS_OP_BACKING_OPEN, SYS_OP_FDATASYNC, SYS_OP_FLOCK,
 	SYS_OP_IO_URING_SETUP, SYS_OP_IO_URING_ENTER, SYS_OP_CACHESTAT, SYS_OP_NAME_TO_HANDLE_AT,
 	SYS_OP_OPEN_BY_HANDLE_AT, SYS_OP_FANOTIFY_INIT, SYS_OP_FANOTIFY_MARK, SYS_OP_FSTATFS,
-	SYS_OP_POLL, SYS_OP_READ_FILE, SYS_OP_COUNT
+	SYS_OP_POLL, SYS_OP_READ_FILE, SYS_OP_MOUNT_ID, SYS_OP_COUNT
 };
 
 #define SYS_FAULT_SHORT 100000  /* pseudo-errno: short read/write */
@@ -72,6 +72,9 @@ int sys_fstatvfs(int fd, struct statvfs *st);
 /* fstatfs(2), for the file system's type (f_type). */
 struct statfs;
 int sys_fstatfs(int fd, struct statfs *st);
+/* The id of the mount fd is on (statx(2) STATX_MNT_ID, as in /proc/PID/mountinfo): >= 0 or
+ * -errno. */
+int sys_mount_id(int fd);
 /* getdents64(2): buf holds records of glibc's struct dirent64 (<dirent.h>, the kernel's
  * linux_dirent64 layout), each d_reclen long. */
 ssize_t sys_getdents(int fd, void *buf, size_t size);

@@ -327,6 +327,32 @@ static void test_path_key(void **state)
 	assert_int_equal(system(path), 0);
 }
 
+/* An origin named by its identity (inode numbers that do not last): a store written for the
+ * root's (st_dev, st_ino) is taken and rewritten to the identity; then another device number
+ * is the same origin, another identity is not, and the old (st_dev, st_ino) alone no longer
+ * matches. */
+static void test_origin_identity(void **state)
+{
+	struct fixture *f = *state;
+	struct cache_store_config c = f->config;
+
+	assert_int_equal(cache_store_close(f->store), 0);
+	f->store = NULL;
+	c.origin_identity = 0x1234;
+	assert_int_equal(cache_store_open(f->cache_fd, &c, &f->store), 0);   /* rewritten */
+	assert_int_equal(cache_store_close(f->store), 0);
+	f->store = NULL;
+	c.origin_dev++;   /* remounted elsewhere */
+	assert_int_equal(cache_store_open(f->cache_fd, &c, &f->store), 0);
+	assert_int_equal(cache_store_close(f->store), 0);
+	f->store = NULL;
+	c.origin_identity = 0x5678;   /* another share */
+	assert_int_equal(cache_store_open(f->cache_fd, &c, &f->store), -EEXIST);
+	assert_int_equal(cache_store_open(f->cache_fd, &f->config, &f->store), -EEXIST);
+	c.origin_identity = 0x1234;
+	assert_int_equal(cache_store_open(f->cache_fd, &c, &f->store), 0);
+}
+
 static void test_crc32c_vector(void **state)
 {
 	assert_int_equal(cache_crc32c(0, "123456789", 9), 0xE3069283u);
@@ -2458,6 +2484,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_crc32c_vector),
 		cmocka_unit_test_setup_teardown(test_path_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_origin_identity, setup, teardown),
 		cmocka_unit_test(test_record_roundtrip_prefixes_flips),
 		cmocka_unit_test(test_record_rejects_inconsistent),
 		cmocka_unit_test(test_superblock_codec),
