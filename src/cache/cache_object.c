@@ -42,7 +42,7 @@ int cache_object_open(struct cache_store *store, struct cache_key key,
                       const struct cache_fingerprint *current, struct cache_object **out)
 {
 	struct cache_object *obj;
-	bool divorced = false;
+	bool divorced = false, gone_name = false;
 	int rc;
 
 	if (cache_meta_chunks_for(current->size, store->chunk_shift) > CACHE_OBJECT_MAX_CHUNKS)
@@ -52,8 +52,11 @@ int cache_object_open(struct cache_store *store, struct cache_key key,
 		if (rc < 0)
 			return rc;
 		pthread_mutex_lock(&obj->lock);
+		/* A path key's discarded object is the copy of a name that went (unlink, rename):
+		 * whatever opens the key now is another file, whatever its fingerprint. */
+		gone_name = obj->discarded && key.dev == CACHE_KEY_DEV_PATH;
 		if (!obj->removed && obj->loaded && !obj->failed &&
-		    !cache_fingerprint_equal(current, &obj->fp) && !last_reference(obj)) {
+		    (gone_name || !cache_fingerprint_equal(current, &obj->fp)) && !last_reference(obj)) {
 			/* Another file, or another version, while others hold the object: an open
 			 * file of a deleted file whose inode number a new file got reads its data
 			 * file (a passthrough backing file, or user-space hits). Not reset under
@@ -82,7 +85,8 @@ int cache_object_open(struct cache_store *store, struct cache_key key,
 		rc = cache_disk_load(obj, current);
 	} else if (obj->data_fd < 0 && (rc = cache_disk_unpark(obj)) < 0) {
 		;   /* parked, and its data file cannot be opened again: the device's error */
-	} else if (obj->failed || !cache_fingerprint_equal(current, &obj->fp)) {
+	} else if (obj->failed || (obj->discarded && key.dev == CACHE_KEY_DEV_PATH) ||
+	           !cache_fingerprint_equal(current, &obj->fp)) {
 		/* Another file (or another version): a discard of the deleted one is not its. */
 		obj->discarded = false;
 		rc = cache_disk_reset(obj, current);

@@ -113,9 +113,11 @@ int cache_store_file_replace(int dir_fd, const char *name, const char *tmp_name,
 	return rc;
 }
 
-/* The secret of cache_store_path_key: read, or drawn and written if the store has none yet (a
- * store made before it existed gets one; it has no path keys yet). A file of another size is
- * damaged: -EUCLEAN, as a damaged superblock. */
+/* The secret of cache_store_path_key: read, or drawn and written if the store has none (a store
+ * made before it existed gets one; it has no path keys yet), or none that can be read whole (a
+ * damaged one is replaced). A new secret only makes earlier path keys match nothing (their
+ * copies go by eviction), so the store never fails for it: a secret that cannot be written is
+ * used for this run only. -EIO only if no random bytes can be had. */
 static int path_secret_load(int store_fd, uint8_t secret[SIPHASH_KEY_BYTES])
 {
 	uint8_t buf[SIPHASH_KEY_BYTES + 1];   /* one more: a longer file is damaged */
@@ -125,14 +127,11 @@ static int path_secret_load(int store_fd, uint8_t secret[SIPHASH_KEY_BYTES])
 		memcpy(secret, buf, SIPHASH_KEY_BYTES);
 		return 0;
 	}
-	if (n >= 0)
-		return -EUCLEAN;
-	if (n != -ENOENT)
-		return (int)n;
 	if (getrandom(secret, SIPHASH_KEY_BYTES, 0) != (ssize_t)SIPHASH_KEY_BYTES)
 		return -EIO;
-	return cache_store_file_replace(store_fd, PATH_SECRET_NAME, PATH_SECRET_TMP_NAME, secret,
-	                                SIPHASH_KEY_BYTES);
+	(void)cache_store_file_replace(store_fd, PATH_SECRET_NAME, PATH_SECRET_TMP_NAME, secret,
+	                               SIPHASH_KEY_BYTES);
+	return 0;
 }
 
 /* The superblock's record of the origin the store belongs to. */

@@ -216,7 +216,9 @@ int cache_object_remove(struct cache_store *store, struct cache_key key);
  * Removed now, as by cache_object_remove(), if nobody has it open (0); otherwise marked to be
  * removed at its last cache_object_release() (1), so that its open users keep it until then
  * (an open of key with another fingerprint — a new file that reuses the inode number — gets
- * an object of its own: cache_object_open divorces the discarded one). -ENOENT if there was no object. */
+ * an object of its own: cache_object_open divorces the discarded one; so does any open of a
+ * path key's discarded object, whose name went: whatever has it now is another file). -ENOENT
+ * if there was no object. */
 int cache_object_discard(struct cache_store *store, struct cache_key key);
 /* Evicts every object (as cache_object_remove, one by one); *removed counts them. */
 int cache_store_remove_all(struct cache_store *store, uint64_t *removed);

@@ -268,7 +268,8 @@ void engine_fingerprint(const struct engine *e, const struct stat *st, struct ca
 
 /* ---- deleted files, reports (engine.c) ---- */
 /* Before a name goes, given what it leads to (st, and key: engine_key of it): true, with the
- * key in *out, if it is the last name of a regular file (and there is a cache); once the name
+ * key in *out, if it is the last name of a regular file, or any name of one known by path
+ * (and there is a cache); once the name
  * went, engine_file_deleted() discards its object — at once, or at its last close if open. */
 bool engine_last_name(struct engine *e, const struct stat *st, struct cache_key key,
                       struct cache_key *out);

@@ -170,7 +170,7 @@ static int node_of(struct fs *fs, const char *rel, struct stat *st, struct fs_no
 		sys_close(fd);
 		return rc;
 	}
-	return fs_node_acquire(fs, NULL, NULL, fd, st, out);  /* consumes fd */
+	return fs_node_acquire(fs, NULL, NULL, 0, fd, st, out);  /* consumes fd */
 }
 
 /* The cache-engine half of warm is engine_fill_warm(): with n's engine inode held. */

@@ -1116,7 +1116,7 @@ int fs_catalog_entry_node(struct fs *fs, struct fs_node *p, const struct cache_c
 	same = cache_catalog_attr_matches(a, st);
 	if (!same)
 		record_forget(fs, p->dev, p->ino);  /* re-listed next time */
-	rc = fs_node_acquire(fs, p, e->name, fd, st, out);
+	rc = fs_node_acquire(fs, p, e->name, fs_node_name_gen(fs, p, e->name), fd, st, out);
 	if (rc == 0) {
 		fs_catalog_stamp_seen(fs, *out, st, g);  /* g is older than the stat: it may only refuse */
 		/* the flag too, if the stat shows the inode as recorded (an xattr change moves ctime) */

@@ -63,6 +63,9 @@ struct fs_node {
 	/* A directory's catalog stamp (fs_catalog.c): its mtime and ctime as last seen (the ino is
 	 * the node's), valid while stamp_epoch equals fs->catalog_epoch (0: none). catalog_lock. */
 	uint32_t stamp_epoch;
+	/* FS_REACH_NAME where inode numbers do not last: the generation of its (parent, name)
+	 * slot read before its lookup looked at the name (fs_node_name_gen); constant. */
+	uint32_t name_gen;
 	int64_t stamp_mtime_ns, stamp_ctime_ns;
 	/* An original the change watcher does not cover (a network original): when (clock_now_ns,
 	 * taken before the open) an open that opened the original last found the cache copy
@@ -312,6 +315,11 @@ struct fs {
 	/* The origin's inode numbers do not last (fs_type_inode_numbers_last): the cache knows its
 	 * files by path (engine_config.files_by_path, fs_cache_name_key). Set at creation. */
 	bool files_by_path;
+	/* With files_by_path: generations of (parent, name) slots (a hash of both), moved before
+	 * and after a name goes or moves through the mount (fs_node_name_changing), so that a node
+	 * reached by a name that went meanwhile is not given the file that took the name. */
+#define FS_NAME_GENS 4096
+	_Atomic uint32_t name_gens[FS_NAME_GENS];
 	struct fs_watch watch;
 	char root_path[4096];         /* the origin's path as the kernel prints it (readlink) */
 	size_t root_path_len;
@@ -382,9 +390,16 @@ struct fs_node *fs_node_get(struct fs *fs, uint64_t nodeid);
 struct fs_node *fs_node_get_ref(struct fs *fs, uint64_t nodeid);
 /* Find or add the node for an origin inode and take one lookup reference. `fd` is an O_PATH fd
  * on it; it is consumed (kept in the fd cache or closed). parent and name: where the lookup
- * found it (NULL: nowhere, e.g. O_TMPFILE), for a node that has no file handle. */
-int fs_node_acquire(struct fs *fs, struct fs_node *parent, const char *name, int fd,
-                    const struct stat *st, struct fs_node **out);
+ * found it (NULL: nowhere, e.g. O_TMPFILE), for a node that has no file handle; name_gen:
+ * fs_node_name_gen(parent, name) read before the name was looked at (0 without a name). */
+int fs_node_acquire(struct fs *fs, struct fs_node *parent, const char *name, uint32_t name_gen,
+                    int fd, const struct stat *st, struct fs_node **out);
+/* Where inode numbers do not last (fs->files_by_path): a name node may take another inode
+ * number at its name for its own file only while no name there went or moved through the
+ * mount. The generation of (parent, name); fs_node_name_changing moves it, before and after
+ * an unlink, rmdir or rename of the name (no-ops on other originals). */
+uint32_t fs_node_name_gen(struct fs *fs, const struct fs_node *parent, const char *name);
+void fs_node_name_changing(struct fs *fs, const struct fs_node *parent, const char *name);
 /* Find or add the node of an origin inode known by its file handle (from the catalog: no fd,
  * no name_to_handle_at) and take one lookup reference. The handle belongs to parent's mount.
  * 0, -EINVAL (no usable handle: take the long way), -ENOMEM. */
@@ -638,6 +653,13 @@ bool fs_node_name(struct fs *fs, struct fs_node *n, struct fs_node **parent, con
  * or deleted, -ENAMETOOLONG past size. */
 #define FS_RELPATH_MAX 4096
 int fs_node_relpath(struct fs *fs, struct fs_node *n, char *buf, size_t size);
+/* Where the cache knows files by path (fs->files_by_path): the directory parent/name moved to
+ * newparent/newname through the mount; the copies under its old path belong to no file now
+ * (a later file at an old path must not find them): discarded, walking the directory at its
+ * new place (d_type; at most FS_TREE_MOVED_DEPTH_MAX levels). A no-op elsewhere. */
+#define FS_TREE_MOVED_DEPTH_MAX 64
+void fs_cache_tree_moved(struct fs *fs, struct fs_node *parent, const char *name,
+                         struct fs_node *newparent, const char *newname);
 /* The cache key of the file at name in directory parent, with attributes st (engine_key: its
  * path where fs->files_by_path). 0 or -errno (its path is not known). */
 int fs_cache_name_key(struct fs *fs, struct fs_node *parent, const char *name,

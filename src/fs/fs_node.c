@@ -212,6 +212,26 @@ static const char *node_name(const struct fs_node *n)
 	return (const char *)n->handle + sizeof(struct fs_node *);
 }
 
+static size_t name_gen_slot(const struct fs_node *parent, const char *name)
+{
+	uint64_t h = hash_u64((uint64_t)(uintptr_t)parent);
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		h = (h ^ *p) * 0x100000001b3ull;   /* FNV-1a step: a collision only costs an ESTALE */
+	return (size_t)(hash_u64(h) % FS_NAME_GENS);
+}
+
+uint32_t fs_node_name_gen(struct fs *fs, const struct fs_node *parent, const char *name)
+{
+	return fs->files_by_path && parent && name
+	       ? atomic_load(&fs->name_gens[name_gen_slot(parent, name)]) : 0;
+}
+
+void fs_node_name_changing(struct fs *fs, const struct fs_node *parent, const char *name)
+{
+	if (fs->files_by_path)
+		atomic_fetch_add(&fs->name_gens[name_gen_slot(parent, name)], 1);
+}
+
 bool fs_node_name(struct fs *fs, struct fs_node *n, struct fs_node **parent, const char **name)
 {
 	bool by_name;
@@ -229,7 +249,8 @@ bool fs_node_name(struct fs *fs, struct fs_node *n, struct fs_node **parent, con
  * rename or delete behind our back: the kernel then looks the name up afresh). Where inode
  * numbers do not last (fs->files_by_path: sshfs numbers an inode anew once the kernel evicted
  * it) another number is no sign of another file: the file at the name is n's, as it is for
- * the file system itself, and only another type or device says otherwise. */
+ * the file system itself, unless its type or device differs or the name went or moved
+ * through the mount since n's lookup (its name generation moved). */
 static int name_open(struct fs *fs, struct fs_node *n)
 {
 	struct fs_node *p = node_parent(n);
@@ -246,7 +267,9 @@ static int name_open(struct fs *fs, struct fs_node *n)
 	if (fd < 0)
 		return fd;
 	if (sys_fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 || st.st_dev != n->dev ||
-	    (st.st_ino != n->ino && !fs->files_by_path) || (st.st_mode & S_IFMT) != n->type) {
+	    (st.st_ino != n->ino &&
+	     (!fs->files_by_path || fs_node_name_gen(fs, p, node_name(n)) != n->name_gen)) ||
+	    (st.st_mode & S_IFMT) != n->type) {
 		sys_close(fd);
 		return -ESTALE;
 	}
@@ -793,8 +816,8 @@ static struct fs_node *table_add_locked(struct fs *fs, struct fs_node *fresh, co
 	return NULL;
 }
 
-int fs_node_acquire(struct fs *fs, struct fs_node *parent, const char *name, int fd,
-                    const struct stat *st, struct fs_node **out)
+int fs_node_acquire(struct fs *fs, struct fs_node *parent, const char *name, uint32_t name_gen,
+                    int fd, const struct stat *st, struct fs_node **out)
 {
 	struct fs_table *t = &fs->table;
 	struct handle_buffer hb;
@@ -823,6 +846,7 @@ int fs_node_acquire(struct fs *fs, struct fs_node *parent, const char *name, int
 		sys_close(fd);
 		return -ENOMEM;
 	}
+	fresh->name_gen = name_gen;
 	pthread_mutex_lock(&fs->table_lock);
 	n = table_add_locked(fs, fresh, st, h);  /* someone may have added it meanwhile */
 	if (n) {

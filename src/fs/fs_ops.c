@@ -240,6 +240,7 @@ static int lookup_at(struct fs *fs, struct fs_node *parent, int dirfd, const cha
                      struct fuse_entry_out *e)
 {
 	uint64_t gen = fs_watch_names_gen(fs, parent->nodeid, name);
+	uint32_t name_gen = fs_node_name_gen(fs, parent, name);   /* before the name is looked at */
 	struct fs_catalog_gens cgens;
 	struct fs_node *n;
 	struct stat st;
@@ -260,7 +261,7 @@ static int lookup_at(struct fs *fs, struct fs_node *parent, int dirfd, const cha
 			sys_close(fd);
 			return rc;
 		}
-		rc = fs_node_acquire(fs, parent, name, fd, &st, &n);
+		rc = fs_node_acquire(fs, parent, name, name_gen, fd, &st, &n);
 		if (rc < 0)
 			return rc;
 	}
@@ -278,7 +279,8 @@ static int lookup_at(struct fs *fs, struct fs_node *parent, int dirfd, const cha
 
 /* Node for an fd we just created or opened (create: as name under parent; tmpfile: parent and
  * name NULL): reach it by /proc, not by name, so a concurrent rename cannot make us describe
- * another file. */
+ * another file. (Its name generation is read here, after the create: a rename of the new name
+ * through the mount between the two is not seen by it.) */
 static int acquire_from_open_fd(struct fs *fs, struct fs_node *parent, const char *name, int fd,
                                 struct fs_node **out, struct stat *st)
 {
@@ -294,7 +296,7 @@ static int acquire_from_open_fd(struct fs *fs, struct fs_node *parent, const cha
 		sys_close(opath);
 		return rc;
 	}
-	return fs_node_acquire(fs, parent, name, opath, st, out);
+	return fs_node_acquire(fs, parent, name, fs_node_name_gen(fs, parent, name), opath, st, out);
 }
 
 /* The caller's umask (FUSE_DONT_MASK: the kernel leaves it to us) is set on the creating thread,
@@ -814,7 +816,9 @@ static void op_unlink(struct fuse_req *r, uint64_t parent, const char *name)
 	victim = l.node;
 	last_name_leaving(fs, &l);
 	last = l.found && fs_cache_last_name(fs, p, name, &l.st, &gone);
+	fs_node_name_changing(fs, p, name);
 	rc = sys_unlinkat(pfd, name, 0);
+	fs_node_name_changing(fs, p, name);
 	fs_node_fd_put(fs, p, pfd);
 	if (rc == 0)
 		fs_catalog_dir_changed(fs, p);
@@ -839,7 +843,9 @@ static void op_rmdir(struct fuse_req *r, uint64_t parent, const char *name)
 	GET_NODE_FD(fs, r, p, pfd);
 	if (fs_node_names_in_use(fs))  /* else nothing needs the name's stat */
 		leaving_name(fs, pfd, name, &l);
+	fs_node_name_changing(fs, p, name);
 	rc = sys_unlinkat(pfd, name, AT_REMOVEDIR);
+	fs_node_name_changing(fs, p, name);
 	fs_node_fd_put(fs, p, pfd);
 	if (rc == 0)
 		fs_catalog_dir_changed(fs, p);
@@ -882,7 +888,11 @@ static void op_rename(struct fuse_req *r, uint64_t parent, const char *name, uin
 		moved_keyed = fs_cache_name_key(fs, p, name, &from.st, &moved_key) == 0;
 	if (fs->files_by_path && (flags & RENAME_EXCHANGE) && to.found && S_ISREG(to.st.st_mode))
 		swapped_keyed = fs_cache_name_key(fs, np, newname, &to.st, &swapped_key) == 0;
+	fs_node_name_changing(fs, p, name);
+	fs_node_name_changing(fs, np, newname);
 	rc = sys_renameat2(pfd, name, npfd, newname, flags);
+	fs_node_name_changing(fs, p, name);
+	fs_node_name_changing(fs, np, newname);
 	fs_node_fd_put(fs, p, pfd);
 	fs_node_fd_put(fs, np, npfd);
 	if (rc == 0) {
@@ -897,6 +907,12 @@ static void op_rename(struct fuse_req *r, uint64_t parent, const char *name, uin
 		fs_cache_file_deleted(fs, moved_key);
 	if (rc == 0 && swapped_keyed)
 		fs_cache_file_deleted(fs, swapped_key);
+	/* Before the reply: the kernel may forget p and np once it has it. */
+	if (rc == 0 && fs->files_by_path && from.found && S_ISDIR(from.st.st_mode))
+		fs_cache_tree_moved(fs, p, name, np, newname);
+	if (rc == 0 && fs->files_by_path && (flags & RENAME_EXCHANGE) && to.found &&
+	    S_ISDIR(to.st.st_mode))
+		fs_cache_tree_moved(fs, np, newname, p, name);
 	if (rc == 0) {
 		if (replaced && !(flags & RENAME_EXCHANGE))
 			atomic_store(&replaced->unlinked_by_us, true);

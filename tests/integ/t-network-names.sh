@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Names changed through the mount on an original whose files the cache knows by path (sshfs:
+# its inode numbers do not last; docs/ARCHITECTURE.md "Files known by path"). Cases found by a
+# review of that change, each reproduced there (every one failed on the change as first made):
+# (i)   a copy discarded while open: a file held open, renamed away or unlinked through the
+#       mount, and a new file of the same size and mtime second at the name: the new file's
+#       bytes, not the held one's copy;
+# (ii)  the atomic save: a temp file of the same size and mtime renamed over an open file;
+# (iii) a directory renamed through the mount, a new file of the same size and mtime at an old
+#       path below it: its own bytes;
+# (iv)  a node whose name moved through the mount after sshfs renumbered its inode (the
+#       daemon under a small fd limit, drop_caches): a process whose cwd is the renamed
+#       directory creates its file there, not in the new directory of the old name; an O_PATH
+#       fd held on a renamed file never shows the file that took the old name.
+. "$(dirname "$0")/lib.sh"
+need_root
+t_has_sshfs || skip "needs sshfs and sshd (Debian sshfs, openssh-server; make deps)"
+
+R=$T_SCRATCH/remote; S=$T_SCRATCH/share
+PROBLEMS=()
+problem() { echo "PROBLEM: $*" >&2; PROBLEMS+=("$*"); }
+old() { touch -d '2026-01-01 10:00:00' "$@"; }   # settled (cached at once), one second for all
+put() { python3 -c "import sys; open(sys.argv[1], 'wb').write(sys.argv[2].encode() * 8192)" "$1" "$2"; }
+first4() { head -c 4 "$1"; }
+mkdir -p "$R/d" "$R/other"
+put "$R/a" A; put "$R/u" U; put "$R/s" S; put "$R/d/x" X
+for i in $(seq 1 150); do echo "o $i" > "$R/other/o$i"; done
+old "$R/a" "$R/u" "$R/s" "$R/d/x" "$R"/other/*
+t_sshd_start
+t_sshfs "$R" "$S"
+
+# --- (i)-(iii): copies of names that went --------------------------------------------------------
+t_mount "$S" "$T_SCRATCH/cache" > /dev/null
+for f in a u s d/x; do t_complete "$S" "$S/$f"; done
+exec 3< "$S/a" 4< "$S/u" 5< "$S/s"
+head -c 1 <&3 > /dev/null; head -c 1 <&4 > /dev/null; head -c 1 <&5 > /dev/null
+mv "$S/a" "$S/a.old"; put "$S/a" B; old "$S/a"                      # (i) renamed away
+rm "$S/u"; put "$S/u" V; old "$S/u"                                  # (i) unlinked
+put "$S/.s.tmp" T; old "$S/.s.tmp"; mv "$S/.s.tmp" "$S/s"            # (ii) atomic save
+mv "$S/d" "$S/e"; mkdir "$S/d"; put "$S/d/x" Y; old "$S/d/x"         # (iii) directory moved
+[ "$(first4 "$S/a")" = BBBB ] || problem "(i) a file renamed away while open, a new one at its name: read $(first4 "$S/a"), want BBBB"
+[ "$(first4 "$S/u")" = VVVV ] || problem "(i) a file unlinked while open, a new one at its name: read $(first4 "$S/u"), want VVVV"
+[ "$(first4 "$S/s")" = TTTT ] || problem "(ii) a temp file renamed over an open file: read $(first4 "$S/s"), want TTTT"
+[ "$(first4 "$S/d/x")" = YYYY ] || problem "(iii) a new d/x after d moved to e: read $(first4 "$S/d/x"), want YYYY"
+[ "$(first4 "$S/e/x")" = XXXX ] || problem "(iii) the moved e/x: read $(first4 "$S/e/x"), want XXXX"
+[ "$(head -c 4 <&3)" = AAAA ] || problem "(i) the open file renamed away no longer reads its own bytes"
+exec 3<&- 4<&- 5<&-
+t_unmount "$S" > /dev/null
+
+# --- (iv): nodes whose names moved after a renumbering --------------------------------------------
+rm -rf "$R/d" "$R/e"; mkdir "$R/d"; put "$R/h" H; old "$R/h"
+CACHEMAX_FD_LIMIT=256 t_mount "$S" "$T_SCRATCH/cache-iv" --attr-timeout 0.2 --entry-timeout 0.2 > /dev/null
+out=$(python3 - "$S" <<'PY' 2>&1
+import os, sys, time
+S = sys.argv[1]
+os.chdir(os.path.join(S, "d"))
+fd = os.open(os.path.join(S, "h"), os.O_PATH)
+for i in range(1, 151):          # push d's and h's O_PATH fds out of the daemon's fd cache
+    os.stat(os.path.join(S, "other", "o%d" % i))
+with open("/proc/sys/vm/drop_caches", "w") as f:
+    f.write("2")                 # sshfs forgets the inodes: new numbers at the next lookup
+time.sleep(0.3)
+os.rename(os.path.join(S, "d"), os.path.join(S, "e"))
+os.mkdir(os.path.join(S, "d"))
+try:
+    with open("made-in-cwd", "w") as f:
+        f.write("x")
+except OSError as e:
+    print("cwd create:", e.strerror)
+os.rename(os.path.join(S, "h"), os.path.join(S, "h2"))
+with open(os.path.join(S, "h"), "wb") as f:
+    f.write(b"N" * 100)
+time.sleep(0.3)
+try:
+    print("held size", os.fstat(fd).st_size)
+except OSError as e:
+    print("held fstat:", e.strerror)
+PY
+)
+[ -e "$R/d/made-in-cwd" ] && problem "(iv) a file created in a cwd renamed through the mount landed in the new directory of its old name ($out)"
+t_grep -q "held size 100" <<<"$out" && problem "(iv) an O_PATH fd held on a renamed file shows the file that took its old name"
+t_unmount "$S" > /dev/null
+
+if [ ${#PROBLEMS[@]} -gt 0 ]; then
+  fail "${#PROBLEMS[@]} problem(s) listed above: a file known by path shown another's bytes or inode after a name changed through the mount"
+fi
+echo PASS
