@@ -4,11 +4,11 @@
  */
 #include "engine/engine_int.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <string.h>
 
 #include "sys/sys.h"
+#include "sys/sys_walk.h"
 #include "util/glob.h"
 
 /* The rule is util/glob.h's, shared with the CLI (cachemax warm). */
@@ -19,52 +19,30 @@ bool engine_pinned_match(const char *const *globs, unsigned count, const char *r
 
 #define PINNED_WALK_DEPTH_MAX 64
 
-/* One directory of the walk: rel holds the directory's path relative to the origin ("" for
- * the origin) in a buffer of 4096 bytes. Consumes dirfd. */
-static void pinned_walk_dir(struct engine *e, int dirfd, char *rel, size_t rel_len, unsigned depth)
+/* A file of the walk: pinned if it matches a --pin glob and no --exclude glob. Non-zero (the
+ * walk stops) once the fill threads stop. */
+static int pinned_visit(void *arg, int dirfd, const char *name, const char *rel)
 {
-	DIR *d = fdopendir(dirfd);
-	struct dirent *de;
+	struct engine *e = arg;
+	struct stat st;
 
-	if (!d) {
-		sys_close(dirfd);
-		return;
-	}
-	while ((de = readdir(d)) && !engine_fill_stopping(e)) {
-		size_t name_len = strlen(de->d_name);
-		struct stat st;
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (rel_len + 1 + name_len + 1 > 4096)
-			continue;
-		if (rel_len)
-			rel[rel_len] = '/';
-		memcpy(rel + rel_len + (rel_len != 0), de->d_name, name_len + 1);
-		if (sys_fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-			if (S_ISDIR(st.st_mode) && depth < PINNED_WALK_DEPTH_MAX) {
-				int sub = sys_openat(dirfd, de->d_name,
-				                     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
-				if (sub >= 0)
-					pinned_walk_dir(e, sub, rel, rel_len + (rel_len != 0) + name_len, depth + 1);
-			} else if (S_ISREG(st.st_mode) &&
-			           engine_pinned_match(e->cfg.pin_globs, e->cfg.pin_count, rel) &&
-			           !engine_pinned_match(e->cfg.exclude_globs, e->cfg.exclude_count, rel)) {
-				cache_store_pin(e->store, engine_key(e, rel, &st), true);
-			}
-		}
-		rel[rel_len] = '\0';
-	}
-	closedir(d);
+	if (engine_fill_stopping(e))
+		return 1;
+	if (engine_pinned_match(e->cfg.pin_globs, e->cfg.pin_count, rel) &&
+	    !engine_pinned_match(e->cfg.exclude_globs, e->cfg.exclude_count, rel) &&
+	    sys_fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+		cache_store_pin(e->store, engine_key(e, rel, &st), true);
+	return 0;
 }
 
 void engine_pinned_walk(struct engine *e)
 {
-	char rel[4096] = "";
+	char rel[SYS_WALK_PATH_MAX] = "";
 	int fd;
 
 	if (!e->store || !e->cfg.pin_count)
 		return;
 	fd = sys_openat(e->cfg.origin_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	if (fd >= 0)
-		pinned_walk_dir(e, fd, rel, 0, 0);
+		(void)sys_walk_files(fd, rel, 0, PINNED_WALK_DEPTH_MAX, pinned_visit, e);
 }

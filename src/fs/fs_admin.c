@@ -19,6 +19,7 @@
 
 #include "fs/fs_int.h"
 #include "sys/sys.h"
+#include "sys/sys_walk.h"
 #include "util/glob.h"
 
 #define ADMIN_NAME_MAX 255
@@ -74,43 +75,20 @@ static int evict_one(struct fs *fs, const char *rel, const struct stat *st, uint
 	return rc == -ENOENT ? 0 : rc;  /* not cached: nothing to evict */
 }
 
-/* Every regular file below the directory dirfd (consumed), whose path is rel[0, rel_len) (rel:
- * FS_RELPATH_MAX bytes). */
-static int evict_dir(struct fs *fs, int dirfd, char *rel, size_t rel_len, unsigned depth,
-                     uint64_t *evicted)
-{
-	DIR *d = fdopendir(dirfd);
-	struct dirent *de;
-	int rc = 0;
+struct evict_walk {
+	struct fs *fs;
+	uint64_t evicted;
+};
 
-	if (!d) {
-		rc = -errno;
-		sys_close(dirfd);
-		return rc;
-	}
-	while (rc == 0 && (de = readdir(d))) {
-		size_t name_len = strlen(de->d_name), len = rel_len + (rel_len != 0) + name_len;
-		struct stat st;
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (len >= FS_RELPATH_MAX)
-			continue;   /* no file of the cache has so long a path */
-		if (rel_len)
-			rel[rel_len] = '/';
-		memcpy(rel + rel_len + (rel_len != 0), de->d_name, name_len + 1);
-		if (sys_fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			st.st_mode = 0;  /* gone meanwhile */
-		if (S_ISREG(st.st_mode)) {
-			rc = evict_one(fs, rel, &st, evicted);
-		} else if (S_ISDIR(st.st_mode) && depth < ADMIN_WALK_DEPTH_MAX) {
-			int sub = sys_openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
-			if (sub >= 0)
-				rc = evict_dir(fs, sub, rel, len, depth + 1, evicted);
-		}
-		rel[rel_len] = '\0';
-	}
-	closedir(d);
-	return rc;
+/* A file below the directory evicted. */
+static int evict_visit(void *arg, int dirfd, const char *name, const char *rel)
+{
+	struct evict_walk *w = arg;
+	struct stat st;
+
+	if (sys_fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+		return 0;   /* gone or replaced meanwhile */
+	return evict_one(w->fs, rel, &st, &w->evicted);
 }
 
 int fs_admin_evict(struct fs *fs, const char *rel, uint64_t *evicted)
@@ -132,7 +110,8 @@ int fs_admin_evict(struct fs *fs, const char *rel, uint64_t *evicted)
 		if (rc == 0 && S_ISREG(st.st_mode)) {
 			rc = evict_one(fs, rel, &st, &removed);
 		} else if (rc == 0 && S_ISDIR(st.st_mode)) {
-			char proc[FS_PROC_PATH_MAX], path[FS_RELPATH_MAX];
+			char proc[FS_PROC_PATH_MAX], path[SYS_WALK_PATH_MAX];
+			struct evict_walk w = { fs, 0 };
 			size_t len = strlen(rel);
 			int dirfd;
 			if (len >= sizeof(path)) {
@@ -142,7 +121,9 @@ int fs_admin_evict(struct fs *fs, const char *rel, uint64_t *evicted)
 			memcpy(path, rel, len + 1);
 			fs_proc_path(fd, proc);
 			dirfd = sys_openat(AT_FDCWD, proc, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-			rc = dirfd < 0 ? dirfd : evict_dir(fs, dirfd, path, len, 0, &removed);
+			rc = dirfd < 0 ? dirfd : sys_walk_files(dirfd, path, len, ADMIN_WALK_DEPTH_MAX,
+			                                        evict_visit, &w);
+			removed = w.evicted;
 		} else if (rc == 0) {
 			rc = -EINVAL;
 		}

@@ -6,7 +6,6 @@
  */
 #include "fs/fs_int.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
@@ -15,6 +14,7 @@
 #include <string.h>
 
 #include "sys/sys.h"
+#include "sys/sys_walk.h"
 #include "util/log.h"
 
 void fs_cache_passthrough_disable(struct fs *fs, const char *why)
@@ -310,44 +310,18 @@ bool fs_cache_last_name(struct fs *fs, struct fs_node *parent, const char *name,
 	       engine_last_name(fs->engine, st, k, key);
 }
 
-/* The walk of fs_cache_tree_moved: dirfd (consumed) is the directory once known as
- * rel[0, rel_len) (rel: FS_RELPATH_MAX bytes). */
-static void tree_moved_walk(struct fs *fs, int dirfd, char *rel, size_t rel_len, unsigned depth)
+/* A file below a directory renamed through the mount, at its old path rel: its copy goes. */
+static int tree_moved_visit(void *arg, int dirfd, const char *name, const char *rel)
 {
-	DIR *d = fdopendir(dirfd);
-	struct dirent *de;
-
-	if (!d) {
-		sys_close(dirfd);
-		return;
-	}
-	while ((de = readdir(d))) {
-		size_t name_len = strlen(de->d_name), len = rel_len + 1 + name_len;
-		unsigned char type = de->d_type;
-		struct stat st;
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") || len >= FS_RELPATH_MAX)
-			continue;
-		rel[rel_len] = '/';
-		memcpy(rel + rel_len + 1, de->d_name, name_len + 1);
-		if (type == DT_UNKNOWN && sys_fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
-			type = S_ISREG(st.st_mode) ? DT_REG : S_ISDIR(st.st_mode) ? DT_DIR : DT_UNKNOWN;
-		if (type == DT_REG) {
-			engine_file_deleted(fs->engine, cache_store_path_key(fs->store, rel));
-		} else if (type == DT_DIR && depth < FS_TREE_MOVED_DEPTH_MAX) {
-			int sub = sys_openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-			                     O_CLOEXEC, 0);
-			if (sub >= 0)
-				tree_moved_walk(fs, sub, rel, len, depth + 1);
-		}
-		rel[rel_len] = '\0';
-	}
-	closedir(d);
+	struct fs *fs = arg;
+	engine_file_deleted(fs->engine, cache_store_path_key(fs->store, rel));
+	return 0;
 }
 
 void fs_cache_tree_moved(struct fs *fs, struct fs_node *parent, const char *name,
                          struct fs_node *newparent, const char *newname)
 {
-	char rel[FS_RELPATH_MAX];
+	char rel[SYS_WALK_PATH_MAX];
 	size_t len = 0;
 	int pfd, fd;
 
@@ -368,7 +342,7 @@ void fs_cache_tree_moved(struct fs *fs, struct fs_node *parent, const char *name
 	fd = sys_openat(pfd, newname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
 	fs_node_fd_put(fs, newparent, pfd);
 	if (fd >= 0)
-		tree_moved_walk(fs, fd, rel, strlen(rel), 0);
+		(void)sys_walk_files(fd, rel, strlen(rel), FS_TREE_MOVED_DEPTH_MAX, tree_moved_visit, fs);
 }
 
 void fs_cache_file_deleted(struct fs *fs, struct cache_key key)

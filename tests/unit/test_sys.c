@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "sys/sys.h"
+#include "sys/sys_walk.h"
 
 struct fixture {
 	char dir[64];
@@ -477,6 +478,60 @@ static void test_wrappers_success(void **state)
 }
 
 /* sys_read_file: the whole file NUL-terminated; one that does not fit is -EFBIG, not cut. */
+/* sys_walk_files: regular files only (no symlink followed, no directory, no fifo), each with its
+ * path below the start's; deeper than depth_max skipped; a visitor's non-zero stops the walk. */
+struct walk_seen {
+	char paths[16][64];
+	unsigned count, stop_at;
+};
+static int walk_record(void *arg, int dirfd, const char *name, const char *rel)
+{
+	struct walk_seen *w = arg;
+	struct stat st;
+	assert_int_equal(fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_true(w->count < 16);
+	snprintf(w->paths[w->count++], sizeof(w->paths[0]), "%s", rel);
+	return w->stop_at && w->count == w->stop_at ? 7 : 0;
+}
+static int walk_cmp(const void *a, const void *b) { return strcmp(a, b); }
+
+static void test_walk_files(void **state)
+{
+	struct fixture *f = *state;
+	struct walk_seen w = { .count = 0 };
+	char rel[SYS_WALK_PATH_MAX] = "top";
+	static const char *const want[] = { "top/a/b/deep", "top/a/f", "top/data" };
+
+	assert_int_equal(mkdirat(f->dirfd, "a", 0755), 0);
+	assert_int_equal(mkdirat(f->dirfd, "a/b", 0755), 0);
+	assert_int_equal(mkdirat(f->dirfd, "a/b/c", 0755), 0);
+	close(openat(f->dirfd, "a/f", O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
+	close(openat(f->dirfd, "a/b/deep", O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
+	close(openat(f->dirfd, "a/b/c/too-deep", O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
+	assert_int_equal(symlinkat("a/f", f->dirfd, "link"), 0);
+	assert_int_equal(mkfifoat(f->dirfd, "fifo", 0644), 0);
+	assert_int_equal(sys_walk_files(openat(f->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC),
+	                                rel, 3, 2, walk_record, &w), 0);
+	assert_string_equal(rel, "top");
+	assert_int_equal(w.count, 3);
+	qsort(w.paths, w.count, sizeof(w.paths[0]), walk_cmp);
+	for (unsigned i = 0; i < 3; i++)
+		assert_string_equal(w.paths[i], want[i]);
+	/* an empty start: names alone; a non-zero visitor stops it */
+	memset(&w, 0, sizeof(w));
+	w.stop_at = 1;
+	rel[0] = '\0';
+	assert_int_equal(sys_walk_files(openat(f->dirfd, "a", O_RDONLY | O_DIRECTORY | O_CLOEXEC),
+	                                rel, 0, 8, walk_record, &w), 7);
+	assert_int_equal(w.count, 1);
+	assert_true(!strcmp(w.paths[0], "f") || !strcmp(w.paths[0], "b/deep") ||
+	            !strcmp(w.paths[0], "b/c/too-deep"));
+	/* not a directory */
+	assert_int_equal(sys_walk_files(openat(f->dirfd, "nonexistent", O_RDONLY | O_CLOEXEC),
+	                                rel, 0, 8, walk_record, &w), -EBADF);
+}
+
 static void test_read_file(void **state)
 {
 	struct fixture *f = *state;
@@ -519,6 +574,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_wrappers_errno, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wrappers_success, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_walk_files, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
