@@ -117,11 +117,13 @@ int cache_store_file_replace(int dir_fd, const char *name, const char *tmp_name,
  * made before it existed gets one; it has no path keys yet), or none that can be read whole (a
  * damaged one is replaced). A new secret only makes earlier path keys match nothing (their
  * copies go by eviction), so the store never fails for it: a secret that cannot be written is
- * used for this run only. -EIO only if no random bytes can be had. */
-static int path_secret_load(int store_fd, uint8_t secret[SIPHASH_KEY_BYTES])
+ * used for this run only; fresh: a new one whatever is there (a store adopted by its old
+ * (st_dev, st_ino), which another share may have written: its path keys must match nothing).
+ * -EIO only if no random bytes can be had. */
+static int path_secret_load(int store_fd, bool fresh, uint8_t secret[SIPHASH_KEY_BYTES])
 {
 	uint8_t buf[SIPHASH_KEY_BYTES + 1];   /* one more: a longer file is damaged */
-	ssize_t n = cache_store_file_read(store_fd, PATH_SECRET_NAME, buf, sizeof(buf));
+	ssize_t n = fresh ? -ENOENT : cache_store_file_read(store_fd, PATH_SECRET_NAME, buf, sizeof(buf));
 
 	if (n == SIPHASH_KEY_BYTES) {
 		memcpy(secret, buf, SIPHASH_KEY_BYTES);
@@ -162,9 +164,9 @@ static int store_create(int store_fd, const struct cache_store_config *config)
 	return superblock_write(store_fd, config);
 }
 
-/* 0 if the store belongs to this origin (a superblock of the origin root's (st_dev, st_ino)
- * where the config names an identity is rewritten to it); -ENOENT if there is no superblock
- * yet. */
+/* 0 if the store belongs to this origin, 1 if it was adopted (a superblock of the origin
+ * root's (st_dev, st_ino) where the config names an identity, rewritten to it); -ENOENT if
+ * there is no superblock yet. */
 static int store_check(int store_fd, const struct cache_store_config *config)
 {
 	uint8_t buf[CACHE_META_SUPERBLOCK_SIZE + 1];   /* one more: a longer file is damaged */
@@ -182,8 +184,10 @@ static int store_check(int store_fd, const struct cache_store_config *config)
 	if (sb.origin_dev == want.origin_dev && sb.origin_ino == want.origin_ino)
 		return 0;
 	if (config->origin_identity && sb.origin_dev == config->origin_dev &&
-	    sb.origin_ino == config->origin_ino)
-		return superblock_write(store_fd, config);
+	    sb.origin_ino == config->origin_ino) {
+		rc = superblock_write(store_fd, config);
+		return rc < 0 ? rc : 1;
+	}
 	return -EEXIST;
 }
 
@@ -211,6 +215,7 @@ int cache_store_open(int cachedir_fd, const struct cache_store_config *config,
 {
 	pthread_rwlockattr_t rwattr;
 	struct cache_store *store;
+	bool adopted;
 	uint32_t shift;
 	int store_fd, objects_fd, rc;
 
@@ -239,6 +244,7 @@ int cache_store_open(int cachedir_fd, const struct cache_store_config *config,
 		rc = store_create(store_fd, config);
 	if (rc < 0)
 		goto close_store_fd;
+	adopted = rc == 1;
 	objects_fd = sys_openat(store_fd, OBJECTS_DIR_NAME, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 	                        O_CLOEXEC, 0);
 	if (objects_fd == -ENOENT) {   /* removed by hand: an empty store is still consistent */
@@ -261,7 +267,7 @@ int cache_store_open(int cachedir_fd, const struct cache_store_config *config,
 	store->store_fd = store_fd;
 	store->objects_fd = objects_fd;
 	store->origin_dev = config->origin_dev;
-	rc = path_secret_load(store_fd, store->path_secret);
+	rc = path_secret_load(store_fd, adopted, store->path_secret);
 	if (rc < 0) {
 		free(store);
 		goto close_objects_fd;

@@ -200,7 +200,11 @@ bool engine_last_name(struct engine *e, const struct stat *st, struct cache_key 
 
 void engine_file_deleted(struct engine *e, struct cache_key key)
 {
-	int rc = cache_object_discard(e->store, key);
+	int rc;
+
+	if (key.dev == CACHE_KEY_DEV_PATH)
+		atomic_fetch_add(&e->path_discards, 1);
+	rc = cache_object_discard(e->store, key);
 
 	engine_kept_forget(e, &key);   /* its release removes the copy that a kept reference held */
 	if (rc >= 0)

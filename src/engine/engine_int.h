@@ -241,6 +241,10 @@ struct engine {
 	struct engine_readahead_pool readahead_pool;
 	struct engine_seen seen;
 	struct engine_kept kept;
+	/* Discards of path keys (engine_file_deleted: a name went or moved), counted so that an
+	 * open that took its key from a path a rename then moved discards what it opened under
+	 * the old path (open_mode_choose). */
+	atomic_uint_fast64_t path_discards;
 };
 
 /* ---- close-to-open where changes are not watched (engine_settle.c) ---- */

@@ -262,12 +262,31 @@ static bool open_origin_passthrough_ok(struct engine *e, struct engine_inode *ei
 	return fd != -EINVAL;
 }
 
+/* Known by path: a name went or moved while this open took its key from the node's path and
+ * opened the object, so a rename may have moved the file after the path was read and found
+ * nothing to discard yet: if the path is no longer the key's, the object goes at its last
+ * release (its holders keep it; a later file at the old path must not find it). */
+static void open_path_recheck(struct engine *e, struct engine_inode *ei, struct cache_store *store,
+                              const struct stat *st)
+{
+	char rel[ENGINE_RELPATH_MAX];
+	struct cache_key now;
+
+	if (e->host.relpath(e->host.arg, ei->node, rel, sizeof(rel)) == 0) {
+		now = engine_key(e, rel, st);
+		if (now.dev == ei->key.dev && now.ino == ei->key.ino)
+			return;
+	}
+	(void)cache_object_discard(store, ei->key);
+}
+
 /* First open of the inode: open its cache object and choose the mode. ei->lock held. store:
  * engine_bypass_store(), asked before the lock. */
 static void open_mode_choose(struct engine *e, struct engine_inode *ei, struct cache_store *store,
                              const struct stat *st, bool writer, int open_flags)
 {
 	bool pt = e->host.passthrough_ok(e->host.arg);
+	uint64_t discards = atomic_load(&e->path_discards);   /* before the path is read */
 	struct cache_object_info info;
 	int kept_id = 0;   /* the backing id kept with the object, used or closed below */
 	bool complete;
@@ -321,6 +340,8 @@ static void open_mode_choose(struct engine *e, struct engine_inode *ei, struct c
 		} else if (rc == CACHE_OBJECT_RESET) {
 			stats_add(e->cfg.stats, STATS_INVALIDATIONS, 1);
 		}
+		if (ei->obj && e->cfg.files_by_path && atomic_load(&e->path_discards) != discards)
+			open_path_recheck(e, ei, store, st);
 		if (ei->obj && ei->pinned)
 			cache_store_pin(store, ei->key, true);
 		if (ei->obj && !cache_object_has_origin_handle(ei->obj))

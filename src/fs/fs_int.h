@@ -47,6 +47,7 @@ struct fs_node {
 	uint64_t lookups;             /* kernel references; table_lock */
 	struct fs_node *next_by_id;   /* table_lock */
 	struct fs_node *next_by_key;  /* table_lock */
+	struct fs_node *next_by_name; /* table_lock: a name node's chain in by_name */
 	struct engine_inode *io;      /* the engine's state of it, NULL while nobody holds it;
 	                               * its io stripe lock */
 	int32_t fd_slot;              /* its slot in the fd cache, -1: none; fds.lock */
@@ -60,12 +61,13 @@ struct fs_node {
 	 * READDIR reads the origin's stream (its cookies are the origin's, not the names' hashes)
 	 * from now on, and the kernel is not let cache its listing (listing_open_flags). */
 	atomic_bool listing_from_origin;
+	/* A name node (files_by_path) whose name went or moved through the mount since its lookup
+	 * (fs_node_name_changing), or whose lookup overlapped such a change of a name of its slot:
+	 * another inode number at its name is another file from now on (name_open). */
+	atomic_bool name_moved;
 	/* A directory's catalog stamp (fs_catalog.c): its mtime and ctime as last seen (the ino is
 	 * the node's), valid while stamp_epoch equals fs->catalog_epoch (0: none). catalog_lock. */
 	uint32_t stamp_epoch;
-	/* FS_REACH_NAME where inode numbers do not last: the generation of its (parent, name)
-	 * slot read before its lookup looked at the name (fs_node_name_gen); constant. */
-	uint32_t name_gen;
 	int64_t stamp_mtime_ns, stamp_ctime_ns;
 	/* An original the change watcher does not cover (a network original): when (clock_now_ns,
 	 * taken before the open) an open that opened the original last found the cache copy
@@ -182,6 +184,7 @@ struct fs_dir {
 struct fs_table {
 	struct fs_node **by_id;
 	struct fs_node **by_key;
+	struct fs_node **by_name;     /* name nodes by (parent, name) */
 	size_t bucket_count;          /* power of two */
 	size_t node_count;
 	size_t node_bytes;            /* what the nodes in it take (struct and handle) */
@@ -316,8 +319,8 @@ struct fs {
 	 * files by path (engine_config.files_by_path, fs_cache_name_key). Set at creation. */
 	bool files_by_path;
 	/* With files_by_path: generations of (parent, name) slots (a hash of both), moved before
-	 * and after a name goes or moves through the mount (fs_node_name_changing), so that a node
-	 * reached by a name that went meanwhile is not given the file that took the name. */
+	 * and after a name goes or moves through the mount (fs_node_name_changing), so that a lookup
+	 * that overlapped such a change marks its new node (name_moved). table_lock to move. */
 #define FS_NAME_GENS 4096
 	_Atomic uint32_t name_gens[FS_NAME_GENS];
 	struct fs_watch watch;
@@ -395,9 +398,12 @@ struct fs_node *fs_node_get_ref(struct fs *fs, uint64_t nodeid);
 int fs_node_acquire(struct fs *fs, struct fs_node *parent, const char *name, uint32_t name_gen,
                     int fd, const struct stat *st, struct fs_node **out);
 /* Where inode numbers do not last (fs->files_by_path): a name node may take another inode
- * number at its name for its own file only while no name there went or moved through the
- * mount. The generation of (parent, name); fs_node_name_changing moves it, before and after
- * an unlink, rmdir or rename of the name (no-ops on other originals). */
+ * number at its name for its own file only while its name did not go or move through the
+ * mount. fs_node_name_changing, before and after an unlink, rmdir or rename of a name, marks
+ * the name nodes of (parent, name) (name_moved) and moves the generation of its slot, which a
+ * lookup reads before it looks at the name (fs_node_name_gen) and fs_node_acquire compares
+ * when it adds the node (moved: the change overlapped the lookup, the node is marked too).
+ * No-ops on other originals. */
 uint32_t fs_node_name_gen(struct fs *fs, const struct fs_node *parent, const char *name);
 void fs_node_name_changing(struct fs *fs, const struct fs_node *parent, const char *name);
 /* Find or add the node of an origin inode known by its file handle (from the catalog: no fd,

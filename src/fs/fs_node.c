@@ -212,24 +212,39 @@ static const char *node_name(const struct fs_node *n)
 	return (const char *)n->handle + sizeof(struct fs_node *);
 }
 
+/* A hash of (parent, name): slots of fs->name_gens, buckets of by_name (both powers of two). */
 static size_t name_gen_slot(const struct fs_node *parent, const char *name)
 {
 	uint64_t h = hash_u64((uint64_t)(uintptr_t)parent);
 	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-		h = (h ^ *p) * 0x100000001b3ull;   /* FNV-1a step: a collision only costs an ESTALE */
-	return (size_t)(hash_u64(h) % FS_NAME_GENS);
+		h = (h ^ *p) * 0x100000001b3ull;   /* FNV-1a step */
+	return hash_u64(h);
 }
 
 uint32_t fs_node_name_gen(struct fs *fs, const struct fs_node *parent, const char *name)
 {
 	return fs->files_by_path && parent && name
-	       ? atomic_load(&fs->name_gens[name_gen_slot(parent, name)]) : 0;
+	       ? atomic_load(&fs->name_gens[name_gen_slot(parent, name) % FS_NAME_GENS]) : 0;
+}
+
+static size_t bucket_by_name(const struct fs_table *t, const struct fs_node *parent,
+                             const char *name)
+{
+	return name_gen_slot(parent, name) & (t->bucket_count - 1);
 }
 
 void fs_node_name_changing(struct fs *fs, const struct fs_node *parent, const char *name)
 {
-	if (fs->files_by_path)
-		atomic_fetch_add(&fs->name_gens[name_gen_slot(parent, name)], 1);
+	struct fs_node *n;
+
+	if (!fs->files_by_path)
+		return;
+	pthread_mutex_lock(&fs->table_lock);
+	atomic_fetch_add(&fs->name_gens[name_gen_slot(parent, name) % FS_NAME_GENS], 1);
+	for (n = fs->table.by_name[bucket_by_name(&fs->table, parent, name)]; n; n = n->next_by_name)
+		if (node_parent(n) == parent && !strcmp(node_name(n), name))
+			atomic_store(&n->name_moved, true);
+	pthread_mutex_unlock(&fs->table_lock);
 }
 
 bool fs_node_name(struct fs *fs, struct fs_node *n, struct fs_node **parent, const char **name)
@@ -250,7 +265,7 @@ bool fs_node_name(struct fs *fs, struct fs_node *n, struct fs_node **parent, con
  * numbers do not last (fs->files_by_path: sshfs numbers an inode anew once the kernel evicted
  * it) another number is no sign of another file: the file at the name is n's, as it is for
  * the file system itself, unless its type or device differs or the name went or moved
- * through the mount since n's lookup (its name generation moved). */
+ * through the mount since n's lookup (name_moved). */
 static int name_open(struct fs *fs, struct fs_node *n)
 {
 	struct fs_node *p = node_parent(n);
@@ -267,8 +282,7 @@ static int name_open(struct fs *fs, struct fs_node *n)
 	if (fd < 0)
 		return fd;
 	if (sys_fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 || st.st_dev != n->dev ||
-	    (st.st_ino != n->ino &&
-	     (!fs->files_by_path || fs_node_name_gen(fs, p, node_name(n)) != n->name_gen)) ||
+	    (st.st_ino != n->ino && (!fs->files_by_path || atomic_load(&n->name_moved))) ||
 	    (st.st_mode & S_IFMT) != n->type) {
 		sys_close(fd);
 		return -ESTALE;
@@ -597,9 +611,11 @@ int fs_table_init(struct fs *fs)
 	t->bucket_count = INITIAL_BUCKETS;
 	t->by_id = calloc(t->bucket_count, sizeof(*t->by_id));
 	t->by_key = calloc(t->bucket_count, sizeof(*t->by_key));
-	if (!t->by_id || !t->by_key) {
+	t->by_name = calloc(t->bucket_count, sizeof(*t->by_name));
+	if (!t->by_id || !t->by_key || !t->by_name) {
 		free(t->by_id);
 		free(t->by_key);
+		free(t->by_name);
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&fs->table_lock, NULL);
@@ -649,6 +665,7 @@ void fs_table_release(struct fs *fs)
 	}
 	free(t->by_id);
 	free(t->by_key);
+	free(t->by_name);
 	pthread_mutex_destroy(&fs->table_lock);
 	for (unsigned i = 0; i < fs->mount_count; i++)
 		sys_close(fs->mounts[i].fd);
@@ -673,6 +690,11 @@ static void table_insert(struct fs_table *t, struct fs_node *n)
 	t->by_id[bi] = n;
 	n->next_by_key = t->by_key[bk];
 	t->by_key[bk] = n;
+	if (n->name_len) {
+		size_t bn = bucket_by_name(t, node_parent(n), node_name(n));
+		n->next_by_name = t->by_name[bn];
+		t->by_name[bn] = n;
+	}
 	t->node_count++;
 	t->node_bytes += node_size(n);
 }
@@ -686,9 +708,11 @@ static void table_grow(struct fs_table *t)
 	struct fs_table bigger = { .bucket_count = t->bucket_count * 2 };
 	bigger.by_id = calloc(bigger.bucket_count, sizeof(*bigger.by_id));
 	bigger.by_key = calloc(bigger.bucket_count, sizeof(*bigger.by_key));
-	if (!bigger.by_id || !bigger.by_key) {
+	bigger.by_name = calloc(bigger.bucket_count, sizeof(*bigger.by_name));
+	if (!bigger.by_id || !bigger.by_key || !bigger.by_name) {
 		free(bigger.by_id);
 		free(bigger.by_key);
+		free(bigger.by_name);
 		return;
 	}
 	for (size_t i = 0; i < t->bucket_count; i++) {
@@ -701,8 +725,10 @@ static void table_grow(struct fs_table *t)
 	}
 	free(t->by_id);
 	free(t->by_key);
+	free(t->by_name);
 	t->by_id = bigger.by_id;
 	t->by_key = bigger.by_key;
+	t->by_name = bigger.by_name;
 	t->bucket_count = bigger.bucket_count;   /* node_count and node_bytes: the same nodes */
 }
 
@@ -737,6 +763,12 @@ static void table_remove(struct fs_table *t, struct fs_node *n)
 	while (*pp != n)
 		pp = &(*pp)->next_by_key;
 	*pp = n->next_by_key;
+	if (n->name_len) {
+		pp = &t->by_name[bucket_by_name(t, node_parent(n), node_name(n))];
+		while (*pp != n)
+			pp = &(*pp)->next_by_name;
+		*pp = n->next_by_name;
+	}
 	t->node_count--;
 	t->node_bytes -= node_size(n);
 }
@@ -846,9 +878,11 @@ int fs_node_acquire(struct fs *fs, struct fs_node *parent, const char *name, uin
 		sys_close(fd);
 		return -ENOMEM;
 	}
-	fresh->name_gen = name_gen;
+
 	pthread_mutex_lock(&fs->table_lock);
 	n = table_add_locked(fs, fresh, st, h);  /* someone may have added it meanwhile */
+	if (!n && fresh->name_len && fs_node_name_gen(fs, parent, name) != name_gen)
+		atomic_store(&fresh->name_moved, true);   /* a change of its slot overlapped the lookup */
 	if (n) {
 		pthread_mutex_unlock(&fs->table_lock);
 		free(fresh);

@@ -11,7 +11,10 @@
 # (iv)  a node whose name moved through the mount after sshfs renumbered its inode (the
 #       daemon under a small fd limit, drop_caches): a process whose cwd is the renamed
 #       directory creates its file there, not in the new directory of the old name; an O_PATH
-#       fd held on a renamed file never shows the file that took the old name.
+#       fd held on a renamed file never shows the file that took the old name;
+# (v)   and only its own name counts: 12,000 renames of other names through the mount (a
+#       second review: with 4,096 hashed slots of generations, every renumbered node then went
+#       ESTALE for good) leave a renumbered cwd working.
 . "$(dirname "$0")/lib.sh"
 need_root
 t_has_sshfs || skip "needs sshfs and sshd (Debian sshfs, openssh-server; make deps)"
@@ -79,6 +82,31 @@ PY
 )
 [ -e "$R/d/made-in-cwd" ] && problem "(iv) a file created in a cwd renamed through the mount landed in the new directory of its old name ($out)"
 t_grep -q "held size 100" <<<"$out" && problem "(iv) an O_PATH fd held on a renamed file shows the file that took its old name"
+t_unmount "$S" > /dev/null
+
+# --- (v): other names' changes ---------------------------------------------------------------------
+rm -rf "$R/d" "$R/e"; mkdir -p "$R/d" "$R/churn"; echo hi > "$R/d/f"
+CACHEMAX_FD_LIMIT=256 t_mount "$S" "$T_SCRATCH/cache-v" --attr-timeout 0.2 --entry-timeout 0.2 > /dev/null
+out=$(python3 - "$S" <<'PY' 2>&1
+import os, sys, time
+S = sys.argv[1]
+os.chdir(os.path.join(S, "d"))
+open(os.path.join(S, "churn", "n0"), "w").close()
+for i in range(12000):
+    os.rename(os.path.join(S, "churn", "n%d" % i), os.path.join(S, "churn", "n%d" % (i + 1)))
+for i in range(1, 151):
+    os.stat(os.path.join(S, "other", "o%d" % i))
+with open("/proc/sys/vm/drop_caches", "w") as f:
+    f.write("2")
+time.sleep(0.5)
+try:
+    print("listing", os.listdir("."))
+    open("made", "w").close()
+except OSError as e:
+    print("cwd broken:", e.strerror)
+PY
+)
+t_grep "cwd broken" <<<"$out" && problem "(v) a renumbered cwd went stale after renames of other names: $out"
 t_unmount "$S" > /dev/null
 
 if [ ${#PROBLEMS[@]} -gt 0 ]; then

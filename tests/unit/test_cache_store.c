@@ -342,15 +342,21 @@ static void test_origin_identity(void **state)
 {
 	struct fixture *f = *state;
 	struct cache_store_config c = f->config;
+	struct cache_key before = cache_store_path_key(f->store, "x");
 
 	assert_int_equal(cache_store_close(f->store), 0);
 	f->store = NULL;
 	c.origin_identity = 0x1234;
 	assert_int_equal(cache_store_open(f->cache_fd, &c, &f->store), 0);   /* rewritten */
+	/* adopted by its old (st_dev, st_ino), which another share could have written: its path
+	 * keys match nothing now (a new secret) */
+	assert_true(cache_store_path_key(f->store, "x").ino != before.ino);
+	before = cache_store_path_key(f->store, "x");
 	assert_int_equal(cache_store_close(f->store), 0);
 	f->store = NULL;
 	c.origin_dev++;   /* remounted elsewhere */
 	assert_int_equal(cache_store_open(f->cache_fd, &c, &f->store), 0);
+	assert_true(cache_store_path_key(f->store, "x").ino == before.ino);   /* kept now */
 	assert_int_equal(cache_store_close(f->store), 0);
 	f->store = NULL;
 	c.origin_identity = 0x5678;   /* another share */
