@@ -98,10 +98,10 @@ static enum scrub_verdict object_verdict(struct cache_store *store, struct cache
 	if (rc < 0)
 		return SCRUB_KEEP;   /* the device's error: leave it to the next open */
 	/* Without a handle, on a file system below the origin root (whose handles origin_fd
-	 * cannot decode), or known by its path (cache_store_path_key: an origin whose handles do
-	 * not reopen either), the scrub cannot tell. */
-	verdict = record.handle.bytes && obj->key.dev == store->origin_dev &&
-	          obj->key.dev != CACHE_KEY_DEV_PATH
+	 * cannot decode), or known by its path (cache_store_path_key: dev CACHE_KEY_DEV_PATH,
+	 * which origin_dev, a real st_dev, never is; an origin whose handles do not reopen
+	 * either), the scrub cannot tell. */
+	verdict = record.handle.bytes && obj->key.dev == store->origin_dev
 	          ? origin_verdict(store, &record) : SCRUB_KEEP;
 	free(buf);
 	return verdict;

@@ -188,14 +188,10 @@ void engine_fingerprint(const struct engine *e, const struct stat *st, struct ca
 
 /* ---- deleted files (cache_object_discard) ------------------------------------------------- */
 
-bool engine_last_name(struct engine *e, const struct stat *st, struct cache_key key,
-                      struct cache_key *out)
+bool engine_last_name(struct engine *e, const struct stat *st)
 {
 	/* Known by path, each name's copy is its own: it goes with the name, whatever the links. */
-	if (!e->store || !S_ISREG(st->st_mode) || (st->st_nlink != 1 && !e->cfg.files_by_path))
-		return false;
-	*out = key;
-	return true;
+	return e->store && S_ISREG(st->st_mode) && (st->st_nlink == 1 || e->cfg.files_by_path);
 }
 
 void engine_file_deleted(struct engine *e, struct cache_key key)

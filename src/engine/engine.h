@@ -267,12 +267,11 @@ int engine_node_key(struct engine *e, void *node, const struct stat *st, struct 
 void engine_fingerprint(const struct engine *e, const struct stat *st, struct cache_fingerprint *fp);
 
 /* ---- deleted files, reports (engine.c) ---- */
-/* Before a name goes, given what it leads to (st, and key: engine_key of it): true, with the
- * key in *out, if it is the last name of a regular file, or any name of one known by path
- * (and there is a cache); once the name
- * went, engine_file_deleted() discards its object — at once, or at its last close if open. */
-bool engine_last_name(struct engine *e, const struct stat *st, struct cache_key key,
-                      struct cache_key *out);
+/* Before a name goes, given what it leads to: true if its copy goes with it — the last name of
+ * a regular file, or any name of one known by path (and there is a cache); once the name went,
+ * engine_file_deleted() with its key (engine_key) discards its object — at once, or at its
+ * last close if open. */
+bool engine_last_name(struct engine *e, const struct stat *st);
 void engine_file_deleted(struct engine *e, struct cache_key key);
 /* For reports: the object info of st's file (key: engine_key of it), that of ei's open object
  * if any (ei may be NULL), else the one on disk. false if the cache has none (or no cache, or

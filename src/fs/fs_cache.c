@@ -281,33 +281,22 @@ int fs_cache_name_key(struct fs *fs, struct fs_node *parent, const char *name,
                       const struct stat *st, struct cache_key *key)
 {
 	char rel[FS_RELPATH_MAX];
-	size_t len = 0;
 	int rc;
 
 	if (!fs->files_by_path) {
 		*key = engine_key(fs->engine, NULL, st);
 		return 0;
 	}
-	if (parent != fs->root) {
-		rc = fs_node_relpath(fs, parent, rel, sizeof(rel));
-		if (rc < 0)
-			return rc;
-		len = strlen(rel);
-		rel[len++] = '/';
-	}
-	if (len + strlen(name) + 1 > sizeof(rel))
-		return -ENAMETOOLONG;
-	memcpy(rel + len, name, strlen(name) + 1);
-	*key = engine_key(fs->engine, rel, st);
-	return 0;
+	rc = fs_name_relpath(fs, parent, name, rel, sizeof(rel));
+	if (rc == 0)
+		*key = engine_key(fs->engine, rel, st);
+	return rc;
 }
 
 bool fs_cache_last_name(struct fs *fs, struct fs_node *parent, const char *name,
                         const struct stat *st, struct cache_key *key)
 {
-	struct cache_key k;
-	return S_ISREG(st->st_mode) && fs_cache_name_key(fs, parent, name, st, &k) == 0 &&
-	       engine_last_name(fs->engine, st, k, key);
+	return engine_last_name(fs->engine, st) && fs_cache_name_key(fs, parent, name, st, key) == 0;
 }
 
 /* A file below a directory renamed through the mount, at its old path rel: its copy goes. */
@@ -322,20 +311,10 @@ void fs_cache_tree_moved(struct fs *fs, struct fs_node *parent, const char *name
                          struct fs_node *newparent, const char *newname)
 {
 	char rel[SYS_WALK_PATH_MAX];
-	size_t len = 0;
 	int pfd, fd;
 
-	if (!fs->files_by_path || !fs->store)
+	if (!fs->files_by_path || !fs->store || fs_name_relpath(fs, parent, name, rel, sizeof(rel)) < 0)
 		return;
-	if (parent != fs->root) {
-		if (fs_node_relpath(fs, parent, rel, sizeof(rel)) < 0)
-			return;
-		len = strlen(rel);
-		rel[len++] = '/';
-	}
-	if (len + strlen(name) + 1 >= sizeof(rel))
-		return;
-	memcpy(rel + len, name, strlen(name) + 1);
 	pfd = fs_node_fd(fs, newparent);
 	if (pfd < 0)
 		return;

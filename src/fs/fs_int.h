@@ -659,6 +659,9 @@ bool fs_node_name(struct fs *fs, struct fs_node *n, struct fs_node **parent, con
  * or deleted, -ENAMETOOLONG past size. */
 #define FS_RELPATH_MAX 4096
 int fs_node_relpath(struct fs *fs, struct fs_node *n, char *buf, size_t size);
+/* The path of name in directory parent, relative to the origin: the same errors. */
+int fs_name_relpath(struct fs *fs, struct fs_node *parent, const char *name, char *buf,
+                    size_t size);
 /* Where the cache knows files by path (fs->files_by_path): the directory parent/name moved to
  * newparent/newname through the mount; the copies under its old path belong to no file now
  * (a later file at an old path must not find them): discarded, walking the directory at its

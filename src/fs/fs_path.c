@@ -51,13 +51,14 @@ int fs_node_relpath(struct fs *fs, struct fs_node *n, char *buf, size_t size)
 
 	tail[start] = '\0';
 	while (n != fs->root && fs_node_name(fs, n, &parent, &name)) {
-		size_t len = strlen(name) + (start < sizeof(tail) - 1);   /* and a '/' after it */
-		if (len > start)
+		size_t name_len = strlen(name);
+		bool slash = start < sizeof(tail) - 1;   /* a name follows: a '/' after this one */
+		if (name_len + slash > start)
 			return -ENAMETOOLONG;
-		start -= len;
-		memcpy(tail + start, name, strlen(name));
-		if (start + strlen(name) < sizeof(tail) - 1)
-			tail[start + strlen(name)] = '/';
+		start -= name_len + slash;
+		memcpy(tail + start, name, name_len);
+		if (slash)
+			tail[start + name_len] = '/';
 		n = parent;
 	}
 	if (n != fs->root) {
@@ -76,5 +77,24 @@ int fs_node_relpath(struct fs *fs, struct fs_node *n, char *buf, size_t size)
 	if (head + (sizeof(tail) - start) > size)
 		return -ENAMETOOLONG;
 	memcpy(buf + head, tail + start, sizeof(tail) - start);
+	return 0;
+}
+
+int fs_name_relpath(struct fs *fs, struct fs_node *parent, const char *name, char *buf,
+                    size_t size)
+{
+	size_t len = 0, name_len = strlen(name);
+	int rc;
+
+	if (parent != fs->root) {
+		rc = fs_node_relpath(fs, parent, buf, size);
+		if (rc < 0)
+			return rc;
+		len = strlen(buf);
+		buf[len++] = '/';   /* fs_node_relpath left room: its result is shorter than size */
+	}
+	if (len + name_len + 1 > size)
+		return -ENAMETOOLONG;
+	memcpy(buf + len, name, name_len + 1);
 	return 0;
 }
