@@ -141,11 +141,15 @@ uint32_t cache_key_hash(struct cache_key key);
 
 /* cache_store.c: table references. cache_store_object_get() returns the key's object with one
  * more reference, creating an unloaded one if needed (-ENOMEM). cache_store_object_put() drops
- * a reference and frees the object after the last. cache_store_object_detach() takes it out of
- * the table so that the next open of its key creates a fresh object. */
+ * a reference and frees the object after the last. cache_store_object_unref() drops one and
+ * says whether it was the last (out of the table then; the caller frees it with
+ * cache_object_free): for a release that decided under obj->lock what the last reference
+ * does, dropped before that lock is let go. cache_store_object_detach() takes it out of the
+ * table so that the next open of its key creates a fresh object. */
 int cache_store_object_get(struct cache_store *store, struct cache_key key,
                            struct cache_object **out);
 void cache_store_object_put(struct cache_object *obj);
+bool cache_store_object_unref(struct cache_object *obj);
 /* Like cache_store_object_get(), but only if the key has no object in the table (-EBUSY
  * otherwise): a new, unloaded object that an open arriving meanwhile waits for (obj->lock). */
 int cache_store_object_get_unused(struct cache_store *store, struct cache_key key,

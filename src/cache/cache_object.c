@@ -27,7 +27,9 @@ static int with_usage(struct cache_object *obj, int (*fn)(struct cache_object *)
 
 /* Held by nobody but `others` more: with obj->lock held, no other reference can be taken that
  * is not waiting for that lock (an open, which then finds the object removed and starts afresh,
- * or parked and opens its data file again). */
+ * or parked and opens its data file again), and none of a loaded object's is dropped: releases
+ * and failed opens drop theirs before they let the lock go (only holders of a removed object
+ * put it without the lock), so a count taken here stays exact until this holder lets go. */
 static bool references_are(struct cache_object *obj, uint32_t refs)
 {
 	bool equal;
@@ -98,11 +100,14 @@ int cache_object_open(struct cache_store *store, struct cache_key key,
 	if (rc >= 0)
 		cache_capacity_object_opened(obj);   /* in the usage lock: ordered with the scan */
 	cache_store_usage_leave(store);
-	pthread_mutex_unlock(&obj->lock);
 	if (rc < 0) {
-		cache_store_object_put(obj);
+		bool last = cache_store_object_unref(obj);   /* in the lock, as a release drops it */
+		pthread_mutex_unlock(&obj->lock);
+		if (last)
+			cache_object_free(obj);
 		return rc;
 	}
+	pthread_mutex_unlock(&obj->lock);
 	*out = obj;
 	return rc;
 }
@@ -134,7 +139,7 @@ static void park_locked(struct cache_object *obj)
 
 int cache_object_release(struct cache_object *obj)
 {
-	bool drop;
+	bool drop, last;
 	int rc;
 
 	pthread_mutex_lock(&obj->lock);
@@ -156,8 +161,13 @@ int cache_object_release(struct cache_object *obj)
 			park_locked(obj);
 	}
 	cache_store_usage_leave(obj->store);
+	/* Dropped before the lock goes: a release that runs next counts without this reference,
+	 * so of two last releases at once one sees itself last (drops a discarded object's files)
+	 * rather than both seeing the other and leaving its record for the key's next file. */
+	last = cache_store_object_unref(obj);
 	pthread_mutex_unlock(&obj->lock);
-	cache_store_object_put(obj);
+	if (last)
+		cache_object_free(obj);
 	return rc;
 }
 

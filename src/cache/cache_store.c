@@ -407,7 +407,7 @@ void cache_store_object_detach(struct cache_object *obj)
 	pthread_mutex_unlock(&obj->store->table_lock);
 }
 
-void cache_store_object_put(struct cache_object *obj)
+bool cache_store_object_unref(struct cache_object *obj)
 {
 	struct cache_store *store = obj->store;
 	bool last;
@@ -420,7 +420,12 @@ void cache_store_object_put(struct cache_object *obj)
 		store->open_objects--;
 	}
 	pthread_mutex_unlock(&store->table_lock);
-	if (last)
+	return last;
+}
+
+void cache_store_object_put(struct cache_object *obj)
+{
+	if (cache_store_object_unref(obj))
 		cache_object_free(obj);
 }
 

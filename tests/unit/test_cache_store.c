@@ -2293,6 +2293,78 @@ static void test_discard(void **state)
 	assert_true(object_files_exist(f, key));
 }
 
+/* Holders of a discarded object letting go at once: exactly one of them is its last release
+ * and removes its files (found by the lead, stop 30: two releases that each decided under the
+ * object's lock while the other's reference was still counted both persisted, and the record
+ * of a renamed file stayed for the next file at its path). */
+#define LAST_RELEASE_HOLDERS 3
+#define LAST_RELEASE_ROUNDS 6000
+
+struct last_release_race {
+	pthread_barrier_t start, done;
+	struct cache_object *obj[LAST_RELEASE_HOLDERS];
+	int rc[LAST_RELEASE_HOLDERS];
+	int rounds;
+};
+
+struct last_release_holder {
+	struct last_release_race *r;
+	int index;
+};
+
+static void *last_release_holder(void *arg)
+{
+	struct last_release_holder *h = arg;
+	for (int i = 0; i < h->r->rounds; i++) {
+		pthread_barrier_wait(&h->r->start);
+		h->r->rc[h->index] = cache_object_release(h->r->obj[h->index]);
+		pthread_barrier_wait(&h->r->done);
+	}
+	return NULL;
+}
+
+static void test_discard_last_release_race(void **state)
+{
+	struct fixture *f = *state;
+	struct last_release_race r = { .rounds = LAST_RELEASE_ROUNDS };
+	struct last_release_holder h[LAST_RELEASE_HOLDERS];
+	pthread_t t[LAST_RELEASE_HOLDERS];
+	struct cache_fingerprint fp;
+	struct cache_key key;
+	int left = 0;
+
+	origin_create(f, "a", FILE_SIZE, 77);
+	origin_stat(f, "a", &key, &fp);
+	assert_int_equal(pthread_barrier_init(&r.start, NULL, LAST_RELEASE_HOLDERS + 1), 0);
+	assert_int_equal(pthread_barrier_init(&r.done, NULL, LAST_RELEASE_HOLDERS + 1), 0);
+	for (int k = 0; k < LAST_RELEASE_HOLDERS; k++) {
+		h[k] = (struct last_release_holder){ &r, k };
+		assert_int_equal(pthread_create(&t[k], NULL, last_release_holder, &h[k]), 0);
+	}
+	for (int i = 0; i < r.rounds; i++) {
+		for (int k = 0; k < LAST_RELEASE_HOLDERS; k++)
+			r.obj[k] = open_object(f, "a", 0);
+		assert_int_equal(fill_range(f, r.obj[0], "a", 0, CHUNK), 1);
+		assert_int_equal(cache_object_discard(f->store, key), 1);
+		pthread_barrier_wait(&r.start);
+		pthread_barrier_wait(&r.done);
+		for (int k = 0; k < LAST_RELEASE_HOLDERS; k++)
+			assert_int_equal(r.rc[k], 0);
+		if (object_files_exist(f, key)) {
+			left++;
+			assert_int_equal(cache_object_remove(f->store, key), 0);
+		}
+	}
+	for (int k = 0; k < LAST_RELEASE_HOLDERS; k++)
+		pthread_join(t[k], NULL);
+	pthread_barrier_destroy(&r.start);
+	pthread_barrier_destroy(&r.done);
+	printf("last releases at once: %d rounds, %d left files\n", r.rounds, left);
+	if (left)
+		fail_msg("%d of %d discarded objects kept their files after their holders let go at once",
+		         left, r.rounds);
+}
+
 /* The origin handle of name, as the fs layer records it. */
 static void origin_handle(struct fixture *f, const char *name, struct cache_origin_handle *out)
 {
@@ -2539,6 +2611,7 @@ int main(void)
 		cmocka_unit_test(test_record_handle_and_version_1),
 		cmocka_unit_test_setup_teardown(test_release_drops_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_discard, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_discard_last_release_race, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scrub, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fill_sparse, setup, teardown),
 	};
