@@ -255,7 +255,10 @@ int cache_disk_persist(struct cache_object *obj)
 {
 	int rc;
 
-	if (!cache_object_servable(obj) || (!obj->record_stale && !obj->unpersisted_chunks))
+	/* A discarded object (a deleted file's, held until its last release) is never recorded
+	 * again: its record was withdrawn at the discard (cache_object_discard). */
+	if (!cache_object_servable(obj) || obj->discarded ||
+	    (!obj->record_stale && !obj->unpersisted_chunks))
 		return 0;
 	if (obj->record_on_disk || obj->present_count) {
 		if (obj->data_unsynced) {

@@ -703,7 +703,7 @@ void cache_object_info(struct cache_object *obj, struct cache_object_info *info)
 int cache_object_discard(struct cache_store *store, struct cache_key key)
 {
 	struct cache_object *obj;
-	bool removed;
+	bool removed, held = false;
 	int rc = cache_store_object_get(store, key, &obj);
 
 	if (rc < 0)
@@ -718,15 +718,23 @@ int cache_object_discard(struct cache_store *store, struct cache_key key)
 		rc = cache_disk_unlink(obj);
 		cache_store_usage_leave(store);
 	} else {
+		/* Its holders keep reading the data file; no record claims it from now on, so
+		 * that not even a crash before its last release leaves the deleted file's copy to
+		 * whatever next has the key (a path key: the next file at that name). */
 		obj->discarded = true;
-		rc = 1;
+		held = true;
+		cache_store_usage_enter(store);
+		rc = cache_disk_withdraw(obj);
+		if (rc < 0)
+			cache_disk_fail(obj, rc);   /* its record may still claim: emptied, or failed */
+		cache_store_usage_leave(store);
 	}
 	removed = obj->removed;
 	pthread_mutex_unlock(&obj->lock);
-	if (rc == 1) {
+	if (held) {
 		/* As any user: if the others released meanwhile, this is the last release. */
 		cache_object_release(obj);
-		return rc;
+		return rc < 0 ? rc : 1;
 	}
 	if (removed)   /* else (a device error) an open waiting for it keeps it in the table */
 		cache_store_object_detach(obj);

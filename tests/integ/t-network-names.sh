@@ -21,6 +21,10 @@
 #       the other still holding it, and its record stayed on disk for the new file: the old
 #       bytes in about 1 of 200 rounds (a race: this case fails only sometimes on that code;
 #       tests/unit/test_cache_store.c's test_discard_last_release_race fails every time).
+# (vii) a crash (kill -9 of daemon and watchdog) while a file renamed through the mount is held
+#       open, then a new file of the same size and mtime second at its old name: its own bytes
+#       after the restart (before stop 30, the held copy's record stayed on disk until its last
+#       release, which the crash never ran).
 . "$(dirname "$0")/lib.sh"
 need_root
 t_has_sshfs || skip "needs sshfs and sshd (Debian sshfs, openssh-server; make deps)"
@@ -161,6 +165,28 @@ print("bad %d of %d %s" % (len(bad), N, "; ".join(bad[:3])))
 PY
 )
 t_grep -q "^bad 0 of 200" <<<"$out" || problem "(vi) a rename racing opens, then a new file of the same size and mtime at the name: $out"
+t_unmount "$S" > /dev/null
+
+# --- (vii): a crash while a renamed file's copy is held --------------------------------------------
+put "$R/c" C; old "$R/c"
+t_mount "$S" "$T_SCRATCH/cache-vii" > /dev/null
+t_complete "$S" "$S/c"
+exec 3< "$S/c"
+head -c 1 <&3 > /dev/null
+mv "$S/c" "$S/c.old"                          # its copy is discarded, held by fd 3
+pid=$("$CACHEMAX" status --json | python3 -c '
+import json, sys
+for e in json.load(sys.stdin)["directories"]:
+    if e["dir"] == sys.argv[1]: print(e["daemon_pid"])' "$S")
+wd=$(sed -n 's/^watchdog_pid=//p' "$(grep -l "^dir=$S\$" "$CACHEMAX_RUN_DIR"/*.state)")
+[ -n "$pid" ] && [ -n "$wd" ] || fail "(vii) no daemon or watchdog pid for $S"
+kill -9 "$wd" "$pid"
+exec 3<&-
+for _ in $(seq 1 50); do stat "$S/." > /dev/null 2>&1 || break; sleep 0.05; done
+"$CACHEMAX" stop "$S" > /dev/null || fail "(vii) stop did not clear the dead mount"
+put "$R/c" D; old "$R/c"                       # behind: the same size and mtime second at the name
+t_mount "$S" "$T_SCRATCH/cache-vii" > /dev/null
+[ "$(first4 "$S/c")" = DDDD ] || problem "(vii) after a crash while a renamed file's copy was held, the new file at its name read $(first4 "$S/c"), want DDDD"
 t_unmount "$S" > /dev/null
 
 if [ ${#PROBLEMS[@]} -gt 0 ]; then

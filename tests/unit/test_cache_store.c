@@ -2190,11 +2190,16 @@ static void test_record_handle_and_version_1(void **state)
 		assert_int_equal(cache_meta_record_decode(buf, n, &back), -EBADMSG);
 }
 
-static bool object_files_exist(struct fixture *f, struct cache_key key)
+static bool object_file_exists(struct fixture *f, struct cache_key key, const char *suffix)
 {
 	char path[PATH_MAX];
-	object_file_path(f, key, CACHE_DATA_SUFFIX, path, sizeof(path));
+	object_file_path(f, key, suffix, path, sizeof(path));
 	return access(path, F_OK) == 0;
+}
+
+static bool object_files_exist(struct fixture *f, struct cache_key key)
+{
+	return object_file_exists(f, key, CACHE_DATA_SUFFIX);
 }
 
 /* An object that holds no chunk is not kept past its last release; one that holds data is. */
@@ -2291,6 +2296,35 @@ static void test_discard(void **state)
 	}
 	assert_int_equal(cache_object_release(reader), 0);
 	assert_true(object_files_exist(f, key));
+}
+
+/* A discarded object held open has no record on disk from the discard on, so that a crash
+ * before its last release leaves nothing that claims the deleted file's bytes for the key's
+ * next file (a path key: the next file at that name); its holders still read it. */
+static void test_discard_withdraws_record(void **state)
+{
+	struct fixture *f = *state;
+	struct cache_object *obj, *reader;
+	struct cache_key key;
+	struct cache_fingerprint fp;
+
+	origin_create(f, "a", FILE_SIZE, 53);
+	origin_stat(f, "a", &key, &fp);
+	obj = open_object(f, "a", 0);
+	reader = open_object(f, "a", 0);
+	assert_int_equal(fill_range(f, obj, "a", 0, 2 * CHUNK), 2);
+	assert_int_equal(cache_object_release(reader), 0);   /* persists: a record on disk */
+	assert_true(object_file_exists(f, key, CACHE_META_SUFFIX));
+	reader = open_object(f, "a", 0);
+	assert_int_equal(cache_object_discard(f->store, key), 1);
+	assert_false(object_file_exists(f, key, CACHE_META_SUFFIX));
+	assert_true(object_files_exist(f, key));             /* its holders' data file */
+	assert_hit(f, reader, "a", 0, 2 * CHUNK);
+	assert_int_equal(fill_range(f, obj, "a", 2 * CHUNK, FILE_SIZE - 2 * CHUNK), 2);
+	assert_int_equal(cache_object_release(reader), 0);   /* not the last: persists nothing */
+	assert_false(object_file_exists(f, key, CACHE_META_SUFFIX));
+	assert_int_equal(cache_object_release(obj), 0);      /* the last: the files go */
+	assert_false(object_files_exist(f, key));
 }
 
 /* Holders of a discarded object letting go at once: exactly one of them is its last release
@@ -2612,6 +2646,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_release_drops_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_discard, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_discard_last_release_race, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_discard_withdraws_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scrub, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fill_sparse, setup, teardown),
 	};
