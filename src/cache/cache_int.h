@@ -140,16 +140,20 @@ void cache_object_name(struct cache_key key, char name[CACHE_OBJECT_NAME_SIZE]);
 uint32_t cache_key_hash(struct cache_key key);
 
 /* cache_store.c: table references. cache_store_object_get() returns the key's object with one
- * more reference, creating an unloaded one if needed (-ENOMEM). cache_store_object_put() drops
- * a reference and frees the object after the last. cache_store_object_unref() drops one and
- * says whether it was the last (out of the table then; the caller frees it with
- * cache_object_free): for a release that decided under obj->lock what the last reference
- * does, dropped before that lock is let go. cache_store_object_detach() takes it out of the
- * table so that the next open of its key creates a fresh object. */
+ * more reference, creating an unloaded one if needed (-ENOMEM). cache_store_object_unref()
+ * drops one and says whether it was the last (out of the table then; the caller frees it
+ * with cache_object_free): called with obj->lock held, by cache_object_unlock_put only.
+ * cache_store_object_detach() takes it out of the table so that the next open of its key
+ * creates a fresh object. */
 int cache_store_object_get(struct cache_store *store, struct cache_key key,
                            struct cache_object **out);
-void cache_store_object_put(struct cache_object *obj);
 bool cache_store_object_unref(struct cache_object *obj);
+/* cache_object.c: drops the caller's reference with obj->lock held (out of the table first if
+ * detach), then lets the lock go and frees the object if that was the last reference. Every
+ * holder lets go this way, so that a count of references read under obj->lock (the last
+ * release's decision) stays exact while that lock is held, and no holder unlocks a mutex that
+ * another one's put has freed. */
+void cache_object_unlock_put(struct cache_object *obj, bool detach);
 /* Like cache_store_object_get(), but only if the key has no object in the table (-EBUSY
  * otherwise): a new, unloaded object that an open arriving meanwhile waits for (obj->lock). */
 int cache_store_object_get_unused(struct cache_store *store, struct cache_key key,

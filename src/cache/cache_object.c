@@ -25,11 +25,22 @@ static int with_usage(struct cache_object *obj, int (*fn)(struct cache_object *)
 	return rc;
 }
 
+void cache_object_unlock_put(struct cache_object *obj, bool detach)
+{
+	bool last;
+	if (detach)
+		cache_store_object_detach(obj);
+	last = cache_store_object_unref(obj);
+	pthread_mutex_unlock(&obj->lock);
+	if (last)
+		cache_object_free(obj);
+}
+
 /* Held by nobody but `others` more: with obj->lock held, no other reference can be taken that
  * is not waiting for that lock (an open, which then finds the object removed and starts afresh,
- * or parked and opens its data file again), and none of a loaded object's is dropped: releases
- * and failed opens drop theirs before they let the lock go (only holders of a removed object
- * put it without the lock), so a count taken here stays exact until this holder lets go. */
+ * or parked and opens its data file again), and none is dropped (every holder drops its own
+ * with the lock held: cache_object_unlock_put), so a count taken here stays exact until this
+ * holder lets the lock go. */
 static bool references_are(struct cache_object *obj, uint32_t refs)
 {
 	bool equal;
@@ -68,8 +79,7 @@ int cache_object_open(struct cache_store *store, struct cache_key key,
 			rc = cache_disk_divorce(obj);
 			cache_store_usage_leave(store);
 			if (rc < 0) {
-				pthread_mutex_unlock(&obj->lock);
-				cache_store_object_put(obj);
+				cache_object_unlock_put(obj, false);
 				return rc;
 			}
 			divorced = true;
@@ -78,9 +88,7 @@ int cache_object_open(struct cache_store *store, struct cache_key key,
 			break;
 		/* Removed while we looked it up (or divorced above): it is leaving the table;
 		 * take a fresh one. */
-		pthread_mutex_unlock(&obj->lock);
-		cache_store_object_detach(obj);
-		cache_store_object_put(obj);
+		cache_object_unlock_put(obj, true);
 	}
 	cache_store_usage_enter(store);
 	if (!obj->loaded) {
@@ -101,10 +109,7 @@ int cache_object_open(struct cache_store *store, struct cache_key key,
 		cache_capacity_object_opened(obj);   /* in the usage lock: ordered with the scan */
 	cache_store_usage_leave(store);
 	if (rc < 0) {
-		bool last = cache_store_object_unref(obj);   /* in the lock, as a release drops it */
-		pthread_mutex_unlock(&obj->lock);
-		if (last)
-			cache_object_free(obj);
+		cache_object_unlock_put(obj, false);
 		return rc;
 	}
 	pthread_mutex_unlock(&obj->lock);
@@ -139,7 +144,7 @@ static void park_locked(struct cache_object *obj)
 
 int cache_object_release(struct cache_object *obj)
 {
-	bool drop, last;
+	bool drop;
 	int rc;
 
 	pthread_mutex_lock(&obj->lock);
@@ -164,10 +169,7 @@ int cache_object_release(struct cache_object *obj)
 	/* Dropped before the lock goes: a release that runs next counts without this reference,
 	 * so of two last releases at once one sees itself last (drops a discarded object's files)
 	 * rather than both seeing the other and leaving its record for the key's next file. */
-	last = cache_store_object_unref(obj);
-	pthread_mutex_unlock(&obj->lock);
-	if (last)
-		cache_object_free(obj);
+	cache_object_unlock_put(obj, false);
 	return rc;
 }
 
@@ -230,7 +232,9 @@ bool cache_object_park(struct cache_object *obj)
 
 	pthread_mutex_lock(&obj->lock);
 	obj->parker = true;
-	if (cache_object_servable(obj) && obj->data_fd >= 0 && last_reference(obj)) {
+	/* Not a discarded one (a deleted file's): its last release removes it. */
+	if (cache_object_servable(obj) && !obj->discarded && obj->data_fd >= 0 &&
+	    last_reference(obj)) {
 		/* Nothing pending on disk. Its allocation is not read again: the parker only read
 		 * it since (the caller's contract), so what the last change accounted stands. */
 		cache_store_usage_enter(obj->store);
@@ -703,7 +707,7 @@ void cache_object_info(struct cache_object *obj, struct cache_object_info *info)
 int cache_object_discard(struct cache_store *store, struct cache_key key)
 {
 	struct cache_object *obj;
-	bool removed, held = false;
+	bool held = false;
 	int rc = cache_store_object_get(store, key, &obj);
 
 	if (rc < 0)
@@ -729,16 +733,14 @@ int cache_object_discard(struct cache_store *store, struct cache_key key)
 			cache_disk_fail(obj, rc);   /* its record may still claim: emptied, or failed */
 		cache_store_usage_leave(store);
 	}
-	removed = obj->removed;
-	pthread_mutex_unlock(&obj->lock);
 	if (held) {
+		pthread_mutex_unlock(&obj->lock);
 		/* As any user: if the others released meanwhile, this is the last release. */
 		cache_object_release(obj);
 		return rc < 0 ? rc : 1;
 	}
-	if (removed)   /* else (a device error) an open waiting for it keeps it in the table */
-		cache_store_object_detach(obj);
-	cache_store_object_put(obj);
+	/* Not removed (a device error): an open waiting for it keeps it in the table. */
+	cache_object_unlock_put(obj, obj->removed);
 	return rc;
 }
 
@@ -754,8 +756,6 @@ int cache_object_remove(struct cache_store *store, struct cache_key key)
 	cache_store_usage_enter(store);
 	rc = obj->removed ? -ENOENT : cache_disk_unlink(obj);
 	cache_store_usage_leave(store);
-	pthread_mutex_unlock(&obj->lock);
-	cache_store_object_detach(obj);
-	cache_store_object_put(obj);
+	cache_object_unlock_put(obj, true);
 	return rc;
 }

@@ -113,7 +113,6 @@ static void scrub_object(struct cache_store *store, struct cache_key key, struct
 	char path[CACHE_OBJECT_PATH_SIZE];
 	enum scrub_verdict verdict;
 	struct cache_object *obj;
-	bool removed;
 	struct stat st;
 
 	pthread_mutex_lock(&store->evict_lock);   /* as an eviction: close waits for it */
@@ -139,12 +138,8 @@ static void scrub_object(struct cache_store *store, struct cache_key key, struct
 		}
 		cache_store_usage_leave(store);
 	}
-	removed = obj->removed;
-	pthread_mutex_unlock(&obj->lock);
 	/* A kept entry stays in the table while an open that arrived meanwhile holds it. */
-	if (removed)
-		cache_store_object_detach(obj);
-	cache_store_object_put(obj);
+	cache_object_unlock_put(obj, obj->removed);
 	pthread_mutex_unlock(&store->evict_lock);
 	atomic_fetch_add(&store->scrub_checked, 1);
 }

@@ -423,11 +423,6 @@ bool cache_store_object_unref(struct cache_object *obj)
 	return last;
 }
 
-void cache_store_object_put(struct cache_object *obj)
-{
-	if (cache_store_object_unref(obj))
-		cache_object_free(obj);
-}
 
 /* ---- Usage ------------------------------------------------------------------------------ */
 

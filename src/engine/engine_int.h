@@ -229,6 +229,10 @@ struct engine_kept {
 	uint8_t *next;                /* per set, the way to replace next */
 	uint64_t bytes;               /* of the entries in slot */
 	uint64_t bytes_max;
+	/* Deleted files' keys forgotten (engine_file_deleted, after the discard's mark and before
+	 * its forget): an entry put while one moved may hold an object discarded after its park
+	 * checked, which the forget ran too early to find; it is not kept (kept_put). */
+	atomic_uint_fast64_t forgets;
 };
 
 struct engine {

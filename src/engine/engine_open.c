@@ -188,6 +188,7 @@ static void kept_put(struct engine *e, struct engine_kept_entry *x)
 	struct engine_kept *k = &e->kept;
 	struct engine_kept_entry old = { 0 };
 	unsigned set = kept_set(k, x->key);
+	uint64_t forgets = atomic_load(&k->forgets);   /* before the park looks at the object */
 	bool fits;
 	int way = -1;
 
@@ -207,14 +208,16 @@ static void kept_put(struct engine *e, struct engine_kept_entry *x)
 		way = k->next[set];
 		old = k->slot[set][way];
 	}
-	fits = k->bytes - old.bytes + x->bytes <= k->bytes_max;
+	/* A deleted file's key was forgotten since the park: maybe this object's, too early to
+	 * find it here (a discard's mark after the park, its forget before this insert). */
+	fits = k->bytes - old.bytes + x->bytes <= k->bytes_max && atomic_load(&k->forgets) == forgets;
 	if (fits) {
 		if (old.obj)
 			k->next[set] = (uint8_t)((way + 1) % ENGINE_KEPT_WAYS);
 		k->bytes += x->bytes - old.bytes;
 		k->slot[set][way] = *x;
 	} else {
-		old = *x;   /* full: the oldest entries stay, this one goes */
+		old = *x;   /* full (the oldest entries stay), or a forget raced: this one goes */
 	}
 	pthread_mutex_unlock(&k->lock);
 	if (old.obj)
@@ -435,6 +438,11 @@ int engine_open_attach(struct engine *e, struct engine_file *f, const struct sta
 				open_origin_writes_done(e, ei);
 			store = NULL;
 		}
+		/* A file with no name left (reopened through /proc/PID/fd, O_TMPFILE, an open that
+		 * raced its unlink): its copy would serve nobody after it, and one created after the
+		 * unlink's discard would stay behind as a live object. */
+		if (st.st_nlink == 0 && !ei->obj)
+			store = NULL;
 		open_mode_choose(e, ei, store, &st, writer, f->open_flags);
 	} else if (ei->open_count == 0) {
 		ei->mode = ENGINE_IO_USER;
