@@ -297,9 +297,10 @@ t_read_counter() {
   "$CACHEMAX" stats "$1" --json | python3 -c 'import json,sys; c=json.load(sys.stdin)["stats"]["counters"]; k=sys.argv[1]; print(c[k[7:]] - c["passthrough_" + k[7:]] if k.startswith("daemon_") else c[k])' "$2"
 }
 # t_complete DIR FILE: read FILE through DIR's mount until a whole read of it is served by the
-# cache (a passthrough open of the cache copy, or user-space reads that all hit), at most 10 s
+# cache (a passthrough open of the cache copy, or user-space reads that all hit), at most 30 s
+# (10 s ran out in a CI run at load 4-5: each try runs four stats queries of the sanitizer build)
 t_complete() {
-  local misses opens end=$((SECONDS + 10))
+  local misses opens end=$((SECONDS + 30))
   while [ $SECONDS -lt $end ]; do
     misses=$(t_read_counter "$1" daemon_read_ops_origin) opens=$(t_read_counter "$1" passthrough_opens_origin)
     cat "$2" > /dev/null
@@ -307,5 +308,5 @@ t_complete() {
       [ "$(t_read_counter "$1" passthrough_opens_origin)" = "$opens" ] && return 0
     sleep 0.1
   done
-  fail "$2 was not complete in the cache after 10 s"
+  fail "$2 was not complete in the cache after 30 s"
 }
