@@ -152,8 +152,10 @@ int cache_object_release(struct cache_object *obj)
 	/* An object without a chunk is only an empty file: an open re-creates it at once, while
 	 * keeping it would leave one file per file ever opened (written through to the origin,
 	 * deleted) in the cache. A discarded one belongs to a deleted file: nothing to persist. */
-	drop = cache_object_servable(obj) && (obj->discarded || obj->present_count == 0) &&
-	       last_reference(obj);   /* a failed one: its next open resets it (or fails) */
+	/* A discarded one goes even if failed (a device error withdrawing its record); any other
+	 * failed one is reset by its next open (or fails). */
+	drop = (obj->discarded || (cache_object_servable(obj) && obj->present_count == 0)) &&
+	       obj->loaded && !obj->removed && last_reference(obj);
 	if (drop) {
 		rc = cache_disk_unlink(obj);   /* a failure leaves it failed: the next open resets it */
 		if (rc == -ENOENT)

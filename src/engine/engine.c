@@ -202,7 +202,7 @@ void engine_file_deleted(struct engine *e, struct cache_key key)
 		atomic_fetch_add(&e->path_discards, 1);
 	rc = cache_object_discard(e->store, key);
 
-	atomic_fetch_add(&e->kept.forgets, 1);   /* after the mark, before the forget (kept_put) */
+	atomic_fetch_add(&e->deletions, 1);   /* after the mark, before the forget (kept_put) */
 	engine_kept_forget(e, &key);   /* its release removes the copy that a kept reference held */
 	if (rc >= 0)
 		stats_add(e->cfg.stats, STATS_DELETED_OBJECTS, 1);

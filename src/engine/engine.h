@@ -152,11 +152,15 @@ struct engine_file {
 	bool stale;                   /* the origin changed under the cache copy: read the origin */
 	bool check_writeback;         /* a writer over the cache copy: its mmap writes land there */
 	uint64_t next_off;            /* end of the last read: tells sequential from random misses */
+	uint64_t deletions;           /* engine_deletions() before the host's stat of this open */
 	atomic_int direct_fd;         /* O_DIRECT origin fd for whole-chunk miss reads: 0 not opened
 	                               * yet, -1 unavailable (closed by engine_open_detach) */
 };
 
 /* ---- open (engine_open.c) ---- */
+/* A count of deleted files' discards, for engine_file.deletions: read it before the stat that
+ * an open's attributes come from. */
+uint64_t engine_deletions(struct engine *e);
 struct engine_open_result {
 	bool passthrough;             /* open with this backing id ... */
 	int backing_id;

@@ -229,10 +229,6 @@ struct engine_kept {
 	uint8_t *next;                /* per set, the way to replace next */
 	uint64_t bytes;               /* of the entries in slot */
 	uint64_t bytes_max;
-	/* Deleted files' keys forgotten (engine_file_deleted, after the discard's mark and before
-	 * its forget): an entry put while one moved may hold an object discarded after its park
-	 * checked, which the forget ran too early to find; it is not kept (kept_put). */
-	atomic_uint_fast64_t forgets;
 };
 
 struct engine {
@@ -249,6 +245,12 @@ struct engine {
 	 * open that took its key from a path a rename then moved discards what it opened under
 	 * the old path (open_mode_choose). */
 	atomic_uint_fast64_t path_discards;
+	/* Deleted files (engine_file_deleted), counted after the discard's mark and before the kept
+	 * forget: a kept entry put while it moved may hold an object discarded after its park
+	 * checked, which the forget ran too early to find (kept_put keeps nothing then); an open
+	 * by inode whose stat it moved after may have made a fresh object for a file that just lost
+	 * its last name (open_unlink_recheck). */
+	atomic_uint_fast64_t deletions;
 };
 
 /* ---- close-to-open where changes are not watched (engine_settle.c) ---- */

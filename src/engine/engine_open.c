@@ -188,7 +188,7 @@ static void kept_put(struct engine *e, struct engine_kept_entry *x)
 	struct engine_kept *k = &e->kept;
 	struct engine_kept_entry old = { 0 };
 	unsigned set = kept_set(k, x->key);
-	uint64_t forgets = atomic_load(&k->forgets);   /* before the park looks at the object */
+	uint64_t deletions = atomic_load(&e->deletions);   /* before the park looks at the object */
 	bool fits;
 	int way = -1;
 
@@ -210,7 +210,8 @@ static void kept_put(struct engine *e, struct engine_kept_entry *x)
 	}
 	/* A deleted file's key was forgotten since the park: maybe this object's, too early to
 	 * find it here (a discard's mark after the park, its forget before this insert). */
-	fits = k->bytes - old.bytes + x->bytes <= k->bytes_max && atomic_load(&k->forgets) == forgets;
+	fits = k->bytes - old.bytes + x->bytes <= k->bytes_max &&
+	       atomic_load(&e->deletions) == deletions;
 	if (fits) {
 		if (old.obj)
 			k->next[set] = (uint8_t)((way + 1) % ENGINE_KEPT_WAYS);
@@ -281,6 +282,28 @@ static void open_path_recheck(struct engine *e, struct engine_inode *ei, struct 
 			return;
 	}
 	(void)cache_object_discard(store, ei->key);
+}
+
+uint64_t engine_deletions(struct engine *e)
+{
+	return atomic_load(&e->deletions);
+}
+
+/* Known by inode: an unlink through the mount that ran between this open's stat (it had a
+ * name then) and its object open found no object to discard, and this open made a fresh one,
+ * which would stay behind as a live copy of a deleted file. Asked again now that the object is
+ * in the table: either this stat sees the unlink, or the unlink's discard comes after and
+ * finds the object. (Known by path, open_path_recheck does the same for renames.) */
+static void open_unlink_recheck(struct engine *e, struct engine_inode *ei, struct cache_store *store)
+{
+	struct stat now;
+	int fd = e->host.origin_fd(e->host.arg, ei->node);
+
+	if (fd < 0)
+		return;
+	if (sys_fstatat(fd, "", &now, AT_EMPTY_PATH) == 0 && now.st_nlink == 0)
+		(void)cache_object_discard(store, ei->key);
+	e->host.origin_fd_put(e->host.arg, ei->node, fd);
 }
 
 /* First open of the inode: open its cache object and choose the mode. ei->lock held. store:
@@ -444,6 +467,9 @@ int engine_open_attach(struct engine *e, struct engine_file *f, const struct sta
 		if (st.st_nlink == 0 && !ei->obj)
 			store = NULL;
 		open_mode_choose(e, ei, store, &st, writer, f->open_flags);
+		if (store && ei->obj && !e->cfg.files_by_path &&
+		    atomic_load(&e->deletions) != f->deletions)
+			open_unlink_recheck(e, ei, store);
 	} else if (ei->open_count == 0) {
 		ei->mode = ENGINE_IO_USER;
 	}

@@ -18,7 +18,7 @@ copy_of() {   # the cache copy of file $1 (the original's dev: $SHM's; inode num
   key=$(python3 -c 'import os,sys; print("%016x-%016x" % (os.stat(sys.argv[2]).st_dev, os.stat(sys.argv[1]).st_ino))' "$1" "$SHM")
   find "$C/cachemax-v1/objects" -name "$key.data"
 }
-wait_completions() { for _ in $(seq 1 200); do [ "$(counter completions)" -ge "$1" ] && return 0; sleep 0.05; done; fail "completions did not reach $1: $(counter completions)"; }
+wait_completions() { for _ in $(seq 1 600); do [ "$(counter completions)" -ge "$1" ] && return 0; sleep 0.05; done; fail "completions did not reach $1: $(counter completions)"; }
 
 CACHEMAX_SCRUB_DELAY_MS=600000 t_mount "$D" "$C"  # no scrub racing this part (a link moves ctime)
 # A metadata-heavy run: 3 rounds of 100 files written, read twice (cached), half of them
