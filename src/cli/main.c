@@ -436,9 +436,10 @@ static void stats_print(const char *dir, const char *j, const char *prev, double
 	human_bytes(json_number(j, NULL, "cache_size"), b3, sizeof(b3));
 	human_bytes(C("readahead_bytes"), b4, sizeof(b4));
 	printf("  cache         %s of %s, %.0f objects, fills %.0f (%s, read-ahead %s), dropped %.0f, "
-	       "refused (full) %.0f, completed files %.0f\n",
+	       "refused (full) %.0f, completed files %.0f (%.0f waited in the backlog, %.0f skipped)\n",
 	       strstr(j, "\"cache\": true") ? b2 : "off", b3, json_number(j, NULL, "cache_objects"),
-	       C("fills"), b1, b4, C("fills_dropped"), C("fills_refused_full"), C("completions"));
+	       C("fills"), b1, b4, C("fills_dropped"), C("fills_refused_full"), C("completions"),
+	       C("completions_deferred"), C("completions_skipped"));
 	printf("  evictions     %.0f (%.0f for capacity), invalidations %.0f, excluded opens %.0f\n",
 	       C("evictions"), json_number(j, NULL, "evictions_capacity"), C("invalidations"),
 	       C("excluded_opens"));

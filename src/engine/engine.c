@@ -23,6 +23,9 @@ int engine_create(const struct engine_config *cfg, const struct engine_host *hos
 		e->cfg.breaker_retry_ms = ENGINE_BREAKER_RETRY_MS_DEFAULT;
 	e->store = cfg->store;
 	e->filler.queue_max = cfg->fill_queue_max ? cfg->fill_queue_max : ENGINE_FILL_QUEUE_MAX;
+	if (host->node_keep && host->node_let_go && host->node_inode_hold)
+		e->filler.backlog_max = cfg->fill_backlog_max ? cfg->fill_backlog_max
+		                                              : ENGINE_FILL_BACKLOG_MAX;
 	pthread_mutex_init(&e->filler.lock, NULL);
 	pthread_cond_init(&e->filler.cond, NULL);
 	pthread_mutex_init(&e->breaker.lock, NULL);

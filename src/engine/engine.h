@@ -49,6 +49,11 @@ struct engine_file;
  * cat of 400 small files left 105 to 123 of them uncached until their next read). */
 #define ENGINE_FILL_QUEUE_MAX 4096
 #define ENGINE_FILL_QUEUE_MIN 8
+/* Completions waiting in the fill backlog at most (engine_fill.c "the backlog": a completion
+ * the full queue refused keeps only its node, no fd): the host picks a number from the memory
+ * the daemon may use, up to this; each costs 24 bytes (32 with malloc's header) plus the node
+ * it keeps, if the kernel forgot it meanwhile (fs_node: 152 bytes and its name). */
+#define ENGINE_FILL_BACKLOG_MAX 262144
 
 /* What the engine asks of its host. `node` is the host's node of an origin inode, given at
  * engine_inode_new(); every callback may be called from any thread, with no engine lock held. */
@@ -72,6 +77,14 @@ struct engine_host {
 	 * Called only while the caller's open file or an earlier hold keeps the inode. */
 	void (*node_hold)(void *arg, void *node);
 	void (*node_drop)(void *arg, void *node);
+	/* The fill backlog (engine_fill.c): keep the node alone while its completion waits (a
+	 * lookup reference: no fd, no engine inode), let it go; node_inode_hold: hold a kept node
+	 * and its engine inode, made if it has none, as node_hold does (undone by node_drop; NULL:
+	 * out of memory). NULL callbacks: no backlog (a completion the full queue refuses is
+	 * queued again by the file's next miss). */
+	void (*node_keep)(void *arg, void *node);
+	void (*node_let_go)(void *arg, void *node);
+	struct engine_inode *(*node_inode_hold)(void *arg, void *node);
 	/* Passthrough: may opens pass through at all; register fd as the inode's backing file
 	 * (id > 0, or -errno: then served in user space); close a backing id. */
 	bool (*passthrough_ok)(void *arg);
@@ -90,6 +103,8 @@ struct engine_config {
 	uint64_t complete_max;        /* complete files up to this size after their first miss */
 	unsigned fill_threads;        /* background fill threads (0: 1) */
 	unsigned fill_queue_max;      /* fill jobs queued at most (0: ENGINE_FILL_QUEUE_MAX) */
+	unsigned fill_backlog_max;    /* completions waiting in the backlog at most (0:
+	                               * ENGINE_FILL_BACKLOG_MAX) */
 	bool first_read_origin;       /* a file's first read passes through to the origin */
 	/* Complete objects of read-only hits kept past their last release, with their backing id,
 	 * for the next open of the same file (0: none; they hold no fd: struct engine_kept). */
@@ -233,6 +248,9 @@ struct engine_warm {
 };
 int engine_fill_warm(struct engine *e, struct engine_inode *ei, const struct stat *st,
                      struct engine_warm *out);
+/* An evict: the completions waiting in the backlog are let go, not run (they would fill
+ * again what was just evicted); the next read of those files fills them. */
+void engine_fill_backlog_forget(struct engine *e);
 
 /* ---- write (engine_write.c) ---- */
 /* Write-through: the origin first (f->fd), then the cache object and copy. Bytes written or

@@ -19,6 +19,9 @@
  * are not seen: a job stops when the inode is in that mode (or in ENGINE_IO_CACHE, whose copy
  * must not be filled under passthrough readers), and the last release of an inode that had
  * such writers drops the object's chunks (engine_open_detach), covering a fill that raced.
+ * Every queued job holds its object open (an fd), so the queue is bounded (queue_max, from
+ * the fd limit); a completion it refuses waits in the backlog, keeping only its node (no fd),
+ * and is queued as the queue empties ("the backlog" below).
  */
 #include "engine/engine_int.h"
 
@@ -43,7 +46,8 @@ bool engine_fill_stopping(struct engine *e)
 	return stop;
 }
 
-static bool fill_job_enqueue(struct engine *e, struct engine_inode *ei, enum engine_fill_kind kind, uint64_t off,
+/* 0: queued; -EAGAIN: the queue is full; -ECANCELED: stopping (or not started); -ENOMEM. */
+static int fill_job_enqueue(struct engine *e, struct engine_inode *ei, enum engine_fill_kind kind, uint64_t off,
                         uint64_t len, int piece, uint32_t piece_seq)
 {
 	struct engine_filler *q = &e->filler;
@@ -51,15 +55,16 @@ static bool fill_job_enqueue(struct engine *e, struct engine_inode *ei, enum eng
 
 	pthread_mutex_lock(&q->lock);
 	/* Every queued job holds its object open (an fd): bounded, read-ahead pieces aside (a few
-	 * per reader). A completion not queued is queued again by the file's next miss. */
+	 * per reader). A completion not queued waits in the backlog (fill_completion_queue). */
 	if (!q->started || q->stop || (kind != ENGINE_FILL_PIECE && q->queued >= q->queue_max)) {
+		int rc = !q->started || q->stop ? -ECANCELED : -EAGAIN;
 		pthread_mutex_unlock(&q->lock);
-		return false;
+		return rc;
 	}
 	pthread_mutex_unlock(&q->lock);
 	j = calloc(1, sizeof(*j));
 	if (!j)
-		return false;
+		return -ENOMEM;
 	j->inode = ei;
 	j->obj = engine_object_hold(e, ei);
 	j->off = off;
@@ -72,7 +77,7 @@ static bool fill_job_enqueue(struct engine *e, struct engine_inode *ei, enum eng
 		pthread_mutex_unlock(&q->lock);
 		engine_object_drop(e, ei);
 		free(j);
-		return false;
+		return -ECANCELED;
 	}
 	if (q->tail)
 		q->tail->next = j;
@@ -82,34 +87,162 @@ static bool fill_job_enqueue(struct engine *e, struct engine_inode *ei, enum eng
 	q->queued++;
 	pthread_cond_signal(&q->cond);
 	pthread_mutex_unlock(&q->lock);
-	return true;
+	return 0;
+}
+
+/* ---- the backlog ----------------------------------------------------------------------------
+ * A pass over many small files queues a completion per file faster than a slow original lets
+ * them run; past queue_max (an eighth of the fd limit, at most 4,096) they used to be dropped,
+ * to be queued again by the file's next miss, which a single pass never makes (over sshfs, a
+ * pass over 100,000 files left 7,111 uncached). A completion the full queue refuses waits here
+ * instead, in order, keeping its node with a lookup reference (host node_keep): no fd, and no
+ * engine inode (1,392 bytes): 24 bytes of its own, plus the node if the kernel forgets it
+ * meanwhile. At most backlog_max wait (from the memory the daemon may use); one more is
+ * counted in STATS_COMPLETIONS_SKIPPED and left to the file's next miss. When no job is queued
+ * a fill thread takes the oldest and queues its completion as warm does, with the origin's
+ * attributes of that moment (fill_backlog_run): the object is opened (or reset) for them, and
+ * the job samples its generation and fingerprint before each origin read as any job does; a
+ * file deleted or replaced meanwhile (its node's inode unlinked or gone) is let go. Stop lets
+ * every entry go without a look at the origin (one list walk). An evict lets go of them all
+ * (engine_fill_backlog_forget): they would fill again what was just evicted. */
+
+/* What fill_completion_queue does when the queue is full. */
+enum fill_when_full {
+	FILL_FULL_GIVE_UP,     /* nothing (warm: the CLI asks again) */
+	FILL_FULL_WAIT,        /* into the backlog (counted in STATS_COMPLETIONS_DEFERRED) */
+	FILL_FULL_WAIT_AGAIN,  /* back into it: an entry whose turn came as the queue filled */
+};
+#define FILL_WAITS 1       /* fill_completion_queue: in the backlog */
+
+/* Keep node (the caller holds it) in the backlog: 0, -ENOSPC (full), -ECANCELED, -ENOMEM. */
+static int fill_backlog_add(struct engine *e, void *node)
+{
+	struct engine_filler *q = &e->filler;
+	struct engine_fill_wait *w;
+
+	pthread_mutex_lock(&q->lock);
+	if (q->stop || q->backlog_count >= q->backlog_max) {
+		int rc = q->stop ? -ECANCELED : -ENOSPC;
+		pthread_mutex_unlock(&q->lock);
+		return rc;
+	}
+	q->backlog_count++;   /* its place, taken before the host call below */
+	pthread_mutex_unlock(&q->lock);
+	w = calloc(1, sizeof(*w));
+	if (w) {
+		w->node = node;
+		e->host.node_keep(e->host.arg, node);
+	}
+	pthread_mutex_lock(&q->lock);
+	if (!w || q->stop) {
+		q->backlog_count--;
+		pthread_mutex_unlock(&q->lock);
+		if (!w)
+			return -ENOMEM;
+		e->host.node_let_go(e->host.arg, node);
+		free(w);
+		return -ECANCELED;
+	}
+	w->epoch = q->backlog_epoch;
+	if (q->backlog_tail)
+		q->backlog_tail->next = w;
+	else
+		q->backlog_head = w;
+	q->backlog_tail = w;
+	pthread_cond_signal(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+	return 0;
+}
+
+/* The oldest entry, once no job is queued (q->lock held); NULL if none or not yet. */
+static struct engine_fill_wait *fill_backlog_take(struct engine_filler *q)
+{
+	struct engine_fill_wait *w = q->backlog_head;
+	if (!w || q->queued > 0)
+		return NULL;
+	q->backlog_head = w->next;
+	if (!q->backlog_head)
+		q->backlog_tail = NULL;
+	q->backlog_count--;
+	w->next = NULL;
+	return w;
+}
+
+/* Let go of the entries of list (no lock held). */
+static void fill_backlog_let_go(struct engine *e, struct engine_fill_wait *list)
+{
+	while (list) {
+		struct engine_fill_wait *next = list->next;
+		e->host.node_let_go(e->host.arg, list->node);
+		free(list);
+		list = next;
+	}
+}
+
+/* Detach every entry (q->lock held); the caller lets them go. */
+static struct engine_fill_wait *fill_backlog_detach(struct engine_filler *q)
+{
+	struct engine_fill_wait *list = q->backlog_head, *w;
+	for (w = list; w; w = w->next)
+		q->backlog_count--;
+	q->backlog_head = q->backlog_tail = NULL;
+	return list;
+}
+
+void engine_fill_backlog_forget(struct engine *e)
+{
+	struct engine_filler *q = &e->filler;
+	struct engine_fill_wait *list;
+
+	pthread_mutex_lock(&q->lock);
+	q->backlog_epoch++;   /* an entry a fill thread took already is let go too */
+	list = fill_backlog_detach(q);
+	pthread_mutex_unlock(&q->lock);
+	fill_backlog_let_go(e, list);
+}
+
+/* Queue ei's completion: 0, FILL_WAITS (in the backlog: the queue was full), or -errno (not
+ * queued: -EAGAIN the queue was full, -ENOSPC so was the backlog, -ECANCELED, -ENOMEM). */
+static int fill_completion_queue(struct engine *e, struct engine_inode *ei, enum fill_when_full when_full)
+{
+	int rc = fill_job_enqueue(e, ei, ENGINE_FILL_COMPLETION, 0, UINT64_MAX, -1, 0);
+
+	if (rc != -EAGAIN || when_full == FILL_FULL_GIVE_UP)
+		return rc;
+	rc = e->filler.backlog_max ? fill_backlog_add(e, ei->node) : -ENOSPC;
+	if (rc == 0 && when_full == FILL_FULL_WAIT)
+		stats_add(e->cfg.stats, STATS_COMPLETIONS_DEFERRED, 1);
+	else if (rc == -ENOSPC || rc == -ENOMEM)
+		stats_add(e->cfg.stats, STATS_COMPLETIONS_SKIPPED, 1);
+	return rc == 0 ? FILL_WAITS : rc;
 }
 
 bool engine_fill_chunks(struct engine *e, struct engine_inode *ei, uint64_t off, uint64_t len)
 {
-	return fill_job_enqueue(e, ei, ENGINE_FILL_CHUNKS, off, len, -1, 0);
+	return fill_job_enqueue(e, ei, ENGINE_FILL_CHUNKS, off, len, -1, 0) == 0;
 }
 
 bool engine_fill_completion(struct engine *e, struct engine_inode *ei)
 {
-	return fill_job_enqueue(e, ei, ENGINE_FILL_COMPLETION, 0, UINT64_MAX, -1, 0);
+	return fill_completion_queue(e, ei, FILL_FULL_WAIT) >= 0;
 }
 
 bool engine_fill_resident(struct engine *e, struct engine_inode *ei)
 {
-	return fill_job_enqueue(e, ei, ENGINE_FILL_RESIDENT, 0, UINT64_MAX, -1, 0);
+	return fill_job_enqueue(e, ei, ENGINE_FILL_RESIDENT, 0, UINT64_MAX, -1, 0) == 0;
 }
 
 bool engine_fill_piece(struct engine *e, struct engine_inode *ei, uint64_t off, uint64_t len,
                        int piece, uint32_t seq)
 {
-	return fill_job_enqueue(e, ei, ENGINE_FILL_PIECE, off, len, piece, seq);
+	return fill_job_enqueue(e, ei, ENGINE_FILL_PIECE, off, len, piece, seq) == 0;
 }
 
 bool engine_fill_maybe_complete(struct engine *e, struct engine_inode *ei,
                                 const struct cache_object_info *info)
 {
 	bool queue;
+	int rc;
 	if (!ei->pinned && (!e->cfg.complete_max || info->fingerprint.size > e->cfg.complete_max))
 		return false;
 	if (info->present_chunks >= info->chunk_count)
@@ -118,17 +251,58 @@ bool engine_fill_maybe_complete(struct engine *e, struct engine_inode *ei,
 	queue = !ei->completing;
 	ei->completing = true;
 	pthread_mutex_unlock(&ei->lock);
-	if (queue && !engine_fill_completion(e, ei)) {
+	if (!queue)
+		return true;
+	rc = fill_completion_queue(e, ei, FILL_FULL_WAIT);
+	if (rc != 0) {   /* no job queued to clear the flag (the backlog keeps no engine inode) */
 		pthread_mutex_lock(&ei->lock);
 		ei->completing = false;
 		pthread_mutex_unlock(&ei->lock);
-		return false;
 	}
-	return true;
+	return rc >= 0;
 }
+
+static int fill_warm(struct engine *e, struct engine_inode *ei, const struct stat *st,
+                     struct engine_warm *out, enum fill_when_full when_full);
 
 int engine_fill_warm(struct engine *e, struct engine_inode *ei, const struct stat *st,
                      struct engine_warm *out)
+{
+	return fill_warm(e, ei, st, out, FILL_FULL_GIVE_UP);
+}
+
+/* A backlog entry's turn (a fill thread, no lock held): its completion queued as warm queues
+ * it, with the origin's attributes of now. */
+static void fill_backlog_run(struct engine *e, struct engine_fill_wait *w)
+{
+	struct engine_filler *q = &e->filler;
+	struct engine_inode *ei;
+	struct engine_warm rep;
+	struct stat st;
+	bool current;
+	int fd, rc;
+
+	pthread_mutex_lock(&q->lock);
+	current = w->epoch == q->backlog_epoch && !q->stop;
+	pthread_mutex_unlock(&q->lock);
+	fd = current ? e->host.origin_fd(e->host.arg, w->node) : -ECANCELED;
+	if (fd >= 0) {
+		rc = sys_fstatat(fd, "", &st, AT_EMPTY_PATH);
+		e->host.origin_fd_put(e->host.arg, w->node, fd);
+		/* Deleted (its inode outlives its names while something holds it) or no longer a
+		 * regular file: nothing to fill. A file changed meanwhile is filled as it is now. */
+		if (rc == 0 && S_ISREG(st.st_mode) && st.st_nlink > 0 &&
+		    (ei = e->host.node_inode_hold(e->host.arg, w->node))) {
+			(void)fill_warm(e, ei, &st, &rep, FILL_FULL_WAIT_AGAIN);
+			e->host.node_drop(e->host.arg, w->node);
+		}
+	}
+	e->host.node_let_go(e->host.arg, w->node);
+	free(w);
+}
+
+static int fill_warm(struct engine *e, struct engine_inode *ei, const struct stat *st,
+                     struct engine_warm *out, enum fill_when_full when_full)
 {
 	struct cache_store *store = engine_bypass_store(e);
 	struct engine_warm rep = { 0 };
@@ -201,13 +375,15 @@ int engine_fill_warm(struct engine *e, struct engine_inode *ei, const struct sta
 		queue = !ei->completing;
 		ei->completing = true;
 		pthread_mutex_unlock(&ei->lock);
+		int queued = queue ? fill_completion_queue(e, ei, when_full) : 0;
 		rep.state = ENGINE_WARM_FILLING;
-		if (queue && !engine_fill_completion(e, ei)) {
+		if (queued != 0) {   /* no job queued (the backlog keeps no engine inode) */
 			pthread_mutex_lock(&ei->lock);
 			ei->completing = false;
 			pthread_mutex_unlock(&ei->lock);
-			rep.state = ENGINE_WARM_WAITING;  /* the queue is full */
 		}
+		if (queued < 0)
+			rep.state = ENGINE_WARM_WAITING;  /* the queue is full */
 	}
 	engine_object_drop(e, ei);
 	engine_bypass_notify(e);
@@ -527,9 +703,10 @@ static void *fill_thread(void *arg)
 		buf = NULL;
 	for (;;) {
 		struct engine_fill_job *j;
+		struct engine_fill_wait *w = NULL;
 		bool background;
 		pthread_mutex_lock(&q->lock);
-		while (!(j = fill_job_take(q)) && !q->stop)
+		while (!(j = fill_job_take(q)) && !q->stop && !(w = fill_backlog_take(q)))
 			pthread_cond_wait(&q->cond, &q->lock);
 		if (q->stop) {
 			pthread_mutex_unlock(&q->lock);
@@ -537,6 +714,11 @@ static void *fill_thread(void *arg)
 				fill_job_finish(e, j);
 			free(buf);
 			return NULL;
+		}
+		if (w) {     /* nothing queued: the backlog's oldest is queued (the next turn runs it) */
+			pthread_mutex_unlock(&q->lock);
+			fill_backlog_run(e, w);
+			continue;
 		}
 		background = j->kind != ENGINE_FILL_PIECE;
 		q->background_running += background;
@@ -588,6 +770,7 @@ void engine_fill_stop(struct engine *e)
 {
 	struct engine_filler *q = &e->filler;
 	struct engine_fill_job *rest;
+	struct engine_fill_wait *waits;
 
 	pthread_mutex_lock(&q->lock);
 	q->stop = true;
@@ -603,10 +786,12 @@ void engine_fill_stop(struct engine *e)
 	rest = q->head;
 	q->head = q->tail = NULL;
 	q->queued = 0;
+	waits = fill_backlog_detach(q);
 	pthread_mutex_unlock(&q->lock);
 	while (rest) {
 		struct engine_fill_job *next = rest->next;
 		fill_job_finish(e, rest);
 		rest = next;
 	}
+	fill_backlog_let_go(e, waits);
 }

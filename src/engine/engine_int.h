@@ -141,12 +141,24 @@ struct engine_fill_job {
 #define ENGINE_FILL_THREADS_MAX 4
 #define ENGINE_FILL_BACKGROUND_MAX 1  /* completion and chunk jobs run at once (see job_take) */
 
+/* A completion the queue refused at queue_max, waiting in the backlog (engine_fill.c "the
+ * backlog"): it keeps its node alone (host node_keep: no fd, no engine inode). */
+struct engine_fill_wait {
+	struct engine_fill_wait *next;
+	void *node;
+	uint64_t epoch;               /* the backlog's epoch when it came: older ones are let go */
+};
+
 struct engine_filler {
 	pthread_mutex_t lock;         /* protects everything below */
 	pthread_cond_t cond;
 	struct engine_fill_job *head, *tail;
 	unsigned queued;
 	unsigned queue_max;           /* each queued job holds its cache object's fd */
+	struct engine_fill_wait *backlog_head, *backlog_tail;
+	unsigned backlog_count;
+	unsigned backlog_max;         /* 0: no backlog (the host cannot keep nodes) */
+	uint64_t backlog_epoch;       /* moved by engine_fill_backlog_forget (an evict) */
 	unsigned background_running;  /* jobs other than read-ahead pieces being run (at most
 	                               * ENGINE_FILL_BACKGROUND_MAX: they must not crowd out the
 	                               * origin reads that applications wait for) */
@@ -337,14 +349,15 @@ void engine_fill_ranges_clip(struct engine_fill_ranges *r, uint64_t end);
  * dropped by a racing write (-ESTALE), refused at capacity (-EDQUOT), or a device error. */
 void engine_fill_count(struct engine *e, const char *what, ssize_t filled, size_t read);
 /* Queue a job (each holds node and object; the file must be open or the object held); false
- * if not queued (queue full for all but pieces, or stopping). */
+ * if not queued (queue full for all but pieces, or stopping). A completion the full queue
+ * refuses waits in the backlog instead (engine_fill_completion is then true). */
 bool engine_fill_chunks(struct engine *e, struct engine_inode *ei, uint64_t off, uint64_t len);
 bool engine_fill_completion(struct engine *e, struct engine_inode *ei);
 bool engine_fill_resident(struct engine *e, struct engine_inode *ei);
 bool engine_fill_piece(struct engine *e, struct engine_inode *ei, uint64_t off, uint64_t len,
                        int piece, uint32_t seq);
 /* After a miss: queue the completion of a small (or pinned) file, once. True while one is
- * queued or running. */
+ * queued or running, or waits in the backlog. */
 bool engine_fill_maybe_complete(struct engine *e, struct engine_inode *ei,
                                 const struct cache_object_info *info);
 

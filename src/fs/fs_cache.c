@@ -89,6 +89,24 @@ static void host_node_drop(void *arg, void *node)
 	fs_node_forget(arg, n->nodeid, 1);  /* may free n */
 }
 
+/* The fill backlog's reference: the node alone (no engine inode, no fd). */
+static void host_node_keep(void *arg, void *node) { fs_node_ref(arg, node); }
+
+static void host_node_let_go(void *arg, void *node)
+{
+	struct fs_node *n = node;
+	fs_node_forget(arg, n->nodeid, 1);  /* may free n */
+}
+
+/* A kept node's turn: held as host_node_hold holds it, its engine inode made if it has none. */
+static struct engine_inode *host_node_inode_hold(void *arg, void *node)
+{
+	struct engine_inode *io = fs_node_io_hold(arg, node);
+	if (io)
+		fs_node_ref(arg, node);
+	return io;
+}
+
 static bool host_passthrough_ok(void *arg)
 {
 	struct fs *fs = arg;
@@ -127,6 +145,9 @@ int fs_cache_engine_create(struct fs *fs)
 		.origin_handle = host_origin_handle,
 		.node_hold = host_node_hold,
 		.node_drop = host_node_drop,
+		.node_keep = host_node_keep,
+		.node_let_go = host_node_let_go,
+		.node_inode_hold = host_node_inode_hold,
 		.passthrough_ok = host_passthrough_ok,
 		.backing_open = host_backing_open,
 		.backing_close = host_backing_close,
@@ -140,6 +161,7 @@ int fs_cache_engine_create(struct fs *fs)
 		.files_by_path = fs->files_by_path,
 		.fill_threads = fs->cfg.fill_threads,
 		.fill_queue_max = fs->fill_queue_max,
+		.fill_backlog_max = fs->fill_backlog_max,
 		.kept_max = fs->kept_max,
 		.first_read_origin = fs->cfg.first_read_origin,
 		.pin_globs = fs->cfg.pin,
@@ -359,6 +381,7 @@ void fs_first_read_forget(struct fs *fs, const struct stat *st, const struct cac
 {
 	engine_open_first_read_forget(fs->engine, st);
 	engine_kept_forget(fs->engine, st ? key : NULL);
+	engine_fill_backlog_forget(fs->engine);   /* it would fill the file again */
 }
 
 int fs_file_report(struct fs *fs, uint64_t nodeid, struct fs_file_report *out)

@@ -206,6 +206,13 @@ struct fs_table {
 #define FS_KEPT_MAX 131072
 #define FS_KEPT_MIN 1024
 #define FS_KEPT_MEMORY_PER (128u << 10)
+/* Completions waiting in the engine's fill backlog at most (engine_config.fill_backlog_max):
+ * no fd each, 32 bytes and the node each keeps (if the kernel forgot it: at most ~450 bytes
+ * with its name): one per FS_FILL_BACKLOG_MEMORY_PER bytes of the memory the daemon may use
+ * (at most ~2.7% of it, ~0.2% while the kernel holds the nodes), within [FS_FILL_BACKLOG_MIN,
+ * ENGINE_FILL_BACKLOG_MAX]: 65,536 at 1 GiB, 262,144 from 4 GiB. */
+#define FS_FILL_BACKLOG_MIN 1024
+#define FS_FILL_BACKLOG_MEMORY_PER (16u << 10)
 /* Implicit open files of an openless mount at most (fs_openless.h; up to four fds each). */
 #define FS_OPENLESS_MAX 1024
 #define FS_OPENLESS_MIN 16
@@ -313,6 +320,7 @@ struct fs {
 	struct engine *engine;        /* the cache engine (also without a cache: it then bypasses) */
 	unsigned fill_queue_max;      /* the engine's fill jobs at most (from the fd limit) */
 	unsigned kept_max;            /* the engine's kept objects at most (from memory) */
+	unsigned fill_backlog_max;    /* the engine's fill backlog at most (from memory) */
 	unsigned openless_max;        /* implicit open files at most (fs_openless.h; fd limit) */
 	struct fs_openless *openless; /* cfg.openless: the implicit open files; else NULL */
 	/* The origin's inode numbers do not last (fs_type_inode_numbers_last): the cache knows its

@@ -605,6 +605,17 @@ static uint32_t kept_max_for_memory(void)
 	return (uint32_t)n;
 }
 
+/* The fill backlog's bound, from the same memory (fs_int.h FS_FILL_BACKLOG_MEMORY_PER). */
+static uint32_t fill_backlog_max_for_memory(void)
+{
+	bool from_cgroup;
+	uint64_t memory = sys_memory_usable(&from_cgroup), n = ENGINE_FILL_BACKLOG_MAX;
+	if (memory)
+		n = memory / FS_FILL_BACKLOG_MEMORY_PER;
+	return (uint32_t)(n > ENGINE_FILL_BACKLOG_MAX ? ENGINE_FILL_BACKLOG_MAX
+	                  : n < FS_FILL_BACKLOG_MIN ? FS_FILL_BACKLOG_MIN : n);
+}
+
 int fs_table_init(struct fs *fs)
 {
 	struct fs_table *t = &fs->table;
@@ -626,6 +637,7 @@ int fs_table_init(struct fs *fs)
 	fs->fds.max = fd_limit_share(4, FS_FD_CACHE_MAX, FS_FD_CACHE_MIN);
 	fs->fill_queue_max = fd_limit_share(8, ENGINE_FILL_QUEUE_MAX, ENGINE_FILL_QUEUE_MIN);
 	fs->kept_max = kept_max_for_memory();
+	fs->fill_backlog_max = fill_backlog_max_for_memory();
 	fs->openless_max = fd_limit_share(16, FS_OPENLESS_MAX, FS_OPENLESS_MIN);
 	pthread_mutex_init(&fs->mounts_lock, NULL);
 	return 0;

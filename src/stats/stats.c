@@ -45,6 +45,8 @@ static const char *const counter_names[STATS_COUNTER_COUNT] = {
 	[STATS_UNSETTLED_OPENS] = "unsettled_opens",
 	[STATS_XATTR_ABSENT_ANSWERS] = "xattr_absent_answers",
 	[STATS_LISTINGS_KEPT] = "listings_kept",
+	[STATS_COMPLETIONS_DEFERRED] = "completions_deferred",
+	[STATS_COMPLETIONS_SKIPPED] = "completions_skipped",
 };
 
 static const char *const latency_names[STATS_LAT_COUNT] = {

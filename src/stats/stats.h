@@ -65,6 +65,10 @@ enum stats_counter {
 	                                  * file system has none at all (ENOSYS; fs_xattr.c) */
 	STATS_LISTINGS_KEPT,             /* directory opens on an unwatched original that let the
 	                                  * kernel keep the listing it read within the timeouts */
+	STATS_COMPLETIONS_DEFERRED,      /* completions the full fill queue refused that waited in
+	                                  * the fill backlog (no fd) to be queued as it emptied */
+	STATS_COMPLETIONS_SKIPPED,       /* completions neither the queue nor the backlog took:
+	                                  * the file is filled at its next miss */
 	STATS_COUNTER_COUNT
 };
 

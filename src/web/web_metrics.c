@@ -61,6 +61,8 @@ static const struct metric_family families[] = {
 	COUNTER("fills_refused_full", "Fills not stored because the cache was at its capacity.", "fills_refused_full"),
 	COUNTER("readahead_bytes", "Bytes stored in the cache by read-ahead.", "readahead_bytes"),
 	COUNTER("completions", "Files completed in the background.", "completions"),
+	COUNTER("completions_deferred", "Completions the full fill queue refused that waited in the fill backlog.", "completions_deferred"),
+	COUNTER("completions_skipped", "Completions neither the fill queue nor the backlog took (filled at the file's next miss).", "completions_skipped"),
 	COUNTER("evictions", "Cache objects evicted (by evict and for capacity).", "evictions"),
 	COUNTER("invalidations", "Cache objects invalidated (origin changed, write, truncate).", "invalidations"),
 	COUNTER("deleted_objects", "Cache copies dropped because their file was deleted through the mount.", "deleted_objects"),
