@@ -1578,6 +1578,19 @@ static int dir_snap_read(struct fs *fs, struct fs_node *n, struct fs_dir *d)
 	return 0;
 }
 
+/* The DT_* type of a READDIRPLUS entry: the original's, or, where it gave none (sshfs lists
+ * every entry DT_UNKNOWN), the type of the attributes the entry's lookup just read (e: a node
+ * looked up, or nodeid 0 without attributes). Without it every reader of d_type (find, fts,
+ * git's scan of untracked files) lstat()s each entry, and once the entry's attributes have
+ * expired, or on a timed openless mount always (its entries carry attributes valid for 0 s),
+ * each of those is a GETATTR: a round trip to the original per file for `find`. */
+static uint8_t entry_dtype(uint8_t type, const struct fuse_entry_out *e)
+{
+	if (type != DT_UNKNOWN || e->nodeid == 0)
+		return type;
+	return (uint8_t)IFTODT(e->attr.mode);
+}
+
 /* "." and ".." of directory ino into a READDIR(PLUS) reply (cookies 1 and 2) from *offset
  * on, advancing it; *used: bytes so far. false: the reply is full. */
 static bool reply_dots(uint64_t ino, uint64_t *offset, bool plus, char *out, size_t cap,
@@ -1631,7 +1644,7 @@ static void dir_snap_reply(struct fs *fs, struct fs_node *dir_node, struct fs_di
 		if (need > cap - used && used > 0)
 			break;
 		for (; i < j; i++) {
-			const struct fs_dir_snap_entry *se = &d->snap[i];
+			struct fs_dir_snap_entry *se = &d->snap[i];
 			const char *name = d->snap_names + se->name;
 			size_t len = se->len, rec;
 			if ((plus ? fuse_proto_direntplus_size(len) : fuse_proto_dirent_size(len)) > cap - used)
@@ -1643,6 +1656,9 @@ static void dir_snap_reply(struct fs *fs, struct fs_node *dir_node, struct fs_di
 					memset(&e, 0, sizeof(e));
 					e.attr.ino = se->ino;
 				}
+				/* kept for this handle's later plain READDIRs (the kernel's chunks after the
+				 * first, of a large directory) */
+				se->type = entry_dtype(se->type, &e);
 				rec = fuse_proto_direntplus_add(out, cap, used, name, len, &e, se->type, se->cookie);
 			} else {
 				rec = fuse_proto_dirent_add(out, cap, used, name, len, se->ino, se->type, se->cookie);
@@ -1772,8 +1788,8 @@ static int readdir_listing(struct fs *fs, struct fs_node *d, const struct fs_lis
 				e.attr.ino = ce->attr.ino;
 				if (fs_catalog_entry_node(fs, d, ce, l->attrs_fresh, &l->gens, &st, &node) == 0)
 					entry_fill(fs, &e, node, &st, entry_timeout(fs, d, ce->name, gen));
-				rec = fuse_proto_direntplus_add(out, cap, used, ce->name, namelen, &e, ce->type,
-				                                picks[i].cookie);
+				rec = fuse_proto_direntplus_add(out, cap, used, ce->name, namelen, &e,
+				                                entry_dtype(ce->type, &e), picks[i].cookie);
 			} else {
 				rec = fuse_proto_dirent_add(out, cap, used, ce->name, namelen, ce->attr.ino,
 				                            ce->type, picks[i].cookie);
@@ -1944,8 +1960,8 @@ static void op_readdir(struct fuse_req *r, uint64_t ino, const struct fuse_read_
 				memset(&e, 0, sizeof(e));
 				e.attr.ino = de->d_ino;
 			}
-			rec = fuse_proto_direntplus_add(out, cap, used, de->d_name, namelen, &e, de->d_type,
-			                                (uint64_t)de->d_off);
+			rec = fuse_proto_direntplus_add(out, cap, used, de->d_name, namelen, &e,
+			                                entry_dtype(de->d_type, &e), (uint64_t)de->d_off);
 		} else {
 			rec = fuse_proto_dirent_add(out, cap, used, de->d_name, namelen, de->d_ino,
 			                            de->d_type, (uint64_t)de->d_off);
