@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# bench/lib.sh — helpers shared by the hand-run benchmarks (cache-bench.sh, compare.sh).
+# bench/lib.sh — helpers shared by the hand-run benchmarks.
 # Sourced, not run. Every function is prefixed bench_; the caller sets BENCH_NAME (used in
 # messages) before sourcing.
 
@@ -95,5 +95,23 @@ bench_fio_or_die() {
     python3 -c 'import json, sys; print("fio job error:", json.load(open(sys.argv[1]))["jobs"][0].get("error"))' \
       "$out" >&2 2>/dev/null || true
     bench_die "fio failed: fio $*"
+  fi
+}
+
+# bench_two_trees KIND: two equal trees, A and B, made by the caller's make_tree DIR, on the
+# local disk (KIND local: /var/tmp, removed at exit) or each behind its own sshfs mount of a
+# private sshd on 127.0.0.1 (KIND sshfs); sets A and B. Needs tests/integ/lib.sh sourced
+# (T_SCRATCH, T_REMOVE, t_sshd_start, t_sshfs) and BENCH_NAME.
+bench_two_trees() {
+  if [ "$1" = local ]; then
+    local p
+    p=$(mktemp -d "/var/tmp/$BENCH_NAME.XXXXXX"); T_REMOVE+=("$p")
+    make_tree "$p/A"; cp -a "$p/A" "$p/B"; A=$p/A B=$p/B
+  else
+    mkdir -p "$T_SCRATCH/remote"; make_tree "$T_SCRATCH/remote/A"
+    cp -a "$T_SCRATCH/remote/A" "$T_SCRATCH/remote/B"
+    t_sshd_start
+    t_sshfs "$T_SCRATCH/remote/A" "$T_SCRATCH/sA"; t_sshfs "$T_SCRATCH/remote/B" "$T_SCRATCH/sB"
+    A=$T_SCRATCH/sA B=$T_SCRATCH/sB
   fi
 }

@@ -58,15 +58,7 @@ for i in range(n):
     open(os.path.join(d, "f%03d" % (i % 100)), "wb").write(os.urandom(r.randint(1000, 4000)))
 PY
 }
-if [ "$KIND" = local ]; then
-  P=$(mktemp -d /var/tmp/one-pass-fill.XXXXXX); T_REMOVE+=("$P")
-  make_tree "$P/A"; cp -a "$P/A" "$P/B"; A=$P/A B=$P/B
-else
-  mkdir -p "$W/remote"; make_tree "$W/remote/A"; cp -a "$W/remote/A" "$W/remote/B"
-  t_sshd_start                                   # tests/integ/lib.sh: a private sshd on 127.0.0.1
-  t_sshfs "$W/remote/A" "$W/sA"; t_sshfs "$W/remote/B" "$W/sB"
-  A=$W/sA B=$W/sB
-fi
+bench_two_trees "$KIND"   # bench/lib.sh: sets A and B
 # The files' times must be older than 3 s on an original no watcher covers (engine_settle.c).
 sleep 4
 want=$(cd "$A" && find . -type f | sort | xargs cat | sha1sum)

@@ -79,15 +79,7 @@ for i in range(n):
     open(os.path.join(d, "f%05d" % i), "wb").write(os.urandom(r.randint(512, 4096)))
 PY
 }
-if [ "$KIND" = local ]; then
-  P=$(mktemp -d /var/tmp/per-file-ab.XXXXXX); T_REMOVE+=("$P")
-  make_tree "$P/A"; cp -a "$P/A" "$P/B"; A=$P/A B=$P/B
-else
-  mkdir -p "$W/remote"; make_tree "$W/remote/A"; cp -a "$W/remote/A" "$W/remote/B"
-  t_sshd_start                                   # tests/integ/lib.sh: a private sshd on 127.0.0.1
-  t_sshfs "$W/remote/A" "$W/sA"; t_sshfs "$W/remote/B" "$W/sB"
-  A=$W/sA B=$W/sB
-fi
+bench_two_trees "$KIND"   # bench/lib.sh: sets A and B
 t_backdoor "$A" "$W/orig"   # the original, reached behind the mount
 mkdir -p "$W/cache-a" "$W/cache-b"
 # shellcheck disable=SC2086  # START_OPTS: options, split on purpose

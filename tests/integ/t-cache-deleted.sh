@@ -80,33 +80,18 @@ rm "$D/other-name"   # the last name
 D2=$T_SCRATCH/racing C2=$T_SCRATCH/cache-racing
 mkdir -p "$D2"
 t_mount "$D2" "$C2" > /dev/null
-python3 - "$D2" <<'PY'
-import os, sys, threading
+PYTHONPATH=$(cd "$(dirname "$0")" && pwd) python3 - "$D2" <<'PY'
+import os, sys
+from readers import Readers   # tests/integ/readers.py
 d = sys.argv[1]
 for i in range(600):
     p = os.path.join(d, "race%d" % i)
     with open(p, "wb") as f:
         f.write(os.urandom(14000))
-    stop = False
-    def reader():
-        while not stop:
-            try:
-                fd = os.open(p, os.O_RDONLY)
-                try:
-                    os.read(fd, 65536)
-                finally:
-                    os.close(fd)
-            except OSError:
-                pass
-    threads = [threading.Thread(target=reader) for _ in range(2)]
-    for t in threads:
-        t.start()
-    with open(p, "rb") as f:
-        f.read()
-    os.unlink(p)
-    stop = True
-    for t in threads:
-        t.join()
+    with Readers(p, 2):
+        with open(p, "rb") as f:
+            f.read()
+        os.unlink(p)
 PY
 t_unmount "$D2" > /dev/null
 left=$(find "$C2/cachemax-v1/objects" -name '*.data' 2>/dev/null | wc -l)

@@ -27,31 +27,17 @@ for d in 1 2 3; do
 done
 # old times: no directory is within the 2 s in which listings are not cached at all
 touch -h -d '1 hour ago' "$S"/d*/* "$S"/d* "$S"
+export PYTHONPATH=$(cd "$(dirname "$0")" && pwd)
 cat > "$T_SCRATCH/dtypes.py" <<'EOF'
 # dtypes.py DIR...: for each DIR "unknown=N wrong=N" (d_type from libc's readdir, against lstat)
-import ctypes, ctypes.util, os, stat, sys
-libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-class Dirent(ctypes.Structure):
-    _fields_ = [("ino", ctypes.c_uint64), ("off", ctypes.c_int64), ("reclen", ctypes.c_ushort),
-                ("type", ctypes.c_ubyte), ("name", ctypes.c_char * 256)]
-libc.opendir.restype = ctypes.c_void_p
-libc.opendir.argtypes = [ctypes.c_char_p]
-libc.readdir.restype = ctypes.POINTER(Dirent)
-libc.readdir.argtypes = [ctypes.c_void_p]
-libc.closedir.argtypes = [ctypes.c_void_p]
+import os, stat, sys
+from dirlib import libc, rest   # tests/integ/dirlib.py
 want = {stat.S_IFREG: 8, stat.S_IFDIR: 4, stat.S_IFLNK: 10}
 for d in sys.argv[1:]:
     h = libc.opendir(d.encode())
     if not h:
         sys.exit("opendir %s failed" % d)
-    types = {}
-    while True:
-        e = libc.readdir(h)
-        if not e:
-            break
-        name = e.contents.name.decode()
-        if name not in (".", ".."):
-            types[name] = e.contents.type
+    types = dict(rest(h))
     libc.closedir(h)
     unknown = sum(1 for t in types.values() if t == 0)
     wrong = sum(1 for n, t in types.items()

@@ -40,23 +40,9 @@ for d in 1 2 3 4 5; do
   for i in $(seq 1 40); do echo "$d $i" > "$S/d$d/f$i"; done
 done
 touch -d '1 hour ago' "$S"/d* "$S"
-# dirlib: libc's directory stream for the parts that read a listing piece by piece
-cat > "$T_SCRATCH/dirlib.py" <<'EOF'
-import ctypes, ctypes.util
-libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-class Dirent(ctypes.Structure):
-    _fields_ = [("ino", ctypes.c_uint64), ("off", ctypes.c_int64), ("reclen", ctypes.c_ushort),
-                ("type", ctypes.c_ubyte), ("name", ctypes.c_char * 256)]
-libc.opendir.restype = ctypes.c_void_p
-libc.opendir.argtypes = [ctypes.c_char_p]
-libc.readdir.restype = ctypes.POINTER(Dirent)
-libc.readdir.argtypes = [ctypes.c_void_p]
-libc.telldir.restype = ctypes.c_long
-libc.telldir.argtypes = [ctypes.c_void_p]
-libc.seekdir.argtypes = [ctypes.c_void_p, ctypes.c_long]
-libc.closedir.argtypes = [ctypes.c_void_p]
-EOF
-export PYTHONPATH=$T_SCRATCH
+# dirlib (tests/integ/dirlib.py): libc's directory stream for the parts that read a listing
+# piece by piece
+export PYTHONPATH=$(cd "$(dirname "$0")" && pwd)
 t_sshd_start
 # A without sshfs's own caches (no kernel attribute cache, no directory cache): what the share
 # holds is what A shows at once, so any staleness seen through the mount is CacheMax's.
@@ -139,7 +125,7 @@ for i in $(seq -w 1 1500); do : > "$S/big/name_of_equal_length_$i"; done
 touch -d '1 hour ago' "$S/big"
 python3 - "$S/big" "$A/big" "$TIMEOUT" <<'EOF' || fail "(v) a reader continued past the window lost or repeated entries: see above"
 import os, sys, time
-from dirlib import libc
+from dirlib import libc, rest
 share, mnt, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
 os.listdir(mnt)                          # the kernel caches the listing
 h = libc.opendir(mnt.encode())           # within the window: served from that cache
@@ -151,13 +137,7 @@ while len(got) < 5:
 os.unlink(os.path.join(share, got[0]))   # behind: one the handle has passed
 time.sleep(timeout + 1.5)
 os.listdir(mnt)                          # an open past the window: the kernel drops its cache
-while True:
-    e = libc.readdir(h)
-    if not e:
-        break
-    name = e.contents.name.decode()
-    if name not in (".", ".."):
-        got.append(name)
+got.extend(name for name, _ in rest(h))
 libc.closedir(h)
 stayed = set(os.listdir(share))
 missing = sorted(stayed - set(got))

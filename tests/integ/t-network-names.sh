@@ -122,8 +122,9 @@ t_unmount "$S" > /dev/null
 # --- (vi): a rename racing opens ------------------------------------------------------------------
 mkdir -p "$R/w"
 t_mount "$S" "$T_SCRATCH/cache-vi" > /dev/null
-out=$(python3 - "$S/w" 200 <<'PY' 2>&1
-import os, sys, threading, time
+out=$(PYTHONPATH=$(cd "$(dirname "$0")" && pwd) python3 - "$S/w" 200 <<'PY' 2>&1
+import os, sys, time
+from readers import Readers   # tests/integ/readers.py
 W, N = sys.argv[1], int(sys.argv[2])
 a = os.path.join(W, "a")
 T = 1767261600                   # one old mtime second for every version: settled, cached at once
@@ -132,25 +133,9 @@ for i in range(N):
     with open(a, "wb") as f:
         f.write((b"%06dX" % i) * 2048)
     os.utime(a, (T, T))
-    stop = False
-    def reader():
-        while not stop:
-            try:
-                fd = os.open(a, os.O_RDONLY)
-                try:
-                    os.read(fd, 65536)
-                finally:
-                    os.close(fd)
-            except OSError:
-                pass
-    threads = [threading.Thread(target=reader) for _ in range(3)]
-    for t in threads:
-        t.start()
-    time.sleep(0.01)
-    os.rename(a, os.path.join(W, "b"))
-    stop = True
-    for t in threads:
-        t.join()
+    with Readers(a, 3):
+        time.sleep(0.01)
+        os.rename(a, os.path.join(W, "b"))
     with open(a, "wb") as f:
         f.write((b"%06dY" % i) * 2048)
     os.utime(a, (T, T))
