@@ -2045,8 +2045,11 @@ static void view_path(struct side *s, struct res *r, const char *p)
 	}
 }
 
-/* After a change behind the cache: the mount must show p1 and p2 (and their directories) as
- * the plain directory does within a second. */
+/* After a change behind the cache: the mount must show p1 and p2 (and their directories), and
+ * every open slot's fstat (an unlinked file's link count, a chmod seen through an open fd), as
+ * the plain directory does within a second. Without the slots, an fstat a few ops later could
+ * still meet the kernel's attributes from before the watcher's invalidation (seen once: nlink
+ * 1 against 0 on a file unlinked behind while open, 11 ops after the unlink). */
 static void behind_settle(const struct op *o)
 {
 	struct timespec t0, t1;
@@ -2060,6 +2063,15 @@ static void behind_settle(const struct op *o)
 				view_path(&S[i], &R[i], o->p1);
 			if (o->p2)
 				view_path(&S[i], &R[i], o->p2);
+			for (int j = 0; j < NSLOTS; j++) {
+				struct stat st;
+				if (!slots[j].used)
+					continue;
+				if (fstat(SFD(&S[i], j), &st) < 0)
+					res_printf(&R[i], " s%d{%s}", j, errname(errno));
+				else
+					fmt_stat(&R[i], "slot", &st);
+			}
 		}
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
