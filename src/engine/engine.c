@@ -191,6 +191,11 @@ void engine_fingerprint(const struct engine *e, const struct stat *st, struct ca
 
 /* ---- deleted files (cache_object_discard) ------------------------------------------------- */
 
+uint64_t engine_discards(struct engine *e)
+{
+	return atomic_load(&e->discards);
+}
+
 bool engine_last_name(struct engine *e, const struct stat *st)
 {
 	/* Known by path, each name's copy is its own: it goes with the name, whatever the links. */
@@ -201,11 +206,10 @@ void engine_file_deleted(struct engine *e, struct cache_key key)
 {
 	int rc;
 
-	if (key.dev == CACHE_KEY_DEV_PATH)
-		atomic_fetch_add(&e->path_discards, 1);
+	atomic_fetch_add(&e->discards, 1);   /* before the discard (open_recheck) */
 	rc = cache_object_discard(e->store, key);
 
-	atomic_fetch_add(&e->deletions, 1);   /* after the mark, before the forget (kept_put) */
+	atomic_fetch_add(&e->kept.forgets, 1);   /* after the mark, before the forget (kept_put) */
 	engine_kept_forget(e, &key);   /* its release removes the copy that a kept reference held */
 	if (rc >= 0)
 		stats_add(e->cfg.stats, STATS_DELETED_OBJECTS, 1);

@@ -167,15 +167,12 @@ struct engine_file {
 	bool stale;                   /* the origin changed under the cache copy: read the origin */
 	bool check_writeback;         /* a writer over the cache copy: its mmap writes land there */
 	uint64_t next_off;            /* end of the last read: tells sequential from random misses */
-	uint64_t deletions;           /* engine_deletions() before the host's stat of this open */
+	uint64_t discards;            /* engine_discards() before the host's stat of this open */
 	atomic_int direct_fd;         /* O_DIRECT origin fd for whole-chunk miss reads: 0 not opened
 	                               * yet, -1 unavailable (closed by engine_open_detach) */
 };
 
 /* ---- open (engine_open.c) ---- */
-/* A count of deleted files' discards, for engine_file.deletions: read it before the stat that
- * an open's attributes come from. */
-uint64_t engine_deletions(struct engine *e);
 struct engine_open_result {
 	bool passthrough;             /* open with this backing id ... */
 	int backing_id;
@@ -294,6 +291,9 @@ void engine_fingerprint(const struct engine *e, const struct stat *st, struct ca
  * engine_file_deleted() with its key (engine_key) discards its object — at once, or at its
  * last close if open. */
 bool engine_last_name(struct engine *e, const struct stat *st);
+/* A count of deleted files' discards, for engine_file.discards: read it before the stat that
+ * an open's attributes come from (its key, for a file known by path, is read after it). */
+uint64_t engine_discards(struct engine *e);
 void engine_file_deleted(struct engine *e, struct cache_key key);
 /* For reports: the object info of st's file (key: engine_key of it), that of ei's open object
  * if any (ei may be NULL), else the one on disk. false if the cache has none (or no cache, or

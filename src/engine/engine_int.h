@@ -241,6 +241,10 @@ struct engine_kept {
 	uint8_t *next;                /* per set, the way to replace next */
 	uint64_t bytes;               /* of the entries in slot */
 	uint64_t bytes_max;
+	/* Deleted files' keys forgotten (engine_file_deleted, after the discard's mark and before
+	 * the forget): an entry put while it moved may hold an object discarded after its park
+	 * checked, which the forget ran too early to find; it is not kept (kept_put). */
+	atomic_uint_fast64_t forgets;
 };
 
 struct engine {
@@ -253,16 +257,11 @@ struct engine {
 	struct engine_readahead_pool readahead_pool;
 	struct engine_seen seen;
 	struct engine_kept kept;
-	/* Discards of path keys (engine_file_deleted: a name went or moved), counted so that an
-	 * open that took its key from a path a rename then moved discards what it opened under
-	 * the old path (open_mode_choose). */
-	atomic_uint_fast64_t path_discards;
-	/* Deleted files (engine_file_deleted), counted after the discard's mark and before the kept
-	 * forget: a kept entry put while it moved may hold an object discarded after its park
-	 * checked, which the forget ran too early to find (kept_put keeps nothing then); an open
-	 * by inode whose stat it moved after may have made a fresh object for a file that just lost
-	 * its last name (open_unlink_recheck). */
-	atomic_uint_fast64_t deletions;
+	/* Discards of deleted files' copies (engine_file_deleted), counted before each discard: an
+	 * open during which it moved may have opened, after the discard found nothing, the copy of
+	 * a name that just went (its key read from a path a rename then moved, or its inode's last
+	 * name unlinked after its stat): it asks again (open_recheck). */
+	atomic_uint_fast64_t discards;
 };
 
 /* ---- close-to-open where changes are not watched (engine_settle.c) ---- */

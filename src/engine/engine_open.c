@@ -188,7 +188,7 @@ static void kept_put(struct engine *e, struct engine_kept_entry *x)
 	struct engine_kept *k = &e->kept;
 	struct engine_kept_entry old = { 0 };
 	unsigned set = kept_set(k, x->key);
-	uint64_t deletions = atomic_load(&e->deletions);   /* before the park looks at the object */
+	uint64_t forgets = atomic_load(&k->forgets);   /* before the park looks at the object */
 	bool fits;
 	int way = -1;
 
@@ -210,8 +210,7 @@ static void kept_put(struct engine *e, struct engine_kept_entry *x)
 	}
 	/* A deleted file's key was forgotten since the park: maybe this object's, too early to
 	 * find it here (a discard's mark after the park, its forget before this insert). */
-	fits = k->bytes - old.bytes + x->bytes <= k->bytes_max &&
-	       atomic_load(&e->deletions) == deletions;
+	fits = k->bytes - old.bytes + x->bytes <= k->bytes_max && atomic_load(&k->forgets) == forgets;
 	if (fits) {
 		if (old.obj)
 			k->next[set] = (uint8_t)((way + 1) % ENGINE_KEPT_WAYS);
@@ -266,53 +265,44 @@ static bool open_origin_passthrough_ok(struct engine *e, struct engine_inode *ei
 	return fd != -EINVAL;
 }
 
-/* Known by path: a name went or moved while this open took its key from the node's path and
- * opened the object, so a rename may have moved the file after the path was read and found
- * nothing to discard yet: if the path is no longer the key's, the object goes at its last
- * release (its holders keep it; a later file at the old path must not find it). */
-static void open_path_recheck(struct engine *e, struct engine_inode *ei, struct cache_store *store,
-                              const struct stat *st)
+/* A deleted file's copy was discarded while this open took its key and opened its object
+ * (engine.discards moved): the discard may have run before the object was in the table and
+ * found nothing, so that this open made a fresh object for a name that just went. Asked again
+ * now that the object is in the table: either this look sees the change, or the discard came
+ * after and found the object; if the name went, the object goes at its last release (its
+ * holders keep it; a later file at the name must not find it).
+ * Known by path: the node's path is no longer the key's (a rename moved the file after the
+ * path was read). Known by inode: the inode has no name left (an unlink after the open's
+ * stat). */
+static void open_recheck(struct engine *e, struct engine_inode *ei, struct cache_store *store,
+                         const struct stat *st)
 {
-	char rel[ENGINE_RELPATH_MAX];
-	struct cache_key now;
+	bool gone = true;
 
-	if (e->host.relpath(e->host.arg, ei->node, rel, sizeof(rel)) == 0) {
-		now = engine_key(e, rel, st);
-		if (now.dev == ei->key.dev && now.ino == ei->key.ino)
+	if (e->cfg.files_by_path) {
+		char rel[ENGINE_RELPATH_MAX];
+		if (e->host.relpath(e->host.arg, ei->node, rel, sizeof(rel)) == 0) {
+			struct cache_key now = engine_key(e, rel, st);
+			gone = now.dev != ei->key.dev || now.ino != ei->key.ino;
+		}
+	} else {
+		struct stat at;
+		int fd = e->host.origin_fd(e->host.arg, ei->node);
+		if (fd < 0)
 			return;
+		gone = sys_fstatat(fd, "", &at, AT_EMPTY_PATH) == 0 && at.st_nlink == 0;
+		e->host.origin_fd_put(e->host.arg, ei->node, fd);
 	}
-	(void)cache_object_discard(store, ei->key);
-}
-
-uint64_t engine_deletions(struct engine *e)
-{
-	return atomic_load(&e->deletions);
-}
-
-/* Known by inode: an unlink through the mount that ran between this open's stat (it had a
- * name then) and its object open found no object to discard, and this open made a fresh one,
- * which would stay behind as a live copy of a deleted file. Asked again now that the object is
- * in the table: either this stat sees the unlink, or the unlink's discard comes after and
- * finds the object. (Known by path, open_path_recheck does the same for renames.) */
-static void open_unlink_recheck(struct engine *e, struct engine_inode *ei, struct cache_store *store)
-{
-	struct stat now;
-	int fd = e->host.origin_fd(e->host.arg, ei->node);
-
-	if (fd < 0)
-		return;
-	if (sys_fstatat(fd, "", &now, AT_EMPTY_PATH) == 0 && now.st_nlink == 0)
+	if (gone)
 		(void)cache_object_discard(store, ei->key);
-	e->host.origin_fd_put(e->host.arg, ei->node, fd);
 }
 
 /* First open of the inode: open its cache object and choose the mode. ei->lock held. store:
- * engine_bypass_store(), asked before the lock. */
+ * engine_bypass_store(), asked before the lock; discards: engine_discards() before st. */
 static void open_mode_choose(struct engine *e, struct engine_inode *ei, struct cache_store *store,
-                             const struct stat *st, bool writer, int open_flags)
+                             const struct stat *st, uint64_t discards, bool writer, int open_flags)
 {
 	bool pt = e->host.passthrough_ok(e->host.arg);
-	uint64_t discards = atomic_load(&e->path_discards);   /* before the path is read */
 	struct cache_object_info info;
 	int kept_id = 0;   /* the backing id kept with the object, used or closed below */
 	bool complete;
@@ -366,8 +356,8 @@ static void open_mode_choose(struct engine *e, struct engine_inode *ei, struct c
 		} else if (rc == CACHE_OBJECT_RESET) {
 			stats_add(e->cfg.stats, STATS_INVALIDATIONS, 1);
 		}
-		if (ei->obj && e->cfg.files_by_path && atomic_load(&e->path_discards) != discards)
-			open_path_recheck(e, ei, store, st);
+		if (ei->obj && atomic_load(&e->discards) != discards)
+			open_recheck(e, ei, store, st);
 		if (ei->obj && ei->pinned)
 			cache_store_pin(store, ei->key, true);
 		if (ei->obj && !cache_object_has_origin_handle(ei->obj))
@@ -466,10 +456,7 @@ int engine_open_attach(struct engine *e, struct engine_file *f, const struct sta
 		 * unlink's discard would stay behind as a live object. */
 		if (st.st_nlink == 0 && !ei->obj)
 			store = NULL;
-		open_mode_choose(e, ei, store, &st, writer, f->open_flags);
-		if (store && ei->obj && !e->cfg.files_by_path &&
-		    atomic_load(&e->deletions) != f->deletions)
-			open_unlink_recheck(e, ei, store);
+		open_mode_choose(e, ei, store, &st, f->discards, writer, f->open_flags);
 	} else if (ei->open_count == 0) {
 		ei->mode = ENGINE_IO_USER;
 	}

@@ -195,7 +195,7 @@ int fs_cache_attach_known(struct fs *fs, struct fs_file *f, const struct stat *k
 
 	memset(o, 0, sizeof(*o));
 	o->fh = (uint64_t)(uintptr_t)f;
-	f->file.deletions = engine_deletions(fs->engine);   /* before the stat below */
+	f->file.discards = engine_discards(fs->engine);   /* before the stat below */
 	o->open_flags = FOPEN_NOFLUSH;
 	/* The fingerprint the engine checks: through our open fd, or for a deferred open through
 	 * the node's O_PATH fd (the same inode's attributes, without opening the file). */
