@@ -151,9 +151,9 @@ int cache_object_release(struct cache_object *obj)
 	cache_store_usage_enter(obj->store);
 	/* An object without a chunk is only an empty file: an open re-creates it at once, while
 	 * keeping it would leave one file per file ever opened (written through to the origin,
-	 * deleted) in the cache. A discarded one belongs to a deleted file: nothing to persist. */
-	/* A discarded one goes even if failed (a device error withdrawing its record); any other
-	 * failed one is reset by its next open (or fails). */
+	 * deleted) in the cache. A discarded one belongs to a deleted file: nothing to persist; it
+	 * goes even if failed (a device error withdrawing its record). Any other failed one is
+	 * reset by its next open (or fails). */
 	drop = (obj->discarded || (cache_object_servable(obj) && obj->present_count == 0)) &&
 	       obj->loaded && !obj->removed && last_reference(obj);
 	if (drop) {

@@ -423,7 +423,6 @@ bool cache_store_object_unref(struct cache_object *obj)
 	return last;
 }
 
-
 /* ---- Usage ------------------------------------------------------------------------------ */
 
 void cache_store_usage_enter(struct cache_store *store)

@@ -217,10 +217,10 @@ int cache_object_remove(struct cache_store *store, struct cache_key key);
  * removed at its last cache_object_release() (1), so that its open users keep it until then;
  * its record is withdrawn at once and never written again, so that after a crash before that
  * release no record of it is found (the scrub takes the data file); a device error doing so
- * empties it and is returned (an open of key with another fingerprint — a new file that reuses the inode number — gets
- * an object of its own: cache_object_open divorces the discarded one; so does any open of a
- * path key's discarded object, whose name went: whatever has it now is another file). -ENOENT
- * if there was no object. */
+ * empties it and is returned. An open of key with another fingerprint (a new file that reuses
+ * the inode number) gets an object of its own: cache_object_open divorces the discarded one;
+ * so does any open of a path key's discarded object, whose name went: whatever has it now is
+ * another file. -ENOENT if there was no object. */
 int cache_object_discard(struct cache_store *store, struct cache_key key);
 /* Evicts every object (as cache_object_remove, one by one); *removed counts them. */
 int cache_store_remove_all(struct cache_store *store, uint64_t *removed);

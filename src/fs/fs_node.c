@@ -589,36 +589,19 @@ static uint32_t fd_limit_share(unsigned divisor, uint32_t max, uint32_t min)
 	return share < min ? min : (uint32_t)share;
 }
 
-/* From the memory the daemon may use: the machine's, or its cgroup's limit (sys_memory.h). */
-static uint32_t kept_max_for_memory(void)
+/* One per `per` bytes of memory (the memory the daemon may use; 0: unknown, then max), within
+ * [min, max]: fd_limit_share's counterpart for what costs memory, not fds. */
+static uint32_t memory_share(uint64_t memory, uint64_t per, uint32_t max, uint32_t min)
 {
-	bool from_cgroup;
-	uint64_t memory = sys_memory_usable(&from_cgroup), n = FS_KEPT_MAX;
-	if (memory)
-		n = memory / FS_KEPT_MEMORY_PER;
-	n = n > FS_KEPT_MAX ? FS_KEPT_MAX : n < FS_KEPT_MIN ? FS_KEPT_MIN : n;
-	if (memory)
-		log_info("kept objects: at most %u (%llu MiB of memory%s)", (unsigned)n,
-		         (unsigned long long)(memory >> 20), from_cgroup ? ": the cgroup's limit" : "");
-	else
-		log_info("kept objects: at most %u (the machine's memory is unknown)", (unsigned)n);
-	return (uint32_t)n;
-}
-
-/* The fill backlog's bound, from the same memory (fs_int.h FS_FILL_BACKLOG_MEMORY_PER). */
-static uint32_t fill_backlog_max_for_memory(void)
-{
-	bool from_cgroup;
-	uint64_t memory = sys_memory_usable(&from_cgroup), n = ENGINE_FILL_BACKLOG_MAX;
-	if (memory)
-		n = memory / FS_FILL_BACKLOG_MEMORY_PER;
-	return (uint32_t)(n > ENGINE_FILL_BACKLOG_MAX ? ENGINE_FILL_BACKLOG_MAX
-	                  : n < FS_FILL_BACKLOG_MIN ? FS_FILL_BACKLOG_MIN : n);
+	uint64_t n = memory ? memory / per : max;
+	return (uint32_t)(n > max ? max : n < min ? min : n);
 }
 
 int fs_table_init(struct fs *fs)
 {
 	struct fs_table *t = &fs->table;
+	bool from_cgroup;
+	uint64_t memory;
 	t->bucket_count = INITIAL_BUCKETS;
 	t->by_id = calloc(t->bucket_count, sizeof(*t->by_id));
 	t->by_key = calloc(t->bucket_count, sizeof(*t->by_key));
@@ -636,8 +619,16 @@ int fs_table_init(struct fs *fs)
 	fs->fds.free_head = fs->fds.lru_head = fs->fds.lru_tail = -1;
 	fs->fds.max = fd_limit_share(4, FS_FD_CACHE_MAX, FS_FD_CACHE_MIN);
 	fs->fill_queue_max = fd_limit_share(8, ENGINE_FILL_QUEUE_MAX, ENGINE_FILL_QUEUE_MIN);
-	fs->kept_max = kept_max_for_memory();
-	fs->fill_backlog_max = fill_backlog_max_for_memory();
+	/* From the memory the daemon may use: the machine's, or its cgroup's limit (sys_memory.h). */
+	memory = sys_memory_usable(&from_cgroup);
+	fs->kept_max = memory_share(memory, FS_KEPT_MEMORY_PER, FS_KEPT_MAX, FS_KEPT_MIN);
+	fs->fill_backlog_max = memory_share(memory, FS_FILL_BACKLOG_MEMORY_PER, ENGINE_FILL_BACKLOG_MAX,
+	                                    FS_FILL_BACKLOG_MIN);
+	if (memory)
+		log_info("kept objects: at most %u (%llu MiB of memory%s)", fs->kept_max,
+		         (unsigned long long)(memory >> 20), from_cgroup ? ": the cgroup's limit" : "");
+	else
+		log_info("kept objects: at most %u (the machine's memory is unknown)", fs->kept_max);
 	fs->openless_max = fd_limit_share(16, FS_OPENLESS_MAX, FS_OPENLESS_MIN);
 	pthread_mutex_init(&fs->mounts_lock, NULL);
 	return 0;
