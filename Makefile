@@ -99,11 +99,11 @@ build/bench/catalog-bench: bench/catalog-bench.c $(CATALOG_BENCH_OBJ)
 build/fuzz/fuzz_fuse_request: tests/fuzz/fuzz_fuse_request.c src/fuse/fuse_proto.c src/fuse/fuse_proto.h \
   src/fuse/fuse_opcode.h
 build/fuzz/fuzz_control: tests/fuzz/fuzz_control.c src/control/control.c src/control/control_proto.c \
-  src/util/file.c
+  src/util/file.c src/sys/sys.c
 build/fuzz/fuzz_web: tests/fuzz/fuzz_web.c src/web/web_handle.c src/web/web_metrics.c \
   src/web/web_json.c src/util/json.c src/web/web_page.S $(PAGE_FILES)
 build/fuzz/fuzz_config: tests/fuzz/fuzz_config.c src/config/config_file.c src/config/config_options.c \
-  src/control/control.c src/util/size.c src/util/file.c
+  src/control/control.c src/util/size.c src/util/file.c src/sys/sys.c
 build/fuzz/fuzz_config: FUZZ_LIBS := $(shell pkg-config --libs inih)
 build/fuzz/%:
 	@mkdir -p $(dir $@)

@@ -578,10 +578,9 @@ static int stop_one(const char *given, bool lazy, bool not_accelerated_ok)
 		/* The daemon sees the unmount and exits; wait so that stop means stopped. A covering
 		 * daemon lets go of its fds into the detached mount when its kernel looks the name up
 		 * again (after the entry timeout) and forgets the old nodes: stat makes it do that. */
-		for (int i = 0; i < STOP_WAIT_SECONDS * 20 && control_pid_alive(state.daemon_pid); i++) {
+		for (int i = 0; i < STOP_WAIT_SECONDS * 20 && !control_pid_wait_exit(state.daemon_pid, 50); i++) {
 			if (covering_pid)
 				stat(dir, &st);
-			usleep(50000);
 		}
 		if (control_pid_alive(state.daemon_pid))
 			fprintf(stderr, "cachemax: warning: daemon %d is still running after the unmount\n",

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "sys/sys.h"
 #include "util/file.h"
 
 const char *control_run_dir(void)
@@ -332,6 +334,27 @@ bool control_pid_alive(pid_t pid)
 	return paren && paren[1] == ' ' && paren[2] != 'Z' && paren[2] != 'X';
 }
 
+bool control_pid_wait_exit(pid_t pid, int timeout_ms)
+{
+	struct pollfd p = { .events = POLLIN };
+	int rc;
+
+	p.fd = sys_pidfd_open(pid);
+	if (p.fd == -ESRCH)
+		return true;
+	if (p.fd < 0) {
+		for (int waited = 0; control_pid_alive(pid); waited += 10) {
+			if (waited >= timeout_ms)
+				return false;
+			usleep(10000);
+		}
+		return true;
+	}
+	rc = sys_poll(&p, 1, timeout_ms);
+	sys_close(p.fd);
+	return rc > 0 || !control_pid_alive(pid);
+}
+
 struct state_find {
 	const char *dir;
 	struct control_state *out;
@@ -525,30 +548,40 @@ int control_resolve_path(const char *path, char *out, size_t size)
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
-/* Is the file behind a /proc magic link (cwd, root, fd/N) on mount `m`? Opening it O_PATH
- * takes a reference without asking its file system anything (no FUSE request, even to a hung
- * mount); fdinfo then names the mount. */
-static bool link_on_mount(const char *link, const struct control_mount *m)
+/* Does the fdinfo file at `info` (/proc/PID/fdinfo/N) name mount `m`? Reading it asks no file
+ * system anything (no FUSE request, even to a hung mount). */
+static bool fdinfo_on_mount(const char *info, const struct control_mount *m)
 {
-	char info[64], buf[1024];
+	char buf[1024], *p;
 	bool hit = false;
 	ssize_t n;
-	int fd = open(link, O_PATH | O_CLOEXEC), infofd;
+	int fd = open(info, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	if (n > 0) {
+		buf[n] = '\0';
+		p = strstr(buf, "mnt_id:");
+		hit = p && atoi(p + 7) == m->mount_id;
+	}
+	close(fd);
+	return hit;
+}
+
+/* Is the file behind a /proc magic link without an fdinfo of its own (cwd, root) on mount `m`?
+ * Opening it O_PATH takes a reference without asking its file system anything; our fdinfo of
+ * that fd then names the mount. */
+static bool link_on_mount(const char *link, const struct control_mount *m)
+{
+	char info[64];
+	bool hit;
+	int fd = open(link, O_PATH | O_CLOEXEC);
 
 	if (fd < 0)
 		return false;
 	snprintf(info, sizeof(info), "/proc/self/fdinfo/%d", fd);
-	infofd = open(info, O_RDONLY | O_CLOEXEC);
-	if (infofd >= 0) {
-		n = read(infofd, buf, sizeof(buf) - 1);
-		if (n > 0) {
-			char *p;
-			buf[n] = '\0';
-			p = strstr(buf, "mnt_id:");
-			hit = p && atoi(p + 7) == m->mount_id;
-		}
-		close(infofd);
-	}
+	hit = fdinfo_on_mount(info, m);
 	close(fd);
 	return hit;
 }
@@ -589,15 +622,16 @@ static bool pid_holds(pid_t pid, const struct control_mount *m)
 	snprintf(path, sizeof(path), "/proc/%d/root", (int)pid);
 	if (link_on_mount(path, m))
 		return true;
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	/* Each open file's own fdinfo (one open and read each, not an O_PATH open of the file). */
+	snprintf(path, sizeof(path), "/proc/%d/fdinfo", (int)pid);
 	fds = opendir(path);
 	if (fds) {
 		while (!hit && (de = readdir(fds))) {
-			char fdpath[320];
+			char info[320];
 			if (de->d_name[0] == '.')
 				continue;
-			snprintf(fdpath, sizeof(fdpath), "/proc/%d/fd/%s", (int)pid, de->d_name);
-			hit = link_on_mount(fdpath, m);
+			snprintf(info, sizeof(info), "/proc/%d/fdinfo/%s", (int)pid, de->d_name);
+			hit = fdinfo_on_mount(info, m);
 		}
 		closedir(fds);
 	}

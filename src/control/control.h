@@ -91,6 +91,10 @@ const char *control_state_health(const struct control_state *st);
 
 /* A process that exists and is not a zombie (an orphaned daemon may stay unreaped). */
 bool control_pid_alive(pid_t pid);
+/* Waits at most timeout_ms for pid to exit: true once it has (as control_pid_alive sees it),
+ * false when the time ran out. Woken by the exit itself (a pidfd); where pidfd_open is refused,
+ * control_pid_alive is asked every 10 ms. */
+bool control_pid_wait_exit(pid_t pid, int timeout_ms);
 
 struct control_mount {
 	int mount_id;   /* as in /proc/PID/mountinfo and fdinfo's mnt_id */

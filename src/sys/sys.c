@@ -23,7 +23,7 @@ static const char *const sys_op_names[SYS_OP_COUNT] = {
 	"listxattr", "removexattr", "fstatvfs", "getdents", "syncfs", "backing_open", "fdatasync",
 	"flock", "io_uring_setup", "io_uring_enter", "cachestat", "name_to_handle_at",
 	"open_by_handle_at", "fanotify_init", "fanotify_mark", "fstatfs", "poll", "read_file",
-	"mount_id",
+	"mount_id", "pidfd_open",
 };
 
 struct sys_fault {
@@ -204,6 +204,7 @@ int sys_fanotify_mark(int fanotify_fd, unsigned flags, uint64_t mask, int dirfd,
 	RET(fanotify_mark(fanotify_fd, flags, mask, dirfd, path));
 }
 int sys_poll(struct pollfd *fds, unsigned count, int timeout_ms) { FAULT_OR(SYS_OP_POLL); RET(poll(fds, count, timeout_ms)); }
+int sys_pidfd_open(pid_t pid) { FAULT_OR(SYS_OP_PIDFD_OPEN); RET(syscall(SYS_pidfd_open, pid, 0)); }
 int sys_backing_open(int fuse_fd, unsigned long request, void *map) { FAULT_OR(SYS_OP_BACKING_OPEN); RET(ioctl(fuse_fd, request, map)); }
 int sys_io_uring_setup(unsigned entries, struct io_uring_params *params) { FAULT_OR(SYS_OP_IO_URING_SETUP); RET(syscall(__NR_io_uring_setup, entries, params)); }
 int sys_io_uring_enter(int fd, unsigned to_submit, unsigned min_complete, unsigned flags)

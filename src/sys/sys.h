@@ -24,7 +24,7 @@ enum sys_op {
 	SYS_OP_GETDENTS, SYS_OP_SYNCFS, SYS_OP_BACKING_OPEN, SYS_OP_FDATASYNC, SYS_OP_FLOCK,
 	SYS_OP_IO_URING_SETUP, SYS_OP_IO_URING_ENTER, SYS_OP_CACHESTAT, SYS_OP_NAME_TO_HANDLE_AT,
 	SYS_OP_OPEN_BY_HANDLE_AT, SYS_OP_FANOTIFY_INIT, SYS_OP_FANOTIFY_MARK, SYS_OP_FSTATFS,
-	SYS_OP_POLL, SYS_OP_READ_FILE, SYS_OP_MOUNT_ID, SYS_OP_COUNT
+	SYS_OP_POLL, SYS_OP_READ_FILE, SYS_OP_MOUNT_ID, SYS_OP_PIDFD_OPEN, SYS_OP_COUNT
 };
 
 #define SYS_FAULT_SHORT 100000  /* pseudo-errno: short read/write */
@@ -97,6 +97,9 @@ int sys_fanotify_mark(int fanotify_fd, unsigned flags, uint64_t mask, int dirfd,
 /* poll(2) (a zero timeout on the watcher's group: fs_watch_queue_empty). Returns the ready count. */
 struct pollfd;
 int sys_poll(struct pollfd *fds, unsigned count, int timeout_ms);
+/* pidfd_open(2): an fd of process pid that poll finds readable once it has exited (-ESRCH: no
+ * such process). */
+int sys_pidfd_open(pid_t pid);
 /* The whole of a small file of the system (/proc, /sys: the cgroup's memory limit,
  * sys_memory.h) into buf, NUL-terminated: its length, -EFBIG (nothing usable) if it does not
  * fit in size - 1 bytes, or -errno. Its own op ("read_file"), apart from openat and pread, so
