@@ -582,8 +582,10 @@ static void stats_start(struct daemon_ctx *d, const struct daemon_options *o)
 	} else {
 		if (!d->store || stat(o->cache, &cache) < 0)
 			cache.st_dev = 0;  /* no cache: every passthrough read is from the original */
-		rc = stats_bpf_open(mnt.st_dev, cache.st_dev, o->count_syscalls, &d->bpf, d->bpf_why,
-		                    sizeof(d->bpf_why));
+		char memo[PATH_MAX];
+		snprintf(memo, sizeof(memo), "%s/bpf-refused", control_run_dir());
+		rc = stats_bpf_open(mnt.st_dev, cache.st_dev, o->count_syscalls, memo, &d->bpf,
+		                    d->bpf_why, sizeof(d->bpf_why));
 		if (rc == 0)
 			log_info("counting passthrough reads and writes in the kernel (BPF)%s%s",
 			         d->bpf_why[0] ? ": " : "", d->bpf_why);

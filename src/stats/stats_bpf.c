@@ -4,6 +4,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,9 +92,64 @@ destroy:
 	return rc < 0 ? rc : -EIO;
 }
 
-int stats_bpf_open(dev_t mount_dev, dev_t cache_dev, bool syscalls_ok, struct stats_bpf **out, char *why,
-                   size_t why_size)
+#define BOOT_ID "/proc/sys/kernel/random/boot_id"
+
+/* This boot's id (one line), or "" where the kernel does not say it. */
+static void boot_id(char out[64])
 {
+	ssize_t n;
+	int fd = open(BOOT_ID, O_RDONLY | O_CLOEXEC);
+
+	out[0] = '\0';
+	if (fd < 0)
+		return;
+	n = read(fd, out, 63);
+	close(fd);
+	out[n > 0 ? n : 0] = '\0';
+	out[strcspn(out, "\n")] = '\0';
+}
+
+/* Was the refusal remembered in memo for this boot? */
+static bool refusal_remembered(const char *memo, const char *boot)
+{
+	char line[128];
+	ssize_t n;
+	int fd;
+
+	if (!memo || !boot[0] || (fd = open(memo, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return false;
+	n = read(fd, line, sizeof(line) - 1);
+	close(fd);
+	line[n > 0 ? n : 0] = '\0';
+	line[strcspn(line, "\n")] = '\0';
+	return strcmp(line, boot) == 0;
+}
+
+/* Remember the refusal (or, refused == false, forget one remembered in an earlier boot). */
+static void refusal_remember(const char *memo, const char *boot, bool refused)
+{
+	int fd;
+
+	if (!memo || !boot[0])
+		return;
+	if (!refused) {
+		unlink(memo);
+		return;
+	}
+	fd = open(memo, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		log_info("cannot remember the BPF refusal in %s: %s", memo, strerror(errno));
+		return;
+	}
+	if (write(fd, boot, strlen(boot)) < 0 || write(fd, "\n", 1) < 0)
+		log_info("cannot remember the BPF refusal in %s: %s", memo, strerror(errno));
+	close(fd);
+}
+
+int stats_bpf_open(dev_t mount_dev, dev_t cache_dev, bool syscalls_ok, const char *memo,
+                   struct stats_bpf **out, char *why, size_t why_size)
+{
+	char boot[64];
 	const char *off = getenv("CACHEMAX_NO_BPF"), *only = getenv("CACHEMAX_BPF_HOOKS");
 	char fexit_why[256] = "";
 	struct stats_bpf *b;
@@ -118,11 +174,19 @@ int stats_bpf_open(dev_t mount_dev, dev_t cache_dev, bool syscalls_ok, struct st
 	/* fentry/fexit sees every passthrough read; the syscall hooks only those of read(2) and
 	 * its kin. CACHEMAX_BPF_HOOKS=syscalls skips the first (for tests). */
 	rc = -ECANCELED;
-	if (!only || strcmp(only, "syscalls"))
+	boot_id(boot);
+	if (only && !strcmp(only, "syscalls")) {
+		snprintf(fexit_why, sizeof(fexit_why), "fentry/fexit skipped by CACHEMAX_BPF_HOOKS");
+	} else if (refusal_remembered(memo, boot)) {
+		rc = -EPERM;
+		snprintf(fexit_why, sizeof(fexit_why), "the kernel refused the fentry/fexit programs "
+		         "earlier in this boot (EPERM, remembered in %s)", memo);
+	} else {
 		rc = skeleton_load(mount_dev, cache_dev, STATS_BPF_FEXIT, &b->skel, fexit_why,
 		                   sizeof(fexit_why));
-	else
-		snprintf(fexit_why, sizeof(fexit_why), "fentry/fexit skipped by CACHEMAX_BPF_HOOKS");
+		if (rc == 0 || rc == -EPERM)
+			refusal_remember(memo, boot, rc == -EPERM);
+	}
 	b->hooks = STATS_BPF_FEXIT;
 	if (rc < 0 && !syscalls_ok) {
 		snprintf(why, why_size, "%s; hooks on every system call would count them but slow the "

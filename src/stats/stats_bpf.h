@@ -31,8 +31,13 @@ enum stats_bpf_hooks { STATS_BPF_FEXIT, STATS_BPF_SYSCALLS };
 /* syscalls_ok: where fentry/fexit is refused, fall back to the system-call hooks, which tax
  * every system call on the machine (measured: about 1.5 us each, read(2) of /dev/zero 3x slower)
  * — only when the user asked for it (--count-syscalls). */
-int stats_bpf_open(dev_t mount_dev, dev_t cache_dev, bool syscalls_ok, struct stats_bpf **out, char *why,
-                   size_t why_size);
+/* memo (or NULL): a file in which a refusal of the fentry/fexit programs for lack of privilege
+ * (EPERM: some kernels and VMs refuse tracing programs to root) is remembered with the boot's
+ * id, so that later starts in the same boot skip the load (about 0.1 s: libbpf parses the
+ * kernel's BTF) and say it was remembered. Its directory must be root's alone (the run
+ * directory). */
+int stats_bpf_open(dev_t mount_dev, dev_t cache_dev, bool syscalls_ok, const char *memo,
+                   struct stats_bpf **out, char *why, size_t why_size);
 void stats_bpf_close(struct stats_bpf *b);
 enum stats_bpf_hooks stats_bpf_hooks_used(const struct stats_bpf *b);
 
