@@ -270,14 +270,19 @@ t_can_count_requests() {
   grep -q ' /sys/kernel/tracing tracefs ' /proc/mounts && command -v perf > /dev/null
 }
 
-# t_requests MOUNT CMD: "COUNT FUSE_OPCODE" lines for the requests MOUNT's FUSE connection got
-# while CMD (a shell command) ran (perf on fuse:fuse_request_send; see t_can_count_requests).
+# t_requests MOUNT CMD [COMM]: "COUNT FUSE_OPCODE" lines for the requests MOUNT's FUSE
+# connection got while CMD (a shell command) ran (perf on fuse:fuse_request_send; see
+# t_can_count_requests); with COMM, only those sent by processes of that name (a request is
+# sent in the context of the process that caused it). perf takes a second or more to start:
+# what must happen within a time window of what came before runs in CMD, and COMM picks the
+# part to count.
 t_requests() {
   local conn
   conn=$(mountpoint -d "$1")
   perf record -q -a -e fuse:fuse_request_send -o "$T_SCRATCH/perf.data" -- sh -c "$2" > /dev/null 2>&1
   # (no request at all is an answer too, not a failure: grep's status is not the function's)
-  perf script -i "$T_SCRATCH/perf.data" 2>/dev/null | { grep "connection ${conn#*:} " || true; } |
+  perf script -F comm,trace -i "$T_SCRATCH/perf.data" 2>/dev/null |
+    { grep "connection ${conn#*:} " || true; } | { grep "^ *${3:-[^ ]*} " || true; } |
     grep -o '(FUSE_[A-Z_]*)' | tr -d '()' | sort | uniq -c || true
 }
 
