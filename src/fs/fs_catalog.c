@@ -267,8 +267,8 @@ static void dir_attrs_free(struct fs *fs)
  * was named since, and only while the watcher has nothing queued or in hand (a zero-timeout poll of its
  * group: fs_watch_queue_empty, and an even `events` count around it): a change whose syscall
  * returned before the request is then either visible there or accounted in the slots. Writes through a shared
- * mapping make no FAN_MODIFY: the catalog watches closes of written files too
- * (fs_catalog_watch_mask). A direct-mapped table (a newer entry replaces an older one), so
+ * mapping make no FAN_MODIFY: the watcher watches closes of written files too
+ * (fs_watch.c WATCH_MASK). A direct-mapped table (a newer entry replaces an older one), so
  * the memory is bounded whatever the tree. A symlink's attributes are kept by the same rule,
  * for their "no xattrs" flag only (fs_catalog_no_xattrs): OPEN and GETATTR use regular files'. */
 
@@ -369,11 +369,6 @@ void fs_catalog_handle_changed(struct fs *fs, const struct file_handle *h)
 	/* the count now (odd: inside begin/end), which no entry read after this one started holds */
 	atomic_store(&fa->changed[changed_slot(h->handle_type, h->f_handle, h->handle_bytes)],
 	             atomic_load(&fa->events));
-}
-
-uint64_t fs_catalog_watch_mask(const struct fs *fs)
-{
-	return fs->catalog ? FAN_CLOSE_WRITE : 0;
 }
 
 /* Keeps the attributes st of regular file or symlink n, found in directory p's record
@@ -1019,15 +1014,15 @@ void fs_catalog_nameless_change(struct fs *fs, struct file_handle *self)
 {
 	struct stat st;
 
-	if (!atomic_load(&fs->catalog_sealed))
-		return;
 	/* a failure: its last name went */
-	if (fs_handle_stat(fs, self, &st) == 0 && !S_ISDIR(st.st_mode)) {
-		atomic_store(&fs->catalog_sealed, false);
-		atomic_store(&fs->catalog_tainted, true);
+	if (fs_handle_stat(fs, self, &st) < 0 || S_ISDIR(st.st_mode))
+		return;
+	/* In every run, sealed or not: a run that started without a seal writes one at its stop
+	 * unless tainted, and the record that kept the file's old attributes would be believed. */
+	atomic_store(&fs->catalog_tainted, true);
+	if (atomic_exchange(&fs->catalog_sealed, false))
 		seal_void(fs, st.st_nlink >= 2 ? "a hard link was made while running"
 		                               : "a file changed with no name in its event (opened by handle)");
-	}
 }
 
 void fs_catalog_overflow(struct fs *fs)

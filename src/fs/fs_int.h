@@ -563,8 +563,9 @@ void fs_catalog_dir_changed_handle(struct fs *fs, struct file_handle *h);
  * stamp is the one its attributes came with; -ENOENT: ask the origin. */
 int fs_catalog_dir_attr(struct fs *fs, struct fs_node *n, struct stat *st);
 /* A file changed (attributes, data, a link count) with no name in its event (a file opened by
- * handle has no parent to report): its directory's record may hold its old attributes, so the
- * seal goes for this run. */
+ * handle has no parent to report, a link(2) names none): its directory's record may hold its
+ * old attributes, so the seal goes for this run and none is written at its stop (also in a run
+ * that started without one). */
 void fs_catalog_nameless_change(struct fs *fs, struct file_handle *self);
 /* Events were lost: the seal is void, every node stamp too. */
 void fs_catalog_overflow(struct fs *fs);
@@ -577,9 +578,6 @@ void fs_catalog_events_end(struct fs *fs);
  * the catalog holds for h's inode, or for a file in h's directory, stop being current. Call for
  * every handle of every event (any process), before any invalidation the event causes. */
 void fs_catalog_handle_changed(struct fs *fs, const struct file_handle *h);
-/* The events the watcher needs for the catalog beyond its own (fanotify mask bits): closes of
- * files written, so that a file changed through a shared mapping (no FAN_MODIFY) is seen. */
-uint64_t fs_catalog_watch_mask(const struct fs *fs);
 /* The attributes of regular file n, known current without reading the original (OPEN's
  * fingerprint, GETATTR): 0 and *st while nothing changed n or its directory since they were
  * read (from a sealed record, or from the original in this run) and the watcher has no event

@@ -30,13 +30,13 @@
 #include "sys/sys.h"
 #include "util/log.h"
 
-#define WATCH_MASK (FAN_MODIFY | FAN_ATTRIB | FAN_CREATE | FAN_DELETE | FAN_MOVED_FROM | \
-                    FAN_MOVED_TO | FAN_ONDIR)
+/* FAN_CLOSE_WRITE: some writes raise no FAN_MODIFY -- through a shared mapping, and by Linux
+ * AIO (io_submit: aio_complete_rw calls no fsnotify_modify; io_uring's writes do) -- and the
+ * kernel keeps the attributes of a watched inode for a day: the writer's close is when they are
+ * seen (while it keeps the file open they are not: docs/ARCHITECTURE.md). */
+#define WATCH_MASK (FAN_MODIFY | FAN_CLOSE_WRITE | FAN_ATTRIB | FAN_CREATE | FAN_DELETE | \
+                    FAN_MOVED_FROM | FAN_MOVED_TO | FAN_ONDIR)
 #define WATCH_DIRENT (FAN_CREATE | FAN_DELETE | FAN_MOVED_FROM | FAN_MOVED_TO)
-/* An openless mount (fs_openless.h) also watches closes of files written: a write through a
- * shared mapping makes no FAN_MODIFY, and there the kernel keeps pages across opens with no
- * OPEN to revalidate at, so only the writer's close (its munmap and close) is seen. */
-#define WATCH_OPENLESS FAN_CLOSE_WRITE
 #define WATCH_BUFFER (64 * 1024)
 #define WATCH_BATCH 256             /* distinct nodes changed per read of events */
 /* After the first event, wait this long before reading the queue: the kernel merges the events
@@ -367,7 +367,7 @@ static void catalog_event(struct fs *fs, const struct fanotify_event_metadata *m
 		fs_catalog_handle_changed(fs, self);  /* the file's own attributes (fs_catalog_file_attr) */
 	if (self && (m->mask & FAN_ONDIR))
 		fs_catalog_dir_changed_handle(fs, self);  /* its own attributes (dir attributes) */
-	else if (!named && self && (m->mask & (FAN_ATTRIB | FAN_MODIFY)))
+	else if (!named && self && (m->mask & (FAN_ATTRIB | FAN_MODIFY | FAN_CLOSE_WRITE)))
 		fs_catalog_nameless_change(fs, self);
 }
 
@@ -563,9 +563,7 @@ static int watch_prepare(struct fs *fs)
 	w->fan_fd = rc;
 	/* The mount fd (a directory opened O_RDONLY): fanotify_mark refuses O_PATH fds. */
 	rc = sys_fanotify_mark(w->fan_fd, FAN_MARK_ADD | FAN_MARK_FILESYSTEM,
-	                       WATCH_MASK | (fs->cfg.openless ? WATCH_OPENLESS : 0) |
-	                       fs_catalog_watch_mask(fs), fs->mounts[0].fd,
-	                       NULL);
+	                       WATCH_MASK, fs->mounts[0].fd, NULL);
 	if (rc < 0)
 		return watch_refused(fs, rc, "the original's file system cannot be marked");
 	/* What the start needs that could fail, made here: before the mount for an openless
