@@ -635,6 +635,12 @@ static void seal_device_probe(struct fs *fs, const struct stat *root)
 	struct statfs sfs;
 
 	memset(d, 0, sizeof(*d));
+	/* A file system mounted below the original while the daemon was down wrote nothing to
+	 * the original's device, and the record of the directory it covers would be served. */
+	snprintf(why, sizeof(why), "mounts below the original (one made while the daemon was down "
+	         "changes nothing the device counts)");
+	if (fs->cfg.origin_submounts)
+		goto refused;
 	snprintf(why, sizeof(why), "the original is not on a block device that counts its writes");
 	if (major(root->st_dev) == 0)
 		goto refused;

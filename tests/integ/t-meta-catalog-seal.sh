@@ -10,6 +10,9 @@
 # 2. An ext4 whose journal is on another device is never sealed (syncfs commits to the journal
 #    device; the original's own counters may move only later): said by status and the log.
 # 3. The same for an XFS with its log on another device; an XFS with an internal log is sealed.
+# 4. A start with mounts below the original (--allow-submounts) takes no seal as valid: a tmpfs
+#    mounted below the original while the daemon was down wrote nothing to its device, and the
+#    restarted mount served the directory it covers (its mode and names: stop 31's review, F4).
 . "$(dirname "$0")/lib.sh"
 need_root
 t_shm cache
@@ -129,4 +132,22 @@ xfs_check internal-log yes ""
 mkfs.xfs -q -f -l logdev="$LL" "$XL"
 xfs_check external-log no "-o logdev=$LL"
 echo "XFS: internal log sealed, external log refused"
+
+# 4. mounts below the original at the start: the seal is void
+S=$T_SCRATCH/sub-orig
+t_hdd_make 64M "$S"
+mkdir -p "$S/sub"; echo under > "$S/sub/hidden_under_mount"; chmod 711 "$S/sub"; sync
+t_mount "$S" "$SHM/cache-sub" --meta-catalog --allow-submounts > /dev/null
+for _ in 1 2 3; do ls -laR "$S" > /dev/null; done
+t_unmount "$S" > /dev/null
+[ -f "$SHM/cache-sub/cachemax-v1/catalog/seal" ] || fail "(4) no seal after a clean stop with no mount below"
+mount -t tmpfs -o mode=755 cmtest-sub "$S/sub"; T_BINDS+=("$S/sub"); echo on > "$S/sub/on_tmpfs"
+t_mount "$S" "$SHM/cache-sub" --meta-catalog --allow-submounts > /dev/null
+s=$(seal "$S")
+case "$s" in "void: mounts below the original"*) ;; *) fail "(4) seal '$s' with a tmpfs mounted below the original while the daemon was down";; esac
+[ "$(stat -c %a "$S/sub")" = 755 ] && [ "$(ls "$S/sub")" = on_tmpfs ] ||
+  fail "(4) a tmpfs mounted below the original while the daemon was down is not what the mount shows: mode $(stat -c %a "$S/sub"), names $(ls "$S/sub" | tr '\n' ' ')"
+t_unmount "$S" > /dev/null
+umount "$S/sub"
+echo "a mount made below the original while the daemon was down: seal void, the mount seen"
 exit 0
