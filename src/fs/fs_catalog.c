@@ -40,6 +40,7 @@
 
 #include "cache/cache_bytes.h"
 #include "sys/sys.h"
+#include "sys/sys_writers.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -827,13 +828,26 @@ void fs_catalog_watch_started(struct fs *fs)
 
 void fs_catalog_seal_write(struct fs *fs, void (*drain)(struct fs *))
 {
-	char sp[4200], tmp[4200], boot[64], buf[512], uuid[33];
+	char sp[4200], tmp[4200], boot[64], buf[512], uuid[33], who[128];
 	struct fs_seal_counts c;
 	struct stat st;
-	int fd, len;
+	int fd, len, rc;
 
 	if (!fs->catalog || !fs->seal_dev.known || atomic_load(&fs->catalog_tainted))
 		return;
+	/* A writer still open (Linux AIO, a shared mapping, a loop device) may have changed a
+	 * file with no event yet: its close, which would tell, comes after the stop. */
+	if ((rc = sys_writers_of_device(makedev(fs->seal_dev.major, fs->seal_dev.minor), who,
+	                                sizeof(who))) != 0) {
+		if (rc > 0)
+			log_info("metadata catalog not sealed: %s has a file of the original open for "
+			         "writing or mapped shared, or is backed by one (what it writes raises no "
+			         "event before its close)", who);
+		else
+			log_info("metadata catalog not sealed: cannot look for writers of the original "
+			         "(%s)", strerror(-rc));
+		return;
+	}
 	if (origin_syncfs(fs) < 0)
 		return;
 	drain(fs);  /* every change so far is in an event: its records go before the seal */
@@ -1020,8 +1034,9 @@ void fs_catalog_nameless_change(struct fs *fs, struct file_handle *self)
 {
 	struct stat st;
 
-	/* a failure: its last name went */
-	if (fs_handle_stat(fs, self, &st) < 0 || S_ISDIR(st.st_mode))
+	/* A failure, or no link left: its last name went (a rename over it, an unlink), in an
+	 * event that named its directory, whose record that dropped. */
+	if (fs_handle_stat(fs, self, &st) < 0 || S_ISDIR(st.st_mode) || st.st_nlink == 0)
 		return;
 	/* In every run, sealed or not: a run that started without a seal writes one at its stop
 	 * unless tainted, and the record that kept the file's old attributes would be believed. */

@@ -1,7 +1,7 @@
-/* aiowrite FILE OFFSET TEXT: writes TEXT at OFFSET of FILE by Linux AIO (io_submit), waits for
- * its completion, closes the file. Such a write raises no fanotify FAN_MODIFY (the kernel's
+/* aiowrite FILE OFFSET TEXT [HOLD]: writes TEXT at OFFSET of FILE by Linux AIO (io_submit),
+ * waits for its completion, keeps the file open HOLD seconds (default 0), closes it. Such a write raises no fanotify FAN_MODIFY (the kernel's
  * aio_complete_rw calls no fsnotify_modify): only the close (FAN_CLOSE_WRITE) tells a watcher.
- * For t-watch-close-write. Exit 0, or 1 with the failing call on stderr. */
+ * For t-watch-close-write and t-meta-catalog-seal. Exit 0, or 1 with the failing call on stderr. */
 #include <fcntl.h>
 #include <linux/aio_abi.h>
 #include <stdio.h>
@@ -18,8 +18,8 @@ int main(int argc, char **argv)
 	struct io_event ev;
 	int fd;
 
-	if (argc != 4) {
-		fprintf(stderr, "usage: aiowrite FILE OFFSET TEXT\n");
+	if (argc != 4 && argc != 5) {
+		fprintf(stderr, "usage: aiowrite FILE OFFSET TEXT [HOLD]\n");
 		return 2;
 	}
 	fd = open(argv[1], O_WRONLY | O_CLOEXEC);
@@ -46,6 +46,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	syscall(SYS_io_destroy, ctx);
+	if (argc == 5)
+		sleep((unsigned)atoi(argv[4]));
 	if (close(fd) < 0) {
 		perror("close");
 		return 1;

@@ -13,6 +13,9 @@
 # 4. A start with mounts below the original (--allow-submounts) takes no seal as valid: a tmpfs
 #    mounted below the original while the daemon was down wrote nothing to its device, and the
 #    restarted mount served the directory it covers (its mode and names: stop 31's review, F4).
+# 5. No seal while a writer of the original is still open at the stop: a Linux AIO write behind
+#    (no FAN_MODIFY) whose writer closes after the stop was sealed over, and the next start
+#    served the old size, mtime and bytes for good (review F2).
 . "$(dirname "$0")/lib.sh"
 need_root
 t_shm cache
@@ -150,4 +153,28 @@ case "$s" in "void: mounts below the original"*) ;; *) fail "(4) seal '$s' with 
 t_unmount "$S" > /dev/null
 umount "$S/sub"
 echo "a mount made below the original while the daemon was down: seal void, the mount seen"
+
+# 5. a writer open at the stop: no seal
+AIO=$TOOLS/integ/aiowrite
+[ -x "$AIO" ] || fail "missing $AIO (make all)"
+W=$T_SCRATCH/w-orig WB=$T_SCRATCH/w-back
+t_hdd_make 64M "$W"
+mkdir "$W/dir"; printf 'old content 0123\n' > "$W/dir/same"; printf 'old\n' > "$W/dir/grow"; sync
+t_backdoor "$W" "$WB"
+t_mount "$W" "$SHM/cache-w" --meta-catalog > /dev/null
+for _ in 1 2 3; do ls -lR "$W" > /dev/null; cat "$W/dir/same" "$W/dir/grow" > /dev/null; done
+"$AIO" "$WB/dir/same" 0 NEW 4 & T_PIDS+=($!)      # their closes come after the stop
+"$AIO" "$WB/dir/grow" 4 appended 4 & T_PIDS+=($!)
+sleep 1.5
+t_unmount "$W" > /dev/null
+[ ! -f "$SHM/cache-w/cachemax-v1/catalog/seal" ] || fail "(5) sealed while an AIO writer of the original was open"
+grep -q "metadata catalog not sealed: .*aiowrite" "$CACHEMAX_RUN_DIR"/*.log || fail "(5) the log does not say why no seal was written"
+wait
+t_mount "$W" "$SHM/cache-w" --meta-catalog > /dev/null
+for f in same grow; do
+  [ "$(stat -c '%s %.9Y' "$W/dir/$f")" = "$(stat -c '%s %.9Y' "$WB/dir/$f")" ] && cmp -s "$W/dir/$f" "$WB/dir/$f" ||
+    fail "(5) dir/$f after the restart: $(stat -c '%s %.9Y' "$W/dir/$f") where the original has $(stat -c '%s %.9Y' "$WB/dir/$f") (seal: $(seal "$W"))"
+done
+t_unmount "$W" > /dev/null
+echo "a writer open at the stop: not sealed, its writes seen after the restart"
 exit 0

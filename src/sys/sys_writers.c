@@ -1,0 +1,154 @@
+/* sys_writers: writers of a block device's files that no fanotify event will announce (see
+ * sys_writers.h). */
+#include "sys/sys_writers.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+/* The device of the file behind path (a /proc magic link, a loop device's backing file),
+ * from the attributes the kernel already has (AT_STATX_DONT_SYNC: no request to a network or
+ * FUSE file system, which could hang). */
+static bool on_device(const char *path, dev_t dev)
+{
+	struct statx stx;
+
+	if (statx(AT_FDCWD, path, AT_STATX_DONT_SYNC, STATX_INO, &stx) < 0)
+		return false;
+	return makedev(stx.stx_dev_major, stx.stx_dev_minor) == dev;
+}
+
+/* Is the open file whose fdinfo is at info open for writing? (Unreadable: taken as yes.) */
+static bool open_for_writing(const char *info)
+{
+	char buf[512], *flags;
+	ssize_t n;
+	int fd = open(info, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return errno != ENOENT;   /* closed meanwhile: not a writer */
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return true;
+	buf[n] = '\0';
+	flags = strstr(buf, "flags:");
+	return !flags || (strtoul(flags + 6, NULL, 8) & O_ACCMODE) != O_RDONLY;
+}
+
+static bool pid_writes(const char *pid, dev_t dev)
+{
+	char path[600], *line = NULL;
+	size_t cap = 0;
+	bool hit = false;
+	struct dirent *de;
+	DIR *fds;
+	FILE *maps;
+
+	snprintf(path, sizeof(path), "/proc/%s/fd", pid);
+	fds = opendir(path);
+	if (!fds)
+		return errno == EACCES;   /* gone meanwhile: not a writer; not ours to read: maybe */
+	while (!hit && (de = readdir(fds))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/fd/%s", pid, de->d_name);
+		if (!on_device(path, dev))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/fdinfo/%s", pid, de->d_name);
+		hit = open_for_writing(path);
+	}
+	closedir(fds);
+	if (hit)
+		return true;
+	snprintf(path, sizeof(path), "/proc/%s/maps", pid);
+	maps = fopen(path, "re");
+	if (!maps)
+		return false;
+	while (!hit && getline(&line, &cap, maps) > 0) {
+		char perms[8];
+		unsigned major, minor;
+		unsigned long ino;
+		if (sscanf(line, "%*s %7s %*s %x:%x %lu", perms, &major, &minor, &ino) == 4 && ino != 0)
+			hit = perms[1] == 'w' && perms[3] == 's' && makedev(major, minor) == dev;
+	}
+	free(line);
+	fclose(maps);
+	return hit;
+}
+
+static void comm_of(const char *pid, char *out, size_t size)
+{
+	char path[300], comm[64] = "?";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%s/comm", pid);
+	if ((f = fopen(path, "re"))) {
+		if (fgets(comm, sizeof(comm), f))
+			comm[strcspn(comm, "\n")] = '\0';
+		fclose(f);
+	}
+	snprintf(out, size, "%s (%s)", pid, comm);
+}
+
+int sys_writers_of_device(dev_t dev, char *who, size_t who_size)
+{
+	char self[24], path[600], backing[4096];
+	struct dirent *de;
+	DIR *dir;
+	int found = 0;
+
+	if (who_size)
+		who[0] = '\0';
+	snprintf(self, sizeof(self), "%d", (int)getpid());
+	if (!(dir = opendir("/proc")))
+		return -errno;
+	while (!found && (de = readdir(dir))) {
+		if (!isdigit((unsigned char)de->d_name[0]) || !strcmp(de->d_name, self))
+			continue;
+		if (pid_writes(de->d_name, dev)) {
+			comm_of(de->d_name, who, who_size);
+			found = 1;
+		}
+	}
+	closedir(dir);
+	if (found || !(dir = opendir("/sys/block")))
+		return found;
+	while (!found && (de = readdir(dir))) {
+		ssize_t n;
+		int fd;
+		if (strncmp(de->d_name, "loop", 4))
+			continue;
+		snprintf(path, sizeof(path), "/sys/block/%s/ro", de->d_name);
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
+			char ro = '0';
+			n = read(fd, &ro, 1);
+			close(fd);
+			if (n == 1 && ro == '1')
+				continue;   /* attached read-only: writes nothing */
+		}
+		snprintf(path, sizeof(path), "/sys/block/%s/loop/backing_file", de->d_name);
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+			continue;   /* not attached */
+		n = read(fd, backing, sizeof(backing) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		backing[n] = '\0';
+		backing[strcspn(backing, "\n")] = '\0';
+		if (on_device(backing, dev)) {
+			snprintf(who, who_size, "loop device %s", de->d_name);
+			found = 1;
+		}
+	}
+	closedir(dir);
+	return found;
+}
