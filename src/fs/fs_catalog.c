@@ -835,24 +835,29 @@ void fs_catalog_seal_write(struct fs *fs, void (*drain)(struct fs *))
 
 	if (!fs->catalog || !fs->seal_dev.known || atomic_load(&fs->catalog_tainted))
 		return;
-	/* A writer still open (Linux AIO, a shared mapping, a loop device) may have changed a
-	 * file with no event yet: its close, which would tell, comes after the stop. */
-	if ((rc = sys_writers_of_device(makedev(fs->seal_dev.major, fs->seal_dev.minor), who,
-	                                sizeof(who))) != 0) {
-		if (rc > 0)
-			log_info("metadata catalog not sealed: %s has a file of the original open for "
-			         "writing or mapped shared, or is backed by one (what it writes raises no "
-			         "event before its close)", who);
-		else
-			log_info("metadata catalog not sealed: cannot look for writers of the original "
-			         "(%s)", strerror(-rc));
-		return;
-	}
 	if (origin_syncfs(fs) < 0)
 		return;
 	drain(fs);  /* every change so far is in an event: its records go before the seal */
 	if (atomic_load(&fs->catalog_tainted) || device_counts(fs, &c) < 0 || boot_id(boot) < 0 ||
 	    sys_fstatat(fs->cfg.origin_fd, "", &st, AT_EMPTY_PATH) < 0)
+		return;
+	/* After the counters' sample: a writer still open (Linux AIO, a shared mapping, a loop
+	 * device) may have changed a file with no event yet, and its close, which would tell,
+	 * comes after the stop; one that opens after this scan writes after the sample (the
+	 * counters move); one that closed before it is in the second drain. */
+	if ((rc = sys_writers_of_device(makedev(fs->seal_dev.major, fs->seal_dev.minor), who,
+	                                sizeof(who))) != 0) {
+		if (rc > 0)
+			log_info("metadata catalog not sealed: %s may write files of the original's "
+			         "device with no event before its close (Linux AIO, a shared mapping, a "
+			         "loop device)", who);
+		else
+			log_info("metadata catalog not sealed: cannot look for writers of the original "
+			         "(%s)", strerror(-rc));
+		return;
+	}
+	drain(fs);
+	if (atomic_load(&fs->catalog_tainted))
 		return;
 	uuid_hex(fs->seal_dev.uuid, uuid);
 	len = snprintf(buf, sizeof(buf), "%s\nboot %s\ndevice %u:%u\ndiskseq %llu\nuuid %s\nroot %llu %llu\n"

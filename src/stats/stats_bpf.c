@@ -94,9 +94,12 @@ destroy:
 
 #define BOOT_ID "/proc/sys/kernel/random/boot_id"
 
-/* This boot's id (one line), or "" where the kernel does not say it. */
-static void boot_id(char out[64])
+/* What a refusal is remembered for: this boot's id and this process's effective capabilities
+ * ("BOOT CAPEFF"; a start with fewer privileges is refused what a later one may be granted),
+ * or "" where the kernel does not say them. */
+static void refusal_key(char out[128])
 {
+	char status[4096], *cap;
 	ssize_t n;
 	int fd = open(BOOT_ID, O_RDONLY | O_CLOEXEC);
 
@@ -107,9 +110,24 @@ static void boot_id(char out[64])
 	close(fd);
 	out[n > 0 ? n : 0] = '\0';
 	out[strcspn(out, "\n")] = '\0';
+	if (!out[0] || (fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC)) < 0) {
+		out[0] = '\0';
+		return;
+	}
+	n = read(fd, status, sizeof(status) - 1);
+	close(fd);
+	status[n > 0 ? n : 0] = '\0';
+	cap = strstr(status, "\nCapEff:");
+	if (!cap) {
+		out[0] = '\0';
+		return;
+	}
+	cap += strlen("\nCapEff:");
+	cap += strspn(cap, " \t");
+	snprintf(out + strlen(out), 128 - strlen(out), " %.*s", (int)strcspn(cap, "\n"), cap);
 }
 
-/* Was the refusal remembered in memo for this boot? */
+/* Was the refusal remembered in memo for this boot and these privileges? */
 static bool refusal_remembered(const char *memo, const char *boot)
 {
 	char line[128];
@@ -149,7 +167,7 @@ static void refusal_remember(const char *memo, const char *boot, bool refused)
 int stats_bpf_open(dev_t mount_dev, dev_t cache_dev, bool syscalls_ok, const char *memo,
                    struct stats_bpf **out, char *why, size_t why_size)
 {
-	char boot[64];
+	char boot[128];
 	const char *off = getenv("CACHEMAX_NO_BPF"), *only = getenv("CACHEMAX_BPF_HOOKS");
 	char fexit_why[256] = "";
 	struct stats_bpf *b;
@@ -174,7 +192,7 @@ int stats_bpf_open(dev_t mount_dev, dev_t cache_dev, bool syscalls_ok, const cha
 	/* fentry/fexit sees every passthrough read; the syscall hooks only those of read(2) and
 	 * its kin. CACHEMAX_BPF_HOOKS=syscalls skips the first (for tests). */
 	rc = -ECANCELED;
-	boot_id(boot);
+	refusal_key(boot);
 	if (only && !strcmp(only, "syscalls")) {
 		snprintf(fexit_why, sizeof(fexit_why), "fentry/fexit skipped by CACHEMAX_BPF_HOOKS");
 	} else if (refusal_remembered(memo, boot)) {

@@ -33,7 +33,8 @@ enum stats_bpf_hooks { STATS_BPF_FEXIT, STATS_BPF_SYSCALLS };
  * — only when the user asked for it (--count-syscalls). */
 /* memo (or NULL): a file in which a refusal of the fentry/fexit programs for lack of privilege
  * (EPERM: some kernels and VMs refuse tracing programs to root) is remembered with the boot's
- * id, so that later starts in the same boot skip the load (about 0.1 s: libbpf parses the
+ * id and the process's effective capabilities, so that later starts in the same boot with the
+ * same privileges skip the load (about 0.1 s: libbpf parses the
  * kernel's BTF) and say it was remembered. Its directory must be root's alone (the run
  * directory). */
 int stats_bpf_open(dev_t mount_dev, dev_t cache_dev, bool syscalls_ok, const char *memo,

@@ -44,19 +44,39 @@ static bool open_for_writing(const char *info)
 	return !flags || (strtoul(flags + 6, NULL, 8) & O_ACCMODE) != O_RDONLY;
 }
 
+/* A process writes dev's files unannounced if it maps one shared and writable, or has an AIO
+ * context (its ring is mapped as "/[aio]") and a file of dev open for writing. (A write(2) or
+ * io_uring writer raises FAN_MODIFY as it writes: not one of these.) */
 static bool pid_writes(const char *pid, dev_t dev)
 {
 	char path[600], *line = NULL;
 	size_t cap = 0;
-	bool hit = false;
+	bool hit = false, aio = false;
 	struct dirent *de;
 	DIR *fds;
 	FILE *maps;
 
+	snprintf(path, sizeof(path), "/proc/%s/maps", pid);
+	maps = fopen(path, "re");
+	if (!maps)
+		return false;   /* gone meanwhile, or not ours to read (sys_writers.h) */
+	while (!hit && getline(&line, &cap, maps) > 0) {
+		char perms[8];
+		unsigned major, minor;
+		unsigned long ino;
+		if (strstr(line, " /[aio]"))
+			aio = true;
+		else if (sscanf(line, "%*s %7s %*s %x:%x %lu", perms, &major, &minor, &ino) == 4 && ino != 0)
+			hit = perms[1] == 'w' && perms[3] == 's' && makedev(major, minor) == dev;
+	}
+	free(line);
+	fclose(maps);
+	if (hit || !aio)
+		return hit;
 	snprintf(path, sizeof(path), "/proc/%s/fd", pid);
 	fds = opendir(path);
 	if (!fds)
-		return errno == EACCES;   /* gone meanwhile: not a writer; not ours to read: maybe */
+		return false;
 	while (!hit && (de = readdir(fds))) {
 		if (de->d_name[0] == '.')
 			continue;
@@ -67,21 +87,6 @@ static bool pid_writes(const char *pid, dev_t dev)
 		hit = open_for_writing(path);
 	}
 	closedir(fds);
-	if (hit)
-		return true;
-	snprintf(path, sizeof(path), "/proc/%s/maps", pid);
-	maps = fopen(path, "re");
-	if (!maps)
-		return false;
-	while (!hit && getline(&line, &cap, maps) > 0) {
-		char perms[8];
-		unsigned major, minor;
-		unsigned long ino;
-		if (sscanf(line, "%*s %7s %*s %x:%x %lu", perms, &major, &minor, &ino) == 4 && ino != 0)
-			hit = perms[1] == 'w' && perms[3] == 's' && makedev(major, minor) == dev;
-	}
-	free(line);
-	fclose(maps);
 	return hit;
 }
 

@@ -1,5 +1,6 @@
 /* aiowrite FILE OFFSET TEXT [HOLD]: writes TEXT at OFFSET of FILE by Linux AIO (io_submit),
- * waits for its completion, keeps the file open HOLD seconds (default 0), closes it. Such a write raises no fanotify FAN_MODIFY (the kernel's
+ * waits for its completion, keeps the file and its AIO context HOLD seconds (default 0), closes
+ * it (a SIGTERM meanwhile closes it too). Such a write raises no fanotify FAN_MODIFY (the kernel's
  * aio_complete_rw calls no fsnotify_modify): only the close (FAN_CLOSE_WRITE) tells a watcher.
  * For t-watch-close-write and t-meta-catalog-seal. Exit 0, or 1 with the failing call on stderr. */
 #include <fcntl.h>
@@ -45,9 +46,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "io_getevents: the write did not complete whole (%lld)\n", (long long)ev.res);
 		return 1;
 	}
-	syscall(SYS_io_destroy, ctx);
-	if (argc == 5)
+	if (argc == 5)   /* the AIO context kept meanwhile, as a database keeps its own */
 		sleep((unsigned)atoi(argv[4]));
+	syscall(SYS_io_destroy, ctx);
 	if (close(fd) < 0) {
 		perror("close");
 		return 1;

@@ -21,13 +21,6 @@ export CMTEST_RUN=${CMTEST_RUN:-solo$$}
 T_SCRATCH=$(mktemp -d "/tmp/cmtest-$CMTEST_RUN.XXXXXX")
 # A private run directory: this test's state records and daemon logs, nobody else's.
 export CACHEMAX_RUN_DIR=$T_SCRATCH/run
-# python3 may be a version manager's shim (pyenv's is a shell script that runs two more before
-# the interpreter: 0.2-1.5 s a call here, against 0.09 s for the interpreter itself), and the
-# tests call python3 hundreds of times: the interpreter it leads to, found once, comes first in
-# PATH (also for the `#!/usr/bin/env python3` scripts).
-mkdir "$T_SCRATCH/bin"
-ln -s "$(python3 -c 'import sys; print(sys.executable)')" "$T_SCRATCH/bin/python3"
-export PATH=$T_SCRATCH/bin:$PATH
 
 t_cleanup() {
   local rc=$?
@@ -67,6 +60,15 @@ t_cleanup() {
 # Never replace this trap in a test (its status would be lost): add paths to T_REMOVE instead.
 trap t_cleanup EXIT
 trap 'exit 130' INT TERM
+# python3 may be a version manager's shim (pyenv's is a shell script that runs two more before
+# the interpreter: 0.2-1.5 s a call here, against 0.09 s for the interpreter itself), and the
+# tests call python3 hundreds of times: the interpreter it leads to, found once, comes first in
+# PATH (also for the `#!/usr/bin/env python3` scripts), exec'd by its own path (a venv's
+# interpreter finds its pyvenv.cfg by that path).
+mkdir "$T_SCRATCH/bin"
+printf '#!/bin/sh\nexec '\''%s'\'' "$@"\n' "$(python3 -c 'import sys; print(sys.executable)')" > "$T_SCRATCH/bin/python3"
+chmod +x "$T_SCRATCH/bin/python3"
+export PATH=$T_SCRATCH/bin:$PATH
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 skip() { echo "SKIP: $*" >&2; exit 77; }

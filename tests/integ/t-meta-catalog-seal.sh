@@ -163,13 +163,16 @@ mkdir "$W/dir"; printf 'old content 0123\n' > "$W/dir/same"; printf 'old\n' > "$
 t_backdoor "$W" "$WB"
 t_mount "$W" "$SHM/cache-w" --meta-catalog > /dev/null
 for _ in 1 2 3; do ls -lR "$W" > /dev/null; cat "$W/dir/same" "$W/dir/grow" > /dev/null; done
-"$AIO" "$WB/dir/same" 0 NEW 4 & T_PIDS+=($!)      # their closes come after the stop
-"$AIO" "$WB/dir/grow" 4 appended 4 & T_PIDS+=($!)
-sleep 1.5
+"$AIO" "$WB/dir/same" 0 NEW 600 & w1=$!; T_PIDS+=($w1)   # closed (killed) after the stop
+"$AIO" "$WB/dir/grow" 4 appended 600 & w2=$!; T_PIDS+=($w2)
+for _ in $(seq 1 100); do   # both writes done (the sizes behind moved)
+  [ "$(stat -c %s "$WB/dir/grow")" = 12 ] && [ "$(head -c 3 "$WB/dir/same")" = NEW ] && break
+  sleep 0.05
+done
 t_unmount "$W" > /dev/null
 [ ! -f "$SHM/cache-w/cachemax-v1/catalog/seal" ] || fail "(5) sealed while an AIO writer of the original was open"
 grep -q "metadata catalog not sealed: .*aiowrite" "$CACHEMAX_RUN_DIR"/*.log || fail "(5) the log does not say why no seal was written"
-wait
+kill "$w1" "$w2"; wait "$w1" "$w2" 2>/dev/null || true
 t_mount "$W" "$SHM/cache-w" --meta-catalog > /dev/null
 for f in same grow; do
   [ "$(stat -c '%s %.9Y' "$W/dir/$f")" = "$(stat -c '%s %.9Y' "$WB/dir/$f")" ] && cmp -s "$W/dir/$f" "$WB/dir/$f" ||

