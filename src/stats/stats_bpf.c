@@ -15,6 +15,7 @@
 
 #include "passthrough.skel.h"
 #include "stats/bpf/passthrough.h"
+#include "sys/sys.h"
 #include "util/log.h"
 
 _Static_assert((int)STATS_PT_COUNTER_COUNT == (int)PT_COUNTER_COUNT, "counter indices");
@@ -99,56 +100,40 @@ destroy:
  * or "" where the kernel does not say them. */
 static void refusal_key(char out[128])
 {
-	char status[4096], *cap;
-	ssize_t n;
-	int fd = open(BOOT_ID, O_RDONLY | O_CLOEXEC);
+	char boot[64], status[16384], *cap;
 
 	out[0] = '\0';
-	if (fd < 0)
+	if (sys_read_file(BOOT_ID, boot, sizeof(boot)) <= 0 ||
+	    sys_read_file("/proc/self/status", status, sizeof(status)) < 0 ||
+	    !(cap = strstr(status, "\nCapEff:")))
 		return;
-	n = read(fd, out, 63);
-	close(fd);
-	out[n > 0 ? n : 0] = '\0';
-	out[strcspn(out, "\n")] = '\0';
-	if (!out[0] || (fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC)) < 0) {
-		out[0] = '\0';
-		return;
-	}
-	n = read(fd, status, sizeof(status) - 1);
-	close(fd);
-	status[n > 0 ? n : 0] = '\0';
-	cap = strstr(status, "\nCapEff:");
-	if (!cap) {
-		out[0] = '\0';
-		return;
-	}
 	cap += strlen("\nCapEff:");
 	cap += strspn(cap, " \t");
-	snprintf(out + strlen(out), 128 - strlen(out), " %.*s", (int)strcspn(cap, "\n"), cap);
+	snprintf(out, 128, "%.*s %.*s", (int)strcspn(boot, "\n"), boot, (int)strcspn(cap, "\n"), cap);
 }
 
 /* Was the refusal remembered in memo for this boot and these privileges? */
-static bool refusal_remembered(const char *memo, const char *boot)
+static bool refusal_remembered(const char *memo, const char *key)
 {
 	char line[128];
 	ssize_t n;
 	int fd;
 
-	if (!memo || !boot[0] || (fd = open(memo, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+	if (!memo || !key[0] || (fd = open(memo, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
 		return false;
 	n = read(fd, line, sizeof(line) - 1);
 	close(fd);
 	line[n > 0 ? n : 0] = '\0';
 	line[strcspn(line, "\n")] = '\0';
-	return strcmp(line, boot) == 0;
+	return strcmp(line, key) == 0;
 }
 
 /* Remember the refusal (or, refused == false, forget one remembered in an earlier boot). */
-static void refusal_remember(const char *memo, const char *boot, bool refused)
+static void refusal_remember(const char *memo, const char *key, bool refused)
 {
 	int fd;
 
-	if (!memo || !boot[0])
+	if (!memo || !key[0])
 		return;
 	if (!refused) {
 		unlink(memo);
@@ -159,7 +144,7 @@ static void refusal_remember(const char *memo, const char *boot, bool refused)
 		log_info("cannot remember the BPF refusal in %s: %s", memo, strerror(errno));
 		return;
 	}
-	if (write(fd, boot, strlen(boot)) < 0 || write(fd, "\n", 1) < 0)
+	if (write(fd, key, strlen(key)) < 0 || write(fd, "\n", 1) < 0)
 		log_info("cannot remember the BPF refusal in %s: %s", memo, strerror(errno));
 	close(fd);
 }
@@ -167,7 +152,7 @@ static void refusal_remember(const char *memo, const char *boot, bool refused)
 int stats_bpf_open(dev_t mount_dev, dev_t cache_dev, bool syscalls_ok, const char *memo,
                    struct stats_bpf **out, char *why, size_t why_size)
 {
-	char boot[128];
+	char key[128];
 	const char *off = getenv("CACHEMAX_NO_BPF"), *only = getenv("CACHEMAX_BPF_HOOKS");
 	char fexit_why[256] = "";
 	struct stats_bpf *b;
@@ -192,10 +177,10 @@ int stats_bpf_open(dev_t mount_dev, dev_t cache_dev, bool syscalls_ok, const cha
 	/* fentry/fexit sees every passthrough read; the syscall hooks only those of read(2) and
 	 * its kin. CACHEMAX_BPF_HOOKS=syscalls skips the first (for tests). */
 	rc = -ECANCELED;
-	refusal_key(boot);
+	refusal_key(key);
 	if (only && !strcmp(only, "syscalls")) {
 		snprintf(fexit_why, sizeof(fexit_why), "fentry/fexit skipped by CACHEMAX_BPF_HOOKS");
-	} else if (refusal_remembered(memo, boot)) {
+	} else if (refusal_remembered(memo, key)) {
 		rc = -EPERM;
 		snprintf(fexit_why, sizeof(fexit_why), "the kernel refused the fentry/fexit programs "
 		         "earlier in this boot (EPERM, remembered in %s)", memo);
@@ -203,7 +188,7 @@ int stats_bpf_open(dev_t mount_dev, dev_t cache_dev, bool syscalls_ok, const cha
 		rc = skeleton_load(mount_dev, cache_dev, STATS_BPF_FEXIT, &b->skel, fexit_why,
 		                   sizeof(fexit_why));
 		if (rc == 0 || rc == -EPERM)
-			refusal_remember(memo, boot, rc == -EPERM);
+			refusal_remember(memo, key, rc == -EPERM);
 	}
 	b->hooks = STATS_BPF_FEXIT;
 	if (rc < 0 && !syscalls_ok) {

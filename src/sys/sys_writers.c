@@ -14,6 +14,8 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "sys/sys.h"
+
 /* The device of the file behind path (a /proc magic link, a loop device's backing file),
  * from the attributes the kernel already has (AT_STATX_DONT_SYNC: no request to a network or
  * FUSE file system, which could hang). */
@@ -26,20 +28,25 @@ static bool on_device(const char *path, dev_t dev)
 	return makedev(stx.stx_dev_major, stx.stx_dev_minor) == dev;
 }
 
+/* The first line of a small file of the system, its newline cut: its length, or -errno. */
+static ssize_t first_line(const char *path, char *buf, size_t size)
+{
+	ssize_t n = sys_read_file(path, buf, size);
+	if (n >= 0)
+		buf[strcspn(buf, "\n")] = '\0';
+	return n;
+}
+
 /* Is the open file whose fdinfo is at info open for writing? (Unreadable: taken as yes.) */
 static bool open_for_writing(const char *info)
 {
-	char buf[512], *flags;
-	ssize_t n;
-	int fd = open(info, O_RDONLY | O_CLOEXEC);
+	char buf[4096], *flags;
+	ssize_t n = sys_read_file(info, buf, sizeof(buf));
 
-	if (fd < 0)
-		return errno != ENOENT;   /* closed meanwhile: not a writer */
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
+	if (n == -ENOENT)
+		return false;   /* closed meanwhile: not a writer */
+	if (n < 0)
 		return true;
-	buf[n] = '\0';
 	flags = strstr(buf, "flags:");
 	return !flags || (strtoul(flags + 6, NULL, 8) & O_ACCMODE) != O_RDONLY;
 }
@@ -92,21 +99,45 @@ static bool pid_writes(const char *pid, dev_t dev)
 
 static void comm_of(const char *pid, char *out, size_t size)
 {
-	char path[300], comm[64] = "?";
-	FILE *f;
+	char path[300], comm[64];
 
 	snprintf(path, sizeof(path), "/proc/%s/comm", pid);
-	if ((f = fopen(path, "re"))) {
-		if (fgets(comm, sizeof(comm), f))
-			comm[strcspn(comm, "\n")] = '\0';
-		fclose(f);
-	}
+	if (first_line(path, comm, sizeof(comm)) < 0)
+		strcpy(comm, "?");
 	snprintf(out, size, "%s (%s)", pid, comm);
+}
+
+/* A loop device attached read-write whose backing file is on dev: 1 and its name in who. */
+static int loop_writes(dev_t dev, char *who, size_t who_size)
+{
+	char path[600], line[4096];
+	struct dirent *de;
+	DIR *dir = opendir("/sys/block");
+	int found = 0;
+
+	if (!dir)
+		return 0;
+	while (!found && (de = readdir(dir))) {
+		if (strncmp(de->d_name, "loop", 4))
+			continue;
+		snprintf(path, sizeof(path), "/sys/block/%s/ro", de->d_name);
+		if (first_line(path, line, sizeof(line)) >= 0 && !strcmp(line, "1"))
+			continue;   /* attached read-only: writes nothing */
+		snprintf(path, sizeof(path), "/sys/block/%s/loop/backing_file", de->d_name);
+		if (first_line(path, line, sizeof(line)) <= 0)
+			continue;   /* not attached */
+		if (on_device(line, dev)) {
+			snprintf(who, who_size, "loop device %s", de->d_name);
+			found = 1;
+		}
+	}
+	closedir(dir);
+	return found;
 }
 
 int sys_writers_of_device(dev_t dev, char *who, size_t who_size)
 {
-	char self[24], path[600], backing[4096];
+	char self[24];
 	struct dirent *de;
 	DIR *dir;
 	int found = 0;
@@ -125,35 +156,5 @@ int sys_writers_of_device(dev_t dev, char *who, size_t who_size)
 		}
 	}
 	closedir(dir);
-	if (found || !(dir = opendir("/sys/block")))
-		return found;
-	while (!found && (de = readdir(dir))) {
-		ssize_t n;
-		int fd;
-		if (strncmp(de->d_name, "loop", 4))
-			continue;
-		snprintf(path, sizeof(path), "/sys/block/%s/ro", de->d_name);
-		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
-			char ro = '0';
-			n = read(fd, &ro, 1);
-			close(fd);
-			if (n == 1 && ro == '1')
-				continue;   /* attached read-only: writes nothing */
-		}
-		snprintf(path, sizeof(path), "/sys/block/%s/loop/backing_file", de->d_name);
-		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-			continue;   /* not attached */
-		n = read(fd, backing, sizeof(backing) - 1);
-		close(fd);
-		if (n <= 0)
-			continue;
-		backing[n] = '\0';
-		backing[strcspn(backing, "\n")] = '\0';
-		if (on_device(backing, dev)) {
-			snprintf(who, who_size, "loop device %s", de->d_name);
-			found = 1;
-		}
-	}
-	closedir(dir);
-	return found;
+	return found ? found : loop_writes(dev, who, who_size);
 }
